@@ -1,0 +1,418 @@
+/*
+ * casenet.h - the whole public contract of libcasenet: member keys, the signed
+ * directory, the end-to-end envelope, receipts, payload JSON and (later) the
+ * broker connection.
+ *
+ * Conventions, for every function here:
+ *  - int results are casenet_err values: 0 on success, a positive code on
+ *    failure; casenet_strerror() names it.
+ *  - Output parameters are written only on success; on failure the caller
+ *    keeps ownership of everything it passed and owns nothing new.
+ *  - Byte buffers handed out are casenet_buf; release them with
+ *    casenet_buf_free(), which wipes before freeing. Every *_free accepts NULL.
+ *  - Times are milliseconds since the Unix epoch (int64_t).
+ *  - Call casenet_init() once before anything else.
+ */
+#ifndef CASENET_H
+#define CASENET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CASENET_BUILDING)
+#define CASENET_API __attribute__((visibility("default")))
+#else
+#define CASENET_API
+#endif
+#define CASENET_NODISCARD __attribute__((warn_unused_result))
+
+/* ------------------------------------------------------------------ errors */
+
+/* One error enum. 1..12 are the wire error codes of proto ErrorCode (same
+ * numbers); 100 and up are local conditions that never travel. */
+typedef enum casenet_err {
+    CASENET_OK = 0,
+    CASENET_EBADREQ = 1,         /* malformed or structurally invalid input */
+    CASENET_EUNAUTH = 2,         /* unknown, suspended or revoked key */
+    CASENET_EFORBIDDEN = 3,      /* authenticated but not allowed */
+    CASENET_ENOTFOUND = 4,       /* no such message, member or key */
+    CASENET_ECONFLICT = 5,       /* same message id, other bytes; bad transition */
+    CASENET_ETOOLARGE = 6,       /* over a size or count limit */
+    CASENET_ERATELIMIT = 7,      /* slow down, see retry-after */
+    CASENET_EUNAVAIL = 8,        /* broker cannot serve now (disk full, stopping) */
+    CASENET_EBADSIG = 9,         /* a signature does not verify */
+    CASENET_EUNKNOWNRCPT = 10,   /* recipient not in the directory or not active */
+    CASENET_ECLOCKSKEW = 11,     /* created_at too far from the broker's clock */
+    CASENET_EVERSION = 12,       /* protocol or envelope version not supported */
+    CASENET_ENOMEM = 100,        /* out of memory */
+    CASENET_EIO = 101,           /* file or socket I/O failed */
+    CASENET_ECRYPTO = 102,       /* decryption or key unwrapping failed */
+    CASENET_EEXPIRED = 103,      /* directory expired */
+    CASENET_EROLLBACK = 104,     /* directory older than one already seen */
+    CASENET_ETIMEDOUT = 105,     /* no answer in time */
+    CASENET_EINVAL = 106,        /* invalid argument (caller error, bad JSON) */
+    CASENET_ENOTRECIPIENT = 107, /* the reader is not a listed recipient */
+    CASENET_EPERM = 108,         /* secret key file readable by group or others */
+    CASENET_ECOMMIT = 109,       /* key commitment mismatch */
+} casenet_err;
+
+/* A static English description of err ("unknown error" for other values). */
+CASENET_API const char *casenet_strerror(int err);
+/* The stable wire name of err ("BAD_REQUEST", ..., "NOMEM"), for logs. */
+CASENET_API const char *casenet_errname(int err);
+
+/* Initialises libsodium; safe to call more than once. */
+CASENET_API CASENET_NODISCARD int casenet_init(void);
+
+/* ------------------------------------------------------------------ sizes */
+
+#define CASENET_SIGN_PK_BYTES     32
+#define CASENET_SIGN_SK_BYTES     64
+#define CASENET_SIGNATURE_BYTES   64
+#define CASENET_BOX_PK_BYTES      32
+#define CASENET_BOX_SK_BYTES      32
+#define CASENET_CURVE_KEY_BYTES   32
+#define CASENET_CONTENT_KEY_BYTES 32
+#define CASENET_NONCE_BYTES       24
+#define CASENET_HASH_BYTES        32
+#define CASENET_MESSAGE_ID_BYTES  16
+#define CASENET_CASE_REF_BYTES    16
+#define CASENET_SEALED_KEY_BYTES  80
+#define CASENET_KEY_ID_CHARS      16 /* hex of 8 bytes, without the NUL */
+#define CASENET_MEMBER_ID_MAX     64 /* [a-z0-9][a-z0-9.-]{1,63} */
+#define CASENET_MAX_RECIPIENTS    256
+#define CASENET_MAX_PAYLOAD_BYTES (4u * 1024u * 1024u)
+
+/* ------------------------------------------------------------------ buffers */
+
+typedef struct casenet_buf {
+    uint8_t *data;
+    size_t len;
+} casenet_buf;
+
+/* Wipes and frees b->data, then zeroes *b. Accepts NULL and empty buffers. */
+CASENET_API void casenet_buf_free(casenet_buf *b);
+
+/* ------------------------------------------------------------------ enums */
+/* Numbers equal the proto enums of the same names. */
+
+typedef enum casenet_kind {
+    CASENET_KIND_REFERRAL = 1,
+    CASENET_KIND_STATUS = 2,
+    CASENET_KIND_INFO_REQUEST = 3,
+    CASENET_KIND_INFO_RESPONSE = 4,
+    CASENET_KIND_TAKEDOWN_REQUEST = 5,
+    CASENET_KIND_TAKEDOWN_RESULT = 6,
+    CASENET_KIND_CORRECTION = 7,
+    CASENET_KIND_WITHDRAW = 8,
+    CASENET_KIND_ERASE = 9,
+    CASENET_KIND_HASH_SHARE = 10,
+    CASENET_KIND_ESCALATION = 11,
+    CASENET_KIND_DEAD_LETTER = 12,
+    CASENET_KIND_RECEIPT = 20,
+} casenet_kind;
+
+typedef enum casenet_urgency {
+    CASENET_URGENCY_EMERGENCY = 1,
+    CASENET_URGENCY_URGENT_TAKEDOWN = 2,
+    CASENET_URGENCY_STANDARD = 3,
+    CASENET_URGENCY_INFO = 4,
+} casenet_urgency;
+
+typedef enum casenet_msg_status {
+    CASENET_MSG_ACTUAL = 1,
+    CASENET_MSG_EXERCISE = 2,
+    CASENET_MSG_TEST = 3,
+} casenet_msg_status;
+
+typedef enum casenet_member_status {
+    CASENET_MEMBER_ACTIVE = 1,
+    CASENET_MEMBER_SUSPENDED = 2,
+    CASENET_MEMBER_REVOKED = 3,
+} casenet_member_status;
+
+typedef enum casenet_receipt_status {
+    CASENET_RECEIPT_DELIVERED = 1,
+    CASENET_RECEIPT_ACCEPTED = 2,
+    CASENET_RECEIPT_DECLINED = 3,
+    CASENET_RECEIPT_COMPLETED = 4,
+} casenet_receipt_status;
+
+/* Lower-case names as used on the command line and in JSON output
+ * ("referral", "emergency", "actual", "delivered", ...), and back. The
+ * *_parse functions return 0 on success, CASENET_EINVAL for unknown names. */
+CASENET_API const char *casenet_kind_name(int kind);
+CASENET_API const char *casenet_urgency_name(int urgency);
+CASENET_API const char *casenet_msg_status_name(int status);
+CASENET_API const char *casenet_receipt_status_name(int status);
+CASENET_API CASENET_NODISCARD int casenet_kind_parse(const char *name, casenet_kind *out);
+CASENET_API CASENET_NODISCARD int casenet_urgency_parse(const char *name, casenet_urgency *out);
+CASENET_API CASENET_NODISCARD int casenet_msg_status_parse(const char *name,
+                                                           casenet_msg_status *out);
+CASENET_API CASENET_NODISCARD int casenet_receipt_status_parse(const char *name,
+                                                               casenet_receipt_status *out);
+
+/* True when id matches [a-z0-9][a-z0-9.-]{1,63}. */
+CASENET_API bool casenet_member_id_valid(const char *id);
+
+/* ------------------------------------------------------------------ keys */
+
+/* A member's (or the authority's) keyring: secret keys in sodium_malloc'd
+ * memory, wiped by casenet_keys_free(). */
+typedef struct casenet_keys casenet_keys;
+
+/* Generates a member keyring (Ed25519 signing, X25519 box, CURVE transport)
+ * for member_id, created at now_ms. */
+CASENET_API CASENET_NODISCARD int casenet_keys_generate(const char *member_id, int64_t now_ms,
+                                                        casenet_keys **out);
+/* Generates the authority's keyring: one Ed25519 signing key, id "authority". */
+CASENET_API CASENET_NODISCARD int casenet_keys_generate_authority(int64_t now_ms,
+                                                                  casenet_keys **out);
+/* Writes the secret keyring to secret_path (mode 0600, written to a temporary
+ * file, fsynced and renamed) and, when public_path is not NULL, the
+ * PublicKeyFile to public_path (0644). Refuses to overwrite an existing
+ * secret file (CASENET_EINVAL). */
+CASENET_API CASENET_NODISCARD int casenet_keys_save(const casenet_keys *k, const char *secret_path,
+                                                    const char *public_path);
+/* Loads a secret keyring. CASENET_EPERM when the file is group- or
+ * world-accessible, CASENET_EIO when unreadable, CASENET_EBADREQ when
+ * malformed. */
+CASENET_API CASENET_NODISCARD int casenet_keys_load(const char *secret_path, casenet_keys **out);
+/* The keyring's member id (borrowed). */
+CASENET_API const char *casenet_keys_member_id(const casenet_keys *k);
+/* The serialised PublicKeyFile for k (what ID.pub holds). */
+CASENET_API CASENET_NODISCARD int casenet_keys_public_file(const casenet_keys *k, casenet_buf *out);
+/* The current signing public key (32 B, borrowed) and its key id. */
+CASENET_API const uint8_t *casenet_keys_sign_pk(const casenet_keys *k, const char **key_id);
+/* The current CURVE transport key pair (32 B each, borrowed); NULL for the
+ * authority. */
+CASENET_API const uint8_t *casenet_keys_curve_pk(const casenet_keys *k);
+CASENET_API const uint8_t *casenet_keys_curve_sk(const casenet_keys *k);
+CASENET_API void casenet_keys_free(casenet_keys *k);
+
+/* Reads a PublicKeyFile (ID.pub or authority.pub). For the authority's file
+ * it returns its signing key in authority_pk. */
+CASENET_API CASENET_NODISCARD int casenet_authority_pk_load(const char *path,
+                                                            uint8_t authority_pk[32]);
+
+/* ------------------------------------------------------------------ directory */
+
+typedef struct casenet_directory casenet_directory;
+
+/* A directory member, borrowed from the directory: valid while it lives.
+ * The *_pk fields are the member's current keys of each use (the newest one
+ * valid now), NULL when it has none. */
+typedef struct casenet_member {
+    const char *id;
+    const char *display_name;
+    casenet_member_status status;
+    size_t n_roles;
+    const char *const *roles;
+    size_t n_groups;
+    const char *const *groups;
+    const uint8_t *sign_pk;
+    const char *sign_key_id;
+    const uint8_t *box_pk;
+    const char *box_key_id;
+    const uint8_t *curve_pk;
+    const char *curve_key_id;
+} casenet_member;
+
+/* Parses and verifies a serialised SignedDirectory against the pinned
+ * authority key: CASENET_EBADSIG when the signature fails, CASENET_EEXPIRED
+ * when expires_at_ms <= now_ms, CASENET_EROLLBACK when its version is below
+ * min_version, CASENET_EBADREQ when malformed (bad member id, duplicate id,
+ * key of the wrong size). The directory keeps a copy of the signed bytes. */
+CASENET_API CASENET_NODISCARD int casenet_directory_parse(const uint8_t *buf, size_t len,
+                                                          const uint8_t authority_pk[32],
+                                                          int64_t now_ms, uint64_t min_version,
+                                                          casenet_directory **out);
+CASENET_API void casenet_directory_free(casenet_directory *d);
+CASENET_API uint64_t casenet_directory_version(const casenet_directory *d);
+CASENET_API int64_t casenet_directory_issued_at(const casenet_directory *d);
+CASENET_API int64_t casenet_directory_expires_at(const casenet_directory *d);
+/* The exact signed bytes it was parsed from (borrowed). */
+CASENET_API const uint8_t *casenet_directory_bytes(const casenet_directory *d, size_t *len);
+CASENET_API size_t casenet_directory_count(const casenet_directory *d);
+/* Member i (0 <= i < count) or the member named id; CASENET_ENOTFOUND. */
+CASENET_API CASENET_NODISCARD int casenet_directory_at(const casenet_directory *d, size_t i,
+                                                       casenet_member *out);
+CASENET_API CASENET_NODISCARD int casenet_directory_find(const casenet_directory *d, const char *id,
+                                                         casenet_member *out);
+/* The member with role "broker"; CASENET_ENOTFOUND when none. */
+CASENET_API CASENET_NODISCARD int casenet_directory_broker(const casenet_directory *d,
+                                                           casenet_member *out);
+/* The member whose CURVE public key is curve_pk (for ZAP). */
+CASENET_API CASENET_NODISCARD int casenet_directory_find_curve(const casenet_directory *d,
+                                                               const uint8_t curve_pk[32],
+                                                               casenet_member *out);
+/* The signing key key_id of member id, valid at at_ms (old keys still verify
+ * old messages); CASENET_ENOTFOUND. pk is borrowed. */
+CASENET_API CASENET_NODISCARD int casenet_directory_sign_key(const casenet_directory *d,
+                                                             const char *id, const char *key_id,
+                                                             int64_t at_ms, const uint8_t **pk);
+/* True when member m has role (or group, for the second) name. */
+CASENET_API bool casenet_member_has_role(const casenet_member *m, const char *role);
+CASENET_API bool casenet_member_in_group(const casenet_member *m, const char *group);
+
+/* What the authority says about a member when adding it. */
+typedef struct casenet_member_spec {
+    const char *display_name; /* NULL = the id */
+    const char *const *roles;
+    size_t n_roles;
+    const char *const *groups;
+    size_t n_groups;
+} casenet_member_spec;
+
+/* Authority operations. Each takes the current signed directory (NULL or
+ * empty for none), applies one change, sets version = old version + 1,
+ * issued_at = now_ms, expires_at = now_ms + validity_ms, and signs with the
+ * authority keyring. The current directory is verified with the authority's
+ * own key first (expiry is not checked, so an expired one can be renewed).
+ * Unknown roles and invalid ids are CASENET_EINVAL; adding an id that exists
+ * replaces its keys and attributes (re-admission after key rotation). */
+CASENET_API CASENET_NODISCARD int
+casenet_directory_add_member(const casenet_keys *authority, const uint8_t *current,
+                             size_t current_len, const uint8_t *public_file, size_t public_len,
+                             const casenet_member_spec *spec, int64_t now_ms, int64_t validity_ms,
+                             casenet_buf *out);
+CASENET_API CASENET_NODISCARD int
+casenet_directory_set_status(const casenet_keys *authority, const uint8_t *current,
+                             size_t current_len, const char *member_id,
+                             casenet_member_status status, int64_t now_ms, int64_t validity_ms,
+                             casenet_buf *out);
+
+/* ------------------------------------------------------------------ envelope */
+
+typedef struct casenet_seal_opts {
+    casenet_kind kind;
+    casenet_urgency urgency;   /* 0 = standard */
+    casenet_msg_status status; /* 0 = actual */
+    const char *const *to;     /* member ids or "@group" (the group's active members) */
+    size_t n_to;
+    const uint8_t *in_reply_to; /* NULL or CASENET_MESSAGE_ID_BYTES */
+    const uint8_t *case_ref;    /* NULL or CASENET_CASE_REF_BYTES */
+    int64_t created_at_ms;      /* 0 = now */
+    int64_t expires_at_ms;      /* 0 = never */
+} casenet_seal_opts;
+
+/* Metadata of a verified envelope. Owned by the caller: release with
+ * casenet_message_info_clear(). */
+typedef struct casenet_message_info {
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    char sender[CASENET_MEMBER_ID_MAX + 1];
+    char sign_key_id[CASENET_KEY_ID_CHARS + 1];
+    casenet_kind kind;
+    casenet_urgency urgency;
+    casenet_msg_status status;
+    int64_t created_at_ms;
+    int64_t expires_at_ms;
+    bool has_in_reply_to;
+    uint8_t in_reply_to[CASENET_MESSAGE_ID_BYTES];
+    bool has_case_ref;
+    uint8_t case_ref[CASENET_CASE_REF_BYTES];
+    size_t n_recipients;
+    char **recipients;
+    uint8_t envelope_hash[CASENET_HASH_BYTES]; /* SHA-256 of the envelope bytes */
+    size_t ciphertext_len;
+} casenet_message_info;
+
+CASENET_API void casenet_message_info_clear(casenet_message_info *info);
+
+/* Seals payload (a serialised Payload whose oneof matches opts->kind) from
+ * the sender to the recipients, with their box keys from the directory.
+ * Recipients are de-duplicated; each must be an active member
+ * (CASENET_EUNKNOWNRCPT otherwise); an empty list is CASENET_EINVAL.
+ * On success *envelope holds the serialised Envelope and message_id (when not
+ * NULL) its id. */
+CASENET_API CASENET_NODISCARD int
+casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
+             const casenet_seal_opts *opts, const uint8_t *payload, size_t payload_len,
+             casenet_buf *envelope, uint8_t message_id[CASENET_MESSAGE_ID_BYTES]);
+
+/* Checks an envelope as the broker does, without opening it: parses, checks
+ * every structural rule (version, sizes, recipients unique and active, exactly
+ * one wrapped key per recipient and no other, ciphertext hash) and the
+ * sender's signature against the directory key named by sign_key_id.
+ * Returns CASENET_EBADREQ, CASENET_EVERSION, CASENET_EUNKNOWNRCPT,
+ * CASENET_EUNAUTH (sender unknown or not active) or CASENET_EBADSIG. Fills
+ * info on success. */
+CASENET_API CASENET_NODISCARD int casenet_envelope_verify(const casenet_directory *dir,
+                                                          const uint8_t *envelope, size_t len,
+                                                          casenet_message_info *info);
+
+/* Opens an envelope for reader: everything casenet_envelope_verify checks,
+ * then that the reader is a listed recipient (CASENET_ENOTRECIPIENT),
+ * unwraps the content key (CASENET_ECRYPTO), checks the key commitment in
+ * constant time (CASENET_ECOMMIT), decrypts (CASENET_ECRYPTO) and parses the
+ * payload, which must match the header's kind (CASENET_EBADREQ). On success
+ * *payload holds the serialised Payload. */
+CASENET_API CASENET_NODISCARD int casenet_open(const casenet_keys *reader,
+                                               const casenet_directory *dir,
+                                               const uint8_t *envelope, size_t len,
+                                               casenet_message_info *info, casenet_buf *payload);
+
+/* ------------------------------------------------------------------ receipts */
+
+/* A recipient's signed receipt (status of its copy of a message). */
+typedef struct casenet_receipt {
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    uint8_t envelope_hash[CASENET_HASH_BYTES];
+    char sender[CASENET_MEMBER_ID_MAX + 1];    /* the message's sender */
+    char recipient[CASENET_MEMBER_ID_MAX + 1]; /* the signer */
+    casenet_receipt_status status;
+    char reason[64]; /* declined: not-competent, duplicate, insufficient-information, redirected */
+    char outcome[256]; /* completed: free text */
+    int64_t signed_at_ms;
+} casenet_receipt;
+
+/* Signs r with the signer's current key; r->recipient must equal the
+ * keyring's member id (CASENET_EINVAL). */
+CASENET_API CASENET_NODISCARD int casenet_receipt_sign(const casenet_keys *signer,
+                                                       const casenet_receipt *r, casenet_buf *out);
+/* Verifies a SignedReceipt against the directory key of its recipient. */
+CASENET_API CASENET_NODISCARD int casenet_receipt_verify(const casenet_directory *dir,
+                                                         const uint8_t *buf, size_t len,
+                                                         casenet_receipt *out);
+
+/* The broker's receipt for an accepted submission. */
+typedef struct casenet_submit_receipt {
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    uint8_t envelope_hash[CASENET_HASH_BYTES];
+    int64_t accepted_at_ms;
+    uint64_t audit_index;
+    char broker_id[CASENET_MEMBER_ID_MAX + 1];
+} casenet_submit_receipt;
+
+CASENET_API CASENET_NODISCARD int casenet_submit_receipt_sign(const casenet_keys *broker,
+                                                              const casenet_submit_receipt *r,
+                                                              casenet_buf *out);
+/* Verifies a BrokerReceipt against the directory's broker signing key. */
+CASENET_API CASENET_NODISCARD int casenet_submit_receipt_verify(const casenet_directory *dir,
+                                                                const uint8_t *buf, size_t len,
+                                                                casenet_submit_receipt *out);
+
+/* ------------------------------------------------------------------ payload JSON */
+
+/* Converts a payload in protobuf's canonical JSON mapping (lowerCamelCase,
+ * e.g. {"referral": {"summary": "..."}}) to a serialised Payload. An unknown
+ * field, a wrong type or a bad enum name is CASENET_EINVAL with a message
+ * naming the field path in err (NUL-terminated, truncated to errlen). When
+ * kind is not 0 the payload's oneof must match it. */
+CASENET_API CASENET_NODISCARD int casenet_payload_from_json(const char *json, size_t json_len,
+                                                            casenet_kind kind, casenet_buf *out,
+                                                            char *err, size_t errlen);
+/* Converts a serialised Payload to canonical JSON (a malloc'd, NUL-terminated
+ * string in out->data; out->len excludes the NUL). */
+CASENET_API CASENET_NODISCARD int casenet_payload_to_json(const uint8_t *payload, size_t len,
+                                                          casenet_buf *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CASENET_H */

@@ -1,0 +1,5 @@
+/* main.c - being written. */
+int main(void)
+{
+    return 0;
+}

@@ -1,0 +1,1 @@
+/* payload_json.c - being written. */

@@ -1,0 +1,1 @@
+/* pbjson.c - being written. */
