@@ -1,1 +1,239 @@
-/* util.c - being written. */
+/* util.c - clocks, hex, file I/O, PAE and key ids for libcasenet (see util.h). */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(CASENET_HASH_BYTES == crypto_hash_sha256_BYTES, "hash size");
+
+int64_t cn_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t cn_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cn_hex(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int cn_unhex(const char *hex, uint8_t *out, size_t len)
+{
+    if (!hex || strlen(hex) != 2 * len)
+        return CASENET_EINVAL;
+    for (size_t i = 0; i < 2 * len; i++) {
+        if (nibble(hex[i]) < 0)
+            return CASENET_EINVAL;
+    }
+    for (size_t i = 0; i < len; i++)
+        out[i] = (uint8_t)(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+    return CASENET_OK;
+}
+
+int cn_read_file(const char *path, size_t max, casenet_buf *out)
+{
+    int rc = CASENET_EIO;
+    uint8_t *data = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return CASENET_EIO;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        goto cleanup;
+    if ((uint64_t)st.st_size > max) {
+        rc = CASENET_ETOOLARGE;
+        goto cleanup;
+    }
+    size_t size = (size_t)st.st_size;
+    data = malloc(size ? size : 1);
+    if (!data) {
+        rc = CASENET_ENOMEM;
+        goto cleanup;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, data + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            goto cleanup;
+        got += (size_t)r;
+    }
+    out->data = data;
+    out->len = size;
+    data = NULL;
+    rc = CASENET_OK;
+cleanup:
+    free(data);
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(copy);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+int cn_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         bool exclusive)
+{
+    int rc = CASENET_EIO;
+    char *tmp = NULL;
+    int fd = -1;
+    if (exclusive && access(path, F_OK) == 0)
+        return CASENET_EINVAL;
+    if (asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0)
+        return CASENET_ENOMEM;
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        free(tmp);
+        return CASENET_EIO;
+    }
+    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
+        goto cleanup;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto cleanup;
+    }
+    fd = -1;
+    if (exclusive) {
+        /* link() fails if path exists, closing the race with access() above. */
+        if (link(tmp, path) != 0) {
+            rc = errno == EEXIST ? CASENET_EINVAL : CASENET_EIO;
+            goto cleanup;
+        }
+        unlink(tmp);
+    } else if (rename(tmp, path) != 0) {
+        goto cleanup;
+    }
+    free(tmp);
+    tmp = NULL;
+    if (fsync_dir_of(path) != 0)
+        return CASENET_EIO;
+    return CASENET_OK;
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    return rc;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int cn_pae(const char *domain, size_t n, const uint8_t *const parts[], const size_t lens[],
+           casenet_buf *out)
+{
+    size_t dlen = strlen(domain);
+    size_t total = 8 + 8 + dlen;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > SIZE_MAX - total - 8)
+            return CASENET_ETOOLARGE;
+        total += 8 + lens[i];
+    }
+    uint8_t *buf = malloc(total);
+    if (!buf)
+        return CASENET_ENOMEM;
+    uint8_t *p = buf;
+    put_le64(p, (uint64_t)n + 1);
+    p += 8;
+    put_le64(p, dlen);
+    p += 8;
+    memcpy(p, domain, dlen);
+    p += dlen;
+    for (size_t i = 0; i < n; i++) {
+        put_le64(p, lens[i]);
+        p += 8;
+        if (lens[i])
+            memcpy(p, parts[i], lens[i]);
+        p += lens[i];
+    }
+    out->data = buf;
+    out->len = total;
+    return CASENET_OK;
+}
+
+void cn_key_id(const uint8_t *key, size_t len, char out[CASENET_KEY_ID_CHARS + 1])
+{
+    uint8_t h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, key, len);
+    cn_hex(h, CASENET_KEY_ID_CHARS / 2, out);
+}
+
+void cn_sha256(const uint8_t *data, size_t len, uint8_t out[CASENET_HASH_BYTES])
+{
+    crypto_hash_sha256(out, data, len);
+}
+
+int cn_strlcpy(char *dst, const char *src, size_t cap)
+{
+    size_t n = strlen(src);
+    if (n >= cap) {
+        if (cap)
+            dst[0] = '\0';
+        return CASENET_EINVAL;
+    }
+    memcpy(dst, src, n + 1);
+    return CASENET_OK;
+}

@@ -1,0 +1,54 @@
+/*
+ * util.h - internal helpers of libcasenet shared by every module: clocks, hex,
+ * whole-file I/O with atomic replacement, the pre-authentication encoding
+ * (PAE) and key ids. Not part of the public API.
+ */
+#ifndef CASENET_UTIL_H
+#define CASENET_UTIL_H
+
+#include "casenet.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Wall-clock time in ms since the epoch (CLOCK_REALTIME). */
+int64_t cn_now_ms(void);
+/* Monotonic time in ms (CLOCK_MONOTONIC): for timeouts and intervals. */
+int64_t cn_mono_ms(void);
+
+/* Lowercase hex of in[0..len) into out, which holds 2 * len + 1 bytes. */
+void cn_hex(const uint8_t *in, size_t len, char *out);
+/* Decodes exactly len bytes from hex (2 * len hex digits, nothing else).
+ * CASENET_EINVAL otherwise; out is untouched on failure. */
+CASENET_NODISCARD int cn_unhex(const char *hex, uint8_t *out, size_t len);
+
+/* Reads the whole file at path into out (malloc'd). CASENET_EIO when it
+ * cannot be read, CASENET_ETOOLARGE when it is larger than max bytes. */
+CASENET_NODISCARD int cn_read_file(const char *path, size_t max, casenet_buf *out);
+/* Replaces path atomically with data: writes a temporary file beside it with
+ * the given mode, fsyncs it, renames it over path and fsyncs the directory.
+ * With exclusive set, fails with CASENET_EINVAL if path already exists.
+ * On failure the old file (if any) is untouched and no temporary remains. */
+CASENET_NODISCARD int cn_write_file_atomic(const char *path, const void *data, size_t len,
+                                           mode_t mode, bool exclusive);
+
+/* Pre-authentication encoding: LE64(n + 1) || LE64(|domain|) || domain ||
+ * for each part: LE64(|part|) || part. The bytes a signature or an AEAD's
+ * associated data cover; see proto/PROTOCOL.md section 1. out is malloc'd. */
+CASENET_NODISCARD int cn_pae(const char *domain, size_t n, const uint8_t *const parts[],
+                             const size_t lens[], casenet_buf *out);
+
+/* Key id of a public key: lowercase hex of the first 8 bytes of its SHA-256
+ * (CASENET_KEY_ID_CHARS characters plus a NUL). */
+void cn_key_id(const uint8_t *key, size_t len, char out[CASENET_KEY_ID_CHARS + 1]);
+
+/* SHA-256 of data. */
+void cn_sha256(const uint8_t *data, size_t len, uint8_t out[CASENET_HASH_BYTES]);
+
+/* Copies the NUL-terminated src into dst[cap]; CASENET_EINVAL (dst = "") if
+ * it does not fit. */
+CASENET_NODISCARD int cn_strlcpy(char *dst, const char *src, size_t cap);
+
+#endif
