@@ -412,6 +412,123 @@ CASENET_API CASENET_NODISCARD int casenet_payload_from_json(const char *json, si
 CASENET_API CASENET_NODISCARD int casenet_payload_to_json(const uint8_t *payload, size_t len,
                                                           casenet_buf *out);
 
+/* ------------------------------------------------------------------ broker connection */
+
+typedef enum casenet_inbox_state {
+    CASENET_INBOX_ANY = 0, /* filter only */
+    CASENET_INBOX_QUEUED = 1,
+    CASENET_INBOX_FETCHED = 2,
+    CASENET_INBOX_DELIVERED = 3,
+    CASENET_INBOX_ACCEPTED = 4,
+    CASENET_INBOX_DECLINED = 5,
+    CASENET_INBOX_COMPLETED = 6,
+    CASENET_INBOX_DEAD = 7,
+} casenet_inbox_state;
+
+/* "any", "queued", "fetched", "delivered", "accepted", "declined",
+ * "completed", "dead". */
+CASENET_API const char *casenet_inbox_state_name(int state);
+CASENET_API CASENET_NODISCARD int casenet_inbox_state_parse(const char *name,
+                                                            casenet_inbox_state *out);
+
+/* One row of a member's inbox, as listed or pushed. Owned by the caller:
+ * release with casenet_inbox_entry_clear(). */
+typedef struct casenet_inbox_entry {
+    uint64_t seq; /* the broker's row number, usable as a cursor */
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    char sender[CASENET_MEMBER_ID_MAX + 1];
+    casenet_kind kind; /* CASENET_KIND_RECEIPT for a forwarded receipt */
+    casenet_urgency urgency;
+    casenet_msg_status status;
+    casenet_inbox_state state;
+    int64_t received_at_ms;
+    int64_t created_at_ms;
+    uint32_t size;
+    bool has_in_reply_to;
+    uint8_t in_reply_to[CASENET_MESSAGE_ID_BYTES];
+    bool has_case_ref;
+    uint8_t case_ref[CASENET_CASE_REF_BYTES];
+    casenet_receipt_status receipt_status; /* for receipts */
+    casenet_buf receipt;                   /* for receipts: the SignedReceipt */
+} casenet_inbox_entry;
+
+CASENET_API void casenet_inbox_entry_clear(casenet_inbox_entry *e);
+/* Clears and frees an array of n entries. */
+CASENET_API void casenet_inbox_entries_free(casenet_inbox_entry *e, size_t n);
+
+/* A connection to the broker over ZeroMQ CURVE, for one member. Not thread
+ * safe: one thread uses one client. */
+typedef struct casenet_client casenet_client;
+
+typedef struct casenet_client_opts {
+    const char *endpoint;    /* e.g. "tcp://127.0.0.1:7400" */
+    int timeout_ms;          /* per request, including retries; 0 = 10000 */
+    const char *client_name; /* sent in Hello; NULL = "libcasenet" */
+} casenet_client_opts;
+
+/* Connects with the member's CURVE keys to the broker whose CURVE key is in
+ * the directory (the member with role "broker"), sends Hello and checks that
+ * the broker authenticated this connection as the keyring's member id.
+ * CASENET_ETIMEDOUT when the broker does not answer in time (also what a
+ * refused CURVE handshake looks like to a client), CASENET_EUNAUTH when the
+ * broker names another member. keys and dir are borrowed and must outlive
+ * the client (see casenet_client_set_directory). */
+CASENET_API CASENET_NODISCARD int casenet_client_connect(const casenet_keys *keys,
+                                                         const casenet_directory *dir,
+                                                         const casenet_client_opts *opts,
+                                                         casenet_client **out);
+CASENET_API void casenet_client_free(casenet_client *c);
+/* Replaces the (borrowed) directory used to verify what the broker returns. */
+CASENET_API void casenet_client_set_directory(casenet_client *c, const casenet_directory *dir);
+/* The broker's message for the last failed request ("" when none); borrowed,
+ * valid until the next call on c. */
+CASENET_API const char *casenet_client_last_error(const casenet_client *c);
+/* Retry-after hint of the last RATE_LIMITED or UNAVAILABLE answer, in ms. */
+CASENET_API uint32_t casenet_client_retry_after_ms(const casenet_client *c);
+
+/* Submits a sealed envelope and returns the broker's receipt, verified
+ * against the directory's broker key and checked to name this message id
+ * and envelope hash (CASENET_EBADSIG otherwise). On a timeout it resends the
+ * same bytes until opts.timeout_ms runs out: the message id makes this
+ * idempotent. *duplicate (may be NULL) tells that the broker had the same
+ * bytes already. Errors from the broker come back as their casenet_err. */
+CASENET_API CASENET_NODISCARD int casenet_client_submit(casenet_client *c, const uint8_t *envelope,
+                                                        size_t len, casenet_submit_receipt *receipt,
+                                                        bool *duplicate);
+/* One page of the inbox: entries with seq > cursor in the given state (ANY =
+ * all), at most limit (0 = 100). *entries is malloc'd (free with
+ * casenet_inbox_entries_free); *next_cursor continues, *more tells whether
+ * another page exists. */
+CASENET_API CASENET_NODISCARD int casenet_client_list(casenet_client *c, casenet_inbox_state state,
+                                                      uint64_t cursor, uint32_t limit,
+                                                      casenet_inbox_entry **entries, size_t *n,
+                                                      uint64_t *next_cursor, bool *more);
+/* Fetches a message addressed to this member (CASENET_ENOTFOUND when it is
+ * not, whoever else it was for). Marks the row fetched. */
+CASENET_API CASENET_NODISCARD int casenet_client_fetch(casenet_client *c,
+                                                       const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                                                       casenet_buf *envelope);
+/* Sends a SignedReceipt (casenet_receipt_sign). */
+CASENET_API CASENET_NODISCARD int casenet_client_send_receipt(casenet_client *c,
+                                                              const uint8_t *receipt, size_t len,
+                                                              uint64_t *audit_index);
+/* The broker's current signed directory (not verified here: pass it to
+ * casenet_directory_parse with the pinned authority key). */
+CASENET_API CASENET_NODISCARD int casenet_client_get_directory(casenet_client *c, casenet_buf *out);
+/* Publishes a new signed directory (the authority's); *version is what the
+ * broker now serves. */
+CASENET_API CASENET_NODISCARD int casenet_client_publish_directory(casenet_client *c,
+                                                                   const uint8_t *signed_dir,
+                                                                   size_t len, uint64_t *version);
+/* Asks the broker to push a notice for every new row of this member's
+ * inbox. Re-subscribes by itself after a reconnect. */
+CASENET_API CASENET_NODISCARD int casenet_client_subscribe(casenet_client *c);
+/* Waits up to timeout_ms for a pushed notice: CASENET_OK with *entry filled,
+ * or CASENET_ETIMEDOUT. Notices that arrived during other calls are queued
+ * and returned first. */
+CASENET_API CASENET_NODISCARD int casenet_client_wait_notice(casenet_client *c, int timeout_ms,
+                                                             casenet_inbox_entry *entry);
+
 #ifdef __cplusplus
 }
 #endif

@@ -49,6 +49,18 @@ static const struct name_row receipt_statuses[] = {
     {0, NULL},
 };
 
+static const struct name_row inbox_states[] = {
+    {CASENET_INBOX_ANY, "any"},
+    {CASENET_INBOX_QUEUED, "queued"},
+    {CASENET_INBOX_FETCHED, "fetched"},
+    {CASENET_INBOX_DELIVERED, "delivered"},
+    {CASENET_INBOX_ACCEPTED, "accepted"},
+    {CASENET_INBOX_DECLINED, "declined"},
+    {CASENET_INBOX_COMPLETED, "completed"},
+    {CASENET_INBOX_DEAD, "dead"},
+    {0, NULL},
+};
+
 static const char *name_of(const struct name_row *rows, int value)
 {
     for (; rows->name; rows++) {
@@ -124,6 +136,20 @@ int casenet_receipt_status_parse(const char *name, casenet_receipt_status *out)
     int rc = parse(receipt_statuses, name, &v);
     if (rc == CASENET_OK)
         *out = (casenet_receipt_status)v;
+    return rc;
+}
+
+const char *casenet_inbox_state_name(int state)
+{
+    return name_of(inbox_states, state);
+}
+
+int casenet_inbox_state_parse(const char *name, casenet_inbox_state *out)
+{
+    int v = 0;
+    int rc = parse(inbox_states, name, &v);
+    if (rc == CASENET_OK)
+        *out = (casenet_inbox_state)v;
     return rc;
 }
 
