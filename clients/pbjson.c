@@ -270,7 +270,7 @@ static int get_signed(pbj_ctx *ctx, const json_t *j, int64_t min, int64_t max, c
         const char *s = json_string_value(j);
         size_t len = json_string_length(j);
         if (!decimal_text(s, len, true))
-            return fail(ctx, CASENET_EINVAL, "not a decimal integer for %s", tname);
+            return fail(ctx, CASENET_EINVAL, "expected a number, got string \"%.40s\"", s);
         errno = 0;
         long long ll = strtoll(s, NULL, 10);
         if (errno == ERANGE)
@@ -307,7 +307,7 @@ static int get_unsigned(pbj_ctx *ctx, const json_t *j, uint64_t max, const char 
         if (len > 0 && s[0] == '-' && decimal_text(s, len, true))
             return fail(ctx, CASENET_EINVAL, "number out of range for %s", tname);
         if (!decimal_text(s, len, false))
-            return fail(ctx, CASENET_EINVAL, "not a decimal integer for %s", tname);
+            return fail(ctx, CASENET_EINVAL, "expected a number, got string \"%.40s\"", s);
         errno = 0;
         unsigned long long ull = strtoull(s, NULL, 10);
         if (errno == ERANGE)
@@ -406,7 +406,7 @@ static int get_enum(pbj_ctx *ctx, const ProtobufCEnumDescriptor *ed, const json_
     if (json_is_string(j)) {
         v = protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(j));
         if (!v)
-            return fail(ctx, CASENET_EINVAL, "unknown value \"%s\" for enum %s",
+            return fail(ctx, CASENET_EINVAL, "unknown value \"%.64s\" for enum %s",
                         json_string_value(j), ed->name);
     } else if (json_is_integer(j)) {
         json_int_t i = json_integer_value(j);
