@@ -8,13 +8,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void release(casenet_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = 0;
-}
-
 /* Whatever JSON text is accepted must come back from its own canonical JSON
  * to the same bytes; any other outcome is a bug in pbjson. The input is also
  * read as a serialised Payload, for the protobuf -> JSON direction. */
@@ -24,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
 
     if (casenet_payload_to_json(data, size, &raw) == CASENET_OK)
-        release(&raw);
+        casenet_buf_free(&raw);
 
     if (casenet_payload_from_json((const char *)data, size, 0, &first, err, sizeof(err)) !=
         CASENET_OK)
@@ -46,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 done:
-    release(&first);
-    release(&text);
-    release(&second);
+    casenet_buf_free(&first);
+    casenet_buf_free(&text);
+    casenet_buf_free(&second);
     return 0;
 }

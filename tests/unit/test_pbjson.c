@@ -15,15 +15,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* casenet_buf_free lives in util.c (another module); these buffers are plain
- * malloc'd memory by contract, so the tests release them directly. */
-static void buf_release(casenet_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = 0;
-}
-
 static casenet_buf from_json_ok(const char *json, casenet_kind kind)
 {
     casenet_buf out = {0};
@@ -79,7 +70,7 @@ static json_t *round_trip(const char *json, casenet_kind kind, casenet_buf *byte
     json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     assert_non_null(j);
     free(text);
-    buf_release(&b2);
+    casenet_buf_free(&b2);
     *bytes = b1;
     return j;
 }
@@ -208,7 +199,7 @@ static void test_referral_round_trip(void **state)
     assert_int_equal(i, sizeof(order) / sizeof(order[0]));
 
     json_decref(j);
-    buf_release(&bytes);
+    casenet_buf_free(&bytes);
 }
 
 static void test_takedown_round_trip(void **state)
@@ -244,7 +235,7 @@ static void test_takedown_round_trip(void **state)
     assert_null(json_object_get(item1, "category"));
     assert_string_equal(jstr(jt, "deadlineMs"), "-1700000000000");
     json_decref(j);
-    buf_release(&bytes);
+    casenet_buf_free(&bytes);
 }
 
 static void test_bytes_and_notice(void **state)
@@ -275,8 +266,8 @@ static void test_bytes_and_notice(void **state)
     assert_string_equal(jstr(jn, "messageStatus"), "MESSAGE_STATUS_TEST");
     assert_string_equal(jstr(jn, "dueAtMs"), "-5");
     json_decref(j);
-    buf_release(&b2);
-    buf_release(&bytes);
+    casenet_buf_free(&b2);
+    casenet_buf_free(&bytes);
 }
 
 /* The exact text form: two-space indent, proto order, no defaults. */
@@ -289,7 +280,7 @@ static void test_output_text(void **state)
     assert_string_equal(text, "{\n  \"withdraw\": {\n    \"caseId\": \"c-1\",\n"
                               "    \"reason\": \"duplicate\"\n  }\n}");
     free(text);
-    buf_release(&b);
+    casenet_buf_free(&b);
 }
 
 /* Every default (0, "", false, [], null) is omitted on output and absent
@@ -314,9 +305,9 @@ static void test_defaults_omitted(void **state)
     text = to_json_ok(&empty);
     assert_string_equal(text, "{\n  \"referral\": {}\n}");
     free(text);
-    buf_release(&empty);
-    buf_release(&full);
-    buf_release(&minimal);
+    casenet_buf_free(&empty);
+    casenet_buf_free(&full);
+    casenet_buf_free(&minimal);
 }
 
 /* Generic over descriptors: uint64 extremes, int64 minimum, bytes, nested
@@ -539,7 +530,7 @@ static void test_error_too_large(void **state)
     assert_non_null(strstr(err, "larger than"));
     /* One byte less is accepted (trailing whitespace is fine). */
     assert_int_equal(casenet_payload_from_json(big, n - 1, 0, &out, err, sizeof(err)), CASENET_OK);
-    buf_release(&out);
+    casenet_buf_free(&out);
     free(big);
 }
 
