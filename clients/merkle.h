@@ -62,8 +62,8 @@ struct merkle_stack {
 /* Told about a perfect subtree that has just been completed: first the leaf
  * itself (level 0, index = its leaf index), then each subtree it closes,
  * lowest level first. The subtree (level, index) covers leaves
- * [index * 2^level, (index + 1) * 2^level). Returns 0, or a casenet_err that
- * aborts the push. */
+ * [index * 2^level, (index + 1) * 2^level). hash is borrowed for the call.
+ * Returns 0, or a casenet_err that aborts the push. */
 typedef int (*merkle_on_complete)(void *ctx, unsigned level, uint64_t index,
                                   const uint8_t hash[MERKLE_HASH_BYTES]);
 
@@ -117,10 +117,15 @@ size_t merkle_proof_len_consistency(uint64_t size1, uint64_t size2);
  * proof[0] is the leaf's neighbour and proof[n-1] a child of the root.
  * Writes *n = merkle_proof_len_inclusion(index, size) hashes to proof.
  * CASENET_EINVAL when index >= size, CASENET_ETOOLARGE when cap < that
- * length, or get's error. Reads (get calls): at most 2 * ceil(log2(size)) - 1
- * (every sibling is one stored subtree except at most one, the first right
- * sibling met from the top, which is the right part of the tree and costs one
- * read per set bit of its size). */
+ * length, or get's error. *n and proof are meaningful only on success.
+ *
+ * Reads (get calls), with c = ceil(log2(size)): at most max(c, 2c - 2), so
+ * at most 2c = 40 at a million leaves. Why: walking down from the root, the
+ * siblings met while the leaf is in the right part are left halves, one
+ * stored subtree each; the first time it is in a left half L (of height j),
+ * the sibling is the right part of the current range, popcount of its size
+ * <= j reads; below that everything is perfect, j more reads. With d levels
+ * above L, d + j + 1 <= c, so d + 2j <= 2c - 2. */
 CASENET_NODISCARD int merkle_inclusion_proof(merkle_get_node get, void *ctx, uint64_t index,
                                              uint64_t size, uint8_t (*proof)[MERKLE_HASH_BYTES],
                                              size_t cap, size_t *n);
@@ -130,8 +135,8 @@ CASENET_NODISCARD int merkle_inclusion_proof(merkle_get_node get, void *ctx, uin
  * the root last). Writes *n = merkle_proof_len_consistency(size1, size2);
  * empty when size1 == size2. CASENET_EINVAL when size1 == 0 or
  * size1 > size2, CASENET_ETOOLARGE when cap is too small, or get's error.
- * Reads: at most 2 * ceil(log2(size2)) + 1, for the same reason as above
- * (one hash at most is not a single stored subtree). */
+ * Reads, with c = ceil(log2(size2)): at most 2c - 1 (39 at a million),
+ * by the argument above plus the one final subtree SUBPROOF emits. */
 CASENET_NODISCARD int merkle_consistency_proof(merkle_get_node get, void *ctx, uint64_t size1,
                                                uint64_t size2, uint8_t (*proof)[MERKLE_HASH_BYTES],
                                                size_t cap, size_t *n);
