@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <string.h>
 
 _Static_assert(MERKLE_HASH_BYTES == crypto_hash_sha256_BYTES, "merkle hash size");
