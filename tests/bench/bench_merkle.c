@@ -117,9 +117,9 @@ int main(int argc, char **argv)
     printf("leaves %llu, proofs %zu (in-memory store)\n", (unsigned long long)leaves, proofs);
     printf("append (leaf hash + push + store): %.3f s, %.2f us/leaf\n", t_build,
            t_build * 1e6 / (double)leaves);
-    printf("inclusion   generate %.2f us/proof (%.1f reads/proof), verify %.2f us/proof\n",
+    printf("inclusion   generate %.2f us/proof (%.2f reads/proof), verify %.2f us/proof\n",
            t_inc_gen * 1e6 / n, (double)inc_reads / n, t_inc_ver * 1e6 / n);
-    printf("consistency generate %.2f us/proof (%.1f reads/proof), verify %.2f us/proof\n",
+    printf("consistency generate %.2f us/proof (%.2f reads/proof), verify %.2f us/proof\n",
            t_con_gen * 1e6 / n, (double)con_reads / n, t_con_ver * 1e6 / n);
     printf("root_at     %.2f us/root\n", t_root * 1e6 / n);
 
