@@ -87,7 +87,7 @@ int auditv_state_encode(const struct auditv_state *s, casenet_buf *out)
         return CASENET_EINVAL;
     size_t levels = (size_t)__builtin_popcountll(s->size);
     size_t len = STATE_MAGIC_LEN + 8 + 8 + MERKLE_HASH_BYTES + levels * MERKLE_HASH_BYTES + 2 +
-                 s->checkpoint_len;
+                 s->checkpoint_len + CASENET_HASH_BYTES;
     uint8_t *buf = malloc(len), *p = buf;
     if (!buf)
         return CASENET_ENOMEM;
@@ -104,6 +104,8 @@ int auditv_state_encode(const struct auditv_state *s, casenet_buf *out)
     *p++ = (uint8_t)(s->checkpoint_len >> 8);
     *p++ = (uint8_t)s->checkpoint_len;
     memcpy(p, s->checkpoint, s->checkpoint_len);
+    p += s->checkpoint_len;
+    cn_sha256(buf, (size_t)(p - buf), p);
     out->data = buf;
     out->len = len;
     return CASENET_OK;
@@ -112,7 +114,12 @@ int auditv_state_encode(const struct auditv_state *s, casenet_buf *out)
 int auditv_state_decode(const uint8_t *buf, size_t len, struct auditv_state *out)
 {
     size_t fixed = STATE_MAGIC_LEN + 8 + 8 + MERKLE_HASH_BYTES;
-    if (len < fixed + 2 || memcmp(buf, STATE_MAGIC, STATE_MAGIC_LEN) != 0)
+    uint8_t sum[CASENET_HASH_BYTES];
+    if (len < fixed + 2 + sizeof sum || memcmp(buf, STATE_MAGIC, STATE_MAGIC_LEN) != 0)
+        return CASENET_EBADREQ;
+    len -= sizeof sum;
+    cn_sha256(buf, len, sum);
+    if (memcmp(sum, buf + len, sizeof sum) != 0)
         return CASENET_EBADREQ;
     struct auditv_state s;
     auditv_state_init(&s);

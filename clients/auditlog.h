@@ -72,7 +72,8 @@ void auditv_state_init(struct auditv_state *s);
  *   "casenet-audit-state-v1\n" (23 bytes) || size (u64 big-endian) ||
  *   time_ms (i64 big-endian) || root (32) || one 32-byte hash per set bit of
  *   size, highest level first (the compact range) || checkpoint length (u16
- *   big-endian) || checkpoint.
+ *   big-endian) || checkpoint || SHA-256 of everything before it (catches a
+ *   damaged file; the file is trusted, so this is no MAC).
  * *out is malloc'd. CASENET_EINVAL when s is inconsistent. */
 CASENET_NODISCARD int auditv_state_encode(const struct auditv_state *s, casenet_buf *out);
 /* Parses the format above strictly: exact length, the range's root equal to
