@@ -305,6 +305,7 @@ static void test_sender_not_in_directory(void **state)
     assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EBADSIG);
     casenet_buf_free(&env);
     /* Signed before the key was listed. */
+    casenet_buf_free(&w.payload);
     raw_init(&w, net, tl_net_keys(net, "vn.hotline111"), to, 1);
     w.p.created_at_ms = 1000;
     assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
