@@ -308,26 +308,27 @@ int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
     if (broker_kind(opts->kind) && !casenet_member_has_role(&me, CN_ROLE_BROKER))
         return CASENET_EFORBIDDEN;
 
+    /* Secrets on the stack (sodium_malloc costs a few mmap/mprotect calls per
+     * message), wiped on every path below. */
+    uint8_t content_key[CASENET_CONTENT_KEY_BYTES];
+    uint8_t esk[CASENET_MAX_RECIPIENTS][CN_X25519_BYTES];
     struct cn_seal_recipient *list = calloc(CASENET_MAX_RECIPIENTS, sizeof *list);
-    uint8_t *secrets = sodium_malloc(CASENET_CONTENT_KEY_BYTES + CASENET_MAX_RECIPIENTS * 32);
-    uint8_t *pubs = malloc(CASENET_MAX_RECIPIENTS * 32);
+    uint8_t *pubs = malloc(CASENET_MAX_RECIPIENTS * CN_X25519_BYTES);
     int rc = CASENET_ENOMEM;
-    if (!list || !secrets || !pubs)
+    if (!list || !pubs)
         goto cleanup;
     size_t n = 0;
     rc = resolve_recipients(dir, opts, list, &n);
     if (rc != CASENET_OK)
         goto cleanup;
     uint8_t mid[CASENET_MESSAGE_ID_BYTES], nonce[CASENET_NONCE_BYTES];
-    uint8_t *content_key = secrets;
     randombytes_buf(mid, sizeof mid);
     randombytes_buf(nonce, sizeof nonce);
-    randombytes_buf(content_key, CASENET_CONTENT_KEY_BYTES);
+    randombytes_buf(content_key, sizeof content_key);
     for (size_t i = 0; i < n; i++) {
-        uint8_t *esk = secrets + CASENET_CONTENT_KEY_BYTES + 32 * i;
-        crypto_box_keypair(pubs + 32 * i, esk);
-        list[i].eph_pk = pubs + 32 * i;
-        list[i].eph_sk = esk;
+        crypto_box_keypair(pubs + CN_X25519_BYTES * i, esk[i]);
+        list[i].eph_pk = pubs + CN_X25519_BYTES * i;
+        list[i].eph_sk = esk[i];
     }
     struct cn_seal_params p = {
         .sender = id,
@@ -352,7 +353,8 @@ int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
     if (rc == CASENET_OK && message_id)
         memcpy(message_id, mid, sizeof mid);
 cleanup:
-    sodium_free(secrets); /* wipes the content key and ephemeral secrets */
+    sodium_memzero(content_key, sizeof content_key);
+    sodium_memzero(esk, sizeof esk);
     free(pubs);
     free(list);
     return rc;
@@ -431,9 +433,12 @@ static int check_structure(const Casenet__V1__Envelope *e, const Casenet__V1__He
 }
 
 /* Everything casenet_envelope_verify checks; on success v holds the parsed
- * envelope and header (free with parsed_free). */
+ * envelope and header (free with parsed_free). With for_open, recipients need
+ * not be active any more: a member revoked after the message was sent must not
+ * make it unreadable for the others (the sender must still be active, since a
+ * revoked signing key may be in someone else's hands). */
 static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_t len,
-                         struct parsed_env *v)
+                         bool for_open, struct parsed_env *v)
 {
     v->env = NULL;
     v->hdr = NULL;
@@ -465,7 +470,7 @@ static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_
         casenet_member r;
         rc = CASENET_EUNKNOWNRCPT;
         if (casenet_directory_find(dir, h->recipients[i], &r) != CASENET_OK ||
-            r.status != CASENET_MEMBER_ACTIVE)
+            (!for_open && r.status != CASENET_MEMBER_ACTIVE))
             goto fail;
         const Casenet__V1__WrappedKey *w = h->wrapped_keys[i];
         rc = CASENET_EBADREQ;
@@ -548,7 +553,7 @@ int casenet_envelope_verify(const casenet_directory *dir, const uint8_t *envelop
     if (!dir || !envelope)
         return CASENET_EINVAL;
     struct parsed_env v;
-    int rc = verify_parsed(dir, envelope, len, &v);
+    int rc = verify_parsed(dir, envelope, len, false, &v);
     if (rc != CASENET_OK)
         return rc;
     if (info)
@@ -565,7 +570,7 @@ int casenet_open(const casenet_keys *reader, const casenet_directory *dir, const
     if (!reader || !dir || !envelope || !payload)
         return CASENET_EINVAL;
     struct parsed_env v;
-    int rc = verify_parsed(dir, envelope, len, &v);
+    int rc = verify_parsed(dir, envelope, len, true, &v);
     if (rc != CASENET_OK)
         return rc;
     const Casenet__V1__Header *h = v.hdr;

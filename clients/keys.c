@@ -274,7 +274,7 @@ static int read_secret_file(const char *path, uint8_t **data, size_t *len)
 {
     int rc = CASENET_EIO;
     uint8_t *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return CASENET_EIO;
     struct stat st;

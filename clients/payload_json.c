@@ -1,5 +1,6 @@
 /* payload_json.c - casenet.v1.Payload <-> canonical JSON text (public API). */
 #include "casenet.h"
+#include "envelope_impl.h"
 #include "pbjson.h"
 #include "casenet.pb-c.h"
 
@@ -14,39 +15,6 @@
 /* Output form: two-space indentation, fields in proto field order (jansson
  * keeps insertion order and pbjson inserts in descriptor order). */
 #define PAYLOAD_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER)
-
-/* The Payload oneof member a message kind carries; NOT_SET for kinds that
- * have no payload (HASH_SHARE for now, RECEIPT, unknown values). */
-static Casenet__V1__Payload__BodyCase body_for_kind(casenet_kind kind)
-{
-    switch (kind) {
-    case CASENET_KIND_REFERRAL:
-        return CASENET__V1__PAYLOAD__BODY_REFERRAL;
-    case CASENET_KIND_STATUS:
-        return CASENET__V1__PAYLOAD__BODY_STATUS;
-    case CASENET_KIND_INFO_REQUEST:
-        return CASENET__V1__PAYLOAD__BODY_INFO_REQUEST;
-    case CASENET_KIND_INFO_RESPONSE:
-        return CASENET__V1__PAYLOAD__BODY_INFO_RESPONSE;
-    case CASENET_KIND_TAKEDOWN_REQUEST:
-        return CASENET__V1__PAYLOAD__BODY_TAKEDOWN_REQUEST;
-    case CASENET_KIND_TAKEDOWN_RESULT:
-        return CASENET__V1__PAYLOAD__BODY_TAKEDOWN_RESULT;
-    case CASENET_KIND_CORRECTION:
-        return CASENET__V1__PAYLOAD__BODY_CORRECTION;
-    case CASENET_KIND_WITHDRAW:
-        return CASENET__V1__PAYLOAD__BODY_WITHDRAW;
-    case CASENET_KIND_ERASE:
-        return CASENET__V1__PAYLOAD__BODY_ERASE;
-    case CASENET_KIND_ESCALATION:
-    case CASENET_KIND_DEAD_LETTER:
-        return CASENET__V1__PAYLOAD__BODY_NOTICE;
-    case CASENET_KIND_HASH_SHARE:
-    case CASENET_KIND_RECEIPT:
-        break;
-    }
-    return CASENET__V1__PAYLOAD__BODY__NOT_SET;
-}
 
 /* The JSON name of the Payload member with field number id. */
 static const char *body_json_name(uint32_t id)
@@ -100,7 +68,7 @@ int casenet_payload_from_json(const char *json, size_t json_len, casenet_kind ki
         return set_err(err, errlen, CASENET_ETOOLARGE, "JSON text larger than %u bytes",
                        CASENET_MAX_PAYLOAD_BYTES);
     if (kind != 0) {
-        want = body_for_kind(kind);
+        want = (Casenet__V1__Payload__BodyCase)cn_payload_case_for_kind(kind);
         if (want == CASENET__V1__PAYLOAD__BODY__NOT_SET)
             return set_err(err, errlen, CASENET_EINVAL, "message kind %d carries no payload",
                            (int)kind);
