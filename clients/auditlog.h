@@ -48,7 +48,7 @@
 #define AUDITV_PROGRESS_EVERY 1024
 #define AUDITV_REASON_MAX     256
 /* Network names as the file header carries them (origin minus its prefix). */
-#define AUDITV_NETWORK_MAX (CKPT_ORIGIN_MAX - 14)
+#define AUDITV_NETWORK_MAX (CKPT_ORIGIN_MAX - (sizeof CKPT_ORIGIN_PREFIX - 1))
 
 /* ------------------------------------------------------------------ state */
 
