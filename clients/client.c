@@ -454,6 +454,8 @@ static int from_wire_error(casenet_client *c, const Casenet__V1__Error *e)
     return CASENET_EBADREQ; /* an error code this client does not know */
 }
 
+static void resubscribe(casenet_client *c, int64_t deadline);
+
 /*
  * The one request/reply mechanism. Assigns req a fresh request_id, sends it
  * once the connection is up and waits until `deadline` (monotonic ms) for
@@ -548,6 +550,12 @@ static int client_call(casenet_client *c, Casenet__V1__Request *req,
 cleanup:
     casenet__v1__response__free_unpacked(got, NULL);
     free(frame);
+    /* Reconnected during this call while subscribed: restore the
+     * subscription now rather than at the next call, so that notices for
+     * rows created meanwhile are not missed. */
+    if (c->resubscribe && req->body_case != CASENET__V1__REQUEST__BODY_SUBSCRIBE && c->connected) {
+        resubscribe(c, deadline);
+    }
     return rc;
 }
 
@@ -567,6 +575,20 @@ static int subscribe_call(casenet_client *c, int64_t deadline)
     return rc;
 }
 
+/* Subscribe again after a reconnect, within deadline but taking at least
+ * CN_RESUBSCRIBE_MIN_MS; keeps the caller's error state. A failure leaves
+ * c->resubscribe set for the next call. */
+static void resubscribe(casenet_client *c, int64_t deadline)
+{
+    char saved[CN_LAST_ERROR_MAX];
+    memcpy(saved, c->last_error, sizeof saved);
+    uint32_t saved_retry = c->retry_after_ms;
+    int64_t floor = cn_mono_ms() + CN_RESUBSCRIBE_MIN_MS;
+    (void)subscribe_call(c, deadline > floor ? deadline : floor);
+    memcpy(c->last_error, saved, sizeof saved);
+    c->retry_after_ms = saved_retry;
+}
+
 /* Catches up on monitor events, reconnects after a ZAP refusal (the socket
  * gave up on the endpoint), re-subscribes after a reconnect, then clears the
  * error state for the call about to start. */
@@ -581,10 +603,8 @@ static void begin_call(casenet_client *c, int64_t deadline)
             }
         }
     }
-    if (c->resubscribe) {
-        int64_t floor = cn_mono_ms() + CN_RESUBSCRIBE_MIN_MS;
-        (void)subscribe_call(c, deadline > floor ? deadline : floor);
-    }
+    if (c->resubscribe)
+        resubscribe(c, deadline);
     c->last_error[0] = '\0';
     c->retry_after_ms = 0;
 }
@@ -1008,10 +1028,8 @@ int casenet_client_wait_notice(casenet_client *c, int timeout_ms, casenet_inbox_
             return CASENET_OK;
         if (c->resubscribe && !resubscribed) {
             /* Once per call, after a reconnect; it may take up to
-             * CN_RESUBSCRIBE_MIN_MS even when the wait is shorter. A failure
-             * leaves c->resubscribe set for the next call. */
-            int64_t floor = cn_mono_ms() + CN_RESUBSCRIBE_MIN_MS;
-            (void)subscribe_call(c, deadline > floor ? deadline : floor);
+             * CN_RESUBSCRIBE_MIN_MS even when the wait is shorter. */
+            resubscribe(c, deadline);
             resubscribed = true;
             continue;
         }
