@@ -39,6 +39,14 @@
  * endpoint to try again (a re-admitted member recovers). If the monitor's
  * queue overflows (about 2000 unread events, e.g. a long-idle client whose
  * broker keeps refusing it) libzmq drops events rather than blocking.
+ *
+ * Re-subscription: a reconnect is a HANDSHAKE_SUCCEEDED after a
+ * DISCONNECTED (not ZMQ_EVENT_CONNECTED, which is the bare TCP connect
+ * before CURVE; with ZMQ_IMMEDIATE nothing can be sent until the handshake).
+ * The Subscribe goes out at the end of the call that noticed it, at the start
+ * of the next call, or inside casenet_client_wait_notice. Rows that appear
+ * between the broker's restart and that Subscribe are not pushed: an agent
+ * that must not miss any lists its inbox as well.
  */
 #include "casenet.h"
 #include "casenet.pb-c.h"

@@ -13,9 +13,12 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #define HOTLINE "vn.hotline111"
 #define POLICE  "vn.police.a05"
@@ -487,6 +490,271 @@ static void test_broker_stopped_times_out(void **state)
     assert_null(c);
 }
 
+/* ------------------------------------------------------------ a lying broker */
+
+/* A scripted peer holding the broker's real CURVE key (so the client's
+ * handshake succeeds) that answers as told: the client must not trust what
+ * a broker sends. A real ZeroMQ ROUTER in a thread, no casenetd. */
+enum fake_mode {
+    FAKE_OK,
+    FAKE_HELLO_OTHER,   /* Hello names another member */
+    FAKE_BAD_ENTRY,     /* an inbox entry with a 15-byte message id */
+    FAKE_LATE_NOTICE,   /* a stale reply and a notice before the real reply */
+    FAKE_WRONG_RECEIPT, /* a valid broker signature over another message id */
+    FAKE_RATE_LIMITED,  /* error RATE_LIMITED with retry_after_ms */
+    FAKE_DROP_FIRST,    /* ignore the first Fetch: the client must resend */
+    FAKE_WRONG_BODY,    /* a SubscribeReply to a ListInbox */
+};
+
+struct fake {
+    tn_network *tn;
+    void *ctx, *sock;
+    char endpoint[64];
+    atomic_int mode;
+    atomic_int fetches;
+    uint8_t env_id[16];
+    casenet_buf env; /* what Fetch returns */
+    pthread_t th;
+};
+
+static void fake_send(struct fake *f, zmq_msg_t *rid, Casenet__V1__Response *r)
+{
+    r->protocol_version = 1;
+    size_t len = casenet__v1__response__get_packed_size(r);
+    uint8_t *buf = malloc(len + 1);
+    casenet__v1__response__pack(r, buf);
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, rid);
+    zmq_msg_send(&copy, f->sock, ZMQ_SNDMORE);
+    zmq_send(f->sock, buf, len, 0);
+    free(buf);
+}
+
+static void fake_entry(Casenet__V1__InboxEntry *e, uint8_t *id, size_t id_len)
+{
+    e->seq = 7;
+    e->message_id.data = id;
+    e->message_id.len = id_len;
+    e->sender = (char *)HOTLINE;
+    e->kind = CASENET__V1__KIND__KIND_REFERRAL;
+    e->state = CASENET__V1__INBOX_STATE__INBOX_STATE_QUEUED;
+}
+
+static void fake_answer(struct fake *f, zmq_msg_t *rid, const Casenet__V1__Request *q)
+{
+    Casenet__V1__Response r = CASENET__V1__RESPONSE__INIT;
+    r.request_id = q->request_id;
+    int mode = atomic_load(&f->mode);
+    Casenet__V1__HelloReply hello = CASENET__V1__HELLO_REPLY__INIT;
+    Casenet__V1__InboxPage page = CASENET__V1__INBOX_PAGE__INIT;
+    Casenet__V1__InboxEntry entry = CASENET__V1__INBOX_ENTRY__INIT, *entries[1] = {&entry};
+    Casenet__V1__SubmitReply sub = CASENET__V1__SUBMIT_REPLY__INIT;
+    Casenet__V1__FetchReply fetch = CASENET__V1__FETCH_REPLY__INIT;
+    Casenet__V1__SubscribeReply subr = CASENET__V1__SUBSCRIBE_REPLY__INIT;
+    Casenet__V1__Error err = CASENET__V1__ERROR__INIT;
+    casenet_buf receipt = {0};
+    uint8_t id[16] = {1, 2, 3};
+    switch (q->body_case) {
+    case CASENET__V1__REQUEST__BODY_HELLO:
+        hello.member_id = (char *)(mode == FAKE_HELLO_OTHER ? MOLISA : POLICE);
+        r.body_case = CASENET__V1__RESPONSE__BODY_HELLO;
+        r.hello = &hello;
+        break;
+    case CASENET__V1__REQUEST__BODY_LIST_INBOX:
+        if (mode == FAKE_WRONG_BODY) {
+            r.body_case = CASENET__V1__RESPONSE__BODY_SUBSCRIBE;
+            r.subscribe = &subr;
+            break;
+        }
+        fake_entry(&entry, id, mode == FAKE_BAD_ENTRY ? 15 : 16);
+        page.n_entries = 1;
+        page.entries = entries;
+        if (mode == FAKE_LATE_NOTICE) {
+            Casenet__V1__Response late = CASENET__V1__RESPONSE__INIT;
+            late.request_id = q->request_id - 1;
+            err.code = CASENET__V1__ERROR_CODE__ERROR_CODE_CONFLICT;
+            late.error = &err;
+            fake_send(f, rid, &late);
+            Casenet__V1__Response note = CASENET__V1__RESPONSE__INIT;
+            Casenet__V1__Notice n = CASENET__V1__NOTICE__INIT;
+            n.entry = &entry;
+            note.body_case = CASENET__V1__RESPONSE__BODY_NOTICE;
+            note.notice = &n;
+            fake_send(f, rid, &note);
+        }
+        r.body_case = CASENET__V1__RESPONSE__BODY_INBOX;
+        r.inbox = &page;
+        break;
+    case CASENET__V1__REQUEST__BODY_SUBMIT:
+        if (mode == FAKE_RATE_LIMITED) {
+            err.code = CASENET__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED;
+            err.message = (char *)"slow down";
+            err.retry_after_ms = 1234;
+            r.error = &err;
+            break;
+        } else {
+            casenet_submit_receipt sr = {.accepted_at_ms = cn_now_ms(), .audit_index = 1};
+            memcpy(sr.message_id, id, 16); /* not the submitted message */
+            cn_sha256(q->submit->envelope.data, q->submit->envelope.len, sr.envelope_hash);
+            assert_int_equal(
+                casenet_submit_receipt_sign(tn_keys(f->tn, TN_BROKER_ID), &sr, &receipt),
+                CASENET_OK);
+            sub.receipt.data = receipt.data;
+            sub.receipt.len = receipt.len;
+            r.body_case = CASENET__V1__RESPONSE__BODY_SUBMIT;
+            r.submit = &sub;
+        }
+        break;
+    case CASENET__V1__REQUEST__BODY_FETCH:
+        if (mode == FAKE_DROP_FIRST && atomic_fetch_add(&f->fetches, 1) == 0)
+            return;
+        fetch.envelope.data = f->env.data;
+        fetch.envelope.len = f->env.len;
+        r.body_case = CASENET__V1__RESPONSE__BODY_FETCH;
+        r.fetch = &fetch;
+        break;
+    default:
+        err.code = CASENET__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
+        r.error = &err;
+        break;
+    }
+    fake_send(f, rid, &r);
+    casenet_buf_free(&receipt);
+}
+
+static void *fake_loop(void *p)
+{
+    struct fake *f = p;
+    for (;;) {
+        zmq_msg_t rid, body;
+        zmq_msg_init(&rid);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&rid, f->sock, 0) < 0 || zmq_msg_recv(&body, f->sock, 0) < 0) {
+            zmq_msg_close(&rid);
+            zmq_msg_close(&body);
+            break; /* context shut down */
+        }
+        Casenet__V1__Request *q =
+            casenet__v1__request__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+        if (q)
+            fake_answer(f, &rid, q);
+        casenet__v1__request__free_unpacked(q, NULL);
+        zmq_msg_close(&rid);
+        zmq_msg_close(&body);
+    }
+    int linger = 0;
+    zmq_setsockopt(f->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(f->sock);
+    return NULL;
+}
+
+static struct fake *fake_start(tn_network *tn)
+{
+    struct fake *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->tn = tn;
+    const char *to[] = {POLICE};
+    f->env = tn_seal(tn, HOTLINE, to, 1, "from the fake", f->env_id);
+    f->ctx = zmq_ctx_new();
+    f->sock = zmq_socket(f->ctx, ZMQ_ROUTER);
+    int one = 1;
+    const uint8_t *sk = casenet_keys_curve_sk(tn_keys(tn, TN_BROKER_ID));
+    assert_int_equal(zmq_setsockopt(f->sock, ZMQ_CURVE_SERVER, &one, sizeof one), 0);
+    assert_int_equal(zmq_setsockopt(f->sock, ZMQ_CURVE_SECRETKEY, sk, 32), 0);
+    assert_int_equal(zmq_bind(f->sock, "tcp://127.0.0.1:*"), 0);
+    size_t len = sizeof f->endpoint;
+    assert_int_equal(zmq_getsockopt(f->sock, ZMQ_LAST_ENDPOINT, f->endpoint, &len), 0);
+    assert_int_equal(pthread_create(&f->th, NULL, fake_loop, f), 0);
+    return f;
+}
+
+static void fake_stop(struct fake *f)
+{
+    zmq_ctx_shutdown(f->ctx);
+    pthread_join(f->th, NULL);
+    zmq_ctx_term(f->ctx);
+    casenet_buf_free(&f->env);
+    free(f);
+}
+
+static casenet_client *fake_connect(struct fake *f, int timeout_ms, int *rc)
+{
+    casenet_client_opts o = {.endpoint = f->endpoint, .timeout_ms = timeout_ms};
+    casenet_client *c = NULL;
+    *rc = casenet_client_connect(tn_keys(f->tn, POLICE), f->tn->net->dir, &o, &c);
+    return c;
+}
+
+static int setup_no_broker(void **state)
+{
+    *state = tn_new(members, 3);
+    return 0;
+}
+
+static void test_untrusted_broker_answers(void **state)
+{
+    tn_network *tn = *state;
+    struct fake *f = fake_start(tn);
+    int rc;
+
+    atomic_store(&f->mode, FAKE_HELLO_OTHER);
+    casenet_client *c = fake_connect(f, 2000, &rc);
+    assert_int_equal(rc, CASENET_EUNAUTH);
+    assert_null(c);
+
+    atomic_store(&f->mode, FAKE_OK);
+    c = fake_connect(f, 2000, &rc);
+    assert_int_equal(rc, CASENET_OK);
+
+    casenet_inbox_entry *e = NULL;
+    size_t n = 0;
+    atomic_store(&f->mode, FAKE_BAD_ENTRY);
+    assert_int_equal(casenet_client_list(c, CASENET_INBOX_ANY, 0, 0, &e, &n, NULL, NULL),
+                     CASENET_EBADREQ);
+    assert_null(e);
+    atomic_store(&f->mode, FAKE_WRONG_BODY);
+    assert_int_equal(casenet_client_list(c, CASENET_INBOX_ANY, 0, 0, &e, &n, NULL, NULL),
+                     CASENET_EBADREQ);
+
+    /* A stale reply is dropped, a notice is queued, the real reply counts. */
+    atomic_store(&f->mode, FAKE_LATE_NOTICE);
+    assert_int_equal(casenet_client_list(c, CASENET_INBOX_ANY, 0, 0, &e, &n, NULL, NULL),
+                     CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(e[0].seq, 7);
+    casenet_inbox_entries_free(e, n);
+    casenet_inbox_entry note;
+    assert_int_equal(casenet_client_wait_notice(c, 0, &note), CASENET_OK);
+    assert_string_equal(note.sender, HOTLINE);
+    casenet_inbox_entry_clear(&note);
+
+    /* A receipt that verifies but names another message. */
+    atomic_store(&f->mode, FAKE_WRONG_RECEIPT);
+    casenet_submit_receipt sr;
+    assert_int_equal(casenet_client_submit(c, f->env.data, f->env.len, &sr, NULL), CASENET_EBADSIG);
+
+    atomic_store(&f->mode, FAKE_RATE_LIMITED);
+    assert_int_equal(casenet_client_submit(c, f->env.data, f->env.len, &sr, NULL),
+                     CASENET_ERATELIMIT);
+    assert_int_equal(casenet_client_retry_after_ms(c), 1234);
+    assert_string_equal(casenet_client_last_error(c), "slow down");
+
+    /* A lost reply: the client resends the same request and gets it. */
+    atomic_store(&f->mode, FAKE_DROP_FIRST);
+    casenet_buf got = {0};
+    int64_t t0 = cn_mono_ms();
+    assert_int_equal(casenet_client_fetch(c, f->env_id, &got), CASENET_OK);
+    assert_true(cn_mono_ms() - t0 >= 900);
+    assert_int_equal(atomic_load(&f->fetches), 2);
+    assert_int_equal(got.len, f->env.len);
+    casenet_buf_free(&got);
+    assert_int_equal(casenet_client_retry_after_ms(c), 0);
+
+    casenet_client_free(c);
+    fake_stop(f);
+}
+
 int main(void)
 {
     if (casenet_init() != CASENET_OK)
@@ -502,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subscribe_notice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_crash_reconnect_resubscribe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_stopped_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untrusted_broker_answers, setup_no_broker, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
