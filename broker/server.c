@@ -598,6 +598,7 @@ int server_run(struct server *s)
             st->ops->rollback(st);
     }
     log_event(rc == CASENET_OK ? LOG_INFO : LOG_ERROR, "stopped", "requests", log_u64(s->served),
-              "error", rc == CASENET_OK ? NULL : casenet_errname(rc), NULL);
+              "batches", log_u64(s->batches), "error",
+              rc == CASENET_OK ? NULL : casenet_errname(rc), NULL);
     return CASENET_OK;
 }

@@ -433,9 +433,12 @@ static int check_structure(const Casenet__V1__Envelope *e, const Casenet__V1__He
 }
 
 /* Everything casenet_envelope_verify checks; on success v holds the parsed
- * envelope and header (free with parsed_free). */
+ * envelope and header (free with parsed_free). With for_open, recipients need
+ * not be active any more: a member revoked after the message was sent must not
+ * make it unreadable for the others (the sender must still be active, since a
+ * revoked signing key may be in someone else's hands). */
 static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_t len,
-                         struct parsed_env *v)
+                         bool for_open, struct parsed_env *v)
 {
     v->env = NULL;
     v->hdr = NULL;
@@ -467,7 +470,7 @@ static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_
         casenet_member r;
         rc = CASENET_EUNKNOWNRCPT;
         if (casenet_directory_find(dir, h->recipients[i], &r) != CASENET_OK ||
-            r.status != CASENET_MEMBER_ACTIVE)
+            (!for_open && r.status != CASENET_MEMBER_ACTIVE))
             goto fail;
         const Casenet__V1__WrappedKey *w = h->wrapped_keys[i];
         rc = CASENET_EBADREQ;
@@ -550,7 +553,7 @@ int casenet_envelope_verify(const casenet_directory *dir, const uint8_t *envelop
     if (!dir || !envelope)
         return CASENET_EINVAL;
     struct parsed_env v;
-    int rc = verify_parsed(dir, envelope, len, &v);
+    int rc = verify_parsed(dir, envelope, len, false, &v);
     if (rc != CASENET_OK)
         return rc;
     if (info)
@@ -567,7 +570,7 @@ int casenet_open(const casenet_keys *reader, const casenet_directory *dir, const
     if (!reader || !dir || !envelope || !payload)
         return CASENET_EINVAL;
     struct parsed_env v;
-    int rc = verify_parsed(dir, envelope, len, &v);
+    int rc = verify_parsed(dir, envelope, len, true, &v);
     if (rc != CASENET_OK)
         return rc;
     const Casenet__V1__Header *h = v.hdr;

@@ -1049,7 +1049,20 @@ static void test_check_config_and_stop_event(void **state)
     free(other);
     free(other_key);
     free(ini);
-    tn_start(tn); /* for the teardown */
+
+    /* A config file's limits apply (and the command line still wins for the
+     * paths the fixture passes). */
+    tn->config_path = tl_path(tn->root, "casenetd.ini");
+    const char *good = "; test\n[broker]\nlisten = tcp://127.0.0.1:1\n[limits]\n"
+                       "max_envelope_bytes = 4096\nbatch_max = 3\n";
+    tl_write_file(tn->config_path, good, strlen(good), 0644);
+    tn_start(tn);
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    Casenet__V1__Response *r = tn_hello(h);
+    assert_int_equal(tn_code(r), 0);
+    assert_int_equal(r->hello->max_envelope_bytes, 4096);
+    rfree(r);
+    tn_close(h);
 }
 
 int main(void)

@@ -501,6 +501,8 @@ static void test_revoked_recipient(void **state)
     /* The broker no longer accepts it ... */
     assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL),
                      CASENET_EUNKNOWNRCPT);
+    /* ... but the other recipient can still read what was sent before. */
+    open_expect(net, "vn.police.a05", &env, "before revocation");
     /* ... and a new one cannot be sealed to the revoked member. */
     casenet_buf payload = tl_referral_payload("x"), env2 = {0};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 2};
