@@ -471,3 +471,41 @@ casenet_buf tn_seal(tn_network *tn, const char *from, const char *const *to, siz
     casenet_buf_free(&payload);
     return env;
 }
+
+void tn_restart(tn_network *tn)
+{
+    if (tn->pid)
+        die("tn_restart", "already running");
+    if (!tn->endpoint[0])
+        die("tn_restart", "never started");
+    /* The old listener is gone (ZeroMQ binds with SO_REUSEADDR), but retry in
+     * case the port is briefly unavailable. */
+    for (int attempt = 0; attempt < TN_PORT_TRIES; attempt++) {
+        tn->pid = spawn(tn);
+        int64_t deadline = cn_mono_ms() + TN_START_TIMEOUT_MS;
+        while (cn_mono_ms() < deadline) {
+            int st;
+            if (waitpid(tn->pid, &st, WNOHANG) == tn->pid)
+                break;
+            tn_conn *c = tn_connect(tn, tn_keys(tn, TN_BROKER_ID));
+            Casenet__V1__Request req = CASENET__V1__REQUEST__INIT;
+            Casenet__V1__Hello h = CASENET__V1__HELLO__INIT;
+            req.body_case = CASENET__V1__REQUEST__BODY_HELLO;
+            req.hello = &h;
+            Casenet__V1__Response *r = tn_call(c, &req, 200);
+            tn_close(c);
+            if (r) {
+                casenet__v1__response__free_unpacked(r, NULL);
+                return;
+            }
+        }
+        if (waitpid(tn->pid, NULL, WNOHANG) == 0) {
+            kill(tn->pid, SIGKILL);
+            waitpid(tn->pid, NULL, 0);
+            die("casenetd did not answer in time; see", tn->log_path);
+        }
+        tn->pid = 0;
+        usleep(200 * 1000);
+    }
+    die("casenetd failed to restart on its endpoint; see", tn->log_path);
+}

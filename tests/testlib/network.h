@@ -51,6 +51,9 @@ void tn_write_directory(tn_network *tn);
  * port with --data/--key/--directory/--authority (and --config when set)
  * and waits until it answers a Hello (10 s at most). */
 void tn_start(tn_network *tn);
+/* Starts casenetd again on the endpoint of the previous tn_start (clients
+ * that stay connected across a restart reconnect to the same address). */
+void tn_restart(tn_network *tn);
 /* SIGTERM, waits, and returns the exit status (-1 if killed by a signal). */
 int tn_stop(tn_network *tn);
 /* SIGKILL and waits: a crash. */
