@@ -302,14 +302,13 @@ cleanup:
 
 /* ------------------------------------------------------------ revoke, suspend, reinstate */
 
+/* The first line names the subcommand; the rest is shared. */
 static const char status_usage[] =
-    "usage: casenet admin revoke|suspend|reinstate --authority KEY --directory FILE\n"
-    "                                              --member ID [--valid-days N]\n"
     "\n"
-    "Sets the status of member ID in the directory FILE (revoked, suspended or\n"
-    "active again), bumps the version and re-signs. The broker refuses the keys\n"
-    "of a member that is not active once it serves the new directory (publish it\n"
-    "with 'casenet directory publish').\n"
+    "Sets the status of member ID in the directory FILE (revoke: revoked for good;\n"
+    "suspend: suspended; reinstate: active again), bumps the version and\n"
+    "re-signs. The broker refuses the keys of a member that is not active once\n"
+    "it serves the new directory (publish it with 'casenet directory publish').\n"
     "\n"
     "options:\n"
     "  -a, --authority KEY    the authority's secret key (authority.key)\n"
@@ -322,7 +321,8 @@ static const char status_usage[] =
     "  casenet admin suspend --authority authority/authority.key \\\n"
     "      --directory directory.bin --member vn.ngo.example\n";
 
-static int admin_status(int argc, char **argv, casenet_member_status status, const char *what)
+static int admin_status(int argc, char **argv, casenet_member_status status, const char *what,
+                        const char *verb)
 {
     static const struct option opts[] = {
         {"authority", required_argument, NULL, 'a'},
@@ -352,6 +352,9 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
                                        optarg);
             break;
         case 'h':
+            printf("usage: casenet admin %s --authority KEY --directory FILE --member ID\n"
+                   "                          [--valid-days N]\n",
+                   verb);
             return cli_help(status_usage);
         default:
             return CLI_EUSAGE;
@@ -395,17 +398,17 @@ cleanup:
 
 static int admin_revoke(int argc, char **argv)
 {
-    return admin_status(argc, argv, CASENET_MEMBER_REVOKED, "revoked");
+    return admin_status(argc, argv, CASENET_MEMBER_REVOKED, "revoked", "revoke");
 }
 
 static int admin_suspend(int argc, char **argv)
 {
-    return admin_status(argc, argv, CASENET_MEMBER_SUSPENDED, "suspended");
+    return admin_status(argc, argv, CASENET_MEMBER_SUSPENDED, "suspended", "suspend");
 }
 
 static int admin_reinstate(int argc, char **argv)
 {
-    return admin_status(argc, argv, CASENET_MEMBER_ACTIVE, "reinstated");
+    return admin_status(argc, argv, CASENET_MEMBER_ACTIVE, "reinstated", "reinstate");
 }
 
 /* ------------------------------------------------------------ admin show */
