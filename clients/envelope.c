@@ -1,1 +1,629 @@
-/* envelope.c - being written. */
+/* envelope.c - the end-to-end envelope: sealing (one content key per
+ * message, XChaCha20-Poly1305, sealed boxes per recipient, key commitment,
+ * Ed25519 over the header bytes), the broker's structural verification and
+ * the recipient's open (see casenet.h, envelope_impl.h, PROTOCOL.md §4). */
+#include "envelope_impl.h"
+
+#include "casenet.pb-c.h"
+#include "crypto.h"
+#include "directory_impl.h"
+#include "keys_impl.h"
+#include "util.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ helpers */
+
+/* Blocks carry their size in front, so that free can wipe them. */
+struct wipe_hdr {
+    size_t size;
+    max_align_t align;
+};
+
+static void *wipe_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    if (size > SIZE_MAX - sizeof(struct wipe_hdr))
+        return NULL;
+    struct wipe_hdr *h = malloc(sizeof *h + size);
+    if (!h)
+        return NULL;
+    h->size = size;
+    return h + 1;
+}
+
+static void wipe_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (!p)
+        return;
+    struct wipe_hdr *h = (struct wipe_hdr *)p - 1;
+    sodium_memzero(p, h->size);
+    free(h);
+}
+
+ProtobufCAllocator cn_wiping_allocator = {wipe_alloc, wipe_free, NULL};
+
+int cn_payload_case_for_kind(int kind)
+{
+    switch (kind) {
+    case CASENET_KIND_REFERRAL:
+        return CASENET__V1__PAYLOAD__BODY_REFERRAL;
+    case CASENET_KIND_STATUS:
+        return CASENET__V1__PAYLOAD__BODY_STATUS;
+    case CASENET_KIND_INFO_REQUEST:
+        return CASENET__V1__PAYLOAD__BODY_INFO_REQUEST;
+    case CASENET_KIND_INFO_RESPONSE:
+        return CASENET__V1__PAYLOAD__BODY_INFO_RESPONSE;
+    case CASENET_KIND_TAKEDOWN_REQUEST:
+        return CASENET__V1__PAYLOAD__BODY_TAKEDOWN_REQUEST;
+    case CASENET_KIND_TAKEDOWN_RESULT:
+        return CASENET__V1__PAYLOAD__BODY_TAKEDOWN_RESULT;
+    case CASENET_KIND_CORRECTION:
+        return CASENET__V1__PAYLOAD__BODY_CORRECTION;
+    case CASENET_KIND_WITHDRAW:
+        return CASENET__V1__PAYLOAD__BODY_WITHDRAW;
+    case CASENET_KIND_ERASE:
+        return CASENET__V1__PAYLOAD__BODY_ERASE;
+    case CASENET_KIND_ESCALATION:
+    case CASENET_KIND_DEAD_LETTER:
+        return CASENET__V1__PAYLOAD__BODY_NOTICE;
+    default:
+        return 0;
+    }
+}
+
+static bool broker_kind(int kind)
+{
+    return kind == CASENET_KIND_ESCALATION || kind == CASENET_KIND_DEAD_LETTER;
+}
+
+/* EBADREQ unless payload parses as a Payload whose oneof matches kind. */
+static int check_payload(const uint8_t *payload, size_t len, int kind)
+{
+    int want = cn_payload_case_for_kind(kind);
+    Casenet__V1__Payload *p = casenet__v1__payload__unpack(&cn_wiping_allocator, len, payload);
+    int rc = (p && want != 0 && (int)p->body_case == want) ? CASENET_OK : CASENET_EBADREQ;
+    casenet__v1__payload__free_unpacked(p, &cn_wiping_allocator);
+    return rc;
+}
+
+/* AD = PAE("casenet.payload.v1", message_id, sender). */
+static int payload_ad(const uint8_t *message_id, const char *sender, casenet_buf *out)
+{
+    const uint8_t *parts[2] = {message_id, (const uint8_t *)sender};
+    size_t lens[2] = {CASENET_MESSAGE_ID_BYTES, strlen(sender)};
+    return cn_pae(CN_PAYLOAD_DOMAIN, 2, parts, lens, out);
+}
+
+static int envelope_pae(const uint8_t *header, size_t len, casenet_buf *out)
+{
+    const uint8_t *parts[1] = {header};
+    size_t lens[1] = {len};
+    return cn_pae(CN_ENVELOPE_DOMAIN, 1, parts, lens, out);
+}
+
+/* ------------------------------------------------------------ sealing */
+
+int cn_envelope_pack(const uint8_t *header, size_t header_len, const uint8_t *sign_sk,
+                     const uint8_t *ciphertext, size_t ciphertext_len, casenet_buf *out)
+{
+    casenet_buf pae = {0};
+    uint8_t sig[CASENET_SIGNATURE_BYTES];
+    int rc = envelope_pae(header, header_len, &pae);
+    if (rc != CASENET_OK)
+        return rc;
+    cn_sign(sig, pae.data, pae.len, sign_sk);
+    casenet_buf_free(&pae);
+    Casenet__V1__Envelope env = CASENET__V1__ENVELOPE__INIT;
+    env.header.data = (uint8_t *)header;
+    env.header.len = header_len;
+    env.signature.data = sig;
+    env.signature.len = sizeof sig;
+    env.ciphertext.data = (uint8_t *)ciphertext;
+    env.ciphertext.len = ciphertext_len;
+    size_t len = casenet__v1__envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return CASENET_ENOMEM;
+    casenet__v1__envelope__pack(&env, buf);
+    out->data = buf;
+    out->len = len;
+    return CASENET_OK;
+}
+
+int cn_seal_raw(const struct cn_seal_params *p, casenet_buf *envelope)
+{
+    int rc = CASENET_ENOMEM;
+    casenet_buf ad = {0};
+    uint8_t *ct = NULL, *sealed = NULL, *hbuf = NULL;
+    Casenet__V1__WrappedKey *wk = NULL, **wkp = NULL;
+    uint8_t ct_hash[CASENET_HASH_BYTES], commit[CASENET_HASH_BYTES];
+    size_t n = p->n_recipients, clen = p->payload_len + CN_AEAD_TAG_BYTES;
+
+    rc = payload_ad(p->message_id, p->sender, &ad);
+    if (rc != CASENET_OK)
+        return rc;
+    rc = CASENET_ENOMEM;
+    ct = malloc(clen);
+    sealed = malloc(n * CASENET_SEALED_KEY_BYTES + 1);
+    wk = calloc(n + 1, sizeof *wk);
+    wkp = calloc(n + 1, sizeof *wkp);
+    if (!ct || !sealed || !wk || !wkp)
+        goto cleanup;
+    cn_aead_encrypt(ct, p->payload, p->payload_len, ad.data, ad.len, p->nonce, p->content_key);
+    cn_sha256(ct, clen, ct_hash);
+    cn_key_commit(commit, p->commit_key ? p->commit_key : p->content_key);
+
+    const char **rcpt = calloc(n + 1, sizeof *rcpt);
+    if (!rcpt)
+        goto cleanup;
+    for (size_t i = 0; i < n; i++) {
+        const struct cn_seal_recipient *r = &p->recipients[i];
+        uint8_t *s = sealed + i * CASENET_SEALED_KEY_BYTES;
+        rc = cn_box_seal_det(s, p->content_key, CASENET_CONTENT_KEY_BYTES, r->box_pk, r->eph_pk,
+                             r->eph_sk);
+        if (rc != CASENET_OK) {
+            free(rcpt);
+            goto cleanup;
+        }
+        casenet__v1__wrapped_key__init(&wk[i]);
+        wk[i].recipient = (char *)r->id;
+        wk[i].box_key_id = (char *)r->box_key_id;
+        wk[i].sealed_key.data = s;
+        wk[i].sealed_key.len = CASENET_SEALED_KEY_BYTES;
+        wkp[i] = &wk[i];
+        rcpt[i] = r->id;
+    }
+    Casenet__V1__Header h = CASENET__V1__HEADER__INIT;
+    h.version = CN_ENVELOPE_VERSION;
+    h.message_id.data = (uint8_t *)p->message_id;
+    h.message_id.len = CASENET_MESSAGE_ID_BYTES;
+    h.sender = (char *)p->sender;
+    h.sign_key_id = (char *)p->sign_key_id;
+    h.n_recipients = n;
+    h.recipients = (char **)rcpt;
+    h.kind = (Casenet__V1__Kind)p->kind;
+    h.urgency = (Casenet__V1__Urgency)p->urgency;
+    h.created_at_ms = p->created_at_ms;
+    h.expires_at_ms = p->expires_at_ms;
+    h.status = (Casenet__V1__MessageStatus)p->status;
+    if (p->in_reply_to) {
+        h.in_reply_to.data = (uint8_t *)p->in_reply_to;
+        h.in_reply_to.len = CASENET_MESSAGE_ID_BYTES;
+    }
+    if (p->case_ref) {
+        h.case_ref.data = (uint8_t *)p->case_ref;
+        h.case_ref.len = CASENET_CASE_REF_BYTES;
+    }
+    h.nonce.data = (uint8_t *)p->nonce;
+    h.nonce.len = CASENET_NONCE_BYTES;
+    h.ciphertext_hash.data = ct_hash;
+    h.ciphertext_hash.len = sizeof ct_hash;
+    h.key_commitment.data = commit;
+    h.key_commitment.len = sizeof commit;
+    h.n_wrapped_keys = n;
+    h.wrapped_keys = wkp;
+    size_t hlen = casenet__v1__header__get_packed_size(&h);
+    hbuf = malloc(hlen);
+    if (!hbuf) {
+        rc = CASENET_ENOMEM;
+        free(rcpt);
+        goto cleanup;
+    }
+    casenet__v1__header__pack(&h, hbuf);
+    free(rcpt);
+    rc = cn_envelope_pack(hbuf, hlen, p->sign_sk, ct, clen, envelope);
+cleanup:
+    free(hbuf);
+    free(wkp);
+    free(wk);
+    free(sealed);
+    free(ct);
+    casenet_buf_free(&ad);
+    return rc;
+}
+
+/* Adds member m to the recipient list unless it is there already. */
+static int add_recipient(struct cn_seal_recipient *list, size_t *n, const casenet_member *m)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(list[i].id, m->id) == 0)
+            return CASENET_OK;
+    }
+    if (*n >= CASENET_MAX_RECIPIENTS)
+        return CASENET_ETOOLARGE;
+    list[*n].id = m->id;
+    list[*n].box_key_id = m->box_key_id;
+    list[*n].box_pk = m->box_pk;
+    (*n)++;
+    return CASENET_OK;
+}
+
+/* Expands ids and "@group"s into active members with a box key, in order of
+ * first appearance, without duplicates. */
+static int resolve_recipients(const casenet_directory *dir, const casenet_seal_opts *o,
+                              struct cn_seal_recipient *list, size_t *n)
+{
+    *n = 0;
+    for (size_t i = 0; i < o->n_to; i++) {
+        const char *to = o->to[i];
+        casenet_member m;
+        int rc;
+        if (!to)
+            return CASENET_EINVAL;
+        if (to[0] == '@') {
+            size_t found = 0;
+            for (size_t j = 0; j < casenet_directory_count(dir); j++) {
+                if (casenet_directory_at(dir, j, &m) != CASENET_OK)
+                    return CASENET_EBADREQ;
+                if (m.status != CASENET_MEMBER_ACTIVE || !m.box_pk ||
+                    !casenet_member_in_group(&m, to + 1))
+                    continue;
+                found++;
+                rc = add_recipient(list, n, &m);
+                if (rc != CASENET_OK)
+                    return rc;
+            }
+            if (found == 0)
+                return CASENET_EUNKNOWNRCPT;
+            continue;
+        }
+        if (casenet_directory_find(dir, to, &m) != CASENET_OK ||
+            m.status != CASENET_MEMBER_ACTIVE || !m.box_pk)
+            return CASENET_EUNKNOWNRCPT;
+        rc = add_recipient(list, n, &m);
+        if (rc != CASENET_OK)
+            return rc;
+    }
+    return *n > 0 ? CASENET_OK : CASENET_EINVAL;
+}
+
+int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
+                 const casenet_seal_opts *opts, const uint8_t *payload, size_t payload_len,
+                 casenet_buf *envelope, uint8_t message_id[CASENET_MESSAGE_ID_BYTES])
+{
+    if (!sender || !dir || !opts || !payload || !envelope || (opts->n_to && !opts->to))
+        return CASENET_EINVAL;
+    if (cn_payload_case_for_kind(opts->kind) == 0 || opts->urgency < 0 ||
+        opts->urgency > CASENET_URGENCY_INFO || opts->status < 0 ||
+        opts->status > CASENET_MSG_TEST || opts->n_to == 0)
+        return CASENET_EINVAL;
+    if (payload_len > CASENET_MAX_PAYLOAD_BYTES)
+        return CASENET_ETOOLARGE;
+    if (check_payload(payload, payload_len, opts->kind) != CASENET_OK)
+        return CASENET_EINVAL;
+
+    int64_t created = opts->created_at_ms ? opts->created_at_ms : cn_now_ms();
+    const char *id = casenet_keys_member_id(sender);
+    const char *key_id = NULL;
+    const uint8_t *own_pk = casenet_keys_sign_pk(sender, &key_id), *dir_pk = NULL;
+    casenet_member me;
+    if (casenet_directory_find(dir, id, &me) != CASENET_OK || me.status != CASENET_MEMBER_ACTIVE ||
+        casenet_directory_sign_key(dir, id, key_id, created, &dir_pk) != CASENET_OK ||
+        memcmp(dir_pk, own_pk, CASENET_SIGN_PK_BYTES) != 0)
+        return CASENET_EUNAUTH;
+    if (broker_kind(opts->kind) && !casenet_member_has_role(&me, CN_ROLE_BROKER))
+        return CASENET_EFORBIDDEN;
+
+    struct cn_seal_recipient *list = calloc(CASENET_MAX_RECIPIENTS, sizeof *list);
+    uint8_t *secrets = sodium_malloc(CASENET_CONTENT_KEY_BYTES + CASENET_MAX_RECIPIENTS * 32);
+    uint8_t *pubs = malloc(CASENET_MAX_RECIPIENTS * 32);
+    int rc = CASENET_ENOMEM;
+    if (!list || !secrets || !pubs)
+        goto cleanup;
+    size_t n = 0;
+    rc = resolve_recipients(dir, opts, list, &n);
+    if (rc != CASENET_OK)
+        goto cleanup;
+    uint8_t mid[CASENET_MESSAGE_ID_BYTES], nonce[CASENET_NONCE_BYTES];
+    uint8_t *content_key = secrets;
+    randombytes_buf(mid, sizeof mid);
+    randombytes_buf(nonce, sizeof nonce);
+    randombytes_buf(content_key, CASENET_CONTENT_KEY_BYTES);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *esk = secrets + CASENET_CONTENT_KEY_BYTES + 32 * i;
+        crypto_box_keypair(pubs + 32 * i, esk);
+        list[i].eph_pk = pubs + 32 * i;
+        list[i].eph_sk = esk;
+    }
+    struct cn_seal_params p = {
+        .sender = id,
+        .sign_key_id = key_id,
+        .sign_sk = cn_keys_sign_sk(sender, NULL),
+        .kind = opts->kind,
+        .urgency = opts->urgency ? opts->urgency : CASENET_URGENCY_STANDARD,
+        .status = opts->status ? opts->status : CASENET_MSG_ACTUAL,
+        .created_at_ms = created,
+        .expires_at_ms = opts->expires_at_ms,
+        .in_reply_to = opts->in_reply_to,
+        .case_ref = opts->case_ref,
+        .message_id = mid,
+        .nonce = nonce,
+        .content_key = content_key,
+        .n_recipients = n,
+        .recipients = list,
+        .payload = payload,
+        .payload_len = payload_len,
+    };
+    rc = cn_seal_raw(&p, envelope);
+    if (rc == CASENET_OK && message_id)
+        memcpy(message_id, mid, sizeof mid);
+cleanup:
+    sodium_free(secrets); /* wipes the content key and ephemeral secrets */
+    free(pubs);
+    free(list);
+    return rc;
+}
+
+/* ------------------------------------------------------------ verification */
+
+struct parsed_env {
+    Casenet__V1__Envelope *env;
+    Casenet__V1__Header *hdr;
+};
+
+static void parsed_free(struct parsed_env *v)
+{
+    casenet__v1__header__free_unpacked(v->hdr, NULL);
+    casenet__v1__envelope__free_unpacked(v->env, NULL);
+    v->hdr = NULL;
+    v->env = NULL;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool opt_len_ok(const ProtobufCBinaryData *b, size_t want)
+{
+    return b->len == 0 || b->len == want;
+}
+
+/* Structure of the header alone: sizes, enums, ids, recipients unique and
+ * matching the wrapped keys one to one. */
+static int check_structure(const Casenet__V1__Envelope *e, const Casenet__V1__Header *h)
+{
+    if (h->version != CN_ENVELOPE_VERSION)
+        return CASENET_EVERSION;
+    if (e->signature.len != CASENET_SIGNATURE_BYTES ||
+        h->message_id.len != CASENET_MESSAGE_ID_BYTES || h->nonce.len != CASENET_NONCE_BYTES ||
+        h->ciphertext_hash.len != CASENET_HASH_BYTES ||
+        h->key_commitment.len != CASENET_HASH_BYTES ||
+        !opt_len_ok(&h->in_reply_to, CASENET_MESSAGE_ID_BYTES) ||
+        !opt_len_ok(&h->case_ref, CASENET_CASE_REF_BYTES))
+        return CASENET_EBADREQ;
+    if (e->ciphertext.len < CN_AEAD_TAG_BYTES)
+        return CASENET_EBADREQ;
+    if (e->ciphertext.len - CN_AEAD_TAG_BYTES > CASENET_MAX_PAYLOAD_BYTES)
+        return CASENET_ETOOLARGE;
+    if (cn_payload_case_for_kind(h->kind) == 0 || (int)h->urgency < 0 ||
+        h->urgency > CASENET__V1__URGENCY__URGENCY_INFO || (int)h->status < 0 ||
+        h->status > CASENET__V1__MESSAGE_STATUS__MESSAGE_STATUS_TEST)
+        return CASENET_EBADREQ;
+    if (!casenet_member_id_valid(h->sender) || strlen(h->sign_key_id) != CASENET_KEY_ID_CHARS)
+        return CASENET_EBADREQ;
+    size_t n = h->n_recipients;
+    if (n == 0 || h->n_wrapped_keys != n)
+        return CASENET_EBADREQ;
+    if (n > CASENET_MAX_RECIPIENTS)
+        return CASENET_ETOOLARGE;
+    const char *a[CASENET_MAX_RECIPIENTS], *b[CASENET_MAX_RECIPIENTS];
+    for (size_t i = 0; i < n; i++) {
+        const Casenet__V1__WrappedKey *w = h->wrapped_keys[i];
+        if (!casenet_member_id_valid(h->recipients[i]) ||
+            w->sealed_key.len != CASENET_SEALED_KEY_BYTES ||
+            strlen(w->box_key_id) != CASENET_KEY_ID_CHARS)
+            return CASENET_EBADREQ;
+        a[i] = h->recipients[i];
+        b[i] = w->recipient;
+    }
+    qsort(a, n, sizeof a[0], cmp_str_ptr);
+    qsort(b, n, sizeof b[0], cmp_str_ptr);
+    for (size_t i = 0; i < n; i++) {
+        if ((i > 0 && strcmp(a[i - 1], a[i]) == 0) || strcmp(a[i], b[i]) != 0)
+            return CASENET_EBADREQ;
+    }
+    return CASENET_OK;
+}
+
+/* Everything casenet_envelope_verify checks; on success v holds the parsed
+ * envelope and header (free with parsed_free). */
+static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_t len,
+                         struct parsed_env *v)
+{
+    v->env = NULL;
+    v->hdr = NULL;
+    int rc = CASENET_EBADREQ;
+    v->env = casenet__v1__envelope__unpack(NULL, len, buf);
+    if (!v->env)
+        goto fail;
+    v->hdr = casenet__v1__header__unpack(NULL, v->env->header.len, v->env->header.data);
+    if (!v->hdr)
+        goto fail;
+    const Casenet__V1__Header *h = v->hdr;
+    rc = check_structure(v->env, h);
+    if (rc != CASENET_OK)
+        goto fail;
+
+    /* Directory: the sender, its key, the recipients and their box keys. */
+    casenet_member m;
+    const uint8_t *pk = NULL;
+    rc = CASENET_EUNAUTH;
+    if (casenet_directory_find(dir, h->sender, &m) != CASENET_OK ||
+        m.status != CASENET_MEMBER_ACTIVE ||
+        casenet_directory_sign_key(dir, h->sender, h->sign_key_id, h->created_at_ms, &pk) !=
+            CASENET_OK)
+        goto fail;
+    rc = CASENET_EFORBIDDEN;
+    if (broker_kind(h->kind) && !casenet_member_has_role(&m, CN_ROLE_BROKER))
+        goto fail;
+    for (size_t i = 0; i < h->n_recipients; i++) {
+        casenet_member r;
+        rc = CASENET_EUNKNOWNRCPT;
+        if (casenet_directory_find(dir, h->recipients[i], &r) != CASENET_OK ||
+            r.status != CASENET_MEMBER_ACTIVE)
+            goto fail;
+        const Casenet__V1__WrappedKey *w = h->wrapped_keys[i];
+        rc = CASENET_EBADREQ;
+        if (!cn_directory_has_box_key(dir, w->recipient, w->box_key_id, h->created_at_ms))
+            goto fail;
+    }
+
+    /* The signature over the header bytes as carried. */
+    casenet_buf pae = {0};
+    rc = envelope_pae(v->env->header.data, v->env->header.len, &pae);
+    if (rc != CASENET_OK)
+        goto fail;
+    rc = cn_sign_verify(v->env->signature.data, pae.data, pae.len, pk);
+    casenet_buf_free(&pae);
+    if (rc != CASENET_OK)
+        goto fail;
+
+    uint8_t hash[CASENET_HASH_BYTES];
+    cn_sha256(v->env->ciphertext.data, v->env->ciphertext.len, hash);
+    rc = CASENET_EBADREQ;
+    if (crypto_verify_32(hash, h->ciphertext_hash.data) != 0)
+        goto fail;
+    return CASENET_OK;
+fail:
+    parsed_free(v);
+    return rc;
+}
+
+void casenet_message_info_clear(casenet_message_info *info)
+{
+    if (!info)
+        return;
+    for (size_t i = 0; i < info->n_recipients; i++)
+        free(info->recipients[i]);
+    free(info->recipients);
+    memset(info, 0, sizeof *info);
+}
+
+static int fill_info(const struct parsed_env *v, const uint8_t *buf, size_t len,
+                     casenet_message_info *info)
+{
+    const Casenet__V1__Header *h = v->hdr;
+    casenet_message_info t;
+    memset(&t, 0, sizeof t);
+    t.recipients = calloc(h->n_recipients, sizeof *t.recipients);
+    if (!t.recipients)
+        return CASENET_ENOMEM;
+    for (size_t i = 0; i < h->n_recipients; i++) {
+        t.recipients[i] = strdup(h->recipients[i]);
+        if (!t.recipients[i]) {
+            casenet_message_info_clear(&t);
+            return CASENET_ENOMEM;
+        }
+        t.n_recipients = i + 1;
+    }
+    memcpy(t.message_id, h->message_id.data, CASENET_MESSAGE_ID_BYTES);
+    if (cn_strlcpy(t.sender, h->sender, sizeof t.sender) != CASENET_OK ||
+        cn_strlcpy(t.sign_key_id, h->sign_key_id, sizeof t.sign_key_id) != CASENET_OK) {
+        casenet_message_info_clear(&t);
+        return CASENET_EBADREQ;
+    }
+    t.kind = (casenet_kind)h->kind;
+    t.urgency = h->urgency ? (casenet_urgency)h->urgency : CASENET_URGENCY_STANDARD;
+    t.status = h->status ? (casenet_msg_status)h->status : CASENET_MSG_ACTUAL;
+    t.created_at_ms = h->created_at_ms;
+    t.expires_at_ms = h->expires_at_ms;
+    if ((t.has_in_reply_to = h->in_reply_to.len != 0))
+        memcpy(t.in_reply_to, h->in_reply_to.data, CASENET_MESSAGE_ID_BYTES);
+    if ((t.has_case_ref = h->case_ref.len != 0))
+        memcpy(t.case_ref, h->case_ref.data, CASENET_CASE_REF_BYTES);
+    cn_sha256(buf, len, t.envelope_hash);
+    t.ciphertext_len = v->env->ciphertext.len;
+    *info = t;
+    return CASENET_OK;
+}
+
+int casenet_envelope_verify(const casenet_directory *dir, const uint8_t *envelope, size_t len,
+                            casenet_message_info *info)
+{
+    if (!dir || !envelope)
+        return CASENET_EINVAL;
+    struct parsed_env v;
+    int rc = verify_parsed(dir, envelope, len, &v);
+    if (rc != CASENET_OK)
+        return rc;
+    if (info)
+        rc = fill_info(&v, envelope, len, info);
+    parsed_free(&v);
+    return rc;
+}
+
+/* ------------------------------------------------------------ opening */
+
+int casenet_open(const casenet_keys *reader, const casenet_directory *dir, const uint8_t *envelope,
+                 size_t len, casenet_message_info *info, casenet_buf *payload)
+{
+    if (!reader || !dir || !envelope || !payload)
+        return CASENET_EINVAL;
+    struct parsed_env v;
+    int rc = verify_parsed(dir, envelope, len, &v);
+    if (rc != CASENET_OK)
+        return rc;
+    const Casenet__V1__Header *h = v.hdr;
+    const char *me = casenet_keys_member_id(reader);
+    const Casenet__V1__WrappedKey *w = NULL;
+    uint8_t key[CASENET_CONTENT_KEY_BYTES], commit[CASENET_HASH_BYTES];
+    casenet_buf ad = {0};
+    uint8_t *plain = NULL;
+    size_t plen = v.env->ciphertext.len - CN_AEAD_TAG_BYTES;
+    for (size_t i = 0; i < h->n_wrapped_keys; i++) {
+        if (strcmp(h->wrapped_keys[i]->recipient, me) == 0)
+            w = h->wrapped_keys[i];
+    }
+    rc = CASENET_ENOTRECIPIENT;
+    if (!w)
+        goto cleanup;
+    const uint8_t *box_pk = NULL;
+    const uint8_t *box_sk = cn_keys_box_sk(reader, w->box_key_id, &box_pk);
+    rc = CASENET_ECRYPTO;
+    if (!box_sk)
+        goto cleanup;
+    rc = cn_box_seal_open(key, w->sealed_key.data, w->sealed_key.len, box_pk, box_sk);
+    if (rc != CASENET_OK)
+        goto cleanup;
+    cn_key_commit(commit, key);
+    rc = CASENET_ECOMMIT;
+    if (crypto_verify_32(commit, h->key_commitment.data) != 0)
+        goto cleanup;
+    rc = payload_ad(h->message_id.data, h->sender, &ad);
+    if (rc != CASENET_OK)
+        goto cleanup;
+    rc = CASENET_ENOMEM;
+    plain = malloc(plen ? plen : 1);
+    if (!plain)
+        goto cleanup;
+    rc = cn_aead_decrypt(plain, v.env->ciphertext.data, v.env->ciphertext.len, ad.data, ad.len,
+                         h->nonce.data, key);
+    if (rc != CASENET_OK)
+        goto cleanup;
+    rc = check_payload(plain, plen, h->kind);
+    if (rc != CASENET_OK)
+        goto cleanup;
+    if (info) {
+        rc = fill_info(&v, envelope, len, info);
+        if (rc != CASENET_OK)
+            goto cleanup;
+    }
+    payload->data = plain;
+    payload->len = plen;
+    plain = NULL;
+    rc = CASENET_OK;
+cleanup:
+    if (plain) {
+        sodium_memzero(plain, plen);
+        free(plain);
+    }
+    sodium_memzero(key, sizeof key);
+    casenet_buf_free(&ad);
+    parsed_free(&v);
+    return rc;
+}

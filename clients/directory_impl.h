@@ -1,0 +1,31 @@
+/*
+ * directory_impl.h - directory lookups other libcasenet modules need beyond
+ * the public API: key validity windows and box keys by id. Internal.
+ */
+#ifndef CASENET_DIRECTORY_IMPL_H
+#define CASENET_DIRECTORY_IMPL_H
+
+#include "casenet.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Roles a directory member may hold. */
+#define CN_ROLE_BROKER "broker"
+
+/* True when member id lists a box key with id key_id that is valid at at_ms
+ * (valid_from_ms <= at_ms and, when bounded, at_ms < valid_until_ms). */
+bool cn_directory_has_box_key(const casenet_directory *d, const char *id, const char *key_id,
+                              int64_t at_ms);
+
+/* casenet_directory_parse with expiry checking optional: the authority
+ * verifies its own current directory this way before changing it. */
+CASENET_NODISCARD int cn_directory_parse_ex(const uint8_t *buf, size_t len,
+                                            const uint8_t authority_pk[32], int64_t now_ms,
+                                            uint64_t min_version, bool check_expiry,
+                                            casenet_directory **out);
+
+/* True when name is a known member role. */
+bool cn_role_known(const char *name);
+
+#endif
