@@ -288,14 +288,35 @@ char *cli_path(const char *dir, const char *name)
     return p;
 }
 
-int cli_mkdir(const char *dir)
+static int mkdir_one(const char *dir)
 {
     if (mkdir(dir, 0700) == 0)
         return CASENET_OK;
     struct stat st;
     if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
         return CASENET_OK;
+    if (errno == EEXIST)
+        errno = ENOTDIR;
     return CASENET_EIO;
+}
+
+int cli_mkdir(const char *dir)
+{
+    char *copy = strdup(dir);
+    if (!copy)
+        return CASENET_ENOMEM;
+    int rc = CASENET_OK;
+    for (char *p = copy + 1; *p && rc == CASENET_OK; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        rc = mkdir_one(copy);
+        *p = '/';
+    }
+    if (rc == CASENET_OK)
+        rc = mkdir_one(copy);
+    free(copy);
+    return rc;
 }
 
 bool cli_exists(const char *path)

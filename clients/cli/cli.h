@@ -104,8 +104,8 @@ int cli_write_stdout(const void *data, size_t len);
 
 /* Joins dir and name with '/'; malloc'd, NULL on out of memory. */
 char *cli_path(const char *dir, const char *name);
-/* Creates dir with mode 0700 unless it exists as a directory. CASENET_OK,
- * CASENET_EIO (errno set). */
+/* Creates dir and its missing parents with mode 0700 (like mkdir -p) unless
+ * it exists as a directory. CASENET_OK, CASENET_EIO (errno set). */
 int cli_mkdir(const char *dir);
 /* True when path exists (any type). */
 bool cli_exists(const char *path);

@@ -96,7 +96,6 @@ write_referral() {
     "place": {"provinceCode": "01", "communeCode": "00070"},
     "currentCondition": "Child distressed, threatened with publication tonight; safe at home with a parent.",
     "actionsTaken": ["Counselled by phone", "Advised not to pay or send more images"],
-    "reporter": {"consentedToContact": false},
     "artefacts": [{"platform": "example-social", "accountId": "acct-demo-5521",
                    "url": "https://social.example/u/acct-demo-5521",
                    "contentHash": "sha256:9f2c4e0d1b7a3c5e8f6a2d4b0c9e7f1a3b5d7c9e1f3a5b7d9c1e3f5a7b9d1c3e"}],
