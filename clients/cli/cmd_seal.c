@@ -203,7 +203,8 @@ int open_fail(int err, const char *reader)
     case CASENET_EBADREQ:
     case CASENET_EVERSION:
         return cli_fail(CLI_VERIFY, err, "do not act on it",
-                        "malformed message: truncated, altered or not a casenet envelope");
+                        "the message is altered, truncated or malformed (it does not match its "
+                        "signed header)");
     default:
         return cli_fail(CLI_LOCAL, err, NULL, "cannot open the message: %s", casenet_strerror(err));
     }
