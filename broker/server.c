@@ -22,15 +22,6 @@
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93
 #endif
-#ifndef ZMQ_ROUTER_NOTIFY
-#define ZMQ_ROUTER_NOTIFY 97
-#endif
-#ifndef ZMQ_NOTIFY_CONNECT
-#define ZMQ_NOTIFY_CONNECT 1
-#endif
-#ifndef ZMQ_NOTIFY_DISCONNECT
-#define ZMQ_NOTIFY_DISCONNECT 2
-#endif
 
 #define TICK_MS           1000
 #define HEARTBEAT_IVL_MS  10000
@@ -42,20 +33,29 @@
 #define ROUTING_ID_MAX    255
 #define DIRECTORY_MAX     (16u * 1024u * 1024u)
 #define STATS_INTERVAL_MS 60000
+#define MONITOR_ENDPOINT  "inproc://casenetd.monitor"
 
 struct item {
     uint8_t rid[ROUTING_ID_MAX];
     size_t rid_len;
     char member[CASENET_MEMBER_ID_MAX + 1];
+    int fd;              /* the connection's socket (ZMQ_SRCFD), to tie a subscription to it */
     casenet_buf request; /* the one frame received */
     casenet_buf reply;   /* the packed Response to send after commit */
     bool answered;       /* reply set on receipt (bad framing): not dispatched */
     bool subscribe;
 };
 
+/* A subscribed connection. The routing id is chosen by the client and may be
+ * reused by another connection once this one is gone, so a subscription is
+ * also tied to the connection's file descriptor and dropped as soon as the
+ * socket monitor reports that descriptor closed or reused (see
+ * drain_monitor), when the ROUTER reports the peer unreachable, or when a
+ * request under that routing id comes from another member. */
 struct sub {
     uint8_t rid[ROUTING_ID_MAX];
     size_t rid_len;
+    int fd;
     char member[CASENET_MEMBER_ID_MAX + 1];
 };
 
@@ -63,6 +63,7 @@ struct server {
     struct broker *b;
     void *ctx;
     void *router;
+    void *monitor; /* PAIR receiving the ROUTER's connection events */
     struct zap *zap;
     int sigfd;
     struct item *items;
@@ -131,7 +132,17 @@ static void sub_drop(struct server *s, const uint8_t *rid, size_t len, const cha
     *x = s->subs[--s->n_subs];
 }
 
-static void sub_add(struct server *s, const uint8_t *rid, size_t len, const char *member)
+static void sub_drop_fd(struct server *s, int fd, const char *why)
+{
+    for (size_t i = 0; i < s->n_subs;) {
+        if (s->subs[i].fd == fd)
+            sub_drop(s, s->subs[i].rid, s->subs[i].rid_len, why);
+        else
+            i++;
+    }
+}
+
+static void sub_add(struct server *s, const uint8_t *rid, size_t len, const char *member, int fd)
 {
     struct sub *x = sub_find(s, rid, len);
     if (!x) {
@@ -150,6 +161,7 @@ static void sub_add(struct server *s, const uint8_t *rid, size_t len, const char
         x->rid_len = len;
     }
     snprintf(x->member, sizeof x->member, "%s", member);
+    x->fd = fd;
     log_event(LOG_INFO, "subscribe", "member", member, NULL);
 }
 
@@ -193,8 +205,6 @@ int server_open(struct broker *b, int sigfd, struct server **out)
         zmq_setsockopt(s->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0 ||
         setopt_int(s->router, ZMQ_ZAP_ENFORCE_DOMAIN, 1, "ZAP_ENFORCE_DOMAIN") != CASENET_OK ||
         setopt_int(s->router, ZMQ_ROUTER_MANDATORY, 1, "ROUTER_MANDATORY") != CASENET_OK ||
-        setopt_int(s->router, ZMQ_ROUTER_NOTIFY, ZMQ_NOTIFY_CONNECT | ZMQ_NOTIFY_DISCONNECT,
-                   "ROUTER_NOTIFY") != CASENET_OK ||
         zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         setopt_int(s->router, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS, "HEARTBEAT_IVL") != CASENET_OK ||
         setopt_int(s->router, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TMO_MS, "HEARTBEAT_TIMEOUT") !=
@@ -204,6 +214,14 @@ int server_open(struct broker *b, int sigfd, struct server **out)
         setopt_int(s->router, ZMQ_SNDHWM, SOCKET_HWM, "SNDHWM") != CASENET_OK ||
         setopt_int(s->router, ZMQ_RCVHWM, SOCKET_HWM, "RCVHWM") != CASENET_OK) {
         log_event(LOG_ERROR, "socket_option", "zmq_error", zmq_strerror(errno), NULL);
+        goto cleanup;
+    }
+    if (zmq_socket_monitor(s->router, MONITOR_ENDPOINT,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(s->monitor = zmq_socket(s->ctx, ZMQ_PAIR)) ||
+        setopt_int(s->monitor, ZMQ_LINGER, 0, "LINGER") != CASENET_OK ||
+        zmq_connect(s->monitor, MONITOR_ENDPOINT) != 0) {
+        log_event(LOG_ERROR, "monitor", "zmq_error", zmq_strerror(errno), NULL);
         goto cleanup;
     }
     if (zmq_bind(s->router, b->cfg->listen) != 0) {
@@ -227,8 +245,11 @@ void server_close(struct server *s)
         /* A bounded linger, not 0: the replies of the last batch are queued
          * and would otherwise be discarded on close. */
         (void)setopt_int(s->router, ZMQ_LINGER, CLOSE_LINGER_MS, "LINGER");
+        (void)zmq_socket_monitor(s->router, NULL, 0);
         zmq_close(s->router);
     }
+    if (s->monitor)
+        zmq_close(s->monitor);
     zap_close(s->zap);
     if (s->ctx)
         zmq_ctx_term(s->ctx);
@@ -256,8 +277,7 @@ static int send_to(struct server *s, const uint8_t *rid, size_t rid_len, const u
 
 /* Receives one routed message into it. Returns 1 for a request (it->request
  * holds its frame, or it->answered is set with an error reply), 0 when
- * nothing is pending, 2 for a message consumed without a request (a
- * connect/disconnect notification), -1 on error. */
+ * nothing is pending, -1 on error. */
 static int recv_one(struct server *s, struct item *it)
 {
     zmq_msg_t rid, part;
@@ -276,7 +296,6 @@ static int recv_one(struct server *s, struct item *it)
     size_t frames = 0;
     uint8_t *first = NULL;
     size_t first_len = 0;
-    bool have_user = false;
     while (more) {
         zmq_msg_init(&part);
         if (zmq_msg_recv(&part, s->router, 0) < 0) {
@@ -286,10 +305,9 @@ static int recv_one(struct server *s, struct item *it)
         }
         if (frames == 0) {
             const char *uid = zmq_msg_gets(&part, "User-Id");
-            if (uid) {
-                have_user = true;
+            if (uid)
                 snprintf(it->member, sizeof it->member, "%s", uid);
-            }
+            it->fd = zmq_msg_get(&part, ZMQ_SRCFD);
             first_len = zmq_msg_size(&part);
             first = malloc(first_len ? first_len : 1);
             if (first)
@@ -298,13 +316,6 @@ static int recv_one(struct server *s, struct item *it)
         frames++;
         more = zmq_msg_more(&part);
         zmq_msg_close(&part);
-    }
-    /* ROUTER_NOTIFY: [rid][empty] without metadata = a peer connected or
-     * left. Either way a subscription under that routing id is stale. */
-    if (frames == 1 && first_len == 0 && !have_user) {
-        free(first);
-        sub_drop(s, it->rid, it->rid_len, "connection changed");
-        return 2;
     }
     struct sub *x = sub_find(s, it->rid, it->rid_len);
     if (x && strcmp(x->member, it->member) != 0)
@@ -325,6 +336,40 @@ static int recv_one(struct server *s, struct item *it)
         (void)handlers_error_reply(0, CASENET_EUNAVAIL, "out of memory; retry later", &it->reply);
     }
     return 1;
+}
+
+/* Reads every pending connection event: a descriptor accepted or closed
+ * ends any subscription tied to it (the routing id may be reused next). */
+static void drain_monitor(struct server *s)
+{
+    for (;;) {
+        zmq_msg_t ev, ep;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, s->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (const uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
+        bool more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        while (more) {
+            zmq_msg_init(&ep);
+            if (zmq_msg_recv(&ep, s->monitor, 0) < 0) {
+                zmq_msg_close(&ep);
+                return;
+            }
+            more = zmq_msg_more(&ep);
+            zmq_msg_close(&ep);
+        }
+        if (event == ZMQ_EVENT_ACCEPTED || event == ZMQ_EVENT_DISCONNECTED)
+            sub_drop_fd(s, (int)value,
+                        event == ZMQ_EVENT_ACCEPTED ? "descriptor reused" : "disconnected");
+    }
 }
 
 /* ------------------------------------------------------------ batch */
@@ -424,7 +469,9 @@ static void process_batch(struct server *s)
                 i++;
         }
     }
-    /* Replies, then pushes: only after the commit. */
+    /* Replies, then pushes: only after the commit. Connection events first,
+     * so that no push follows a subscription whose connection is gone. */
+    drain_monitor(s);
     for (size_t i = 0; i < s->n_items; i++) {
         struct item *it = &s->items[i];
         size_t rid_len = it->rid_len;
@@ -434,7 +481,7 @@ static void process_batch(struct server *s)
                 log_event(LOG_WARN, "reply_dropped", "member", it->member, "zmq_error",
                           zmq_strerror(e), NULL);
             else if (ok && it->subscribe)
-                sub_add(s, it->rid, rid_len, it->member);
+                sub_add(s, it->rid, rid_len, it->member, it->fd);
         }
         casenet_buf_free(&it->reply);
         casenet_buf_free(&it->request);
@@ -489,12 +536,13 @@ int server_run(struct server *s)
     log_event(LOG_INFO, "listening", "endpoint", b->cfg->listen, "broker", b->broker_id,
               "directory_version", log_u64(casenet_directory_version(b->dir)), NULL);
     while (!s->stopping) {
-        zmq_pollitem_t items[3] = {
+        zmq_pollitem_t items[4] = {
             {.socket = s->router, .events = ZMQ_POLLIN},
             {.socket = zap_socket(s->zap), .events = ZMQ_POLLIN},
+            {.socket = s->monitor, .events = ZMQ_POLLIN},
             {.fd = s->sigfd, .events = ZMQ_POLLIN},
         };
-        int n_items = s->sigfd >= 0 ? 3 : 2;
+        int n_items = s->sigfd >= 0 ? 4 : 3;
         int64_t wait = next_tick - cn_mono_ms();
         if (wait < 0)
             wait = 0;
@@ -504,9 +552,11 @@ int server_run(struct server *s)
             log_event(LOG_ERROR, "poll", "zmq_error", zmq_strerror(errno), NULL);
             return CASENET_EIO;
         }
+        if (items[2].revents & ZMQ_POLLIN)
+            drain_monitor(s);
         if (items[1].revents & ZMQ_POLLIN)
             (void)zap_handle(s->zap, b->dir);
-        if (n_items == 3 && (items[2].revents & ZMQ_POLLIN))
+        if (n_items == 4 && (items[3].revents & ZMQ_POLLIN))
             read_signals(s);
         /* Drain every ready request, up to batch_max. */
         while (s->n_items < b->cfg->limits.batch_max) {
@@ -517,8 +567,7 @@ int server_run(struct server *s)
                 log_event(LOG_WARN, "recv", "zmq_error", zmq_strerror(errno), NULL);
                 break;
             }
-            if (r == 1)
-                s->n_items++;
+            s->n_items++;
         }
         if (s->n_items > 0 || zap_has_pending(s->zap) || s->reload)
             process_batch(s);
