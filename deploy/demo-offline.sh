@@ -59,6 +59,7 @@ refused() {
 flip() {
   local b
   b=$(od -An -tu1 -j"$2" -N1 "$1" | tr -d ' ')
+  # shellcheck disable=SC2059 # the format is the one byte to write
   printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 

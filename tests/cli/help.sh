@@ -2,6 +2,7 @@
 # help.sh - every subcommand has --help (exit 0, naming each option and an
 # example); `casenet help CMD` is the same; unknown commands and options are
 # usage errors (exit 2); --version works.
+# shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 step "top-level help and version"

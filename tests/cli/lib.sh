@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh - assertions and fixtures shared by the CLI test scripts (sourced).
 # Every script sets -euo pipefail, sources this file and gets:
 #   $CASENET  the casenet binary (set by ctest; ./build/clients/cli/casenet otherwise)
@@ -47,6 +48,7 @@ flip_byte() {
   size=$(stat -c %s "$f")
   [ "$off" -lt 0 ] && off=$((size + off))
   b=$(od -An -tu1 -j"$off" -N1 "$f" | tr -d ' ')
+  # shellcheck disable=SC2059 # the format is the one byte to write
   printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
 }
 

@@ -3,6 +3,7 @@
 # (init, add, show, revoke), member homes, seal -> open round trip, and every
 # refusal a case worker may meet: a tampered message, a message for someone
 # else, a world-readable key, an older directory, bad payload JSON.
+# shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null || fail "jq is required (Debian package jq)"
 N=$T/net

@@ -3,6 +3,7 @@
 # send (message id only after the broker's receipt), inbox (table, JSON
 # Lines, paging, receipts), read, ack, directory pull/publish, and the exit
 # codes for a refused request (5), a revoked member and an unreachable broker.
+# shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null || fail "jq is required (Debian package jq)"
 CASENETD=${CASENETD:-${CASENET_BINARY_DIR:-$(dirname "$CASENET")/../..}/broker/casenetd}
@@ -22,7 +23,7 @@ trap 'stop_broker; rm -rf "$T"' EXIT
 # waits until it answers a directory pull.
 start_broker() {
   local try port
-  for try in 1 2 3 4 5 6 7 8; do
+  for _ in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 40000))
     BROKER_ENDPOINT=tcp://127.0.0.1:$port
     "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
