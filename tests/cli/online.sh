@@ -22,7 +22,7 @@ trap 'stop_broker; rm -rf "$T"' EXIT
 # Starts casenetd on a free loopback port (retrying on a port in use) and
 # waits until it answers a directory pull.
 start_broker() {
-  local try port
+  local port
   for _ in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 40000))
     BROKER_ENDPOINT=tcp://127.0.0.1:$port
