@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,7 +21,8 @@
 
 #define WH_SPOOL_MODE    0640
 #define WH_WAIT_MIN_US   1000
-#define WH_WAIT_MAX_US   20000
+#define WH_WAIT_MAX_US   5000
+#define WH_POLL_MAX_MS   1000
 #define WH_ENV_EXTRA     4
 #define WH_ENV_VALUE_MAX (CASENET_MEMBER_ID_MAX + 64)
 
@@ -210,6 +213,44 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Reaps pid; kills its process group at deadline (monotonic ms). Waits on a
+ * pidfd (woken the moment it exits) or, on kernels without one, polls. */
+static int wait_child(pid_t pid, int64_t deadline, struct wh_exec_result *res)
+{
+    int pidfd = pidfd_open(pid, 0);
+    useconds_t nap = WH_WAIT_MIN_US;
+    int status = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR) {
+            kill(-pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            break;
+        }
+        int64_t left = deadline - mono_ms();
+        if (!res->timedout && left <= 0) {
+            res->timedout = true;
+            kill(-pid, SIGKILL);
+        }
+        if (pidfd >= 0) {
+            struct pollfd p = {.fd = pidfd, .events = POLLIN};
+            int ms = res->timedout ? 100 : (int)(left > WH_POLL_MAX_MS ? WH_POLL_MAX_MS : left);
+            if (poll(&p, 1, ms < 0 ? 0 : ms) < 0 && errno != EINTR)
+                usleep(nap);
+        } else {
+            usleep(nap);
+            if (nap < WH_WAIT_MAX_US)
+                nap *= 2;
+        }
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    return status;
+}
+
 int wh_exec(const char *cmd, const char *json, size_t len, const char *id_hex, const char *kind,
             const char *from, const char *spool_file, int timeout_ms, struct wh_exec_result *res)
 {
@@ -273,27 +314,7 @@ int wh_exec(const char *cmd, const char *json, size_t len, const char *id_hex, c
         goto cleanup;
     }
     wh_exec_child = (sig_atomic_t)pid;
-    int64_t deadline = mono_ms() + timeout_ms;
-    useconds_t nap = WH_WAIT_MIN_US;
-    int status = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            kill(-pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            break;
-        }
-        if (!res->timedout && mono_ms() >= deadline) {
-            res->timedout = true;
-            kill(-pid, SIGKILL);
-        }
-        usleep(nap);
-        if (nap < WH_WAIT_MAX_US)
-            nap *= 2;
-    }
+    int status = wait_child(pid, mono_ms() + timeout_ms, res);
     wh_exec_child = 0;
     if (WIFEXITED(status))
         res->status = WEXITSTATUS(status);
