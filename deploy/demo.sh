@@ -4,8 +4,10 @@
 # broker, the child helpline 111, the cyber police, provincial social services
 # and a coordinator; casenetd starts on loopback; the hotline sends an
 # emergency referral to the police, who read it and acknowledge it with signed
-# receipts that reach the hotline; the inbox states and the audit trail are
-# printed. Every case detail is fictitious. Everything lives in ./demo-run.
+# receipts that reach the hotline; social services run `casenet watch`, which
+# takes a second referral into their spool and acknowledges it unattended;
+# the inbox states and the audit trail are printed. Every case detail is
+# fictitious. Everything lives in ./demo-run.
 #   DEMO_PORT=N   loopback port for the broker (default: a free one)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +25,7 @@ rm -rf "$D"
 mkdir -p "$D"
 cd "$D"
 broker_pid=
+watch_pid=
 stop_broker() {
   if [ -n "$broker_pid" ]; then
     kill -TERM "$broker_pid" 2>/dev/null || true
@@ -30,7 +33,14 @@ stop_broker() {
     broker_pid=
   fi
 }
-trap stop_broker EXIT
+stop_watch() {
+  if [ -n "$watch_pid" ]; then
+    kill -TERM "$watch_pid" 2>/dev/null || true
+    wait "$watch_pid" 2>/dev/null || true
+    watch_pid=
+  fi
+}
+trap 'stop_watch; stop_broker' EXIT
 
 # shellcheck source=deploy/demo-lib.sh
 source "$here/demo-lib.sh"
@@ -111,6 +121,40 @@ run inbox --home home/vn.hotline111
 
 step "Inbox states at the police"
 run inbox --home home/vn.police.a05 --state any --json
+
+step "Social services run an unattended agent: it hands each message to their case system, then acknowledges"
+show watch --home home/vn.molisa.hanoi --spool spool/vn.molisa.hanoi
+"$CASENET" watch --home home/vn.molisa.hanoi --spool spool/vn.molisa.hanoi 2> watch.log &
+watch_pid=$!
+for _ in $(seq 1 100); do
+  grep -q "outcome=connected" watch.log && break
+  kill -0 "$watch_pid" 2>/dev/null || { cat watch.log >&2; echo "demo: casenet watch stopped" >&2; exit 1; }
+  sleep 0.1
+done
+show send --home home/vn.hotline111 --to vn.molisa.hanoi --kind referral --urgency urgent-takedown
+printf '       < referral.json\n'
+"$CASENET" send --home home/vn.hotline111 --to vn.molisa.hanoi --kind referral \
+  --urgency urgent-takedown < referral.json > send2.out 2> send2.err
+sed 's/^/     /' send2.out
+id2=$(head -n 1 send2.out)
+acked=
+for _ in $(seq 1 100); do
+  if "$CASENET" inbox --home home/vn.hotline111 --json 2>/dev/null |
+    grep -q "\"in_reply_to\":\"$id2\",\"status\":\"delivered\""; then
+    acked=1
+    break
+  fi
+  sleep 0.1
+done
+[ -n "$acked" ] || { cat watch.log >&2; echo "demo: no automated acknowledgement" >&2; exit 1; }
+echo "     the agent's log (one line per message):"
+grep "event=message" watch.log | sed 's/^/       /'
+echo "     handed over as spool/vn.molisa.hanoi/$id2.json:"
+head -c 300 "spool/vn.molisa.hanoi/$id2.json" | sed 's/^/       /'
+printf ' ...\n'
+echo "     the hotline sees the automated 'delivered' receipt, signed by social services:"
+run inbox --home home/vn.hotline111
+stop_watch
 
 step "The broker stops cleanly (SIGTERM)"
 stop_broker
