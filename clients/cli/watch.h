@@ -92,8 +92,9 @@ const char *wj_state_name(enum wj_state s);
  *    place (and perhaps already taken by the agency): nothing is written;
  *  - SPOOLED and later: nothing to do.
  * On success row->state is at least WJ_SPOOLED in memory (the caller records
- * the next state). CASENET_EIO (errno-based message on stderr via *err) or
- * a journal error. err (errlen bytes) receives a short reason on failure. */
+ * the next state). On failure (CASENET_EIO, CASENET_ENOMEM or a journal
+ * error) err (errlen bytes) receives a short reason with strerror(errno);
+ * a SPOOLING row whose rename failed stays SPOOLING and is resumed. */
 CASENET_NODISCARD int wh_spool(wj *j, const char *spool, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
                                struct wj_row *row, const char *json, size_t len, char *err,
                                size_t errlen);
