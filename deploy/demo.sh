@@ -15,8 +15,8 @@ here=$top/deploy
 
 "$here/setup-debian.sh"
 echo "demo: building casenet (build/)"
-cmake -S "$top" -B "$top/build" -DCASENET_TESTS=OFF >/dev/null
-cmake --build "$top/build" -j"$(nproc)" >/dev/null
+cmake -S "$top" -B "$top/build" >/dev/null
+cmake --build "$top/build" -j"$(nproc)" --target casenet casenetd >/dev/null
 CASENET=$top/build/clients/cli/casenet
 CASENETD=$top/build/broker/casenetd
 
