@@ -24,16 +24,16 @@
 
 /* Everything the command line sets. */
 struct bench_opts {
-    size_t members;     /* N */
-    size_t size;        /* S: target envelope bytes */
-    size_t connections; /* C */
-    size_t inflight;    /* requests in flight per connection (fast mode) */
-    double rate;        /* msg/s offered in total; 0 = as fast as confirmed */
-    double duration;    /* measured seconds */
-    double warmup;      /* seconds of load before measuring */
-    size_t recipients;  /* per message */
-    size_t pool;        /* envelopes to pre-build; 0 = estimated */
-    const char *broker; /* endpoint of a running broker, or NULL to start one */
+    size_t members;          /* N */
+    size_t size;             /* S: target envelope bytes */
+    size_t connections;      /* C */
+    size_t inflight;         /* requests in flight per connection (fast mode) */
+    double rate;             /* msg/s offered in total; 0 = as fast as confirmed */
+    double duration;         /* measured seconds */
+    double warmup;           /* seconds of load before measuring */
+    size_t recipients;       /* per message */
+    size_t pool;             /* envelopes to pre-build; 0 = estimated */
+    const char *broker;      /* endpoint of a running broker, or NULL to start one */
     const char *network_dir; /* where the network files are (created if absent) */
     const char *casenetd;    /* path of casenetd, or NULL to search */
     const char *workdir;     /* base for the temporary directory */
@@ -120,11 +120,12 @@ struct load_result {
     double offered_per_s;
     bool pool_exhausted;
     size_t envelope_bytes;
-    double seal_s;   /* time spent pre-building envelopes */
+    double seal_s; /* time spent pre-building envelopes */
     uint64_t rss_start_kb, rss_max_kb, rss_end_kb;
     double broker_cpu_s;
-    char *rss_series; /* JSON array of KiB, one per sample; malloc'd */
-    int first_error;  /* wire code of the first error seen */
+    double bench_cpu_s; /* this process during the run (sealing excluded) */
+    char *rss_series;   /* JSON array of KiB, one per sample; malloc'd */
+    int first_error;    /* wire code of the first error seen */
 };
 
 int bench_load(const struct bench_opts *o, const struct bench_net *net, const char *endpoint,

@@ -14,16 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <zmq.h>
 
-#define SEAL_THREADS     2
-#define DRAIN_SECONDS    10.0 /* wait for answers still in flight after the run */
-#define NOTICE_GRACE_S   0.5  /* then for the last notices */
-#define VERIFY_EVERY     64   /* check one receipt in this many (signature, ids) */
+#define SEAL_THREADS      2
+#define DRAIN_SECONDS     10.0 /* wait for answers still in flight after the run */
+#define NOTICE_GRACE_S    0.5  /* then for the last notices */
+#define VERIFY_EVERY      64   /* check one receipt in this many (signature, ids) */
 #define RATE_MAX_INFLIGHT 100000
-#define SAMPLE_PERIOD_S  1.0
-#define CALL_TIMEOUT_MS  10000
+#define SAMPLE_PERIOD_S   1.0
+#define CALL_TIMEOUT_MS   10000
 
 /* One pre-built Submit and what happened to it. */
 struct msg {
@@ -56,6 +57,15 @@ static double mono_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static uint64_t id_key(const uint8_t id[CASENET_MESSAGE_ID_BYTES])
@@ -149,10 +159,8 @@ static void *seal_range(void *p)
             } while (again);
             to[k] = net->ids[r];
         }
-        casenet_seal_opts so = {.kind = CASENET_KIND_REFERRAL,
-                                .status = CASENET_MSG_TEST,
-                                .to = to,
-                                .n_to = nr};
+        casenet_seal_opts so = {
+            .kind = CASENET_KIND_REFERRAL, .status = CASENET_MSG_TEST, .to = to, .n_to = nr};
         casenet_buf env = {0};
         j->rc = casenet_seal(net->keys[sender], net->directory, &so, j->payload->data,
                              j->payload->len, &env, m->id);
@@ -498,6 +506,7 @@ int bench_load(const struct bench_opts *o, const struct bench_net *net, const ch
     }
 
     /* The run. */
+    double cpu0 = self_cpu_s();
     double start = mono_s();
     double t0 = start + o->warmup, t1 = t0 + o->duration;
     double next_sample = start + SAMPLE_PERIOD_S;
@@ -607,6 +616,7 @@ int bench_load(const struct bench_opts *o, const struct bench_net *net, const ch
             res->rss_max_kb = ps.rss_kb;
         res->broker_cpu_s = ps.cpu_s - ps0.cpu_s;
     }
+    res->bench_cpu_s = self_cpu_s() - cpu0;
     res->elapsed_s = t1 - t0;
     res->offered_per_s = o->rate;
     summarise(&l, t0, t1, res);

@@ -509,8 +509,8 @@ Casenet__V1__Response *bench_call(void *sock, Casenet__V1__Request *req, int tim
             zmq_msg_close(&m);
             return NULL;
         }
-        Casenet__V1__Response *r = casenet__v1__response__unpack(
-            NULL, zmq_msg_size(&m), (const uint8_t *)zmq_msg_data(&m));
+        Casenet__V1__Response *r = casenet__v1__response__unpack(NULL, zmq_msg_size(&m),
+                                                                 (const uint8_t *)zmq_msg_data(&m));
         zmq_msg_close(&m);
         if (r && r->request_id == req->request_id &&
             r->body_case != CASENET__V1__RESPONSE__BODY_NOTICE)

@@ -49,8 +49,8 @@ static uint64_t file_size(const char *dir, const char *name)
 
 /* One synthetic submission: audit event, message, inbox row (the order of
  * the broker's Submit handler). */
-static int fill_one(struct store *s, const struct bench_net *net, uint64_t dir_version,
-                    int64_t now, const uint8_t *filler, size_t size, const uint8_t *receipt)
+static int fill_one(struct store *s, const struct bench_net *net, uint64_t dir_version, int64_t now,
+                    const uint8_t *filler, size_t size, const uint8_t *receipt)
 {
     struct store_message m = {0};
     randombytes_buf(m.message_id, sizeof m.message_id);
@@ -171,8 +171,8 @@ int bench_fill(const struct bench_net *net, uint64_t n, size_t size, struct scal
     }
     s->ops->close(s);
     free(filler);
-    out->db_bytes = file_size(net->data_dir, "casenet.db") +
-                    file_size(net->data_dir, "casenet.db-wal");
+    out->db_bytes =
+        file_size(net->data_dir, "casenet.db") + file_size(net->data_dir, "casenet.db-wal");
     if (rc != CASENET_OK)
         fprintf(stderr, "casenet-bench: filling the store failed after %llu messages: %s\n",
                 (unsigned long long)done, casenet_strerror(rc));
