@@ -20,11 +20,13 @@
  * touches durability (synchronous stays FULL). temp_store = MEMORY keeps the
  * sub-journal of the per-request savepoints in memory: on a file it cost a
  * pwrite per page touched by every request. The page cache is bounded (the
- * broker's memory must stay flat whatever the store holds); the WAL is
- * checkpointed every 4000 pages (32 MiB) and cut back to 64 MiB after. */
+ * broker's memory must stay flat whatever the store holds). The WAL keeps
+ * SQLite's checkpoint interval (1000 pages, 8 MiB: a longer one made each
+ * checkpoint, which runs inside a commit, a longer stall) and is cut back to
+ * 64 MiB after a checkpoint. */
 #define TUNING_PRAGMAS                                                                             \
     "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;"                                      \
-    " PRAGMA wal_autocheckpoint = 4000; PRAGMA journal_size_limit = 67108864;"
+    " PRAGMA journal_size_limit = 67108864;"
 
 /* Forward migrations: step i takes user_version i to i + 1. Never edit a
  * step once released; append a new one. (Merkle subtree hashes will come as
