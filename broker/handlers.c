@@ -320,8 +320,6 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     int rc;
 
     c->size = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
-    cn_sha256(env ? env : (const uint8_t *)"", len, c->hash);
-    c->have_hash = true;
     if (len > lim->max_envelope_bytes)
         return fail(c, CASENET_ETOOLARGE,
                     "the envelope is %zu bytes; this broker accepts at most %u; send large "
@@ -818,6 +816,14 @@ int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, co
         *subscribe = false;
         s->ops->rollback_to(s);
         if (req->body_case == CASENET__V1__REQUEST__BODY_SUBMIT && !bt->store_failed) {
+            /* The hash of the bytes refused, when they did not parse far
+             * enough to give info (computed here, not for every Submit:
+             * verification hashes the envelope already). */
+            if (!c.have_info && req->submit) {
+                const ProtobufCBinaryData *e = &req->submit->envelope;
+                cn_sha256(e->data ? e->data : (const uint8_t *)"", e->len, c.hash);
+                c.have_hash = true;
+            }
             int arc = audit_rejected(s, c.now_ms, member, c.have_info ? &c.info : NULL,
                                      c.have_hash ? c.hash : NULL, c.size, rc, c.msg, NULL);
             if (arc == CASENET_EUNAVAIL)
