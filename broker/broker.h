@@ -18,6 +18,7 @@
 #define BROKER_DEFAULT_MAX_RCPTS    256u
 #define BROKER_DEFAULT_CLOCK_SKEW_S 600u
 #define BROKER_DEFAULT_BATCH_MAX    256u
+#define BROKER_MAX_VERIFY_THREADS   8u /* default: one per core beyond the loop's, up to 4 */
 #define BROKER_FRAME_MARGIN         (64u * 1024u)  /* MAXMSGSIZE = envelope + this */
 #define BROKER_DIRECTORY_FILE       "directory.pb" /* in the data directory */
 #define BROKER_PROTOCOL_VERSION     1u
@@ -27,6 +28,7 @@ struct broker_limits {
     uint32_t max_recipients;
     uint32_t clock_skew_s;
     uint32_t batch_max;
+    uint32_t verify_threads; /* workers verifying Submits off the loop (verify.h) */
 };
 
 /* Paths and limits as given by the config file and the command line
@@ -57,12 +59,22 @@ struct batch_notice {
     casenet_buf response; /* a packed Response{request_id = 0, notice} */
 };
 
+/* A Submit envelope checked before its batch's handlers ran (verify.h):
+ * what casenet_envelope_verify returned for these exact bytes. */
+struct preverified {
+    const uint8_t *envelope; /* borrowed; NULL = not checked */
+    size_t len;
+    int rc;
+    casenet_message_info info; /* with rc == CASENET_OK; owned until a handler takes it */
+};
+
 /* What one batch leaves for the loop to do after its commit. */
 struct batch {
     struct batch_notice *notices;
     size_t n_notices, cap_notices;
     casenet_directory *new_dir; /* a verified directory to swap in; owned */
     bool store_failed;          /* a store operation failed: roll back */
+    struct preverified *pre;    /* for the request being dispatched, or NULL */
 };
 
 /* Queues a notice for member (takes a copy of the packed response).

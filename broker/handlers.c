@@ -306,6 +306,23 @@ static int verify_error(struct hctx *c, int rc)
     }
 }
 
+/* casenet_envelope_verify, or its result for these exact bytes when the
+ * loop had them checked before the batch (verify.h); takes that info. */
+static int verify_envelope(struct hctx *c, const uint8_t *env, size_t len)
+{
+    struct preverified *p = c->bt->pre;
+    if (p && p->envelope && env && p->len == len && memcmp(p->envelope, env, len) == 0) {
+        int rc = p->rc;
+        if (rc == CASENET_OK) {
+            c->info = p->info;
+            memset(&p->info, 0, sizeof p->info);
+        }
+        p->envelope = NULL;
+        return rc;
+    }
+    return casenet_envelope_verify(c->b->dir, env, len, &c->info);
+}
+
 static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1__Response *resp,
                     casenet_buf *out)
 {
@@ -325,7 +342,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
                     "the envelope is %zu bytes; this broker accepts at most %u; send large "
                     "content in smaller messages",
                     len, lim->max_envelope_bytes);
-    if ((rc = casenet_envelope_verify(b->dir, env, len, &c->info)) != CASENET_OK)
+    if ((rc = verify_envelope(c, env, len)) != CASENET_OK)
         return verify_error(c, rc);
     c->have_info = true;
     casenet_message_info *info = &c->info;

@@ -37,7 +37,9 @@ static const char usage[] =
     "  --policy FILE      deadline policy (reserved)\n"
     "  --config FILE      INI file: [broker] with the keys above (data, listen, key,\n"
     "                     directory, authority, policy), [limits] with max_envelope_bytes,\n"
-    "                     max_recipients, clock_skew_s, batch_max. Options override it.\n"
+    "                     max_recipients, clock_skew_s, batch_max, verify_threads (Submit\n"
+    "                     verification off the loop; default one per core beyond the\n"
+    "                     first, at most 4). Options override it.\n"
     "  --check-config     validate everything, print the result, exit 0 (valid) or 1\n"
     "  --verbose          log debug events too\n"
     "\n"
@@ -96,6 +98,8 @@ static int on_ini(void *user, const char *section, const char *name, const char 
             ok = parse_u32(value, 1, 86400, &l->clock_skew_s);
         else if (strcmp(name, "batch_max") == 0)
             ok = parse_u32(value, 1, 65536, &l->batch_max);
+        else if (strcmp(name, "verify_threads") == 0)
+            ok = parse_u32(value, 0, BROKER_MAX_VERIFY_THREADS, &l->verify_threads);
         else {
             snprintf(st->error, sizeof st->error, "unknown key [limits] %s", name);
             return 0;
@@ -329,6 +333,7 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    cfg.limits.verify_threads = UINT32_MAX; /* not given */
     if (config_path) {
         struct ini_state st = {.cfg = &cfg};
         int line = ini_parse(config_path, on_ini, &st);
@@ -349,6 +354,10 @@ int main(int argc, char **argv)
         cfg.limits.clock_skew_s = BROKER_DEFAULT_CLOCK_SKEW_S;
     if (!cfg.limits.batch_max)
         cfg.limits.batch_max = BROKER_DEFAULT_BATCH_MAX;
+    if (cfg.limits.verify_threads == UINT32_MAX) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.limits.verify_threads = cores > 5 ? 4u : cores > 1 ? (uint32_t)(cores - 1) : 0u;
+    }
     if (!config_complete(&cfg))
         goto cleanup;
     if (casenet_init() != CASENET_OK) {

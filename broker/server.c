@@ -6,6 +6,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "util.h"
+#include "verify.h"
 #include "zap.h"
 
 #include <errno.h>
@@ -68,6 +69,8 @@ struct server {
     int sigfd;
     struct item *items;
     size_t n_items;
+    struct verify_pool *vpool;
+    struct verify_job *jobs; /* one per item */
     struct sub *subs;
     size_t n_subs, cap_subs;
     bool stopping, reload;
@@ -186,9 +189,14 @@ int server_open(struct broker *b, int sigfd, struct server **out)
     s->b = b;
     s->sigfd = sigfd;
     s->items = calloc(b->cfg->limits.batch_max, sizeof *s->items);
+    s->jobs = calloc(b->cfg->limits.batch_max, sizeof *s->jobs);
     s->ctx = zmq_ctx_new();
-    if (!s->items || !s->ctx) {
+    if (!s->items || !s->jobs || !s->ctx) {
         rc = CASENET_ENOMEM;
+        goto cleanup;
+    }
+    if ((rc = verify_pool_new(b->cfg->limits.verify_threads, &s->vpool)) != CASENET_OK) {
+        log_event(LOG_ERROR, "verify_pool", "error", casenet_errname(rc), NULL);
         goto cleanup;
     }
     /* The ZAP handler first: libzmq consults it during every handshake. */
@@ -257,6 +265,8 @@ void server_close(struct server *s)
         casenet_buf_free(&s->items[i].reply);
         casenet_buf_free(&s->items[i].request);
     }
+    verify_pool_free(s->vpool);
+    free(s->jobs);
     free(s->items);
     free(s->subs);
     free(s);
@@ -425,6 +435,14 @@ static void process_batch(struct server *s)
     struct broker *b = s->b;
     struct store *st = b->store;
     struct batch bt = {0};
+    /* Submit envelopes are checked first, off the loop thread as far as
+     * there are workers; each handler takes its request's result. */
+    for (size_t i = 0; i < s->n_items; i++) {
+        struct item *it = &s->items[i];
+        s->jobs[i] = (struct verify_job){.frame = it->answered ? NULL : it->request.data,
+                                         .len = it->request.len};
+    }
+    verify_pool_run(s->vpool, b->dir, b->cfg->limits.max_envelope_bytes, s->jobs, s->n_items);
     int64_t now = cn_now_ms();
     bool ok = st->ops->begin(st) == CASENET_OK;
     if (ok && zap_has_pending(s->zap) && zap_flush_audit(s->zap, st, now) == CASENET_EUNAVAIL)
@@ -437,13 +455,17 @@ static void process_batch(struct server *s)
         struct item *it = &s->items[i];
         if (it->answered)
             continue;
+        bt.pre = &s->jobs[i].result;
         if (handlers_dispatch(b, &bt, it->member, it->request.data, it->request.len, &it->reply,
                               &it->subscribe) != CASENET_OK &&
             !it->reply.data)
             (void)handlers_error_reply(0, CASENET_EUNAVAIL, "out of memory; retry later",
                                        &it->reply);
+        bt.pre = NULL;
         casenet_buf_free(&it->request);
     }
+    for (size_t i = 0; i < s->n_items; i++)
+        verify_job_clear(&s->jobs[i]);
     if (ok && bt.store_failed) {
         st->ops->rollback(st);
         ok = false;

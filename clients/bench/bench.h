@@ -38,8 +38,10 @@ struct bench_opts {
     const char *casenetd;    /* path of casenetd, or NULL to search */
     const char *workdir;     /* base for the temporary directory */
     size_t batch_max;        /* casenetd [limits] batch_max; 0 = its default */
-    pid_t broker_pid;        /* with --broker: the process to sample (RSS, CPU) */
-    uint64_t scale;          /* scale mode: messages to store before starting */
+    const char *limits[16];  /* more "key = value" lines for casenetd's [limits] */
+    size_t n_limits;
+    pid_t broker_pid; /* with --broker: the process to sample (RSS, CPU) */
+    uint64_t scale;   /* scale mode: messages to store before starting */
     bool json, keep, verbose, no_load, no_ceilings;
 };
 
@@ -72,11 +74,11 @@ struct bench_broker {
 /* Finds casenetd: opts path, next to this program (installed or in the build
  * tree), then PATH. Returns a malloc'd path or NULL. */
 char *bench_find_casenetd(const char *given);
-/* Writes net->config_path for this casenetd (batch_max; per-member limits
- * off when the broker knows them) and starts it on a free loopback port;
+/* Writes net->config_path for this casenetd (batch_max and --limit lines;
+ * per-member limits off when the broker knows them) and starts it on a free loopback port;
  * waits for a Hello answer. */
-int bench_broker_start(const struct bench_net *net, const char *casenetd, size_t batch_max,
-                       struct bench_broker *out);
+int bench_broker_start(const struct bench_net *net, const char *casenetd,
+                       const struct bench_opts *o, struct bench_broker *out);
 /* SIGTERM and wait. Returns the exit status (-1 when killed). */
 int bench_broker_stop(struct bench_broker *b);
 
@@ -93,7 +95,8 @@ Casenet__V1__Response *bench_call(void *sock, Casenet__V1__Request *req, int tim
 /* Samples of a process: resident set size and CPU time (from /proc). */
 struct proc_sample {
     uint64_t rss_kb;
-    double cpu_s;
+    double cpu_s;      /* every thread */
+    double loop_cpu_s; /* the main thread (casenetd's loop) */
 };
 bool bench_proc_sample(pid_t pid, struct proc_sample *out);
 
@@ -122,7 +125,7 @@ struct load_result {
     size_t envelope_bytes;
     double seal_s; /* time spent pre-building envelopes */
     uint64_t rss_start_kb, rss_max_kb, rss_end_kb;
-    double broker_cpu_s;
+    double broker_cpu_s, broker_loop_cpu_s;
     double bench_cpu_s; /* this process during the run (sealing excluded) */
     char *rss_series;   /* JSON array of KiB, one per sample; malloc'd */
     int first_error;    /* wire code of the first error seen */

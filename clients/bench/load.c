@@ -615,6 +615,7 @@ int bench_load(const struct bench_opts *o, const struct bench_net *net, const ch
         if (ps.rss_kb > res->rss_max_kb)
             res->rss_max_kb = ps.rss_kb;
         res->broker_cpu_s = ps.cpu_s - ps0.cpu_s;
+        res->broker_loop_cpu_s = ps.loop_cpu_s - ps0.loop_cpu_s;
     }
     res->bench_cpu_s = self_cpu_s() - cpu0;
     res->elapsed_s = t1 - t0;

@@ -35,6 +35,8 @@ static const char usage[] =
     "  --recipients R      recipients per message (default 1)\n"
     "  --pool P            envelopes to pre-seal (default: enough for the run)\n"
     "  --batch-max B       casenetd's [limits] batch_max (default: its own)\n"
+    "  --limit 'K = V'     another line for casenetd's [limits] (repeatable), e.g.\n"
+    "                      --limit 'verify_threads = 0'\n"
     "  --scale N           first store N messages queued for one member, then\n"
     "                      measure casenetd start-up and ListInbox pages of 100\n"
     "  --no-load           with --scale: stop after the scale figures\n"
@@ -169,9 +171,11 @@ static void print_table(const struct report *r)
                    l->msgs_per_s / r->ceil.verify_per_s, l->msgs_per_s / r->ceil.fsync_per_s);
         if (l->rss_max_kb)
             printf("broker       rss %.1f MB start, %.1f MB max, %.1f MB end; cpu %.1f s (%.0f "
-                   "us/receipt)\n",
+                   "us/receipt), loop thread %.1f s (%.0f us/receipt)\n",
                    l->rss_start_kb / 1024.0, l->rss_max_kb / 1024.0, l->rss_end_kb / 1024.0,
-                   l->broker_cpu_s, l->receipts ? l->broker_cpu_s * 1e6 / (double)l->receipts : 0);
+                   l->broker_cpu_s, l->receipts ? l->broker_cpu_s * 1e6 / (double)l->receipts : 0,
+                   l->broker_loop_cpu_s,
+                   l->receipts ? l->broker_loop_cpu_s * 1e6 / (double)l->receipts : 0);
         printf("bench        cpu %.1f s during the run; sealing %.1f s before it (not measured)\n",
                l->bench_cpu_s, l->seal_s);
     }
@@ -204,10 +208,10 @@ static void print_json(const struct report *r)
            l->pool_exhausted ? "true" : "false", (unsigned long long)l->receipts_verified,
            (unsigned long long)l->receipt_verify_failures);
     printf(",\"rss_start_kb\":%llu,\"rss_max_kb\":%llu,\"rss_end_kb\":%llu,\"rss_kb\":[%s],"
-           "\"broker_cpu_s\":%.2f,\"bench_cpu_s\":%.2f",
+           "\"broker_cpu_s\":%.2f,\"broker_loop_cpu_s\":%.2f,\"bench_cpu_s\":%.2f",
            (unsigned long long)l->rss_start_kb, (unsigned long long)l->rss_max_kb,
            (unsigned long long)l->rss_end_kb, l->rss_series ? l->rss_series : "", l->broker_cpu_s,
-           l->bench_cpu_s);
+           l->broker_loop_cpu_s, l->bench_cpu_s);
     if (r->have_scale) {
         const struct scale_result *s = &r->scale;
         printf(",\"scale\":{\"stored\":%llu,\"fill_s\":%.1f,\"db_bytes\":%llu,"
@@ -272,6 +276,7 @@ int main(int argc, char **argv)
         O_RECIPIENTS,
         O_POOL,
         O_BATCH,
+        O_LIMIT,
         O_SCALE,
         O_NOLOAD,
         O_NOCEIL,
@@ -296,6 +301,7 @@ int main(int argc, char **argv)
         {"recipients", required_argument, NULL, O_RECIPIENTS},
         {"pool", required_argument, NULL, O_POOL},
         {"batch-max", required_argument, NULL, O_BATCH},
+        {"limit", required_argument, NULL, O_LIMIT},
         {"scale", required_argument, NULL, O_SCALE},
         {"no-load", no_argument, NULL, O_NOLOAD},
         {"no-ceilings", no_argument, NULL, O_NOCEIL},
@@ -344,6 +350,12 @@ int main(int argc, char **argv)
             break;
         case O_BATCH:
             ok = parse_size(optarg, 1, 65536, &o.batch_max);
+            break;
+        case O_LIMIT:
+            ok = o.n_limits < sizeof o.limits / sizeof o.limits[0] && strchr(optarg, '=') &&
+                 !strchr(optarg, '\n');
+            if (ok)
+                o.limits[o.n_limits++] = optarg;
             break;
         case O_SCALE:
             ok = parse_size(optarg, 1, 1000000000, &tmp);
@@ -457,7 +469,7 @@ int main(int argc, char **argv)
             goto cleanup;
         r.have_scale = true;
     } else if (!o.broker) {
-        if (bench_broker_start(net, casenetd, o.batch_max, &broker) != CASENET_OK)
+        if (bench_broker_start(net, casenetd, &o, &broker) != CASENET_OK)
             goto cleanup;
     }
     if (!o.no_load) {

@@ -49,6 +49,25 @@ double bench_percentile(double *sorted, size_t n, double q)
     return sorted[i] + frac * (sorted[i + 1] - sorted[i]);
 }
 
+/* utime + stime of a /proc stat file, in seconds. */
+static bool stat_cpu(const char *path, double *out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields after the command name (which may hold spaces), from ')'. */
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return false;
+    *out = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    return true;
+}
+
 bool bench_proc_sample(pid_t pid, struct proc_sample *out)
 {
     char path[64], line[256];
@@ -64,20 +83,10 @@ bool bench_proc_sample(pid_t pid, struct proc_sample *out)
     }
     fclose(f);
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
+    if (!stat_cpu(path, &out->cpu_s))
         return false;
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* Fields after the command name (which may hold spaces), from ')'. */
-    char *p = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return false;
-    out->cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    return true;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)pid);
+    return stat_cpu(path, &out->loop_cpu_s);
 }
 
 int bench_ceilings(const char *dir, struct ceilings *out)

@@ -308,12 +308,17 @@ static bool casenetd_knows(const char *casenetd, const char *word)
     return strstr(text, word) != NULL;
 }
 
-static int write_config(const struct bench_net *net, const char *casenetd, size_t batch_max)
+static int write_config(const struct bench_net *net, const char *casenetd,
+                        const struct bench_opts *o)
 {
-    char ini[512];
+    char ini[4096];
     int len = snprintf(ini, sizeof ini, "# written by casenet-bench\n[limits]\n");
-    if (batch_max)
-        len += snprintf(ini + len, sizeof ini - (size_t)len, "batch_max = %zu\n", batch_max);
+    if (o->batch_max)
+        len += snprintf(ini + len, sizeof ini - (size_t)len, "batch_max = %zu\n", o->batch_max);
+    for (size_t i = 0; i < o->n_limits && (size_t)len < sizeof ini; i++)
+        len += snprintf(ini + len, sizeof ini - (size_t)len, "%s\n", o->limits[i]);
+    if ((size_t)len >= sizeof ini - 128)
+        return CASENET_ETOOLARGE;
     /* Throughput is measured here, not the per-member limits. */
     if (casenetd_knows(casenetd, "submit_rate"))
         len += snprintf(ini + len, sizeof ini - (size_t)len, "submit_rate = 0\n");
@@ -408,10 +413,10 @@ static bool wait_hello(const struct bench_net *net, const char *endpoint, pid_t 
     return ok;
 }
 
-int bench_broker_start(const struct bench_net *net, const char *casenetd, size_t batch_max,
-                       struct bench_broker *out)
+int bench_broker_start(const struct bench_net *net, const char *casenetd,
+                       const struct bench_opts *o, struct bench_broker *out)
 {
-    int rc = write_config(net, casenetd, batch_max);
+    int rc = write_config(net, casenetd, o);
     if (rc != CASENET_OK) {
         fprintf(stderr, "casenet-bench: cannot write %s: %s\n", net->config_path,
                 casenet_strerror(rc));

@@ -216,7 +216,7 @@ int bench_scale_wire(const struct bench_opts *o, const struct bench_net *net, co
                     net->log_path);
             return CASENET_EIO;
         }
-        rc = bench_broker_start(net, casenetd, o->batch_max, b);
+        rc = bench_broker_start(net, casenetd, o, b);
         out->startup_ms[i] = b->startup_ms;
     }
     if (rc != CASENET_OK)
