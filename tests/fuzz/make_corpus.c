@@ -4,12 +4,13 @@
  * re-sign / seal forms the harnesses read. Deterministic: the same bytes on
  * every run, so the ctest fuzz.corpus can tell when the committed seeds are
  * stale.
- *   make_fuzz_corpus OUTDIR   (writes OUTDIR/{directory,envelope,receipt,keyfile}/)
+ *   make_fuzz_corpus OUTDIR   (writes OUTDIR/{directory,envelope,receipt,keyfile,merkle}/)
  * To refresh the committed seeds: make_fuzz_corpus tests/fuzz/corpus */
 #include "casenet.pb-c.h"
 #include "envelope_impl.h"
 #include "fuzz_net.h"
 #include "keys_impl.h"
+#include "merkle_mem.h"
 #include "testlib.h"
 
 #include <errno.h>
@@ -388,8 +389,76 @@ static void keyfiles(const tl_net *net)
     save(tmp, net->authority, "authority");
     save(tmp, net->keys[FZ_POLICE], "vn.police");
     save(tmp, net->keys[FZ_BROKER], "broker");
+    /* Public files for the authority's add-member: a re-admission with the
+     * keys from before a rotation, and a new member. */
+    save(tmp, net->keys[FZ_HOTLINE_OLD], "vn.hotline.old");
+    uint8_t sign[32], box[32], curve[32];
+    fixed("new.member:sign", sign, sizeof sign);
+    fixed("new.member:box", box, sizeof box);
+    fixed("new.member:curve", curve, sizeof curve);
+    casenet_keys *k = NULL;
+    int rc = cn_keys_from_secrets("new.member", sign, box, curve, FZ_NOW_MS, &k);
+    if (rc != CASENET_OK)
+        fail("keys_from_secrets", rc);
+    save(tmp, k, "new.member");
+    casenet_keys_free(k);
     tl_rmrf(tmp);
     free(tmp);
+}
+
+/* ------------------------------------------------------------ merkle */
+
+static void le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* op a b h1 h2 proof..., as fuzz_merkle reads it. */
+static void merkle_seed(const char *name, uint8_t op, uint64_t a, uint64_t b, const uint8_t *h1,
+                        const uint8_t *h2, const uint8_t (*proof)[MERKLE_HASH_BYTES], size_t n)
+{
+    uint8_t buf[1 + 16 + 64 + MERKLE_PROOF_MAX * MERKLE_HASH_BYTES];
+    le64(buf, a);
+    le64(buf + 8, b);
+    memcpy(buf + 16, h1, MERKLE_HASH_BYTES);
+    memcpy(buf + 16 + MERKLE_HASH_BYTES, h2, MERKLE_HASH_BYTES);
+    if (n)
+        memcpy(buf + 16 + 2 * MERKLE_HASH_BYTES, proof, n * MERKLE_HASH_BYTES);
+    put("merkle", name, op, buf, 16 + 2 * MERKLE_HASH_BYTES + n * MERKLE_HASH_BYTES);
+}
+
+static void merkle(void)
+{
+    struct merkle_mem m;
+    uint8_t proof[MERKLE_PROOF_MAX][MERKLE_HASH_BYTES], h1[MERKLE_HASH_BYTES],
+        h2[MERKLE_HASH_BYTES];
+    size_t n = 0;
+    make_dir("merkle");
+    mm_init(&m, 64);
+    mm_append(&m, 13);
+    mm_reset(&m, 13);
+    /* Inclusion of leaf 5 in 13 leaves; consistency from 6 to 13 and 4 to 13. */
+    mm_leaf(5, h1);
+    if (merkle_root_at(mm_get, &m, 13, h2) != CASENET_OK ||
+        merkle_inclusion_proof(mm_get, &m, 5, 13, proof, MERKLE_PROOF_MAX, &n) != CASENET_OK)
+        fail("inclusion proof", CASENET_EINVAL);
+    merkle_seed("inclusion-5-13", 0, 5, 13, h1, h2, (const uint8_t(*)[32])proof, n);
+    const uint64_t from[2] = {6, 4};
+    for (int i = 0; i < 2; i++) {
+        if (merkle_root_at(mm_get, &m, from[i], h1) != CASENET_OK ||
+            merkle_consistency_proof(mm_get, &m, from[i], 13, proof, MERKLE_PROOF_MAX, &n) !=
+                CASENET_OK)
+            fail("consistency proof", CASENET_EINVAL);
+        char name[32];
+        snprintf(name, sizeof name, "consistency-%u-13", (unsigned)from[i]);
+        merkle_seed(name, 1, from[i], 13, h1, h2, (const uint8_t(*)[32])proof, n);
+    }
+    /* Tree mode: sizes reduced into the harness's own tree. */
+    memset(h1, 0x5a, sizeof h1);
+    merkle_seed("tree-inclusion", 2, 77, 250, h1, h2, NULL, 0);
+    merkle_seed("tree-consistency", 3, 100, 299, h1, h2, NULL, 0);
+    mm_free(&m);
 }
 
 int main(int argc, char **argv)
@@ -410,6 +479,7 @@ int main(int argc, char **argv)
     envelopes(net);
     receipts(net);
     keyfiles(net);
+    merkle();
     for (size_t i = 0; i < n; i++)
         casenet_buf_free(&hist[i]);
     tl_net_free(net);
