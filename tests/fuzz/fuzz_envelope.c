@@ -5,9 +5,10 @@
  * Every input is taken as an Envelope as it is, verified, and opened by the
  * first recipient its header names (the broker when none is a member). An
  * input whose first byte has the high bit set is also read as
- *   0b10ssssss hlen(2 B, big-endian) header ciphertext  - re-sign: the header
+ *   0b10ssssss clen(2 B, big-endian) ciphertext header - re-sign: the header
  *     bytes are signed with keyring s % FZ_N through cn_envelope_pack, so the
- *     checks behind the signature are reached;
+ *     checks behind the signature are reached (the header comes last, so
+ *     that inserting or removing bytes in it keeps the layout);
  *   0b11bkkkkk payload - seal: the payload is sealed by cn_seal_raw with fixed
  *     keys and nonces as kind k, from vn.police (from the broker when b is
  *     set) to vn.hotline and platform.x, so decryption, the key commitment and
@@ -125,14 +126,14 @@ static void resign(uint8_t sel, const uint8_t *data, size_t size)
 {
     if (size < 2)
         return;
-    size_t hlen = ((size_t)data[0] << 8) | data[1];
+    size_t clen = ((size_t)data[0] << 8) | data[1];
     data += 2;
     size -= 2;
-    if (hlen > size)
-        hlen = size;
+    if (clen > size)
+        clen = size;
     const casenet_keys *signer = net->keys[(sel & 0x3f) % net->n];
     casenet_buf env = {0};
-    if (cn_envelope_pack(data, hlen, cn_keys_sign_sk(signer, NULL), data + hlen, size - hlen,
+    if (cn_envelope_pack(data + clen, size - clen, cn_keys_sign_sk(signer, NULL), data, clen,
                          &env) != CASENET_OK)
         abort();
     check(env.data, env.len);

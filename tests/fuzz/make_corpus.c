@@ -70,8 +70,8 @@ static void directories(const casenet_buf *hist, size_t n)
 {
     make_dir("directory");
     /* The first version, the one after the rotation, the last; each also in
-     * the re-sign form (selector 0x80), and two with selector bits set:
-     * min_version 2 (0x81) and two days later (0x82). */
+     * the re-sign form (selector 0x80), and three with selector bits set:
+     * min_version 2 (0x81), two days later (0x82), key ids rewritten (0x84). */
     const size_t pick[3] = {0, n - 3, n - 1};
     for (size_t i = 0; i < 3; i++) {
         char name[32];
@@ -86,10 +86,18 @@ static void directories(const casenet_buf *hist, size_t n)
         put("directory", name, 0x80, sd->body.data, sd->body.len);
         if (i == 0)
             put("directory", "body-v1-min2", 0x81, sd->body.data, sd->body.len);
-        if (i == 2)
+        if (i == 2) {
             put("directory", "body-last-late", 0x82, sd->body.data, sd->body.len);
+            put("directory", "body-last-fix-ids", 0x84, sd->body.data, sd->body.len);
+        }
         casenet__v1__signed_directory__free_unpacked(sd, NULL);
     }
+    /* Edit mode (selector 0x88): the harness's own body unchanged, and with
+     * a few edits (op, target, value): suspend member 1, add a key to member
+     * 2, give member 3 role intake, move member 4's first key to 2 s ago. */
+    static const uint8_t edits[] = {9, 1, 2, 5, 2, 7, 10, 3, 5, 2, 4, 0xfe};
+    put("directory", "edit-none", 0x88, NULL, 0);
+    put("directory", "edit-some", 0x88, edits, sizeof edits);
 }
 
 /* ------------------------------------------------------------ envelopes */
@@ -270,18 +278,18 @@ static void envelopes(const tl_net *net)
         const struct msg *m = &msgs[i];
         casenet_buf env = seal(net, m);
         put("envelope", m->name, -1, env.data, env.len);
-        /* Re-sign form: 0b10ssssss hlen header ciphertext. */
+        /* Re-sign form: 0b10ssssss clen ciphertext header. */
         Casenet__V1__Envelope *e = casenet__v1__envelope__unpack(NULL, env.len, env.data);
-        if (!e || e->header.len > 0xffff)
+        if (!e || e->ciphertext.len > 0xffff)
             fail("unpack envelope", CASENET_EBADREQ);
-        size_t len = 2 + e->header.len + e->ciphertext.len;
+        size_t len = 2 + e->ciphertext.len + e->header.len;
         uint8_t *buf = malloc(len);
         if (!buf)
             exit(1);
-        buf[0] = (uint8_t)(e->header.len >> 8);
-        buf[1] = (uint8_t)e->header.len;
-        memcpy(buf + 2, e->header.data, e->header.len);
-        memcpy(buf + 2 + e->header.len, e->ciphertext.data, e->ciphertext.len);
+        buf[0] = (uint8_t)(e->ciphertext.len >> 8);
+        buf[1] = (uint8_t)e->ciphertext.len;
+        memcpy(buf + 2, e->ciphertext.data, e->ciphertext.len);
+        memcpy(buf + 2 + e->ciphertext.len, e->header.data, e->header.len);
         char name[64];
         snprintf(name, sizeof name, "resign-%s", m->name);
         put("envelope", name, 0x80 | (int)m->from, buf, len);
