@@ -1,0 +1,186 @@
+/* audit.c - builds, serialises and appends audit events (see audit.h). */
+#include "audit.h"
+
+#include "casenet.pb-c.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Maps a casenet_err to the wire ErrorCode recorded in events. */
+static Casenet__V1__ErrorCode wire_code(int err)
+{
+    if (err >= CASENET_EBADREQ && err <= CASENET_EVERSION)
+        return (Casenet__V1__ErrorCode)err;
+    if (err == CASENET_EEXPIRED || err == CASENET_EINVAL)
+        return CASENET__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
+    if (err == CASENET_EROLLBACK)
+        return CASENET__V1__ERROR_CODE__ERROR_CODE_CONFLICT;
+    return CASENET__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+}
+
+/* Gives ev its index and time, serialises it and appends it. ev's string
+ * and byte fields are borrowed. */
+static int emit(struct store *s, int64_t now_ms, Casenet__V1__AuditEvent *ev, uint64_t *index)
+{
+    uint64_t idx = 0;
+    int rc = s->ops->audit_next_index(s, &idx);
+    if (rc != CASENET_OK)
+        return rc;
+    ev->index = idx;
+    ev->time_ms = now_ms;
+    size_t len = casenet__v1__audit_event__get_packed_size(ev);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return CASENET_ENOMEM;
+    casenet__v1__audit_event__pack(ev, buf);
+    rc = s->ops->audit_append(s, idx, now_ms, (int)ev->kind, (const char *const *)ev->parties,
+                              ev->n_parties, buf, len);
+    free(buf);
+    if (rc == CASENET_OK && index)
+        *index = idx;
+    return rc;
+}
+
+static void set_bytes(ProtobufCBinaryData *f, const uint8_t *p, size_t n)
+{
+    f->data = (uint8_t *)p;
+    f->len = p ? n : 0;
+}
+
+static void set_message(Casenet__V1__AuditEvent *ev, const casenet_message_info *info)
+{
+    set_bytes(&ev->message_id, info->message_id, sizeof info->message_id);
+    if (info->has_case_ref)
+        set_bytes(&ev->case_ref, info->case_ref, sizeof info->case_ref);
+    ev->message_kind = (Casenet__V1__Kind)info->kind;
+    ev->urgency = (Casenet__V1__Urgency)info->urgency;
+    ev->message_status = (Casenet__V1__MessageStatus)info->status;
+    set_bytes(&ev->envelope_hash, info->envelope_hash, sizeof info->envelope_hash);
+}
+
+static void set_stored(Casenet__V1__AuditEvent *ev, const struct store_message *m)
+{
+    set_bytes(&ev->message_id, m->message_id, sizeof m->message_id);
+    if (m->has_case_ref)
+        set_bytes(&ev->case_ref, m->case_ref, sizeof m->case_ref);
+    ev->message_kind = (Casenet__V1__Kind)m->kind;
+    ev->urgency = (Casenet__V1__Urgency)m->urgency;
+    ev->message_status = (Casenet__V1__MessageStatus)m->msg_status;
+    set_bytes(&ev->envelope_hash, m->envelope_hash, sizeof m->envelope_hash);
+    ev->size = m->size;
+}
+
+int audit_submitted(struct store *s, int64_t now_ms, const casenet_message_info *info,
+                    uint32_t size, uint64_t directory_version, uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char **parties = calloc(info->n_recipients + 1, sizeof *parties);
+    if (!parties)
+        return CASENET_ENOMEM;
+    parties[0] = (char *)info->sender;
+    for (size_t i = 0; i < info->n_recipients; i++)
+        parties[i + 1] = info->recipients[i];
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_SUBMITTED;
+    ev.actor = (char *)info->sender;
+    ev.parties = parties;
+    ev.n_parties = info->n_recipients + 1;
+    set_message(&ev, info);
+    ev.size = size;
+    ev.directory_version = directory_version;
+    int rc = emit(s, now_ms, &ev, index);
+    free(parties);
+    return rc;
+}
+
+int audit_rejected(struct store *s, int64_t now_ms, const char *actor,
+                   const casenet_message_info *info, const uint8_t *hash, uint32_t size, int err,
+                   const char *detail, uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char *parties[1] = {(char *)actor};
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_REJECTED;
+    ev.actor = (char *)actor;
+    ev.parties = parties;
+    ev.n_parties = 1;
+    if (info)
+        set_message(&ev, info);
+    else if (hash)
+        set_bytes(&ev.envelope_hash, hash, CASENET_HASH_BYTES);
+    ev.size = size;
+    ev.error = wire_code(err);
+    ev.detail = (char *)(detail ? detail : "");
+    return emit(s, now_ms, &ev, index);
+}
+
+int audit_fetched(struct store *s, int64_t now_ms, const char *actor, const struct store_message *m,
+                  uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char *parties[2] = {(char *)m->sender, (char *)actor};
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_FETCHED;
+    ev.actor = (char *)actor;
+    ev.parties = parties;
+    ev.n_parties = 2;
+    set_stored(&ev, m);
+    return emit(s, now_ms, &ev, index);
+}
+
+int audit_receipt(struct store *s, int64_t now_ms, const casenet_receipt *r,
+                  const struct store_message *m, uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char *parties[2] = {(char *)m->sender, (char *)r->recipient};
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_RECEIPT;
+    ev.actor = (char *)r->recipient;
+    ev.parties = parties;
+    ev.n_parties = 2;
+    set_stored(&ev, m);
+    ev.receipt_status = (Casenet__V1__ReceiptStatus)r->status;
+    ev.detail = (char *)(r->status == CASENET_RECEIPT_DECLINED    ? r->reason
+                         : r->status == CASENET_RECEIPT_COMPLETED ? r->outcome
+                                                                  : "");
+    return emit(s, now_ms, &ev, index);
+}
+
+int audit_auth_denied(struct store *s, int64_t now_ms, const char *address, const char *detail,
+                      uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char *text = NULL;
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_AUTH_DENIED;
+    ev.error = CASENET__V1__ERROR_CODE__ERROR_CODE_UNAUTHENTICATED;
+    if (asprintf(&text, "address=%s %s", address ? address : "", detail ? detail : "") < 0)
+        return CASENET_ENOMEM;
+    ev.detail = text;
+    int rc = emit(s, now_ms, &ev, index);
+    free(text);
+    return rc;
+}
+
+int audit_directory(struct store *s, int64_t now_ms, const char *actor, uint64_t version,
+                    const char *detail, uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char *parties[1] = {(char *)actor};
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_DIRECTORY_PUBLISHED;
+    ev.actor = (char *)(actor ? actor : "");
+    if (actor && *actor) {
+        ev.parties = parties;
+        ev.n_parties = 1;
+    }
+    ev.directory_version = version;
+    ev.detail = (char *)(detail ? detail : "");
+    return emit(s, now_ms, &ev, index);
+}
+
+int audit_broker(struct store *s, int64_t now_ms, int kind, uint64_t directory_version,
+                 const char *detail, uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    ev.kind = (Casenet__V1__AuditKind)kind;
+    ev.directory_version = directory_version;
+    ev.detail = (char *)(detail ? detail : "");
+    return emit(s, now_ms, &ev, index);
+}

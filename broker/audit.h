@@ -1,0 +1,52 @@
+/*
+ * audit.h - the broker's audit events: builds each AuditEvent protobuf,
+ * serialises it with the index the store assigns (the index is part of the
+ * hashed bytes) and appends those exact bytes through the store.
+ *
+ * Every function here runs inside the batch transaction (store "in batch"):
+ * an event is durable exactly when the batch commits. Each returns the
+ * store's casenet_err (CASENET_EUNAVAIL when the store failed) and, when
+ * index is not NULL, the event's index. Borrowed arguments only.
+ */
+#ifndef BROKER_AUDIT_H
+#define BROKER_AUDIT_H
+
+#include "casenet.h"
+#include "store.h"
+
+#include <stdint.h>
+
+/* SUBMITTED: actor = sender; parties = sender + recipients. */
+int audit_submitted(struct store *s, int64_t now_ms, const casenet_message_info *info,
+                    uint32_t size, uint64_t directory_version, uint64_t *index);
+
+/* REJECTED: a Submit refused with err (a casenet_err) and detail. info is
+ * what was learnt of the envelope before it was refused (NULL when it did
+ * not parse); hash is the SHA-256 of the bytes received (may be NULL). */
+int audit_rejected(struct store *s, int64_t now_ms, const char *actor,
+                   const casenet_message_info *info, const uint8_t *hash, uint32_t size, int err,
+                   const char *detail, uint64_t *index);
+
+/* FETCHED: actor = the recipient; parties = sender + recipient. */
+int audit_fetched(struct store *s, int64_t now_ms, const char *actor, const struct store_message *m,
+                  uint64_t *index);
+
+/* RECEIPT: actor = the receipt's signer; parties = sender + signer. */
+int audit_receipt(struct store *s, int64_t now_ms, const casenet_receipt *r,
+                  const struct store_message *m, uint64_t *index);
+
+/* AUTH_DENIED: a CURVE key refused by ZAP. detail names the key and the
+ * reason; address is the peer's IP address. No parties (coordinators). */
+int audit_auth_denied(struct store *s, int64_t now_ms, const char *address, const char *detail,
+                      uint64_t *index);
+
+/* DIRECTORY_PUBLISHED: actor = who published it ("" for the operator:
+ * start-up or SIGHUP). */
+int audit_directory(struct store *s, int64_t now_ms, const char *actor, uint64_t version,
+                    const char *detail, uint64_t *index);
+
+/* BROKER_START / BROKER_STOP (kind is the proto AuditKind). */
+int audit_broker(struct store *s, int64_t now_ms, int kind, uint64_t directory_version,
+                 const char *detail, uint64_t *index);
+
+#endif

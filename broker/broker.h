@@ -1,0 +1,77 @@
+/*
+ * broker.h - the state casenetd's modules share: configuration and limits,
+ * the broker's keys, the pinned authority key, the current directory, the
+ * store, and the per-batch context that request handlers fill and the loop
+ * acts on after commit.
+ */
+#ifndef BROKER_BROKER_H
+#define BROKER_BROKER_H
+
+#include "casenet.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BROKER_DEFAULT_MAX_ENVELOPE (1024u * 1024u)
+#define BROKER_DEFAULT_MAX_RCPTS    256u
+#define BROKER_DEFAULT_CLOCK_SKEW_S 600u
+#define BROKER_DEFAULT_BATCH_MAX    256u
+#define BROKER_FRAME_MARGIN         (64u * 1024u)  /* MAXMSGSIZE = envelope + this */
+#define BROKER_DIRECTORY_FILE       "directory.pb" /* in the data directory */
+#define BROKER_PROTOCOL_VERSION     1u
+
+struct broker_limits {
+    uint32_t max_envelope_bytes;
+    uint32_t max_recipients;
+    uint32_t clock_skew_s;
+    uint32_t batch_max;
+};
+
+/* Paths and limits as given by the config file and the command line
+ * (malloc'd strings, NULL when not given). */
+struct broker_config {
+    char *data_dir;
+    char *listen;
+    char *key_path;
+    char *directory_path;
+    char *authority_path;
+    char *policy_path;
+    struct broker_limits limits;
+};
+
+struct broker {
+    const struct broker_config *cfg; /* borrowed from main */
+    casenet_keys *keys;              /* the broker's keyring; owned */
+    const char *broker_id;           /* borrowed from keys */
+    uint8_t authority_pk[CASENET_SIGN_PK_BYTES];
+    casenet_directory *dir; /* current directory; owned; swapped after commit */
+    struct store *store;    /* owned */
+};
+
+/* A row that appeared in a member's inbox during the batch: pushed as a
+ * Notice to that member's subscribed connections after commit. */
+struct batch_notice {
+    char member[CASENET_MEMBER_ID_MAX + 1];
+    casenet_buf response; /* a packed Response{request_id = 0, notice} */
+};
+
+/* What one batch leaves for the loop to do after its commit. */
+struct batch {
+    struct batch_notice *notices;
+    size_t n_notices, cap_notices;
+    casenet_directory *new_dir; /* a verified directory to swap in; owned */
+    bool store_failed;          /* a store operation failed: roll back */
+};
+
+/* Queues a notice for member (takes a copy of the packed response).
+ * CASENET_ENOMEM. */
+int batch_add_notice(struct batch *bt, const char *member, const uint8_t *resp, size_t len);
+/* Releases everything the batch holds and zeroes it. */
+void batch_clear(struct batch *bt);
+
+/* True when member id is an active member of the current directory. */
+bool broker_member_active(const struct broker *b, const char *id);
+
+#endif

@@ -1,0 +1,426 @@
+/*
+ * main.c - casenetd: options and config file, start-up checks (keys, the
+ * pinned authority key, the directory, the data directory and its store),
+ * signal set-up, then the event loop until SIGTERM or SIGINT.
+ */
+#include "audit.h"
+#include "broker.h"
+#include "casenet.pb-c.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DIRECTORY_MAX (16u * 1024u * 1024u)
+
+static const char usage[] =
+    "usage: casenetd --data DIR --listen ENDPOINT --key broker.key --directory FILE\n"
+    "                --authority authority.pub [--policy FILE] [--config FILE]\n"
+    "                [--check-config] [--verbose] [--help]\n"
+    "\n"
+    "  --data DIR         data directory (created 0700 if absent): casenet.db, directory.pb\n"
+    "  --listen ENDPOINT  ZeroMQ endpoint to bind, e.g. tcp://0.0.0.0:7400\n"
+    "  --key FILE         the broker's secret keyring (mode 0600)\n"
+    "  --directory FILE   the signed directory (re-read on SIGHUP)\n"
+    "  --authority FILE   the network authority's public key file (pinned)\n"
+    "  --policy FILE      deadline policy (reserved)\n"
+    "  --config FILE      INI file: [broker] with the keys above (data, listen, key,\n"
+    "                     directory, authority, policy), [limits] with max_envelope_bytes,\n"
+    "                     max_recipients, clock_skew_s, batch_max. Options override it.\n"
+    "  --check-config     validate everything, print the result, exit 0 (valid) or 1\n"
+    "  --verbose          log debug events too\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the directory file.\n";
+
+struct ini_state {
+    struct broker_config *cfg;
+    char error[256];
+};
+
+static void set_str(char **dst, const char *v)
+{
+    if (*dst)
+        return; /* the command line wins */
+    *dst = strdup(v);
+}
+
+static bool parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || !end || *end || end == v || *v == '-' || n < min || n > max)
+        return false;
+    *out = (uint32_t)n;
+    return true;
+}
+
+static int on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_state *st = user;
+    struct broker_config *c = st->cfg;
+    if (strcmp(section, "broker") == 0) {
+        char **slot = strcmp(name, "data") == 0        ? &c->data_dir
+                      : strcmp(name, "listen") == 0    ? &c->listen
+                      : strcmp(name, "key") == 0       ? &c->key_path
+                      : strcmp(name, "directory") == 0 ? &c->directory_path
+                      : strcmp(name, "authority") == 0 ? &c->authority_path
+                      : strcmp(name, "policy") == 0    ? &c->policy_path
+                                                       : NULL;
+        if (!slot) {
+            snprintf(st->error, sizeof st->error, "unknown key [broker] %s", name);
+            return 0;
+        }
+        set_str(slot, value);
+        return 1;
+    }
+    if (strcmp(section, "limits") == 0) {
+        struct broker_limits *l = &c->limits;
+        bool ok;
+        if (strcmp(name, "max_envelope_bytes") == 0)
+            ok = parse_u32(value, 1024, 64u * 1024u * 1024u, &l->max_envelope_bytes);
+        else if (strcmp(name, "max_recipients") == 0)
+            ok = parse_u32(value, 1, CASENET_MAX_RECIPIENTS, &l->max_recipients);
+        else if (strcmp(name, "clock_skew_s") == 0)
+            ok = parse_u32(value, 1, 86400, &l->clock_skew_s);
+        else if (strcmp(name, "batch_max") == 0)
+            ok = parse_u32(value, 1, 65536, &l->batch_max);
+        else {
+            snprintf(st->error, sizeof st->error, "unknown key [limits] %s", name);
+            return 0;
+        }
+        if (!ok)
+            snprintf(st->error, sizeof st->error, "[limits] %s = %s is not a valid number in range",
+                     name, value);
+        return ok;
+    }
+    snprintf(st->error, sizeof st->error, "unknown section [%s]", section);
+    return 0;
+}
+
+static void config_free(struct broker_config *c)
+{
+    free(c->data_dir);
+    free(c->listen);
+    free(c->key_path);
+    free(c->directory_path);
+    free(c->authority_path);
+    free(c->policy_path);
+}
+
+/* Fails with a message naming the first missing required setting. */
+static bool config_complete(const struct broker_config *c)
+{
+    const char *missing = !c->data_dir         ? "--data"
+                          : !c->listen         ? "--listen"
+                          : !c->key_path       ? "--key"
+                          : !c->directory_path ? "--directory"
+                          : !c->authority_path ? "--authority"
+                                               : NULL;
+    if (missing) {
+        fprintf(stderr, "casenetd: %s is required (on the command line or in --config)\n%s",
+                missing, usage);
+        return false;
+    }
+    return true;
+}
+
+/* Creates the data directory (0700) if absent and checks that it is
+ * writable by creating and removing a file in it. */
+static bool data_dir_ready(const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "casenetd: cannot create data directory %s: %s\n", dir, strerror(errno));
+        return false;
+    }
+    char *probe = NULL;
+    if (asprintf(&probe, "%s/.casenetd-write-test", dir) < 0)
+        return false;
+    FILE *f = fopen(probe, "w");
+    bool ok = f != NULL;
+    if (f)
+        fclose(f);
+    if (ok)
+        unlink(probe);
+    else
+        fprintf(stderr, "casenetd: data directory %s is not writable: %s\n", dir, strerror(errno));
+    free(probe);
+    return ok;
+}
+
+/* Parses one candidate; keeps it in *best when it is valid and newer. */
+static void consider(struct broker *b, const char *what, const uint8_t *bytes, size_t len,
+                     casenet_directory **best)
+{
+    casenet_directory *d = NULL;
+    int rc = casenet_directory_parse(bytes, len, b->authority_pk, cn_now_ms(), 0, &d);
+    if (rc != CASENET_OK) {
+        log_event(LOG_WARN, "directory_candidate_refused", "source", what, "error",
+                  casenet_errname(rc), "msg", casenet_strerror(rc), NULL);
+        return;
+    }
+    if (*best && casenet_directory_version(*best) >= casenet_directory_version(d)) {
+        casenet_directory_free(d);
+        return;
+    }
+    casenet_directory_free(*best);
+    *best = d;
+}
+
+/* Chooses the directory to serve: the highest valid, unexpired version among
+ * the --directory file, the copy in the data directory and the store. It
+ * must list this broker with its CURVE key. */
+static int choose_directory(struct broker *b)
+{
+    casenet_directory *best = NULL;
+    casenet_buf buf = {0};
+    uint64_t stored_version = 0;
+    int rc = cn_read_file(b->cfg->directory_path, DIRECTORY_MAX, &buf);
+    if (rc == CASENET_OK)
+        consider(b, b->cfg->directory_path, buf.data, buf.len, &best);
+    else
+        fprintf(stderr, "casenetd: cannot read directory %s: %s\n", b->cfg->directory_path,
+                casenet_strerror(rc));
+    casenet_buf_free(&buf);
+    char *copy = NULL;
+    if (asprintf(&copy, "%s/%s", b->cfg->data_dir, BROKER_DIRECTORY_FILE) >= 0) {
+        if (access(copy, F_OK) == 0 && cn_read_file(copy, DIRECTORY_MAX, &buf) == CASENET_OK)
+            consider(b, copy, buf.data, buf.len, &best);
+        casenet_buf_free(&buf);
+        free(copy);
+    }
+    if (b->store->ops->directory_latest(b->store, &buf, &stored_version) == CASENET_OK)
+        consider(b, "store", buf.data, buf.len, &best);
+    casenet_buf_free(&buf);
+    if (!best) {
+        fprintf(stderr,
+                "casenetd: no valid directory: it must verify with the authority key %s and "
+                "not be expired (see the log above)\n",
+                b->cfg->authority_path);
+        return CASENET_EBADREQ;
+    }
+    casenet_member me;
+    if (casenet_directory_broker(best, &me) != CASENET_OK || strcmp(me.id, b->broker_id) != 0 ||
+        !me.curve_pk ||
+        memcmp(me.curve_pk, casenet_keys_curve_pk(b->keys), CASENET_CURVE_KEY_BYTES) != 0) {
+        fprintf(stderr,
+                "casenetd: directory version %llu does not list this broker (%s) with the "
+                "CURVE key of %s; add the broker to the directory\n",
+                (unsigned long long)casenet_directory_version(best), b->broker_id,
+                b->cfg->key_path);
+        casenet_directory_free(best);
+        return CASENET_EBADREQ;
+    }
+    b->dir = best;
+    return CASENET_OK;
+}
+
+/* Records the start (and a directory the store did not hold yet). */
+static int record_start(struct broker *b)
+{
+    struct store *s = b->store;
+    casenet_buf latest = {0};
+    uint64_t stored = 0;
+    int rc = s->ops->directory_latest(s, &latest, &stored);
+    casenet_buf_free(&latest);
+    if (rc != CASENET_OK && rc != CASENET_ENOTFOUND)
+        return rc;
+    uint64_t v = casenet_directory_version(b->dir);
+    int64_t now = cn_now_ms();
+    if ((rc = s->ops->begin(s)) != CASENET_OK)
+        return rc;
+    if (v > stored) {
+        size_t len = 0;
+        const uint8_t *bytes = casenet_directory_bytes(b->dir, &len);
+        rc = s->ops->directory_save(s, v, bytes, len, now);
+        if (rc == CASENET_OK)
+            rc = audit_directory(s, now, "", v, "loaded at start-up", NULL);
+    }
+    if (rc == CASENET_OK)
+        rc = audit_broker(s, now, CASENET__V1__AUDIT_KIND__AUDIT_KIND_BROKER_START, v,
+                          "casenetd " CASENET_VERSION_STRING, NULL);
+    if (rc == CASENET_OK)
+        return s->ops->commit(s);
+    s->ops->rollback(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct broker_config cfg = {0};
+    struct broker b = {.cfg = &cfg};
+    const char *config_path = NULL;
+    bool check = false;
+    int exit_code = 1;
+    int sigfd = -1;
+    struct server *srv = NULL;
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"key", required_argument, NULL, 'k'},
+        {"directory", required_argument, NULL, 'D'},
+        {"authority", required_argument, NULL, 'a'},
+        {"policy", required_argument, NULL, 'p'},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'd':
+            free(cfg.data_dir);
+            cfg.data_dir = strdup(optarg);
+            break;
+        case 'l':
+            free(cfg.listen);
+            cfg.listen = strdup(optarg);
+            break;
+        case 'k':
+            free(cfg.key_path);
+            cfg.key_path = strdup(optarg);
+            break;
+        case 'D':
+            free(cfg.directory_path);
+            cfg.directory_path = strdup(optarg);
+            break;
+        case 'a':
+            free(cfg.authority_path);
+            cfg.authority_path = strdup(optarg);
+            break;
+        case 'p':
+            free(cfg.policy_path);
+            cfg.policy_path = strdup(optarg);
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'C':
+            check = true;
+            break;
+        case 'v':
+            log_set_level(LOG_DEBUG);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            config_free(&cfg);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            config_free(&cfg);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "casenetd: unexpected argument %s\n%s", argv[optind], usage);
+        config_free(&cfg);
+        return 2;
+    }
+    if (config_path) {
+        struct ini_state st = {.cfg = &cfg};
+        int line = ini_parse(config_path, on_ini, &st);
+        if (line != 0) {
+            if (line < 0)
+                fprintf(stderr, "casenetd: cannot read config %s\n", config_path);
+            else
+                fprintf(stderr, "casenetd: %s:%d: %s\n", config_path, line,
+                        st.error[0] ? st.error : "syntax error");
+            goto cleanup;
+        }
+    }
+    if (!cfg.limits.max_envelope_bytes)
+        cfg.limits.max_envelope_bytes = BROKER_DEFAULT_MAX_ENVELOPE;
+    if (!cfg.limits.max_recipients)
+        cfg.limits.max_recipients = BROKER_DEFAULT_MAX_RCPTS;
+    if (!cfg.limits.clock_skew_s)
+        cfg.limits.clock_skew_s = BROKER_DEFAULT_CLOCK_SKEW_S;
+    if (!cfg.limits.batch_max)
+        cfg.limits.batch_max = BROKER_DEFAULT_BATCH_MAX;
+    if (!config_complete(&cfg))
+        goto cleanup;
+    if (casenet_init() != CASENET_OK) {
+        fprintf(stderr, "casenetd: libsodium failed to initialise\n");
+        goto cleanup;
+    }
+    umask(077);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = casenet_keys_load(cfg.key_path, &b.keys);
+    if (rc != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot load the broker key %s: %s%s\n", cfg.key_path,
+                casenet_strerror(rc), rc == CASENET_EPERM ? " (chmod 600 it)" : "");
+        goto cleanup;
+    }
+    b.broker_id = casenet_keys_member_id(b.keys);
+    if (!casenet_keys_curve_sk(b.keys)) {
+        fprintf(stderr, "casenetd: %s holds no CURVE transport key\n", cfg.key_path);
+        goto cleanup;
+    }
+    if ((rc = casenet_authority_pk_load(cfg.authority_path, b.authority_pk)) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot load the authority key %s: %s\n", cfg.authority_path,
+                casenet_strerror(rc));
+        goto cleanup;
+    }
+    if (!data_dir_ready(cfg.data_dir))
+        goto cleanup;
+    if ((rc = store_sqlite_ops.open(cfg.data_dir, &b.store)) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot open the store in %s: %s\n", cfg.data_dir,
+                casenet_strerror(rc));
+        goto cleanup;
+    }
+    if (choose_directory(&b) != CASENET_OK)
+        goto cleanup;
+    if (check) {
+        printf("casenetd: configuration OK: broker %s, directory version %llu (expires at %lld "
+               "ms), data %s, listen %s\n",
+               b.broker_id, (unsigned long long)casenet_directory_version(b.dir),
+               (long long)casenet_directory_expires_at(b.dir), cfg.data_dir, cfg.listen);
+        exit_code = 0;
+        goto cleanup;
+    }
+
+    /* Signals go to a signalfd polled by the loop. Blocked before the
+     * ZeroMQ context exists, so its threads inherit the mask. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0 ||
+        (sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        fprintf(stderr, "casenetd: signalfd: %s\n", strerror(errno));
+        goto cleanup;
+    }
+    if ((rc = record_start(&b)) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot write to the store: %s\n", casenet_strerror(rc));
+        goto cleanup;
+    }
+    if ((rc = server_open(&b, sigfd, &srv)) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot listen on %s (see the log above)\n", cfg.listen);
+        goto cleanup;
+    }
+    exit_code = server_run(srv) == CASENET_OK ? 0 : 1;
+cleanup:
+    server_close(srv);
+    if (sigfd >= 0)
+        close(sigfd);
+    if (b.store)
+        b.store->ops->close(b.store);
+    casenet_directory_free(b.dir);
+    casenet_keys_free(b.keys);
+    config_free(&cfg);
+    return exit_code;
+}

@@ -1,0 +1,604 @@
+/* server.c - the broker loop: poll, drain a batch, commit once, reply, push (see server.h). */
+#include "server.h"
+
+#include "audit.h"
+#include "casenet.pb-c.h"
+#include "handlers.h"
+#include "log.h"
+#include "util.h"
+#include "zap.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+/* Draft options of libzmq 4.3 (present in the library, absent from the
+ * header unless ZMQ_BUILD_DRAFT_API). */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+#define TICK_MS           1000
+#define HEARTBEAT_IVL_MS  10000
+#define HEARTBEAT_TTL_MS  60000
+#define HEARTBEAT_TMO_MS  30000
+#define HANDSHAKE_IVL_MS  10000
+#define SOCKET_HWM        10000
+#define CLOSE_LINGER_MS   500
+#define ROUTING_ID_MAX    255
+#define DIRECTORY_MAX     (16u * 1024u * 1024u)
+#define STATS_INTERVAL_MS 60000
+#define MONITOR_ENDPOINT  "inproc://casenetd.monitor"
+
+struct item {
+    uint8_t rid[ROUTING_ID_MAX];
+    size_t rid_len;
+    char member[CASENET_MEMBER_ID_MAX + 1];
+    int fd;              /* the connection's socket (ZMQ_SRCFD), to tie a subscription to it */
+    casenet_buf request; /* the one frame received */
+    casenet_buf reply;   /* the packed Response to send after commit */
+    bool answered;       /* reply set on receipt (bad framing): not dispatched */
+    bool subscribe;
+};
+
+/* A subscribed connection. The routing id is chosen by the client and may be
+ * reused by another connection once this one is gone, so a subscription is
+ * also tied to the connection's file descriptor and dropped as soon as the
+ * socket monitor reports that descriptor closed or reused (see
+ * drain_monitor), when the ROUTER reports the peer unreachable, or when a
+ * request under that routing id comes from another member. */
+struct sub {
+    uint8_t rid[ROUTING_ID_MAX];
+    size_t rid_len;
+    int fd;
+    char member[CASENET_MEMBER_ID_MAX + 1];
+};
+
+struct server {
+    struct broker *b;
+    void *ctx;
+    void *router;
+    void *monitor; /* PAIR receiving the ROUTER's connection events */
+    struct zap *zap;
+    int sigfd;
+    struct item *items;
+    size_t n_items;
+    struct sub *subs;
+    size_t n_subs, cap_subs;
+    bool stopping, reload;
+    uint64_t served, batches;
+};
+
+/* ------------------------------------------------------------ batch */
+
+int batch_add_notice(struct batch *bt, const char *member, const uint8_t *resp, size_t len)
+{
+    if (bt->n_notices == bt->cap_notices) {
+        size_t cap = bt->cap_notices ? 2 * bt->cap_notices : 16;
+        struct batch_notice *n = realloc(bt->notices, cap * sizeof *n);
+        if (!n)
+            return CASENET_ENOMEM;
+        bt->notices = n;
+        bt->cap_notices = cap;
+    }
+    struct batch_notice *n = &bt->notices[bt->n_notices];
+    n->response.data = malloc(len ? len : 1);
+    if (!n->response.data)
+        return CASENET_ENOMEM;
+    memcpy(n->response.data, resp, len);
+    n->response.len = len;
+    snprintf(n->member, sizeof n->member, "%s", member);
+    bt->n_notices++;
+    return CASENET_OK;
+}
+
+void batch_clear(struct batch *bt)
+{
+    for (size_t i = 0; i < bt->n_notices; i++)
+        casenet_buf_free(&bt->notices[i].response);
+    free(bt->notices);
+    casenet_directory_free(bt->new_dir);
+    memset(bt, 0, sizeof *bt);
+}
+
+bool broker_member_active(const struct broker *b, const char *id)
+{
+    casenet_member m;
+    return casenet_directory_find(b->dir, id, &m) == CASENET_OK &&
+           m.status == CASENET_MEMBER_ACTIVE;
+}
+
+/* ------------------------------------------------------------ subscriptions */
+
+static struct sub *sub_find(struct server *s, const uint8_t *rid, size_t len)
+{
+    for (size_t i = 0; i < s->n_subs; i++)
+        if (s->subs[i].rid_len == len && memcmp(s->subs[i].rid, rid, len) == 0)
+            return &s->subs[i];
+    return NULL;
+}
+
+static void sub_drop(struct server *s, const uint8_t *rid, size_t len, const char *why)
+{
+    struct sub *x = sub_find(s, rid, len);
+    if (!x)
+        return;
+    log_event(LOG_INFO, "unsubscribe", "member", x->member, "reason", why, NULL);
+    *x = s->subs[--s->n_subs];
+}
+
+static void sub_drop_fd(struct server *s, int fd, const char *why)
+{
+    for (size_t i = 0; i < s->n_subs;) {
+        if (s->subs[i].fd == fd)
+            sub_drop(s, s->subs[i].rid, s->subs[i].rid_len, why);
+        else
+            i++;
+    }
+}
+
+static void sub_add(struct server *s, const uint8_t *rid, size_t len, const char *member, int fd)
+{
+    struct sub *x = sub_find(s, rid, len);
+    if (!x) {
+        if (s->n_subs == s->cap_subs) {
+            size_t cap = s->cap_subs ? 2 * s->cap_subs : 16;
+            struct sub *n = realloc(s->subs, cap * sizeof *n);
+            if (!n) {
+                log_event(LOG_ERROR, "subscribe", "member", member, "error", "NOMEM", NULL);
+                return;
+            }
+            s->subs = n;
+            s->cap_subs = cap;
+        }
+        x = &s->subs[s->n_subs++];
+        memcpy(x->rid, rid, len);
+        x->rid_len = len;
+    }
+    snprintf(x->member, sizeof x->member, "%s", member);
+    x->fd = fd;
+    log_event(LOG_INFO, "subscribe", "member", member, NULL);
+}
+
+/* ------------------------------------------------------------ open / close */
+
+static int setopt_int(void *sock, int opt, int v, const char *name)
+{
+    if (zmq_setsockopt(sock, opt, &v, sizeof v) != 0) {
+        log_event(LOG_ERROR, "socket_option", "option", name, "zmq_error", zmq_strerror(errno),
+                  NULL);
+        return CASENET_EIO;
+    }
+    return CASENET_OK;
+}
+
+int server_open(struct broker *b, int sigfd, struct server **out)
+{
+    int rc = CASENET_EIO;
+    struct server *s = calloc(1, sizeof *s);
+    if (!s)
+        return CASENET_ENOMEM;
+    s->b = b;
+    s->sigfd = sigfd;
+    s->items = calloc(b->cfg->limits.batch_max, sizeof *s->items);
+    s->ctx = zmq_ctx_new();
+    if (!s->items || !s->ctx) {
+        rc = CASENET_ENOMEM;
+        goto cleanup;
+    }
+    /* The ZAP handler first: libzmq consults it during every handshake. */
+    if ((rc = zap_open(s->ctx, &s->zap)) != CASENET_OK)
+        goto cleanup;
+    rc = CASENET_EIO;
+    s->router = zmq_socket(s->ctx, ZMQ_ROUTER);
+    if (!s->router)
+        goto cleanup;
+    int64_t maxmsg = (int64_t)b->cfg->limits.max_envelope_bytes + BROKER_FRAME_MARGIN;
+    if (setopt_int(s->router, ZMQ_CURVE_SERVER, 1, "CURVE_SERVER") != CASENET_OK ||
+        zmq_setsockopt(s->router, ZMQ_CURVE_SECRETKEY, casenet_keys_curve_sk(b->keys),
+                       CASENET_CURVE_KEY_BYTES) != 0 ||
+        zmq_setsockopt(s->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0 ||
+        setopt_int(s->router, ZMQ_ZAP_ENFORCE_DOMAIN, 1, "ZAP_ENFORCE_DOMAIN") != CASENET_OK ||
+        setopt_int(s->router, ZMQ_ROUTER_MANDATORY, 1, "ROUTER_MANDATORY") != CASENET_OK ||
+        zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+        setopt_int(s->router, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS, "HEARTBEAT_IVL") != CASENET_OK ||
+        setopt_int(s->router, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TMO_MS, "HEARTBEAT_TIMEOUT") !=
+            CASENET_OK ||
+        setopt_int(s->router, ZMQ_HEARTBEAT_TTL, HEARTBEAT_TTL_MS, "HEARTBEAT_TTL") != CASENET_OK ||
+        setopt_int(s->router, ZMQ_HANDSHAKE_IVL, HANDSHAKE_IVL_MS, "HANDSHAKE_IVL") != CASENET_OK ||
+        setopt_int(s->router, ZMQ_SNDHWM, SOCKET_HWM, "SNDHWM") != CASENET_OK ||
+        setopt_int(s->router, ZMQ_RCVHWM, SOCKET_HWM, "RCVHWM") != CASENET_OK) {
+        log_event(LOG_ERROR, "socket_option", "zmq_error", zmq_strerror(errno), NULL);
+        goto cleanup;
+    }
+    if (zmq_socket_monitor(s->router, MONITOR_ENDPOINT,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(s->monitor = zmq_socket(s->ctx, ZMQ_PAIR)) ||
+        setopt_int(s->monitor, ZMQ_LINGER, 0, "LINGER") != CASENET_OK ||
+        zmq_connect(s->monitor, MONITOR_ENDPOINT) != 0) {
+        log_event(LOG_ERROR, "monitor", "zmq_error", zmq_strerror(errno), NULL);
+        goto cleanup;
+    }
+    if (zmq_bind(s->router, b->cfg->listen) != 0) {
+        log_event(LOG_ERROR, "bind", "endpoint", b->cfg->listen, "zmq_error", zmq_strerror(errno),
+                  NULL);
+        goto cleanup;
+    }
+    *out = s;
+    s = NULL;
+    rc = CASENET_OK;
+cleanup:
+    server_close(s);
+    return rc;
+}
+
+void server_close(struct server *s)
+{
+    if (!s)
+        return;
+    if (s->router) {
+        /* A bounded linger, not 0: the replies of the last batch are queued
+         * and would otherwise be discarded on close. */
+        (void)setopt_int(s->router, ZMQ_LINGER, CLOSE_LINGER_MS, "LINGER");
+        (void)zmq_socket_monitor(s->router, NULL, 0);
+        zmq_close(s->router);
+    }
+    if (s->monitor)
+        zmq_close(s->monitor);
+    zap_close(s->zap);
+    if (s->ctx)
+        zmq_ctx_term(s->ctx);
+    for (size_t i = 0; i < s->n_items; i++) {
+        casenet_buf_free(&s->items[i].reply);
+        casenet_buf_free(&s->items[i].request);
+    }
+    free(s->items);
+    free(s->subs);
+    free(s);
+}
+
+/* ------------------------------------------------------------ receive */
+
+/* Sends [rid][bytes] without blocking. Returns 0, or the zmq errno. */
+static int send_to(struct server *s, const uint8_t *rid, size_t rid_len, const uint8_t *data,
+                   size_t len)
+{
+    if (zmq_send(s->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return errno;
+    if (zmq_send(s->router, data, len, ZMQ_DONTWAIT) < 0)
+        return errno;
+    return 0;
+}
+
+/* Receives one routed message into it. Returns 1 for a request (it->request
+ * holds its frame, or it->answered is set with an error reply), 0 when
+ * nothing is pending, -1 on error. */
+static int recv_one(struct server *s, struct item *it)
+{
+    zmq_msg_t rid, part;
+    zmq_msg_init(&rid);
+    if (zmq_msg_recv(&rid, s->router, ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+        zmq_msg_close(&rid);
+        return e == EAGAIN ? 0 : -1;
+    }
+    memset(it, 0, sizeof *it);
+    it->rid_len = zmq_msg_size(&rid) > ROUTING_ID_MAX ? ROUTING_ID_MAX : zmq_msg_size(&rid);
+    memcpy(it->rid, zmq_msg_data(&rid), it->rid_len);
+    int more = zmq_msg_more(&rid);
+    zmq_msg_close(&rid);
+
+    size_t frames = 0;
+    uint8_t *first = NULL;
+    size_t first_len = 0;
+    while (more) {
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, s->router, 0) < 0) {
+            zmq_msg_close(&part);
+            free(first);
+            return -1;
+        }
+        if (frames == 0) {
+            const char *uid = zmq_msg_gets(&part, "User-Id");
+            if (uid)
+                snprintf(it->member, sizeof it->member, "%s", uid);
+            it->fd = zmq_msg_get(&part, ZMQ_SRCFD);
+            first_len = zmq_msg_size(&part);
+            first = malloc(first_len ? first_len : 1);
+            if (first)
+                memcpy(first, zmq_msg_data(&part), first_len);
+        }
+        frames++;
+        more = zmq_msg_more(&part);
+        zmq_msg_close(&part);
+    }
+    struct sub *x = sub_find(s, it->rid, it->rid_len);
+    if (x && strcmp(x->member, it->member) != 0)
+        sub_drop(s, it->rid, it->rid_len, "routing id reused");
+    if (frames == 1 && first) {
+        it->request.data = first;
+        it->request.len = first_len;
+        return 1;
+    }
+    free(first);
+    it->answered = true;
+    if (frames != 1) {
+        log_event(LOG_INFO, "rejected", "member", it->member, "error", "BAD_REQUEST", "detail",
+                  "not exactly one frame", "frames", log_u64(frames), NULL);
+        (void)handlers_error_reply(
+            0, CASENET_EBADREQ, "send exactly one frame holding a serialised Request", &it->reply);
+    } else {
+        (void)handlers_error_reply(0, CASENET_EUNAVAIL, "out of memory; retry later", &it->reply);
+    }
+    return 1;
+}
+
+/* Reads every pending connection event: a descriptor accepted or closed
+ * ends any subscription tied to it (the routing id may be reused next). */
+static void drain_monitor(struct server *s)
+{
+    for (;;) {
+        zmq_msg_t ev, ep;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, s->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (const uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
+        bool more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        while (more) {
+            zmq_msg_init(&ep);
+            if (zmq_msg_recv(&ep, s->monitor, 0) < 0) {
+                zmq_msg_close(&ep);
+                return;
+            }
+            more = zmq_msg_more(&ep);
+            zmq_msg_close(&ep);
+        }
+        if (event == ZMQ_EVENT_ACCEPTED || event == ZMQ_EVENT_DISCONNECTED)
+            sub_drop_fd(s, (int)value,
+                        event == ZMQ_EVENT_ACCEPTED ? "descriptor reused" : "disconnected");
+    }
+}
+
+/* ------------------------------------------------------------ batch */
+
+static void answer_all_unavailable(struct server *s)
+{
+    for (size_t i = 0; i < s->n_items; i++) {
+        struct item *it = &s->items[i];
+        if (it->answered)
+            continue;
+        casenet_buf_free(&it->reply);
+        it->subscribe = false;
+        if (handlers_error_reply(0, CASENET_EUNAVAIL,
+                                 "the broker could not commit this batch; nothing was stored; "
+                                 "retry later",
+                                 &it->reply) != CASENET_OK)
+            it->reply.len = 0;
+    }
+}
+
+static void reload_directory(struct server *s, struct batch *bt)
+{
+    struct broker *b = s->b;
+    casenet_buf buf = {0};
+    char msg[320] = "";
+    uint64_t version = 0;
+    int rc = cn_read_file(b->cfg->directory_path, DIRECTORY_MAX, &buf);
+    if (rc != CASENET_OK) {
+        log_event(LOG_ERROR, "directory_reload", "path", b->cfg->directory_path, "error",
+                  casenet_errname(rc), NULL);
+        return;
+    }
+    if (b->store->ops->savepoint(b->store) != CASENET_OK) {
+        bt->store_failed = true;
+        casenet_buf_free(&buf);
+        return;
+    }
+    rc = handlers_directory_accept(b, bt, buf.data, buf.len, "", &version, msg, sizeof msg);
+    if (rc == CASENET_OK) {
+        if (b->store->ops->release(b->store) != CASENET_OK)
+            bt->store_failed = true;
+    } else {
+        b->store->ops->rollback_to(b->store);
+        log_event(LOG_WARN, "directory_reload_refused", "path", b->cfg->directory_path, "error",
+                  casenet_errname(handlers_wire_code(rc)), "msg", msg, NULL);
+    }
+    casenet_buf_free(&buf);
+}
+
+/* Handles the batch in one transaction; replies are sent only after commit. */
+static void process_batch(struct server *s)
+{
+    struct broker *b = s->b;
+    struct store *st = b->store;
+    struct batch bt = {0};
+    int64_t now = cn_now_ms();
+    bool ok = st->ops->begin(st) == CASENET_OK;
+    if (ok && zap_has_pending(s->zap) && zap_flush_audit(s->zap, st, now) == CASENET_EUNAVAIL)
+        bt.store_failed = true;
+    if (ok && s->reload) {
+        s->reload = false;
+        reload_directory(s, &bt);
+    }
+    for (size_t i = 0; ok && i < s->n_items; i++) {
+        struct item *it = &s->items[i];
+        if (it->answered)
+            continue;
+        if (handlers_dispatch(b, &bt, it->member, it->request.data, it->request.len, &it->reply,
+                              &it->subscribe) != CASENET_OK &&
+            !it->reply.data)
+            (void)handlers_error_reply(0, CASENET_EUNAVAIL, "out of memory; retry later",
+                                       &it->reply);
+        casenet_buf_free(&it->request);
+    }
+    if (ok && bt.store_failed) {
+        st->ops->rollback(st);
+        ok = false;
+    }
+    if (ok && st->ops->commit(st) != CASENET_OK)
+        ok = false;
+    if (!ok) {
+        log_event(LOG_ERROR, "batch_failed", "requests", log_u64(s->n_items), "msg",
+                  "rolled back; every request answered UNAVAILABLE", NULL);
+        answer_all_unavailable(s);
+        batch_clear(&bt);
+    } else if (bt.new_dir) {
+        casenet_directory_free(b->dir);
+        b->dir = bt.new_dir;
+        bt.new_dir = NULL;
+        log_event(LOG_INFO, "directory_swapped", "version",
+                  log_u64(casenet_directory_version(b->dir)), NULL);
+        /* Subscriptions of members no longer active end here. */
+        for (size_t i = 0; i < s->n_subs;) {
+            if (!broker_member_active(b, s->subs[i].member))
+                sub_drop(s, s->subs[i].rid, s->subs[i].rid_len, "member not active");
+            else
+                i++;
+        }
+    }
+    /* Replies, then pushes: only after the commit. Connection events first,
+     * so that no push follows a subscription whose connection is gone. */
+    drain_monitor(s);
+    for (size_t i = 0; i < s->n_items; i++) {
+        struct item *it = &s->items[i];
+        size_t rid_len = it->rid_len;
+        if (it->reply.data) {
+            int e = send_to(s, it->rid, rid_len, it->reply.data, it->reply.len);
+            if (e)
+                log_event(LOG_WARN, "reply_dropped", "member", it->member, "zmq_error",
+                          zmq_strerror(e), NULL);
+            else if (ok && it->subscribe)
+                sub_add(s, it->rid, rid_len, it->member, it->fd);
+        }
+        casenet_buf_free(&it->reply);
+        casenet_buf_free(&it->request);
+    }
+    for (size_t n = 0; n < bt.n_notices; n++) {
+        struct batch_notice *no = &bt.notices[n];
+        for (size_t i = 0; i < s->n_subs;) {
+            struct sub *x = &s->subs[i];
+            if (strcmp(x->member, no->member) != 0) {
+                i++;
+                continue;
+            }
+            int e = send_to(s, x->rid, x->rid_len, no->response.data, no->response.len);
+            if (e == EHOSTUNREACH) {
+                sub_drop(s, x->rid, x->rid_len, "peer gone");
+                continue;
+            }
+            if (e)
+                log_event(LOG_WARN, "notice_dropped", "member", x->member, "zmq_error",
+                          zmq_strerror(e), NULL);
+            i++;
+        }
+    }
+    s->served += s->n_items;
+    s->batches++;
+    s->n_items = 0;
+    batch_clear(&bt);
+}
+
+/* ------------------------------------------------------------ loop */
+
+static void read_signals(struct server *s)
+{
+    struct signalfd_siginfo si;
+    while (read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            log_event(LOG_INFO, "signal", "signal", "HUP", "action", "reload directory", NULL);
+            s->reload = true;
+        } else {
+            log_event(LOG_INFO, "signal", "signal", si.ssi_signo == SIGINT ? "INT" : "TERM",
+                      "action", "stop", NULL);
+            s->stopping = true;
+        }
+    }
+}
+
+int server_run(struct server *s)
+{
+    struct broker *b = s->b;
+    int64_t next_tick = cn_mono_ms() + TICK_MS;
+    int64_t next_stats = cn_mono_ms() + STATS_INTERVAL_MS;
+    log_event(LOG_INFO, "listening", "endpoint", b->cfg->listen, "broker", b->broker_id,
+              "directory_version", log_u64(casenet_directory_version(b->dir)), NULL);
+    while (!s->stopping) {
+        zmq_pollitem_t items[4] = {
+            {.socket = s->router, .events = ZMQ_POLLIN},
+            {.socket = zap_socket(s->zap), .events = ZMQ_POLLIN},
+            {.socket = s->monitor, .events = ZMQ_POLLIN},
+            {.fd = s->sigfd, .events = ZMQ_POLLIN},
+        };
+        int n_items = s->sigfd >= 0 ? 4 : 3;
+        int64_t wait = next_tick - cn_mono_ms();
+        if (wait < 0)
+            wait = 0;
+        if (zmq_poll(items, n_items, (long)wait) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_event(LOG_ERROR, "poll", "zmq_error", zmq_strerror(errno), NULL);
+            return CASENET_EIO;
+        }
+        if (items[2].revents & ZMQ_POLLIN)
+            drain_monitor(s);
+        if (items[1].revents & ZMQ_POLLIN)
+            (void)zap_handle(s->zap, b->dir);
+        if (n_items == 4 && (items[3].revents & ZMQ_POLLIN))
+            read_signals(s);
+        /* Drain every ready request, up to batch_max. */
+        while (s->n_items < b->cfg->limits.batch_max) {
+            int r = recv_one(s, &s->items[s->n_items]);
+            if (r == 0)
+                break;
+            if (r < 0) {
+                log_event(LOG_WARN, "recv", "zmq_error", zmq_strerror(errno), NULL);
+                break;
+            }
+            s->n_items++;
+        }
+        if (s->n_items > 0 || zap_has_pending(s->zap) || s->reload)
+            process_batch(s);
+        int64_t now = cn_mono_ms();
+        if (now >= next_tick) {
+            /* The periodic timer: tree heads, deadlines and retention will
+             * hang here, each throttled to its own period. */
+            next_tick = now + TICK_MS;
+            if (now >= next_stats) {
+                next_stats = now + STATS_INTERVAL_MS;
+                log_event(LOG_DEBUG, "stats", "requests", log_u64(s->served), "batches",
+                          log_u64(s->batches), "subscriptions", log_u64(s->n_subs), NULL);
+            }
+        }
+    }
+    /* Stopping: the batch in hand was handled above. Record the stop. */
+    struct store *st = b->store;
+    int rc = st->ops->begin(st);
+    if (rc == CASENET_OK) {
+        if (zap_has_pending(s->zap))
+            rc = zap_flush_audit(s->zap, st, cn_now_ms());
+        if (rc == CASENET_OK)
+            rc = audit_broker(st, cn_now_ms(), CASENET__V1__AUDIT_KIND__AUDIT_KIND_BROKER_STOP,
+                              casenet_directory_version(b->dir), "signal", NULL);
+        if (rc == CASENET_OK)
+            rc = st->ops->commit(st);
+        else
+            st->ops->rollback(st);
+    }
+    log_event(rc == CASENET_OK ? LOG_INFO : LOG_ERROR, "stopped", "requests", log_u64(s->served),
+              "batches", log_u64(s->batches), "error",
+              rc == CASENET_OK ? NULL : casenet_errname(rc), NULL);
+    return CASENET_OK;
+}

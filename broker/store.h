@@ -1,0 +1,170 @@
+/*
+ * store.h - the broker's durable state behind one narrow interface: messages
+ * (ciphertext envelopes and their routing metadata), per-recipient inbox rows,
+ * recipients' receipts, the audit log and the directories published.
+ *
+ * A backend is a `const struct store_ops` table; the broker only ever calls
+ * through it, so another backend (PostgreSQL for high availability) is one new
+ * file. The SQLite backend is store_sqlite.c.
+ *
+ * Transactions. The loop is the only writer. It opens one transaction per
+ * batch (begin), wraps each request in a savepoint (savepoint, then release or
+ * rollback_to), and commits once; a reply is sent only after commit. Every
+ * operation marked "in batch" must be called between begin and commit or
+ * rollback; every other operation must be called outside a transaction.
+ *
+ * Errors: casenet_err values. CASENET_ENOTFOUND and CASENET_ECONFLICT are
+ * answers about the data; CASENET_EUNAVAIL means the store itself failed
+ * (disk full, I/O error, corruption): the batch must be rolled back and every
+ * request answered UNAVAILABLE. The backend logs the raw cause.
+ *
+ * Ownership: rows returned are owned by the caller and released with
+ * store_message_clear() / store_inbox_row_clear() / store_inbox_rows_free().
+ * Input rows are borrowed for the duration of the call.
+ */
+#ifndef BROKER_STORE_H
+#define BROKER_STORE_H
+
+#include "casenet.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A stored submission: what the broker may know about a message. */
+struct store_message {
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    char sender[CASENET_MEMBER_ID_MAX + 1];
+    int kind, urgency, msg_status; /* proto Kind, Urgency, MessageStatus */
+    int64_t created_at_ms, expires_at_ms, received_at_ms;
+    bool has_in_reply_to;
+    uint8_t in_reply_to[CASENET_MESSAGE_ID_BYTES];
+    bool has_case_ref;
+    uint8_t case_ref[CASENET_CASE_REF_BYTES];
+    uint8_t envelope_hash[CASENET_HASH_BYTES];
+    uint32_t size;        /* envelope bytes */
+    uint64_t audit_index; /* of its SUBMITTED event */
+    casenet_buf envelope; /* the serialised Envelope (ciphertext); owned */
+    casenet_buf receipt;  /* the serialised BrokerReceipt; owned */
+};
+
+/* One row of one member's inbox (a message for it, or a receipt forwarded to
+ * the message's sender: kind = KIND_RECEIPT). */
+struct store_inbox_row {
+    uint64_t seq; /* assigned by inbox_insert, increasing, the list cursor */
+    char recipient[CASENET_MEMBER_ID_MAX + 1];
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    char sender[CASENET_MEMBER_ID_MAX + 1];
+    int kind, urgency, msg_status;
+    int state; /* proto InboxState */
+    int64_t received_at_ms, created_at_ms;
+    uint32_t size;
+    bool has_in_reply_to;
+    uint8_t in_reply_to[CASENET_MESSAGE_ID_BYTES];
+    bool has_case_ref;
+    uint8_t case_ref[CASENET_CASE_REF_BYTES];
+    int receipt_status;  /* proto ReceiptStatus, for KIND_RECEIPT rows */
+    casenet_buf receipt; /* the SignedReceipt, for KIND_RECEIPT rows; owned */
+};
+
+/* A recipient's receipt as recorded. */
+struct store_receipt {
+    uint8_t receipt_hash[CASENET_HASH_BYTES]; /* SHA-256 of the SignedReceipt */
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    char recipient[CASENET_MEMBER_ID_MAX + 1];
+    int status; /* proto ReceiptStatus */
+    int64_t received_at_ms;
+    uint64_t audit_index; /* of its RECEIPT event */
+    const uint8_t *signed_receipt;
+    size_t signed_len;
+};
+
+/* A backend instance; backends embed it as their first member. */
+struct store {
+    const struct store_ops *ops;
+};
+
+struct store_ops {
+    const char *name;
+
+    /* Opens (creating if needed) the store inside data_dir and migrates its
+     * schema forward. CASENET_EUNAVAIL when it cannot, with the cause logged;
+     * CASENET_EVERSION when the schema is newer than this program. */
+    int (*open)(const char *data_dir, struct store **out);
+    /* Closes; a transaction still open is rolled back. Accepts NULL. */
+    void (*close)(struct store *s);
+
+    /* The batch transaction. commit failing leaves nothing committed (the
+     * backend rolls back) and returns CASENET_EUNAVAIL. rollback never
+     * fails visibly. */
+    int (*begin)(struct store *s);
+    int (*commit)(struct store *s);
+    void (*rollback)(struct store *s);
+    /* One request inside the batch (in batch): savepoint opens it; release
+     * keeps its writes; rollback_to undoes them and closes the savepoint. */
+    int (*savepoint)(struct store *s);
+    int (*release)(struct store *s);
+    void (*rollback_to)(struct store *s);
+
+    /* In batch. Inserts a message; CASENET_ECONFLICT if its id exists. */
+    int (*message_insert)(struct store *s, const struct store_message *m);
+    /* In or outside a batch. Looks a message up by id; with_envelope false
+     * leaves out->envelope empty. CASENET_ENOTFOUND. */
+    int (*message_get)(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                       bool with_envelope, struct store_message *out);
+
+    /* In batch. Appends a row to row->recipient's inbox and sets row->seq.
+     * CASENET_ECONFLICT if that inbox already holds row->message_id. A
+     * message row (any kind but KIND_RECEIPT) must name a stored message. */
+    int (*inbox_insert)(struct store *s, struct store_inbox_row *row);
+    /* In or outside a batch. The row of recipient's inbox for message id
+     * (receipt rows are keyed by their own id). CASENET_ENOTFOUND. */
+    int (*inbox_get)(struct store *s, const char *recipient,
+                     const uint8_t id[CASENET_MESSAGE_ID_BYTES], struct store_inbox_row *out);
+    /* In or outside a batch. Up to limit rows of recipient's inbox with seq >
+     * cursor, in seq order, in the given state (0 = any). *rows is malloc'd
+     * (NULL when *n is 0); *more tells whether a further row exists. Costs
+     * O(limit + log n) whatever the backlog. */
+    int (*inbox_list)(struct store *s, const char *recipient, int state, uint64_t cursor,
+                      uint32_t limit, struct store_inbox_row **rows, size_t *n, bool *more);
+    /* In batch. Sets the state of row seq. CASENET_ENOTFOUND. */
+    int (*inbox_set_state)(struct store *s, uint64_t seq, int state, int64_t now_ms);
+
+    /* In batch. Records a receipt; CASENET_ECONFLICT if the same bytes were
+     * recorded before. */
+    int (*receipt_insert)(struct store *s, const struct store_receipt *r);
+    /* In or outside a batch. Finds a receipt by the hash of its bytes and
+     * returns the audit index it was recorded with. CASENET_ENOTFOUND. */
+    int (*receipt_find)(struct store *s, const uint8_t hash[CASENET_HASH_BYTES],
+                        uint64_t *audit_index);
+
+    /* In batch. The index the next audit event gets (0 for an empty log). */
+    int (*audit_next_index)(struct store *s, uint64_t *index);
+    /* In batch. Appends the serialised AuditEvent bytes at index, which must
+     * be what audit_next_index returned (CASENET_ECONFLICT otherwise), and
+     * files it under each of the parties. */
+    int (*audit_append)(struct store *s, uint64_t index, int64_t time_ms, int kind,
+                        const char *const *parties, size_t n_parties, const uint8_t *bytes,
+                        size_t len);
+    /* Outside a batch. Number of audit events (for start-up logging). */
+    int (*audit_count)(struct store *s, uint64_t *count);
+
+    /* In batch. Records a signed directory of the given version;
+     * CASENET_ECONFLICT if that version is already stored. */
+    int (*directory_save)(struct store *s, uint64_t version, const uint8_t *bytes, size_t len,
+                          int64_t now_ms);
+    /* Outside a batch. The stored directory of the highest version; out is
+     * malloc'd. CASENET_ENOTFOUND when none was ever stored. */
+    int (*directory_latest)(struct store *s, casenet_buf *out, uint64_t *version);
+};
+
+/* The SQLite backend (store_sqlite.c). */
+extern const struct store_ops store_sqlite_ops;
+
+/* Releases what a row owns and zeroes it. Accept NULL. */
+void store_message_clear(struct store_message *m);
+void store_inbox_row_clear(struct store_inbox_row *r);
+/* Clears and frees an array of n rows (from inbox_list). Accepts NULL. */
+void store_inbox_rows_free(struct store_inbox_row *rows, size_t n);
+
+#endif

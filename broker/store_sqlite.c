@@ -1,0 +1,775 @@
+/*
+ * store_sqlite.c - the SQLite backend of the broker store (see store.h):
+ * one connection, WAL, synchronous=FULL, foreign keys on, 8 KiB pages, schema
+ * version in user_version with forward migrations, statements prepared once
+ * for the life of the process.
+ */
+#include "store.h"
+
+#include "log.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DB_FILE         "casenet.db"
+#define BUSY_TIMEOUT_MS 5000
+#define PAGE_SIZE       8192
+
+/* Forward migrations: step i takes user_version i to i + 1. Never edit a
+ * step once released; append a new one. (Merkle subtree hashes will come as
+ * a step adding audit_nodes(level, idx, hash).) */
+static const char *const migrations[] = {
+    /* 0 -> 1: messages, inboxes, receipts, audit log, directories. */
+    "CREATE TABLE messages ("
+    " id INTEGER PRIMARY KEY,"
+    " message_id BLOB NOT NULL UNIQUE CHECK (length(message_id) = 16),"
+    " sender TEXT NOT NULL,"
+    " kind INTEGER NOT NULL, urgency INTEGER NOT NULL, msg_status INTEGER NOT NULL,"
+    " created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL,"
+    " received_at_ms INTEGER NOT NULL,"
+    " in_reply_to BLOB, case_ref BLOB,"
+    " envelope_hash BLOB NOT NULL CHECK (length(envelope_hash) = 32),"
+    " size INTEGER NOT NULL,"
+    " audit_index INTEGER NOT NULL,"
+    " envelope BLOB," /* the ciphertext envelope; NULL once purged */
+    " receipt BLOB NOT NULL);"
+    "CREATE TABLE inbox ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " recipient TEXT NOT NULL,"
+    " message_id BLOB NOT NULL,"
+    " msg INTEGER REFERENCES messages(id)," /* NULL for receipt rows */
+    " sender TEXT NOT NULL,"
+    " kind INTEGER NOT NULL, urgency INTEGER NOT NULL, msg_status INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " received_at_ms INTEGER NOT NULL, created_at_ms INTEGER NOT NULL,"
+    " updated_at_ms INTEGER NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " in_reply_to BLOB, case_ref BLOB,"
+    " receipt_status INTEGER NOT NULL DEFAULT 0,"
+    " receipt BLOB);"
+    "CREATE UNIQUE INDEX inbox_recipient_message ON inbox(recipient, message_id);"
+    "CREATE INDEX inbox_recipient_seq ON inbox(recipient, seq);"
+    "CREATE INDEX inbox_recipient_state_seq ON inbox(recipient, state, seq);"
+    "CREATE INDEX inbox_msg ON inbox(msg);"
+    "CREATE TABLE receipts ("
+    " id INTEGER PRIMARY KEY,"
+    " receipt_hash BLOB NOT NULL UNIQUE,"
+    " message_id BLOB NOT NULL REFERENCES messages(message_id),"
+    " recipient TEXT NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " received_at_ms INTEGER NOT NULL,"
+    " audit_index INTEGER NOT NULL,"
+    " signed_receipt BLOB NOT NULL);"
+    "CREATE INDEX receipts_message ON receipts(message_id);"
+    /* idx is the rowid: the log position, 0-based, dense. event holds the
+     * exact serialised AuditEvent that is hashed into the Merkle tree. */
+    "CREATE TABLE audit ("
+    " idx INTEGER PRIMARY KEY,"
+    " time_ms INTEGER NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " event BLOB NOT NULL);"
+    "CREATE TABLE audit_parties ("
+    " member TEXT NOT NULL,"
+    " idx INTEGER NOT NULL REFERENCES audit(idx),"
+    " PRIMARY KEY (member, idx)) WITHOUT ROWID;"
+    "CREATE TABLE directories ("
+    " version INTEGER PRIMARY KEY,"
+    " signed BLOB NOT NULL,"
+    " stored_at_ms INTEGER NOT NULL);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+enum stmt {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_MSG_INSERT,
+    ST_MSG_GET,
+    ST_INBOX_INSERT,
+    ST_INBOX_GET,
+    ST_INBOX_LIST_ANY,
+    ST_INBOX_LIST_STATE,
+    ST_INBOX_SET_STATE,
+    ST_RECEIPT_INSERT,
+    ST_RECEIPT_FIND,
+    ST_AUDIT_NEXT,
+    ST_AUDIT_INSERT,
+    ST_AUDIT_PARTY,
+    ST_AUDIT_COUNT,
+    ST_DIR_SAVE,
+    ST_DIR_LATEST,
+    ST_COUNT
+};
+
+#define INBOX_COLS                                                                                 \
+    "seq, recipient, message_id, sender, kind, urgency, msg_status, state, received_at_ms,"        \
+    " created_at_ms, size, in_reply_to, case_ref, receipt_status, receipt"
+
+static const char *const sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT request",
+    [ST_RELEASE] = "RELEASE request",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO request",
+    [ST_MSG_INSERT] = "INSERT INTO messages (message_id, sender, kind, urgency, msg_status,"
+                      " created_at_ms, expires_at_ms, received_at_ms, in_reply_to, case_ref,"
+                      " envelope_hash, size, audit_index, envelope, receipt)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    [ST_MSG_GET] = "SELECT message_id, sender, kind, urgency, msg_status, created_at_ms,"
+                   " expires_at_ms, received_at_ms, in_reply_to, case_ref, envelope_hash, size,"
+                   " audit_index, CASE WHEN ?2 THEN envelope END, receipt"
+                   " FROM messages WHERE message_id = ?1",
+    [ST_INBOX_INSERT] =
+        "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
+        " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
+        " receipt_status, receipt)"
+        " VALUES (?1, ?2, CASE WHEN ?5 = 20 THEN NULL ELSE"
+        " (SELECT id FROM messages WHERE message_id = ?2) END,"
+        " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11, ?12, ?13, ?14, ?15)",
+    [ST_INBOX_GET] = "SELECT " INBOX_COLS " FROM inbox WHERE recipient = ?1 AND message_id = ?2",
+    [ST_INBOX_LIST_ANY] = "SELECT " INBOX_COLS " FROM inbox WHERE recipient = ?1 AND seq > ?2"
+                          " ORDER BY seq LIMIT ?3",
+    [ST_INBOX_LIST_STATE] = "SELECT " INBOX_COLS " FROM inbox"
+                            " WHERE recipient = ?1 AND state = ?4 AND seq > ?2"
+                            " ORDER BY seq LIMIT ?3",
+    [ST_INBOX_SET_STATE] = "UPDATE inbox SET state = ?2, updated_at_ms = ?3 WHERE seq = ?1",
+    [ST_RECEIPT_INSERT] = "INSERT INTO receipts (receipt_hash, message_id, recipient, status,"
+                          " received_at_ms, audit_index, signed_receipt)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_RECEIPT_FIND] = "SELECT audit_index FROM receipts WHERE receipt_hash = ?1",
+    [ST_AUDIT_NEXT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
+    [ST_AUDIT_INSERT] = "INSERT INTO audit (idx, time_ms, kind, event) VALUES (?1, ?2, ?3, ?4)",
+    [ST_AUDIT_PARTY] = "INSERT OR IGNORE INTO audit_parties (member, idx) VALUES (?1, ?2)",
+    [ST_AUDIT_COUNT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
+    [ST_DIR_SAVE] = "INSERT INTO directories (version, signed, stored_at_ms) VALUES (?1, ?2, ?3)",
+    [ST_DIR_LATEST] = "SELECT version, signed FROM directories ORDER BY version DESC LIMIT 1",
+};
+
+struct sqlite_store {
+    struct store base;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+static struct sqlite_store *S(struct store *s)
+{
+    return (struct sqlite_store *)s;
+}
+
+/* Maps a SQLite result code to casenet_err, logging the raw cause of every
+ * store failure. Constraint violations are answers (CONFLICT), not failures. */
+static int map_rc(struct sqlite_store *s, int rc, const char *what)
+{
+    int primary = rc & 0xff;
+    if (primary == SQLITE_OK || primary == SQLITE_DONE || primary == SQLITE_ROW)
+        return CASENET_OK;
+    if (primary == SQLITE_CONSTRAINT)
+        return CASENET_ECONFLICT;
+    char code[16];
+    snprintf(code, sizeof code, "%d", rc);
+    log_event(LOG_ERROR, "store_error", "op", what, "sqlite_code", code, "sqlite_error",
+              sqlite3_errstr(rc), "msg", s->db ? sqlite3_errmsg(s->db) : "", NULL);
+    if (primary == SQLITE_NOMEM)
+        return CASENET_ENOMEM;
+    return CASENET_EUNAVAIL; /* FULL, IOERR, CORRUPT, BUSY, ... */
+}
+
+static sqlite3_stmt *stmt(struct sqlite_store *s, enum stmt which)
+{
+    sqlite3_stmt *st = s->st[which];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+/* Runs a statement that returns no rows. */
+static int run(struct sqlite_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int err = rc == SQLITE_DONE ? CASENET_OK : map_rc(s, rc, what);
+    sqlite3_reset(st);
+    return err;
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+    if (!p)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_blob64(st, i, n ? p : "", n, SQLITE_STATIC);
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *t)
+{
+    return sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
+}
+
+/* Copies a fixed-size blob column; false when its size differs. */
+static bool col_fixed(sqlite3_stmt *st, int i, uint8_t *out, size_t len)
+{
+    const void *p = sqlite3_column_blob(st, i);
+    if (!p || (size_t)sqlite3_column_bytes(st, i) != len)
+        return false;
+    memcpy(out, p, len);
+    return true;
+}
+
+static bool col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (!t || n >= cap)
+        return false;
+    memcpy(out, t, n + 1);
+    return true;
+}
+
+/* Copies a blob column into a fresh buffer (empty for NULL). */
+static int col_buf(sqlite3_stmt *st, int i, casenet_buf *out)
+{
+    out->data = NULL;
+    out->len = 0;
+    const void *p = sqlite3_column_blob(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (!p || n == 0)
+        return CASENET_OK;
+    out->data = malloc(n);
+    if (!out->data)
+        return CASENET_ENOMEM;
+    memcpy(out->data, p, n);
+    out->len = n;
+    return CASENET_OK;
+}
+
+/* ------------------------------------------------------------ open / close */
+
+static void sq_close(struct store *base)
+{
+    if (!base)
+        return;
+    struct sqlite_store *s = S(base);
+    if (s->db && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    if (s->db) {
+        int rc = sqlite3_close(s->db);
+        if (rc != SQLITE_OK)
+            log_event(LOG_ERROR, "store_close", "sqlite_error", sqlite3_errstr(rc), NULL);
+    }
+    free(s);
+}
+
+static int exec(struct sqlite_store *s, const char *q, const char *what)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, q, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        log_event(LOG_ERROR, "store_error", "op", what, "sqlite_error", sqlite3_errstr(rc), "msg",
+                  msg ? msg : "", NULL);
+        sqlite3_free(msg);
+        return (rc & 0xff) == SQLITE_NOMEM ? CASENET_ENOMEM : CASENET_EUNAVAIL;
+    }
+    return CASENET_OK;
+}
+
+static int pragma_int(struct sqlite_store *s, const char *q, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, q, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, q);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? CASENET_OK : map_rc(s, rc, q);
+}
+
+static int migrate(struct sqlite_store *s)
+{
+    int64_t version = 0;
+    int rc = pragma_int(s, "PRAGMA user_version", &version);
+    if (rc != CASENET_OK)
+        return rc;
+    if (version > SCHEMA_VERSION) {
+        log_event(LOG_ERROR, "store_schema_newer", "found", log_u64((uint64_t)version), "supported",
+                  log_u64(SCHEMA_VERSION), "msg", "upgrade casenetd or restore a backup", NULL);
+        return CASENET_EVERSION;
+    }
+    for (int64_t v = version; v < SCHEMA_VERSION; v++) {
+        char set[64];
+        snprintf(set, sizeof set, "PRAGMA user_version = %lld", (long long)(v + 1));
+        if ((rc = exec(s, "BEGIN IMMEDIATE", "migrate")) != CASENET_OK)
+            return rc;
+        if ((rc = exec(s, migrations[v], "migrate")) != CASENET_OK ||
+            (rc = exec(s, set, "migrate")) != CASENET_OK ||
+            (rc = exec(s, "COMMIT", "migrate")) != CASENET_OK) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        log_event(LOG_INFO, "store_migrated", "schema_version", log_u64((uint64_t)(v + 1)), NULL);
+    }
+    return CASENET_OK;
+}
+
+static int sq_open(const char *data_dir, struct store **out)
+{
+    int rc = CASENET_EUNAVAIL;
+    char *path = NULL;
+    struct sqlite_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return CASENET_ENOMEM;
+    s->base.ops = &store_sqlite_ops;
+    if (asprintf(&path, "%s/%s", data_dir, DB_FILE) < 0) {
+        path = NULL;
+        rc = CASENET_ENOMEM;
+        goto cleanup;
+    }
+    int src = sqlite3_open_v2(path, &s->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                                  SQLITE_OPEN_EXRESCODE,
+                              NULL);
+    if (src != SQLITE_OK) {
+        rc = map_rc(s, src, "open");
+        goto cleanup;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(s->db, 1);
+    /* page_size only takes effect before the first table (and before WAL). */
+    char q[64];
+    snprintf(q, sizeof q, "PRAGMA page_size = %d", PAGE_SIZE);
+    if ((rc = exec(s, q, "pragma")) != CASENET_OK)
+        goto cleanup;
+    char *mode = NULL;
+    sqlite3_stmt *st = NULL;
+    src = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (src == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        mode = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (!mode || strcmp(mode, "wal") != 0) {
+        log_event(LOG_ERROR, "store_error", "op", "journal_mode", "got", mode ? mode : "", "msg",
+                  "the data directory must be on a local file system that supports WAL", NULL);
+        sqlite3_free(mode);
+        rc = CASENET_EUNAVAIL;
+        goto cleanup;
+    }
+    sqlite3_free(mode);
+    if ((rc = exec(s, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", "pragma")) !=
+        CASENET_OK)
+        goto cleanup;
+    if ((rc = migrate(s)) != CASENET_OK)
+        goto cleanup;
+    for (int i = 0; i < ST_COUNT; i++) {
+        src = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+        if (src != SQLITE_OK) {
+            rc = map_rc(s, src, sql[i]);
+            goto cleanup;
+        }
+    }
+    *out = &s->base;
+    s = NULL;
+    rc = CASENET_OK;
+cleanup:
+    sq_close(s ? &s->base : NULL);
+    free(path);
+    return rc;
+}
+
+/* ------------------------------------------------------------ transactions */
+
+static int sq_begin(struct store *b)
+{
+    return run(S(b), stmt(S(b), ST_BEGIN), "begin");
+}
+
+static int sq_commit(struct store *b)
+{
+    struct sqlite_store *s = S(b);
+    int rc = run(s, stmt(s, ST_COMMIT), "commit");
+    if (rc != CASENET_OK) {
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return CASENET_EUNAVAIL;
+    }
+    return CASENET_OK;
+}
+
+static void sq_rollback(struct store *b)
+{
+    struct sqlite_store *s = S(b);
+    if (!sqlite3_get_autocommit(s->db))
+        (void)run(s, stmt(s, ST_ROLLBACK), "rollback");
+}
+
+static int sq_savepoint(struct store *b)
+{
+    return run(S(b), stmt(S(b), ST_SAVEPOINT), "savepoint");
+}
+
+static int sq_release(struct store *b)
+{
+    return run(S(b), stmt(S(b), ST_RELEASE), "release");
+}
+
+static void sq_rollback_to(struct store *b)
+{
+    struct sqlite_store *s = S(b);
+    if (run(s, stmt(s, ST_ROLLBACK_TO), "rollback_to") == CASENET_OK)
+        (void)run(s, stmt(s, ST_RELEASE), "release");
+}
+
+/* ------------------------------------------------------------ messages */
+
+static int sq_message_insert(struct store *b, const struct store_message *m)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_MSG_INSERT);
+    bind_blob(st, 1, m->message_id, sizeof m->message_id);
+    bind_text(st, 2, m->sender);
+    sqlite3_bind_int(st, 3, m->kind);
+    sqlite3_bind_int(st, 4, m->urgency);
+    sqlite3_bind_int(st, 5, m->msg_status);
+    sqlite3_bind_int64(st, 6, m->created_at_ms);
+    sqlite3_bind_int64(st, 7, m->expires_at_ms);
+    sqlite3_bind_int64(st, 8, m->received_at_ms);
+    bind_blob(st, 9, m->has_in_reply_to ? m->in_reply_to : NULL, sizeof m->in_reply_to);
+    bind_blob(st, 10, m->has_case_ref ? m->case_ref : NULL, sizeof m->case_ref);
+    bind_blob(st, 11, m->envelope_hash, sizeof m->envelope_hash);
+    sqlite3_bind_int64(st, 12, m->size);
+    sqlite3_bind_int64(st, 13, (sqlite3_int64)m->audit_index);
+    bind_blob(st, 14, m->envelope.data, m->envelope.len);
+    bind_blob(st, 15, m->receipt.data, m->receipt.len);
+    return run(s, st, "message_insert");
+}
+
+static int sq_message_get(struct store *b, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                          bool with_envelope, struct store_message *out)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_MSG_GET);
+    struct store_message m = {0};
+    bind_blob(st, 1, id, CASENET_MESSAGE_ID_BYTES);
+    sqlite3_bind_int(st, 2, with_envelope);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        int err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, "message_get");
+        sqlite3_reset(st);
+        return err;
+    }
+    int err = CASENET_EUNAVAIL;
+    if (!col_fixed(st, 0, m.message_id, sizeof m.message_id) ||
+        !col_text(st, 1, m.sender, sizeof m.sender) ||
+        !col_fixed(st, 10, m.envelope_hash, sizeof m.envelope_hash))
+        goto cleanup;
+    m.kind = sqlite3_column_int(st, 2);
+    m.urgency = sqlite3_column_int(st, 3);
+    m.msg_status = sqlite3_column_int(st, 4);
+    m.created_at_ms = sqlite3_column_int64(st, 5);
+    m.expires_at_ms = sqlite3_column_int64(st, 6);
+    m.received_at_ms = sqlite3_column_int64(st, 7);
+    m.has_in_reply_to = col_fixed(st, 8, m.in_reply_to, sizeof m.in_reply_to);
+    m.has_case_ref = col_fixed(st, 9, m.case_ref, sizeof m.case_ref);
+    m.size = (uint32_t)sqlite3_column_int64(st, 11);
+    m.audit_index = (uint64_t)sqlite3_column_int64(st, 12);
+    if ((err = col_buf(st, 13, &m.envelope)) != CASENET_OK ||
+        (err = col_buf(st, 14, &m.receipt)) != CASENET_OK)
+        goto cleanup;
+    *out = m;
+    memset(&m, 0, sizeof m);
+    err = CASENET_OK;
+cleanup:
+    if (err == CASENET_EUNAVAIL)
+        log_event(LOG_ERROR, "store_corrupt", "table", "messages", NULL);
+    store_message_clear(&m);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* ------------------------------------------------------------ inbox */
+
+static int read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->seq = (uint64_t)sqlite3_column_int64(st, 0);
+    if (!col_text(st, 1, r->recipient, sizeof r->recipient) ||
+        !col_fixed(st, 2, r->message_id, sizeof r->message_id) ||
+        !col_text(st, 3, r->sender, sizeof r->sender)) {
+        log_event(LOG_ERROR, "store_corrupt", "table", "inbox", "seq", log_u64(r->seq), NULL);
+        return CASENET_EUNAVAIL;
+    }
+    r->kind = sqlite3_column_int(st, 4);
+    r->urgency = sqlite3_column_int(st, 5);
+    r->msg_status = sqlite3_column_int(st, 6);
+    r->state = sqlite3_column_int(st, 7);
+    r->received_at_ms = sqlite3_column_int64(st, 8);
+    r->created_at_ms = sqlite3_column_int64(st, 9);
+    r->size = (uint32_t)sqlite3_column_int64(st, 10);
+    r->has_in_reply_to = col_fixed(st, 11, r->in_reply_to, sizeof r->in_reply_to);
+    r->has_case_ref = col_fixed(st, 12, r->case_ref, sizeof r->case_ref);
+    r->receipt_status = sqlite3_column_int(st, 13);
+    return col_buf(st, 14, &r->receipt);
+}
+
+static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_INBOX_INSERT);
+    bind_text(st, 1, r->recipient);
+    bind_blob(st, 2, r->message_id, sizeof r->message_id);
+    bind_text(st, 4, r->sender);
+    sqlite3_bind_int(st, 5, r->kind);
+    sqlite3_bind_int(st, 6, r->urgency);
+    sqlite3_bind_int(st, 7, r->msg_status);
+    sqlite3_bind_int(st, 8, r->state);
+    sqlite3_bind_int64(st, 9, r->received_at_ms);
+    sqlite3_bind_int64(st, 10, r->created_at_ms);
+    sqlite3_bind_int64(st, 11, r->size);
+    bind_blob(st, 12, r->has_in_reply_to ? r->in_reply_to : NULL, sizeof r->in_reply_to);
+    bind_blob(st, 13, r->has_case_ref ? r->case_ref : NULL, sizeof r->case_ref);
+    sqlite3_bind_int(st, 14, r->receipt_status);
+    bind_blob(st, 15, r->receipt.data, r->receipt.len);
+    int rc = run(s, st, "inbox_insert");
+    if (rc == CASENET_OK)
+        r->seq = (uint64_t)sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static int sq_inbox_get(struct store *b, const char *recipient,
+                        const uint8_t id[CASENET_MESSAGE_ID_BYTES], struct store_inbox_row *out)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_INBOX_GET);
+    bind_text(st, 1, recipient);
+    bind_blob(st, 2, id, CASENET_MESSAGE_ID_BYTES);
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW) {
+        struct store_inbox_row r;
+        err = read_inbox_row(st, &r);
+        if (err == CASENET_OK)
+            *out = r;
+        else
+            store_inbox_row_clear(&r);
+    } else {
+        err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, "inbox_get");
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sq_inbox_list(struct store *b, const char *recipient, int state, uint64_t cursor,
+                         uint32_t limit, struct store_inbox_row **rows, size_t *n, bool *more)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, state ? ST_INBOX_LIST_STATE : ST_INBOX_LIST_ANY);
+    struct store_inbox_row *out = NULL;
+    size_t count = 0;
+    int err = CASENET_ENOMEM;
+    if (limit > 0) {
+        out = calloc(limit, sizeof *out);
+        if (!out)
+            return CASENET_ENOMEM;
+    }
+    bind_text(st, 1, recipient);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(cursor > INT64_MAX ? INT64_MAX : cursor));
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+    if (state)
+        sqlite3_bind_int(st, 4, state);
+    bool extra = false;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == limit) {
+            extra = true;
+            break;
+        }
+        if ((err = read_inbox_row(st, &out[count])) != CASENET_OK) {
+            count++;
+            goto cleanup;
+        }
+        count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = map_rc(s, rc, "inbox_list");
+        goto cleanup;
+    }
+    *rows = count ? out : NULL;
+    if (!count)
+        free(out);
+    *n = count;
+    *more = extra;
+    out = NULL;
+    count = 0;
+    err = CASENET_OK;
+cleanup:
+    store_inbox_rows_free(out, count);
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sq_inbox_set_state(struct store *b, uint64_t seq, int state, int64_t now_ms)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_INBOX_SET_STATE);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    sqlite3_bind_int(st, 2, state);
+    sqlite3_bind_int64(st, 3, now_ms);
+    int rc = run(s, st, "inbox_set_state");
+    if (rc == CASENET_OK && sqlite3_changes(s->db) == 0)
+        return CASENET_ENOTFOUND;
+    return rc;
+}
+
+/* ------------------------------------------------------------ receipts */
+
+static int sq_receipt_insert(struct store *b, const struct store_receipt *r)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_RECEIPT_INSERT);
+    bind_blob(st, 1, r->receipt_hash, sizeof r->receipt_hash);
+    bind_blob(st, 2, r->message_id, sizeof r->message_id);
+    bind_text(st, 3, r->recipient);
+    sqlite3_bind_int(st, 4, r->status);
+    sqlite3_bind_int64(st, 5, r->received_at_ms);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)r->audit_index);
+    bind_blob(st, 7, r->signed_receipt, r->signed_len);
+    return run(s, st, "receipt_insert");
+}
+
+static int sq_receipt_find(struct store *b, const uint8_t hash[CASENET_HASH_BYTES],
+                           uint64_t *audit_index)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_RECEIPT_FIND);
+    bind_blob(st, 1, hash, CASENET_HASH_BYTES);
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW) {
+        *audit_index = (uint64_t)sqlite3_column_int64(st, 0);
+        err = CASENET_OK;
+    } else {
+        err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, "receipt_find");
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+/* ------------------------------------------------------------ audit */
+
+static int scalar_u64(struct sqlite_store *s, enum stmt which, uint64_t *out, const char *what)
+{
+    sqlite3_stmt *st = stmt(s, which);
+    int rc = sqlite3_step(st);
+    int err = CASENET_OK;
+    if (rc == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, what);
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sq_audit_next_index(struct store *b, uint64_t *index)
+{
+    return scalar_u64(S(b), ST_AUDIT_NEXT, index, "audit_next_index");
+}
+
+static int sq_audit_count(struct store *b, uint64_t *count)
+{
+    return scalar_u64(S(b), ST_AUDIT_COUNT, count, "audit_count");
+}
+
+static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int kind,
+                           const char *const *parties, size_t n_parties, const uint8_t *bytes,
+                           size_t len)
+{
+    struct sqlite_store *s = S(b);
+    uint64_t expect = 0;
+    int rc = sq_audit_next_index(b, &expect);
+    if (rc != CASENET_OK)
+        return rc;
+    if (expect != index)
+        return CASENET_ECONFLICT;
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
+    sqlite3_bind_int64(st, 2, time_ms);
+    sqlite3_bind_int(st, 3, kind);
+    bind_blob(st, 4, bytes, len);
+    if ((rc = run(s, st, "audit_append")) != CASENET_OK)
+        return rc;
+    for (size_t i = 0; i < n_parties; i++) {
+        if (!parties[i] || !*parties[i])
+            continue;
+        st = stmt(s, ST_AUDIT_PARTY);
+        bind_text(st, 1, parties[i]);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+        if ((rc = run(s, st, "audit_party")) != CASENET_OK)
+            return rc;
+    }
+    return CASENET_OK;
+}
+
+/* ------------------------------------------------------------ directories */
+
+static int sq_directory_save(struct store *b, uint64_t version, const uint8_t *bytes, size_t len,
+                             int64_t now_ms)
+{
+    struct sqlite_store *s = S(b);
+    if (version > INT64_MAX)
+        return CASENET_EBADREQ;
+    sqlite3_stmt *st = stmt(s, ST_DIR_SAVE);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)version);
+    bind_blob(st, 2, bytes, len);
+    sqlite3_bind_int64(st, 3, now_ms);
+    return run(s, st, "directory_save");
+}
+
+static int sq_directory_latest(struct store *b, casenet_buf *out, uint64_t *version)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_DIR_LATEST);
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW) {
+        casenet_buf buf;
+        err = col_buf(st, 1, &buf);
+        if (err == CASENET_OK) {
+            *version = (uint64_t)sqlite3_column_int64(st, 0);
+            *out = buf;
+        }
+    } else {
+        err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, "directory_latest");
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .release = sq_release,
+    .rollback_to = sq_rollback_to,
+    .message_insert = sq_message_insert,
+    .message_get = sq_message_get,
+    .inbox_insert = sq_inbox_insert,
+    .inbox_get = sq_inbox_get,
+    .inbox_list = sq_inbox_list,
+    .inbox_set_state = sq_inbox_set_state,
+    .receipt_insert = sq_receipt_insert,
+    .receipt_find = sq_receipt_find,
+    .audit_next_index = sq_audit_next_index,
+    .audit_append = sq_audit_append,
+    .audit_count = sq_audit_count,
+    .directory_save = sq_directory_save,
+    .directory_latest = sq_directory_latest,
+};

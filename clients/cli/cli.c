@@ -1,0 +1,326 @@
+/* cli.c - shared helpers of the casenet CLI: exit codes, error reporting,
+ * option and argument parsing, time formatting and small file helpers. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *cli_cmd_name = "casenet";
+
+int cli_exit_code(int err, enum cli_origin origin)
+{
+    switch (err) {
+    case CASENET_OK:
+        return CLI_OK;
+    case CASENET_EBADSIG:
+    case CASENET_EEXPIRED:
+    case CASENET_EROLLBACK:
+    case CASENET_ECOMMIT:
+    case CASENET_ECRYPTO:
+    case CASENET_ENOTRECIPIENT:
+    case CASENET_EUNAUTH:
+    case CASENET_EPERM:
+        return CLI_ESECURITY;
+    case CASENET_EIO:
+        return CLI_EIO;
+    case CASENET_ETIMEDOUT:
+    case CASENET_EUNAVAIL:
+    case CASENET_ERATELIMIT:
+        return CLI_EUNREACH;
+    default:
+        break;
+    }
+    bool wire = err >= CASENET_EBADREQ && err <= CASENET_EVERSION;
+    if (origin == CLI_BROKER && wire)
+        return CLI_EREFUSED;
+    if (origin == CLI_VERIFY &&
+        (err == CASENET_EBADREQ || err == CASENET_EVERSION || err == CASENET_EUNKNOWNRCPT))
+        return CLI_ESECURITY;
+    return CLI_EFAIL;
+}
+
+int cli_fail(enum cli_origin origin, int err, const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "casenet: %s: ", cli_cmd_name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (%s)", casenet_errname(err));
+    if (hint)
+        fprintf(stderr, "; %s", hint);
+    fputc('\n', stderr);
+    return cli_exit_code(err, origin);
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "casenet: %s: ", cli_cmd_name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nsee 'casenet %s --help'\n", cli_cmd_name);
+    return CLI_EUSAGE;
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "casenet: %s: warning: ", cli_cmd_name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void list_group(FILE *f, const char *group, const struct cli_cmd *table, size_t n)
+{
+    fprintf(f, "usage: casenet %s SUBCOMMAND [OPTIONS]\n\nsubcommands:\n", group);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  %-10s %s\n", table[i].name, table[i].help);
+    fprintf(f, "\n'casenet %s SUBCOMMAND --help' shows the options of one.\n", group);
+}
+
+int cli_dispatch(const char *group, const struct cli_cmd *table, size_t n, int argc, char **argv)
+{
+    if (argc < 2) {
+        list_group(stderr, group, table, n);
+        return CLI_EUSAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        list_group(stdout, group, table, n);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(argv[1], table[i].name) == 0) {
+            static char name[64];
+            snprintf(name, sizeof name, "%s %s", group, table[i].name);
+            cli_cmd_name = name;
+            return table[i].handler(argc - 1, argv + 1);
+        }
+    }
+    cli_cmd_name = group;
+    return cli_usage_error("unknown subcommand '%s'", argv[1]);
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+    static char **last_argv;
+    if (argv != last_argv) {
+        last_argv = argv;
+        optind = 0; /* GNU: full re-initialisation for a new argument vector */
+    }
+    opterr = 0;
+    int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+    if (c == '?' || c == ':') {
+        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        cli_usage_error("unknown option or missing argument: '%s'", arg);
+        return '?';
+    }
+    return c;
+}
+
+int cli_help(const char *usage)
+{
+    fputs(usage, stdout);
+    return fflush(stdout) == 0 ? CLI_OK : CLI_EIO;
+}
+
+bool cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)s[0]))
+        return false;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_duration(const char *s, int64_t *out_ms)
+{
+    if (!s || !isdigit((unsigned char)s[0]))
+        return false;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return false;
+    uint64_t unit;
+    if (end[0] == '\0' || strcmp(end, "s") == 0)
+        unit = 1000;
+    else if (strcmp(end, "m") == 0)
+        unit = 60 * 1000;
+    else if (strcmp(end, "h") == 0)
+        unit = 3600 * 1000;
+    else if (strcmp(end, "d") == 0)
+        unit = 86400 * 1000;
+    else
+        return false;
+    const uint64_t max_ms = 10ull * 366 * 86400 * 1000;
+    if (v == 0 || v > max_ms / unit)
+        return false;
+    *out_ms = (int64_t)(v * unit);
+    return true;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool cli_parse_id16(const char *s, uint8_t out[16])
+{
+    if (!s || strlen(s) != 32)
+        return false;
+    uint8_t tmp[16];
+    for (size_t i = 0; i < 16; i++) {
+        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        tmp[i] = (uint8_t)(hi << 4 | lo);
+    }
+    memcpy(out, tmp, 16);
+    return true;
+}
+
+void cli_id16_hex(const uint8_t id[16], char out[33])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < 16; i++) {
+        out[2 * i] = digits[id[i] >> 4];
+        out[2 * i + 1] = digits[id[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+void cli_format_time(int64_t ms, bool utc, char *out, size_t cap)
+{
+    if (ms == 0) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    bool ok = utc ? gmtime_r(&t, &tm) != NULL : localtime_r(&t, &tm) != NULL;
+    if (!ok || strftime(out, cap, utc ? "%Y-%m-%d %H:%M:%S UTC" : "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+        snprintf(out, cap, "@%lld", (long long)ms);
+}
+
+void cli_format_iso(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char base[32];
+    if (!gmtime_r(&t, &tm) || strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(out, cap, "@%lld", (long long)ms);
+        return;
+    }
+    snprintf(out, cap, "%s.%03dZ", base, (int)(ms % 1000 < 0 ? 0 : ms % 1000));
+}
+
+int cli_read_stream(FILE *f, size_t max, casenet_buf *out)
+{
+    size_t cap = 4096, len = 0;
+    uint8_t *data = malloc(cap);
+    if (!data)
+        return CASENET_ENOMEM;
+    for (;;) {
+        if (len == cap) {
+            if (cap > max) {
+                free(data);
+                return CASENET_ETOOLARGE;
+            }
+            uint8_t *bigger = realloc(data, cap * 2);
+            if (!bigger) {
+                free(data);
+                return CASENET_ENOMEM;
+            }
+            data = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(data + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                free(data);
+                return CASENET_EIO;
+            }
+            break;
+        }
+    }
+    if (len > max) {
+        free(data);
+        return CASENET_ETOOLARGE;
+    }
+    out->data = data;
+    out->len = len;
+    return CASENET_OK;
+}
+
+int cli_write_stdout(const void *data, size_t len)
+{
+    if (len > 0 && fwrite(data, 1, len, stdout) != len)
+        return CASENET_EIO;
+    return fflush(stdout) == 0 ? CASENET_OK : CASENET_EIO;
+}
+
+char *cli_path(const char *dir, const char *name)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        return NULL;
+    return p;
+}
+
+static int mkdir_one(const char *dir)
+{
+    if (mkdir(dir, 0700) == 0)
+        return CASENET_OK;
+    struct stat st;
+    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return CASENET_OK;
+    if (errno == EEXIST)
+        errno = ENOTDIR;
+    return CASENET_EIO;
+}
+
+int cli_mkdir(const char *dir)
+{
+    char *copy = strdup(dir);
+    if (!copy)
+        return CASENET_ENOMEM;
+    int rc = CASENET_OK;
+    for (char *p = copy + 1; *p && rc == CASENET_OK; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        rc = mkdir_one(copy);
+        *p = '/';
+    }
+    if (rc == CASENET_OK)
+        rc = mkdir_one(copy);
+    free(copy);
+    return rc;
+}
+
+bool cli_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}

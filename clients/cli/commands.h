@@ -1,0 +1,74 @@
+/*
+ * commands.h - the handlers of the casenet subcommands, one file per group
+ * (cmd_keys.c, cmd_admin.c, cmd_home.c, cmd_seal.c, cmd_net.c), and the few
+ * helpers one group lends another. Handlers take argv[0] = their own name and
+ * return an exit code (enum cli_exit).
+ */
+#ifndef CASENET_CLI_COMMANDS_H
+#define CASENET_CLI_COMMANDS_H
+
+#include "casenet.h"
+#include "home.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+int cmd_keygen(int argc, char **argv);
+int cmd_admin(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_directory(int argc, char **argv);
+int cmd_seal(int argc, char **argv);
+int cmd_open(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_inbox(int argc, char **argv);
+int cmd_read(int argc, char **argv);
+int cmd_ack(int argc, char **argv);
+
+/* cmd_admin.c: prints the directory file at path (see `admin show`),
+ * verified with authority_pk and min_version unless authority_pk is NULL.
+ * Returns an exit code. */
+int admin_show_file(const char *path, const uint8_t *authority_pk, uint64_t min_version, bool json);
+
+/* cmd_net.c: connects h's member to the broker at endpoint (NULL: the
+ * home's recorded broker) with a per-request timeout. Returns an exit code;
+ * *out is the caller's on success (casenet_client_free). */
+int net_connect(struct home *h, const char *endpoint, int timeout_ms, casenet_client **out);
+/* cmd_net.c: reports a failed broker request, with the broker's own message
+ * when it gave one, and returns the exit code. */
+int net_fail(casenet_client *c, int err, const char *what);
+/* cmd_net.c: parses --timeout SECONDS (1..3600) into ms; false otherwise. */
+bool net_parse_timeout(const char *s, int *ms);
+
+/* cmd_seal.c: what `seal` and `send` share. */
+struct seal_args {
+    const char *home;
+    const char *to[CASENET_MAX_RECIPIENTS];
+    size_t n_to;
+    casenet_kind kind;
+    casenet_urgency urgency;
+    casenet_msg_status status;
+    bool has_case, has_reply_to;
+    uint8_t case_ref[CASENET_CASE_REF_BYTES];
+    uint8_t reply_to[CASENET_MESSAGE_ID_BYTES];
+    int64_t expires_in_ms; /* 0 = never */
+    const char *broker;    /* send only */
+    int timeout_ms;        /* send only */
+};
+/* Parses the options of seal (net false) or send (net true, which also takes
+ * --broker and --timeout). Returns -1 to go on, else the exit code (0 after
+ * --help). Recipient strings point into argv. */
+int seal_parse(int argc, char **argv, const char *usage, bool net, struct seal_args *a);
+/* Reads payload JSON from stdin, converts it (errors name the field) and
+ * seals it from h's member. Returns an exit code; *envelope and message_id
+ * are set on success. */
+int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *envelope,
+               uint8_t message_id[CASENET_MESSAGE_ID_BYTES]);
+/* Reports a failed casenet_open/casenet_envelope_verify for reader and
+ * returns the exit code (3 for anything that does not verify). */
+int open_fail(int err, const char *reader);
+/* Prints a verified message's metadata on f: a readable block, or one JSON
+ * object (json). */
+void print_message_info(FILE *f, const casenet_message_info *info, bool json);
+
+#endif
