@@ -157,6 +157,10 @@ CASENET_API CASENET_NODISCARD int casenet_msg_status_parse(const char *name,
 CASENET_API CASENET_NODISCARD int casenet_receipt_status_parse(const char *name,
                                                                casenet_receipt_status *out);
 
+/* True when reason is one of the codes a DECLINED receipt carries:
+ * "not-competent", "duplicate", "insufficient-information", "redirected". */
+CASENET_API bool casenet_decline_reason_valid(const char *reason);
+
 /* True when id matches [a-z0-9][a-z0-9.-]{1,63}. */
 CASENET_API bool casenet_member_id_valid(const char *id);
 
@@ -372,7 +376,10 @@ typedef struct casenet_receipt {
 } casenet_receipt;
 
 /* Signs r with the signer's current key; r->recipient must equal the
- * keyring's member id (CASENET_EINVAL). */
+ * keyring's member id, a DECLINED receipt must carry a valid decline reason
+ * and no other status a reason, and only COMPLETED an outcome (else
+ * CASENET_EINVAL). casenet_receipt_verify refuses the same breaches with
+ * CASENET_EBADREQ. */
 CASENET_API CASENET_NODISCARD int casenet_receipt_sign(const casenet_keys *signer,
                                                        const casenet_receipt *r, casenet_buf *out);
 /* Verifies a SignedReceipt against the directory key of its recipient. */

@@ -153,6 +153,17 @@ int casenet_inbox_state_parse(const char *name, casenet_inbox_state *out)
     return rc;
 }
 
+bool casenet_decline_reason_valid(const char *reason)
+{
+    static const char *const reasons[] = {"not-competent", "duplicate", "insufficient-information",
+                                          "redirected"};
+    for (size_t i = 0; reason && i < sizeof reasons / sizeof reasons[0]; i++) {
+        if (strcmp(reason, reasons[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 bool casenet_member_id_valid(const char *id)
 {
     if (!id)

@@ -518,17 +518,6 @@ static const char ack_usage[] =
     "example:\n"
     "  casenet ack 3f2a9c0e5b7d41e8a6c2d9f0b1e4a7c3 --status accepted\n";
 
-static bool valid_reason(const char *r)
-{
-    static const char *const reasons[] = {"not-competent", "duplicate", "insufficient-information",
-                                          "redirected"};
-    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
-        if (strcmp(r, reasons[i]) == 0)
-            return true;
-    }
-    return false;
-}
-
 int cmd_ack(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -570,7 +559,7 @@ int cmd_ack(int argc, char **argv)
         return cli_usage_error("--status declined needs --reason");
     if (reason && r.status != CASENET_RECEIPT_DECLINED)
         return cli_usage_error("--reason goes with --status declined");
-    if (reason && !valid_reason(reason))
+    if (reason && !casenet_decline_reason_valid(reason))
         return cli_usage_error("unknown --reason '%s': not-competent, duplicate, "
                                "insufficient-information, redirected",
                                reason);
