@@ -631,6 +631,8 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
     int to = target_state((int)r.status);
     if (to < 0)
         return fail(c, CASENET_EBADREQ, "unknown receipt status %d", (int)r.status);
+    if ((rc = lifecycle_check_receipt(&r, c->msg, sizeof c->msg)) != CASENET_OK)
+        return rc;
     rc = s->ops->inbox_get(s, c->member, r.message_id, &row);
     if (rc == CASENET_OK && row.kind == CASENET_KIND_RECEIPT)
         rc = CASENET_ENOTFOUND;
