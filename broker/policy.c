@@ -89,6 +89,9 @@ void policy_format_duration(int64_t ms, char *out, size_t cap)
         return;
     }
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        /* Days only from three on: "24h" and "48h" read better than "1d". */
+        if (units[i].suffix == 'd' && ms < 3 * units[i].unit)
+            continue;
         if (ms % units[i].unit == 0) {
             snprintf(out, cap, "%lld%c", (long long)(ms / units[i].unit), units[i].suffix);
             return;
