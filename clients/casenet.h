@@ -485,6 +485,11 @@ CASENET_API void casenet_client_set_directory(casenet_client *c, const casenet_d
 CASENET_API const char *casenet_client_last_error(const casenet_client *c);
 /* Retry-after hint of the last RATE_LIMITED or UNAVAILABLE answer, in ms. */
 CASENET_API uint32_t casenet_client_retry_after_ms(const casenet_client *c);
+/* How many times the connection has dropped since casenet_client_connect, as
+ * far as seen (connection events are read during calls and inside
+ * casenet_client_wait_notice). Notices are not resent after a reconnect: an
+ * agent that must not miss a row lists its inbox again when this grows. */
+CASENET_API uint64_t casenet_client_disconnects(const casenet_client *c);
 
 /* Submits a sealed envelope and returns the broker's receipt, verified
  * against the directory's broker key and checked to name this message id

@@ -777,6 +777,11 @@ uint32_t casenet_client_retry_after_ms(const casenet_client *c)
     return c ? c->retry_after_ms : 0;
 }
 
+uint64_t casenet_client_disconnects(const casenet_client *c)
+{
+    return c ? c->disconnects : 0;
+}
+
 /* ------------------------------------------------------------------ requests */
 
 int casenet_client_submit(casenet_client *c, const uint8_t *envelope, size_t len,

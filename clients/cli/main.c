@@ -24,6 +24,7 @@ static const struct cli_cmd commands[] = {
     {"status", cmd_status, "a message's timeline per recipient: steps, signers, deadlines"},
     {"cases", cmd_cases, "the messages this member sent and where each stands"},
     {"overdue", cmd_overdue, "coordinators: referrals past a deadline and not yet taken"},
+    {"watch", cmd_watch, "unattended agent: hand each new message to the agency, then ack"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
