@@ -102,6 +102,14 @@ expect_exit 0 "$CASENETD" --check-config --data "$N/data" --listen tcp://127.0.0
   --authority "$N/authority/authority.pub" --policy "$T/policy.ini"
 expect_contains "$T/out" "urgent-takedown  deliver_within = 1h     accept_within = 24h"
 expect_contains "$T/out" "standard         deliver_within = 4s     accept_within = 8s"
+# The shipped example is the defaults.
+expect_exit 0 "$CASENETD" --check-config --data "$N/data" --listen tcp://127.0.0.1:1 \
+  --key "$N/keys/vn.broker.key" --directory "$N/directory" \
+  --authority "$N/authority/authority.pub" --policy "$(dirname "$0")/../../deploy/policy.ini"
+expect_contains "$T/out" "emergency        deliver_within = 15m    accept_within = 1h"
+expect_contains "$T/out" "urgent-takedown  deliver_within = 1h     accept_within = 24h"
+expect_contains "$T/out" "standard         deliver_within = 24h    accept_within = 48h"
+expect_contains "$T/out" "info             deliver_within = none   accept_within = none"
 printf '[standard]\ndeliver_within = soon\n' >"$T/bad.ini"
 expect_exit 1 "$CASENETD" --check-config --data "$N/data" --listen tcp://127.0.0.1:1 \
   --key "$N/keys/vn.broker.key" --directory "$N/directory" \
