@@ -10,15 +10,15 @@
 
 #define PAGE_DEFAULT     100u
 #define PAGE_MAX         1000u
-#define SENT_SCAN_FACTOR 10u /* ListSent examines at most this many times limit */
+#define SENT_SCAN_PAGES  8u /* ListSent examines at most this many times limit */
 #define ROLE_COORDINATOR "coordinator"
 
 /* Everything a reply under construction points to, released at once. */
 struct pool {
     void **ptrs;
     size_t n, cap;
-    struct store_message *msgs[8]; /* sent_list pages */
-    size_t n_msgs[8], n_pages;
+    struct store_message *msgs[SENT_SCAN_PAGES]; /* sent_list pages */
+    size_t n_msgs[SENT_SCAN_PAGES], n_pages;
 };
 
 static void *pool_calloc(struct pool *p, size_t n, size_t size)
@@ -366,7 +366,7 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
     Casenet__V1__MessageRecord *recs = calloc(limit, sizeof *recs);
     Casenet__V1__MessageRecord **recp = calloc(limit, sizeof *recp);
     size_t n_items = 0;
-    uint64_t cursor = req->cursor, examined = 0;
+    uint64_t cursor = req->cursor;
     bool more = true;
     int rc = CASENET_OK;
     if (!items || !recs || !recp) {
@@ -375,8 +375,7 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
     }
     /* Pages of the sender's messages, filtered, until the page is full, the
      * list ends, or enough was examined (the cursor then continues). */
-    while (n_items < limit && more && examined < (uint64_t)limit * SENT_SCAN_FACTOR &&
-           p.n_pages < sizeof p.msgs / sizeof p.msgs[0]) {
+    while (n_items < limit && more && p.n_pages < SENT_SCAN_PAGES) {
         struct store_message *msgs = NULL;
         size_t nm = 0;
         rc = s->ops->sent_list(s, member, cursor, limit, &msgs, &nm, &more);
@@ -390,7 +389,6 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
         for (; i < nm && n_items < limit; i++) {
             struct store_message *m = &msgs[i];
             cursor = m->row;
-            examined++;
             if (req->kind && (int)req->kind != m->kind)
                 continue;
             struct store_inbox_row *rows = NULL;

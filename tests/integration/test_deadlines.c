@@ -750,6 +750,23 @@ static void test_list_sent(void **state)
         cursor = next;
     }
     assert_int_equal(seen, 3);
+    /* Open ones one at a time: the settled first is skipped, not returned. */
+    cursor = 0;
+    seen = 0;
+    more = true;
+    while (more) {
+        uint64_t next = 0;
+        assert_int_equal(casenet_client_list_sent(c, true, 0, cursor, 1, &m, &n, &next, &more),
+                         CASENET_OK);
+        assert_true(n <= 1);
+        if (n)
+            assert_memory_equal(m[0].message_id, ids[1 + seen], 16);
+        seen += n;
+        casenet_message_statuses_free(m, n);
+        assert_true(next > cursor || !more);
+        cursor = next;
+    }
+    assert_int_equal(seen, 2);
     /* A kind filter. */
     assert_int_equal(
         casenet_client_list_sent(c, false, CASENET_KIND_STATUS, 0, 0, &m, &n, NULL, &more),
