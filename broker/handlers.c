@@ -518,6 +518,12 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
                     log_hex(req->message_id.data, CASENET_MESSAGE_ID_BYTES));
     if (rc != CASENET_OK)
         return store_fail(c, rc, "read the inbox");
+    if (row.state == CASENET_INBOX_DEAD) {
+        /* The sender was told it was never delivered: keep it so. */
+        rc = fail(c, CASENET_ENOTFOUND, "message %s expired before delivery (dead-lettered)",
+                  log_hex(row.message_id, CASENET_MESSAGE_ID_BYTES));
+        goto cleanup;
+    }
     if (row.kind != CASENET_KIND_RECEIPT) {
         rc = s->ops->message_get(s, row.message_id, true, &m);
         if (rc == CASENET_OK && m.envelope.len == 0)

@@ -533,7 +533,11 @@ static void test_dead_letter(void **state)
         }
     }
     casenet_message_status_clear(&s);
-    /* A dead row takes no receipt. */
+    /* A dead row cannot be fetched any more, nor take a receipt. */
+    casenet_client *pc = connect_as(tn, POLICE);
+    casenet_buf late = {0};
+    assert_int_equal(casenet_client_fetch(pc, id, &late), CASENET_ENOTFOUND);
+    casenet_client_free(pc);
     assert_int_equal(
         send_receipt(tn, POLICE, id, &env, HOTLINE, CASENET_RECEIPT_DELIVERED, NULL, NULL),
         CASENET_ECONFLICT);
