@@ -491,7 +491,7 @@ static void test_dead_letter(void **state)
     const char *to[] = {POLICE, MOLISA};
     uint8_t id[16];
     casenet_buf env = send_referral(tn, HOTLINE, to, 2, CASENET_URGENCY_INFO, CASENET_MSG_TEST,
-                                    cn_now_ms() + 2500, id);
+                                    cn_now_ms() + 4000, id);
     assert_int_equal(
         send_receipt(tn, MOLISA, id, &env, HOTLINE, CASENET_RECEIPT_DELIVERED, NULL, NULL),
         CASENET_OK);
