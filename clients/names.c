@@ -179,3 +179,28 @@ bool casenet_member_id_valid(const char *id)
     }
     return true;
 }
+
+static const struct name_row deadline_kinds[] = {
+    {CASENET_DEADLINE_DELIVER, "deliver"},
+    {CASENET_DEADLINE_ACCEPT, "accept"},
+    {CASENET_DEADLINE_EXPIRE, "expire"},
+    {0, NULL},
+};
+
+static const struct name_row deadline_states[] = {
+    {CASENET_DEADLINE_PENDING, "pending"},
+    {CASENET_DEADLINE_MET, "met"},
+    {CASENET_DEADLINE_BREACHED, "breached"},
+    {CASENET_DEADLINE_VOID, "void"},
+    {0, NULL},
+};
+
+const char *casenet_deadline_kind_name(int kind)
+{
+    return name_of(deadline_kinds, kind);
+}
+
+const char *casenet_deadline_state_name(int state)
+{
+    return name_of(deadline_states, state);
+}

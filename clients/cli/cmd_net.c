@@ -509,7 +509,8 @@ static const char ack_usage[] =
     "  -s, --status S           delivered (default), accepted, declined, completed\n"
     "  -r, --reason CODE        with declined: not-competent, duplicate,\n"
     "                           insufficient-information, redirected\n"
-    "  -o, --outcome TEXT       with completed: the outcome, free text (no names)\n"
+    "  -o, --outcome TEXT       with completed (required): the outcome, free text\n"
+    "                           (no names)\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
     "  -t, --timeout SECONDS    per request, including retries (default 10)\n"
@@ -565,6 +566,8 @@ int cmd_ack(int argc, char **argv)
                                reason);
     if (outcome && r.status != CASENET_RECEIPT_COMPLETED)
         return cli_usage_error("--outcome goes with --status completed");
+    if (!outcome && r.status == CASENET_RECEIPT_COMPLETED)
+        return cli_usage_error("--status completed needs --outcome TEXT");
     if (reason && cn_strlcpy(r.reason, reason, sizeof r.reason) != CASENET_OK)
         return cli_usage_error("--reason is too long");
     if (outcome && cn_strlcpy(r.outcome, outcome, sizeof r.outcome) != CASENET_OK)
