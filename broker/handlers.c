@@ -628,7 +628,10 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
         return fail(c, rc, "out of memory; retry later");
     if (rc != CASENET_OK)
         return fail(c, rc == CASENET_EUNAUTH || rc == CASENET_ENOTFOUND ? rc : CASENET_EBADREQ,
-                    "the receipt is malformed or its signer unknown (%s)", casenet_strerror(rc));
+                    "the receipt is malformed or its signer unknown (%s); a declined receipt "
+                    "needs a reason (not-competent, duplicate, insufficient-information, "
+                    "redirected), a completed one an outcome, no other status either",
+                    casenet_strerror(rc));
     if (strcmp(r.recipient, c->member) != 0)
         return fail(c, CASENET_EFORBIDDEN,
                     "the receipt is signed by %s but this connection is %s; send only your own "
@@ -637,8 +640,6 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
     int to = target_state((int)r.status);
     if (to < 0)
         return fail(c, CASENET_EBADREQ, "unknown receipt status %d", (int)r.status);
-    if ((rc = lifecycle_check_receipt(&r, c->msg, sizeof c->msg)) != CASENET_OK)
-        return rc;
     rc = s->ops->inbox_get(s, c->member, r.message_id, &row);
     if (rc == CASENET_OK && row.kind == CASENET_KIND_RECEIPT)
         rc = CASENET_ENOTFOUND;

@@ -245,30 +245,6 @@ static int fill_record(struct broker *b, struct pool *p, const struct store_mess
     return CASENET_OK;
 }
 
-/* ------------------------------------------------------------ receipts */
-
-int lifecycle_check_receipt(const casenet_receipt *r, char *msg, size_t msglen)
-{
-    static const char *const reasons[] = {"not-competent", "duplicate", "insufficient-information",
-                                          "redirected"};
-    if (r->status == CASENET_RECEIPT_DECLINED) {
-        for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
-            if (strcmp(r->reason, reasons[i]) == 0)
-                return CASENET_OK;
-        }
-        snprintf(msg, msglen,
-                 "a declined receipt needs a reason: not-competent, duplicate, "
-                 "insufficient-information or redirected (got '%.40s')",
-                 r->reason);
-        return CASENET_EBADREQ;
-    }
-    if (r->status == CASENET_RECEIPT_COMPLETED && r->outcome[0] == '\0') {
-        snprintf(msg, msglen, "a completed receipt needs an outcome (free text, no names)");
-        return CASENET_EBADREQ;
-    }
-    return CASENET_OK;
-}
-
 /* ------------------------------------------------------------ GetStatus */
 
 int lifecycle_get_status(struct broker *b, struct batch *bt, const char *member,

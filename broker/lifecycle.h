@@ -23,11 +23,6 @@
 
 #include <stddef.h>
 
-/* The content rules of a receipt's status: DECLINED names one of the
- * reasons not-competent, duplicate, insufficient-information, redirected;
- * COMPLETED carries an outcome. CASENET_EBADREQ with a message otherwise. */
-int lifecycle_check_receipt(const casenet_receipt *r, char *msg, size_t msglen);
-
 int lifecycle_get_status(struct broker *b, struct batch *bt, const char *member,
                          const Casenet__V1__GetStatus *req, Casenet__V1__Response *resp,
                          casenet_buf *out, char *msg, size_t msglen);

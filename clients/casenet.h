@@ -377,7 +377,7 @@ typedef struct casenet_receipt {
 
 /* Signs r with the signer's current key; r->recipient must equal the
  * keyring's member id, a DECLINED receipt must carry a valid decline reason
- * and no other status a reason, and only COMPLETED an outcome (else
+ * and no other status a reason, and COMPLETED (only) an outcome (else
  * CASENET_EINVAL). casenet_receipt_verify refuses the same breaches with
  * CASENET_EBADREQ. */
 CASENET_API CASENET_NODISCARD int casenet_receipt_sign(const casenet_keys *signer,

@@ -81,7 +81,7 @@ static bool status_fields_valid(int status, const char *reason, const char *outc
 {
     if (status == CASENET_RECEIPT_DECLINED ? !casenet_decline_reason_valid(reason) : reason[0])
         return false;
-    return status == CASENET_RECEIPT_COMPLETED || !outcome[0];
+    return status == CASENET_RECEIPT_COMPLETED ? outcome[0] != '\0' : outcome[0] == '\0';
 }
 
 int casenet_receipt_sign(const casenet_keys *signer, const casenet_receipt *r, casenet_buf *out)

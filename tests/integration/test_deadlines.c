@@ -124,8 +124,9 @@ static int send_receipt(tn_network *tn, const char *signer, const uint8_t id[16]
     snprintf(r.reason, sizeof r.reason, "%s", reason ? reason : "");
     snprintf(r.outcome, sizeof r.outcome, "%s", outcome ? outcome : "");
     r.signed_at_ms = cn_now_ms();
-    casenet_buf signed_r = {0};
-    assert_int_equal(casenet_receipt_sign(tn_keys(tn, signer), &r, &signed_r), CASENET_OK);
+    /* Signed without the library's content rules: the broker must enforce
+     * them itself. */
+    casenet_buf signed_r = tl_sign_receipt_raw(tn_keys(tn, signer), &r);
     casenet_client *c = connect_as(tn, signer);
     int rc = casenet_client_send_receipt(c, signed_r.data, signed_r.len, NULL);
     casenet_client_free(c);

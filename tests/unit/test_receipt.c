@@ -129,6 +129,7 @@ static void set_completed(Casenet__V1__ReceiptBody *b)
 {
     b->status = CASENET__V1__RECEIPT_STATUS__RECEIPT_STATUS_COMPLETED;
     b->reason = (char *)"";
+    b->outcome = (char *)"closed";
 }
 static void set_unknown_reason(Casenet__V1__ReceiptBody *b)
 {
