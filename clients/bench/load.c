@@ -25,6 +25,10 @@
 #define RATE_MAX_INFLIGHT 100000
 #define SAMPLE_PERIOD_S   1.0
 #define CALL_TIMEOUT_MS   10000
+/* Runs longer than this, at a fixed rate, date each envelope for when it
+ * is due: the broker refuses a created_at more than its clock skew (10 min
+ * by default) away from its clock. */
+#define SPREAD_AFTER_S 240.0
 
 /* One pre-built Submit and what happened to it. */
 struct msg {
@@ -47,6 +51,10 @@ struct load {
     const struct bench_net *net;
     struct msg *msgs;
     size_t n_msgs;
+    /* created_at of msgs[i] (rate mode, long runs): t0 + span * its place
+     * in its connection's slice; 0 = sealed with the current time */
+    int64_t created_t0_ms, created_span_ms;
+    struct conn *conns;
     /* message id -> index + 1 (0 = empty), open addressing */
     uint32_t *table;
     size_t table_mask;
@@ -161,6 +169,11 @@ static void *seal_range(void *p)
         }
         casenet_seal_opts so = {
             .kind = CASENET_KIND_REFERRAL, .status = CASENET_MSG_TEST, .to = to, .n_to = nr};
+        if (l->created_span_ms) {
+            const struct conn *c = &j->conns[m->conn];
+            double frac = (double)(i - c->next) / (double)(c->end - c->next);
+            so.created_at_ms = l->created_t0_ms + (int64_t)(frac * (double)l->created_span_ms);
+        }
         casenet_buf env = {0};
         j->rc = casenet_seal(net->keys[sender], net->directory, &so, j->payload->data,
                              j->payload->len, &env, m->id);
@@ -217,10 +230,21 @@ static int calibrate(struct load *l, struct conn *conns, size_t *text_len, size_
 static int seal_pool(struct load *l, struct conn *conns, size_t *env_len)
 {
     size_t text_len = 0;
+    double t_cal = mono_s();
     int rc = calibrate(l, conns, &text_len, env_len);
     casenet_buf payload = {0};
     if (rc != CASENET_OK || (rc = referral_payload(text_len, &payload)) != CASENET_OK)
         return rc;
+    double run_s = l->o->warmup + l->o->duration;
+    if (l->o->rate > 0 && run_s > SPREAD_AFTER_S) {
+        /* The calibration sealed about three envelopes. */
+        double seal_s = (mono_s() - t_cal) / 3.0 * (double)l->n_msgs / SEAL_THREADS;
+        l->created_t0_ms = cn_now_ms() + (int64_t)((seal_s + 2.0) * 1e3);
+        l->created_span_ms = (int64_t)(run_s * 1e3);
+    } else if (run_s > SPREAD_AFTER_S && !l->o->json) {
+        fprintf(stderr, "casenet-bench: envelopes are dated when sealed; a broker refuses them "
+                        "once older than its clock skew (600 s by default)\n");
+    }
     pthread_t th[SEAL_THREADS];
     struct seal_job jobs[SEAL_THREADS];
     size_t started = 0;
