@@ -11,6 +11,7 @@
 #include "zap.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -644,6 +645,9 @@ int server_run(struct server *s)
                 next_stats = now + STATS_INTERVAL_MS;
                 log_event(LOG_DEBUG, "stats", "requests", log_u64(s->served), "batches",
                           log_u64(s->batches), "subscriptions", log_u64(s->n_subs), NULL);
+                /* Memory freed after a backlog (queued requests) goes back
+                 * to the system: resident memory comes down again. */
+                (void)malloc_trim(0);
             }
         }
     }
