@@ -2,6 +2,7 @@
 #include "handlers.h"
 
 #include "audit.h"
+#include "audit_tree.h"
 #include "casenet.pb-c.h"
 #include "log.h"
 #include "util.h"
@@ -732,6 +733,14 @@ static const char *body_name(Casenet__V1__Request__BodyCase k)
         return "receipt";
     case CASENET__V1__REQUEST__BODY_SUBSCRIBE:
         return "subscribe";
+    case CASENET__V1__REQUEST__BODY_GET_TREE_HEAD:
+        return "get_tree_head";
+    case CASENET__V1__REQUEST__BODY_AUDIT_QUERY:
+        return "audit_query";
+    case CASENET__V1__REQUEST__BODY_AUDIT_PROOF:
+        return "audit_proof";
+    case CASENET__V1__REQUEST__BODY_AUDIT_EXPORT:
+        return "audit_export";
     default:
         return "unknown";
     }
@@ -765,6 +774,12 @@ static int run_handler(struct hctx *c, const Casenet__V1__Request *req, casenet_
         *subscribe = true;
         return pack_response(&resp, out);
     }
+    case CASENET__V1__REQUEST__BODY_GET_TREE_HEAD:
+    case CASENET__V1__REQUEST__BODY_AUDIT_QUERY:
+    case CASENET__V1__REQUEST__BODY_AUDIT_PROOF:
+    case CASENET__V1__REQUEST__BODY_AUDIT_EXPORT:
+        return audit_tree_request(c->b, c->bt, c->member, c->now_ms, req, &resp, out, c->msg,
+                                  sizeof c->msg);
     default:
         return fail(c, CASENET_EBADREQ,
                     "the request has no body this broker knows; upgrade the broker or the "

@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include "audit.h"
+#include "audit_tree.h"
 #include "casenet.pb-c.h"
 #include "handlers.h"
 #include "log.h"
@@ -533,6 +534,7 @@ int server_run(struct server *s)
     struct broker *b = s->b;
     int64_t next_tick = cn_mono_ms() + TICK_MS;
     int64_t next_stats = cn_mono_ms() + STATS_INTERVAL_MS;
+    int64_t next_head = cn_mono_ms() + AUDIT_HEAD_INTERVAL_MS;
     log_event(LOG_INFO, "listening", "endpoint", b->cfg->listen, "broker", b->broker_id,
               "directory_version", log_u64(casenet_directory_version(b->dir)), NULL);
     while (!s->stopping) {
@@ -576,6 +578,10 @@ int server_run(struct server *s)
             /* The periodic timer: tree heads, deadlines and retention will
              * hang here, each throttled to its own period. */
             next_tick = now + TICK_MS;
+            if (now >= next_head) {
+                next_head = now + AUDIT_HEAD_INTERVAL_MS;
+                (void)audit_tree_sign_head(b); /* logs its own failure; retried next time */
+            }
             if (now >= next_stats) {
                 next_stats = now + STATS_INTERVAL_MS;
                 log_event(LOG_DEBUG, "stats", "requests", log_u64(s->served), "batches",
@@ -597,6 +603,9 @@ int server_run(struct server *s)
         else
             st->ops->rollback(st);
     }
+    /* The last head covers everything, BROKER_STOP included. */
+    if (rc == CASENET_OK)
+        rc = audit_tree_sign_head(b);
     log_event(rc == CASENET_OK ? LOG_INFO : LOG_ERROR, "stopped", "requests", log_u64(s->served),
               "batches", log_u64(s->batches), "error",
               rc == CASENET_OK ? NULL : casenet_errname(rc), NULL);
