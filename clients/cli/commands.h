@@ -24,6 +24,7 @@ int cmd_send(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_ack(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 /* cmd_admin.c: prints the directory file at path (see `admin show`),
  * verified with authority_pk and min_version unless authority_pk is NULL.

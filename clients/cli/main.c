@@ -21,6 +21,7 @@ static const struct cli_cmd commands[] = {
     {"inbox", cmd_inbox, "list the inbox kept by the broker"},
     {"read", cmd_read, "fetch, verify and decrypt a message from the inbox"},
     {"ack", cmd_ack, "sign and send a receipt (delivered, accepted, declined, completed)"},
+    {"audit", cmd_audit, "the audit log: log, verify, export, prove"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
