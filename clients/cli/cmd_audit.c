@@ -196,11 +196,15 @@ static int verify_head(const struct audit_ctx *a, const casenet_buf *ck, struct 
                        const char *what)
 {
     int rc = ckpt_verify(ck->data, ck->len, a->broker_id, a->broker_pk, a->origin, h);
-    if (rc != CASENET_OK)
+    if (rc == CASENET_OK)
+        return CLI_OK;
+    struct ckpt_head u; /* unverified: only to name it */
+    if (ckpt_parse(ck->data, ck->len, &u) == CASENET_OK)
         return cli_fail(CLI_VERIFY, rc, NULL,
-                        "%s does not verify with the directory's key of %s (origin %s)", what,
-                        a->broker_id, a->origin);
-    return CLI_OK;
+                        "head of size %" PRIu64 " (%s) does not verify with the directory's key "
+                        "of %s (origin %s): forged or altered",
+                        u.size, what, a->broker_id, a->origin);
+    return cli_fail(CLI_VERIFY, rc, NULL, "%s is not a valid checkpoint", what);
 }
 
 /* Checks a verified head h against the remembered state st: not smaller,
