@@ -209,9 +209,12 @@ static int verify_head(const struct audit_ctx *a, const casenet_buf *ck, struct 
 
 /* Checks a verified head h against the remembered state st: not smaller,
  * the same root at the same size, else a consistency proof from the broker
- * that verifies. Returns an exit code. */
+ * that verifies. Returns an exit code. When deferred is not NULL, a proof
+ * that does not verify is only warned about and *deferred set: the caller
+ * recomputes the log, which names the place of the change, and fails
+ * afterwards. */
 static int check_against_remembered(struct audit_ctx *a, const struct auditv_state *st,
-                                    const struct ckpt_head *h)
+                                    const struct ckpt_head *h, bool *deferred)
 {
     if (st->size == 0)
         return CLI_OK;
@@ -239,13 +242,21 @@ static int check_against_remembered(struct audit_ctx *a, const struct auditv_sta
                                    (const uint8_t(*)[MERKLE_HASH_BYTES])hashes.data,
                                    hashes.len / MERKLE_HASH_BYTES, st->root, h->root);
     casenet_buf_free(&hashes);
-    if (rc != CASENET_OK)
-        return cli_fail(CLI_VERIFY, CASENET_EBADSIG, NULL,
-                        "remembered head of size %" PRIu64 ": the broker's head of size %" PRIu64
-                        " is not consistent with it (no valid consistency proof): the history "
-                        "in [0, %" PRIu64 ") was rewritten",
-                        st->size, h->size, st->size);
-    return CLI_OK;
+    if (rc == CASENET_OK)
+        return CLI_OK;
+    if (deferred) {
+        cli_warn("remembered head of size %" PRIu64 ": the broker's head of size %" PRIu64
+                 " is not consistent with it (its consistency proof does not verify); "
+                 "recomputing the log to find where",
+                 st->size, h->size);
+        *deferred = true;
+        return CLI_OK;
+    }
+    return cli_fail(CLI_VERIFY, CASENET_EBADSIG, NULL,
+                    "remembered head of size %" PRIu64 ": the broker's head of size %" PRIu64
+                    " is not consistent with it (no valid consistency proof): the history in "
+                    "[0, %" PRIu64 ") was rewritten, or the log since changed",
+                    st->size, h->size, st->size);
 }
 
 /* ------------------------------------------------------------ progress */
@@ -689,7 +700,7 @@ static int verify_live(struct audit_ctx *a, const struct auditv_state *st, bool 
 {
     casenet_buf head = {0};
     struct ckpt_head h0 = {0};
-    bool have_head = false;
+    bool have_head = false, proof_bad = false;
     struct auditv *v = NULL;
     int ex = CLI_EFAIL;
     int rc = casenet_client_tree_head(a->c, &head);
@@ -697,10 +708,16 @@ static int verify_live(struct audit_ctx *a, const struct auditv_state *st, bool 
         if ((ex = verify_head(a, &head, &h0, "the broker's latest tree head")) != CLI_OK)
             goto cleanup;
         have_head = true;
-        if ((ex = check_against_remembered(a, st, &h0)) != CLI_OK)
+        if ((ex = check_against_remembered(a, st, &h0, &proof_bad)) != CLI_OK)
             goto cleanup;
     } else if (rc == CASENET_ENOTFOUND && st->size == 0) {
         fprintf(stderr, "the broker has not signed a tree head yet\n");
+    } else if (rc == CASENET_ENOTFOUND) {
+        ex = cli_fail(CLI_VERIFY, CASENET_EBADSIG, NULL,
+                      "remembered head of size %" PRIu64 ": the broker has no signed head at "
+                      "all: its history was lost or rewritten",
+                      st->size);
+        goto cleanup;
     } else {
         ex = net_fail(a->c, rc, "GetTreeHead failed");
         goto cleanup;
@@ -765,6 +782,14 @@ static int verify_live(struct audit_ctx *a, const struct auditv_state *st, bool 
     if ((rc = auditv_finish(v, &nst)) != CASENET_OK)
         goto failed;
     progress_end(pg);
+    if (proof_bad) { /* every root recomputed matched, yet the broker's proof failed */
+        ex = cli_fail(CLI_VERIFY, CASENET_EBADSIG, NULL,
+                      "remembered head of size %" PRIu64 ": the broker cannot prove its head of "
+                      "size %" PRIu64 " consistent with it (its stored tree differs from its "
+                      "events)",
+                      st->size, h0.size);
+        goto cleanup;
+    }
     uint64_t events = 0, heads = 0, tail = 0;
     auditv_counts(v, &events, &heads, &tail);
     printf("audit log verified: %" PRIu64 " events checked (index %" PRIu64 " to %" PRIu64
@@ -1110,7 +1135,7 @@ static int audit_prove(int argc, char **argv)
         goto cleanup;
     uint64_t last = recs[n - 1].index;
     if ((ex = prove_head(&a, last + 1, &ck, &h)) != CLI_OK ||
-        (ex = check_against_remembered(&a, &st, &h)) != CLI_OK)
+        (ex = check_against_remembered(&a, &st, &h, NULL)) != CLI_OK)
         goto cleanup;
     char when[64];
     cli_format_time(h.time_ms, false, when, sizeof when);
