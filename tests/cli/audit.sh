@@ -42,8 +42,8 @@ start_broker() {
       --directory "$N/directory" --authority "$N/authority/authority.pub" \
       >>"$T/broker.log" 2>&1 &
     broker_pid=$!
-    local i
-    for i in $(seq 1 50); do
+    local _
+    for _ in $(seq 1 50); do
       kill -0 "$broker_pid" 2>/dev/null || break
       if "$CASENET" directory pull --home "$COORD" --broker "$BROKER_ENDPOINT" \
         --timeout 1 >/dev/null 2>&1; then
@@ -66,15 +66,15 @@ latest_head() { sqlite3 "$DB" "SELECT COALESCE(MAX(size), 0) FROM tree_heads"; }
 
 # Waits until the broker has signed a head of at least $1 events.
 wait_head() {
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     [ "$(latest_head)" -ge "$1" ] && return 0
     sleep 0.2
   done
   fail "no head of size $1 after 20 s (latest $(latest_head))"
 }
 
-# names_event_or_interval FILE K: FILE names event K itself ("event K:") or
+# names_place FILE K: FILE names event K itself ("event K:") or
 # a head whose interval [A, S) holds K ("head of size S: root mismatch: an
 # event in [A, S)").
 names_place() {
