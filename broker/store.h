@@ -19,7 +19,8 @@
  * request answered UNAVAILABLE. The backend logs the raw cause.
  *
  * Ownership: rows returned are owned by the caller and released with
- * store_message_clear() / store_inbox_row_clear() / store_inbox_rows_free().
+ * store_message_clear() / store_inbox_row_clear() / store_inbox_rows_free() /
+ * store_audit_rows_free() / store_head_clear() / store_heads_free().
  * Input rows are borrowed for the duration of the call.
  */
 #ifndef BROKER_STORE_H
