@@ -269,4 +269,9 @@ expect_exit 3 "$CASENET" audit verify --home "$COORD"
 expect_contains "$T/err" "remembered head of size $S"
 expect_contains "$T/err" "not consistent"
 expect_contains "$T/err" "root mismatch"
+stop_broker
+if grep -qE "Sanitizer|runtime error" "$T/broker.log"; then
+  grep -E -A5 "Sanitizer|runtime error" "$T/broker.log" >&2
+  fail "casenetd reported a sanitizer error"
+fi
 echo "OK"
