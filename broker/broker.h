@@ -8,6 +8,7 @@
 #define BROKER_BROKER_H
 
 #include "casenet.h"
+#include "policy.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -46,8 +47,9 @@ struct broker {
     casenet_keys *keys;              /* the broker's keyring; owned */
     const char *broker_id;           /* borrowed from keys */
     uint8_t authority_pk[CASENET_SIGN_PK_BYTES];
-    casenet_directory *dir; /* current directory; owned; swapped after commit */
-    struct store *store;    /* owned */
+    casenet_directory *dir;      /* current directory; owned; swapped after commit */
+    struct store *store;         /* owned */
+    struct broker_policy policy; /* deadlines per urgency (--policy) */
 };
 
 /* A row that appeared in a member's inbox during the batch: pushed as a

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 step "top-level help and version"
 expect_exit 0 "$CASENET" --help
-for word in keygen admin init directory seal open send inbox read ack audit "exit codes" \
+for word in keygen admin init directory seal open send inbox read ack watch audit "exit codes" \
   BAD_SIGNATURE ROLLBACK PERMISSIONS UNAVAILABLE; do
   expect_contains "$T/out" "$word"
 done
@@ -61,6 +61,7 @@ check "audit log" --member --message --case --kind --since --until --limit --jso
 check "audit verify" --file --full --home --broker --timeout
 check "audit export" --from --home --broker --timeout
 check "audit prove" --index --home --broker --timeout
+check watch --spool --exec --once --home --broker --timeout --rescan --exec-timeout
 
 step "groups list their subcommands"
 expect_exit 0 "$CASENET" admin --help
