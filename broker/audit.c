@@ -185,6 +185,21 @@ int audit_broker(struct store *s, int64_t now_ms, int kind, uint64_t directory_v
     return emit(s, now_ms, &ev, index);
 }
 
+int audit_queried(struct store *s, int64_t now_ms, const char *actor, const uint8_t *message_id,
+                  const uint8_t *case_ref, const char *detail, uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char *parties[1] = {(char *)actor};
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_AUDIT_QUERIED;
+    ev.actor = (char *)actor;
+    ev.parties = parties;
+    ev.n_parties = 1;
+    set_bytes(&ev.message_id, message_id, CASENET_MESSAGE_ID_BYTES);
+    set_bytes(&ev.case_ref, case_ref, CASENET_CASE_REF_BYTES);
+    ev.detail = (char *)(detail ? detail : "");
+    return emit(s, now_ms, &ev, index);
+}
+
 static const char *deadline_name(int kind)
 {
     switch (kind) {

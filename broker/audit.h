@@ -65,4 +65,12 @@ int audit_dead_lettered(struct store *s, int64_t now_ms, const struct store_mess
 int audit_broker(struct store *s, int64_t now_ms, int kind, uint64_t directory_version,
                  const char *detail, uint64_t *index);
 
+/* AUDIT_QUERIED: a member read the audit log (a query or an export).
+ * actor = parties = that member; message_id and case_ref (NULL when the
+ * query did not name one, else 16 bytes) are the filters it used, so that a
+ * query about a message is found with the message; detail describes the
+ * request. */
+int audit_queried(struct store *s, int64_t now_ms, const char *actor, const uint8_t *message_id,
+                  const uint8_t *case_ref, const char *detail, uint64_t *index);
+
 #endif

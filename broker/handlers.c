@@ -2,6 +2,7 @@
 #include "handlers.h"
 
 #include "audit.h"
+#include "audit_tree.h"
 #include "casenet.pb-c.h"
 #include "deadlines.h"
 #include "lifecycle.h"
@@ -772,6 +773,14 @@ static const char *body_name(Casenet__V1__Request__BodyCase k)
         return "receipt";
     case CASENET__V1__REQUEST__BODY_SUBSCRIBE:
         return "subscribe";
+    case CASENET__V1__REQUEST__BODY_GET_TREE_HEAD:
+        return "get_tree_head";
+    case CASENET__V1__REQUEST__BODY_AUDIT_QUERY:
+        return "audit_query";
+    case CASENET__V1__REQUEST__BODY_AUDIT_PROOF:
+        return "audit_proof";
+    case CASENET__V1__REQUEST__BODY_AUDIT_EXPORT:
+        return "audit_export";
     case CASENET__V1__REQUEST__BODY_GET_STATUS:
         return "get_status";
     case CASENET__V1__REQUEST__BODY_LIST_SENT:
@@ -811,6 +820,12 @@ static int run_handler(struct hctx *c, const Casenet__V1__Request *req, casenet_
         *subscribe = true;
         return pack_response(&resp, out);
     }
+    case CASENET__V1__REQUEST__BODY_GET_TREE_HEAD:
+    case CASENET__V1__REQUEST__BODY_AUDIT_QUERY:
+    case CASENET__V1__REQUEST__BODY_AUDIT_PROOF:
+    case CASENET__V1__REQUEST__BODY_AUDIT_EXPORT:
+        return audit_tree_request(c->b, c->bt, c->member, c->now_ms, req, &resp, out, c->msg,
+                                  sizeof c->msg);
     case CASENET__V1__REQUEST__BODY_GET_STATUS:
         return lifecycle_get_status(c->b, c->bt, c->member, req->get_status, &resp, out, c->msg,
                                     sizeof c->msg);

@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include "audit.h"
+#include "audit_tree.h"
 #include "casenet.pb-c.h"
 #include "deadlines.h"
 #include "handlers.h"
@@ -596,6 +597,7 @@ int server_run(struct server *s)
     struct broker *b = s->b;
     int64_t next_tick = cn_mono_ms() + TICK_MS;
     int64_t next_stats = cn_mono_ms() + STATS_INTERVAL_MS;
+    int64_t next_head = cn_mono_ms() + AUDIT_HEAD_INTERVAL_MS;
     log_event(LOG_INFO, "listening", "endpoint", b->cfg->listen, "broker", b->broker_id,
               "directory_version", log_u64(casenet_directory_version(b->dir)), NULL);
     while (!s->stopping) {
@@ -639,6 +641,10 @@ int server_run(struct server *s)
             /* The periodic timer: tree heads, deadlines and retention will
              * hang here, each throttled to its own period. */
             next_tick = now + TICK_MS;
+            if (now >= next_head) {
+                next_head = now + AUDIT_HEAD_INTERVAL_MS;
+                (void)audit_tree_sign_head(b); /* logs its own failure; retried next time */
+            }
             if (run_deadlines(s))
                 next_tick = now; /* a full pass: go on after the next batch */
             if (now >= next_stats) {
@@ -665,6 +671,9 @@ int server_run(struct server *s)
         else
             st->ops->rollback(st);
     }
+    /* The last head covers everything, BROKER_STOP included. */
+    if (rc == CASENET_OK)
+        rc = audit_tree_sign_head(b);
     log_event(rc == CASENET_OK ? LOG_INFO : LOG_ERROR, "stopped", "requests", log_u64(s->served),
               "batches", log_u64(s->batches), "error",
               rc == CASENET_OK ? NULL : casenet_errname(rc), NULL);

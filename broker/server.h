@@ -23,7 +23,9 @@ struct server;
 int server_open(struct broker *b, int sigfd, struct server **out);
 
 /* Runs until SIGTERM or SIGINT: then finishes the batch in hand, appends a
- * BROKER_STOP audit event and returns CASENET_OK. SIGHUP re-reads the
+ * BROKER_STOP audit event, signs a last tree head over it and returns
+ * CASENET_OK. The timer signs a tree head every AUDIT_HEAD_INTERVAL_MS when
+ * the log grew. SIGHUP re-reads the
  * directory file given by --directory and swaps it in when it verifies, has
  * not expired and is of a higher version. Returns an error only when the
  * loop cannot go on (poll failed). */

@@ -19,7 +19,8 @@
  * request answered UNAVAILABLE. The backend logs the raw cause.
  *
  * Ownership: rows returned are owned by the caller and released with
- * store_message_clear() / store_inbox_row_clear() / store_inbox_rows_free().
+ * store_message_clear() / store_inbox_row_clear() / store_inbox_rows_free() /
+ * store_audit_rows_free() / store_head_clear() / store_heads_free().
  * Input rows are borrowed for the duration of the call.
  */
 #ifndef BROKER_STORE_H
@@ -78,6 +79,29 @@ struct store_receipt {
     uint64_t audit_index; /* of its RECEIPT event */
     const uint8_t *signed_receipt;
     size_t signed_len;
+};
+
+/* One audit event as stored: its log index and its exact bytes. */
+struct store_audit_row {
+    uint64_t index;
+    casenet_buf event; /* the serialised AuditEvent (the Merkle leaf); owned */
+};
+
+/* A signed tree head as stored (PROTOCOL.md §10.3). */
+struct store_head {
+    uint64_t size;
+    int64_t time_ms;
+    uint8_t root[CASENET_HASH_BYTES];
+    casenet_buf checkpoint; /* the checkpoint bytes as signed; owned */
+};
+
+/* What an audit query asks for; every filter that is set must hold. */
+struct store_audit_filter {
+    const char *member;        /* NULL = any; else events filed under this member */
+    const uint8_t *message_id; /* NULL = any; else CASENET_MESSAGE_ID_BYTES */
+    const uint8_t *case_ref;   /* NULL = any; else CASENET_CASE_REF_BYTES */
+    int64_t from_ms, to_ms;    /* 0 = unbounded; else from_ms <= time_ms < to_ms */
+    int kind;                  /* proto AuditKind; 0 = any */
 };
 
 /* A deadline of one inbox row: deliver, accept or expire (proto
@@ -183,6 +207,53 @@ struct store_ops {
     /* Outside a batch. Number of audit events (for start-up logging). */
     int (*audit_count)(struct store *s, uint64_t *count);
 
+    /* The Merkle tree over the audit log (RFC 9162, PROTOCOL.md §10.2).
+     * audit_append also appends the event's leaf to the tree and stores every
+     * perfect subtree it completes (audit_nodes), in the same transaction: a
+     * rolled-back batch or savepoint leaves neither rows nor tree advanced.
+     * The backend keeps the compact range of the log in memory, rebuilt at
+     * open from popcount(size) stored subtrees. */
+
+    /* In or outside a batch. The log's size and root as the current
+     * transaction sees them; no read. */
+    int (*audit_tree)(struct store *s, uint64_t *size, uint8_t root[CASENET_HASH_BYTES]);
+    /* In or outside a batch. The stored perfect subtree (level, index)
+     * (merkle_get_node of clients/merkle.h): one indexed read.
+     * CASENET_ENOTFOUND when not stored. */
+    int (*audit_node_get)(struct store *s, unsigned level, uint64_t index,
+                          uint8_t out[CASENET_HASH_BYTES]);
+    /* In or outside a batch. Events with index >= cursor matching f, in
+     * index order: at most limit of them, examining at most max_examined
+     * candidate rows (so one call costs O(max_examined + log n) whatever the
+     * filters). *rows is malloc'd (NULL when *n is 0; free with
+     * store_audit_rows_free); *next_cursor is one past the last index
+     * examined (cursor when none); *more tells whether unexamined candidates
+     * remain. */
+    int (*audit_query)(struct store *s, const struct store_audit_filter *f, uint64_t cursor,
+                       uint32_t limit, uint32_t max_examined, struct store_audit_row **rows,
+                       size_t *n, uint64_t *next_cursor, bool *more);
+    /* In or outside a batch. Up to limit stored events with index >= from,
+     * in index order (an export page). *rows as for audit_query. */
+    int (*audit_range)(struct store *s, uint64_t from, uint32_t limit,
+                       struct store_audit_row **rows, size_t *n);
+    /* In or outside a batch. Whether event index is filed under member (it
+     * is the actor or a party). */
+    int (*audit_visible)(struct store *s, const char *member, uint64_t index, bool *visible);
+
+    /* In batch. Records a signed tree head; CASENET_ECONFLICT when a head of
+     * that size is stored. */
+    int (*head_save)(struct store *s, const struct store_head *h);
+    /* In or outside a batch. The head of exactly size; CASENET_ENOTFOUND. */
+    int (*head_get)(struct store *s, uint64_t size, struct store_head *out);
+    /* In or outside a batch. The head of the largest size; CASENET_ENOTFOUND
+     * when none was signed. */
+    int (*head_latest)(struct store *s, struct store_head *out);
+    /* In or outside a batch. Up to limit heads with after < size <= upto,
+     * ascending size. *heads is malloc'd (NULL when *n is 0; free with
+     * store_heads_free). */
+    int (*head_list)(struct store *s, uint64_t after, uint64_t upto, uint32_t limit,
+                     struct store_head **heads, size_t *n);
+
     /* In batch. Records a signed directory of the given version;
      * CASENET_ECONFLICT if that version is already stored. */
     int (*directory_save)(struct store *s, uint64_t version, const uint8_t *bytes, size_t len,
@@ -241,6 +312,18 @@ void store_message_clear(struct store_message *m);
 void store_inbox_row_clear(struct store_inbox_row *r);
 /* Clears and frees an array of n rows (from inbox_list). Accepts NULL. */
 void store_inbox_rows_free(struct store_inbox_row *rows, size_t n);
+/* Clears and frees arrays from audit_query / audit_range and head_list;
+ * store_head_clear releases one head. Accept NULL. */
+void store_audit_rows_free(struct store_audit_row *rows, size_t n);
+void store_head_clear(struct store_head *h);
+void store_heads_free(struct store_head *heads, size_t n);
+
+/* The keys a backend indexes an audit event by, read from its bytes: the
+ * message id and case reference when the event carries them (16 bytes
+ * each). CASENET_EBADREQ when the bytes are not an AuditEvent. */
+int store_audit_keys(const uint8_t *event, size_t len, bool *has_message_id,
+                     uint8_t message_id[CASENET_MESSAGE_ID_BYTES], bool *has_case_ref,
+                     uint8_t case_ref[CASENET_CASE_REF_BYTES]);
 /* Release arrays from the lifecycle operations. Accept NULL. */
 void store_messages_free(struct store_message *rows, size_t n);
 void store_receipt_recs_free(struct store_receipt_rec *rows, size_t n);

@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include "log.h"
+#include "merkle.h"
 #include "store_sqlite_impl.h"
 
 #include <sqlite3.h>
@@ -17,6 +18,8 @@
 #define DB_FILE         "casenet.db"
 #define BUSY_TIMEOUT_MS 5000
 #define PAGE_SIZE       8192
+#define SAVEPOINTS_MAX  8    /* nesting depth of request savepoints */
+#define REBUILD_CHUNK   1024 /* events read at once when rebuilding the tree */
 /* Tuning measured with casenet-bench (README "Performance"); none of it
  * touches durability (synchronous stays FULL). temp_store = MEMORY keeps the
  * sub-journal of the per-request savepoints in memory: on a file it cost a
@@ -30,8 +33,7 @@
     " PRAGMA journal_size_limit = 67108864;"
 
 /* Forward migrations: step i takes user_version i to i + 1. Never edit a
- * step once released; append a new one. (Merkle subtree hashes will come as
- * a step adding audit_nodes(level, idx, hash).) */
+ * step once released; append a new one. */
 static const char *const migrations[] = {
     /* 0 -> 1: messages, inboxes, receipts, audit log, directories. */
     "CREATE TABLE messages ("
@@ -113,6 +115,27 @@ static const char *const migrations[] = {
     " at_ms INTEGER NOT NULL);"
     "CREATE INDEX steps_seq ON steps(seq);"
     "CREATE INDEX messages_sender ON messages(sender, id);",
+    /* 2 -> 3: the audit log's Merkle tree and signed heads. audit_nodes holds
+     * every perfect subtree (level, idx) = MTH of leaves [idx * 2^level,
+     * (idx + 1) * 2^level), written when complete (PROTOCOL.md §10.2);
+     * tree_heads the signed checkpoints. message_id and case_ref index the
+     * events for audit queries; events stored before this step get their
+     * keys and subtrees when the store is next opened (tree_open). */
+    "CREATE TABLE audit_nodes ("
+    " level INTEGER NOT NULL,"
+    " idx INTEGER NOT NULL,"
+    " hash BLOB NOT NULL CHECK (length(hash) = 32),"
+    " PRIMARY KEY (level, idx)) WITHOUT ROWID;"
+    "CREATE TABLE tree_heads ("
+    " size INTEGER PRIMARY KEY,"
+    " time_ms INTEGER NOT NULL,"
+    " root BLOB NOT NULL CHECK (length(root) = 32),"
+    " checkpoint BLOB NOT NULL);"
+    "ALTER TABLE audit ADD COLUMN message_id BLOB;"
+    "ALTER TABLE audit ADD COLUMN case_ref BLOB;"
+    "CREATE INDEX audit_message ON audit(message_id);"
+    "CREATE INDEX audit_case ON audit(case_ref);"
+    "CREATE INDEX audit_kind ON audit(kind);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -138,8 +161,30 @@ enum stmt {
     ST_AUDIT_COUNT,
     ST_DIR_SAVE,
     ST_DIR_LATEST,
+    ST_AP_SAVEPOINT,
+    ST_AP_RELEASE,
+    ST_AP_ROLLBACK_TO,
+    ST_NODE_PUT,
+    ST_NODE_GET,
+    ST_NODE_LEAVES,
+    ST_AUDIT_SET_KEYS,
+    ST_AQ_ALL,
+    ST_AQ_MESSAGE,
+    ST_AQ_CASE,
+    ST_AQ_KIND,
+    ST_AQ_MEMBER,
+    ST_AUDIT_VISIBLE,
+    ST_AUDIT_RANGE,
+    ST_HEAD_SAVE,
+    ST_HEAD_GET,
+    ST_HEAD_LATEST,
+    ST_HEAD_LIST,
     ST_COUNT
 };
+
+/* Columns of an audit query's candidate rows (see read_candidate). */
+#define AQ_COLS   "a.idx, a.time_ms, a.kind, a.message_id, a.case_ref, a.event"
+#define HEAD_COLS "size, time_ms, root, checkpoint"
 
 #define INBOX_COLS SQ_INBOX_COLS
 
@@ -177,11 +222,37 @@ static const char *const sql[ST_COUNT] = {
                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_RECEIPT_FIND] = "SELECT audit_index FROM receipts WHERE receipt_hash = ?1",
     [ST_AUDIT_NEXT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
-    [ST_AUDIT_INSERT] = "INSERT INTO audit (idx, time_ms, kind, event) VALUES (?1, ?2, ?3, ?4)",
+    [ST_AUDIT_INSERT] = "INSERT INTO audit (idx, time_ms, kind, event, message_id, case_ref)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_AUDIT_PARTY] = "INSERT OR IGNORE INTO audit_parties (member, idx) VALUES (?1, ?2)",
     [ST_AUDIT_COUNT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
     [ST_DIR_SAVE] = "INSERT INTO directories (version, signed, stored_at_ms) VALUES (?1, ?2, ?3)",
     [ST_DIR_LATEST] = "SELECT version, signed FROM directories ORDER BY version DESC LIMIT 1",
+    [ST_AP_SAVEPOINT] = "SAVEPOINT audit_append",
+    [ST_AP_RELEASE] = "RELEASE audit_append",
+    [ST_AP_ROLLBACK_TO] = "ROLLBACK TO audit_append",
+    [ST_NODE_PUT] = "INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)",
+    [ST_NODE_GET] = "SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2",
+    [ST_NODE_LEAVES] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0",
+    [ST_AUDIT_SET_KEYS] = "UPDATE audit SET message_id = ?2, case_ref = ?3 WHERE idx = ?1",
+    /* Audit queries: one driving index per statement (the most selective
+     * filter set), the other filters are checked row by row. */
+    [ST_AQ_ALL] = "SELECT " AQ_COLS " FROM audit a WHERE a.idx >= ?1 ORDER BY a.idx",
+    [ST_AQ_MESSAGE] = "SELECT " AQ_COLS " FROM audit a WHERE a.message_id = ?2 AND a.idx >= ?1"
+                      " ORDER BY a.idx",
+    [ST_AQ_CASE] = "SELECT " AQ_COLS " FROM audit a WHERE a.case_ref = ?2 AND a.idx >= ?1"
+                   " ORDER BY a.idx",
+    [ST_AQ_KIND] = "SELECT " AQ_COLS " FROM audit a WHERE a.kind = ?2 AND a.idx >= ?1"
+                   " ORDER BY a.idx",
+    [ST_AQ_MEMBER] = "SELECT " AQ_COLS " FROM audit_parties p JOIN audit a ON a.idx = p.idx"
+                     " WHERE p.member = ?2 AND p.idx >= ?1 ORDER BY p.idx",
+    [ST_AUDIT_VISIBLE] = "SELECT 1 FROM audit_parties WHERE member = ?1 AND idx = ?2",
+    [ST_AUDIT_RANGE] = "SELECT idx, event FROM audit WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+    [ST_HEAD_SAVE] = "INSERT INTO tree_heads (" HEAD_COLS ") VALUES (?1, ?2, ?3, ?4)",
+    [ST_HEAD_GET] = "SELECT " HEAD_COLS " FROM tree_heads WHERE size = ?1",
+    [ST_HEAD_LATEST] = "SELECT " HEAD_COLS " FROM tree_heads ORDER BY size DESC LIMIT 1",
+    [ST_HEAD_LIST] = "SELECT " HEAD_COLS " FROM tree_heads WHERE size > ?1 AND size <= ?2"
+                     " ORDER BY size LIMIT ?3",
 };
 
 struct sqlite_store {
@@ -189,6 +260,13 @@ struct sqlite_store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     struct sq_lifecycle *lc; /* store_sqlite_lifecycle.c's statements */
+    /* The audit log's compact range as the open transaction sees it, and
+     * copies to restore it when the batch (tx_tree) or a request savepoint
+     * (sp_tree) is rolled back: the tree never runs ahead of the rows. */
+    struct merkle_stack tree;
+    struct merkle_stack tx_tree;
+    struct merkle_stack sp_tree[SAVEPOINTS_MAX];
+    size_t sp_depth;
 };
 
 static struct sqlite_store *S(struct store *s)
@@ -353,6 +431,8 @@ static int migrate(struct sqlite_store *s)
     return CASENET_OK;
 }
 
+static int tree_open(struct sqlite_store *s);
+
 static int sq_open(const char *data_dir, struct store **out)
 {
     int rc = CASENET_EUNAVAIL;
@@ -409,6 +489,8 @@ static int sq_open(const char *data_dir, struct store **out)
             goto cleanup;
         }
     }
+    if ((rc = tree_open(s)) != CASENET_OK)
+        goto cleanup;
     *out = &s->base;
     s = NULL;
     rc = CASENET_OK;
@@ -422,7 +504,13 @@ cleanup:
 
 static int sq_begin(struct store *b)
 {
-    return run(S(b), stmt(S(b), ST_BEGIN), "begin");
+    struct sqlite_store *s = S(b);
+    int rc = run(s, stmt(s, ST_BEGIN), "begin");
+    if (rc == CASENET_OK) {
+        s->tx_tree = s->tree;
+        s->sp_depth = 0;
+    }
+    return rc;
 }
 
 static int sq_commit(struct store *b)
@@ -432,6 +520,7 @@ static int sq_commit(struct store *b)
     if (rc != CASENET_OK) {
         if (!sqlite3_get_autocommit(s->db))
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->tree = s->tx_tree;
         return CASENET_EUNAVAIL;
     }
     return CASENET_OK;
@@ -442,21 +531,37 @@ static void sq_rollback(struct store *b)
     struct sqlite_store *s = S(b);
     if (!sqlite3_get_autocommit(s->db))
         (void)run(s, stmt(s, ST_ROLLBACK), "rollback");
+    s->tree = s->tx_tree;
+    s->sp_depth = 0;
 }
 
 static int sq_savepoint(struct store *b)
 {
-    return run(S(b), stmt(S(b), ST_SAVEPOINT), "savepoint");
+    struct sqlite_store *s = S(b);
+    if (s->sp_depth == SAVEPOINTS_MAX) {
+        log_event(LOG_ERROR, "store_error", "op", "savepoint", "msg", "savepoints nested too deep",
+                  NULL);
+        return CASENET_EUNAVAIL;
+    }
+    int rc = run(s, stmt(s, ST_SAVEPOINT), "savepoint");
+    if (rc == CASENET_OK)
+        s->sp_tree[s->sp_depth++] = s->tree;
+    return rc;
 }
 
 static int sq_release(struct store *b)
 {
-    return run(S(b), stmt(S(b), ST_RELEASE), "release");
+    struct sqlite_store *s = S(b);
+    if (s->sp_depth > 0)
+        s->sp_depth--;
+    return run(s, stmt(s, ST_RELEASE), "release");
 }
 
 static void sq_rollback_to(struct store *b)
 {
     struct sqlite_store *s = S(b);
+    if (s->sp_depth > 0)
+        s->tree = s->sp_tree[--s->sp_depth];
     if (run(s, stmt(s, ST_ROLLBACK_TO), "rollback_to") == CASENET_OK)
         (void)run(s, stmt(s, ST_RELEASE), "release");
 }
@@ -723,6 +828,79 @@ static int sq_audit_count(struct store *b, uint64_t *count)
     return scalar_u64(S(b), ST_AUDIT_COUNT, count, "audit_count");
 }
 
+/* merkle_on_complete: stores a completed perfect subtree. A node already
+ * there (a log cut short outside the broker and grown again) is replaced:
+ * the tree follows the events; the old signed heads keep the old roots, and
+ * verification shows the difference. */
+static int put_node(void *ctx, unsigned level, uint64_t index,
+                    const uint8_t hash[MERKLE_HASH_BYTES])
+{
+    struct sqlite_store *s = ctx;
+    if (index > INT64_MAX)
+        return CASENET_ETOOLARGE;
+    sqlite3_stmt *st = stmt(s, ST_NODE_PUT);
+    sqlite3_bind_int(st, 1, (int)level);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+    bind_blob(st, 3, hash, MERKLE_HASH_BYTES);
+    return run(s, st, "audit_node_put");
+}
+
+/* merkle_get_node over audit_nodes. */
+static int get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_BYTES])
+{
+    struct sqlite_store *s = ctx;
+    if (index > INT64_MAX)
+        return CASENET_ENOTFOUND;
+    sqlite3_stmt *st = stmt(s, ST_NODE_GET);
+    sqlite3_bind_int(st, 1, (int)level);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW)
+        err = col_fixed(st, 0, out, MERKLE_HASH_BYTES) ? CASENET_OK : CASENET_EUNAVAIL;
+    else
+        err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, "audit_node_get");
+    if (err == CASENET_EUNAVAIL && rc == SQLITE_ROW)
+        log_event(LOG_ERROR, "store_corrupt", "table", "audit_nodes", "level", log_u64(level),
+                  "idx", log_u64(index), NULL);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* Inserts the event row, its parties and its leaf (with every subtree it
+ * completes), all or nothing. */
+static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, int kind,
+                       const char *const *parties, size_t n_parties, const uint8_t *bytes,
+                       size_t len)
+{
+    bool has_mid = false, has_case = false;
+    uint8_t mid[CASENET_MESSAGE_ID_BYTES], case_ref[CASENET_CASE_REF_BYTES];
+    if (store_audit_keys(bytes, len, &has_mid, mid, &has_case, case_ref) != CASENET_OK)
+        return CASENET_EINVAL; /* the broker's own bytes: a bug, not input */
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
+    sqlite3_bind_int64(st, 2, time_ms);
+    sqlite3_bind_int(st, 3, kind);
+    bind_blob(st, 4, bytes, len);
+    bind_blob(st, 5, has_mid ? mid : NULL, sizeof mid);
+    bind_blob(st, 6, has_case ? case_ref : NULL, sizeof case_ref);
+    int rc = run(s, st, "audit_append");
+    if (rc != CASENET_OK)
+        return rc;
+    for (size_t i = 0; i < n_parties; i++) {
+        if (!parties[i] || !*parties[i])
+            continue;
+        st = stmt(s, ST_AUDIT_PARTY);
+        bind_text(st, 1, parties[i]);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+        if ((rc = run(s, st, "audit_party")) != CASENET_OK)
+            return rc;
+    }
+    uint8_t leaf[MERKLE_HASH_BYTES];
+    merkle_leaf_hash(bytes, len, leaf);
+    return merkle_stack_push(&s->tree, leaf, put_node, s);
+}
+
 static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int kind,
                            const char *const *parties, size_t n_parties, const uint8_t *bytes,
                            size_t len)
@@ -734,23 +912,382 @@ static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int
         return rc;
     if (expect != index)
         return CASENET_ECONFLICT;
-    sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
-    sqlite3_bind_int64(st, 2, time_ms);
-    sqlite3_bind_int(st, 3, kind);
-    bind_blob(st, 4, bytes, len);
-    if ((rc = run(s, st, "audit_append")) != CASENET_OK)
-        return rc;
-    for (size_t i = 0; i < n_parties; i++) {
-        if (!parties[i] || !*parties[i])
-            continue;
-        st = stmt(s, ST_AUDIT_PARTY);
-        bind_text(st, 1, parties[i]);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
-        if ((rc = run(s, st, "audit_party")) != CASENET_OK)
-            return rc;
+    if (s->tree.size != index) {
+        /* Rows added or removed behind the broker's back while it runs. */
+        log_event(LOG_ERROR, "store_corrupt", "table", "audit", "rows", log_u64(index), "tree",
+                  log_u64(s->tree.size), NULL);
+        return CASENET_EUNAVAIL;
     }
+    if ((rc = run(s, stmt(s, ST_AP_SAVEPOINT), "audit_savepoint")) != CASENET_OK)
+        return rc;
+    struct merkle_stack before = s->tree;
+    rc = append_rows(s, index, time_ms, kind, parties, n_parties, bytes, len);
+    if (rc != CASENET_OK) {
+        s->tree = before;
+        if (run(s, stmt(s, ST_AP_ROLLBACK_TO), "audit_rollback_to") == CASENET_OK)
+            (void)run(s, stmt(s, ST_AP_RELEASE), "audit_release");
+        return rc;
+    }
+    if ((rc = run(s, stmt(s, ST_AP_RELEASE), "audit_release")) != CASENET_OK)
+        s->tree = before;
+    return rc;
+}
+
+static int sq_audit_tree(struct store *b, uint64_t *size, uint8_t root[CASENET_HASH_BYTES])
+{
+    struct sqlite_store *s = S(b);
+    *size = s->tree.size;
+    merkle_stack_root(&s->tree, root);
     return CASENET_OK;
+}
+
+static int sq_audit_node_get(struct store *b, unsigned level, uint64_t index,
+                             uint8_t out[CASENET_HASH_BYTES])
+{
+    return get_node(S(b), level, index, out);
+}
+
+/* Copies an audit row's event (column col) into r. */
+static int read_audit_row(sqlite3_stmt *st, int col, uint64_t index, struct store_audit_row *r)
+{
+    r->index = index;
+    return col_buf(st, col, &r->event);
+}
+
+/* The rest of the filters, on a candidate row of an ST_AQ_* statement. */
+static bool candidate_matches(sqlite3_stmt *st, const struct store_audit_filter *f)
+{
+    int64_t t = sqlite3_column_int64(st, 1);
+    if ((f->from_ms && t < f->from_ms) || (f->to_ms && t >= f->to_ms))
+        return false;
+    if (f->kind && sqlite3_column_int(st, 2) != f->kind)
+        return false;
+    uint8_t tmp[CASENET_MESSAGE_ID_BYTES];
+    if (f->message_id && (!col_fixed(st, 3, tmp, sizeof tmp) ||
+                          memcmp(tmp, f->message_id, CASENET_MESSAGE_ID_BYTES) != 0))
+        return false;
+    if (f->case_ref && (!col_fixed(st, 4, tmp, sizeof tmp) ||
+                        memcmp(tmp, f->case_ref, CASENET_CASE_REF_BYTES) != 0))
+        return false;
+    return true;
+}
+
+static int sq_audit_visible(struct store *b, const char *member, uint64_t index, bool *visible)
+{
+    struct sqlite_store *s = S(b);
+    if (index > INT64_MAX) {
+        *visible = false;
+        return CASENET_OK;
+    }
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_VISIBLE);
+    bind_text(st, 1, member);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+    int rc = sqlite3_step(st);
+    int err = CASENET_OK;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        *visible = rc == SQLITE_ROW;
+    else
+        err = map_rc(s, rc, "audit_visible");
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sq_audit_query(struct store *b, const struct store_audit_filter *f, uint64_t cursor,
+                          uint32_t limit, uint32_t max_examined, struct store_audit_row **rows,
+                          size_t *n, uint64_t *next_cursor, bool *more)
+{
+    struct sqlite_store *s = S(b);
+    enum stmt which = f->message_id ? ST_AQ_MESSAGE
+                      : f->case_ref ? ST_AQ_CASE
+                      : f->member   ? ST_AQ_MEMBER
+                      : f->kind     ? ST_AQ_KIND
+                                    : ST_AQ_ALL;
+    struct store_audit_row *out = NULL;
+    size_t count = 0;
+    uint64_t next = cursor;
+    bool extra = false;
+    int err = CASENET_ENOMEM;
+    if (limit > 0 && !(out = calloc(limit, sizeof *out)))
+        return CASENET_ENOMEM;
+    sqlite3_stmt *st = stmt(s, which);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(cursor > INT64_MAX ? INT64_MAX : cursor));
+    if (which == ST_AQ_MESSAGE)
+        bind_blob(st, 2, f->message_id, CASENET_MESSAGE_ID_BYTES);
+    else if (which == ST_AQ_CASE)
+        bind_blob(st, 2, f->case_ref, CASENET_CASE_REF_BYTES);
+    else if (which == ST_AQ_MEMBER)
+        bind_text(st, 2, f->member);
+    else if (which == ST_AQ_KIND)
+        sqlite3_bind_int(st, 2, f->kind);
+    uint32_t examined = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == limit || examined == max_examined) {
+            extra = true;
+            break;
+        }
+        uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
+        examined++;
+        next = idx + 1;
+        if (!candidate_matches(st, f))
+            continue;
+        if (f->member && which != ST_AQ_MEMBER) {
+            bool visible = false;
+            /* Another statement: this one stays positioned. */
+            if ((err = sq_audit_visible(b, f->member, idx, &visible)) != CASENET_OK)
+                goto cleanup;
+            if (!visible)
+                continue;
+        }
+        if ((err = read_audit_row(st, 5, idx, &out[count])) != CASENET_OK)
+            goto cleanup;
+        count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = map_rc(s, rc, "audit_query");
+        goto cleanup;
+    }
+    *rows = count ? out : NULL;
+    if (!count)
+        free(out);
+    *n = count;
+    *next_cursor = next;
+    *more = extra;
+    out = NULL;
+    count = 0;
+    err = CASENET_OK;
+cleanup:
+    store_audit_rows_free(out, count);
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sq_audit_range(struct store *b, uint64_t from, uint32_t limit,
+                          struct store_audit_row **rows, size_t *n)
+{
+    struct sqlite_store *s = S(b);
+    struct store_audit_row *out = NULL;
+    size_t count = 0;
+    int err = CASENET_ENOMEM;
+    if (limit > 0 && !(out = calloc(limit, sizeof *out)))
+        return CASENET_ENOMEM;
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_RANGE);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(from > INT64_MAX ? INT64_MAX : from));
+    sqlite3_bind_int64(st, 2, limit);
+    int rc = SQLITE_DONE;
+    while (count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((err = read_audit_row(st, 1, (uint64_t)sqlite3_column_int64(st, 0), &out[count])) !=
+            CASENET_OK)
+            goto cleanup;
+        count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = map_rc(s, rc, "audit_range");
+        goto cleanup;
+    }
+    *rows = count ? out : NULL;
+    if (!count)
+        free(out);
+    *n = count;
+    out = NULL;
+    count = 0;
+    err = CASENET_OK;
+cleanup:
+    store_audit_rows_free(out, count);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* ------------------------------------------------------------ tree heads */
+
+static int read_head(sqlite3_stmt *st, struct store_head *h)
+{
+    memset(h, 0, sizeof *h);
+    h->size = (uint64_t)sqlite3_column_int64(st, 0);
+    h->time_ms = sqlite3_column_int64(st, 1);
+    if (!col_fixed(st, 2, h->root, sizeof h->root)) {
+        log_event(LOG_ERROR, "store_corrupt", "table", "tree_heads", "size", log_u64(h->size),
+                  NULL);
+        return CASENET_EUNAVAIL;
+    }
+    return col_buf(st, 3, &h->checkpoint);
+}
+
+static int sq_head_save(struct store *b, const struct store_head *h)
+{
+    struct sqlite_store *s = S(b);
+    if (h->size > INT64_MAX)
+        return CASENET_ETOOLARGE;
+    sqlite3_stmt *st = stmt(s, ST_HEAD_SAVE);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)h->size);
+    sqlite3_bind_int64(st, 2, h->time_ms);
+    bind_blob(st, 3, h->root, sizeof h->root);
+    bind_blob(st, 4, h->checkpoint.data, h->checkpoint.len);
+    return run(s, st, "head_save");
+}
+
+/* Runs a head statement expected to return at most one row. */
+static int one_head(struct sqlite_store *s, sqlite3_stmt *st, struct store_head *out,
+                    const char *what)
+{
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW) {
+        struct store_head h;
+        err = read_head(st, &h);
+        if (err == CASENET_OK)
+            *out = h;
+        else
+            store_head_clear(&h);
+    } else {
+        err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, what);
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sq_head_get(struct store *b, uint64_t size, struct store_head *out)
+{
+    struct sqlite_store *s = S(b);
+    if (size > INT64_MAX)
+        return CASENET_ENOTFOUND;
+    sqlite3_stmt *st = stmt(s, ST_HEAD_GET);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
+    return one_head(s, st, out, "head_get");
+}
+
+static int sq_head_latest(struct store *b, struct store_head *out)
+{
+    struct sqlite_store *s = S(b);
+    return one_head(s, stmt(s, ST_HEAD_LATEST), out, "head_latest");
+}
+
+static int sq_head_list(struct store *b, uint64_t after, uint64_t upto, uint32_t limit,
+                        struct store_head **heads, size_t *n)
+{
+    struct sqlite_store *s = S(b);
+    struct store_head *out = NULL;
+    size_t count = 0;
+    int err = CASENET_ENOMEM;
+    if (limit > 0 && !(out = calloc(limit, sizeof *out)))
+        return CASENET_ENOMEM;
+    sqlite3_stmt *st = stmt(s, ST_HEAD_LIST);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(after > INT64_MAX ? INT64_MAX : after));
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(upto > INT64_MAX ? INT64_MAX : upto));
+    sqlite3_bind_int64(st, 3, limit);
+    int rc = SQLITE_DONE;
+    while (count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((err = read_head(st, &out[count])) != CASENET_OK) {
+            count++;
+            goto cleanup;
+        }
+        count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = map_rc(s, rc, "head_list");
+        goto cleanup;
+    }
+    *heads = count ? out : NULL;
+    if (!count)
+        free(out);
+    *n = count;
+    out = NULL;
+    count = 0;
+    err = CASENET_OK;
+cleanup:
+    store_heads_free(out, count);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* ------------------------------------------------------------ tree at open */
+
+/* Appends the events [from, count) to s->tree in one transaction, storing
+ * their subtrees and index keys: events stored before the tree existed
+ * (schema 1), or a tree that cannot be loaded. O(count - from), once. */
+static int tree_rebuild(struct sqlite_store *s, uint64_t from, uint64_t count)
+{
+    int rc = exec(s, "BEGIN IMMEDIATE", "tree_rebuild");
+    if (rc != CASENET_OK)
+        return rc;
+    struct merkle_stack saved = s->tree;
+    struct store_audit_row *rows = NULL;
+    size_t n = 0;
+    for (uint64_t i = from; i < count;) {
+        if ((rc = sq_audit_range(&s->base, i, REBUILD_CHUNK, &rows, &n)) != CASENET_OK)
+            goto cleanup;
+        for (size_t k = 0; k < n; k++, i++) {
+            bool has_mid = false, has_case = false;
+            uint8_t mid[CASENET_MESSAGE_ID_BYTES], case_ref[CASENET_CASE_REF_BYTES];
+            if (rows[k].index != i ||
+                store_audit_keys(rows[k].event.data, rows[k].event.len, &has_mid, mid, &has_case,
+                                 case_ref) != CASENET_OK) {
+                log_event(LOG_ERROR, "store_corrupt", "table", "audit", "idx", log_u64(i), "msg",
+                          "missing or unreadable event: cannot rebuild the Merkle tree", NULL);
+                rc = CASENET_EUNAVAIL;
+                goto cleanup;
+            }
+            sqlite3_stmt *st = stmt(s, ST_AUDIT_SET_KEYS);
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)i);
+            bind_blob(st, 2, has_mid ? mid : NULL, sizeof mid);
+            bind_blob(st, 3, has_case ? case_ref : NULL, sizeof case_ref);
+            if ((rc = run(s, st, "tree_rebuild")) != CASENET_OK)
+                goto cleanup;
+            uint8_t leaf[MERKLE_HASH_BYTES];
+            merkle_leaf_hash(rows[k].event.data, rows[k].event.len, leaf);
+            if ((rc = merkle_stack_push(&s->tree, leaf, put_node, s)) != CASENET_OK)
+                goto cleanup;
+        }
+        store_audit_rows_free(rows, n);
+        rows = NULL;
+        if (n == 0 && i < count) {
+            log_event(LOG_ERROR, "store_corrupt", "table", "audit", "idx", log_u64(i), "msg",
+                      "events missing: cannot rebuild the Merkle tree", NULL);
+            rc = CASENET_EUNAVAIL;
+            goto cleanup;
+        }
+    }
+    rc = exec(s, "COMMIT", "tree_rebuild");
+cleanup:
+    store_audit_rows_free(rows, n);
+    if (rc != CASENET_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->tree = saved;
+    } else if (count > from) {
+        log_event(LOG_INFO, "audit_tree_rebuilt", "from", log_u64(from), "events", log_u64(count),
+                  NULL);
+    }
+    return rc;
+}
+
+/* Loads the compact range of the log from the stored subtrees
+ * (popcount(size) reads), completing the tree first when events lack it. */
+static int tree_open(struct sqlite_store *s)
+{
+    uint64_t count = 0, leaves = 0;
+    int rc = scalar_u64(s, ST_AUDIT_COUNT, &count, "audit_count");
+    if (rc == CASENET_OK)
+        rc = scalar_u64(s, ST_NODE_LEAVES, &leaves, "audit_node_leaves");
+    if (rc != CASENET_OK)
+        return rc;
+    if (leaves > count)
+        log_event(LOG_WARN, "audit_tree_ahead", "events", log_u64(count), "tree_leaves",
+                  log_u64(leaves), "msg",
+                  "the audit log holds fewer events than its tree: events were removed outside "
+                  "the broker; clients that verify the log will see it",
+                  NULL);
+    uint64_t start = leaves < count ? leaves : count;
+    merkle_stack_init(&s->tree);
+    rc = merkle_stack_load(&s->tree, get_node, s, start);
+    if (rc == CASENET_ENOTFOUND) {
+        log_event(LOG_WARN, "audit_tree_incomplete", "size", log_u64(start), "msg",
+                  "stored subtrees missing; rebuilding the tree from the events", NULL);
+        merkle_stack_init(&s->tree);
+        start = 0;
+    } else if (rc != CASENET_OK) {
+        return rc;
+    }
+    return start < count ? tree_rebuild(s, start, count) : CASENET_OK;
 }
 
 /* ------------------------------------------------------------ directories */
@@ -809,6 +1346,15 @@ const struct store_ops store_sqlite_ops = {
     .audit_next_index = sq_audit_next_index,
     .audit_append = sq_audit_append,
     .audit_count = sq_audit_count,
+    .audit_tree = sq_audit_tree,
+    .audit_node_get = sq_audit_node_get,
+    .audit_query = sq_audit_query,
+    .audit_range = sq_audit_range,
+    .audit_visible = sq_audit_visible,
+    .head_save = sq_head_save,
+    .head_get = sq_head_get,
+    .head_latest = sq_head_latest,
+    .head_list = sq_head_list,
     .directory_save = sq_directory_save,
     .directory_latest = sq_directory_latest,
     .deadline_arm = sq_deadline_arm,

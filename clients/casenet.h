@@ -1,7 +1,7 @@
 /*
  * casenet.h - the whole public contract of libcasenet: member keys, the signed
- * directory, the end-to-end envelope, receipts, payload JSON and (later) the
- * broker connection.
+ * directory, the end-to-end envelope, receipts, payload JSON, the broker
+ * connection and its audit log requests.
  *
  * Conventions, for every function here:
  *  - int results are casenet_err values: 0 on success, a positive code on
@@ -540,6 +540,86 @@ CASENET_API CASENET_NODISCARD int casenet_client_subscribe(casenet_client *c);
  * and returned first. */
 CASENET_API CASENET_NODISCARD int casenet_client_wait_notice(casenet_client *c, int timeout_ms,
                                                              casenet_inbox_entry *entry);
+
+/* ------------------------------------------------------------------ audit log */
+/* PROTOCOL.md §10. The broker's answers are returned raw: verify them with
+ * the audit verifier of libcasenet (checkpoints with the broker's directory
+ * key, proofs against a verified head) before trusting anything. */
+
+/* One event of the audit log as the broker returned it. */
+typedef struct casenet_audit_record {
+    uint64_t index;    /* its position in the log */
+    casenet_buf event; /* the serialised AuditEvent: the exact leaf bytes */
+} casenet_audit_record;
+
+/* Clears and frees an array of n records. Accepts NULL. */
+CASENET_API void casenet_audit_records_free(casenet_audit_record *r, size_t n);
+
+/* AuditQuery filters; every one set must hold. */
+typedef struct casenet_audit_filter {
+    const char *member;        /* NULL = any; else events it is actor or party of */
+    const uint8_t *message_id; /* NULL or CASENET_MESSAGE_ID_BYTES */
+    const uint8_t *case_ref;   /* NULL or CASENET_CASE_REF_BYTES */
+    int64_t from_ms, to_ms;    /* 0 = unbounded; from_ms <= time < to_ms */
+    int kind;                  /* proto AuditKind; 0 = any */
+} casenet_audit_filter;
+
+/* One page of an export: events from_index .. next_index - 1 and the
+ * checkpoints of the heads whose size lies in (from_index, next_index]. */
+typedef struct casenet_audit_export_page {
+    casenet_buf *events; /* n_events serialised AuditEvents, in index order */
+    size_t n_events;
+    casenet_buf *checkpoints; /* ascending size */
+    size_t n_checkpoints;
+    uint64_t next_index;
+    bool more; /* events exist beyond next_index */
+} casenet_audit_export_page;
+
+/* Releases what a page holds and zeroes it. Accepts NULL. */
+CASENET_API void casenet_audit_export_page_clear(casenet_audit_export_page *p);
+
+/* The broker's latest signed tree head: the checkpoint bytes, NOT verified
+ * here. CASENET_ENOTFOUND while the broker has signed none. */
+CASENET_API CASENET_NODISCARD int casenet_client_tree_head(casenet_client *c,
+                                                           casenet_buf *checkpoint);
+/* One page of events matching f (NULL = no filter) from index cursor on, at
+ * most limit (0 = 100, at most 1000). A member that is not a coordinator
+ * only ever gets its own events; naming another member is
+ * CASENET_EFORBIDDEN. The records are checked to be ascending and within
+ * [cursor, next_cursor), not verified. *records is malloc'd (free with
+ * casenet_audit_records_free); *next_cursor continues; *more tells whether
+ * to ask again. The broker logs the query (AUDIT_QUERIED). */
+CASENET_API CASENET_NODISCARD int
+casenet_client_audit_query(casenet_client *c, const casenet_audit_filter *f, uint64_t cursor,
+                           uint32_t limit, casenet_audit_record **records, size_t *n,
+                           uint64_t *next_cursor, bool *more);
+/* The inclusion proof of event index in the tree of tree_size events:
+ * *hashes holds the proof's hashes, 32 bytes each, in RFC 9162 order
+ * (hashes->len / 32 of them; empty for a one-event tree), *checkpoint the
+ * broker's signed head of exactly tree_size, or empty when it signed none
+ * at that size. Neither is verified. CASENET_EINVAL when index >=
+ * tree_size; the broker answers CASENET_ENOTFOUND when tree_size exceeds
+ * its log, CASENET_EFORBIDDEN when a member that is not a coordinator asks
+ * for an event it is not party to. */
+CASENET_API CASENET_NODISCARD int casenet_client_audit_inclusion(casenet_client *c, uint64_t index,
+                                                                 uint64_t tree_size,
+                                                                 casenet_buf *hashes,
+                                                                 casenet_buf *checkpoint);
+/* The consistency proof from size1 to size2 (0 < size1 <= size2, else
+ * CASENET_EINVAL), as for casenet_client_audit_inclusion; *checkpoint is
+ * the head of size2 when signed. Any member may ask. */
+CASENET_API CASENET_NODISCARD int casenet_client_audit_consistency(casenet_client *c,
+                                                                   uint64_t size1, uint64_t size2,
+                                                                   casenet_buf *hashes,
+                                                                   casenet_buf *checkpoint);
+/* One export page from from_index, at most limit events (0 = 1000, at most
+ * 10000). Coordinators only (CASENET_EFORBIDDEN otherwise). The page is
+ * checked for shape (next_index = from_index + events, no more heads than
+ * events), not verified. On success *page is the caller's
+ * (casenet_audit_export_page_clear). */
+CASENET_API CASENET_NODISCARD int casenet_client_audit_export(casenet_client *c,
+                                                              uint64_t from_index, uint32_t limit,
+                                                              casenet_audit_export_page *page);
 
 /* ------------------------------------------------------------------ lifecycle */
 /* Where each recipient's copy of a message stands, its deadlines, and the

@@ -344,6 +344,13 @@ int casenet_directory_broker(const casenet_directory *d, casenet_member *out)
     return CASENET_OK;
 }
 
+const char *cn_directory_audit_network(const casenet_directory *d)
+{
+    if (d->body->network && d->body->network[0])
+        return d->body->network;
+    return d->broker < 0 ? NULL : d->members[d->broker].id;
+}
+
 int casenet_directory_find_curve(const casenet_directory *d, const uint8_t curve_pk[32],
                                  casenet_member *out)
 {

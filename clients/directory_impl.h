@@ -25,6 +25,12 @@ CASENET_NODISCARD int cn_directory_parse_ex(const uint8_t *buf, size_t len,
                                             uint64_t min_version, bool check_expiry,
                                             casenet_directory **out);
 
+/* The network name of the audit log (checkpoint origin "casenet.audit/" +
+ * name, PROTOCOL.md §10.3): the directory's network, or the broker's member
+ * id when the directory names none. NULL when it lists no broker either.
+ * Borrowed from d. */
+const char *cn_directory_audit_network(const casenet_directory *d);
+
 /* True when name is a known member role. */
 bool cn_role_known(const char *name);
 

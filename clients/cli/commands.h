@@ -24,6 +24,7 @@ int cmd_send(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_ack(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_cases(int argc, char **argv);
 int cmd_overdue(int argc, char **argv);

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 step "top-level help and version"
 expect_exit 0 "$CASENET" --help
-for word in keygen admin init directory seal open send inbox read ack watch "exit codes" \
+for word in keygen admin init directory seal open send inbox read ack watch audit "exit codes" \
   BAD_SIGNATURE ROLLBACK PERMISSIONS UNAVAILABLE; do
   expect_contains "$T/out" "$word"
 done
@@ -56,6 +56,11 @@ check send --to --kind --urgency --status --case --reply-to --expires-in --home 
 check inbox --state --json --limit --home --broker --timeout
 check read --json-meta --home --broker --timeout
 check ack --status --reason --outcome --home --broker --timeout
+check "audit log" --member --message --case --kind --since --until --limit --json --home --broker \
+  --timeout
+check "audit verify" --file --full --home --broker --timeout
+check "audit export" --from --home --broker --timeout
+check "audit prove" --index --home --broker --timeout
 check watch --spool --exec --once --home --broker --timeout --rescan --exec-timeout
 
 step "groups list their subcommands"
@@ -65,6 +70,9 @@ expect_exit 2 "$CASENET" admin
 expect_exit 2 "$CASENET" admin frobnicate
 expect_exit 0 "$CASENET" directory --help
 for s in update pull publish show; do expect_contains "$T/out" "$s"; done
+expect_exit 0 "$CASENET" audit --help
+for s in log verify export prove; do expect_contains "$T/out" "$s"; done
+expect_exit 2 "$CASENET" audit frobnicate
 
 step "argument errors are usage errors"
 expect_exit 2 "$CASENET" keygen "Bad_Id" --out "$T/k"
@@ -77,4 +85,8 @@ expect_exit 2 "$CASENET" seal --to vn.police.a05 --kind referral --case abc
 expect_exit 2 "$CASENET" inbox --state nonsense
 expect_exit 2 "$CASENET" ack 00112233445566778899aabbccddeeff --status declined
 expect_exit 2 "$CASENET" read not-an-id
+expect_exit 2 "$CASENET" audit log --kind nonsense
+expect_exit 2 "$CASENET" audit log --since yesterday-ish
+expect_exit 2 "$CASENET" audit prove not-an-id
+expect_exit 2 "$CASENET" audit verify --file x --full
 echo "PASS"

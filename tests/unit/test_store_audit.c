@@ -1,0 +1,441 @@
+/* test_store_audit.c - the SQLite store's audit log tree (broker/store_sqlite.c):
+ * the compact range follows commits, savepoint rollbacks and batch
+ * rollbacks; it reloads at open; proofs from the stored subtrees verify at
+ * every size; events without subtrees (an older schema, lost nodes) are
+ * rebuilt; a log cut short outside the broker grows again; audit queries
+ * (filters, visibility, paging, the examined cap) and signed heads. */
+#include "testlib.h"
+
+#include "casenet.pb-c.h"
+#include "merkle.h"
+#include "store.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_EVENTS 64
+
+/* The events appended so far, to recompute roots independently. */
+struct log {
+    char *dir;
+    struct store *s;
+    size_t n;
+    casenet_buf ev[MAX_EVENTS * 2];
+};
+
+static casenet_buf make_event(uint64_t index, int kind, const char *actor,
+                              const char *const *parties, size_t n_parties, uint8_t mid_byte,
+                              int64_t time_ms)
+{
+    Casenet__V1__AuditEvent e = CASENET__V1__AUDIT_EVENT__INIT;
+    uint8_t mid[16];
+    memset(mid, mid_byte, sizeof mid);
+    e.index = index;
+    e.time_ms = time_ms;
+    e.kind = (Casenet__V1__AuditKind)kind;
+    e.actor = (char *)(actor ? actor : "");
+    e.parties = (char **)parties;
+    e.n_parties = n_parties;
+    if (mid_byte) {
+        e.message_id.data = mid;
+        e.message_id.len = sizeof mid;
+        e.case_ref.data = mid; /* same bytes, another column */
+        e.case_ref.len = sizeof mid;
+    }
+    casenet_buf b;
+    b.len = casenet__v1__audit_event__get_packed_size(&e);
+    b.data = malloc(b.len);
+    assert_non_null(b.data);
+    casenet__v1__audit_event__pack(&e, b.data);
+    return b;
+}
+
+/* Appends one event inside the caller's transaction; records it in l only
+ * when keep (the caller commits). */
+static void append(struct log *l, int kind, const char *actor, uint8_t mid_byte, int64_t t,
+                   bool keep)
+{
+    uint64_t idx = 99;
+    assert_int_equal(l->s->ops->audit_next_index(l->s, &idx), CASENET_OK);
+    const char *parties[2] = {actor, "vn.police"};
+    casenet_buf b = make_event(idx, kind, actor, parties, actor ? 2 : 0, mid_byte, t);
+    assert_int_equal(
+        l->s->ops->audit_append(l->s, idx, t, kind, parties, actor ? 2 : 0, b.data, b.len),
+        CASENET_OK);
+    if (keep) {
+        assert_int_equal(idx, l->n);
+        l->ev[l->n++] = b;
+    } else {
+        free(b.data);
+    }
+}
+
+/* Appends and commits n events. */
+static void append_n(struct log *l, size_t n)
+{
+    assert_int_equal(l->s->ops->begin(l->s), CASENET_OK);
+    for (size_t i = 0; i < n; i++)
+        append(l, 1, i % 2 ? "vn.hotline" : "vn.molisa", (uint8_t)(l->n + 1), 1000 + (int64_t)l->n,
+               true);
+    assert_int_equal(l->s->ops->commit(l->s), CASENET_OK);
+}
+
+static void local_root(const struct log *l, size_t n, uint8_t out[32])
+{
+    struct merkle_stack st;
+    merkle_stack_init(&st);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t leaf[32];
+        merkle_leaf_hash(l->ev[i].data, l->ev[i].len, leaf);
+        assert_int_equal(merkle_stack_push(&st, leaf, NULL, NULL), CASENET_OK);
+    }
+    merkle_stack_root(&st, out);
+}
+
+static void check_tree(const struct log *l)
+{
+    uint64_t size = 0;
+    uint8_t root[32], want[32];
+    assert_int_equal(l->s->ops->audit_tree(l->s, &size, root), CASENET_OK);
+    assert_int_equal(size, l->n);
+    local_root(l, l->n, want);
+    assert_memory_equal(root, want, 32);
+}
+
+static void reopen(struct log *l)
+{
+    l->s->ops->close(l->s);
+    l->s = NULL;
+    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+}
+
+static int setup(void **state)
+{
+    struct log *l = calloc(1, sizeof *l);
+    l->dir = tl_tmpdir();
+    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+    *state = l;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct log *l = *state;
+    if (l->s)
+        l->s->ops->close(l->s);
+    for (size_t i = 0; i < l->n; i++)
+        free(l->ev[i].data);
+    tl_rmrf(l->dir);
+    free(l->dir);
+    free(l);
+    return 0;
+}
+
+static int node(void *ctx, unsigned level, uint64_t index, uint8_t out[32])
+{
+    struct store *s = ctx;
+    return s->ops->audit_node_get(s, level, index, out);
+}
+
+static void sql(const struct log *l, const char *q)
+{
+    char *path = tl_path(l->dir, "casenet.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *err = NULL;
+    if (sqlite3_exec(db, q, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", q, err);
+    sqlite3_close(db);
+    free(path);
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_tree_follows_rollbacks(void **state)
+{
+    struct log *l = *state;
+    check_tree(l); /* empty */
+    append_n(l, 3);
+    check_tree(l);
+    /* A request savepoint rolled back: its event and subtrees vanish. */
+    struct store *s = l->s;
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    append(l, 2, "vn.hotline", 0xaa, 5000, false);
+    append(l, 2, "vn.hotline", 0xab, 5001, false);
+    s->ops->rollback_to(s);
+    append(l, 1, "vn.molisa", 0x44, 5002, true); /* reuses index 3 */
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    append(l, 1, "vn.molisa", 0x45, 5003, true);
+    assert_int_equal(s->ops->release(s), CASENET_OK);
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    check_tree(l);
+    /* A batch rolled back. */
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    append(l, 1, "vn.hotline", 0x77, 6000, false);
+    append(l, 1, "vn.hotline", 0x78, 6001, false);
+    s->ops->rollback(s);
+    check_tree(l);
+    reopen(l);
+    check_tree(l);
+    append_n(l, 1);
+    check_tree(l);
+}
+
+static void test_proofs_every_size(void **state)
+{
+    struct log *l = *state;
+    const size_t total = 40;
+    append_n(l, 17);
+    reopen(l); /* the compact range comes back from the stored subtrees */
+    append_n(l, total - 17);
+    check_tree(l);
+    uint8_t proof[MERKLE_PROOF_MAX][32];
+    for (size_t n = 1; n <= total; n++) {
+        uint8_t root[32];
+        local_root(l, n, root);
+        uint8_t got[32];
+        assert_int_equal(merkle_root_at(node, l->s, n, got), CASENET_OK);
+        assert_memory_equal(got, root, 32);
+        for (size_t i = 0; i < n; i++) {
+            size_t k = 0;
+            uint8_t leaf[32];
+            merkle_leaf_hash(l->ev[i].data, l->ev[i].len, leaf);
+            assert_int_equal(merkle_inclusion_proof(node, l->s, i, n, proof, MERKLE_PROOF_MAX, &k),
+                             CASENET_OK);
+            assert_int_equal(
+                merkle_verify_inclusion(leaf, i, n, (const uint8_t(*)[32])proof, k, root),
+                CASENET_OK);
+        }
+        for (size_t m = 1; m <= n; m++) {
+            uint8_t root1[32];
+            size_t k = 0;
+            local_root(l, m, root1);
+            assert_int_equal(
+                merkle_consistency_proof(node, l->s, m, n, proof, MERKLE_PROOF_MAX, &k),
+                CASENET_OK);
+            assert_int_equal(
+                merkle_verify_consistency(m, n, (const uint8_t(*)[32])proof, k, root1, root),
+                CASENET_OK);
+        }
+    }
+}
+
+static void test_rebuild_missing_subtrees(void **state)
+{
+    struct log *l = *state;
+    append_n(l, 37);
+    l->s->ops->close(l->s);
+    l->s = NULL;
+    /* As a schema-1 database would be: no subtrees, no index keys. */
+    sql(l, "DELETE FROM audit_nodes; UPDATE audit SET message_id = NULL, case_ref = NULL;");
+    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+    check_tree(l);
+    uint8_t mid[16];
+    memset(mid, 5, sizeof mid); /* event 4's */
+    struct store_audit_filter f = {.message_id = mid};
+    struct store_audit_row *rows = NULL;
+    size_t n = 0;
+    uint64_t next = 0;
+    bool more = true;
+    assert_int_equal(l->s->ops->audit_query(l->s, &f, 0, 10, 100, &rows, &n, &next, &more),
+                     CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].index, 4);
+    assert_false(more);
+    store_audit_rows_free(rows, n);
+    /* Upper subtrees lost: rebuilt from the events. */
+    l->s->ops->close(l->s);
+    l->s = NULL;
+    sql(l, "DELETE FROM audit_nodes WHERE level = 5;");
+    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+    check_tree(l);
+    append_n(l, 3);
+    check_tree(l);
+}
+
+static void test_log_cut_short_grows_again(void **state)
+{
+    struct log *l = *state;
+    append_n(l, 20);
+    l->s->ops->close(l->s);
+    l->s = NULL;
+    sql(l, "DELETE FROM audit_parties WHERE idx = 19; DELETE FROM audit WHERE idx = 19;");
+    free(l->ev[19].data);
+    l->n = 19;
+    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+    check_tree(l);
+    append_n(l, 5); /* index 19 again, other bytes: its subtrees are replaced */
+    check_tree(l);
+    reopen(l);
+    check_tree(l);
+}
+
+static void test_query_filters_and_paging(void **state)
+{
+    struct log *l = *state;
+    struct store *s = l->s;
+    /* 0, 2, 4, ...: vn.molisa (+ vn.police); odd: vn.hotline (+ vn.police);
+     * event i has message id bytes i + 1 and time 1000 + i. */
+    append_n(l, 30);
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    append(l, 11, NULL, 0, 2000, true); /* 30: no parties (BROKER_START) */
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    struct store_audit_row *rows = NULL;
+    size_t n = 0;
+    uint64_t next = 0;
+    bool more = false;
+
+    struct store_audit_filter all = {0};
+    assert_int_equal(s->ops->audit_query(s, &all, 0, 100, 1000, &rows, &n, &next, &more),
+                     CASENET_OK);
+    assert_int_equal(n, 31);
+    assert_false(more);
+    assert_int_equal(next, 31);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].index, i);
+        assert_int_equal(rows[i].event.len, l->ev[i].len);
+        assert_memory_equal(rows[i].event.data, l->ev[i].data, l->ev[i].len);
+    }
+    store_audit_rows_free(rows, n);
+
+    /* A member sees only its own; paging by 4. */
+    struct store_audit_filter mine = {.member = "vn.hotline"};
+    uint64_t cursor = 0;
+    size_t seen = 0;
+    do {
+        assert_int_equal(s->ops->audit_query(s, &mine, cursor, 4, 1000, &rows, &n, &next, &more),
+                         CASENET_OK);
+        assert_true(n <= 4);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(rows[i].index % 2, 1);
+        seen += n;
+        store_audit_rows_free(rows, n);
+        assert_true(next > cursor || !more);
+        cursor = next;
+    } while (more);
+    assert_int_equal(seen, 15);
+
+    /* Message id + member: event 9 (odd: vn.hotline) visible, 8 not. */
+    uint8_t mid[16];
+    memset(mid, 10, sizeof mid);
+    struct store_audit_filter f = {.member = "vn.hotline", .message_id = mid};
+    assert_int_equal(s->ops->audit_query(s, &f, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].index, 9);
+    store_audit_rows_free(rows, n);
+    memset(mid, 9, sizeof mid);
+    assert_int_equal(s->ops->audit_query(s, &f, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(n, 0);
+    /* The same by case reference. */
+    struct store_audit_filter fc = {.member = "vn.molisa", .case_ref = mid};
+    assert_int_equal(s->ops->audit_query(s, &fc, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].index, 8);
+    store_audit_rows_free(rows, n);
+
+    /* Time range and kind. */
+    struct store_audit_filter ft = {.from_ms = 1010, .to_ms = 1013};
+    assert_int_equal(s->ops->audit_query(s, &ft, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(rows[0].index, 10);
+    assert_int_equal(rows[2].index, 12);
+    store_audit_rows_free(rows, n);
+    struct store_audit_filter fk = {.kind = 11};
+    assert_int_equal(s->ops->audit_query(s, &fk, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].index, 30);
+    store_audit_rows_free(rows, n);
+    struct store_audit_filter fkm = {.kind = 11, .member = "vn.police"};
+    assert_int_equal(s->ops->audit_query(s, &fkm, 0, 10, 1000, &rows, &n, &next, &more),
+                     CASENET_OK);
+    assert_int_equal(n, 0); /* filed under no member */
+
+    /* The examined cap: a page may come back short, with more set. */
+    assert_int_equal(s->ops->audit_query(s, &ft, 0, 10, 5, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(n, 0);
+    assert_true(more);
+    assert_int_equal(next, 5);
+    assert_int_equal(s->ops->audit_query(s, &ft, next, 10, 7, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(n, 2); /* 10, 11 of 5..11 */
+    assert_true(more);
+    assert_int_equal(next, 12);
+    store_audit_rows_free(rows, n);
+
+    bool visible = false;
+    assert_int_equal(s->ops->audit_visible(s, "vn.hotline", 9, &visible), CASENET_OK);
+    assert_true(visible);
+    assert_int_equal(s->ops->audit_visible(s, "vn.hotline", 8, &visible), CASENET_OK);
+    assert_false(visible);
+
+    /* Ranges for export. */
+    assert_int_equal(s->ops->audit_range(s, 28, 10, &rows, &n), CASENET_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(rows[2].index, 30);
+    store_audit_rows_free(rows, n);
+    assert_int_equal(s->ops->audit_range(s, 31, 10, &rows, &n), CASENET_OK);
+    assert_int_equal(n, 0);
+}
+
+static void test_heads(void **state)
+{
+    struct log *l = *state;
+    struct store *s = l->s;
+    struct store_head h = {0}, got = {0};
+    assert_int_equal(s->ops->head_latest(s, &got), CASENET_ENOTFOUND);
+    const uint64_t sizes[] = {3, 7, 10};
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    for (size_t i = 0; i < 3; i++) {
+        h.size = sizes[i];
+        h.time_ms = 100 + (int64_t)i;
+        memset(h.root, (int)sizes[i], sizeof h.root);
+        char text[32];
+        snprintf(text, sizeof text, "head %llu", (unsigned long long)sizes[i]);
+        h.checkpoint.data = (uint8_t *)text;
+        h.checkpoint.len = strlen(text);
+        assert_int_equal(s->ops->head_save(s, &h), CASENET_OK);
+    }
+    assert_int_equal(s->ops->head_save(s, &h), CASENET_ECONFLICT);
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(s->ops->head_latest(s, &got), CASENET_OK);
+    assert_int_equal(got.size, 10);
+    assert_int_equal(got.time_ms, 102);
+    assert_int_equal(got.checkpoint.len, strlen("head 10"));
+    assert_memory_equal(got.checkpoint.data, "head 10", got.checkpoint.len);
+    store_head_clear(&got);
+    assert_int_equal(s->ops->head_get(s, 7, &got), CASENET_OK);
+    assert_int_equal(got.root[0], 7);
+    store_head_clear(&got);
+    assert_int_equal(s->ops->head_get(s, 8, &got), CASENET_ENOTFOUND);
+    struct store_head *hs = NULL;
+    size_t n = 0;
+    assert_int_equal(s->ops->head_list(s, 3, 10, 10, &hs, &n), CASENET_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(hs[0].size, 7);
+    assert_int_equal(hs[1].size, 10);
+    store_heads_free(hs, n);
+    assert_int_equal(s->ops->head_list(s, 0, 9, 1, &hs, &n), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(hs[0].size, 3);
+    store_heads_free(hs, n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_tree_follows_rollbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proofs_every_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_missing_subtrees, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_cut_short_grows_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_filters_and_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heads, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
