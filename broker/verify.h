@@ -1,7 +1,7 @@
 /*
  * verify.h - checks the Submit envelopes of a batch on worker threads before
  * its handlers run, so that Ed25519 verification and the envelope hashes
- * (about 40% of the loop's time per Submit) leave the loop thread.
+ * (a third of the loop's time per Submit, measured) leave the loop thread.
  *
  * The loop hands every request frame of the batch to verify_pool_run, which
  * returns once each Submit has been checked (the loop thread takes its share
