@@ -1,7 +1,8 @@
 /*
- * verify.h - checks the Submit envelopes of a batch on worker threads before
- * its handlers run, so that Ed25519 verification and the envelope hashes
- * (a third of the loop's time per Submit, measured) leave the loop thread.
+ * verify.h - checks the Submit envelopes of a batch on worker threads, with
+ * the loop thread, before its handlers run, so that Ed25519 verification and
+ * the envelope hashes (a third of the loop's time per Submit, measured) are
+ * shared out instead of all falling on the loop.
  *
  * The loop hands every request frame of the batch to verify_pool_run, which
  * returns once each Submit has been checked (the loop thread takes its share
