@@ -8,6 +8,7 @@
 #define BROKER_BROKER_H
 
 #include "casenet.h"
+#include "limits.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -27,6 +28,12 @@ struct broker_limits {
     uint32_t max_recipients;
     uint32_t clock_skew_s;
     uint32_t batch_max;
+    /* Per-member limits (limits.h); main.c fills in the defaults. A
+     * submit_rate of 0 given in the config turns the bucket off. */
+    uint32_t submit_rate, submit_burst; /* Submit token bucket per member */
+    bool submit_rate_set;               /* submit_rate given in the config */
+    uint32_t max_inbox_backlog;         /* queued rows per inbox */
+    uint32_t fair_share;                /* requests per member per batch */
 };
 
 /* Paths and limits as given by the config file and the command line
@@ -48,6 +55,7 @@ struct broker {
     uint8_t authority_pk[CASENET_SIGN_PK_BYTES];
     casenet_directory *dir; /* current directory; owned; swapped after commit */
     struct store *store;    /* owned */
+    struct limits *limits;  /* per-member submit buckets; owned (may be NULL) */
 };
 
 /* A row that appeared in a member's inbox during the batch: pushed as a

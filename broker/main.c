@@ -37,7 +37,9 @@ static const char usage[] =
     "  --policy FILE      deadline policy (reserved)\n"
     "  --config FILE      INI file: [broker] with the keys above (data, listen, key,\n"
     "                     directory, authority, policy), [limits] with max_envelope_bytes,\n"
-    "                     max_recipients, clock_skew_s, batch_max. Options override it.\n"
+    "                     max_recipients, clock_skew_s, batch_max, submit_rate (per\n"
+    "                     second and member; 0 = unlimited), submit_burst,\n"
+    "                     max_inbox_backlog, fair_share. Options override it.\n"
     "  --check-config     validate everything, print the result, exit 0 (valid) or 1\n"
     "  --verbose          log debug events too\n"
     "\n"
@@ -96,6 +98,14 @@ static int on_ini(void *user, const char *section, const char *name, const char 
             ok = parse_u32(value, 1, 86400, &l->clock_skew_s);
         else if (strcmp(name, "batch_max") == 0)
             ok = parse_u32(value, 1, 65536, &l->batch_max);
+        else if (strcmp(name, "submit_rate") == 0)
+            ok = (l->submit_rate_set = parse_u32(value, 0, 1000000, &l->submit_rate));
+        else if (strcmp(name, "submit_burst") == 0)
+            ok = parse_u32(value, 1, 10000000, &l->submit_burst);
+        else if (strcmp(name, "max_inbox_backlog") == 0)
+            ok = parse_u32(value, 1, UINT32_MAX, &l->max_inbox_backlog);
+        else if (strcmp(name, "fair_share") == 0)
+            ok = parse_u32(value, 1, 65536, &l->fair_share);
         else {
             snprintf(st->error, sizeof st->error, "unknown key [limits] %s", name);
             return 0;
@@ -349,6 +359,16 @@ int main(int argc, char **argv)
         cfg.limits.clock_skew_s = BROKER_DEFAULT_CLOCK_SKEW_S;
     if (!cfg.limits.batch_max)
         cfg.limits.batch_max = BROKER_DEFAULT_BATCH_MAX;
+    if (!cfg.limits.submit_rate_set)
+        cfg.limits.submit_rate = LIMITS_DEFAULT_SUBMIT_RATE;
+    if (!cfg.limits.submit_burst)
+        cfg.limits.submit_burst = cfg.limits.submit_rate_set && cfg.limits.submit_rate
+                                      ? 2 * cfg.limits.submit_rate
+                                      : LIMITS_DEFAULT_SUBMIT_BURST;
+    if (!cfg.limits.max_inbox_backlog)
+        cfg.limits.max_inbox_backlog = LIMITS_DEFAULT_INBOX_BACKLOG;
+    if (!cfg.limits.fair_share)
+        cfg.limits.fair_share = LIMITS_DEFAULT_FAIR_SHARE;
     if (!config_complete(&cfg))
         goto cleanup;
     if (casenet_init() != CASENET_OK) {
@@ -372,6 +392,10 @@ int main(int argc, char **argv)
     if ((rc = casenet_authority_pk_load(cfg.authority_path, b.authority_pk)) != CASENET_OK) {
         fprintf(stderr, "casenetd: cannot load the authority key %s: %s\n", cfg.authority_path,
                 casenet_strerror(rc));
+        goto cleanup;
+    }
+    if (!(b.limits = limits_new(cfg.limits.submit_rate, cfg.limits.submit_burst))) {
+        fprintf(stderr, "casenetd: out of memory\n");
         goto cleanup;
     }
     if (!data_dir_ready(cfg.data_dir))
@@ -421,6 +445,7 @@ cleanup:
         b.store->ops->close(b.store);
     casenet_directory_free(b.dir);
     casenet_keys_free(b.keys);
+    limits_free(b.limits);
     config_free(&cfg);
     return exit_code;
 }

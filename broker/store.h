@@ -156,6 +156,11 @@ struct store_ops {
     /* Outside a batch. The stored directory of the highest version; out is
      * malloc'd. CASENET_ENOTFOUND when none was ever stored. */
     int (*directory_latest)(struct store *s, casenet_buf *out, uint64_t *version);
+
+    /* In or outside a batch. The number of QUEUED (never fetched) rows in
+     * recipient's inbox, counting this batch's writes; O(1), for the
+     * backlog limit. */
+    int (*inbox_backlog)(struct store *s, const char *recipient, uint64_t *queued);
 };
 
 /* The SQLite backend (store_sqlite.c). */

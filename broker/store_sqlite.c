@@ -78,6 +78,25 @@ static const char *const migrations[] = {
     " version INTEGER PRIMARY KEY,"
     " signed BLOB NOT NULL,"
     " stored_at_ms INTEGER NOT NULL);",
+    /* 1 -> 2: a per-recipient count of QUEUED (state 1) inbox rows, kept by
+     * triggers, so that the backlog limit costs one lookup. */
+    "CREATE TABLE inbox_backlog ("
+    " recipient TEXT PRIMARY KEY,"
+    " queued INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO inbox_backlog (recipient, queued)"
+    " SELECT recipient, count(*) FROM inbox WHERE state = 1 GROUP BY recipient;"
+    "CREATE TRIGGER inbox_backlog_insert AFTER INSERT ON inbox WHEN NEW.state = 1 BEGIN"
+    " INSERT INTO inbox_backlog (recipient, queued) VALUES (NEW.recipient, 1)"
+    " ON CONFLICT (recipient) DO UPDATE SET queued = queued + 1; END;"
+    "CREATE TRIGGER inbox_backlog_leave AFTER UPDATE OF state ON inbox"
+    " WHEN OLD.state = 1 AND NEW.state <> 1 BEGIN"
+    " UPDATE inbox_backlog SET queued = queued - 1 WHERE recipient = OLD.recipient; END;"
+    "CREATE TRIGGER inbox_backlog_enter AFTER UPDATE OF state ON inbox"
+    " WHEN OLD.state <> 1 AND NEW.state = 1 BEGIN"
+    " INSERT INTO inbox_backlog (recipient, queued) VALUES (NEW.recipient, 1)"
+    " ON CONFLICT (recipient) DO UPDATE SET queued = queued + 1; END;"
+    "CREATE TRIGGER inbox_backlog_delete AFTER DELETE ON inbox WHEN OLD.state = 1 BEGIN"
+    " UPDATE inbox_backlog SET queued = queued - 1 WHERE recipient = OLD.recipient; END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -103,6 +122,7 @@ enum stmt {
     ST_AUDIT_COUNT,
     ST_DIR_SAVE,
     ST_DIR_LATEST,
+    ST_INBOX_BACKLOG,
     ST_COUNT
 };
 
@@ -149,6 +169,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_AUDIT_COUNT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
     [ST_DIR_SAVE] = "INSERT INTO directories (version, signed, stored_at_ms) VALUES (?1, ?2, ?3)",
     [ST_DIR_LATEST] = "SELECT version, signed FROM directories ORDER BY version DESC LIMIT 1",
+    [ST_INBOX_BACKLOG] = "SELECT queued FROM inbox_backlog WHERE recipient = ?1",
 };
 
 struct sqlite_store {
@@ -749,6 +770,27 @@ static int sq_directory_latest(struct store *b, casenet_buf *out, uint64_t *vers
     return err;
 }
 
+/* ------------------------------------------------------------ limits */
+
+static int sq_inbox_backlog(struct store *b, const char *recipient, uint64_t *queued)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_INBOX_BACKLOG);
+    bind_text(st, 1, recipient);
+    int rc = sqlite3_step(st);
+    int err = CASENET_OK;
+    if (rc == SQLITE_ROW) {
+        sqlite3_int64 n = sqlite3_column_int64(st, 0);
+        *queued = n > 0 ? (uint64_t)n : 0;
+    } else if (rc == SQLITE_DONE) {
+        *queued = 0;
+    } else {
+        err = map_rc(s, rc, "inbox_backlog");
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -772,4 +814,5 @@ const struct store_ops store_sqlite_ops = {
     .audit_count = sq_audit_count,
     .directory_save = sq_directory_save,
     .directory_latest = sq_directory_latest,
+    .inbox_backlog = sq_inbox_backlog,
 };
