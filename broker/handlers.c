@@ -307,6 +307,11 @@ static int verify_error(struct hctx *c, int rc)
         return fail(c, rc, "the envelope's sender is not an active member of the directory");
     case CASENET_ENOMEM:
         return fail(c, rc, "out of memory; retry later");
+    case CASENET_ETOOLARGE:
+        return fail(c, rc,
+                    "the envelope has more than %u recipients or a payload over the limit; "
+                    "split the message",
+                    (unsigned)CASENET_MAX_RECIPIENTS);
     default:
         return fail(c, CASENET_EBADREQ,
                     "the envelope is malformed or breaks a structural rule (%s); seal it with a "
