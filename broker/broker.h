@@ -34,6 +34,8 @@ struct broker_limits {
     bool submit_rate_set;               /* submit_rate given in the config */
     uint32_t max_inbox_backlog;         /* queued rows per inbox */
     uint32_t fair_share;                /* requests per member per batch */
+    uint32_t min_free_mb;               /* Submit refused below this free space */
+    bool min_free_set;                  /* min_free_mb given (0 = no check) */
 };
 
 /* Paths and limits as given by the config file and the command line

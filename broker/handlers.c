@@ -338,6 +338,18 @@ static int limits_submit(struct hctx *c)
                 c->b->cfg->limits.submit_rate, c->member, retry);
 }
 
+/* Logs a low disk at most every 10 s. */
+static void log_disk_low(uint64_t avail_mb, uint32_t min_mb)
+{
+    static int64_t last;
+    int64_t now = cn_mono_ms();
+    if (last && now - last < 10000)
+        return;
+    last = now;
+    log_event(LOG_ERROR, "disk_low", "available_mb", log_u64(avail_mb), "min_free_mb",
+              log_u64(min_mb), "msg", "Submit refused until space is freed", NULL);
+}
+
 /* The backlog limit: every recipient's inbox must hold fewer than
  * max_inbox_backlog queued rows. A full inbox is UNAVAILABLE (the broker
  * cannot take the message now; the sender can do nothing but wait for the
@@ -382,6 +394,15 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     /* The bucket first: a flood is refused before any costly work. */
     if ((rc = limits_submit(c)) != CASENET_OK)
         return rc;
+    uint64_t avail_mb = 0;
+    if (!limits_disk_ok(b->cfg->data_dir, lim->min_free_mb, &avail_mb)) {
+        /* Not audited: the reserve is for the writes that must go on. */
+        c->retry_after_ms = LIMITS_DISK_RETRY_MS;
+        c->no_audit = true;
+        log_disk_low(avail_mb, lim->min_free_mb);
+        return fail(c, CASENET_EUNAVAIL,
+                    "the broker's disk is nearly full; nothing was stored; retry later");
+    }
     cn_sha256(env ? env : (const uint8_t *)"", len, c->hash);
     c->have_hash = true;
     if (len > lim->max_envelope_bytes)

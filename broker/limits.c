@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+
+#include "log.h"
 
 #define LIMITS_BUCKETS 256u
 #define MILLI          1000 /* tokens are counted in thousandths */
@@ -102,4 +105,18 @@ int limits_take_submit(struct limits *l, const char *member, int64_t now_ms,
     *first = !m->limited;
     m->limited = true;
     return CASENET_ERATELIMIT;
+}
+
+bool limits_disk_ok(const char *dir, uint32_t min_free_mb, uint64_t *avail_mb)
+{
+    *avail_mb = UINT64_MAX;
+    if (min_free_mb == 0)
+        return true;
+    struct statvfs v;
+    if (statvfs(dir, &v) != 0) {
+        log_event(LOG_WARN, "statvfs_failed", "path", dir, NULL);
+        return true;
+    }
+    *avail_mb = (uint64_t)v.f_bavail * v.f_frsize / (1024u * 1024u);
+    return *avail_mb >= min_free_mb;
 }

@@ -21,6 +21,8 @@
 #define LIMITS_DEFAULT_INBOX_BACKLOG 100000u /* queued (unfetched) rows per inbox */
 #define LIMITS_DEFAULT_FAIR_SHARE    16u     /* requests per member per batch */
 #define LIMITS_BACKLOG_RETRY_MS      60000u  /* retry-after for a full inbox */
+#define LIMITS_DEFAULT_MIN_FREE_MB   64u     /* disk kept free for everything but Submit */
+#define LIMITS_DISK_RETRY_MS         30000u  /* retry-after when the disk is low */
 
 struct limits;
 
@@ -38,5 +40,14 @@ void limits_free(struct limits *l);
  * member's state cannot be allocated (the caller answers UNAVAILABLE). */
 CASENET_NODISCARD int limits_take_submit(struct limits *l, const char *member, int64_t now_ms,
                                          uint32_t *retry_after_ms, bool *first);
+
+/* Whether the file system holding dir has at least min_free_mb MiB
+ * available to the broker (statvfs f_bavail). Submit is refused below that,
+ * so that what remains serves the small writes of Fetch, receipts and audit
+ * events, and the broker never runs into a full disk on the write path that
+ * matters most. *avail_mb receives what is available. min_free_mb 0 always
+ * passes. A statvfs failure passes too (logged): the store still maps a real
+ * SQLITE_FULL to UNAVAILABLE. */
+bool limits_disk_ok(const char *dir, uint32_t min_free_mb, uint64_t *avail_mb);
 
 #endif

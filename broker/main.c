@@ -39,7 +39,9 @@ static const char usage[] =
     "                     directory, authority, policy), [limits] with max_envelope_bytes,\n"
     "                     max_recipients, clock_skew_s, batch_max, submit_rate (per\n"
     "                     second and member; 0 = unlimited), submit_burst,\n"
-    "                     max_inbox_backlog, fair_share. Options override it.\n"
+    "                     max_inbox_backlog, fair_share, min_free_mb (Submit is\n"
+    "                     refused below this free disk space; 0 = off). Options\n"
+    "                     override it.\n"
     "  --check-config     validate everything, print the result, exit 0 (valid) or 1\n"
     "  --verbose          log debug events too\n"
     "\n"
@@ -106,6 +108,8 @@ static int on_ini(void *user, const char *section, const char *name, const char 
             ok = parse_u32(value, 1, UINT32_MAX, &l->max_inbox_backlog);
         else if (strcmp(name, "fair_share") == 0)
             ok = parse_u32(value, 1, 65536, &l->fair_share);
+        else if (strcmp(name, "min_free_mb") == 0)
+            ok = (l->min_free_set = parse_u32(value, 0, 1024u * 1024u, &l->min_free_mb));
         else {
             snprintf(st->error, sizeof st->error, "unknown key [limits] %s", name);
             return 0;
@@ -369,6 +373,8 @@ int main(int argc, char **argv)
         cfg.limits.max_inbox_backlog = LIMITS_DEFAULT_INBOX_BACKLOG;
     if (!cfg.limits.fair_share)
         cfg.limits.fair_share = LIMITS_DEFAULT_FAIR_SHARE;
+    if (!cfg.limits.min_free_set)
+        cfg.limits.min_free_mb = LIMITS_DEFAULT_MIN_FREE_MB;
     if (!config_complete(&cfg))
         goto cleanup;
     if (casenet_init() != CASENET_OK) {

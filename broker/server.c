@@ -393,25 +393,27 @@ struct share {
     uint32_t n;
 };
 
-/* Counts item it against its member's share; returns the count before. */
-static uint32_t share_count(struct share *sh, size_t *n_sh, const char *member)
+/* The number of requests member already has in the batch. */
+static uint32_t share_count(const struct share *sh, size_t n_sh, const char *member)
 {
-    for (size_t i = 0; i < *n_sh; i++)
+    for (size_t i = 0; i < n_sh; i++)
         if (strcmp(sh[i].member, member) == 0)
             return sh[i].n;
-    sh[*n_sh].member = member;
-    sh[*n_sh].n = 0;
-    (*n_sh)++;
     return 0;
 }
 
-static void share_add(struct share *sh, size_t n_sh, const char *member)
+/* Counts one more request of member; stable is a copy of the id that lives
+ * as long as the batch. */
+static void share_add(struct share *sh, size_t *n_sh, const char *member, const char *stable)
 {
-    for (size_t i = 0; i < n_sh; i++)
+    for (size_t i = 0; i < *n_sh; i++)
         if (strcmp(sh[i].member, member) == 0) {
             sh[i].n++;
             return;
         }
+    sh[*n_sh].member = stable;
+    sh[*n_sh].n = 1;
+    (*n_sh)++;
 }
 
 /* Moves requests from pending into the batch: in arrival order, at most
@@ -427,9 +429,11 @@ static void fair_fill(struct server *s, struct share *sh)
     size_t n_sh = 0, keep = 0;
     for (size_t i = 0; i < s->n_pending; i++) {
         struct item *it = &s->pending[i];
-        if (s->n_items < lim->batch_max && share_count(sh, &n_sh, it->member) < lim->fair_share) {
-            share_add(sh, n_sh, it->member);
-            s->items[s->n_items++] = *it;
+        if (s->n_items < lim->batch_max && share_count(sh, n_sh, it->member) < lim->fair_share) {
+            s->items[s->n_items] = *it;
+            /* the share names the batch's copy: pending is compacted below */
+            share_add(sh, &n_sh, it->member, s->items[s->n_items].member);
+            s->n_items++;
         } else {
             if (keep != i)
                 s->pending[keep] = *it;
@@ -451,15 +455,40 @@ static void fair_fill(struct server *s, struct share *sh)
 
 /* ------------------------------------------------------------ batch */
 
+/* The request id of an item: from its reply when the handler ran, else
+ * from its request (0 when neither parses). Clients match answers by it, so
+ * an UNAVAILABLE for a failed batch must carry it. */
+static uint64_t item_request_id(const struct item *it)
+{
+    uint64_t id = 0;
+    if (it->reply.data) {
+        Casenet__V1__Response *r =
+            casenet__v1__response__unpack(NULL, it->reply.len, it->reply.data);
+        if (r) {
+            id = r->request_id;
+            casenet__v1__response__free_unpacked(r, NULL);
+        }
+    } else if (it->request.data) {
+        Casenet__V1__Request *r =
+            casenet__v1__request__unpack(NULL, it->request.len, it->request.data);
+        if (r) {
+            id = r->request_id;
+            casenet__v1__request__free_unpacked(r, NULL);
+        }
+    }
+    return id;
+}
+
 static void answer_all_unavailable(struct server *s)
 {
     for (size_t i = 0; i < s->n_items; i++) {
         struct item *it = &s->items[i];
         if (it->answered)
             continue;
+        uint64_t id = item_request_id(it);
         casenet_buf_free(&it->reply);
         it->subscribe = false;
-        if (handlers_error_reply(0, CASENET_EUNAVAIL,
+        if (handlers_error_reply(id, CASENET_EUNAVAIL,
                                  "the broker could not commit this batch; nothing was stored; "
                                  "retry later",
                                  &it->reply) != CASENET_OK)
