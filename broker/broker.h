@@ -8,7 +8,7 @@
 #define BROKER_BROKER_H
 
 #include "casenet.h"
-#include "limits.h"
+#include "member_limits.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -28,7 +28,7 @@ struct broker_limits {
     uint32_t max_recipients;
     uint32_t clock_skew_s;
     uint32_t batch_max;
-    /* Per-member limits (limits.h); main.c fills in the defaults. A
+    /* Per-member limits (member_limits.h); main.c fills in the defaults. A
      * submit_rate of 0 given in the config turns the bucket off. */
     uint32_t submit_rate, submit_burst; /* Submit token bucket per member */
     bool submit_rate_set;               /* submit_rate given in the config */

@@ -320,7 +320,7 @@ static int verify_error(struct hctx *c, int rc)
     }
 }
 
-/* The member's Submit bucket (limits.h): RATE_LIMITED with a retry-after;
+/* The member's Submit bucket (member_limits.h): RATE_LIMITED with a retry-after;
  * only the first refusal of a run is audited. */
 static int limits_submit(struct hctx *c)
 {

@@ -1,4 +1,4 @@
-/* test_limits.c - casenetd's per-member limits (broker/limits.h): the Submit
+/* test_limits.c - casenetd's per-member limits (broker/member_limits.h): the Submit
  * token bucket (RATE_LIMITED with a retry-after, one audit event per run of
  * refusals), the inbox backlog cap (UNAVAILABLE), and fairness: while one
  * member floods the broker far beyond its rate, another member's p99 submit

@@ -1,5 +1,5 @@
 /*
- * limits.h - per-member limits that keep one member's flood from hurting the
+ * member_limits.h - per-member limits that keep one member's flood from hurting the
  * others: a token bucket for Submit (RATE_LIMITED with a retry-after), the
  * inbox backlog cap (checked in the store), and the per-member share of a
  * batch that the loop uses to fill batches fairly.
@@ -8,8 +8,8 @@
  * authenticated member id (the ZAP User-Id), so it is bounded by the number
  * of members in the directory. Not thread-safe: the loop is the only caller.
  */
-#ifndef BROKER_LIMITS_H
-#define BROKER_LIMITS_H
+#ifndef BROKER_MEMBER_LIMITS_H
+#define BROKER_MEMBER_LIMITS_H
 
 #include "casenet.h"
 

@@ -1,5 +1,5 @@
-/* limits.c - per-member token buckets for Submit (see limits.h). */
-#include "limits.h"
+/* member_limits.c - per-member token buckets for Submit (see member_limits.h). */
+#include "member_limits.h"
 
 #include <stdio.h>
 #include <stdlib.h>
