@@ -184,3 +184,79 @@ int audit_broker(struct store *s, int64_t now_ms, int kind, uint64_t directory_v
     ev.detail = (char *)(detail ? detail : "");
     return emit(s, now_ms, &ev, index);
 }
+
+static const char *deadline_name(int kind)
+{
+    switch (kind) {
+    case CASENET__V1__DEADLINE_KIND__DEADLINE_KIND_DELIVER:
+        return "deliver";
+    case CASENET__V1__DEADLINE_KIND__DEADLINE_KIND_ACCEPT:
+        return "accept";
+    case CASENET__V1__DEADLINE_KIND__DEADLINE_KIND_EXPIRE:
+        return "expire";
+    default:
+        return "unknown";
+    }
+}
+
+int audit_escalated(struct store *s, int64_t now_ms, const struct store_message *m,
+                    const char *recipient, int kind, int64_t due_ms, const uint8_t *notice_id,
+                    uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char *parties[2] = {(char *)m->sender, (char *)recipient};
+    char *text = NULL;
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED;
+    ev.actor = (char *)"";
+    ev.parties = parties;
+    ev.n_parties = 2;
+    set_stored(&ev, m);
+    if (asprintf(&text, "deadline=%s recipient=%s due_at_ms=%lld notice=%s", deadline_name(kind),
+                 recipient, (long long)due_ms,
+                 notice_id ? log_hex(notice_id, CASENET_MESSAGE_ID_BYTES) : "-") < 0)
+        return CASENET_ENOMEM;
+    ev.detail = text;
+    int rc = emit(s, now_ms, &ev, index);
+    free(text);
+    return rc;
+}
+
+int audit_dead_lettered(struct store *s, int64_t now_ms, const struct store_message *m,
+                        const char *const *recipients, size_t n, const uint8_t *notice_id,
+                        uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char **parties = calloc(n + 1, sizeof *parties);
+    char *list = NULL, *text = NULL;
+    size_t len = 1;
+    int rc = CASENET_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(recipients[i]) + 1;
+    list = calloc(1, len);
+    if (!parties || !list)
+        goto cleanup;
+    parties[0] = (char *)m->sender;
+    for (size_t i = 0; i < n; i++) {
+        parties[i + 1] = (char *)recipients[i];
+        if (i)
+            strcat(list, ",");
+        strcat(list, recipients[i]);
+    }
+    if (asprintf(&text, "expires_at_ms=%lld recipients=%s notice=%s", (long long)m->expires_at_ms,
+                 list, notice_id ? log_hex(notice_id, CASENET_MESSAGE_ID_BYTES) : "-") < 0) {
+        text = NULL;
+        goto cleanup;
+    }
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_DEAD_LETTERED;
+    ev.actor = (char *)"";
+    ev.parties = parties;
+    ev.n_parties = n + 1;
+    set_stored(&ev, m);
+    ev.detail = text;
+    rc = emit(s, now_ms, &ev, index);
+cleanup:
+    free(text);
+    free(list);
+    free(parties);
+    return rc;
+}

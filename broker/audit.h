@@ -45,6 +45,22 @@ int audit_auth_denied(struct store *s, int64_t now_ms, const char *address, cons
 int audit_directory(struct store *s, int64_t now_ms, const char *actor, uint64_t version,
                     const char *detail, uint64_t *index);
 
+/* ESCALATED: deadline kind (proto DeadlineKind: deliver or accept) of
+ * recipient's copy of m was breached; actor "" (the broker); parties = the
+ * sender and recipient; message fields of m (message_status keeps exercise
+ * and test apart); detail = "deadline=KIND recipient=ID due_at_ms=N
+ * notice=HEX" (notice "-" when none could be sealed). */
+int audit_escalated(struct store *s, int64_t now_ms, const struct store_message *m,
+                    const char *recipient, int kind, int64_t due_ms, const uint8_t *notice_id,
+                    uint64_t *index);
+
+/* DEAD_LETTERED: m expired before it was delivered to the n recipients;
+ * actor ""; parties = the sender and those recipients; detail =
+ * "expires_at_ms=N recipients=A,B notice=HEX". */
+int audit_dead_lettered(struct store *s, int64_t now_ms, const struct store_message *m,
+                        const char *const *recipients, size_t n, const uint8_t *notice_id,
+                        uint64_t *index);
+
 /* BROKER_START / BROKER_STOP (kind is the proto AuditKind). */
 int audit_broker(struct store *s, int64_t now_ms, int kind, uint64_t directory_version,
                  const char *detail, uint64_t *index);

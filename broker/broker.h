@@ -9,6 +9,7 @@
 
 #include "casenet.h"
 #include "member_limits.h"
+#include "policy.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -55,9 +56,10 @@ struct broker {
     casenet_keys *keys;              /* the broker's keyring; owned */
     const char *broker_id;           /* borrowed from keys */
     uint8_t authority_pk[CASENET_SIGN_PK_BYTES];
-    casenet_directory *dir; /* current directory; owned; swapped after commit */
-    struct store *store;    /* owned */
-    struct limits *limits;  /* per-member submit buckets; owned (may be NULL) */
+    casenet_directory *dir;      /* current directory; owned; swapped after commit */
+    struct store *store;         /* owned */
+    struct broker_policy policy; /* deadlines per urgency (--policy) */
+    struct limits *limits;       /* per-member submit buckets; owned (may be NULL) */
 };
 
 /* A row that appeared in a member's inbox during the batch: pushed as a

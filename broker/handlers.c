@@ -3,6 +3,8 @@
 
 #include "audit.h"
 #include "casenet.pb-c.h"
+#include "deadlines.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "util.h"
 
@@ -82,6 +84,11 @@ static int pack_response(Casenet__V1__Response *r, casenet_buf *out)
     return CASENET_OK;
 }
 
+int handlers_pack(Casenet__V1__Response *r, casenet_buf *out)
+{
+    return pack_response(r, out);
+}
+
 int handlers_error_reply(uint64_t request_id, int err, const char *message, casenet_buf *out)
 {
     return handlers_error_reply_retry(request_id, err, message, 0, out);
@@ -140,6 +147,13 @@ static int inbox_add(struct hctx *c, struct store_inbox_row *row)
         return fail(c, CASENET_ECONFLICT, "%s already holds this entry", row->recipient);
     if (rc != CASENET_OK)
         return store_fail(c, rc, "store the inbox entry");
+    if (handlers_queue_notice(c->bt, row) != CASENET_OK)
+        return fail(c, CASENET_ENOMEM, "out of memory; retry later");
+    return CASENET_OK;
+}
+
+int handlers_queue_notice(struct batch *bt, const struct store_inbox_row *row)
+{
     Casenet__V1__Response r = CASENET__V1__RESPONSE__INIT;
     Casenet__V1__Notice n = CASENET__V1__NOTICE__INIT;
     Casenet__V1__InboxEntry e;
@@ -150,13 +164,11 @@ static int inbox_add(struct hctx *c, struct store_inbox_row *row)
     r.body_case = CASENET__V1__RESPONSE__BODY_NOTICE;
     r.notice = &n;
     casenet_buf packed = {0};
-    if (pack_response(&r, &packed) != CASENET_OK ||
-        batch_add_notice(c->bt, row->recipient, packed.data, packed.len) != CASENET_OK) {
-        casenet_buf_free(&packed);
-        return fail(c, CASENET_ENOMEM, "out of memory; retry later");
-    }
+    int rc = pack_response(&r, &packed);
+    if (rc == CASENET_OK)
+        rc = batch_add_notice(bt, row->recipient, packed.data, packed.len);
     casenet_buf_free(&packed);
-    return CASENET_OK;
+    return rc;
 }
 
 /* ------------------------------------------------------------ Hello */
@@ -513,6 +525,10 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
         memcpy(row.case_ref, m.case_ref, sizeof row.case_ref);
         if ((rc = inbox_add(c, &row)) != CASENET_OK)
             goto cleanup;
+        if ((rc = deadlines_arm(b, &row, m.expires_at_ms)) != CASENET_OK) {
+            rc = store_fail(c, rc, "arm the deadlines");
+            goto cleanup;
+        }
     }
     rc = submit_reply(resp, &receipt, false, out);
     if (rc == CASENET_OK)
@@ -587,6 +603,12 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
                     log_hex(req->message_id.data, CASENET_MESSAGE_ID_BYTES));
     if (rc != CASENET_OK)
         return store_fail(c, rc, "read the inbox");
+    if (row.state == CASENET_INBOX_DEAD) {
+        /* The sender was told it was never delivered: keep it so. */
+        rc = fail(c, CASENET_ENOTFOUND, "message %s expired before delivery (dead-lettered)",
+                  log_hex(row.message_id, CASENET_MESSAGE_ID_BYTES));
+        goto cleanup;
+    }
     if (row.kind != CASENET_KIND_RECEIPT) {
         rc = s->ops->message_get(s, row.message_id, true, &m);
         if (rc == CASENET_OK && m.envelope.len == 0)
@@ -691,7 +713,10 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
         return fail(c, rc, "out of memory; retry later");
     if (rc != CASENET_OK)
         return fail(c, rc == CASENET_EUNAUTH || rc == CASENET_ENOTFOUND ? rc : CASENET_EBADREQ,
-                    "the receipt is malformed or its signer unknown (%s)", casenet_strerror(rc));
+                    "the receipt is malformed or its signer unknown (%s); a declined receipt "
+                    "needs a reason (not-competent, duplicate, insufficient-information, "
+                    "redirected), a completed one an outcome, no other status either",
+                    casenet_strerror(rc));
     if (strcmp(r.recipient, c->member) != 0)
         return fail(c, CASENET_EFORBIDDEN,
                     "the receipt is signed by %s but this connection is %s; send only your own "
@@ -817,6 +842,12 @@ static const char *body_name(Casenet__V1__Request__BodyCase k)
         return "receipt";
     case CASENET__V1__REQUEST__BODY_SUBSCRIBE:
         return "subscribe";
+    case CASENET__V1__REQUEST__BODY_GET_STATUS:
+        return "get_status";
+    case CASENET__V1__REQUEST__BODY_LIST_SENT:
+        return "list_sent";
+    case CASENET__V1__REQUEST__BODY_LIST_OVERDUE:
+        return "list_overdue";
     default:
         return "unknown";
     }
@@ -850,6 +881,15 @@ static int run_handler(struct hctx *c, const Casenet__V1__Request *req, casenet_
         *subscribe = true;
         return pack_response(&resp, out);
     }
+    case CASENET__V1__REQUEST__BODY_GET_STATUS:
+        return lifecycle_get_status(c->b, c->bt, c->member, req->get_status, &resp, out, c->msg,
+                                    sizeof c->msg);
+    case CASENET__V1__REQUEST__BODY_LIST_SENT:
+        return lifecycle_list_sent(c->b, c->bt, c->member, req->list_sent, &resp, out, c->msg,
+                                   sizeof c->msg);
+    case CASENET__V1__REQUEST__BODY_LIST_OVERDUE:
+        return lifecycle_list_overdue(c->b, c->bt, c->member, req->list_overdue, &resp, out, c->msg,
+                                      sizeof c->msg);
     default:
         return fail(c, CASENET_EBADREQ,
                     "the request has no body this broker knows; upgrade the broker or the "

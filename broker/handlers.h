@@ -12,6 +12,7 @@
 #define BROKER_HANDLERS_H
 
 #include "broker.h"
+#include "casenet.pb-c.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,6 +48,14 @@ int handlers_error_reply_retry(uint64_t request_id, int err, const char *message
  * msg. *version receives its version. */
 int handlers_directory_accept(struct broker *b, struct batch *bt, const uint8_t *bytes, size_t len,
                               const char *actor, uint64_t *version, char *msg, size_t msglen);
+
+/* Packs r into out (malloc'd). CASENET_ENOMEM. */
+int handlers_pack(Casenet__V1__Response *r, casenet_buf *out);
+
+/* Queues a Notice of the new inbox row (already inserted) for its
+ * recipient's subscribed connections, pushed after the batch commits.
+ * CASENET_ENOMEM. */
+int handlers_queue_notice(struct batch *bt, const struct store_inbox_row *row);
 
 /* The wire ErrorCode for a casenet_err: 1..12 map to themselves, expired
  * directory and invalid input to BAD_REQUEST, rollback to CONFLICT, every

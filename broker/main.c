@@ -34,7 +34,11 @@ static const char usage[] =
     "  --key FILE         the broker's secret keyring (mode 0600)\n"
     "  --directory FILE   the signed directory (re-read on SIGHUP)\n"
     "  --authority FILE   the network authority's public key file (pinned)\n"
-    "  --policy FILE      deadline policy (reserved)\n"
+    "  --policy FILE      deadline policy, INI: a section per urgency ([emergency],\n"
+    "                     [urgent-takedown], [standard], [info]) with deliver_within and\n"
+    "                     accept_within, e.g. 90s, 15m, 12h, 2d, or none. Defaults:\n"
+    "                     emergency 15m/1h, urgent-takedown 1h/24h, standard 24h/48h,\n"
+    "                     info none/none\n"
     "  --config FILE      INI file: [broker] with the keys above (data, listen, key,\n"
     "                     directory, authority, policy), [limits] with max_envelope_bytes,\n"
     "                     max_recipients, clock_skew_s, batch_max, submit_rate (per\n"
@@ -240,6 +244,19 @@ static int choose_directory(struct broker *b)
     return CASENET_OK;
 }
 
+/* Prints the deadlines in force, one urgency a line (--check-config). */
+static void print_policy(const struct broker_policy *p, const char *path)
+{
+    static const char *const names[] = {"", "emergency", "urgent-takedown", "standard", "info"};
+    printf("casenetd: deadlines (%s):\n", path ? path : "defaults");
+    for (int u = CASENET_URGENCY_EMERGENCY; u <= CASENET_URGENCY_INFO; u++) {
+        char d[32], a[32];
+        policy_format_duration(p->by_urgency[u].deliver_ms, d, sizeof d);
+        policy_format_duration(p->by_urgency[u].accept_ms, a, sizeof a);
+        printf("  %-16s deliver_within = %-6s accept_within = %s\n", names[u], d, a);
+    }
+}
+
 /* Records the start (and a directory the store did not hold yet). */
 static int record_start(struct broker *b)
 {
@@ -377,6 +394,14 @@ int main(int argc, char **argv)
         cfg.limits.min_free_mb = LIMITS_DEFAULT_MIN_FREE_MB;
     if (!config_complete(&cfg))
         goto cleanup;
+    policy_defaults(&b.policy);
+    if (cfg.policy_path) {
+        char err[320];
+        if (policy_load(cfg.policy_path, &b.policy, err, sizeof err) != CASENET_OK) {
+            fprintf(stderr, "casenetd: %s\n", err);
+            goto cleanup;
+        }
+    }
     if (casenet_init() != CASENET_OK) {
         fprintf(stderr, "casenetd: libsodium failed to initialise\n");
         goto cleanup;
@@ -418,6 +443,7 @@ int main(int argc, char **argv)
                "ms), data %s, listen %s\n",
                b.broker_id, (unsigned long long)casenet_directory_version(b.dir),
                (long long)casenet_directory_expires_at(b.dir), cfg.data_dir, cfg.listen);
+        print_policy(&b.policy, cfg.policy_path);
         exit_code = 0;
         goto cleanup;
     }

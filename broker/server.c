@@ -3,6 +3,7 @@
 
 #include "audit.h"
 #include "casenet.pb-c.h"
+#include "deadlines.h"
 #include "handlers.h"
 #include "log.h"
 #include "util.h"
@@ -32,13 +33,14 @@
  * at most RCV_HWM requests (each up to MAXMSGSIZE) queued in, SND_HWM
  * replies and notices queued out (a reply to a full pipe is dropped and
  * logged; the client retries). */
-#define RCV_HWM           100
-#define SND_HWM           256
-#define CLOSE_LINGER_MS   500
-#define ROUTING_ID_MAX    255
-#define DIRECTORY_MAX     (16u * 1024u * 1024u)
-#define STATS_INTERVAL_MS 60000
-#define MONITOR_ENDPOINT  "inproc://casenetd.monitor"
+#define RCV_HWM            100
+#define SND_HWM            256
+#define CLOSE_LINGER_MS    500
+#define ROUTING_ID_MAX     255
+#define DIRECTORY_MAX      (16u * 1024u * 1024u)
+#define STATS_INTERVAL_MS  60000
+#define DEADLINES_PER_TICK 256 /* a full pass runs again at once, between batches */
+#define MONITOR_ENDPOINT   "inproc://casenetd.monitor"
 
 struct item {
     uint8_t rid[ROUTING_ID_MAX];
@@ -525,6 +527,62 @@ static void reload_directory(struct server *s, struct batch *bt)
     casenet_buf_free(&buf);
 }
 
+/* Pushes the batch's inbox notices to the subscribed connections of their
+ * members (after the commit). */
+static void push_notices(struct server *s, const struct batch *bt)
+{
+    for (size_t n = 0; n < bt->n_notices; n++) {
+        const struct batch_notice *no = &bt->notices[n];
+        for (size_t i = 0; i < s->n_subs;) {
+            struct sub *x = &s->subs[i];
+            if (strcmp(x->member, no->member) != 0) {
+                i++;
+                continue;
+            }
+            int e = send_to(s, x->rid, x->rid_len, no->response.data, no->response.len);
+            if (e == EHOSTUNREACH) {
+                sub_drop(s, x->rid, x->rid_len, "peer gone");
+                continue;
+            }
+            if (e)
+                log_event(LOG_WARN, "notice_dropped", "member", x->member, "zmq_error",
+                          zmq_strerror(e), NULL);
+            i++;
+        }
+    }
+}
+
+/* The deadline pass of the timer, in its own transaction: escalations and
+ * dead letters, then their notices pushed after the commit. Returns true
+ * when the pass was full (more may be due now). */
+static bool run_deadlines(struct server *s)
+{
+    struct broker *b = s->b;
+    struct store *st = b->store;
+    struct batch bt = {0};
+    size_t settled = 0;
+    if (st->ops->begin(st) != CASENET_OK)
+        return false;
+    int rc = deadlines_run(b, &bt, cn_now_ms(), DEADLINES_PER_TICK, &settled);
+    if (rc != CASENET_OK || bt.store_failed) {
+        st->ops->rollback(st);
+        log_event(LOG_ERROR, "deadlines_failed", "error", casenet_errname(rc), "msg",
+                  "rolled back; retried at the next tick", NULL);
+        batch_clear(&bt);
+        return false;
+    }
+    if (st->ops->commit(st) != CASENET_OK) {
+        log_event(LOG_ERROR, "deadlines_failed", "error", "UNAVAILABLE", "msg",
+                  "commit failed; retried at the next tick", NULL);
+        batch_clear(&bt);
+        return false;
+    }
+    drain_monitor(s);
+    push_notices(s, &bt);
+    batch_clear(&bt);
+    return settled == DEADLINES_PER_TICK;
+}
+
 /* Handles the batch in one transaction; replies are sent only after commit. */
 static void process_batch(struct server *s)
 {
@@ -592,25 +650,7 @@ static void process_batch(struct server *s)
         casenet_buf_free(&it->reply);
         casenet_buf_free(&it->request);
     }
-    for (size_t n = 0; n < bt.n_notices; n++) {
-        struct batch_notice *no = &bt.notices[n];
-        for (size_t i = 0; i < s->n_subs;) {
-            struct sub *x = &s->subs[i];
-            if (strcmp(x->member, no->member) != 0) {
-                i++;
-                continue;
-            }
-            int e = send_to(s, x->rid, x->rid_len, no->response.data, no->response.len);
-            if (e == EHOSTUNREACH) {
-                sub_drop(s, x->rid, x->rid_len, "peer gone");
-                continue;
-            }
-            if (e)
-                log_event(LOG_WARN, "notice_dropped", "member", x->member, "zmq_error",
-                          zmq_strerror(e), NULL);
-            i++;
-        }
-    }
+    push_notices(s, &bt);
     s->served += s->n_items;
     s->batches++;
     s->n_items = 0;
@@ -688,6 +728,8 @@ int server_run(struct server *s)
             /* The periodic timer: tree heads, deadlines and retention will
              * hang here, each throttled to its own period. */
             next_tick = now + TICK_MS;
+            if (run_deadlines(s))
+                next_tick = now; /* a full pass: go on after the next batch */
             if (now >= next_stats) {
                 next_stats = now + STATS_INTERVAL_MS;
                 log_event(LOG_DEBUG, "stats", "requests", log_u64(s->served), "batches",

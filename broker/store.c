@@ -29,3 +29,30 @@ void store_inbox_rows_free(struct store_inbox_row *rows, size_t n)
         store_inbox_row_clear(&rows[i]);
     free(rows);
 }
+
+void store_messages_free(struct store_message *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++)
+        store_message_clear(&rows[i]);
+    free(rows);
+}
+
+void store_receipt_recs_free(struct store_receipt_rec *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++)
+        casenet_buf_free(&rows[i].signed_receipt);
+    free(rows);
+}
+
+void store_overdue_free(struct store_overdue *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++)
+        store_inbox_row_clear(&rows[i].row);
+    free(rows);
+}

@@ -46,6 +46,7 @@ struct store_message {
     uint64_t audit_index; /* of its SUBMITTED event */
     casenet_buf envelope; /* the serialised Envelope (ciphertext); owned */
     casenet_buf receipt;  /* the serialised BrokerReceipt; owned */
+    uint64_t row;         /* the store's row number (set by sent_list only) */
 };
 
 /* One row of one member's inbox (a message for it, or a receipt forwarded to
@@ -77,6 +78,38 @@ struct store_receipt {
     uint64_t audit_index; /* of its RECEIPT event */
     const uint8_t *signed_receipt;
     size_t signed_len;
+};
+
+/* A deadline of one inbox row: deliver, accept or expire (proto
+ * DeadlineKind), in state pending, met, breached or void (DeadlineState). */
+struct store_deadline {
+    uint64_t id;  /* the store's row number: the ListOverdue cursor */
+    uint64_t seq; /* the inbox row */
+    int kind;
+    int64_t due_ms;
+    int state;
+    int64_t settled_at_ms;
+    bool has_notice;
+    uint8_t notice_id[CASENET_MESSAGE_ID_BYTES]; /* breached: the broker's notice */
+};
+
+/* A state an inbox row entered, and when (recorded by inbox_set_state). */
+struct store_step {
+    int state;
+    int64_t at_ms;
+};
+
+/* A recorded receipt of one recipient for one message. */
+struct store_receipt_rec {
+    int status; /* proto ReceiptStatus */
+    int64_t received_at_ms;
+    casenet_buf signed_receipt; /* owned */
+};
+
+/* A breached deadline with its row, for ListOverdue. */
+struct store_overdue {
+    struct store_deadline d;
+    struct store_inbox_row row;
 };
 
 /* A backend instance; backends embed it as their first member. */
@@ -127,7 +160,8 @@ struct store_ops {
      * O(limit + log n) whatever the backlog. */
     int (*inbox_list)(struct store *s, const char *recipient, int state, uint64_t cursor,
                       uint32_t limit, struct store_inbox_row **rows, size_t *n, bool *more);
-    /* In batch. Sets the state of row seq. CASENET_ENOTFOUND. */
+    /* In batch. Sets the state of row seq and records the step (state, now)
+     * for the status query. CASENET_ENOTFOUND. */
     int (*inbox_set_state)(struct store *s, uint64_t seq, int state, int64_t now_ms);
 
     /* In batch. Records a receipt; CASENET_ECONFLICT if the same bytes were
@@ -157,6 +191,47 @@ struct store_ops {
      * malloc'd. CASENET_ENOTFOUND when none was ever stored. */
     int (*directory_latest)(struct store *s, casenet_buf *out, uint64_t *version);
 
+    /* ---- lifecycle and deadlines. Every *rows array is malloc'd (NULL when
+     * *n is 0) and released with the matching *_free below. */
+
+    /* In batch. Arms deadline kind of row seq, due at due_ms, pending.
+     * CASENET_ECONFLICT if that row already has one of that kind. */
+    int (*deadline_arm)(struct store *s, uint64_t seq, int kind, int64_t due_ms);
+    /* In batch. Up to limit pending deadlines with due_ms <= now_ms, earliest
+     * first. Costs O(limit + log n): only pending rows are indexed. */
+    int (*deadline_due)(struct store *s, int64_t now_ms, uint32_t limit,
+                        struct store_deadline **rows, size_t *n);
+    /* In batch. Settles pending deadline id (met, breached or void) at now_ms,
+     * with the notice's id when not NULL. CASENET_ENOTFOUND when it is not
+     * pending any more: a deadline is settled exactly once. */
+    int (*deadline_settle)(struct store *s, uint64_t id, int state, int64_t now_ms,
+                           const uint8_t *notice_id);
+    /* In or outside a batch. Every deadline of row seq, by kind. */
+    int (*deadline_list)(struct store *s, uint64_t seq, struct store_deadline **rows, size_t *n);
+    /* In or outside a batch. Up to limit breached deliver / accept deadlines
+     * with id > cursor whose row has still not been taken (deliver: queued or
+     * fetched; accept: not yet accepted, declined or completed), in id order;
+     * *more tells whether a further breached deadline exists. */
+    int (*overdue_list)(struct store *s, uint64_t cursor, uint32_t limit,
+                        struct store_overdue **rows, size_t *n, bool *more);
+    /* In or outside a batch. The inbox row seq. CASENET_ENOTFOUND. */
+    int (*inbox_get_seq)(struct store *s, uint64_t seq, struct store_inbox_row *out);
+    /* In or outside a batch. Every recipient's row of message id, in seq
+     * order (receipt rows are not message rows). */
+    int (*inbox_of_message)(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                            struct store_inbox_row **rows, size_t *n);
+    /* In or outside a batch. The steps of row seq, oldest first. */
+    int (*step_list)(struct store *s, uint64_t seq, struct store_step **rows, size_t *n);
+    /* In or outside a batch. The receipts recipient sent for message id,
+     * oldest first. */
+    int (*receipt_list)(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                        const char *recipient, struct store_receipt_rec **rows, size_t *n);
+    /* In or outside a batch. Up to limit messages of sender with row >
+     * cursor, oldest first, without envelopes; *more tells whether another
+     * exists. */
+    int (*sent_list)(struct store *s, const char *sender, uint64_t cursor, uint32_t limit,
+                     struct store_message **rows, size_t *n, bool *more);
+
     /* In or outside a batch. The number of QUEUED (never fetched) rows in
      * recipient's inbox, counting this batch's writes; O(1), for the
      * backlog limit. */
@@ -171,5 +246,9 @@ void store_message_clear(struct store_message *m);
 void store_inbox_row_clear(struct store_inbox_row *r);
 /* Clears and frees an array of n rows (from inbox_list). Accepts NULL. */
 void store_inbox_rows_free(struct store_inbox_row *rows, size_t n);
+/* Release arrays from the lifecycle operations. Accept NULL. */
+void store_messages_free(struct store_message *rows, size_t n);
+void store_receipt_recs_free(struct store_receipt_rec *rows, size_t n);
+void store_overdue_free(struct store_overdue *rows, size_t n);
 
 #endif

@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include "log.h"
+#include "store_sqlite_impl.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -78,7 +79,30 @@ static const char *const migrations[] = {
     " version INTEGER PRIMARY KEY,"
     " signed BLOB NOT NULL,"
     " stored_at_ms INTEGER NOT NULL);",
-    /* 1 -> 2: a per-recipient count of QUEUED (state 1) inbox rows, kept by
+    /* 1 -> 2: lifecycle and deadlines. deadlines: one row per (inbox row,
+     * kind) armed at submit, settled exactly once (the UNIQUE key and the
+     * state make an escalation fire once, across restarts); only pending
+     * rows are indexed by due time, so the timer never rescans settled
+     * ones. steps: every state an inbox row entered, with its time.
+     * messages_sender: a member's own submissions (ListSent). */
+    "CREATE TABLE deadlines ("
+    " id INTEGER PRIMARY KEY,"
+    " seq INTEGER NOT NULL REFERENCES inbox(seq),"
+    " kind INTEGER NOT NULL," /* proto DeadlineKind */
+    " due_ms INTEGER NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 1," /* proto DeadlineState, 1 = pending */
+    " settled_at_ms INTEGER NOT NULL DEFAULT 0,"
+    " notice_id BLOB,"
+    " UNIQUE (seq, kind));"
+    "CREATE INDEX deadlines_pending ON deadlines(due_ms) WHERE state = 1;"
+    "CREATE INDEX deadlines_breached ON deadlines(id) WHERE state = 3;"
+    "CREATE TABLE steps ("
+    " seq INTEGER NOT NULL REFERENCES inbox(seq),"
+    " state INTEGER NOT NULL,"
+    " at_ms INTEGER NOT NULL);"
+    "CREATE INDEX steps_seq ON steps(seq);"
+    "CREATE INDEX messages_sender ON messages(sender, id);",
+    /* 2 -> 3: a per-recipient count of QUEUED (state 1) inbox rows, kept by
      * triggers, so that the backlog limit costs one lookup. */
     "CREATE TABLE inbox_backlog ("
     " recipient TEXT PRIMARY KEY,"
@@ -126,9 +150,7 @@ enum stmt {
     ST_COUNT
 };
 
-#define INBOX_COLS                                                                                 \
-    "seq, recipient, message_id, sender, kind, urgency, msg_status, state, received_at_ms,"        \
-    " created_at_ms, size, in_reply_to, case_ref, receipt_status, receipt"
+#define INBOX_COLS SQ_INBOX_COLS
 
 static const char *const sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -176,6 +198,7 @@ struct sqlite_store {
     struct store base;
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    struct sq_lifecycle *lc; /* store_sqlite_lifecycle.c's statements */
 };
 
 static struct sqlite_store *S(struct store *s)
@@ -278,6 +301,7 @@ static void sq_close(struct store *base)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
+    sq_lifecycle_close(s->lc);
     if (s->db) {
         int rc = sqlite3_close(s->db);
         if (rc != SQLITE_OK)
@@ -643,6 +667,8 @@ static int sq_inbox_set_state(struct store *b, uint64_t seq, int state, int64_t 
     int rc = run(s, st, "inbox_set_state");
     if (rc == CASENET_OK && sqlite3_changes(s->db) == 0)
         return CASENET_ENOTFOUND;
+    if (rc == CASENET_OK)
+        rc = sq_lifecycle_step(b, seq, state, now_ms);
     return rc;
 }
 
@@ -814,5 +840,37 @@ const struct store_ops store_sqlite_ops = {
     .audit_count = sq_audit_count,
     .directory_save = sq_directory_save,
     .directory_latest = sq_directory_latest,
+    .deadline_arm = sq_deadline_arm,
+    .deadline_due = sq_deadline_due,
+    .deadline_settle = sq_deadline_settle,
+    .deadline_list = sq_deadline_list,
+    .overdue_list = sq_overdue_list,
+    .inbox_get_seq = sq_inbox_get_seq,
+    .inbox_of_message = sq_inbox_of_message,
+    .step_list = sq_step_list,
+    .receipt_list = sq_receipt_list,
+    .sent_list = sq_sent_list,
     .inbox_backlog = sq_inbox_backlog,
 };
+
+/* ------------------------------------------------------------ companions */
+
+sqlite3 *sq_db(struct store *b)
+{
+    return S(b)->db;
+}
+
+int sq_map_rc(struct store *b, int rc, const char *what)
+{
+    return map_rc(S(b), rc, what);
+}
+
+int sq_read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r)
+{
+    return read_inbox_row(st, r);
+}
+
+struct sq_lifecycle **sq_lifecycle_slot(struct store *b)
+{
+    return &S(b)->lc;
+}

@@ -157,6 +157,10 @@ CASENET_API CASENET_NODISCARD int casenet_msg_status_parse(const char *name,
 CASENET_API CASENET_NODISCARD int casenet_receipt_status_parse(const char *name,
                                                                casenet_receipt_status *out);
 
+/* True when reason is one of the codes a DECLINED receipt carries:
+ * "not-competent", "duplicate", "insufficient-information", "redirected". */
+CASENET_API bool casenet_decline_reason_valid(const char *reason);
+
 /* True when id matches [a-z0-9][a-z0-9.-]{1,63}. */
 CASENET_API bool casenet_member_id_valid(const char *id);
 
@@ -372,7 +376,10 @@ typedef struct casenet_receipt {
 } casenet_receipt;
 
 /* Signs r with the signer's current key; r->recipient must equal the
- * keyring's member id (CASENET_EINVAL). */
+ * keyring's member id, a DECLINED receipt must carry a valid decline reason
+ * and no other status a reason, and COMPLETED (only) an outcome (else
+ * CASENET_EINVAL). casenet_receipt_verify refuses the same breaches with
+ * CASENET_EBADREQ. */
 CASENET_API CASENET_NODISCARD int casenet_receipt_sign(const casenet_keys *signer,
                                                        const casenet_receipt *r, casenet_buf *out);
 /* Verifies a SignedReceipt against the directory key of its recipient. */
@@ -485,6 +492,11 @@ CASENET_API void casenet_client_set_directory(casenet_client *c, const casenet_d
 CASENET_API const char *casenet_client_last_error(const casenet_client *c);
 /* Retry-after hint of the last RATE_LIMITED or UNAVAILABLE answer, in ms. */
 CASENET_API uint32_t casenet_client_retry_after_ms(const casenet_client *c);
+/* How many times the connection has dropped since casenet_client_connect, as
+ * far as seen (connection events are read during calls and inside
+ * casenet_client_wait_notice). Notices are not resent after a reconnect: an
+ * agent that must not miss a row lists its inbox again when this grows. */
+CASENET_API uint64_t casenet_client_disconnects(const casenet_client *c);
 
 /* Submits a sealed envelope and returns the broker's receipt, verified
  * against the directory's broker key and checked to name this message id
@@ -528,6 +540,123 @@ CASENET_API CASENET_NODISCARD int casenet_client_subscribe(casenet_client *c);
  * and returned first. */
 CASENET_API CASENET_NODISCARD int casenet_client_wait_notice(casenet_client *c, int timeout_ms,
                                                              casenet_inbox_entry *entry);
+
+/* ------------------------------------------------------------------ lifecycle */
+/* Where each recipient's copy of a message stands, its deadlines, and the
+ * network's overdue rows (PROTOCOL.md section 8.1). Everything here comes
+ * from the broker: the receipts inside are the recipients' signed bytes,
+ * which the caller verifies (casenet_receipt_verify, and that they name the
+ * message, the recipient and the step's status); the broker_receipt with
+ * casenet_submit_receipt_verify. */
+
+typedef enum casenet_deadline_kind {
+    CASENET_DEADLINE_DELIVER = 1, /* met by a delivered (or later) receipt */
+    CASENET_DEADLINE_ACCEPT = 2,  /* met by an accepted or declined receipt */
+    CASENET_DEADLINE_EXPIRE = 3,  /* the header's expires_at: dead letter */
+} casenet_deadline_kind;
+
+typedef enum casenet_deadline_state {
+    CASENET_DEADLINE_PENDING = 1,
+    CASENET_DEADLINE_MET = 2,
+    CASENET_DEADLINE_BREACHED = 3, /* escalated (expire: dead-lettered) */
+    CASENET_DEADLINE_VOID = 4,     /* the row died first */
+} casenet_deadline_state;
+
+/* "deliver", "accept", "expire"; "pending", "met", "breached", "void". */
+CASENET_API const char *casenet_deadline_kind_name(int kind);
+CASENET_API const char *casenet_deadline_state_name(int state);
+
+typedef struct casenet_deadline {
+    casenet_deadline_kind kind;
+    int64_t due_at_ms;
+    casenet_deadline_state state;
+    int64_t settled_at_ms;
+    bool has_notice; /* breached: the broker's notice */
+    uint8_t notice_id[CASENET_MESSAGE_ID_BYTES];
+} casenet_deadline;
+
+/* One state a recipient's row entered. */
+typedef struct casenet_step {
+    casenet_inbox_state state;
+    int64_t at_ms;                         /* broker time */
+    char actor[CASENET_MEMBER_ID_MAX + 1]; /* "" for the broker */
+    casenet_buf receipt;                   /* delivered..completed: SignedReceipt */
+} casenet_step;
+
+typedef struct casenet_recipient_status {
+    char recipient[CASENET_MEMBER_ID_MAX + 1];
+    casenet_inbox_state state;
+    size_t n_steps; /* 0 in list_sent results */
+    casenet_step *steps;
+    size_t n_deadlines;
+    casenet_deadline *deadlines;
+} casenet_recipient_status;
+
+/* A message's metadata and its recipients' states. Release with
+ * casenet_message_status_clear(). */
+typedef struct casenet_message_status {
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    char sender[CASENET_MEMBER_ID_MAX + 1];
+    casenet_kind kind;
+    casenet_urgency urgency;
+    casenet_msg_status status;
+    int64_t created_at_ms, received_at_ms, expires_at_ms;
+    bool has_in_reply_to;
+    uint8_t in_reply_to[CASENET_MESSAGE_ID_BYTES];
+    bool has_case_ref;
+    uint8_t case_ref[CASENET_CASE_REF_BYTES];
+    uint8_t envelope_hash[CASENET_HASH_BYTES];
+    casenet_buf broker_receipt; /* the BrokerReceipt of the submission */
+    uint64_t cursor;            /* list_sent: this message's position */
+    size_t n_recipients;
+    casenet_recipient_status *recipients;
+} casenet_message_status;
+
+CASENET_API void casenet_message_status_clear(casenet_message_status *s);
+/* Clears and frees an array of n. */
+CASENET_API void casenet_message_statuses_free(casenet_message_status *s, size_t n);
+
+/* The lifecycle of message id: every recipient for its sender and for
+ * coordinators, the caller's own row for a recipient; CASENET_ENOTFOUND for
+ * anyone else. CASENET_EBADREQ when the broker answers about another id or
+ * with malformed fields. */
+CASENET_API CASENET_NODISCARD int casenet_client_status(casenet_client *c,
+                                                        const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                                                        casenet_message_status *out);
+/* One page of the caller's own sent messages (oldest first) with every
+ * recipient's state and deadlines (no steps), filtered by kind (0 = all)
+ * and, with open_only, to those some recipient has not settled. A page may
+ * hold fewer than limit (0 = 100) with *more true: continue from
+ * *next_cursor. *out: free with casenet_message_statuses_free. */
+CASENET_API CASENET_NODISCARD int casenet_client_list_sent(casenet_client *c, bool open_only,
+                                                           casenet_kind kind, uint64_t cursor,
+                                                           uint32_t limit,
+                                                           casenet_message_status **out, size_t *n,
+                                                           uint64_t *next_cursor, bool *more);
+
+/* A breached deliver or accept deadline whose row is still not taken. */
+typedef struct casenet_overdue {
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    char sender[CASENET_MEMBER_ID_MAX + 1];
+    char recipient[CASENET_MEMBER_ID_MAX + 1];
+    casenet_kind kind;
+    casenet_urgency urgency;
+    casenet_msg_status status; /* exercise and test are counted apart */
+    casenet_inbox_state state; /* the row's state now */
+    casenet_deadline_kind deadline;
+    int64_t received_at_ms, due_at_ms, escalated_at_ms;
+    bool has_notice;
+    uint8_t notice_id[CASENET_MESSAGE_ID_BYTES];
+    bool has_case_ref;
+    uint8_t case_ref[CASENET_CASE_REF_BYTES];
+} casenet_overdue;
+
+/* One page of the network's overdue rows (coordinators only:
+ * CASENET_EFORBIDDEN otherwise). *out is malloc'd (free()). */
+CASENET_API CASENET_NODISCARD int casenet_client_list_overdue(casenet_client *c, uint64_t cursor,
+                                                              uint32_t limit, casenet_overdue **out,
+                                                              size_t *n, uint64_t *next_cursor,
+                                                              bool *more);
 
 #ifdef __cplusplus
 }

@@ -153,6 +153,17 @@ int casenet_inbox_state_parse(const char *name, casenet_inbox_state *out)
     return rc;
 }
 
+bool casenet_decline_reason_valid(const char *reason)
+{
+    static const char *const reasons[] = {"not-competent", "duplicate", "insufficient-information",
+                                          "redirected"};
+    for (size_t i = 0; reason && i < sizeof reasons / sizeof reasons[0]; i++) {
+        if (strcmp(reason, reasons[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 bool casenet_member_id_valid(const char *id)
 {
     if (!id)
@@ -167,4 +178,29 @@ bool casenet_member_id_valid(const char *id)
             return false;
     }
     return true;
+}
+
+static const struct name_row deadline_kinds[] = {
+    {CASENET_DEADLINE_DELIVER, "deliver"},
+    {CASENET_DEADLINE_ACCEPT, "accept"},
+    {CASENET_DEADLINE_EXPIRE, "expire"},
+    {0, NULL},
+};
+
+static const struct name_row deadline_states[] = {
+    {CASENET_DEADLINE_PENDING, "pending"},
+    {CASENET_DEADLINE_MET, "met"},
+    {CASENET_DEADLINE_BREACHED, "breached"},
+    {CASENET_DEADLINE_VOID, "void"},
+    {0, NULL},
+};
+
+const char *casenet_deadline_kind_name(int kind)
+{
+    return name_of(deadline_kinds, kind);
+}
+
+const char *casenet_deadline_state_name(int state)
+{
+    return name_of(deadline_states, state);
 }

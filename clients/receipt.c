@@ -76,12 +76,21 @@ static int verify_sig(const char *domain, const ProtobufCBinaryData *body,
 
 /* ------------------------------------------------------------ recipient receipts */
 
+/* The reason and outcome rules of a receipt's status (see casenet.h). */
+static bool status_fields_valid(int status, const char *reason, const char *outcome)
+{
+    if (status == CASENET_RECEIPT_DECLINED ? !casenet_decline_reason_valid(reason) : reason[0])
+        return false;
+    return status == CASENET_RECEIPT_COMPLETED ? outcome[0] != '\0' : outcome[0] == '\0';
+}
+
 int casenet_receipt_sign(const casenet_keys *signer, const casenet_receipt *r, casenet_buf *out)
 {
     if (!signer || !r || !out || strcmp(r->recipient, casenet_keys_member_id(signer)) != 0 ||
         !casenet_member_id_valid(r->sender) || r->status < CASENET_RECEIPT_DELIVERED ||
         r->status > CASENET_RECEIPT_COMPLETED || !memchr(r->reason, '\0', sizeof r->reason) ||
-        !memchr(r->outcome, '\0', sizeof r->outcome))
+        !memchr(r->outcome, '\0', sizeof r->outcome) ||
+        !status_fields_valid(r->status, r->reason, r->outcome))
         return CASENET_EINVAL;
     const char *key_id = NULL;
     const uint8_t *sk = cn_keys_sign_sk(signer, &key_id);
@@ -131,7 +140,8 @@ int casenet_receipt_verify(const casenet_directory *dir, const uint8_t *buf, siz
     if (cn_strlcpy(r.sender, b->sender, sizeof r.sender) != CASENET_OK ||
         cn_strlcpy(r.recipient, b->recipient, sizeof r.recipient) != CASENET_OK ||
         cn_strlcpy(r.reason, b->reason, sizeof r.reason) != CASENET_OK ||
-        cn_strlcpy(r.outcome, b->outcome, sizeof r.outcome) != CASENET_OK)
+        cn_strlcpy(r.outcome, b->outcome, sizeof r.outcome) != CASENET_OK ||
+        !status_fields_valid(b->status, r.reason, r.outcome))
         goto cleanup;
     casenet_member m;
     const uint8_t *pk = NULL;

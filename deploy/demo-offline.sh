@@ -6,6 +6,7 @@
 #   CASENET=path/to/casenet   (default ./build/clients/cli/casenet)
 #   DEMO_KEEP=1               keep the directory afterwards
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 CASENET=${CASENET:-./build/clients/cli/casenet}
 if [ ! -x "$CASENET" ]; then
   echo "demo: no casenet binary at $CASENET; build first (cmake -S . -B build && cmake --build build)" >&2
@@ -20,26 +21,9 @@ else
 fi
 cd "$D"
 
-bold='' plain=''
-if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; fi
-n=0
-step() {
-  n=$((n + 1))
-  printf '\n%s%d. %s%s\n' "$bold" "$n" "$*" "$plain"
-}
-# show ARGS...: prints the casenet command line as a user would type it.
-show() {
-  local out="   \$ casenet" a
-  for a in "$@"; do
-    if [[ $a =~ [[:space:]\(\),] ]]; then out+=" '$a'"; else out+=" $a"; fi
-  done
-  printf '%s\n' "$out"
-}
-# run ARGS...: shows and runs casenet ARGS, indenting its output.
-run() {
-  show "$@"
-  "$CASENET" "$@" 2>&1 | sed 's/^/     /'
-}
+# shellcheck source=deploy/demo-lib.sh
+source "$here/demo-lib.sh"
+
 # refused FILE CMD...: runs casenet CMD... < FILE, which must fail with exit 3
 # and print no payload.
 refused() {
@@ -63,30 +47,7 @@ flip() {
   printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
-step "The network authority creates its signing key (kept offline)"
-run admin init --out authority
-
-step "Each member generates its keys locally and sends only ID.pub to the authority"
-for id in vn.broker vn.hotline111 vn.police.a05 vn.molisa.hanoi vn.mps.coord; do
-  "$CASENET" keygen "$id" --out keys >/dev/null
-  printf '   %-18s keys/%s.key (0600, stays with the member), keys/%s.pub\n' "$id" "$id" "$id"
-done
-
-step "The authority admits them into the signed directory"
-admit() {
-  local id=$1
-  shift
-  run admin add --authority authority/authority.key --directory directory \
-    --member "keys/$id.pub" "$@"
-}
-admit vn.broker --role broker --name "casenet broker"
-admit vn.hotline111 --role intake --group hotline --name "Child helpline 111"
-admit vn.police.a05 --role responder --role takedown-requester --group police \
-  --name "Cyber police unit A05 (fictitious)"
-admit vn.molisa.hanoi --role responder --group social-services --group hn \
-  --name "Social services, Ha Noi (fictitious)"
-admit vn.mps.coord --role coordinator --name "Network coordinator"
-run admin show directory --authority authority/authority.pub
+make_network
 
 step "The helpline, the police and social services set up their homes (pin the authority key)"
 for id in vn.hotline111 vn.police.a05 vn.molisa.hanoi; do
@@ -95,28 +56,7 @@ for id in vn.hotline111 vn.police.a05 vn.molisa.hanoi; do
 done
 
 step "A counsellor at 111 writes an emergency referral (fictitious: no real person)"
-cat > referral.json <<'JSON'
-{
-  "referral": {
-    "caseId": "HL111-DEMO-0001",
-    "intakeChannel": "INTAKE_CHANNEL_PHONE",
-    "intakeReceivedAtMs": "1735700000000",
-    "harmCategories": ["HARM_CATEGORY_SEXTORTION"],
-    "urgency": "URGENCY_EMERGENCY",
-    "children": [{"ageYears": 14, "sex": "SEX_FEMALE"}],
-    "numberOfChildren": 1,
-    "place": {"provinceCode": "01", "communeCode": "00070"},
-    "currentCondition": "Threatened with publication of images tonight; safe at home with a parent.",
-    "actionsTaken": ["Counselled by phone", "Advised not to pay and to keep the messages"],
-    "artefacts": [{"platform": "example-social", "accountId": "acct-demo-5521",
-                   "url": "https://social.example/u/acct-demo-5521"}],
-    "requestedAction": "Identify the account holder, preserve evidence, contact the family.",
-    "legalBasis": {"kind": "LEGAL_BASIS_KIND_VITAL_INTEREST", "reference": "Decree 56/2017 art. 26"},
-    "language": "vi",
-    "summary": "Demo: trẻ 14 tuổi bị đe doạ tống tiền qua mạng xã hội."
-  }
-}
-JSON
+write_referral referral.json
 sed 's/^/     /' referral.json
 
 step "The helpline seals it for the police: signed by 111, encrypted for vn.police.a05 only"

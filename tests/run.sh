@@ -16,7 +16,7 @@ fuzz_seconds=${CASENET_FUZZ_SECONDS:-20}
 build() {
   local dir=$1
   shift
-  cmake -S "$top" -B "$dir" -DCASENET_WERROR=ON "$@" >/dev/null
+  cmake -S "$top" -B "$dir" -DCASENET_WERROR=ON -DCASENET_TESTS=ON "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
 }
 

@@ -509,7 +509,8 @@ static const char ack_usage[] =
     "  -s, --status S           delivered (default), accepted, declined, completed\n"
     "  -r, --reason CODE        with declined: not-competent, duplicate,\n"
     "                           insufficient-information, redirected\n"
-    "  -o, --outcome TEXT       with completed: the outcome, free text (no names)\n"
+    "  -o, --outcome TEXT       with completed (required): the outcome, free text\n"
+    "                           (no names)\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
     "  -t, --timeout SECONDS    per request, including retries (default 10)\n"
@@ -517,17 +518,6 @@ static const char ack_usage[] =
     "\n"
     "example:\n"
     "  casenet ack 3f2a9c0e5b7d41e8a6c2d9f0b1e4a7c3 --status accepted\n";
-
-static bool valid_reason(const char *r)
-{
-    static const char *const reasons[] = {"not-competent", "duplicate", "insufficient-information",
-                                          "redirected"};
-    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
-        if (strcmp(r, reasons[i]) == 0)
-            return true;
-    }
-    return false;
-}
 
 int cmd_ack(int argc, char **argv)
 {
@@ -570,12 +560,14 @@ int cmd_ack(int argc, char **argv)
         return cli_usage_error("--status declined needs --reason");
     if (reason && r.status != CASENET_RECEIPT_DECLINED)
         return cli_usage_error("--reason goes with --status declined");
-    if (reason && !valid_reason(reason))
+    if (reason && !casenet_decline_reason_valid(reason))
         return cli_usage_error("unknown --reason '%s': not-competent, duplicate, "
                                "insufficient-information, redirected",
                                reason);
     if (outcome && r.status != CASENET_RECEIPT_COMPLETED)
         return cli_usage_error("--outcome goes with --status completed");
+    if (!outcome && r.status == CASENET_RECEIPT_COMPLETED)
+        return cli_usage_error("--status completed needs --outcome TEXT");
     if (reason && cn_strlcpy(r.reason, reason, sizeof r.reason) != CASENET_OK)
         return cli_usage_error("--reason is too long");
     if (outcome && cn_strlcpy(r.outcome, outcome, sizeof r.outcome) != CASENET_OK)

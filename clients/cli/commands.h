@@ -1,8 +1,8 @@
 /*
  * commands.h - the handlers of the casenet subcommands, one file per group
- * (cmd_keys.c, cmd_admin.c, cmd_home.c, cmd_seal.c, cmd_net.c), and the few
- * helpers one group lends another. Handlers take argv[0] = their own name and
- * return an exit code (enum cli_exit).
+ * (cmd_keys.c, cmd_admin.c, cmd_home.c, cmd_seal.c, cmd_net.c, cmd_watch.c,
+ * cmd_cases.c), and the few helpers one group lends another. Handlers take
+ * argv[0] = their own name and return an exit code (enum cli_exit).
  */
 #ifndef CASENET_CLI_COMMANDS_H
 #define CASENET_CLI_COMMANDS_H
@@ -24,6 +24,10 @@ int cmd_send(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_ack(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_cases(int argc, char **argv);
+int cmd_overdue(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 
 /* cmd_admin.c: prints the directory file at path (see `admin show`),
  * verified with authority_pk and min_version unless authority_pk is NULL.

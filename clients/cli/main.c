@@ -21,6 +21,10 @@ static const struct cli_cmd commands[] = {
     {"inbox", cmd_inbox, "list the inbox kept by the broker"},
     {"read", cmd_read, "fetch, verify and decrypt a message from the inbox"},
     {"ack", cmd_ack, "sign and send a receipt (delivered, accepted, declined, completed)"},
+    {"status", cmd_status, "a message's timeline per recipient: steps, signers, deadlines"},
+    {"cases", cmd_cases, "the messages this member sent and where each stands"},
+    {"overdue", cmd_overdue, "coordinators: referrals past a deadline and not yet taken"},
+    {"watch", cmd_watch, "unattended agent: hand each new message to the agency, then ack"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 step "top-level help and version"
 expect_exit 0 "$CASENET" --help
-for word in keygen admin init directory seal open send inbox read ack "exit codes" \
+for word in keygen admin init directory seal open send inbox read ack watch "exit codes" \
   BAD_SIGNATURE ROLLBACK PERMISSIONS UNAVAILABLE; do
   expect_contains "$T/out" "$word"
 done
@@ -56,6 +56,7 @@ check send --to --kind --urgency --status --case --reply-to --expires-in --home 
 check inbox --state --json --limit --home --broker --timeout
 check read --json-meta --home --broker --timeout
 check ack --status --reason --outcome --home --broker --timeout
+check watch --spool --exec --once --home --broker --timeout --rescan --exec-timeout
 
 step "groups list their subcommands"
 expect_exit 0 "$CASENET" admin --help

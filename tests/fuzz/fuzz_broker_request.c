@@ -314,6 +314,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         .min_free_mb = 0,
     };
     F.b.cfg = &F.cfg;
+    policy_defaults(&F.b.policy);
     F.b.keys = tl_net_keys(F.net, BROKER_ID);
     F.b.broker_id = BROKER_ID;
     memcpy(F.b.authority_pk, F.net->authority_pk, sizeof F.b.authority_pk);

@@ -2,6 +2,8 @@
 #include "tl_net.h"
 
 #include "casenet.pb-c.h"
+#include "crypto.h"
+#include "keys_impl.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -156,4 +158,48 @@ casenet_buf tl_referral_payload(const char *text)
     b.data = malloc(b.len + 1);
     casenet__v1__payload__pack(&p, b.data);
     return b;
+}
+
+casenet_buf tl_sign_receipt_raw(const casenet_keys *signer, const casenet_receipt *r)
+{
+    const char *key_id = NULL;
+    const uint8_t *sk = cn_keys_sign_sk(signer, &key_id);
+    Casenet__V1__ReceiptBody b = CASENET__V1__RECEIPT_BODY__INIT;
+    b.message_id.data = (uint8_t *)r->message_id;
+    b.message_id.len = CASENET_MESSAGE_ID_BYTES;
+    b.envelope_hash.data = (uint8_t *)r->envelope_hash;
+    b.envelope_hash.len = CASENET_HASH_BYTES;
+    b.sender = (char *)r->sender;
+    b.recipient = (char *)r->recipient;
+    b.sign_key_id = (char *)key_id;
+    b.status = (Casenet__V1__ReceiptStatus)r->status;
+    b.reason = (char *)r->reason;
+    b.outcome = (char *)r->outcome;
+    b.signed_at_ms = r->signed_at_ms;
+    size_t blen = casenet__v1__receipt_body__get_packed_size(&b);
+    uint8_t *body = malloc(blen);
+    if (!body)
+        abort();
+    casenet__v1__receipt_body__pack(&b, body);
+    casenet_buf pae = {0};
+    const uint8_t *parts[1] = {body};
+    size_t lens[1] = {blen};
+    if (cn_pae("casenet.receipt.v1", 1, parts, lens, &pae) != CASENET_OK)
+        abort();
+    uint8_t sig[CASENET_SIGNATURE_BYTES];
+    cn_sign(sig, pae.data, pae.len, sk);
+    casenet_buf_free(&pae);
+    Casenet__V1__SignedReceipt o = CASENET__V1__SIGNED_RECEIPT__INIT;
+    o.body.data = body;
+    o.body.len = blen;
+    o.signature.data = sig;
+    o.signature.len = sizeof sig;
+    casenet_buf out;
+    out.len = casenet__v1__signed_receipt__get_packed_size(&o);
+    out.data = malloc(out.len);
+    if (!out.data)
+        abort();
+    casenet__v1__signed_receipt__pack(&o, out.data);
+    free(body);
+    return out;
 }

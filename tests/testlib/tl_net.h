@@ -35,6 +35,11 @@ void tl_net_add(tl_net *net, const char *spec, const casenet_keys *k);
 /* Sets a member's status, re-signs, reloads. */
 void tl_net_set_status(tl_net *net, const char *id, casenet_member_status st);
 
+/* A SignedReceipt for r signed with signer's current key WITHOUT the
+ * library's content rules: what a non-conforming client could send, so tests
+ * can check that the broker refuses it. */
+casenet_buf tl_sign_receipt_raw(const casenet_keys *signer, const casenet_receipt *r);
+
 /* A serialised Payload with a referral whose summary is text. */
 casenet_buf tl_referral_payload(const char *text);
 

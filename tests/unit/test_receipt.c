@@ -128,6 +128,16 @@ static casenet_buf resign_body(const casenet_buf *in, const char *domain, const 
 static void set_completed(Casenet__V1__ReceiptBody *b)
 {
     b->status = CASENET__V1__RECEIPT_STATUS__RECEIPT_STATUS_COMPLETED;
+    b->reason = (char *)"";
+    b->outcome = (char *)"closed";
+}
+static void set_unknown_reason(Casenet__V1__ReceiptBody *b)
+{
+    b->reason = (char *)"too-busy";
+}
+static void set_reason_on_accepted(Casenet__V1__ReceiptBody *b)
+{
+    b->status = CASENET__V1__RECEIPT_STATUS__RECEIPT_STATUS_ACCEPTED;
 }
 static void set_unknown_signer(Casenet__V1__ReceiptBody *b)
 {
@@ -192,6 +202,15 @@ static void test_receipt_forgeries(void **state)
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_short_mid);
     assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
+    /* Validly signed, but a decline reason outside the list, or a reason on
+     * another status, is not a receipt this protocol knows. */
+    t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_unknown_reason);
+    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    casenet_buf_free(&t);
+    t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL),
+                    set_reason_on_accepted);
+    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    casenet_buf_free(&t);
     /* Every bit of the signed receipt matters. */
     for (size_t i = 0; i < buf.len; i++) {
         buf.data[i] ^= 0x01;
@@ -213,6 +232,23 @@ static void test_receipt_sign_refusals(void **state)
     r.status = 0;
     assert_int_equal(casenet_receipt_sign(tl_net_keys(net, "vn.police.a05"), &r, &buf),
                      CASENET_EINVAL);
+    /* Declined needs a listed reason; no other status takes one; only
+     * completed takes an outcome. */
+    casenet_keys *police = tl_net_keys(net, "vn.police.a05");
+    r = sample();
+    strcpy(r.reason, "");
+    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    strcpy(r.reason, "too-busy");
+    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    r.status = CASENET_RECEIPT_ACCEPTED;
+    strcpy(r.reason, "duplicate");
+    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    strcpy(r.reason, "");
+    strcpy(r.outcome, "closed");
+    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    r.status = CASENET_RECEIPT_COMPLETED;
+    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_OK);
+    casenet_buf_free(&buf);
     assert_null(buf.data);
 }
 

@@ -1,0 +1,53 @@
+/*
+ * store_sqlite_impl.h - internal to the SQLite store: what store_sqlite.c
+ * shares with its companion file store_sqlite_lifecycle.c (lifecycle and
+ * deadline queries), so that each group of operations keeps its own
+ * statements while one connection serves them all.
+ */
+#ifndef BROKER_STORE_SQLITE_IMPL_H
+#define BROKER_STORE_SQLITE_IMPL_H
+
+#include "store.h"
+
+#include <sqlite3.h>
+
+/* The columns read_inbox_row expects, in its order. */
+#define SQ_INBOX_COLS                                                                              \
+    "seq, recipient, message_id, sender, kind, urgency, msg_status, state, received_at_ms,"        \
+    " created_at_ms, size, in_reply_to, case_ref, receipt_status, receipt"
+
+/* The store's connection (borrowed). */
+sqlite3 *sq_db(struct store *s);
+/* Maps a SQLite result code to casenet_err, logging failures (see map_rc). */
+int sq_map_rc(struct store *s, int rc, const char *what);
+/* Reads an SQ_INBOX_COLS row; CASENET_EUNAVAIL (logged) when corrupt. */
+int sq_read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r);
+/* The companion's statement cache slot (NULL until it prepares one). */
+struct sq_lifecycle **sq_lifecycle_slot(struct store *s);
+
+/* store_sqlite_lifecycle.c: finalises the companion's statements. Accepts
+ * NULL. Called by sq_close. */
+void sq_lifecycle_close(struct sq_lifecycle *lc);
+/* store_sqlite_lifecycle.c: records that row seq entered state at at_ms (in
+ * batch; called by inbox_set_state). */
+int sq_lifecycle_step(struct store *s, uint64_t seq, int state, int64_t at_ms);
+
+/* store_sqlite_lifecycle.c: the lifecycle operations of store_ops. */
+int sq_deadline_arm(struct store *s, uint64_t seq, int kind, int64_t due_ms);
+int sq_deadline_due(struct store *s, int64_t now_ms, uint32_t limit, struct store_deadline **rows,
+                    size_t *n);
+int sq_deadline_settle(struct store *s, uint64_t id, int state, int64_t now_ms,
+                       const uint8_t *notice_id);
+int sq_deadline_list(struct store *s, uint64_t seq, struct store_deadline **rows, size_t *n);
+int sq_overdue_list(struct store *s, uint64_t cursor, uint32_t limit, struct store_overdue **rows,
+                    size_t *n, bool *more);
+int sq_inbox_get_seq(struct store *s, uint64_t seq, struct store_inbox_row *out);
+int sq_inbox_of_message(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                        struct store_inbox_row **rows, size_t *n);
+int sq_step_list(struct store *s, uint64_t seq, struct store_step **rows, size_t *n);
+int sq_receipt_list(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                    const char *recipient, struct store_receipt_rec **rows, size_t *n);
+int sq_sent_list(struct store *s, const char *sender, uint64_t cursor, uint32_t limit,
+                 struct store_message **rows, size_t *n, bool *more);
+
+#endif

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# demo.sh - the README's first command: installs what casenet needs (Debian 12),
+# builds it, and runs a demo network on this machine: the authority admits a
+# broker, the child helpline 111, the cyber police, provincial social services
+# and a coordinator; casenetd starts on loopback; the hotline sends an
+# emergency referral to the police, who read it and acknowledge it with signed
+# receipts that reach the hotline; social services run `casenet watch`, which
+# takes a second referral into their spool and acknowledges it unattended;
+# the inbox states and the audit trail are printed. Every case detail is
+# fictitious. Everything lives in ./demo-run.
+#   DEMO_PORT=N   loopback port for the broker (default: a free one)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+here=$top/deploy
+
+"$here/setup-debian.sh"
+echo "demo: building casenet (build/)"
+cmake -S "$top" -B "$top/build" >/dev/null
+cmake --build "$top/build" -j"$(nproc)" --target casenet casenetd >/dev/null
+CASENET=$top/build/clients/cli/casenet
+CASENETD=$top/build/broker/casenetd
+
+D=$top/demo-run
+rm -rf "$D"
+mkdir -p "$D"
+cd "$D"
+broker_pid=
+watch_pid=
+stop_broker() {
+  if [ -n "$broker_pid" ]; then
+    kill -TERM "$broker_pid" 2>/dev/null || true
+    wait "$broker_pid" 2>/dev/null || true
+    broker_pid=
+  fi
+}
+stop_watch() {
+  if [ -n "$watch_pid" ]; then
+    kill -TERM "$watch_pid" 2>/dev/null || true
+    wait "$watch_pid" 2>/dev/null || true
+    watch_pid=
+  fi
+}
+trap 'stop_watch; stop_broker' EXIT
+
+# shellcheck source=deploy/demo-lib.sh
+source "$here/demo-lib.sh"
+
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  echo "demo: no free port found" >&2
+  exit 1
+}
+
+make_network
+ENDPOINT=tcp://127.0.0.1:${DEMO_PORT:-$(free_port)}
+
+step "The operator starts the broker (CURVE on loopback; log in demo-run/broker.log)"
+printf '   $ casenetd --data data --listen %s --key keys/vn.broker.key \\\n' "$ENDPOINT"
+printf '              --directory directory --authority authority/authority.pub\n'
+"$CASENETD" --data data --listen "$ENDPOINT" --key keys/vn.broker.key --directory directory \
+  --authority authority/authority.pub 2> broker.log &
+broker_pid=$!
+
+step "Each member sets up its home: its key, the pinned authority key, the directory, the broker"
+for id in vn.hotline111 vn.police.a05 vn.molisa.hanoi vn.mps.coord; do
+  run init --home "home/$id" --key "keys/$id.key" --authority authority/authority.pub \
+    --directory directory --broker "$ENDPOINT"
+done
+for _ in $(seq 1 50); do
+  "$CASENET" directory pull --home home/vn.mps.coord --timeout 1 >/dev/null 2>&1 && break
+  kill -0 "$broker_pid" 2>/dev/null || { cat broker.log >&2; echo "demo: casenetd stopped" >&2; exit 1; }
+  sleep 0.1
+done
+
+step "A counsellor at 111 writes an emergency referral (fictitious: no real person)"
+write_referral referral.json
+sed 's/^/     /' referral.json
+
+step "The hotline sends it to the cyber police: signed, encrypted for them, receipted by the broker"
+show send --home home/vn.hotline111 --to vn.police.a05 --kind referral --urgency emergency
+printf '       < referral.json\n'
+"$CASENET" send --home home/vn.hotline111 --to vn.police.a05 --kind referral \
+  --urgency emergency < referral.json > send.out 2> send.err
+sed 's/^/     /' send.out send.err
+id=$(head -n 1 send.out)
+
+step "The broker stored ciphertext only: the case text is nowhere in its data directory"
+if grep -rqa "publication of images" data; then
+  echo "demo: plaintext found in the broker's data directory" >&2
+  exit 1
+fi
+echo "     grep -r 'publication of images' data/  ->  nothing found"
+
+step "The police see it in their inbox"
+run inbox --home home/vn.police.a05
+
+step "The police read it: verified against the hotline's directory key, then decrypted"
+run read "$id" --home home/vn.police.a05
+
+step "Social services were not addressed: the broker does not hand it to them"
+show read "$id" --home home/vn.molisa.hanoi
+rc=0
+"$CASENET" read "$id" --home home/vn.molisa.hanoi > refused.out 2>&1 || rc=$?
+sed 's/^/     /' refused.out
+echo "     exit code $rc"
+[ "$rc" != 0 ] || { echo "demo: a non-recipient read the referral" >&2; exit 1; }
+
+step "The police acknowledge: delivered, then accepted (each a receipt signed by the police)"
+run ack "$id" --status delivered --home home/vn.police.a05
+run ack "$id" --status accepted --home home/vn.police.a05
+
+step "The hotline sees both receipts, their signatures verified"
+run inbox --home home/vn.hotline111
+
+step "Inbox states at the police"
+run inbox --home home/vn.police.a05 --state any --json
+
+step "Social services run an unattended agent: it hands each message to their case system, then acknowledges"
+show watch --home home/vn.molisa.hanoi --spool spool/vn.molisa.hanoi
+"$CASENET" watch --home home/vn.molisa.hanoi --spool spool/vn.molisa.hanoi 2> watch.log &
+watch_pid=$!
+for _ in $(seq 1 100); do
+  grep -q "outcome=connected" watch.log && break
+  kill -0 "$watch_pid" 2>/dev/null || { cat watch.log >&2; echo "demo: casenet watch stopped" >&2; exit 1; }
+  sleep 0.1
+done
+show send --home home/vn.hotline111 --to vn.molisa.hanoi --kind referral --urgency urgent-takedown
+printf '       < referral.json\n'
+"$CASENET" send --home home/vn.hotline111 --to vn.molisa.hanoi --kind referral \
+  --urgency urgent-takedown < referral.json > send2.out 2> send2.err
+sed 's/^/     /' send2.out
+id2=$(head -n 1 send2.out)
+acked=
+for _ in $(seq 1 100); do
+  if "$CASENET" inbox --home home/vn.hotline111 --json 2>/dev/null |
+    grep -q "\"in_reply_to\":\"$id2\",\"status\":\"delivered\""; then
+    acked=1
+    break
+  fi
+  sleep 0.1
+done
+[ -n "$acked" ] || { cat watch.log >&2; echo "demo: no automated acknowledgement" >&2; exit 1; }
+echo "     the agent's log (one line per message):"
+grep "event=message" watch.log | sed 's/^/       /'
+echo "     handed over as spool/vn.molisa.hanoi/$id2.json:"
+head -c 300 "spool/vn.molisa.hanoi/$id2.json" | sed 's/^/       /'
+printf ' ...\n'
+echo "     the hotline sees the automated 'delivered' receipt, signed by social services:"
+run inbox --home home/vn.hotline111
+stop_watch
+
+step "The broker stops cleanly (SIGTERM)"
+stop_broker
+tail -n 5 broker.log | sed 's/^/     /'
+
+printf '\n%sDone.%s Keys, homes, the broker data and its log are in demo-run/.\n' "$bold" "$plain"
