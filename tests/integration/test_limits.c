@@ -31,10 +31,13 @@
 /* Fairness: rounds of (unloaded, loaded) samples; the medians of the
  * rounds' p99 are compared. */
 #define FAIR_ROUNDS      5
-#define FAIR_SAMPLES     150
+#define FAIR_SAMPLES     100
 #define FAIR_PACE_US     8000 /* between the victim's submits: under its rate */
 #define FAIR_FLOOD_POOL  600  /* distinct envelopes; then duplicates */
 #define FAIR_FLOOD_INFLY 64   /* the flooder's requests in flight */
+/* A second measurement only when the first was quick: on a disk slowed
+ * down by other work the test must still end in its time. */
+#define FAIR_RETRY_BUDGET_MS 60000
 
 static const char *const members[] = {
     HOTLINE ":intake",
@@ -349,9 +352,10 @@ static void test_fairness_under_flood(void **state)
     int64_t u = 0, l = 0;
     /* The disk is shared with whatever else runs on the machine: one more
      * measurement before concluding that the flood hurt the victim. */
+    int64_t t0 = cn_mono_ms();
     for (int attempt = 0; attempt < 2; attempt++) {
         measure(tn, &f, &u, &l);
-        if (l <= 2 * u)
+        if (l <= 2 * u || cn_mono_ms() - t0 > FAIR_RETRY_BUDGET_MS)
             break;
     }
     atomic_store(&f.stop, true);
