@@ -343,7 +343,7 @@ static int bind_text(sqlite3_stmt *st, int i, const char *t)
 }
 
 /* Copies a fixed-size blob column; false when its size differs. */
-static bool col_fixed(sqlite3_stmt *st, int i, uint8_t *out, size_t len)
+bool sq_col_fixed(sqlite3_stmt *st, int i, uint8_t *out, size_t len)
 {
     const void *p = sqlite3_column_blob(st, i);
     if (!p || (size_t)sqlite3_column_bytes(st, i) != len)
@@ -363,7 +363,7 @@ static bool col_text(sqlite3_stmt *st, int i, char *out, size_t cap)
 }
 
 /* Copies a blob column into a fresh buffer (empty for NULL). */
-static int col_buf(sqlite3_stmt *st, int i, casenet_buf *out)
+int sq_col_buf(sqlite3_stmt *st, int i, casenet_buf *out)
 {
     out->data = NULL;
     out->len = 0;
@@ -626,9 +626,9 @@ static int sq_message_get(struct store *b, const uint8_t id[CASENET_MESSAGE_ID_B
         return err;
     }
     int err = CASENET_EUNAVAIL;
-    if (!col_fixed(st, 0, m.message_id, sizeof m.message_id) ||
+    if (!sq_col_fixed(st, 0, m.message_id, sizeof m.message_id) ||
         !col_text(st, 1, m.sender, sizeof m.sender) ||
-        !col_fixed(st, 10, m.envelope_hash, sizeof m.envelope_hash))
+        !sq_col_fixed(st, 10, m.envelope_hash, sizeof m.envelope_hash))
         goto cleanup;
     m.kind = sqlite3_column_int(st, 2);
     m.urgency = sqlite3_column_int(st, 3);
@@ -636,12 +636,12 @@ static int sq_message_get(struct store *b, const uint8_t id[CASENET_MESSAGE_ID_B
     m.created_at_ms = sqlite3_column_int64(st, 5);
     m.expires_at_ms = sqlite3_column_int64(st, 6);
     m.received_at_ms = sqlite3_column_int64(st, 7);
-    m.has_in_reply_to = col_fixed(st, 8, m.in_reply_to, sizeof m.in_reply_to);
-    m.has_case_ref = col_fixed(st, 9, m.case_ref, sizeof m.case_ref);
+    m.has_in_reply_to = sq_col_fixed(st, 8, m.in_reply_to, sizeof m.in_reply_to);
+    m.has_case_ref = sq_col_fixed(st, 9, m.case_ref, sizeof m.case_ref);
     m.size = (uint32_t)sqlite3_column_int64(st, 11);
     m.audit_index = (uint64_t)sqlite3_column_int64(st, 12);
-    if ((err = col_buf(st, 13, &m.envelope)) != CASENET_OK ||
-        (err = col_buf(st, 14, &m.receipt)) != CASENET_OK)
+    if ((err = sq_col_buf(st, 13, &m.envelope)) != CASENET_OK ||
+        (err = sq_col_buf(st, 14, &m.receipt)) != CASENET_OK)
         goto cleanup;
     *out = m;
     memset(&m, 0, sizeof m);
@@ -661,7 +661,7 @@ static int read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r)
     memset(r, 0, sizeof *r);
     r->seq = (uint64_t)sqlite3_column_int64(st, 0);
     if (!col_text(st, 1, r->recipient, sizeof r->recipient) ||
-        !col_fixed(st, 2, r->message_id, sizeof r->message_id) ||
+        !sq_col_fixed(st, 2, r->message_id, sizeof r->message_id) ||
         !col_text(st, 3, r->sender, sizeof r->sender)) {
         log_event(LOG_ERROR, "store_corrupt", "table", "inbox", "seq", log_u64(r->seq), NULL);
         return CASENET_EUNAVAIL;
@@ -673,10 +673,10 @@ static int read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r)
     r->received_at_ms = sqlite3_column_int64(st, 8);
     r->created_at_ms = sqlite3_column_int64(st, 9);
     r->size = (uint32_t)sqlite3_column_int64(st, 10);
-    r->has_in_reply_to = col_fixed(st, 11, r->in_reply_to, sizeof r->in_reply_to);
-    r->has_case_ref = col_fixed(st, 12, r->case_ref, sizeof r->case_ref);
+    r->has_in_reply_to = sq_col_fixed(st, 11, r->in_reply_to, sizeof r->in_reply_to);
+    r->has_case_ref = sq_col_fixed(st, 12, r->case_ref, sizeof r->case_ref);
     r->receipt_status = sqlite3_column_int(st, 13);
-    return col_buf(st, 14, &r->receipt);
+    return sq_col_buf(st, 14, &r->receipt);
 }
 
 static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
@@ -878,7 +878,7 @@ static int get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKL
     int rc = sqlite3_step(st);
     int err;
     if (rc == SQLITE_ROW)
-        err = col_fixed(st, 0, out, MERKLE_HASH_BYTES) ? CASENET_OK : CASENET_EUNAVAIL;
+        err = sq_col_fixed(st, 0, out, MERKLE_HASH_BYTES) ? CASENET_OK : CASENET_EUNAVAIL;
     else
         err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, "audit_node_get");
     if (err == CASENET_EUNAVAIL && rc == SQLITE_ROW)
@@ -972,7 +972,7 @@ static int sq_audit_node_get(struct store *b, unsigned level, uint64_t index,
 static int read_audit_row(sqlite3_stmt *st, int col, uint64_t index, struct store_audit_row *r)
 {
     r->index = index;
-    return col_buf(st, col, &r->event);
+    return sq_col_buf(st, col, &r->event);
 }
 
 /* The rest of the filters, on a candidate row of an ST_AQ_* statement. */
@@ -984,10 +984,10 @@ static bool candidate_matches(sqlite3_stmt *st, const struct store_audit_filter 
     if (f->kind && sqlite3_column_int(st, 2) != f->kind)
         return false;
     uint8_t tmp[CASENET_MESSAGE_ID_BYTES];
-    if (f->message_id && (!col_fixed(st, 3, tmp, sizeof tmp) ||
+    if (f->message_id && (!sq_col_fixed(st, 3, tmp, sizeof tmp) ||
                           memcmp(tmp, f->message_id, CASENET_MESSAGE_ID_BYTES) != 0))
         return false;
-    if (f->case_ref && (!col_fixed(st, 4, tmp, sizeof tmp) ||
+    if (f->case_ref && (!sq_col_fixed(st, 4, tmp, sizeof tmp) ||
                         memcmp(tmp, f->case_ref, CASENET_CASE_REF_BYTES) != 0))
         return false;
     return true;
@@ -1126,12 +1126,12 @@ static int read_head(sqlite3_stmt *st, struct store_head *h)
     memset(h, 0, sizeof *h);
     h->size = (uint64_t)sqlite3_column_int64(st, 0);
     h->time_ms = sqlite3_column_int64(st, 1);
-    if (!col_fixed(st, 2, h->root, sizeof h->root)) {
+    if (!sq_col_fixed(st, 2, h->root, sizeof h->root)) {
         log_event(LOG_ERROR, "store_corrupt", "table", "tree_heads", "size", log_u64(h->size),
                   NULL);
         return CASENET_EUNAVAIL;
     }
-    return col_buf(st, 3, &h->checkpoint);
+    return sq_col_buf(st, 3, &h->checkpoint);
 }
 
 static int sq_head_save(struct store *b, const struct store_head *h)
@@ -1334,7 +1334,7 @@ static int sq_directory_latest(struct store *b, casenet_buf *out, uint64_t *vers
     int err;
     if (rc == SQLITE_ROW) {
         casenet_buf buf;
-        err = col_buf(st, 1, &buf);
+        err = sq_col_buf(st, 1, &buf);
         if (err == CASENET_OK) {
             *version = (uint64_t)sqlite3_column_int64(st, 0);
             *out = buf;

@@ -22,6 +22,10 @@ sqlite3 *sq_db(struct store *s);
 int sq_map_rc(struct store *s, int rc, const char *what);
 /* Reads an SQ_INBOX_COLS row; CASENET_EUNAVAIL (logged) when corrupt. */
 int sq_read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r);
+/* Column readers: a blob of exactly len bytes into out (false otherwise), and
+ * a blob copied into a fresh buffer (empty for NULL; CASENET_ENOMEM). */
+bool sq_col_fixed(sqlite3_stmt *st, int i, uint8_t *out, size_t len);
+int sq_col_buf(sqlite3_stmt *st, int i, casenet_buf *out);
 /* The companion's statement cache slot (NULL until it prepares one). */
 struct sq_lifecycle **sq_lifecycle_slot(struct store *s);
 

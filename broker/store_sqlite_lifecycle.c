@@ -112,31 +112,6 @@ static int run(struct store *s, sqlite3_stmt *st, const char *what)
     return err;
 }
 
-static bool col_fixed(sqlite3_stmt *st, int i, uint8_t *out, size_t len)
-{
-    const void *p = sqlite3_column_blob(st, i);
-    if (!p || (size_t)sqlite3_column_bytes(st, i) != len)
-        return false;
-    memcpy(out, p, len);
-    return true;
-}
-
-static int col_buf(sqlite3_stmt *st, int i, casenet_buf *out)
-{
-    out->data = NULL;
-    out->len = 0;
-    const void *p = sqlite3_column_blob(st, i);
-    size_t n = (size_t)sqlite3_column_bytes(st, i);
-    if (!p || n == 0)
-        return CASENET_OK;
-    out->data = malloc(n);
-    if (!out->data)
-        return CASENET_ENOMEM;
-    memcpy(out->data, p, n);
-    out->len = n;
-    return CASENET_OK;
-}
-
 /* Grows *arr (of elem-sized items) to hold one more; CASENET_ENOMEM. */
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
@@ -161,7 +136,7 @@ static void read_deadline(sqlite3_stmt *st, int base, struct store_deadline *d)
     d->due_ms = sqlite3_column_int64(st, base + 3);
     d->state = sqlite3_column_int(st, base + 4);
     d->settled_at_ms = sqlite3_column_int64(st, base + 5);
-    d->has_notice = col_fixed(st, base + 6, d->notice_id, sizeof d->notice_id);
+    d->has_notice = sq_col_fixed(st, base + 6, d->notice_id, sizeof d->notice_id);
 }
 
 /* ------------------------------------------------------------ steps */
@@ -321,7 +296,7 @@ int sq_overdue_list(struct store *s, uint64_t cursor, uint32_t limit, struct sto
         const unsigned char *sender = sqlite3_column_text(st, 10);
         if (!rcpt || !sender || (size_t)sqlite3_column_bytes(st, 8) >= sizeof r->recipient ||
             (size_t)sqlite3_column_bytes(st, 10) >= sizeof r->sender ||
-            !col_fixed(st, 9, r->message_id, sizeof r->message_id)) {
+            !sq_col_fixed(st, 9, r->message_id, sizeof r->message_id)) {
             log_event(LOG_ERROR, "store_corrupt", "table", "inbox", "seq", log_u64(r->seq), NULL);
             err = CASENET_EUNAVAIL;
             goto cleanup;
@@ -335,10 +310,10 @@ int sq_overdue_list(struct store *s, uint64_t cursor, uint32_t limit, struct sto
         r->received_at_ms = sqlite3_column_int64(st, 15);
         r->created_at_ms = sqlite3_column_int64(st, 16);
         r->size = (uint32_t)sqlite3_column_int64(st, 17);
-        r->has_in_reply_to = col_fixed(st, 18, r->in_reply_to, sizeof r->in_reply_to);
-        r->has_case_ref = col_fixed(st, 19, r->case_ref, sizeof r->case_ref);
+        r->has_in_reply_to = sq_col_fixed(st, 18, r->in_reply_to, sizeof r->in_reply_to);
+        r->has_case_ref = sq_col_fixed(st, 19, r->case_ref, sizeof r->case_ref);
         r->receipt_status = sqlite3_column_int(st, 20);
-        if ((err = col_buf(st, 21, &r->receipt)) != CASENET_OK)
+        if ((err = sq_col_buf(st, 21, &r->receipt)) != CASENET_OK)
             goto cleanup;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -433,7 +408,7 @@ int sq_receipt_list(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
         struct store_receipt_rec *r = &out[count++];
         r->status = sqlite3_column_int(st, 0);
         r->received_at_ms = sqlite3_column_int64(st, 1);
-        if ((err = col_buf(st, 2, &r->signed_receipt)) != CASENET_OK)
+        if ((err = sq_col_buf(st, 2, &r->signed_receipt)) != CASENET_OK)
             goto cleanup;
     }
     if (rc != SQLITE_DONE) {
@@ -458,8 +433,9 @@ static int read_message(sqlite3_stmt *st, struct store_message *m)
     memset(m, 0, sizeof *m);
     const unsigned char *sender = sqlite3_column_text(st, 1);
     size_t slen = (size_t)sqlite3_column_bytes(st, 1);
-    if (!col_fixed(st, 0, m->message_id, sizeof m->message_id) || !sender ||
-        slen >= sizeof m->sender || !col_fixed(st, 10, m->envelope_hash, sizeof m->envelope_hash)) {
+    if (!sq_col_fixed(st, 0, m->message_id, sizeof m->message_id) || !sender ||
+        slen >= sizeof m->sender ||
+        !sq_col_fixed(st, 10, m->envelope_hash, sizeof m->envelope_hash)) {
         log_event(LOG_ERROR, "store_corrupt", "table", "messages", NULL);
         return CASENET_EUNAVAIL;
     }
@@ -470,12 +446,12 @@ static int read_message(sqlite3_stmt *st, struct store_message *m)
     m->created_at_ms = sqlite3_column_int64(st, 5);
     m->expires_at_ms = sqlite3_column_int64(st, 6);
     m->received_at_ms = sqlite3_column_int64(st, 7);
-    m->has_in_reply_to = col_fixed(st, 8, m->in_reply_to, sizeof m->in_reply_to);
-    m->has_case_ref = col_fixed(st, 9, m->case_ref, sizeof m->case_ref);
+    m->has_in_reply_to = sq_col_fixed(st, 8, m->in_reply_to, sizeof m->in_reply_to);
+    m->has_case_ref = sq_col_fixed(st, 9, m->case_ref, sizeof m->case_ref);
     m->size = (uint32_t)sqlite3_column_int64(st, 11);
     m->audit_index = (uint64_t)sqlite3_column_int64(st, 12);
     m->row = (uint64_t)sqlite3_column_int64(st, 14);
-    return col_buf(st, 13, &m->receipt);
+    return sq_col_buf(st, 13, &m->receipt);
 }
 
 int sq_sent_list(struct store *s, const char *sender, uint64_t cursor, uint32_t limit,
