@@ -8,6 +8,7 @@
 #define BROKER_BROKER_H
 
 #include "casenet.h"
+#include "member_limits.h"
 #include "policy.h"
 #include "store.h"
 
@@ -30,6 +31,14 @@ struct broker_limits {
     uint32_t clock_skew_s;
     uint32_t batch_max;
     uint32_t verify_threads; /* workers verifying Submits off the loop (verify.h) */
+    /* Per-member limits (member_limits.h); main.c fills in the defaults. A
+     * submit_rate of 0 given in the config turns the bucket off. */
+    uint32_t submit_rate, submit_burst; /* Submit token bucket per member */
+    bool submit_rate_set;               /* submit_rate given in the config */
+    uint32_t max_inbox_backlog;         /* queued rows per inbox */
+    uint32_t fair_share;                /* requests per member per batch */
+    uint32_t min_free_mb;               /* Submit refused below this free space */
+    bool min_free_set;                  /* min_free_mb given (0 = no check) */
 };
 
 /* Paths and limits as given by the config file and the command line
@@ -52,6 +61,7 @@ struct broker {
     casenet_directory *dir;      /* current directory; owned; swapped after commit */
     struct store *store;         /* owned */
     struct broker_policy policy; /* deadlines per urgency (--policy) */
+    struct limits *limits;       /* per-member submit buckets; owned (may be NULL) */
 };
 
 /* A row that appeared in a member's inbox during the batch: pushed as a

@@ -32,6 +32,8 @@ struct hctx {
     bool have_hash;
     uint8_t hash[CASENET_HASH_BYTES];
     uint32_t size;
+    uint32_t retry_after_ms; /* for a RATE_LIMITED or UNAVAILABLE answer; 0 = default */
+    bool no_audit;           /* a rejection not to audit (a rate-limited flood) */
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct hctx *c, int err, const char *fmt, ...)
@@ -90,14 +92,21 @@ int handlers_pack(Casenet__V1__Response *r, casenet_buf *out)
 
 int handlers_error_reply(uint64_t request_id, int err, const char *message, casenet_buf *out)
 {
+    return handlers_error_reply_retry(request_id, err, message, 0, out);
+}
+
+int handlers_error_reply_retry(uint64_t request_id, int err, const char *message,
+                               uint32_t retry_after_ms, casenet_buf *out)
+{
     Casenet__V1__Response r = CASENET__V1__RESPONSE__INIT;
     Casenet__V1__Error e = CASENET__V1__ERROR__INIT;
     r.protocol_version = BROKER_PROTOCOL_VERSION;
     r.request_id = request_id;
     e.code = (Casenet__V1__ErrorCode)handlers_wire_code(err);
     e.message = (char *)(message && *message ? message : casenet_strerror(err));
-    if (e.code == CASENET__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE)
-        e.retry_after_ms = 1000;
+    if (e.code == CASENET__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE ||
+        e.code == CASENET__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED)
+        e.retry_after_ms = retry_after_ms ? retry_after_ms : 1000;
     r.error = &e;
     return pack_response(&r, out);
 }
@@ -311,6 +320,11 @@ static int verify_error(struct hctx *c, int rc)
         return fail(c, rc, "the envelope's sender is not an active member of the directory");
     case CASENET_ENOMEM:
         return fail(c, rc, "out of memory; retry later");
+    case CASENET_ETOOLARGE:
+        return fail(c, rc,
+                    "the envelope has more than %u recipients or a payload over the limit; "
+                    "split the message",
+                    (unsigned)CASENET_MAX_RECIPIENTS);
     default:
         return fail(c, CASENET_EBADREQ,
                     "the envelope is malformed or breaks a structural rule (%s); seal it with a "
@@ -336,6 +350,63 @@ static int verify_envelope(struct hctx *c, const uint8_t *env, size_t len)
     return casenet_envelope_verify(c->b->dir, env, len, &c->info);
 }
 
+/* The member's Submit bucket (member_limits.h): RATE_LIMITED with a retry-after;
+ * only the first refusal of a run is audited. */
+static int limits_submit(struct hctx *c)
+{
+    uint32_t retry = 0;
+    bool first = false;
+    int rc = limits_take_submit(c->b->limits, c->member, cn_mono_ms(), &retry, &first);
+    if (rc == CASENET_OK)
+        return rc;
+    if (rc == CASENET_ENOMEM)
+        return fail(c, rc, "out of memory; retry later");
+    c->retry_after_ms = retry;
+    c->no_audit = !first;
+    return fail(c, CASENET_ERATELIMIT,
+                "more than %u submissions per second from %s; retry after %u ms",
+                c->b->cfg->limits.submit_rate, c->member, retry);
+}
+
+/* Logs a low disk at most every 10 s. */
+static void log_disk_low(uint64_t avail_mb, uint32_t min_mb)
+{
+    static int64_t last;
+    int64_t now = cn_mono_ms();
+    if (last && now - last < 10000)
+        return;
+    last = now;
+    log_event(LOG_ERROR, "disk_low", "available_mb", log_u64(avail_mb), "min_free_mb",
+              log_u64(min_mb), "msg", "Submit refused until space is freed", NULL);
+}
+
+/* The backlog limit: every recipient's inbox must hold fewer than
+ * max_inbox_backlog queued rows. A full inbox is UNAVAILABLE (the broker
+ * cannot take the message now; the sender can do nothing but wait for the
+ * recipient to fetch), with a long retry-after. A resubmission of a stored
+ * message never reaches here (it is answered with its receipt). */
+static int limits_backlog(struct hctx *c, const casenet_message_info *info)
+{
+    struct store *s = c->b->store;
+    uint32_t max = c->b->cfg->limits.max_inbox_backlog;
+    if (!max || !s->ops->inbox_backlog)
+        return CASENET_OK;
+    for (size_t i = 0; i < info->n_recipients; i++) {
+        uint64_t queued = 0;
+        int rc = s->ops->inbox_backlog(s, info->recipients[i], &queued);
+        if (rc != CASENET_OK)
+            return store_fail(c, rc, "read the inbox backlog");
+        if (queued >= max) {
+            c->retry_after_ms = LIMITS_BACKLOG_RETRY_MS;
+            return fail(c, CASENET_EUNAVAIL,
+                        "%s has %llu unfetched messages (the limit is %u); retry later or "
+                        "reach the recipient another way",
+                        info->recipients[i], (unsigned long long)queued, max);
+        }
+    }
+    return CASENET_OK;
+}
+
 static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1__Response *resp,
                     casenet_buf *out)
 {
@@ -350,6 +421,18 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     int rc;
 
     c->size = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+    /* The bucket first: a flood is refused before any costly work. */
+    if ((rc = limits_submit(c)) != CASENET_OK)
+        return rc;
+    uint64_t avail_mb = 0;
+    if (!limits_disk_ok(b->cfg->data_dir, lim->min_free_mb, &avail_mb)) {
+        /* Not audited: the reserve is for the writes that must go on. */
+        c->retry_after_ms = LIMITS_DISK_RETRY_MS;
+        c->no_audit = true;
+        log_disk_low(avail_mb, lim->min_free_mb);
+        return fail(c, CASENET_EUNAVAIL,
+                    "the broker's disk is nearly full; nothing was stored; retry later");
+    }
     if (len > lim->max_envelope_bytes)
         return fail(c, CASENET_ETOOLARGE,
                     "the envelope is %zu bytes; this broker accepts at most %u; send large "
@@ -395,6 +478,8 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     }
     if (rc != CASENET_ENOTFOUND)
         return store_fail(c, rc, "look the message up");
+    if ((rc = limits_backlog(c, info)) != CASENET_OK)
+        return rc;
 
     uint64_t index = 0;
     uint64_t dir_version = casenet_directory_version(b->dir);
@@ -887,7 +972,8 @@ int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, co
         casenet_buf_free(&out);
         *subscribe = false;
         s->ops->rollback_to(s);
-        if (req->body_case == CASENET__V1__REQUEST__BODY_SUBMIT && !bt->store_failed) {
+        if (req->body_case == CASENET__V1__REQUEST__BODY_SUBMIT && !bt->store_failed &&
+            !c.no_audit) {
             /* The hash of the bytes refused, when they did not parse far
              * enough to give info (computed here, not for every Submit:
              * verification hashes the envelope already). */
@@ -901,11 +987,13 @@ int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, co
             if (arc == CASENET_EUNAVAIL)
                 bt->store_failed = true;
         }
-        log_event(LOG_INFO, "rejected", "member", member, "request", body_name(req->body_case),
-                  "error", casenet_errname(handlers_wire_code(rc)), "msg",
-                  c.have_info ? log_hex(c.info.message_id, CASENET_MESSAGE_ID_BYTES) : NULL,
+        /* A rate-limited flood is logged at debug level after its first
+         * refusal, like its audit events. */
+        log_event(c.no_audit ? LOG_DEBUG : LOG_INFO, "rejected", "member", member, "request",
+                  body_name(req->body_case), "error", casenet_errname(handlers_wire_code(rc)),
+                  "msg", c.have_info ? log_hex(c.info.message_id, CASENET_MESSAGE_ID_BYTES) : NULL,
                   "detail", c.msg, NULL);
-        rc = handlers_error_reply(req->request_id, rc, c.msg, reply);
+        rc = handlers_error_reply_retry(req->request_id, rc, c.msg, c.retry_after_ms, reply);
     }
     if (c.have_info)
         casenet_message_info_clear(&c.info);

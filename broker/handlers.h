@@ -32,6 +32,10 @@ int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, co
 /* Packs an error Response for request_id (0 when unknown) with the wire code
  * of err (a casenet_err) and message. CASENET_ENOMEM. */
 int handlers_error_reply(uint64_t request_id, int err, const char *message, casenet_buf *out);
+/* The same with a retry-after for RATE_LIMITED and UNAVAILABLE answers (0 =
+ * the default of 1000 ms). */
+int handlers_error_reply_retry(uint64_t request_id, int err, const char *message,
+                               uint32_t retry_after_ms, casenet_buf *out);
 
 /* Accepts a signed directory (inside the batch transaction): verifies it
  * with the pinned authority key, refuses an expired one (CASENET_EEXPIRED),

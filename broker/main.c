@@ -43,7 +43,10 @@ static const char usage[] =
     "                     directory, authority, policy), [limits] with max_envelope_bytes,\n"
     "                     max_recipients, clock_skew_s, batch_max, verify_threads (Submit\n"
     "                     verification off the loop; default one per core beyond the\n"
-    "                     first, at most 4). Options override it.\n"
+    "                     first, at most 4), submit_rate (per second and member;\n"
+    "                     0 = unlimited), submit_burst, max_inbox_backlog, fair_share,\n"
+    "                     min_free_mb (Submit is refused below this free disk space;\n"
+    "                     0 = off). Options override it.\n"
     "  --check-config     validate everything, print the result, exit 0 (valid) or 1\n"
     "  --verbose          log debug events too\n"
     "\n"
@@ -104,6 +107,16 @@ static int on_ini(void *user, const char *section, const char *name, const char 
             ok = parse_u32(value, 1, 65536, &l->batch_max);
         else if (strcmp(name, "verify_threads") == 0)
             ok = parse_u32(value, 0, BROKER_MAX_VERIFY_THREADS, &l->verify_threads);
+        else if (strcmp(name, "submit_rate") == 0)
+            ok = (l->submit_rate_set = parse_u32(value, 0, 1000000, &l->submit_rate));
+        else if (strcmp(name, "submit_burst") == 0)
+            ok = parse_u32(value, 1, 10000000, &l->submit_burst);
+        else if (strcmp(name, "max_inbox_backlog") == 0)
+            ok = parse_u32(value, 1, UINT32_MAX, &l->max_inbox_backlog);
+        else if (strcmp(name, "fair_share") == 0)
+            ok = parse_u32(value, 1, 65536, &l->fair_share);
+        else if (strcmp(name, "min_free_mb") == 0)
+            ok = (l->min_free_set = parse_u32(value, 0, 1024u * 1024u, &l->min_free_mb));
         else {
             snprintf(st->error, sizeof st->error, "unknown key [limits] %s", name);
             return 0;
@@ -375,6 +388,18 @@ int main(int argc, char **argv)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         cfg.limits.verify_threads = cores > 5 ? 4u : cores > 1 ? (uint32_t)(cores - 1) : 0u;
     }
+    if (!cfg.limits.submit_rate_set)
+        cfg.limits.submit_rate = LIMITS_DEFAULT_SUBMIT_RATE;
+    if (!cfg.limits.submit_burst)
+        cfg.limits.submit_burst = cfg.limits.submit_rate_set && cfg.limits.submit_rate
+                                      ? 2 * cfg.limits.submit_rate
+                                      : LIMITS_DEFAULT_SUBMIT_BURST;
+    if (!cfg.limits.max_inbox_backlog)
+        cfg.limits.max_inbox_backlog = LIMITS_DEFAULT_INBOX_BACKLOG;
+    if (!cfg.limits.fair_share)
+        cfg.limits.fair_share = LIMITS_DEFAULT_FAIR_SHARE;
+    if (!cfg.limits.min_free_set)
+        cfg.limits.min_free_mb = LIMITS_DEFAULT_MIN_FREE_MB;
     if (!config_complete(&cfg))
         goto cleanup;
     policy_defaults(&b.policy);
@@ -406,6 +431,10 @@ int main(int argc, char **argv)
     if ((rc = casenet_authority_pk_load(cfg.authority_path, b.authority_pk)) != CASENET_OK) {
         fprintf(stderr, "casenetd: cannot load the authority key %s: %s\n", cfg.authority_path,
                 casenet_strerror(rc));
+        goto cleanup;
+    }
+    if (!(b.limits = limits_new(cfg.limits.submit_rate, cfg.limits.submit_burst))) {
+        fprintf(stderr, "casenetd: out of memory\n");
         goto cleanup;
     }
     if (!data_dir_ready(cfg.data_dir))
@@ -456,6 +485,7 @@ cleanup:
         b.store->ops->close(b.store);
     casenet_directory_free(b.dir);
     casenet_keys_free(b.keys);
+    limits_free(b.limits);
     config_free(&cfg);
     return exit_code;
 }

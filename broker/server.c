@@ -27,12 +27,17 @@
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93
 #endif
 
-#define TICK_MS            1000
-#define HEARTBEAT_IVL_MS   10000
-#define HEARTBEAT_TTL_MS   60000
-#define HEARTBEAT_TMO_MS   30000
-#define HANDSHAKE_IVL_MS   10000
-#define SOCKET_HWM         10000
+#define TICK_MS          1000
+#define HEARTBEAT_IVL_MS 10000
+#define HEARTBEAT_TTL_MS 60000
+#define HEARTBEAT_TMO_MS 30000
+#define HANDSHAKE_IVL_MS 10000
+/* High-water marks bound what one connection can make the broker hold:
+ * at most RCV_HWM requests (each up to MAXMSGSIZE) queued in, SND_HWM
+ * replies and notices queued out (a reply to a full pipe is dropped and
+ * logged; the client retries). */
+#define RCV_HWM            100
+#define SND_HWM            256
 #define CLOSE_LINGER_MS    500
 #define ROUTING_ID_MAX     255
 #define DIRECTORY_MAX      (16u * 1024u * 1024u)
@@ -71,10 +76,12 @@ struct server {
     void *monitor; /* PAIR receiving the ROUTER's connection events */
     struct zap *zap;
     int sigfd;
-    struct item *items;
+    struct item *items; /* the batch: at most batch_max */
     size_t n_items;
     struct verify_pool *vpool;
     struct verify_job *jobs; /* one per item */
+    struct item *pending;    /* received, not yet in a batch (fair_queue) */
+    size_t n_pending, cap_pending;
     struct sub *subs;
     size_t n_subs, cap_subs;
     bool stopping, reload;
@@ -194,8 +201,10 @@ int server_open(struct broker *b, int sigfd, struct server **out)
     s->sigfd = sigfd;
     s->items = calloc(b->cfg->limits.batch_max, sizeof *s->items);
     s->jobs = calloc(b->cfg->limits.batch_max, sizeof *s->jobs);
+    s->cap_pending = b->cfg->limits.batch_max;
+    s->pending = calloc(s->cap_pending, sizeof *s->pending);
     s->ctx = zmq_ctx_new();
-    if (!s->items || !s->jobs || !s->ctx) {
+    if (!s->items || !s->jobs || !s->pending || !s->ctx) {
         rc = CASENET_ENOMEM;
         goto cleanup;
     }
@@ -223,8 +232,8 @@ int server_open(struct broker *b, int sigfd, struct server **out)
             CASENET_OK ||
         setopt_int(s->router, ZMQ_HEARTBEAT_TTL, HEARTBEAT_TTL_MS, "HEARTBEAT_TTL") != CASENET_OK ||
         setopt_int(s->router, ZMQ_HANDSHAKE_IVL, HANDSHAKE_IVL_MS, "HANDSHAKE_IVL") != CASENET_OK ||
-        setopt_int(s->router, ZMQ_SNDHWM, SOCKET_HWM, "SNDHWM") != CASENET_OK ||
-        setopt_int(s->router, ZMQ_RCVHWM, SOCKET_HWM, "RCVHWM") != CASENET_OK) {
+        setopt_int(s->router, ZMQ_SNDHWM, SND_HWM, "SNDHWM") != CASENET_OK ||
+        setopt_int(s->router, ZMQ_RCVHWM, RCV_HWM, "RCVHWM") != CASENET_OK) {
         log_event(LOG_ERROR, "socket_option", "zmq_error", zmq_strerror(errno), NULL);
         goto cleanup;
     }
@@ -272,6 +281,11 @@ void server_close(struct server *s)
     verify_pool_free(s->vpool);
     free(s->jobs);
     free(s->items);
+    for (size_t i = 0; i < s->n_pending; i++) {
+        casenet_buf_free(&s->pending[i].reply);
+        casenet_buf_free(&s->pending[i].request);
+    }
+    free(s->pending);
     free(s->subs);
     free(s);
 }
@@ -386,7 +400,98 @@ static void drain_monitor(struct server *s)
     }
 }
 
+/* ------------------------------------------------------------ fairness */
+
+struct share {
+    const char *member;
+    uint32_t n;
+};
+
+/* The number of requests member already has in the batch. */
+static uint32_t share_count(const struct share *sh, size_t n_sh, const char *member)
+{
+    for (size_t i = 0; i < n_sh; i++)
+        if (strcmp(sh[i].member, member) == 0)
+            return sh[i].n;
+    return 0;
+}
+
+/* Counts one more request of member; stable is a copy of the id that lives
+ * as long as the batch. */
+static void share_add(struct share *sh, size_t *n_sh, const char *member, const char *stable)
+{
+    for (size_t i = 0; i < *n_sh; i++)
+        if (strcmp(sh[i].member, member) == 0) {
+            sh[i].n++;
+            return;
+        }
+    sh[*n_sh].member = stable;
+    sh[*n_sh].n = 1;
+    (*n_sh)++;
+}
+
+/* Moves requests from pending into the batch: in arrival order, at most
+ * fair_share per member, so that a member flooding the broker delays the
+ * others by at most its share of each batch (its excess waits, in order,
+ * for later batches; ROUTER itself already queues fairly between
+ * connections). When one member alone has requests waiting, the batch is
+ * filled with them up to batch_max (group commit for a busy single
+ * member). */
+static void fair_fill(struct server *s, struct share *sh)
+{
+    const struct broker_limits *lim = &s->b->cfg->limits;
+    size_t n_sh = 0, keep = 0;
+    for (size_t i = 0; i < s->n_pending; i++) {
+        struct item *it = &s->pending[i];
+        if (s->n_items < lim->batch_max && share_count(sh, n_sh, it->member) < lim->fair_share) {
+            s->items[s->n_items] = *it;
+            /* the share names the batch's copy: pending is compacted below */
+            share_add(sh, &n_sh, it->member, s->items[s->n_items].member);
+            s->n_items++;
+        } else {
+            if (keep != i)
+                s->pending[keep] = *it;
+            keep++;
+        }
+    }
+    s->n_pending = keep;
+    if (n_sh == 1) { /* a single member: no one to be fair to */
+        size_t k = 0;
+        for (size_t i = 0; i < s->n_pending; i++) {
+            if (s->n_items < lim->batch_max)
+                s->items[s->n_items++] = s->pending[i];
+            else
+                s->pending[k++] = s->pending[i];
+        }
+        s->n_pending = k;
+    }
+}
+
 /* ------------------------------------------------------------ batch */
+
+/* The request id of an item: from its reply when the handler ran, else
+ * from its request (0 when neither parses). Clients match answers by it, so
+ * an UNAVAILABLE for a failed batch must carry it. */
+static uint64_t item_request_id(const struct item *it)
+{
+    uint64_t id = 0;
+    if (it->reply.data) {
+        Casenet__V1__Response *r =
+            casenet__v1__response__unpack(NULL, it->reply.len, it->reply.data);
+        if (r) {
+            id = r->request_id;
+            casenet__v1__response__free_unpacked(r, NULL);
+        }
+    } else if (it->request.data) {
+        Casenet__V1__Request *r =
+            casenet__v1__request__unpack(NULL, it->request.len, it->request.data);
+        if (r) {
+            id = r->request_id;
+            casenet__v1__request__free_unpacked(r, NULL);
+        }
+    }
+    return id;
+}
 
 static void answer_all_unavailable(struct server *s)
 {
@@ -394,9 +499,10 @@ static void answer_all_unavailable(struct server *s)
         struct item *it = &s->items[i];
         if (it->answered)
             continue;
+        uint64_t id = item_request_id(it);
         casenet_buf_free(&it->reply);
         it->subscribe = false;
-        if (handlers_error_reply(0, CASENET_EUNAVAIL,
+        if (handlers_error_reply(id, CASENET_EUNAVAIL,
                                  "the broker could not commit this batch; nothing was stored; "
                                  "retry later",
                                  &it->reply) != CASENET_OK)
@@ -598,6 +704,9 @@ int server_run(struct server *s)
     int64_t next_tick = cn_mono_ms() + TICK_MS;
     int64_t next_stats = cn_mono_ms() + STATS_INTERVAL_MS;
     int64_t next_head = cn_mono_ms() + AUDIT_HEAD_INTERVAL_MS;
+    struct share *shares = calloc(b->cfg->limits.batch_max, sizeof *shares);
+    if (!shares)
+        return CASENET_ENOMEM;
     log_event(LOG_INFO, "listening", "endpoint", b->cfg->listen, "broker", b->broker_id,
               "directory_version", log_u64(casenet_directory_version(b->dir)), NULL);
     while (!s->stopping) {
@@ -609,12 +718,13 @@ int server_run(struct server *s)
         };
         int n_items = s->sigfd >= 0 ? 4 : 3;
         int64_t wait = next_tick - cn_mono_ms();
-        if (wait < 0)
+        if (wait < 0 || s->n_pending > 0)
             wait = 0;
         if (zmq_poll(items, n_items, (long)wait) < 0) {
             if (errno == EINTR)
                 continue;
             log_event(LOG_ERROR, "poll", "zmq_error", zmq_strerror(errno), NULL);
+            free(shares);
             return CASENET_EIO;
         }
         if (items[2].revents & ZMQ_POLLIN)
@@ -623,17 +733,19 @@ int server_run(struct server *s)
             (void)zap_handle(s->zap, b->dir);
         if (n_items == 4 && (items[3].revents & ZMQ_POLLIN))
             read_signals(s);
-        /* Drain every ready request, up to batch_max. */
-        while (s->n_items < b->cfg->limits.batch_max) {
-            int r = recv_one(s, &s->items[s->n_items]);
+        /* Drain every ready request into pending (bounded), then take a
+         * fair batch from it. */
+        while (s->n_pending < s->cap_pending) {
+            int r = recv_one(s, &s->pending[s->n_pending]);
             if (r == 0)
                 break;
             if (r < 0) {
                 log_event(LOG_WARN, "recv", "zmq_error", zmq_strerror(errno), NULL);
                 break;
             }
-            s->n_items++;
+            s->n_pending++;
         }
+        fair_fill(s, shares);
         if (s->n_items > 0 || zap_has_pending(s->zap) || s->reload)
             process_batch(s);
         int64_t now = cn_mono_ms();
@@ -657,7 +769,9 @@ int server_run(struct server *s)
             }
         }
     }
-    /* Stopping: the batch in hand was handled above. Record the stop. */
+    free(shares);
+    /* Stopping: requests still pending get no answer (their clients
+     * resend to the next broker process). Record the stop. */
     struct store *st = b->store;
     int rc = st->ops->begin(st);
     if (rc == CASENET_OK) {

@@ -302,6 +302,11 @@ struct store_ops {
      * exists. */
     int (*sent_list)(struct store *s, const char *sender, uint64_t cursor, uint32_t limit,
                      struct store_message **rows, size_t *n, bool *more);
+
+    /* In or outside a batch. The number of QUEUED (never fetched) rows in
+     * recipient's inbox, counting this batch's writes; O(1), for the
+     * backlog limit. */
+    int (*inbox_backlog)(struct store *s, const char *recipient, uint64_t *queued);
 };
 
 /* The SQLite backend (store_sqlite.c). */

@@ -136,6 +136,25 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_message ON audit(message_id);"
     "CREATE INDEX audit_case ON audit(case_ref);"
     "CREATE INDEX audit_kind ON audit(kind);",
+    /* 3 -> 4: a per-recipient count of QUEUED (state 1) inbox rows, kept by
+     * triggers, so that the backlog limit costs one lookup. */
+    "CREATE TABLE inbox_backlog ("
+    " recipient TEXT PRIMARY KEY,"
+    " queued INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO inbox_backlog (recipient, queued)"
+    " SELECT recipient, count(*) FROM inbox WHERE state = 1 GROUP BY recipient;"
+    "CREATE TRIGGER inbox_backlog_insert AFTER INSERT ON inbox WHEN NEW.state = 1 BEGIN"
+    " INSERT INTO inbox_backlog (recipient, queued) VALUES (NEW.recipient, 1)"
+    " ON CONFLICT (recipient) DO UPDATE SET queued = queued + 1; END;"
+    "CREATE TRIGGER inbox_backlog_leave AFTER UPDATE OF state ON inbox"
+    " WHEN OLD.state = 1 AND NEW.state <> 1 BEGIN"
+    " UPDATE inbox_backlog SET queued = queued - 1 WHERE recipient = OLD.recipient; END;"
+    "CREATE TRIGGER inbox_backlog_enter AFTER UPDATE OF state ON inbox"
+    " WHEN OLD.state <> 1 AND NEW.state = 1 BEGIN"
+    " INSERT INTO inbox_backlog (recipient, queued) VALUES (NEW.recipient, 1)"
+    " ON CONFLICT (recipient) DO UPDATE SET queued = queued + 1; END;"
+    "CREATE TRIGGER inbox_backlog_delete AFTER DELETE ON inbox WHEN OLD.state = 1 BEGIN"
+    " UPDATE inbox_backlog SET queued = queued - 1 WHERE recipient = OLD.recipient; END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -179,6 +198,7 @@ enum stmt {
     ST_HEAD_GET,
     ST_HEAD_LATEST,
     ST_HEAD_LIST,
+    ST_INBOX_BACKLOG,
     ST_COUNT
 };
 
@@ -253,6 +273,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_HEAD_LATEST] = "SELECT " HEAD_COLS " FROM tree_heads ORDER BY size DESC LIMIT 1",
     [ST_HEAD_LIST] = "SELECT " HEAD_COLS " FROM tree_heads WHERE size > ?1 AND size <= ?2"
                      " ORDER BY size LIMIT ?3",
+    [ST_INBOX_BACKLOG] = "SELECT queued FROM inbox_backlog WHERE recipient = ?1",
 };
 
 struct sqlite_store {
@@ -1325,6 +1346,27 @@ static int sq_directory_latest(struct store *b, casenet_buf *out, uint64_t *vers
     return err;
 }
 
+/* ------------------------------------------------------------ limits */
+
+static int sq_inbox_backlog(struct store *b, const char *recipient, uint64_t *queued)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_INBOX_BACKLOG);
+    bind_text(st, 1, recipient);
+    int rc = sqlite3_step(st);
+    int err = CASENET_OK;
+    if (rc == SQLITE_ROW) {
+        sqlite3_int64 n = sqlite3_column_int64(st, 0);
+        *queued = n > 0 ? (uint64_t)n : 0;
+    } else if (rc == SQLITE_DONE) {
+        *queued = 0;
+    } else {
+        err = map_rc(s, rc, "inbox_backlog");
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -1367,6 +1409,7 @@ const struct store_ops store_sqlite_ops = {
     .step_list = sq_step_list,
     .receipt_list = sq_receipt_list,
     .sent_list = sq_sent_list,
+    .inbox_backlog = sq_inbox_backlog,
 };
 
 /* ------------------------------------------------------------ companions */

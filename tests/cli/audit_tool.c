@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define THREADS_MAX 16
 #define LINE_MAX_   512
@@ -91,8 +92,14 @@ static void *fill_thread(void *arg)
         casenet_buf env = {0};
         casenet_submit_receipt r;
         j->rc = casenet_seal(j->h->keys, j->h->dir, &so, payload.data, payload.len, &env, NULL);
-        if (j->rc == CASENET_OK)
-            j->rc = casenet_client_submit(c, env.data, env.len, &r, NULL);
+        /* A real client honours RATE_LIMITED: wait as told, send the
+         * same bytes again. */
+        while (j->rc == CASENET_OK && (j->rc = casenet_client_submit(c, env.data, env.len, &r,
+                                                                     NULL)) == CASENET_ERATELIMIT) {
+            uint32_t ms = casenet_client_retry_after_ms(c);
+            usleep((useconds_t)(ms ? ms : 10) * 1000);
+            j->rc = CASENET_OK;
+        }
         casenet_buf_free(&env);
     }
     casenet_buf_free(&payload);

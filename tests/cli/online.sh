@@ -10,11 +10,21 @@ CASENETD=${CASENETD:-${CASENET_BINARY_DIR:-$(dirname "$CASENET")/../..}/broker/c
 [ -x "$CASENETD" ] || fail "casenetd not found at $CASENETD"
 N=$T/net
 broker_pid=
+# CASENET_BROKER_WRAPPER (e.g. valgrind ...) runs casenetd under a checker;
+# then a broker that exits non-zero at a stop fails the test.
+read -r -a broker_wrapper <<<"${CASENET_BROKER_WRAPPER:-}"
+start_tries=50
+[ ${#broker_wrapper[@]} -eq 0 ] || start_tries=300
 stop_broker() {
   if [ -n "$broker_pid" ]; then
     kill "$broker_pid" 2>/dev/null || true
-    wait "$broker_pid" 2>/dev/null || true
+    local st=0
+    wait "$broker_pid" 2>/dev/null || st=$?
     broker_pid=
+    if [ ${#broker_wrapper[@]} -gt 0 ] && [ "$st" != 0 ]; then
+      tail -n 40 "$T/broker.log" >&2
+      fail "casenetd under ${broker_wrapper[0]} exited with status $st"
+    fi
   fi
 }
 trap 'stop_broker; rm -rf "$T"' EXIT
@@ -26,12 +36,12 @@ start_broker() {
   for _ in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 40000))
     BROKER_ENDPOINT=tcp://127.0.0.1:$port
-    "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
+    "${broker_wrapper[@]}" "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
       --directory "$N/directory" --authority "$N/authority/authority.pub" \
       >>"$T/broker.log" 2>&1 &
     broker_pid=$!
     local i
-    for i in $(seq 1 50); do
+    for i in $(seq 1 "$start_tries"); do
       kill -0 "$broker_pid" 2>/dev/null || break
       if "$CASENET" directory pull --home "$N/home/vn.coord" --broker "$BROKER_ENDPOINT" \
         --timeout 1 >/dev/null 2>&1; then

@@ -100,6 +100,12 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
+/* Under a wrapper (valgrind) the broker starts several times slower. */
+static int64_t start_timeout_ms(void)
+{
+    return getenv("CASENET_BROKER_WRAPPER") ? 6 * TN_START_TIMEOUT_MS : TN_START_TIMEOUT_MS;
+}
+
 static pid_t spawn(tn_network *tn)
 {
     const char *bin_dir = getenv("CASENET_BINARY_DIR");
@@ -108,8 +114,16 @@ static pid_t spawn(tn_network *tn)
     char *bin = NULL;
     if (asprintf(&bin, "%s/broker/casenetd", bin_dir) < 0)
         die("asprintf", NULL);
-    const char *argv[16];
+    /* CASENET_BROKER_WRAPPER (e.g. "valgrind --error-exitcode=1") is split
+     * on spaces and put in front of the broker's command line. */
+    const char *argv[48];
     int a = 0;
+    char *wrapper =
+        getenv("CASENET_BROKER_WRAPPER") ? strdup(getenv("CASENET_BROKER_WRAPPER")) : NULL;
+    char *save = NULL;
+    for (char *w = wrapper ? strtok_r(wrapper, " ", &save) : NULL; w && a < 32;
+         w = strtok_r(NULL, " ", &save))
+        argv[a++] = w;
     argv[a++] = bin;
     argv[a++] = "--data";
     argv[a++] = tn->data_dir;
@@ -135,9 +149,13 @@ static pid_t spawn(tn_network *tn)
             dup2(fd, STDERR_FILENO);
             close(fd);
         }
-        execv(bin, (char *const *)argv);
+        if (wrapper)
+            execvp(argv[0], (char *const *)argv);
+        else
+            execv(bin, (char *const *)argv);
         _exit(127);
     }
+    free(wrapper);
     free(bin);
     return pid;
 }
@@ -149,7 +167,7 @@ void tn_start(tn_network *tn)
     for (int attempt = 0; attempt < TN_PORT_TRIES; attempt++) {
         snprintf(tn->endpoint, sizeof tn->endpoint, "tcp://127.0.0.1:%d", free_port());
         tn->pid = spawn(tn);
-        int64_t deadline = cn_mono_ms() + TN_START_TIMEOUT_MS;
+        int64_t deadline = cn_mono_ms() + start_timeout_ms();
         bool exited = false;
         while (cn_mono_ms() < deadline) {
             int st;
@@ -482,7 +500,7 @@ void tn_restart(tn_network *tn)
      * case the port is briefly unavailable. */
     for (int attempt = 0; attempt < TN_PORT_TRIES; attempt++) {
         tn->pid = spawn(tn);
-        int64_t deadline = cn_mono_ms() + TN_START_TIMEOUT_MS;
+        int64_t deadline = cn_mono_ms() + start_timeout_ms();
         while (cn_mono_ms() < deadline) {
             int st;
             if (waitpid(tn->pid, &st, WNOHANG) == tn->pid)

@@ -49,7 +49,10 @@ void tn_free(tn_network *tn);
 void tn_write_directory(tn_network *tn);
 /* Starts casenetd ($CASENET_BINARY_DIR/broker/casenetd) on a free loopback
  * port with --data/--key/--directory/--authority (and --config when set)
- * and waits until it answers a Hello (10 s at most). */
+ * and waits until it answers a Hello (10 s at most, 60 s under a wrapper).
+ * $CASENET_BROKER_WRAPPER, when set, is a command (split on spaces) run
+ * with the broker's command line appended, e.g. valgrind; its exit status
+ * is what tn_stop returns. */
 void tn_start(tn_network *tn);
 /* Starts casenetd again on the endpoint of the previous tn_start (clients
  * that stay connected across a restart reconnect to the same address). */

@@ -1,0 +1,122 @@
+/* member_limits.c - per-member token buckets for Submit (see member_limits.h). */
+#include "member_limits.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "log.h"
+
+#define LIMITS_BUCKETS 256u
+#define MILLI          1000 /* tokens are counted in thousandths */
+
+struct member_state {
+    struct member_state *next;
+    char member[CASENET_MEMBER_ID_MAX + 1];
+    int64_t tokens_milli; /* 0 .. burst * MILLI */
+    int64_t last_ms;      /* when tokens_milli was last brought up to date */
+    bool limited;         /* refused since last admitted */
+};
+
+struct limits {
+    uint32_t rate, burst;
+    struct member_state *bucket[LIMITS_BUCKETS];
+};
+
+struct limits *limits_new(uint32_t submit_rate, uint32_t submit_burst)
+{
+    struct limits *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->rate = submit_rate;
+    l->burst = submit_burst ? submit_burst : submit_rate;
+    if (l->burst == 0)
+        l->burst = 1;
+    return l;
+}
+
+void limits_free(struct limits *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < LIMITS_BUCKETS; i++) {
+        struct member_state *m = l->bucket[i];
+        while (m) {
+            struct member_state *next = m->next;
+            free(m);
+            m = next;
+        }
+    }
+    free(l);
+}
+
+/* FNV-1a over the member id. */
+static size_t slot(const char *member)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)member; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % LIMITS_BUCKETS;
+}
+
+static struct member_state *lookup(struct limits *l, const char *member, int64_t now_ms)
+{
+    size_t i = slot(member);
+    for (struct member_state *m = l->bucket[i]; m; m = m->next)
+        if (strcmp(m->member, member) == 0)
+            return m;
+    struct member_state *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    snprintf(m->member, sizeof m->member, "%s", member);
+    m->tokens_milli = (int64_t)l->burst * MILLI;
+    m->last_ms = now_ms;
+    m->next = l->bucket[i];
+    l->bucket[i] = m;
+    return m;
+}
+
+int limits_take_submit(struct limits *l, const char *member, int64_t now_ms,
+                       uint32_t *retry_after_ms, bool *first)
+{
+    *retry_after_ms = 0;
+    *first = false;
+    if (!l || l->rate == 0)
+        return CASENET_OK;
+    struct member_state *m = lookup(l, member, now_ms);
+    if (!m)
+        return CASENET_ENOMEM;
+    int64_t cap = (int64_t)l->burst * MILLI;
+    if (now_ms > m->last_ms) {
+        /* rate tokens per second = rate thousandths per millisecond */
+        int64_t add = (now_ms - m->last_ms) * (int64_t)l->rate;
+        m->tokens_milli = add >= cap - m->tokens_milli ? cap : m->tokens_milli + add;
+        m->last_ms = now_ms;
+    }
+    if (m->tokens_milli >= MILLI) {
+        m->tokens_milli -= MILLI;
+        m->limited = false;
+        return CASENET_OK;
+    }
+    int64_t need = MILLI - m->tokens_milli;
+    int64_t wait = (need + l->rate - 1) / l->rate;
+    *retry_after_ms = wait < 1 ? 1 : (uint32_t)wait;
+    *first = !m->limited;
+    m->limited = true;
+    return CASENET_ERATELIMIT;
+}
+
+bool limits_disk_ok(const char *dir, uint32_t min_free_mb, uint64_t *avail_mb)
+{
+    *avail_mb = UINT64_MAX;
+    if (min_free_mb == 0)
+        return true;
+    struct statvfs v;
+    if (statvfs(dir, &v) != 0) {
+        log_event(LOG_WARN, "statvfs_failed", "path", dir, NULL);
+        return true;
+    }
+    *avail_mb = (uint64_t)v.f_bavail * v.f_frsize / (1024u * 1024u);
+    return *avail_mb >= min_free_mb;
+}

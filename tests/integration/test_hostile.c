@@ -1,0 +1,430 @@
+/* test_hostile.c - casenetd against hostile input, one test per attack with
+ * the error code it must produce: clock skew, truncated and multipart frames,
+ * duplicate recipients, zero-length ids, thousands of recipients, a client
+ * holding the wrong server key, and handshakes that never complete. After
+ * each attack the broker must still serve an honest member. */
+#include "network.h"
+#include "testlib.h"
+
+#include "envelope_impl.h"
+#include "keys_impl.h"
+#include "util.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HOTLINE "vn.hotline111"
+#define POLICE  "vn.police.a05"
+#define MOLISA  "vn.molisa"
+
+#define MANY_RECIPIENTS 3000
+#define STALLED_CONNS   40
+#define HANDSHAKE_WAIT  25000 /* the broker's handshake limit is 10 s */
+
+static const char *const members[] = {
+    HOTLINE ":intake",
+    POLICE ":responder:police",
+    MOLISA ":responder",
+};
+
+static int setup(void **state)
+{
+    tn_network *tn = tn_new(members, 3);
+    tn_start(tn);
+    *state = tn;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    tn_network *tn = *state;
+    assert_int_equal(tn_stop(tn), 0);
+    tn_free(tn);
+    return 0;
+}
+
+static void rfree(Casenet__V1__Response *r)
+{
+    casenet__v1__response__free_unpacked(r, NULL);
+}
+
+/* An honest member still gets its message through. */
+static void assert_still_serving(tn_network *tn)
+{
+    const char *to[] = {MOLISA};
+    casenet_buf env = tn_seal(tn, POLICE, to, 1, "still here", NULL);
+    tn_conn *c = tn_connect(tn, tn_keys(tn, POLICE));
+    Casenet__V1__Response *r = tn_submit(c, env.data, env.len);
+    assert_int_equal(tn_code(r), 0);
+    assert_int_equal(r->body_case, CASENET__V1__RESPONSE__BODY_SUBMIT);
+    rfree(r);
+    tn_close(c);
+    casenet_buf_free(&env);
+}
+
+/* Sends one raw frame and decodes the single answer. */
+static Casenet__V1__Response *raw_call(tn_conn *c, const void *frame, size_t len)
+{
+    const void *f[1] = {frame};
+    size_t l[1] = {len};
+    tn_send_frames(c, f, l, 1);
+    casenet_buf in = {0};
+    if (!tn_recv(c, 10000, &in))
+        return NULL;
+    Casenet__V1__Response *r = casenet__v1__response__unpack(NULL, in.len, in.data);
+    casenet_buf_free(&in);
+    return r;
+}
+
+/* Re-signs a (modified) header as sender `from` around the original
+ * ciphertext: a well-signed envelope that breaks a structural rule. */
+static casenet_buf resign(tn_network *tn, const char *from, const Casenet__V1__Header *hd,
+                          const Casenet__V1__Envelope *orig)
+{
+    size_t hlen = casenet__v1__header__get_packed_size(hd);
+    uint8_t *hbuf = malloc(hlen);
+    assert_non_null(hbuf);
+    casenet__v1__header__pack(hd, hbuf);
+    casenet_buf out = {0};
+    assert_int_equal(cn_envelope_pack(hbuf, hlen, cn_keys_sign_sk(tn_keys(tn, from), NULL),
+                                      orig->ciphertext.data, orig->ciphertext.len, &out),
+                     CASENET_OK);
+    free(hbuf);
+    return out;
+}
+
+/* A sealed envelope HOTLINE -> POLICE, unpacked for modification. */
+static void sealed_parts(tn_network *tn, Casenet__V1__Envelope **e, Casenet__V1__Header **hd,
+                         casenet_buf *env)
+{
+    const char *to[] = {POLICE};
+    *env = tn_seal(tn, HOTLINE, to, 1, "hostile", NULL);
+    *e = casenet__v1__envelope__unpack(NULL, env->len, env->data);
+    assert_non_null(*e);
+    *hd = casenet__v1__header__unpack(NULL, (*e)->header.len, (*e)->header.data);
+    assert_non_null(*hd);
+}
+
+static int submit_code(tn_network *tn, const casenet_buf *env)
+{
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    Casenet__V1__Response *r = tn_submit(h, env->data, env->len);
+    int code = tn_code(r);
+    rfree(r);
+    tn_close(h);
+    return code;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_clock_skew_past(void **state)
+{
+    tn_network *tn = *state;
+    /* A sender clock behind the broker's. Keys are not valid before they
+     * were made (moments ago), so the broker's tolerance is set to 1 s and
+     * the envelope dated at the directory's creation, 2.5 s back. */
+    assert_int_equal(tn_stop(tn), 0);
+    tn->config_path = tl_path(tn->root, "casenetd.ini");
+    const char *ini = "[limits]\nclock_skew_s = 1\n";
+    tl_write_file(tn->config_path, ini, strlen(ini), 0644);
+    tn_restart(tn);
+    while (cn_now_ms() < tn->net->now_ms + 2500)
+        usleep(50 * 1000);
+    const char *to[] = {POLICE};
+    casenet_buf payload = tl_referral_payload("sealed on a machine whose clock is behind");
+    casenet_seal_opts o = {
+        .kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1, .created_at_ms = tn->net->now_ms};
+    casenet_buf env = {0};
+    assert_int_equal(
+        casenet_seal(tn_keys(tn, HOTLINE), tn->net->dir, &o, payload.data, payload.len, &env, NULL),
+        CASENET_OK);
+    assert_int_equal(submit_code(tn, &env), CASENET_ECLOCKSKEW);
+    casenet_buf_free(&env);
+    casenet_buf_free(&payload);
+    assert_still_serving(tn);
+}
+
+static void test_truncated_frame(void **state)
+{
+    tn_network *tn = *state;
+    const char *to[] = {POLICE};
+    casenet_buf env = tn_seal(tn, HOTLINE, to, 1, "cut short", NULL);
+    Casenet__V1__Request req = CASENET__V1__REQUEST__INIT;
+    Casenet__V1__Submit s = CASENET__V1__SUBMIT__INIT;
+    s.envelope.data = env.data;
+    s.envelope.len = env.len;
+    req.protocol_version = 1;
+    req.request_id = 9;
+    req.body_case = CASENET__V1__REQUEST__BODY_SUBMIT;
+    req.submit = &s;
+    size_t len = casenet__v1__request__get_packed_size(&req);
+    uint8_t *buf = malloc(len);
+    casenet__v1__request__pack(&req, buf);
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+
+    /* The Request itself cut in the middle of the envelope field. */
+    Casenet__V1__Response *r = raw_call(h, buf, len / 2);
+    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    rfree(r);
+    /* A whole Request carrying a truncated envelope. */
+    s.envelope.len = env.len - 7;
+    req.request_id = 10;
+    r = tn_call(h, &req, 10000);
+    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    assert_int_equal(r->request_id, 10);
+    rfree(r);
+    free(buf);
+    tn_close(h);
+    casenet_buf_free(&env);
+    assert_still_serving(tn);
+}
+
+static void test_multipart_frame(void **state)
+{
+    tn_network *tn = *state;
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    Casenet__V1__Request req = CASENET__V1__REQUEST__INIT;
+    Casenet__V1__Hello hello = CASENET__V1__HELLO__INIT;
+    req.protocol_version = 1;
+    req.request_id = 5;
+    req.body_case = CASENET__V1__REQUEST__BODY_HELLO;
+    req.hello = &hello;
+    uint8_t buf[64];
+    size_t len = casenet__v1__request__pack(&req, buf);
+    const void *f[3] = {buf, "", buf};
+    size_t l[3] = {len, 0, len};
+    tn_send_frames(h, f, l, 3);
+    casenet_buf in = {0};
+    assert_true(tn_recv(h, 10000, &in));
+    Casenet__V1__Response *r = casenet__v1__response__unpack(NULL, in.len, in.data);
+    casenet_buf_free(&in);
+    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    rfree(r);
+    /* Exactly one answer for the three frames, and the connection goes on. */
+    assert_false(tn_recv(h, 300, &in));
+    r = tn_hello(h);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    tn_close(h);
+    assert_still_serving(tn);
+}
+
+static void test_duplicate_recipients(void **state)
+{
+    tn_network *tn = *state;
+    Casenet__V1__Envelope *e;
+    Casenet__V1__Header *hd;
+    casenet_buf env;
+    sealed_parts(tn, &e, &hd, &env);
+    /* POLICE twice, each with its own (valid) wrapped key. */
+    char *rcpts[2] = {hd->recipients[0], hd->recipients[0]};
+    Casenet__V1__WrappedKey *wks[2] = {hd->wrapped_keys[0], hd->wrapped_keys[0]};
+    char **save_r = hd->recipients;
+    Casenet__V1__WrappedKey **save_w = hd->wrapped_keys;
+    hd->recipients = rcpts;
+    hd->wrapped_keys = wks;
+    hd->n_recipients = hd->n_wrapped_keys = 2;
+    casenet_buf bad = resign(tn, HOTLINE, hd, e);
+    hd->recipients = save_r;
+    hd->wrapped_keys = save_w;
+    hd->n_recipients = hd->n_wrapped_keys = 1;
+    assert_int_equal(submit_code(tn, &bad), CASENET_EBADREQ);
+    casenet_buf_free(&bad);
+    casenet__v1__header__free_unpacked(hd, NULL);
+    casenet__v1__envelope__free_unpacked(e, NULL);
+    casenet_buf_free(&env);
+    assert_still_serving(tn);
+}
+
+static void test_zero_length_ids(void **state)
+{
+    tn_network *tn = *state;
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    /* Fetch of a zero-length message id. */
+    Casenet__V1__Request req = CASENET__V1__REQUEST__INIT;
+    Casenet__V1__Fetch f = CASENET__V1__FETCH__INIT;
+    req.body_case = CASENET__V1__REQUEST__BODY_FETCH;
+    req.fetch = &f;
+    Casenet__V1__Response *r = tn_call(h, &req, 10000);
+    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    rfree(r);
+    tn_close(h);
+
+    /* A signed envelope with an empty message id, and one with an empty
+     * recipient id. */
+    Casenet__V1__Envelope *e;
+    Casenet__V1__Header *hd;
+    casenet_buf env;
+    sealed_parts(tn, &e, &hd, &env);
+    ProtobufCBinaryData save_id = hd->message_id;
+    hd->message_id.len = 0;
+    casenet_buf bad = resign(tn, HOTLINE, hd, e);
+    hd->message_id = save_id;
+    assert_int_equal(submit_code(tn, &bad), CASENET_EBADREQ);
+    casenet_buf_free(&bad);
+
+    char *save_r = hd->recipients[0];
+    char *save_w = hd->wrapped_keys[0]->recipient;
+    hd->recipients[0] = (char *)"";
+    hd->wrapped_keys[0]->recipient = (char *)"";
+    bad = resign(tn, HOTLINE, hd, e);
+    hd->recipients[0] = save_r;
+    hd->wrapped_keys[0]->recipient = save_w;
+    assert_int_equal(submit_code(tn, &bad), CASENET_EBADREQ);
+    casenet_buf_free(&bad);
+    casenet__v1__header__free_unpacked(hd, NULL);
+    casenet__v1__envelope__free_unpacked(e, NULL);
+    casenet_buf_free(&env);
+    assert_still_serving(tn);
+}
+
+static void test_thousands_of_recipients(void **state)
+{
+    tn_network *tn = *state;
+    Casenet__V1__Envelope *e;
+    Casenet__V1__Header *hd;
+    casenet_buf env;
+    sealed_parts(tn, &e, &hd, &env);
+    char **rcpts = calloc(MANY_RECIPIENTS, sizeof *rcpts);
+    Casenet__V1__WrappedKey **wks = calloc(MANY_RECIPIENTS, sizeof *wks);
+    char(*ids)[24] = calloc(MANY_RECIPIENTS, sizeof *ids);
+    Casenet__V1__WrappedKey *keys = calloc(MANY_RECIPIENTS, sizeof *keys);
+    assert_true(rcpts && wks && ids && keys);
+    for (size_t i = 0; i < MANY_RECIPIENTS; i++) {
+        snprintf(ids[i], sizeof ids[i], "vn.agency%zu", i);
+        keys[i] = *hd->wrapped_keys[0];
+        keys[i].recipient = ids[i];
+        rcpts[i] = ids[i];
+        wks[i] = &keys[i];
+    }
+    char **save_r = hd->recipients;
+    Casenet__V1__WrappedKey **save_w = hd->wrapped_keys;
+    hd->recipients = rcpts;
+    hd->wrapped_keys = wks;
+    hd->n_recipients = hd->n_wrapped_keys = MANY_RECIPIENTS;
+    casenet_buf bad = resign(tn, HOTLINE, hd, e);
+    hd->recipients = save_r;
+    hd->wrapped_keys = save_w;
+    hd->n_recipients = hd->n_wrapped_keys = 1;
+    assert_true(bad.len < 1024 * 1024); /* under the size limit: the count is what is refused */
+    assert_int_equal(submit_code(tn, &bad), CASENET_ETOOLARGE);
+    casenet_buf_free(&bad);
+    free(keys);
+    free(ids);
+    free(wks);
+    free(rcpts);
+    casenet__v1__header__free_unpacked(hd, NULL);
+    casenet__v1__envelope__free_unpacked(e, NULL);
+    casenet_buf_free(&env);
+    assert_still_serving(tn);
+}
+
+static void test_wrong_server_key(void **state)
+{
+    tn_network *tn = *state;
+    /* Another network's directory: same member names, other keys, so the
+     * broker's CURVE key the client pins is not the running broker's. */
+    tn_network *other = tn_new(members, 3);
+    casenet_member b, real;
+    assert_int_equal(casenet_directory_broker(other->net->dir, &b), CASENET_OK);
+    assert_int_equal(casenet_directory_broker(tn->net->dir, &real), CASENET_OK);
+    assert_memory_not_equal(b.curve_pk, real.curve_pk, 32);
+    casenet_client_opts o = {.endpoint = tn->endpoint, .timeout_ms = 1500};
+    casenet_client *c = NULL;
+    int64_t t0 = cn_mono_ms();
+    int rc = casenet_client_connect(tn_keys(tn, HOTLINE), other->net->dir, &o, &c);
+    int64_t elapsed = cn_mono_ms() - t0;
+    assert_int_equal(rc, CASENET_ETIMEDOUT);
+    assert_null(c);
+    assert_true(elapsed >= 1400 && elapsed < 1500 + 2000);
+    tn_free(other);
+    assert_still_serving(tn);
+}
+
+static int raw_connect(const char *endpoint)
+{
+    const char *colon = strrchr(endpoint, ':');
+    assert_non_null(colon);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)atoi(colon + 1)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* True when the peer closed fd (EOF or reset) within timeout_ms; whatever
+ * the broker sent before (its own greeting) is read and ignored. */
+static bool closed_within(int fd, int timeout_ms)
+{
+    int64_t deadline = cn_mono_ms() + timeout_ms;
+    uint8_t buf[256];
+    for (;;) {
+        int64_t left = deadline - cn_mono_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        ssize_t got = read(fd, buf, sizeof buf);
+        if (got == 0 || (got < 0 && errno == ECONNRESET))
+            return true;
+    }
+}
+
+static void test_handshake_never_completes(void **state)
+{
+    tn_network *tn = *state;
+    /* Partial ZMTP 3 greetings (signature and major version, no mechanism),
+     * then silence, from many connections at once. */
+    static const uint8_t partial[] = {0xff, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x7f, 0x03};
+    int fds[STALLED_CONNS];
+    int64_t t0 = cn_mono_ms();
+    for (int i = 0; i < STALLED_CONNS; i++) {
+        fds[i] = raw_connect(tn->endpoint);
+        assert_int_equal(write(fds[i], partial, i % 2 ? sizeof partial : 3),
+                         (ssize_t)(i % 2 ? sizeof partial : 3));
+    }
+    /* Meanwhile everyone else is served, promptly. */
+    int64_t t1 = cn_mono_ms();
+    assert_still_serving(tn);
+    assert_true(cn_mono_ms() - t1 < 5000);
+    /* The broker drops each stalled connection after its handshake limit. */
+    for (int i = 0; i < STALLED_CONNS; i++) {
+        int64_t left = HANDSHAKE_WAIT - (cn_mono_ms() - t0);
+        assert_true(closed_within(fds[i], left > 0 ? (int)left : 0));
+        close(fds[i]);
+    }
+    assert_still_serving(tn);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_clock_skew_past, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multipart_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_recipients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zero_length_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thousands_of_recipients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_server_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_never_completes, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
