@@ -4,14 +4,14 @@
 # plain with -Werror and once under AddressSanitizer + UndefinedBehaviorSanitizer,
 # then the integration tests with casenetd and the test programs under
 # valgrind memcheck, then a short libFuzzer smoke run of every harness.
-#   CASENET_FUZZ_SECONDS     seconds per fuzz harness (default 20; 0 skips)
+#   CASENET_FUZZ_SECONDS     seconds per fuzz harness (default 60; 0 skips)
 #   CASENET_SKIP_ASAN=1      skip the sanitizer pass (quicker local runs)
 #   CASENET_SKIP_VALGRIND=1  skip the valgrind pass
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/deploy/setup-debian.sh"
 jobs=$(nproc)
-fuzz_seconds=${CASENET_FUZZ_SECONDS:-20}
+fuzz_seconds=${CASENET_FUZZ_SECONDS:-60}
 
 build() {
   local dir=$1
@@ -75,20 +75,37 @@ if [ "$fuzz_seconds" != 0 ]; then
   echo "== libFuzzer smoke: ${fuzz_seconds}s per harness"
   build "$top/build-fuzz" -DCMAKE_C_COMPILER=clang -DCASENET_FUZZ=ON \
     -DCASENET_SANITIZER=address,undefined -DCASENET_TESTS=ON
-  for h in "$top"/build-fuzz/tests/fuzz_*; do
-    [ -x "$h" ] || continue
+  # One harness on a scratch copy of its seed corpus (libFuzzer writes new
+  # inputs into the first directory); two harnesses at a time, one per core.
+  fuzz_one() {
+    local h=$1 name corpus work log
     name=$(basename "$h")
     corpus="$top/tests/fuzz/corpus/${name#fuzz_}"
     work=$(mktemp -d)
-    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
     log="$work.log"
+    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
     if ! "$h" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$work" >"$log" 2>&1; then
       tail -n 60 "$log"
-      echo "fuzz: $name found a failure (input saved in the directory above)" >&2
-      exit 1
+      echo "fuzz: $name found a failure (inputs kept in $work)" >&2
+      return 1
     fi
     echo "-- $name: $(grep -E '^stat::number_of_executed_units' "$log" | tr -s ' ')"
     rm -rf "$work" "$log"
+  }
+  pids=()
+  fuzz_failed=0
+  for h in "$top"/build-fuzz/tests/fuzz_*; do
+    [ -x "$h" ] || continue
+    fuzz_one "$h" &
+    pids+=($!)
+    if [ ${#pids[@]} -ge 2 ]; then
+      wait "${pids[0]}" || fuzz_failed=1
+      pids=("${pids[@]:1}")
+    fi
   done
+  for p in "${pids[@]}"; do
+    wait "$p" || fuzz_failed=1
+  done
+  [ "$fuzz_failed" = 0 ] || exit 1
 fi
 echo "== all test passes done"
