@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,8 +145,13 @@ static pid_t spawn(tn_network *tn)
     if (pid < 0)
         die("fork", strerror(errno));
     if (pid == 0) {
+        /* The broker dies with the test process: a test that aborts must
+         * not leave a casenetd behind holding ctest's output pipe open
+         * (ctest would then wait for its timeout). */
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(tn->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);
             close(fd);
         }
