@@ -107,6 +107,23 @@ int limits_take_submit(struct limits *l, const char *member, int64_t now_ms,
     return CASENET_ERATELIMIT;
 }
 
+uint32_t limits_submit_tokens(const struct limits *l, const char *member, int64_t now_ms)
+{
+    if (!l || l->rate == 0)
+        return UINT32_MAX;
+    for (const struct member_state *m = l->bucket[slot(member)]; m; m = m->next) {
+        if (strcmp(m->member, member) != 0)
+            continue;
+        int64_t cap = (int64_t)l->burst * MILLI, tokens = m->tokens_milli;
+        if (now_ms > m->last_ms) {
+            int64_t add = (now_ms - m->last_ms) * (int64_t)l->rate;
+            tokens = add >= cap - tokens ? cap : tokens + add;
+        }
+        return (uint32_t)(tokens / MILLI);
+    }
+    return l->burst;
+}
+
 bool limits_disk_ok(const char *dir, uint32_t min_free_mb, uint64_t *avail_mb)
 {
     *avail_mb = UINT64_MAX;

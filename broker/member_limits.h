@@ -41,6 +41,12 @@ void limits_free(struct limits *l);
 CASENET_NODISCARD int limits_take_submit(struct limits *l, const char *member, int64_t now_ms,
                                          uint32_t *retry_after_ms, bool *first);
 
+/* Whole Submit tokens member has at now_ms, without taking any:
+ * UINT32_MAX when the bucket is off (l NULL or rate 0), burst for a member
+ * not seen yet. For the loop to skip work on Submits the handler will refuse
+ * (verify.h); the decision itself stays limits_take_submit's. */
+uint32_t limits_submit_tokens(const struct limits *l, const char *member, int64_t now_ms);
+
 /* Whether the file system holding dir has at least min_free_mb MiB
  * available to the broker (statvfs f_bavail). Submit is refused below that,
  * so that what remains serves the small writes of Fetch, receipts and audit

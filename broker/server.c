@@ -595,6 +595,28 @@ static bool run_deadlines(struct server *s)
     return settled == DEADLINES_PER_TICK;
 }
 
+/* Deselects the Submits that their member's bucket will refuse (only as
+ * many of a member's Submits as it has tokens are verified ahead): a flood
+ * answered RATE_LIMITED must stay cheap. The handler still decides; one it
+ * admits after all (the bucket refilled meanwhile) verifies inline. */
+static void skip_refused_submits(struct server *s)
+{
+    int64_t now = cn_mono_ms();
+    for (size_t i = 0; i < s->n_items; i++) {
+        if (!s->jobs[i].result.envelope)
+            continue;
+        const char *member = s->items[i].member;
+        uint32_t tokens = limits_submit_tokens(s->b->limits, member, now);
+        if (tokens == UINT32_MAX)
+            return; /* no bucket: every Submit is admitted */
+        uint32_t before = 0;
+        for (size_t k = 0; k < i && before < tokens; k++)
+            before += s->jobs[k].result.envelope && strcmp(s->items[k].member, member) == 0;
+        if (before >= tokens)
+            s->jobs[i].result.envelope = NULL;
+    }
+}
+
 /* Handles the batch in one transaction; replies are sent only after commit. */
 static void process_batch(struct server *s)
 {
@@ -607,8 +629,10 @@ static void process_batch(struct server *s)
         struct item *it = &s->items[i];
         s->jobs[i] = (struct verify_job){.frame = it->answered ? NULL : it->request.data,
                                          .len = it->request.len};
+        verify_job_prepare(&s->jobs[i], b->cfg->limits.max_envelope_bytes);
     }
-    verify_pool_run(s->vpool, b->dir, b->cfg->limits.max_envelope_bytes, s->jobs, s->n_items);
+    skip_refused_submits(s);
+    verify_pool_run(s->vpool, b->dir, s->jobs, s->n_items);
     int64_t now = cn_now_ms();
     bool ok = st->ops->begin(st) == CASENET_OK;
     if (ok && zap_has_pending(s->zap) && zap_flush_audit(s->zap, st, now) == CASENET_EUNAVAIL)

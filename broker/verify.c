@@ -16,12 +16,11 @@ struct verify_pool {
     bool stop;
     /* The batch being shared, under mu. */
     const casenet_directory *dir;
-    uint32_t max_envelope;
     struct verify_job *jobs;
     size_t n_jobs, next, finished;
 };
 
-static void run_job(const casenet_directory *dir, uint32_t max_envelope, struct verify_job *j)
+void verify_job_prepare(struct verify_job *j, uint32_t max_envelope)
 {
     if (!j->frame)
         return; /* answered on receipt: never dispatched */
@@ -33,7 +32,13 @@ static void run_job(const casenet_directory *dir, uint32_t max_envelope, struct 
         return; /* the handler refuses it before verifying */
     j->result.envelope = e->data;
     j->result.len = e->len;
-    j->result.rc = casenet_envelope_verify(dir, e->data, e->len, &j->result.info);
+}
+
+static void run_job(const casenet_directory *dir, struct verify_job *j)
+{
+    if (j->result.envelope)
+        j->result.rc =
+            casenet_envelope_verify(dir, j->result.envelope, j->result.len, &j->result.info);
 }
 
 /* Takes jobs until none is left; called and returns with mu held. */
@@ -42,9 +47,8 @@ static void take_jobs(struct verify_pool *p)
     while (p->jobs && p->next < p->n_jobs) {
         struct verify_job *j = &p->jobs[p->next++];
         const casenet_directory *dir = p->dir;
-        uint32_t max = p->max_envelope;
         pthread_mutex_unlock(&p->mu);
-        run_job(dir, max, j);
+        run_job(dir, j);
         pthread_mutex_lock(&p->mu);
         if (++p->finished == p->n_jobs)
             pthread_cond_signal(&p->done);
@@ -121,21 +125,23 @@ void verify_pool_free(struct verify_pool *p)
     free(p);
 }
 
-void verify_pool_run(struct verify_pool *p, const casenet_directory *dir, uint32_t max_envelope,
-                     struct verify_job *jobs, size_t n)
+void verify_pool_run(struct verify_pool *p, const casenet_directory *dir, struct verify_job *jobs,
+                     size_t n)
 {
-    if (n == 0)
+    size_t selected = 0;
+    for (size_t i = 0; i < n; i++)
+        selected += jobs[i].result.envelope != NULL;
+    if (selected == 0)
         return;
-    if (p->n_threads == 0 || n == 1) {
+    if (p->n_threads == 0 || selected == 1) {
         /* Nothing to share: no hand-off (and its latency) for a lone
-         * request. */
+         * Submit. */
         for (size_t i = 0; i < n; i++)
-            run_job(dir, max_envelope, &jobs[i]);
+            run_job(dir, &jobs[i]);
         return;
     }
     pthread_mutex_lock(&p->mu);
     p->dir = dir;
-    p->max_envelope = max_envelope;
     p->jobs = jobs;
     p->n_jobs = n;
     p->next = 0;

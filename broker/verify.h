@@ -38,13 +38,19 @@ int verify_pool_new(unsigned threads, struct verify_pool **out);
 /* Stops and joins the workers. Accepts NULL. */
 void verify_pool_free(struct verify_pool *p);
 
-/* Unpacks every job's frame and verifies each Submit envelope of at most
- * max_envelope bytes against dir (borrowed, unchanged meanwhile), on the
- * workers and the calling thread; returns when every job is done. A job
- * that is not a Submit, or not parsable, is left without a result: its
- * handler does all the checking itself. */
-void verify_pool_run(struct verify_pool *p, const casenet_directory *dir, uint32_t max_envelope,
-                     struct verify_job *jobs, size_t n);
+/* Unpacks j->frame (NULL: nothing to do) and, for a Submit envelope of at
+ * most max_envelope bytes, points j->result.envelope at it: the job is then
+ * selected for verification. The caller may deselect it (result.envelope =
+ * NULL), e.g. for a Submit its handler will refuse before verifying. A job
+ * that is not a Submit, or not parsable, is left unselected: its handler
+ * does all the checking itself. Runs on the loop thread. */
+void verify_job_prepare(struct verify_job *j, uint32_t max_envelope);
+
+/* Verifies each selected job's envelope against dir (borrowed, unchanged
+ * meanwhile), on the workers and the calling thread; returns when every one
+ * is done. */
+void verify_pool_run(struct verify_pool *p, const casenet_directory *dir, struct verify_job *jobs,
+                     size_t n);
 
 /* Releases what a job holds (the unpacked request, an info not taken by a
  * handler) and zeroes it. */

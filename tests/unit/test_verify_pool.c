@@ -121,9 +121,11 @@ static void check_pool(struct fixture *f, unsigned threads, uint32_t max_bytes)
     struct verify_job jobs[N_FRAMES];
     for (int round = 0; round < 20; round++) {
         size_t n = round == 0 ? 1 : N_FRAMES; /* a lone request runs inline */
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             jobs[i] = (struct verify_job){.frame = f->frames[i].data, .len = f->frames[i].len};
-        verify_pool_run(p, f->net->dir, max_bytes, jobs, n);
+            verify_job_prepare(&jobs[i], max_bytes);
+        }
+        verify_pool_run(p, f->net->dir, jobs, n);
         size_t ok = 0, refused = 0;
         for (size_t i = 0; i < n; i++) {
             struct verify_job *j = &jobs[i];
@@ -182,6 +184,31 @@ static void test_oversized_left_alone(void **state)
     check_pool(*state, 1, 64);
 }
 
+/* A job the loop deselects (its member's bucket will refuse it) is not
+ * verified: no result, no info. */
+static void test_deselected(void **state)
+{
+    struct fixture *f = *state;
+    struct verify_pool *p = NULL;
+    assert_int_equal(verify_pool_new(1, &p), CASENET_OK);
+    struct verify_job jobs[3];
+    for (size_t i = 0; i < 3; i++) {
+        jobs[i] = (struct verify_job){.frame = f->frames[i].data, .len = f->frames[i].len};
+        verify_job_prepare(&jobs[i], MAX_BYTES);
+        assert_non_null(jobs[i].result.envelope); /* 0, 1 valid; 2 forged */
+    }
+    jobs[1].result.envelope = NULL;
+    jobs[1].result.rc = -1;
+    verify_pool_run(p, f->net->dir, jobs, 3);
+    assert_int_equal(jobs[0].result.rc, CASENET_OK);
+    assert_int_equal(jobs[1].result.rc, -1);
+    assert_int_equal(jobs[1].result.info.n_recipients, 0);
+    assert_int_not_equal(jobs[2].result.rc, CASENET_OK);
+    for (size_t i = 0; i < 3; i++)
+        verify_job_clear(&jobs[i]);
+    verify_pool_free(p);
+}
+
 static void test_free_null(void **state)
 {
     (void)state;
@@ -194,7 +221,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_workers),   cmocka_unit_test(test_one_worker),
         cmocka_unit_test(test_four_workers), cmocka_unit_test(test_oversized_left_alone),
-        cmocka_unit_test(test_free_null),
+        cmocka_unit_test(test_deselected),   cmocka_unit_test(test_free_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
