@@ -44,6 +44,15 @@
 #define STATS_INTERVAL_MS  60000
 #define DEADLINES_PER_TICK 256 /* a full pass runs again at once, between batches */
 #define MONITOR_ENDPOINT   "inproc://casenetd.monitor"
+/* When the loop checkpoints the store's log (store_ops.checkpoint), always
+ * after a batch's replies and pushes went out, never inside a commit: as
+ * soon as the loop finds nothing ready once CKPT_IDLE_FRAMES pages wait;
+ * after CKPT_QUIET_MS without a request for fewer; and between batches,
+ * busy or not, once CKPT_BUSY_FRAMES wait (SQLite's own interval: the log
+ * stays as bounded as before). */
+#define CKPT_IDLE_FRAMES 64
+#define CKPT_QUIET_MS    50
+#define CKPT_BUSY_FRAMES 1000
 
 struct item {
     uint8_t rid[ROUTING_ID_MAX];
@@ -54,6 +63,7 @@ struct item {
     casenet_buf reply;   /* the packed Response to send after commit */
     bool answered;       /* reply set on receipt (bad framing): not dispatched */
     bool subscribe;
+    struct verify_job *job; /* its Submit's envelope check, or NULL (verify_ahead) */
 };
 
 /* A subscribed connection. The routing id is chosen by the client and may be
@@ -79,8 +89,12 @@ struct server {
     struct item *items; /* the batch: at most batch_max */
     size_t n_items;
     struct verify_pool *vpool;
-    struct verify_job *jobs; /* one per item */
-    struct item *pending;    /* received, not yet in a batch (fair_queue) */
+    /* Envelope checks: one slot per item that can exist (pending + batch),
+     * so the free list never runs dry; their addresses never move. */
+    struct verify_job *job_slots;
+    struct verify_job **job_free;
+    size_t n_job_free;
+    struct item *pending; /* received, not yet in a batch (fair_queue) */
     size_t n_pending, cap_pending;
     struct sub *subs;
     size_t n_subs, cap_subs;
@@ -200,14 +214,18 @@ int server_open(struct broker *b, int sigfd, struct server **out)
     s->b = b;
     s->sigfd = sigfd;
     s->items = calloc(b->cfg->limits.batch_max, sizeof *s->items);
-    s->jobs = calloc(b->cfg->limits.batch_max, sizeof *s->jobs);
     s->cap_pending = b->cfg->limits.batch_max;
     s->pending = calloc(s->cap_pending, sizeof *s->pending);
+    size_t n_slots = (size_t)b->cfg->limits.batch_max + s->cap_pending;
+    s->job_slots = calloc(n_slots, sizeof *s->job_slots);
+    s->job_free = calloc(n_slots, sizeof *s->job_free);
     s->ctx = zmq_ctx_new();
-    if (!s->items || !s->jobs || !s->pending || !s->ctx) {
+    if (!s->items || !s->job_slots || !s->job_free || !s->pending || !s->ctx) {
         rc = CASENET_ENOMEM;
         goto cleanup;
     }
+    for (size_t i = 0; i < n_slots; i++)
+        s->job_free[s->n_job_free++] = &s->job_slots[n_slots - 1 - i];
     if ((rc = verify_pool_new(b->cfg->limits.verify_threads, &s->vpool)) != CASENET_OK) {
         log_event(LOG_ERROR, "verify_pool", "error", casenet_errname(rc), NULL);
         goto cleanup;
@@ -274,18 +292,22 @@ void server_close(struct server *s)
     zap_close(s->zap);
     if (s->ctx)
         zmq_ctx_term(s->ctx);
+    /* The workers first: then no job is in use. */
+    verify_pool_free(s->vpool);
     for (size_t i = 0; i < s->n_items; i++) {
         casenet_buf_free(&s->items[i].reply);
         casenet_buf_free(&s->items[i].request);
+        verify_job_clear(s->items[i].job);
     }
-    verify_pool_free(s->vpool);
-    free(s->jobs);
     free(s->items);
     for (size_t i = 0; i < s->n_pending; i++) {
         casenet_buf_free(&s->pending[i].reply);
         casenet_buf_free(&s->pending[i].request);
+        verify_job_clear(s->pending[i].job);
     }
     free(s->pending);
+    free(s->job_slots);
+    free(s->job_free);
     free(s->subs);
     free(s);
 }
@@ -595,26 +617,90 @@ static bool run_deadlines(struct server *s)
     return settled == DEADLINES_PER_TICK;
 }
 
-/* Deselects the Submits that their member's bucket will refuse (only as
- * many of a member's Submits as it has tokens are verified ahead): a flood
- * answered RATE_LIMITED must stay cheap. The handler still decides; one it
- * admits after all (the bucket refilled meanwhile) verifies inline. */
-static void skip_refused_submits(struct server *s)
+/* ------------------------------------------------------------ verification */
+
+/* True when member's Submit bucket will refuse one more: only as many of a
+ * member's waiting Submits as it has tokens are verified ahead, so that a
+ * flood answered RATE_LIMITED stays cheap. The handler still decides; one
+ * it admits after all (the bucket refilled meanwhile) verifies inline. */
+static bool bucket_will_refuse(struct server *s, const char *member)
 {
-    int64_t now = cn_mono_ms();
-    for (size_t i = 0; i < s->n_items; i++) {
-        if (!s->jobs[i].result.envelope)
-            continue;
-        const char *member = s->items[i].member;
-        uint32_t tokens = limits_submit_tokens(s->b->limits, member, now);
-        if (tokens == UINT32_MAX)
-            return; /* no bucket: every Submit is admitted */
-        uint32_t before = 0;
-        for (size_t k = 0; k < i && before < tokens; k++)
-            before += s->jobs[k].result.envelope && strcmp(s->items[k].member, member) == 0;
-        if (before >= tokens)
-            s->jobs[i].result.envelope = NULL;
+    uint32_t tokens = limits_submit_tokens(s->b->limits, member, cn_mono_ms());
+    if (tokens == UINT32_MAX)
+        return false; /* no bucket: every Submit is admitted */
+    uint32_t ahead = 0;
+    for (size_t k = 0; k < s->n_pending && ahead < tokens; k++)
+        ahead += s->pending[k].job && strcmp(s->pending[k].member, member) == 0;
+    return ahead >= tokens;
+}
+
+/* Hands a request just received (not yet counted in pending) to the
+ * workers when it is a Submit they should check: its envelope is verified
+ * while the loop works on earlier batches. With no worker the handler
+ * verifies inline, as it would anyway. */
+static void verify_ahead(struct server *s, struct item *it)
+{
+    if (it->answered || s->n_job_free == 0 || verify_pool_threads(s->vpool) == 0)
+        return;
+    struct verify_job *j = s->job_free[--s->n_job_free];
+    if (!verify_job_prepare(j, it->request.data, it->request.len,
+                            s->b->cfg->limits.max_envelope_bytes) ||
+        bucket_will_refuse(s, it->member)) {
+        verify_job_clear(j);
+        s->job_free[s->n_job_free++] = j;
+        return;
     }
+    it->job = j;
+    verify_pool_submit(s->vpool, s->b->dir, j);
+}
+
+/* Ends an item's check (cancelled if no worker took it yet) and frees its
+ * slot. */
+static void verify_done(struct server *s, struct item *it)
+{
+    if (!it->job)
+        return;
+    verify_pool_cancel(s->vpool, it->job);
+    verify_job_clear(it->job);
+    s->job_free[s->n_job_free++] = it->job;
+    it->job = NULL;
+}
+
+/* Receives every ready request into pending (bounded), each Submit handed
+ * to the workers at once. */
+static void receive_ready(struct server *s)
+{
+    while (s->n_pending < s->cap_pending) {
+        struct item *it = &s->pending[s->n_pending];
+        int r = recv_one(s, it);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            log_event(LOG_WARN, "recv", "zmq_error", zmq_strerror(errno), NULL);
+            break;
+        }
+        verify_ahead(s, it);
+        s->n_pending++;
+    }
+}
+
+/* Swaps in a directory committed by the batch. The checks made against the
+ * old one are made again against the new one (a member revoked there must
+ * not pass), and the old one is freed only once no worker reads it. */
+static void swap_directory(struct server *s, casenet_directory *dir)
+{
+    struct broker *b = s->b;
+    for (size_t i = 0; i < s->n_pending; i++) {
+        if (s->pending[i].job) {
+            verify_pool_cancel(s->vpool, s->pending[i].job);
+            verify_job_reset(s->pending[i].job);
+        }
+    }
+    casenet_directory_free(b->dir);
+    b->dir = dir;
+    for (size_t i = 0; i < s->n_pending; i++)
+        if (s->pending[i].job)
+            verify_pool_submit(s->vpool, b->dir, s->pending[i].job);
 }
 
 /* Handles the batch in one transaction; replies are sent only after commit. */
@@ -623,16 +709,6 @@ static void process_batch(struct server *s)
     struct broker *b = s->b;
     struct store *st = b->store;
     struct batch bt = {0};
-    /* Submit envelopes are checked first, off the loop thread as far as
-     * there are workers; each handler takes its request's result. */
-    for (size_t i = 0; i < s->n_items; i++) {
-        struct item *it = &s->items[i];
-        s->jobs[i] = (struct verify_job){.frame = it->answered ? NULL : it->request.data,
-                                         .len = it->request.len};
-        verify_job_prepare(&s->jobs[i], b->cfg->limits.max_envelope_bytes);
-    }
-    skip_refused_submits(s);
-    verify_pool_run(s->vpool, b->dir, s->jobs, s->n_items);
     int64_t now = cn_now_ms();
     bool ok = st->ops->begin(st) == CASENET_OK;
     if (ok && zap_has_pending(s->zap) && zap_flush_audit(s->zap, st, now) == CASENET_EUNAVAIL)
@@ -645,7 +721,11 @@ static void process_batch(struct server *s)
         struct item *it = &s->items[i];
         if (it->answered)
             continue;
-        bt.pre = &s->jobs[i].result;
+        /* Its envelope check, done by a worker meanwhile (or now). */
+        if (it->job) {
+            verify_pool_wait(s->vpool, it->job);
+            bt.pre = &it->job->result;
+        }
         if (handlers_dispatch(b, &bt, it->member, it->request.data, it->request.len, &it->reply,
                               &it->subscribe) != CASENET_OK &&
             !it->reply.data)
@@ -655,7 +735,10 @@ static void process_batch(struct server *s)
         casenet_buf_free(&it->request);
     }
     for (size_t i = 0; i < s->n_items; i++)
-        verify_job_clear(&s->jobs[i]);
+        verify_done(s, &s->items[i]);
+    /* The requests that arrived meanwhile go to the workers now: they are
+     * verified during this batch's commit. */
+    receive_ready(s);
     if (ok && bt.store_failed) {
         st->ops->rollback(st);
         ok = false;
@@ -668,8 +751,7 @@ static void process_batch(struct server *s)
         answer_all_unavailable(s);
         batch_clear(&bt);
     } else if (bt.new_dir) {
-        casenet_directory_free(b->dir);
-        b->dir = bt.new_dir;
+        swap_directory(s, bt.new_dir);
         bt.new_dir = NULL;
         log_event(LOG_INFO, "directory_swapped", "version",
                   log_u64(casenet_directory_version(b->dir)), NULL);
@@ -722,6 +804,31 @@ static void read_signals(struct server *s)
     }
 }
 
+/* Before the loop blocks in poll (*wait > 0): checkpoints the log if
+ * enough pages wait and no request is ready, or shortens *wait so that a few
+ * pages are copied after a quiet moment. Returns true when poll timing out
+ * should checkpoint. */
+static bool checkpoint_when_idle(struct server *s, zmq_pollitem_t *items, int n, long *wait)
+{
+    struct store *st = s->b->store;
+    uint32_t pending = 0;
+    if (*wait <= 0 || st->ops->checkpoint(st, UINT32_MAX, &pending) != CASENET_OK || pending == 0)
+        return false;
+    if (pending >= CKPT_IDLE_FRAMES) {
+        int r = zmq_poll(items, n, 0);
+        if (r == 0) {
+            (void)st->ops->checkpoint(st, 1, NULL); /* logs its own failure */
+            return false;
+        }
+        if (r > 0)
+            *wait = 0; /* something is ready: no wait */
+        return false;
+    }
+    if (*wait > CKPT_QUIET_MS)
+        *wait = CKPT_QUIET_MS;
+    return true;
+}
+
 int server_run(struct server *s)
 {
     struct broker *b = s->b;
@@ -741,16 +848,19 @@ int server_run(struct server *s)
             {.fd = s->sigfd, .events = ZMQ_POLLIN},
         };
         int n_items = s->sigfd >= 0 ? 4 : 3;
-        int64_t wait = next_tick - cn_mono_ms();
-        if (wait < 0 || s->n_pending > 0)
-            wait = 0;
-        if (zmq_poll(items, n_items, (long)wait) < 0) {
+        int64_t until_tick = next_tick - cn_mono_ms();
+        long wait = until_tick < 0 || s->n_pending > 0 ? 0 : (long)until_tick;
+        bool quiet = checkpoint_when_idle(s, items, n_items, &wait);
+        int ready = zmq_poll(items, n_items, wait);
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
             log_event(LOG_ERROR, "poll", "zmq_error", zmq_strerror(errno), NULL);
             free(shares);
             return CASENET_EIO;
         }
+        if (ready == 0 && quiet)
+            (void)b->store->ops->checkpoint(b->store, 1, NULL);
         if (items[2].revents & ZMQ_POLLIN)
             drain_monitor(s);
         if (items[1].revents & ZMQ_POLLIN)
@@ -759,16 +869,7 @@ int server_run(struct server *s)
             read_signals(s);
         /* Drain every ready request into pending (bounded), then take a
          * fair batch from it. */
-        while (s->n_pending < s->cap_pending) {
-            int r = recv_one(s, &s->pending[s->n_pending]);
-            if (r == 0)
-                break;
-            if (r < 0) {
-                log_event(LOG_WARN, "recv", "zmq_error", zmq_strerror(errno), NULL);
-                break;
-            }
-            s->n_pending++;
-        }
+        receive_ready(s);
         fair_fill(s, shares);
         if (s->n_items > 0 || zap_has_pending(s->zap) || s->reload)
             process_batch(s);
@@ -792,6 +893,9 @@ int server_run(struct server *s)
                 (void)malloc_trim(0);
             }
         }
+        /* Between batches, after their replies: the log stays bounded
+         * however busy the loop is. */
+        (void)b->store->ops->checkpoint(b->store, CKPT_BUSY_FRAMES, NULL);
     }
     free(shares);
     /* Stopping: requests still pending get no answer (their clients

@@ -307,6 +307,17 @@ struct store_ops {
      * recipient's inbox, counting this batch's writes; O(1), for the
      * backlog limit. */
     int (*inbox_backlog)(struct store *s, const char *recipient, uint64_t *queued);
+
+    /* Outside a transaction. Copies committed pages from the backend's
+     * write-ahead log into the database, without waiting for or blocking
+     * readers, when at least min_frames pages (> 0) wait to be copied
+     * (UINT32_MAX: only report). *pending (may be NULL) gets the number
+     * still waiting: an estimate that errs high; 0 for a backend without a
+     * log. A page a reader still needs stays pending: not a failure.
+     * CASENET_EUNAVAIL on an I/O error (logged): the data stays in the log.
+     * The SQLite backend checkpoints only here (and, as a backstop, in a
+     * commit when far too many pages wait), so its caller chooses when. */
+    int (*checkpoint)(struct store *s, uint32_t min_frames, uint32_t *pending);
 };
 
 /* The SQLite backend (store_sqlite.c). */

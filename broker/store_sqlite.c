@@ -27,7 +27,8 @@
  * broker's memory must stay flat whatever the store holds). The WAL keeps
  * SQLite's checkpoint interval (1000 pages, 8 MiB: a longer one made each
  * checkpoint, which runs inside a commit, a longer stall) and is cut back to
- * 64 MiB after a checkpoint. */
+ * 64 MiB after a checkpoint. The loop, not SQLite, checkpoints: after a
+ * batch's replies went out (store_sqlite_wal.c). */
 #define TUNING_PRAGMAS                                                                             \
     "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;"                                      \
     " PRAGMA journal_size_limit = 67108864;"
@@ -288,6 +289,7 @@ struct sqlite_store {
     struct merkle_stack tx_tree;
     struct merkle_stack sp_tree[SAVEPOINTS_MAX];
     size_t sp_depth;
+    struct sq_wal wal; /* store_sqlite_wal.c */
 };
 
 static struct sqlite_store *S(struct store *s)
@@ -500,6 +502,8 @@ static int sq_open(const char *data_dir, struct store **out)
         CASENET_OK)
         goto cleanup;
     if ((rc = exec(s, TUNING_PRAGMAS, "pragma")) != CASENET_OK)
+        goto cleanup;
+    if ((rc = sq_wal_open(&s->base)) != CASENET_OK)
         goto cleanup;
     if ((rc = migrate(s)) != CASENET_OK)
         goto cleanup;
@@ -1410,6 +1414,7 @@ const struct store_ops store_sqlite_ops = {
     .receipt_list = sq_receipt_list,
     .sent_list = sq_sent_list,
     .inbox_backlog = sq_inbox_backlog,
+    .checkpoint = sq_checkpoint,
 };
 
 /* ------------------------------------------------------------ companions */
@@ -1432,4 +1437,9 @@ int sq_read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r)
 struct sq_lifecycle **sq_lifecycle_slot(struct store *b)
 {
     return &S(b)->lc;
+}
+
+struct sq_wal *sq_wal_state(struct store *b)
+{
+    return &S(b)->wal;
 }

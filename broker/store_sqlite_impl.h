@@ -29,6 +29,21 @@ int sq_col_buf(sqlite3_stmt *st, int i, casenet_buf *out);
 /* The companion's statement cache slot (NULL until it prepares one). */
 struct sq_lifecycle **sq_lifecycle_slot(struct store *s);
 
+/* What store_sqlite_wal.c knows of the write-ahead log: frames is the log's
+ * length after the last commit (from the WAL hook), backfilled how many of
+ * them the last checkpoint copied while the log could not restart. */
+struct sq_wal {
+    uint32_t frames, backfilled;
+    uint64_t checkpoints, backstops; /* counts, for tests and logs */
+};
+/* The store's WAL state (borrowed). */
+struct sq_wal *sq_wal_state(struct store *s);
+/* store_sqlite_wal.c: turns SQLite's auto-checkpoint off and installs the WAL
+ * hook (see there). Called by sq_open once the database is in WAL mode. */
+int sq_wal_open(struct store *s);
+/* store_sqlite_wal.c: store_ops.checkpoint. */
+int sq_checkpoint(struct store *s, uint32_t min_frames, uint32_t *pending);
+
 /* store_sqlite_lifecycle.c: finalises the companion's statements. Accepts
  * NULL. Called by sq_close. */
 void sq_lifecycle_close(struct sq_lifecycle *lc);

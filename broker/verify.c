@@ -1,58 +1,69 @@
-/* verify.c - the verification pool: workers that check the Submit
- * envelopes of a batch in parallel with the loop thread (see verify.h). */
+/* verify.c - the verification pool: workers that check Submit envelopes
+ * ahead of their batch, beside the loop thread (see verify.h). */
 #include "verify.h"
 
+#include <assert.h>
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct verify_pool {
     pthread_mutex_t mu;
-    pthread_cond_t work; /* a batch to share, or stop */
-    pthread_cond_t done; /* the last job of the batch finished */
+    pthread_cond_t work; /* a job queued, or stop */
+    pthread_cond_t done; /* a job finished */
     pthread_t *threads;
     unsigned n_threads;
     bool stop;
-    /* The batch being shared, under mu. */
-    const casenet_directory *dir;
-    struct verify_job *jobs;
-    size_t n_jobs, next, finished;
+    unsigned waiting;               /* loop threads in cond_wait(done): 0 or 1 */
+    struct verify_job *head, *tail; /* queued jobs, oldest first; under mu */
 };
 
-void verify_job_prepare(struct verify_job *j, uint32_t max_envelope)
+bool verify_job_prepare(struct verify_job *j, const uint8_t *frame, size_t len,
+                        uint32_t max_envelope)
 {
-    if (!j->frame)
-        return; /* answered on receipt: never dispatched */
-    j->req = casenet__v1__request__unpack(NULL, j->len, j->frame);
+    assert(j->state == VERIFY_IDLE && !j->req);
+    j->req = casenet__v1__request__unpack(NULL, len, frame);
     if (!j->req || j->req->body_case != CASENET__V1__REQUEST__BODY_SUBMIT || !j->req->submit)
-        return;
+        return false;
     const ProtobufCBinaryData *e = &j->req->submit->envelope;
     if (!e->data || e->len > max_envelope)
-        return; /* the handler refuses it before verifying */
+        return false; /* the handler refuses it before verifying */
     j->result.envelope = e->data;
     j->result.len = e->len;
+    return true;
 }
 
-static void run_job(const casenet_directory *dir, struct verify_job *j)
+static void run_job(struct verify_job *j)
 {
-    if (j->result.envelope)
-        j->result.rc =
-            casenet_envelope_verify(dir, j->result.envelope, j->result.len, &j->result.info);
+    j->result.rc =
+        casenet_envelope_verify(j->dir, j->result.envelope, j->result.len, &j->result.info);
 }
 
-/* Takes jobs until none is left; called and returns with mu held. */
-static void take_jobs(struct verify_pool *p)
+/* Unlinks j from the queue; mu held. */
+static void unlink_job(struct verify_pool *p, struct verify_job *j)
 {
-    while (p->jobs && p->next < p->n_jobs) {
-        struct verify_job *j = &p->jobs[p->next++];
-        const casenet_directory *dir = p->dir;
-        pthread_mutex_unlock(&p->mu);
-        run_job(dir, j);
-        pthread_mutex_lock(&p->mu);
-        if (++p->finished == p->n_jobs)
-            pthread_cond_signal(&p->done);
-    }
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        p->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        p->tail = j->prev;
+    j->prev = j->next = NULL;
+}
+
+/* Runs the queued job j with mu held on entry and on return. */
+static void run_locked(struct verify_pool *p, struct verify_job *j)
+{
+    unlink_job(p, j);
+    j->state = VERIFY_RUNNING;
+    pthread_mutex_unlock(&p->mu);
+    run_job(j);
+    pthread_mutex_lock(&p->mu);
+    j->state = VERIFY_DONE;
+    if (p->waiting)
+        pthread_cond_broadcast(&p->done);
 }
 
 static void *worker(void *arg)
@@ -60,11 +71,11 @@ static void *worker(void *arg)
     struct verify_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        if (!p->jobs || p->next >= p->n_jobs) {
+        if (!p->head) {
             pthread_cond_wait(&p->work, &p->mu);
             continue;
         }
-        take_jobs(p);
+        run_locked(p, p->head);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -118,6 +129,12 @@ void verify_pool_free(struct verify_pool *p)
     pthread_mutex_unlock(&p->mu);
     for (unsigned i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
+    /* Jobs still queued stay with their owner, unverified. */
+    for (struct verify_job *j = p->head, *next; j; j = next) {
+        next = j->next;
+        j->prev = j->next = NULL;
+        j->state = VERIFY_IDLE;
+    }
     free(p->threads);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->done);
@@ -125,42 +142,73 @@ void verify_pool_free(struct verify_pool *p)
     free(p);
 }
 
-void verify_pool_run(struct verify_pool *p, const casenet_directory *dir, struct verify_job *jobs,
-                     size_t n)
+unsigned verify_pool_threads(const struct verify_pool *p)
 {
-    size_t selected = 0;
-    for (size_t i = 0; i < n; i++)
-        selected += jobs[i].result.envelope != NULL;
-    if (selected == 0)
-        return;
-    if (p->n_threads == 0 || selected == 1) {
-        /* Nothing to share: no hand-off (and its latency) for a lone
-         * Submit. */
-        for (size_t i = 0; i < n; i++)
-            run_job(dir, &jobs[i]);
-        return;
-    }
+    return p->n_threads;
+}
+
+void verify_pool_submit(struct verify_pool *p, const casenet_directory *dir, struct verify_job *j)
+{
+    assert(j->result.envelope && j->state == VERIFY_IDLE);
+    j->dir = dir;
     pthread_mutex_lock(&p->mu);
-    p->dir = dir;
-    p->jobs = jobs;
-    p->n_jobs = n;
-    p->next = 0;
-    p->finished = 0;
-    pthread_cond_broadcast(&p->work);
-    take_jobs(p);
-    while (p->finished < p->n_jobs)
-        pthread_cond_wait(&p->done, &p->mu);
-    p->jobs = NULL;
-    p->n_jobs = 0;
+    j->state = VERIFY_QUEUED;
+    j->next = NULL;
+    j->prev = p->tail;
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    pthread_cond_signal(&p->work); /* no system call when no worker waits */
     pthread_mutex_unlock(&p->mu);
+}
+
+void verify_pool_wait(struct verify_pool *p, struct verify_job *j)
+{
+    pthread_mutex_lock(&p->mu);
+    assert(j->state != VERIFY_IDLE);
+    if (j->state == VERIFY_QUEUED && p->n_threads == 0)
+        run_locked(p, j);
+    while (j->state != VERIFY_DONE) {
+        p->waiting++;
+        pthread_cond_wait(&p->done, &p->mu);
+        p->waiting--;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+void verify_pool_cancel(struct verify_pool *p, struct verify_job *j)
+{
+    pthread_mutex_lock(&p->mu);
+    if (j->state == VERIFY_QUEUED) {
+        unlink_job(p, j);
+        j->state = VERIFY_IDLE;
+    }
+    while (j->state == VERIFY_RUNNING) {
+        p->waiting++;
+        pthread_cond_wait(&p->done, &p->mu);
+        p->waiting--;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+void verify_job_reset(struct verify_job *j)
+{
+    assert(j->state == VERIFY_IDLE || j->state == VERIFY_DONE);
+    if (j->state == VERIFY_DONE && j->result.envelope && j->result.rc == CASENET_OK)
+        casenet_message_info_clear(&j->result.info);
+    memset(&j->result.info, 0, sizeof j->result.info);
+    j->result.rc = 0;
+    j->state = VERIFY_IDLE;
+    j->dir = NULL;
 }
 
 void verify_job_clear(struct verify_job *j)
 {
     if (!j)
         return;
-    if (j->result.envelope && j->result.rc == CASENET_OK)
-        casenet_message_info_clear(&j->result.info);
+    verify_job_reset(j);
     if (j->req)
         casenet__v1__request__free_unpacked(j->req, NULL);
     memset(j, 0, sizeof *j);

@@ -1,16 +1,25 @@
 /*
- * verify.h - checks the Submit envelopes of a batch on worker threads, with
- * the loop thread, before its handlers run, so that Ed25519 verification and
- * the envelope hashes (a third of the loop's time per Submit, measured) are
- * shared out instead of all falling on the loop.
+ * verify.h - checks Submit envelopes on worker threads ahead of their batch,
+ * so that Ed25519 verification and the envelope hashes (a third of the
+ * loop's time per Submit, measured) run beside the loop's database work
+ * instead of on the loop thread.
  *
- * The loop hands every request frame of the batch to verify_pool_run, which
- * returns once each Submit has been checked (the loop thread takes its share
- * of the work). The handler then takes the result for the exact bytes it is
+ * The loop prepares a job for each Submit as it receives it, and hands it to
+ * the pool at once (verify_pool_submit): while the loop runs a batch's
+ * transaction and commit, the workers check the envelopes of the requests
+ * waiting for the next one. When the loop reaches the request in its batch
+ * it waits for that job only (verify_pool_wait); a worker, not the loop,
+ * verifies. The handler then takes the result for the exact bytes it is
  * about to check (handlers.c compares them), so what a handler decides is
- * the same as if it had verified the envelope itself. The directory used is
- * the broker's current one, as in the handler (a directory published in the
- * batch is swapped in only after commit).
+ * the same as if it had verified the envelope itself.
+ *
+ * The directory is the broker's current one when the job is submitted; the
+ * loop cancels and resubmits the jobs still waiting when it swaps in a new
+ * directory (a directory published in a batch is swapped in only after
+ * commit), and frees the old one only once no worker uses it.
+ *
+ * Threads: every function is called by the loop thread only; the pool's
+ * workers touch a job only between submit and the end of wait or cancel.
  */
 #ifndef BROKER_VERIFY_H
 #define BROKER_VERIFY_H
@@ -18,42 +27,59 @@
 #include "broker.h"
 #include "casenet.pb-c.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* One request frame of the batch and, for a Submit, its envelope's check. */
+/* A job's state, under the pool's lock. */
+enum verify_state { VERIFY_IDLE, VERIFY_QUEUED, VERIFY_RUNNING, VERIFY_DONE };
+
+/* One Submit's envelope check. Zero-initialise; the memory must stay put
+ * from verify_pool_submit to the end of verify_pool_wait / cancel. */
 struct verify_job {
-    const uint8_t *frame; /* borrowed: the request as received */
-    size_t len;
-    Casenet__V1__Request *req; /* the unpacked frame (owned; NULL when unparsable) */
-    struct preverified result; /* set when result.envelope is not NULL */
+    Casenet__V1__Request *req;    /* the unpacked request frame (owned) */
+    struct preverified result;    /* result.envelope points into req */
+    const casenet_directory *dir; /* borrowed from submit */
+    enum verify_state state;
+    struct verify_job *prev, *next; /* the pool's queue */
 };
 
 struct verify_pool;
 
-/* Starts threads workers (0: the loop thread verifies alone, in
- * verify_pool_run). CASENET_ENOMEM, or CASENET_EIO when a thread cannot be
+/* Starts threads workers (0: no worker; verify_pool_wait verifies on the
+ * calling thread). CASENET_ENOMEM, or CASENET_EIO when a thread cannot be
  * created. */
 int verify_pool_new(unsigned threads, struct verify_pool **out);
-/* Stops and joins the workers. Accepts NULL. */
+/* Stops and joins the workers (a job being verified is finished first; jobs
+ * still queued are left as they are, for verify_job_clear). Accepts NULL. */
 void verify_pool_free(struct verify_pool *p);
+/* The number of workers. */
+unsigned verify_pool_threads(const struct verify_pool *p);
 
-/* Unpacks j->frame (NULL: nothing to do) and, for a Submit envelope of at
- * most max_envelope bytes, points j->result.envelope at it: the job is then
- * selected for verification. The caller may deselect it (result.envelope =
- * NULL), e.g. for a Submit its handler will refuse before verifying. A job
- * that is not a Submit, or not parsable, is left unselected: its handler
- * does all the checking itself. Runs on the loop thread. */
-void verify_job_prepare(struct verify_job *j, uint32_t max_envelope);
+/* Unpacks the request frame (borrowed) into an idle, cleared job j and, for
+ * a Submit envelope of at most max_envelope bytes, selects it: points
+ * j->result.envelope at the envelope and returns true. Otherwise (not a
+ * Submit, unparsable, oversized: its handler does all the checking, or
+ * refuses it before verifying) returns false; the caller clears j. */
+bool verify_job_prepare(struct verify_job *j, const uint8_t *frame, size_t len,
+                        uint32_t max_envelope);
 
-/* Verifies each selected job's envelope against dir (borrowed, unchanged
- * meanwhile), on the workers and the calling thread; returns when every one
- * is done. */
-void verify_pool_run(struct verify_pool *p, const casenet_directory *dir, struct verify_job *jobs,
-                     size_t n);
+/* Queues a selected, idle job, to be verified against dir (borrowed: it must
+ * outlive the job's wait or cancel), in submission order. */
+void verify_pool_submit(struct verify_pool *p, const casenet_directory *dir, struct verify_job *j);
+/* Returns once the queued job j is verified (j->result.rc and info set):
+ * verified by a worker, or here when the pool has none. */
+void verify_pool_wait(struct verify_pool *p, struct verify_job *j);
+/* Takes j out of the queue if no worker took it yet (the job is idle again,
+ * unverified), or waits until its worker is done. No-op for an idle or
+ * verified job. After it no worker touches j. */
+void verify_pool_cancel(struct verify_pool *p, struct verify_job *j);
 
+/* Drops the result of a verified job (idle, still selected): to submit it
+ * again, e.g. against a new directory. Not for a queued or running job. */
+void verify_job_reset(struct verify_job *j);
 /* Releases what a job holds (the unpacked request, an info not taken by a
- * handler) and zeroes it. */
+ * handler) and zeroes it. Not for a queued or running job. Accepts NULL. */
 void verify_job_clear(struct verify_job *j);
 
 #endif

@@ -1,7 +1,9 @@
 /* test_verify_pool.c - the broker's verification pool (broker/verify.c): for
- * every frame of a batch it gives exactly what casenet_envelope_verify gives
- * (valid, forged, malformed, wrong kind of request, unparsable, oversized),
- * with no workers, one and several, over many batches in a row. */
+ * every frame it gives exactly what casenet_envelope_verify gives (valid,
+ * forged, malformed, wrong kind of request, unparsable, oversized), with no
+ * workers, one and several, waited for in any order, over many rounds;
+ * cancelling, checking again against another directory, and stopping with
+ * jobs queued. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,51 +114,74 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Runs the frames through a pool of `threads` workers and checks each
- * result against the direct call. */
+/* Prepares job i from frame i; true when it was selected. */
+static bool prepare(struct fixture *f, struct verify_job *j, size_t i, uint32_t max_bytes)
+{
+    memset(j, 0, sizeof *j);
+    bool sel = verify_job_prepare(j, f->frames[i].data, f->frames[i].len, max_bytes);
+    assert_int_equal(sel, j->result.envelope != NULL);
+    return sel;
+}
+
+/* Checks job i's result against the direct call with dir. */
+static int check_result(struct fixture *f, const casenet_directory *dir, struct verify_job *j,
+                        size_t i)
+{
+    const casenet_buf *e = &f->envelopes[i];
+    casenet_message_info info = {0};
+    int want = casenet_envelope_verify(dir, e->data, e->len, &info);
+    assert_int_equal(j->state, VERIFY_DONE);
+    assert_non_null(j->result.envelope);
+    assert_int_equal(j->result.len, e->len);
+    assert_memory_equal(j->result.envelope, e->data, e->len);
+    assert_int_equal(j->result.rc, want);
+    if (want == CASENET_OK) {
+        assert_memory_equal(j->result.info.message_id, info.message_id, CASENET_MESSAGE_ID_BYTES);
+        assert_memory_equal(j->result.info.envelope_hash, info.envelope_hash, CASENET_HASH_BYTES);
+        assert_string_equal(j->result.info.sender, info.sender);
+        assert_int_equal(j->result.info.n_recipients, 1);
+        casenet_message_info_clear(&info);
+    }
+    return want;
+}
+
+/* Runs the frames through a pool of `threads` workers, submitted in order
+ * and waited for in another order (the loop waits for the items of its
+ * batch while later ones are queued), and checks each result against the
+ * direct call. */
 static void check_pool(struct fixture *f, unsigned threads, uint32_t max_bytes)
 {
     struct verify_pool *p = NULL;
     assert_int_equal(verify_pool_new(threads, &p), CASENET_OK);
+    assert_int_equal(verify_pool_threads(p), threads);
     struct verify_job jobs[N_FRAMES];
+    bool sel[N_FRAMES];
     for (int round = 0; round < 20; round++) {
-        size_t n = round == 0 ? 1 : N_FRAMES; /* a lone request runs inline */
-        for (size_t i = 0; i < n; i++) {
-            jobs[i] = (struct verify_job){.frame = f->frames[i].data, .len = f->frames[i].len};
-            verify_job_prepare(&jobs[i], max_bytes);
-        }
-        verify_pool_run(p, f->net->dir, jobs, n);
-        size_t ok = 0, refused = 0;
-        for (size_t i = 0; i < n; i++) {
-            struct verify_job *j = &jobs[i];
+        for (size_t i = 0; i < N_FRAMES; i++) {
+            sel[i] = prepare(f, &jobs[i], i, max_bytes);
             const casenet_buf *e = &f->envelopes[i];
-            if (!e->data || e->len > max_bytes) {
-                assert_null(j->result.envelope);
-            } else {
-                casenet_message_info info = {0};
-                int want = casenet_envelope_verify(f->net->dir, e->data, e->len, &info);
-                assert_non_null(j->result.envelope);
-                assert_int_equal(j->result.len, e->len);
-                assert_memory_equal(j->result.envelope, e->data, e->len);
-                assert_int_equal(j->result.rc, want);
+            assert_int_equal(sel[i], e->data && e->len <= max_bytes);
+            if (sel[i])
+                verify_pool_submit(p, f->net->dir, &jobs[i]);
+        }
+        size_t ok = 0, refused = 0;
+        for (size_t k = 0; k < N_FRAMES; k++) {
+            /* round r waits from item r on, wrapping around */
+            size_t i = (k + (size_t)round) % N_FRAMES;
+            if (sel[i]) {
+                verify_pool_wait(p, &jobs[i]);
+                int want = check_result(f, f->net->dir, &jobs[i], i);
                 ok += want == CASENET_OK;
                 refused += want != CASENET_OK;
-                if (want == CASENET_OK) {
-                    assert_memory_equal(j->result.info.message_id, info.message_id,
-                                        CASENET_MESSAGE_ID_BYTES);
-                    assert_memory_equal(j->result.info.envelope_hash, info.envelope_hash,
-                                        CASENET_HASH_BYTES);
-                    assert_string_equal(j->result.info.sender, info.sender);
-                    assert_int_equal(j->result.info.n_recipients, 1);
-                    casenet_message_info_clear(&info);
-                }
             }
-            verify_job_clear(j);
-            assert_null(j->req);
+            verify_job_clear(&jobs[i]);
+            assert_null(jobs[i].req);
         }
-        if (n == N_FRAMES && max_bytes == MAX_BYTES) {
+        if (max_bytes == MAX_BYTES) {
             assert_int_equal(ok, N_FRAMES / 3);      /* cases 0 and 1 of every 6 */
             assert_int_equal(refused, N_FRAMES / 3); /* forged and junk */
+        } else {
+            assert_int_equal(ok, 0); /* every sealed envelope is over 64 bytes */
         }
     }
     verify_pool_free(p);
@@ -184,29 +209,90 @@ static void test_oversized_left_alone(void **state)
     check_pool(*state, 1, 64);
 }
 
-/* A job the loop deselects (its member's bucket will refuse it) is not
- * verified: no result, no info. */
-static void test_deselected(void **state)
+/* Cancelling: a job no worker took is idle again, unverified; one being
+ * verified is waited for; the others still complete correctly. */
+static void test_cancel(void **state)
 {
     struct fixture *f = *state;
     struct verify_pool *p = NULL;
     assert_int_equal(verify_pool_new(1, &p), CASENET_OK);
-    struct verify_job jobs[3];
-    for (size_t i = 0; i < 3; i++) {
-        jobs[i] = (struct verify_job){.frame = f->frames[i].data, .len = f->frames[i].len};
-        verify_job_prepare(&jobs[i], MAX_BYTES);
-        assert_non_null(jobs[i].result.envelope); /* 0, 1 valid; 2 forged */
+    for (int round = 0; round < 20; round++) {
+        struct verify_job jobs[N_FRAMES];
+        bool sel[N_FRAMES];
+        for (size_t i = 0; i < N_FRAMES; i++) {
+            sel[i] = prepare(f, &jobs[i], i, MAX_BYTES);
+            if (sel[i])
+                verify_pool_submit(p, f->net->dir, &jobs[i]);
+        }
+        size_t idle = 0;
+        for (size_t i = 0; i < N_FRAMES; i++) {
+            if (!sel[i])
+                continue;
+            if (i % 2 == 0) {
+                verify_pool_cancel(p, &jobs[i]);
+                assert_true(jobs[i].state == VERIFY_IDLE || jobs[i].state == VERIFY_DONE);
+                if (jobs[i].state == VERIFY_DONE)
+                    (void)check_result(f, f->net->dir, &jobs[i], i);
+                else
+                    idle++;
+            }
+        }
+        for (size_t i = 0; i < N_FRAMES; i++) {
+            if (sel[i] && i % 2 == 1) {
+                verify_pool_wait(p, &jobs[i]);
+                (void)check_result(f, f->net->dir, &jobs[i], i);
+            }
+            verify_job_clear(&jobs[i]);
+        }
+        (void)idle; /* how many the worker took first depends on timing */
     }
-    jobs[1].result.envelope = NULL;
-    jobs[1].result.rc = -1;
-    verify_pool_run(p, f->net->dir, jobs, 3);
-    assert_int_equal(jobs[0].result.rc, CASENET_OK);
-    assert_int_equal(jobs[1].result.rc, -1);
-    assert_int_equal(jobs[1].result.info.n_recipients, 0);
-    assert_int_not_equal(jobs[2].result.rc, CASENET_OK);
-    for (size_t i = 0; i < 3; i++)
-        verify_job_clear(&jobs[i]);
     verify_pool_free(p);
+}
+
+/* A check redone against another directory (after a swap) gives that
+ * directory's answer: the sender unknown there. */
+static void test_reset_resubmit(void **state)
+{
+    struct fixture *f = *state;
+    const char *others[] = {"vn.gamma:intake"};
+    tl_net *net2 = tl_net_new(others, 1);
+    struct verify_pool *p = NULL;
+    assert_int_equal(verify_pool_new(1, &p), CASENET_OK);
+    struct verify_job j;
+    assert_true(prepare(f, &j, 0, MAX_BYTES)); /* valid under f->net */
+    verify_pool_submit(p, f->net->dir, &j);
+    verify_pool_wait(p, &j);
+    assert_int_equal(j.result.rc, CASENET_OK);
+    verify_pool_cancel(p, &j); /* no-op when done */
+    verify_job_reset(&j);
+    assert_int_equal(j.state, VERIFY_IDLE);
+    assert_non_null(j.result.envelope);
+    verify_pool_submit(p, net2->dir, &j);
+    verify_pool_wait(p, &j);
+    assert_int_not_equal(j.result.rc, CASENET_OK);
+    (void)check_result(f, net2->dir, &j, 0);
+    verify_job_clear(&j);
+    verify_pool_free(p);
+    tl_net_free(net2);
+}
+
+/* Freeing the pool with jobs still queued leaves them idle or verified, for
+ * their owner to clear (no leak, no use after free under ASan). */
+static void test_free_with_queued(void **state)
+{
+    struct fixture *f = *state;
+    struct verify_pool *p = NULL;
+    assert_int_equal(verify_pool_new(2, &p), CASENET_OK);
+    struct verify_job jobs[N_FRAMES];
+    for (size_t i = 0; i < N_FRAMES; i++)
+        if (prepare(f, &jobs[i], i, MAX_BYTES))
+            verify_pool_submit(p, f->net->dir, &jobs[i]);
+    verify_pool_free(p);
+    for (size_t i = 0; i < N_FRAMES; i++) {
+        assert_true(jobs[i].state == VERIFY_IDLE || jobs[i].state == VERIFY_DONE);
+        assert_null(jobs[i].next);
+        verify_job_clear(&jobs[i]);
+    }
 }
 
 static void test_free_null(void **state)
@@ -219,9 +305,10 @@ static void test_free_null(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_no_workers),   cmocka_unit_test(test_one_worker),
-        cmocka_unit_test(test_four_workers), cmocka_unit_test(test_oversized_left_alone),
-        cmocka_unit_test(test_deselected),   cmocka_unit_test(test_free_null),
+        cmocka_unit_test(test_no_workers),       cmocka_unit_test(test_one_worker),
+        cmocka_unit_test(test_four_workers),     cmocka_unit_test(test_oversized_left_alone),
+        cmocka_unit_test(test_cancel),           cmocka_unit_test(test_reset_resubmit),
+        cmocka_unit_test(test_free_with_queued), cmocka_unit_test(test_free_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
