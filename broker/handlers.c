@@ -481,10 +481,13 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     if ((rc = limits_backlog(c, info)) != CASENET_OK)
         return rc;
 
+    /* The message row first, then its SUBMITTED event at the index the
+     * receipt names: the store keys the event by the stored message (an
+     * index that grows with the log, not the client's random id). */
     uint64_t index = 0;
     uint64_t dir_version = casenet_directory_version(b->dir);
-    if ((rc = audit_submitted(s, c->now_ms, info, c->size, dir_version, &index)) != CASENET_OK)
-        return store_fail(c, rc, "append to the audit log");
+    if ((rc = s->ops->audit_next_index(s, &index)) != CASENET_OK)
+        return store_fail(c, rc, "read the audit log");
     casenet_submit_receipt sr = {0};
     memcpy(sr.message_id, info->message_id, sizeof sr.message_id);
     memcpy(sr.envelope_hash, info->envelope_hash, sizeof sr.envelope_hash);
@@ -521,6 +524,15 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     }
     if (rc != CASENET_OK) {
         rc = store_fail(c, rc, "store the message");
+        goto cleanup;
+    }
+    uint64_t appended = 0;
+    if ((rc = audit_submitted(s, c->now_ms, info, c->size, dir_version, &appended)) != CASENET_OK) {
+        rc = store_fail(c, rc, "append to the audit log");
+        goto cleanup;
+    }
+    if (appended != index) { /* nothing else appends between: the store is confused */
+        rc = store_fail(c, CASENET_EUNAVAIL, "append to the audit log");
         goto cleanup;
     }
     for (size_t i = 0; i < info->n_recipients; i++) {
