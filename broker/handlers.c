@@ -424,12 +424,16 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     /* The bucket first: a flood is refused before any costly work. */
     if ((rc = limits_submit(c)) != CASENET_OK)
         return rc;
-    uint64_t avail_mb = 0;
-    if (!limits_disk_ok(b->cfg->data_dir, lim->min_free_mb, &avail_mb)) {
+    struct batch *bt = c->bt;
+    if (!bt->disk_checked) {
+        bt->disk_ok = limits_disk_ok(b->cfg->data_dir, lim->min_free_mb, &bt->disk_avail_mb);
+        bt->disk_checked = true;
+    }
+    if (!bt->disk_ok) {
         /* Not audited: the reserve is for the writes that must go on. */
         c->retry_after_ms = LIMITS_DISK_RETRY_MS;
         c->no_audit = true;
-        log_disk_low(avail_mb, lim->min_free_mb);
+        log_disk_low(bt->disk_avail_mb, lim->min_free_mb);
         return fail(c, CASENET_EUNAVAIL,
                     "the broker's disk is nearly full; nothing was stored; retry later");
     }
