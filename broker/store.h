@@ -162,6 +162,9 @@ struct store_ops {
     int (*savepoint)(struct store *s);
     int (*release)(struct store *s);
     void (*rollback_to)(struct store *s);
+    /* Rows written through this store since it was opened: a counter whose
+     * readings are compared, to tell whether a request wrote anything. */
+    uint64_t (*changes)(struct store *s);
 
     /* In batch. Inserts a message; CASENET_ECONFLICT if its id exists. */
     int (*message_insert)(struct store *s, const struct store_message *m);

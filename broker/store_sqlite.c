@@ -698,6 +698,11 @@ static void sq_rollback_to(struct store *b)
         (void)run(s, stmt(s, ST_RELEASE), "release");
 }
 
+static uint64_t sq_changes(struct store *b)
+{
+    return (uint64_t)sqlite3_total_changes64(S(b)->db);
+}
+
 /* ------------------------------------------------------------ messages */
 
 static int sq_message_insert(struct store *b, const struct store_message *m)
@@ -1533,6 +1538,7 @@ const struct store_ops store_sqlite_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .savepoint = sq_savepoint,
+    .changes = sq_changes,
     .release = sq_release,
     .rollback_to = sq_rollback_to,
     .message_insert = sq_message_insert,

@@ -547,6 +547,15 @@ static int check_public_file(const Casenet__V1__PublicKeyFile *f)
     return has_sign ? CASENET_OK : CASENET_EBADREQ;
 }
 
+/* A new key's valid_from: its creation time as the member's public file
+ * states it, clamped to [now - CN_KEY_ADMISSION_LEEWAY_MS, now]. */
+static int64_t admission_valid_from(int64_t file_valid_from_ms, int64_t now_ms)
+{
+    int64_t from = file_valid_from_ms < now_ms ? file_valid_from_ms : now_ms;
+    int64_t floor = now_ms - CN_KEY_ADMISSION_LEEWAY_MS;
+    return from < floor ? floor : from;
+}
+
 int casenet_directory_add_member(const casenet_keys *authority, const uint8_t *current,
                                  size_t current_len, const uint8_t *public_file, size_t public_len,
                                  const casenet_member_spec *spec, int64_t now_ms,
@@ -590,15 +599,20 @@ int casenet_directory_add_member(const casenet_keys *authority, const uint8_t *c
     if (!keys || !key_ptrs)
         goto cleanup;
     size_t nk = 0;
-    /* The new keys: valid from now, unless the same key is already listed and
-     * still open-ended, in which case its window is kept. */
+    /* The new keys: valid from when the member made them (the file's
+     * valid_from, its own clock), but no earlier than now - leeway and no
+     * later than now. Starting at the authority's now made a member whose
+     * clock runs behind unable to sign until its clock passed the
+     * admission; the leeway is the broker's default clock-skew limit, so a
+     * file cannot make a key valid long before it was admitted. A key
+     * already listed and still open-ended keeps its window. */
     for (size_t i = 0; i < f->n_keys; i++) {
         const Casenet__V1__PublicKey *k = f->keys[i];
         casenet__v1__public_key__init(&keys[nk]);
         keys[nk].use = k->use;
         keys[nk].key_id = k->key_id;
         keys[nk].key = k->key;
-        keys[nk].valid_from_ms = now_ms;
+        keys[nk].valid_from_ms = admission_valid_from(k->valid_from_ms, now_ms);
         for (size_t j = 0; j < n_prev; j++) {
             const Casenet__V1__PublicKey *o = prev->keys[j];
             if (strcmp(o->key_id, k->key_id) == 0 && o->valid_until_ms == 0 &&

@@ -13,6 +13,10 @@
 /* Roles a directory member may hold. */
 #define CN_ROLE_BROKER "broker"
 
+/* How far before its admission a new key may be valid (PROTOCOL.md §3.4):
+ * the broker's default clock-skew limit, 10 minutes. */
+#define CN_KEY_ADMISSION_LEEWAY_MS (10 * 60 * 1000)
+
 /* True when member id lists a box key with id key_id that is valid at at_ms
  * (valid_from_ms <= at_ms and, when bounded, at_ms < valid_until_ms). */
 bool cn_directory_has_box_key(const casenet_directory *d, const char *id, const char *key_id,

@@ -392,6 +392,9 @@ int casenet_keys_load(const char *secret_path, casenet_keys **out)
     rc = CASENET_EBADREQ;
     if (k->cur[CASENET__V1__KEY_USE__KEY_USE_SIGN] < 0)
         goto cleanup;
+    /* The authority's keyring is its one signing key (PROTOCOL.md §2). */
+    if (strcmp(k->member_id, CN_AUTHORITY_ID) == 0 && k->n != 1)
+        goto cleanup;
     if (strcmp(k->member_id, CN_AUTHORITY_ID) != 0 &&
         (k->cur[CASENET__V1__KEY_USE__KEY_USE_BOX] < 0 ||
          k->cur[CASENET__V1__KEY_USE__KEY_USE_CURVE] < 0))
@@ -418,23 +421,18 @@ int casenet_authority_pk_load(const char *path, uint8_t authority_pk[32])
     Casenet__V1__PublicKeyFile *f = casenet__v1__public_key_file__unpack(NULL, buf.len, buf.data);
     if (!f || strcmp(f->member_id, CN_AUTHORITY_ID) != 0)
         goto cleanup;
-    const Casenet__V1__PublicKey *best = NULL;
-    for (size_t i = 0; i < f->n_keys; i++) {
-        const Casenet__V1__PublicKey *pk = f->keys[i];
-        if (pk->use != CASENET__V1__KEY_USE__KEY_USE_SIGN)
-            continue;
-        char id[CASENET_KEY_ID_CHARS + 1];
-        if (pk->key.len != CASENET_SIGN_PK_BYTES)
-            goto cleanup;
-        cn_key_id(pk->key.data, pk->key.len, id);
-        if (strcmp(id, pk->key_id) != 0)
-            goto cleanup;
-        if (!best || pk->valid_from_ms >= best->valid_from_ms)
-            best = pk;
-    }
-    if (!best)
+    /* The root of trust is one key: a file offering several would leave
+     * the choice of the trusted one to whoever wrote the file. */
+    if (f->n_keys != 1)
         goto cleanup;
-    memcpy(authority_pk, best->key.data, CASENET_SIGN_PK_BYTES);
+    const Casenet__V1__PublicKey *pk = f->keys[0];
+    char id[CASENET_KEY_ID_CHARS + 1];
+    if (pk->use != CASENET__V1__KEY_USE__KEY_USE_SIGN || pk->key.len != CASENET_SIGN_PK_BYTES)
+        goto cleanup;
+    cn_key_id(pk->key.data, pk->key.len, id);
+    if (strcmp(id, pk->key_id) != 0)
+        goto cleanup;
+    memcpy(authority_pk, pk->key.data, CASENET_SIGN_PK_BYTES);
     rc = CASENET_OK;
 cleanup:
     casenet__v1__public_key_file__free_unpacked(f, NULL);

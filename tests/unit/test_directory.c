@@ -279,11 +279,12 @@ static void test_rotation(void **state)
     memcpy(old_box, before.box_key_id, 17);
     memcpy(old_pk, before.sign_pk, 32);
     int64_t t_old = net->now_ms;
-    casenet_keys *k2 = NULL;
-    assert_int_equal(casenet_keys_generate("vn.police.hn", cn_now_ms(), &k2), CASENET_OK);
-    /* Make sure the rotation happens strictly later than the old listing. */
+    /* Make sure the new keys (valid from their creation, PROTOCOL.md §3.4)
+     * and the rotation come strictly later than the old listing. */
     while (cn_now_ms() <= t_old)
         ;
+    casenet_keys *k2 = NULL;
+    assert_int_equal(casenet_keys_generate("vn.police.hn", cn_now_ms(), &k2), CASENET_OK);
     tl_net_add(net, "vn.police.hn:responder:police", k2);
     int64_t t_rot = net->now_ms;
     assert_int_equal(casenet_directory_count(net->dir), N_MEMBERS);
@@ -313,6 +314,45 @@ static void test_rotation(void **state)
     assert_int_equal(casenet_directory_sign_key(net->dir, "vn.police.hn", old_sign, t_old, &pk),
                      CASENET_OK);
     casenet_keys_free(k2);
+}
+
+/* A new key is valid from its creation on the member's clock, clamped to
+ * [admission - 10 min, admission]: a member whose clock runs behind can
+ * sign at once; a file cannot make its key valid long before admission. */
+static void test_admission_window(void **state)
+{
+    tl_net *net = *state;
+    const int64_t min = 60 * 1000;
+    /* created: the key's creation relative to the clock read just before the
+     * admission; valid_at / invalid_at: offsets from the admission time;
+     * slack: room for the milliseconds between the two clock readings. */
+    struct {
+        const char *id;
+        int64_t created, valid_at, invalid_at, slack;
+    } cases[] = {
+        {"vn.behind", -2 * min, -2 * min, -2 * min - 1, 50},                 /* clock behind */
+        {"vn.ancient", -365LL * 24 * 60 * min, -10 * min, -10 * min - 1, 0}, /* floor */
+        {"vn.ahead", 5 * min, 0, -1, 0},                                     /* ahead: now */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        casenet_keys *k = NULL;
+        assert_int_equal(casenet_keys_generate(cases[i].id, cn_now_ms() + cases[i].created, &k),
+                         CASENET_OK);
+        char spec[64];
+        snprintf(spec, sizeof spec, "%s:responder", cases[i].id);
+        tl_net_add(net, spec, k);
+        const char *key_id = NULL;
+        (void)casenet_keys_sign_pk(k, &key_id);
+        const uint8_t *pk = NULL;
+        int64_t t = net->now_ms;
+        assert_int_equal(casenet_directory_sign_key(net->dir, cases[i].id, key_id,
+                                                    t + cases[i].valid_at + cases[i].slack, &pk),
+                         CASENET_OK);
+        assert_int_equal(casenet_directory_sign_key(net->dir, cases[i].id, key_id,
+                                                    t + cases[i].invalid_at - cases[i].slack, &pk),
+                         CASENET_ENOTFOUND);
+        casenet_keys_free(k);
+    }
 }
 
 /* A PublicKeyFile for keyring k under another member id. */
@@ -452,6 +492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admission_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_refusals, setup, teardown),
         cmocka_unit_test(test_many_members),
     };

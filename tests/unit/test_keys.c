@@ -256,6 +256,87 @@ static void test_authority(void **state)
     free(pub);
 }
 
+/* The pinned root of trust is one key: an authority file that offers a
+ * second signing key (say, appended by whoever could write it) is refused
+ * rather than resolved by picking one. */
+static void test_authority_one_key(void **state)
+{
+    struct fx *f = *state;
+    casenet_keys *a = NULL, *other = NULL;
+    assert_int_equal(casenet_keys_generate_authority(5, &a), CASENET_OK);
+    assert_int_equal(casenet_keys_generate_authority(9, &other), CASENET_OK);
+    char *sec = tl_path(f->dir, "authority.key"), *pub = tl_path(f->dir, "authority.pub");
+    char *sec2 = tl_path(f->dir, "other.key"), *pub2 = tl_path(f->dir, "other.pub");
+    assert_int_equal(casenet_keys_save(a, sec, pub), CASENET_OK);
+    assert_int_equal(casenet_keys_save(other, sec2, pub2), CASENET_OK);
+
+    /* Public file: the other authority's key appended to ours. */
+    size_t n1, n2;
+    uint8_t *d1 = tl_read_file(pub, &n1), *d2 = tl_read_file(pub2, &n2);
+    Casenet__V1__PublicKeyFile *f1 = casenet__v1__public_key_file__unpack(NULL, n1, d1);
+    Casenet__V1__PublicKeyFile *f2 = casenet__v1__public_key_file__unpack(NULL, n2, d2);
+    assert_non_null(f1);
+    assert_non_null(f2);
+    assert_int_equal(f1->n_keys, 1);
+    Casenet__V1__PublicKey *both[2] = {f1->keys[0], f2->keys[0]};
+    Casenet__V1__PublicKey **saved = f1->keys;
+    f1->keys = both;
+    f1->n_keys = 2;
+    size_t n = casenet__v1__public_key_file__get_packed_size(f1);
+    uint8_t *out = malloc(n);
+    assert_non_null(out);
+    casenet__v1__public_key_file__pack(f1, out);
+    f1->keys = saved;
+    f1->n_keys = 1;
+    char *two = tl_path(f->dir, "two.pub");
+    tl_write_file(two, out, n, 0644);
+    uint8_t pk[32];
+    assert_int_equal(casenet_authority_pk_load(two, pk), CASENET_EBADREQ);
+    assert_int_equal(casenet_authority_pk_load(pub, pk), CASENET_OK);
+
+    /* Secret keyring: a second signing pair is refused the same way. */
+    size_t s1, s2;
+    uint8_t *k1 = tl_read_file(sec, &s1), *k2 = tl_read_file(sec2, &s2);
+    Casenet__V1__SecretKeyFile *sf1 = casenet__v1__secret_key_file__unpack(NULL, s1, k1);
+    Casenet__V1__SecretKeyFile *sf2 = casenet__v1__secret_key_file__unpack(NULL, s2, k2);
+    assert_non_null(sf1);
+    assert_non_null(sf2);
+    Casenet__V1__KeyPair *pairs[2] = {sf1->keys[0], sf2->keys[0]};
+    Casenet__V1__KeyPair **saved_pairs = sf1->keys;
+    sf1->keys = pairs;
+    sf1->n_keys = 2;
+    size_t m = casenet__v1__secret_key_file__get_packed_size(sf1);
+    uint8_t *out2 = malloc(m);
+    assert_non_null(out2);
+    casenet__v1__secret_key_file__pack(sf1, out2);
+    sf1->keys = saved_pairs;
+    sf1->n_keys = 1;
+    char *two_sec = tl_path(f->dir, "two.key");
+    tl_write_file(two_sec, out2, m, 0600);
+    casenet_keys *loaded = NULL;
+    assert_int_equal(casenet_keys_load(two_sec, &loaded), CASENET_EBADREQ);
+    assert_null(loaded);
+
+    casenet__v1__secret_key_file__free_unpacked(sf1, NULL);
+    casenet__v1__secret_key_file__free_unpacked(sf2, NULL);
+    casenet__v1__public_key_file__free_unpacked(f1, NULL);
+    casenet__v1__public_key_file__free_unpacked(f2, NULL);
+    free(out);
+    free(out2);
+    free(d1);
+    free(d2);
+    free(k1);
+    free(k2);
+    free(two);
+    free(two_sec);
+    free(sec);
+    free(pub);
+    free(sec2);
+    free(pub2);
+    casenet_keys_free(a);
+    casenet_keys_free(other);
+}
+
 static void test_invalid_ids(void **state)
 {
     (void)state;
@@ -294,6 +375,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_key_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authority, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authority_one_key, setup, teardown),
         cmocka_unit_test(test_invalid_ids),
         cmocka_unit_test(test_deterministic),
     };
