@@ -16,7 +16,9 @@
 
 #include <stdint.h>
 
-/* SUBMITTED: actor = sender; parties = sender + recipients. */
+/* SUBMITTED: actor = sender; parties = sender + recipients. Appended after
+ * the message row (store.h audit_append: the store then indexes the event by
+ * the stored message rather than by its random id). */
 int audit_submitted(struct store *s, int64_t now_ms, const casenet_message_info *info,
                     uint32_t size, uint64_t directory_version, uint64_t *index);
 

@@ -87,6 +87,10 @@ struct batch {
     casenet_directory *new_dir; /* a verified directory to swap in; owned */
     bool store_failed;          /* a store operation failed: roll back */
     struct preverified *pre;    /* for the request being dispatched, or NULL */
+    /* The free-space check of Submit (limits_disk_ok), made once per batch:
+     * a statvfs per Submit cost more than the rest of the limits. */
+    bool disk_checked, disk_ok;
+    uint64_t disk_avail_mb;
 };
 
 /* Queues a notice for member (takes a copy of the packed response).

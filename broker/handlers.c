@@ -424,12 +424,16 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     /* The bucket first: a flood is refused before any costly work. */
     if ((rc = limits_submit(c)) != CASENET_OK)
         return rc;
-    uint64_t avail_mb = 0;
-    if (!limits_disk_ok(b->cfg->data_dir, lim->min_free_mb, &avail_mb)) {
+    struct batch *bt = c->bt;
+    if (!bt->disk_checked) {
+        bt->disk_ok = limits_disk_ok(b->cfg->data_dir, lim->min_free_mb, &bt->disk_avail_mb);
+        bt->disk_checked = true;
+    }
+    if (!bt->disk_ok) {
         /* Not audited: the reserve is for the writes that must go on. */
         c->retry_after_ms = LIMITS_DISK_RETRY_MS;
         c->no_audit = true;
-        log_disk_low(avail_mb, lim->min_free_mb);
+        log_disk_low(bt->disk_avail_mb, lim->min_free_mb);
         return fail(c, CASENET_EUNAVAIL,
                     "the broker's disk is nearly full; nothing was stored; retry later");
     }
@@ -481,10 +485,13 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     if ((rc = limits_backlog(c, info)) != CASENET_OK)
         return rc;
 
+    /* The message row first, then its SUBMITTED event at the index the
+     * receipt names: the store keys the event by the stored message (an
+     * index that grows with the log, not the client's random id). */
     uint64_t index = 0;
     uint64_t dir_version = casenet_directory_version(b->dir);
-    if ((rc = audit_submitted(s, c->now_ms, info, c->size, dir_version, &index)) != CASENET_OK)
-        return store_fail(c, rc, "append to the audit log");
+    if ((rc = s->ops->audit_next_index(s, &index)) != CASENET_OK)
+        return store_fail(c, rc, "read the audit log");
     casenet_submit_receipt sr = {0};
     memcpy(sr.message_id, info->message_id, sizeof sr.message_id);
     memcpy(sr.envelope_hash, info->envelope_hash, sizeof sr.envelope_hash);
@@ -521,6 +528,15 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     }
     if (rc != CASENET_OK) {
         rc = store_fail(c, rc, "store the message");
+        goto cleanup;
+    }
+    uint64_t appended = 0;
+    if ((rc = audit_submitted(s, c->now_ms, info, c->size, dir_version, &appended)) != CASENET_OK) {
+        rc = store_fail(c, rc, "append to the audit log");
+        goto cleanup;
+    }
+    if (appended != index) { /* nothing else appends between: the store is confused */
+        rc = store_fail(c, CASENET_EUNAVAIL, "append to the audit log");
         goto cleanup;
     }
     for (size_t i = 0; i < info->n_recipients; i++) {

@@ -47,7 +47,7 @@ struct store_message {
     uint64_t audit_index; /* of its SUBMITTED event */
     casenet_buf envelope; /* the serialised Envelope (ciphertext); owned */
     casenet_buf receipt;  /* the serialised BrokerReceipt; owned */
-    uint64_t row;         /* the store's row number (set by sent_list only) */
+    uint64_t row;         /* the store's row number (set by message_get and sent_list) */
 };
 
 /* One row of one member's inbox (a message for it, or a receipt forwarded to
@@ -203,7 +203,10 @@ struct store_ops {
     int (*audit_next_index)(struct store *s, uint64_t *index);
     /* In batch. Appends the serialised AuditEvent bytes at index, which must
      * be what audit_next_index returned (CASENET_ECONFLICT otherwise), and
-     * files it under each of the parties. */
+     * files it under each of the parties. An event that carries the id of a
+     * message already stored is indexed through that message (cheap: its
+     * key grows with the log), any other under its message id (a random
+     * page per event): so the SUBMITTED event follows its message_insert. */
     int (*audit_append)(struct store *s, uint64_t index, int64_t time_ms, int kind,
                         const char *const *parties, size_t n_parties, const uint8_t *bytes,
                         size_t len);

@@ -156,6 +156,49 @@ static const char *const migrations[] = {
     " ON CONFLICT (recipient) DO UPDATE SET queued = queued + 1; END;"
     "CREATE TRIGGER inbox_backlog_delete AFTER DELETE ON inbox WHEN OLD.state = 1 BEGIN"
     " UPDATE inbox_backlog SET queued = queued - 1 WHERE recipient = OLD.recipient; END;",
+    /* 4 -> 5: fewer B-trees and fewer random pages per Submit. Every commit
+     * writes each B-tree page it dirties to the WAL; an index keyed by the
+     * client's random message id dirties one random page per message, an
+     * index keyed by the broker's own increasing numbers only the last one.
+     * - inbox: a message row is found through messages.message_id (the one
+     *   random index a Submit must have) and then (msg, recipient), which
+     *   grows at its end; rows without a message (KIND_RECEIPT rows, whose
+     *   id is derived from the receipt) keep (recipient, message_id), in a
+     *   partial index that Submit never touches. (msg, recipient) also
+     *   serves what inbox_msg did. A recipient's whole inbox is listed by
+     *   merging its states' runs of (recipient, state, seq), so
+     *   (recipient, seq) goes.
+     * - audit: an event about a stored message is keyed by that message's
+     *   audit_index (msg_key), which grows with the log: the SUBMITTED event
+     *   is appended after its message row, so it takes its own index. Events
+     *   about an id not stored (REJECTED) and every event written before
+     *   this step keep the message_id index, now partial. case_ref is
+     *   indexed only where present.
+     * - audit_nodes: keyed by (last leaf covered, level), so that the
+     *   subtrees one batch completes are neighbours (one page), not one
+     *   page per level. */
+    "CREATE UNIQUE INDEX inbox_msg_recipient ON inbox(msg, recipient);"
+    "CREATE UNIQUE INDEX inbox_unlinked ON inbox(recipient, message_id) WHERE msg IS NULL;"
+    "DROP INDEX inbox_recipient_message;"
+    "DROP INDEX inbox_msg;"
+    "DROP INDEX inbox_recipient_seq;"
+    "ALTER TABLE audit ADD COLUMN msg_key INTEGER;"
+    "CREATE INDEX audit_msg_key ON audit(msg_key) WHERE msg_key IS NOT NULL;"
+    "CREATE INDEX audit_message_unkeyed ON audit(message_id)"
+    " WHERE msg_key IS NULL AND message_id IS NOT NULL;"
+    "DROP INDEX audit_message;"
+    "CREATE INDEX audit_case_ref ON audit(case_ref) WHERE case_ref IS NOT NULL;"
+    "DROP INDEX audit_case;"
+    "CREATE TABLE audit_nodes_v5 ("
+    " last INTEGER NOT NULL," /* (idx + 1) * 2^level - 1 */
+    " level INTEGER NOT NULL,"
+    " hash BLOB NOT NULL CHECK (length(hash) = 32),"
+    " PRIMARY KEY (last, level)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO audit_nodes_v5 (last, level, hash)"
+    " SELECT ((idx + 1) << level) - 1, level, hash FROM audit_nodes"
+    " WHERE level BETWEEN 0 AND 62 AND idx >= 0 AND idx < (1 << (62 - level));"
+    "DROP TABLE audit_nodes;"
+    "ALTER TABLE audit_nodes_v5 RENAME TO audit_nodes;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -168,6 +211,7 @@ enum stmt {
     ST_ROLLBACK_TO,
     ST_MSG_INSERT,
     ST_MSG_GET,
+    ST_MSG_AUDIT_KEY,
     ST_INBOX_INSERT,
     ST_INBOX_GET,
     ST_INBOX_LIST_ANY,
@@ -208,6 +252,9 @@ enum stmt {
 #define HEAD_COLS "size, time_ms, root, checkpoint"
 
 #define INBOX_COLS SQ_INBOX_COLS
+/* One state's part of a recipient's inbox after the cursor (ListInbox). */
+#define LIST_IN(state_cond)                                                                        \
+    "SELECT " INBOX_COLS " FROM inbox WHERE recipient = ?1 AND " state_cond " AND seq > ?2"
 
 static const char *const sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -220,20 +267,39 @@ static const char *const sql[ST_COUNT] = {
                       " created_at_ms, expires_at_ms, received_at_ms, in_reply_to, case_ref,"
                       " envelope_hash, size, audit_index, envelope, receipt)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    [ST_MSG_GET] = "SELECT message_id, sender, kind, urgency, msg_status, created_at_ms,"
-                   " expires_at_ms, received_at_ms, in_reply_to, case_ref, envelope_hash, size,"
-                   " audit_index, CASE WHEN ?2 THEN envelope END, receipt"
+    [ST_MSG_GET] = "SELECT " SQ_MESSAGE_COLS ", CASE WHEN ?2 THEN envelope END"
                    " FROM messages WHERE message_id = ?1",
+    [ST_MSG_AUDIT_KEY] = "SELECT audit_index FROM messages WHERE message_id = ?1",
+    /* A row linked to its message is unique by (msg, recipient); a row
+     * without one by (recipient, message_id) among such rows; the NOT EXISTS
+     * keep (recipient, message_id) unique across both kinds, as one index did
+     * before schema 5. No row inserted: the pair is taken (CONFLICT). */
     [ST_INBOX_INSERT] =
         "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
         " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
         " receipt_status, receipt)"
-        " VALUES (?1, ?2, CASE WHEN ?5 = 20 THEN NULL ELSE"
-        " (SELECT id FROM messages WHERE message_id = ?2) END,"
-        " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11, ?12, ?13, ?14, ?15)",
-    [ST_INBOX_GET] = "SELECT " INBOX_COLS " FROM inbox WHERE recipient = ?1 AND message_id = ?2",
-    [ST_INBOX_LIST_ANY] = "SELECT " INBOX_COLS " FROM inbox WHERE recipient = ?1 AND seq > ?2"
-                          " ORDER BY seq LIMIT ?3",
+        " SELECT ?1, ?2, k.msg, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11, ?12, ?13, ?14, ?15"
+        " FROM (SELECT CASE WHEN ?5 = 20 THEN NULL ELSE"
+        " (SELECT id FROM messages WHERE message_id = ?2) END AS msg) AS k"
+        " WHERE NOT EXISTS (SELECT 1 FROM inbox u"
+        " WHERE u.msg IS NULL AND u.recipient = ?1 AND u.message_id = ?2)"
+        " AND (k.msg IS NOT NULL OR NOT EXISTS (SELECT 1 FROM inbox l WHERE l.recipient = ?1"
+        " AND l.msg = (SELECT id FROM messages WHERE message_id = ?2)))",
+    [ST_INBOX_GET] = "SELECT " INBOX_COLS " FROM inbox"
+                     " WHERE msg = (SELECT id FROM messages WHERE message_id = ?2)"
+                     " AND recipient = ?1"
+                     " UNION ALL SELECT " INBOX_COLS " FROM inbox"
+                     " WHERE msg IS NULL AND recipient = ?1 AND message_id = ?2 LIMIT 1",
+    /* Every state's run of (recipient, state, seq), merged in seq order:
+     * one index serves both listings, nine seeks a page (states beyond
+     * proto InboxState 1..7 in the last two, empty unless corrupt). */
+    /* clang-format off */
+    [ST_INBOX_LIST_ANY] = LIST_IN("state = 1") " UNION ALL " LIST_IN("state = 2")
+                          " UNION ALL " LIST_IN("state = 3") " UNION ALL " LIST_IN("state = 4")
+                          " UNION ALL " LIST_IN("state = 5") " UNION ALL " LIST_IN("state = 6")
+                          " UNION ALL " LIST_IN("state = 7") " UNION ALL " LIST_IN("state < 1")
+                          " UNION ALL " LIST_IN("state > 7") " ORDER BY seq LIMIT ?3",
+    /* clang-format on */
     [ST_INBOX_LIST_STATE] = "SELECT " INBOX_COLS " FROM inbox"
                             " WHERE recipient = ?1 AND state = ?4 AND seq > ?2"
                             " ORDER BY seq LIMIT ?3",
@@ -243,8 +309,8 @@ static const char *const sql[ST_COUNT] = {
                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_RECEIPT_FIND] = "SELECT audit_index FROM receipts WHERE receipt_hash = ?1",
     [ST_AUDIT_NEXT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
-    [ST_AUDIT_INSERT] = "INSERT INTO audit (idx, time_ms, kind, event, message_id, case_ref)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_AUDIT_INSERT] = "INSERT INTO audit (idx, time_ms, kind, event, message_id, case_ref,"
+                        " msg_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_AUDIT_PARTY] = "INSERT OR IGNORE INTO audit_parties (member, idx) VALUES (?1, ?2)",
     [ST_AUDIT_COUNT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
     [ST_DIR_SAVE] = "INSERT INTO directories (version, signed, stored_at_ms) VALUES (?1, ?2, ?3)",
@@ -252,15 +318,26 @@ static const char *const sql[ST_COUNT] = {
     [ST_AP_SAVEPOINT] = "SAVEPOINT audit_append",
     [ST_AP_RELEASE] = "RELEASE audit_append",
     [ST_AP_ROLLBACK_TO] = "ROLLBACK TO audit_append",
-    [ST_NODE_PUT] = "INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)",
-    [ST_NODE_GET] = "SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2",
-    [ST_NODE_LEAVES] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0",
+    /* audit_nodes is keyed by (last leaf, level): see node_last. */
+    [ST_NODE_PUT] = "INSERT OR REPLACE INTO audit_nodes (level, last, hash) VALUES (?1, ?2, ?3)",
+    [ST_NODE_GET] = "SELECT hash FROM audit_nodes WHERE level = ?1 AND last = ?2",
+    /* A subtree is stored with the leaf that completes it: the last leaf
+     * stored is the largest last of any level. */
+    [ST_NODE_LEAVES] = "SELECT COALESCE(MAX(last) + 1, 0) FROM audit_nodes",
     [ST_AUDIT_SET_KEYS] = "UPDATE audit SET message_id = ?2, case_ref = ?3 WHERE idx = ?1",
     /* Audit queries: one driving index per statement (the most selective
      * filter set), the other filters are checked row by row. */
     [ST_AQ_ALL] = "SELECT " AQ_COLS " FROM audit a WHERE a.idx >= ?1 ORDER BY a.idx",
-    [ST_AQ_MESSAGE] = "SELECT " AQ_COLS " FROM audit a WHERE a.message_id = ?2 AND a.idx >= ?1"
-                      " ORDER BY a.idx",
+    /* Events keyed by the stored message's audit_index, and events about
+     * the id that were not keyed (none was stored then, or older schema),
+     * merged in log order. A key shared by two messages (notices of one
+     * event) is told apart by the row check (candidate_matches). */
+    [ST_AQ_MESSAGE] = "SELECT " AQ_COLS " FROM audit a"
+                      " WHERE a.msg_key = (SELECT audit_index FROM messages WHERE message_id = ?2)"
+                      " AND a.idx >= ?1"
+                      " UNION ALL SELECT " AQ_COLS " FROM audit a"
+                      " WHERE a.msg_key IS NULL AND a.message_id = ?2 AND a.idx >= ?1"
+                      " ORDER BY 1",
     [ST_AQ_CASE] = "SELECT " AQ_COLS " FROM audit a WHERE a.case_ref = ?2 AND a.idx >= ?1"
                    " ORDER BY a.idx",
     [ST_AQ_KIND] = "SELECT " AQ_COLS " FROM audit a WHERE a.kind = ?2 AND a.idx >= ?1"
@@ -427,7 +504,8 @@ static int pragma_int(struct sqlite_store *s, const char *q, int64_t *out)
     return rc == SQLITE_ROW ? CASENET_OK : map_rc(s, rc, q);
 }
 
-static int migrate(struct sqlite_store *s)
+/* Runs the steps that take the database from its user_version to target. */
+static int migrate(struct sqlite_store *s, int64_t target)
 {
     int64_t version = 0;
     int rc = pragma_int(s, "PRAGMA user_version", &version);
@@ -438,7 +516,7 @@ static int migrate(struct sqlite_store *s)
                   log_u64(SCHEMA_VERSION), "msg", "upgrade casenetd or restore a backup", NULL);
         return CASENET_EVERSION;
     }
-    for (int64_t v = version; v < SCHEMA_VERSION; v++) {
+    for (int64_t v = version; v < target; v++) {
         char set[64];
         snprintf(set, sizeof set, "PRAGMA user_version = %lld", (long long)(v + 1));
         if ((rc = exec(s, "BEGIN IMMEDIATE", "migrate")) != CASENET_OK)
@@ -456,14 +534,13 @@ static int migrate(struct sqlite_store *s)
 
 static int tree_open(struct sqlite_store *s);
 
-static int sq_open(const char *data_dir, struct store **out)
+/* Opens (creating) the database in data_dir with the store's pragmas, and
+ * migrates it to schema version target; no statement is prepared yet. On
+ * failure the caller closes s. */
+static int connect_at(struct sqlite_store *s, const char *data_dir, int64_t target)
 {
     int rc = CASENET_EUNAVAIL;
     char *path = NULL;
-    struct sqlite_store *s = calloc(1, sizeof *s);
-    if (!s)
-        return CASENET_ENOMEM;
-    s->base.ops = &store_sqlite_ops;
     if (asprintf(&path, "%s/%s", data_dir, DB_FILE) < 0) {
         path = NULL;
         rc = CASENET_ENOMEM;
@@ -503,12 +580,24 @@ static int sq_open(const char *data_dir, struct store **out)
         goto cleanup;
     if ((rc = exec(s, TUNING_PRAGMAS, "pragma")) != CASENET_OK)
         goto cleanup;
-    if ((rc = sq_wal_open(&s->base)) != CASENET_OK)
-        goto cleanup;
-    if ((rc = migrate(s)) != CASENET_OK)
+    if ((rc = sq_wal_open(&s->base)) == CASENET_OK)
+        rc = migrate(s, target);
+cleanup:
+    free(path);
+    return rc;
+}
+
+static int sq_open(const char *data_dir, struct store **out)
+{
+    struct sqlite_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return CASENET_ENOMEM;
+    s->base.ops = &store_sqlite_ops;
+    int rc = connect_at(s, data_dir, SCHEMA_VERSION);
+    if (rc != CASENET_OK)
         goto cleanup;
     for (int i = 0; i < ST_COUNT; i++) {
-        src = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+        int src = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         if (src != SQLITE_OK) {
             rc = map_rc(s, src, sql[i]);
             goto cleanup;
@@ -521,8 +610,29 @@ static int sq_open(const char *data_dir, struct store **out)
     rc = CASENET_OK;
 cleanup:
     sq_close(s ? &s->base : NULL);
-    free(path);
     return rc;
+}
+
+int sq_create_at(const char *data_dir, int64_t version)
+{
+    struct sqlite_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return CASENET_ENOMEM;
+    s->base.ops = &store_sqlite_ops;
+    int rc = version >= 0 && version <= SCHEMA_VERSION ? connect_at(s, data_dir, version)
+                                                       : CASENET_EINVAL;
+    sq_close(&s->base);
+    return rc;
+}
+
+const char *sq_migration_sql(size_t step)
+{
+    return step < (size_t)SCHEMA_VERSION ? migrations[step] : NULL;
+}
+
+const char *sq_statement_sql(size_t i)
+{
+    return i < ST_COUNT ? sql[i] : sq_lifecycle_sql(i - ST_COUNT);
 }
 
 /* ------------------------------------------------------------ transactions */
@@ -634,33 +744,42 @@ static int sq_message_get(struct store *b, const uint8_t id[CASENET_MESSAGE_ID_B
         sqlite3_reset(st);
         return err;
     }
-    int err = CASENET_EUNAVAIL;
-    if (!sq_col_fixed(st, 0, m.message_id, sizeof m.message_id) ||
-        !col_text(st, 1, m.sender, sizeof m.sender) ||
-        !sq_col_fixed(st, 10, m.envelope_hash, sizeof m.envelope_hash))
-        goto cleanup;
-    m.kind = sqlite3_column_int(st, 2);
-    m.urgency = sqlite3_column_int(st, 3);
-    m.msg_status = sqlite3_column_int(st, 4);
-    m.created_at_ms = sqlite3_column_int64(st, 5);
-    m.expires_at_ms = sqlite3_column_int64(st, 6);
-    m.received_at_ms = sqlite3_column_int64(st, 7);
-    m.has_in_reply_to = sq_col_fixed(st, 8, m.in_reply_to, sizeof m.in_reply_to);
-    m.has_case_ref = sq_col_fixed(st, 9, m.case_ref, sizeof m.case_ref);
-    m.size = (uint32_t)sqlite3_column_int64(st, 11);
-    m.audit_index = (uint64_t)sqlite3_column_int64(st, 12);
-    if ((err = sq_col_buf(st, 13, &m.envelope)) != CASENET_OK ||
-        (err = sq_col_buf(st, 14, &m.receipt)) != CASENET_OK)
+    int err = sq_read_message_row(st, &m);
+    if (err == CASENET_OK)
+        err = sq_col_buf(st, SQ_MESSAGE_NCOLS, &m.envelope);
+    if (err != CASENET_OK)
         goto cleanup;
     *out = m;
     memset(&m, 0, sizeof m);
     err = CASENET_OK;
 cleanup:
-    if (err == CASENET_EUNAVAIL)
-        log_event(LOG_ERROR, "store_corrupt", "table", "messages", NULL);
     store_message_clear(&m);
     sqlite3_reset(st);
     return err;
+}
+
+int sq_read_message_row(sqlite3_stmt *st, struct store_message *m)
+{
+    memset(m, 0, sizeof *m);
+    if (!sq_col_fixed(st, 0, m->message_id, sizeof m->message_id) ||
+        !col_text(st, 1, m->sender, sizeof m->sender) ||
+        !sq_col_fixed(st, 10, m->envelope_hash, sizeof m->envelope_hash)) {
+        log_event(LOG_ERROR, "store_corrupt", "table", "messages", "row",
+                  log_u64((uint64_t)sqlite3_column_int64(st, 14)), NULL);
+        return CASENET_EUNAVAIL;
+    }
+    m->kind = sqlite3_column_int(st, 2);
+    m->urgency = sqlite3_column_int(st, 3);
+    m->msg_status = sqlite3_column_int(st, 4);
+    m->created_at_ms = sqlite3_column_int64(st, 5);
+    m->expires_at_ms = sqlite3_column_int64(st, 6);
+    m->received_at_ms = sqlite3_column_int64(st, 7);
+    m->has_in_reply_to = sq_col_fixed(st, 8, m->in_reply_to, sizeof m->in_reply_to);
+    m->has_case_ref = sq_col_fixed(st, 9, m->case_ref, sizeof m->case_ref);
+    m->size = (uint32_t)sqlite3_column_int64(st, 11);
+    m->audit_index = (uint64_t)sqlite3_column_int64(st, 12);
+    m->row = (uint64_t)sqlite3_column_int64(st, 14);
+    return sq_col_buf(st, 13, &m->receipt);
 }
 
 /* ------------------------------------------------------------ inbox */
@@ -707,6 +826,8 @@ static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
     sqlite3_bind_int(st, 14, r->receipt_status);
     bind_blob(st, 15, r->receipt.data, r->receipt.len);
     int rc = run(s, st, "inbox_insert");
+    if (rc == CASENET_OK && sqlite3_changes(s->db) == 0)
+        return CASENET_ECONFLICT; /* the pair is taken (see ST_INBOX_INSERT) */
     if (rc == CASENET_OK)
         r->seq = (uint64_t)sqlite3_last_insert_rowid(s->db);
     return rc;
@@ -858,6 +979,16 @@ static int sq_audit_count(struct store *b, uint64_t *count)
     return scalar_u64(S(b), ST_AUDIT_COUNT, count, "audit_count");
 }
 
+/* The key of perfect subtree (level, index) in audit_nodes: the last leaf it
+ * covers, (index + 1) * 2^level - 1; false when that is beyond int64. */
+static bool node_last(unsigned level, uint64_t index, sqlite3_int64 *last)
+{
+    if (level > 62 || index >= ((uint64_t)1 << (62 - level)))
+        return false;
+    *last = (sqlite3_int64)(((index + 1) << level) - 1);
+    return true;
+}
+
 /* merkle_on_complete: stores a completed perfect subtree. A node already
  * there (a log cut short outside the broker and grown again) is replaced:
  * the tree follows the events; the old signed heads keep the old roots, and
@@ -866,11 +997,12 @@ static int put_node(void *ctx, unsigned level, uint64_t index,
                     const uint8_t hash[MERKLE_HASH_BYTES])
 {
     struct sqlite_store *s = ctx;
-    if (index > INT64_MAX)
+    sqlite3_int64 last = 0;
+    if (!node_last(level, index, &last))
         return CASENET_ETOOLARGE;
     sqlite3_stmt *st = stmt(s, ST_NODE_PUT);
     sqlite3_bind_int(st, 1, (int)level);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+    sqlite3_bind_int64(st, 2, last);
     bind_blob(st, 3, hash, MERKLE_HASH_BYTES);
     return run(s, st, "audit_node_put");
 }
@@ -879,11 +1011,12 @@ static int put_node(void *ctx, unsigned level, uint64_t index,
 static int get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_BYTES])
 {
     struct sqlite_store *s = ctx;
-    if (index > INT64_MAX)
+    sqlite3_int64 last = 0;
+    if (!node_last(level, index, &last))
         return CASENET_ENOTFOUND;
     sqlite3_stmt *st = stmt(s, ST_NODE_GET);
     sqlite3_bind_int(st, 1, (int)level);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+    sqlite3_bind_int64(st, 2, last);
     int rc = sqlite3_step(st);
     int err;
     if (rc == SQLITE_ROW)
@@ -893,6 +1026,23 @@ static int get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKL
     if (err == CASENET_EUNAVAIL && rc == SQLITE_ROW)
         log_event(LOG_ERROR, "store_corrupt", "table", "audit_nodes", "level", log_u64(level),
                   "idx", log_u64(index), NULL);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* The msg_key of an event about message id mid: the stored message's
+ * audit_index, or NULL (*has false) when no message has that id. */
+static int audit_msg_key(struct sqlite_store *s, const uint8_t *mid, bool *has, sqlite3_int64 *key)
+{
+    sqlite3_stmt *st = stmt(s, ST_MSG_AUDIT_KEY);
+    bind_blob(st, 1, mid, CASENET_MESSAGE_ID_BYTES);
+    int rc = sqlite3_step(st);
+    int err = CASENET_OK;
+    *has = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW)
+        *key = sqlite3_column_int64(st, 0);
+    else if (rc != SQLITE_DONE)
+        err = map_rc(s, rc, "audit_msg_key");
     sqlite3_reset(st);
     return err;
 }
@@ -907,6 +1057,11 @@ static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, 
     uint8_t mid[CASENET_MESSAGE_ID_BYTES], case_ref[CASENET_CASE_REF_BYTES];
     if (store_audit_keys(bytes, len, &has_mid, mid, &has_case, case_ref) != CASENET_OK)
         return CASENET_EINVAL; /* the broker's own bytes: a bug, not input */
+    bool has_key = false;
+    sqlite3_int64 key = 0;
+    int rc = has_mid ? audit_msg_key(s, mid, &has_key, &key) : CASENET_OK;
+    if (rc != CASENET_OK)
+        return rc;
     sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
     sqlite3_bind_int64(st, 2, time_ms);
@@ -914,7 +1069,9 @@ static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, 
     bind_blob(st, 4, bytes, len);
     bind_blob(st, 5, has_mid ? mid : NULL, sizeof mid);
     bind_blob(st, 6, has_case ? case_ref : NULL, sizeof case_ref);
-    int rc = run(s, st, "audit_append");
+    if (has_key)
+        sqlite3_bind_int64(st, 7, key);
+    rc = run(s, st, "audit_append");
     if (rc != CASENET_OK)
         return rc;
     for (size_t i = 0; i < n_parties; i++) {

@@ -16,12 +16,24 @@
     "seq, recipient, message_id, sender, kind, urgency, msg_status, state, received_at_ms,"        \
     " created_at_ms, size, in_reply_to, case_ref, receipt_status, receipt"
 
+/* The columns sq_read_message_row expects, in its order (the envelope is
+ * not among them: a statement that wants it selects it after them, at
+ * column SQ_MESSAGE_NCOLS). */
+#define SQ_MESSAGE_COLS                                                                            \
+    "message_id, sender, kind, urgency, msg_status, created_at_ms, expires_at_ms,"                 \
+    " received_at_ms, in_reply_to, case_ref, envelope_hash, size, audit_index, receipt, id"
+#define SQ_MESSAGE_NCOLS 15
+
 /* The store's connection (borrowed). */
 sqlite3 *sq_db(struct store *s);
 /* Maps a SQLite result code to casenet_err, logging failures (see map_rc). */
 int sq_map_rc(struct store *s, int rc, const char *what);
 /* Reads an SQ_INBOX_COLS row; CASENET_EUNAVAIL (logged) when corrupt. */
 int sq_read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r);
+/* Reads an SQ_MESSAGE_COLS row into *m (zeroed first; m->envelope left
+ * empty; m->receipt malloc'd, released with store_message_clear even on
+ * failure). CASENET_EUNAVAIL (logged) when corrupt, CASENET_ENOMEM. */
+int sq_read_message_row(sqlite3_stmt *st, struct store_message *m);
 /* Column readers: a blob of exactly len bytes into out (false otherwise), and
  * a blob copied into a fresh buffer (empty for NULL; CASENET_ENOMEM). */
 bool sq_col_fixed(sqlite3_stmt *st, int i, uint8_t *out, size_t len);
@@ -68,5 +80,17 @@ int sq_receipt_list(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
                     const char *recipient, struct store_receipt_rec **rows, size_t *n);
 int sq_sent_list(struct store *s, const char *sender, uint64_t cursor, uint32_t limit,
                  struct store_message **rows, size_t *n, bool *more);
+
+/* store_sqlite_lifecycle.c: the SQL of its statement i, NULL past the last. */
+const char *sq_lifecycle_sql(size_t i);
+
+/* For tests of the schema. The SQL of every statement the store prepares
+ * (both files), i = 0, 1, ... until NULL; the SQL of migration step `step`
+ * (user_version step -> step + 1), NULL past the last; and the database in
+ * data_dir created (or migrated forward) up to schema version `version`,
+ * then closed (CASENET_EINVAL beyond the last). */
+const char *sq_statement_sql(size_t i);
+const char *sq_migration_sql(size_t step);
+int sq_create_at(const char *data_dir, int64_t version);
 
 #endif

@@ -28,9 +28,6 @@ enum lc_stmt {
 };
 
 #define DEADLINE_COLS "id, seq, kind, due_ms, state, settled_at_ms, notice_id"
-#define MESSAGE_COLS                                                                               \
-    "message_id, sender, kind, urgency, msg_status, created_at_ms, expires_at_ms,"                 \
-    " received_at_ms, in_reply_to, case_ref, envelope_hash, size, audit_index, receipt, id"
 
 static const char *const lc_sql[LC_COUNT] = {
     [LC_STEP_INSERT] = "INSERT INTO steps (seq, state, at_ms) VALUES (?1, ?2, ?3)",
@@ -60,9 +57,14 @@ static const char *const lc_sql[LC_COUNT] = {
     [LC_STEPS] = "SELECT state, at_ms FROM steps WHERE seq = ?1 ORDER BY rowid",
     [LC_RECEIPTS] = "SELECT status, received_at_ms, signed_receipt FROM receipts"
                     " WHERE message_id = ?1 AND recipient = ?2 ORDER BY id",
-    [LC_SENT] = "SELECT " MESSAGE_COLS " FROM messages WHERE sender = ?1 AND id > ?2"
+    [LC_SENT] = "SELECT " SQ_MESSAGE_COLS " FROM messages WHERE sender = ?1 AND id > ?2"
                 " ORDER BY id LIMIT ?3",
 };
+
+const char *sq_lifecycle_sql(size_t i)
+{
+    return i < LC_COUNT ? lc_sql[i] : NULL;
+}
 
 struct sq_lifecycle {
     sqlite3_stmt *st[LC_COUNT];
@@ -428,32 +430,6 @@ cleanup:
 
 /* ------------------------------------------------------------ sent */
 
-static int read_message(sqlite3_stmt *st, struct store_message *m)
-{
-    memset(m, 0, sizeof *m);
-    const unsigned char *sender = sqlite3_column_text(st, 1);
-    size_t slen = (size_t)sqlite3_column_bytes(st, 1);
-    if (!sq_col_fixed(st, 0, m->message_id, sizeof m->message_id) || !sender ||
-        slen >= sizeof m->sender ||
-        !sq_col_fixed(st, 10, m->envelope_hash, sizeof m->envelope_hash)) {
-        log_event(LOG_ERROR, "store_corrupt", "table", "messages", NULL);
-        return CASENET_EUNAVAIL;
-    }
-    memcpy(m->sender, sender, slen + 1);
-    m->kind = sqlite3_column_int(st, 2);
-    m->urgency = sqlite3_column_int(st, 3);
-    m->msg_status = sqlite3_column_int(st, 4);
-    m->created_at_ms = sqlite3_column_int64(st, 5);
-    m->expires_at_ms = sqlite3_column_int64(st, 6);
-    m->received_at_ms = sqlite3_column_int64(st, 7);
-    m->has_in_reply_to = sq_col_fixed(st, 8, m->in_reply_to, sizeof m->in_reply_to);
-    m->has_case_ref = sq_col_fixed(st, 9, m->case_ref, sizeof m->case_ref);
-    m->size = (uint32_t)sqlite3_column_int64(st, 11);
-    m->audit_index = (uint64_t)sqlite3_column_int64(st, 12);
-    m->row = (uint64_t)sqlite3_column_int64(st, 14);
-    return sq_col_buf(st, 13, &m->receipt);
-}
-
 int sq_sent_list(struct store *s, const char *sender, uint64_t cursor, uint32_t limit,
                  struct store_message **rows, size_t *n, bool *more)
 {
@@ -475,7 +451,7 @@ int sq_sent_list(struct store *s, const char *sender, uint64_t cursor, uint32_t 
         }
         if ((err = grow((void **)&out, &cap, count, sizeof *out)) != CASENET_OK)
             goto cleanup;
-        if ((err = read_message(st, &out[count++])) != CASENET_OK)
+        if ((err = sq_read_message_row(st, &out[count++])) != CASENET_OK)
             goto cleanup;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {

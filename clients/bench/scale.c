@@ -47,7 +47,7 @@ static uint64_t file_size(const char *dir, const char *name)
     return n;
 }
 
-/* One synthetic submission: audit event, message, inbox row (the order of
+/* One synthetic submission: message, audit event, inbox row (the order of
  * the broker's Submit handler). */
 static int fill_one(struct store *s, const struct bench_net *net, uint64_t dir_version, int64_t now,
                     const uint8_t *filler, size_t size, const uint8_t *receipt)
@@ -73,14 +73,15 @@ static int fill_one(struct store *s, const struct bench_net *net, uint64_t dir_v
     info.created_at_ms = now;
     info.n_recipients = 1;
     info.recipients = rcpt;
-    int rc = audit_submitted(s, now, &info, m.size, dir_version, &m.audit_index);
+    int rc = s->ops->audit_next_index(s, &m.audit_index);
     if (rc != CASENET_OK)
         return rc;
     m.envelope.data = (uint8_t *)filler; /* borrowed: the store copies */
     m.envelope.len = size;
     m.receipt.data = (uint8_t *)receipt;
     m.receipt.len = RECEIPT_FILLER;
-    if ((rc = s->ops->message_insert(s, &m)) != CASENET_OK)
+    if ((rc = s->ops->message_insert(s, &m)) != CASENET_OK ||
+        (rc = audit_submitted(s, now, &info, m.size, dir_version, NULL)) != CASENET_OK)
         return rc;
     struct store_inbox_row row = {0};
     snprintf(row.recipient, sizeof row.recipient, "%s", net->ids[0]);
