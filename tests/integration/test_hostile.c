@@ -1,7 +1,8 @@
 /* test_hostile.c - casenetd against hostile input, one test per attack with
  * the error code it must produce: clock skew, truncated and multipart frames,
  * duplicate recipients, zero-length ids, thousands of recipients, a client
- * holding the wrong server key, and handshakes that never complete. After
+ * holding the wrong server key, a Submit reusing a receipt row's id, and
+ * handshakes that never complete. After
  * each attack the broker must still serve an honest member. */
 #include "network.h"
 #include "testlib.h"
@@ -388,6 +389,123 @@ static bool closed_within(int fd, int timeout_ms)
     }
 }
 
+/* A Submit whose message id is already the id of a receipt row in the
+ * recipient's inbox. The member who signed that receipt knows the id (the
+ * first 16 bytes of the receipt's hash, PROTOCOL.md §8), so the refusal
+ * must come before the Submit writes anything: a Submit runs without a
+ * savepoint, and one failing after its first write would take down the
+ * whole batch, every other member's requests with it. */
+static void test_submit_id_of_a_receipt_row(void **state)
+{
+    tn_network *tn = *state;
+    uint8_t id[16], hash[32];
+    const char *to_police[] = {POLICE};
+    casenet_buf env = tn_seal(tn, HOTLINE, to_police, 1, "for a receipt", id);
+    cn_sha256(env.data, env.len, hash);
+    assert_int_equal(submit_code(tn, &env), 0);
+
+    /* POLICE acknowledges: the broker files a receipt row, id X, in
+     * HOTLINE's inbox. */
+    tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
+    Casenet__V1__Response *r = tn_fetch(p, id);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    casenet_receipt rc = {0};
+    memcpy(rc.message_id, id, 16);
+    memcpy(rc.envelope_hash, hash, 32);
+    snprintf(rc.sender, sizeof rc.sender, "%s", HOTLINE);
+    snprintf(rc.recipient, sizeof rc.recipient, "%s", POLICE);
+    rc.status = CASENET_RECEIPT_DELIVERED;
+    rc.signed_at_ms = cn_now_ms();
+    casenet_buf receipt = {0};
+    assert_int_equal(casenet_receipt_sign(tn_keys(tn, POLICE), &rc, &receipt), CASENET_OK);
+    r = tn_send_receipt(p, receipt.data, receipt.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    uint8_t row_id[32];
+    cn_sha256(receipt.data, receipt.len, row_id);
+
+    /* POLICE then sends HOTLINE a message carrying that id, pipelined with
+     * an honest Submit of its own on the same connection (one batch). */
+    const char *to_hotline[] = {HOTLINE};
+    casenet_buf base = tn_seal(tn, POLICE, to_hotline, 1, "same id", NULL);
+    Casenet__V1__Envelope *e = casenet__v1__envelope__unpack(NULL, base.len, base.data);
+    assert_non_null(e);
+    Casenet__V1__Header *hd = casenet__v1__header__unpack(NULL, e->header.len, e->header.data);
+    assert_non_null(hd);
+    memcpy(hd->message_id.data, row_id, 16);
+    casenet_buf evil = resign(tn, POLICE, hd, e);
+    const char *to_molisa[] = {MOLISA};
+    uint8_t honest_id[16];
+    casenet_buf honest = tn_seal(tn, POLICE, to_molisa, 1, "honest", honest_id);
+
+    Casenet__V1__Submit s1 = CASENET__V1__SUBMIT__INIT, s2 = CASENET__V1__SUBMIT__INIT;
+    s1.envelope.data = evil.data;
+    s1.envelope.len = evil.len;
+    s2.envelope.data = honest.data;
+    s2.envelope.len = honest.len;
+    Casenet__V1__Request q1 = CASENET__V1__REQUEST__INIT, q2 = CASENET__V1__REQUEST__INIT;
+    q1.protocol_version = q2.protocol_version = 1;
+    q1.request_id = 7001;
+    q2.request_id = 7002;
+    q1.body_case = q2.body_case = CASENET__V1__REQUEST__BODY_SUBMIT;
+    q1.submit = &s1;
+    q2.submit = &s2;
+    size_t l1 = casenet__v1__request__get_packed_size(&q1);
+    size_t l2 = casenet__v1__request__get_packed_size(&q2);
+    uint8_t *b1 = malloc(l1), *b2 = malloc(l2);
+    assert_non_null(b1);
+    assert_non_null(b2);
+    casenet__v1__request__pack(&q1, b1);
+    casenet__v1__request__pack(&q2, b2);
+    const void *f1[1] = {b1}, *f2[1] = {b2};
+    tn_send_frames(p, f1, &l1, 1);
+    tn_send_frames(p, f2, &l2, 1);
+    int got = 0;
+    while (got < 2) {
+        casenet_buf in = {0};
+        assert_true(tn_recv(p, 10000, &in));
+        Casenet__V1__Response *a = casenet__v1__response__unpack(NULL, in.len, in.data);
+        casenet_buf_free(&in);
+        assert_non_null(a);
+        if (a->body_case == CASENET__V1__RESPONSE__BODY_NOTICE) {
+            rfree(a);
+            continue;
+        }
+        if (a->request_id == 7001) {
+            assert_int_equal(tn_code(a), CASENET_ECONFLICT);
+        } else {
+            assert_int_equal(a->request_id, 7002);
+            assert_int_equal(tn_code(a), 0); /* not UNAVAILABLE: its batch stood */
+            assert_int_equal(a->body_case, CASENET__V1__RESPONSE__BODY_SUBMIT);
+        }
+        got++;
+        rfree(a);
+    }
+    assert_false(tn_log_contains(tn, "request_failed_after_write"));
+    /* Nothing of the refused Submit was stored: HOTLINE's receipt row is
+     * still the only entry under that id. */
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    r = tn_fetch(h, row_id);
+    assert_int_equal(tn_code(r), 0);
+    assert_int_equal(r->fetch->entry->kind, CASENET__V1__KIND__KIND_RECEIPT);
+    assert_int_equal(r->fetch->envelope.len, 0);
+    rfree(r);
+    tn_close(h);
+    assert_still_serving(tn);
+
+    free(b1);
+    free(b2);
+    casenet__v1__header__free_unpacked(hd, NULL);
+    casenet__v1__envelope__free_unpacked(e, NULL);
+    casenet_buf_free(&evil);
+    casenet_buf_free(&honest);
+    casenet_buf_free(&base);
+    casenet_buf_free(&receipt);
+    casenet_buf_free(&env);
+    tn_close(p);
+}
+
 static void test_handshake_never_completes(void **state)
 {
     tn_network *tn = *state;
@@ -424,6 +542,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_zero_length_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thousands_of_recipients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_server_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_id_of_a_receipt_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_never_completes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
