@@ -80,6 +80,19 @@ struct preverified {
     casenet_message_info info; /* with rc == CASENET_OK; owned until a handler takes it */
 };
 
+/* A broker receipt that h_submit stored and packed into its reply with a
+ * zero signature: signed before the commit (server.c, beside the loop on the
+ * verification pool's workers), then written into its messages row and its
+ * reply, so both hold exactly what signing inline gave. */
+struct batch_sig {
+    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
+    int64_t rowid;      /* its messages row; 0: a reply only (a duplicate Submit) */
+    casenet_buf pae;    /* the bytes to sign; owned */
+    uint8_t *reply_sig; /* where the signature goes in the reply the handler returned
+                         * (borrowed: the loop keeps that buffer until it sends it) */
+    uint8_t sig[CASENET_SIGNATURE_BYTES]; /* written by the signer */
+};
+
 /* What one batch leaves for the loop to do after its commit. */
 struct batch {
     struct batch_notice *notices;
@@ -91,11 +104,20 @@ struct batch {
      * a statvfs per Submit cost more than the rest of the limits. */
     bool disk_checked, disk_ok;
     uint64_t disk_avail_mb;
+    /* Deferred receipt signatures. The loop reserves cap_sigs up front and
+     * the array never moves while workers sign; with no room left (or none
+     * reserved, e.g. outside process_batch) a handler signs inline. */
+    struct batch_sig *sigs;
+    size_t n_sigs, cap_sigs;
 };
 
 /* Queues a notice for member (takes a copy of the packed response).
  * CASENET_ENOMEM. */
 int batch_add_notice(struct batch *bt, const char *member, const uint8_t *resp, size_t len);
+/* The deferred signature of the receipt of message id, registered in this
+ * batch, or NULL. */
+const struct batch_sig *batch_find_sig(const struct batch *bt,
+                                       const uint8_t id[CASENET_MESSAGE_ID_BYTES]);
 /* Releases everything the batch holds and zeroes it. */
 void batch_clear(struct batch *bt);
 

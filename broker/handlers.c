@@ -7,6 +7,7 @@
 #include "deadlines.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "receipt_impl.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -292,6 +293,32 @@ static int h_publish_directory(struct hctx *c, const Casenet__V1__PublishDirecto
 
 /* ------------------------------------------------------------ Submit */
 
+/* Registers the deferred signature of receipt, packed with a zero signature
+ * into the reply out: the receipt is the last bytes of its field, found once
+ * in the packed reply (it holds the random message id and the envelope hash,
+ * so nothing else there matches it). Takes *pae on success. CASENET_ENOMEM
+ * when the batch has no room left, CASENET_EUNAVAIL when the receipt is not
+ * in the reply (a bug). */
+static int defer_sig(struct batch *bt, const uint8_t id[CASENET_MESSAGE_ID_BYTES], int64_t rowid,
+                     casenet_buf *pae, const casenet_buf *out, const casenet_buf *receipt)
+{
+    if (bt->n_sigs >= bt->cap_sigs)
+        return CASENET_ENOMEM;
+    uint8_t *at = receipt->len < CASENET_SIGNATURE_BYTES
+                      ? NULL
+                      : memmem(out->data, out->len, receipt->data, receipt->len);
+    if (!at)
+        return CASENET_EUNAVAIL;
+    struct batch_sig *g = &bt->sigs[bt->n_sigs++];
+    memcpy(g->message_id, id, sizeof g->message_id);
+    g->rowid = rowid;
+    g->pae = *pae;
+    *pae = (casenet_buf){0};
+    g->reply_sig = at + receipt->len - CASENET_SIGNATURE_BYTES;
+    memset(g->sig, 0, sizeof g->sig);
+    return CASENET_OK;
+}
+
 static int submit_reply(Casenet__V1__Response *resp, const casenet_buf *receipt, bool duplicate,
                         casenet_buf *out)
 {
@@ -417,7 +444,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     size_t len = req->envelope.len;
     struct store_message m = {0};
     struct store_message old = {0};
-    casenet_buf receipt = {0};
+    casenet_buf receipt = {0}, pae = {0};
     int rc;
 
     c->size = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
@@ -471,6 +498,22 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     if (rc == CASENET_OK) {
         if (sodium_memcmp(old.envelope_hash, info->envelope_hash, CASENET_HASH_BYTES) == 0) {
             rc = submit_reply(resp, &old.receipt, true, out);
+            /* Accepted earlier in this batch: its stored receipt is not
+             * signed yet, and this reply is signed with it. */
+            const struct batch_sig *first = batch_find_sig(bt, info->message_id);
+            if (rc == CASENET_OK && first) {
+                casenet_buf copy = {.data = malloc(first->pae.len), .len = first->pae.len};
+                rc = copy.data ? CASENET_OK : CASENET_ENOMEM;
+                if (rc == CASENET_OK) {
+                    memcpy(copy.data, first->pae.data, copy.len);
+                    rc = defer_sig(bt, info->message_id, 0, &copy, out, &old.receipt);
+                }
+                if (rc != CASENET_OK) { /* nothing written: this request only */
+                    casenet_buf_free(&copy);
+                    casenet_buf_free(out);
+                    rc = store_fail(c, CASENET_ENOMEM, "queue the receipt's signature");
+                }
+            }
         } else {
             rc = fail(c, CASENET_ECONFLICT,
                       "message id %s was already accepted with other bytes; seal a new "
@@ -513,7 +556,12 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     sr.accepted_at_ms = c->now_ms;
     sr.audit_index = index;
     snprintf(sr.broker_id, sizeof sr.broker_id, "%s", b->broker_id);
-    if ((rc = casenet_submit_receipt_sign(b->keys, &sr, &receipt)) != CASENET_OK) {
+    /* Signed before the commit, off the loop thread (server.c), when the
+     * batch has room for it; until then stored and packed with zeros. */
+    bool defer = bt->n_sigs < bt->cap_sigs;
+    rc = defer ? cn_submit_receipt_build(b->keys, &sr, &receipt, &pae)
+               : casenet_submit_receipt_sign(b->keys, &sr, &receipt);
+    if (rc != CASENET_OK) {
         log_event(LOG_ERROR, "receipt_sign", "error", casenet_errname(rc), NULL);
         return fail(c, CASENET_EUNAVAIL, "the broker could not sign a receipt; retry later");
     }
@@ -545,6 +593,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
         rc = store_fail(c, rc, "store the message");
         goto cleanup;
     }
+    int64_t rowid = s->ops->message_last_rowid(s);
     uint64_t appended = 0;
     if ((rc = audit_submitted(s, c->now_ms, info, c->size, dir_version, &appended)) != CASENET_OK) {
         rc = store_fail(c, rc, "append to the audit log");
@@ -578,6 +627,11 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
         }
     }
     rc = submit_reply(resp, &receipt, false, out);
+    if (rc == CASENET_OK && defer &&
+        (rc = defer_sig(bt, m.message_id, rowid, &pae, out, &receipt)) != CASENET_OK) {
+        casenet_buf_free(out);
+        rc = store_fail(c, rc, "queue the receipt's signature");
+    }
     if (rc == CASENET_OK)
         log_event(LOG_INFO, "submit", "member", c->member, "msg",
                   log_hex(m.message_id, sizeof m.message_id), "recipients",
@@ -585,6 +639,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
                   log_u64(index), NULL);
 cleanup:
     casenet_buf_free(&receipt);
+    casenet_buf_free(&pae);
     return rc;
 }
 

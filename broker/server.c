@@ -6,7 +6,9 @@
 #include "casenet.pb-c.h"
 #include "deadlines.h"
 #include "handlers.h"
+#include "keys_impl.h"
 #include "log.h"
+#include "receipt_impl.h"
 #include "util.h"
 #include "verify.h"
 #include "zap.h"
@@ -125,8 +127,20 @@ int batch_add_notice(struct batch *bt, const char *member, const uint8_t *resp, 
     return CASENET_OK;
 }
 
+const struct batch_sig *batch_find_sig(const struct batch *bt,
+                                       const uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    for (size_t i = 0; i < bt->n_sigs; i++)
+        if (memcmp(bt->sigs[i].message_id, id, CASENET_MESSAGE_ID_BYTES) == 0)
+            return &bt->sigs[i];
+    return NULL;
+}
+
 void batch_clear(struct batch *bt)
 {
+    for (size_t i = 0; i < bt->n_sigs; i++)
+        casenet_buf_free(&bt->sigs[i].pae);
+    free(bt->sigs);
     for (size_t i = 0; i < bt->n_notices; i++)
         casenet_buf_free(&bt->notices[i].response);
     free(bt->notices);
@@ -703,6 +717,39 @@ static void swap_directory(struct server *s, casenet_directory *dir)
             verify_pool_submit(s->vpool, b->dir, s->pending[i].job);
 }
 
+/* ------------------------------------------------------------ receipt signatures */
+
+struct sign_ctx {
+    const struct batch *bt;
+    const uint8_t *sk;
+};
+
+/* Signs deferred receipt i (on a worker, or the loop at the end). */
+static void sign_one(void *arg, size_t i)
+{
+    const struct sign_ctx *sc = arg;
+    struct batch_sig *g = &sc->bt->sigs[i];
+    cn_submit_receipt_sign_pae(sc->sk, g->pae.data, g->pae.len, g->sig);
+}
+
+/* Writes the batch's signatures, all signed, into their messages rows and
+ * replies. CASENET_EUNAVAIL (the batch rolls back) or CASENET_ENOMEM. */
+static int write_sigs(struct store *st, struct batch *bt)
+{
+    struct store_receipt_sig *rows = malloc(bt->n_sigs * sizeof *rows);
+    if (!rows)
+        return CASENET_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < bt->n_sigs; i++) {
+        memcpy(bt->sigs[i].reply_sig, bt->sigs[i].sig, CASENET_SIGNATURE_BYTES);
+        if (bt->sigs[i].rowid)
+            rows[n++] = (struct store_receipt_sig){bt->sigs[i].rowid, bt->sigs[i].sig};
+    }
+    int rc = n ? st->ops->message_receipt_sigs(st, rows, n) : CASENET_OK;
+    free(rows);
+    return rc;
+}
+
 /* Handles the batch in one transaction; replies are sent only after commit. */
 static void process_batch(struct server *s)
 {
@@ -710,6 +757,13 @@ static void process_batch(struct server *s)
     struct store *st = b->store;
     struct batch bt = {0};
     int64_t now = cn_now_ms();
+    /* Room for a receipt signature per request (a Submit defers at most
+     * one): the workers sign each as its handler returns, beside the loop;
+     * without room the handlers sign inline. */
+    if (s->n_items && (bt.sigs = calloc(s->n_items, sizeof *bt.sigs)))
+        bt.cap_sigs = s->n_items;
+    struct sign_ctx sc = {.bt = &bt, .sk = cn_keys_sign_sk(b->keys, NULL)};
+    verify_pool_for_begin(s->vpool, sign_one, &sc);
     bool ok = st->ops->begin(st) == CASENET_OK;
     if (ok && zap_has_pending(s->zap) && zap_flush_audit(s->zap, st, now) == CASENET_EUNAVAIL)
         bt.store_failed = true;
@@ -733,6 +787,14 @@ static void process_batch(struct server *s)
                                        &it->reply);
         bt.pre = NULL;
         casenet_buf_free(&it->request);
+        verify_pool_for_grow(s->vpool, bt.n_sigs);
+    }
+    /* Every receipt signed before the commit that stores it. */
+    verify_pool_for_end(s->vpool);
+    if (ok && !bt.store_failed && bt.n_sigs && write_sigs(st, &bt) != CASENET_OK) {
+        log_event(LOG_ERROR, "receipt_sign", "error", "UNAVAILABLE", "msg",
+                  "could not store the receipts' signatures", NULL);
+        bt.store_failed = true;
     }
     for (size_t i = 0; i < s->n_items; i++)
         verify_done(s, &s->items[i]);

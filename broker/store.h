@@ -33,6 +33,12 @@
 #include <stdint.h>
 
 /* A stored submission: what the broker may know about a message. */
+/* A receipt signature to write into a stored message row. */
+struct store_receipt_sig {
+    int64_t rowid;      /* from message_last_rowid */
+    const uint8_t *sig; /* CASENET_SIGNATURE_BYTES; borrowed */
+};
+
 struct store_message {
     uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
     char sender[CASENET_MEMBER_ID_MAX + 1];
@@ -168,6 +174,15 @@ struct store_ops {
 
     /* In batch. Inserts a message; CASENET_ECONFLICT if its id exists. */
     int (*message_insert)(struct store *s, const struct store_message *m);
+    /* In batch, right after message_insert: the inserted row's number, for
+     * message_receipt_sigs. */
+    int64_t (*message_last_rowid)(struct store *s);
+    /* In batch. Writes each rows[i].sig over the last CASENET_SIGNATURE_BYTES
+     * bytes of the receipt of message row rows[i].rowid (a receipt stored
+     * with a placeholder signature and signed later, server.c), in place.
+     * CASENET_EUNAVAIL (the batch must roll back) on a store failure, a
+     * missing row or a receipt shorter than a signature. */
+    int (*message_receipt_sigs)(struct store *s, const struct store_receipt_sig *rows, size_t n);
     /* In or outside a batch. Looks a message up by id; with_envelope false
      * leaves out->envelope empty. CASENET_ENOTFOUND. */
     int (*message_get)(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],

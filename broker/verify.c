@@ -16,6 +16,12 @@ struct verify_pool {
     bool stop;
     unsigned waiting;               /* loop threads in cond_wait(done): 0 or 1 */
     struct verify_job *head, *tail; /* queued jobs, oldest first; under mu */
+    /* The parallel loop (verify_pool_for_*), under mu: items below for_n are
+     * ready, below for_next taken, for_done of them finished. */
+    void (*for_fn)(void *arg, size_t i);
+    void *for_arg;
+    size_t for_n, for_next, for_done;
+    bool for_ending; /* the loop waits in verify_pool_for_end */
 };
 
 bool verify_job_prepare(struct verify_job *j, const uint8_t *frame, size_t len,
@@ -66,11 +72,31 @@ static void run_locked(struct verify_pool *p, struct verify_job *j)
         pthread_cond_broadcast(&p->done);
 }
 
+/* Runs the next ready item of the parallel loop with mu held on entry and on
+ * return. */
+static void run_for_item(struct verify_pool *p)
+{
+    size_t i = p->for_next++;
+    void (*fn)(void *, size_t) = p->for_fn;
+    void *arg = p->for_arg;
+    pthread_mutex_unlock(&p->mu);
+    fn(arg, i);
+    pthread_mutex_lock(&p->mu);
+    if (++p->for_done == p->for_n && p->waiting)
+        pthread_cond_broadcast(&p->done);
+}
+
 static void *worker(void *arg)
 {
     struct verify_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
+        /* Jobs first (the loop waits for each in turn), the loop's items
+         * when no job waits or the loop waits for them. */
+        if (p->for_next < p->for_n && (p->for_ending || !p->head)) {
+            run_for_item(p);
+            continue;
+        }
         if (!p->head) {
             pthread_cond_wait(&p->work, &p->mu);
             continue;
@@ -212,4 +238,44 @@ void verify_job_clear(struct verify_job *j)
     if (j->req)
         casenet__v1__request__free_unpacked(j->req, NULL);
     memset(j, 0, sizeof *j);
+}
+
+void verify_pool_for_begin(struct verify_pool *p, void (*fn)(void *arg, size_t i), void *arg)
+{
+    pthread_mutex_lock(&p->mu);
+    assert(!p->for_fn);
+    p->for_fn = fn;
+    p->for_arg = arg;
+    p->for_n = p->for_next = p->for_done = 0;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void verify_pool_for_grow(struct verify_pool *p, size_t n)
+{
+    pthread_mutex_lock(&p->mu);
+    assert(p->for_fn && n >= p->for_n);
+    bool more = n > p->for_n;
+    p->for_n = n;
+    if (more && p->n_threads)
+        pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void verify_pool_for_end(struct verify_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    assert(p->for_fn);
+    p->for_ending = true;
+    while (p->for_next < p->for_n)
+        run_for_item(p);
+    while (p->for_done < p->for_n) {
+        p->waiting++;
+        pthread_cond_wait(&p->done, &p->mu);
+        p->waiting--;
+    }
+    p->for_ending = false;
+    p->for_fn = NULL;
+    p->for_arg = NULL;
+    p->for_n = p->for_next = p->for_done = 0;
+    pthread_mutex_unlock(&p->mu);
 }

@@ -75,6 +75,19 @@ void verify_pool_wait(struct verify_pool *p, struct verify_job *j);
  * verified job. After it no worker touches j. */
 void verify_pool_cancel(struct verify_pool *p, struct verify_job *j);
 
+/* A parallel loop beside the jobs, for work the loop thread must finish
+ * before its commit (the batch's receipt signatures, server.c): fn(arg, i)
+ * for every i below a count the caller raises as items become ready
+ * (verify_pool_for_grow), run by the workers ahead of queued jobs. At most
+ * one loop at a time; items published with grow must not move or change
+ * until verify_pool_for_end, which runs on the calling thread what no worker
+ * took (everything when the pool has none) and returns once every fn has
+ * returned. fn must not call the pool. */
+void verify_pool_for_begin(struct verify_pool *p, void (*fn)(void *arg, size_t i), void *arg);
+/* Makes items [0, n) available (n never decreases within a loop). */
+void verify_pool_for_grow(struct verify_pool *p, size_t n);
+void verify_pool_for_end(struct verify_pool *p);
+
 /* Drops the result of a verified job (idle, still selected): to submit it
  * again, e.g. against a new directory. Not for a queued or running job. */
 void verify_job_reset(struct verify_job *j);

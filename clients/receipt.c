@@ -7,8 +7,10 @@
 #include "crypto.h"
 #include "directory_impl.h"
 #include "keys_impl.h"
+#include "receipt_impl.h"
 #include "util.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,28 +18,27 @@
 #define SUBMIT_RECEIPT_DOMAIN "casenet.submit-receipt.v1"
 #define RECEIPT_MAX_BYTES     4096
 
-/* Signs PAE(domain, body) and packs {body, signature} (both receipt
- * wrappers have this shape: field 1 body, field 2 signature). */
-static int sign_wrapped(const char *domain, const uint8_t *body, size_t blen,
-                        const uint8_t *sign_sk, bool broker, casenet_buf *out)
+/* PAE(domain, body): the bytes a receipt's signature covers. */
+static int receipt_pae(const char *domain, const uint8_t *body, size_t blen, casenet_buf *pae)
 {
-    casenet_buf pae = {0};
-    uint8_t sig[CASENET_SIGNATURE_BYTES];
     const uint8_t *parts[1] = {body};
     size_t lens[1] = {blen};
-    int rc = cn_pae(domain, 1, parts, lens, &pae);
-    if (rc != CASENET_OK)
-        return rc;
-    cn_sign(sig, pae.data, pae.len, sign_sk);
-    casenet_buf_free(&pae);
+    return cn_pae(domain, 1, parts, lens, pae);
+}
+
+/* Packs {body, signature} (both receipt wrappers have this shape: field 1
+ * body, field 2 signature, so the signature is the last bytes). */
+static int pack_wrapped(const uint8_t *body, size_t blen,
+                        const uint8_t sig[CASENET_SIGNATURE_BYTES], bool broker, casenet_buf *out)
+{
     size_t len;
     uint8_t *buf;
     if (broker) {
         Casenet__V1__BrokerReceipt r = CASENET__V1__BROKER_RECEIPT__INIT;
         r.body.data = (uint8_t *)body;
         r.body.len = blen;
-        r.signature.data = sig;
-        r.signature.len = sizeof sig;
+        r.signature.data = (uint8_t *)sig;
+        r.signature.len = CASENET_SIGNATURE_BYTES;
         len = casenet__v1__broker_receipt__get_packed_size(&r);
         if (!(buf = malloc(len)))
             return CASENET_ENOMEM;
@@ -46,8 +47,8 @@ static int sign_wrapped(const char *domain, const uint8_t *body, size_t blen,
         Casenet__V1__SignedReceipt r = CASENET__V1__SIGNED_RECEIPT__INIT;
         r.body.data = (uint8_t *)body;
         r.body.len = blen;
-        r.signature.data = sig;
-        r.signature.len = sizeof sig;
+        r.signature.data = (uint8_t *)sig;
+        r.signature.len = CASENET_SIGNATURE_BYTES;
         len = casenet__v1__signed_receipt__get_packed_size(&r);
         if (!(buf = malloc(len)))
             return CASENET_ENOMEM;
@@ -56,6 +57,20 @@ static int sign_wrapped(const char *domain, const uint8_t *body, size_t blen,
     out->data = buf;
     out->len = len;
     return CASENET_OK;
+}
+
+/* Signs PAE(domain, body) and packs {body, signature}. */
+static int sign_wrapped(const char *domain, const uint8_t *body, size_t blen,
+                        const uint8_t *sign_sk, bool broker, casenet_buf *out)
+{
+    casenet_buf pae = {0};
+    uint8_t sig[CASENET_SIGNATURE_BYTES];
+    int rc = receipt_pae(domain, body, blen, &pae);
+    if (rc != CASENET_OK)
+        return rc;
+    cn_sign(sig, pae.data, pae.len, sign_sk);
+    casenet_buf_free(&pae);
+    return pack_wrapped(body, blen, sig, broker, out);
 }
 
 static int verify_sig(const char *domain, const ProtobufCBinaryData *body,
@@ -166,16 +181,16 @@ cleanup:
 
 /* ------------------------------------------------------------ broker receipts */
 
-int casenet_submit_receipt_sign(const casenet_keys *broker, const casenet_submit_receipt *r,
-                                casenet_buf *out)
+int cn_submit_receipt_build(const casenet_keys *broker, const casenet_submit_receipt *r,
+                            casenet_buf *receipt, casenet_buf *pae)
 {
-    if (!broker || !r || !out)
+    if (!broker || !r || !receipt || !pae)
         return CASENET_EINVAL;
     const char *id = casenet_keys_member_id(broker);
     if (r->broker_id[0] && strcmp(r->broker_id, id) != 0)
         return CASENET_EINVAL;
     const char *key_id = NULL;
-    const uint8_t *sk = cn_keys_sign_sk(broker, &key_id);
+    (void)cn_keys_sign_sk(broker, &key_id);
     Casenet__V1__SubmitReceiptBody b = CASENET__V1__SUBMIT_RECEIPT_BODY__INIT;
     b.message_id.data = (uint8_t *)r->message_id;
     b.message_id.len = CASENET_MESSAGE_ID_BYTES;
@@ -190,9 +205,42 @@ int casenet_submit_receipt_sign(const casenet_keys *broker, const casenet_submit
     if (!body)
         return CASENET_ENOMEM;
     casenet__v1__submit_receipt_body__pack(&b, body);
-    int rc = sign_wrapped(SUBMIT_RECEIPT_DOMAIN, body, blen, sk, true, out);
+    static const uint8_t zero[CASENET_SIGNATURE_BYTES];
+    casenet_buf p = {0}, w = {0};
+    int rc = receipt_pae(SUBMIT_RECEIPT_DOMAIN, body, blen, &p);
+    if (rc == CASENET_OK)
+        rc = pack_wrapped(body, blen, zero, true, &w);
     free(body);
-    return rc;
+    if (rc != CASENET_OK) {
+        casenet_buf_free(&p);
+        return rc;
+    }
+    assert(w.len > CASENET_SIGNATURE_BYTES);
+    *receipt = w;
+    *pae = p;
+    return CASENET_OK;
+}
+
+void cn_submit_receipt_sign_pae(const uint8_t *sign_sk, const uint8_t *pae, size_t len,
+                                uint8_t sig[CASENET_SIGNATURE_BYTES])
+{
+    cn_sign(sig, pae, len, sign_sk);
+}
+
+int casenet_submit_receipt_sign(const casenet_keys *broker, const casenet_submit_receipt *r,
+                                casenet_buf *out)
+{
+    if (!broker || !r || !out)
+        return CASENET_EINVAL;
+    casenet_buf receipt = {0}, pae = {0};
+    int rc = cn_submit_receipt_build(broker, r, &receipt, &pae);
+    if (rc != CASENET_OK)
+        return rc;
+    cn_submit_receipt_sign_pae(cn_keys_sign_sk(broker, NULL), pae.data, pae.len,
+                               receipt.data + receipt.len - CASENET_SIGNATURE_BYTES);
+    casenet_buf_free(&pae);
+    *out = receipt;
+    return CASENET_OK;
 }
 
 int casenet_submit_receipt_verify(const casenet_directory *dir, const uint8_t *buf, size_t len,

@@ -4,7 +4,9 @@
  * and other requests in one burst (with 0, 1 and 3 workers); the loop
  * checkpoints the store's WAL once idle and keeps it bounded while busy; a
  * reader holding a snapshot (which stops a checkpoint) neither loses nor
- * blocks a request, and the log is checkpointed once it lets go. */
+ * blocks a request, and the log is checkpointed once it lets go; receipts
+ * signed beside the loop (with 0, 1 and 3 workers) verify and equal, byte
+ * for byte, the receipt stored in the database. */
 #include "network.h"
 #include "testlib.h"
 
@@ -238,6 +240,129 @@ static void test_burst_inline(void **state)
     mixed_burst("[limits]\nmax_envelope_bytes = 4096\nverify_threads = 0\n");
 }
 
+/* ------------------------------------------------------------ receipt signatures */
+
+#define SIGN_PER_CONN  30
+#define SIGN_DUP_EVERY 5 /* every 5th envelope sent twice in a row */
+
+/* A receipt answer: verified against the directory, for message id. */
+static casenet_buf receipt_of(tn_network *tn, Casenet__V1__Response *r, const uint8_t id[16])
+{
+    assert_int_equal(r->error ? (int)r->error->code : 0, 0);
+    assert_int_equal(r->body_case, CASENET__V1__RESPONSE__BODY_SUBMIT);
+    casenet_submit_receipt sr = {0};
+    assert_int_equal(casenet_submit_receipt_verify(tn->net->dir, r->submit->receipt.data,
+                                                   r->submit->receipt.len, &sr),
+                     CASENET_OK);
+    assert_memory_equal(sr.message_id, id, 16);
+    casenet_buf b = {.data = malloc(r->submit->receipt.len), .len = r->submit->receipt.len};
+    assert_non_null(b.data);
+    memcpy(b.data, r->submit->receipt.data, b.len);
+    return b;
+}
+
+/* The broker signs each receipt beside its loop, after the handlers and
+ * before the commit: pipelined Submits from several connections (some sent
+ * twice in a row, so that the copy lands in the same batch as its first
+ * and is answered from a row not signed yet) all get receipts that verify,
+ * and resending every envelope afterwards (answered from the database)
+ * gives the same receipt byte for byte. */
+static void sign_burst(const char *ini)
+{
+    tn_network *tn = start_with(ini);
+    tn_conn *c[N_SEND];
+    static casenet_buf env[N_SEND][SIGN_PER_CONN], first[N_SEND][SIGN_PER_CONN];
+    static uint8_t ids[N_SEND][SIGN_PER_CONN][16];
+    const char *to[] = {RCPT};
+    for (int k = 0; k < N_SEND; k++) {
+        const char *from = members[k];
+        char id[32];
+        snprintf(id, sizeof id, "%.*s", (int)(strchr(from, ':') - from), from);
+        c[k] = tn_connect(tn, tn_keys(tn, id));
+        for (int i = 0; i < SIGN_PER_CONN; i++) {
+            env[k][i] = tn_seal(tn, id, to, 1, "signed beside the loop", ids[k][i]);
+            first[k][i] = (casenet_buf){0};
+        }
+    }
+    /* Request id 2 * i for the first copy, 2 * i + 1 for the second. */
+    int n_sent[N_SEND] = {0};
+    for (int i = 0; i < SIGN_PER_CONN; i++) {
+        for (int k = 0; k < N_SEND; k++) {
+            send_submit(c[k], &env[k][i], 2 * (uint64_t)i);
+            n_sent[k]++;
+            if (i % SIGN_DUP_EVERY == 0) {
+                send_submit(c[k], &env[k][i], 2 * (uint64_t)i + 1);
+                n_sent[k]++;
+            }
+        }
+    }
+    int dups = 0;
+    for (int k = 0; k < N_SEND; k++) {
+        for (int n = 0; n < n_sent[k]; n++) {
+            Casenet__V1__Response *r = next_answer(c[k], 30000);
+            assert_non_null(r);
+            assert_true(r->request_id < 2 * SIGN_PER_CONN);
+            int i = (int)(r->request_id / 2);
+            casenet_buf got = receipt_of(tn, r, ids[k][i]);
+            if (!first[k][i].data) {
+                first[k][i] = got;
+            } else { /* the copy, in the same batch or a later one */
+                assert_int_equal(got.len, first[k][i].len);
+                assert_memory_equal(got.data, first[k][i].data, got.len);
+                casenet_buf_free(&got);
+                dups++;
+            }
+            casenet__v1__response__free_unpacked(r, NULL);
+        }
+        assert_null(next_answer(c[k], 200));
+    }
+    assert_int_equal(dups, N_SEND * ((SIGN_PER_CONN + SIGN_DUP_EVERY - 1) / SIGN_DUP_EVERY));
+    /* Every envelope again: the duplicate's receipt is read from the row. */
+    for (int k = 0; k < N_SEND; k++)
+        for (int i = 0; i < SIGN_PER_CONN; i++)
+            send_submit(c[k], &env[k][i], 100000 + (uint64_t)i);
+    for (int k = 0; k < N_SEND; k++) {
+        for (int n = 0; n < SIGN_PER_CONN; n++) {
+            Casenet__V1__Response *r = next_answer(c[k], 30000);
+            assert_non_null(r);
+            assert_true(r->request_id >= 100000 && r->request_id < 100000 + SIGN_PER_CONN);
+            int i = (int)(r->request_id - 100000);
+            assert_true(r->submit && r->submit->duplicate);
+            casenet_buf got = receipt_of(tn, r, ids[k][i]);
+            assert_int_equal(got.len, first[k][i].len);
+            assert_memory_equal(got.data, first[k][i].data, got.len);
+            casenet_buf_free(&got);
+            casenet__v1__response__free_unpacked(r, NULL);
+        }
+    }
+    for (int k = 0; k < N_SEND; k++) {
+        for (int i = 0; i < SIGN_PER_CONN; i++) {
+            casenet_buf_free(&env[k][i]);
+            casenet_buf_free(&first[k][i]);
+        }
+        tn_close(c[k]);
+    }
+    stop(tn);
+}
+
+static void test_sign_burst_inline(void **state)
+{
+    (void)state;
+    sign_burst("[limits]\nverify_threads = 0\nsubmit_rate = 0\n");
+}
+
+static void test_sign_burst_one_worker(void **state)
+{
+    (void)state;
+    sign_burst("[limits]\nverify_threads = 1\nsubmit_rate = 0\n");
+}
+
+static void test_sign_burst_three_workers(void **state)
+{
+    (void)state;
+    sign_burst("[limits]\nverify_threads = 3\nsubmit_rate = 0\nbatch_max = 16\n");
+}
+
 /* ------------------------------------------------------------ WAL */
 
 /* The WAL index header (https://sqlite.org/walformat.html): mxFrame at
@@ -377,9 +502,14 @@ static void test_reader_holds_snapshot(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_burst_default_workers), cmocka_unit_test(test_burst_three_workers),
-        cmocka_unit_test(test_burst_inline),          cmocka_unit_test(test_wal_checkpointed),
+        cmocka_unit_test(test_burst_default_workers),
+        cmocka_unit_test(test_burst_three_workers),
+        cmocka_unit_test(test_burst_inline),
+        cmocka_unit_test(test_wal_checkpointed),
         cmocka_unit_test(test_reader_holds_snapshot),
+        cmocka_unit_test(test_sign_burst_inline),
+        cmocka_unit_test(test_sign_burst_one_worker),
+        cmocka_unit_test(test_sign_burst_three_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
