@@ -3,7 +3,7 @@
  * forged, malformed, wrong kind of request, unparsable, oversized), with no
  * workers, one and several, waited for in any order, over many rounds;
  * cancelling, checking again against another directory, and stopping with
- * jobs queued. */
+ * jobs queued; the parallel loop runs every item once, beside queued jobs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -302,6 +302,76 @@ static void test_free_null(void **state)
     verify_job_clear(NULL);
 }
 
+/* The parallel loop: every item published runs exactly once, whoever runs
+ * it, also while jobs are queued, with no worker, one and several. */
+#define FOR_ITEMS 200
+
+struct for_items {
+    int runs[FOR_ITEMS];
+    size_t seen[FOR_ITEMS]; /* a value written before publishing */
+    size_t copy[FOR_ITEMS]; /* what the runner read */
+};
+
+static void for_item(void *arg, size_t i)
+{
+    struct for_items *x = arg;
+    x->runs[i]++;
+    x->copy[i] = x->seen[i];
+}
+
+static void check_for(struct fixture *f, unsigned threads)
+{
+    struct verify_pool *p = NULL;
+    assert_int_equal(verify_pool_new(threads, &p), CASENET_OK);
+    static struct verify_job jobs[N_FRAMES];
+    for (int round = 0; round < 3; round++) {
+        static struct for_items x;
+        memset(&x, 0, sizeof x);
+        size_t queued = 0;
+        for (size_t i = 0; i < N_FRAMES; i++) {
+            memset(&jobs[i], 0, sizeof jobs[i]);
+            if (prepare(f, &jobs[i], i, MAX_BYTES)) {
+                verify_pool_submit(p, f->net->dir, &jobs[i]);
+                queued++;
+            }
+        }
+        assert_true(queued > 0);
+        verify_pool_for_begin(p, for_item, &x);
+        for (size_t n = 0; n < FOR_ITEMS;) {
+            size_t step = (n % 7) + 1;
+            for (size_t k = n; k < n + step && k < FOR_ITEMS; k++)
+                x.seen[k] = k * 3 + 1;
+            n = n + step < FOR_ITEMS ? n + step : FOR_ITEMS;
+            verify_pool_for_grow(p, n);
+        }
+        verify_pool_for_end(p);
+        for (size_t i = 0; i < FOR_ITEMS; i++) {
+            assert_int_equal(x.runs[i], 1);
+            assert_int_equal(x.copy[i], i * 3 + 1);
+        }
+        for (size_t i = 0; i < N_FRAMES; i++) {
+            if (jobs[i].result.envelope) {
+                verify_pool_wait(p, &jobs[i]);
+                (void)check_result(f, f->net->dir, &jobs[i], i);
+            }
+            verify_job_clear(&jobs[i]);
+        }
+        /* An empty loop ends at once. */
+        verify_pool_for_begin(p, for_item, &x);
+        verify_pool_for_end(p);
+        assert_int_equal(x.runs[0], 1);
+    }
+    verify_pool_free(p);
+}
+
+static void test_for_loop(void **state)
+{
+    struct fixture *f = *state;
+    check_for(f, 0);
+    check_for(f, 1);
+    check_for(f, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_four_workers),     cmocka_unit_test(test_oversized_left_alone),
         cmocka_unit_test(test_cancel),           cmocka_unit_test(test_reset_resubmit),
         cmocka_unit_test(test_free_with_queued), cmocka_unit_test(test_free_null),
+        cmocka_unit_test(test_for_loop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
