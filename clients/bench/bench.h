@@ -120,6 +120,7 @@ struct load_result {
     double msgs_per_s;
     double p50_ms, p99_ms, p999_ms, max_ms;
     double notice_p50_ms, notice_p99_ms, notice_p999_ms;
+    double send_late_p50_ms, send_late_p99_ms; /* rate mode: sends behind their schedule */
     double offered_per_s;
     bool pool_exhausted;
     size_t envelope_bytes;

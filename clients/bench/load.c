@@ -36,6 +36,7 @@ struct msg {
     size_t len;
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
     double sent, receipt, notice; /* monotonic seconds; 0 = not yet */
+    double issued;                /* rate mode: when it really went out (sent = as scheduled) */
     uint32_t conn;
 };
 
@@ -382,9 +383,10 @@ static void summarise(struct load *l, double t0, double t1, struct load_result *
 {
     double *lat = malloc((l->n_msgs ? l->n_msgs : 1) * sizeof *lat);
     double *nlat = malloc((l->n_msgs ? l->n_msgs : 1) * sizeof *nlat);
-    size_t n = 0, nn = 0;
+    double *slat = malloc((l->n_msgs ? l->n_msgs : 1) * sizeof *slat);
+    size_t n = 0, nn = 0, ns = 0;
     uint64_t in_window = 0;
-    for (size_t i = 0; lat && nlat && i < l->n_msgs; i++) {
+    for (size_t i = 0; lat && nlat && slat && i < l->n_msgs; i++) {
         const struct msg *m = &l->msgs[i];
         if (m->receipt >= t0 && m->receipt < t1)
             in_window++;
@@ -396,6 +398,8 @@ static void summarise(struct load *l, double t0, double t1, struct load_result *
             res->late++;
         if (m->notice)
             nlat[nn++] = (m->notice - m->sent) * 1e3;
+        if (m->issued)
+            slat[ns++] = (m->issued - m->sent) * 1e3;
     }
     res->msgs_per_s = (double)in_window / (t1 - t0);
     bench_sort(lat, n);
@@ -407,8 +411,12 @@ static void summarise(struct load *l, double t0, double t1, struct load_result *
     res->notice_p50_ms = bench_percentile(nlat, nn, 0.50);
     res->notice_p99_ms = bench_percentile(nlat, nn, 0.99);
     res->notice_p999_ms = bench_percentile(nlat, nn, 0.999);
+    bench_sort(slat, ns);
+    res->send_late_p50_ms = bench_percentile(slat, ns, 0.50);
+    res->send_late_p99_ms = bench_percentile(slat, ns, 0.99);
     free(lat);
     free(nlat);
+    free(slat);
 }
 
 static size_t pool_size(const struct bench_opts *o)
@@ -563,6 +571,7 @@ int bench_load(const struct bench_opts *o, const struct bench_net *net, const ch
                     if (!send_frame(c, m))
                         break;
                     m->sent = start + (double)scheduled / o->rate; /* as scheduled */
+                    m->issued = mono_s();
                     c->next++;
                     scheduled++;
                     res->sent++;

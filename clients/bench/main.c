@@ -163,6 +163,10 @@ static void print_table(const struct report *r)
         printf("notice       p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms (%llu notices)\n",
                l->notice_p50_ms, l->notice_p99_ms, l->notice_p999_ms,
                (unsigned long long)l->notices);
+        if (o->rate > 0)
+            printf("schedule     sends p50 %.3f ms  p99 %.3f ms behind schedule (latencies count "
+                   "from the schedule)\n",
+                   l->send_late_p50_ms, l->send_late_p99_ms);
         printf("receipts     %llu verified (1 in 64), %llu failed\n",
                (unsigned long long)l->receipts_verified,
                (unsigned long long)l->receipt_verify_failures);
@@ -187,9 +191,9 @@ static void print_json(const struct report *r)
     const struct load_result *l = &r->load;
     printf("{\"msgs_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,"
            "\"max_ms\":%.3f,\"notice_p50_ms\":%.3f,\"notice_p99_ms\":%.3f,"
-           "\"notice_p999_ms\":%.3f",
+           "\"notice_p999_ms\":%.3f,\"send_late_p50_ms\":%.3f,\"send_late_p99_ms\":%.3f",
            l->msgs_per_s, l->p50_ms, l->p99_ms, l->p999_ms, l->max_ms, l->notice_p50_ms,
-           l->notice_p99_ms, l->notice_p999_ms);
+           l->notice_p99_ms, l->notice_p999_ms, l->send_late_p50_ms, l->send_late_p99_ms);
     printf(",\"verify_per_s_one_core\":%.0f,\"sign_per_s_one_core\":%.0f,\"fsync_per_s\":%.0f",
            r->ceil.verify_per_s, r->ceil.sign_per_s, r->ceil.fsync_per_s);
     if (r->have_ceil && r->have_load)
