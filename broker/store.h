@@ -113,7 +113,8 @@ struct store_audit_filter {
 /* A deadline of one inbox row: deliver, accept or expire (proto
  * DeadlineKind), in state pending, met, breached or void (DeadlineState). */
 struct store_deadline {
-    uint64_t id;  /* the store's row number: the ListOverdue cursor */
+    uint64_t id;  /* the store's number for it, increasing in the order deadlines are
+                   * armed: the ListOverdue cursor */
     uint64_t seq; /* the inbox row */
     int kind;
     int64_t due_ms;

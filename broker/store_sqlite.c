@@ -199,6 +199,31 @@ static const char *const migrations[] = {
     " WHERE level BETWEEN 0 AND 62 AND idx >= 0 AND idx < (1 << (62 - level));"
     "DROP TABLE audit_nodes;"
     "ALTER TABLE audit_nodes_v5 RENAME TO audit_nodes;",
+    /* 5 -> 6: one B-tree less for every armed deadline. deadlines had a
+     * rowid id and a UNIQUE (seq, kind) index beside it: every arm wrote
+     * both. Now (seq, kind) is the key itself (WITHOUT ROWID), and a
+     * deadline's id, which settles it and is the overdue list's cursor, is
+     * seq * 8 + kind (store_sqlite_lifecycle.c: DEADLINE_ID): kinds are
+     * proto DeadlineKind 1..3, below 8, hence the CHECK. The old rowids
+     * ordered deadlines as they were armed, which is (seq, kind) order
+     * (each row's kinds are armed in ascending order when the row is
+     * stored), so the overdue list keeps its order. Every row is kept, its
+     * state and settlement with it; the seq REFERENCES inbox(seq) lookups
+     * use the key's prefix. */
+    "CREATE TABLE deadlines_v6 ("
+    " seq INTEGER NOT NULL REFERENCES inbox(seq),"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 7)," /* proto DeadlineKind */
+    " due_ms INTEGER NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 1," /* proto DeadlineState, 1 = pending */
+    " settled_at_ms INTEGER NOT NULL DEFAULT 0,"
+    " notice_id BLOB,"
+    " PRIMARY KEY (seq, kind)) WITHOUT ROWID;"
+    "INSERT INTO deadlines_v6 (seq, kind, due_ms, state, settled_at_ms, notice_id)"
+    " SELECT seq, kind, due_ms, state, settled_at_ms, notice_id FROM deadlines;"
+    "DROP TABLE deadlines;"
+    "ALTER TABLE deadlines_v6 RENAME TO deadlines;"
+    "CREATE INDEX deadlines_pending ON deadlines(due_ms) WHERE state = 1;"
+    "CREATE INDEX deadlines_breached ON deadlines(seq, kind) WHERE state = 3;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
