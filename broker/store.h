@@ -159,8 +159,9 @@ struct store_ops {
     void (*close)(struct store *s);
 
     /* The batch transaction. commit failing leaves nothing committed (the
-     * backend rolls back) and returns CASENET_EUNAVAIL. rollback never
-     * fails visibly. */
+     * backend rolls back) and returns CASENET_EUNAVAIL; so does commit of a
+     * batch that still holds a partly written audit event (audit_append).
+     * rollback never fails visibly. */
     int (*begin)(struct store *s);
     int (*commit)(struct store *s);
     void (*rollback)(struct store *s);
@@ -222,7 +223,13 @@ struct store_ops {
      * files it under each of the parties. An event that carries the id of a
      * message already stored is indexed through that message (cheap: its
      * key grows with the log), any other under its message id (a random
-     * page per event): so the SUBMITTED event follows its message_insert. */
+     * page per event): so the SUBMITTED event follows its message_insert.
+     * A failure before anything is written returns its cause, with nothing
+     * to undo. A failure after part of the event was written returns
+     * CASENET_EUNAVAIL, and those rows must be rolled back: by rollback_to of
+     * the request savepoint that holds them, or by rollback; until then the
+     * store appends no event and commit refuses (CASENET_EUNAVAIL, nothing
+     * committed). */
     int (*audit_append)(struct store *s, uint64_t index, int64_t time_ms, int kind,
                         const char *const *parties, size_t n_parties, const uint8_t *bytes,
                         size_t len);

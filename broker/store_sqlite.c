@@ -250,9 +250,6 @@ enum stmt {
     ST_AUDIT_COUNT,
     ST_DIR_SAVE,
     ST_DIR_LATEST,
-    ST_AP_SAVEPOINT,
-    ST_AP_RELEASE,
-    ST_AP_ROLLBACK_TO,
     ST_NODE_PUT,
     ST_NODE_GET,
     ST_NODE_LEAVES,
@@ -340,9 +337,6 @@ static const char *const sql[ST_COUNT] = {
     [ST_AUDIT_COUNT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
     [ST_DIR_SAVE] = "INSERT INTO directories (version, signed, stored_at_ms) VALUES (?1, ?2, ?3)",
     [ST_DIR_LATEST] = "SELECT version, signed FROM directories ORDER BY version DESC LIMIT 1",
-    [ST_AP_SAVEPOINT] = "SAVEPOINT audit_append",
-    [ST_AP_RELEASE] = "RELEASE audit_append",
-    [ST_AP_ROLLBACK_TO] = "ROLLBACK TO audit_append",
     /* audit_nodes is keyed by (last leaf, level): see node_last. */
     [ST_NODE_PUT] = "INSERT OR REPLACE INTO audit_nodes (level, last, hash) VALUES (?1, ?2, ?3)",
     [ST_NODE_GET] = "SELECT hash FROM audit_nodes WHERE level = ?1 AND last = ?2",
@@ -391,6 +385,13 @@ struct sqlite_store {
     struct merkle_stack tx_tree;
     struct merkle_stack sp_tree[SAVEPOINTS_MAX];
     size_t sp_depth;
+    /* An audit append failed after its first write (or a rollback to a
+     * savepoint failed): the open transaction holds rows the tree does not
+     * (mark_torn). Set, the store appends no event and commits nothing
+     * until a rollback takes those rows away: of the request savepoint at
+     * depth > torn_depth that holds them (sq_rollback_to), or of the batch. */
+    bool torn;
+    size_t torn_depth;
     struct sq_wal wal; /* store_sqlite_wal.c */
 };
 
@@ -662,6 +663,18 @@ const char *sq_statement_sql(size_t i)
 
 /* ------------------------------------------------------------ transactions */
 
+/* The open transaction's rows ran ahead of s->tree (see struct
+ * sqlite_store): whatever wrote them must be rolled back, the request's
+ * savepoint at the current depth or the whole batch. */
+static void mark_torn(struct sqlite_store *s, const char *what)
+{
+    log_event(LOG_ERROR, "store_error", "op", what, "msg",
+              "failed after writing: the request or the batch must be rolled back", NULL);
+    if (!s->torn || s->sp_depth < s->torn_depth)
+        s->torn_depth = s->sp_depth;
+    s->torn = true;
+}
+
 static int sq_begin(struct store *b)
 {
     struct sqlite_store *s = S(b);
@@ -669,6 +682,7 @@ static int sq_begin(struct store *b)
     if (rc == CASENET_OK) {
         s->tx_tree = s->tree;
         s->sp_depth = 0;
+        s->torn = false;
     }
     return rc;
 }
@@ -676,11 +690,15 @@ static int sq_begin(struct store *b)
 static int sq_commit(struct store *b)
 {
     struct sqlite_store *s = S(b);
-    int rc = run(s, stmt(s, ST_COMMIT), "commit");
+    int rc = s->torn ? CASENET_EUNAVAIL : run(s, stmt(s, ST_COMMIT), "commit");
     if (rc != CASENET_OK) {
+        if (s->torn)
+            log_event(LOG_ERROR, "store_error", "op", "commit", "msg",
+                      "refused: the batch holds a partly written audit event", NULL);
         if (!sqlite3_get_autocommit(s->db))
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         s->tree = s->tx_tree;
+        s->torn = false;
         return CASENET_EUNAVAIL;
     }
     return CASENET_OK;
@@ -693,6 +711,7 @@ static void sq_rollback(struct store *b)
         (void)run(s, stmt(s, ST_ROLLBACK), "rollback");
     s->tree = s->tx_tree;
     s->sp_depth = 0;
+    s->torn = false;
 }
 
 static int sq_savepoint(struct store *b)
@@ -714,16 +733,28 @@ static int sq_release(struct store *b)
     struct sqlite_store *s = S(b);
     if (s->sp_depth > 0)
         s->sp_depth--;
+    /* Rows torn inside it now belong to the enclosing level. */
+    if (s->torn && s->torn_depth > s->sp_depth)
+        s->torn_depth = s->sp_depth;
     return run(s, stmt(s, ST_RELEASE), "release");
 }
 
 static void sq_rollback_to(struct store *b)
 {
     struct sqlite_store *s = S(b);
+    size_t depth = s->sp_depth;
     if (s->sp_depth > 0)
         s->tree = s->sp_tree[--s->sp_depth];
-    if (run(s, stmt(s, ST_ROLLBACK_TO), "rollback_to") == CASENET_OK)
-        (void)run(s, stmt(s, ST_RELEASE), "release");
+    if (run(s, stmt(s, ST_ROLLBACK_TO), "rollback_to") != CASENET_OK) {
+        /* The rows stay while the tree went back: only the batch's
+         * rollback can reconcile them now. */
+        s->sp_depth = 0;
+        mark_torn(s, "rollback_to");
+        return;
+    }
+    if (s->torn && depth > 0 && s->torn_depth >= depth)
+        s->torn = false;
+    (void)run(s, stmt(s, ST_RELEASE), "release");
 }
 
 static uint64_t sq_changes(struct store *b)
@@ -1109,10 +1140,11 @@ static int audit_msg_key(struct sqlite_store *s, const uint8_t *mid, bool *has, 
 }
 
 /* Inserts the event row, its parties and its leaf (with every subtree it
- * completes), all or nothing. */
+ * completes); s->tree takes the leaf only when every row is written. *wrote
+ * tells whether a failure came after the first row was written. */
 static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, int kind,
                        const char *const *parties, size_t n_parties, const uint8_t *bytes,
-                       size_t len)
+                       size_t len, bool *wrote)
 {
     bool has_mid = false, has_case = false;
     uint8_t mid[CASENET_MESSAGE_ID_BYTES], case_ref[CASENET_CASE_REF_BYTES];
@@ -1134,7 +1166,8 @@ static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, 
         sqlite3_bind_int64(st, 7, key);
     rc = run(s, st, "audit_append");
     if (rc != CASENET_OK)
-        return rc;
+        return rc; /* a statement fails whole: nothing written */
+    *wrote = true;
     for (size_t i = 0; i < n_parties; i++) {
         if (!parties[i] || !*parties[i])
             continue;
@@ -1154,6 +1187,11 @@ static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int
                            size_t len)
 {
     struct sqlite_store *s = S(b);
+    if (s->torn) {
+        log_event(LOG_ERROR, "store_error", "op", "audit_append", "msg",
+                  "refused: a partly written event awaits its rollback", NULL);
+        return CASENET_EUNAVAIL;
+    }
     uint64_t expect = 0;
     int rc = sq_audit_next_index(b, &expect);
     if (rc != CASENET_OK)
@@ -1166,18 +1204,17 @@ static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int
                   log_u64(s->tree.size), NULL);
         return CASENET_EUNAVAIL;
     }
-    if ((rc = run(s, stmt(s, ST_AP_SAVEPOINT), "audit_savepoint")) != CASENET_OK)
-        return rc;
-    struct merkle_stack before = s->tree;
-    rc = append_rows(s, index, time_ms, kind, parties, n_parties, bytes, len);
-    if (rc != CASENET_OK) {
-        s->tree = before;
-        if (run(s, stmt(s, ST_AP_ROLLBACK_TO), "audit_rollback_to") == CASENET_OK)
-            (void)run(s, stmt(s, ST_AP_RELEASE), "audit_release");
-        return rc;
+    /* No savepoint of its own (it cost a statement journal per event):
+     * every caller runs in a request savepoint or fails its batch on a
+     * store failure, and a failure after the first row is made one
+     * (mark_torn), so that those rows are rolled back before anything
+     * commits; s->tree never takes a leaf whose rows are not all written. */
+    bool wrote = false;
+    rc = append_rows(s, index, time_ms, kind, parties, n_parties, bytes, len, &wrote);
+    if (rc != CASENET_OK && wrote) {
+        mark_torn(s, "audit_append");
+        return CASENET_EUNAVAIL;
     }
-    if ((rc = run(s, stmt(s, ST_AP_RELEASE), "audit_release")) != CASENET_OK)
-        s->tree = before;
     return rc;
 }
 
