@@ -73,6 +73,10 @@ struct store_inbox_row {
     uint8_t case_ref[CASENET_CASE_REF_BYTES];
     int receipt_status;  /* proto ReceiptStatus, for KIND_RECEIPT rows */
     casenet_buf receipt; /* the SignedReceipt, for KIND_RECEIPT rows; owned */
+    /* In, for inbox_insert only: the row number of the stored message this
+     * row is for (message_last_rowid after its message_insert), or 0 when
+     * the caller does not know it (the store finds it by message_id). */
+    int64_t msg_row;
 };
 
 /* A recipient's receipt as recorded. */
@@ -192,7 +196,9 @@ struct store_ops {
 
     /* In batch. Appends a row to row->recipient's inbox and sets row->seq.
      * CASENET_ECONFLICT if that inbox already holds row->message_id. A
-     * message row (any kind but KIND_RECEIPT) must name a stored message. */
+     * message row (any kind but KIND_RECEIPT) must name a stored message;
+     * with row->msg_row set, that row must be the message's (else
+     * CASENET_ECONFLICT as well), and the store need not look it up. */
     int (*inbox_insert)(struct store *s, struct store_inbox_row *row);
     /* In or outside a batch. The row of recipient's inbox for message id
      * (receipt rows are keyed by their own id). CASENET_ENOTFOUND. */

@@ -10,6 +10,7 @@
 #include "merkle.h"
 #include "store_sqlite_impl.h"
 
+#include <assert.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +239,7 @@ enum stmt {
     ST_MSG_GET,
     ST_MSG_AUDIT_KEY,
     ST_INBOX_INSERT,
+    ST_INBOX_INSERT_MSG,
     ST_INBOX_GET,
     ST_INBOX_LIST_ANY,
     ST_INBOX_LIST_STATE,
@@ -307,6 +309,20 @@ static const char *const sql[ST_COUNT] = {
         " WHERE u.msg IS NULL AND u.recipient = ?1 AND u.message_id = ?2)"
         " AND (k.msg IS NOT NULL OR NOT EXISTS (SELECT 1 FROM inbox l WHERE l.recipient = ?1"
         " AND l.msg = (SELECT id FROM messages WHERE message_id = ?2)))",
+    /* ST_INBOX_INSERT for a message row whose message the caller names by
+     * its row number ?3 (Submit, right after storing it): a lookup by rowid
+     * of a page just written, instead of two through the random message_id
+     * index. The same pairs are refused: (msg, recipient) by its UNIQUE
+     * index, (recipient, message_id) against receipt rows by the NOT EXISTS
+     * (a message row's own ?2 is its message's id, checked here). */
+    [ST_INBOX_INSERT_MSG] =
+        "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
+        " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
+        " receipt_status, receipt)"
+        " SELECT ?1, ?2, m.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11, ?12, ?13, ?14, ?15"
+        " FROM messages m WHERE m.id = ?3 AND m.message_id = ?2"
+        " AND NOT EXISTS (SELECT 1 FROM inbox u"
+        " WHERE u.msg IS NULL AND u.recipient = ?1 AND u.message_id = ?2)",
     [ST_INBOX_GET] = "SELECT " INBOX_COLS " FROM inbox"
                      " WHERE msg = (SELECT id FROM messages WHERE message_id = ?2)"
                      " AND recipient = ?1"
@@ -902,9 +918,12 @@ static int read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r)
 static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
 {
     struct sqlite_store *s = S(b);
-    sqlite3_stmt *st = stmt(s, ST_INBOX_INSERT);
+    assert(!r->msg_row || r->kind != CASENET_KIND_RECEIPT); /* a receipt row has no message */
+    sqlite3_stmt *st = stmt(s, r->msg_row ? ST_INBOX_INSERT_MSG : ST_INBOX_INSERT);
     bind_text(st, 1, r->recipient);
     bind_blob(st, 2, r->message_id, sizeof r->message_id);
+    if (r->msg_row)
+        sqlite3_bind_int64(st, 3, r->msg_row);
     bind_text(st, 4, r->sender);
     sqlite3_bind_int(st, 5, r->kind);
     sqlite3_bind_int(st, 6, r->urgency);

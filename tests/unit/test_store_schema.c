@@ -3,7 +3,8 @@
  * (EXPLAIN QUERY PLAN shows no full SCAN, and the hot lookups use the index
  * meant for them), and the check itself fails when a needed index is
  * dropped; inbox rows keep (recipient, message id) unique
- * across message rows and receipt rows; a database written before the
+ * across message rows and receipt rows, whether the message is named by id
+ * or by its row (Submit); a database written before the
  * schema step that reshaped the indexes (found by its SQL, not by number)
  * migrates forward and answers every lookup, its audit tree included; and
  * deadlines written before they were keyed by (seq, kind) keep every row
@@ -317,6 +318,73 @@ static void test_inbox_pairs_unique_across_kinds(void **state)
     assert_int_equal(s->ops->inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
     assert_int_equal(n, 1); /* the receipt row is not the message's */
     assert_string_equal(rows[0].recipient, POLICE);
+    store_inbox_rows_free(rows, n);
+}
+
+/* The same pairs refused when the caller names the message by its row
+ * (Submit: inbox_insert with msg_row), and a row number that is not the
+ * message's refused too. */
+static void test_inbox_pairs_unique_given_msg_row(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    struct store *s = f->s;
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    struct store_message m = message(0x11, 0);
+    assert_int_equal(s->ops->message_insert(s, &m), CASENET_OK);
+    int64_t row_11 = s->ops->message_last_rowid(s);
+    struct store_inbox_row r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
+    r.msg_row = row_11;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    uint64_t first = r.seq;
+    r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
+    r.msg_row = row_11;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL); /* by id: the same pair */
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    r = row_for(POLICE, 0x11, CASENET_KIND_RECEIPT);
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    /* A receipt row, then a message whose id is the receipt row's. */
+    r = row_for(HOTLINE, 0x22, CASENET_KIND_RECEIPT);
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    uint64_t receipt_seq = r.seq;
+    struct store_message m2 = message(0x22, 1);
+    assert_int_equal(s->ops->message_insert(s, &m2), CASENET_OK);
+    int64_t row_22 = s->ops->message_last_rowid(s);
+    assert_true(row_22 != row_11);
+    r = row_for(HOTLINE, 0x22, CASENET_KIND_REFERRAL);
+    r.msg_row = row_22;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    /* Row numbers that are not this id's message: refused. */
+    r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL);
+    r.msg_row = row_11;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL);
+    r.msg_row = row_22 + 100;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL); /* another inbox: fine */
+    r.msg_row = row_22;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    uint64_t police_22 = r.seq;
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+
+    /* Linked to their messages as rows inserted by id are. */
+    struct store_inbox_row got = {0};
+    assert_int_equal(s->ops->inbox_get(s, POLICE, m.message_id, &got), CASENET_OK);
+    assert_int_equal(got.seq, first);
+    store_inbox_row_clear(&got);
+    assert_int_equal(s->ops->inbox_get(s, HOTLINE, m2.message_id, &got), CASENET_OK);
+    assert_int_equal(got.seq, receipt_seq);
+    store_inbox_row_clear(&got);
+    struct store_inbox_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(s->ops->inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].seq, police_22);
+    store_inbox_rows_free(rows, n);
+    assert_int_equal(s->ops->inbox_of_message(s, m.message_id, &rows, &n), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].seq, first);
     store_inbox_rows_free(rows, n);
 }
 
@@ -702,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_statement_uses_an_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_index_is_caught, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbox_pairs_unique_across_kinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_pairs_unique_given_msg_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_store_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines_migrate_to_their_key, setup, teardown),
     };
