@@ -239,6 +239,7 @@ enum stmt {
     ST_MSG_GET,
     ST_MSG_AUDIT_KEY,
     ST_INBOX_INSERT,
+    ST_INBOX_LINK_CHECK,
     ST_INBOX_INSERT_MSG,
     ST_INBOX_GET,
     ST_INBOX_LIST_ANY,
@@ -310,19 +311,22 @@ static const char *const sql[ST_COUNT] = {
         " AND (k.msg IS NOT NULL OR NOT EXISTS (SELECT 1 FROM inbox l WHERE l.recipient = ?1"
         " AND l.msg = (SELECT id FROM messages WHERE message_id = ?2)))",
     /* ST_INBOX_INSERT for a message row whose message the caller names by
-     * its row number ?3 (Submit, right after storing it): a lookup by rowid
-     * of a page just written, instead of two through the random message_id
-     * index. The same pairs are refused: (msg, recipient) by its UNIQUE
-     * index, (recipient, message_id) against receipt rows by the NOT EXISTS
-     * (a message row's own ?2 is its message's id, checked here). */
+     * its row number ?3 (Submit, right after storing it). ST_INBOX_LINK_CHECK
+     * first: whether (recipient, message_id) is taken by a receipt row, and
+     * whether row ?3 is the message ?2 (read by rowid, a page just
+     * written, instead of two lookups through the random message_id index);
+     * then a plain one-row INSERT: an INSERT ... SELECT into a table with
+     * triggers stages its rows in a temporary b-tree, opened and freed for
+     * every row. The same pairs are refused as by ST_INBOX_INSERT:
+     * (msg, recipient) by its UNIQUE index, the rest by the check. */
+    [ST_INBOX_LINK_CHECK] =
+        "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
+        " AND message_id = ?2), EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND message_id = ?2)",
     [ST_INBOX_INSERT_MSG] =
         "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
         " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
         " receipt_status, receipt)"
-        " SELECT ?1, ?2, m.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11, ?12, ?13, ?14, ?15"
-        " FROM messages m WHERE m.id = ?3 AND m.message_id = ?2"
-        " AND NOT EXISTS (SELECT 1 FROM inbox u"
-        " WHERE u.msg IS NULL AND u.recipient = ?1 AND u.message_id = ?2)",
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11, ?12, ?13, ?14, ?15)",
     [ST_INBOX_GET] = "SELECT " INBOX_COLS " FROM inbox"
                      " WHERE msg = (SELECT id FROM messages WHERE message_id = ?2)"
                      " AND recipient = ?1"
@@ -915,10 +919,35 @@ static int read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r)
     return sq_col_buf(st, 14, &r->receipt);
 }
 
+/* Whether row r may be inserted naming message row r->msg_row
+ * (ST_INBOX_LINK_CHECK): CASENET_ECONFLICT when its pair is taken by a
+ * receipt row or that row is not its message's. */
+static int inbox_link_check(struct sqlite_store *s, const struct store_inbox_row *r)
+{
+    sqlite3_stmt *st = stmt(s, ST_INBOX_LINK_CHECK);
+    bind_text(st, 1, r->recipient);
+    bind_blob(st, 2, r->message_id, sizeof r->message_id);
+    sqlite3_bind_int64(st, 3, r->msg_row);
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW)
+        err = sqlite3_column_int(st, 0) == 0 && sqlite3_column_int(st, 1) == 1 ? CASENET_OK
+                                                                               : CASENET_ECONFLICT;
+    else
+        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "inbox_link_check");
+    sqlite3_reset(st);
+    return err;
+}
+
 static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
 {
     struct sqlite_store *s = S(b);
     assert(!r->msg_row || r->kind != CASENET_KIND_RECEIPT); /* a receipt row has no message */
+    if (r->msg_row) {
+        int rc = inbox_link_check(s, r);
+        if (rc != CASENET_OK)
+            return rc;
+    }
     sqlite3_stmt *st = stmt(s, r->msg_row ? ST_INBOX_INSERT_MSG : ST_INBOX_INSERT);
     bind_text(st, 1, r->recipient);
     bind_blob(st, 2, r->message_id, sizeof r->message_id);
