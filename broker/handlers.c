@@ -619,6 +619,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
         memcpy(row.in_reply_to, m.in_reply_to, sizeof row.in_reply_to);
         row.has_case_ref = m.has_case_ref;
         memcpy(row.case_ref, m.case_ref, sizeof row.case_ref);
+        row.msg_row = rowid; /* the store need not look the message up */
         if ((rc = inbox_add(c, &row)) != CASENET_OK)
             goto cleanup;
         if ((rc = deadlines_arm(b, &row, m.expires_at_ms)) != CASENET_OK) {

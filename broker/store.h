@@ -73,6 +73,10 @@ struct store_inbox_row {
     uint8_t case_ref[CASENET_CASE_REF_BYTES];
     int receipt_status;  /* proto ReceiptStatus, for KIND_RECEIPT rows */
     casenet_buf receipt; /* the SignedReceipt, for KIND_RECEIPT rows; owned */
+    /* In, for inbox_insert only: the row number of the stored message this
+     * row is for (message_last_rowid after its message_insert), or 0 when
+     * the caller does not know it (the store finds it by message_id). */
+    int64_t msg_row;
 };
 
 /* A recipient's receipt as recorded. */
@@ -113,7 +117,8 @@ struct store_audit_filter {
 /* A deadline of one inbox row: deliver, accept or expire (proto
  * DeadlineKind), in state pending, met, breached or void (DeadlineState). */
 struct store_deadline {
-    uint64_t id;  /* the store's row number: the ListOverdue cursor */
+    uint64_t id;  /* the store's number for it, increasing in the order deadlines are
+                   * armed: the ListOverdue cursor */
     uint64_t seq; /* the inbox row */
     int kind;
     int64_t due_ms;
@@ -158,8 +163,9 @@ struct store_ops {
     void (*close)(struct store *s);
 
     /* The batch transaction. commit failing leaves nothing committed (the
-     * backend rolls back) and returns CASENET_EUNAVAIL. rollback never
-     * fails visibly. */
+     * backend rolls back) and returns CASENET_EUNAVAIL; so does commit of a
+     * batch that still holds a partly written audit event (audit_append).
+     * rollback never fails visibly. */
     int (*begin)(struct store *s);
     int (*commit)(struct store *s);
     void (*rollback)(struct store *s);
@@ -190,7 +196,9 @@ struct store_ops {
 
     /* In batch. Appends a row to row->recipient's inbox and sets row->seq.
      * CASENET_ECONFLICT if that inbox already holds row->message_id. A
-     * message row (any kind but KIND_RECEIPT) must name a stored message. */
+     * message row (any kind but KIND_RECEIPT) must name a stored message;
+     * with row->msg_row set, that row must be the message's (else
+     * CASENET_ECONFLICT as well), and the store need not look it up. */
     int (*inbox_insert)(struct store *s, struct store_inbox_row *row);
     /* In or outside a batch. The row of recipient's inbox for message id
      * (receipt rows are keyed by their own id). CASENET_ENOTFOUND. */
@@ -221,7 +229,13 @@ struct store_ops {
      * files it under each of the parties. An event that carries the id of a
      * message already stored is indexed through that message (cheap: its
      * key grows with the log), any other under its message id (a random
-     * page per event): so the SUBMITTED event follows its message_insert. */
+     * page per event): so the SUBMITTED event follows its message_insert.
+     * A failure before anything is written returns its cause, with nothing
+     * to undo. A failure after part of the event was written returns
+     * CASENET_EUNAVAIL, and those rows must be rolled back: by rollback_to of
+     * the request savepoint that holds them, or by rollback; until then the
+     * store appends no event and commit refuses (CASENET_EUNAVAIL, nothing
+     * committed). */
     int (*audit_append)(struct store *s, uint64_t index, int64_t time_ms, int kind,
                         const char *const *parties, size_t n_parties, const uint8_t *bytes,
                         size_t len);

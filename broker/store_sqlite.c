@@ -10,6 +10,7 @@
 #include "merkle.h"
 #include "store_sqlite_impl.h"
 
+#include <assert.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,31 @@ static const char *const migrations[] = {
     " WHERE level BETWEEN 0 AND 62 AND idx >= 0 AND idx < (1 << (62 - level));"
     "DROP TABLE audit_nodes;"
     "ALTER TABLE audit_nodes_v5 RENAME TO audit_nodes;",
+    /* 5 -> 6: one B-tree less for every armed deadline. deadlines had a
+     * rowid id and a UNIQUE (seq, kind) index beside it: every arm wrote
+     * both. Now (seq, kind) is the key itself (WITHOUT ROWID), and a
+     * deadline's id, which settles it and is the overdue list's cursor, is
+     * seq * 8 + kind (store_sqlite_lifecycle.c: DEADLINE_ID): kinds are
+     * proto DeadlineKind 1..3, below 8, hence the CHECK. The old rowids
+     * ordered deadlines as they were armed, which is (seq, kind) order
+     * (each row's kinds are armed in ascending order when the row is
+     * stored), so the overdue list keeps its order. Every row is kept, its
+     * state and settlement with it; the seq REFERENCES inbox(seq) lookups
+     * use the key's prefix. */
+    "CREATE TABLE deadlines_v6 ("
+    " seq INTEGER NOT NULL REFERENCES inbox(seq),"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 7)," /* proto DeadlineKind */
+    " due_ms INTEGER NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 1," /* proto DeadlineState, 1 = pending */
+    " settled_at_ms INTEGER NOT NULL DEFAULT 0,"
+    " notice_id BLOB,"
+    " PRIMARY KEY (seq, kind)) WITHOUT ROWID;"
+    "INSERT INTO deadlines_v6 (seq, kind, due_ms, state, settled_at_ms, notice_id)"
+    " SELECT seq, kind, due_ms, state, settled_at_ms, notice_id FROM deadlines;"
+    "DROP TABLE deadlines;"
+    "ALTER TABLE deadlines_v6 RENAME TO deadlines;"
+    "CREATE INDEX deadlines_pending ON deadlines(due_ms) WHERE state = 1;"
+    "CREATE INDEX deadlines_breached ON deadlines(seq, kind) WHERE state = 3;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -213,6 +239,8 @@ enum stmt {
     ST_MSG_GET,
     ST_MSG_AUDIT_KEY,
     ST_INBOX_INSERT,
+    ST_INBOX_LINK_CHECK,
+    ST_INBOX_INSERT_MSG,
     ST_INBOX_GET,
     ST_INBOX_LIST_ANY,
     ST_INBOX_LIST_STATE,
@@ -225,9 +253,6 @@ enum stmt {
     ST_AUDIT_COUNT,
     ST_DIR_SAVE,
     ST_DIR_LATEST,
-    ST_AP_SAVEPOINT,
-    ST_AP_RELEASE,
-    ST_AP_ROLLBACK_TO,
     ST_NODE_PUT,
     ST_NODE_GET,
     ST_NODE_LEAVES,
@@ -285,6 +310,23 @@ static const char *const sql[ST_COUNT] = {
         " WHERE u.msg IS NULL AND u.recipient = ?1 AND u.message_id = ?2)"
         " AND (k.msg IS NOT NULL OR NOT EXISTS (SELECT 1 FROM inbox l WHERE l.recipient = ?1"
         " AND l.msg = (SELECT id FROM messages WHERE message_id = ?2)))",
+    /* ST_INBOX_INSERT for a message row whose message the caller names by
+     * its row number ?3 (Submit, right after storing it). ST_INBOX_LINK_CHECK
+     * first: whether (recipient, message_id) is taken by a receipt row, and
+     * whether row ?3 is the message ?2 (read by rowid, a page just
+     * written, instead of two lookups through the random message_id index);
+     * then a plain one-row INSERT: an INSERT ... SELECT into a table with
+     * triggers stages its rows in a temporary b-tree, opened and freed for
+     * every row. The same pairs are refused as by ST_INBOX_INSERT:
+     * (msg, recipient) by its UNIQUE index, the rest by the check. */
+    [ST_INBOX_LINK_CHECK] =
+        "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
+        " AND message_id = ?2), EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND message_id = ?2)",
+    [ST_INBOX_INSERT_MSG] =
+        "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
+        " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
+        " receipt_status, receipt)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11, ?12, ?13, ?14, ?15)",
     [ST_INBOX_GET] = "SELECT " INBOX_COLS " FROM inbox"
                      " WHERE msg = (SELECT id FROM messages WHERE message_id = ?2)"
                      " AND recipient = ?1"
@@ -315,9 +357,6 @@ static const char *const sql[ST_COUNT] = {
     [ST_AUDIT_COUNT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
     [ST_DIR_SAVE] = "INSERT INTO directories (version, signed, stored_at_ms) VALUES (?1, ?2, ?3)",
     [ST_DIR_LATEST] = "SELECT version, signed FROM directories ORDER BY version DESC LIMIT 1",
-    [ST_AP_SAVEPOINT] = "SAVEPOINT audit_append",
-    [ST_AP_RELEASE] = "RELEASE audit_append",
-    [ST_AP_ROLLBACK_TO] = "ROLLBACK TO audit_append",
     /* audit_nodes is keyed by (last leaf, level): see node_last. */
     [ST_NODE_PUT] = "INSERT OR REPLACE INTO audit_nodes (level, last, hash) VALUES (?1, ?2, ?3)",
     [ST_NODE_GET] = "SELECT hash FROM audit_nodes WHERE level = ?1 AND last = ?2",
@@ -366,6 +405,13 @@ struct sqlite_store {
     struct merkle_stack tx_tree;
     struct merkle_stack sp_tree[SAVEPOINTS_MAX];
     size_t sp_depth;
+    /* An audit append failed after its first write (or a rollback to a
+     * savepoint failed): the open transaction holds rows the tree does not
+     * (mark_torn). Set, the store appends no event and commits nothing
+     * until a rollback takes those rows away: of the request savepoint at
+     * depth > torn_depth that holds them (sq_rollback_to), or of the batch. */
+    bool torn;
+    size_t torn_depth;
     struct sq_wal wal; /* store_sqlite_wal.c */
 };
 
@@ -637,6 +683,18 @@ const char *sq_statement_sql(size_t i)
 
 /* ------------------------------------------------------------ transactions */
 
+/* The open transaction's rows ran ahead of s->tree (see struct
+ * sqlite_store): whatever wrote them must be rolled back, the request's
+ * savepoint at the current depth or the whole batch. */
+static void mark_torn(struct sqlite_store *s, const char *what)
+{
+    log_event(LOG_ERROR, "store_error", "op", what, "msg",
+              "failed after writing: the request or the batch must be rolled back", NULL);
+    if (!s->torn || s->sp_depth < s->torn_depth)
+        s->torn_depth = s->sp_depth;
+    s->torn = true;
+}
+
 static int sq_begin(struct store *b)
 {
     struct sqlite_store *s = S(b);
@@ -644,6 +702,7 @@ static int sq_begin(struct store *b)
     if (rc == CASENET_OK) {
         s->tx_tree = s->tree;
         s->sp_depth = 0;
+        s->torn = false;
     }
     return rc;
 }
@@ -651,11 +710,15 @@ static int sq_begin(struct store *b)
 static int sq_commit(struct store *b)
 {
     struct sqlite_store *s = S(b);
-    int rc = run(s, stmt(s, ST_COMMIT), "commit");
+    int rc = s->torn ? CASENET_EUNAVAIL : run(s, stmt(s, ST_COMMIT), "commit");
     if (rc != CASENET_OK) {
+        if (s->torn)
+            log_event(LOG_ERROR, "store_error", "op", "commit", "msg",
+                      "refused: the batch holds a partly written audit event", NULL);
         if (!sqlite3_get_autocommit(s->db))
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         s->tree = s->tx_tree;
+        s->torn = false;
         return CASENET_EUNAVAIL;
     }
     return CASENET_OK;
@@ -668,6 +731,7 @@ static void sq_rollback(struct store *b)
         (void)run(s, stmt(s, ST_ROLLBACK), "rollback");
     s->tree = s->tx_tree;
     s->sp_depth = 0;
+    s->torn = false;
 }
 
 static int sq_savepoint(struct store *b)
@@ -689,16 +753,28 @@ static int sq_release(struct store *b)
     struct sqlite_store *s = S(b);
     if (s->sp_depth > 0)
         s->sp_depth--;
+    /* Rows torn inside it now belong to the enclosing level. */
+    if (s->torn && s->torn_depth > s->sp_depth)
+        s->torn_depth = s->sp_depth;
     return run(s, stmt(s, ST_RELEASE), "release");
 }
 
 static void sq_rollback_to(struct store *b)
 {
     struct sqlite_store *s = S(b);
+    size_t depth = s->sp_depth;
     if (s->sp_depth > 0)
         s->tree = s->sp_tree[--s->sp_depth];
-    if (run(s, stmt(s, ST_ROLLBACK_TO), "rollback_to") == CASENET_OK)
-        (void)run(s, stmt(s, ST_RELEASE), "release");
+    if (run(s, stmt(s, ST_ROLLBACK_TO), "rollback_to") != CASENET_OK) {
+        /* The rows stay while the tree went back: only the batch's
+         * rollback can reconcile them now. */
+        s->sp_depth = 0;
+        mark_torn(s, "rollback_to");
+        return;
+    }
+    if (s->torn && depth > 0 && s->torn_depth >= depth)
+        s->torn = false;
+    (void)run(s, stmt(s, ST_RELEASE), "release");
 }
 
 static uint64_t sq_changes(struct store *b)
@@ -843,12 +919,40 @@ static int read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r)
     return sq_col_buf(st, 14, &r->receipt);
 }
 
+/* Whether row r may be inserted naming message row r->msg_row
+ * (ST_INBOX_LINK_CHECK): CASENET_ECONFLICT when its pair is taken by a
+ * receipt row or that row is not its message's. */
+static int inbox_link_check(struct sqlite_store *s, const struct store_inbox_row *r)
+{
+    sqlite3_stmt *st = stmt(s, ST_INBOX_LINK_CHECK);
+    bind_text(st, 1, r->recipient);
+    bind_blob(st, 2, r->message_id, sizeof r->message_id);
+    sqlite3_bind_int64(st, 3, r->msg_row);
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW)
+        err = sqlite3_column_int(st, 0) == 0 && sqlite3_column_int(st, 1) == 1 ? CASENET_OK
+                                                                               : CASENET_ECONFLICT;
+    else
+        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "inbox_link_check");
+    sqlite3_reset(st);
+    return err;
+}
+
 static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
 {
     struct sqlite_store *s = S(b);
-    sqlite3_stmt *st = stmt(s, ST_INBOX_INSERT);
+    assert(!r->msg_row || r->kind != CASENET_KIND_RECEIPT); /* a receipt row has no message */
+    if (r->msg_row) {
+        int rc = inbox_link_check(s, r);
+        if (rc != CASENET_OK)
+            return rc;
+    }
+    sqlite3_stmt *st = stmt(s, r->msg_row ? ST_INBOX_INSERT_MSG : ST_INBOX_INSERT);
     bind_text(st, 1, r->recipient);
     bind_blob(st, 2, r->message_id, sizeof r->message_id);
+    if (r->msg_row)
+        sqlite3_bind_int64(st, 3, r->msg_row);
     bind_text(st, 4, r->sender);
     sqlite3_bind_int(st, 5, r->kind);
     sqlite3_bind_int(st, 6, r->urgency);
@@ -1084,10 +1188,11 @@ static int audit_msg_key(struct sqlite_store *s, const uint8_t *mid, bool *has, 
 }
 
 /* Inserts the event row, its parties and its leaf (with every subtree it
- * completes), all or nothing. */
+ * completes); s->tree takes the leaf only when every row is written. *wrote
+ * tells whether a failure came after the first row was written. */
 static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, int kind,
                        const char *const *parties, size_t n_parties, const uint8_t *bytes,
-                       size_t len)
+                       size_t len, bool *wrote)
 {
     bool has_mid = false, has_case = false;
     uint8_t mid[CASENET_MESSAGE_ID_BYTES], case_ref[CASENET_CASE_REF_BYTES];
@@ -1109,7 +1214,8 @@ static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, 
         sqlite3_bind_int64(st, 7, key);
     rc = run(s, st, "audit_append");
     if (rc != CASENET_OK)
-        return rc;
+        return rc; /* a statement fails whole: nothing written */
+    *wrote = true;
     for (size_t i = 0; i < n_parties; i++) {
         if (!parties[i] || !*parties[i])
             continue;
@@ -1129,6 +1235,11 @@ static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int
                            size_t len)
 {
     struct sqlite_store *s = S(b);
+    if (s->torn) {
+        log_event(LOG_ERROR, "store_error", "op", "audit_append", "msg",
+                  "refused: a partly written event awaits its rollback", NULL);
+        return CASENET_EUNAVAIL;
+    }
     uint64_t expect = 0;
     int rc = sq_audit_next_index(b, &expect);
     if (rc != CASENET_OK)
@@ -1141,18 +1252,17 @@ static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int
                   log_u64(s->tree.size), NULL);
         return CASENET_EUNAVAIL;
     }
-    if ((rc = run(s, stmt(s, ST_AP_SAVEPOINT), "audit_savepoint")) != CASENET_OK)
-        return rc;
-    struct merkle_stack before = s->tree;
-    rc = append_rows(s, index, time_ms, kind, parties, n_parties, bytes, len);
-    if (rc != CASENET_OK) {
-        s->tree = before;
-        if (run(s, stmt(s, ST_AP_ROLLBACK_TO), "audit_rollback_to") == CASENET_OK)
-            (void)run(s, stmt(s, ST_AP_RELEASE), "audit_release");
-        return rc;
+    /* No savepoint of its own (it cost a statement journal per event):
+     * every caller runs in a request savepoint or fails its batch on a
+     * store failure, and a failure after the first row is made one
+     * (mark_torn), so that those rows are rolled back before anything
+     * commits; s->tree never takes a leaf whose rows are not all written. */
+    bool wrote = false;
+    rc = append_rows(s, index, time_ms, kind, parties, n_parties, bytes, len, &wrote);
+    if (rc != CASENET_OK && wrote) {
+        mark_torn(s, "audit_append");
+        return CASENET_EUNAVAIL;
     }
-    if ((rc = run(s, stmt(s, ST_AP_RELEASE), "audit_release")) != CASENET_OK)
-        s->tree = before;
     return rc;
 }
 

@@ -27,7 +27,17 @@ enum lc_stmt {
     LC_COUNT
 };
 
-#define DEADLINE_COLS "id, seq, kind, due_ms, state, settled_at_ms, notice_id"
+/* A deadline is keyed by (seq, kind) (schema step 6); its id, which settles
+ * it and is the overdue list's cursor, packs both into one number:
+ * seq * 2^DEADLINE_KIND_BITS + kind (kinds are below 8: the table's CHECK).
+ * Ordering by id is ordering by (seq, kind). DEADLINE_ID is that id in SQL,
+ * over the columns of table alias p ("" or "d."). */
+#define DEADLINE_KIND_BITS 3
+#define DEADLINE_KIND_MASK ((UINT64_C(1) << DEADLINE_KIND_BITS) - 1)
+#define DEADLINE_ID(p)     "(" p "seq * 8 + " p "kind)"
+_Static_assert(DEADLINE_KIND_BITS == 3, "DEADLINE_ID multiplies by 8");
+
+#define DEADLINE_COLS DEADLINE_ID("") ", seq, kind, due_ms, state, settled_at_ms, notice_id"
 
 static const char *const lc_sql[LC_COUNT] = {
     [LC_STEP_INSERT] = "INSERT INTO steps (seq, state, at_ms) VALUES (?1, ?2, ?3)",
@@ -36,21 +46,23 @@ static const char *const lc_sql[LC_COUNT] = {
      * the one used. */
     [LC_DUE] = "SELECT " DEADLINE_COLS " FROM deadlines"
                " WHERE state = 1 AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
-    [LC_SETTLE] = "UPDATE deadlines SET state = ?2, settled_at_ms = ?3, notice_id = ?4"
-                  " WHERE id = ?1 AND state = 1",
+    [LC_SETTLE] = "UPDATE deadlines SET state = ?3, settled_at_ms = ?4, notice_id = ?5"
+                  " WHERE seq = ?1 AND kind = ?2 AND state = 1",
     [LC_LIST] = "SELECT " DEADLINE_COLS " FROM deadlines WHERE seq = ?1 ORDER BY kind",
     /* Breached deliver (1) / accept (2) deadlines whose row is still below
      * the state that meets them: delivered (3), resp. accepted (4). DEAD
-     * (7) rows are settled, not overdue. */
-    [LC_OVERDUE] =
-        "SELECT d.id, d.seq, d.kind, d.due_ms, d.state, d.settled_at_ms, d.notice_id,"
-        " i.seq, i.recipient, i.message_id, i.sender, i.kind, i.urgency, i.msg_status,"
-        " i.state, i.received_at_ms, i.created_at_ms, i.size, i.in_reply_to,"
-        " i.case_ref, i.receipt_status, i.receipt"
-        " FROM deadlines d JOIN inbox i ON i.seq = d.seq"
-        " WHERE d.state = 3 AND d.id > ?1 AND d.kind IN (1, 2)"
-        " AND ((d.kind = 1 AND i.state IN (1, 2)) OR (d.kind = 2 AND i.state IN (1, 2, 3)))"
-        " ORDER BY d.id LIMIT ?2",
+     * (7) rows are settled, not overdue. The cursor is a deadline id:
+     * (seq, kind) after (?1, ?3). */
+    [LC_OVERDUE] = "SELECT " DEADLINE_ID(
+        "d.") ", d.seq, d.kind, d.due_ms, d.state, d.settled_at_ms,"
+              " d.notice_id,"
+              " i.seq, i.recipient, i.message_id, i.sender, i.kind, i.urgency, i.msg_status,"
+              " i.state, i.received_at_ms, i.created_at_ms, i.size, i.in_reply_to,"
+              " i.case_ref, i.receipt_status, i.receipt"
+              " FROM deadlines d JOIN inbox i ON i.seq = d.seq"
+              " WHERE d.state = 3 AND (d.seq, d.kind) > (?1, ?3) AND d.kind IN (1, 2)"
+              " AND ((d.kind = 1 AND i.state IN (1, 2)) OR (d.kind = 2 AND i.state IN (1, 2, 3)))"
+              " ORDER BY d.seq, d.kind LIMIT ?2",
     [LC_INBOX_SEQ] = "SELECT " SQ_INBOX_COLS " FROM inbox WHERE seq = ?1",
     [LC_INBOX_MSG] = "SELECT " SQ_INBOX_COLS " FROM inbox"
                      " WHERE msg = (SELECT id FROM messages WHERE message_id = ?1) ORDER BY seq",
@@ -255,13 +267,14 @@ int sq_deadline_settle(struct store *s, uint64_t id, int state, int64_t now_ms,
     sqlite3_stmt *st = stmt(s, LC_SETTLE, &err);
     if (!st)
         return err;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-    sqlite3_bind_int(st, 2, state);
-    sqlite3_bind_int64(st, 3, now_ms);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(id >> DEADLINE_KIND_BITS));
+    sqlite3_bind_int(st, 2, (int)(id & DEADLINE_KIND_MASK));
+    sqlite3_bind_int(st, 3, state);
+    sqlite3_bind_int64(st, 4, now_ms);
     if (notice_id)
-        sqlite3_bind_blob(st, 4, notice_id, CASENET_MESSAGE_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 5, notice_id, CASENET_MESSAGE_ID_BYTES, SQLITE_STATIC);
     else
-        sqlite3_bind_null(st, 4);
+        sqlite3_bind_null(st, 5);
     err = run(s, st, "deadline_settle");
     if (err == CASENET_OK && sqlite3_changes(sq_db(s)) == 0)
         return CASENET_ENOTFOUND;
@@ -275,8 +288,9 @@ int sq_overdue_list(struct store *s, uint64_t cursor, uint32_t limit, struct sto
     sqlite3_stmt *st = stmt(s, LC_OVERDUE, &err);
     if (!st)
         return err;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)(cursor > INT64_MAX ? INT64_MAX : cursor));
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(cursor >> DEADLINE_KIND_BITS));
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit + 1);
+    sqlite3_bind_int(st, 3, (int)(cursor & DEADLINE_KIND_MASK));
     struct store_overdue *out = NULL;
     size_t count = 0, cap = 0;
     bool extra = false;

@@ -2,13 +2,17 @@
  * the compact range follows commits, savepoint rollbacks and batch
  * rollbacks; it reloads at open; proofs from the stored subtrees verify at
  * every size; events without subtrees (an older schema, lost nodes) are
- * rebuilt; a log cut short outside the broker grows again; audit queries
+ * rebuilt; an append that fails after its first row (it has no savepoint
+ * of its own) leaves nothing behind once its request or batch is rolled
+ * back, and no batch commits it; a log cut short outside the broker grows
+ * again; audit queries
  * (filters, visibility, paging, the examined cap) and signed heads. */
 #include "testlib.h"
 
 #include "casenet.pb-c.h"
 #include "merkle.h"
 #include "store.h"
+#include "store_sqlite_impl.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -187,6 +191,132 @@ static void test_tree_follows_rollbacks(void **state)
     check_tree(l);
     append_n(l, 1);
     check_tree(l);
+}
+
+/* Rows of table (or any count query) as the store's connection sees them,
+ * inside its open transaction. */
+static int64_t count_rows(struct store *s, const char *q)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(sq_db(s), q, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* The rows and the tree agree: as many events as leaves, every event filed
+ * under its two parties, and as many stored subtrees as a log of that size
+ * has (2n - popcount(n)). */
+static void check_rows(const struct log *l)
+{
+    struct store *s = l->s;
+    uint64_t next = 99;
+    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_OK);
+    assert_int_equal(next, l->n);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM audit"), (int64_t)l->n);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM audit_parties"), 2 * (int64_t)l->n);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM audit_nodes"),
+                     2 * (int64_t)l->n - __builtin_popcountll(l->n));
+    check_tree(l);
+}
+
+/* An append refused by a trigger: after its event row (a party), or after
+ * its leaf and first subtree (the level-2 subtree it completes). */
+static void fail_append(struct log *l, bool at_party)
+{
+    struct store *s = l->s;
+    uint64_t idx = 99;
+    assert_int_equal(s->ops->audit_next_index(s, &idx), CASENET_OK);
+    const char *parties[2] = {"vn.molisa", at_party ? "vn.refused" : "vn.police"};
+    casenet_buf b = make_event(idx, 1, "vn.molisa", parties, 2, 0x5a, 7000);
+    uint64_t size = 0;
+    uint8_t root[32], after[32];
+    assert_int_equal(s->ops->audit_tree(s, &size, root), CASENET_OK);
+    assert_int_equal(s->ops->audit_append(s, idx, 7000, 1, parties, 2, b.data, b.len),
+                     CASENET_EUNAVAIL);
+    /* The tree did not take the leaf, and nothing more is appended while
+     * the partial rows are there. */
+    uint64_t size_after = 0;
+    assert_int_equal(s->ops->audit_tree(s, &size_after, after), CASENET_OK);
+    assert_int_equal(size_after, size);
+    assert_memory_equal(after, root, 32);
+    assert_int_equal(s->ops->audit_append(s, idx, 7000, 1, parties, 1, b.data, b.len),
+                     CASENET_EUNAVAIL);
+    free(b.data);
+}
+
+static void test_failed_append_is_rolled_back(void **state)
+{
+    struct log *l = *state;
+    struct store *s = l->s;
+    sql(l, "CREATE TRIGGER refuse_party BEFORE INSERT ON audit_parties"
+           " WHEN NEW.member = 'vn.refused' BEGIN SELECT RAISE(ABORT, 'test'); END;"
+           "CREATE TRIGGER refuse_level_2 BEFORE INSERT ON audit_nodes"
+           " WHEN NEW.level = 2 AND NEW.last >= 8 BEGIN SELECT RAISE(ABORT, 'test'); END;");
+    append_n(l, 3);
+
+    /* In a request savepoint, after a kept request: rolling the request
+     * back leaves rows and tree as they were before it. */
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    append(l, 1, "vn.hotline", 0x31, 6000, true);
+    assert_int_equal(s->ops->release(s), CASENET_OK);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    append(l, 2, "vn.hotline", 0x32, 6001, false);
+    fail_append(l, true);
+    s->ops->rollback_to(s);
+    check_rows(l);
+    append(l, 1, "vn.hotline", 0x33, 6002, true); /* appends again */
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    check_rows(l);
+
+    /* Leaf and level-1 subtree written, level 2 refused (index 11 closes
+     * [8, 12)): the same, with subtrees. */
+    append_n(l, 6);
+    assert_int_equal(l->n, 11);
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    fail_append(l, false);
+    s->ops->rollback_to(s);
+    check_rows(l);
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    sql(l, "DROP TRIGGER refuse_level_2;");
+
+    /* Without a savepoint (a Submit), or in one released over the partial
+     * rows: the batch does not commit them, and rolls back whole. */
+    for (int released = 0; released < 2; released++) {
+        assert_int_equal(s->ops->begin(s), CASENET_OK);
+        append(l, 1, "vn.hotline", 0x40, 8000, false);
+        if (released)
+            assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+        fail_append(l, true);
+        if (released)
+            assert_int_equal(s->ops->release(s), CASENET_OK);
+        assert_int_equal(s->ops->commit(s), CASENET_EUNAVAIL);
+        check_rows(l);
+    }
+    /* Nested: the inner request's rollback is enough; an outer one's
+     * partial rows are not undone by an inner rollback. */
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    fail_append(l, true);
+    s->ops->rollback_to(s);
+    append(l, 1, "vn.hotline", 0x41, 8001, true);
+    assert_int_equal(s->ops->release(s), CASENET_OK);
+    fail_append(l, true);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    s->ops->rollback_to(s);
+    assert_int_equal(s->ops->commit(s), CASENET_EUNAVAIL);
+    l->n--; /* event 0x41 went with its batch */
+    free(l->ev[l->n].data);
+    check_rows(l);
+
+    /* Committed and reopened: the stored subtrees give the same tree. */
+    append_n(l, 2);
+    reopen(l);
+    check_rows(l);
 }
 
 static void test_proofs_every_size(void **state)
@@ -431,6 +561,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tree_follows_rollbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_append_is_rolled_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proofs_every_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_missing_subtrees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_cut_short_grows_again, setup, teardown),

@@ -3,9 +3,12 @@
  * (EXPLAIN QUERY PLAN shows no full SCAN, and the hot lookups use the index
  * meant for them), and the check itself fails when a needed index is
  * dropped; inbox rows keep (recipient, message id) unique
- * across message rows and receipt rows; a database written before the
+ * across message rows and receipt rows, whether the message is named by id
+ * or by its row (Submit); a database written before the
  * schema step that reshaped the indexes (found by its SQL, not by number)
- * migrates forward and answers every lookup, its audit tree included. */
+ * migrates forward and answers every lookup, its audit tree included; and
+ * deadlines written before they were keyed by (seq, kind) keep every row
+ * and state, and page through the overdue list once each. */
 #include "testlib.h"
 
 #include "casenet.pb-c.h"
@@ -42,7 +45,9 @@ static const char *const scan_allowed[] = {
 /* The index a statement must use, beyond avoiding a full scan: without it
  * the statement would still SEARCH, but through a prefix that reads a whole
  * inbox, log or member's rows. Keyed by a fragment of the statement's SQL;
- * every entry must match at least one statement. */
+ * every entry must match at least one statement. KEY: the table's own key
+ * (a WITHOUT ROWID table's PRIMARY KEY). */
+#define KEY "PRIMARY KEY"
 static const struct {
     const char *sql;
     const char *index;
@@ -61,8 +66,9 @@ static const struct {
     {"FROM messages WHERE sender = ?1 AND id > ?2", "messages_sender"},
     {"FROM messages WHERE message_id = ?1", "sqlite_autoindex_messages_1"},
     {"FROM deadlines WHERE state = 1 AND due_ms <= ?1", "deadlines_pending"},
-    {"WHERE d.state = 3 AND d.id > ?1", "deadlines_breached"},
-    {"FROM deadlines WHERE seq = ?1", "sqlite_autoindex_deadlines_1"},
+    {"WHERE d.state = 3 AND (d.seq, d.kind) > (?1, ?3)", "deadlines_breached"},
+    {"FROM deadlines WHERE seq = ?1", KEY},
+    {"UPDATE deadlines SET state = ?3", KEY},
     {"FROM steps WHERE seq = ?1", "steps_seq"},
     {"FROM receipts WHERE message_id = ?1", "receipts_message"},
 };
@@ -165,7 +171,10 @@ static bool bad_plan(sqlite3 *db, const char *q, bool *matched)
             continue;
         matched[i] = true;
         char want[96];
-        snprintf(want, sizeof want, "INDEX %s (", expected[i].index);
+        if (strcmp(expected[i].index, KEY) == 0)
+            snprintf(want, sizeof want, "USING %s (", KEY);
+        else
+            snprintf(want, sizeof want, "INDEX %s (", expected[i].index);
         if (!strstr(plan, want)) {
             print_message("index %s not used\n  in: %s\n  plan:\n%s", expected[i].index, q, plan);
             bad = true;
@@ -309,6 +318,73 @@ static void test_inbox_pairs_unique_across_kinds(void **state)
     assert_int_equal(s->ops->inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
     assert_int_equal(n, 1); /* the receipt row is not the message's */
     assert_string_equal(rows[0].recipient, POLICE);
+    store_inbox_rows_free(rows, n);
+}
+
+/* The same pairs refused when the caller names the message by its row
+ * (Submit: inbox_insert with msg_row), and a row number that is not the
+ * message's refused too. */
+static void test_inbox_pairs_unique_given_msg_row(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    struct store *s = f->s;
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    struct store_message m = message(0x11, 0);
+    assert_int_equal(s->ops->message_insert(s, &m), CASENET_OK);
+    int64_t row_11 = s->ops->message_last_rowid(s);
+    struct store_inbox_row r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
+    r.msg_row = row_11;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    uint64_t first = r.seq;
+    r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
+    r.msg_row = row_11;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL); /* by id: the same pair */
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    r = row_for(POLICE, 0x11, CASENET_KIND_RECEIPT);
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    /* A receipt row, then a message whose id is the receipt row's. */
+    r = row_for(HOTLINE, 0x22, CASENET_KIND_RECEIPT);
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    uint64_t receipt_seq = r.seq;
+    struct store_message m2 = message(0x22, 1);
+    assert_int_equal(s->ops->message_insert(s, &m2), CASENET_OK);
+    int64_t row_22 = s->ops->message_last_rowid(s);
+    assert_true(row_22 != row_11);
+    r = row_for(HOTLINE, 0x22, CASENET_KIND_REFERRAL);
+    r.msg_row = row_22;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    /* Row numbers that are not this id's message: refused. */
+    r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL);
+    r.msg_row = row_11;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL);
+    r.msg_row = row_22 + 100;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL); /* another inbox: fine */
+    r.msg_row = row_22;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    uint64_t police_22 = r.seq;
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+
+    /* Linked to their messages as rows inserted by id are. */
+    struct store_inbox_row got = {0};
+    assert_int_equal(s->ops->inbox_get(s, POLICE, m.message_id, &got), CASENET_OK);
+    assert_int_equal(got.seq, first);
+    store_inbox_row_clear(&got);
+    assert_int_equal(s->ops->inbox_get(s, HOTLINE, m2.message_id, &got), CASENET_OK);
+    assert_int_equal(got.seq, receipt_seq);
+    store_inbox_row_clear(&got);
+    struct store_inbox_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(s->ops->inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].seq, police_22);
+    store_inbox_rows_free(rows, n);
+    assert_int_equal(s->ops->inbox_of_message(s, m.message_id, &rows, &n), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].seq, first);
     store_inbox_rows_free(rows, n);
 }
 
@@ -558,13 +634,145 @@ static void test_old_store_migrates(void **state)
     assert_memory_equal(node, got_root, 32);
 }
 
+/* ------------------------------------------------------------ deadlines */
+
+/* The migration step that made (seq, kind) the deadlines' key. */
+static int64_t deadline_key_step(void)
+{
+    for (size_t i = 0; sq_migration_sql(i); i++)
+        if (strstr(sq_migration_sql(i), "CREATE TABLE deadlines_v6"))
+            return (int64_t)i;
+    fail_msg("no migration creates deadlines_v6");
+    return -1;
+}
+
+static void assert_deadline(const struct store_deadline *d, uint64_t seq, int kind, int64_t due,
+                            int state, int64_t settled, bool has_notice)
+{
+    assert_int_equal(d->seq, seq);
+    assert_int_equal(d->kind, kind);
+    assert_int_equal(d->id, seq * 8 + (uint64_t)kind);
+    assert_int_equal(d->due_ms, due);
+    assert_int_equal(d->state, state);
+    assert_int_equal(d->settled_at_ms, settled);
+    assert_int_equal(d->has_notice, has_notice);
+}
+
+/* Deadlines written under the rowid schema, in every state, keep their
+ * state, settlement and notice under the (seq, kind) key; the overdue
+ * list visits each breached one once, across pages, in the order they were
+ * armed; settling, re-arming and the due list work on the migrated rows. */
+static void test_deadlines_migrate_to_their_key(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(sq_create_at(f->dir, deadline_key_step()), CASENET_OK);
+    char *path = tl_path(f->dir, "casenet.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    free(path);
+    exec_sql(db, "PRAGMA foreign_keys = ON; BEGIN;"
+                 "INSERT INTO messages (id, message_id, sender, kind, urgency, msg_status,"
+                 " created_at_ms, expires_at_ms, received_at_ms, envelope_hash, size, audit_index,"
+                 " envelope, receipt) VALUES"
+                 " (1, x'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1', '" HOTLINE "', 1, 2, 1, 1000, 0, 1000,"
+                 " zeroblob(32), 3, 0, x'010203', x'aa');"
+                 "INSERT INTO inbox (seq, recipient, message_id, msg, sender, kind, urgency,"
+                 " msg_status, state, received_at_ms, created_at_ms, updated_at_ms, size)"
+                 " SELECT seq, 'm' || seq, x'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1', 1, '" HOTLINE
+                 "', 1, 2, 1, CASE seq WHEN 3 THEN 2 ELSE 1 END, 1000, 1000, 1000, 3"
+                 " FROM (SELECT 1 AS seq UNION ALL SELECT 2 UNION ALL SELECT 3"
+                 " UNION ALL SELECT 4);"
+                 /* Armed in (seq, kind) order, as the broker does; rowids 1..6. */
+                 "INSERT INTO deadlines (seq, kind, due_ms, state, settled_at_ms, notice_id) VALUES"
+                 " (1, 1, 5000, 1, 0, NULL),"
+                 " (1, 2, 6000, 3, 6100, x'01010101010101010101010101010101'),"
+                 " (2, 1, 7000, 2, 6500, NULL),"
+                 " (2, 3, 8000, 4, 7500, NULL),"
+                 " (3, 1, 4000, 3, 4100, x'03030303030303030303030303030303'),"
+                 " (4, 1, 4500, 3, 4600, NULL);"
+                 "UPDATE inbox SET state = 3 WHERE seq = 4;" /* delivered: no longer overdue */
+                 "COMMIT;");
+    sqlite3_close(db);
+    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    struct store *s = f->s;
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM deadlines"), 6);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'deadlines'"
+                                   " AND name LIKE 'sqlite_autoindex%'"),
+                     0);
+
+    struct store_deadline *dl = NULL;
+    size_t n = 0;
+    assert_int_equal(s->ops->deadline_list(s, 1, &dl, &n), CASENET_OK);
+    assert_int_equal(n, 2);
+    assert_deadline(&dl[0], 1, 1, 5000, 1, 0, false);
+    assert_deadline(&dl[1], 1, 2, 6000, 3, 6100, true);
+    assert_memory_equal(dl[1].notice_id,
+                        "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01", 16);
+    free(dl);
+    assert_int_equal(s->ops->deadline_list(s, 2, &dl, &n), CASENET_OK);
+    assert_int_equal(n, 2);
+    assert_deadline(&dl[0], 2, 1, 7000, 2, 6500, false);
+    assert_deadline(&dl[1], 2, 3, 8000, 4, 7500, false);
+    free(dl);
+
+    /* Overdue, one per page: (1, accept) then (3, deliver); (4, deliver) is
+     * breached but its row was delivered since. */
+    struct store_overdue *od = NULL;
+    bool more = false;
+    assert_int_equal(s->ops->overdue_list(s, 0, 1, &od, &n, &more), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_true(more);
+    assert_deadline(&od[0].d, 1, 2, 6000, 3, 6100, true);
+    assert_string_equal(od[0].row.recipient, "m1");
+    uint64_t cursor = od[0].d.id;
+    store_overdue_free(od, n);
+    assert_int_equal(s->ops->overdue_list(s, cursor, 1, &od, &n, &more), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_false(more);
+    assert_deadline(&od[0].d, 3, 1, 4000, 3, 4100, true);
+    assert_int_equal(od[0].row.state, CASENET_INBOX_FETCHED);
+    cursor = od[0].d.id;
+    store_overdue_free(od, n);
+    assert_int_equal(s->ops->overdue_list(s, cursor, 10, &od, &n, &more), CASENET_OK);
+    assert_int_equal(n, 0);
+    assert_false(more);
+    store_overdue_free(od, n);
+    assert_int_equal(s->ops->overdue_list(s, UINT64_MAX, 10, &od, &n, &more), CASENET_OK);
+    assert_int_equal(n, 0);
+    store_overdue_free(od, n);
+
+    /* Due, settle once, arm. */
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(s->ops->deadline_due(s, 100000, 10, &dl, &n), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_deadline(&dl[0], 1, 1, 5000, 1, 0, false);
+    uint64_t id = dl[0].id;
+    free(dl);
+    assert_int_equal(s->ops->deadline_settle(s, id, 2, 9000, NULL), CASENET_OK);
+    assert_int_equal(s->ops->deadline_settle(s, id, 3, 9001, NULL), CASENET_ENOTFOUND);
+    assert_int_equal(s->ops->deadline_settle(s, 2 * 8 + 1, 3, 9001, NULL), CASENET_ENOTFOUND);
+    assert_int_equal(s->ops->deadline_arm(s, 1, 1, 9999), CASENET_ECONFLICT);
+    assert_int_equal(s->ops->deadline_arm(s, 3, 2, 9999), CASENET_OK);
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(s->ops->deadline_due(s, 100000, 10, &dl, &n), CASENET_OK);
+    assert_int_equal(n, 1);
+    assert_deadline(&dl[0], 3, 2, 9999, 1, 0, false);
+    free(dl);
+    assert_int_equal(s->ops->deadline_list(s, 1, &dl, &n), CASENET_OK);
+    assert_int_equal(n, 2);
+    assert_deadline(&dl[0], 1, 1, 5000, 2, 9000, false);
+    free(dl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_statement_uses_an_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_index_is_caught, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbox_pairs_unique_across_kinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_pairs_unique_given_msg_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_store_migrates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadlines_migrate_to_their_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
