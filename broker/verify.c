@@ -194,7 +194,9 @@ void verify_pool_wait(struct verify_pool *p, struct verify_job *j)
 {
     pthread_mutex_lock(&p->mu);
     assert(j->state != VERIFY_IDLE);
-    if (j->state == VERIFY_QUEUED && p->n_threads == 0)
+    /* Not taken by a worker yet (none, all busy, or not awake yet): the
+     * loop would only wait for one, so it checks the envelope itself. */
+    if (j->state == VERIFY_QUEUED)
         run_locked(p, j);
     while (j->state != VERIFY_DONE) {
         p->waiting++;

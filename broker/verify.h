@@ -8,10 +8,10 @@
  * the pool at once (verify_pool_submit): while the loop runs a batch's
  * transaction and commit, the workers check the envelopes of the requests
  * waiting for the next one. When the loop reaches the request in its batch
- * it waits for that job only (verify_pool_wait); a worker, not the loop,
- * verifies. The handler then takes the result for the exact bytes it is
- * about to check (handlers.c compares them), so what a handler decides is
- * the same as if it had verified the envelope itself.
+ * it waits for that job only (verify_pool_wait), or, when no worker has
+ * taken it yet, verifies it itself rather than wait for one to wake. The handler then takes the
+ * result for the exact bytes it is about to check (handlers.c compares them), so what a handler
+ * decides is the same as if it had verified the envelope itself.
  *
  * The directory is the broker's current one when the job is submitted; the
  * loop cancels and resubmits the jobs still waiting when it swaps in a new
@@ -68,7 +68,7 @@ bool verify_job_prepare(struct verify_job *j, const uint8_t *frame, size_t len,
  * outlive the job's wait or cancel), in submission order. */
 void verify_pool_submit(struct verify_pool *p, const casenet_directory *dir, struct verify_job *j);
 /* Returns once the queued job j is verified (j->result.rc and info set):
- * verified by a worker, or here when the pool has none. */
+ * by a worker that took it, or here on the calling thread when none has. */
 void verify_pool_wait(struct verify_pool *p, struct verify_job *j);
 /* Takes j out of the queue if no worker took it yet (the job is idle again,
  * unverified), or waits until its worker is done. No-op for an idle or

@@ -3,7 +3,8 @@
  * forged, malformed, wrong kind of request, unparsable, oversized), with no
  * workers, one and several, waited for in any order, over many rounds;
  * cancelling, checking again against another directory, and stopping with
- * jobs queued; the parallel loop runs every item once, beside queued jobs. */
+ * jobs queued; the parallel loop runs every item once, beside queued jobs;
+ * a job no worker has taken is verified by the thread waiting for it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +15,11 @@
 #include "tl_net.h"
 #include "verify.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define N_FRAMES  24
 #define MAX_BYTES (64u * 1024u)
@@ -372,6 +376,79 @@ static void test_for_loop(void **state)
     check_for(f, 3);
 }
 
+/* The waiting thread does not wait for a worker that has not taken the job:
+ * the only worker is held in a loop item until the wait has returned, so
+ * the wait can return only by verifying the job itself. A watchdog frees
+ * the worker after 20 s, so that a wait that depends on it ends (and the
+ * test fails) instead of hanging. */
+struct hold {
+    atomic_bool started, released, done, watchdog_fired;
+};
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void hold_item(void *arg, size_t i)
+{
+    (void)i;
+    struct hold *h = arg;
+    atomic_store(&h->started, true);
+    while (!atomic_load(&h->released))
+        sleep_ms(1);
+}
+
+static void *watchdog(void *arg)
+{
+    struct hold *h = arg;
+    for (int t = 0; t < 20000 && !atomic_load(&h->done); t += 10)
+        sleep_ms(10);
+    if (!atomic_load(&h->done)) {
+        atomic_store(&h->watchdog_fired, true);
+        atomic_store(&h->released, true);
+    }
+    return NULL;
+}
+
+static void test_wait_runs_untaken_job(void **state)
+{
+    struct fixture *f = *state;
+    struct verify_pool *p = NULL;
+    assert_int_equal(verify_pool_new(1, &p), CASENET_OK);
+    struct hold h;
+    atomic_init(&h.started, false);
+    atomic_init(&h.released, false);
+    atomic_init(&h.done, false);
+    atomic_init(&h.watchdog_fired, false);
+    pthread_t dog;
+    assert_int_equal(pthread_create(&dog, NULL, watchdog, &h), 0);
+    verify_pool_for_begin(p, hold_item, &h);
+    verify_pool_for_grow(p, 1);
+    while (!atomic_load(&h.started))
+        sleep_ms(1);
+    /* The worker is busy: frame 0 (valid) and frame 2 (forged, case 2 of
+     * every 6) stay queued until waited for. */
+    struct verify_job good, forged;
+    assert_true(prepare(f, &good, 0, MAX_BYTES));
+    assert_true(prepare(f, &forged, 2, MAX_BYTES));
+    verify_pool_submit(p, f->net->dir, &good);
+    verify_pool_submit(p, f->net->dir, &forged);
+    verify_pool_wait(p, &forged); /* out of order: the later one first */
+    verify_pool_wait(p, &good);
+    assert_false(atomic_load(&h.watchdog_fired));
+    assert_int_equal(check_result(f, f->net->dir, &good, 0), CASENET_OK);
+    assert_int_not_equal(check_result(f, f->net->dir, &forged, 2), CASENET_OK);
+    atomic_store(&h.done, true);
+    atomic_store(&h.released, true);
+    verify_pool_for_end(p);
+    pthread_join(dog, NULL);
+    verify_job_clear(&good);
+    verify_job_clear(&forged);
+    verify_pool_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,7 +456,7 @@ int main(void)
         cmocka_unit_test(test_four_workers),     cmocka_unit_test(test_oversized_left_alone),
         cmocka_unit_test(test_cancel),           cmocka_unit_test(test_reset_resubmit),
         cmocka_unit_test(test_free_with_queued), cmocka_unit_test(test_free_null),
-        cmocka_unit_test(test_for_loop),
+        cmocka_unit_test(test_for_loop),         cmocka_unit_test(test_wait_runs_untaken_job),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
