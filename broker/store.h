@@ -222,7 +222,10 @@ struct store_ops {
     int (*receipt_find)(struct store *s, const uint8_t hash[CASENET_HASH_BYTES],
                         uint64_t *audit_index);
 
-    /* In batch. The index the next audit event gets (0 for an empty log). */
+    /* In batch. The index the next audit event gets (0 for an empty log).
+     * CASENET_EUNAVAIL (logged) when the log's rows and its tree disagree
+     * (rows written or removed outside the broker, a transaction SQLite
+     * rolled back by itself). */
     int (*audit_next_index)(struct store *s, uint64_t *index);
     /* In batch. Appends the serialised AuditEvent bytes at index, which must
      * be what audit_next_index returned (CASENET_ECONFLICT otherwise), and

@@ -412,6 +412,13 @@ struct sqlite_store {
      * depth > torn_depth that holds them (sq_rollback_to), or of the batch. */
     bool torn;
     size_t torn_depth;
+    /* The open transaction found as many audit rows as tree.size leaves
+     * (tree_check): from then on the tree is the log's size, since nothing
+     * but this connection writes while it holds the write lock, and every
+     * path that takes rows away restores the tree with them (or marks the
+     * transaction torn). Cleared by begin; not trusted outside a
+     * transaction (another process may write between two). */
+    bool tree_checked;
     struct sq_wal wal; /* store_sqlite_wal.c */
 };
 
@@ -703,6 +710,7 @@ static int sq_begin(struct store *b)
         s->tx_tree = s->tree;
         s->sp_depth = 0;
         s->torn = false;
+        s->tree_checked = false;
     }
     return rc;
 }
@@ -1109,9 +1117,43 @@ static int scalar_u64(struct sqlite_store *s, enum stmt which, uint64_t *out, co
     return err;
 }
 
+/* Whether the audit rows are as many as the tree's leaves. Asks SQLite
+ * once per transaction (ST_AUDIT_NEXT, a statement that cost three runs
+ * per Submit when every caller asked it), and every time outside one, or
+ * once SQLite has rolled the transaction back by itself (an I/O error, a
+ * full disk): s->tree is then ahead of the rows, and this says so. Rows
+ * added or removed behind the broker's back (another process, between two
+ * transactions) are found at the next transaction's first event.
+ * CASENET_EUNAVAIL (logged) when they differ. */
+static int tree_check(struct sqlite_store *s)
+{
+    bool in_tx = !sqlite3_get_autocommit(s->db);
+    if (in_tx && s->tree_checked)
+        return CASENET_OK;
+    uint64_t rows = 0;
+    int rc = scalar_u64(s, ST_AUDIT_NEXT, &rows, "audit_next_index");
+    if (rc != CASENET_OK)
+        return rc;
+    if (rows != s->tree.size) {
+        log_event(LOG_ERROR, "store_corrupt", "table", "audit", "rows", log_u64(rows), "tree",
+                  log_u64(s->tree.size), NULL);
+        return CASENET_EUNAVAIL;
+    }
+    s->tree_checked = in_tx;
+    return CASENET_OK;
+}
+
+/* The tree's size, once tree_check has compared it with the rows. While the
+ * transaction is torn the rows are ahead of the tree, and no event is
+ * appended until the rollback that reconciles them: the tree's size is the
+ * index the next event will get then. */
 static int sq_audit_next_index(struct store *b, uint64_t *index)
 {
-    return scalar_u64(S(b), ST_AUDIT_NEXT, index, "audit_next_index");
+    struct sqlite_store *s = S(b);
+    int rc = s->torn ? CASENET_OK : tree_check(s);
+    if (rc == CASENET_OK)
+        *index = s->tree.size;
+    return rc;
 }
 
 static int sq_audit_count(struct store *b, uint64_t *count)
@@ -1240,18 +1282,11 @@ static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int
                   "refused: a partly written event awaits its rollback", NULL);
         return CASENET_EUNAVAIL;
     }
-    uint64_t expect = 0;
-    int rc = sq_audit_next_index(b, &expect);
+    int rc = tree_check(s);
     if (rc != CASENET_OK)
         return rc;
-    if (expect != index)
+    if (s->tree.size != index)
         return CASENET_ECONFLICT;
-    if (s->tree.size != index) {
-        /* Rows added or removed behind the broker's back while it runs. */
-        log_event(LOG_ERROR, "store_corrupt", "table", "audit", "rows", log_u64(index), "tree",
-                  log_u64(s->tree.size), NULL);
-        return CASENET_EUNAVAIL;
-    }
     /* No savepoint of its own (it cost a statement journal per event):
      * every caller runs in a request savepoint or fails its batch on a
      * store failure, and a failure after the first row is made one
