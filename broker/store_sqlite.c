@@ -242,6 +242,7 @@ enum stmt {
     ST_INBOX_LINK_CHECK,
     ST_INBOX_INSERT_MSG,
     ST_INBOX_GET,
+    ST_INBOX_RECEIPT_ROW,
     ST_INBOX_LIST_ANY,
     ST_INBOX_LIST_STATE,
     ST_INBOX_SET_STATE,
@@ -332,6 +333,9 @@ static const char *const sql[ST_COUNT] = {
                      " AND recipient = ?1"
                      " UNION ALL SELECT " INBOX_COLS " FROM inbox"
                      " WHERE msg IS NULL AND recipient = ?1 AND message_id = ?2 LIMIT 1",
+    /* A receipt row's key, through the partial index inbox_unlinked only. */
+    [ST_INBOX_RECEIPT_ROW] = "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL"
+                             " AND recipient = ?1 AND message_id = ?2)",
     /* Every state's run of (recipient, state, seq), merged in seq order:
      * one index serves both listings, nine seeks a page (states beyond
      * proto InboxState 1..7 in the last two, empty unless corrupt). */
@@ -1000,6 +1004,23 @@ static int sq_inbox_get(struct store *b, const char *recipient,
     } else {
         err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, "inbox_get");
     }
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sq_inbox_receipt_row(struct store *b, const char *recipient,
+                                const uint8_t id[CASENET_MESSAGE_ID_BYTES], bool *taken)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_INBOX_RECEIPT_ROW);
+    bind_text(st, 1, recipient);
+    bind_blob(st, 2, id, CASENET_MESSAGE_ID_BYTES);
+    int rc = sqlite3_step(st);
+    int err = CASENET_OK;
+    if (rc == SQLITE_ROW)
+        *taken = sqlite3_column_int(st, 0) != 0;
+    else
+        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "inbox_receipt_row");
     sqlite3_reset(st);
     return err;
 }
@@ -1731,6 +1752,7 @@ const struct store_ops store_sqlite_ops = {
     .message_get = sq_message_get,
     .inbox_insert = sq_inbox_insert,
     .inbox_get = sq_inbox_get,
+    .inbox_receipt_row = sq_inbox_receipt_row,
     .inbox_list = sq_inbox_list,
     .inbox_set_state = sq_inbox_set_state,
     .receipt_insert = sq_receipt_insert,

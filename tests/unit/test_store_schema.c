@@ -4,11 +4,10 @@
  * meant for them), and the check itself fails when a needed index is
  * dropped; inbox rows keep (recipient, message id) unique
  * across message rows and receipt rows, whether the message is named by id
- * or by its row (Submit); a database written before the
- * schema step that reshaped the indexes (found by its SQL, not by number)
- * migrates forward and answers every lookup, its audit tree included; and
- * deadlines written before they were keyed by (seq, kind) keep every row
- * and state, and page through the overdue list once each. */
+ * or by its row (Submit), and inbox_receipt_row finds receipt rows only; a database written before
+ * the schema step that reshaped the indexes (found by its SQL, not by number) migrates forward and
+ * answers every lookup, its audit tree included; and deadlines written before they were keyed by
+ * (seq, kind) keep every row and state, and page through the overdue list once each. */
 #include "testlib.h"
 
 #include "casenet.pb-c.h"
@@ -313,6 +312,18 @@ static void test_inbox_pairs_unique_across_kinds(void **state)
     assert_int_equal(got.kind, CASENET_KIND_RECEIPT);
     store_inbox_row_clear(&got);
     assert_int_equal(s->ops->inbox_get(s, HOTLINE, m.message_id, &got), CASENET_ENOTFOUND);
+    /* inbox_receipt_row (Submit's check): receipt rows only. */
+    bool taken = false;
+    assert_int_equal(s->ops->inbox_receipt_row(s, HOTLINE, m2.message_id, &taken), CASENET_OK);
+    assert_true(taken);
+    assert_int_equal(s->ops->inbox_receipt_row(s, POLICE, m2.message_id, &taken), CASENET_OK);
+    assert_false(taken); /* POLICE's row for 0x22 is a message row */
+    taken = true;
+    assert_int_equal(s->ops->inbox_receipt_row(s, POLICE, m.message_id, &taken), CASENET_OK);
+    assert_false(taken);
+    taken = true;
+    assert_int_equal(s->ops->inbox_receipt_row(s, HOTLINE, m.message_id, &taken), CASENET_OK);
+    assert_false(taken);
     struct store_inbox_row *rows = NULL;
     size_t n = 0;
     assert_int_equal(s->ops->inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
