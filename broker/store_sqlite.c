@@ -240,6 +240,7 @@ enum stmt {
     ST_MSG_AUDIT_KEY,
     ST_INBOX_INSERT,
     ST_INBOX_LINK_CHECK,
+    ST_INBOX_RECEIPT_CHECK,
     ST_INBOX_INSERT_MSG,
     ST_INBOX_GET,
     ST_INBOX_RECEIPT_ROW,
@@ -323,6 +324,13 @@ static const char *const sql[ST_COUNT] = {
     [ST_INBOX_LINK_CHECK] =
         "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
         " AND message_id = ?2), EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND message_id = ?2)",
+    /* The same for a receipt row (no message: ?3 NULL in
+     * ST_INBOX_INSERT_MSG): whether (recipient, message_id) is taken, by a
+     * receipt row or by the row of a message with that id. */
+    [ST_INBOX_RECEIPT_CHECK] =
+        "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
+        " AND message_id = ?2) OR EXISTS (SELECT 1 FROM inbox WHERE recipient = ?1"
+        " AND msg = (SELECT id FROM messages WHERE message_id = ?2))",
     [ST_INBOX_INSERT_MSG] =
         "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
         " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
@@ -951,20 +959,42 @@ static int inbox_link_check(struct sqlite_store *s, const struct store_inbox_row
     return err;
 }
 
+/* Whether receipt row r may be inserted (ST_INBOX_RECEIPT_CHECK):
+ * CASENET_ECONFLICT when its pair is taken. */
+static int inbox_receipt_check(struct sqlite_store *s, const struct store_inbox_row *r)
+{
+    sqlite3_stmt *st = stmt(s, ST_INBOX_RECEIPT_CHECK);
+    bind_text(st, 1, r->recipient);
+    bind_blob(st, 2, r->message_id, sizeof r->message_id);
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW)
+        err = sqlite3_column_int(st, 0) == 0 ? CASENET_OK : CASENET_ECONFLICT;
+    else
+        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "inbox_receipt_check");
+    sqlite3_reset(st);
+    return err;
+}
+
 static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
 {
     struct sqlite_store *s = S(b);
-    assert(!r->msg_row || r->kind != CASENET_KIND_RECEIPT); /* a receipt row has no message */
-    if (r->msg_row) {
-        int rc = inbox_link_check(s, r);
+    bool receipt_row = r->kind == CASENET_KIND_RECEIPT;
+    assert(!r->msg_row || !receipt_row); /* a receipt row has no message */
+    /* A message row named by its row, or a receipt row: a check, then a
+     * one-row INSERT ... VALUES (ST_INBOX_LINK_CHECK says why). A message
+     * row named by id only (a broker notice) keeps ST_INBOX_INSERT. */
+    bool values = r->msg_row || receipt_row;
+    if (values) {
+        int rc = receipt_row ? inbox_receipt_check(s, r) : inbox_link_check(s, r);
         if (rc != CASENET_OK)
             return rc;
     }
-    sqlite3_stmt *st = stmt(s, r->msg_row ? ST_INBOX_INSERT_MSG : ST_INBOX_INSERT);
+    sqlite3_stmt *st = stmt(s, values ? ST_INBOX_INSERT_MSG : ST_INBOX_INSERT);
     bind_text(st, 1, r->recipient);
     bind_blob(st, 2, r->message_id, sizeof r->message_id);
     if (r->msg_row)
-        sqlite3_bind_int64(st, 3, r->msg_row);
+        sqlite3_bind_int64(st, 3, r->msg_row); /* else NULL (cleared) */
     bind_text(st, 4, r->sender);
     sqlite3_bind_int(st, 5, r->kind);
     sqlite3_bind_int(st, 6, r->urgency);
