@@ -529,18 +529,17 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
         return rc;
     /* Every refusal before the first write (a Submit has no savepoint,
      * handlers_dispatch): the id may already name a receipt row in a
-     * recipient's inbox, and whoever signed that receipt knows it. */
+     * recipient's inbox, and whoever signed that receipt knows it. No
+     * message has the id (message_get), so only receipt rows can. */
     for (size_t i = 0; i < info->n_recipients; i++) {
-        struct store_inbox_row taken;
-        rc = s->ops->inbox_get(s, info->recipients[i], info->message_id, &taken);
-        if (rc == CASENET_OK)
-            store_inbox_row_clear(&taken);
-        if (rc == CASENET_OK)
+        bool taken = true;
+        rc = s->ops->inbox_receipt_row(s, info->recipients[i], info->message_id, &taken);
+        if (rc != CASENET_OK)
+            return store_fail(c, rc, "look the inbox up");
+        if (taken)
             return fail(c, CASENET_ECONFLICT,
                         "message id %s already names an entry in %s's inbox; seal a new message",
                         log_hex(info->message_id, CASENET_MESSAGE_ID_BYTES), info->recipients[i]);
-        if (rc != CASENET_ENOTFOUND)
-            return store_fail(c, rc, "look the inbox up");
     }
 
     /* The message row first, then its SUBMITTED event at the index the

@@ -204,6 +204,12 @@ struct store_ops {
      * (receipt rows are keyed by their own id). CASENET_ENOTFOUND. */
     int (*inbox_get)(struct store *s, const char *recipient,
                      const uint8_t id[CASENET_MESSAGE_ID_BYTES], struct store_inbox_row *out);
+    /* In or outside a batch. *taken: whether recipient's inbox holds a
+     * receipt row (no message: KIND_RECEIPT) keyed by id. When no message
+     * has that id this is what inbox_get would find, at the cost of one
+     * index probe (Submit's check before its first write). */
+    int (*inbox_receipt_row)(struct store *s, const char *recipient,
+                             const uint8_t id[CASENET_MESSAGE_ID_BYTES], bool *taken);
     /* In or outside a batch. Up to limit rows of recipient's inbox with seq >
      * cursor, in seq order, in the given state (0 = any). *rows is malloc'd
      * (NULL when *n is 0); *more tells whether a further row exists. Costs
@@ -222,7 +228,10 @@ struct store_ops {
     int (*receipt_find)(struct store *s, const uint8_t hash[CASENET_HASH_BYTES],
                         uint64_t *audit_index);
 
-    /* In batch. The index the next audit event gets (0 for an empty log). */
+    /* In batch. The index the next audit event gets (0 for an empty log).
+     * CASENET_EUNAVAIL (logged) when the log's rows and its tree disagree
+     * (rows written or removed outside the broker, a transaction SQLite
+     * rolled back by itself). */
     int (*audit_next_index)(struct store *s, uint64_t *index);
     /* In batch. Appends the serialised AuditEvent bytes at index, which must
      * be what audit_next_index returned (CASENET_ECONFLICT otherwise), and

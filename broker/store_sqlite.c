@@ -240,8 +240,10 @@ enum stmt {
     ST_MSG_AUDIT_KEY,
     ST_INBOX_INSERT,
     ST_INBOX_LINK_CHECK,
+    ST_INBOX_RECEIPT_CHECK,
     ST_INBOX_INSERT_MSG,
     ST_INBOX_GET,
+    ST_INBOX_RECEIPT_ROW,
     ST_INBOX_LIST_ANY,
     ST_INBOX_LIST_STATE,
     ST_INBOX_SET_STATE,
@@ -322,6 +324,13 @@ static const char *const sql[ST_COUNT] = {
     [ST_INBOX_LINK_CHECK] =
         "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
         " AND message_id = ?2), EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND message_id = ?2)",
+    /* The same for a receipt row (no message: ?3 NULL in
+     * ST_INBOX_INSERT_MSG): whether (recipient, message_id) is taken, by a
+     * receipt row or by the row of a message with that id. */
+    [ST_INBOX_RECEIPT_CHECK] =
+        "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
+        " AND message_id = ?2) OR EXISTS (SELECT 1 FROM inbox WHERE recipient = ?1"
+        " AND msg = (SELECT id FROM messages WHERE message_id = ?2))",
     [ST_INBOX_INSERT_MSG] =
         "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
         " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
@@ -332,6 +341,9 @@ static const char *const sql[ST_COUNT] = {
                      " AND recipient = ?1"
                      " UNION ALL SELECT " INBOX_COLS " FROM inbox"
                      " WHERE msg IS NULL AND recipient = ?1 AND message_id = ?2 LIMIT 1",
+    /* A receipt row's key, through the partial index inbox_unlinked only. */
+    [ST_INBOX_RECEIPT_ROW] = "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL"
+                             " AND recipient = ?1 AND message_id = ?2)",
     /* Every state's run of (recipient, state, seq), merged in seq order:
      * one index serves both listings, nine seeks a page (states beyond
      * proto InboxState 1..7 in the last two, empty unless corrupt). */
@@ -412,6 +424,13 @@ struct sqlite_store {
      * depth > torn_depth that holds them (sq_rollback_to), or of the batch. */
     bool torn;
     size_t torn_depth;
+    /* The open transaction found as many audit rows as tree.size leaves
+     * (tree_check): from then on the tree is the log's size, since nothing
+     * but this connection writes while it holds the write lock, and every
+     * path that takes rows away restores the tree with them (or marks the
+     * transaction torn). Cleared by begin; not trusted outside a
+     * transaction (another process may write between two). */
+    bool tree_checked;
     struct sq_wal wal; /* store_sqlite_wal.c */
 };
 
@@ -703,6 +722,7 @@ static int sq_begin(struct store *b)
         s->tx_tree = s->tree;
         s->sp_depth = 0;
         s->torn = false;
+        s->tree_checked = false;
     }
     return rc;
 }
@@ -939,20 +959,42 @@ static int inbox_link_check(struct sqlite_store *s, const struct store_inbox_row
     return err;
 }
 
+/* Whether receipt row r may be inserted (ST_INBOX_RECEIPT_CHECK):
+ * CASENET_ECONFLICT when its pair is taken. */
+static int inbox_receipt_check(struct sqlite_store *s, const struct store_inbox_row *r)
+{
+    sqlite3_stmt *st = stmt(s, ST_INBOX_RECEIPT_CHECK);
+    bind_text(st, 1, r->recipient);
+    bind_blob(st, 2, r->message_id, sizeof r->message_id);
+    int rc = sqlite3_step(st);
+    int err;
+    if (rc == SQLITE_ROW)
+        err = sqlite3_column_int(st, 0) == 0 ? CASENET_OK : CASENET_ECONFLICT;
+    else
+        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "inbox_receipt_check");
+    sqlite3_reset(st);
+    return err;
+}
+
 static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
 {
     struct sqlite_store *s = S(b);
-    assert(!r->msg_row || r->kind != CASENET_KIND_RECEIPT); /* a receipt row has no message */
-    if (r->msg_row) {
-        int rc = inbox_link_check(s, r);
+    bool receipt_row = r->kind == CASENET_KIND_RECEIPT;
+    assert(!r->msg_row || !receipt_row); /* a receipt row has no message */
+    /* A message row named by its row, or a receipt row: a check, then a
+     * one-row INSERT ... VALUES (ST_INBOX_LINK_CHECK says why). A message
+     * row named by id only (a broker notice) keeps ST_INBOX_INSERT. */
+    bool values = r->msg_row || receipt_row;
+    if (values) {
+        int rc = receipt_row ? inbox_receipt_check(s, r) : inbox_link_check(s, r);
         if (rc != CASENET_OK)
             return rc;
     }
-    sqlite3_stmt *st = stmt(s, r->msg_row ? ST_INBOX_INSERT_MSG : ST_INBOX_INSERT);
+    sqlite3_stmt *st = stmt(s, values ? ST_INBOX_INSERT_MSG : ST_INBOX_INSERT);
     bind_text(st, 1, r->recipient);
     bind_blob(st, 2, r->message_id, sizeof r->message_id);
     if (r->msg_row)
-        sqlite3_bind_int64(st, 3, r->msg_row);
+        sqlite3_bind_int64(st, 3, r->msg_row); /* else NULL (cleared) */
     bind_text(st, 4, r->sender);
     sqlite3_bind_int(st, 5, r->kind);
     sqlite3_bind_int(st, 6, r->urgency);
@@ -992,6 +1034,23 @@ static int sq_inbox_get(struct store *b, const char *recipient,
     } else {
         err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, "inbox_get");
     }
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sq_inbox_receipt_row(struct store *b, const char *recipient,
+                                const uint8_t id[CASENET_MESSAGE_ID_BYTES], bool *taken)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_INBOX_RECEIPT_ROW);
+    bind_text(st, 1, recipient);
+    bind_blob(st, 2, id, CASENET_MESSAGE_ID_BYTES);
+    int rc = sqlite3_step(st);
+    int err = CASENET_OK;
+    if (rc == SQLITE_ROW)
+        *taken = sqlite3_column_int(st, 0) != 0;
+    else
+        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "inbox_receipt_row");
     sqlite3_reset(st);
     return err;
 }
@@ -1109,9 +1168,43 @@ static int scalar_u64(struct sqlite_store *s, enum stmt which, uint64_t *out, co
     return err;
 }
 
+/* Whether the audit rows are as many as the tree's leaves. Asks SQLite
+ * once per transaction (ST_AUDIT_NEXT, a statement that cost three runs
+ * per Submit when every caller asked it), and every time outside one, or
+ * once SQLite has rolled the transaction back by itself (an I/O error, a
+ * full disk): s->tree is then ahead of the rows, and this says so. Rows
+ * added or removed behind the broker's back (another process, between two
+ * transactions) are found at the next transaction's first event.
+ * CASENET_EUNAVAIL (logged) when they differ. */
+static int tree_check(struct sqlite_store *s)
+{
+    bool in_tx = !sqlite3_get_autocommit(s->db);
+    if (in_tx && s->tree_checked)
+        return CASENET_OK;
+    uint64_t rows = 0;
+    int rc = scalar_u64(s, ST_AUDIT_NEXT, &rows, "audit_next_index");
+    if (rc != CASENET_OK)
+        return rc;
+    if (rows != s->tree.size) {
+        log_event(LOG_ERROR, "store_corrupt", "table", "audit", "rows", log_u64(rows), "tree",
+                  log_u64(s->tree.size), NULL);
+        return CASENET_EUNAVAIL;
+    }
+    s->tree_checked = in_tx;
+    return CASENET_OK;
+}
+
+/* The tree's size, once tree_check has compared it with the rows. While the
+ * transaction is torn the rows are ahead of the tree, and no event is
+ * appended until the rollback that reconciles them: the tree's size is the
+ * index the next event will get then. */
 static int sq_audit_next_index(struct store *b, uint64_t *index)
 {
-    return scalar_u64(S(b), ST_AUDIT_NEXT, index, "audit_next_index");
+    struct sqlite_store *s = S(b);
+    int rc = s->torn ? CASENET_OK : tree_check(s);
+    if (rc == CASENET_OK)
+        *index = s->tree.size;
+    return rc;
 }
 
 static int sq_audit_count(struct store *b, uint64_t *count)
@@ -1240,18 +1333,11 @@ static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int
                   "refused: a partly written event awaits its rollback", NULL);
         return CASENET_EUNAVAIL;
     }
-    uint64_t expect = 0;
-    int rc = sq_audit_next_index(b, &expect);
+    int rc = tree_check(s);
     if (rc != CASENET_OK)
         return rc;
-    if (expect != index)
+    if (s->tree.size != index)
         return CASENET_ECONFLICT;
-    if (s->tree.size != index) {
-        /* Rows added or removed behind the broker's back while it runs. */
-        log_event(LOG_ERROR, "store_corrupt", "table", "audit", "rows", log_u64(index), "tree",
-                  log_u64(s->tree.size), NULL);
-        return CASENET_EUNAVAIL;
-    }
     /* No savepoint of its own (it cost a statement journal per event):
      * every caller runs in a request savepoint or fails its batch on a
      * store failure, and a failure after the first row is made one
@@ -1696,6 +1782,7 @@ const struct store_ops store_sqlite_ops = {
     .message_get = sq_message_get,
     .inbox_insert = sq_inbox_insert,
     .inbox_get = sq_inbox_get,
+    .inbox_receipt_row = sq_inbox_receipt_row,
     .inbox_list = sq_inbox_list,
     .inbox_set_state = sq_inbox_set_state,
     .receipt_insert = sq_receipt_insert,

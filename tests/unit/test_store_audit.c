@@ -319,6 +319,106 @@ static void test_failed_append_is_rolled_back(void **state)
     check_rows(l);
 }
 
+/* audit_next_index as the rows say it, inside the store's transaction. */
+static void check_next(struct store *s)
+{
+    uint64_t next = 99;
+    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_OK);
+    assert_int_equal((int64_t)next, count_rows(s, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit"));
+}
+
+/* The next index comes from the tree (the rows are compared once per
+ * transaction): it follows every rollback, a torn append, and finds rows
+ * written or removed outside the broker between two transactions, or taken
+ * away by a rollback the store did not ask for. */
+static void test_next_index_follows_the_rows(void **state)
+{
+    struct log *l = *state;
+    struct store *s = l->s;
+    check_next(s); /* empty, outside a transaction */
+    append_n(l, 2);
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    check_next(s);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    append(l, 1, "vn.hotline", 0x61, 9000, false);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    append(l, 1, "vn.hotline", 0x62, 9001, false);
+    check_next(s);
+    s->ops->rollback_to(s); /* inner */
+    check_next(s);
+    s->ops->rollback_to(s); /* outer */
+    check_next(s);
+    append(l, 1, "vn.molisa", 0x63, 9002, true);
+    check_next(s);
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    check_next(s);
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    append(l, 1, "vn.molisa", 0x64, 9003, false);
+    s->ops->rollback(s);
+    check_next(s);
+
+    /* A torn append (a trigger refuses its second party): the next index
+     * stays the tree's, and is the rows' again after the rollback. */
+    sql(l, "CREATE TRIGGER refuse_party BEFORE INSERT ON audit_parties"
+           " WHEN NEW.member = 'vn.refused' BEGIN SELECT RAISE(ABORT, 'test'); END;");
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    fail_append(l, true);
+    uint64_t next = 99;
+    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_OK);
+    assert_int_equal(next, l->n);
+    s->ops->rollback_to(s);
+    check_next(s);
+    append(l, 1, "vn.molisa", 0x65, 9004, true);
+    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    check_rows(l);
+
+    /* A row added outside the broker between two transactions: the next
+     * one refuses to number or append an event, and writes nothing. */
+    sql(l, "INSERT INTO audit (idx, time_ms, kind, event) VALUES (100, 0, 1, x'00');");
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s->ops->begin(s), CASENET_OK);
+        if (i == 0) {
+            assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_EUNAVAIL);
+        } else {
+            const char *p[1] = {"vn.molisa"};
+            casenet_buf b = make_event(l->n, 1, "vn.molisa", p, 1, 0, 9005);
+            assert_int_equal(s->ops->audit_append(s, l->n, 9005, 1, p, 1, b.data, b.len),
+                             CASENET_EUNAVAIL);
+            free(b.data);
+        }
+        s->ops->rollback(s);
+    }
+    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_EUNAVAIL); /* outside */
+    /* Removed again: the rows and the tree agree, appends resume. */
+    sql(l, "DELETE FROM audit WHERE idx = 100;");
+    append_n(l, 1);
+    check_rows(l);
+    /* The last row removed outside the broker: found the same way. */
+    char q[128];
+    snprintf(q, sizeof q,
+             "DELETE FROM audit_parties WHERE idx = %zu; DELETE FROM audit WHERE idx = %zu;",
+             l->n - 1, l->n - 1);
+    sql(l, q);
+    free(l->ev[--l->n].data);
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_EUNAVAIL);
+    s->ops->rollback(s);
+
+    /* A transaction rolled back by SQLite itself (as on an I/O error),
+     * after an event: the tree is ahead of the rows, and the store says so
+     * instead of numbering the next event from it. */
+    reopen(l); /* the tree from the rows */
+    check_tree(l);
+    s = l->s;
+    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    append(l, 1, "vn.molisa", 0x66, 9006, false);
+    assert_int_equal(sqlite3_exec(sq_db(s), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_EUNAVAIL);
+    s->ops->rollback(s);
+    check_next(s);
+}
+
 static void test_proofs_every_size(void **state)
 {
     struct log *l = *state;
@@ -562,6 +662,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tree_follows_rollbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_append_is_rolled_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_index_follows_the_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proofs_every_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_missing_subtrees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_cut_short_grows_again, setup, teardown),

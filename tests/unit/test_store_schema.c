@@ -4,11 +4,10 @@
  * meant for them), and the check itself fails when a needed index is
  * dropped; inbox rows keep (recipient, message id) unique
  * across message rows and receipt rows, whether the message is named by id
- * or by its row (Submit); a database written before the
- * schema step that reshaped the indexes (found by its SQL, not by number)
- * migrates forward and answers every lookup, its audit tree included; and
- * deadlines written before they were keyed by (seq, kind) keep every row
- * and state, and page through the overdue list once each. */
+ * or by its row (Submit), and inbox_receipt_row finds receipt rows only; a database written before
+ * the schema step that reshaped the indexes (found by its SQL, not by number) migrates forward and
+ * answers every lookup, its audit tree included; and deadlines written before they were keyed by
+ * (seq, kind) keep every row and state, and page through the overdue list once each. */
 #include "testlib.h"
 
 #include "casenet.pb-c.h"
@@ -28,6 +27,7 @@
 
 #define HOTLINE "vn.hotline"
 #define POLICE  "vn.police"
+#define MOLISA  "vn.molisa"
 
 /* Tables that grow with traffic: a statement may never read one in full. */
 static const char *const large_tables[] = {
@@ -57,6 +57,7 @@ static const struct {
     {"WHERE msg = (SELECT id FROM messages WHERE message_id = ?2) AND recipient = ?1",
      "inbox_msg_recipient"},
     {"FROM inbox l WHERE l.recipient = ?1", "inbox_msg_recipient"},
+    {"FROM inbox WHERE recipient = ?1 AND msg = (SELECT id", "inbox_msg_recipient"},
     {"FROM inbox WHERE recipient = ?1 AND state = 1 AND seq > ?2", "inbox_recipient_state_seq"},
     {"FROM inbox WHERE recipient = ?1 AND state = ?4 AND seq > ?2", "inbox_recipient_state_seq"},
     {"WHERE a.msg_key = (SELECT audit_index", "audit_msg_key"},
@@ -243,6 +244,16 @@ static void test_dropped_index_is_caught(void **state)
 
 /* ------------------------------------------------------------ inbox keys */
 
+static int64_t count_rows_sql(sqlite3 *db, const char *q)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
 static struct store_message message(uint8_t id_byte, uint64_t audit_index)
 {
     struct store_message m = {0};
@@ -302,7 +313,20 @@ static void test_inbox_pairs_unique_across_kinds(void **state)
     assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
     r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL); /* another inbox: fine */
     assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    /* A receipt row whose id is a stored message's, in an inbox without
+     * that message's row: fine, stored whole, linked to no message. */
+    r = row_for(HOTLINE, 0x11, CASENET_KIND_RECEIPT);
+    r.receipt_status = CASENET_RECEIPT_DELIVERED;
+    r.receipt.data = (uint8_t *)"signed receipt";
+    r.receipt.len = 14;
+    r.has_in_reply_to = true;
+    memset(r.in_reply_to, 0x11, sizeof r.in_reply_to);
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    uint64_t receipt_11 = r.seq;
+    r = row_for(HOTLINE, 0x11, CASENET_KIND_RECEIPT);
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
     assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(count_rows_sql(sq_db(s), "SELECT count(*) FROM inbox WHERE msg IS NULL"), 2);
 
     struct store_inbox_row got = {0};
     assert_int_equal(s->ops->inbox_get(s, POLICE, m.message_id, &got), CASENET_OK);
@@ -312,7 +336,27 @@ static void test_inbox_pairs_unique_across_kinds(void **state)
     assert_int_equal(got.seq, receipt_seq);
     assert_int_equal(got.kind, CASENET_KIND_RECEIPT);
     store_inbox_row_clear(&got);
-    assert_int_equal(s->ops->inbox_get(s, HOTLINE, m.message_id, &got), CASENET_ENOTFOUND);
+    assert_int_equal(s->ops->inbox_get(s, HOTLINE, m.message_id, &got), CASENET_OK);
+    assert_int_equal(got.seq, receipt_11);
+    assert_int_equal(got.kind, CASENET_KIND_RECEIPT);
+    assert_int_equal(got.receipt_status, CASENET_RECEIPT_DELIVERED);
+    assert_true(got.has_in_reply_to);
+    assert_int_equal(got.receipt.len, 14);
+    assert_memory_equal(got.receipt.data, "signed receipt", 14);
+    store_inbox_row_clear(&got);
+    assert_int_equal(s->ops->inbox_get(s, MOLISA, m.message_id, &got), CASENET_ENOTFOUND);
+    /* inbox_receipt_row (Submit's check): receipt rows only. */
+    bool taken = false;
+    assert_int_equal(s->ops->inbox_receipt_row(s, HOTLINE, m2.message_id, &taken), CASENET_OK);
+    assert_true(taken);
+    assert_int_equal(s->ops->inbox_receipt_row(s, POLICE, m2.message_id, &taken), CASENET_OK);
+    assert_false(taken); /* POLICE's row for 0x22 is a message row */
+    taken = true;
+    assert_int_equal(s->ops->inbox_receipt_row(s, POLICE, m.message_id, &taken), CASENET_OK);
+    assert_false(taken);
+    taken = true;
+    assert_int_equal(s->ops->inbox_receipt_row(s, MOLISA, m.message_id, &taken), CASENET_OK);
+    assert_false(taken);
     struct store_inbox_row *rows = NULL;
     size_t n = 0;
     assert_int_equal(s->ops->inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
