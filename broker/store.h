@@ -196,9 +196,10 @@ struct store_ops {
 
     /* In batch. Appends a row to row->recipient's inbox and sets row->seq.
      * CASENET_ECONFLICT if that inbox already holds row->message_id. A
-     * message row (any kind but KIND_RECEIPT) must name a stored message;
-     * with row->msg_row set, that row must be the message's (else
-     * CASENET_ECONFLICT as well), and the store need not look it up. */
+     * message row (any kind but KIND_RECEIPT) must name a stored message
+     * (else CASENET_ECONFLICT as well); with row->msg_row set, that row must
+     * be the message's (else CASENET_ECONFLICT), and the store need not look
+     * it up. */
     int (*inbox_insert)(struct store *s, struct store_inbox_row *row);
     /* In or outside a batch. The row of recipient's inbox for message id
      * (receipt rows are keyed by their own id). CASENET_ENOTFOUND. */

@@ -238,10 +238,10 @@ enum stmt {
     ST_MSG_INSERT,
     ST_MSG_GET,
     ST_MSG_AUDIT_KEY,
-    ST_INBOX_INSERT,
+    ST_MSG_ROW,
     ST_INBOX_LINK_CHECK,
     ST_INBOX_RECEIPT_CHECK,
-    ST_INBOX_INSERT_MSG,
+    ST_INBOX_INSERT,
     ST_INBOX_GET,
     ST_INBOX_RECEIPT_ROW,
     ST_INBOX_LIST_ANY,
@@ -297,41 +297,29 @@ static const char *const sql[ST_COUNT] = {
     [ST_MSG_GET] = "SELECT " SQ_MESSAGE_COLS ", CASE WHEN ?2 THEN envelope END"
                    " FROM messages WHERE message_id = ?1",
     [ST_MSG_AUDIT_KEY] = "SELECT audit_index FROM messages WHERE message_id = ?1",
-    /* A row linked to its message is unique by (msg, recipient); a row
-     * without one by (recipient, message_id) among such rows; the NOT EXISTS
-     * keep (recipient, message_id) unique across both kinds, as one index did
-     * before schema 5. No row inserted: the pair is taken (CONFLICT). */
-    [ST_INBOX_INSERT] =
-        "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
-        " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
-        " receipt_status, receipt)"
-        " SELECT ?1, ?2, k.msg, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11, ?12, ?13, ?14, ?15"
-        " FROM (SELECT CASE WHEN ?5 = 20 THEN NULL ELSE"
-        " (SELECT id FROM messages WHERE message_id = ?2) END AS msg) AS k"
-        " WHERE NOT EXISTS (SELECT 1 FROM inbox u"
-        " WHERE u.msg IS NULL AND u.recipient = ?1 AND u.message_id = ?2)"
-        " AND (k.msg IS NOT NULL OR NOT EXISTS (SELECT 1 FROM inbox l WHERE l.recipient = ?1"
-        " AND l.msg = (SELECT id FROM messages WHERE message_id = ?2)))",
-    /* ST_INBOX_INSERT for a message row whose message the caller names by
-     * its row number ?3 (Submit, right after storing it). ST_INBOX_LINK_CHECK
-     * first: whether (recipient, message_id) is taken by a receipt row, and
-     * whether row ?3 is the message ?2 (read by rowid, a page just
-     * written, instead of two lookups through the random message_id index);
-     * then a plain one-row INSERT: an INSERT ... SELECT into a table with
-     * triggers stages its rows in a temporary b-tree, opened and freed for
-     * every row. The same pairs are refused as by ST_INBOX_INSERT:
-     * (msg, recipient) by its UNIQUE index, the rest by the check. */
+    [ST_MSG_ROW] = "SELECT id FROM messages WHERE message_id = ?1",
+    /* Inbox rows. A row for a message (any kind but KIND_RECEIPT) is linked
+     * to its message's row and unique by (msg, recipient), the UNIQUE index
+     * inbox_msg_recipient; a receipt row has no message and is unique by
+     * (recipient, message_id) among such rows, inbox_unlinked. A check
+     * before the insert keeps (recipient, message_id) unique across both
+     * kinds, as one index did before schema 5: ST_INBOX_LINK_CHECK for a
+     * message row (no receipt row holds the pair, and row ?3 is message
+     * ?2's: read by rowid, a page just written), ST_INBOX_RECEIPT_CHECK for
+     * a receipt row. Then a one-row INSERT ... VALUES: an INSERT ... SELECT
+     * into a table with triggers stages its rows in a temporary b-tree,
+     * opened and freed for every row. */
     [ST_INBOX_LINK_CHECK] =
         "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
         " AND message_id = ?2), EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND message_id = ?2)",
     /* The same for a receipt row (no message: ?3 NULL in
-     * ST_INBOX_INSERT_MSG): whether (recipient, message_id) is taken, by a
+     * ST_INBOX_INSERT): whether (recipient, message_id) is taken, by a
      * receipt row or by the row of a message with that id. */
     [ST_INBOX_RECEIPT_CHECK] =
         "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
         " AND message_id = ?2) OR EXISTS (SELECT 1 FROM inbox WHERE recipient = ?1"
         " AND msg = (SELECT id FROM messages WHERE message_id = ?2))",
-    [ST_INBOX_INSERT_MSG] =
+    [ST_INBOX_INSERT] =
         "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
         " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
         " receipt_status, receipt)"
@@ -939,15 +927,32 @@ static int read_inbox_row(sqlite3_stmt *st, struct store_inbox_row *r)
     return sq_col_buf(st, 14, &r->receipt);
 }
 
-/* Whether row r may be inserted naming message row r->msg_row
+/* The row number of message id (ST_MSG_ROW): CASENET_ECONFLICT when no
+ * message has that id. */
+static int message_row(struct sqlite_store *s, const uint8_t *id, int64_t *out)
+{
+    sqlite3_stmt *st = stmt(s, ST_MSG_ROW);
+    bind_blob(st, 1, id, CASENET_MESSAGE_ID_BYTES);
+    int rc = sqlite3_step(st);
+    int err = rc == SQLITE_ROW    ? CASENET_OK
+              : rc == SQLITE_DONE ? CASENET_ECONFLICT
+                                  : map_rc(s, rc, "message_row");
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* Whether row r may be inserted linked to message row msg_row
  * (ST_INBOX_LINK_CHECK): CASENET_ECONFLICT when its pair is taken by a
  * receipt row or that row is not its message's. */
-static int inbox_link_check(struct sqlite_store *s, const struct store_inbox_row *r)
+static int inbox_link_check(struct sqlite_store *s, const struct store_inbox_row *r,
+                            int64_t msg_row)
 {
     sqlite3_stmt *st = stmt(s, ST_INBOX_LINK_CHECK);
     bind_text(st, 1, r->recipient);
     bind_blob(st, 2, r->message_id, sizeof r->message_id);
-    sqlite3_bind_int64(st, 3, r->msg_row);
+    sqlite3_bind_int64(st, 3, msg_row);
     int rc = sqlite3_step(st);
     int err;
     if (rc == SQLITE_ROW)
@@ -981,20 +986,21 @@ static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
     struct sqlite_store *s = S(b);
     bool receipt_row = r->kind == CASENET_KIND_RECEIPT;
     assert(!r->msg_row || !receipt_row); /* a receipt row has no message */
-    /* A message row named by its row, or a receipt row: a check, then a
-     * one-row INSERT ... VALUES (ST_INBOX_LINK_CHECK says why). A message
-     * row named by id only (a broker notice) keeps ST_INBOX_INSERT. */
-    bool values = r->msg_row || receipt_row;
-    if (values) {
-        int rc = receipt_row ? inbox_receipt_check(s, r) : inbox_link_check(s, r);
-        if (rc != CASENET_OK)
-            return rc;
-    }
-    sqlite3_stmt *st = stmt(s, values ? ST_INBOX_INSERT_MSG : ST_INBOX_INSERT);
+    /* A check, then a one-row INSERT (see ST_INBOX_LINK_CHECK). A message
+     * row named by id only (a broker notice) finds its message's row first. */
+    int64_t msg_row = r->msg_row;
+    int rc = CASENET_OK;
+    if (!receipt_row && !msg_row)
+        rc = message_row(s, r->message_id, &msg_row);
+    if (rc == CASENET_OK)
+        rc = receipt_row ? inbox_receipt_check(s, r) : inbox_link_check(s, r, msg_row);
+    if (rc != CASENET_OK)
+        return rc;
+    sqlite3_stmt *st = stmt(s, ST_INBOX_INSERT);
     bind_text(st, 1, r->recipient);
     bind_blob(st, 2, r->message_id, sizeof r->message_id);
-    if (r->msg_row)
-        sqlite3_bind_int64(st, 3, r->msg_row); /* else NULL (cleared) */
+    if (!receipt_row)
+        sqlite3_bind_int64(st, 3, msg_row); /* else NULL (cleared) */
     bind_text(st, 4, r->sender);
     sqlite3_bind_int(st, 5, r->kind);
     sqlite3_bind_int(st, 6, r->urgency);
@@ -1007,9 +1013,7 @@ static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
     bind_blob(st, 13, r->has_case_ref ? r->case_ref : NULL, sizeof r->case_ref);
     sqlite3_bind_int(st, 14, r->receipt_status);
     bind_blob(st, 15, r->receipt.data, r->receipt.len);
-    int rc = run(s, st, "inbox_insert");
-    if (rc == CASENET_OK && sqlite3_changes(s->db) == 0)
-        return CASENET_ECONFLICT; /* the pair is taken (see ST_INBOX_INSERT) */
+    rc = run(s, st, "inbox_insert"); /* (msg, recipient) taken: CASENET_ECONFLICT */
     if (rc == CASENET_OK)
         r->seq = (uint64_t)sqlite3_last_insert_rowid(s->db);
     return rc;
