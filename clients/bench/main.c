@@ -322,7 +322,8 @@ int main(int argc, char **argv)
     };
     int c;
     size_t tmp;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int at = 0; /* the long option just parsed (opts[at]) */
+    while ((c = getopt_long(argc, argv, "", opts, &at)) != -1) {
         bool ok = true;
         switch (c) {
         case O_DURATION:
@@ -399,23 +400,22 @@ int main(int argc, char **argv)
         case O_HELP:
             fputs(usage, stdout);
             return 0;
-        default:
-            fputs(usage, stderr);
+        default: /* getopt_long said what */
+            fputs("see 'casenet-bench --help'\n", stderr);
             return 2;
         }
         if (!ok) {
-            fprintf(stderr, "casenet-bench: bad value for --%s: %s\n", argv[optind - 1] + 2,
+            fprintf(stderr, "casenet-bench: bad value for --%s: '%s' (see --help)\n", opts[at].name,
                     optarg);
             return 2;
         }
     }
     if (optind < argc || (o.broker && !o.network_dir) || (init_only && !o.network_dir) ||
         (o.broker && o.scale)) {
-        fprintf(stderr, "casenet-bench: %s\n%s",
+        fprintf(stderr, "casenet-bench: %s; see 'casenet-bench --help'\n",
                 optind < argc ? "unexpected argument"
                 : o.scale     ? "--scale starts its own casenetd: drop --broker"
-                              : "--broker and --init need --network DIR",
-                usage);
+                              : "--broker and --init need --network DIR");
         return 2;
     }
     if (casenet_init() != CASENET_OK) {

@@ -23,7 +23,13 @@ for o in --duration --rate --connections --scale --json --broker; do
 done
 expect_exit 2 "$BENCH" --no-such-option
 expect_contains "$T/err" "no-such-option"
+expect_contains "$T/err" "casenet-bench --help"
 expect_exit 2 "$BENCH" --rate -5
+expect_contains "$T/err" "bad value for --rate: '-5'"
+expect_exit 2 "$BENCH" --duration=abc
+expect_contains "$T/err" "bad value for --duration: 'abc'"
+expect_exit 2 "$BENCH" --broker tcp://127.0.0.1:1
+expect_contains "$T/err" "need --network DIR"
 
 step "fixed rate, with the machine's ceilings"
 expect_exit 0 "$BENCH" --json --duration 1 --warmup 0 --rate 150 --members 4 --connections 2
