@@ -311,10 +311,12 @@ static const char *const sql[ST_COUNT] = {
      * opened and freed for every row. */
     [ST_INBOX_LINK_CHECK] =
         "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
-        " AND message_id = ?2), EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND message_id = ?2)",
+        " AND message_id = ?2)"
+        " OR NOT EXISTS (SELECT 1 FROM messages WHERE id = ?3 AND message_id = ?2)",
     /* The same for a receipt row (no message: ?3 NULL in
      * ST_INBOX_INSERT): whether (recipient, message_id) is taken, by a
-     * receipt row or by the row of a message with that id. */
+     * receipt row or by the row of a message with that id. Both checks
+     * answer true when the row must be refused. */
     [ST_INBOX_RECEIPT_CHECK] =
         "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = ?1"
         " AND message_id = ?2) OR EXISTS (SELECT 1 FROM inbox WHERE recipient = ?1"
@@ -943,42 +945,33 @@ static int message_row(struct sqlite_store *s, const uint8_t *id, int64_t *out)
     return err;
 }
 
-/* Whether row r may be inserted linked to message row msg_row
- * (ST_INBOX_LINK_CHECK): CASENET_ECONFLICT when its pair is taken by a
- * receipt row or that row is not its message's. */
-static int inbox_link_check(struct sqlite_store *s, const struct store_inbox_row *r,
-                            int64_t msg_row)
+/* Runs st, bound, a query of one row whose first column is a truth value
+ * (EXISTS ...), into *yes; resets st. */
+static int query_bool(struct sqlite_store *s, sqlite3_stmt *st, bool *yes, const char *what)
 {
-    sqlite3_stmt *st = stmt(s, ST_INBOX_LINK_CHECK);
-    bind_text(st, 1, r->recipient);
-    bind_blob(st, 2, r->message_id, sizeof r->message_id);
-    sqlite3_bind_int64(st, 3, msg_row);
     int rc = sqlite3_step(st);
-    int err;
+    int err = CASENET_OK;
     if (rc == SQLITE_ROW)
-        err = sqlite3_column_int(st, 0) == 0 && sqlite3_column_int(st, 1) == 1 ? CASENET_OK
-                                                                               : CASENET_ECONFLICT;
+        *yes = sqlite3_column_int(st, 0) != 0;
     else
-        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "inbox_link_check");
+        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, what);
     sqlite3_reset(st);
     return err;
 }
 
-/* Whether receipt row r may be inserted (ST_INBOX_RECEIPT_CHECK):
- * CASENET_ECONFLICT when its pair is taken. */
-static int inbox_receipt_check(struct sqlite_store *s, const struct store_inbox_row *r)
+/* Whether row r may be inserted, linked to message row msg_row, or a
+ * receipt row when msg_row is 0 (ST_INBOX_LINK_CHECK, ST_INBOX_RECEIPT_CHECK):
+ * CASENET_ECONFLICT when its pair is taken or msg_row is not its message's. */
+static int inbox_check(struct sqlite_store *s, const struct store_inbox_row *r, int64_t msg_row)
 {
-    sqlite3_stmt *st = stmt(s, ST_INBOX_RECEIPT_CHECK);
+    sqlite3_stmt *st = stmt(s, msg_row ? ST_INBOX_LINK_CHECK : ST_INBOX_RECEIPT_CHECK);
     bind_text(st, 1, r->recipient);
     bind_blob(st, 2, r->message_id, sizeof r->message_id);
-    int rc = sqlite3_step(st);
-    int err;
-    if (rc == SQLITE_ROW)
-        err = sqlite3_column_int(st, 0) == 0 ? CASENET_OK : CASENET_ECONFLICT;
-    else
-        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "inbox_receipt_check");
-    sqlite3_reset(st);
-    return err;
+    if (msg_row)
+        sqlite3_bind_int64(st, 3, msg_row);
+    bool refused = true;
+    int rc = query_bool(s, st, &refused, "inbox_check");
+    return rc != CASENET_OK ? rc : refused ? CASENET_ECONFLICT : CASENET_OK;
 }
 
 static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
@@ -993,7 +986,7 @@ static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
     if (!receipt_row && !msg_row)
         rc = message_row(s, r->message_id, &msg_row);
     if (rc == CASENET_OK)
-        rc = receipt_row ? inbox_receipt_check(s, r) : inbox_link_check(s, r, msg_row);
+        rc = inbox_check(s, r, msg_row); /* msg_row is 0 for a receipt row */
     if (rc != CASENET_OK)
         return rc;
     sqlite3_stmt *st = stmt(s, ST_INBOX_INSERT);
@@ -1049,14 +1042,7 @@ static int sq_inbox_receipt_row(struct store *b, const char *recipient,
     sqlite3_stmt *st = stmt(s, ST_INBOX_RECEIPT_ROW);
     bind_text(st, 1, recipient);
     bind_blob(st, 2, id, CASENET_MESSAGE_ID_BYTES);
-    int rc = sqlite3_step(st);
-    int err = CASENET_OK;
-    if (rc == SQLITE_ROW)
-        *taken = sqlite3_column_int(st, 0) != 0;
-    else
-        err = map_rc(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "inbox_receipt_row");
-    sqlite3_reset(st);
-    return err;
+    return query_bool(s, st, taken, "inbox_receipt_row");
 }
 
 static int sq_inbox_list(struct store *b, const char *recipient, int state, uint64_t cursor,

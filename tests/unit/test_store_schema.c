@@ -27,6 +27,7 @@
 
 #define HOTLINE "vn.hotline"
 #define POLICE  "vn.police"
+#define COORD   "vn.coord"
 #define MOLISA  "vn.molisa"
 
 /* Tables that grow with traffic: a statement may never read one in full. */
@@ -402,7 +403,12 @@ static void test_inbox_pairs_unique_given_msg_row(void **state)
     r = row_for(HOTLINE, 0x22, CASENET_KIND_REFERRAL);
     r.msg_row = row_22;
     assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
-    /* Row numbers that are not this id's message: refused. */
+    /* Row numbers that are not this id's message: refused, also where no
+     * other rule would refuse the row (an inbox without either message; a
+     * row number that exists). */
+    r = row_for(COORD, 0x22, CASENET_KIND_REFERRAL);
+    r.msg_row = row_11;
+    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
     r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL);
     r.msg_row = row_11;
     assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
