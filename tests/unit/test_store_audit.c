@@ -12,6 +12,7 @@
 #include "casenet.pb-c.h"
 #include "merkle.h"
 #include "store.h"
+#include "store_sql.h"
 #include "store_sqlite_impl.h"
 
 #include <setjmp.h>
@@ -193,18 +194,6 @@ static void test_tree_follows_rollbacks(void **state)
     check_tree(l);
 }
 
-/* Rows of table (or any count query) as the store's connection sees them,
- * inside its open transaction. */
-static int64_t count_rows(struct store *s, const char *q)
-{
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(sq_db(s), q, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
-
 /* The rows and the tree agree: as many events as leaves, every event filed
  * under its two parties, and as many stored subtrees as a log of that size
  * has (2n - popcount(n)). */
@@ -214,9 +203,9 @@ static void check_rows(const struct log *l)
     uint64_t next = 99;
     assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_OK);
     assert_int_equal(next, l->n);
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM audit"), (int64_t)l->n);
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM audit_parties"), 2 * (int64_t)l->n);
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM audit_nodes"),
+    assert_int_equal(store_sql_count(s, "SELECT count(*) FROM audit"), (int64_t)l->n);
+    assert_int_equal(store_sql_count(s, "SELECT count(*) FROM audit_parties"), 2 * (int64_t)l->n);
+    assert_int_equal(store_sql_count(s, "SELECT count(*) FROM audit_nodes"),
                      2 * (int64_t)l->n - __builtin_popcountll(l->n));
     check_tree(l);
 }
@@ -324,7 +313,8 @@ static void check_next(struct store *s)
 {
     uint64_t next = 99;
     assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_OK);
-    assert_int_equal((int64_t)next, count_rows(s, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit"));
+    assert_int_equal((int64_t)next,
+                     store_sql_count(s, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit"));
 }
 
 /* The next index comes from the tree (the rows are compared once per

@@ -13,6 +13,7 @@
 #include "casenet.pb-c.h"
 #include "merkle.h"
 #include "store.h"
+#include "store_sql.h"
 #include "store_sqlite_impl.h"
 
 #include <setjmp.h>
@@ -284,14 +285,20 @@ static struct store_inbox_row row_for(const char *recipient, uint8_t id_byte, in
     return r;
 }
 
+/* Opens the store, begins a batch and stores m in it. */
+static struct store *open_with_message(struct fx *f, struct store_message *m)
+{
+    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(f->s->ops->begin(f->s), CASENET_OK);
+    assert_int_equal(f->s->ops->message_insert(f->s, m), CASENET_OK);
+    return f->s;
+}
+
 static void test_inbox_pairs_unique_across_kinds(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
-    struct store *s = f->s;
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
     struct store_message m = message(0x11, 0);
-    assert_int_equal(s->ops->message_insert(s, &m), CASENET_OK);
+    struct store *s = open_with_message(f, &m);
     struct store_inbox_row r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
     assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
     uint64_t first = r.seq;
@@ -375,11 +382,8 @@ static void test_inbox_pairs_unique_across_kinds(void **state)
 static void test_inbox_pairs_unique_given_msg_row(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
-    struct store *s = f->s;
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
     struct store_message m = message(0x11, 0);
-    assert_int_equal(s->ops->message_insert(s, &m), CASENET_OK);
+    struct store *s = open_with_message(f, &m);
     int64_t row_11 = s->ops->message_last_rowid(s);
     struct store_inbox_row r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
     r.msg_row = row_11;
@@ -575,16 +579,6 @@ static void assert_events(struct store *s, uint8_t id_byte, const uint64_t *want
     store_audit_rows_free(rows, n);
 }
 
-static int64_t count_rows(struct store *s, const char *q)
-{
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(sq_db(s), q, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
-
 static void test_old_store_migrates(void **state)
 {
     struct fx *f = *state;
@@ -602,7 +596,7 @@ static void test_old_store_migrates(void **state)
     assert_int_equal(s->ops->audit_tree(s, &size, got_root), CASENET_OK);
     assert_int_equal(size, 4);
     assert_memory_equal(got_root, root, 32);
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM audit_nodes"), 7);
+    assert_int_equal(store_sql_count(s, "SELECT count(*) FROM audit_nodes"), 7);
     uint8_t node[32];
     assert_int_equal(s->ops->audit_node_get(s, 2, 0, node), CASENET_OK);
     assert_memory_equal(node, root, 32);
@@ -674,7 +668,7 @@ static void test_old_store_migrates(void **state)
     assert_events(s, 0xb2, (const uint64_t[]){2, 5}, 2);
     assert_events(s, 0xd4, (const uint64_t[]){1, 6}, 2);
     assert_events(s, 0xe5, (const uint64_t[]){7}, 1);
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM audit WHERE msg_key IS NOT NULL"), 3);
+    assert_int_equal(store_sql_count(s, "SELECT count(*) FROM audit WHERE msg_key IS NOT NULL"), 3);
 
     /* Reopened: the tree loads from what was stored. */
     s->ops->close(s);
@@ -682,7 +676,7 @@ static void test_old_store_migrates(void **state)
     assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
     assert_int_equal(f->s->ops->audit_tree(f->s, &size, got_root), CASENET_OK);
     assert_int_equal(size, 8);
-    assert_int_equal(count_rows(f->s, "SELECT count(*) FROM audit_nodes"), 15);
+    assert_int_equal(store_sql_count(f->s, "SELECT count(*) FROM audit_nodes"), 15);
     assert_int_equal(f->s->ops->audit_node_get(f->s, 3, 0, node), CASENET_OK);
     assert_memory_equal(node, got_root, 32);
 }
@@ -748,10 +742,11 @@ static void test_deadlines_migrate_to_their_key(void **state)
     sqlite3_close(db);
     assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
     struct store *s = f->s;
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM deadlines"), 6);
-    assert_int_equal(count_rows(s, "SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'deadlines'"
-                                   " AND name LIKE 'sqlite_autoindex%'"),
-                     0);
+    assert_int_equal(store_sql_count(s, "SELECT count(*) FROM deadlines"), 6);
+    assert_int_equal(
+        store_sql_count(s, "SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'deadlines'"
+                           " AND name LIKE 'sqlite_autoindex%'"),
+        0);
 
     struct store_deadline *dl = NULL;
     size_t n = 0;
