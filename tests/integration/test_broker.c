@@ -729,24 +729,6 @@ static void test_sigkill_after_receipt(void **state)
 
 /* ------------------------------------------------------------ receipts */
 
-static casenet_buf sign_receipt(tn_network *tn, const char *signer, const uint8_t id[16],
-                                const uint8_t hash[32], const char *sender,
-                                casenet_receipt_status st, int64_t at)
-{
-    casenet_receipt rc = {0};
-    memcpy(rc.message_id, id, 16);
-    memcpy(rc.envelope_hash, hash, 32);
-    snprintf(rc.sender, sizeof rc.sender, "%s", sender);
-    snprintf(rc.recipient, sizeof rc.recipient, "%s", signer);
-    rc.status = st;
-    if (st == CASENET_RECEIPT_COMPLETED)
-        snprintf(rc.outcome, sizeof rc.outcome, "child safe");
-    rc.signed_at_ms = at;
-    casenet_buf out = {0};
-    assert_int_equal(casenet_receipt_sign(tn_keys(tn, signer), &rc, &out), CASENET_OK);
-    return out;
-}
-
 static void test_receipts_state_machine(void **state)
 {
     tn_network *tn = *state;
@@ -763,13 +745,13 @@ static void test_receipts_state_machine(void **state)
     int64_t t = cn_now_ms();
 
     casenet_buf completed =
-        sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_COMPLETED, t);
+        tn_sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_COMPLETED, t);
     casenet_buf delivered =
-        sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_DELIVERED, t);
+        tn_sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_DELIVERED, t);
     casenet_buf accepted =
-        sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_ACCEPTED, t + 1);
+        tn_sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_ACCEPTED, t + 1);
     casenet_buf completed2 =
-        sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_COMPLETED, t + 2);
+        tn_sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_COMPLETED, t + 2);
 
     r = tn_send_receipt(p, completed.data, completed.len); /* before accepted */
     assert_int_equal(tn_code(r), CASENET_ECONFLICT);
@@ -801,7 +783,7 @@ static void test_receipts_state_machine(void **state)
     /* A member that did not receive the message: NOT_FOUND; someone else's
      * receipt relayed: FORBIDDEN; a wrong envelope hash: CONFLICT. */
     casenet_buf stranger =
-        sign_receipt(tn, MOLISA, id, hash, HOTLINE, CASENET_RECEIPT_DELIVERED, t);
+        tn_sign_receipt(tn, MOLISA, id, hash, HOTLINE, CASENET_RECEIPT_DELIVERED, t);
     tn_conn *m = tn_connect(tn, tn_keys(tn, MOLISA));
     r = tn_send_receipt(m, stranger.data, stranger.len);
     assert_int_equal(tn_code(r), CASENET_ENOTFOUND);

@@ -171,13 +171,8 @@ static void test_submit_list_fetch_open_receipt(void **state)
     casenet_client_free(m);
 
     /* The recipient's signed receipt travels back to the sender. */
-    casenet_receipt rc = {.status = CASENET_RECEIPT_DELIVERED, .signed_at_ms = cn_now_ms()};
-    memcpy(rc.message_id, id, 16);
-    memcpy(rc.envelope_hash, info.envelope_hash, 32);
-    snprintf(rc.sender, sizeof rc.sender, "%s", HOTLINE);
-    snprintf(rc.recipient, sizeof rc.recipient, "%s", POLICE);
-    casenet_buf signed_rc = {0};
-    assert_int_equal(casenet_receipt_sign(tn_keys(tn, POLICE), &rc, &signed_rc), CASENET_OK);
+    casenet_buf signed_rc = tn_sign_receipt(tn, POLICE, id, info.envelope_hash, HOTLINE,
+                                            CASENET_RECEIPT_DELIVERED, cn_now_ms());
     uint64_t idx = 0;
     assert_int_equal(casenet_client_send_receipt(p, signed_rc.data, signed_rc.len, &idx),
                      CASENET_OK);

@@ -410,15 +410,8 @@ static void test_submit_id_of_a_receipt_row(void **state)
     Casenet__V1__Response *r = tn_fetch(p, id);
     assert_int_equal(tn_code(r), 0);
     rfree(r);
-    casenet_receipt rc = {0};
-    memcpy(rc.message_id, id, 16);
-    memcpy(rc.envelope_hash, hash, 32);
-    snprintf(rc.sender, sizeof rc.sender, "%s", HOTLINE);
-    snprintf(rc.recipient, sizeof rc.recipient, "%s", POLICE);
-    rc.status = CASENET_RECEIPT_DELIVERED;
-    rc.signed_at_ms = cn_now_ms();
-    casenet_buf receipt = {0};
-    assert_int_equal(casenet_receipt_sign(tn_keys(tn, POLICE), &rc, &receipt), CASENET_OK);
+    casenet_buf receipt =
+        tn_sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_DELIVERED, cn_now_ms());
     r = tn_send_receipt(p, receipt.data, receipt.len);
     assert_int_equal(tn_code(r), 0);
     rfree(r);

@@ -496,6 +496,24 @@ casenet_buf tn_seal(tn_network *tn, const char *from, const char *const *to, siz
     return env;
 }
 
+casenet_buf tn_sign_receipt(tn_network *tn, const char *signer, const uint8_t id[16],
+                            const uint8_t hash[32], const char *sender, casenet_receipt_status st,
+                            int64_t at)
+{
+    casenet_receipt rc = {0};
+    memcpy(rc.message_id, id, 16);
+    memcpy(rc.envelope_hash, hash, 32);
+    snprintf(rc.sender, sizeof rc.sender, "%s", sender);
+    snprintf(rc.recipient, sizeof rc.recipient, "%s", signer);
+    rc.status = st;
+    if (st == CASENET_RECEIPT_COMPLETED)
+        snprintf(rc.outcome, sizeof rc.outcome, "child safe");
+    rc.signed_at_ms = at;
+    casenet_buf out = {0};
+    check(casenet_receipt_sign(tn_keys(tn, signer), &rc, &out), "receipt_sign");
+    return out;
+}
+
 void tn_restart(tn_network *tn)
 {
     if (tn->pid)

@@ -114,4 +114,11 @@ int tn_code(const Casenet__V1__Response *r);
 casenet_buf tn_seal(tn_network *tn, const char *from, const char *const *to, size_t n,
                     const char *text, uint8_t id[16]);
 
+/* A receipt of status st for message id (envelope hash), sent by sender,
+ * signed at `at` by signer, its recipient, with signer's keys (a COMPLETED
+ * receipt carries an outcome). */
+casenet_buf tn_sign_receipt(tn_network *tn, const char *signer, const uint8_t id[16],
+                            const uint8_t hash[32], const char *sender, casenet_receipt_status st,
+                            int64_t at);
+
 #endif
