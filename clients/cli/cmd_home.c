@@ -393,14 +393,8 @@ static int dir_pull(int argc, char **argv)
     ex = net_connect(h, o.broker, o.timeout_ms, &client);
     if (ex != CLI_OK)
         goto cleanup;
-    int rc = casenet_client_get_directory(client, &bytes);
-    if (rc != CASENET_OK) {
-        ex = net_fail(client, rc, "GetDirectory failed");
-        goto cleanup;
-    }
     uint64_t old = 0;
-    ex = home_store_directory(h, bytes.data, bytes.len, &old);
-    casenet_client_set_directory(client, h->dir);
+    ex = net_pull_directory(h, client, &old);
     if (ex == CLI_OK)
         report_stored(h, old);
 cleanup:
