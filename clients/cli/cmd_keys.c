@@ -34,7 +34,7 @@ static const char keygen_usage[] =
     "  -H, --home DIR  the member home (with --rotate)\n"
     "  -h, --help      this text\n"
     "\n"
-    "examples:\n"
+    "example:\n"
     "  casenet keygen vn.hotline111 --out ./keys\n"
     "  casenet keygen --rotate --out ./outbox\n";
 
