@@ -87,7 +87,8 @@ static int rotate(const char *home_opt, const char *out)
     const char *key_id = NULL;
     (void)casenet_keys_sign_pk(keys, &key_id);
     printf("rotated keyring %s  (new signing, box and CURVE keys for %s)\n", secret, id);
-    printf("retired keys    kept: %zu old box key%s (mail already wrapped to an old key still opens),\n"
+    printf("retired keys    kept: %zu old box key%s (mail already wrapped to an old key still "
+           "opens),\n"
            "                and the old signing and CURVE keys\n",
            retired, retired == 1 ? "" : "s");
     printf("public keys     %s  (send to the network authority for re-admission)\n", public);
