@@ -210,6 +210,20 @@ const uint8_t *cn_keys_box_sk(const casenet_keys *k, const char *key_id, const u
     return NULL;
 }
 
+size_t cn_keys_box_missing(const casenet_keys *k, const casenet_keys *old,
+                           char first[CASENET_KEY_ID_CHARS + 1])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < old->n; i++) {
+        const struct cn_keypair *p = &old->pairs[i];
+        if (p->use != CASENET__V1__KEY_USE__KEY_USE_BOX || cn_keys_box_sk(k, p->key_id, NULL))
+            continue;
+        if (n++ == 0)
+            memcpy(first, p->key_id, CASENET_KEY_ID_CHARS + 1);
+    }
+    return n;
+}
+
 const uint8_t *casenet_keys_curve_pk(const casenet_keys *k)
 {
     int c = k->cur[CASENET__V1__KEY_USE__KEY_USE_CURVE];

@@ -3,7 +3,8 @@
 # docs/cli.md "Rotating a member's keys": a referral queued before the
 # rotation still opens after `keygen --rotate`, re-admission and publication;
 # a sender with the old directory gets STALE_DIRECTORY from the broker and
-# `send` pulls the directory and reseals once by itself; a keyring that
+# `send` pulls the directory and reseals once by itself; `init --force`
+# refuses to replace a keyring with one lacking its box keys; a keyring that
 # lacks the box key a message is wrapped to says which key and whether it is
 # a retired one (RETIRED_KEY_MISSING) or one it never held (UNKNOWN_KEY),
 # never CRYPTO.
@@ -113,6 +114,11 @@ expect_exit 1 "$CASENET" open --home "$T/wrong" <"$T/new.msg"
 expect_contains "$T/err" "UNKNOWN_KEY"
 expect_contains "$T/err" "box key $new_box, which the keyring of vn.police.a05 never held"
 expect_not_contains "$T/err" "CRYPTO"
+# init --force will not drop the rotated keyring's box keys.
+expect_exit 1 "$CASENET" init --force --home "$P" --key "$T/wrongkeys/vn.police.a05.key" \
+  --authority "$N/authority/authority.pub" --directory "$N/directory"
+expect_contains "$T/err" "holds 2 box keys ($old_box, ...) that the new keyring lacks"
+expect_contains "$T/err" "keygen --rotate"
 # The rotated keyring opens both.
 expect_exit 0 "$CASENET" open --home "$P" <"$T/old.msg"
 expect_exit 0 "$CASENET" open --home "$P" <"$T/new.msg"
