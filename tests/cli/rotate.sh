@@ -59,9 +59,12 @@ old_box=$(box_key_ids "$N/directory" vn.police.a05)
 expect_exit 0 "$CASENET" send --home "$H" --to vn.police.a05 --kind referral \
   --urgency emergency <"$T/referral.json"
 queued=$(head -n 1 "$T/out")
-# An offline copy sealed to the old key, for the missing-key checks below.
+# An offline copy sealed to the old key, for the missing-key checks below,
+# and a note the police sign with their old signing key.
 "$CASENET" seal --home "$H" --to vn.police.a05 --kind referral --urgency emergency \
   <"$T/referral.json" >"$T/old.msg"
+echo '{"status": {"caseId": "HL111-2025-000417", "status": "CASE_STATUS_ACCEPTED"}}' |
+  "$CASENET" seal --home "$P" --to vn.hotline111 --kind status --urgency info >"$T/note.msg"
 
 step "member: keygen --rotate keeps the old box key and says so"
 expect_exit 0 "$CASENET" keygen --rotate --home "$P" --out "$T/outbox"
@@ -85,6 +88,13 @@ step "member: pull, then the referral queued before the rotation opens"
 expect_exit 0 "$CASENET" directory pull --home "$P"
 expect_exit 0 "$CASENET" read "$queued" --home "$P"
 expect_contains "$T/out" "HL111-2025-000417"
+
+step "the police's old signature still verifies, with the new directory too"
+# (a copy of the hotline's home: the hotline itself stays on the old directory)
+cp -a "$H" "$T/hotline-new"
+expect_exit 0 "$CASENET" directory update "$N/directory" --home "$T/hotline-new"
+expect_exit 0 "$CASENET" open --home "$T/hotline-new" <"$T/note.msg"
+expect_contains "$T/out" "CASE_STATUS_ACCEPTED"
 
 step "sender with the old directory: STALE_DIRECTORY, pulled and resealed once"
 v_before=$(sed -n 's/^directory_version=//p' "$H/state")
