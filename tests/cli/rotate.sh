@@ -21,14 +21,14 @@ trap '[ -z "$broker_pid" ] || { kill "$broker_pid"; wait "$broker_pid"; } 2>/dev
 
 # casenetd on a free loopback port, up once a directory pull answers.
 start_broker() {
-  local port i
+  local port
   for _ in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 40000))
     BROKER_ENDPOINT=tcp://127.0.0.1:$port
     "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
       --directory "$N/directory" --authority "$N/authority/authority.pub" >>"$T/broker.log" 2>&1 &
     broker_pid=$!
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
       kill -0 "$broker_pid" 2>/dev/null || break
       "$CASENET" directory pull --home "$N/home/vn.coord" --broker "$BROKER_ENDPOINT" \
         --timeout 1 >/dev/null 2>&1 && return 0
