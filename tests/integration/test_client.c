@@ -367,6 +367,7 @@ static void test_rotation_and_stale_directory(void **state)
     assert_int_equal(casenet_keys_rotate(tn_keys(tn, POLICE), cn_now_ms(), &retired), CASENET_OK);
     assert_int_equal(retired, 1);
     tl_net_add(tn->net, POLICE ":responder:police", tn_keys(tn, POLICE));
+    casenet_client_set_directory(h, tn->net->dir); /* the old one was freed */
     uint64_t v = 0;
     assert_int_equal(
         casenet_client_publish_directory(h, tn->net->signed_dir.data, tn->net->signed_dir.len, &v),
