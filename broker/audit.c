@@ -13,6 +13,8 @@ static Casenet__V1__ErrorCode wire_code(int err)
 {
     if (err >= CASENET_EBADREQ && err <= CASENET_EVERSION)
         return (Casenet__V1__ErrorCode)err;
+    if (err == CASENET_ESTALEDIR)
+        return CASENET__V1__ERROR_CODE__ERROR_CODE_STALE_DIRECTORY;
     if (err == CASENET_EEXPIRED || err == CASENET_EINVAL)
         return CASENET__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
     if (err == CASENET_EROLLBACK)

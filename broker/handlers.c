@@ -34,6 +34,7 @@ struct hctx {
     uint8_t hash[CASENET_HASH_BYTES];
     uint32_t size;
     uint32_t retry_after_ms; /* for a RATE_LIMITED or UNAVAILABLE answer; 0 = default */
+    uint64_t stale_version;  /* for a STALE_DIRECTORY answer: the directory served */
     bool no_audit;           /* a rejection not to audit (a rate-limited flood) */
 };
 
@@ -60,6 +61,8 @@ int handlers_wire_code(int err)
     if (err >= CASENET_EBADREQ && err <= CASENET_EVERSION)
         return err;
     switch (err) {
+    case CASENET_ESTALEDIR:
+        return err;
     case CASENET_EEXPIRED:
     case CASENET_EINVAL:
     case CASENET_ENOTRECIPIENT:
@@ -96,8 +99,10 @@ int handlers_error_reply(uint64_t request_id, int err, const char *message, case
     return handlers_error_reply_retry(request_id, err, message, 0, out);
 }
 
-int handlers_error_reply_retry(uint64_t request_id, int err, const char *message,
-                               uint32_t retry_after_ms, casenet_buf *out)
+/* An Error reply; stale_version is the directory version a STALE_DIRECTORY
+ * answer names (Error.directory_version). */
+static int error_reply(uint64_t request_id, int err, const char *message, uint32_t retry_after_ms,
+                       uint64_t stale_version, casenet_buf *out)
 {
     Casenet__V1__Response r = CASENET__V1__RESPONSE__INIT;
     Casenet__V1__Error e = CASENET__V1__ERROR__INIT;
@@ -108,8 +113,16 @@ int handlers_error_reply_retry(uint64_t request_id, int err, const char *message
     if (e.code == CASENET__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE ||
         e.code == CASENET__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED)
         e.retry_after_ms = retry_after_ms ? retry_after_ms : 1000;
+    if (e.code == CASENET__V1__ERROR_CODE__ERROR_CODE_STALE_DIRECTORY)
+        e.directory_version = stale_version;
     r.error = &e;
     return pack_response(&r, out);
+}
+
+int handlers_error_reply_retry(uint64_t request_id, int err, const char *message,
+                               uint32_t retry_after_ms, casenet_buf *out)
+{
+    return error_reply(request_id, err, message, retry_after_ms, 0, out);
 }
 
 static void set_bytes(ProtobufCBinaryData *f, const uint8_t *p, size_t n)
@@ -345,6 +358,13 @@ static int verify_error(struct hctx *c, int rc)
                     (unsigned long long)casenet_directory_version(c->b->dir));
     case CASENET_EUNAUTH:
         return fail(c, rc, "the envelope's sender is not an active member of the directory");
+    case CASENET_ESTALEDIR:
+        c->stale_version = casenet_directory_version(c->b->dir);
+        return fail(c, rc,
+                    "the envelope is wrapped to a recipient box key that was replaced before "
+                    "it was sealed: the sender's directory is older than version %llu, the "
+                    "broker's; pull the directory and seal the message again",
+                    (unsigned long long)c->stale_version);
     case CASENET_ENOMEM:
         return fail(c, rc, "out of memory; retry later");
     case CASENET_ETOOLARGE:
@@ -1095,7 +1115,7 @@ int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, co
                   body_name(req->body_case), "error", casenet_errname(handlers_wire_code(rc)),
                   "msg", c.have_info ? log_hex(c.info.message_id, CASENET_MESSAGE_ID_BYTES) : NULL,
                   "detail", c.msg, NULL);
-        rc = handlers_error_reply_retry(req->request_id, rc, c.msg, c.retry_after_ms, reply);
+        rc = error_reply(req->request_id, rc, c.msg, c.retry_after_ms, c.stale_version, reply);
     }
     if (c.have_info)
         casenet_message_info_clear(&c.info);

@@ -33,7 +33,7 @@ extern "C" {
 
 /* ------------------------------------------------------------------ errors */
 
-/* One error enum. 1..12 are the wire error codes of proto ErrorCode (same
+/* One error enum. 1..13 are the wire error codes of proto ErrorCode (same
  * numbers); 100 and up are local conditions that never travel. */
 typedef enum casenet_err {
     CASENET_OK = 0,
@@ -49,6 +49,7 @@ typedef enum casenet_err {
     CASENET_EUNKNOWNRCPT = 10,   /* recipient not in the directory or not active */
     CASENET_ECLOCKSKEW = 11,     /* created_at too far from the broker's clock */
     CASENET_EVERSION = 12,       /* protocol or envelope version not supported */
+    CASENET_ESTALEDIR = 13,      /* sealed to a recipient key the directory has retired */
     CASENET_ENOMEM = 100,        /* out of memory */
     CASENET_EIO = 101,           /* file or socket I/O failed */
     CASENET_ECRYPTO = 102,       /* decryption or key unwrapping failed */
@@ -59,6 +60,8 @@ typedef enum casenet_err {
     CASENET_ENOTRECIPIENT = 107, /* the reader is not a listed recipient */
     CASENET_EPERM = 108,         /* secret key file readable by group or others */
     CASENET_ECOMMIT = 109,       /* key commitment mismatch */
+    CASENET_EKEYRETIRED = 110,   /* wrapped to a retired box key the keyring lost */
+    CASENET_EKEYUNKNOWN = 111,   /* wrapped to a box key the keyring never held */
 } casenet_err;
 
 /* A static English description of err ("unknown error" for other values). */
@@ -183,6 +186,21 @@ CASENET_API CASENET_NODISCARD int casenet_keys_generate_authority(int64_t now_ms
  * secret file (CASENET_EINVAL). */
 CASENET_API CASENET_NODISCARD int casenet_keys_save(const casenet_keys *k, const char *secret_path,
                                                     const char *public_path);
+/* casenet_keys_save that replaces an existing secret file (atomically: a
+ * reader sees the old keyring or the new one, never neither), for a keyring
+ * loaded from it and rotated. */
+CASENET_API CASENET_NODISCARD int
+casenet_keys_save_replace(const casenet_keys *k, const char *secret_path, const char *public_path);
+/* Key rotation, member side: adds a fresh key pair of each use (signing,
+ * box, CURVE) to member keyring k; they become its current keys (created at
+ * now_ms, or just after the newest pair held if the clock went back). Every
+ * older pair stays: old box keys open mail already wrapped to them, old
+ * signing keys are kept for reference. *retired_box (may be NULL) gets the
+ * number of older box keys kept. CASENET_EINVAL for the authority's keyring,
+ * CASENET_ETOOLARGE when k would hold more than 64 pairs, CASENET_ENOMEM; on
+ * failure k is unchanged. */
+CASENET_API CASENET_NODISCARD int casenet_keys_rotate(casenet_keys *k, int64_t now_ms,
+                                                      size_t *retired_box);
 /* Loads a secret keyring. CASENET_EPERM when the file is group- or
  * world-accessible, CASENET_EIO when unreadable, CASENET_EBADREQ when
  * malformed. */
@@ -344,14 +362,21 @@ casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
  * one wrapped key per recipient and no other, ciphertext hash) and the
  * sender's signature against the directory key named by sign_key_id.
  * Returns CASENET_EBADREQ, CASENET_EVERSION, CASENET_EUNKNOWNRCPT,
- * CASENET_EUNAUTH (sender unknown or not active) or CASENET_EBADSIG. Fills
- * info on success. */
+ * CASENET_EUNAUTH (sender unknown or not active) or CASENET_EBADSIG; an
+ * envelope that passes all of these but wraps a key to a recipient box key
+ * the directory retired before created_at is CASENET_ESTALEDIR (sealed with
+ * an older directory: reseal with the current one). Fills info on
+ * success. */
 CASENET_API CASENET_NODISCARD int casenet_envelope_verify(const casenet_directory *dir,
                                                           const uint8_t *envelope, size_t len,
                                                           casenet_message_info *info);
 
 /* Opens an envelope for reader: everything casenet_envelope_verify checks,
- * then that the reader is a listed recipient (CASENET_ENOTRECIPIENT),
+ * then that the reader is a listed recipient (CASENET_ENOTRECIPIENT), that
+ * the keyring holds the box key its wrapped key names (else
+ * CASENET_EKEYRETIRED when the directory lists that key as a retired one of
+ * the reader's, CASENET_EKEYUNKNOWN otherwise: the keyring was replaced
+ * instead of rotated, or is not the one admitted; never CASENET_ECRYPTO),
  * unwraps the content key (CASENET_ECRYPTO), checks the key commitment in
  * constant time (CASENET_ECOMMIT), decrypts (CASENET_ECRYPTO) and parses the
  * payload, which must match the header's kind (CASENET_EBADREQ). On success
@@ -360,6 +385,13 @@ CASENET_API CASENET_NODISCARD int casenet_open(const casenet_keys *reader,
                                                const casenet_directory *dir,
                                                const uint8_t *envelope, size_t len,
                                                casenet_message_info *info, casenet_buf *payload);
+/* The box key id of the wrapped key addressed to member in envelope, read
+ * without verifying anything (to name the key in an error message after
+ * casenet_open failed with CASENET_EKEYRETIRED or CASENET_EKEYUNKNOWN).
+ * CASENET_EBADREQ when unparsable, CASENET_ENOTRECIPIENT when none is. */
+CASENET_API CASENET_NODISCARD int
+casenet_envelope_box_key_id(const uint8_t *envelope, size_t len, const char *member,
+                            char key_id[CASENET_KEY_ID_CHARS + 1]);
 
 /* ------------------------------------------------------------------ receipts */
 
@@ -492,6 +524,9 @@ CASENET_API void casenet_client_set_directory(casenet_client *c, const casenet_d
 CASENET_API const char *casenet_client_last_error(const casenet_client *c);
 /* Retry-after hint of the last RATE_LIMITED or UNAVAILABLE answer, in ms. */
 CASENET_API uint32_t casenet_client_retry_after_ms(const casenet_client *c);
+/* The directory version the broker serves, as its last STALE_DIRECTORY
+ * answer named it (0 when the last request got another answer). */
+CASENET_API uint64_t casenet_client_stale_directory_version(const casenet_client *c);
 /* How many times the connection has dropped since casenet_client_connect, as
  * far as seen (connection events are read during calls and inside
  * casenet_client_wait_notice). Notices are not resent after a reconnect: an
@@ -503,7 +538,10 @@ CASENET_API uint64_t casenet_client_disconnects(const casenet_client *c);
  * and envelope hash (CASENET_EBADSIG otherwise). On a timeout it resends the
  * same bytes until opts.timeout_ms runs out: the message id makes this
  * idempotent. *duplicate (may be NULL) tells that the broker had the same
- * bytes already. Errors from the broker come back as their casenet_err. */
+ * bytes already. Errors from the broker come back as their casenet_err;
+ * CASENET_ESTALEDIR means the envelope was sealed with an older directory
+ * than the broker's (casenet_client_stale_directory_version): pull the
+ * directory (casenet_client_get_directory, verified), seal again, submit. */
 CASENET_API CASENET_NODISCARD int casenet_client_submit(casenet_client *c, const uint8_t *envelope,
                                                         size_t len, casenet_submit_receipt *receipt,
                                                         bool *duplicate);

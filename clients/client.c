@@ -109,6 +109,7 @@ struct casenet_client {
 
     char last_error[CN_LAST_ERROR_MAX];
     uint32_t retry_after_ms;
+    uint64_t stale_version; /* of the last STALE_DIRECTORY answer */
 
     /* What the broker said in Hello. */
     char broker_id[CASENET_MEMBER_ID_MAX + 1];
@@ -457,7 +458,9 @@ static int from_wire_error(casenet_client *c, const Casenet__V1__Error *e)
     int code = (int)e->code;
     if (code == CASENET_ERATELIMIT || code == CASENET_EUNAVAIL)
         c->retry_after_ms = e->retry_after_ms;
-    if (code >= CASENET_EBADREQ && code <= CASENET_EVERSION)
+    if (code == CASENET_ESTALEDIR)
+        c->stale_version = e->directory_version;
+    if (code >= CASENET_EBADREQ && code <= CASENET_ESTALEDIR)
         return code;
     return CASENET_EBADREQ; /* an error code this client does not know */
 }
@@ -591,10 +594,12 @@ static void resubscribe(casenet_client *c, int64_t deadline)
     char saved[CN_LAST_ERROR_MAX];
     memcpy(saved, c->last_error, sizeof saved);
     uint32_t saved_retry = c->retry_after_ms;
+    uint64_t saved_stale = c->stale_version;
     int64_t floor = cn_mono_ms() + CN_RESUBSCRIBE_MIN_MS;
     (void)subscribe_call(c, deadline > floor ? deadline : floor);
     memcpy(c->last_error, saved, sizeof saved);
     c->retry_after_ms = saved_retry;
+    c->stale_version = saved_stale;
 }
 
 /* Catches up on monitor events, reconnects after a ZAP refusal (the socket
@@ -615,6 +620,7 @@ static void begin_call(casenet_client *c, int64_t deadline)
         resubscribe(c, deadline);
     c->last_error[0] = '\0';
     c->retry_after_ms = 0;
+    c->stale_version = 0;
 }
 
 static int64_t call_deadline(const casenet_client *c)
@@ -775,6 +781,11 @@ const char *casenet_client_last_error(const casenet_client *c)
 uint32_t casenet_client_retry_after_ms(const casenet_client *c)
 {
     return c ? c->retry_after_ms : 0;
+}
+
+uint64_t casenet_client_stale_directory_version(const casenet_client *c)
+{
+    return c ? c->stale_version : 0;
 }
 
 uint64_t casenet_client_disconnects(const casenet_client *c)

@@ -371,9 +371,9 @@ int casenet_directory_find_curve(const casenet_directory *d, const uint8_t curve
     return CASENET_ENOTFOUND;
 }
 
-/* The key of member id with the given use and key id, valid at at_ms. */
-static const Casenet__V1__PublicKey *find_key(const casenet_directory *d, const char *id, int use,
-                                              const char *key_id, int64_t at_ms)
+/* The key of member id with the given use and key id, whatever its window. */
+static const Casenet__V1__PublicKey *lookup_key(const casenet_directory *d, const char *id, int use,
+                                                const char *key_id)
 {
     long i = (id && key_id) ? find_index(d, id) : -1;
     if (i < 0)
@@ -382,9 +382,17 @@ static const Casenet__V1__PublicKey *find_key(const casenet_directory *d, const 
     for (size_t j = 0; j < m->n_keys; j++) {
         const Casenet__V1__PublicKey *k = m->keys[j];
         if ((int)k->use == use && strcmp(k->key_id, key_id) == 0)
-            return key_valid_at(k, at_ms) ? k : NULL;
+            return k;
     }
     return NULL;
+}
+
+/* The key of member id with the given use and key id, valid at at_ms. */
+static const Casenet__V1__PublicKey *find_key(const casenet_directory *d, const char *id, int use,
+                                              const char *key_id, int64_t at_ms)
+{
+    const Casenet__V1__PublicKey *k = lookup_key(d, id, use, key_id);
+    return k && key_valid_at(k, at_ms) ? k : NULL;
 }
 
 int casenet_directory_sign_key(const casenet_directory *d, const char *id, const char *key_id,
@@ -402,6 +410,17 @@ bool cn_directory_has_box_key(const casenet_directory *d, const char *id, const 
                               int64_t at_ms)
 {
     return find_key(d, id, CASENET__V1__KEY_USE__KEY_USE_BOX, key_id, at_ms) != NULL;
+}
+
+enum cn_key_state cn_directory_box_key_state(const casenet_directory *d, const char *id,
+                                             const char *key_id, int64_t at_ms)
+{
+    const Casenet__V1__PublicKey *k = lookup_key(d, id, CASENET__V1__KEY_USE__KEY_USE_BOX, key_id);
+    if (!k)
+        return CN_KEY_ABSENT;
+    if (k->valid_until_ms != 0 && k->valid_until_ms <= at_ms)
+        return CN_KEY_RETIRED;
+    return key_valid_at(k, at_ms) ? CN_KEY_VALID : CN_KEY_NOT_YET;
 }
 
 bool casenet_member_has_role(const casenet_member *m, const char *role)

@@ -22,6 +22,13 @@
 bool cn_directory_has_box_key(const casenet_directory *d, const char *id, const char *key_id,
                               int64_t at_ms);
 
+/* Where box key key_id of member id stands at at_ms: not listed; valid (as
+ * cn_directory_has_box_key); retired (valid_until_ms <= at_ms: the authority replaced it, so a
+ * sender still using it sealed with an older directory); or not valid yet. */
+enum cn_key_state { CN_KEY_ABSENT, CN_KEY_VALID, CN_KEY_RETIRED, CN_KEY_NOT_YET };
+enum cn_key_state cn_directory_box_key_state(const casenet_directory *d, const char *id,
+                                             const char *key_id, int64_t at_ms);
+
 /* casenet_directory_parse with expiry checking optional: the authority
  * verifies its own current directory this way before changing it. */
 CASENET_NODISCARD int cn_directory_parse_ex(const uint8_t *buf, size_t len,

@@ -466,6 +466,10 @@ static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_
     rc = CASENET_EFORBIDDEN;
     if (broker_kind(h->kind) && !casenet_member_has_role(&m, CN_ROLE_BROKER))
         goto fail;
+    /* A box key the directory retired before created_at means the sender
+     * sealed with an older directory: STALE_DIRECTORY, but only for an
+     * envelope that passes every other check (the sender reseals on it). */
+    bool stale = false;
     for (size_t i = 0; i < h->n_recipients; i++) {
         casenet_member r;
         rc = CASENET_EUNKNOWNRCPT;
@@ -473,8 +477,11 @@ static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_
             (!for_open && r.status != CASENET_MEMBER_ACTIVE))
             goto fail;
         const Casenet__V1__WrappedKey *w = h->wrapped_keys[i];
+        enum cn_key_state ks =
+            cn_directory_box_key_state(dir, w->recipient, w->box_key_id, h->created_at_ms);
+        stale |= ks == CN_KEY_RETIRED;
         rc = CASENET_EBADREQ;
-        if (!cn_directory_has_box_key(dir, w->recipient, w->box_key_id, h->created_at_ms))
+        if (ks != CN_KEY_VALID && ks != CN_KEY_RETIRED)
             goto fail;
     }
 
@@ -492,6 +499,9 @@ static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_
     cn_sha256(v->env->ciphertext.data, v->env->ciphertext.len, hash);
     rc = CASENET_EBADREQ;
     if (crypto_verify_32(hash, h->ciphertext_hash.data) != 0)
+        goto fail;
+    rc = CASENET_ESTALEDIR;
+    if (stale)
         goto fail;
     return CASENET_OK;
 fail:
@@ -589,9 +599,16 @@ int casenet_open(const casenet_keys *reader, const casenet_directory *dir, const
         goto cleanup;
     const uint8_t *box_pk = NULL;
     const uint8_t *box_sk = cn_keys_box_sk(reader, w->box_key_id, &box_pk);
-    rc = CASENET_ECRYPTO;
-    if (!box_sk)
+    if (!box_sk) {
+        /* Not tampering: this keyring lacks the key (replaced instead of
+         * rotated, or never admitted). A key the directory has closed is a
+         * retired one of this member's. */
+        rc = cn_directory_box_key_state(dir, me, w->box_key_id, INT64_MAX) == CN_KEY_RETIRED
+                 ? CASENET_EKEYRETIRED
+                 : CASENET_EKEYUNKNOWN;
         goto cleanup;
+    }
+    rc = CASENET_ECRYPTO;
     rc = cn_box_seal_open(key, w->sealed_key.data, w->sealed_key.len, box_pk, box_sk);
     if (rc != CASENET_OK)
         goto cleanup;
@@ -629,6 +646,35 @@ cleanup:
     }
     sodium_memzero(key, sizeof key);
     casenet_buf_free(&ad);
+    parsed_free(&v);
+    return rc;
+}
+
+int casenet_envelope_box_key_id(const uint8_t *envelope, size_t len, const char *member,
+                                char key_id[CASENET_KEY_ID_CHARS + 1])
+{
+    if (!envelope || !member || !key_id)
+        return CASENET_EINVAL;
+    struct parsed_env v = {0};
+    int rc = CASENET_EBADREQ;
+    v.env = casenet__v1__envelope__unpack(NULL, len, envelope);
+    if (v.env)
+        v.hdr = casenet__v1__header__unpack(NULL, v.env->header.len, v.env->header.data);
+    if (!v.hdr)
+        goto cleanup;
+    rc = CASENET_ENOTRECIPIENT;
+    for (size_t i = 0; i < v.hdr->n_wrapped_keys; i++) {
+        const Casenet__V1__WrappedKey *w = v.hdr->wrapped_keys[i];
+        if (strcmp(w->recipient, member) != 0)
+            continue;
+        rc = CASENET_EBADREQ;
+        if (strlen(w->box_key_id) != CASENET_KEY_ID_CHARS)
+            break;
+        memcpy(key_id, w->box_key_id, CASENET_KEY_ID_CHARS + 1);
+        rc = CASENET_OK;
+        break;
+    }
+cleanup:
     parsed_free(&v);
     return rc;
 }

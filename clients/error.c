@@ -25,6 +25,7 @@ static const struct err_row errors[] = {
     {CASENET_EUNKNOWNRCPT, "UNKNOWN_RECIPIENT", "recipient unknown or not active"},
     {CASENET_ECLOCKSKEW, "CLOCK_SKEW", "clock too far from the broker's"},
     {CASENET_EVERSION, "VERSION", "unsupported protocol or format version"},
+    {CASENET_ESTALEDIR, "STALE_DIRECTORY", "sealed with an older directory than the broker's"},
     {CASENET_ENOMEM, "NOMEM", "out of memory"},
     {CASENET_EIO, "IO", "input/output error"},
     {CASENET_ECRYPTO, "CRYPTO", "decryption failed"},
@@ -35,6 +36,9 @@ static const struct err_row errors[] = {
     {CASENET_ENOTRECIPIENT, "NOT_RECIPIENT", "not a recipient of this message"},
     {CASENET_EPERM, "PERMISSIONS", "secret key file is accessible to group or others"},
     {CASENET_ECOMMIT, "KEY_COMMITMENT", "key commitment does not match"},
+    {CASENET_EKEYRETIRED, "RETIRED_KEY_MISSING",
+     "wrapped to a retired box key that the keyring no longer holds"},
+    {CASENET_EKEYUNKNOWN, "UNKNOWN_KEY", "wrapped to a box key that the keyring never held"},
 };
 
 static const struct err_row *find(int err)

@@ -138,6 +138,44 @@ int casenet_keys_generate_authority(int64_t now_ms, casenet_keys **out)
     return generate(CN_AUTHORITY_ID, false, now_ms, out);
 }
 
+int casenet_keys_rotate(casenet_keys *k, int64_t now_ms, size_t *retired_box)
+{
+    if (!k || strcmp(k->member_id, CN_AUTHORITY_ID) == 0)
+        return CASENET_EINVAL;
+    if (k->n + 3 > CN_KEYS_MAX)
+        return CASENET_ETOOLARGE;
+    /* Newer than every pair held, so the new ones are current even when the
+     * clock went back since the last rotation. */
+    int64_t at = now_ms;
+    for (size_t i = 0; i < k->n; i++) {
+        if (k->pairs[i].created_at_ms >= at)
+            at = k->pairs[i].created_at_ms + 1;
+    }
+    casenet_keys *fresh = NULL;
+    int rc = generate(k->member_id, true, at, &fresh);
+    if (rc != CASENET_OK)
+        return rc;
+    struct cn_keypair *pairs = sodium_malloc((k->n + fresh->n) * sizeof *pairs);
+    if (!pairs) {
+        casenet_keys_free(fresh);
+        return CASENET_ENOMEM;
+    }
+    memcpy(pairs, k->pairs, k->n * sizeof *pairs);
+    memcpy(pairs + k->n, fresh->pairs, fresh->n * sizeof *pairs);
+    sodium_free(k->pairs); /* wipes */
+    k->pairs = pairs;
+    k->n += fresh->n;
+    casenet_keys_free(fresh);
+    pick_current(k);
+    if (retired_box) {
+        size_t box = 0;
+        for (size_t i = 0; i < k->n; i++)
+            box += k->pairs[i].use == CASENET__V1__KEY_USE__KEY_USE_BOX;
+        *retired_box = box - 1;
+    }
+    return CASENET_OK;
+}
+
 const char *casenet_keys_member_id(const casenet_keys *k)
 {
     return k->member_id;
@@ -170,6 +208,20 @@ const uint8_t *cn_keys_box_sk(const casenet_keys *k, const char *key_id, const u
         }
     }
     return NULL;
+}
+
+size_t cn_keys_box_missing(const casenet_keys *k, const casenet_keys *old,
+                           char first[CASENET_KEY_ID_CHARS + 1])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < old->n; i++) {
+        const struct cn_keypair *p = &old->pairs[i];
+        if (p->use != CASENET__V1__KEY_USE__KEY_USE_BOX || cn_keys_box_sk(k, p->key_id, NULL))
+            continue;
+        if (n++ == 0)
+            memcpy(first, p->key_id, CASENET_KEY_ID_CHARS + 1);
+    }
+    return n;
 }
 
 const uint8_t *casenet_keys_curve_pk(const casenet_keys *k)
@@ -216,7 +268,9 @@ int casenet_keys_public_file(const casenet_keys *k, casenet_buf *out)
     return CASENET_OK;
 }
 
-int casenet_keys_save(const casenet_keys *k, const char *secret_path, const char *public_path)
+/* casenet_keys_save; exclusive: refuse to replace an existing secret file. */
+static int save(const casenet_keys *k, const char *secret_path, const char *public_path,
+                bool exclusive)
 {
     Casenet__V1__SecretKeyFile f = CASENET__V1__SECRET_KEY_FILE__INIT;
     Casenet__V1__KeyPair *pairs = NULL, **ptrs = NULL;
@@ -255,7 +309,7 @@ int casenet_keys_save(const casenet_keys *k, const char *secret_path, const char
         if (rc != CASENET_OK)
             goto cleanup;
     }
-    rc = cn_write_file_atomic(secret_path, packed, len, 0600, true);
+    rc = cn_write_file_atomic(secret_path, packed, len, 0600, exclusive);
     if (rc != CASENET_OK)
         goto cleanup;
     if (public_path)
@@ -266,6 +320,17 @@ cleanup:
     free(ptrs);
     free(pairs);
     return rc;
+}
+
+int casenet_keys_save(const casenet_keys *k, const char *secret_path, const char *public_path)
+{
+    return save(k, secret_path, public_path, true);
+}
+
+int casenet_keys_save_replace(const casenet_keys *k, const char *secret_path,
+                              const char *public_path)
+{
+    return save(k, secret_path, public_path, false);
 }
 
 /* Reads a secret key file into sodium_malloc'd memory after checking, on the

@@ -27,6 +27,11 @@ const uint8_t *cn_keys_sign_sk(const casenet_keys *k, const char **key_id);
  * box keys stay in a keyring, so old mail can be read. */
 const uint8_t *cn_keys_box_sk(const casenet_keys *k, const char *key_id, const uint8_t **pk);
 
+/* How many box keys of `old` the keyring k lacks; the first one's id goes
+ * to first (when any). `casenet init --force` refuses to drop them. */
+size_t cn_keys_box_missing(const casenet_keys *k, const casenet_keys *old,
+                           char first[CASENET_KEY_ID_CHARS + 1]);
+
 /* Builds a keyring from given secrets (one mechanism with
  * casenet_keys_generate, which passes random ones): an Ed25519 key from
  * sign_seed (32 B) and, when not NULL, an X25519 box key box_sk and a CURVE

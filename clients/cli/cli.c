@@ -37,6 +37,7 @@ int cli_exit_code(int err, enum cli_origin origin)
         break;
     }
     bool wire = err >= CASENET_EBADREQ && err <= CASENET_EVERSION;
+    wire |= err == CASENET_ESTALEDIR;
     if (origin == CLI_BROKER && wire)
         return CLI_EREFUSED;
     if (origin == CLI_VERIFY &&

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "dirview.h"
 #include "home.h"
+#include "keys_impl.h"
 #include "util.h"
 
 #include <errno.h>
@@ -22,7 +23,9 @@ static const char init_usage[] =
     "Sets up a member home: copies the secret keyring (mode 0600), pins the\n"
     "authority's public key, verifies the directory against it and stores it,\n"
     "and records the member id, the directory version and the broker endpoint\n"
-    "in DIR/state. Refuses an existing home unless --force.\n"
+    "in DIR/state. Refuses an existing home unless --force, and even then a\n"
+    "keyring whose box keys the new one lacks (mail wrapped to them would no\n"
+    "longer open): rotate keys with 'casenet keygen --rotate' instead.\n"
     "\n"
     "options:\n"
     "  -H, --home DIR          the home (default $CASENET_HOME, else ~/.casenet)\n"
@@ -48,6 +51,30 @@ static int copy_in(const char *home, const char *name, const casenet_buf *bytes,
                  ? CLI_OK
                  : cli_fail(CLI_LOCAL, rc, NULL, "cannot write %s: %s", file, strerror(errno));
     free(file);
+    return ex;
+}
+
+/* init --force over a home: refuses to drop box keys of the keyring there
+ * that h's lacks (mail wrapped to them would no longer open). */
+static int keep_box_keys(const struct home *h)
+{
+    char *path = cli_path(h->path, HOME_KEY_FILE);
+    casenet_keys *old = NULL;
+    int ex = CLI_OK;
+    if (path && cli_exists(path) && casenet_keys_load(path, &old) == CASENET_OK) {
+        char first[CASENET_KEY_ID_CHARS + 1];
+        size_t n = cn_keys_box_missing(h->keys, old, first);
+        if (n)
+            ex = cli_fail(CLI_LOCAL, CASENET_EINVAL,
+                          "rotate with 'casenet keygen --rotate' instead, which keeps them; or "
+                          "move the old keyring away first if they must go",
+                          "%s holds %zu box key%s (%s%s) that the new keyring lacks: mail "
+                          "wrapped to %s could no longer be opened",
+                          path, n, n == 1 ? "" : "s", first, n > 1 ? ", ..." : "",
+                          n == 1 ? "it" : "them");
+    }
+    casenet_keys_free(old);
+    free(path);
     return ex;
 }
 
@@ -169,6 +196,9 @@ int cmd_init(int argc, char **argv)
     }
     h.directory_version = casenet_directory_version(h.dir);
     snprintf(h.broker, sizeof h.broker, "%s", broker);
+    ex = keep_box_keys(&h);
+    if (ex != CLI_OK)
+        goto cleanup;
 
     casenet_member self;
     const char *key_id = NULL;
@@ -393,14 +423,8 @@ static int dir_pull(int argc, char **argv)
     ex = net_connect(h, o.broker, o.timeout_ms, &client);
     if (ex != CLI_OK)
         goto cleanup;
-    int rc = casenet_client_get_directory(client, &bytes);
-    if (rc != CASENET_OK) {
-        ex = net_fail(client, rc, "GetDirectory failed");
-        goto cleanup;
-    }
     uint64_t old = 0;
-    ex = home_store_directory(h, bytes.data, bytes.len, &old);
-    casenet_client_set_directory(client, h->dir);
+    ex = net_pull_directory(h, client, &old);
     if (ex == CLI_OK)
         report_stored(h, old);
 cleanup:

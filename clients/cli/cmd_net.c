@@ -85,6 +85,18 @@ int net_connect(struct home *h, const char *endpoint, int timeout_ms, casenet_cl
     return CLI_OK;
 }
 
+int net_pull_directory(struct home *h, casenet_client *c, uint64_t *old_version)
+{
+    casenet_buf bytes = {0};
+    int rc = casenet_client_get_directory(c, &bytes);
+    if (rc != CASENET_OK)
+        return net_fail(c, rc, "GetDirectory failed");
+    int ex = home_store_directory(h, bytes.data, bytes.len, old_version);
+    casenet_client_set_directory(c, h->dir);
+    casenet_buf_free(&bytes);
+    return ex;
+}
+
 /* Options of inbox, read and ack. */
 struct net_opts {
     const char *home;
@@ -103,7 +115,10 @@ static const char send_usage[] =
     "Seals the payload (protobuf JSON on stdin) like 'casenet seal' and submits it\n"
     "to the broker. Prints the message id (32 hex digits) on the first line of\n"
     "stdout only once the broker's signed receipt has been verified; on a timeout\n"
-    "the same bytes are resent (the message id makes that safe).\n"
+    "the same bytes are resent (the message id makes that safe). When the broker\n"
+    "answers STALE_DIRECTORY (a recipient's key was replaced in a directory newer\n"
+    "than the home's), it pulls the directory, seals the message again under a\n"
+    "new message id and submits it once more, and says so on stderr.\n"
     "\n"
     "options:\n"
     "  -T, --to ID|@GROUP       recipients: member ids or @group; comma-separated\n"
@@ -125,6 +140,27 @@ static const char send_usage[] =
     "  id=$(casenet send --to vn.police.a05 --kind referral --urgency emergency \\\n"
     "      < referral.json)\n";
 
+/* After STALE_DIRECTORY: pulls the broker's directory (verified, never
+ * older than the home's), says so, and seals a's payload again into *env
+ * (a new message id: the refused one was not stored). An exit code. */
+static int reseal_stale(struct home *h, casenet_client *c, const struct seal_args *a,
+                        casenet_buf *env, uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    uint64_t served = casenet_client_stale_directory_version(c), old = 0;
+    int ex = net_pull_directory(h, c, &old);
+    if (ex != CLI_OK)
+        return ex;
+    fprintf(stderr,
+            "casenet: send: the broker refused the message as sealed with an out-of-date "
+            "directory (STALE_DIRECTORY: a recipient's key was replaced; the broker serves "
+            "version %llu); pulled directory version %llu (was %llu) and sealed the message "
+            "again under a new id\n",
+            (unsigned long long)served, (unsigned long long)casenet_directory_version(h->dir),
+            (unsigned long long)old);
+    casenet_buf_free(env);
+    return seal_stdin(h, a, env, id);
+}
+
 int cmd_send(int argc, char **argv)
 {
     struct seal_args a;
@@ -136,8 +172,9 @@ int cmd_send(int argc, char **argv)
         return CLI_EFAIL;
     struct home *h = NULL;
     casenet_client *c = NULL;
-    casenet_buf env = {0};
+    casenet_buf env = {0}, json = {0};
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
+    a.json = &json;
     ex = home_open(path, &h);
     if (ex != CLI_OK)
         goto cleanup;
@@ -150,6 +187,12 @@ int cmd_send(int argc, char **argv)
     casenet_submit_receipt receipt;
     bool duplicate = false;
     int rc = casenet_client_submit(c, env.data, env.len, &receipt, &duplicate);
+    if (rc == CASENET_ESTALEDIR) {
+        ex = reseal_stale(h, c, &a, &env, id);
+        if (ex != CLI_OK)
+            goto cleanup;
+        rc = casenet_client_submit(c, env.data, env.len, &receipt, &duplicate);
+    }
     if (rc != CASENET_OK) {
         ex = net_fail(c, rc, "the broker did not accept the message");
         goto cleanup;
@@ -167,6 +210,7 @@ int cmd_send(int argc, char **argv)
     ex = CLI_OK;
 cleanup:
     casenet_client_free(c);
+    casenet_buf_free(&json);
     casenet_buf_free(&env);
     home_free(h);
     free(path);
@@ -467,7 +511,7 @@ int cmd_read(int argc, char **argv)
         goto cleanup;
     int rc = casenet_open(h->keys, h->dir, env.data, env.len, &info, &payload);
     if (rc != CASENET_OK) {
-        ex = open_fail(rc, h->member);
+        ex = open_fail(rc, h->member, env.data, env.len);
         goto cleanup;
     }
     rc = casenet_payload_to_json(payload.data, payload.len, &json);
@@ -583,7 +627,7 @@ int cmd_ack(int argc, char **argv)
         goto cleanup;
     int rc = casenet_envelope_verify(h->dir, env.data, env.len, &info);
     if (rc != CASENET_OK) {
-        ex = open_fail(rc, h->member);
+        ex = open_fail(rc, h->member, env.data, env.len);
         goto cleanup;
     }
     memcpy(r.message_id, info.message_id, sizeof r.message_id);

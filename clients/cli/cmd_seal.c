@@ -146,14 +146,15 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
     int ex = check_recipients(h, a);
     if (ex != CLI_OK)
         return ex;
-    casenet_buf json = {0}, payload = {0};
-    int rc = cli_read_stream(stdin, JSON_MAX, &json);
+    casenet_buf own = {0}, payload = {0};
+    casenet_buf *json = a->json ? a->json : &own;
+    int rc = json->data ? CASENET_OK : cli_read_stream(stdin, JSON_MAX, json);
     if (rc != CASENET_OK)
         return cli_fail(CLI_LOCAL, rc, NULL, "cannot read the payload JSON from stdin");
     char err[256] = "";
-    rc = casenet_payload_from_json((const char *)json.data, json.len, a->kind, &payload, err,
+    rc = casenet_payload_from_json((const char *)json->data, json->len, a->kind, &payload, err,
                                    sizeof err);
-    casenet_buf_free(&json);
+    casenet_buf_free(&own);
     if (rc != CASENET_OK)
         return cli_fail(CLI_LOCAL, rc, "see docs/cli.md for the payload format",
                         "invalid payload JSON: %s", err[0] ? err : casenet_strerror(rc));
@@ -180,9 +181,33 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
     return CLI_OK;
 }
 
-int open_fail(int err, const char *reader)
+int open_fail(int err, const char *reader, const uint8_t *env, size_t len)
 {
+    char key_id[CASENET_KEY_ID_CHARS + 1] = "?";
     switch (err) {
+    case CASENET_EKEYRETIRED:
+    case CASENET_EKEYUNKNOWN:
+        if (casenet_envelope_box_key_id(env, len, reader, key_id) != CASENET_OK)
+            strcpy(key_id, "?");
+        if (err == CASENET_EKEYRETIRED)
+            return cli_fail(CLI_VERIFY, err,
+                            "the message is intact: restore a keyring that holds the key (the "
+                            "old member.key), then rotate with 'casenet keygen --rotate', "
+                            "which keeps retired keys",
+                            "the message is wrapped to box key %s, a retired key of %s that "
+                            "this keyring no longer holds",
+                            key_id, reader);
+        return cli_fail(CLI_VERIFY, err,
+                        "the message is intact: this home's keyring is not the one the "
+                        "authority admitted; use that keyring, or have the authority admit "
+                        "this one's .pub",
+                        "the message is wrapped to box key %s, which the keyring of %s never "
+                        "held",
+                        key_id, reader);
+    case CASENET_ESTALEDIR:
+        return cli_fail(CLI_VERIFY, err, "ask the sender to pull the directory and send it again",
+                        "the message is wrapped to a recipient key replaced before it was "
+                        "sealed: the sender used an out-of-date directory");
     case CASENET_ENOTRECIPIENT:
         return cli_fail(CLI_VERIFY, err, NULL, "this message is not addressed to %s", reader);
     case CASENET_EBADSIG:
@@ -334,7 +359,9 @@ static const char open_usage[] =
     "Verifies a message (stdin) against the sender's key in the home's directory,\n"
     "checks that this member is a recipient, decrypts it and prints the payload\n"
     "as JSON on stdout. The verified sender, kind, urgency and message id go to\n"
-    "stderr. Anything that does not verify exits 3 and prints no payload.\n"
+    "stderr. Anything that does not verify exits 3 and prints no payload; a\n"
+    "message wrapped to a box key this keyring does not hold exits 1 and names\n"
+    "the key (RETIRED_KEY_MISSING or UNKNOWN_KEY; see 'casenet keygen --help').\n"
     "\n"
     "options:\n"
     "  -H, --home DIR     the member home\n"
@@ -388,7 +415,7 @@ int cmd_open(int argc, char **argv)
     }
     rc = casenet_open(h->keys, h->dir, env.data, env.len, &info, &payload);
     if (rc != CASENET_OK) {
-        ex = open_fail(rc, h->member);
+        ex = open_fail(rc, h->member, env.data, env.len);
         goto cleanup;
     }
     rc = casenet_payload_to_json(payload.data, payload.len, &json);

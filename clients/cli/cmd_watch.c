@@ -577,7 +577,11 @@ static enum outcome handle_message_row(struct watch *w, const casenet_inbox_entr
     if (rc == CASENET_OK && sodium_memcmp(info.message_id, e->message_id, 16) != 0)
         rc = CASENET_EBADREQ; /* the broker answered with another message */
     if (rc != CASENET_OK) {
-        out = reject(w, e->message_id, row, rc, "message does not verify");
+        out = reject(w, e->message_id, row, rc,
+                     rc == CASENET_EKEYRETIRED || rc == CASENET_EKEYUNKNOWN
+                         ? "the keyring lacks the box key the message is wrapped to (intact, "
+                           "not altered); restore the keyring that holds it"
+                         : "message does not verify");
         goto cleanup;
     }
     /* From here on the signed header, not the broker's listing, names it. */

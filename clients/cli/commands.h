@@ -42,6 +42,11 @@ int net_connect(struct home *h, const char *endpoint, int timeout_ms, casenet_cl
 /* cmd_net.c: reports a failed broker request, with the broker's own message
  * when it gave one, and returns the exit code. */
 int net_fail(casenet_client *c, int err, const char *what);
+/* cmd_net.c: fetches the broker's directory over c, stores it in h after
+ * the usual checks (pinned key, expiry, never older than the highest version
+ * seen) and hands h's directory to c. *old_version gets the previous one.
+ * Returns an exit code, the failure reported. */
+int net_pull_directory(struct home *h, casenet_client *c, uint64_t *old_version);
 /* cmd_net.c: parses --timeout SECONDS (1..3600) into ms; false otherwise. */
 bool net_parse_timeout(const char *s, int *ms);
 
@@ -59,19 +64,22 @@ struct seal_args {
     int64_t expires_in_ms; /* 0 = never */
     const char *broker;    /* send only */
     int timeout_ms;        /* send only */
+    casenet_buf *json;     /* send only: the payload JSON, kept to seal it again */
 };
 /* Parses the options of seal (net false) or send (net true, which also takes
  * --broker and --timeout). Returns -1 to go on, else the exit code (0 after
  * --help). Recipient strings point into argv. */
 int seal_parse(int argc, char **argv, const char *usage, bool net, struct seal_args *a);
-/* Reads payload JSON from stdin, converts it (errors name the field) and
+/* Reads payload JSON from stdin (into a->json when set and still empty;
+ * from a->json when it holds some), converts it (errors name the field) and
  * seals it from h's member. Returns an exit code; *envelope and message_id
  * are set on success. */
 int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *envelope,
                uint8_t message_id[CASENET_MESSAGE_ID_BYTES]);
-/* Reports a failed casenet_open/casenet_envelope_verify for reader and
- * returns the exit code (3 for anything that does not verify). */
-int open_fail(int err, const char *reader);
+/* Reports a failed casenet_open/casenet_envelope_verify of env (len bytes)
+ * for reader and returns the exit code (3 for anything that does not
+ * verify). A missing box key is named with its key id. */
+int open_fail(int err, const char *reader, const uint8_t *env, size_t len);
 /* Prints a verified message's metadata on f: a readable block, or one JSON
  * object (json). */
 void print_message_info(FILE *f, const casenet_message_info *info, bool json);

@@ -11,7 +11,7 @@
 #endif
 
 static const struct cli_cmd commands[] = {
-    {"keygen", cmd_keygen, "generate a member's key pairs (ID.key, ID.pub)"},
+    {"keygen", cmd_keygen, "generate a member's key pairs (ID.key, ID.pub), or --rotate them"},
     {"admin", cmd_admin, "authority: init, add, revoke, suspend, reinstate, show"},
     {"init", cmd_init, "set up a member home from a key, the authority key and a directory"},
     {"directory", cmd_directory, "the home's directory: update, pull, publish, show"},

@@ -371,8 +371,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "the reply does not carry the request's id\n");
         abort();
     }
-    if (resp->error && (resp->error->code <= 0 || resp->error->code > 12)) {
+    if (resp->error && (resp->error->code <= 0 || (int)resp->error->code > CASENET_ESTALEDIR)) {
         fprintf(stderr, "unknown error code %d\n", (int)resp->error->code);
+        abort();
+    }
+    if (resp->error && resp->error->directory_version &&
+        resp->error->code != CASENET__V1__ERROR_CODE__ERROR_CODE_STALE_DIRECTORY) {
+        fprintf(stderr, "directory_version with error code %d\n", (int)resp->error->code);
         abort();
     }
     if (req)

@@ -1,6 +1,6 @@
-/* fuzz_envelope.c - libFuzzer harness: casenet_envelope_verify and
- * casenet_open on outside bytes, against the fixed network of fuzz_net.h
- * (built once in LLVMFuzzerInitialize, the same on every run).
+/* fuzz_envelope.c - libFuzzer harness: casenet_envelope_verify,
+ * casenet_open and casenet_envelope_box_key_id on outside bytes, against the fixed network of
+ * fuzz_net.h (built once in LLVMFuzzerInitialize, the same on every run).
  *
  * Every input is taken as an Envelope as it is, verified, and opened by the
  * first recipient its header names (the broker when none is a member). An
@@ -116,8 +116,16 @@ static void check(const uint8_t *buf, size_t len)
         casenet_buf_free(&payload);
     } else if (vrc == CASENET_OK) {
         CHECK(orc == CASENET_ENOTRECIPIENT || orc == CASENET_ECRYPTO || orc == CASENET_ECOMMIT ||
-              orc == CASENET_EBADREQ || orc == CASENET_ENOMEM);
+              orc == CASENET_EBADREQ || orc == CASENET_ENOMEM || orc == CASENET_EKEYRETIRED ||
+              orc == CASENET_EKEYUNKNOWN);
     }
+    /* The key id a missing-key error names comes from the same bytes. */
+    char key_id[CASENET_KEY_ID_CHARS + 1];
+    int krc = casenet_envelope_box_key_id(buf, len, casenet_keys_member_id(reader), key_id);
+    if (krc == CASENET_OK)
+        CHECK(strlen(key_id) == CASENET_KEY_ID_CHARS);
+    if (orc == CASENET_EKEYRETIRED || orc == CASENET_EKEYUNKNOWN)
+        CHECK(krc == CASENET_OK && !cn_keys_box_sk(reader, key_id, NULL));
     casenet_message_info_clear(&vinfo);
     casenet_message_info_clear(&oinfo);
 }

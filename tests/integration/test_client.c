@@ -311,6 +311,135 @@ static void test_publish_directory(void **state)
     casenet_keys_free(ngo);
 }
 
+/* Seals a referral from `from` to `to` with directory dir (NULL: the
+ * network's current one). */
+static casenet_buf seal_with(tn_network *tn, const casenet_directory *dir, const char *from,
+                             const char *to, uint8_t id[16])
+{
+    casenet_buf payload = tl_referral_payload("rotation");
+    const char *rcpt[] = {to};
+    casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = rcpt, .n_to = 1};
+    casenet_buf env = {0};
+    assert_int_equal(casenet_seal(tn_keys(tn, from), dir ? dir : tn->net->dir, &o, payload.data,
+                                  payload.len, &env, id),
+                     CASENET_OK);
+    casenet_buf_free(&payload);
+    return env;
+}
+
+/* Key rotation (PROTOCOL.md §3.4, §4.6 step 9): the police rotate, the
+ * authority re-admits them and the new directory is published. Mail queued
+ * before still opens with the rotated keyring; an envelope sealed with the
+ * old directory is STALE_DIRECTORY naming the broker's version (also in
+ * Error.directory_version), not BAD_REQUEST; one wrapped to a box key the
+ * broker's directory never listed stays BAD_REQUEST. */
+static void test_rotation_and_stale_directory(void **state)
+{
+    tn_network *tn = *state;
+    casenet_client *h = connect_as(tn, HOTLINE, 0);
+    uint8_t queued_id[16], id[16];
+    casenet_buf queued = seal_with(tn, NULL, HOTLINE, POLICE, queued_id);
+    casenet_submit_receipt r;
+    submit_ok(h, &queued, queued_id, &r, NULL);
+
+    /* The old directory stays with the sender; a directory the authority
+     * signed but never published lists a police box key the broker lacks. */
+    casenet_directory *old_dir = NULL, *unpublished = NULL;
+    assert_int_equal(casenet_directory_parse(tn->net->signed_dir.data, tn->net->signed_dir.len,
+                                             tn->net->authority_pk, cn_now_ms(), 0, &old_dir),
+                     CASENET_OK);
+    casenet_keys *other = NULL;
+    assert_int_equal(casenet_keys_generate(POLICE, cn_now_ms(), &other), CASENET_OK);
+    casenet_buf other_pub = {0}, other_dir = {0};
+    assert_int_equal(casenet_keys_public_file(other, &other_pub), CASENET_OK);
+    const char *roles[] = {"responder"};
+    casenet_member_spec spec = {.roles = roles, .n_roles = 1};
+    assert_int_equal(casenet_directory_add_member(
+                         tn->net->authority, tn->net->signed_dir.data, tn->net->signed_dir.len,
+                         other_pub.data, other_pub.len, &spec, cn_now_ms(), 3600000, &other_dir),
+                     CASENET_OK);
+    assert_int_equal(casenet_directory_parse(other_dir.data, other_dir.len, tn->net->authority_pk,
+                                             cn_now_ms(), 0, &unpublished),
+                     CASENET_OK);
+
+    /* Rotate, re-admit, publish. */
+    size_t retired = 0;
+    assert_int_equal(casenet_keys_rotate(tn_keys(tn, POLICE), cn_now_ms(), &retired), CASENET_OK);
+    assert_int_equal(retired, 1);
+    tl_net_add(tn->net, POLICE ":responder:police", tn_keys(tn, POLICE));
+    casenet_client_set_directory(h, tn->net->dir); /* the old one was freed */
+    uint64_t v = 0;
+    assert_int_equal(
+        casenet_client_publish_directory(h, tn->net->signed_dir.data, tn->net->signed_dir.len, &v),
+        CASENET_OK);
+    assert_int_equal(v, casenet_directory_version(tn->net->dir));
+
+    /* Sealed with the old directory: STALE_DIRECTORY with the version. */
+    casenet_buf stale = seal_with(tn, old_dir, HOTLINE, POLICE, id);
+    assert_int_equal(casenet_client_submit(h, stale.data, stale.len, &r, NULL), CASENET_ESTALEDIR);
+    assert_int_equal(casenet_client_stale_directory_version(h), v);
+    char want[64];
+    snprintf(want, sizeof want, "older than version %llu", (unsigned long long)v);
+    assert_non_null(strstr(casenet_client_last_error(h), want));
+    tn_conn *raw = tn_connect(tn, tn_keys(tn, HOTLINE));
+    Casenet__V1__Response *resp = tn_submit(raw, stale.data, stale.len);
+    assert_int_equal(tn_code(resp), CASENET__V1__ERROR_CODE__ERROR_CODE_STALE_DIRECTORY);
+    assert_int_equal(resp->error->directory_version, v);
+    casenet__v1__response__free_unpacked(resp, NULL);
+
+    /* Wrapped to a key the broker's directory never listed: malformed. */
+    casenet_buf unknown = seal_with(tn, unpublished, HOTLINE, POLICE, id);
+    resp = tn_submit(raw, unknown.data, unknown.len);
+    assert_int_equal(tn_code(resp), CASENET__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST);
+    assert_int_equal(resp->error->directory_version, 0);
+    casenet__v1__response__free_unpacked(resp, NULL);
+    tn_close(raw);
+
+    /* Resealed with the current directory it is accepted, and the rotated
+     * keyring opens both it and the referral queued before the rotation. */
+    casenet_buf fresh = seal_with(tn, NULL, HOTLINE, POLICE, id);
+    submit_ok(h, &fresh, id, &r, NULL);
+    assert_int_equal(casenet_client_stale_directory_version(h), 0);
+    casenet_client *p = connect_as(tn, POLICE, 0);
+    const uint8_t *ids[] = {queued_id, id};
+    for (size_t i = 0; i < 2; i++) {
+        casenet_buf env = {0}, payload = {0};
+        casenet_message_info info;
+        assert_int_equal(casenet_client_fetch(p, ids[i], &env), CASENET_OK);
+        assert_int_equal(
+            casenet_open(tn_keys(tn, POLICE), tn->net->dir, env.data, env.len, &info, &payload),
+            CASENET_OK);
+        casenet_message_info_clear(&info);
+        casenet_buf_free(&payload);
+        casenet_buf_free(&env);
+    }
+    /* A keyring that never held the new key and lost the old one (made
+     * afresh instead of rotated): each named, not CRYPTO. */
+    casenet_buf payload = {0};
+    assert_int_equal(casenet_open(other, tn->net->dir, fresh.data, fresh.len, NULL, &payload),
+                     CASENET_EKEYUNKNOWN);
+    assert_int_equal(casenet_open(other, tn->net->dir, queued.data, queued.len, NULL, &payload),
+                     CASENET_EKEYRETIRED);
+    char key_id[CASENET_KEY_ID_CHARS + 1];
+    assert_int_equal(casenet_envelope_box_key_id(fresh.data, fresh.len, POLICE, key_id),
+                     CASENET_OK);
+    casenet_member pm;
+    assert_int_equal(casenet_directory_find(tn->net->dir, POLICE, &pm), CASENET_OK);
+    assert_string_equal(key_id, pm.box_key_id);
+
+    casenet_client_free(p);
+    casenet_buf_free(&fresh);
+    casenet_buf_free(&unknown);
+    casenet_buf_free(&stale);
+    casenet_buf_free(&other_dir);
+    casenet_buf_free(&other_pub);
+    casenet_keys_free(other);
+    casenet_directory_free(unpublished);
+    casenet_directory_free(old_dir);
+    casenet_buf_free(&queued);
+    casenet_client_free(h);
+}
+
 static void test_unknown_key_refused_promptly(void **state)
 {
     tn_network *tn = *state;
@@ -760,6 +889,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_submit_twice_is_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_and_stale_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_refused_promptly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_broker_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_notice, setup, teardown),

@@ -842,12 +842,74 @@ static void test_reader_without_box_key(void **state)
     tl_net *net = *state;
     const char *to[] = {"vn.police.a05"};
     casenet_buf env = seal_to(net, "vn.hotline111", to, 1, "rotated away");
-    /* The reader's keyring lacks the box key the message was wrapped for. */
+    /* The reader's keyring lacks the box key the message was wrapped for,
+     * the directory's current one: a key it never held, not tampering. */
     casenet_keys *fresh = NULL;
     assert_int_equal(casenet_keys_generate("vn.police.a05", cn_now_ms(), &fresh), CASENET_OK);
     casenet_buf out = {0};
-    assert_int_equal(casenet_open(fresh, net->dir, env.data, env.len, NULL, &out), CASENET_ECRYPTO);
+    assert_int_equal(casenet_open(fresh, net->dir, env.data, env.len, NULL, &out),
+                     CASENET_EKEYUNKNOWN);
+    casenet_member m;
+    assert_int_equal(casenet_directory_find(net->dir, "vn.police.a05", &m), CASENET_OK);
+    char key_id[CASENET_KEY_ID_CHARS + 1];
+    assert_int_equal(casenet_envelope_box_key_id(env.data, env.len, "vn.police.a05", key_id),
+                     CASENET_OK);
+    assert_string_equal(key_id, m.box_key_id);
+    assert_int_equal(casenet_envelope_box_key_id(env.data, env.len, "vn.molisa.hanoi", key_id),
+                     CASENET_ENOTRECIPIENT);
     casenet_keys_free(fresh);
+    casenet_buf_free(&env);
+}
+
+/* The recipient rotates (casenet_keys_rotate) and is re-admitted: old mail
+ * opens with the rotated keyring; a keyring made afresh instead is told the
+ * key is a retired one; a sender still on the old directory is
+ * CASENET_ESTALEDIR, a key the directory never listed BAD_REQUEST. */
+static void test_recipient_rotation(void **state)
+{
+    tl_net *net = *state;
+    const char *to[] = {"vn.police.a05"};
+    casenet_buf env = seal_to(net, "vn.hotline111", to, 1, "queued before");
+    casenet_directory *old_dir = NULL;
+    assert_int_equal(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len,
+                                             net->authority_pk, cn_now_ms(), 0, &old_dir),
+                     CASENET_OK);
+    int64_t t = cn_now_ms();
+    while (cn_now_ms() <= t + 1) /* the old key closes after created_at */
+        ;
+    casenet_keys *k = tl_net_keys(net, "vn.police.a05");
+    size_t retired = 9;
+    assert_int_equal(casenet_keys_rotate(k, cn_now_ms(), &retired), CASENET_OK);
+    assert_int_equal(retired, 1);
+    tl_net_add(net, "vn.police.a05:responder,takedown-requester:police", k);
+    open_expect(net, "vn.police.a05", &env, "queued before");
+
+    casenet_keys *fresh = NULL;
+    assert_int_equal(casenet_keys_generate("vn.police.a05", cn_now_ms(), &fresh), CASENET_OK);
+    casenet_buf out = {0};
+    assert_int_equal(casenet_open(fresh, net->dir, env.data, env.len, NULL, &out),
+                     CASENET_EKEYRETIRED);
+
+    t = cn_now_ms();
+    while (cn_now_ms() <= t + 1) /* sealed after the old key closed */
+        ;
+    casenet_buf payload = tl_referral_payload("stale"), stale = {0};
+    casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1};
+    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), old_dir, &o, payload.data,
+                                  payload.len, &stale, NULL),
+                     CASENET_OK);
+    assert_int_equal(casenet_envelope_verify(net->dir, stale.data, stale.len, NULL),
+                     CASENET_ESTALEDIR);
+    /* The old directory still takes it: stale is relative to the verifier's. */
+    assert_int_equal(casenet_envelope_verify(old_dir, stale.data, stale.len, NULL), CASENET_OK);
+    /* Stale is decided after the signature: a forged one is BAD_SIGNATURE. */
+    stale.data[stale.len - 1] ^= 1;
+    assert_int_not_equal(casenet_envelope_verify(net->dir, stale.data, stale.len, NULL),
+                         CASENET_ESTALEDIR);
+    casenet_keys_free(fresh);
+    casenet_buf_free(&payload);
+    casenet_buf_free(&stale);
+    casenet_directory_free(old_dir);
     casenet_buf_free(&env);
 }
 
@@ -1170,6 +1232,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broker_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_mutations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_without_box_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recipient_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_message_after_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options, setup, teardown),
         cmocka_unit_test(test_worked_example),

@@ -47,6 +47,59 @@ static int teardown(void **state)
     return 0;
 }
 
+/* casenet_keys_rotate: the new set is current, every older pair stays, the
+ * box keys they lost are counted, and the file round-trips through
+ * casenet_keys_save_replace (casenet_keys_save still refuses to replace). */
+static void test_rotate(void **state)
+{
+    struct fx *f = *state;
+    const char *id0 = NULL, *id1 = NULL;
+    char first[CASENET_KEY_ID_CHARS + 1];
+    (void)casenet_keys_sign_pk(f->k, &id0);
+    snprintf(first, sizeof first, "%s", id0);
+    uint8_t curve0[32];
+    memcpy(curve0, casenet_keys_curve_pk(f->k), 32);
+    assert_int_equal(casenet_keys_save(f->k, f->sec, NULL), CASENET_OK);
+    /* A clock that went back (1 < 1000) still makes the new keys current. */
+    size_t retired = 9;
+    assert_int_equal(casenet_keys_rotate(f->k, 1, &retired), CASENET_OK);
+    assert_int_equal(retired, 1);
+    assert_int_equal(casenet_keys_save(f->k, f->sec, NULL), CASENET_EINVAL);
+    assert_int_equal(casenet_keys_save_replace(f->k, f->sec, f->pub), CASENET_OK);
+    casenet_keys *back = NULL;
+    assert_int_equal(casenet_keys_load(f->sec, &back), CASENET_OK);
+    (void)casenet_keys_sign_pk(back, &id1);
+    assert_string_not_equal(id1, first);
+    assert_memory_not_equal(casenet_keys_curve_pk(back), curve0, 32);
+    /* The first signing key is still held. */
+    casenet_buf pubf = {0};
+    assert_int_equal(casenet_keys_public_file(back, &pubf), CASENET_OK);
+    Casenet__V1__PublicKeyFile *pf =
+        casenet__v1__public_key_file__unpack(NULL, pubf.len, pubf.data);
+    assert_non_null(pf);
+    assert_int_equal(pf->n_keys, 3); /* the public file: the current set only */
+    for (size_t i = 0; i < pf->n_keys; i++)
+        assert_string_not_equal(pf->keys[i]->key_id, first);
+    casenet__v1__public_key_file__free_unpacked(pf, NULL);
+    casenet_buf_free(&pubf);
+    assert_int_equal(casenet_keys_rotate(back, 5000, &retired), CASENET_OK);
+    assert_int_equal(retired, 2);
+    /* At most 64 pairs: 3 per rotation, 9 held now. */
+    int rc = CASENET_OK;
+    int n = 0;
+    while (rc == CASENET_OK && n < 30) {
+        rc = casenet_keys_rotate(back, 6000, NULL);
+        n++;
+    }
+    assert_int_equal(rc, CASENET_ETOOLARGE);
+    assert_int_equal(n, 19); /* 9 + 18 * 3 = 63 */
+    casenet_keys *auth = NULL;
+    assert_int_equal(casenet_keys_generate_authority(1000, &auth), CASENET_OK);
+    assert_int_equal(casenet_keys_rotate(auth, 2000, NULL), CASENET_EINVAL);
+    casenet_keys_free(auth);
+    casenet_keys_free(back);
+}
+
 static void test_round_trip(void **state)
 {
     struct fx *f = *state;
@@ -366,6 +419,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_readable_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_overwrite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
