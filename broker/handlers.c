@@ -345,6 +345,10 @@ static int verify_error(struct hctx *c, int rc)
                     (unsigned long long)casenet_directory_version(c->b->dir));
     case CASENET_EUNAUTH:
         return fail(c, rc, "the envelope's sender is not an active member of the directory");
+    case CASENET_EFORBIDDEN:
+        return fail(c, rc,
+                    "kinds escalation and dead-letter are the broker's own notices; members "
+                    "cannot send them");
     case CASENET_ENOMEM:
         return fail(c, rc, "out of memory; retry later");
     case CASENET_ETOOLARGE:
@@ -478,6 +482,10 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
                     "the envelope's sender is %s but this connection is authenticated as %s; "
                     "sign with your own keys",
                     info->sender, c->member);
+    if ((rc = casenet_role_check(b->dir, info->sender, (int)info->kind,
+                                 (const char *const *)info->recipients, info->n_recipients, c->msg,
+                                 sizeof c->msg)) != CASENET_OK)
+        return rc;
     if (info->n_recipients > lim->max_recipients)
         return fail(c, CASENET_ETOOLARGE,
                     "%zu recipients; this broker accepts at most %u per message; split the "

@@ -332,6 +332,11 @@ CASENET_API void casenet_message_info_clear(casenet_message_info *info);
  * the sender to the recipients, with their box keys from the directory.
  * Recipients are de-duplicated; each must be an active member
  * (CASENET_EUNKNOWNRCPT otherwise); an empty list is CASENET_EINVAL.
+ * A payload that breaks casenet_payload_check is CASENET_EINVAL (call it
+ * first for the message); when opts->urgency is 0 the header takes the
+ * urgency the payload states (standard when it states none). The sender's
+ * roles must allow kind to every recipient (casenet_role_check,
+ * CASENET_EFORBIDDEN).
  * On success *envelope holds the serialised Envelope and message_id (when not
  * NULL) its id. */
 CASENET_API CASENET_NODISCARD int
@@ -360,6 +365,44 @@ CASENET_API CASENET_NODISCARD int casenet_open(const casenet_keys *reader,
                                                const casenet_directory *dir,
                                                const uint8_t *envelope, size_t len,
                                                casenet_message_info *info, casenet_buf *payload);
+/* casenet_open, and on failure a sentence in err (NUL-terminated, truncated
+ * to errlen; may be NULL) where the code alone does not say what is wrong:
+ * the required fields the payload lacks, or its urgency against the
+ * header's. */
+CASENET_API CASENET_NODISCARD int
+casenet_open_detail(const casenet_keys *reader, const casenet_directory *dir,
+                    const uint8_t *envelope, size_t len, casenet_message_info *info,
+                    casenet_buf *payload, char *err, size_t errlen);
+
+/* Checks a serialised Payload against the rules of its kind (PROTOCOL.md
+ * §6): its oneof matches kind, it carries every field its kind requires, and
+ * the urgency it states (a referral's, a correction's referral's, a broker
+ * notice's) equals urgency (the header's; 0 reads as standard).
+ * CASENET_EBADREQ otherwise, with err (as above) naming every missing field
+ * ("the referral lacks caseId, harmCategories, legalBasis.kind") or both
+ * urgencies. casenet_seal and casenet_open apply it. */
+CASENET_API CASENET_NODISCARD int casenet_payload_check(const uint8_t *payload, size_t len,
+                                                        casenet_kind kind, casenet_urgency urgency,
+                                                        char *err, size_t errlen);
+/* The urgency a serialised Payload states in *out, 0 when its kind states
+ * none (only referrals, corrections carrying a referral and broker notices
+ * do) or it leaves it unset. CASENET_EBADREQ when it does not parse. */
+CASENET_API CASENET_NODISCARD int casenet_payload_urgency(const uint8_t *payload, size_t len,
+                                                          casenet_urgency *out);
+
+/* The role matrix (PROTOCOL.md §6.1): true when a member with sender's roles
+ * may send a message of kind to a member with recipient's roles. Nobody
+ * sends to the member with role broker. */
+CASENET_API bool casenet_role_may_send(const casenet_member *sender, int kind,
+                                       const casenet_member *recipient);
+/* The role matrix for a whole message: CASENET_EFORBIDDEN when sender may not
+ * send kind to one of the n recipients (member ids), with err (as above)
+ * naming the roles; CASENET_EUNAUTH or CASENET_EUNKNOWNRCPT for ids the
+ * directory does not list. casenet_seal and the broker's Submit apply it. */
+CASENET_API CASENET_NODISCARD int casenet_role_check(const casenet_directory *dir,
+                                                     const char *sender, int kind,
+                                                     const char *const *recipients, size_t n,
+                                                     char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ receipts */
 

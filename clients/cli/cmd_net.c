@@ -465,9 +465,11 @@ int cmd_read(int argc, char **argv)
     int ex = fetch(&o, argv[optind], &path, &h, &cl, &env);
     if (ex != CLI_OK)
         goto cleanup;
-    int rc = casenet_open(h->keys, h->dir, env.data, env.len, &info, &payload);
+    char why[256];
+    int rc = casenet_open_detail(h->keys, h->dir, env.data, env.len, &info, &payload, why,
+                                 sizeof why);
     if (rc != CASENET_OK) {
-        ex = open_fail(rc, h->member);
+        ex = open_fail_detail(rc, h->member, why);
         goto cleanup;
     }
     rc = casenet_payload_to_json(payload.data, payload.len, &json);
