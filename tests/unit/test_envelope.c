@@ -98,10 +98,10 @@ static void test_round_trip_one(void **state)
 static void test_round_trip_two(void **state)
 {
     tl_net *net = *state;
-    const char *to[] = {"vn.police.a05", "vn.platform.x"};
+    const char *to[] = {"vn.police.a05", "vn.police.hcm"};
     casenet_buf env = seal_to(net, "vn.hotline111", to, 2, "two");
     open_expect(net, "vn.police.a05", &env, "two");
-    open_expect(net, "vn.platform.x", &env, "two");
+    open_expect(net, "vn.police.hcm", &env, "two");
     casenet_buf_free(&env);
 }
 
@@ -228,7 +228,7 @@ static void raw_init(struct raw *w, tl_net *net, const casenet_keys *sender, con
         .sender = casenet_keys_member_id(sender),
         .sign_sk = cn_keys_sign_sk(sender, &kid),
         .kind = CASENET_KIND_REFERRAL,
-        .urgency = CASENET_URGENCY_URGENT_TAKEDOWN,
+        .urgency = CASENET_URGENCY_STANDARD,
         .status = CASENET_MSG_TEST,
         .created_at_ms = cn_now_ms(),
         .message_id = w->mid,
@@ -253,7 +253,7 @@ static void test_raw_matches_seal(void **state)
     casenet_message_info info;
     assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
     assert_memory_equal(info.message_id, w.mid, 16);
-    assert_int_equal(info.urgency, CASENET_URGENCY_URGENT_TAKEDOWN);
+    assert_int_equal(info.urgency, CASENET_URGENCY_STANDARD);
     assert_int_equal(info.status, CASENET_MSG_TEST);
     casenet_message_info_clear(&info);
     open_expect(net, "vn.coord", &env, "raw");
@@ -616,7 +616,13 @@ static casenet_buf notice_payload(void)
 {
     Casenet__V1__BrokerNotice n = CASENET__V1__BROKER_NOTICE__INIT;
     Casenet__V1__Payload p = CASENET__V1__PAYLOAD__INIT;
+    uint8_t id[16] = {1};
     n.reason = CASENET__V1__NOTICE_REASON__NOTICE_REASON_DELIVER_OVERDUE;
+    n.message_id.data = id;
+    n.message_id.len = sizeof id;
+    n.sender = (char *)"vn.hotline111";
+    n.recipient = (char *)"vn.police.a05";
+    n.urgency = CASENET__V1__URGENCY__URGENCY_STANDARD;
     p.body_case = CASENET__V1__PAYLOAD__BODY_NOTICE;
     p.notice = &n;
     casenet_buf b;
@@ -875,7 +881,8 @@ static void test_options(void **state)
     uint8_t reply[16], cref[16];
     randombytes_buf(reply, 16);
     randombytes_buf(cref, 16);
-    casenet_buf payload = tl_referral_payload("opts"), env = {0};
+    casenet_buf payload = tl_referral_payload_urgency("opts", CASENET_URGENCY_EMERGENCY),
+                env = {0};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL,
                            .urgency = CASENET_URGENCY_EMERGENCY,
                            .status = CASENET_MSG_EXERCISE,
