@@ -61,7 +61,8 @@ static void need_referral(struct missing *m, const char *prefix, const Casenet__
         miss(m, "%surgency", prefix);
     bool harm = r->n_harm_categories > 0;
     for (size_t i = 0; i < r->n_harm_categories; i++)
-        harm = harm && r->harm_categories[i] != CASENET__V1__HARM_CATEGORY__HARM_CATEGORY_UNSPECIFIED;
+        harm =
+            harm && r->harm_categories[i] != CASENET__V1__HARM_CATEGORY__HARM_CATEGORY_UNSPECIFIED;
     if (!harm)
         miss(m, "%sharmCategories", prefix);
     need_legal_basis(m, prefix, r->legal_basis);
@@ -273,7 +274,7 @@ enum {
     R_ANY_BUT_BROKER = R_PARTIES | R_COORDINATOR,
 };
 
-static const char *const role_names[] = {"intake",      "responder", "takedown-requester",
+static const char *const role_names[] = {"intake",      "responder",   "takedown-requester",
                                          "platform",    "coordinator", "gateway",
                                          CN_ROLE_BROKER};
 
@@ -319,7 +320,10 @@ static const char *mask_names(unsigned mask, char *buf, size_t len)
         if (!((mask >> j) & 1u))
             continue;
         n++;
-        int w = snprintf(buf + at, len - at, "%s%s", n == 1 ? "" : n == total ? " or " : ", ",
+        int w = snprintf(buf + at, len - at, "%s%s",
+                         n == 1       ? ""
+                         : n == total ? " or "
+                                      : ", ",
                          role_names[j]);
         if (w < 0)
             break;

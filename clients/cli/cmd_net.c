@@ -466,8 +466,8 @@ int cmd_read(int argc, char **argv)
     if (ex != CLI_OK)
         goto cleanup;
     char why[256];
-    int rc = casenet_open_detail(h->keys, h->dir, env.data, env.len, &info, &payload, why,
-                                 sizeof why);
+    int rc =
+        casenet_open_detail(h->keys, h->dir, env.data, env.len, &info, &payload, why, sizeof why);
     if (rc != CASENET_OK) {
         ex = open_fail_detail(rc, h->member, why);
         goto cleanup;

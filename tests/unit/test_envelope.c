@@ -881,8 +881,7 @@ static void test_options(void **state)
     uint8_t reply[16], cref[16];
     randombytes_buf(reply, 16);
     randombytes_buf(cref, 16);
-    casenet_buf payload = tl_referral_payload_urgency("opts", CASENET_URGENCY_EMERGENCY),
-                env = {0};
+    casenet_buf payload = tl_referral_payload_urgency("opts", CASENET_URGENCY_EMERGENCY), env = {0};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL,
                            .urgency = CASENET_URGENCY_EMERGENCY,
                            .status = CASENET_MSG_EXERCISE,
