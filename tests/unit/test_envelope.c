@@ -1176,7 +1176,10 @@ static casenet_buf example_payload(void)
 {
     Casenet__V1__Referral r = CASENET__V1__REFERRAL__INIT;
     Casenet__V1__Payload p = CASENET__V1__PAYLOAD__INIT;
+    Casenet__V1__LegalBasis lb = CASENET__V1__LEGAL_BASIS__INIT;
     Casenet__V1__HarmCategory harm[1] = {CASENET__V1__HARM_CATEGORY__HARM_CATEGORY_GROOMING};
+    lb.kind = CASENET__V1__LEGAL_BASIS_KIND__LEGAL_BASIS_KIND_VITAL_INTEREST;
+    r.legal_basis = &lb;
     r.case_id = (char *)"HN-2026-0001";
     r.n_harm_categories = 1;
     r.harm_categories = harm;
