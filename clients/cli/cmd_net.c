@@ -103,7 +103,9 @@ static const char send_usage[] =
     "Seals the payload (protobuf JSON on stdin) like 'casenet seal' and submits it\n"
     "to the broker. Prints the message id (32 hex digits) on the first line of\n"
     "stdout only once the broker's signed receipt has been verified; on a timeout\n"
-    "the same bytes are resent (the message id makes that safe).\n"
+    "the same bytes are resent (the message id makes that safe). A payload\n"
+    "without its kind's required fields, or a kind the sender's or a recipient's\n"
+    "roles do not allow (proto/PROTOCOL.md section 6), is refused before sending.\n"
     "\n"
     "options:\n"
     "  -T, --to ID|@GROUP       recipients: member ids or @group; comma-separated\n"
@@ -111,7 +113,10 @@ static const char send_usage[] =
     "  -k, --kind KIND          referral, status, info-request, info-response,\n"
     "                           takedown-request, takedown-result, correction,\n"
     "                           withdraw, erase (must match the payload)\n"
-    "  -u, --urgency U          emergency, urgent-takedown, standard (default), info\n"
+    "  -u, --urgency U          emergency, urgent-takedown, standard, info; a\n"
+    "                           referral's comes from its payload (a different\n"
+    "                           --urgency is refused), other kinds default to\n"
+    "                           standard\n"
     "  -s, --status S           actual (default), exercise or test (drills)\n"
     "  -c, --case HEX32         case thread reference (32 hex digits)\n"
     "  -r, --reply-to HEX32     the message id this answers\n"
@@ -122,8 +127,7 @@ static const char send_usage[] =
     "  -h, --help               this text\n"
     "\n"
     "example:\n"
-    "  id=$(casenet send --to vn.police.a05 --kind referral --urgency emergency \\\n"
-    "      < referral.json)\n";
+    "  id=$(casenet send --to vn.police.a05 --kind referral < referral.json)\n";
 
 int cmd_send(int argc, char **argv)
 {
@@ -422,7 +426,8 @@ static const char read_usage[] =
     "Fetches message ID from the inbox, verifies it against the directory,\n"
     "decrypts it and prints the payload JSON on stdout; the verified metadata\n"
     "(sender, kind, urgency, ...) goes to stderr. Anything that does not verify\n"
-    "exits 3. Reading does not acknowledge: see 'casenet ack'.\n"
+    "exits 3, as does a payload without its kind's required fields or whose\n"
+    "urgency is not the header's. Reading does not acknowledge: see 'casenet ack'.\n"
     "\n"
     "options:\n"
     "  -m, --json-meta          metadata on stderr as one JSON object\n"

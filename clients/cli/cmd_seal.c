@@ -329,7 +329,10 @@ static const char seal_usage[] =
     "  -k, --kind KIND         referral, status, info-request, info-response,\n"
     "                          takedown-request, takedown-result, correction,\n"
     "                          withdraw, erase (must match the payload)\n"
-    "  -u, --urgency U         emergency, urgent-takedown, standard (default), info\n"
+    "  -u, --urgency U         emergency, urgent-takedown, standard, info; a\n"
+    "                          referral's comes from its payload (a different\n"
+    "                          --urgency is refused), other kinds default to\n"
+    "                          standard\n"
     "  -s, --status S          actual (default), exercise or test (drills)\n"
     "  -c, --case HEX32        case thread reference (32 hex digits)\n"
     "  -r, --reply-to HEX32    the message id this answers\n"
@@ -337,11 +340,12 @@ static const char seal_usage[] =
     "  -H, --home DIR          the member home\n"
     "  -h, --help              this text\n"
     "\n"
-    "Invalid payload JSON fails with exit 1 and names the field.\n"
+    "Invalid payload JSON, a payload without its kind's required fields (each\n"
+    "one named) and a kind the sender's or a recipient's roles do not allow\n"
+    "(proto/PROTOCOL.md section 6) fail with exit 1.\n"
     "\n"
     "example:\n"
-    "  casenet seal --to vn.police.a05 --kind referral --urgency emergency \\\n"
-    "      < referral.json > referral.msg\n";
+    "  casenet seal --to vn.police.a05 --kind referral < referral.json > referral.msg\n";
 
 int cmd_seal(int argc, char **argv)
 {
@@ -385,7 +389,9 @@ static const char open_usage[] =
     "Verifies a message (stdin) against the sender's key in the home's directory,\n"
     "checks that this member is a recipient, decrypts it and prints the payload\n"
     "as JSON on stdout. The verified sender, kind, urgency and message id go to\n"
-    "stderr. Anything that does not verify exits 3 and prints no payload.\n"
+    "stderr. Anything that does not verify exits 3 and prints no payload, as does\n"
+    "a payload without its kind's required fields or whose urgency is not the\n"
+    "header's (the error names them).\n"
     "\n"
     "options:\n"
     "  -H, --home DIR     the member home\n"
