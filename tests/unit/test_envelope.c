@@ -932,66 +932,76 @@ static casenet_buf json_payload(const char *json)
     return b;
 }
 
-/* casenet_payload_check(json as kind, urgency): the code, and err contains want. */
-static void check_rules(const char *json, casenet_kind kind, casenet_urgency urgency, int code,
-                        const char *want)
-{
-    casenet_buf b = json_payload(json);
-    char err[512] = "x";
-    int rc = casenet_payload_check(b.data, b.len, kind, urgency, err, sizeof err);
-    if (rc != code || (want && !strstr(err, want)) || (!want && err[0]))
-        fail_msg("%s: got %s \"%s\", want %s \"%s\"", json, casenet_errname(rc), err,
-                 casenet_errname(code), want ? want : "");
-    casenet_buf_free(&b);
-}
+/* Payloads as JSON, checked as kind with header urgency: the expected code
+ * and a text the message must contain (NULL: no message). */
+static const struct {
+    const char *json;
+    casenet_kind kind;
+    casenet_urgency urgency;
+    int code;
+    const char *want;
+} rule_cases[] = {
+    {"{\"referral\": {}}", CASENET_KIND_REFERRAL, 0, CASENET_EBADREQ,
+     "the referral lacks caseId, urgency, harmCategories, legalBasis.kind, summary"},
+    {"{\"referral\": {\"caseId\": \"A\", \"urgency\": \"URGENCY_INFO\", "
+     "\"harmCategories\": [\"HARM_CATEGORY_SCAM\"], \"summary\": \"s\", "
+     "\"legalBasis\": {\"kind\": \"LEGAL_BASIS_KIND_CONSENT\"}}}",
+     CASENET_KIND_REFERRAL, CASENET_URGENCY_INFO, CASENET_EBADREQ,
+     "the referral lacks legalBasis.consentedBy"},
+    {"{\"referral\": {\"caseId\": \"A\", \"urgency\": \"URGENCY_INFO\", "
+     "\"harmCategories\": [\"HARM_CATEGORY_SCAM\"], \"summary\": \"s\", "
+     "\"legalBasis\": {\"kind\": \"LEGAL_BASIS_KIND_CONSENT\", \"consentedBy\": "
+     "\"parent\"}}}",
+     CASENET_KIND_REFERRAL, CASENET_URGENCY_INFO, CASENET_OK, NULL},
+    {"{\"status\": {\"caseId\": \"A\", \"status\": \"CASE_STATUS_DECLINED\"}}", CASENET_KIND_STATUS,
+     0, CASENET_EBADREQ, "the status lacks reason"},
+    {"{\"status\": {}}", CASENET_KIND_STATUS, 0, CASENET_EBADREQ,
+     "the status lacks caseId, status"},
+    {"{\"infoRequest\": {}}", CASENET_KIND_INFO_REQUEST, 0, CASENET_EBADREQ,
+     "the infoRequest lacks caseId, questions"},
+    {"{\"infoResponse\": {\"caseId\": \"A\"}}", CASENET_KIND_INFO_RESPONSE, 0, CASENET_EBADREQ,
+     "the infoResponse lacks answers (or a note)"},
+    {"{\"takedownRequest\": {}}", CASENET_KIND_TAKEDOWN_REQUEST, 0, CASENET_EBADREQ,
+     "the takedownRequest lacks caseId, items, legalBasis.kind"},
+    {"{\"takedownRequest\": {\"caseId\": \"A\", \"legalBasis\": {\"kind\": "
+     "\"LEGAL_BASIS_KIND_CRIME_PREVENTION\"}, \"items\": [{\"itemId\": \"1\", "
+     "\"locator\": {\"url\": \"https://x.example/1\"}}, {\"locator\": {}}]}}",
+     CASENET_KIND_TAKEDOWN_REQUEST, 0, CASENET_EBADREQ,
+     "the takedownRequest lacks items[1].itemId, items[1].locator.url"},
+    {"{\"takedownResult\": {\"caseId\": \"A\", \"results\": [{\"itemId\": \"1\", "
+     "\"outcome\": \"TAKEDOWN_OUTCOME_REFUSED\"}]}}",
+     CASENET_KIND_TAKEDOWN_RESULT, 0, CASENET_EBADREQ,
+     "the takedownResult lacks results[0].reason"},
+    {"{\"correction\": {\"caseId\": \"A\"}}", CASENET_KIND_CORRECTION, 0, CASENET_EBADREQ,
+     "the correction lacks note (or referral)"},
+    {"{\"correction\": {\"caseId\": \"A\", \"referral\": {\"caseId\": \"A\"}}}",
+     CASENET_KIND_CORRECTION, 0, CASENET_EBADREQ,
+     "the correction lacks referral.urgency, referral.harmCategories"},
+    {"{\"withdraw\": {}}", CASENET_KIND_WITHDRAW, 0, CASENET_EBADREQ,
+     "the withdraw lacks caseId, reason"},
+    {"{\"erase\": {\"caseId\": \"A\"}}", CASENET_KIND_ERASE, 0, CASENET_EBADREQ,
+     "the erase lacks reason"},
+    {"{\"notice\": {}}", CASENET_KIND_ESCALATION, 0, CASENET_EBADREQ,
+     "the notice lacks reason, messageId, sender, recipient, urgency"},
+    {"{\"status\": {\"caseId\": \"A\", \"status\": \"CASE_STATUS_ACCEPTED\"}}",
+     CASENET_KIND_REFERRAL, 0, CASENET_EBADREQ, "the payload is not a referral payload"},
+};
 
 /* Each kind's required fields (PROTOCOL.md §6), every missing one named. */
 static void test_required_fields(void **state)
 {
     (void)state;
-    const int BAD = CASENET_EBADREQ;
-    check_rules("{\"referral\": {}}", CASENET_KIND_REFERRAL, 0, BAD,
-                "the referral lacks caseId, urgency, harmCategories, legalBasis.kind, summary");
-    check_rules("{\"referral\": {\"caseId\": \"A\", \"urgency\": \"URGENCY_INFO\", "
-                "\"harmCategories\": [\"HARM_CATEGORY_SCAM\"], \"summary\": \"s\", "
-                "\"legalBasis\": {\"kind\": \"LEGAL_BASIS_KIND_CONSENT\"}}}",
-                CASENET_KIND_REFERRAL, CASENET_URGENCY_INFO, BAD,
-                "the referral lacks legalBasis.consentedBy");
-    check_rules("{\"referral\": {\"caseId\": \"A\", \"urgency\": \"URGENCY_INFO\", "
-                "\"harmCategories\": [\"HARM_CATEGORY_SCAM\"], \"summary\": \"s\", "
-                "\"legalBasis\": {\"kind\": \"LEGAL_BASIS_KIND_CONSENT\", \"consentedBy\": "
-                "\"parent\"}}}",
-                CASENET_KIND_REFERRAL, CASENET_URGENCY_INFO, CASENET_OK, NULL);
-    check_rules("{\"status\": {\"caseId\": \"A\", \"status\": \"CASE_STATUS_DECLINED\"}}",
-                CASENET_KIND_STATUS, 0, BAD, "the status lacks reason");
-    check_rules("{\"status\": {}}", CASENET_KIND_STATUS, 0, BAD, "the status lacks caseId, status");
-    check_rules("{\"infoRequest\": {}}", CASENET_KIND_INFO_REQUEST, 0, BAD,
-                "the infoRequest lacks caseId, questions");
-    check_rules("{\"infoResponse\": {\"caseId\": \"A\"}}", CASENET_KIND_INFO_RESPONSE, 0, BAD,
-                "the infoResponse lacks answers (or a note)");
-    check_rules("{\"takedownRequest\": {}}", CASENET_KIND_TAKEDOWN_REQUEST, 0, BAD,
-                "the takedownRequest lacks caseId, items, legalBasis.kind");
-    check_rules("{\"takedownRequest\": {\"caseId\": \"A\", \"legalBasis\": {\"kind\": "
-                "\"LEGAL_BASIS_KIND_CRIME_PREVENTION\"}, \"items\": [{\"itemId\": \"1\", "
-                "\"locator\": {\"url\": \"https://x.example/1\"}}, {\"locator\": {}}]}}",
-                CASENET_KIND_TAKEDOWN_REQUEST, 0, BAD,
-                "the takedownRequest lacks items[1].itemId, items[1].locator.url");
-    check_rules("{\"takedownResult\": {\"caseId\": \"A\", \"results\": [{\"itemId\": \"1\", "
-                "\"outcome\": \"TAKEDOWN_OUTCOME_REFUSED\"}]}}",
-                CASENET_KIND_TAKEDOWN_RESULT, 0, BAD, "the takedownResult lacks results[0].reason");
-    check_rules("{\"correction\": {\"caseId\": \"A\"}}", CASENET_KIND_CORRECTION, 0, BAD,
-                "the correction lacks note (or referral)");
-    check_rules("{\"correction\": {\"caseId\": \"A\", \"referral\": {\"caseId\": \"A\"}}}",
-                CASENET_KIND_CORRECTION, 0, BAD,
-                "the correction lacks referral.urgency, referral.harmCategories");
-    check_rules("{\"withdraw\": {}}", CASENET_KIND_WITHDRAW, 0, BAD,
-                "the withdraw lacks caseId, reason");
-    check_rules("{\"erase\": {\"caseId\": \"A\"}}", CASENET_KIND_ERASE, 0, BAD,
-                "the erase lacks reason");
-    check_rules("{\"notice\": {}}", CASENET_KIND_ESCALATION, 0, BAD,
-                "the notice lacks reason, messageId, sender, recipient, urgency");
-    check_rules("{\"status\": {\"caseId\": \"A\", \"status\": \"CASE_STATUS_ACCEPTED\"}}",
-                CASENET_KIND_REFERRAL, 0, BAD, "the payload is not a referral payload");
+    for (size_t i = 0; i < sizeof rule_cases / sizeof rule_cases[0]; i++) {
+        casenet_buf b = json_payload(rule_cases[i].json);
+        char err[512] = "x";
+        const char *want = rule_cases[i].want;
+        int rc = casenet_payload_check(b.data, b.len, rule_cases[i].kind, rule_cases[i].urgency,
+                                       err, sizeof err);
+        if (rc != rule_cases[i].code || (want && !strstr(err, want)) || (!want && err[0]))
+            fail_msg("%s: got %s \"%s\", want %s \"%s\"", rule_cases[i].json, casenet_errname(rc),
+                     err, casenet_errname(rule_cases[i].code), want ? want : "");
+        casenet_buf_free(&b);
+    }
 }
 
 /* {"referral":{}} is neither sealed nor opened. */
