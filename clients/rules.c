@@ -271,7 +271,9 @@ enum {
     /* Members that take part in cases: everyone but coordinators (who see
      * metadata, never content) and the broker (which reads nothing). */
     R_PARTIES = R_INTAKE | R_RESPONDER | R_TAKEDOWN | R_PLATFORM | R_GATEWAY,
-    R_ANY_BUT_BROKER = R_PARTIES | R_COORDINATOR,
+    /* Any member at all, even one without roles: the broker's notices reach
+     * a message's sender whatever the directory now says of its roles. */
+    R_ANYONE = 1u << 7,
 };
 
 static const char *const role_names[] = {"intake",      "responder",   "takedown-requester",
@@ -293,8 +295,8 @@ static const struct {
     {CASENET_KIND_CORRECTION, R_PARTIES, R_PARTIES},
     {CASENET_KIND_WITHDRAW, R_PARTIES, R_PARTIES},
     {CASENET_KIND_ERASE, R_PARTIES, R_PARTIES},
-    {CASENET_KIND_ESCALATION, R_BROKER, R_ANY_BUT_BROKER},
-    {CASENET_KIND_DEAD_LETTER, R_BROKER, R_ANY_BUT_BROKER},
+    {CASENET_KIND_ESCALATION, R_BROKER, R_ANYONE},
+    {CASENET_KIND_DEAD_LETTER, R_BROKER, R_ANYONE},
 };
 
 static unsigned role_mask(const casenet_member *m)
@@ -346,7 +348,7 @@ bool casenet_role_may_send(const casenet_member *sender, int kind, const casenet
             continue;
         if (!(from & matrix[i].from))
             return false;
-        return (to & matrix[i].to) != 0;
+        return (matrix[i].to & R_ANYONE) || (to & matrix[i].to) != 0;
     }
     return false;
 }
