@@ -438,6 +438,20 @@ static int limits_backlog(struct hctx *c, const casenet_message_info *info)
     return CASENET_OK;
 }
 
+/* The role matrix (PROTOCOL.md §6.1, clients/rules.c) against the broker's
+ * current directory: FORBIDDEN naming the roles, audited like every refused
+ * Submit. */
+static int submit_roles(struct hctx *c, const casenet_message_info *info)
+{
+    char why[256];
+    int rc = casenet_role_check(c->b->dir, info->sender, (int)info->kind,
+                                (const char *const *)info->recipients, info->n_recipients, why,
+                                sizeof why);
+    if (rc != CASENET_OK)
+        return fail(c, rc, "%s; what each role may send to whom: PROTOCOL.md section 6.1", why);
+    return CASENET_OK;
+}
+
 static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1__Response *resp,
                     casenet_buf *out)
 {
@@ -482,9 +496,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
                     "the envelope's sender is %s but this connection is authenticated as %s; "
                     "sign with your own keys",
                     info->sender, c->member);
-    if ((rc = casenet_role_check(b->dir, info->sender, (int)info->kind,
-                                 (const char *const *)info->recipients, info->n_recipients, c->msg,
-                                 sizeof c->msg)) != CASENET_OK)
+    if ((rc = submit_roles(c, info)) != CASENET_OK)
         return rc;
     if (info->n_recipients > lim->max_recipients)
         return fail(c, CASENET_ETOOLARGE,
