@@ -218,8 +218,8 @@ int casenet_payload_check(const uint8_t *payload, size_t len, casenet_kind kind,
     if (!payload && len)
         return CASENET_EINVAL;
     int want = cn_payload_case_for_kind(kind);
-    Casenet__V1__Payload *p =
-        casenet__v1__payload__unpack(&cn_wiping_allocator, len, payload ? payload : (uint8_t *)"");
+    Casenet__V1__Payload *p = casenet__v1__payload__unpack(&cn_wiping_allocator, len,
+                                                           payload ? payload : (const uint8_t *)"");
     int rc = CASENET_EBADREQ;
     if (!p || want == 0 || (int)p->body_case != want) {
         say(err, errlen, "the payload is not a %s payload", casenet_kind_name(kind));
@@ -249,8 +249,8 @@ int casenet_payload_urgency(const uint8_t *payload, size_t len, casenet_urgency 
 {
     if ((!payload && len) || !out)
         return CASENET_EINVAL;
-    Casenet__V1__Payload *p =
-        casenet__v1__payload__unpack(&cn_wiping_allocator, len, payload ? payload : (uint8_t *)"");
+    Casenet__V1__Payload *p = casenet__v1__payload__unpack(&cn_wiping_allocator, len,
+                                                           payload ? payload : (const uint8_t *)"");
     if (!p)
         return CASENET_EBADREQ;
     *out = (casenet_urgency)stated_urgency(p);
