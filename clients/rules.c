@@ -234,6 +234,12 @@ int casenet_payload_check(const uint8_t *payload, size_t len, casenet_kind kind,
     }
     int stated = stated_urgency(p);
     int header = urgency ? (int)urgency : CASENET_URGENCY_STANDARD;
+    if (stated < 0 || stated > CASENET_URGENCY_INFO) {
+        say(err, errlen,
+            "the %s's urgency %d is none of emergency, urgent-takedown, standard, info", what,
+            stated);
+        goto cleanup;
+    }
     if (stated && stated != header) {
         say(err, errlen, "the envelope's urgency is %s but the %s says %s",
             casenet_urgency_name(header), what, casenet_urgency_name(stated));

@@ -1103,6 +1103,17 @@ static void test_urgency_from_payload(void **state)
     casenet_buf_free(&env);
     casenet_buf_free(&w.payload);
     casenet_buf_free(&em);
+    /* An urgency outside the enum (only a raw encoder writes one). */
+    casenet_buf odd = tl_referral_payload_urgency("odd", (casenet_urgency)9);
+    assert_int_equal(casenet_payload_check(odd.data, odd.len, CASENET_KIND_REFERRAL,
+                                           (casenet_urgency)9, why, sizeof why),
+                     CASENET_EBADREQ);
+    assert_string_equal(why, "the referral's urgency 9 is none of emergency, urgent-takedown, "
+                             "standard, info");
+    o.kind = CASENET_KIND_REFERRAL;
+    o.urgency = 0;
+    assert_int_equal(casenet_seal(k, net->dir, &o, odd.data, odd.len, &env, NULL), CASENET_EINVAL);
+    casenet_buf_free(&odd);
 }
 
 /* The role matrix as the library applies it (PROTOCOL.md §6.1). */
