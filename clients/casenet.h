@@ -349,8 +349,10 @@ casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
  * one wrapped key per recipient and no other, ciphertext hash) and the
  * sender's signature against the directory key named by sign_key_id.
  * Returns CASENET_EBADREQ, CASENET_EVERSION, CASENET_EUNKNOWNRCPT,
- * CASENET_EUNAUTH (sender unknown or not active) or CASENET_EBADSIG. Fills
- * info on success. */
+ * CASENET_EUNAUTH (sender unknown or not active), CASENET_EFORBIDDEN (kind
+ * ESCALATION or DEAD_LETTER from a member without role broker) or
+ * CASENET_EBADSIG. Fills info on success. It does not apply the role matrix
+ * (casenet_role_check) nor, not seeing the plaintext, the payload rules. */
 CASENET_API CASENET_NODISCARD int casenet_envelope_verify(const casenet_directory *dir,
                                                           const uint8_t *envelope, size_t len,
                                                           casenet_message_info *info);
