@@ -365,6 +365,10 @@ static int verify_error(struct hctx *c, int rc)
                     "it was sealed: the sender's directory is older than version %llu, the "
                     "broker's; pull the directory and seal the message again",
                     (unsigned long long)c->stale_version);
+    case CASENET_EFORBIDDEN:
+        return fail(c, rc,
+                    "kinds escalation and dead-letter are the broker's own notices; members "
+                    "cannot send them");
     case CASENET_ENOMEM:
         return fail(c, rc, "out of memory; retry later");
     case CASENET_ETOOLARGE:
@@ -454,6 +458,20 @@ static int limits_backlog(struct hctx *c, const casenet_message_info *info)
     return CASENET_OK;
 }
 
+/* The role matrix (PROTOCOL.md §6.1, clients/rules.c) against the broker's
+ * current directory: FORBIDDEN naming the roles, audited like every refused
+ * Submit. */
+static int submit_roles(struct hctx *c, const casenet_message_info *info)
+{
+    char why[256];
+    int rc = casenet_role_check(c->b->dir, info->sender, (int)info->kind,
+                                (const char *const *)info->recipients, info->n_recipients, why,
+                                sizeof why);
+    if (rc != CASENET_OK)
+        return fail(c, rc, "%s; what each role may send to whom: PROTOCOL.md section 6.1", why);
+    return CASENET_OK;
+}
+
 static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1__Response *resp,
                     casenet_buf *out)
 {
@@ -498,6 +516,8 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
                     "the envelope's sender is %s but this connection is authenticated as %s; "
                     "sign with your own keys",
                     info->sender, c->member);
+    if ((rc = submit_roles(c, info)) != CASENET_OK)
+        return rc;
     if (info->n_recipients > lim->max_recipients)
         return fail(c, CASENET_ETOOLARGE,
                     "%zu recipients; this broker accepts at most %u per message; split the "

@@ -350,6 +350,11 @@ CASENET_API void casenet_message_info_clear(casenet_message_info *info);
  * the sender to the recipients, with their box keys from the directory.
  * Recipients are de-duplicated; each must be an active member
  * (CASENET_EUNKNOWNRCPT otherwise); an empty list is CASENET_EINVAL.
+ * A payload that breaks casenet_payload_check is CASENET_EINVAL (call it
+ * first for the message); when opts->urgency is 0 the header takes the
+ * urgency the payload states (standard when it states none). The sender's
+ * roles must allow kind to every recipient (casenet_role_check,
+ * CASENET_EFORBIDDEN).
  * On success *envelope holds the serialised Envelope and message_id (when not
  * NULL) its id. */
 CASENET_API CASENET_NODISCARD int
@@ -362,11 +367,13 @@ casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
  * one wrapped key per recipient and no other, ciphertext hash) and the
  * sender's signature against the directory key named by sign_key_id.
  * Returns CASENET_EBADREQ, CASENET_EVERSION, CASENET_EUNKNOWNRCPT,
- * CASENET_EUNAUTH (sender unknown or not active) or CASENET_EBADSIG; an
- * envelope that passes all of these but wraps a key to a recipient box key
- * the directory retired before created_at is CASENET_ESTALEDIR (sealed with
- * an older directory: reseal with the current one). Fills info on
- * success. */
+ * CASENET_EUNAUTH (sender unknown or not active), CASENET_EFORBIDDEN (kind
+ * ESCALATION or DEAD_LETTER from a member without role broker) or
+ * CASENET_EBADSIG; an envelope that passes all of these but wraps a key to
+ * a recipient box key the directory retired before created_at is
+ * CASENET_ESTALEDIR (sealed with an older directory: reseal with the
+ * current one). Fills info on success. It does not apply the role matrix
+ * (casenet_role_check) nor, not seeing the plaintext, the payload rules. */
 CASENET_API CASENET_NODISCARD int casenet_envelope_verify(const casenet_directory *dir,
                                                           const uint8_t *envelope, size_t len,
                                                           casenet_message_info *info);
@@ -392,6 +399,44 @@ CASENET_API CASENET_NODISCARD int casenet_open(const casenet_keys *reader,
 CASENET_API CASENET_NODISCARD int
 casenet_envelope_box_key_id(const uint8_t *envelope, size_t len, const char *member,
                             char key_id[CASENET_KEY_ID_CHARS + 1]);
+/* casenet_open, and on failure a sentence in err (NUL-terminated, truncated
+ * to errlen; may be NULL) where the code alone does not say what is wrong:
+ * the required fields the payload lacks, or its urgency against the
+ * header's. */
+CASENET_API CASENET_NODISCARD int
+casenet_open_detail(const casenet_keys *reader, const casenet_directory *dir,
+                    const uint8_t *envelope, size_t len, casenet_message_info *info,
+                    casenet_buf *payload, char *err, size_t errlen);
+
+/* Checks a serialised Payload against the rules of its kind (PROTOCOL.md
+ * §6): its oneof matches kind, it carries every field its kind requires, and
+ * the urgency it states (a referral's, a correction's referral's, a broker
+ * notice's) equals urgency (the header's; 0 reads as standard).
+ * CASENET_EBADREQ otherwise, with err (as above) naming every missing field
+ * ("the referral lacks caseId, harmCategories, legalBasis.kind") or both
+ * urgencies. casenet_seal and casenet_open apply it. */
+CASENET_API CASENET_NODISCARD int casenet_payload_check(const uint8_t *payload, size_t len,
+                                                        casenet_kind kind, casenet_urgency urgency,
+                                                        char *err, size_t errlen);
+/* The urgency a serialised Payload states in *out, 0 when its kind states
+ * none (only referrals, corrections carrying a referral and broker notices
+ * do) or it leaves it unset. CASENET_EBADREQ when it does not parse. */
+CASENET_API CASENET_NODISCARD int casenet_payload_urgency(const uint8_t *payload, size_t len,
+                                                          casenet_urgency *out);
+
+/* The role matrix (PROTOCOL.md §6.1): true when a member with sender's roles
+ * may send a message of kind to a member with recipient's roles. Nobody
+ * sends to the member with role broker. */
+CASENET_API bool casenet_role_may_send(const casenet_member *sender, int kind,
+                                       const casenet_member *recipient);
+/* The role matrix for a whole message: CASENET_EFORBIDDEN when sender may not
+ * send kind to one of the n recipients (member ids), with err (as above)
+ * naming the roles; CASENET_EUNAUTH or CASENET_EUNKNOWNRCPT for ids the
+ * directory does not list. casenet_seal and the broker's Submit apply it. */
+CASENET_API CASENET_NODISCARD int casenet_role_check(const casenet_directory *dir,
+                                                     const char *sender, int kind,
+                                                     const char *const *recipients, size_t n,
+                                                     char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ receipts */
 

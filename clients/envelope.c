@@ -80,16 +80,6 @@ static bool broker_kind(int kind)
     return kind == CASENET_KIND_ESCALATION || kind == CASENET_KIND_DEAD_LETTER;
 }
 
-/* EBADREQ unless payload parses as a Payload whose oneof matches kind. */
-static int check_payload(const uint8_t *payload, size_t len, int kind)
-{
-    int want = cn_payload_case_for_kind(kind);
-    Casenet__V1__Payload *p = casenet__v1__payload__unpack(&cn_wiping_allocator, len, payload);
-    int rc = (p && want != 0 && (int)p->body_case == want) ? CASENET_OK : CASENET_EBADREQ;
-    casenet__v1__payload__free_unpacked(p, &cn_wiping_allocator);
-    return rc;
-}
-
 /* AD = PAE("casenet.payload.v1", message_id, sender). */
 static int payload_ad(const uint8_t *message_id, const char *sender, casenet_buf *out)
 {
@@ -293,7 +283,14 @@ int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
         return CASENET_EINVAL;
     if (payload_len > CASENET_MAX_PAYLOAD_BYTES)
         return CASENET_ETOOLARGE;
-    if (check_payload(payload, payload_len, opts->kind) != CASENET_OK)
+    casenet_urgency urgency = opts->urgency;
+    if (urgency == 0 && casenet_payload_urgency(payload, payload_len, &urgency) != CASENET_OK)
+        return CASENET_EINVAL;
+    if (urgency == 0)
+        urgency = CASENET_URGENCY_STANDARD;
+    if (urgency > CASENET_URGENCY_INFO)
+        return CASENET_EINVAL;
+    if (casenet_payload_check(payload, payload_len, opts->kind, urgency, NULL, 0) != CASENET_OK)
         return CASENET_EINVAL;
 
     int64_t created = opts->created_at_ms ? opts->created_at_ms : cn_now_ms();
@@ -321,6 +318,13 @@ int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
     rc = resolve_recipients(dir, opts, list, &n);
     if (rc != CASENET_OK)
         goto cleanup;
+    for (size_t i = 0; i < n; i++) {
+        casenet_member r;
+        rc = CASENET_EFORBIDDEN;
+        if (casenet_directory_find(dir, list[i].id, &r) != CASENET_OK ||
+            !casenet_role_may_send(&me, opts->kind, &r))
+            goto cleanup;
+    }
     uint8_t mid[CASENET_MESSAGE_ID_BYTES], nonce[CASENET_NONCE_BYTES];
     randombytes_buf(mid, sizeof mid);
     randombytes_buf(nonce, sizeof nonce);
@@ -335,7 +339,7 @@ int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
         .sign_key_id = key_id,
         .sign_sk = cn_keys_sign_sk(sender, NULL),
         .kind = opts->kind,
-        .urgency = opts->urgency ? opts->urgency : CASENET_URGENCY_STANDARD,
+        .urgency = urgency,
         .status = opts->status ? opts->status : CASENET_MSG_ACTUAL,
         .created_at_ms = created,
         .expires_at_ms = opts->expires_at_ms,
@@ -577,6 +581,15 @@ int casenet_envelope_verify(const casenet_directory *dir, const uint8_t *envelop
 int casenet_open(const casenet_keys *reader, const casenet_directory *dir, const uint8_t *envelope,
                  size_t len, casenet_message_info *info, casenet_buf *payload)
 {
+    return casenet_open_detail(reader, dir, envelope, len, info, payload, NULL, 0);
+}
+
+int casenet_open_detail(const casenet_keys *reader, const casenet_directory *dir,
+                        const uint8_t *envelope, size_t len, casenet_message_info *info,
+                        casenet_buf *payload, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
     if (!reader || !dir || !envelope || !payload)
         return CASENET_EINVAL;
     struct parsed_env v;
@@ -627,7 +640,8 @@ int casenet_open(const casenet_keys *reader, const casenet_directory *dir, const
                          h->nonce.data, key);
     if (rc != CASENET_OK)
         goto cleanup;
-    rc = check_payload(plain, plen, h->kind);
+    rc = casenet_payload_check(plain, plen, (casenet_kind)h->kind, (casenet_urgency)h->urgency, err,
+                               errlen);
     if (rc != CASENET_OK)
         goto cleanup;
     if (info) {

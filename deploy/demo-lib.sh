@@ -62,9 +62,11 @@ admit() {
     --member "keys/$id.pub" "$@"
 }
 
-# write_referral FILE: a fictitious emergency referral (no real person).
+# write_referral FILE [URGENCY]: a fictitious referral (no real person),
+# emergency unless URGENCY (e.g. URGENCY_STANDARD) says otherwise. The
+# payload's urgency is the message's: `send` takes it from there.
 write_referral() {
-  cat > "$1" <<'JSON'
+  sed "s/URGENCY_EMERGENCY/${2:-URGENCY_EMERGENCY}/" > "$1" <<'JSON'
 {
   "referral": {
     "caseId": "HL111-DEMO-0001",

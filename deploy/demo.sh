@@ -92,10 +92,10 @@ write_referral referral.json
 sed 's/^/     /' referral.json
 
 step "The hotline sends it to the cyber police: signed, encrypted for them, receipted by the broker"
-show send --home home/vn.hotline111 --to vn.police.a05 --kind referral --urgency emergency
-printf '       < referral.json\n'
+show send --home home/vn.hotline111 --to vn.police.a05 --kind referral
+printf '       < referral.json   (the urgency, emergency, comes from the payload)\n'
 "$CASENET" send --home home/vn.hotline111 --to vn.police.a05 --kind referral \
-  --urgency emergency < referral.json > send.out 2> send.err
+  < referral.json > send.out 2> send.err
 sed 's/^/     /' send.out send.err
 id=$(head -n 1 send.out)
 
@@ -139,10 +139,10 @@ for _ in $(seq 1 100); do
   kill -0 "$watch_pid" 2>/dev/null || { cat watch.log >&2; echo "demo: casenet watch stopped" >&2; exit 1; }
   sleep 0.1
 done
-show send --home home/vn.hotline111 --to vn.molisa.hanoi --kind referral --urgency urgent-takedown
+show send --home home/vn.hotline111 --to vn.molisa.hanoi --kind referral
 printf '       < referral.json\n'
 "$CASENET" send --home home/vn.hotline111 --to vn.molisa.hanoi --kind referral \
-  --urgency urgent-takedown < referral.json > send2.out 2> send2.err
+  < referral.json > send2.out 2> send2.err
 sed 's/^/     /' send2.out
 id2=$(head -n 1 send2.out)
 acked=
@@ -165,10 +165,11 @@ run inbox --home home/vn.hotline111
 stop_watch
 
 step "Nobody picks up a standard referral to the police in time: the broker escalates it"
-show send --home home/vn.hotline111 --to vn.police.a05 --kind referral --urgency standard
-printf '       < referral.json\n'
+write_referral standard.json URGENCY_STANDARD
+show send --home home/vn.hotline111 --to vn.police.a05 --kind referral
+printf '       < standard.json   (the same referral with "urgency": "URGENCY_STANDARD")\n'
 "$CASENET" send --home home/vn.hotline111 --to vn.police.a05 --kind referral \
-  --urgency standard < referral.json > send3.out 2> send3.err
+  < standard.json > send3.out 2> send3.err
 sed 's/^/     /' send3.out
 id3=$(head -n 1 send3.out)
 escalation=

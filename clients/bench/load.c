@@ -110,6 +110,8 @@ static int referral_payload(size_t text_len, casenet_buf *out)
 {
     Casenet__V1__Referral r = CASENET__V1__REFERRAL__INIT;
     Casenet__V1__Payload p = CASENET__V1__PAYLOAD__INIT;
+    Casenet__V1__LegalBasis lb = CASENET__V1__LEGAL_BASIS__INIT;
+    Casenet__V1__HarmCategory harm = CASENET__V1__HARM_CATEGORY__HARM_CATEGORY_OTHER;
     char *text = malloc(text_len + 1);
     if (!text)
         return CASENET_ENOMEM;
@@ -118,6 +120,12 @@ static int referral_payload(size_t text_len, casenet_buf *out)
     text[text_len] = '\0';
     r.summary = text;
     r.case_id = (char *)"bench";
+    /* Every field a referral requires (PROTOCOL.md §6). */
+    r.urgency = CASENET__V1__URGENCY__URGENCY_STANDARD;
+    r.n_harm_categories = 1;
+    r.harm_categories = &harm;
+    lb.kind = CASENET__V1__LEGAL_BASIS_KIND__LEGAL_BASIS_KIND_STATUTORY_DUTY;
+    r.legal_basis = &lb;
     p.body_case = CASENET__V1__PAYLOAD__BODY_REFERRAL;
     p.referral = &r;
     out->len = casenet__v1__payload__get_packed_size(&p);

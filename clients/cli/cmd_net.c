@@ -118,7 +118,9 @@ static const char send_usage[] =
     "the same bytes are resent (the message id makes that safe). When the broker\n"
     "answers STALE_DIRECTORY (a recipient's key was replaced in a directory newer\n"
     "than the home's), it pulls the directory, seals the message again under a\n"
-    "new message id and submits it once more, and says so on stderr.\n"
+    "new message id and submits it once more, and says so on stderr. A payload\n"
+    "without its kind's required fields, or a kind the sender's or a recipient's\n"
+    "roles do not allow (proto/PROTOCOL.md section 6), is refused before sending.\n"
     "\n"
     "options:\n"
     "  -T, --to ID|@GROUP       recipients: member ids or @group; comma-separated\n"
@@ -126,7 +128,10 @@ static const char send_usage[] =
     "  -k, --kind KIND          referral, status, info-request, info-response,\n"
     "                           takedown-request, takedown-result, correction,\n"
     "                           withdraw, erase (must match the payload)\n"
-    "  -u, --urgency U          emergency, urgent-takedown, standard (default), info\n"
+    "  -u, --urgency U          emergency, urgent-takedown, standard, info; a\n"
+    "                           referral's comes from its payload (a different\n"
+    "                           --urgency is refused), other kinds default to\n"
+    "                           standard\n"
     "  -s, --status S           actual (default), exercise or test (drills)\n"
     "  -c, --case HEX32         case thread reference (32 hex digits)\n"
     "  -r, --reply-to HEX32     the message id this answers\n"
@@ -137,8 +142,7 @@ static const char send_usage[] =
     "  -h, --help               this text\n"
     "\n"
     "example:\n"
-    "  id=$(casenet send --to vn.police.a05 --kind referral --urgency emergency \\\n"
-    "      < referral.json)\n";
+    "  id=$(casenet send --to vn.police.a05 --kind referral < referral.json)\n";
 
 /* After STALE_DIRECTORY: pulls the broker's directory (verified, never
  * older than the home's), says so, and seals a's payload again into *env
@@ -466,7 +470,8 @@ static const char read_usage[] =
     "Fetches message ID from the inbox, verifies it against the directory,\n"
     "decrypts it and prints the payload JSON on stdout; the verified metadata\n"
     "(sender, kind, urgency, ...) goes to stderr. Anything that does not verify\n"
-    "exits 3. Reading does not acknowledge: see 'casenet ack'.\n"
+    "exits 3, as does a payload without its kind's required fields or whose\n"
+    "urgency is not the header's. Reading does not acknowledge: see 'casenet ack'.\n"
     "\n"
     "options:\n"
     "  -m, --json-meta          metadata on stderr as one JSON object\n"
@@ -509,9 +514,11 @@ int cmd_read(int argc, char **argv)
     int ex = fetch(&o, argv[optind], &path, &h, &cl, &env);
     if (ex != CLI_OK)
         goto cleanup;
-    int rc = casenet_open(h->keys, h->dir, env.data, env.len, &info, &payload);
+    char why[256];
+    int rc =
+        casenet_open_detail(h->keys, h->dir, env.data, env.len, &info, &payload, why, sizeof why);
     if (rc != CASENET_OK) {
-        ex = open_fail(rc, h->member, env.data, env.len);
+        ex = open_fail_detail(rc, h->member, why, env.data, env.len);
         goto cleanup;
     }
     rc = casenet_payload_to_json(payload.data, payload.len, &json);

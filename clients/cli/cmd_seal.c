@@ -38,7 +38,6 @@ int seal_parse(int argc, char **argv, const char *usage, bool net, struct seal_a
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
-    a->urgency = CASENET_URGENCY_STANDARD;
     a->status = CASENET_MSG_ACTUAL;
     a->timeout_ms = 10000;
     bool have_kind = false;
@@ -140,6 +139,40 @@ static int check_recipients(const struct home *h, const struct seal_args *a)
     return CLI_OK;
 }
 
+/* The rules sealing applies, checked first for a message that names what is
+ * wrong: one urgency (the payload's, which --urgency may repeat but not
+ * contradict), the fields the kind requires, the role matrix for the ids
+ * named in --to. *urgency gets the message's urgency. */
+static int payload_rules(const struct home *h, const struct seal_args *a,
+                         const casenet_buf *payload, casenet_urgency *urgency, char *err,
+                         size_t errlen)
+{
+    casenet_urgency stated = 0;
+    int rc = casenet_payload_urgency(payload->data, payload->len, &stated);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot read the payload");
+    if (stated && a->urgency && stated != a->urgency)
+        return cli_fail(CLI_LOCAL, CASENET_EINVAL,
+                        "drop --urgency: the payload's urgency is the one that counts",
+                        "--urgency %s contradicts the payload's urgency %s",
+                        casenet_urgency_name(a->urgency), casenet_urgency_name(stated));
+    *urgency = stated ? stated : a->urgency;
+    rc = casenet_payload_check(payload->data, payload->len, a->kind, *urgency, err, errlen);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, CASENET_EINVAL,
+                        "see proto/PROTOCOL.md section 6 for each kind's required fields",
+                        "invalid payload: %s", err);
+    for (size_t i = 0; i < a->n_to; i++) {
+        if (a->to[i][0] == '@')
+            continue;
+        rc = casenet_role_check(h->dir, h->member, a->kind, &a->to[i], 1, err, errlen);
+        if (rc != CASENET_OK)
+            return cli_fail(CLI_LOCAL, rc, "see the role matrix in proto/PROTOCOL.md section 6.1",
+                            "%s", err);
+    }
+    return CLI_OK;
+}
+
 int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *envelope,
                uint8_t message_id[CASENET_MESSAGE_ID_BYTES])
 {
@@ -158,11 +191,17 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
     if (rc != CASENET_OK)
         return cli_fail(CLI_LOCAL, rc, "see docs/cli.md for the payload format",
                         "invalid payload JSON: %s", err[0] ? err : casenet_strerror(rc));
+    casenet_urgency urgency = 0;
+    ex = payload_rules(h, a, &payload, &urgency, err, sizeof err);
+    if (ex != CLI_OK) {
+        casenet_buf_free(&payload);
+        return ex;
+    }
 
     int64_t now = cn_now_ms();
     casenet_seal_opts so = {
         .kind = a->kind,
-        .urgency = a->urgency,
+        .urgency = urgency,
         .status = a->status,
         .to = a->to,
         .n_to = a->n_to,
@@ -176,9 +215,22 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
     if (rc == CASENET_EUNKNOWNRCPT)
         return cli_fail(CLI_LOCAL, rc, "run 'casenet directory pull' or check the ids",
                         "a recipient (or every member of a group) is not an active member");
+    if (rc == CASENET_EFORBIDDEN)
+        return cli_fail(CLI_LOCAL, rc, "see the role matrix in proto/PROTOCOL.md section 6.1",
+                        "a member of a group you named may not receive a %s message from %s",
+                        casenet_kind_name(a->kind), h->member);
     if (rc != CASENET_OK)
         return cli_fail(CLI_LOCAL, rc, NULL, "cannot seal: %s", casenet_strerror(rc));
     return CLI_OK;
+}
+
+int open_fail_detail(int err, const char *reader, const char *detail, const uint8_t *env,
+                     size_t len)
+{
+    if (err == CASENET_EBADREQ && detail && *detail)
+        return cli_fail(CLI_VERIFY, err, "ask the sender to correct and resend it",
+                        "the message breaks the rules of its kind: %s", detail);
+    return open_fail(err, reader, env, len);
 }
 
 int open_fail(int err, const char *reader, const uint8_t *env, size_t len)
@@ -303,7 +355,10 @@ static const char seal_usage[] =
     "  -k, --kind KIND         referral, status, info-request, info-response,\n"
     "                          takedown-request, takedown-result, correction,\n"
     "                          withdraw, erase (must match the payload)\n"
-    "  -u, --urgency U         emergency, urgent-takedown, standard (default), info\n"
+    "  -u, --urgency U         emergency, urgent-takedown, standard, info; a\n"
+    "                          referral's comes from its payload (a different\n"
+    "                          --urgency is refused), other kinds default to\n"
+    "                          standard\n"
     "  -s, --status S          actual (default), exercise or test (drills)\n"
     "  -c, --case HEX32        case thread reference (32 hex digits)\n"
     "  -r, --reply-to HEX32    the message id this answers\n"
@@ -311,11 +366,12 @@ static const char seal_usage[] =
     "  -H, --home DIR          the member home\n"
     "  -h, --help              this text\n"
     "\n"
-    "Invalid payload JSON fails with exit 1 and names the field.\n"
+    "Invalid payload JSON, a payload without its kind's required fields (each\n"
+    "one named) and a kind the sender's or a recipient's roles do not allow\n"
+    "(proto/PROTOCOL.md section 6) fail with exit 1.\n"
     "\n"
     "example:\n"
-    "  casenet seal --to vn.police.a05 --kind referral --urgency emergency \\\n"
-    "      < referral.json > referral.msg\n";
+    "  casenet seal --to vn.police.a05 --kind referral < referral.json > referral.msg\n";
 
 int cmd_seal(int argc, char **argv)
 {
@@ -359,9 +415,11 @@ static const char open_usage[] =
     "Verifies a message (stdin) against the sender's key in the home's directory,\n"
     "checks that this member is a recipient, decrypts it and prints the payload\n"
     "as JSON on stdout. The verified sender, kind, urgency and message id go to\n"
-    "stderr. Anything that does not verify exits 3 and prints no payload; a\n"
-    "message wrapped to a box key this keyring does not hold exits 1 and names\n"
-    "the key (RETIRED_KEY_MISSING or UNKNOWN_KEY; see 'casenet keygen --help').\n"
+    "stderr. Anything that does not verify exits 3 and prints no payload, as does\n"
+    "a payload without its kind's required fields or whose urgency is not the\n"
+    "header's (the error names them); a message wrapped to a box key this\n"
+    "keyring does not hold exits 1 and names the key (RETIRED_KEY_MISSING or\n"
+    "UNKNOWN_KEY; see 'casenet keygen --help').\n"
     "\n"
     "options:\n"
     "  -H, --home DIR     the member home\n"
@@ -413,9 +471,10 @@ int cmd_open(int argc, char **argv)
         ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot read the message from stdin");
         goto cleanup;
     }
-    rc = casenet_open(h->keys, h->dir, env.data, env.len, &info, &payload);
+    char why[256];
+    rc = casenet_open_detail(h->keys, h->dir, env.data, env.len, &info, &payload, why, sizeof why);
     if (rc != CASENET_OK) {
-        ex = open_fail(rc, h->member, env.data, env.len);
+        ex = open_fail_detail(rc, h->member, why, env.data, env.len);
         goto cleanup;
     }
     rc = casenet_payload_to_json(payload.data, payload.len, &json);

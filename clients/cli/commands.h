@@ -56,7 +56,7 @@ struct seal_args {
     const char *to[CASENET_MAX_RECIPIENTS];
     size_t n_to;
     casenet_kind kind;
-    casenet_urgency urgency;
+    casenet_urgency urgency; /* 0 = the payload's (standard when it states none) */
     casenet_msg_status status;
     bool has_case, has_reply_to;
     uint8_t case_ref[CASENET_CASE_REF_BYTES];
@@ -80,6 +80,10 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
  * for reader and returns the exit code (3 for anything that does not
  * verify). A missing box key is named with its key id. */
 int open_fail(int err, const char *reader, const uint8_t *env, size_t len);
+/* open_fail, naming what casenet_open_detail found wrong in the payload
+ * (detail, may be empty) when there is something. */
+int open_fail_detail(int err, const char *reader, const char *detail, const uint8_t *env,
+                     size_t len);
 /* Prints a verified message's metadata on f: a readable block, or one JSON
  * object (json). */
 void print_message_info(FILE *f, const casenet_message_info *info, bool json);

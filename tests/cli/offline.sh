@@ -87,12 +87,41 @@ grep -qF "fictitious test case" "$T/msg" && fail "the payload text is visible in
 
 step "several recipients, by list and by group"
 expect_exit 0 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.police.a05,@social-services \
-  --to vn.coord --kind referral --status exercise < "$T/referral.json"
+  --kind referral --status exercise < "$T/referral.json"
 mv "$T/out" "$T/msg3"
-for id2 in vn.police.a05 vn.molisa.hanoi vn.coord; do
+for id2 in vn.police.a05 vn.molisa.hanoi; do
   expect_exit 0 "$CASENET" open --home "$N/home/$id2" < "$T/msg3"
   expect_contains "$T/err" "exercise"
 done
+
+step "one urgency: the payload's; --urgency may repeat it, never contradict it"
+expect_exit 0 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.police.a05 --kind referral \
+  < "$T/referral.json"
+mv "$T/out" "$T/msg4"
+expect_exit 0 "$CASENET" open --json-meta --home "$N/home/vn.police.a05" < "$T/msg4"
+jq -e '.urgency == "emergency"' "$T/err" >/dev/null || fail "the urgency is not the payload's"
+expect_exit 1 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.police.a05 --kind referral \
+  --urgency standard < "$T/referral.json"
+expect_contains "$T/err" "--urgency standard contradicts the payload's urgency emergency"
+
+step "required fields: every missing one is named"
+echo '{"referral": {"summary": "only a summary"}}' > "$T/thin.json"
+expect_exit 1 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.police.a05 --kind referral \
+  < "$T/thin.json"
+expect_contains "$T/err" "the referral lacks caseId, urgency, harmCategories, legalBasis.kind"
+echo '{"takedownRequest": {"caseId": "X", "items": [{"itemId": "1"}],
+  "legalBasis": {"kind": "LEGAL_BASIS_KIND_STATUTORY_DUTY"}}}' > "$T/thin.json"
+expect_exit 1 "$CASENET" seal --home "$N/home/vn.police.a05" --to vn.molisa.hanoi \
+  --kind takedown-request < "$T/thin.json"
+expect_contains "$T/err" "the takedownRequest lacks items[0].locator.url"
+
+step "the role matrix: who may send which kind to whom"
+expect_exit 1 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.coord --kind referral \
+  < "$T/referral.json"
+expect_contains "$T/err" "vn.coord is coordinator (FORBIDDEN)"
+expect_exit 1 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.broker --kind referral \
+  < "$T/referral.json"
+expect_contains "$T/err" "vn.broker is the broker: no member sends it messages"
 
 step "a tampered message is refused (exit 3) and prints no payload"
 size=$(stat -c %s "$T/msg")

@@ -112,15 +112,15 @@ expect_contains "$T/out" "re $id accepted"
 step "inbox pages through everything; --limit stops early"
 for i in $(seq 1 102); do
   echo '{"infoRequest": {"caseId": "DRILL-'"$i"'", "questions": ["status?"]}}' |
-    "$CASENET" send --home "$N/home/vn.hotline111" --to vn.coord --kind info-request \
+    "$CASENET" send --home "$N/home/vn.hotline111" --to vn.molisa.hanoi --kind info-request \
       --urgency info --status exercise >/dev/null 2>"$T/err" || fail "send $i"
 done
-expect_exit 0 "$CASENET" inbox --home "$N/home/vn.coord" --json
+expect_exit 0 "$CASENET" inbox --home "$N/home/vn.molisa.hanoi" --json
 [ "$(wc -l < "$T/out")" = 102 ] || fail "inbox --json did not page through 102 rows"
 jq -e 'select(.message_status == "exercise")' "$T/out" >/dev/null || fail "exercise not shown"
-expect_exit 0 "$CASENET" inbox --home "$N/home/vn.coord" --json --limit 5
+expect_exit 0 "$CASENET" inbox --home "$N/home/vn.molisa.hanoi" --json --limit 5
 [ "$(wc -l < "$T/out")" = 5 ] || fail "--limit 5"
-expect_exit 0 "$CASENET" inbox --home "$N/home/vn.coord"
+expect_exit 0 "$CASENET" inbox --home "$N/home/vn.molisa.hanoi"
 expect_contains "$T/out" "[exercise]"
 
 step "directory publish and pull; a revoked member is refused"
@@ -138,7 +138,9 @@ rc=0
 
 step "broker unreachable: exit 6"
 stop_broker
-echo '{"referral": {"summary": "x"}}' > "$T/small.json"
+echo '{"referral": {"caseId": "X", "urgency": "URGENCY_STANDARD", "summary": "x",
+  "harmCategories": ["HARM_CATEGORY_OTHER"],
+  "legalBasis": {"kind": "LEGAL_BASIS_KIND_STATUTORY_DUTY"}}}' > "$T/small.json"
 expect_exit 6 "$CASENET" send --home "$N/home/vn.hotline111" --to vn.police.a05 \
   --kind referral --timeout 1 < "$T/small.json"
 [ -s "$T/out" ] && fail "send printed a message id without a receipt"

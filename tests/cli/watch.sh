@@ -101,7 +101,9 @@ term_watch() {
 # $T/ids (and stdout).
 send_one() {
   local id
-  id=$(echo '{"referral": {"caseId": "W-'"$1"'", "summary": "watch test '"$1"'"}}' |
+  id=$(echo '{"referral": {"caseId": "W-'"$1"'", "summary": "watch test '"$1"'",
+      "urgency": "URGENCY_URGENT_TAKEDOWN", "harmCategories": ["HARM_CATEGORY_OTHER"],
+      "legalBasis": {"kind": "LEGAL_BASIS_KIND_STATUTORY_DUTY"}}}' |
     "$CASENET" send --home "$HOT" --to vn.police.a05 --kind referral --urgency urgent-takedown \
       2>>"$T/send.err") || fail "send $1"
   echo "$id" >>"$T/ids"

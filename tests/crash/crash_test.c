@@ -44,6 +44,9 @@
 #define NETWORK_NAME  "crash-test"
 
 static const char *const rcpt_ids[N_RCPTS] = {"vn.rcpt1", "vn.rcpt2", "vn.rcpt3"};
+/* The same members with a role that receives referrals (PROTOCOL.md §6.1). */
+static const char *const rcpt_specs[N_RCPTS] = {"vn.rcpt1:responder", "vn.rcpt2:responder",
+                                                "vn.rcpt3:responder"};
 
 struct attempt {
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
@@ -308,7 +311,7 @@ int main(int argc, char **argv)
         specs[i] = names[i];
     }
     for (int i = 0; i < N_RCPTS; i++)
-        specs[n_senders + i] = rcpt_ids[i];
+        specs[n_senders + i] = rcpt_specs[i];
     tn_network *tn = tn_new(specs, (size_t)n_senders + N_RCPTS);
     /* Senders submit as fast as they can: no per-member limits here. */
     tn->config_path = tl_path(tn->root, "casenetd.ini");

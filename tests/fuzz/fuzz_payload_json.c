@@ -1,4 +1,5 @@
-/* fuzz_payload_json.c - libFuzzer harness: payload JSON text -> bytes -> JSON -> bytes. */
+/* fuzz_payload_json.c - libFuzzer harness: payload JSON text -> bytes -> JSON -> bytes,
+ * and the payload rules (casenet_payload_check) on the raw bytes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (casenet_payload_to_json(data, size, &raw) == CASENET_OK)
         casenet_buf_free(&raw);
+    /* The payload rules read the same bytes (after decryption, in
+     * casenet_open): whatever they answer, err is a terminated string. */
+    for (int kind = CASENET_KIND_REFERRAL; kind <= CASENET_KIND_DEAD_LETTER; kind++) {
+        err[0] = 'x';
+        int prc = casenet_payload_check(data, size, (casenet_kind)kind, 0, err, sizeof err);
+        if (!memchr(err, 0, sizeof err) || (prc == CASENET_OK && err[0] != 0)) {
+            fprintf(stderr, "payload_check: rc %d, unterminated or stray message\n", prc);
+            abort();
+        }
+    }
+    casenet_urgency urgency;
+    int urc = casenet_payload_urgency(data, size, &urgency);
+    (void)urc;
 
     if (casenet_payload_from_json((const char *)data, size, 0, &first, err, sizeof(err)) !=
         CASENET_OK)

@@ -118,13 +118,16 @@ struct msg {
 
 static const char referral_json[] =
     "{\"referral\":{\"caseId\":\"VN-1\",\"intakeChannel\":\"INTAKE_CHANNEL_PHONE\","
-    "\"harmCategories\":[\"HARM_CATEGORY_GROOMING\"],\"children\":[{\"ageYears\":13}],"
+    "\"harmCategories\":[\"HARM_CATEGORY_GROOMING\"],\"urgency\":\"URGENCY_EMERGENCY\","
+    "\"children\":[{\"ageYears\":13}],"
     "\"legalBasis\":{\"kind\":\"LEGAL_BASIS_KIND_VITAL_INTEREST\"},\"summary\":\"s\"}}";
 static const char takedown_json[] =
     "{\"takedownRequest\":{\"caseId\":\"VN-1\",\"items\":[{\"itemId\":\"i1\",\"locator\":"
-    "{\"platform\":\"p\",\"url\":\"https://x/1\"}}],\"deadlineMs\":\"1767312000000\"}}";
+    "{\"platform\":\"p\",\"url\":\"https://x/1\"}}],\"deadlineMs\":\"1767312000000\","
+    "\"legalBasis\":{\"kind\":\"LEGAL_BASIS_KIND_CRIME_PREVENTION\"}}}";
 static const char notice_json[] =
-    "{\"notice\":{\"reason\":\"NOTICE_REASON_EXPIRED\",\"sender\":\"vn.hotline\","
+    "{\"notice\":{\"reason\":\"NOTICE_REASON_EXPIRED\",\"messageId\":\"AAECAwQFBgcICQoLDA0ODw==\","
+    "\"sender\":\"vn.hotline\","
     "\"recipient\":\"vn.police\",\"urgency\":1,\"raisedAtMs\":\"1767225660000\"}}";
 static const char status_json[] =
     "{\"status\":{\"caseId\":\"c\",\"status\":\"CASE_STATUS_REDIRECTED\",\"redirectedTo\":"

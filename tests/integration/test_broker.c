@@ -884,6 +884,7 @@ struct conc_arg {
 };
 
 static char conc_ids[CONC_MEMBERS][32];
+static char conc_specs[CONC_MEMBERS][48];
 
 static void *conc_worker(void *p)
 {
@@ -931,7 +932,8 @@ static void test_concurrent_submitters(void **state)
     const char *specs[CONC_MEMBERS];
     for (int i = 0; i < CONC_MEMBERS; i++) {
         snprintf(conc_ids[i], sizeof conc_ids[i], "vn.member%02d", i);
-        specs[i] = conc_ids[i];
+        snprintf(conc_specs[i], sizeof conc_specs[i], "%s:responder", conc_ids[i]);
+        specs[i] = conc_specs[i];
     }
     tn_network *tn = tn_new(specs, CONC_MEMBERS);
     tn_start(tn);

@@ -88,7 +88,7 @@ static casenet_buf send_referral(tn_network *tn, const char *from, const char *c
                                  casenet_urgency urgency, casenet_msg_status status,
                                  int64_t expires_at_ms, uint8_t id[16])
 {
-    casenet_buf payload = tl_referral_payload("lifecycle test");
+    casenet_buf payload = tl_referral_payload_urgency("lifecycle test", urgency);
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL,
                            .urgency = urgency,
                            .status = status,

@@ -147,10 +147,22 @@ casenet_keys *tl_net_keys(const tl_net *net, const char *id)
 
 casenet_buf tl_referral_payload(const char *text)
 {
+    return tl_referral_payload_urgency(text, CASENET_URGENCY_STANDARD);
+}
+
+casenet_buf tl_referral_payload_urgency(const char *text, casenet_urgency urgency)
+{
     Casenet__V1__Referral r = CASENET__V1__REFERRAL__INIT;
     Casenet__V1__Payload p = CASENET__V1__PAYLOAD__INIT;
+    Casenet__V1__LegalBasis lb = CASENET__V1__LEGAL_BASIS__INIT;
+    Casenet__V1__HarmCategory harm = CASENET__V1__HARM_CATEGORY__HARM_CATEGORY_OTHER;
+    lb.kind = CASENET__V1__LEGAL_BASIS_KIND__LEGAL_BASIS_KIND_STATUTORY_DUTY;
     r.summary = (char *)text;
     r.case_id = (char *)"case-1";
+    r.urgency = (Casenet__V1__Urgency)urgency;
+    r.n_harm_categories = 1;
+    r.harm_categories = &harm;
+    r.legal_basis = &lb;
     p.body_case = CASENET__V1__PAYLOAD__BODY_REFERRAL;
     p.referral = &r;
     casenet_buf b;

@@ -40,7 +40,9 @@ void tl_net_set_status(tl_net *net, const char *id, casenet_member_status st);
  * can check that the broker refuses it. */
 casenet_buf tl_sign_receipt_raw(const casenet_keys *signer, const casenet_receipt *r);
 
-/* A serialised Payload with a referral whose summary is text. */
+/* A serialised Payload with a referral whose summary is text, carrying every
+ * required field (PROTOCOL.md §6), urgency standard or the one given. */
 casenet_buf tl_referral_payload(const char *text);
+casenet_buf tl_referral_payload_urgency(const char *text, casenet_urgency urgency);
 
 #endif

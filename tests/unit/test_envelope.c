@@ -98,10 +98,10 @@ static void test_round_trip_one(void **state)
 static void test_round_trip_two(void **state)
 {
     tl_net *net = *state;
-    const char *to[] = {"vn.police.a05", "vn.platform.x"};
+    const char *to[] = {"vn.police.a05", "vn.police.hcm"};
     casenet_buf env = seal_to(net, "vn.hotline111", to, 2, "two");
     open_expect(net, "vn.police.a05", &env, "two");
-    open_expect(net, "vn.platform.x", &env, "two");
+    open_expect(net, "vn.police.hcm", &env, "two");
     casenet_buf_free(&env);
 }
 
@@ -228,7 +228,7 @@ static void raw_init(struct raw *w, tl_net *net, const casenet_keys *sender, con
         .sender = casenet_keys_member_id(sender),
         .sign_sk = cn_keys_sign_sk(sender, &kid),
         .kind = CASENET_KIND_REFERRAL,
-        .urgency = CASENET_URGENCY_URGENT_TAKEDOWN,
+        .urgency = CASENET_URGENCY_STANDARD,
         .status = CASENET_MSG_TEST,
         .created_at_ms = cn_now_ms(),
         .message_id = w->mid,
@@ -253,7 +253,7 @@ static void test_raw_matches_seal(void **state)
     casenet_message_info info;
     assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
     assert_memory_equal(info.message_id, w.mid, 16);
-    assert_int_equal(info.urgency, CASENET_URGENCY_URGENT_TAKEDOWN);
+    assert_int_equal(info.urgency, CASENET_URGENCY_STANDARD);
     assert_int_equal(info.status, CASENET_MSG_TEST);
     casenet_message_info_clear(&info);
     open_expect(net, "vn.coord", &env, "raw");
@@ -616,7 +616,13 @@ static casenet_buf notice_payload(void)
 {
     Casenet__V1__BrokerNotice n = CASENET__V1__BROKER_NOTICE__INIT;
     Casenet__V1__Payload p = CASENET__V1__PAYLOAD__INIT;
+    uint8_t id[16] = {1};
     n.reason = CASENET__V1__NOTICE_REASON__NOTICE_REASON_DELIVER_OVERDUE;
+    n.message_id.data = id;
+    n.message_id.len = sizeof id;
+    n.sender = (char *)"vn.hotline111";
+    n.recipient = (char *)"vn.police.a05";
+    n.urgency = CASENET__V1__URGENCY__URGENCY_STANDARD;
     p.body_case = CASENET__V1__PAYLOAD__BODY_NOTICE;
     p.notice = &n;
     casenet_buf b;
@@ -937,7 +943,7 @@ static void test_options(void **state)
     uint8_t reply[16], cref[16];
     randombytes_buf(reply, 16);
     randombytes_buf(cref, 16);
-    casenet_buf payload = tl_referral_payload("opts"), env = {0};
+    casenet_buf payload = tl_referral_payload_urgency("opts", CASENET_URGENCY_EMERGENCY), env = {0};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL,
                            .urgency = CASENET_URGENCY_EMERGENCY,
                            .status = CASENET_MSG_EXERCISE,
@@ -976,6 +982,257 @@ static void test_options(void **state)
     casenet_buf_free(&payload);
 }
 
+/* ------------------------------------------------------------ payload rules */
+
+/* A serialised Payload from JSON (asserts it converts). */
+static casenet_buf json_payload(const char *json)
+{
+    casenet_buf b = {0};
+    char err[256] = "";
+    if (casenet_payload_from_json(json, strlen(json), 0, &b, err, sizeof err) != CASENET_OK)
+        fail_msg("payload JSON %s: %s", json, err);
+    return b;
+}
+
+/* Payloads as JSON, checked as kind with header urgency: the expected code
+ * and a text the message must contain (NULL: no message). */
+static const struct {
+    const char *json;
+    casenet_kind kind;
+    casenet_urgency urgency;
+    int code;
+    const char *want;
+} rule_cases[] = {
+    {"{\"referral\": {}}", CASENET_KIND_REFERRAL, 0, CASENET_EBADREQ,
+     "the referral lacks caseId, urgency, harmCategories, legalBasis.kind, summary"},
+    {"{\"referral\": {\"caseId\": \"A\", \"urgency\": \"URGENCY_INFO\", "
+     "\"harmCategories\": [\"HARM_CATEGORY_SCAM\"], \"summary\": \"s\", "
+     "\"legalBasis\": {\"kind\": \"LEGAL_BASIS_KIND_CONSENT\"}}}",
+     CASENET_KIND_REFERRAL, CASENET_URGENCY_INFO, CASENET_EBADREQ,
+     "the referral lacks legalBasis.consentedBy"},
+    {"{\"referral\": {\"caseId\": \"A\", \"urgency\": \"URGENCY_INFO\", "
+     "\"harmCategories\": [\"HARM_CATEGORY_SCAM\"], \"summary\": \"s\", "
+     "\"legalBasis\": {\"kind\": \"LEGAL_BASIS_KIND_CONSENT\", \"consentedBy\": "
+     "\"parent\"}}}",
+     CASENET_KIND_REFERRAL, CASENET_URGENCY_INFO, CASENET_OK, NULL},
+    {"{\"status\": {\"caseId\": \"A\", \"status\": \"CASE_STATUS_DECLINED\"}}", CASENET_KIND_STATUS,
+     0, CASENET_EBADREQ, "the status lacks reason"},
+    {"{\"status\": {}}", CASENET_KIND_STATUS, 0, CASENET_EBADREQ,
+     "the status lacks caseId, status"},
+    {"{\"infoRequest\": {}}", CASENET_KIND_INFO_REQUEST, 0, CASENET_EBADREQ,
+     "the infoRequest lacks caseId, questions"},
+    {"{\"infoResponse\": {\"caseId\": \"A\"}}", CASENET_KIND_INFO_RESPONSE, 0, CASENET_EBADREQ,
+     "the infoResponse lacks answers (or a note)"},
+    {"{\"takedownRequest\": {}}", CASENET_KIND_TAKEDOWN_REQUEST, 0, CASENET_EBADREQ,
+     "the takedownRequest lacks caseId, items, legalBasis.kind"},
+    {"{\"takedownRequest\": {\"caseId\": \"A\", \"legalBasis\": {\"kind\": "
+     "\"LEGAL_BASIS_KIND_CRIME_PREVENTION\"}, \"items\": [{\"itemId\": \"1\", "
+     "\"locator\": {\"url\": \"https://x.example/1\"}}, {\"locator\": {}}]}}",
+     CASENET_KIND_TAKEDOWN_REQUEST, 0, CASENET_EBADREQ,
+     "the takedownRequest lacks items[1].itemId, items[1].locator.url"},
+    {"{\"takedownResult\": {\"caseId\": \"A\", \"results\": [{\"itemId\": \"1\", "
+     "\"outcome\": \"TAKEDOWN_OUTCOME_REFUSED\"}]}}",
+     CASENET_KIND_TAKEDOWN_RESULT, 0, CASENET_EBADREQ,
+     "the takedownResult lacks results[0].reason"},
+    {"{\"correction\": {\"caseId\": \"A\"}}", CASENET_KIND_CORRECTION, 0, CASENET_EBADREQ,
+     "the correction lacks note (or referral)"},
+    {"{\"correction\": {\"caseId\": \"A\", \"referral\": {\"caseId\": \"A\"}}}",
+     CASENET_KIND_CORRECTION, 0, CASENET_EBADREQ,
+     "the correction lacks referral.urgency, referral.harmCategories"},
+    {"{\"withdraw\": {}}", CASENET_KIND_WITHDRAW, 0, CASENET_EBADREQ,
+     "the withdraw lacks caseId, reason"},
+    {"{\"erase\": {\"caseId\": \"A\"}}", CASENET_KIND_ERASE, 0, CASENET_EBADREQ,
+     "the erase lacks reason"},
+    {"{\"notice\": {}}", CASENET_KIND_ESCALATION, 0, CASENET_EBADREQ,
+     "the notice lacks reason, messageId, sender, recipient, urgency"},
+    {"{\"status\": {\"caseId\": \"A\", \"status\": \"CASE_STATUS_ACCEPTED\"}}",
+     CASENET_KIND_REFERRAL, 0, CASENET_EBADREQ, "the payload is not a referral payload"},
+};
+
+/* Each kind's required fields (PROTOCOL.md §6), every missing one named. */
+static void test_required_fields(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof rule_cases / sizeof rule_cases[0]; i++) {
+        casenet_buf b = json_payload(rule_cases[i].json);
+        char err[512] = "x";
+        const char *want = rule_cases[i].want;
+        int rc = casenet_payload_check(b.data, b.len, rule_cases[i].kind, rule_cases[i].urgency,
+                                       err, sizeof err);
+        if (rc != rule_cases[i].code || (want && !strstr(err, want)) || (!want && err[0]))
+            fail_msg("%s: got %s \"%s\", want %s \"%s\"", rule_cases[i].json, casenet_errname(rc),
+                     err, casenet_errname(rule_cases[i].code), want ? want : "");
+        casenet_buf_free(&b);
+    }
+}
+
+/* {"referral":{}} is neither sealed nor opened. */
+static void test_required_fields_seal_open(void **state)
+{
+    tl_net *net = *state;
+    const char *to[] = {"vn.police.a05"};
+    casenet_buf empty = json_payload("{\"referral\": {}}"), env = {0}, out = {0};
+    casenet_keys *k = tl_net_keys(net, "vn.hotline111");
+    casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1};
+    assert_int_equal(casenet_seal(k, net->dir, &o, empty.data, empty.len, &env, NULL),
+                     CASENET_EINVAL);
+    assert_null(env.data);
+    /* A non-conforming sender: the broker cannot see it, the recipient
+     * refuses it and says which fields are missing. */
+    struct raw w;
+    raw_init(&w, net, k, to, 1);
+    w.p.payload = empty.data;
+    w.p.payload_len = empty.len;
+    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
+    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_OK);
+    char why[256] = "";
+    casenet_message_info info = {0};
+    assert_int_equal(casenet_open_detail(tl_net_keys(net, "vn.police.a05"), net->dir, env.data,
+                                         env.len, &info, &out, why, sizeof why),
+                     CASENET_EBADREQ);
+    assert_null(out.data);
+    assert_null(info.recipients);
+    assert_string_equal(why, "the referral lacks caseId, urgency, harmCategories, legalBasis.kind, "
+                             "summary");
+    casenet_buf_free(&env);
+    casenet_buf_free(&w.payload);
+    casenet_buf_free(&empty);
+}
+
+/* One source of truth for urgency: the payload's. */
+static void test_urgency_from_payload(void **state)
+{
+    tl_net *net = *state;
+    const char *to[] = {"vn.police.a05"};
+    casenet_keys *k = tl_net_keys(net, "vn.hotline111");
+    casenet_buf em = tl_referral_payload_urgency("now", CASENET_URGENCY_EMERGENCY), env = {0};
+    casenet_urgency u = 0;
+    assert_int_equal(casenet_payload_urgency(em.data, em.len, &u), CASENET_OK);
+    assert_int_equal(u, CASENET_URGENCY_EMERGENCY);
+    /* Sealed without an urgency: the header takes the payload's. */
+    casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1};
+    assert_int_equal(casenet_seal(k, net->dir, &o, em.data, em.len, &env, NULL), CASENET_OK);
+    casenet_message_info info;
+    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    assert_int_equal(info.urgency, CASENET_URGENCY_EMERGENCY);
+    casenet_message_info_clear(&info);
+    casenet_buf_free(&env);
+    /* The same urgency is fine, another is refused. */
+    o.urgency = CASENET_URGENCY_EMERGENCY;
+    assert_int_equal(casenet_seal(k, net->dir, &o, em.data, em.len, &env, NULL), CASENET_OK);
+    casenet_buf_free(&env);
+    o.urgency = CASENET_URGENCY_STANDARD;
+    assert_int_equal(casenet_seal(k, net->dir, &o, em.data, em.len, &env, NULL), CASENET_EINVAL);
+    assert_null(env.data);
+    /* Kinds whose payload states none keep the given urgency. */
+    casenet_buf st = status_payload();
+    assert_int_equal(casenet_payload_urgency(st.data, st.len, &u), CASENET_OK);
+    assert_int_equal(u, 0);
+    o.kind = CASENET_KIND_STATUS;
+    o.urgency = CASENET_URGENCY_INFO;
+    assert_int_equal(casenet_seal(k, net->dir, &o, st.data, st.len, &env, NULL), CASENET_OK);
+    casenet_buf_free(&env);
+    casenet_buf_free(&st);
+    /* A sender that writes standard over an emergency: the recipient refuses
+     * it, naming both. */
+    struct raw w;
+    raw_init(&w, net, k, to, 1);
+    w.p.payload = em.data;
+    w.p.payload_len = em.len;
+    w.p.urgency = CASENET_URGENCY_STANDARD;
+    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
+    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_OK);
+    char why[256] = "";
+    casenet_buf out = {0};
+    assert_int_equal(casenet_open_detail(tl_net_keys(net, "vn.police.a05"), net->dir, env.data,
+                                         env.len, NULL, &out, why, sizeof why),
+                     CASENET_EBADREQ);
+    assert_string_equal(why, "the envelope's urgency is standard but the referral says emergency");
+    casenet_buf_free(&env);
+    /* Urgency 0 in a header reads as standard, so it contradicts too. */
+    w.p.urgency = 0;
+    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
+    assert_int_equal(
+        casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
+        CASENET_EBADREQ);
+    casenet_buf_free(&env);
+    w.p.urgency = CASENET_URGENCY_EMERGENCY;
+    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
+    assert_int_equal(
+        casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
+        CASENET_OK);
+    casenet_buf_free(&out);
+    casenet_buf_free(&env);
+    casenet_buf_free(&w.payload);
+    casenet_buf_free(&em);
+    /* An urgency outside the enum (only a raw encoder writes one). */
+    casenet_buf odd = tl_referral_payload_urgency("odd", (casenet_urgency)9);
+    assert_int_equal(casenet_payload_check(odd.data, odd.len, CASENET_KIND_REFERRAL,
+                                           (casenet_urgency)9, why, sizeof why),
+                     CASENET_EBADREQ);
+    assert_string_equal(why, "the referral's urgency 9 is none of emergency, urgent-takedown, "
+                             "standard, info");
+    o.kind = CASENET_KIND_REFERRAL;
+    o.urgency = 0;
+    assert_int_equal(casenet_seal(k, net->dir, &o, odd.data, odd.len, &env, NULL), CASENET_EINVAL);
+    casenet_buf_free(&odd);
+}
+
+/* The role matrix as the library applies it (PROTOCOL.md §6.1). */
+static void test_role_matrix(void **state)
+{
+    tl_net *net = *state;
+    casenet_member hot, a05, hn, plat, coord, broker;
+    assert_int_equal(casenet_directory_find(net->dir, "vn.hotline111", &hot), CASENET_OK);
+    assert_int_equal(casenet_directory_find(net->dir, "vn.police.a05", &a05), CASENET_OK);
+    assert_int_equal(casenet_directory_find(net->dir, "vn.police.hn", &hn), CASENET_OK);
+    assert_int_equal(casenet_directory_find(net->dir, "vn.platform.x", &plat), CASENET_OK);
+    assert_int_equal(casenet_directory_find(net->dir, "vn.coord", &coord), CASENET_OK);
+    assert_int_equal(casenet_directory_find(net->dir, "vn.broker", &broker), CASENET_OK);
+    assert_true(casenet_role_may_send(&hot, CASENET_KIND_REFERRAL, &a05));
+    assert_false(casenet_role_may_send(&plat, CASENET_KIND_REFERRAL, &a05));
+    assert_false(casenet_role_may_send(&hot, CASENET_KIND_REFERRAL, &plat));
+    assert_false(casenet_role_may_send(&hot, CASENET_KIND_REFERRAL, &coord));
+    assert_false(casenet_role_may_send(&hot, CASENET_KIND_REFERRAL, &broker));
+    assert_true(casenet_role_may_send(&a05, CASENET_KIND_TAKEDOWN_REQUEST, &plat));
+    assert_false(casenet_role_may_send(&hn, CASENET_KIND_TAKEDOWN_REQUEST, &plat));
+    assert_false(casenet_role_may_send(&a05, CASENET_KIND_TAKEDOWN_REQUEST, &hn));
+    assert_true(casenet_role_may_send(&plat, CASENET_KIND_TAKEDOWN_RESULT, &a05));
+    assert_false(casenet_role_may_send(&plat, CASENET_KIND_TAKEDOWN_RESULT, &hn));
+    assert_true(casenet_role_may_send(&plat, CASENET_KIND_STATUS, &a05));
+    assert_false(casenet_role_may_send(&coord, CASENET_KIND_STATUS, &a05));
+    assert_false(casenet_role_may_send(&a05, CASENET_KIND_INFO_REQUEST, &coord));
+    assert_true(casenet_role_may_send(&broker, CASENET_KIND_ESCALATION, &coord));
+    assert_true(casenet_role_may_send(&broker, CASENET_KIND_DEAD_LETTER, &hot));
+    assert_false(casenet_role_may_send(&broker, CASENET_KIND_REFERRAL, &a05));
+    assert_false(casenet_role_may_send(&hot, CASENET_KIND_ESCALATION, &coord));
+    assert_false(casenet_role_may_send(&hot, CASENET_KIND_HASH_SHARE, &a05));
+    const char *to[] = {"vn.police.a05", "vn.platform.x"};
+    char err[256];
+    assert_int_equal(casenet_role_check(net->dir, "vn.hotline111", CASENET_KIND_REFERRAL, to, 2,
+                                        err, sizeof err),
+                     CASENET_EFORBIDDEN);
+    assert_string_equal(err, "referral messages go to intake, responder or gateway; "
+                             "vn.platform.x is platform");
+    assert_int_equal(casenet_role_check(net->dir, "vn.platform.x", CASENET_KIND_REFERRAL, to, 1,
+                                        err, sizeof err),
+                     CASENET_EFORBIDDEN);
+    assert_string_equal(err, "vn.platform.x (platform) may not send referral messages: only "
+                             "intake, responder or gateway may");
+    assert_int_equal(casenet_role_check(net->dir, "vn.hotline111", CASENET_KIND_REFERRAL, to, 1,
+                                        err, sizeof err),
+                     CASENET_OK);
+    /* casenet_seal applies it, @groups included. */
+    casenet_buf ref = tl_referral_payload("r"), env = {0};
+    const char *grp[] = {"@platforms"};
+    casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = grp, .n_to = 1};
+    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, ref.data,
+                                  ref.len, &env, NULL),
+                     CASENET_EFORBIDDEN);
+    assert_null(env.data);
+    casenet_buf_free(&ref);
+}
+
 /* ------------------------------------------------------------ worked example */
 
 /* The worked example of proto/PROTOCOL.md §7 of the envelope section. The
@@ -1002,7 +1259,10 @@ static casenet_buf example_payload(void)
 {
     Casenet__V1__Referral r = CASENET__V1__REFERRAL__INIT;
     Casenet__V1__Payload p = CASENET__V1__PAYLOAD__INIT;
+    Casenet__V1__LegalBasis lb = CASENET__V1__LEGAL_BASIS__INIT;
     Casenet__V1__HarmCategory harm[1] = {CASENET__V1__HARM_CATEGORY__HARM_CATEGORY_GROOMING};
+    lb.kind = CASENET__V1__LEGAL_BASIS_KIND__LEGAL_BASIS_KIND_VITAL_INTEREST;
+    r.legal_basis = &lb;
     r.case_id = (char *)"HN-2026-0001";
     r.n_harm_categories = 1;
     r.harm_categories = harm;
@@ -1235,6 +1495,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recipient_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_message_after_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+        cmocka_unit_test(test_required_fields),
+        cmocka_unit_test_setup_teardown(test_required_fields_seal_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_urgency_from_payload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_role_matrix, setup, teardown),
         cmocka_unit_test(test_worked_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
