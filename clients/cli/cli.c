@@ -59,6 +59,17 @@ int cli_fail(enum cli_origin origin, int err, const char *hint, const char *fmt,
     return cli_exit_code(err, origin);
 }
 
+int cli_file_fail(int rc, const char *path, const char *what)
+{
+    struct stat st;
+    if (rc == CASENET_EIO && lstat(path, &st) != 0 && errno == ENOENT)
+        return cli_fail(CLI_LOCAL, rc, "check the path", "cannot read %s: no such file: %s", what,
+                        path);
+    if (rc == CASENET_EIO)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s %s", what, path);
+    return cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s %s: %s", what, path, casenet_strerror(rc));
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;

@@ -60,6 +60,10 @@ int cli_exit_code(int err, enum cli_origin origin);
  * cli_exit_code(err, origin). hint may be NULL. */
 int cli_fail(enum cli_origin origin, int err, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Reports that the file at path (what it should hold: "the member's public
+ * key") could not be read or loaded with error rc: "no such file: PATH" when
+ * it does not exist, else the error. Returns the exit code (4 for IO). */
+int cli_file_fail(int rc, const char *path, const char *what);
 /* Prints "casenet: CMD: <fmt...>" and "see 'casenet CMD --help'" on stderr;
  * returns CLI_EUSAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -688,7 +688,7 @@ static int verify_file(struct audit_ctx *a, const char *file, const struct audit
     progress_end(pg);
     if (rc != CASENET_OK) {
         if (fail.where == AUDITV_OK && rc == CASENET_EIO)
-            return cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s", file);
+            return cli_file_fail(rc, file, "the audit export");
         return verify_failed(&fail, rc);
     }
     printf("export file %s verified\n", file);
