@@ -185,11 +185,14 @@ static const char inbox_usage[] =
     "Lists this member's inbox at the broker, oldest first: message id, sender,\n"
     "kind, urgency, state and local time received. Receipts from recipients of\n"
     "what this member sent show kind 'receipt', the message they answer and\n"
-    "their status; their signatures are verified against the directory.\n"
+    "their status; their signatures are verified against the directory. A\n"
+    "receipt is settled (state fetched) once read ('casenet read ID', 'ack ID'\n"
+    "or watch): settled receipts are left out unless --state is given.\n"
     "\n"
     "options:\n"
     "  -S, --state STATE        queued, fetched, delivered, accepted, declined,\n"
-    "                           completed, dead or any (default)\n"
+    "                           completed, dead or any (every row, settled\n"
+    "                           receipts too); default: all but settled receipts\n"
     "  -j, --json               JSON Lines: id, from, kind, urgency, state,\n"
     "                           received_at (ISO 8601 UTC), in_reply_to, status, ...\n"
     "  -n, --limit N            at most N rows (default: all)\n"
@@ -283,7 +286,7 @@ int cmd_inbox(int argc, char **argv)
     };
     struct net_opts o = {.timeout_ms = 10000};
     casenet_inbox_state state = CASENET_INBOX_ANY;
-    bool json = false;
+    bool json = false, all = false;
     uint64_t limit = 0;
     int c;
     while ((c = cli_getopt(argc, argv, "S:jn:H:b:t:h", opts)) != -1) {
@@ -293,6 +296,7 @@ int cmd_inbox(int argc, char **argv)
                 return cli_usage_error("unknown --state '%s': queued, fetched, delivered, "
                                        "accepted, declined, completed, dead, any",
                                        optarg);
+            all = true;
             break;
         case 'j':
             json = true;
@@ -333,7 +337,7 @@ int cmd_inbox(int argc, char **argv)
     if (!json)
         printf("%-32s  %-20s  %-16s  %-15s  %-9s  %s\n", "ID", "FROM", "KIND", "URGENCY", "STATE",
                "RECEIVED");
-    uint64_t cursor = 0, shown = 0;
+    uint64_t cursor = 0, shown = 0, hidden = 0;
     bool more = true;
     while (more && (limit == 0 || shown < limit)) {
         casenet_inbox_entry *rows = NULL;
@@ -347,8 +351,15 @@ int cmd_inbox(int argc, char **argv)
             ex = net_fail(cl, rc, "ListInbox failed");
             goto cleanup;
         }
-        for (size_t i = 0; i < n && (limit == 0 || shown < limit); i++, shown++)
+        for (size_t i = 0; i < n && (limit == 0 || shown < limit); i++) {
+            if (!all && rows[i].kind == CASENET_KIND_RECEIPT &&
+                rows[i].state != CASENET_INBOX_QUEUED) {
+                hidden++; /* a settled receipt: seen already */
+                continue;
+            }
             print_row(h, &rows[i], json);
+            shown++;
+        }
         casenet_inbox_entries_free(rows, n);
         if (n == 0 || next <= cursor)
             break; /* no progress: never loop forever on a confused broker */
@@ -361,6 +372,9 @@ int cmd_inbox(int argc, char **argv)
     if (!json && shown == 0)
         fprintf(stderr, "(inbox empty%s%s)\n", state ? " in state " : "",
                 state ? casenet_inbox_state_name(state) : "");
+    if (!json && hidden)
+        fprintf(stderr, "(%llu settled receipt%s not shown: --state any shows them)\n",
+                (unsigned long long)hidden, hidden == 1 ? "" : "s");
     ex = CLI_OK;
 cleanup:
     casenet_client_free(cl);
@@ -393,9 +407,11 @@ static int parse_net(int argc, char **argv, int c, struct net_opts *o)
     }
 }
 
-/* Opens the home, connects and fetches the message id_hex. */
+/* Opens the home, connects and fetches the inbox row id_hex: *env is its
+ * envelope, empty for a forwarded receipt, *row the row (cleared by the
+ * caller). */
 static int fetch(const struct net_opts *o, const char *id_hex, char **path, struct home **h,
-                 casenet_client **cl, casenet_buf *env)
+                 casenet_client **cl, casenet_buf *env, casenet_inbox_entry *row)
 {
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
     if (!cli_parse_id16(id_hex, id))
@@ -409,12 +425,50 @@ static int fetch(const struct net_opts *o, const char *id_hex, char **path, stru
     ex = net_connect(*h, o->broker, o->timeout_ms, cl);
     if (ex != CLI_OK)
         return ex;
-    int rc = casenet_client_fetch(*cl, id, env);
+    int rc = casenet_client_fetch_row(*cl, id, env, row);
     if (rc == CASENET_ENOTFOUND)
         return cli_fail(CLI_BROKER, rc, "see 'casenet inbox'",
                         "message %s is not in the inbox of %s", id_hex, (*h)->member);
     if (rc != CASENET_OK)
         return net_fail(*cl, rc, "Fetch failed");
+    return CLI_OK;
+}
+
+/* Verifies a forwarded receipt row e (the broker settled it by the fetch)
+ * and prints it: the receipt as JSON on stdout (watch's hand-over form: ids
+ * in hex, times in UTC), a line on stderr. Exit 3 when it does not verify
+ * or answers a message this member did not send. */
+static int print_receipt_row(const struct home *h, const casenet_inbox_entry *e)
+{
+    casenet_receipt r;
+    int rc = casenet_receipt_verify(h->dir, e->receipt.data, e->receipt.len, &r);
+    if (rc == CASENET_OK && strcmp(r.sender, h->member) != 0)
+        rc = CASENET_EBADREQ;
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_VERIFY, rc, "do not rely on it",
+                        "the forwarded receipt does not verify or is for another sender");
+    char *text = NULL, *pretty = NULL;
+    size_t len = 0;
+    json_t *doc = NULL;
+    rc = receipt_json(e, &r, &text, &len);
+    if (rc == CASENET_OK && (!(doc = json_loadb(text, len, 0, NULL)) ||
+                             !(pretty = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER))))
+        rc = CASENET_ENOMEM;
+    json_decref(doc);
+    free(text);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot build the receipt's JSON");
+    char re[33], at[64];
+    cli_id16_hex(r.message_id, re);
+    cli_format_time(r.signed_at_ms, false, at, sizeof at);
+    fprintf(stderr, "forwarded receipt: %s signed '%s' for message %s at %s (signature verified)\n",
+            r.recipient, casenet_receipt_status_name(r.status), re, at);
+    rc = cli_write_stdout(pretty, strlen(pretty));
+    if (rc == CASENET_OK)
+        rc = cli_write_stdout("\n", 1);
+    free(pretty);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot write to stdout");
     return CLI_OK;
 }
 
@@ -465,9 +519,14 @@ int cmd_read(int argc, char **argv)
     casenet_client *cl = NULL;
     casenet_buf env = {0}, payload = {0}, json = {0};
     casenet_message_info info = {0};
-    int ex = fetch(&o, argv[optind], &path, &h, &cl, &env);
+    casenet_inbox_entry row = {0};
+    int ex = fetch(&o, argv[optind], &path, &h, &cl, &env, &row);
     if (ex != CLI_OK)
         goto cleanup;
+    if (row.kind == CASENET_KIND_RECEIPT) {
+        ex = print_receipt_row(h, &row);
+        goto cleanup;
+    }
     int rc = casenet_open(h->keys, h->dir, env.data, env.len, &info, &payload);
     if (rc != CASENET_OK) {
         ex = open_fail(rc, h->member);
@@ -489,6 +548,7 @@ int cmd_read(int argc, char **argv)
     }
     ex = CLI_OK;
 cleanup:
+    casenet_inbox_entry_clear(&row);
     casenet_message_info_clear(&info);
     casenet_buf_free(&json);
     casenet_buf_free(&payload);
@@ -581,9 +641,17 @@ int cmd_ack(int argc, char **argv)
     casenet_client *cl = NULL;
     casenet_buf env = {0}, signed_receipt = {0};
     casenet_message_info info = {0};
-    int ex = fetch(&o, argv[optind], &path, &h, &cl, &env);
+    casenet_inbox_entry row = {0};
+    int ex = fetch(&o, argv[optind], &path, &h, &cl, &env, &row);
     if (ex != CLI_OK)
         goto cleanup;
+    if (row.kind == CASENET_KIND_RECEIPT) {
+        /* Receipts get no receipt back; the fetch settled the row. */
+        printf("%s is a forwarded receipt from %s: settled (receipts are not acknowledged)\n",
+               argv[optind], row.sender);
+        ex = CLI_OK;
+        goto cleanup;
+    }
     int rc = casenet_envelope_verify(h->dir, env.data, env.len, &info);
     if (rc != CASENET_OK) {
         ex = open_fail(rc, h->member);
@@ -612,6 +680,7 @@ int cmd_ack(int argc, char **argv)
            (unsigned long long)audit_index);
     ex = CLI_OK;
 cleanup:
+    casenet_inbox_entry_clear(&row);
     casenet_message_info_clear(&info);
     casenet_buf_free(&signed_receipt);
     casenet_buf_free(&env);
