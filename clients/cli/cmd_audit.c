@@ -151,8 +151,25 @@ static const char *kind_name(int kind, char out[AUDIT_KIND_NAME_MAX])
     return out;
 }
 
+/* An event by the name audit log prints ("escalated") or by the name users
+ * see for the same thing elsewhere: the inbox's kinds and the verbs. */
 static bool kind_parse(const char *name, int *kind)
 {
+    static const struct {
+        const char *alias, *event;
+    } aliases[] = {
+        {"escalation", "escalated"},
+        {"dead-letter", "dead-lettered"},
+        {"submit", "submitted"},
+        {"reject", "rejected"},
+        {"fetch", "fetched"},
+        {"directory", "directory-published"},
+        {"publish", "directory-published"},
+    };
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
+        if (strcmp(name, aliases[i].alias) == 0)
+            name = aliases[i].event;
+    }
     char buf[AUDIT_KIND_NAME_MAX];
     for (unsigned i = 0; i < casenet__v1__audit_kind__descriptor.n_values; i++) {
         int v = casenet__v1__audit_kind__descriptor.values[i].value;
@@ -317,9 +334,10 @@ static const char log_usage[] =
     "                           (coordinators only, for another member than you)\n"
     "  -M, --message HEX32      events about that message id\n"
     "  -c, --case HEX32         events of that case thread\n"
-    "  -k, --kind KIND          submitted, rejected, fetched, receipt, escalated,\n"
-    "                           dead-lettered, directory-published, auth-denied,\n"
-    "                           audit-queried, purged, broker-start, broker-stop\n"
+    "  -k, --kind KIND          submitted, rejected, fetched, receipt, escalated\n"
+    "                           (or escalation), dead-lettered (or dead-letter),\n"
+    "                           directory-published, auth-denied, audit-queried,\n"
+    "                           purged, broker-start, broker-stop\n"
     "  -s, --since TIME         from TIME on: YYYY-MM-DD[THH:MM[:SS]] (UTC) or a\n"
     "                           duration ago (90s, 15m, 12h, 7d)\n"
     "  -u, --until TIME         before TIME (same forms)\n"
@@ -462,7 +480,10 @@ static int audit_log(int argc, char **argv)
             break;
         case 'k':
             if (!kind_parse(optarg, &f.kind))
-                return cli_usage_error("unknown --kind '%s'; see 'casenet audit log --help'",
+                return cli_usage_error("unknown --kind '%s': submitted, rejected, fetched, "
+                                       "receipt, escalated (escalation), dead-lettered "
+                                       "(dead-letter), directory-published, auth-denied, "
+                                       "audit-queried, purged, broker-start, broker-stop",
                                        optarg);
             break;
         case 's':

@@ -373,6 +373,16 @@ cleanup:
     return ex;
 }
 
+/* True when the broker serves exactly the directory bytes. */
+static bool same_as_served(casenet_client *client, const casenet_buf *bytes)
+{
+    casenet_buf served = {0};
+    bool same = casenet_client_get_directory(client, &served) == CASENET_OK &&
+                served.len == bytes->len && memcmp(served.data, bytes->data, bytes->len) == 0;
+    casenet_buf_free(&served);
+    return same;
+}
+
 static int dir_pull(int argc, char **argv)
 {
     struct dir_opts o = {0};
@@ -448,12 +458,17 @@ static int dir_publish(int argc, char **argv)
         goto cleanup;
     uint64_t served = 0;
     rc = casenet_client_publish_directory(client, bytes.data, bytes.len, &served);
-    if (rc != CASENET_OK) {
+    if (rc == CASENET_ECONFLICT && same_as_served(client, &bytes)) {
+        /* Publishing is idempotent: this very directory is served already. */
+        printf("%s is already current: the broker serves directory version %llu\n", o.file,
+               (unsigned long long)casenet_directory_version(nd));
+    } else if (rc != CASENET_OK) {
         ex = net_fail(client, rc, "PublishDirectory refused");
         goto cleanup;
+    } else {
+        printf("published %s: the broker now serves directory version %llu\n", o.file,
+               (unsigned long long)served);
     }
-    printf("published %s: the broker now serves directory version %llu\n", o.file,
-           (unsigned long long)served);
     uint64_t old = 0;
     ex = home_store_directory(h, bytes.data, bytes.len, &old);
     casenet_client_set_directory(client, h->dir);

@@ -146,6 +146,9 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
     int ex = check_recipients(h, a);
     if (ex != CLI_OK)
         return ex;
+    if (isatty(STDIN_FILENO))
+        return cli_usage_error("the payload JSON is read from stdin, which is a terminal: "
+                               "redirect a file (< payload.json) or pipe it in");
     casenet_buf json = {0}, payload = {0};
     int rc = cli_read_stream(stdin, JSON_MAX, &json);
     if (rc != CASENET_OK)
