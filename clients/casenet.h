@@ -418,6 +418,11 @@ CASENET_API CASENET_NODISCARD int casenet_payload_from_json(const char *json, si
  * string in out->data; out->len excludes the NUL). */
 CASENET_API CASENET_NODISCARD int casenet_payload_to_json(const uint8_t *payload, size_t len,
                                                           casenet_buf *out);
+/* The same JSON for people: bytes (ids, hashes) in lowercase hex, times
+ * (int64 fields named *_ms) as ISO 8601 UTC dates. Not canonical:
+ * casenet_payload_from_json does not take it back. */
+CASENET_API CASENET_NODISCARD int casenet_payload_to_display_json(const uint8_t *payload,
+                                                                  size_t len, casenet_buf *out);
 
 /* ------------------------------------------------------------------ broker connection */
 

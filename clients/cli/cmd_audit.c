@@ -320,11 +320,12 @@ static void progress_end(struct progress *p)
 static const char log_usage[] =
     "usage: casenet audit log [--member ID] [--message HEX32] [--case HEX32]\n"
     "                         [--kind KIND] [--since TIME] [--until TIME]\n"
-    "                         [--limit N] [--json] [--home DIR] [--broker ENDPOINT]\n"
-    "                         [--timeout SECONDS]\n"
+    "                         [--limit N] [--json] [--wide] [--home DIR]\n"
+    "                         [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
-    "Lists the broker's audit events, oldest first: index, time (local and UTC),\n"
-    "event, actor, parties, message id and status. A coordinator sees every\n"
+    "Lists the broker's audit events, oldest first: index, time (UTC), event,\n"
+    "actor, message id (first 10 digits), status and parties, in 100 columns\n"
+    "(--wide: every column in full, local time too). A coordinator sees every\n"
     "event; any other member only the events it is actor or party of. The\n"
     "query itself is recorded as an audit-queried event. The events are what\n"
     "the broker says; 'casenet audit verify' and 'casenet audit prove' check them.\n"
@@ -342,6 +343,7 @@ static const char log_usage[] =
     "                           duration ago (90s, 15m, 12h, 7d)\n"
     "  -u, --until TIME         before TIME (same forms)\n"
     "  -n, --limit N            at most N events (default: all)\n"
+    "  -w, --wide               every column in full\n"
     "  -j, --json               JSON Lines, one event per line\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
@@ -370,7 +372,7 @@ static void hex_of(const ProtobufCBinaryData *b, char *out, size_t cap)
     sodium_bin2hex(out, cap, b->data, b->len);
 }
 
-static void print_event(uint64_t index, const Casenet__V1__AuditEvent *e, bool json)
+static void print_event(uint64_t index, const Casenet__V1__AuditEvent *e, bool json, bool wide)
 {
     char kind[AUDIT_KIND_NAME_MAX], mid[65], cref[65], ehash[65];
     kind_name((int)e->kind, kind);
@@ -436,9 +438,18 @@ static void print_event(uint64_t index, const Casenet__V1__AuditEvent *e, bool j
     }
     if (off >= sizeof parties)
         memcpy(parties + sizeof parties - 4, "...", 4);
-    printf("%-8" PRIu64 "  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s\n", index, local, utc, kind,
-           e->actor && e->actor[0] ? e->actor : "(broker)", mid, event_status(e),
-           parties[0] ? parties : "-");
+    if (wide) {
+        printf("%-8" PRIu64 "  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s\n", index, local, utc,
+               kind, e->actor && e->actor[0] ? e->actor : "(broker)", mid, event_status(e),
+               parties[0] ? parties : "-");
+        return;
+    }
+    /* 100 columns: UTC time to the second, the id's first digits. */
+    char actor[40];
+    cli_cell(e->actor && e->actor[0] ? e->actor : "(broker)", 14, actor, sizeof actor);
+    mid[CLI_TABLE_ID_DIGITS] = '\0';
+    cli_table_line(false, "%-7" PRIu64 " %-19.19s  %-19s  %s  %-10s  %-12s  %s", index, utc, kind,
+                   actor, mid, event_status(e), parties[0] ? parties : "-");
 }
 
 static int audit_log(int argc, char **argv)
@@ -452,6 +463,7 @@ static int audit_log(int argc, char **argv)
         {"until", required_argument, NULL, 'u'},
         {"limit", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, 'j'},
+        {"wide", no_argument, NULL, 'w'},
         SHARED_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -459,10 +471,13 @@ static int audit_log(int argc, char **argv)
     casenet_audit_filter f = {0};
     uint8_t mid[CASENET_MESSAGE_ID_BYTES], cref[CASENET_CASE_REF_BYTES];
     uint64_t limit = 0;
-    bool json = false;
+    bool json = false, wide = false;
     int c;
-    while ((c = cli_getopt(argc, argv, "m:M:c:k:s:u:n:jH:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "m:M:c:k:s:u:n:jwH:b:t:h", opts)) != -1) {
         switch (c) {
+        case 'w':
+            wide = true;
+            break;
         case 'm':
             if (!casenet_member_id_valid(optarg))
                 return cli_usage_error("--member wants a member id, not '%s'", optarg);
@@ -521,8 +536,13 @@ static int audit_log(int argc, char **argv)
     if (ex != CLI_OK)
         goto cleanup;
     if (!json)
-        printf("%-8s  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s\n", "INDEX", "TIME (LOCAL)",
-               "TIME (UTC)", "EVENT", "ACTOR", "MESSAGE", "STATUS", "PARTIES");
+        cli_table_line(wide,
+                       wide ? "%-8s  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s"
+                            : "%-7s %-19s  %-19s  %-14s  %-10s  %-12s  %s",
+                       "INDEX", wide ? "TIME (LOCAL)" : "TIME (UTC)", wide ? "TIME (UTC)" : "EVENT",
+                       wide ? "EVENT" : "ACTOR", wide ? "ACTOR" : "MESSAGE",
+                       wide ? "MESSAGE" : "STATUS", wide ? "STATUS" : "PARTIES",
+                       wide ? "PARTIES" : "");
     uint64_t cursor = 0, shown = 0;
     bool more = true;
     while (more && (limit == 0 || shown < limit)) {
@@ -548,7 +568,7 @@ static int audit_log(int argc, char **argv)
                               recs[i].index);
                 goto cleanup;
             }
-            print_event(recs[i].index, e, json);
+            print_event(recs[i].index, e, json, wide);
             casenet__v1__audit_event__free_unpacked(e, NULL);
             shown++;
         }

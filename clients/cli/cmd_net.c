@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ENVELOPE_MAX (CASENET_MAX_PAYLOAD_BYTES + 1024u * 1024u)
 #define PAGE_MAX     100
@@ -86,6 +87,111 @@ int net_connect(struct home *h, const char *endpoint, int timeout_ms, casenet_cl
         return net_fail(NULL, rc, what);
     }
     return CLI_OK;
+}
+
+/* An id in hex, as a value (for printf arguments). */
+struct hex32 {
+    char s[33];
+};
+static struct hex32 hex_of(const uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    struct hex32 h;
+    cli_id16_hex(id, h.s);
+    return h;
+}
+
+/* Candidate ids for a prefix, at most CANDIDATES_MAX kept. */
+#define CANDIDATES_MAX 8
+struct candidates {
+    const char *prefix;
+    size_t n; /* all matches, even those not kept */
+    uint8_t id[CANDIDATES_MAX][CASENET_MESSAGE_ID_BYTES];
+};
+
+static void candidate(struct candidates *k, const uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    char hex[33];
+    cli_id16_hex(id, hex);
+    if (strncmp(hex, k->prefix, strlen(k->prefix)) != 0)
+        return;
+    for (size_t i = 0; i < k->n && i < CANDIDATES_MAX; i++) {
+        if (memcmp(k->id[i], id, CASENET_MESSAGE_ID_BYTES) == 0)
+            return; /* the same message, e.g. sent to oneself */
+    }
+    if (k->n < CANDIDATES_MAX)
+        memcpy(k->id[k->n], id, CASENET_MESSAGE_ID_BYTES);
+    k->n++;
+}
+
+/* Adds the matching ids of every inbox row and, with sent, of every message
+ * sent; a casenet_err. */
+static int collect_candidates(casenet_client *c, bool sent, struct candidates *k)
+{
+    for (uint64_t cursor = 0, next = 0;; cursor = next) {
+        casenet_inbox_entry *rows = NULL;
+        size_t n = 0;
+        bool more = false;
+        int rc =
+            casenet_client_list(c, CASENET_INBOX_ANY, cursor, PAGE_MAX, &rows, &n, &next, &more);
+        if (rc != CASENET_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++)
+            candidate(k, rows[i].message_id);
+        casenet_inbox_entries_free(rows, n);
+        if (!more || next <= cursor)
+            break;
+    }
+    for (uint64_t cursor = 0, next = 0; sent; cursor = next) {
+        casenet_message_status *m = NULL;
+        size_t n = 0;
+        bool more = false;
+        int rc = casenet_client_list_sent(c, false, 0, cursor, PAGE_MAX, &m, &n, &next, &more);
+        if (rc != CASENET_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++)
+            candidate(k, m[i].message_id);
+        casenet_message_statuses_free(m, n);
+        if (!more || next <= cursor)
+            break;
+    }
+    return CASENET_OK;
+}
+
+int net_resolve_id(casenet_client *c, const char *arg, bool sent, uint8_t out[16])
+{
+    size_t len = strlen(arg);
+    if (!cli_id_arg_ok(arg))
+        return cli_usage_error(ID_ARG_WANTED, arg);
+    char prefix[33];
+    for (size_t i = 0; i < len; i++)
+        prefix[i] = (char)(arg[i] | 0x20); /* lowercase; digits keep their value */
+    if (len == 32 && cli_parse_id16(arg, out))
+        return CLI_OK;
+    prefix[len] = '\0';
+    struct candidates k = {.prefix = prefix};
+    int rc = collect_candidates(c, sent, &k);
+    if (rc != CASENET_OK)
+        return net_fail(c, rc, "cannot list the messages to match the id prefix");
+    if (k.n == 0)
+        return cli_fail(CLI_BROKER, CASENET_ENOTFOUND,
+                        sent ? "see 'casenet inbox' and 'casenet cases'" : "see 'casenet inbox'",
+                        "no message id starting with %s in this member's inbox%s", prefix,
+                        sent ? " or sent messages" : "");
+    if (k.n == 1) {
+        memcpy(out, k.id[0], CASENET_MESSAGE_ID_BYTES);
+        return CLI_OK;
+    }
+    fprintf(stderr, "casenet: %s: id prefix %s is ambiguous, %zu messages match:\n", cli_cmd_name,
+            prefix, k.n);
+    for (size_t i = 0; i < k.n && i < CANDIDATES_MAX; i++) {
+        char h[33];
+        cli_id16_hex(k.id[i], h);
+        fprintf(stderr, "  %s\n", h);
+    }
+    if (k.n > CANDIDATES_MAX)
+        fprintf(stderr, "  ...\n");
+    fprintf(stderr, "type more digits of the id\n");
+    return CLI_EUSAGE;
 }
 
 /* Options of inbox, read and ack. */
@@ -179,11 +285,12 @@ cleanup:
 /* ------------------------------------------------------------ inbox */
 
 static const char inbox_usage[] =
-    "usage: casenet inbox [--state STATE|any] [--json] [--limit N] [--home DIR]\n"
-    "                     [--broker ENDPOINT] [--timeout SECONDS]\n"
+    "usage: casenet inbox [--state STATE|any] [--json] [--wide] [--limit N]\n"
+    "                     [--home DIR] [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
-    "Lists this member's inbox at the broker, oldest first: message id, sender,\n"
-    "kind, urgency, state and local time received. Receipts from recipients of\n"
+    "Lists this member's inbox at the broker, oldest first: message id (its first\n"
+    "10 digits, which read, ack and status accept), sender (its display name),\n"
+    "kind, urgency, state and local time received, in 100 columns. Receipts from recipients of\n"
     "what this member sent show kind 'receipt', the message they answer and\n"
     "their status; their signatures are verified against the directory. A\n"
     "receipt is settled (state fetched) once read ('casenet read ID', 'ack ID'\n"
@@ -193,6 +300,8 @@ static const char inbox_usage[] =
     "  -S, --state STATE        queued, fetched, delivered, accepted, declined,\n"
     "                           completed, dead or any (every row, settled\n"
     "                           receipts too); default: all but settled receipts\n"
+    "  -w, --wide               every column in full: whole ids, sender id and\n"
+    "                           name, full times\n"
     "  -j, --json               JSON Lines: id, from, kind, urgency, state,\n"
     "                           received_at (ISO 8601 UTC), in_reply_to, status, ...\n"
     "  -n, --limit N            at most N rows (default: all)\n"
@@ -215,7 +324,7 @@ static void check_receipt(const struct home *h, const casenet_inbox_entry *e, ca
     *ok = casenet_receipt_verify(h->dir, e->receipt.data, e->receipt.len, r) == CASENET_OK;
 }
 
-static void print_row(const struct home *h, const casenet_inbox_entry *e, bool json)
+static void print_row(const struct home *h, const casenet_inbox_entry *e, bool json, bool wide)
 {
     char id[33], reply[33], case_ref[33];
     cli_id16_hex(e->message_id, id);
@@ -261,36 +370,66 @@ static void print_row(const struct home *h, const casenet_inbox_entry *e, bool j
         json_decref(o);
         return;
     }
-    char received[64];
-    cli_format_time(e->received_at_ms, false, received, sizeof received);
-    printf("%-32s  %-20s  %-16s  %-15s  %-9s  %s", id, e->sender, casenet_kind_name(e->kind),
-           urgency, casenet_inbox_state_name(e->state), received);
-    if (is_receipt) {
-        printf("  re %s %s%s", answers ? reply : "?", rstatus,
-               e->receipt.len && !receipt_ok ? " (receipt signature INVALID)" : "");
-        if (receipt_ok && r.reason[0])
-            printf(" (%s)", r.reason);
+    char received[64], from[160], from_cell[200];
+    cli_table_time(e->received_at_ms, wide, received, sizeof received);
+    cli_member_label(h->dir, e->sender, wide, from, sizeof from);
+    cli_cell(from, wide ? 40 : 16, from_cell, sizeof from_cell);
+    const char *drill = e->status == CASENET_MSG_EXERCISE || e->status == CASENET_MSG_TEST
+                            ? casenet_msg_status_name(e->status)
+                            : NULL;
+    char tail[160] = "";
+    if (receipt_ok && r.reason[0])
+        snprintf(tail, sizeof tail, " (%s)", r.reason);
+    if (drill)
+        snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "  [%s]", drill);
+    const char *invalid = e->receipt.len && !receipt_ok ? " (receipt signature INVALID)" : "";
+    if (wide) {
+        cli_table_line(true, "%-32s  %s  %-16s  %-15s  %-9s  %s%s%s%s%s%s%s%s", id, from_cell,
+                       casenet_kind_name(e->kind), urgency, casenet_inbox_state_name(e->state),
+                       received, is_receipt ? "  re " : "", is_receipt && answers ? reply : "",
+                       is_receipt && !answers ? "?" : "", is_receipt ? " " : "",
+                       is_receipt ? rstatus : "", invalid, tail);
+        return;
     }
-    if (e->status == CASENET_MSG_EXERCISE || e->status == CASENET_MSG_TEST)
-        printf("  [%s]", casenet_msg_status_name(e->status));
-    printf("\n");
+    /* 100 columns: a receipt row shows "receipt STATUS" as its kind and the
+     * message it answers where a message has its urgency. */
+    char kind[32], kind_cell[80], urg[48], urg_cell[80];
+    cli_table_id(e->message_id, false, id);
+    if (answers)
+        cli_table_id(answers, false, reply);
+    snprintf(kind, sizeof kind, "%s%s%s", casenet_kind_name(e->kind), is_receipt ? " " : "",
+             is_receipt ? rstatus : "");
+    snprintf(urg, sizeof urg, "%s%s", is_receipt ? "re " : "",
+             is_receipt ? (answers ? reply : "?") : urgency);
+    cli_cell(kind, 17, kind_cell, sizeof kind_cell);
+    cli_cell(urg, 15, urg_cell, sizeof urg_cell);
+    cli_table_line(false, "%-10s  %s  %s  %s  %-9s  %-11s%s%s", id, from_cell, kind_cell, urg_cell,
+                   casenet_inbox_state_name(e->state), received, invalid, tail);
 }
 
 int cmd_inbox(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"state", required_argument, NULL, 'S'},  {"json", no_argument, NULL, 'j'},
-        {"limit", required_argument, NULL, 'n'},  {"home", required_argument, NULL, 'H'},
-        {"broker", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"state", required_argument, NULL, 'S'},
+        {"json", no_argument, NULL, 'j'},
+        {"wide", no_argument, NULL, 'w'},
+        {"limit", required_argument, NULL, 'n'},
+        {"home", required_argument, NULL, 'H'},
+        {"broker", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct net_opts o = {.timeout_ms = 10000};
     casenet_inbox_state state = CASENET_INBOX_ANY;
-    bool json = false, all = false;
+    bool json = false, all = false, wide = false;
     uint64_t limit = 0;
     int c;
-    while ((c = cli_getopt(argc, argv, "S:jn:H:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "S:jwn:H:b:t:h", opts)) != -1) {
         switch (c) {
+        case 'w':
+            wide = true;
+            break;
         case 'S':
             if (casenet_inbox_state_parse(optarg, &state) != CASENET_OK)
                 return cli_usage_error("unknown --state '%s': queued, fetched, delivered, "
@@ -335,8 +474,9 @@ int cmd_inbox(int argc, char **argv)
     if (ex != CLI_OK)
         goto cleanup;
     if (!json)
-        printf("%-32s  %-20s  %-16s  %-15s  %-9s  %s\n", "ID", "FROM", "KIND", "URGENCY", "STATE",
-               "RECEIVED");
+        cli_table_line(wide, "%-*s  %-*s  %-*s  %-15s  %-9s  %s", wide ? 32 : CLI_TABLE_ID_DIGITS,
+                       "ID", wide ? 40 : 16, "FROM", wide ? 16 : 17, "KIND", "URGENCY", "STATE",
+                       "RECEIVED");
     uint64_t cursor = 0, shown = 0, hidden = 0;
     bool more = true;
     while (more && (limit == 0 || shown < limit)) {
@@ -357,7 +497,7 @@ int cmd_inbox(int argc, char **argv)
                 hidden++; /* a settled receipt: seen already */
                 continue;
             }
-            print_row(h, &rows[i], json);
+            print_row(h, &rows[i], json, wide);
             shown++;
         }
         casenet_inbox_entries_free(rows, n);
@@ -414,8 +554,8 @@ static int fetch(const struct net_opts *o, const char *id_hex, char **path, stru
                  casenet_client **cl, casenet_buf *env, casenet_inbox_entry *row)
 {
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
-    if (!cli_parse_id16(id_hex, id))
-        return cli_usage_error("expected a message id of 32 hex digits, not '%s'", id_hex);
+    if (!cli_id_arg_ok(id_hex))
+        return cli_usage_error(ID_ARG_WANTED, id_hex);
     *path = home_path(o->home);
     if (!*path)
         return CLI_EFAIL;
@@ -425,10 +565,15 @@ static int fetch(const struct net_opts *o, const char *id_hex, char **path, stru
     ex = net_connect(*h, o->broker, o->timeout_ms, cl);
     if (ex != CLI_OK)
         return ex;
+    ex = net_resolve_id(*cl, id_hex, false, id);
+    if (ex != CLI_OK)
+        return ex;
+    char hex[33];
+    cli_id16_hex(id, hex);
     int rc = casenet_client_fetch_row(*cl, id, env, row);
     if (rc == CASENET_ENOTFOUND)
         return cli_fail(CLI_BROKER, rc, "see 'casenet inbox'",
-                        "message %s is not in the inbox of %s", id_hex, (*h)->member);
+                        "message %s is not in the inbox of %s", hex, (*h)->member);
     if (rc != CASENET_OK)
         return net_fail(*cl, rc, "Fetch failed");
     return CLI_OK;
@@ -473,15 +618,19 @@ static int print_receipt_row(const struct home *h, const casenet_inbox_entry *e)
 }
 
 static const char read_usage[] =
-    "usage: casenet read ID [--json-meta] [--home DIR] [--broker ENDPOINT]\n"
+    "usage: casenet read ID [--json] [--json-meta] [--home DIR] [--broker ENDPOINT]\n"
     "                       [--timeout SECONDS]\n"
     "\n"
     "Fetches message ID from the inbox, verifies it against the directory,\n"
     "decrypts it and prints the payload JSON on stdout; the verified metadata\n"
     "(sender, kind, urgency, ...) goes to stderr. Anything that does not verify\n"
-    "exits 3. Reading does not acknowledge: see 'casenet ack'.\n"
+    "exits 3. Reading does not acknowledge: see 'casenet ack'. On a terminal the\n"
+    "payload is shown for people: ids and hashes in hex, times as UTC dates;\n"
+    "redirected (or with --json) it is protobuf's canonical JSON, which 'casenet\n"
+    "send' takes back. A forwarded receipt prints the verified receipt.\n"
     "\n"
     "options:\n"
+    "  -j, --json               canonical protobuf JSON even on a terminal\n"
     "  -m, --json-meta          metadata on stderr as one JSON object\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
@@ -494,18 +643,23 @@ static const char read_usage[] =
 int cmd_read(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json-meta", no_argument, NULL, 'm'},    {"home", required_argument, NULL, 'H'},
-        {"broker", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"json-meta", no_argument, NULL, 'm'},
+        {"home", required_argument, NULL, 'H'},
+        {"broker", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct net_opts o = {.timeout_ms = 10000};
-    bool json_meta = false;
+    bool json_meta = false, canonical = !isatty(STDOUT_FILENO);
     int c;
-    while ((c = cli_getopt(argc, argv, "mH:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "mjH:b:t:h", opts)) != -1) {
         if (c == 'h')
             return cli_help(read_usage);
-        if (c == 'm') {
-            json_meta = true;
+        if (c == 'm' || c == 'j') {
+            json_meta |= c == 'm';
+            canonical |= c == 'j';
             continue;
         }
         int ex = parse_net(argc, argv, c, &o);
@@ -532,7 +686,8 @@ int cmd_read(int argc, char **argv)
         ex = open_fail(rc, h->member);
         goto cleanup;
     }
-    rc = casenet_payload_to_json(payload.data, payload.len, &json);
+    rc = canonical ? casenet_payload_to_json(payload.data, payload.len, &json)
+                   : casenet_payload_to_display_json(payload.data, payload.len, &json);
     if (rc != CASENET_OK) {
         ex = cli_fail(CLI_VERIFY, rc, NULL, "cannot convert the payload to JSON: %s",
                       casenet_strerror(rc));
@@ -648,7 +803,7 @@ int cmd_ack(int argc, char **argv)
     if (row.kind == CASENET_KIND_RECEIPT) {
         /* Receipts get no receipt back; the fetch settled the row. */
         printf("%s is a forwarded receipt from %s: settled (receipts are not acknowledged)\n",
-               argv[optind], row.sender);
+               hex_of(row.message_id).s, row.sender);
         ex = CLI_OK;
         goto cleanup;
     }
@@ -676,7 +831,7 @@ int cmd_ack(int argc, char **argv)
         goto cleanup;
     }
     printf("receipt '%s' for %s from %s recorded (audit index %llu)\n",
-           casenet_receipt_status_name(r.status), argv[optind], info.sender,
+           casenet_receipt_status_name(r.status), hex_of(info.message_id).s, info.sender,
            (unsigned long long)audit_index);
     ex = CLI_OK;
 cleanup:

@@ -42,6 +42,13 @@ int net_connect(struct home *h, const char *endpoint, int timeout_ms, casenet_cl
 /* cmd_net.c: reports a failed broker request, with the broker's own message
  * when it gave one, and returns the exit code. */
 int net_fail(casenet_client *c, int err, const char *what);
+/* cmd_net.c: the message id the user typed as arg: 32 hex digits, or a
+ * unique prefix (1 to 31 hex digits) of a row of this member's inbox or,
+ * with sent, of a message it sent. An ambiguous prefix is a usage error
+ * listing the candidates; no match is NOT_FOUND. Returns an exit code. */
+int net_resolve_id(casenet_client *c, const char *arg, bool sent, uint8_t out[16]);
+/* The usage error for a message id argument that is not one (a format). */
+#define ID_ARG_WANTED "expected a message id: 32 hex digits or a unique prefix, not '%s'"
 /* cmd_net.c: parses --timeout SECONDS (1..3600) into ms; false otherwise. */
 bool net_parse_timeout(const char *s, int *ms);
 

@@ -71,7 +71,7 @@ id=$(head -n 1 "$T/out")
 expect_contains "$T/err" "accepted by vn.broker"
 
 step "inbox: table and JSON Lines"
-expect_exit 0 "$CASENET" inbox --home "$N/home/vn.police.a05"
+expect_exit 0 "$CASENET" inbox --home "$N/home/vn.police.a05" --wide
 expect_contains "$T/out" "$id"
 expect_contains "$T/out" "vn.hotline111"
 expect_contains "$T/out" "referral"
@@ -106,7 +106,7 @@ expect_exit 0 "$CASENET" inbox --home "$N/home/vn.hotline111" --json
 jq -se --arg id "$id" '[.[] | select(.kind == "receipt" and .in_reply_to == $id
   and .from == "vn.police.a05" and .receipt_verified)] | map(.status) | sort ==
   ["accepted", "delivered"]' "$T/out" >/dev/null || fail "the sender's inbox lacks the receipts"
-expect_exit 0 "$CASENET" inbox --home "$N/home/vn.hotline111"
+expect_exit 0 "$CASENET" inbox --home "$N/home/vn.hotline111" --wide
 expect_contains "$T/out" "re $id accepted"
 
 step "inbox pages through everything; --limit stops early"
