@@ -249,6 +249,16 @@ static int choose_directory(struct broker *b)
     return CASENET_OK;
 }
 
+/* Why a file given on the command line did not load: "no such file" when it
+ * does not exist rather than the I/O error it reads as. */
+static const char *load_error(int rc, const char *path)
+{
+    struct stat st;
+    if (rc == CASENET_EIO && stat(path, &st) != 0 && errno == ENOENT)
+        return "no such file";
+    return casenet_strerror(rc);
+}
+
 /* ms since the epoch as ISO 8601 UTC ("2026-12-07T17:53:51Z") into out, for
  * people: --check-config prints dates, never epoch numbers. */
 static void iso_utc(int64_t ms, char *out, size_t cap)
@@ -443,7 +453,7 @@ int main(int argc, char **argv)
     int rc = casenet_keys_load(cfg.key_path, &b.keys);
     if (rc != CASENET_OK) {
         fprintf(stderr, "casenetd: cannot load the broker key %s: %s%s\n", cfg.key_path,
-                casenet_strerror(rc), rc == CASENET_EPERM ? " (chmod 600 it)" : "");
+                load_error(rc, cfg.key_path), rc == CASENET_EPERM ? " (chmod 600 it)" : "");
         goto cleanup;
     }
     b.broker_id = casenet_keys_member_id(b.keys);
@@ -453,7 +463,7 @@ int main(int argc, char **argv)
     }
     if ((rc = casenet_authority_pk_load(cfg.authority_path, b.authority_pk)) != CASENET_OK) {
         fprintf(stderr, "casenetd: cannot load the authority key %s: %s\n", cfg.authority_path,
-                casenet_strerror(rc));
+                load_error(rc, cfg.authority_path));
         goto cleanup;
     }
     if (!(b.limits = limits_new(cfg.limits.submit_rate, cfg.limits.submit_burst))) {

@@ -69,6 +69,9 @@ expect_contains "$T/err" "tcp://"
 printf '[broker]\nlisten = 127.0.0.1:17400\n' >bad.conf
 expect_exit 1 "$CASENETD" "${broker[@]}" --config bad.conf --check-config
 expect_contains "$T/err" "invalid listen endpoint"
+expect_exit 1 "$CASENETD" "${broker[@]/vn.broker.key/missing.key}" --listen tcp://127.0.0.1:17400 \
+  --check-config
+expect_contains "$T/err" "keys/missing.key: no such file"
 expect_exit 0 "$CASENETD" "${broker[@]}" --listen tcp://127.0.0.1:17400 --check-config
 expect_contains "$T/out" "configuration OK"
 grep -qE 'expires 20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-9:]{8}Z' "$T/out" ||

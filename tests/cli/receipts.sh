@@ -46,7 +46,7 @@ expect_exit 0 "$CASENET" inbox --home "$HL"
 expect_not_contains "$T/out" "${rids[0]}"
 expect_not_contains "$T/out" "${rids[1]}"
 expect_contains "$T/err" "2 settled receipts not shown"
-expect_exit 0 "$CASENET" inbox --home "$HL" --state any
+expect_exit 0 "$CASENET" inbox --home "$HL" --state any --wide
 expect_contains "$T/out" "${rids[0]}"
 expect_contains "$T/out" "${rids[1]}"
 
