@@ -671,7 +671,7 @@ int cmd_read(int argc, char **argv)
     char *path = NULL;
     struct home *h = NULL;
     casenet_client *cl = NULL;
-    casenet_buf env = {0}, payload = {0}, json = {0};
+    casenet_buf env = {0}, payload = {0};
     casenet_message_info info = {0};
     casenet_inbox_entry row = {0};
     int ex = fetch(&o, argv[optind], &path, &h, &cl, &env, &row);
@@ -686,26 +686,10 @@ int cmd_read(int argc, char **argv)
         ex = open_fail(rc, h->member);
         goto cleanup;
     }
-    rc = canonical ? casenet_payload_to_json(payload.data, payload.len, &json)
-                   : casenet_payload_to_display_json(payload.data, payload.len, &json);
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_VERIFY, rc, NULL, "cannot convert the payload to JSON: %s",
-                      casenet_strerror(rc));
-        goto cleanup;
-    }
-    print_message_info(stderr, &info, json_meta);
-    rc = cli_write_stdout(json.data, json.len);
-    if (rc == CASENET_OK && (json.len == 0 || json.data[json.len - 1] != '\n'))
-        rc = cli_write_stdout("\n", 1);
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot write the payload to stdout");
-        goto cleanup;
-    }
-    ex = CLI_OK;
+    ex = print_opened(&info, &payload, json_meta, canonical);
 cleanup:
     casenet_inbox_entry_clear(&row);
     casenet_message_info_clear(&info);
-    casenet_buf_free(&json);
     casenet_buf_free(&payload);
     casenet_buf_free(&env);
     casenet_client_free(cl);

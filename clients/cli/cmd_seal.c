@@ -213,6 +213,25 @@ int open_fail(int err, const char *reader)
     }
 }
 
+int print_opened(const casenet_message_info *info, const casenet_buf *payload, bool json_meta,
+                 bool canonical)
+{
+    casenet_buf json = {0};
+    int rc = canonical ? casenet_payload_to_json(payload->data, payload->len, &json)
+                       : casenet_payload_to_display_json(payload->data, payload->len, &json);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_VERIFY, rc, NULL, "cannot convert the payload to JSON: %s",
+                        casenet_strerror(rc));
+    print_message_info(stderr, info, json_meta);
+    rc = cli_write_stdout(json.data, json.len);
+    if (rc == CASENET_OK && (json.len == 0 || json.data[json.len - 1] != '\n'))
+        rc = cli_write_stdout("\n", 1);
+    casenet_buf_free(&json);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot write the payload to stdout");
+    return CLI_OK;
+}
+
 void print_message_info(FILE *f, const casenet_message_info *info, bool json)
 {
     char id[33], reply[33], case_ref[33];
@@ -332,15 +351,18 @@ int cmd_seal(int argc, char **argv)
 /* ------------------------------------------------------------ open */
 
 static const char open_usage[] =
-    "usage: casenet open [--home DIR] [--json-meta] < message > payload.json\n"
+    "usage: casenet open [--home DIR] [--json] [--json-meta] < message > payload.json\n"
     "\n"
     "Verifies a message (stdin) against the sender's key in the home's directory,\n"
     "checks that this member is a recipient, decrypts it and prints the payload\n"
     "as JSON on stdout. The verified sender, kind, urgency and message id go to\n"
-    "stderr. Anything that does not verify exits 3 and prints no payload.\n"
+    "stderr. Anything that does not verify exits 3 and prints no payload. On a\n"
+    "terminal ids and hashes show in hex and times as UTC dates; redirected (or\n"
+    "with --json) the payload is protobuf's canonical JSON.\n"
     "\n"
     "options:\n"
     "  -H, --home DIR     the member home\n"
+    "  -j, --json         canonical protobuf JSON even on a terminal\n"
     "  -m, --json-meta    metadata on stderr as one JSON object\n"
     "  -h, --help         this text\n"
     "\n"
@@ -352,14 +374,18 @@ int cmd_open(int argc, char **argv)
     static const struct option opts[] = {
         {"home", required_argument, NULL, 'H'},
         {"json-meta", no_argument, NULL, 'm'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *home_opt = NULL;
-    bool json_meta = false;
+    bool json_meta = false, canonical = !isatty(STDOUT_FILENO);
     int c;
-    while ((c = cli_getopt(argc, argv, "H:mh", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "H:mjh", opts)) != -1) {
         switch (c) {
+        case 'j':
+            canonical = true;
+            break;
         case 'H':
             home_opt = optarg;
             break;
@@ -379,7 +405,7 @@ int cmd_open(int argc, char **argv)
     if (!path)
         return CLI_EFAIL;
     struct home *h = NULL;
-    casenet_buf env = {0}, payload = {0}, json = {0};
+    casenet_buf env = {0}, payload = {0};
     casenet_message_info info = {0};
     int ex = home_open(path, &h);
     if (ex != CLI_OK)
@@ -394,24 +420,9 @@ int cmd_open(int argc, char **argv)
         ex = open_fail(rc, h->member);
         goto cleanup;
     }
-    rc = casenet_payload_to_json(payload.data, payload.len, &json);
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_VERIFY, rc, NULL, "cannot convert the payload to JSON: %s",
-                      casenet_strerror(rc));
-        goto cleanup;
-    }
-    print_message_info(stderr, &info, json_meta);
-    rc = cli_write_stdout(json.data, json.len);
-    if (rc == CASENET_OK && (json.len == 0 || json.data[json.len - 1] != '\n'))
-        rc = cli_write_stdout("\n", 1);
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot write the payload to stdout");
-        goto cleanup;
-    }
-    ex = CLI_OK;
+    ex = print_opened(&info, &payload, json_meta, canonical);
 cleanup:
     casenet_message_info_clear(&info);
-    casenet_buf_free(&json);
     casenet_buf_free(&payload);
     casenet_buf_free(&env);
     home_free(h);

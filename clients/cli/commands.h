@@ -84,6 +84,11 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
 /* Reports a failed casenet_open/casenet_envelope_verify for reader and
  * returns the exit code (3 for anything that does not verify). */
 int open_fail(int err, const char *reader);
+/* Prints an opened message: its metadata on stderr (print_message_info) and
+ * its payload on stdout, canonical protobuf JSON or, unless canonical, the
+ * form for people (casenet_payload_to_display_json). Returns an exit code. */
+int print_opened(const casenet_message_info *info, const casenet_buf *payload, bool json_meta,
+                 bool canonical);
 /* Prints a verified message's metadata on f: a readable block, or one JSON
  * object (json). */
 void print_message_info(FILE *f, const casenet_message_info *info, bool json);

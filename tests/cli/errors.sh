@@ -77,4 +77,9 @@ expect_contains "$T/out" "configuration OK"
 grep -qE 'expires 20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-9:]{8}Z' "$T/out" ||
   fail "--check-config does not print the expiry as a date"
 grep -qE '[0-9]{13}' "$T/out" && fail "--check-config prints epoch milliseconds"
+BENCH=${CASENET_BINARY_DIR:-$(dirname "$CASENET")/../..}/clients/bench/casenet-bench
+if [ -x "$BENCH" ]; then
+  expect_exit 2 "$BENCH" --broker 127.0.0.1:17400 --network net
+  expect_contains "$T/err" "bad value for --broker"
+fi
 echo "errors.sh: all passed"
