@@ -333,7 +333,8 @@ static const char log_usage[] =
     "options:\n"
     "  -m, --member ID          events that member is actor or party of\n"
     "                           (coordinators only, for another member than you)\n"
-    "  -M, --message HEX32      events about that message id\n"
+    "  -M, --message HEX32      events about that message id (or a unique prefix\n"
+    "                           of one this member sent or received)\n"
     "  -c, --case HEX32         events of that case thread\n"
     "  -k, --kind KIND          submitted, rejected, fetched, receipt, escalated\n"
     "                           (or escalation), dead-lettered (or dead-letter),\n"
@@ -472,6 +473,7 @@ static int audit_log(int argc, char **argv)
     uint8_t mid[CASENET_MESSAGE_ID_BYTES], cref[CASENET_CASE_REF_BYTES];
     uint64_t limit = 0;
     bool json = false, wide = false;
+    const char *message_arg = NULL;
     int c;
     while ((c = cli_getopt(argc, argv, "m:M:c:k:s:u:n:jwH:b:t:h", opts)) != -1) {
         switch (c) {
@@ -484,9 +486,9 @@ static int audit_log(int argc, char **argv)
             f.member = optarg;
             break;
         case 'M':
-            if (!cli_parse_id16(optarg, mid))
-                return cli_usage_error("--message wants 32 hex digits, not '%s'", optarg);
-            f.message_id = mid;
+            if (!cli_id_arg_ok(optarg))
+                return cli_usage_error("--message: " ID_ARG_WANTED, optarg);
+            message_arg = optarg; /* resolved once connected: it may be a prefix */
             break;
         case 'c':
             if (!cli_parse_id16(optarg, cref))
@@ -533,6 +535,10 @@ static int audit_log(int argc, char **argv)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     struct audit_ctx a;
     int ex = ctx_open(&o, true, &a);
+    if (ex == CLI_OK && message_arg) {
+        ex = net_resolve_id(a.c, message_arg, true, mid);
+        f.message_id = mid;
+    }
     if (ex != CLI_OK)
         goto cleanup;
     if (!json)
@@ -1159,8 +1165,8 @@ static int audit_prove(int argc, char **argv)
     if (by_index ? optind != argc : optind + 1 != argc)
         return cli_usage_error(by_index ? "--index and a message id exclude each other"
                                         : "expected one message id (32 hex digits)");
-    if (!by_index && !cli_parse_id16(argv[optind], mid))
-        return cli_usage_error("expected a message id of 32 hex digits, not '%s'", argv[optind]);
+    if (!by_index && !cli_id_arg_ok(argv[optind]))
+        return cli_usage_error(ID_ARG_WANTED, argv[optind]);
     struct audit_ctx a;
     struct auditv_state st;
     casenet_audit_record *recs = NULL;
@@ -1168,6 +1174,8 @@ static int audit_prove(int argc, char **argv)
     casenet_buf ck = {0};
     struct ckpt_head h;
     int ex = ctx_open(&o, true, &a);
+    if (ex == CLI_OK && !by_index)
+        ex = net_resolve_id(a.c, argv[optind], true, mid);
     if (ex == CLI_OK)
         ex = load_state(&a, &st);
     if (ex == CLI_OK)

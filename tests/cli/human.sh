@@ -74,6 +74,9 @@ expect_exit 0 "$CASENET" status "${full:0:6}" --home "$HL"
 expect_contains "$T/out" "message $full"
 expect_exit 0 "$CASENET" ack "${full:0:10}" --home "$POL"
 expect_contains "$T/out" "$full"
+expect_exit 0 "$CASENET" audit log --message "${full:0:7}" --home "$HL" --json
+jq -e -s --arg id "$full" 'length > 0 and all(.message_id == $id)' "$T/out" >/dev/null ||
+  fail "audit log --message by prefix"
 # Sixteen hex digits: among 17 rows two share a first digit (pigeonhole).
 amb=
 for _ in $(seq 1 17); do
