@@ -317,10 +317,13 @@ static int dead_letter(struct broker *b, struct batch *bt, int64_t now,
         size_t nd = 0;
         if ((rc = s->ops->deadline_list(s, rows[i].seq, &ds, &nd)) != CASENET_OK)
             goto cleanup;
+        /* The row is dead: its expiry was breached, and a deliver or accept
+         * deadline still pending can no longer be met or missed (void). */
         for (size_t j = 0; j < nd && rc == CASENET_OK; j++) {
             if (ds[j].kind != DL_EXPIRE)
-                continue;
-            rc = s->ops->deadline_settle(s, ds[j].id, DS_BREACHED, now, sealed ? id : NULL);
+                rc = s->ops->deadline_settle(s, ds[j].id, DS_VOID, now, NULL);
+            else
+                rc = s->ops->deadline_settle(s, ds[j].id, DS_BREACHED, now, sealed ? id : NULL);
             if (rc == CASENET_ENOTFOUND)
                 rc = CASENET_OK; /* already settled */
         }

@@ -777,6 +777,15 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
         }
         log_event(LOG_INFO, "fetch", "member", c->member, "msg",
                   log_hex(m.message_id, sizeof m.message_id), NULL);
+    } else if (row.state == CASENET_INBOX_QUEUED) {
+        /* A forwarded receipt is settled once its member has seen it
+         * (PROTOCOL.md section 8); the RECEIPT event already audits it. */
+        if ((rc = s->ops->inbox_set_state(s, row.seq, CASENET_INBOX_FETCHED, c->now_ms)) !=
+            CASENET_OK) {
+            rc = store_fail(c, rc, "update the inbox");
+            goto cleanup;
+        }
+        row.state = CASENET_INBOX_FETCHED;
     }
     Casenet__V1__FetchReply f = CASENET__V1__FETCH_REPLY__INIT;
     Casenet__V1__InboxEntry e;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DIRECTORY_MAX (16u * 1024u * 1024u)
@@ -27,7 +28,7 @@
 static const char usage[] =
     "usage: casenetd --data DIR --listen ENDPOINT --key broker.key --directory FILE\n"
     "                --authority authority.pub [--policy FILE] [--config FILE]\n"
-    "                [--check-config] [--verbose] [--help]\n"
+    "                [--check-config] [--verbose] [--help] [--version]\n"
     "\n"
     "  --data DIR         data directory (created 0700 if absent): casenet.db, directory.pb\n"
     "  --listen ENDPOINT  ZeroMQ endpoint to bind, e.g. tcp://0.0.0.0:7400\n"
@@ -49,6 +50,7 @@ static const char usage[] =
     "                     0 = off). Options override it.\n"
     "  --check-config     validate everything, print the result, exit 0 (valid) or 1\n"
     "  --verbose          log debug events too\n"
+    "  --version          print the version and exit\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the directory file.\n";
 
@@ -247,6 +249,26 @@ static int choose_directory(struct broker *b)
     return CASENET_OK;
 }
 
+/* Why a file given on the command line did not load: "no such file" when it
+ * does not exist rather than the I/O error it reads as. */
+static const char *load_error(int rc, const char *path)
+{
+    struct stat st;
+    if (rc == CASENET_EIO && stat(path, &st) != 0 && errno == ENOENT)
+        return "no such file";
+    return casenet_strerror(rc);
+}
+
+/* ms since the epoch as ISO 8601 UTC ("2026-12-07T17:53:51Z") into out, for
+ * people: --check-config prints dates, never epoch numbers. */
+static void iso_utc(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, cap, "@%lld ms", (long long)ms);
+}
+
 /* Prints the deadlines in force, one urgency a line (--check-config). */
 static void print_policy(const struct broker_policy *p, const char *path)
 {
@@ -312,6 +334,10 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("casenetd %s\n", CASENET_VERSION_STRING);
+        return 0;
+    }
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -402,6 +428,13 @@ int main(int argc, char **argv)
         cfg.limits.min_free_mb = LIMITS_DEFAULT_MIN_FREE_MB;
     if (!config_complete(&cfg))
         goto cleanup;
+    if (!cn_endpoint_valid(cfg.listen, true)) {
+        fprintf(stderr,
+                "casenetd: invalid listen endpoint '%s': expected " CN_ENDPOINT_FORMS
+                "; every interface: tcp://0.0.0.0:7400\n",
+                cfg.listen);
+        goto cleanup;
+    }
     policy_defaults(&b.policy);
     if (cfg.policy_path) {
         char err[320];
@@ -420,7 +453,7 @@ int main(int argc, char **argv)
     int rc = casenet_keys_load(cfg.key_path, &b.keys);
     if (rc != CASENET_OK) {
         fprintf(stderr, "casenetd: cannot load the broker key %s: %s%s\n", cfg.key_path,
-                casenet_strerror(rc), rc == CASENET_EPERM ? " (chmod 600 it)" : "");
+                load_error(rc, cfg.key_path), rc == CASENET_EPERM ? " (chmod 600 it)" : "");
         goto cleanup;
     }
     b.broker_id = casenet_keys_member_id(b.keys);
@@ -430,7 +463,7 @@ int main(int argc, char **argv)
     }
     if ((rc = casenet_authority_pk_load(cfg.authority_path, b.authority_pk)) != CASENET_OK) {
         fprintf(stderr, "casenetd: cannot load the authority key %s: %s\n", cfg.authority_path,
-                casenet_strerror(rc));
+                load_error(rc, cfg.authority_path));
         goto cleanup;
     }
     if (!(b.limits = limits_new(cfg.limits.submit_rate, cfg.limits.submit_burst))) {
@@ -447,10 +480,12 @@ int main(int argc, char **argv)
     if (choose_directory(&b) != CASENET_OK)
         goto cleanup;
     if (check) {
-        printf("casenetd: configuration OK: broker %s, directory version %llu (expires at %lld "
-               "ms), data %s, listen %s\n",
-               b.broker_id, (unsigned long long)casenet_directory_version(b.dir),
-               (long long)casenet_directory_expires_at(b.dir), cfg.data_dir, cfg.listen);
+        char expires[40];
+        iso_utc(casenet_directory_expires_at(b.dir), expires, sizeof expires);
+        printf("casenetd: configuration OK: broker %s, directory version %llu (expires %s), "
+               "data %s, listen %s\n",
+               b.broker_id, (unsigned long long)casenet_directory_version(b.dir), expires,
+               cfg.data_dir, cfg.listen);
         print_policy(&b.policy, cfg.policy_path);
         exit_code = 0;
         goto cleanup;

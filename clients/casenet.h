@@ -495,6 +495,11 @@ CASENET_API CASENET_NODISCARD int casenet_payload_from_json(const char *json, si
  * string in out->data; out->len excludes the NUL). */
 CASENET_API CASENET_NODISCARD int casenet_payload_to_json(const uint8_t *payload, size_t len,
                                                           casenet_buf *out);
+/* The same JSON for people: bytes (ids, hashes) in lowercase hex, times
+ * (int64 fields named *_ms) as ISO 8601 UTC dates. Not canonical:
+ * casenet_payload_from_json does not take it back. */
+CASENET_API CASENET_NODISCARD int casenet_payload_to_display_json(const uint8_t *payload,
+                                                                  size_t len, casenet_buf *out);
 
 /* ------------------------------------------------------------------ broker connection */
 
@@ -599,10 +604,21 @@ CASENET_API CASENET_NODISCARD int casenet_client_list(casenet_client *c, casenet
                                                       casenet_inbox_entry **entries, size_t *n,
                                                       uint64_t *next_cursor, bool *more);
 /* Fetches a message addressed to this member (CASENET_ENOTFOUND when it is
- * not, whoever else it was for). Marks the row fetched. */
+ * not, whoever else it was for). Marks the row fetched. A forwarded receipt
+ * has no envelope: CASENET_EBADREQ, use casenet_client_fetch_row. */
 CASENET_API CASENET_NODISCARD int casenet_client_fetch(casenet_client *c,
                                                        const uint8_t id[CASENET_MESSAGE_ID_BYTES],
                                                        casenet_buf *envelope);
+/* Fetches any row of this member's inbox: *entry is the row (release with
+ * casenet_inbox_entry_clear) and, for a message, *envelope its envelope
+ * (checked to carry id). For a forwarded receipt (entry->kind
+ * CASENET_KIND_RECEIPT) *envelope is empty and entry->receipt holds the
+ * SignedReceipt, to verify with casenet_receipt_verify; the broker marks a
+ * queued receipt row fetched, which settles it (PROTOCOL.md section 8).
+ * Errors as casenet_client_fetch; nothing is set on failure. */
+CASENET_API CASENET_NODISCARD int
+casenet_client_fetch_row(casenet_client *c, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                         casenet_buf *envelope, casenet_inbox_entry *entry);
 /* Sends a SignedReceipt (casenet_receipt_sign). */
 CASENET_API CASENET_NODISCARD int casenet_client_send_receipt(casenet_client *c,
                                                               const uint8_t *receipt, size_t len,

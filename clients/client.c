@@ -908,7 +908,29 @@ cleanup:
 int casenet_client_fetch(casenet_client *c, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
                          casenet_buf *envelope)
 {
-    if (!c || !id || !envelope)
+    if (!envelope)
+        return CASENET_EINVAL;
+    casenet_inbox_entry e;
+    casenet_buf env = {0};
+    int rc = casenet_client_fetch_row(c, id, &env, &e);
+    if (rc != CASENET_OK)
+        return rc;
+    if (e.kind == CASENET_KIND_RECEIPT) {
+        set_last_error(c, "this inbox row is a forwarded receipt, not a message");
+        rc = CASENET_EBADREQ;
+    } else {
+        *envelope = env;
+        env = (casenet_buf){0};
+    }
+    casenet_inbox_entry_clear(&e);
+    casenet_buf_free(&env);
+    return rc;
+}
+
+int casenet_client_fetch_row(casenet_client *c, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                             casenet_buf *envelope, casenet_inbox_entry *entry)
+{
+    if (!c || !id || !envelope || !entry)
         return CASENET_EINVAL;
     int64_t deadline = call_deadline(c);
     begin_call(c, deadline);
@@ -925,21 +947,38 @@ int casenet_client_fetch(casenet_client *c, const uint8_t id[CASENET_MESSAGE_ID_
         return rc;
 
     const ProtobufCBinaryData *env = &resp->fetch->envelope;
+    casenet_inbox_entry e;
     uint8_t got_id[CASENET_MESSAGE_ID_BYTES];
-    if (env->len == 0 || envelope_message_id(env->data, env->len, got_id) != CASENET_OK ||
-        memcmp(got_id, id, sizeof got_id) != 0) {
+    rc = entry_from_pb(resp->fetch->entry, &e);
+    if (rc == CASENET_EBADREQ || (rc == CASENET_OK && memcmp(e.message_id, id, sizeof got_id))) {
+        set_last_error(c, "the broker returned another or a malformed inbox row");
+        if (rc == CASENET_OK)
+            casenet_inbox_entry_clear(&e);
+        rc = CASENET_EBADREQ;
+    }
+    if (rc != CASENET_OK)
+        goto cleanup;
+    bool receipt_row = e.kind == CASENET_KIND_RECEIPT;
+    if (receipt_row ? env->len != 0 || e.receipt.len == 0
+                    : env->len == 0 || envelope_message_id(env->data, env->len, got_id) !=
+                                               CASENET_OK ||
+                          memcmp(got_id, id, sizeof got_id) != 0) {
         set_last_error(c, "the broker returned another or a malformed envelope");
+        casenet_inbox_entry_clear(&e);
         rc = CASENET_EBADREQ;
         goto cleanup;
     }
-    uint8_t *copy = malloc(env->len);
-    if (!copy) {
+    uint8_t *copy = env->len ? malloc(env->len) : NULL;
+    if (env->len && !copy) {
+        casenet_inbox_entry_clear(&e);
         rc = CASENET_ENOMEM;
         goto cleanup;
     }
-    memcpy(copy, env->data, env->len);
+    if (copy)
+        memcpy(copy, env->data, env->len);
     envelope->data = copy;
     envelope->len = env->len;
+    *entry = e;
     rc = CASENET_OK;
 cleanup:
     casenet__v1__response__free_unpacked(resp, NULL);

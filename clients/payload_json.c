@@ -128,7 +128,9 @@ cleanup:
     return rc;
 }
 
-int casenet_payload_to_json(const uint8_t *payload, size_t len, casenet_buf *out)
+/* The JSON text of a serialised Payload: canonical, or for people (human:
+ * pbjson_humanise). */
+static int payload_to_json(const uint8_t *payload, size_t len, bool human, casenet_buf *out)
 {
     int rc = CASENET_EBADREQ;
     ProtobufCMessage *msg = NULL;
@@ -148,6 +150,8 @@ int casenet_payload_to_json(const uint8_t *payload, size_t len, casenet_buf *out
     if (!msg)
         return CASENET_EBADREQ;
     rc = pbjson_encode(msg, &root);
+    if (rc == CASENET_OK && human)
+        rc = pbjson_humanise(msg, root);
     if (rc != CASENET_OK)
         goto cleanup;
     rc = CASENET_ENOMEM;
@@ -171,4 +175,14 @@ cleanup:
     json_decref(root);
     protobuf_c_message_free_unpacked(msg, NULL);
     return rc;
+}
+
+int casenet_payload_to_json(const uint8_t *payload, size_t len, casenet_buf *out)
+{
+    return payload_to_json(payload, len, false, out);
+}
+
+int casenet_payload_to_display_json(const uint8_t *payload, size_t len, casenet_buf *out)
+{
+    return payload_to_json(payload, len, true, out);
 }

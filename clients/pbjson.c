@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -875,4 +876,100 @@ json_t *pbjson_to_json(const ProtobufCMessage *m)
     if (pbjson_encode(m, &j) != CASENET_OK)
         return NULL;
     return j;
+}
+
+/* ------------------------------------------------------------------ for people */
+
+static bool is_time_field(const ProtobufCFieldDescriptor *f)
+{
+    size_t n = strlen(f->name);
+    return (f->type == PROTOBUF_C_TYPE_INT64 || f->type == PROTOBUF_C_TYPE_SINT64 ||
+            f->type == PROTOBUF_C_TYPE_SFIXED64) &&
+           n > 3 && strcmp(f->name + n - 3, "_ms") == 0;
+}
+
+static json_t *human_time(int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char base[40], out[48];
+    if (!gmtime_r(&t, &tm) || strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        return string_from_s64(ms);
+    int frac = (int)(ms % 1000);
+    if (frac > 0)
+        snprintf(out, sizeof out, "%s.%03dZ", base, frac);
+    else
+        snprintf(out, sizeof out, "%sZ", base);
+    return json_string(out);
+}
+
+static json_t *human_bytes(const ProtobufCBinaryData *bd)
+{
+    char *hex = malloc(2 * bd->len + 1);
+    if (!hex)
+        return NULL;
+    sodium_bin2hex(hex, 2 * bd->len + 1, bd->data, bd->len);
+    json_t *j = json_string(hex);
+    free(hex);
+    return j;
+}
+
+/* The people's form of one value of f at src, or NULL to keep it as is
+ * (*rc set on failure). Messages are rewritten in place in v. */
+static json_t *human_value(const ProtobufCFieldDescriptor *f, const void *src, json_t *v, int *rc)
+{
+    json_t *j = NULL;
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)src;
+        if (!sub || !json_is_object(v)) /* bounded by obj: pbjson_encode limited its depth */
+            *rc = CASENET_EBADREQ;
+        else
+            *rc = pbjson_humanise(sub, v);
+        return NULL;
+    }
+    if (f->type == PROTOBUF_C_TYPE_BYTES)
+        j = human_bytes((const ProtobufCBinaryData *)src);
+    else if (is_time_field(f))
+        j = human_time(*(const int64_t *)src);
+    else
+        return NULL;
+    if (!j)
+        *rc = CASENET_ENOMEM;
+    return j;
+}
+
+int pbjson_humanise(const ProtobufCMessage *m, json_t *obj)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_BYTES &&
+            !is_time_field(f))
+            continue;
+        char jn[PBJSON_NAME_MAX];
+        json_name(f->name, jn);
+        json_t *v = json_object_get(obj, jn);
+        if (!v)
+            continue; /* absent: a default, or another member of a oneof */
+        const void *member = CMEMBER_PTR(m, f->offset);
+        int rc = CASENET_OK;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)CMEMBER_PTR(m, f->quantifier_offset);
+            const char *arr = *(const void *const *)member;
+            if (!json_is_array(v) || json_array_size(v) != n)
+                return CASENET_EBADREQ;
+            for (size_t k = 0; k < n && rc == CASENET_OK; k++) {
+                json_t *h = human_value(f, arr + k * elem_size(f->type), json_array_get(v, k), &rc);
+                if (h && json_array_set_new(v, k, h) != 0)
+                    rc = CASENET_ENOMEM;
+            }
+        } else {
+            json_t *h = human_value(f, member, v, &rc);
+            if (h && json_object_set_new(obj, jn, h) != 0)
+                rc = CASENET_ENOMEM;
+        }
+        if (rc != CASENET_OK)
+            return rc;
+    }
+    return CASENET_OK;
 }

@@ -63,6 +63,14 @@ json_t *pbjson_to_json(const ProtobufCMessage *m);
  * PBJSON_MAX_DEPTH. *out is written only on success. */
 CASENET_NODISCARD int pbjson_encode(const ProtobufCMessage *m, json_t **out);
 
+/* Rewrites obj, the canonical JSON of m (pbjson_encode), for people: every
+ * bytes field (ids, hashes) as lowercase hex and every 64-bit signed integer
+ * field whose proto name ends in "_ms" (a time) as an ISO 8601 UTC date
+ * ("2025-01-01T02:13:20Z", with ".mmm" when not whole seconds). The result
+ * is not canonical: pbjson_from_json does not take it back. CASENET_ENOMEM
+ * (obj partly rewritten), CASENET_EBADREQ when obj does not match m. */
+CASENET_NODISCARD int pbjson_humanise(const ProtobufCMessage *m, json_t *obj);
+
 /* Frees a message returned by pbjson_from_json (same as
  * protobuf_c_message_free_unpacked(m, NULL)); accepts NULL. */
 void pbjson_free(ProtobufCMessage *m);

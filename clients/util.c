@@ -237,3 +237,30 @@ int cn_strlcpy(char *dst, const char *src, size_t cap)
     memcpy(dst, src, n + 1);
     return CASENET_OK;
 }
+
+bool cn_endpoint_valid(const char *ep, bool bind)
+{
+    if (!ep)
+        return false;
+    if (strncmp(ep, "ipc://", 6) == 0)
+        return ep[6] != '\0';
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return false;
+    const char *host = ep + 6, *colon = strrchr(host, ':');
+    if (!colon || colon == host)
+        return false;
+    for (const char *p = host; p < colon; p++) {
+        if (*p <= ' ' || *p == '/' || *p == 0x7f)
+            return false;
+    }
+    const char *port = colon + 1;
+    if (bind && strcmp(port, "*") == 0)
+        return true;
+    unsigned long v = 0;
+    for (const char *p = port; *p; p++) {
+        if (*p < '0' || *p > '9' || p - port >= 5)
+            return false;
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    return port[0] != '\0' && v >= 1 && v <= 65535;
+}

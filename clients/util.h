@@ -51,4 +51,13 @@ void cn_sha256(const uint8_t *data, size_t len, uint8_t out[CASENET_HASH_BYTES])
  * it does not fit. */
 CASENET_NODISCARD int cn_strlcpy(char *dst, const char *src, size_t cap);
 
+/* The endpoint forms casenet takes, for messages about a bad one. */
+#define CN_ENDPOINT_FORMS "tcp://HOST:PORT (e.g. tcp://broker.example:7400) or ipc://PATH"
+
+/* True when ep is a ZeroMQ endpoint casenet can use: tcp://HOST:PORT with a
+ * port 1..65535 (or '*' when bind: any free port) or ipc://PATH. Checked
+ * where an endpoint is given (CLI options, the home, casenetd's config), so
+ * that a mistake is named at once instead of as a later time-out. */
+bool cn_endpoint_valid(const char *ep, bool bind);
+
 #endif

@@ -380,6 +380,7 @@ int main(int argc, char **argv)
             break;
         case O_BROKER:
             o.broker = optarg;
+            ok = cn_endpoint_valid(optarg, false); /* tcp://HOST:PORT or ipc://PATH */
             break;
         case O_BROKER_PID:
             ok = parse_size(optarg, 1, 1u << 30, &tmp);

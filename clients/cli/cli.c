@@ -60,6 +60,17 @@ int cli_fail(enum cli_origin origin, int err, const char *hint, const char *fmt,
     return cli_exit_code(err, origin);
 }
 
+int cli_file_fail(int rc, const char *path, const char *what)
+{
+    struct stat st;
+    if (rc == CASENET_EIO && lstat(path, &st) != 0 && errno == ENOENT)
+        return cli_fail(CLI_LOCAL, rc, "check the path", "cannot read %s: no such file: %s", what,
+                        path);
+    if (rc == CASENET_EIO)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s %s", what, path);
+    return cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s %s: %s", what, path, casenet_strerror(rc));
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
@@ -200,6 +211,16 @@ bool cli_parse_id16(const char *s, uint8_t out[16])
     return true;
 }
 
+bool cli_id_arg_ok(const char *s)
+{
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len; i++) {
+        if (hexval(s[i]) < 0)
+            return false;
+    }
+    return len >= 1 && len <= 32;
+}
+
 void cli_id16_hex(const uint8_t id[16], char out[33])
 {
     static const char digits[] = "0123456789abcdef";
@@ -324,4 +345,95 @@ bool cli_exists(const char *path)
 {
     struct stat st;
     return lstat(path, &st) == 0;
+}
+
+/* Bytes of the first n UTF-8 characters of s (or all of it), and their
+ * count in *chars. */
+static size_t utf8_prefix(const char *s, size_t n, size_t *chars)
+{
+    size_t i = 0, c = 0;
+    while (s[i]) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            if (c == n)
+                break;
+            c++;
+        }
+        i++;
+    }
+    *chars = c;
+    return i;
+}
+
+void cli_cell(const char *s, size_t width, char *out, size_t cap)
+{
+    size_t chars = 0, len = utf8_prefix(s, width + 1, &chars);
+    bool cut = chars > width;
+    if (cut)
+        len = utf8_prefix(s, width - 1, &chars);
+    if (len + (width - chars) + 1 > cap) {
+        snprintf(out, cap, "%s", "");
+        return;
+    }
+    memcpy(out, s, len);
+    size_t pad = width - chars - (cut ? 1 : 0);
+    if (cut)
+        out[len++] = '~';
+    memset(out + len, ' ', pad);
+    out[len + pad] = '\0';
+}
+
+void cli_table_line(bool wide, const char *fmt, ...)
+{
+    char *line = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t chars = 0, len = utf8_prefix(line, CLI_TABLE_WIDTH + 1, &chars);
+    while (len > 0 && line[len - 1] == ' ')
+        len--; /* padding of the last cell */
+    if (!wide && chars > CLI_TABLE_WIDTH) {
+        len = utf8_prefix(line, CLI_TABLE_WIDTH - 1, &chars);
+        line[len++] = '~';
+    } else if (wide) {
+        len = strlen(line);
+    }
+    fwrite(line, 1, len, stdout);
+    fputc('\n', stdout);
+    free(line);
+}
+
+void cli_member_label(const casenet_directory *dir, const char *id, bool wide, char *out,
+                      size_t cap)
+{
+    casenet_member m;
+    bool named = dir && casenet_directory_find(dir, id, &m) == CASENET_OK && m.display_name &&
+                 m.display_name[0] && strcmp(m.display_name, id) != 0;
+    if (!named)
+        snprintf(out, cap, "%s", id);
+    else if (wide)
+        snprintf(out, cap, "%s (%s)", id, m.display_name);
+    else
+        snprintf(out, cap, "%s", m.display_name);
+}
+
+void cli_table_time(int64_t ms, bool wide, char *out, size_t cap)
+{
+    if (wide || ms == 0) {
+        cli_format_time(ms, false, out, cap);
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || strftime(out, cap, "%m-%d %H:%M", &tm) == 0)
+        snprintf(out, cap, "@%lld", (long long)ms);
+}
+
+void cli_table_id(const uint8_t id[16], bool wide, char out[33])
+{
+    cli_id16_hex(id, out);
+    if (!wide)
+        out[CLI_TABLE_ID_DIGITS] = '\0';
 }

@@ -60,6 +60,10 @@ int cli_exit_code(int err, enum cli_origin origin);
  * cli_exit_code(err, origin). hint may be NULL. */
 int cli_fail(enum cli_origin origin, int err, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Reports that the file at path (what it should hold: "the member's public
+ * key") could not be read or loaded with error rc: "no such file: PATH" when
+ * it does not exist, else the error. Returns the exit code (4 for IO). */
+int cli_file_fail(int rc, const char *path, const char *what);
 /* Prints "casenet: CMD: <fmt...>" and "see 'casenet CMD --help'" on stderr;
  * returns CLI_EUSAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -87,6 +91,9 @@ bool cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 bool cli_parse_duration(const char *s, int64_t *out_ms);
 /* Parses exactly 32 hex digits into 16 bytes; false otherwise. */
 bool cli_parse_id16(const char *s, uint8_t out[16]);
+/* True when s can name a message id: 1 to 32 hex digits (all 32, or a
+ * prefix to resolve, see net_resolve_id). */
+bool cli_id_arg_ok(const char *s);
 /* Lowercase hex of a 16-byte id into out[33]. */
 void cli_id16_hex(const uint8_t id[16], char out[33]);
 
@@ -95,6 +102,30 @@ void cli_id16_hex(const uint8_t id[16], char out[33]);
 void cli_format_time(int64_t ms, bool utc, char *out, size_t cap);
 /* ISO 8601 UTC with milliseconds, "2025-03-01T08:15:00.000Z", into out[cap]. */
 void cli_format_iso(int64_t ms, char *out, size_t cap);
+
+/* Human tables (inbox, cases, overdue, audit log) fit this many columns
+ * unless --wide is given. */
+#define CLI_TABLE_WIDTH 100
+/* Digits of a message id a table shows (unless --wide): a prefix that read,
+ * ack and status take back. */
+#define CLI_TABLE_ID_DIGITS 10
+
+/* Writes s into out[cap] as exactly width columns (UTF-8 characters count
+ * one each): padded with spaces, or cut with '~' as its last column. */
+void cli_cell(const char *s, size_t width, char *out, size_t cap);
+/* Prints one table line (fmt...) and a newline on stdout; unless wide, a
+ * line over CLI_TABLE_WIDTH columns is cut with '~' as its last one. */
+void cli_table_line(bool wide, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* How member id shows in a table: its display name from dir (the id when it
+ * has none or is not listed); wide: "id (name)". Into out[cap]. */
+void cli_member_label(const casenet_directory *dir, const char *id, bool wide, char *out,
+                      size_t cap);
+/* ms since the epoch as a short local time "12-07 18:00" (wide: the full
+ * cli_format_time form), into out[cap]; "-" for 0. */
+void cli_table_time(int64_t ms, bool wide, char *out, size_t cap);
+/* The id in a table: its first CLI_TABLE_ID_DIGITS hex digits, which every
+ * command that takes a message id accepts as a prefix (wide: all 32). */
+void cli_table_id(const uint8_t id[16], bool wide, char out[33]);
 
 /* Reads all of stream f into out (malloc'd), at most max bytes: IO or
  * TOO_LARGE. */

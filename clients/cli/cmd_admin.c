@@ -3,6 +3,8 @@
  * and `admin show`, which anyone can use to inspect a directory file. */
 #include "cli.h"
 #include "commands.h"
+#include "casenet.pb-c.h"
+#include "directory_impl.h"
 #include "dirview.h"
 #include "util.h"
 
@@ -97,16 +99,52 @@ cleanup:
 
 /* ------------------------------------------------------------ shared */
 
+/* True when path holds a PublicKeyFile (ID.pub); its member id into member. */
+static bool public_key_file_of(const char *path, char *member, size_t cap)
+{
+    casenet_buf buf = {0};
+    if (cn_read_file(path, PUBFILE_MAX, &buf) != CASENET_OK)
+        return false;
+    Casenet__V1__PublicKeyFile *f = casenet__v1__public_key_file__unpack(NULL, buf.len, buf.data);
+    bool ok = f && casenet_member_id_valid(f->member_id) && f->n_keys > 0 &&
+              cn_strlcpy(member, f->member_id, cap) == CASENET_OK;
+    casenet__v1__public_key_file__free_unpacked(f, NULL);
+    casenet_buf_free(&buf);
+    return ok;
+}
+
+/* Loads the authority's secret keyring from path. A public key file (the
+ * authority's or a member's) or a member's secret keyring given instead is
+ * named as such: advising chmod on a public key would be wrong. */
 static int load_authority(const char *path, casenet_keys **out)
 {
+    static const char need[] = "--authority wants the authority's secret key (authority.key from "
+                               "'casenet admin init'), kept offline";
+    uint8_t pk[CASENET_SIGN_PK_BYTES];
     int rc = casenet_keys_load(path, out);
+    if (rc == CASENET_EPERM || rc == CASENET_EBADREQ) {
+        /* Mode and content of a public key file fail the same way. */
+        if (casenet_authority_pk_load(path, pk) == CASENET_OK)
+            return cli_fail(CLI_LOCAL, CASENET_EINVAL, need,
+                            "%s is the authority's public key, not its secret key", path);
+        char member[CASENET_MEMBER_ID_MAX + 1];
+        if (public_key_file_of(path, member, sizeof member))
+            return cli_fail(CLI_LOCAL, CASENET_EINVAL, need, "%s is the public key of member %s",
+                            path, member);
+    }
     if (rc == CASENET_EPERM)
         return cli_fail(CLI_LOCAL, rc, "run 'chmod 600' on it",
                         "authority key %s is accessible to group or others: permissions refused",
                         path);
     if (rc != CASENET_OK)
-        return cli_fail(CLI_LOCAL, rc, NULL, "cannot load the authority key %s: %s", path,
-                        casenet_strerror(rc));
+        return cli_file_fail(rc, path, "the authority's secret key");
+    if (strcmp(casenet_keys_member_id(*out), "authority") != 0) {
+        rc = cli_fail(CLI_LOCAL, CASENET_EINVAL, need, "%s is the secret key of member %s", path,
+                      casenet_keys_member_id(*out));
+        casenet_keys_free(*out);
+        *out = NULL;
+        return rc;
+    }
     return CLI_OK;
 }
 
@@ -118,7 +156,7 @@ static int read_directory(const char *path, bool may_create, casenet_buf *cur)
         return CLI_OK;
     int rc = cn_read_file(path, DIRECTORY_MAX, cur);
     if (rc != CASENET_OK)
-        return cli_fail(CLI_LOCAL, rc, NULL, "cannot read directory %s", path);
+        return cli_file_fail(rc, path, "the directory");
     return CLI_OK;
 }
 
@@ -150,7 +188,9 @@ static int directory_error(int rc, const char *path)
         return cli_fail(CLI_VERIFY, rc, "is it signed by this authority key?",
                         "%s: directory signature does not verify", path);
     if (rc == CASENET_EINVAL)
-        return cli_fail(CLI_LOCAL, rc, NULL, "invalid member data (unknown role or bad id)");
+        return cli_fail(CLI_LOCAL, rc,
+                        "groups are 1..64 of a-z 0-9 . _ -; ids those of 'casenet keygen'",
+                        "invalid member data: a group, the display name or the member id");
     if (rc == CASENET_ENOTFOUND)
         return cli_fail(CLI_LOCAL, rc, "see 'casenet admin show'", "no such member in %s", path);
     return cli_fail(CLI_VERIFY, rc, NULL, "%s: %s", path, casenet_strerror(rc));
@@ -262,6 +302,12 @@ static int admin_add(int argc, char **argv)
         return cli_usage_error("--authority, --directory and --member are required");
     if (n_roles == 0)
         return cli_usage_error("at least one --role is required");
+    for (size_t i = 0; i < n_roles; i++) {
+        if (!cn_role_known(roles[i]))
+            return cli_usage_error("unknown role '%s': intake, responder, takedown-requester, "
+                                   "platform, coordinator, gateway or broker",
+                                   roles[i]);
+    }
     spec.roles = roles;
     spec.n_roles = n_roles;
     spec.groups = groups;
@@ -277,7 +323,7 @@ static int admin_add(int argc, char **argv)
         goto cleanup;
     int rc = cn_read_file(pub_path, PUBFILE_MAX, &pub);
     if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s", pub_path);
+        ex = cli_file_fail(rc, pub_path, "the member's public key");
         goto cleanup;
     }
     rc = casenet_directory_add_member(authority, cur.data, cur.len, pub.data, pub.len, &spec,
@@ -435,7 +481,7 @@ int admin_show_file(const char *path, const uint8_t *authority_pk, uint64_t min_
     casenet_directory *d = NULL;
     int rc = cn_read_file(path, DIRECTORY_MAX, &bytes);
     if (rc != CASENET_OK)
-        return cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s", path);
+        return cli_file_fail(rc, path, "the directory");
     bool expired = false;
     char verdict[96];
     int ex = CLI_EFAIL;
@@ -499,8 +545,7 @@ static int admin_show(int argc, char **argv)
     if (auth_path) {
         int rc = casenet_authority_pk_load(auth_path, pk);
         if (rc != CASENET_OK)
-            return cli_fail(CLI_LOCAL, rc, NULL, "cannot load the authority key %s: %s", auth_path,
-                            casenet_strerror(rc));
+            return cli_file_fail(rc, auth_path, "the authority's public key");
     }
     return admin_show_file(argv[optind], auth_path ? pk : NULL, 0, json);
 }

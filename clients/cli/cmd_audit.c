@@ -151,8 +151,25 @@ static const char *kind_name(int kind, char out[AUDIT_KIND_NAME_MAX])
     return out;
 }
 
+/* An event by the name audit log prints ("escalated") or by the name users
+ * see for the same thing elsewhere: the inbox's kinds and the verbs. */
 static bool kind_parse(const char *name, int *kind)
 {
+    static const struct {
+        const char *alias, *event;
+    } aliases[] = {
+        {"escalation", "escalated"},
+        {"dead-letter", "dead-lettered"},
+        {"submit", "submitted"},
+        {"reject", "rejected"},
+        {"fetch", "fetched"},
+        {"directory", "directory-published"},
+        {"publish", "directory-published"},
+    };
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
+        if (strcmp(name, aliases[i].alias) == 0)
+            name = aliases[i].event;
+    }
     char buf[AUDIT_KIND_NAME_MAX];
     for (unsigned i = 0; i < casenet__v1__audit_kind__descriptor.n_values; i++) {
         int v = casenet__v1__audit_kind__descriptor.values[i].value;
@@ -303,11 +320,12 @@ static void progress_end(struct progress *p)
 static const char log_usage[] =
     "usage: casenet audit log [--member ID] [--message HEX32] [--case HEX32]\n"
     "                         [--kind KIND] [--since TIME] [--until TIME]\n"
-    "                         [--limit N] [--json] [--home DIR] [--broker ENDPOINT]\n"
-    "                         [--timeout SECONDS]\n"
+    "                         [--limit N] [--json] [--wide] [--home DIR]\n"
+    "                         [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
-    "Lists the broker's audit events, oldest first: index, time (local and UTC),\n"
-    "event, actor, parties, message id and status. A coordinator sees every\n"
+    "Lists the broker's audit events, oldest first: index, time (UTC), event,\n"
+    "actor, message id (first 10 digits), status and parties, in 100 columns\n"
+    "(--wide: every column in full, local time too). A coordinator sees every\n"
     "event; any other member only the events it is actor or party of. The\n"
     "query itself is recorded as an audit-queried event. The events are what\n"
     "the broker says; 'casenet audit verify' and 'casenet audit prove' check them.\n"
@@ -315,15 +333,18 @@ static const char log_usage[] =
     "options:\n"
     "  -m, --member ID          events that member is actor or party of\n"
     "                           (coordinators only, for another member than you)\n"
-    "  -M, --message HEX32      events about that message id\n"
+    "  -M, --message HEX32      events about that message id (or a unique prefix\n"
+    "                           of one this member sent or received)\n"
     "  -c, --case HEX32         events of that case thread\n"
-    "  -k, --kind KIND          submitted, rejected, fetched, receipt, escalated,\n"
-    "                           dead-lettered, directory-published, auth-denied,\n"
-    "                           audit-queried, purged, broker-start, broker-stop\n"
+    "  -k, --kind KIND          submitted, rejected, fetched, receipt, escalated\n"
+    "                           (or escalation), dead-lettered (or dead-letter),\n"
+    "                           directory-published, auth-denied, audit-queried,\n"
+    "                           purged, broker-start, broker-stop\n"
     "  -s, --since TIME         from TIME on: YYYY-MM-DD[THH:MM[:SS]] (UTC) or a\n"
     "                           duration ago (90s, 15m, 12h, 7d)\n"
     "  -u, --until TIME         before TIME (same forms)\n"
     "  -n, --limit N            at most N events (default: all)\n"
+    "  -w, --wide               every column in full\n"
     "  -j, --json               JSON Lines, one event per line\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
@@ -352,7 +373,7 @@ static void hex_of(const ProtobufCBinaryData *b, char *out, size_t cap)
     sodium_bin2hex(out, cap, b->data, b->len);
 }
 
-static void print_event(uint64_t index, const Casenet__V1__AuditEvent *e, bool json)
+static void print_event(uint64_t index, const Casenet__V1__AuditEvent *e, bool json, bool wide)
 {
     char kind[AUDIT_KIND_NAME_MAX], mid[65], cref[65], ehash[65];
     kind_name((int)e->kind, kind);
@@ -418,9 +439,18 @@ static void print_event(uint64_t index, const Casenet__V1__AuditEvent *e, bool j
     }
     if (off >= sizeof parties)
         memcpy(parties + sizeof parties - 4, "...", 4);
-    printf("%-8" PRIu64 "  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s\n", index, local, utc, kind,
-           e->actor && e->actor[0] ? e->actor : "(broker)", mid, event_status(e),
-           parties[0] ? parties : "-");
+    if (wide) {
+        printf("%-8" PRIu64 "  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s\n", index, local, utc,
+               kind, e->actor && e->actor[0] ? e->actor : "(broker)", mid, event_status(e),
+               parties[0] ? parties : "-");
+        return;
+    }
+    /* 100 columns: UTC time to the second, the id's first digits. */
+    char actor[40];
+    cli_cell(e->actor && e->actor[0] ? e->actor : "(broker)", 14, actor, sizeof actor);
+    mid[CLI_TABLE_ID_DIGITS] = '\0';
+    cli_table_line(false, "%-7" PRIu64 " %-19.19s  %-19s  %s  %-10s  %-12s  %s", index, utc, kind,
+                   actor, mid, event_status(e), parties[0] ? parties : "-");
 }
 
 static int audit_log(int argc, char **argv)
@@ -434,6 +464,7 @@ static int audit_log(int argc, char **argv)
         {"until", required_argument, NULL, 'u'},
         {"limit", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, 'j'},
+        {"wide", no_argument, NULL, 'w'},
         SHARED_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -441,19 +472,23 @@ static int audit_log(int argc, char **argv)
     casenet_audit_filter f = {0};
     uint8_t mid[CASENET_MESSAGE_ID_BYTES], cref[CASENET_CASE_REF_BYTES];
     uint64_t limit = 0;
-    bool json = false;
+    bool json = false, wide = false;
+    const char *message_arg = NULL;
     int c;
-    while ((c = cli_getopt(argc, argv, "m:M:c:k:s:u:n:jH:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "m:M:c:k:s:u:n:jwH:b:t:h", opts)) != -1) {
         switch (c) {
+        case 'w':
+            wide = true;
+            break;
         case 'm':
             if (!casenet_member_id_valid(optarg))
                 return cli_usage_error("--member wants a member id, not '%s'", optarg);
             f.member = optarg;
             break;
         case 'M':
-            if (!cli_parse_id16(optarg, mid))
-                return cli_usage_error("--message wants 32 hex digits, not '%s'", optarg);
-            f.message_id = mid;
+            if (!cli_id_arg_ok(optarg))
+                return cli_usage_error("--message: " ID_ARG_WANTED, optarg);
+            message_arg = optarg; /* resolved once connected: it may be a prefix */
             break;
         case 'c':
             if (!cli_parse_id16(optarg, cref))
@@ -462,7 +497,10 @@ static int audit_log(int argc, char **argv)
             break;
         case 'k':
             if (!kind_parse(optarg, &f.kind))
-                return cli_usage_error("unknown --kind '%s'; see 'casenet audit log --help'",
+                return cli_usage_error("unknown --kind '%s': submitted, rejected, fetched, "
+                                       "receipt, escalated (escalation), dead-lettered "
+                                       "(dead-letter), directory-published, auth-denied, "
+                                       "audit-queried, purged, broker-start, broker-stop",
                                        optarg);
             break;
         case 's':
@@ -497,11 +535,20 @@ static int audit_log(int argc, char **argv)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     struct audit_ctx a;
     int ex = ctx_open(&o, true, &a);
+    if (ex == CLI_OK && message_arg) {
+        ex = net_resolve_id(a.c, message_arg, true, mid);
+        f.message_id = mid;
+    }
     if (ex != CLI_OK)
         goto cleanup;
     if (!json)
-        printf("%-8s  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s\n", "INDEX", "TIME (LOCAL)",
-               "TIME (UTC)", "EVENT", "ACTOR", "MESSAGE", "STATUS", "PARTIES");
+        cli_table_line(wide,
+                       wide ? "%-8s  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s"
+                            : "%-7s %-19s  %-19s  %-14s  %-10s  %-12s  %s",
+                       "INDEX", wide ? "TIME (LOCAL)" : "TIME (UTC)", wide ? "TIME (UTC)" : "EVENT",
+                       wide ? "EVENT" : "ACTOR", wide ? "ACTOR" : "MESSAGE",
+                       wide ? "MESSAGE" : "STATUS", wide ? "STATUS" : "PARTIES",
+                       wide ? "PARTIES" : "");
     uint64_t cursor = 0, shown = 0;
     bool more = true;
     while (more && (limit == 0 || shown < limit)) {
@@ -527,7 +574,7 @@ static int audit_log(int argc, char **argv)
                               recs[i].index);
                 goto cleanup;
             }
-            print_event(recs[i].index, e, json);
+            print_event(recs[i].index, e, json, wide);
             casenet__v1__audit_event__free_unpacked(e, NULL);
             shown++;
         }
@@ -688,7 +735,7 @@ static int verify_file(struct audit_ctx *a, const char *file, const struct audit
     progress_end(pg);
     if (rc != CASENET_OK) {
         if (fail.where == AUDITV_OK && rc == CASENET_EIO)
-            return cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s", file);
+            return cli_file_fail(rc, file, "the audit export");
         return verify_failed(&fail, rc);
     }
     printf("export file %s verified\n", file);
@@ -1118,8 +1165,8 @@ static int audit_prove(int argc, char **argv)
     if (by_index ? optind != argc : optind + 1 != argc)
         return cli_usage_error(by_index ? "--index and a message id exclude each other"
                                         : "expected one message id (32 hex digits)");
-    if (!by_index && !cli_parse_id16(argv[optind], mid))
-        return cli_usage_error("expected a message id of 32 hex digits, not '%s'", argv[optind]);
+    if (!by_index && !cli_id_arg_ok(argv[optind]))
+        return cli_usage_error(ID_ARG_WANTED, argv[optind]);
     struct audit_ctx a;
     struct auditv_state st;
     casenet_audit_record *recs = NULL;
@@ -1127,6 +1174,8 @@ static int audit_prove(int argc, char **argv)
     casenet_buf ck = {0};
     struct ckpt_head h;
     int ex = ctx_open(&o, true, &a);
+    if (ex == CLI_OK && !by_index)
+        ex = net_resolve_id(a.c, argv[optind], true, mid);
     if (ex == CLI_OK)
         ex = load_state(&a, &st);
     if (ex == CLI_OK)

@@ -17,7 +17,7 @@ struct case_opts {
     const char *home;
     const char *broker;
     int timeout_ms;
-    bool json;
+    bool json, wide;
 };
 
 /* Handles --json, --home, --broker, --timeout; -1 when c was one of them
@@ -27,6 +27,9 @@ static int common_opt(int c, struct case_opts *o)
     switch (c) {
     case 'j':
         o->json = true;
+        return -1;
+    case 'w':
+        o->wide = true;
         return -1;
     case 'H':
         o->home = optarg;
@@ -321,13 +324,15 @@ int cmd_status(int argc, char **argv)
     if (optind != argc - 1)
         return cli_usage_error("expected exactly one message ID");
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
-    if (!cli_parse_id16(argv[optind], id))
-        return cli_usage_error("expected a message id of 32 hex digits, not '%s'", argv[optind]);
+    if (!cli_id_arg_ok(argv[optind]))
+        return cli_usage_error(ID_ARG_WANTED, argv[optind]);
     char *path = NULL;
     struct home *h = NULL;
     casenet_client *cl = NULL;
     casenet_message_status m = {0};
     int ex = open_and_connect(&o, &path, &h, &cl);
+    if (ex == CLI_OK)
+        ex = net_resolve_id(cl, argv[optind], true, id);
     if (ex != CLI_OK)
         goto cleanup;
     int rc = casenet_client_status(cl, id, &m);
@@ -355,7 +360,7 @@ cleanup:
 /* ------------------------------------------------------------ cases */
 
 static const char cases_usage[] =
-    "usage: casenet cases [--open] [--kind KIND] [--json] [--home DIR]\n"
+    "usage: casenet cases [--open] [--kind KIND] [--json] [--wide] [--home DIR]\n"
     "                     [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
     "Lists the messages this member sent, oldest first, and where each stands\n"
@@ -367,6 +372,8 @@ static const char cases_usage[] =
     "                           (referrals, info and takedown requests: until\n"
     "                           declined or completed; other kinds: until delivered)\n"
     "  -k, --kind KIND          only this kind (referral, takedown-request, ...)\n"
+    "  -w, --wide               whole ids and times, one line per message\n"
+    "                           (else 100 columns, recipients wrapped)\n"
     "  -j, --json               JSON Lines: id, kind, urgency, message_status,\n"
     "                           sent_at, case, recipients [{recipient, state,\n"
     "                           overdue, deadlines}]\n"
@@ -378,7 +385,7 @@ static const char cases_usage[] =
     "example:\n"
     "  casenet cases --open --kind referral\n";
 
-static void print_case(const casenet_message_status *m, bool json)
+static void print_case(const casenet_message_status *m, bool json, bool wide)
 {
     char id[33], ref[33];
     hex16(m->message_id, id);
@@ -401,32 +408,51 @@ static void print_case(const casenet_message_status *m, bool json)
                                    m->has_case_ref ? ref : NULL, "recipients", rs));
         return;
     }
-    char when[64];
-    cli_format_time(m->received_at_ms, false, when, sizeof when);
-    printf("%-32s  %-16s  %-15s  %s ", id, casenet_kind_name(m->kind), urgency, when);
+    /* The recipients follow; past CLI_TABLE_WIDTH (unless wide) they go on
+     * on indented lines, so that none is cut off. */
+    char when[64], line[CLI_TABLE_WIDTH * 4];
+    cli_table_time(m->received_at_ms, wide, when, sizeof when);
+    cli_table_id(m->message_id, wide, id);
+    int len =
+        snprintf(line, sizeof line, "%-*s  %-16s  %-15s  %-11s ", wide ? 32 : CLI_TABLE_ID_DIGITS,
+                 id, casenet_kind_name(m->kind), urgency, when);
+    fputs(line, stdout);
+    size_t col = len > 0 ? (size_t)len : 0;
     for (size_t i = 0; i < m->n_recipients; i++) {
         const casenet_recipient_status *r = &m->recipients[i];
-        printf(" %s=%s%s", r->recipient, casenet_inbox_state_name(r->state),
-               overdue_now(r) ? "!" : "");
+        len = snprintf(line, sizeof line, " %s=%s%s", r->recipient,
+                       casenet_inbox_state_name(r->state), overdue_now(r) ? "!" : "");
+        if (!wide && col > 4 && col + (size_t)len > CLI_TABLE_WIDTH) {
+            fputs("\n    ", stdout);
+            col = 4;
+        }
+        fputs(line, stdout);
+        col += len > 0 ? (size_t)len : 0;
     }
     if (m->status == CASENET_MSG_EXERCISE || m->status == CASENET_MSG_TEST)
-        printf("  [%s]", mstatus);
+        printf("%s[%s]", !wide && col + strlen(mstatus) + 4 > CLI_TABLE_WIDTH ? "\n    " : "  ",
+               mstatus);
     printf("\n");
 }
 
 int cmd_cases(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"open", no_argument, NULL, 'o'},         {"kind", required_argument, NULL, 'k'},
-        {"json", no_argument, NULL, 'j'},         {"home", required_argument, NULL, 'H'},
-        {"broker", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"open", no_argument, NULL, 'o'},
+        {"kind", required_argument, NULL, 'k'},
+        {"wide", no_argument, NULL, 'w'},
+        {"json", no_argument, NULL, 'j'},
+        {"home", required_argument, NULL, 'H'},
+        {"broker", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct case_opts o = {.timeout_ms = 10000};
     bool open_only = false;
     casenet_kind kind = 0;
     int c;
-    while ((c = cli_getopt(argc, argv, "ok:jH:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "ok:jwH:b:t:h", opts)) != -1) {
         if (c == 'h')
             return cli_help(cases_usage);
         if (c == 'o') {
@@ -451,7 +477,8 @@ int cmd_cases(int argc, char **argv)
     if (ex != CLI_OK)
         goto cleanup;
     if (!o.json)
-        printf("%-32s  %-16s  %-15s  %-23s  %s\n", "ID", "KIND", "URGENCY", "SENT", "RECIPIENTS");
+        cli_table_line(o.wide, "%-*s  %-16s  %-15s  %-*s  %s", o.wide ? 32 : CLI_TABLE_ID_DIGITS,
+                       "ID", "KIND", "URGENCY", o.wide ? 23 : 11, "SENT", "RECIPIENTS");
     uint64_t cursor = 0, shown = 0;
     bool more = true;
     while (more) {
@@ -465,7 +492,7 @@ int cmd_cases(int argc, char **argv)
             goto cleanup;
         }
         for (size_t i = 0; i < n; i++, shown++)
-            print_case(&m[i], o.json);
+            print_case(&m[i], o.json, o.wide);
         casenet_message_statuses_free(m, n);
         if (next <= cursor)
             break; /* no progress: never loop forever on a confused broker */
@@ -488,7 +515,7 @@ cleanup:
 /* ------------------------------------------------------------ overdue */
 
 static const char overdue_usage[] =
-    "usage: casenet overdue [--json] [--home DIR] [--broker ENDPOINT]\n"
+    "usage: casenet overdue [--json] [--wide] [--home DIR] [--broker ENDPOINT]\n"
     "                       [--timeout SECONDS]\n"
     "\n"
     "Coordinators: lists every referral whose deliver or accept deadline was\n"
@@ -497,6 +524,7 @@ static const char overdue_usage[] =
     "Other members are refused (exit 5).\n"
     "\n"
     "options:\n"
+    "  -w, --wide               every column in full (100 columns otherwise)\n"
     "  -j, --json               JSON Lines: id, recipient, from, kind, urgency,\n"
     "                           message_status, deadline, due_at, escalated_at,\n"
     "                           state, notice, case\n"
@@ -508,7 +536,7 @@ static const char overdue_usage[] =
     "example:\n"
     "  casenet overdue --json | jq 'select(.message_status == \"actual\")'\n";
 
-static void print_overdue(const casenet_overdue *e, bool json)
+static void print_overdue(const casenet_overdue *e, bool json, bool wide)
 {
     char id[33], nid[33], ref[33];
     hex16(e->message_id, id);
@@ -528,23 +556,37 @@ static void print_overdue(const casenet_overdue *e, bool json)
             "case", e->has_case_ref ? ref : NULL));
         return;
     }
-    char due[64];
+    char due[64], rcpt[40], from[40];
     cli_format_time(e->due_at_ms, false, due, sizeof due);
-    printf("%-32s  %-20s  %-20s  %-16s  %-15s  %-8s  %-23s  %s\n", id, e->recipient, e->sender,
-           casenet_kind_name(e->kind), urgency, casenet_deadline_kind_name(e->deadline), due,
-           casenet_inbox_state_name(e->state));
+    if (wide) {
+        printf("%-32s  %-20s  %-20s  %-16s  %-15s  %-8s  %-23s  %s\n", id, e->recipient, e->sender,
+               casenet_kind_name(e->kind), urgency, casenet_deadline_kind_name(e->deadline), due,
+               casenet_inbox_state_name(e->state));
+        return;
+    }
+    cli_table_time(e->due_at_ms, false, due, sizeof due);
+    cli_cell(e->recipient, 14, rcpt, sizeof rcpt);
+    cli_cell(e->sender, 14, from, sizeof from);
+    id[CLI_TABLE_ID_DIGITS] = '\0';
+    cli_table_line(false, "%-10s  %s  %s  %-16s  %-8s  %-11s  %s", id, rcpt, from,
+                   casenet_kind_name(e->kind), casenet_deadline_kind_name(e->deadline), due,
+                   casenet_inbox_state_name(e->state));
 }
 
 int cmd_overdue(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},         {"home", required_argument, NULL, 'H'},
-        {"broker", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'j'},
+        {"home", required_argument, NULL, 'H'},
+        {"broker", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"wide", no_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct case_opts o = {.timeout_ms = 10000};
     int c;
-    while ((c = cli_getopt(argc, argv, "jH:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "jwH:b:t:h", opts)) != -1) {
         if (c == 'h')
             return cli_help(overdue_usage);
         int ex = common_opt(c, &o);
@@ -595,14 +637,18 @@ int cmd_overdue(int argc, char **argv)
         if (!o.json) {
             printf("%s%s (%zu)\n", drill ? "\n" : "", drill ? "exercise and test" : "actual",
                    drill ? n_drill : n_all - n_drill);
-            printf("%-32s  %-20s  %-20s  %-16s  %-15s  %-8s  %-23s  %s\n", "ID", "RECIPIENT",
-                   "FROM", "KIND", "URGENCY", "DEADLINE", "DUE", "STATE");
+            if (o.wide)
+                printf("%-32s  %-20s  %-20s  %-16s  %-15s  %-8s  %-23s  %s\n", "ID", "RECIPIENT",
+                       "FROM", "KIND", "URGENCY", "DEADLINE", "DUE", "STATE");
+            else
+                cli_table_line(false, "%-10s  %-14s  %-14s  %-16s  %-8s  %-11s  %s", "ID",
+                               "RECIPIENT", "FROM", "KIND", "DEADLINE", "DUE", "STATE");
         }
         for (size_t i = 0; i < n_all; i++) {
             bool is_drill =
                 all[i].status == CASENET_MSG_EXERCISE || all[i].status == CASENET_MSG_TEST;
             if (is_drill == (drill == 1))
-                print_overdue(&all[i], o.json);
+                print_overdue(&all[i], o.json, o.wide);
         }
     }
     if (fflush(stdout) != 0) {

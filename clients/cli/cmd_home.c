@@ -124,8 +124,9 @@ int cmd_init(int argc, char **argv)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!key_path || !auth_path || !dir_path)
         return cli_usage_error("--key, --authority and --directory are required");
-    if (strlen(broker) >= HOME_BROKER_MAX || strchr(broker, '\n'))
-        return cli_usage_error("invalid --broker endpoint");
+    if (strlen(broker) >= HOME_BROKER_MAX || (broker[0] && !cn_endpoint_valid(broker, false)))
+        return cli_usage_error("invalid --broker endpoint '%s': expected " CN_ENDPOINT_FORMS,
+                               broker);
 
     struct home h = {0};
     casenet_buf keybytes = {0}, authbytes = {0}, dirbytes = {0};
@@ -153,16 +154,14 @@ int cmd_init(int argc, char **argv)
         goto cleanup;
     }
     if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot load secret key %s: %s", key_path,
-                      casenet_strerror(rc));
+        ex = cli_file_fail(rc, key_path, "the member's secret key");
         goto cleanup;
     }
     rc = cn_strlcpy(h.member, casenet_keys_member_id(h.keys), sizeof h.member);
     if (rc == CASENET_OK)
         rc = casenet_authority_pk_load(auth_path, h.authority_pk);
     if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot load the authority key %s: %s", auth_path,
-                      casenet_strerror(rc));
+        ex = cli_file_fail(rc, auth_path, "the authority's public key");
         goto cleanup;
     }
     rc = cn_read_file(key_path, FILE_MAX, &keybytes);
@@ -174,7 +173,7 @@ int cmd_init(int argc, char **argv)
     }
     rc = cn_read_file(dir_path, FILE_MAX, &dirbytes);
     if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s", dir_path);
+        ex = cli_file_fail(rc, dir_path, "the directory");
         goto cleanup;
     }
     rc = casenet_directory_parse(dirbytes.data, dirbytes.len, h.authority_pk, cn_now_ms(), 0,
@@ -390,7 +389,7 @@ static int dir_update(int argc, char **argv)
         goto cleanup;
     int rc = cn_read_file(o.file, FILE_MAX, &bytes);
     if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s", o.file);
+        ex = cli_file_fail(rc, o.file, "the directory");
         goto cleanup;
     }
     uint64_t old = 0;
@@ -402,6 +401,16 @@ cleanup:
     home_free(h);
     free(path);
     return ex;
+}
+
+/* True when the broker serves exactly the directory bytes. */
+static bool same_as_served(casenet_client *client, const casenet_buf *bytes)
+{
+    casenet_buf served = {0};
+    bool same = casenet_client_get_directory(client, &served) == CASENET_OK &&
+                served.len == bytes->len && memcmp(served.data, bytes->data, bytes->len) == 0;
+    casenet_buf_free(&served);
+    return same;
 }
 
 static int dir_pull(int argc, char **argv)
@@ -454,7 +463,7 @@ static int dir_publish(int argc, char **argv)
         goto cleanup;
     int rc = cn_read_file(o.file, FILE_MAX, &bytes);
     if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s", o.file);
+        ex = cli_file_fail(rc, o.file, "the directory");
         goto cleanup;
     }
     /* Check locally first: a directory the members would refuse is not
@@ -473,12 +482,17 @@ static int dir_publish(int argc, char **argv)
         goto cleanup;
     uint64_t served = 0;
     rc = casenet_client_publish_directory(client, bytes.data, bytes.len, &served);
-    if (rc != CASENET_OK) {
+    if (rc == CASENET_ECONFLICT && same_as_served(client, &bytes)) {
+        /* Publishing is idempotent: this very directory is served already. */
+        printf("%s is already current: the broker serves directory version %llu\n", o.file,
+               (unsigned long long)casenet_directory_version(nd));
+    } else if (rc != CASENET_OK) {
         ex = net_fail(client, rc, "PublishDirectory refused");
         goto cleanup;
+    } else {
+        printf("published %s: the broker now serves directory version %llu\n", o.file,
+               (unsigned long long)served);
     }
-    printf("published %s: the broker now serves directory version %llu\n", o.file,
-           (unsigned long long)served);
     uint64_t old = 0;
     ex = home_store_directory(h, bytes.data, bytes.len, &old);
     casenet_client_set_directory(client, h->dir);

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ENVELOPE_MAX (CASENET_MAX_PAYLOAD_BYTES + 1024u * 1024u)
 #define PAGE_MAX     100
@@ -65,6 +66,9 @@ int net_connect(struct home *h, const char *endpoint, int timeout_ms, casenet_cl
     if (!ep || !ep[0])
         return cli_usage_error("no broker endpoint: pass --broker ENDPOINT (or set it with "
                                "'casenet init --broker')");
+    if (!cn_endpoint_valid(ep, false))
+        return cli_usage_error("invalid broker endpoint '%s'%s: expected " CN_ENDPOINT_FORMS, ep,
+                               endpoint && endpoint[0] ? "" : " (in the home's state file)");
     casenet_member broker;
     if (casenet_directory_broker(h->dir, &broker) != CASENET_OK)
         return cli_fail(CLI_LOCAL, CASENET_ENOTFOUND,
@@ -95,6 +99,111 @@ int net_pull_directory(struct home *h, casenet_client *c, uint64_t *old_version)
     casenet_client_set_directory(c, h->dir);
     casenet_buf_free(&bytes);
     return ex;
+}
+
+/* An id in hex, as a value (for printf arguments). */
+struct hex32 {
+    char s[33];
+};
+static struct hex32 hex_of(const uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    struct hex32 h;
+    cli_id16_hex(id, h.s);
+    return h;
+}
+
+/* Candidate ids for a prefix, at most CANDIDATES_MAX kept. */
+#define CANDIDATES_MAX 8
+struct candidates {
+    const char *prefix;
+    size_t n; /* all matches, even those not kept */
+    uint8_t id[CANDIDATES_MAX][CASENET_MESSAGE_ID_BYTES];
+};
+
+static void candidate(struct candidates *k, const uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    char hex[33];
+    cli_id16_hex(id, hex);
+    if (strncmp(hex, k->prefix, strlen(k->prefix)) != 0)
+        return;
+    for (size_t i = 0; i < k->n && i < CANDIDATES_MAX; i++) {
+        if (memcmp(k->id[i], id, CASENET_MESSAGE_ID_BYTES) == 0)
+            return; /* the same message, e.g. sent to oneself */
+    }
+    if (k->n < CANDIDATES_MAX)
+        memcpy(k->id[k->n], id, CASENET_MESSAGE_ID_BYTES);
+    k->n++;
+}
+
+/* Adds the matching ids of every inbox row and, with sent, of every message
+ * sent; a casenet_err. */
+static int collect_candidates(casenet_client *c, bool sent, struct candidates *k)
+{
+    for (uint64_t cursor = 0, next = 0;; cursor = next) {
+        casenet_inbox_entry *rows = NULL;
+        size_t n = 0;
+        bool more = false;
+        int rc =
+            casenet_client_list(c, CASENET_INBOX_ANY, cursor, PAGE_MAX, &rows, &n, &next, &more);
+        if (rc != CASENET_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++)
+            candidate(k, rows[i].message_id);
+        casenet_inbox_entries_free(rows, n);
+        if (!more || next <= cursor)
+            break;
+    }
+    for (uint64_t cursor = 0, next = 0; sent; cursor = next) {
+        casenet_message_status *m = NULL;
+        size_t n = 0;
+        bool more = false;
+        int rc = casenet_client_list_sent(c, false, 0, cursor, PAGE_MAX, &m, &n, &next, &more);
+        if (rc != CASENET_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++)
+            candidate(k, m[i].message_id);
+        casenet_message_statuses_free(m, n);
+        if (!more || next <= cursor)
+            break;
+    }
+    return CASENET_OK;
+}
+
+int net_resolve_id(casenet_client *c, const char *arg, bool sent, uint8_t out[16])
+{
+    size_t len = strlen(arg);
+    if (!cli_id_arg_ok(arg))
+        return cli_usage_error(ID_ARG_WANTED, arg);
+    char prefix[33];
+    for (size_t i = 0; i < len; i++)
+        prefix[i] = (char)(arg[i] | 0x20); /* lowercase; digits keep their value */
+    if (len == 32 && cli_parse_id16(arg, out))
+        return CLI_OK;
+    prefix[len] = '\0';
+    struct candidates k = {.prefix = prefix};
+    int rc = collect_candidates(c, sent, &k);
+    if (rc != CASENET_OK)
+        return net_fail(c, rc, "cannot list the messages to match the id prefix");
+    if (k.n == 0)
+        return cli_fail(CLI_BROKER, CASENET_ENOTFOUND,
+                        sent ? "see 'casenet inbox' and 'casenet cases'" : "see 'casenet inbox'",
+                        "no message id starting with %s in this member's inbox%s", prefix,
+                        sent ? " or sent messages" : "");
+    if (k.n == 1) {
+        memcpy(out, k.id[0], CASENET_MESSAGE_ID_BYTES);
+        return CLI_OK;
+    }
+    fprintf(stderr, "casenet: %s: id prefix %s is ambiguous, %zu messages match:\n", cli_cmd_name,
+            prefix, k.n);
+    for (size_t i = 0; i < k.n && i < CANDIDATES_MAX; i++) {
+        char h[33];
+        cli_id16_hex(k.id[i], h);
+        fprintf(stderr, "  %s\n", h);
+    }
+    if (k.n > CANDIDATES_MAX)
+        fprintf(stderr, "  ...\n");
+    fprintf(stderr, "type more digits of the id\n");
+    return CLI_EUSAGE;
 }
 
 /* Options of inbox, read and ack. */
@@ -224,17 +333,24 @@ cleanup:
 /* ------------------------------------------------------------ inbox */
 
 static const char inbox_usage[] =
-    "usage: casenet inbox [--state STATE|any] [--json] [--limit N] [--home DIR]\n"
-    "                     [--broker ENDPOINT] [--timeout SECONDS]\n"
+    "usage: casenet inbox [--state STATE|any] [--json] [--wide] [--limit N]\n"
+    "                     [--home DIR] [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
-    "Lists this member's inbox at the broker, oldest first: message id, sender,\n"
-    "kind, urgency, state and local time received. Receipts from recipients of\n"
-    "what this member sent show kind 'receipt', the message they answer and\n"
-    "their status; their signatures are verified against the directory.\n"
+    "Lists this member's inbox at the broker, oldest first, in 100 columns:\n"
+    "message id (its first 10 digits, which read, ack and status accept),\n"
+    "sender (its display name), kind, urgency, state and local time received.\n"
+    "Receipts from recipients of what this member sent show kind 'receipt', the\n"
+    "message they answer and their status; their signatures are verified\n"
+    "against the directory. A\n"
+    "receipt is settled (state fetched) once read ('casenet read ID', 'ack ID'\n"
+    "or watch): settled receipts are left out unless --state is given.\n"
     "\n"
     "options:\n"
     "  -S, --state STATE        queued, fetched, delivered, accepted, declined,\n"
-    "                           completed, dead or any (default)\n"
+    "                           completed, dead or any (every row, settled\n"
+    "                           receipts too); default: all but settled receipts\n"
+    "  -w, --wide               every column in full: whole ids, sender id and\n"
+    "                           name, full times\n"
     "  -j, --json               JSON Lines: id, from, kind, urgency, state,\n"
     "                           received_at (ISO 8601 UTC), in_reply_to, status, ...\n"
     "  -n, --limit N            at most N rows (default: all)\n"
@@ -257,7 +373,7 @@ static void check_receipt(const struct home *h, const casenet_inbox_entry *e, ca
     *ok = casenet_receipt_verify(h->dir, e->receipt.data, e->receipt.len, r) == CASENET_OK;
 }
 
-static void print_row(const struct home *h, const casenet_inbox_entry *e, bool json)
+static void print_row(const struct home *h, const casenet_inbox_entry *e, bool json, bool wide)
 {
     char id[33], reply[33], case_ref[33];
     cli_id16_hex(e->message_id, id);
@@ -303,41 +419,72 @@ static void print_row(const struct home *h, const casenet_inbox_entry *e, bool j
         json_decref(o);
         return;
     }
-    char received[64];
-    cli_format_time(e->received_at_ms, false, received, sizeof received);
-    printf("%-32s  %-20s  %-16s  %-15s  %-9s  %s", id, e->sender, casenet_kind_name(e->kind),
-           urgency, casenet_inbox_state_name(e->state), received);
-    if (is_receipt) {
-        printf("  re %s %s%s", answers ? reply : "?", rstatus,
-               e->receipt.len && !receipt_ok ? " (receipt signature INVALID)" : "");
-        if (receipt_ok && r.reason[0])
-            printf(" (%s)", r.reason);
+    char received[64], from[160], from_cell[200];
+    cli_table_time(e->received_at_ms, wide, received, sizeof received);
+    cli_member_label(h->dir, e->sender, wide, from, sizeof from);
+    cli_cell(from, wide ? 40 : 16, from_cell, sizeof from_cell);
+    const char *drill = e->status == CASENET_MSG_EXERCISE || e->status == CASENET_MSG_TEST
+                            ? casenet_msg_status_name(e->status)
+                            : NULL;
+    char tail[160] = "";
+    if (receipt_ok && r.reason[0])
+        snprintf(tail, sizeof tail, " (%s)", r.reason);
+    if (drill)
+        snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "  [%s]", drill);
+    const char *invalid = e->receipt.len && !receipt_ok ? " (receipt signature INVALID)" : "";
+    if (wide) {
+        cli_table_line(true, "%-32s  %s  %-16s  %-15s  %-9s  %s%s%s%s%s%s%s%s", id, from_cell,
+                       casenet_kind_name(e->kind), urgency, casenet_inbox_state_name(e->state),
+                       received, is_receipt ? "  re " : "", is_receipt && answers ? reply : "",
+                       is_receipt && !answers ? "?" : "", is_receipt ? " " : "",
+                       is_receipt ? rstatus : "", invalid, tail);
+        return;
     }
-    if (e->status == CASENET_MSG_EXERCISE || e->status == CASENET_MSG_TEST)
-        printf("  [%s]", casenet_msg_status_name(e->status));
-    printf("\n");
+    /* 100 columns: a receipt row shows "receipt STATUS" as its kind and the
+     * message it answers where a message has its urgency. */
+    char kind[32], kind_cell[80], urg[48], urg_cell[80];
+    cli_table_id(e->message_id, false, id);
+    if (answers)
+        cli_table_id(answers, false, reply);
+    snprintf(kind, sizeof kind, "%s%s%s", casenet_kind_name(e->kind), is_receipt ? " " : "",
+             is_receipt ? rstatus : "");
+    snprintf(urg, sizeof urg, "%s%s", is_receipt ? "re " : "",
+             is_receipt ? (answers ? reply : "?") : urgency);
+    cli_cell(kind, 17, kind_cell, sizeof kind_cell);
+    cli_cell(urg, 15, urg_cell, sizeof urg_cell);
+    cli_table_line(false, "%-10s  %s  %s  %s  %-9s  %-11s%s%s", id, from_cell, kind_cell, urg_cell,
+                   casenet_inbox_state_name(e->state), received, invalid, tail);
 }
 
 int cmd_inbox(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"state", required_argument, NULL, 'S'},  {"json", no_argument, NULL, 'j'},
-        {"limit", required_argument, NULL, 'n'},  {"home", required_argument, NULL, 'H'},
-        {"broker", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"state", required_argument, NULL, 'S'},
+        {"json", no_argument, NULL, 'j'},
+        {"wide", no_argument, NULL, 'w'},
+        {"limit", required_argument, NULL, 'n'},
+        {"home", required_argument, NULL, 'H'},
+        {"broker", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct net_opts o = {.timeout_ms = 10000};
     casenet_inbox_state state = CASENET_INBOX_ANY;
-    bool json = false;
+    bool json = false, all = false, wide = false;
     uint64_t limit = 0;
     int c;
-    while ((c = cli_getopt(argc, argv, "S:jn:H:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "S:jwn:H:b:t:h", opts)) != -1) {
         switch (c) {
+        case 'w':
+            wide = true;
+            break;
         case 'S':
             if (casenet_inbox_state_parse(optarg, &state) != CASENET_OK)
                 return cli_usage_error("unknown --state '%s': queued, fetched, delivered, "
                                        "accepted, declined, completed, dead, any",
                                        optarg);
+            all = true;
             break;
         case 'j':
             json = true;
@@ -376,9 +523,10 @@ int cmd_inbox(int argc, char **argv)
     if (ex != CLI_OK)
         goto cleanup;
     if (!json)
-        printf("%-32s  %-20s  %-16s  %-15s  %-9s  %s\n", "ID", "FROM", "KIND", "URGENCY", "STATE",
-               "RECEIVED");
-    uint64_t cursor = 0, shown = 0;
+        cli_table_line(wide, "%-*s  %-*s  %-*s  %-15s  %-9s  %s", wide ? 32 : CLI_TABLE_ID_DIGITS,
+                       "ID", wide ? 40 : 16, "FROM", wide ? 16 : 17, "KIND", "URGENCY", "STATE",
+                       "RECEIVED");
+    uint64_t cursor = 0, shown = 0, hidden = 0;
     bool more = true;
     while (more && (limit == 0 || shown < limit)) {
         casenet_inbox_entry *rows = NULL;
@@ -392,8 +540,15 @@ int cmd_inbox(int argc, char **argv)
             ex = net_fail(cl, rc, "ListInbox failed");
             goto cleanup;
         }
-        for (size_t i = 0; i < n && (limit == 0 || shown < limit); i++, shown++)
-            print_row(h, &rows[i], json);
+        for (size_t i = 0; i < n && (limit == 0 || shown < limit); i++) {
+            if (!all && rows[i].kind == CASENET_KIND_RECEIPT &&
+                rows[i].state != CASENET_INBOX_QUEUED) {
+                hidden++; /* a settled receipt: seen already */
+                continue;
+            }
+            print_row(h, &rows[i], json, wide);
+            shown++;
+        }
         casenet_inbox_entries_free(rows, n);
         if (n == 0 || next <= cursor)
             break; /* no progress: never loop forever on a confused broker */
@@ -406,6 +561,9 @@ int cmd_inbox(int argc, char **argv)
     if (!json && shown == 0)
         fprintf(stderr, "(inbox empty%s%s)\n", state ? " in state " : "",
                 state ? casenet_inbox_state_name(state) : "");
+    if (!json && hidden)
+        fprintf(stderr, "(%llu settled receipt%s not shown: --state any shows them)\n",
+                (unsigned long long)hidden, hidden == 1 ? "" : "s");
     ex = CLI_OK;
 cleanup:
     casenet_client_free(cl);
@@ -438,13 +596,15 @@ static int parse_net(int argc, char **argv, int c, struct net_opts *o)
     }
 }
 
-/* Opens the home, connects and fetches the message id_hex. */
+/* Opens the home, connects and fetches the inbox row id_hex: *env is its
+ * envelope, empty for a forwarded receipt, *row the row (cleared by the
+ * caller). */
 static int fetch(const struct net_opts *o, const char *id_hex, char **path, struct home **h,
-                 casenet_client **cl, casenet_buf *env)
+                 casenet_client **cl, casenet_buf *env, casenet_inbox_entry *row)
 {
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
-    if (!cli_parse_id16(id_hex, id))
-        return cli_usage_error("expected a message id of 32 hex digits, not '%s'", id_hex);
+    if (!cli_id_arg_ok(id_hex))
+        return cli_usage_error(ID_ARG_WANTED, id_hex);
     *path = home_path(o->home);
     if (!*path)
         return CLI_EFAIL;
@@ -454,17 +614,60 @@ static int fetch(const struct net_opts *o, const char *id_hex, char **path, stru
     ex = net_connect(*h, o->broker, o->timeout_ms, cl);
     if (ex != CLI_OK)
         return ex;
-    int rc = casenet_client_fetch(*cl, id, env);
+    ex = net_resolve_id(*cl, id_hex, false, id);
+    if (ex != CLI_OK)
+        return ex;
+    char hex[33];
+    cli_id16_hex(id, hex);
+    int rc = casenet_client_fetch_row(*cl, id, env, row);
     if (rc == CASENET_ENOTFOUND)
         return cli_fail(CLI_BROKER, rc, "see 'casenet inbox'",
-                        "message %s is not in the inbox of %s", id_hex, (*h)->member);
+                        "message %s is not in the inbox of %s", hex, (*h)->member);
     if (rc != CASENET_OK)
         return net_fail(*cl, rc, "Fetch failed");
     return CLI_OK;
 }
 
+/* Verifies a forwarded receipt row e (the broker settled it by the fetch)
+ * and prints it: the receipt as JSON on stdout (watch's hand-over form: ids
+ * in hex, times in UTC), a line on stderr. Exit 3 when it does not verify
+ * or answers a message this member did not send. */
+static int print_receipt_row(const struct home *h, const casenet_inbox_entry *e)
+{
+    casenet_receipt r;
+    int rc = casenet_receipt_verify(h->dir, e->receipt.data, e->receipt.len, &r);
+    if (rc == CASENET_OK && strcmp(r.sender, h->member) != 0)
+        rc = CASENET_EBADREQ;
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_VERIFY, rc, "do not rely on it",
+                        "the forwarded receipt does not verify or is for another sender");
+    char *text = NULL, *pretty = NULL;
+    size_t len = 0;
+    json_t *doc = NULL;
+    rc = receipt_json(e, &r, &text, &len);
+    if (rc == CASENET_OK && (!(doc = json_loadb(text, len, 0, NULL)) ||
+                             !(pretty = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER))))
+        rc = CASENET_ENOMEM;
+    json_decref(doc);
+    free(text);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot build the receipt's JSON");
+    char re[33], at[64];
+    cli_id16_hex(r.message_id, re);
+    cli_format_time(r.signed_at_ms, false, at, sizeof at);
+    fprintf(stderr, "forwarded receipt: %s signed '%s' for message %s at %s (signature verified)\n",
+            r.recipient, casenet_receipt_status_name(r.status), re, at);
+    rc = cli_write_stdout(pretty, strlen(pretty));
+    if (rc == CASENET_OK)
+        rc = cli_write_stdout("\n", 1);
+    free(pretty);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot write to stdout");
+    return CLI_OK;
+}
+
 static const char read_usage[] =
-    "usage: casenet read ID [--json-meta] [--home DIR] [--broker ENDPOINT]\n"
+    "usage: casenet read ID [--json] [--json-meta] [--home DIR] [--broker ENDPOINT]\n"
     "                       [--timeout SECONDS]\n"
     "\n"
     "Fetches message ID from the inbox, verifies it against the directory,\n"
@@ -472,8 +675,13 @@ static const char read_usage[] =
     "(sender, kind, urgency, ...) goes to stderr. Anything that does not verify\n"
     "exits 3, as does a payload without its kind's required fields or whose\n"
     "urgency is not the header's. Reading does not acknowledge: see 'casenet ack'.\n"
+    "On a terminal the payload is shown for people: ids and hashes in hex, times\n"
+    "as UTC dates; redirected (or with --json) it is protobuf's canonical JSON,\n"
+    "which 'casenet send' takes back. A forwarded receipt prints the verified\n"
+    "receipt.\n"
     "\n"
     "options:\n"
+    "  -j, --json               canonical protobuf JSON even on a terminal\n"
     "  -m, --json-meta          metadata on stderr as one JSON object\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
@@ -486,18 +694,23 @@ static const char read_usage[] =
 int cmd_read(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json-meta", no_argument, NULL, 'm'},    {"home", required_argument, NULL, 'H'},
-        {"broker", required_argument, NULL, 'b'}, {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"json-meta", no_argument, NULL, 'm'},
+        {"home", required_argument, NULL, 'H'},
+        {"broker", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct net_opts o = {.timeout_ms = 10000};
-    bool json_meta = false;
+    bool json_meta = false, canonical = !isatty(STDOUT_FILENO);
     int c;
-    while ((c = cli_getopt(argc, argv, "mH:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "mjH:b:t:h", opts)) != -1) {
         if (c == 'h')
             return cli_help(read_usage);
-        if (c == 'm') {
-            json_meta = true;
+        if (c == 'm' || c == 'j') {
+            json_meta |= c == 'm';
+            canonical |= c == 'j';
             continue;
         }
         int ex = parse_net(argc, argv, c, &o);
@@ -509,11 +722,16 @@ int cmd_read(int argc, char **argv)
     char *path = NULL;
     struct home *h = NULL;
     casenet_client *cl = NULL;
-    casenet_buf env = {0}, payload = {0}, json = {0};
+    casenet_buf env = {0}, payload = {0};
     casenet_message_info info = {0};
-    int ex = fetch(&o, argv[optind], &path, &h, &cl, &env);
+    casenet_inbox_entry row = {0};
+    int ex = fetch(&o, argv[optind], &path, &h, &cl, &env, &row);
     if (ex != CLI_OK)
         goto cleanup;
+    if (row.kind == CASENET_KIND_RECEIPT) {
+        ex = print_receipt_row(h, &row);
+        goto cleanup;
+    }
     char why[256];
     int rc =
         casenet_open_detail(h->keys, h->dir, env.data, env.len, &info, &payload, why, sizeof why);
@@ -521,24 +739,10 @@ int cmd_read(int argc, char **argv)
         ex = open_fail_detail(rc, h->member, why, env.data, env.len);
         goto cleanup;
     }
-    rc = casenet_payload_to_json(payload.data, payload.len, &json);
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_VERIFY, rc, NULL, "cannot convert the payload to JSON: %s",
-                      casenet_strerror(rc));
-        goto cleanup;
-    }
-    print_message_info(stderr, &info, json_meta);
-    rc = cli_write_stdout(json.data, json.len);
-    if (rc == CASENET_OK && (json.len == 0 || json.data[json.len - 1] != '\n'))
-        rc = cli_write_stdout("\n", 1);
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot write the payload to stdout");
-        goto cleanup;
-    }
-    ex = CLI_OK;
+    ex = print_opened(&info, &payload, json_meta, canonical);
 cleanup:
+    casenet_inbox_entry_clear(&row);
     casenet_message_info_clear(&info);
-    casenet_buf_free(&json);
     casenet_buf_free(&payload);
     casenet_buf_free(&env);
     casenet_client_free(cl);
@@ -629,9 +833,17 @@ int cmd_ack(int argc, char **argv)
     casenet_client *cl = NULL;
     casenet_buf env = {0}, signed_receipt = {0};
     casenet_message_info info = {0};
-    int ex = fetch(&o, argv[optind], &path, &h, &cl, &env);
+    casenet_inbox_entry row = {0};
+    int ex = fetch(&o, argv[optind], &path, &h, &cl, &env, &row);
     if (ex != CLI_OK)
         goto cleanup;
+    if (row.kind == CASENET_KIND_RECEIPT) {
+        /* Receipts get no receipt back; the fetch settled the row. */
+        printf("%s is a forwarded receipt from %s: settled (receipts are not acknowledged)\n",
+               hex_of(row.message_id).s, row.sender);
+        ex = CLI_OK;
+        goto cleanup;
+    }
     int rc = casenet_envelope_verify(h->dir, env.data, env.len, &info);
     if (rc != CASENET_OK) {
         ex = open_fail(rc, h->member, env.data, env.len);
@@ -656,10 +868,11 @@ int cmd_ack(int argc, char **argv)
         goto cleanup;
     }
     printf("receipt '%s' for %s from %s recorded (audit index %llu)\n",
-           casenet_receipt_status_name(r.status), argv[optind], info.sender,
+           casenet_receipt_status_name(r.status), hex_of(info.message_id).s, info.sender,
            (unsigned long long)audit_index);
     ex = CLI_OK;
 cleanup:
+    casenet_inbox_entry_clear(&row);
     casenet_message_info_clear(&info);
     casenet_buf_free(&signed_receipt);
     casenet_buf_free(&env);

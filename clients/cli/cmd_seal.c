@@ -181,6 +181,9 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
         return ex;
     casenet_buf own = {0}, payload = {0};
     casenet_buf *json = a->json ? a->json : &own;
+    if (!json->data && isatty(STDIN_FILENO))
+        return cli_usage_error("the payload JSON is read from stdin, which is a terminal: "
+                               "redirect a file (< payload.json) or pipe it in");
     int rc = json->data ? CASENET_OK : cli_read_stream(stdin, JSON_MAX, json);
     if (rc != CASENET_OK)
         return cli_fail(CLI_LOCAL, rc, NULL, "cannot read the payload JSON from stdin");
@@ -285,6 +288,25 @@ int open_fail(int err, const char *reader, const uint8_t *env, size_t len)
     default:
         return cli_fail(CLI_LOCAL, err, NULL, "cannot open the message: %s", casenet_strerror(err));
     }
+}
+
+int print_opened(const casenet_message_info *info, const casenet_buf *payload, bool json_meta,
+                 bool canonical)
+{
+    casenet_buf json = {0};
+    int rc = canonical ? casenet_payload_to_json(payload->data, payload->len, &json)
+                       : casenet_payload_to_display_json(payload->data, payload->len, &json);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_VERIFY, rc, NULL, "cannot convert the payload to JSON: %s",
+                        casenet_strerror(rc));
+    print_message_info(stderr, info, json_meta);
+    rc = cli_write_stdout(json.data, json.len);
+    if (rc == CASENET_OK && (json.len == 0 || json.data[json.len - 1] != '\n'))
+        rc = cli_write_stdout("\n", 1);
+    casenet_buf_free(&json);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot write the payload to stdout");
+    return CLI_OK;
 }
 
 void print_message_info(FILE *f, const casenet_message_info *info, bool json)
@@ -410,7 +432,7 @@ int cmd_seal(int argc, char **argv)
 /* ------------------------------------------------------------ open */
 
 static const char open_usage[] =
-    "usage: casenet open [--home DIR] [--json-meta] < message > payload.json\n"
+    "usage: casenet open [--home DIR] [--json] [--json-meta] < message > payload.json\n"
     "\n"
     "Verifies a message (stdin) against the sender's key in the home's directory,\n"
     "checks that this member is a recipient, decrypts it and prints the payload\n"
@@ -419,10 +441,13 @@ static const char open_usage[] =
     "a payload without its kind's required fields or whose urgency is not the\n"
     "header's (the error names them); a message wrapped to a box key this\n"
     "keyring does not hold exits 1 and names the key (RETIRED_KEY_MISSING or\n"
-    "UNKNOWN_KEY; see 'casenet keygen --help').\n"
+    "UNKNOWN_KEY; see 'casenet keygen --help'). On a terminal ids and hashes\n"
+    "show in hex and times as UTC dates; redirected (or with --json) the\n"
+    "payload is protobuf's canonical JSON.\n"
     "\n"
     "options:\n"
     "  -H, --home DIR     the member home\n"
+    "  -j, --json         canonical protobuf JSON even on a terminal\n"
     "  -m, --json-meta    metadata on stderr as one JSON object\n"
     "  -h, --help         this text\n"
     "\n"
@@ -434,14 +459,18 @@ int cmd_open(int argc, char **argv)
     static const struct option opts[] = {
         {"home", required_argument, NULL, 'H'},
         {"json-meta", no_argument, NULL, 'm'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *home_opt = NULL;
-    bool json_meta = false;
+    bool json_meta = false, canonical = !isatty(STDOUT_FILENO);
     int c;
-    while ((c = cli_getopt(argc, argv, "H:mh", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "H:mjh", opts)) != -1) {
         switch (c) {
+        case 'j':
+            canonical = true;
+            break;
         case 'H':
             home_opt = optarg;
             break;
@@ -461,7 +490,7 @@ int cmd_open(int argc, char **argv)
     if (!path)
         return CLI_EFAIL;
     struct home *h = NULL;
-    casenet_buf env = {0}, payload = {0}, json = {0};
+    casenet_buf env = {0}, payload = {0};
     casenet_message_info info = {0};
     int ex = home_open(path, &h);
     if (ex != CLI_OK)
@@ -477,24 +506,9 @@ int cmd_open(int argc, char **argv)
         ex = open_fail_detail(rc, h->member, why, env.data, env.len);
         goto cleanup;
     }
-    rc = casenet_payload_to_json(payload.data, payload.len, &json);
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_VERIFY, rc, NULL, "cannot convert the payload to JSON: %s",
-                      casenet_strerror(rc));
-        goto cleanup;
-    }
-    print_message_info(stderr, &info, json_meta);
-    rc = cli_write_stdout(json.data, json.len);
-    if (rc == CASENET_OK && (json.len == 0 || json.data[json.len - 1] != '\n'))
-        rc = cli_write_stdout("\n", 1);
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot write the payload to stdout");
-        goto cleanup;
-    }
-    ex = CLI_OK;
+    ex = print_opened(&info, &payload, json_meta, canonical);
 cleanup:
     casenet_message_info_clear(&info);
-    casenet_buf_free(&json);
     casenet_buf_free(&payload);
     casenet_buf_free(&env);
     home_free(h);

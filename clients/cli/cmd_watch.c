@@ -317,9 +317,7 @@ static int message_json(const casenet_inbox_entry *e, const casenet_message_info
     return dump(doc, out, len);
 }
 
-/* The hand-over JSON of a forwarded receipt, from its verified body. */
-static int receipt_json(const casenet_inbox_entry *e, const casenet_receipt *r, char **out,
-                        size_t *len)
+int receipt_json(const casenet_inbox_entry *e, const casenet_receipt *r, char **out, size_t *len)
 {
     json_t *m = json_object(), *rj = json_object(), *doc = json_object();
     if (!m || !rj || !doc) {
@@ -515,6 +513,25 @@ static enum outcome hand_over(struct watch *w, const uint8_t id[CASENET_MESSAGE_
     return H_OK;
 }
 
+/* Settles a forwarded receipt row that was handed over: fetching it moves it
+ * from queued to fetched at the broker (PROTOCOL.md section 8). A failure
+ * only leaves it queued: it is tried again when next listed. */
+static void settle_receipt_row(struct watch *w, const casenet_inbox_entry *e)
+{
+    if (e->state != CASENET_INBOX_QUEUED)
+        return;
+    casenet_buf env = {0};
+    casenet_inbox_entry got;
+    int rc = casenet_client_fetch_row(w->c, e->message_id, &env, &got);
+    if (rc != CASENET_OK) {
+        log_message(LOG_WARN, e->message_id, e->sender, e->kind, "settle-failed", "error",
+                    casenet_errname(rc), NULL, NULL);
+        return;
+    }
+    casenet_inbox_entry_clear(&got);
+    casenet_buf_free(&env);
+}
+
 /* Verifies a forwarded receipt row and hands it over; no receipt goes back. */
 static enum outcome handle_receipt_row(struct watch *w, const casenet_inbox_entry *e,
                                        struct wj_row *row)
@@ -544,6 +561,7 @@ static enum outcome handle_receipt_row(struct watch *w, const casenet_inbox_entr
     cli_id16_hex(r.message_id, re);
     log_message(LOG_INFO, e->message_id, row->sender, row->kind, "handed-over", "re", re, "status",
                 casenet_receipt_status_name(r.status));
+    settle_receipt_row(w, e);
     return H_OK;
 }
 
@@ -652,6 +670,8 @@ static enum outcome handle_entry(struct watch *w, const casenet_inbox_entry *e)
     enum outcome out = H_OK;
     switch (row.state) {
     case WJ_DONE:
+        if (e->kind == CASENET_KIND_RECEIPT)
+            settle_receipt_row(w, e); /* handed over before receipts were settled */
         goto done;
     case WJ_REJECTED:
         if (row.dir_version >= casenet_directory_version(w->h->dir))

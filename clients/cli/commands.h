@@ -47,8 +47,20 @@ int net_fail(casenet_client *c, int err, const char *what);
  * seen) and hands h's directory to c. *old_version gets the previous one.
  * Returns an exit code, the failure reported. */
 int net_pull_directory(struct home *h, casenet_client *c, uint64_t *old_version);
+/* cmd_net.c: the message id the user typed as arg: 32 hex digits, or a
+ * unique prefix (1 to 31 hex digits) of a row of this member's inbox or,
+ * with sent, of a message it sent. An ambiguous prefix is a usage error
+ * listing the candidates; no match is NOT_FOUND. Returns an exit code. */
+int net_resolve_id(casenet_client *c, const char *arg, bool sent, uint8_t out[16]);
+/* The usage error for a message id argument that is not one (a format). */
+#define ID_ARG_WANTED "expected a message id: 32 hex digits or a unique prefix, not '%s'"
 /* cmd_net.c: parses --timeout SECONDS (1..3600) into ms; false otherwise. */
 bool net_parse_timeout(const char *s, int *ms);
+
+/* cmd_watch.c: the JSON of a forwarded receipt row e whose verified body is
+ * r ({"message": {...}, "receipt": {...}}: ids in hex, times ISO 8601 UTC),
+ * as watch hands it over and `read` prints it. *out is malloc'd. */
+int receipt_json(const casenet_inbox_entry *e, const casenet_receipt *r, char **out, size_t *len);
 
 /* cmd_seal.c: what `seal` and `send` share. */
 struct seal_args {
@@ -84,6 +96,11 @@ int open_fail(int err, const char *reader, const uint8_t *env, size_t len);
  * (detail, may be empty) when there is something. */
 int open_fail_detail(int err, const char *reader, const char *detail, const uint8_t *env,
                      size_t len);
+/* Prints an opened message: its metadata on stderr (print_message_info) and
+ * its payload on stdout, canonical protobuf JSON or, unless canonical, the
+ * form for people (casenet_payload_to_display_json). Returns an exit code. */
+int print_opened(const casenet_message_info *info, const casenet_buf *payload, bool json_meta,
+                 bool canonical);
 /* Prints a verified message's metadata on f: a readable block, or one JSON
  * object (json). */
 void print_message_info(FILE *f, const casenet_message_info *info, bool json);

@@ -136,7 +136,7 @@ static int fail_directory(int rc, const char *file, uint64_t min_version)
                         "%s: directory is older than version %llu already seen", file,
                         (unsigned long long)min_version);
     case CASENET_EIO:
-        return cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s", file);
+        return cli_file_fail(rc, file, "the directory");
     default:
         return cli_fail(CLI_VERIFY, rc, NULL, "%s: invalid directory: %s", file,
                         casenet_strerror(rc));
@@ -186,8 +186,7 @@ static int open_home(const char *path, struct home **out, bool allow_expired, bo
         goto cleanup;
     }
     if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot load secret key %s: %s", file,
-                      casenet_strerror(rc));
+        ex = cli_file_fail(rc, file, "the member's secret key");
         goto cleanup;
     }
     if (h->member[0] && strcmp(h->member, casenet_keys_member_id(h->keys)) != 0) {
@@ -206,8 +205,7 @@ static int open_home(const char *path, struct home **out, bool allow_expired, bo
     file = cli_path(path, HOME_AUTHORITY_FILE);
     rc = file ? casenet_authority_pk_load(file, h->authority_pk) : CASENET_ENOMEM;
     if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot load the pinned authority key %s: %s", file,
-                      casenet_strerror(rc));
+        ex = cli_file_fail(rc, file, "the pinned authority key");
         goto cleanup;
     }
 
@@ -215,7 +213,7 @@ static int open_home(const char *path, struct home **out, bool allow_expired, bo
     file = cli_path(path, HOME_DIRECTORY_FILE);
     rc = file ? cn_read_file(file, DIRECTORY_MAX, &dirbytes) : CASENET_ENOMEM;
     if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot read the directory %s", file);
+        ex = cli_file_fail(rc, file, "the directory");
         goto cleanup;
     }
     bool expired = false;

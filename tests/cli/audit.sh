@@ -122,7 +122,7 @@ id=$("$CASENET" send --home "$HOT" --to vn.police.a05 --kind referral \
 wait_head $((EVENTS + 2))
 
 step "audit log: table and JSON Lines; a coordinator sees all, a member its own"
-expect_exit 0 "$CASENET" audit log --home "$COORD" --limit 5
+expect_exit 0 "$CASENET" audit log --home "$COORD" --limit 5 --wide
 expect_contains "$T/out" "TIME (LOCAL)"
 expect_contains "$T/out" "TIME (UTC)"
 expect_contains "$T/out" "directory-published"

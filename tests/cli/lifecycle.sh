@@ -185,7 +185,7 @@ step "cases: the sender's referrals and where each stands"
 expect_exit 0 "$CASENET" cases --json --home "$H/vn.hotline111"
 jq -se --arg id "$id" '[.[] | select(.id == $id)] | length == 1 and (.[0].recipients | map(.state))
   == ["accepted", "fetched"]' "$T/out" >/dev/null || fail "cases --json"
-expect_exit 0 "$CASENET" cases --open --kind referral --home "$H/vn.hotline111"
+expect_exit 0 "$CASENET" cases --open --kind referral --home "$H/vn.hotline111" --wide
 expect_contains "$T/out" "$id"
 expect_exit 0 "$CASENET" cases --json --home "$H/vn.police.a05"
 jq -se --arg n "$note" 'map(.id) == [$n]' "$T/out" >/dev/null || fail "a05's cases"
@@ -206,7 +206,7 @@ jq -e --arg b64 "$(hex_to_b64 "$id")" '.notice.messageId == $b64
   and .notice.recipient == "vn.police.pc02" and .notice.sender == "vn.hotline111"
   and (.notice.reason | test("OVERDUE$"))' "$T/out" >/dev/null || fail "the notice's payload"
 expect_contains "$T/err" "vn.broker"
-expect_exit 0 "$CASENET" cases --home "$H/vn.hotline111"
+expect_exit 0 "$CASENET" cases --home "$H/vn.hotline111" --wide
 expect_contains "$T/out" "vn.police.pc02=fetched!"
 expect_contains "$T/out" "vn.police.a05=accepted "
 expect_exit 0 "$CASENET" status "$id" --json --home "$H/vn.hotline111"

@@ -6,61 +6,11 @@
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null || fail "jq is required (Debian package jq)"
-CASENETD=${CASENETD:-${CASENET_BINARY_DIR:-$(dirname "$CASENET")/../..}/broker/casenetd}
-[ -x "$CASENETD" ] || fail "casenetd not found at $CASENETD"
-N=$T/net
-broker_pid=
-# CASENET_BROKER_WRAPPER (e.g. valgrind ...) runs casenetd under a checker;
-# then a broker that exits non-zero at a stop fails the test.
-read -r -a broker_wrapper <<<"${CASENET_BROKER_WRAPPER:-}"
-start_tries=50
-[ ${#broker_wrapper[@]} -eq 0 ] || start_tries=300
-stop_broker() {
-  if [ -n "$broker_pid" ]; then
-    kill "$broker_pid" 2>/dev/null || true
-    local st=0
-    wait "$broker_pid" 2>/dev/null || st=$?
-    broker_pid=
-    if [ ${#broker_wrapper[@]} -gt 0 ] && [ "$st" != 0 ]; then
-      tail -n 40 "$T/broker.log" >&2
-      fail "casenetd under ${broker_wrapper[0]} exited with status $st"
-    fi
-  fi
-}
-trap 'stop_broker; rm -rf "$T"' EXIT
-
-# Starts casenetd on a free loopback port (retrying on a port in use) and
-# waits until it answers a directory pull.
-start_broker() {
-  local port
-  for _ in 1 2 3 4 5 6 7 8; do
-    port=$((20000 + RANDOM % 40000))
-    BROKER_ENDPOINT=tcp://127.0.0.1:$port
-    "${broker_wrapper[@]}" "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
-      --directory "$N/directory" --authority "$N/authority/authority.pub" \
-      >>"$T/broker.log" 2>&1 &
-    broker_pid=$!
-    local i
-    for i in $(seq 1 "$start_tries"); do
-      kill -0 "$broker_pid" 2>/dev/null || break
-      if "$CASENET" directory pull --home "$N/home/vn.coord" --broker "$BROKER_ENDPOINT" \
-        --timeout 1 >/dev/null 2>&1; then
-        return 0
-      fi
-      sleep 0.1
-    done
-    stop_broker
-  done
-  cat "$T/broker.log" >&2
-  fail "casenetd did not start"
-}
+# shellcheck source=tests/cli/broker.sh
+source "$(dirname "$0")/broker.sh"
 
 step "network and broker"
-make_network "$N"
-start_broker
-for id in vn.hotline111 vn.police.a05 vn.molisa.hanoi vn.coord; do
-  sed -i "s|^broker=.*|broker=$BROKER_ENDPOINT|" "$N/home/$id/state"
-done
+broker_up "$T/net"
 write_referral "$T/referral.json"
 
 step "send: the message id after the broker's receipt"
@@ -71,7 +21,7 @@ id=$(head -n 1 "$T/out")
 expect_contains "$T/err" "accepted by vn.broker"
 
 step "inbox: table and JSON Lines"
-expect_exit 0 "$CASENET" inbox --home "$N/home/vn.police.a05"
+expect_exit 0 "$CASENET" inbox --home "$N/home/vn.police.a05" --wide
 expect_contains "$T/out" "$id"
 expect_contains "$T/out" "vn.hotline111"
 expect_contains "$T/out" "referral"
@@ -106,7 +56,7 @@ expect_exit 0 "$CASENET" inbox --home "$N/home/vn.hotline111" --json
 jq -se --arg id "$id" '[.[] | select(.kind == "receipt" and .in_reply_to == $id
   and .from == "vn.police.a05" and .receipt_verified)] | map(.status) | sort ==
   ["accepted", "delivered"]' "$T/out" >/dev/null || fail "the sender's inbox lacks the receipts"
-expect_exit 0 "$CASENET" inbox --home "$N/home/vn.hotline111"
+expect_exit 0 "$CASENET" inbox --home "$N/home/vn.hotline111" --wide
 expect_contains "$T/out" "re $id accepted"
 
 step "inbox pages through everything; --limit stops early"

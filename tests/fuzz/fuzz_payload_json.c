@@ -17,8 +17,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     casenet_buf first = {0}, text = {0}, second = {0}, raw = {0};
     char err[256];
 
-    if (casenet_payload_to_json(data, size, &raw) == CASENET_OK)
+    if (casenet_payload_to_json(data, size, &raw) == CASENET_OK) {
         casenet_buf_free(&raw);
+        /* The display form must succeed wherever the canonical one does. */
+        if (casenet_payload_to_display_json(data, size, &raw) != CASENET_OK) {
+            fprintf(stderr, "to_display_json failed on a payload to_json took\n");
+            abort();
+        }
+        casenet_buf_free(&raw);
+    }
     /* The payload rules read the same bytes (after decryption, in
      * casenet_open): whatever they answer, err is a terminated string. */
     for (int kind = CASENET_KIND_REFERRAL; kind <= CASENET_KIND_DEAD_LETTER; kind++) {

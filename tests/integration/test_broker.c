@@ -560,6 +560,7 @@ static void test_garbage_and_multiframe(void **state)
     assert_true(tn_recv(g, 5000, &in));
     r = casenet__v1__response__unpack(NULL, in.len, in.data);
     assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    assert_int_equal(r->request_id, 0); /* never parsed: 77 is not read (PROTOCOL.md 7) */
     rfree(r);
     casenet_buf_free(&in);
 
@@ -570,6 +571,7 @@ static void test_garbage_and_multiframe(void **state)
     assert_true(tn_recv(g, 5000, &in));
     r = casenet__v1__response__unpack(NULL, in.len, in.data);
     assert_int_equal(tn_code(r), CASENET_EVERSION);
+    assert_int_equal(r->request_id, 0);
     rfree(r);
     casenet_buf_free(&in);
     req.protocol_version = 2;

@@ -735,6 +735,12 @@ static void fake_answer(struct fake *f, zmq_msg_t *rid, const Casenet__V1__Reque
             return;
         fetch.envelope.data = f->env.data;
         fetch.envelope.len = f->env.len;
+        /* The row comes with the envelope (PROTOCOL.md 8, Fetch). */
+        entry.message_id.data = f->env_id;
+        entry.message_id.len = sizeof f->env_id;
+        entry.kind = CASENET__V1__KIND__KIND_REFERRAL;
+        entry.state = CASENET__V1__INBOX_STATE__INBOX_STATE_FETCHED;
+        fetch.entry = &entry;
         r.body_case = CASENET__V1__RESPONSE__BODY_FETCH;
         r.fetch = &fetch;
         break;

@@ -167,6 +167,27 @@ static void test_clock_skew_past(void **state)
     assert_still_serving(tn);
 }
 
+/* An envelope dated before its signing key was admitted is UNAUTHENTICATED
+ * whatever the clock skew: the key must be valid at created_at_ms (step 7 of
+ * PROTOCOL.md 4.6), checked before the broker's clock (section 8, Submit).
+ * The keys were admitted moments ago; the envelope says 20 minutes ago. */
+static void test_key_validity_before_clock_skew(void **state)
+{
+    tn_network *tn = *state;
+    Casenet__V1__Envelope *e;
+    Casenet__V1__Header *hd;
+    casenet_buf env;
+    sealed_parts(tn, &e, &hd, &env);
+    hd->created_at_ms = cn_now_ms() - 20 * 60 * 1000;
+    casenet_buf early = resign(tn, HOTLINE, hd, e);
+    assert_int_equal(submit_code(tn, &early), CASENET_EUNAUTH);
+    casenet_buf_free(&early);
+    casenet__v1__header__free_unpacked(hd, NULL);
+    casenet__v1__envelope__free_unpacked(e, NULL);
+    casenet_buf_free(&env);
+    assert_still_serving(tn);
+}
+
 static void test_truncated_frame(void **state)
 {
     tn_network *tn = *state;
@@ -754,6 +775,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_clock_skew_past, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_validity_before_clock_skew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multipart_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_recipients, setup, teardown),

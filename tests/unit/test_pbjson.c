@@ -270,6 +270,43 @@ static void test_bytes_and_notice(void **state)
     casenet_buf_free(&bytes);
 }
 
+/* The display form (pbjson_humanise): bytes in hex and *_ms times as UTC
+ * dates, in nested and repeated messages too; everything else as canonical. */
+static void test_display_form(void **state)
+{
+    (void)state;
+    casenet_buf notice = from_json_ok(
+        "{\"notice\": {\"reason\": \"NOTICE_REASON_EXPIRED\", \"messageId\": "
+        "\"AAECAwQFBgcICQoLDA37/w==\", \"dueAtMs\": \"1735700000000\", \"raisedAtMs\": "
+        "\"1735700000123\"}}",
+        CASENET_KIND_DEAD_LETTER);
+    casenet_buf text = {0};
+    assert_int_equal(casenet_payload_to_display_json(notice.data, notice.len, &text), CASENET_OK);
+    json_t *j = json_loads((const char *)text.data, 0, NULL);
+    assert_non_null(j);
+    const json_t *jn = json_object_get(j, "notice");
+    assert_string_equal(jstr(jn, "messageId"), "000102030405060708090a0b0c0dfbff");
+    assert_string_equal(jstr(jn, "dueAtMs"), "2025-01-01T02:53:20Z");
+    assert_string_equal(jstr(jn, "raisedAtMs"), "2025-01-01T02:53:20.123Z");
+    assert_string_equal(jstr(jn, "reason"), "NOTICE_REASON_EXPIRED");
+    json_decref(j);
+    casenet_buf_free(&text);
+    casenet_buf_free(&notice);
+
+    casenet_buf ref = from_json_ok("{\"referral\": {\"caseId\": \"c-1\", \"artefacts\": "
+                                   "[{\"url\": \"u\"}, {\"firstSeenMs\": \"86400000\"}]}}",
+                                   CASENET_KIND_REFERRAL);
+    assert_int_equal(casenet_payload_to_display_json(ref.data, ref.len, &text), CASENET_OK);
+    j = json_loads((const char *)text.data, 0, NULL);
+    assert_non_null(j);
+    const json_t *arts = json_object_get(json_object_get(j, "referral"), "artefacts");
+    assert_string_equal(jstr(json_array_get(arts, 0), "url"), "u");
+    assert_string_equal(jstr(json_array_get(arts, 1), "firstSeenMs"), "1970-01-02T00:00:00Z");
+    json_decref(j);
+    casenet_buf_free(&text);
+    casenet_buf_free(&ref);
+}
+
 /* The exact text form: two-space indent, proto order, no defaults. */
 static void test_output_text(void **state)
 {
@@ -648,7 +685,7 @@ int main(void)
         cmocka_unit_test(test_error_base64),         cmocka_unit_test(test_error_utf8),
         cmocka_unit_test(test_error_oneof_and_kind), cmocka_unit_test(test_error_syntax),
         cmocka_unit_test(test_error_too_large),      cmocka_unit_test(test_to_json_malformed),
-        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_depth_limit),          cmocka_unit_test(test_display_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
