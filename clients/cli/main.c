@@ -12,7 +12,7 @@
 
 static const struct cli_cmd commands[] = {
     {"keygen", cmd_keygen, "generate a member's key pairs (ID.key, ID.pub)"},
-    {"admin", cmd_admin, "authority: init, add, revoke, suspend, reinstate, show"},
+    {"admin", cmd_admin, "authority: init, add, revoke, suspend, reinstate, renew, show"},
     {"init", cmd_init, "set up a member home from a key, the authority key and a directory"},
     {"directory", cmd_directory, "the home's directory: update, pull, publish, show"},
     {"seal", cmd_seal, "seal a payload (JSON on stdin) into a signed, encrypted message"},
