@@ -59,7 +59,8 @@ int handlers_pack(Casenet__V1__Response *r, casenet_buf *out);
  * CASENET_ENOMEM. */
 int handlers_queue_notice(struct batch *bt, const struct store_inbox_row *row);
 
-/* The wire ErrorCode for a casenet_err: 1..12 map to themselves, expired
+/* The wire ErrorCode for a casenet_err: 1..12 and 14 (DIRECTORY_EXPIRED)
+ * map to themselves, expired
  * directory and invalid input to BAD_REQUEST, rollback to CONFLICT, every
  * local failure to UNAVAILABLE. */
 int handlers_wire_code(int err);

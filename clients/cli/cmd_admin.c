@@ -381,6 +381,27 @@ static const char status_usage[] =
     "  casenet admin suspend --authority authority/authority.key \\\n"
     "      --directory directory.bin --member vn.ngo.example\n";
 
+static const char renew_usage[] =
+    "usage: casenet admin renew --authority KEY --directory FILE [--valid-days N]\n"
+    "\n"
+    "Re-signs the directory FILE unchanged with a new expiry (now + N days) as\n"
+    "the next version. An expired directory stops new messages at the broker\n"
+    "and every command of the members warns from 7 days before: renew, then\n"
+    "publish it with 'casenet directory publish'.\n"
+    "\n"
+    "options:\n"
+    "  -a, --authority KEY    the authority's secret key (authority.key)\n"
+    "  -d, --directory FILE   the signed directory to renew (expired or not)\n"
+    "  -V, --valid-days N     validity of the new directory in days (default 30)\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "example:\n"
+    "  casenet admin renew --authority authority/authority.key --directory directory\n";
+
+/* admin_status's status for `renew`: none changes. */
+#define RENEW ((casenet_member_status)0)
+
+/* revoke, suspend, reinstate and (status RENEW, without --member) renew. */
 static int admin_status(int argc, char **argv, casenet_member_status status, const char *what,
                         const char *verb)
 {
@@ -412,6 +433,8 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
                                        optarg);
             break;
         case 'h':
+            if (status == RENEW)
+                return cli_help(renew_usage);
             printf("usage: casenet admin %s --authority KEY --directory FILE --member ID\n"
                    "                          [--valid-days N]\n",
                    verb);
@@ -422,9 +445,12 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
     }
     if (optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if (!auth_path || !dir_path || !member)
-        return cli_usage_error("--authority, --directory and --member are required");
-    if (!casenet_member_id_valid(member))
+    if (status == RENEW && member)
+        return cli_usage_error("renew re-signs the whole directory: --member does not apply");
+    if (!auth_path || !dir_path || (!member && status != RENEW))
+        return cli_usage_error("--authority, --directory%s are required",
+                               status == RENEW ? "" : " and --member");
+    if (member && !casenet_member_id_valid(member))
         return cli_usage_error("invalid member id '%s'", member);
 
     casenet_keys *authority = NULL;
@@ -435,8 +461,10 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
     ex = read_directory(dir_path, false, &cur);
     if (ex != CLI_OK)
         goto cleanup;
-    int rc = casenet_directory_set_status(authority, cur.data, cur.len, member, status, cn_now_ms(),
-                                          validity, &nd);
+    int rc = status == RENEW
+                 ? casenet_directory_renew(authority, cur.data, cur.len, cn_now_ms(), validity, &nd)
+                 : casenet_directory_set_status(authority, cur.data, cur.len, member, status,
+                                                cn_now_ms(), validity, &nd);
     if (rc == CASENET_ENOTFOUND) {
         ex = cli_fail(CLI_LOCAL, rc, "see 'casenet admin show'", "%s is not in %s", member,
                       dir_path);
@@ -463,7 +491,7 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
         goto cleanup;
     }
     char msg[CASENET_MEMBER_ID_MAX + 32];
-    snprintf(msg, sizeof msg, "%s %s", member, what);
+    snprintf(msg, sizeof msg, "%s%s%s", member ? member : "", member ? " " : "", what);
     ex = write_directory(authority, dir_path, &nd, msg);
 cleanup:
     casenet_buf_free(&nd);
@@ -489,78 +517,10 @@ static int admin_reinstate(int argc, char **argv)
 
 /* ------------------------------------------------------------ admin renew */
 
-static const char renew_usage[] =
-    "usage: casenet admin renew --authority KEY --directory FILE [--valid-days N]\n"
-    "\n"
-    "Re-signs the directory FILE unchanged with a new expiry (now + N days) as\n"
-    "the next version. An expired directory stops new messages at the broker\n"
-    "and every command of the members warns from 7 days before: renew, then\n"
-    "publish it with 'casenet directory publish'.\n"
-    "\n"
-    "options:\n"
-    "  -a, --authority KEY    the authority's secret key (authority.key)\n"
-    "  -d, --directory FILE   the signed directory to renew (expired or not)\n"
-    "  -V, --valid-days N     validity of the new directory in days (default 30)\n"
-    "  -h, --help             this text\n"
-    "\n"
-    "example:\n"
-    "  casenet admin renew --authority authority/authority.key --directory directory\n";
-
+/* admin_status without a status: the directory as it is, renewed. */
 static int admin_renew(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"authority", required_argument, NULL, 'a'},
-        {"directory", required_argument, NULL, 'd'},
-        {"valid-days", required_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *auth_path = NULL, *dir_path = NULL;
-    int64_t validity = 30 * DAY_MS;
-    int c;
-    while ((c = cli_getopt(argc, argv, "a:d:V:h", opts)) != -1) {
-        switch (c) {
-        case 'a':
-            auth_path = optarg;
-            break;
-        case 'd':
-            dir_path = optarg;
-            break;
-        case 'V':
-            if (!parse_valid_days(optarg, &validity))
-                return cli_usage_error("--valid-days wants 1..%d, not '%s'", MAX_VALID_DAYS,
-                                       optarg);
-            break;
-        case 'h':
-            return cli_help(renew_usage);
-        default:
-            return CLI_EUSAGE;
-        }
-    }
-    if (optind != argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if (!auth_path || !dir_path)
-        return cli_usage_error("--authority and --directory are required");
-
-    casenet_keys *authority = NULL;
-    casenet_buf cur = {0}, nd = {0};
-    int ex = load_authority(auth_path, &authority);
-    if (ex != CLI_OK)
-        goto cleanup;
-    ex = read_directory(dir_path, false, &cur);
-    if (ex != CLI_OK)
-        goto cleanup;
-    int rc = casenet_directory_renew(authority, cur.data, cur.len, cn_now_ms(), validity, &nd);
-    if (rc != CASENET_OK) {
-        ex = directory_error(rc, dir_path);
-        goto cleanup;
-    }
-    ex = write_directory(authority, dir_path, &nd, "renewed");
-cleanup:
-    casenet_buf_free(&nd);
-    casenet_buf_free(&cur);
-    casenet_keys_free(authority);
-    return ex;
+    return admin_status(argc, argv, RENEW, "renewed", "renew");
 }
 
 /* ------------------------------------------------------------ admin show */

@@ -46,7 +46,8 @@ static void usage(FILE *f)
                "     KEY_COMMITMENT, CRYPTO, NOT_RECIPIENT, UNAUTHENTICATED, PERMISSIONS,\n"
                "     or a message/directory that is malformed\n"
                "  4  file I/O error\n"
-               "  5  refused by the broker (FORBIDDEN, CONFLICT, NOT_FOUND, TOO_LARGE, ...)\n"
+               "  5  refused by the broker (FORBIDDEN, CONFLICT, NOT_FOUND, TOO_LARGE,\n"
+               "     DIRECTORY_EXPIRED, ...)\n"
                "  6  broker unreachable, timed out, UNAVAILABLE or RATE_LIMITED\n");
 }
 
