@@ -45,9 +45,10 @@
 #define ROUTING_ID_MAX     255
 #define DIRECTORY_MAX      (16u * 1024u * 1024u)
 #define STATS_INTERVAL_MS  60000
-#define EXPIRY_CHECK_MS    (3600 * 1000) /* broker_warn_expiry: hourly */
-#define DEADLINES_PER_TICK 256           /* a full pass runs again at once, between batches */
+#define DEADLINES_PER_TICK 256 /* a full pass runs again at once, between batches */
 #define MONITOR_ENDPOINT   "inproc://casenetd.monitor"
+/* broker_warn_expiry runs hourly. */
+#define EXPIRY_CHECK_MS (3600 * 1000)
 /* When the loop checkpoints the store's log (store_ops.checkpoint), always
  * after a batch's replies and pushes went out, never inside a commit: as
  * soon as the loop finds nothing ready once CKPT_IDLE_FRAMES pages wait;
