@@ -237,11 +237,12 @@ int handlers_directory_accept(struct broker *b, struct batch *bt, const uint8_t 
         goto cleanup;
     casenet_member me;
     if (casenet_directory_broker(d, &me) != CASENET_OK || strcmp(me.id, b->broker_id) != 0 ||
-        !me.curve_pk ||
+        !me.curve_pk || me.status != CASENET_MEMBER_ACTIVE ||
         sodium_memcmp(me.curve_pk, casenet_keys_curve_pk(b->keys), CASENET_CURVE_KEY_BYTES) != 0) {
         snprintf(msg, msglen,
-                 "the directory does not list this broker (%s) with its current CURVE key; "
-                 "add the broker's public keys before publishing",
+                 "the directory does not list this broker (%s), active, with its current CURVE "
+                 "key; add the broker's public keys before publishing (its entry is never "
+                 "suspended or revoked)",
                  b->broker_id);
         rc = CASENET_EBADREQ;
         goto cleanup;

@@ -275,11 +275,11 @@ static int choose_directory(struct broker *b)
     }
     casenet_member me;
     if (casenet_directory_broker(best, &me) != CASENET_OK || strcmp(me.id, b->broker_id) != 0 ||
-        !me.curve_pk ||
+        !me.curve_pk || me.status != CASENET_MEMBER_ACTIVE ||
         memcmp(me.curve_pk, casenet_keys_curve_pk(b->keys), CASENET_CURVE_KEY_BYTES) != 0) {
         fprintf(stderr,
-                "casenetd: directory version %llu does not list this broker (%s) with the "
-                "CURVE key of %s; add the broker to the directory\n",
+                "casenetd: directory version %llu does not list this broker (%s), active, with "
+                "the CURVE key of %s; add the broker to the directory\n",
                 (unsigned long long)casenet_directory_version(best), b->broker_id,
                 b->cfg->key_path);
         goto cleanup;

@@ -122,6 +122,11 @@ static void mut_activate(Casenet__V1__DirectoryBody *b, void *id)
     member_of(b, id)->status = CASENET__V1__MEMBER_STATUS__MEMBER_STATUS_ACTIVE;
 }
 
+static void mut_suspend(Casenet__V1__DirectoryBody *b, void *id)
+{
+    member_of(b, id)->status = CASENET__V1__MEMBER_STATUS__MEMBER_STATUS_SUSPENDED;
+}
+
 static void mut_network(Casenet__V1__DirectoryBody *b, void *name)
 {
     if (b->network && b->network[0])
@@ -257,6 +262,10 @@ static void test_publish_refuses_reactivating_a_revoked_member(void **state)
     assert_int_equal(publish(tn, &again, msg, sizeof msg), CASENET_ECONFLICT);
     assert_non_null(strstr(msg, "revocation is final"));
     assert_false(can_connect(tn, MOLISA));
+    casenet_buf no_broker = resign(tn, mut_suspend, (void *)TN_BROKER_ID, HOUR_MS);
+    assert_int_equal(publish(tn, &no_broker, msg, sizeof msg), CASENET_EBADREQ);
+    assert_non_null(strstr(msg, "never suspended or revoked"));
+    casenet_buf_free(&no_broker);
     /* Nor does a SIGHUP with it as the --directory file bring it in. */
     tl_write_file(tn->directory_path, again.data, again.len, 0644);
     tn_signal(tn, SIGHUP);
