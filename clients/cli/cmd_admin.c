@@ -32,7 +32,7 @@ static const char init_usage[] =
     "\n"
     "options:\n"
     "  -o, --out DIR          directory for the key files (created 0700 if absent)\n"
-    "  -N, --network NAME     the network's name, e.g. vn.cop ([a-z0-9][a-z0-9.-]{1,63})\n"
+    "  -N, --network NAME     the network's name, e.g. vn.cop (written like a member id)\n"
     "  -d, --directory FILE   the directory to create (with --network; must not exist)\n"
     "  -V, --valid-days N     validity of that directory in days (default 30)\n"
     "  -h, --help             this text\n"
