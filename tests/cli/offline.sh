@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # offline.sh - the CLI without a broker: keygen, the authority's directory
-# (init, add, show, revoke), member homes, seal -> open round trip, and every
+# (init, add, show, revoke for good, renew and the warning before expiry, a
+# named network), member homes, seal -> open round trip, and every
 # refusal a case worker may meet: a tampered message, a message for someone
 # else, a world-readable key, an older directory, bad payload JSON.
 # shellcheck source=tests/cli/lib.sh
