@@ -24,6 +24,9 @@
 #define BROKER_FRAME_MARGIN         (64u * 1024u)  /* MAXMSGSIZE = envelope + this */
 #define BROKER_DIRECTORY_FILE       "directory.pb" /* in the data directory */
 #define BROKER_PROTOCOL_VERSION     1u
+/* The log warns this long before the directory expires (at start-up and
+ * hourly); the CLI warns on every command from the same time. */
+#define BROKER_EXPIRY_WARN_MS (7LL * 86400 * 1000)
 
 struct broker_limits {
     uint32_t max_envelope_bytes;
@@ -121,7 +124,14 @@ const struct batch_sig *batch_find_sig(const struct batch *bt,
 /* Releases everything the batch holds and zeroes it. */
 void batch_clear(struct batch *bt);
 
-/* True when member id is an active member of the current directory. */
+/* True when member id is an active member of the current directory whose
+ * CURVE key is valid now (asked at every request: a key may pass its
+ * valid_until while its connection stays up). */
 bool broker_member_active(const struct broker *b, const char *id);
+
+/* Logs a warning (and with to_stdout, for --check-config, prints it) when
+ * dir has expired or expires within BROKER_EXPIRY_WARN_MS, saying what to
+ * do. Called at start-up and hourly by the loop. */
+void broker_warn_expiry(const casenet_directory *dir, bool to_stdout);
 
 #endif

@@ -5,6 +5,7 @@
 #include "audit_tree.h"
 #include "casenet.pb-c.h"
 #include "deadlines.h"
+#include "directory_impl.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "receipt_impl.h"
@@ -58,7 +59,7 @@ static int store_fail(struct hctx *c, int err, const char *what)
 
 int handlers_wire_code(int err)
 {
-    if (err >= CASENET_EBADREQ && err <= CASENET_EVERSION)
+    if ((err >= CASENET_EBADREQ && err <= CASENET_EVERSION) || err == CASENET_EDIREXPIRED)
         return err;
     switch (err) {
     case CASENET_ESTALEDIR:
@@ -242,13 +243,19 @@ int handlers_directory_accept(struct broker *b, struct batch *bt, const uint8_t 
         snprintf(msg, msglen, "the directory is malformed (%s)", casenet_strerror(rc));
         return rc == CASENET_ENOMEM ? rc : CASENET_EBADREQ;
     }
+    /* Against the directory this one follows (revocation is final, the
+     * audit network fixed). */
+    if ((rc = cn_directory_check_successor(bt->new_dir ? bt->new_dir : b->dir, d, msg, msglen)) !=
+        CASENET_OK)
+        goto cleanup;
     casenet_member me;
     if (casenet_directory_broker(d, &me) != CASENET_OK || strcmp(me.id, b->broker_id) != 0 ||
-        !me.curve_pk ||
+        !me.curve_pk || me.status != CASENET_MEMBER_ACTIVE ||
         sodium_memcmp(me.curve_pk, casenet_keys_curve_pk(b->keys), CASENET_CURVE_KEY_BYTES) != 0) {
         snprintf(msg, msglen,
-                 "the directory does not list this broker (%s) with its current CURVE key; "
-                 "add the broker's public keys before publishing",
+                 "the directory does not list this broker (%s), active, with its current CURVE "
+                 "key; add the broker's public keys before publishing (its entry is never "
+                 "suspended or revoked)",
                  b->broker_id);
         rc = CASENET_EBADREQ;
         goto cleanup;
@@ -399,6 +406,22 @@ static int verify_envelope(struct hctx *c, const uint8_t *env, size_t len)
         return rc;
     }
     return casenet_envelope_verify(c->b->dir, env, len, &c->info);
+}
+
+/* A new message needs a directory in force (checked at every Submit, not
+ * when the directory was loaded): under an expired one the broker still
+ * serves reads, receipts and resends of stored messages, but accepts
+ * nothing new until a newer directory arrives (publish or SIGHUP). */
+static int directory_unexpired(struct hctx *c)
+{
+    int64_t exp = casenet_directory_expires_at(c->b->dir);
+    if (exp > c->now_ms)
+        return CASENET_OK;
+    return fail(c, CASENET_EDIREXPIRED,
+                "the broker's directory version %llu expired at %s; no new messages until the "
+                "network authority renews it ('casenet admin renew', then 'casenet directory "
+                "publish'); reading and acknowledging still work",
+                (unsigned long long)casenet_directory_version(c->b->dir), log_utc(exp));
 }
 
 /* The member's Submit bucket (member_limits.h): RATE_LIMITED with a retry-after;
@@ -565,6 +588,8 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     }
     if (rc != CASENET_ENOTFOUND)
         return store_fail(c, rc, "look the message up");
+    if ((rc = directory_unexpired(c)) != CASENET_OK)
+        return rc;
     if ((rc = limits_backlog(c, info)) != CASENET_OK)
         return rc;
     /* Every refusal before the first write (a Submit has no savepoint,

@@ -40,8 +40,10 @@ int handlers_error_reply_retry(uint64_t request_id, int err, const char *message
 /* Accepts a signed directory (inside the batch transaction): verifies it
  * with the pinned authority key, refuses an expired one (CASENET_EEXPIRED),
  * one not higher than the current or already pending version
- * (CASENET_EROLLBACK), a bad signature (CASENET_EBADSIG) or one that does not
- * list this broker with its keys (CASENET_EBADREQ); then writes it atomically
+ * (CASENET_EROLLBACK), a bad signature (CASENET_EBADSIG), one that
+ * re-activates a member the current one revokes or changes the audit
+ * network (CASENET_ECONFLICT, cn_directory_check_successor) or one that does
+ * not list this broker with its keys (CASENET_EBADREQ); then writes it atomically
  * to the data directory, records it in the store, appends a
  * DIRECTORY_PUBLISHED event by actor ("" for the operator) and leaves it in
  * bt->new_dir for the loop to swap in after commit. A reason is written to
@@ -57,7 +59,8 @@ int handlers_pack(Casenet__V1__Response *r, casenet_buf *out);
  * CASENET_ENOMEM. */
 int handlers_queue_notice(struct batch *bt, const struct store_inbox_row *row);
 
-/* The wire ErrorCode for a casenet_err: 1..12 map to themselves, expired
+/* The wire ErrorCode for a casenet_err: 1..12 and 14 (DIRECTORY_EXPIRED)
+ * map to themselves, expired
  * directory and invalid input to BAD_REQUEST, rollback to CONFLICT, every
  * local failure to UNAVAILABLE. */
 int handlers_wire_code(int err);

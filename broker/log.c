@@ -137,3 +137,18 @@ const char *log_u64(uint64_t v)
     snprintf(out, sizeof bufs[0], "%llu", (unsigned long long)v);
     return out;
 }
+
+const char *log_utc(int64_t ms)
+{
+    static _Thread_local char bufs[4][80];
+    static _Thread_local unsigned next;
+    char *out = bufs[next++ % 4];
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms < 0 || !gmtime_r(&t, &tm))
+        snprintf(out, sizeof bufs[0], "%lld ms", (long long)ms);
+    else
+        snprintf(out, sizeof bufs[0], "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return out;
+}

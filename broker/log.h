@@ -30,4 +30,8 @@ const char *log_hex(const uint8_t *in, size_t len);
 /* Decimal text of v in a rotating per-thread buffer (four of them). */
 const char *log_u64(uint64_t v);
 
+/* ms since the epoch as UTC "2026-12-07T18:00:00Z" in a rotating
+ * per-thread buffer (four of them): for times people read. */
+const char *log_utc(int64_t ms);
+
 #endif

@@ -6,6 +6,7 @@
 #include "audit.h"
 #include "broker.h"
 #include "casenet.pb-c.h"
+#include "directory_impl.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -182,17 +183,27 @@ static bool data_dir_ready(const char *dir)
     return ok;
 }
 
-/* Parses one candidate; keeps it in *best when it is valid and newer. */
-static void consider(struct broker *b, const char *what, const uint8_t *bytes, size_t len,
-                     casenet_directory **best)
+/* Parses one candidate, expired or not (an expired directory still starts
+ * the broker: it serves reads and receipts, not new Submits); NULL when it
+ * does not verify. */
+static casenet_directory *candidate(struct broker *b, const char *what, const uint8_t *bytes,
+                                    size_t len)
 {
     casenet_directory *d = NULL;
-    int rc = casenet_directory_parse(bytes, len, b->authority_pk, cn_now_ms(), 0, &d);
+    int rc = cn_directory_parse_ex(bytes, len, b->authority_pk, cn_now_ms(), 0, false, &d);
     if (rc != CASENET_OK) {
         log_event(LOG_WARN, "directory_candidate_refused", "source", what, "error",
                   casenet_errname(rc), "msg", casenet_strerror(rc), NULL);
-        return;
+        return NULL;
     }
+    return d;
+}
+
+/* Keeps d in *best when it is newer; frees it otherwise. */
+static void consider(casenet_directory *d, casenet_directory **best)
+{
+    if (!d)
+        return;
     if (*best && casenet_directory_version(*best) >= casenet_directory_version(d)) {
         casenet_directory_free(d);
         return;
@@ -201,52 +212,88 @@ static void consider(struct broker *b, const char *what, const uint8_t *bytes, s
     *best = d;
 }
 
-/* Chooses the directory to serve: the highest valid, unexpired version among
- * the --directory file, the copy in the data directory and the store. It
- * must list this broker with its CURVE key. */
+/* Chooses the directory to serve: the highest version that verifies among
+ * the --directory file, the copy in the data directory and the store,
+ * expired or not. Never one below the highest version the store accepted
+ * (a restart must not roll back a revocation), and it must follow the
+ * store's (cn_directory_check_successor) and list this broker with its
+ * CURVE key. */
 static int choose_directory(struct broker *b)
 {
-    casenet_directory *best = NULL;
+    casenet_directory *best = NULL, *stored = NULL;
     casenet_buf buf = {0};
     uint64_t stored_version = 0;
+    char why[320];
     int rc = cn_read_file(b->cfg->directory_path, DIRECTORY_MAX, &buf);
     if (rc == CASENET_OK)
-        consider(b, b->cfg->directory_path, buf.data, buf.len, &best);
+        consider(candidate(b, b->cfg->directory_path, buf.data, buf.len), &best);
     else
         fprintf(stderr, "casenetd: cannot read directory %s: %s\n", b->cfg->directory_path,
                 casenet_strerror(rc));
     casenet_buf_free(&buf);
     char *copy = NULL;
-    if (asprintf(&copy, "%s/%s", b->cfg->data_dir, BROKER_DIRECTORY_FILE) >= 0) {
-        if (access(copy, F_OK) == 0 && cn_read_file(copy, DIRECTORY_MAX, &buf) == CASENET_OK)
-            consider(b, copy, buf.data, buf.len, &best);
-        casenet_buf_free(&buf);
-        free(copy);
-    }
-    if (b->store->ops->directory_latest(b->store, &buf, &stored_version) == CASENET_OK)
-        consider(b, "store", buf.data, buf.len, &best);
+    if (asprintf(&copy, "%s/%s", b->cfg->data_dir, BROKER_DIRECTORY_FILE) < 0)
+        copy = NULL;
+    if (copy && access(copy, F_OK) == 0 && cn_read_file(copy, DIRECTORY_MAX, &buf) == CASENET_OK)
+        consider(candidate(b, copy, buf.data, buf.len), &best);
     casenet_buf_free(&buf);
-    if (!best) {
+    if (b->store->ops->directory_latest(b->store, &buf, &stored_version) == CASENET_OK &&
+        (stored = candidate(b, "store", buf.data, buf.len)) &&
+        casenet_directory_version(stored) != stored_version) {
+        casenet_directory_free(stored); /* a row whose bytes are another version */
+        stored = NULL;
+    }
+    casenet_buf_free(&buf);
+    rc = CASENET_EBADREQ;
+    if (!best && !stored) {
         fprintf(stderr,
-                "casenetd: no valid directory: it must verify with the authority key %s and "
-                "not be expired (see the log above)\n",
+                "casenetd: no valid directory: it must verify with the authority key %s "
+                "(see the log above)\n",
                 b->cfg->authority_path);
-        return CASENET_EBADREQ;
+        goto cleanup;
+    }
+    uint64_t v = best ? casenet_directory_version(best) : 0;
+    if (stored && v <= stored_version) {
+        casenet_directory_free(best);
+        best = stored;
+        stored = NULL;
+    } else if (v < stored_version) {
+        rc = CASENET_EROLLBACK;
+        fprintf(stderr,
+                "casenetd: the store accepted directory version %llu, but the newest directory "
+                "that verifies is version %llu (%s, %s): the broker never starts from an older "
+                "one; give --directory a directory of version %llu or higher signed by the "
+                "authority key %s\n",
+                (unsigned long long)stored_version, (unsigned long long)v, b->cfg->directory_path,
+                copy ? copy : BROKER_DIRECTORY_FILE, (unsigned long long)stored_version,
+                b->cfg->authority_path);
+        goto cleanup;
+    } else if (stored &&
+               cn_directory_check_successor(stored, best, why, sizeof why) != CASENET_OK) {
+        rc = CASENET_ECONFLICT;
+        fprintf(stderr, "casenetd: refusing directory version %llu (%s): %s\n",
+                (unsigned long long)v, b->cfg->directory_path, why);
+        goto cleanup;
     }
     casenet_member me;
     if (casenet_directory_broker(best, &me) != CASENET_OK || strcmp(me.id, b->broker_id) != 0 ||
-        !me.curve_pk ||
+        !me.curve_pk || me.status != CASENET_MEMBER_ACTIVE ||
         memcmp(me.curve_pk, casenet_keys_curve_pk(b->keys), CASENET_CURVE_KEY_BYTES) != 0) {
         fprintf(stderr,
-                "casenetd: directory version %llu does not list this broker (%s) with the "
-                "CURVE key of %s; add the broker to the directory\n",
+                "casenetd: directory version %llu does not list this broker (%s), active, with "
+                "the CURVE key of %s; add the broker to the directory\n",
                 (unsigned long long)casenet_directory_version(best), b->broker_id,
                 b->cfg->key_path);
-        casenet_directory_free(best);
-        return CASENET_EBADREQ;
+        goto cleanup;
     }
     b->dir = best;
-    return CASENET_OK;
+    best = NULL;
+    rc = CASENET_OK;
+cleanup:
+    casenet_directory_free(stored);
+    casenet_directory_free(best);
+    free(copy);
+    return rc;
 }
 
 /* Why a file given on the command line did not load: "no such file" when it
@@ -257,16 +304,6 @@ static const char *load_error(int rc, const char *path)
     if (rc == CASENET_EIO && stat(path, &st) != 0 && errno == ENOENT)
         return "no such file";
     return casenet_strerror(rc);
-}
-
-/* ms since the epoch as ISO 8601 UTC ("2026-12-07T17:53:51Z") into out, for
- * people: --check-config prints dates, never epoch numbers. */
-static void iso_utc(int64_t ms, char *out, size_t cap)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, cap, "@%lld ms", (long long)ms);
 }
 
 /* Prints the deadlines in force, one urgency a line (--check-config). */
@@ -479,13 +516,12 @@ int main(int argc, char **argv)
     }
     if (choose_directory(&b) != CASENET_OK)
         goto cleanup;
+    broker_warn_expiry(b.dir, check);
     if (check) {
-        char expires[40];
-        iso_utc(casenet_directory_expires_at(b.dir), expires, sizeof expires);
         printf("casenetd: configuration OK: broker %s, directory version %llu (expires %s), "
                "data %s, listen %s\n",
-               b.broker_id, (unsigned long long)casenet_directory_version(b.dir), expires,
-               cfg.data_dir, cfg.listen);
+               b.broker_id, (unsigned long long)casenet_directory_version(b.dir),
+               log_utc(casenet_directory_expires_at(b.dir)), cfg.data_dir, cfg.listen);
         print_policy(&b.policy, cfg.policy_path);
         exit_code = 0;
         goto cleanup;

@@ -5,6 +5,7 @@
 #include "audit_tree.h"
 #include "casenet.pb-c.h"
 #include "deadlines.h"
+#include "directory_impl.h"
 #include "handlers.h"
 #include "keys_impl.h"
 #include "log.h"
@@ -46,6 +47,8 @@
 #define STATS_INTERVAL_MS  60000
 #define DEADLINES_PER_TICK 256 /* a full pass runs again at once, between batches */
 #define MONITOR_ENDPOINT   "inproc://casenetd.monitor"
+/* broker_warn_expiry runs hourly. */
+#define EXPIRY_CHECK_MS (3600 * 1000)
 /* When the loop checkpoints the store's log (store_ops.checkpoint), always
  * after a batch's replies and pushes went out, never inside a commit: as
  * soon as the loop finds nothing ready once CKPT_IDLE_FRAMES pages wait;
@@ -152,7 +155,27 @@ bool broker_member_active(const struct broker *b, const char *id)
 {
     casenet_member m;
     return casenet_directory_find(b->dir, id, &m) == CASENET_OK &&
-           m.status == CASENET_MEMBER_ACTIVE;
+           m.status == CASENET_MEMBER_ACTIVE && m.curve_key_id &&
+           cn_directory_has_curve_key(b->dir, id, m.curve_key_id, cn_now_ms());
+}
+
+void broker_warn_expiry(const casenet_directory *dir, bool to_stdout)
+{
+    int64_t exp = casenet_directory_expires_at(dir), left = exp - cn_now_ms();
+    if (left > BROKER_EXPIRY_WARN_MS)
+        return;
+    const char *what = left <= 0 ? "expired at" : "expires at";
+    const char *fix = left <= 0 ? "new Submits are refused (DIRECTORY_EXPIRED) until a newer "
+                                  "directory arrives: ask the authority for 'casenet admin "
+                                  "renew', then publish it or SIGHUP with it as --directory"
+                                : "then new Submits are refused: ask the authority for "
+                                  "'casenet admin renew' and publish the result";
+    log_event(LOG_WARN, left <= 0 ? "directory_expired" : "directory_expiring", "version",
+              log_u64(casenet_directory_version(dir)), "expires_at", log_utc(exp), "msg", fix,
+              NULL);
+    if (to_stdout)
+        printf("casenetd: WARNING: directory version %llu %s %s; %s\n",
+               (unsigned long long)casenet_directory_version(dir), what, log_utc(exp), fix);
 }
 
 /* ------------------------------------------------------------ subscriptions */
@@ -896,6 +919,7 @@ int server_run(struct server *s)
     struct broker *b = s->b;
     int64_t next_tick = cn_mono_ms() + TICK_MS;
     int64_t next_stats = cn_mono_ms() + STATS_INTERVAL_MS;
+    int64_t next_expiry = cn_mono_ms() + EXPIRY_CHECK_MS;
     int64_t next_head = cn_mono_ms() + AUDIT_HEAD_INTERVAL_MS;
     struct share *shares = calloc(b->cfg->limits.batch_max, sizeof *shares);
     if (!shares)
@@ -946,6 +970,10 @@ int server_run(struct server *s)
             }
             if (run_deadlines(s))
                 next_tick = now; /* a full pass: go on after the next batch */
+            if (now >= next_expiry) {
+                next_expiry = now + EXPIRY_CHECK_MS;
+                broker_warn_expiry(b->dir, false);
+            }
             if (now >= next_stats) {
                 next_stats = now + STATS_INTERVAL_MS;
                 log_event(LOG_DEBUG, "stats", "requests", log_u64(s->served), "batches",

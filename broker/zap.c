@@ -2,6 +2,7 @@
 #include "zap.h"
 
 #include "audit.h"
+#include "directory_impl.h"
 #include "log.h"
 #include "util.h"
 
@@ -200,6 +201,14 @@ int zap_handle(struct zap *z, const casenet_directory *dir)
                      m.status == CASENET_MEMBER_REVOKED ? "revoked" : "suspended");
             deny(z, address, key, CASENET_CURVE_KEY_BYTES, why);
             (void)send_reply(z->rep, f[1], len[1], "400", "member not active", "");
+        } else if (!cn_directory_has_curve_key(dir, m.id, m.curve_key_id, cn_now_ms())) {
+            /* The directory was parsed while the key was valid: its window
+             * is checked again now, at every handshake. */
+            char why[128];
+            snprintf(why, sizeof why, "key %s of member %s is outside its validity", m.curve_key_id,
+                     m.id);
+            deny(z, address, key, CASENET_CURVE_KEY_BYTES, why);
+            (void)send_reply(z->rep, f[1], len[1], "400", "key not valid now", "");
         } else {
             log_event(LOG_DEBUG, "auth_ok", "address", address, "member", m.id, NULL);
             (void)send_reply(z->rep, f[1], len[1], "200", "OK", m.id);

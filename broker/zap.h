@@ -1,8 +1,10 @@
 /*
  * zap.h - the broker's ZAP handler (RFC 27/ZAP 1.0): a REP socket on
  * inproc://zeromq.zap.01 that admits a CURVE client only when its public key
- * is the CURVE key of an active member of the current directory, and sets the
- * connection's User-Id to that member id. Everyone else gets "400".
+ * is the CURVE key of an active member of the current directory and valid at
+ * the handshake (its valid_until checked now, not when the directory was
+ * parsed), and sets the connection's User-Id to that member id. Everyone else
+ * gets "400".
  *
  * It must be bound before the ROUTER binds (libzmq asks it during every
  * handshake) and is polled by the broker loop in the same thread.

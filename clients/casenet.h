@@ -50,6 +50,7 @@ typedef enum casenet_err {
     CASENET_ECLOCKSKEW = 11,     /* created_at too far from the broker's clock */
     CASENET_EVERSION = 12,       /* protocol or envelope version not supported */
     CASENET_ESTALEDIR = 13,      /* sealed to a recipient key the directory has retired */
+    CASENET_EDIREXPIRED = 14,    /* the broker's directory expired: no new Submits */
     CASENET_ENOMEM = 100,        /* out of memory */
     CASENET_EIO = 101,           /* file or socket I/O failed */
     CASENET_ECRYPTO = 102,       /* decryption or key unwrapping failed */
@@ -297,7 +298,11 @@ typedef struct casenet_member_spec {
  * authority keyring. The current directory is verified with the authority's
  * own key first (expiry is not checked, so an expired one can be renewed).
  * Unknown roles and invalid ids are CASENET_EINVAL; adding an id that exists
- * replaces its keys and attributes (re-admission after key rotation). */
+ * replaces its keys and attributes (re-admission after key rotation).
+ * Revocation is final: adding or changing the status of a revoked member is
+ * CASENET_ECONFLICT (re-admission is a new key under a new id), and
+ * suspending or revoking the member with role broker is CASENET_EFORBIDDEN
+ * (the broker is replaced by adding a new broker entry). */
 CASENET_API CASENET_NODISCARD int
 casenet_directory_add_member(const casenet_keys *authority, const uint8_t *current,
                              size_t current_len, const uint8_t *public_file, size_t public_len,
@@ -308,6 +313,18 @@ casenet_directory_set_status(const casenet_keys *authority, const uint8_t *curre
                              size_t current_len, const char *member_id,
                              casenet_member_status status, int64_t now_ms, int64_t validity_ms,
                              casenet_buf *out);
+/* Re-signs the current directory unchanged but for a higher version, issued
+ * now_ms and expiring at now_ms + validity_ms (casenet admin renew). */
+CASENET_API CASENET_NODISCARD int casenet_directory_renew(const casenet_keys *authority,
+                                                          const uint8_t *current,
+                                                          size_t current_len, int64_t now_ms,
+                                                          int64_t validity_ms, casenet_buf *out);
+/* Signs version 1 of a new network's directory: no members, network name
+ * `network` (the audit log's origin, PROTOCOL.md §10.3; a member-id-like
+ * name, CASENET_EINVAL otherwise). Later operations keep the name. */
+CASENET_API CASENET_NODISCARD int casenet_directory_create(const casenet_keys *authority,
+                                                           const char *network, int64_t now_ms,
+                                                           int64_t validity_ms, casenet_buf *out);
 
 /* ------------------------------------------------------------------ envelope */
 

@@ -460,7 +460,8 @@ static int from_wire_error(casenet_client *c, const Casenet__V1__Error *e)
         c->retry_after_ms = e->retry_after_ms;
     if (code == CASENET_ESTALEDIR)
         c->stale_version = e->directory_version;
-    if (code >= CASENET_EBADREQ && code <= CASENET_ESTALEDIR)
+    if ((code >= CASENET_EBADREQ && code <= CASENET_EVERSION) || code == CASENET_ESTALEDIR ||
+        code == CASENET_EDIREXPIRED)
         return code;
     return CASENET_EBADREQ; /* an error code this client does not know */
 }
@@ -959,10 +960,10 @@ int casenet_client_fetch_row(casenet_client *c, const uint8_t id[CASENET_MESSAGE
     if (rc != CASENET_OK)
         goto cleanup;
     bool receipt_row = e.kind == CASENET_KIND_RECEIPT;
-    if (receipt_row ? env->len != 0 || e.receipt.len == 0
-                    : env->len == 0 || envelope_message_id(env->data, env->len, got_id) !=
-                                               CASENET_OK ||
-                          memcmp(got_id, id, sizeof got_id) != 0) {
+    if (receipt_row
+            ? env->len != 0 || e.receipt.len == 0
+            : env->len == 0 || envelope_message_id(env->data, env->len, got_id) != CASENET_OK ||
+                  memcmp(got_id, id, sizeof got_id) != 0) {
         set_last_error(c, "the broker returned another or a malformed envelope");
         casenet_inbox_entry_clear(&e);
         rc = CASENET_EBADREQ;

@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -423,6 +424,41 @@ enum cn_key_state cn_directory_box_key_state(const casenet_directory *d, const c
     return key_valid_at(k, at_ms) ? CN_KEY_VALID : CN_KEY_NOT_YET;
 }
 
+bool cn_directory_has_curve_key(const casenet_directory *d, const char *id, const char *key_id,
+                                int64_t at_ms)
+{
+    return find_key(d, id, CASENET__V1__KEY_USE__KEY_USE_CURVE, key_id, at_ms) != NULL;
+}
+
+int cn_directory_check_successor(const casenet_directory *prev, const casenet_directory *next,
+                                 char *why, size_t whylen)
+{
+    for (size_t i = 0; i < prev->n; i++) {
+        const casenet_member *o = &prev->members[i];
+        if (o->status != CASENET_MEMBER_REVOKED)
+            continue;
+        long j = find_index(next, o->id);
+        if (j < 0 || next->members[j].status != CASENET_MEMBER_REVOKED) {
+            snprintf(why, whylen,
+                     "member %s is revoked in directory version %llu but %s in version %llu; "
+                     "revocation is final (re-admission is a new key under a new id)",
+                     o->id, (unsigned long long)prev->body->version,
+                     j < 0 ? "not listed" : "active or suspended again",
+                     (unsigned long long)next->body->version);
+            return CASENET_ECONFLICT;
+        }
+    }
+    const char *was = cn_directory_audit_network(prev), *now = cn_directory_audit_network(next);
+    if (was && (!now || strcmp(was, now) != 0)) {
+        snprintf(why, whylen,
+                 "directory version %llu changes the audit log's network from %s to %s; the "
+                 "network name is fixed for the life of the log (sign it with network %s)",
+                 (unsigned long long)next->body->version, was, now ? now : "(none)", was);
+        return CASENET_ECONFLICT;
+    }
+    return CASENET_OK;
+}
+
 bool casenet_member_has_role(const casenet_member *m, const char *role)
 {
     for (size_t i = 0; i < m->n_roles; i++) {
@@ -496,19 +532,21 @@ cleanup:
 }
 
 /* Signs a new body holding the members of old (or none), with member
- * `replace` (an index into old, or -1 to append) set to m. */
+ * `replace` (an index into old, or -1 to append) set to m (NULL: none
+ * changed). */
 static int publish(const casenet_keys *authority, const casenet_directory *old,
                    Casenet__V1__Member *m, long replace, int64_t now_ms, int64_t validity_ms,
                    casenet_buf *out)
 {
     size_t n_old = old ? old->body->n_members : 0;
-    size_t n = n_old + (replace < 0 ? 1 : 0);
-    Casenet__V1__Member **members = calloc(n, sizeof *members);
+    size_t n = n_old + (m && replace < 0 ? 1 : 0);
+    Casenet__V1__Member **members = calloc(n ? n : 1, sizeof *members);
     if (!members)
         return CASENET_ENOMEM;
     for (size_t i = 0; i < n_old; i++)
         members[i] = old->body->members[i];
-    members[replace < 0 ? (long)n_old : replace] = m;
+    if (m)
+        members[replace < 0 ? (long)n_old : replace] = m;
     Casenet__V1__DirectoryBody body = CASENET__V1__DIRECTORY_BODY__INIT;
     body.version = old ? old->body->version + 1 : 1;
     body.issued_at_ms = now_ms;
@@ -611,6 +649,9 @@ int casenet_directory_add_member(const casenet_keys *authority, const uint8_t *c
         goto cleanup;
     long replace = old ? find_index(old, f->member_id) : -1;
     const Casenet__V1__Member *prev = replace >= 0 ? old->body->members[replace] : NULL;
+    rc = CASENET_ECONFLICT;
+    if (prev && prev->status == CASENET__V1__MEMBER_STATUS__MEMBER_STATUS_REVOKED)
+        goto cleanup; /* revocation is final */
     size_t n_prev = prev ? prev->n_keys : 0;
     rc = CASENET_ENOMEM;
     keys = calloc(f->n_keys + n_prev, sizeof *keys);
@@ -693,8 +734,48 @@ int casenet_directory_set_status(const casenet_keys *authority, const uint8_t *c
         return CASENET_ENOTFOUND;
     }
     Casenet__V1__Member m = *old->body->members[i];
+    if (m.status == CASENET__V1__MEMBER_STATUS__MEMBER_STATUS_REVOKED &&
+        status != CASENET_MEMBER_REVOKED)
+        rc = CASENET_ECONFLICT; /* revocation is final */
+    else if (status != CASENET_MEMBER_ACTIVE && (long)old->broker == i)
+        rc = CASENET_EFORBIDDEN; /* the network would lose its broker */
+    if (rc != CASENET_OK) {
+        casenet_directory_free(old);
+        return rc;
+    }
     m.status = (Casenet__V1__MemberStatus)status;
     rc = publish(authority, old, &m, i, now_ms, validity_ms, out);
     casenet_directory_free(old);
     return rc;
+}
+
+int casenet_directory_renew(const casenet_keys *authority, const uint8_t *current,
+                            size_t current_len, int64_t now_ms, int64_t validity_ms,
+                            casenet_buf *out)
+{
+    if (!authority_args_ok(authority, validity_ms, out))
+        return CASENET_EINVAL;
+    casenet_directory *old = NULL;
+    int rc = load_current(authority, current, current_len, now_ms, &old);
+    if (rc != CASENET_OK)
+        return rc;
+    if (!old)
+        return CASENET_ENOTFOUND;
+    rc = publish(authority, old, NULL, -1, now_ms, validity_ms, out);
+    casenet_directory_free(old);
+    return rc;
+}
+
+int casenet_directory_create(const casenet_keys *authority, const char *network, int64_t now_ms,
+                             int64_t validity_ms, casenet_buf *out)
+{
+    if (!authority_args_ok(authority, validity_ms, out) || !network ||
+        !casenet_member_id_valid(network))
+        return CASENET_EINVAL;
+    Casenet__V1__DirectoryBody body = CASENET__V1__DIRECTORY_BODY__INIT;
+    body.version = 1;
+    body.issued_at_ms = now_ms;
+    body.expires_at_ms = now_ms + validity_ms;
+    body.network = (char *)network;
+    return sign_body(authority, &body, out);
 }

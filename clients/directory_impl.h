@@ -8,6 +8,7 @@
 #include "casenet.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Roles a directory member may hold. */
@@ -28,6 +29,22 @@ bool cn_directory_has_box_key(const casenet_directory *d, const char *id, const 
 enum cn_key_state { CN_KEY_ABSENT, CN_KEY_VALID, CN_KEY_RETIRED, CN_KEY_NOT_YET };
 enum cn_key_state cn_directory_box_key_state(const casenet_directory *d, const char *id,
                                              const char *key_id, int64_t at_ms);
+
+/* The same for a CURVE (transport) key: the broker's ZAP handler asks it at
+ * every handshake, so a key past its valid_until is refused although the
+ * directory was parsed while it was valid. */
+bool cn_directory_has_curve_key(const casenet_directory *d, const char *id, const char *key_id,
+                                int64_t at_ms);
+
+/* The rules between a directory and the next one a holder accepts (the
+ * broker on publish, SIGHUP and start; the CLI on directory update / pull),
+ * beyond a higher version: a member revoked in prev is listed and revoked
+ * in next (revocation is final), and the audit network (see
+ * cn_directory_audit_network) does not change once prev has one (the audit
+ * log's origin is fixed). CASENET_ECONFLICT with the reason in why. */
+CASENET_NODISCARD int cn_directory_check_successor(const casenet_directory *prev,
+                                                   const casenet_directory *next, char *why,
+                                                   size_t whylen);
 
 /* casenet_directory_parse with expiry checking optional: the authority
  * verifies its own current directory this way before changing it. */

@@ -1,6 +1,6 @@
 /* cmd_admin.c - `casenet admin ...`: the network authority's offline
- * operations on the signed directory (init, add, revoke, suspend, reinstate)
- * and `admin show`, which anyone can use to inspect a directory file. */
+ * operations on the signed directory (init, add, revoke, suspend, reinstate,
+ * renew) and `admin show`, which anyone can use to inspect a directory file. */
 #include "cli.h"
 #include "commands.h"
 #include "casenet.pb-c.h"
@@ -21,32 +21,59 @@
 /* ------------------------------------------------------------ admin init */
 
 static const char init_usage[] =
-    "usage: casenet admin init --out DIR\n"
+    "usage: casenet admin init --out DIR [--network NAME --directory FILE]\n"
+    "                          [--valid-days N]\n"
     "\n"
     "Generates the network authority's Ed25519 signing key into DIR/authority.key\n"
     "(secret, mode 0600: keep it offline) and DIR/authority.pub (every member\n"
-    "pins it with 'casenet init --authority').\n"
+    "pins it with 'casenet init --authority'). With --network, also signs\n"
+    "version 1 of the directory FILE (no members yet) naming the network: the\n"
+    "audit log's origin is casenet.audit/NAME, fixed for the life of the log\n"
+    "(a directory that changes it is refused). Without a name the origin is\n"
+    "the broker's member id.\n"
     "\n"
     "options:\n"
-    "  -o, --out DIR   directory for the key files (created 0700 if absent)\n"
-    "  -h, --help      this text\n"
+    "  -o, --out DIR          directory for the key files (created 0700 if absent)\n"
+    "  -N, --network NAME     the network's name, e.g. vn.cop (written like a member id)\n"
+    "  -d, --directory FILE   the directory to create (with --network; must not exist)\n"
+    "  -V, --valid-days N     validity of that directory in days (default 30)\n"
+    "  -h, --help             this text\n"
     "\n"
     "example:\n"
-    "  casenet admin init --out ./authority\n";
+    "  casenet admin init --out ./authority --network vn.cop --directory directory\n";
+
+static bool parse_valid_days(const char *s, int64_t *ms);
+static int write_directory(const casenet_keys *authority, const char *path, const casenet_buf *nd,
+                           const char *what);
 
 static int admin_init(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},
+        {"network", required_argument, NULL, 'N'},
+        {"directory", required_argument, NULL, 'd'},
+        {"valid-days", required_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *out = NULL;
+    const char *out = NULL, *network = NULL, *dir_path = NULL;
+    int64_t validity = 30 * DAY_MS;
     int c;
-    while ((c = cli_getopt(argc, argv, "o:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "o:N:d:V:h", opts)) != -1) {
         switch (c) {
         case 'o':
             out = optarg;
+            break;
+        case 'N':
+            network = optarg;
+            break;
+        case 'd':
+            dir_path = optarg;
+            break;
+        case 'V':
+            if (!parse_valid_days(optarg, &validity))
+                return cli_usage_error("--valid-days wants 1..%d, not '%s'", MAX_VALID_DAYS,
+                                       optarg);
             break;
         case 'h':
             return cli_help(init_usage);
@@ -58,10 +85,20 @@ static int admin_init(int argc, char **argv)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!out)
         return cli_usage_error("--out DIR is required");
+    if (!network != !dir_path)
+        return cli_usage_error("--network NAME and --directory FILE go together");
+    if (network && !casenet_member_id_valid(network))
+        return cli_usage_error("invalid network name '%s' (like a member id, e.g. vn.cop)",
+                               network);
+    if (dir_path && cli_exists(dir_path))
+        return cli_usage_error("%s exists already: the network is named when its directory "
+                               "is created",
+                               dir_path);
 
     char *secret = cli_path(out, "authority.key");
     char *public = cli_path(out, "authority.pub");
     casenet_keys *keys = NULL;
+    casenet_buf nd = {0};
     int ex = CLI_EFAIL;
     if (!secret || !public) {
         ex = cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
@@ -90,7 +127,19 @@ static int admin_init(int argc, char **argv)
     printf("authority public key  %s  (give to every member)\n", public);
     printf("authority key id      %s\n", key_id ? key_id : "?");
     ex = CLI_OK;
+    if (network) {
+        rc = casenet_directory_create(keys, network, cn_now_ms(), validity, &nd);
+        if (rc != CASENET_OK) {
+            ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot sign the directory: %s",
+                          casenet_strerror(rc));
+            goto cleanup;
+        }
+        char what[CASENET_MEMBER_ID_MAX + 32];
+        snprintf(what, sizeof what, "network %s", network);
+        ex = write_directory(keys, dir_path, &nd, what);
+    }
 cleanup:
+    casenet_buf_free(&nd);
     casenet_keys_free(keys);
     free(public);
     free(secret);
@@ -333,6 +382,14 @@ static int admin_add(int argc, char **argv)
                       "%s or %s is malformed", pub_path, dir_path);
         goto cleanup;
     }
+    if (rc == CASENET_ECONFLICT) {
+        ex = cli_fail(CLI_LOCAL, rc,
+                      "to re-admit the organisation, it makes a new key under a new id "
+                      "('casenet keygen NEWID') and you add that",
+                      "the member of %s is revoked in %s, and revocation is final", pub_path,
+                      dir_path);
+        goto cleanup;
+    }
     if (rc != CASENET_OK) {
         ex = directory_error(rc, dir_path);
         goto cleanup;
@@ -352,9 +409,12 @@ cleanup:
 static const char status_usage[] =
     "\n"
     "Sets the status of member ID in the directory FILE (revoke: revoked for good;\n"
-    "suspend: suspended; reinstate: active again), bumps the version and\n"
-    "re-signs. The broker refuses the keys of a member that is not active once\n"
-    "it serves the new directory (publish it with 'casenet directory publish').\n"
+    "suspend: suspended; reinstate: a suspended member active again), bumps the\n"
+    "version and re-signs. The broker refuses the keys of a member that is not\n"
+    "active once it serves the new directory (publish it with 'casenet directory\n"
+    "publish'). Revocation is final: a revoked member is never reinstated or\n"
+    "re-added (re-admission is a new key under a new id), and the broker's own\n"
+    "entry cannot be suspended or revoked.\n"
     "\n"
     "options:\n"
     "  -a, --authority KEY    the authority's secret key (authority.key)\n"
@@ -367,6 +427,27 @@ static const char status_usage[] =
     "  casenet admin suspend --authority authority/authority.key \\\n"
     "      --directory directory.bin --member vn.ngo.example\n";
 
+static const char renew_usage[] =
+    "usage: casenet admin renew --authority KEY --directory FILE [--valid-days N]\n"
+    "\n"
+    "Re-signs the directory FILE unchanged with a new expiry (now + N days) as\n"
+    "the next version. An expired directory stops new messages at the broker\n"
+    "and every command of the members warns from 7 days before: renew, then\n"
+    "publish it with 'casenet directory publish'.\n"
+    "\n"
+    "options:\n"
+    "  -a, --authority KEY    the authority's secret key (authority.key)\n"
+    "  -d, --directory FILE   the signed directory to renew (expired or not)\n"
+    "  -V, --valid-days N     validity of the new directory in days (default 30)\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "example:\n"
+    "  casenet admin renew --authority authority/authority.key --directory directory\n";
+
+/* admin_status's status for `renew`: none changes. */
+#define RENEW ((casenet_member_status)0)
+
+/* revoke, suspend, reinstate and (status RENEW, without --member) renew. */
 static int admin_status(int argc, char **argv, casenet_member_status status, const char *what,
                         const char *verb)
 {
@@ -398,6 +479,8 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
                                        optarg);
             break;
         case 'h':
+            if (status == RENEW)
+                return cli_help(renew_usage);
             printf("usage: casenet admin %s --authority KEY --directory FILE --member ID\n"
                    "                          [--valid-days N]\n",
                    verb);
@@ -408,9 +491,12 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
     }
     if (optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if (!auth_path || !dir_path || !member)
-        return cli_usage_error("--authority, --directory and --member are required");
-    if (!casenet_member_id_valid(member))
+    if (status == RENEW && member)
+        return cli_usage_error("renew re-signs the whole directory: --member does not apply");
+    if (!auth_path || !dir_path || (!member && status != RENEW))
+        return cli_usage_error("--authority, --directory%s are required",
+                               status == RENEW ? "" : " and --member");
+    if (member && !casenet_member_id_valid(member))
         return cli_usage_error("invalid member id '%s'", member);
 
     casenet_keys *authority = NULL;
@@ -421,11 +507,29 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
     ex = read_directory(dir_path, false, &cur);
     if (ex != CLI_OK)
         goto cleanup;
-    int rc = casenet_directory_set_status(authority, cur.data, cur.len, member, status, cn_now_ms(),
-                                          validity, &nd);
+    int rc = status == RENEW
+                 ? casenet_directory_renew(authority, cur.data, cur.len, cn_now_ms(), validity, &nd)
+                 : casenet_directory_set_status(authority, cur.data, cur.len, member, status,
+                                                cn_now_ms(), validity, &nd);
     if (rc == CASENET_ENOTFOUND) {
         ex = cli_fail(CLI_LOCAL, rc, "see 'casenet admin show'", "%s is not in %s", member,
                       dir_path);
+        goto cleanup;
+    }
+    if (rc == CASENET_ECONFLICT) {
+        ex = cli_fail(CLI_LOCAL, rc,
+                      "to re-admit the organisation, it makes a new key under a new id "
+                      "('casenet keygen NEWID') and you add that with 'casenet admin add'",
+                      "%s is revoked in %s, and revocation is final", member, dir_path);
+        goto cleanup;
+    }
+    if (rc == CASENET_EFORBIDDEN) {
+        ex = cli_fail(CLI_LOCAL, rc,
+                      "to retire this broker, add the new broker's keys with --role broker "
+                      "under a new id instead",
+                      "%s is the network's broker: without it no member can connect, so it "
+                      "cannot be suspended or revoked",
+                      member);
         goto cleanup;
     }
     if (rc != CASENET_OK) {
@@ -433,7 +537,7 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
         goto cleanup;
     }
     char msg[CASENET_MEMBER_ID_MAX + 32];
-    snprintf(msg, sizeof msg, "%s %s", member, what);
+    snprintf(msg, sizeof msg, "%s%s%s", member ? member : "", member ? " " : "", what);
     ex = write_directory(authority, dir_path, &nd, msg);
 cleanup:
     casenet_buf_free(&nd);
@@ -455,6 +559,14 @@ static int admin_suspend(int argc, char **argv)
 static int admin_reinstate(int argc, char **argv)
 {
     return admin_status(argc, argv, CASENET_MEMBER_ACTIVE, "reinstated", "reinstate");
+}
+
+/* ------------------------------------------------------------ admin renew */
+
+/* admin_status without a status: the directory as it is, renewed. */
+static int admin_renew(int argc, char **argv)
+{
+    return admin_status(argc, argv, RENEW, "renewed", "renew");
 }
 
 /* ------------------------------------------------------------ admin show */
@@ -558,6 +670,7 @@ static const struct cli_cmd admin_commands[] = {
     {"revoke", admin_revoke, "revoke a member"},
     {"suspend", admin_suspend, "suspend a member"},
     {"reinstate", admin_reinstate, "make a suspended member active again"},
+    {"renew", admin_renew, "re-sign the directory with a new expiry"},
     {"show", admin_show, "print a directory file, verified with --authority"},
 };
 

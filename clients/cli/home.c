@@ -4,6 +4,7 @@
 #include "home.h"
 
 #include "cli.h"
+#include "directory_impl.h"
 #include "dirview.h"
 #include "util.h"
 
@@ -15,6 +16,25 @@
 
 #define DIRECTORY_MAX (16u * 1024u * 1024u)
 #define STATE_MAX     (64u * 1024u)
+/* Every command warns this long before the directory expires (the broker's
+ * log and --check-config do too, BROKER_EXPIRY_WARN_MS). */
+#define EXPIRY_WARN_MS (7LL * 86400 * 1000)
+
+/* A warning on stderr when d expires within EXPIRY_WARN_MS: after expiry
+ * the broker takes no new messages until a renewed directory arrives. */
+static void warn_expiry(const casenet_directory *d)
+{
+    int64_t exp = casenet_directory_expires_at(d), left = exp - cn_now_ms();
+    if (left <= 0 || left > EXPIRY_WARN_MS)
+        return;
+    char when[64];
+    cli_format_time(exp, true, when, sizeof when);
+    cli_warn("directory version %llu expires at %s (in %lld h); after that the broker takes "
+             "no new messages: ask the authority to renew it ('casenet admin renew'), then run "
+             "'casenet directory pull'",
+             (unsigned long long)casenet_directory_version(d), when,
+             (long long)((left + 3599999) / 3600000));
+}
 
 char *home_path(const char *opt)
 {
@@ -230,6 +250,8 @@ static int open_home(const char *path, struct home **out, bool allow_expired, bo
                       "directory expired at %s", when);
         goto cleanup;
     }
+    if (!expired)
+        warn_expiry(h->dir);
     if (casenet_directory_version(h->dir) > h->directory_version)
         h->directory_version = casenet_directory_version(h->dir);
     if (expired_out)
@@ -270,6 +292,11 @@ int home_store_directory(struct home *h, const uint8_t *bytes, size_t len, uint6
     }
     if (rc != CASENET_OK)
         return fail_directory(rc, "new directory", h->directory_version);
+    char why[320];
+    if (h->dir && (rc = cn_directory_check_successor(h->dir, d, why, sizeof why)) != CASENET_OK) {
+        casenet_directory_free(d);
+        return cli_fail(CLI_VERIFY, rc, "do not use it; tell the network authority", "%s", why);
+    }
 
     uint64_t version = casenet_directory_version(d);
     if (h->dir && version == casenet_directory_version(h->dir)) {

@@ -12,7 +12,7 @@
 
 static const struct cli_cmd commands[] = {
     {"keygen", cmd_keygen, "generate a member's key pairs (ID.key, ID.pub), or --rotate them"},
-    {"admin", cmd_admin, "authority: init, add, revoke, suspend, reinstate, show"},
+    {"admin", cmd_admin, "authority: init, add, revoke, suspend, reinstate, renew, show"},
     {"init", cmd_init, "set up a member home from a key, the authority key and a directory"},
     {"directory", cmd_directory, "the home's directory: update, pull, publish, show"},
     {"seal", cmd_seal, "seal a payload (JSON on stdin) into a signed, encrypted message"},
@@ -46,7 +46,8 @@ static void usage(FILE *f)
                "     KEY_COMMITMENT, CRYPTO, NOT_RECIPIENT, UNAUTHENTICATED, PERMISSIONS,\n"
                "     or a message/directory that is malformed\n"
                "  4  file I/O error\n"
-               "  5  refused by the broker (FORBIDDEN, CONFLICT, NOT_FOUND, TOO_LARGE, ...)\n"
+               "  5  refused by the broker (FORBIDDEN, CONFLICT, NOT_FOUND, TOO_LARGE,\n"
+               "     DIRECTORY_EXPIRED, ...)\n"
                "  6  broker unreachable, timed out, UNAVAILABLE or RATE_LIMITED\n");
 }
 

@@ -39,11 +39,12 @@ check() {
 
 step "subcommand help"
 check keygen --out
-check "admin init" --out
+check "admin init" --out --network --directory --valid-days
 check "admin add" --authority --directory --member --role --group --name --valid-days
 check "admin revoke" --authority --directory --member --valid-days
 check "admin suspend" --authority --directory --member
 check "admin reinstate" --authority --directory --member
+check "admin renew" --authority --directory --valid-days
 check "admin show" --authority --json
 check init --home --key --authority --directory --broker --force
 check "directory update" --home
@@ -65,7 +66,7 @@ check watch --spool --exec --once --home --broker --timeout --rescan --exec-time
 
 step "groups list their subcommands"
 expect_exit 0 "$CASENET" admin --help
-for s in init add revoke suspend reinstate show; do expect_contains "$T/out" "$s"; done
+for s in init add revoke suspend reinstate renew show; do expect_contains "$T/out" "$s"; done
 expect_exit 2 "$CASENET" admin
 expect_exit 2 "$CASENET" admin frobnicate
 expect_exit 0 "$CASENET" directory --help

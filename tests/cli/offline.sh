@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # offline.sh - the CLI without a broker: keygen, the authority's directory
-# (init, add, show, revoke), member homes, seal -> open round trip, and every
+# (init, add, show, revoke for good, renew and the warning before expiry, a
+# named network), member homes, seal -> open round trip, and every
 # refusal a case worker may meet: a tampered message, a message for someone
 # else, a world-readable key, an older directory, bad payload JSON.
 # shellcheck source=tests/cli/lib.sh
@@ -204,9 +205,66 @@ expect_exit 3 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.police.a05 
   --kind referral < "$T/referral.json"
 expect_contains "$T/err" "ROLLBACK"
 cp "$N/directory.v6" "$N/home/vn.hotline111/directory"
-expect_exit 0 "$CASENET" admin reinstate --authority "$N/authority/authority.key" \
-  --directory "$N/directory" --member vn.molisa.hanoi
+
+step "revocation is final; the broker's entry is never suspended or revoked"
+AK=$N/authority/authority.key
+for verb in reinstate suspend; do
+  expect_exit 1 "$CASENET" admin $verb --authority "$AK" --directory "$N/directory" \
+    --member vn.molisa.hanoi
+  expect_contains "$T/err" "revocation is final"
+  expect_contains "$T/err" "new id"
+done
+expect_exit 1 "$CASENET" admin add --authority "$AK" --directory "$N/directory" \
+  --member "$N/keys/vn.molisa.hanoi.pub" --role responder
+expect_contains "$T/err" "revocation is final"
+for verb in suspend revoke; do
+  expect_exit 1 "$CASENET" admin $verb --authority "$AK" --directory "$N/directory" \
+    --member vn.broker
+  expect_contains "$T/err" "network's broker"
+done
+cmp -s "$N/directory" "$N/directory.v6" || fail "a refused change changed the directory"
+# suspension is not final
+expect_exit 0 "$CASENET" admin suspend --authority "$AK" --directory "$N/directory" \
+  --member vn.coord
+expect_exit 0 "$CASENET" admin reinstate --authority "$AK" --directory "$N/directory" \
+  --member vn.coord
+expect_contains "$T/out" "version 8"
+# A fork of version 5 renewed past version 6 (molisa still active in it) is
+# refused by a home that holds version 6, whoever signed it.
+cp "$N/directory.v5" "$T/fork"
+expect_exit 0 "$CASENET" admin renew --authority "$AK" --directory "$T/fork"
+expect_exit 0 "$CASENET" admin renew --authority "$AK" --directory "$T/fork"
 expect_contains "$T/out" "version 7"
+expect_exit 1 "$CASENET" directory update "$T/fork" --home "$N/home/vn.hotline111"
+expect_contains "$T/err" "revocation is final"
+expect_exit 0 "$CASENET" directory show --home "$N/home/vn.hotline111"
+expect_contains "$T/out" "directory version 6"
+
+step "admin renew, and the warning before expiry"
+expect_exit 0 "$CASENET" admin renew --authority "$AK" --directory "$N/directory" --valid-days 3
+expect_contains "$T/out" "renewed; version 9"
+expect_exit 0 "$CASENET" admin show "$N/directory" --authority "$N/authority/authority.pub" --json
+jq -e '.members[] | select(.id == "vn.molisa.hanoi") | .status == "revoked"' "$T/out" \
+  >/dev/null || fail "renew changed a member"
+expect_exit 0 "$CASENET" directory update "$N/directory" --home "$N/home/vn.police.a05"
+expect_exit 0 "$CASENET" open --home "$N/home/vn.police.a05" < "$T/msg"
+expect_contains "$T/err" "directory version 9 expires at"
+expect_contains "$T/err" "casenet admin renew"
+expect_exit 0 "$CASENET" admin renew --authority "$AK" --directory "$N/directory"
+expect_exit 0 "$CASENET" directory update "$N/directory" --home "$N/home/vn.police.a05"
+expect_exit 0 "$CASENET" open --home "$N/home/vn.police.a05" < "$T/msg"
+expect_not_contains "$T/err" "expires at"
+
+step "admin init --network names the network; later versions keep it"
+expect_exit 2 "$CASENET" admin init --out "$T/net2" --network vn.cop
+expect_exit 2 "$CASENET" admin init --out "$T/net2" --network "Not A Name" --directory "$T/d2"
+expect_exit 0 "$CASENET" admin init --out "$T/net2" --network vn.cop --directory "$T/d2"
+expect_contains "$T/out" "network vn.cop; version 1, 0 members"
+expect_exit 0 "$CASENET" admin add --authority "$T/net2/authority.key" --directory "$T/d2" \
+  --member "$N/keys/vn.coord.pub" --role coordinator
+expect_exit 0 "$CASENET" admin show "$T/d2" --json
+jq -e '.network == "vn.cop" and .version == 2' "$T/out" >/dev/null ||
+  fail "the network name was not kept"
 
 step "CASENET_HOME selects the home"
 CASENET_HOME="$N/home/vn.police.a05" expect_exit 0 "$CASENET" open < "$T/msg"

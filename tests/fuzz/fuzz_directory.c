@@ -15,6 +15,7 @@
  * After a successful parse every member is walked through the accessors and
  * their answers are checked against each other. */
 #include "casenet.pb-c.h"
+#include "directory_impl.h"
 #include "fuzz_net.h"
 #include "keys_impl.h"
 #include "util.h"
@@ -109,6 +110,7 @@ static void walk(const casenet_directory *d, const uint8_t *buf, size_t len, int
         CHECK(casenet_directory_find(d, m.id, &f) == CASENET_OK && f.id == m.id);
         if (m.curve_pk) {
             CHECK(casenet_directory_find_curve(d, m.curve_pk, &f) == CASENET_OK && f.id == m.id);
+            CHECK(cn_directory_has_curve_key(d, m.id, m.curve_key_id, now_ms));
         }
         if (m.sign_pk) {
             const uint8_t *pk = NULL;
@@ -151,6 +153,10 @@ static void parse(const uint8_t *buf, size_t len, int64_t now_ms, uint64_t min_v
     }
     CHECK(casenet_directory_version(d) >= min_version);
     walk(d, buf, len, now_ms);
+    /* A directory always follows itself (revoked members stay revoked, the
+     * audit network is the same). */
+    char why[320];
+    CHECK(cn_directory_check_successor(d, d, why, sizeof why) == CASENET_OK);
     casenet_directory_free(d);
 }
 

@@ -268,6 +268,90 @@ static void test_revoke(void **state)
                      CASENET_EINVAL);
 }
 
+/* Revocation is final (issue 12 item 7): the tools refuse to undo it, and
+ * a holder refuses a successor that does (cn_directory_check_successor),
+ * or that changes the audit network (item 8). */
+static void test_revocation_final(void **state)
+{
+    tl_net *net = *state;
+    casenet_directory *prev = net->dir;
+    net->dir = NULL;
+    tl_net_set_status(net, "vn.police.hn", CASENET_MEMBER_REVOKED);
+    casenet_buf out = {0}, renewed = {0};
+    for (int st = CASENET_MEMBER_ACTIVE; st <= CASENET_MEMBER_SUSPENDED; st++)
+        assert_int_equal(casenet_directory_set_status(net->authority, net->signed_dir.data,
+                                                      net->signed_dir.len, "vn.police.hn", st,
+                                                      cn_now_ms(), DAY_MS, &out),
+                         CASENET_ECONFLICT);
+    casenet_buf pub = {0};
+    assert_int_equal(casenet_keys_public_file(tl_net_keys(net, "vn.police.hn"), &pub), CASENET_OK);
+    const char *roles[] = {"responder"};
+    casenet_member_spec spec = {NULL, roles, 1, NULL, 0};
+    assert_int_equal(casenet_directory_add_member(net->authority, net->signed_dir.data,
+                                                  net->signed_dir.len, pub.data, pub.len, &spec,
+                                                  cn_now_ms(), DAY_MS, &out),
+                     CASENET_ECONFLICT);
+    casenet_buf_free(&pub);
+    assert_int_equal(casenet_directory_set_status(
+                         net->authority, net->signed_dir.data, net->signed_dir.len, "vn.broker",
+                         CASENET_MEMBER_REVOKED, cn_now_ms(), DAY_MS, &out),
+                     CASENET_EFORBIDDEN);
+    assert_null(out.data);
+
+    /* The previous version renewed twice: higher, but police.hn active. */
+    char why[320];
+    casenet_directory *fork = NULL, *next = NULL;
+    size_t len = 0;
+    const uint8_t *bytes = casenet_directory_bytes(prev, &len);
+    assert_int_equal(casenet_directory_renew(net->authority, bytes, len, cn_now_ms(), DAY_MS, &out),
+                     CASENET_OK);
+    assert_int_equal(
+        casenet_directory_renew(net->authority, out.data, out.len, cn_now_ms(), DAY_MS, &renewed),
+        CASENET_OK);
+    assert_int_equal(casenet_directory_parse(renewed.data, renewed.len, net->authority_pk,
+                                             cn_now_ms(), 0, &fork),
+                     CASENET_OK);
+    assert_true(casenet_directory_version(fork) > casenet_directory_version(net->dir));
+    assert_int_equal(cn_directory_check_successor(net->dir, fork, why, sizeof why),
+                     CASENET_ECONFLICT);
+    assert_non_null(strstr(why, "vn.police.hn"));
+    assert_int_equal(cn_directory_check_successor(prev, net->dir, why, sizeof why), CASENET_OK);
+    casenet_buf_free(&out);
+    casenet_buf_free(&renewed);
+
+    /* A renewal keeps every member and status; it may follow. */
+    assert_int_equal(casenet_directory_renew(net->authority, net->signed_dir.data,
+                                             net->signed_dir.len, cn_now_ms(), 2 * DAY_MS, &out),
+                     CASENET_OK);
+    assert_int_equal(
+        casenet_directory_parse(out.data, out.len, net->authority_pk, cn_now_ms(), 0, &next),
+        CASENET_OK);
+    assert_int_equal(casenet_directory_count(next), N_MEMBERS);
+    assert_int_equal(cn_directory_check_successor(net->dir, next, why, sizeof why), CASENET_OK);
+    assert_string_equal(cn_directory_audit_network(next), "vn.broker");
+    casenet_buf_free(&out);
+
+    /* A new network's first directory names it; one naming another
+     * network may not follow. */
+    assert_int_equal(
+        casenet_directory_create(net->authority, "Bad Name", cn_now_ms(), DAY_MS, &out),
+        CASENET_EINVAL);
+    assert_int_equal(casenet_directory_create(net->authority, "vn.cop", cn_now_ms(), DAY_MS, &out),
+                     CASENET_OK);
+    casenet_directory *named = NULL;
+    assert_int_equal(
+        casenet_directory_parse(out.data, out.len, net->authority_pk, cn_now_ms(), 0, &named),
+        CASENET_OK);
+    assert_string_equal(cn_directory_audit_network(named), "vn.cop");
+    assert_int_equal(cn_directory_check_successor(prev, named, why, sizeof why), CASENET_ECONFLICT);
+    assert_non_null(strstr(why, "network"));
+    casenet_buf_free(&out);
+    casenet_directory_free(named);
+    casenet_directory_free(next);
+    casenet_directory_free(fork);
+    casenet_directory_free(prev);
+}
+
 static void test_rotation(void **state)
 {
     tl_net *net = *state;
@@ -491,6 +575,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tampered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_final, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admission_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_refusals, setup, teardown),
