@@ -202,6 +202,9 @@ static int h_query(struct actx *c, const Casenet__V1__AuditQuery *q, Casenet__V1
     /* Least visibility: a member that is not a coordinator is always
      * restricted to its own events, whatever it asked. */
     f.member = c->coordinator ? asked : c->member;
+    /* ... and walks its own events only: a cursor that advanced over hidden
+     * events would tell that, and when, others acted. */
+    f.member_only = !c->coordinator;
     f.message_id = q->message_id.len ? q->message_id.data : NULL;
     f.case_ref = q->case_ref.len ? q->case_ref.data : NULL;
     f.from_ms = q->from_ms;
