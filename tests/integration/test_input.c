@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #define HOTLINE "vn.hotline111"
 #define POLICE  "vn.police.a05"
@@ -93,10 +94,83 @@ static void test_resend_gets_receipt_when_rate_limited(void **state)
     stop(tn);
 }
 
+/* ------------------------------------------------------------ item 30 */
+
+/* A DEALER as member id announcing routing id rid (ZMQ_ROUTING_ID). */
+static tn_conn *connect_with_rid(tn_network *tn, const char *id, const void *rid, size_t len)
+{
+    const casenet_keys *k = tn_keys(tn, id);
+    casenet_member broker;
+    assert_int_equal(casenet_directory_broker(tn->net->dir, &broker), CASENET_OK);
+    tn_conn *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->tn = tn;
+    c->next_id = 1;
+    c->sock = zmq_socket(tn->zctx, ZMQ_DEALER);
+    int zero = 0;
+    assert_non_null(c->sock);
+    assert_int_equal(zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero), 0);
+    assert_int_equal(zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, rid, len), 0);
+    assert_int_equal(zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, broker.curve_pk, 32), 0);
+    assert_int_equal(zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, casenet_keys_curve_pk(k), 32), 0);
+    assert_int_equal(zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, casenet_keys_curve_sk(k), 32), 0);
+    assert_int_equal(zmq_connect(c->sock, tn->endpoint), 0);
+    return c;
+}
+
+/* Peers announce routing ids equal to those libzmq 4.3 generates itself (a
+ * zero byte and a 32-bit counter that starts at a rand()-based value: with
+ * an unseeded rand() the same in every process), and a name of their own.
+ * The broker never uses a peer's choice: a later connection that would get
+ * a colliding generated id would abort libzmq's ROUTER on an assertion.
+ * Every member connecting afterwards is served, the peers that announced
+ * ids are either served under an id the broker chose or refused
+ * BAD_REQUEST, and the broker stops cleanly. */
+static void test_routing_ids_chosen_by_peers(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with(NULL);
+    enum { STARTS = 4, STEPS = 4, HONEST = 8 };
+    tn_conn *peers[STARTS * STEPS + 1];
+    size_t n_peers = 0;
+    srand(1);
+    for (int k = 0; k < STARTS; k++) {
+        uint32_t low = (uint32_t)rand();
+        uint32_t high = (uint32_t)rand();
+        uint32_t start = (high << 31) | low;
+        for (uint32_t step = 0; step < STEPS; step++) {
+            uint32_t v = start + step;
+            uint8_t rid[5] = {0, (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
+                              (uint8_t)v};
+            peers[n_peers++] = connect_with_rid(tn, MOLISA, rid, sizeof rid);
+        }
+    }
+    peers[n_peers++] = connect_with_rid(tn, MOLISA, "peer", 4);
+    for (size_t i = 0; i < n_peers; i++) {
+        Casenet__V1__Response *r = tn_hello(peers[i]);
+        assert_non_null(r);
+        assert_true(tn_code(r) == 0 || tn_code(r) == CASENET_EBADREQ);
+        rfree(r);
+    }
+    for (int i = 0; i < HONEST; i++) {
+        tn_conn *h = tn_connect(tn, tn_keys(tn, i % 2 ? HOTLINE : POLICE));
+        Casenet__V1__Response *r = tn_hello(h);
+        assert_non_null(r);
+        assert_int_equal(tn_code(r), 0);
+        assert_string_equal(r->hello->member_id, i % 2 ? HOTLINE : POLICE);
+        rfree(r);
+        tn_close(h);
+    }
+    for (size_t i = 0; i < n_peers; i++)
+        tn_close(peers[i]);
+    stop(tn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resend_gets_receipt_when_rate_limited),
+        cmocka_unit_test(test_routing_ids_chosen_by_peers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
