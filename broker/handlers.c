@@ -863,7 +863,7 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
         return fail(c, rc == CASENET_EUNAUTH || rc == CASENET_ENOTFOUND ? rc : CASENET_EBADREQ,
                     "the receipt is malformed or its signer unknown (%s); a declined receipt "
                     "needs a reason (not-competent, duplicate, insufficient-information, "
-                    "redirected), a completed one an outcome, no other status either",
+                    "redirected), a completed one an outcome code, no other status either",
                     casenet_strerror(rc));
     if (strcmp(r.recipient, c->member) != 0)
         return fail(c, CASENET_EFORBIDDEN,

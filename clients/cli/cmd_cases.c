@@ -250,8 +250,14 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
                     json_object_set_new(o, "receipt_verified", json_boolean(ok));
                     if (ok && rc.reason[0])
                         json_object_set_new(o, "reason", json_string(rc.reason));
-                    if (ok && rc.outcome[0])
-                        json_object_set_new(o, "outcome", json_string(rc.outcome));
+                    if (ok && rc.outcome)
+                        json_object_set_new(o, "outcome",
+                                            json_string(casenet_outcome_name(rc.outcome)));
+                    if (ok && rc.has_note) {
+                        char note[33];
+                        cli_id16_hex(rc.note_id, note);
+                        json_object_set_new(o, "note", json_string(note));
+                    }
                 }
                 if (o && j == 0 && st->state == CASENET_INBOX_QUEUED)
                     json_object_set_new(o, "broker_receipt_verified", json_boolean(broker_ok));
@@ -272,8 +278,13 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
                 printf("by %s", actor);
             if (ok && rc.reason[0])
                 printf(": %s", rc.reason);
-            if (ok && rc.outcome[0])
-                printf(": %s", rc.outcome);
+            if (ok && rc.outcome)
+                printf(": %s", casenet_outcome_name(rc.outcome));
+            if (ok && rc.has_note) {
+                char note[33];
+                cli_id16_hex(rc.note_id, note);
+                printf(" (note %s)", note);
+            }
             printf("\n");
         }
         if (json) {

@@ -245,8 +245,13 @@ static void print_row(const struct home *h, const casenet_inbox_entry *e, bool j
             json_object_set_new(o, "receipt_verified", json_boolean(receipt_ok));
             if (receipt_ok && r.reason[0])
                 json_object_set_new(o, "reason", json_string(r.reason));
-            if (receipt_ok && r.outcome[0])
-                json_object_set_new(o, "outcome", json_string(r.outcome));
+            if (receipt_ok && r.outcome)
+                json_object_set_new(o, "outcome", json_string(casenet_outcome_name(r.outcome)));
+            if (receipt_ok && r.has_note) {
+                char note[33];
+                cli_id16_hex(r.note_id, note);
+                json_object_set_new(o, "note", json_string(note));
+            }
         }
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         if (text)
@@ -498,41 +503,98 @@ cleanup:
 
 static const char ack_usage[] =
     "usage: casenet ack ID [--status delivered|accepted|declined|completed]\n"
-    "                      [--reason CODE] [--outcome TEXT] [--home DIR]\n"
-    "                      [--broker ENDPOINT] [--timeout SECONDS]\n"
+    "                      [--reason CODE] [--outcome CODE] [--note TEXT]\n"
+    "                      [--home DIR] [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
     "Signs a receipt for message ID and sends it through the broker to the\n"
     "sender (and the audit log). The receipt names the hash of the exact message\n"
-    "received, so ack fetches and verifies the message first.\n"
+    "received, so ack fetches and verifies the message first. A receipt is kept\n"
+    "in clear by the broker and in its audit log forever: it carries codes only.\n"
+    "Words go in --note, sent first as an encrypted STATUS message to the sender\n"
+    "(in reply to ID) whose id the receipt names.\n"
     "\n"
     "options:\n"
     "  -s, --status S           delivered (default), accepted, declined, completed\n"
     "  -r, --reason CODE        with declined: not-competent, duplicate,\n"
     "                           insufficient-information, redirected\n"
-    "  -o, --outcome TEXT       with completed (required): the outcome, free text\n"
-    "                           (no names)\n"
+    "  -o, --outcome CODE       with completed (required): resolved, referred-onward,\n"
+    "                           no-action-needed, unable-to-act, withdrawn\n"
+    "  -n, --note TEXT          with accepted, declined or completed: an explanation,\n"
+    "                           sealed to the sender only\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
     "  -t, --timeout SECONDS    per request, including retries (default 10)\n"
     "  -h, --help               this text\n"
     "\n"
     "example:\n"
-    "  casenet ack 3f2a9c0e5b7d41e8a6c2d9f0b1e4a7c3 --status accepted\n";
+    "  casenet ack 3f2a9c0e5b7d41e8a6c2d9f0b1e4a7c3 --status accepted\n"
+    "  casenet ack 3f2a9c0e5b7d41e8a6c2d9f0b1e4a7c3 --status completed \\\n"
+    "      --outcome resolved --note 'child placed with relatives'\n";
+
+/* Seals text as an encrypted STATUS note to the sender of the message
+ * described by info, in reply to it, and submits it; its id goes to id. */
+static int send_note(struct home *h, casenet_client *cl, const casenet_message_info *info,
+                     casenet_receipt_status status, const char *text,
+                     uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    const char *case_status = status == CASENET_RECEIPT_ACCEPTED   ? "CASE_STATUS_ACCEPTED"
+                              : status == CASENET_RECEIPT_DECLINED ? "CASE_STATUS_DECLINED"
+                                                                   : "CASE_STATUS_CLOSED";
+    json_t *doc = json_pack("{s:{s:s, s:s}}", "status", "status", case_status, "note", text);
+    char *json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!json)
+        return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
+    casenet_buf payload = {0}, env = {0};
+    char err[256] = "";
+    int rc = casenet_payload_from_json(json, strlen(json), CASENET_KIND_STATUS, &payload, err,
+                                       sizeof err);
+    free(json);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot build the note: %s",
+                        err[0] ? err : casenet_strerror(rc));
+    const char *to[1] = {info->sender};
+    casenet_seal_opts so = {.kind = CASENET_KIND_STATUS,
+                            .urgency = info->urgency,
+                            .status = info->status,
+                            .to = to,
+                            .n_to = 1,
+                            .in_reply_to = info->message_id,
+                            .case_ref = info->has_case_ref ? info->case_ref : NULL};
+    rc = casenet_seal(h->keys, h->dir, &so, payload.data, payload.len, &env, id);
+    casenet_buf_free(&payload);
+    int ex = CLI_OK;
+    if (rc != CASENET_OK) {
+        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot seal the note: %s", casenet_strerror(rc));
+    } else {
+        casenet_submit_receipt sr;
+        rc = casenet_client_submit(cl, env.data, env.len, &sr, NULL);
+        if (rc != CASENET_OK)
+            ex = net_fail(cl, rc, "the broker did not accept the note; no receipt was sent");
+    }
+    casenet_buf_free(&env);
+    return ex;
+}
 
 int cmd_ack(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"status", required_argument, NULL, 's'},  {"reason", required_argument, NULL, 'r'},
-        {"outcome", required_argument, NULL, 'o'}, {"home", required_argument, NULL, 'H'},
-        {"broker", required_argument, NULL, 'b'},  {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"status", required_argument, NULL, 's'},
+        {"reason", required_argument, NULL, 'r'},
+        {"outcome", required_argument, NULL, 'o'},
+        {"note", required_argument, NULL, 'n'},
+        {"home", required_argument, NULL, 'H'},
+        {"broker", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct net_opts o = {.timeout_ms = 10000};
     casenet_receipt r = {0};
     r.status = CASENET_RECEIPT_DELIVERED;
-    const char *reason = NULL, *outcome = NULL;
+    const char *reason = NULL, *outcome = NULL, *note = NULL;
     int c;
-    while ((c = cli_getopt(argc, argv, "s:r:o:H:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "s:r:o:n:H:b:t:h", opts)) != -1) {
         if (c == 'h')
             return cli_help(ack_usage);
         if (c == 's') {
@@ -548,6 +610,10 @@ int cmd_ack(int argc, char **argv)
         }
         if (c == 'o') {
             outcome = optarg;
+            continue;
+        }
+        if (c == 'n') {
+            note = optarg;
             continue;
         }
         int ex = parse_net(argc, argv, c, &o);
@@ -567,11 +633,16 @@ int cmd_ack(int argc, char **argv)
     if (outcome && r.status != CASENET_RECEIPT_COMPLETED)
         return cli_usage_error("--outcome goes with --status completed");
     if (!outcome && r.status == CASENET_RECEIPT_COMPLETED)
-        return cli_usage_error("--status completed needs --outcome TEXT");
+        return cli_usage_error("--status completed needs --outcome CODE");
+    if (outcome && casenet_outcome_parse(outcome, &r.outcome) != CASENET_OK)
+        return cli_usage_error("unknown --outcome '%s': resolved, referred-onward, "
+                               "no-action-needed, unable-to-act, withdrawn (words go in --note)",
+                               outcome);
+    if (note && (r.status == CASENET_RECEIPT_DELIVERED || !note[0]))
+        return cli_usage_error("--note goes with --status accepted, declined or completed, and "
+                               "is not empty");
     if (reason && cn_strlcpy(r.reason, reason, sizeof r.reason) != CASENET_OK)
         return cli_usage_error("--reason is too long");
-    if (outcome && cn_strlcpy(r.outcome, outcome, sizeof r.outcome) != CASENET_OK)
-        return cli_usage_error("--outcome is too long (at most %zu bytes)", sizeof r.outcome - 1);
 
     char *path = NULL;
     struct home *h = NULL;
@@ -591,6 +662,11 @@ int cmd_ack(int argc, char **argv)
     rc = cn_strlcpy(r.sender, info.sender, sizeof r.sender);
     if (rc == CASENET_OK)
         rc = cn_strlcpy(r.recipient, h->member, sizeof r.recipient);
+    if (rc == CASENET_OK && note) {
+        if ((ex = send_note(h, cl, &info, r.status, note, r.note_id)) != CLI_OK)
+            goto cleanup;
+        r.has_note = true;
+    }
     r.signed_at_ms = cn_now_ms();
     if (rc == CASENET_OK)
         rc = casenet_receipt_sign(h->keys, &r, &signed_receipt);
@@ -607,6 +683,11 @@ int cmd_ack(int argc, char **argv)
     printf("receipt '%s' for %s from %s recorded (audit index %llu)\n",
            casenet_receipt_status_name(r.status), argv[optind], info.sender,
            (unsigned long long)audit_index);
+    if (r.has_note) {
+        char hex[33];
+        cli_id16_hex(r.note_id, hex);
+        printf("note %s sealed to %s\n", hex, info.sender);
+    }
     ex = CLI_OK;
 cleanup:
     casenet_message_info_clear(&info);

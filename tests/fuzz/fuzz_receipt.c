@@ -46,7 +46,10 @@ static void check(const uint8_t *buf, size_t len)
     if (casenet_receipt_verify(net->dir, buf, len, &r) == CASENET_OK) {
         CHECK(casenet_member_id_valid(r.sender) && casenet_member_id_valid(r.recipient));
         CHECK(r.status >= CASENET_RECEIPT_DELIVERED && r.status <= CASENET_RECEIPT_COMPLETED);
-        CHECK(memchr(r.reason, '\0', sizeof r.reason) && memchr(r.outcome, '\0', sizeof r.outcome));
+        CHECK(memchr(r.reason, '\0', sizeof r.reason));
+        CHECK(r.status == CASENET_RECEIPT_COMPLETED
+                  ? r.outcome >= CASENET_OUTCOME_RESOLVED && r.outcome <= CASENET_OUTCOME_WITHDRAWN
+                  : r.outcome == CASENET_OUTCOME_NONE);
         casenet_member m;
         CHECK(casenet_directory_find(net->dir, r.recipient, &m) == CASENET_OK);
     }

@@ -15,7 +15,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
+#include <sqlite3.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define HOTLINE "vn.hotline111"
@@ -48,6 +51,18 @@ static void stop(tn_network *tn)
 static void rfree(Casenet__V1__Response *r)
 {
     casenet__v1__response__free_unpacked(r, NULL);
+}
+
+/* Seals and submits one referral from HOTLINE to POLICE; the error code. */
+static int submit_one(tn_network *tn, tn_conn *c)
+{
+    const char *to[] = {POLICE};
+    casenet_buf env = tn_seal(tn, HOTLINE, to, 1, "input", NULL);
+    Casenet__V1__Response *r = tn_submit(c, env.data, env.len);
+    int code = tn_code(r);
+    rfree(r);
+    casenet_buf_free(&env);
+    return code;
 }
 
 /* ------------------------------------------------------------ item 28 */
@@ -166,11 +181,75 @@ static void test_routing_ids_chosen_by_peers(void **state)
     stop(tn);
 }
 
+/* ------------------------------------------------------------ item 29 */
+
+/* The detail of the first AUTH_DENIED event of the broker's log, waiting up
+ * to 20 s for the loop to write it; NULL when none came. malloc'd. */
+static char *auth_denied_detail(tn_network *tn)
+{
+    char *path = tl_path(tn->data_dir, "casenet.db");
+    char *detail = NULL;
+    int64_t until = cn_mono_ms() + 20000;
+    while (!detail && cn_mono_ms() < until) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        assert_int_equal(
+            sqlite3_prepare_v2(db, "SELECT event FROM audit WHERE kind = ?1", -1, &st, NULL),
+            SQLITE_OK);
+        sqlite3_bind_int(st, 1, CASENET__V1__AUDIT_KIND__AUDIT_KIND_AUTH_DENIED);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            Casenet__V1__AuditEvent *e = casenet__v1__audit_event__unpack(
+                NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));
+            assert_non_null(e);
+            detail = strdup(e->detail);
+            casenet__v1__audit_event__free_unpacked(e, NULL);
+        }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        if (!detail)
+            usleep(100 * 1000); /* polling the condition, bounded above */
+    }
+    free(path);
+    return detail;
+}
+
+/* A refused handshake is audited without the peer's address: nothing in the
+ * append-only log can be erased. The operator's log keeps the address. */
+static void test_auth_denied_keeps_no_address(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with(NULL);
+    uint8_t pk[32], sk[32];
+    crypto_box_keypair(pk, sk);
+    tn_conn *stranger = tn_connect_curve(tn, pk, sk);
+    Casenet__V1__GetTreeHead g = CASENET__V1__GET_TREE_HEAD__INIT;
+    Casenet__V1__Request req = CASENET__V1__REQUEST__INIT;
+    req.body_case = CASENET__V1__REQUEST__BODY_GET_TREE_HEAD;
+    req.get_tree_head = &g;
+    assert_null(tn_call(stranger, &req, 500)); /* refused: no answer */
+    tn_close(stranger);
+    /* Something to commit, so that the denial is flushed to the log. */
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    assert_int_equal(submit_one(tn, h), 0);
+    char *detail = auth_denied_detail(tn);
+    assert_non_null(detail);
+    assert_non_null(strstr(detail, "curve_key="));
+    assert_null(strstr(detail, "address"));
+    assert_null(strstr(detail, "127.0.0.1"));
+    free(detail);
+    tn_close(h);
+    assert_true(tn_log_contains(tn, "address=127.0.0.1"));
+    stop(tn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resend_gets_receipt_when_rate_limited),
         cmocka_unit_test(test_routing_ids_chosen_by_peers),
+        cmocka_unit_test(test_auth_denied_keeps_no_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
