@@ -8,6 +8,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "receipt_impl.h"
+#include "text.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -1076,6 +1077,15 @@ int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, co
     if (req->protocol_version != BROKER_PROTOCOL_VERSION) {
         rc = handlers_error_reply(req->request_id, CASENET_EVERSION,
                                   "this broker speaks protocol version 1", reply);
+        casenet__v1__request__free_unpacked(req, NULL);
+        return rc;
+    }
+    if (!cn_pb_strings_valid(&req->base)) {
+        /* Never echoed: the bytes are not text. */
+        rc = handlers_error_reply(req->request_id, CASENET_EBADREQ,
+                                  "a string field of the request is not valid UTF-8 (protobuf "
+                                  "strings must be); fix the client",
+                                  reply);
         casenet__v1__request__free_unpacked(req, NULL);
         return rc;
     }

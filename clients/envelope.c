@@ -8,6 +8,7 @@
 #include "crypto.h"
 #include "directory_impl.h"
 #include "keys_impl.h"
+#include "text.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -85,7 +86,9 @@ static int check_payload(const uint8_t *payload, size_t len, int kind)
 {
     int want = cn_payload_case_for_kind(kind);
     Casenet__V1__Payload *p = casenet__v1__payload__unpack(&cn_wiping_allocator, len, payload);
-    int rc = (p && want != 0 && (int)p->body_case == want) ? CASENET_OK : CASENET_EBADREQ;
+    int rc = (p && want != 0 && (int)p->body_case == want && cn_pb_strings_valid(&p->base))
+                 ? CASENET_OK
+                 : CASENET_EBADREQ;
     casenet__v1__payload__free_unpacked(p, &cn_wiping_allocator);
     return rc;
 }
@@ -447,7 +450,7 @@ static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_
     if (!v->env)
         goto fail;
     v->hdr = casenet__v1__header__unpack(NULL, v->env->header.len, v->env->header.data);
-    if (!v->hdr)
+    if (!v->hdr || !cn_pb_strings_valid(&v->hdr->base))
         goto fail;
     const Casenet__V1__Header *h = v->hdr;
     rc = check_structure(v->env, h);

@@ -8,6 +8,7 @@
 #include "directory_impl.h"
 #include "keys_impl.h"
 #include "receipt_impl.h"
+#include "text.h"
 #include "util.h"
 
 #include <assert.h>
@@ -107,7 +108,7 @@ int casenet_receipt_sign(const casenet_keys *signer, const casenet_receipt *r, c
     if (!signer || !r || !out || strcmp(r->recipient, casenet_keys_member_id(signer)) != 0 ||
         !casenet_member_id_valid(r->sender) || r->status < CASENET_RECEIPT_DELIVERED ||
         r->status > CASENET_RECEIPT_COMPLETED || !memchr(r->reason, '\0', sizeof r->reason) ||
-        !status_fields_valid(r->status, r->reason, (int)r->outcome))
+        !cn_text_valid(r->reason) || !status_fields_valid(r->status, r->reason, (int)r->outcome))
         return CASENET_EINVAL;
     const char *key_id = NULL;
     const uint8_t *sk = cn_keys_sign_sk(signer, &key_id);
@@ -150,7 +151,10 @@ int casenet_receipt_verify(const casenet_directory *dir, const uint8_t *buf, siz
     if (!s)
         goto cleanup;
     b = casenet__v1__receipt_body__unpack(NULL, s->body.len, s->body.data);
-    if (!b || b->message_id.len != CASENET_MESSAGE_ID_BYTES ||
+    /* Every text field is a single line without control characters: a
+     * receipt is shown to people, stored and audited for good. */
+    if (!b || !cn_pb_strings_valid(&b->base) || !cn_text_valid(b->sign_key_id) ||
+        !cn_text_valid(b->reason) || b->message_id.len != CASENET_MESSAGE_ID_BYTES ||
         b->envelope_hash.len != CASENET_HASH_BYTES || !casenet_member_id_valid(b->sender) ||
         !casenet_member_id_valid(b->recipient) ||
         b->status < CASENET__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED ||
@@ -266,7 +270,8 @@ int casenet_submit_receipt_verify(const casenet_directory *dir, const uint8_t *b
     if (!s)
         goto cleanup;
     b = casenet__v1__submit_receipt_body__unpack(NULL, s->body.len, s->body.data);
-    if (!b || b->message_id.len != CASENET_MESSAGE_ID_BYTES ||
+    if (!b || !cn_pb_strings_valid(&b->base) || !cn_text_valid(b->sign_key_id) ||
+        b->message_id.len != CASENET_MESSAGE_ID_BYTES ||
         b->envelope_hash.len != CASENET_HASH_BYTES || !casenet_member_id_valid(b->broker_id))
         goto cleanup;
     casenet_member broker;

@@ -419,8 +419,8 @@ static void print_event(uint64_t index, const Casenet__V1__AuditEvent *e, bool j
     if (off >= sizeof parties)
         memcpy(parties + sizeof parties - 4, "...", 4);
     printf("%-8" PRIu64 "  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s\n", index, local, utc, kind,
-           e->actor && e->actor[0] ? e->actor : "(broker)", mid, event_status(e),
-           parties[0] ? parties : "-");
+           e->actor && e->actor[0] ? cli_safe(e->actor) : "(broker)", mid, event_status(e),
+           parties[0] ? cli_safe(parties) : "-");
 }
 
 static int audit_log(int argc, char **argv)

@@ -211,8 +211,8 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
                m->status > CASENET_MSG_ACTUAL ? "  [" : "",
                m->status > CASENET_MSG_ACTUAL ? mstatus : "",
                m->status > CASENET_MSG_ACTUAL ? "]" : "");
-        printf("from %s, accepted by the broker at %s (broker receipt %s)\n", m->sender, when,
-               broker_ok ? "verified" : "INVALID");
+        printf("from %s, accepted by the broker at %s (broker receipt %s)\n", cli_safe(m->sender),
+               when, broker_ok ? "verified" : "INVALID");
         if (m->has_case_ref) {
             hex16(m->case_ref, ref);
             printf("case %s\n", ref);
@@ -230,7 +230,7 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
         const casenet_recipient_status *r = &m->recipients[i];
         json_t *steps = json ? json_array() : NULL;
         if (!json)
-            printf("\n%s: %s%s\n", r->recipient, casenet_inbox_state_name(r->state),
+            printf("\n%s: %s%s\n", cli_safe(r->recipient), casenet_inbox_state_name(r->state),
                    overdue_now(r) ? "  (OVERDUE)" : "");
         for (size_t j = 0; j < r->n_steps; j++) {
             const casenet_step *st = &r->steps[j];
@@ -239,7 +239,7 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
             bool ok = signed_step && step_receipt_ok(h, m, r, st, &rc);
             if (signed_step && !ok)
                 *bad = true;
-            const char *actor = st->actor[0] ? st->actor : "the broker";
+            const char *actor = st->actor[0] ? cli_safe(st->actor) : "the broker";
             if (json) {
                 json_t *o = json_pack(
                     "{s:s, s:o, s:s?}", "state", casenet_inbox_state_name(st->state), "at",
@@ -417,7 +417,7 @@ static void print_case(const casenet_message_status *m, bool json)
     printf("%-32s  %-16s  %-15s  %s ", id, casenet_kind_name(m->kind), urgency, when);
     for (size_t i = 0; i < m->n_recipients; i++) {
         const casenet_recipient_status *r = &m->recipients[i];
-        printf(" %s=%s%s", r->recipient, casenet_inbox_state_name(r->state),
+        printf(" %s=%s%s", cli_safe(r->recipient), casenet_inbox_state_name(r->state),
                overdue_now(r) ? "!" : "");
     }
     if (m->status == CASENET_MSG_EXERCISE || m->status == CASENET_MSG_TEST)
@@ -541,9 +541,9 @@ static void print_overdue(const casenet_overdue *e, bool json)
     }
     char due[64];
     cli_format_time(e->due_at_ms, false, due, sizeof due);
-    printf("%-32s  %-20s  %-20s  %-16s  %-15s  %-8s  %-23s  %s\n", id, e->recipient, e->sender,
-           casenet_kind_name(e->kind), urgency, casenet_deadline_kind_name(e->deadline), due,
-           casenet_inbox_state_name(e->state));
+    printf("%-32s  %-20s  %-20s  %-16s  %-15s  %-8s  %-23s  %s\n", id, cli_safe(e->recipient),
+           cli_safe(e->sender), casenet_kind_name(e->kind), urgency,
+           casenet_deadline_kind_name(e->deadline), due, casenet_inbox_state_name(e->state));
 }
 
 int cmd_overdue(int argc, char **argv)

@@ -262,8 +262,8 @@ static void print_row(const struct home *h, const casenet_inbox_entry *e, bool j
     }
     char received[64];
     cli_format_time(e->received_at_ms, false, received, sizeof received);
-    printf("%-32s  %-20s  %-16s  %-15s  %-9s  %s", id, e->sender, casenet_kind_name(e->kind),
-           urgency, casenet_inbox_state_name(e->state), received);
+    printf("%-32s  %-20s  %-16s  %-15s  %-9s  %s", id, cli_safe(e->sender),
+           casenet_kind_name(e->kind), urgency, casenet_inbox_state_name(e->state), received);
     if (is_receipt) {
         printf("  re %s %s%s", answers ? reply : "?", rstatus,
                e->receipt.len && !receipt_ok ? " (receipt signature INVALID)" : "");

@@ -1,11 +1,13 @@
 /* test_input.c - what a member with a valid key can make a real casenetd
  * on loopback reveal or accept (issue 12, items 26 to 30): a resend of a
  * stored message gets its receipt even when the rate limit or the disk
- * reserve refuses new work, and a peer cannot choose its ZeroMQ routing
- * id. */
+ * reserve refuses new work; a peer cannot choose its ZeroMQ routing id;
+ * a refused handshake's audit event holds no address; strings that are not
+ * UTF-8 are refused and never echoed. */
 #include "network.h"
 #include "testlib.h"
 
+#include "text.h"
 #include "util.h"
 
 #include <setjmp.h>
@@ -244,12 +246,52 @@ static void test_auth_denied_keeps_no_address(void **state)
     stop(tn);
 }
 
+/* ------------------------------------------------------------ item 27 */
+
+/* Strings that are not UTF-8 are refused at the broker, BAD_REQUEST, and
+ * the answer never echoes them: an AuditQuery member (which the broker
+ * echoed), a Hello client name (which it accepted), a receipt's key id. */
+static void test_strings_not_utf8_refused(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with(NULL);
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    static const char bad[] = "vn.\xff\xfe\x1b[2J";
+    Casenet__V1__AuditQuery q = CASENET__V1__AUDIT_QUERY__INIT;
+    q.member = (char *)bad;
+    Casenet__V1__Request req = CASENET__V1__REQUEST__INIT;
+    req.body_case = CASENET__V1__REQUEST__BODY_AUDIT_QUERY;
+    req.audit_query = &q;
+    Casenet__V1__Response *r = tn_call(h, &req, 5000);
+    assert_non_null(r);
+    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    assert_null(strstr(r->error->message, "\xff"));
+    assert_true(cn_text_valid(r->error->message));
+    rfree(r);
+    Casenet__V1__Hello hello = CASENET__V1__HELLO__INIT;
+    hello.client = (char *)"casenet \xc0\x80";
+    req.body_case = CASENET__V1__REQUEST__BODY_HELLO;
+    req.hello = &hello;
+    r = tn_call(h, &req, 5000);
+    assert_non_null(r);
+    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    rfree(r);
+    /* The connection stays usable. */
+    r = tn_hello(h);
+    assert_non_null(r);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    tn_close(h);
+    stop(tn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resend_gets_receipt_when_rate_limited),
         cmocka_unit_test(test_routing_ids_chosen_by_peers),
         cmocka_unit_test(test_auth_denied_keeps_no_address),
+        cmocka_unit_test(test_strings_not_utf8_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
