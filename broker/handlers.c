@@ -435,28 +435,30 @@ static int limits_backlog(struct hctx *c, const casenet_message_info *info)
     return CASENET_OK;
 }
 
-/* The answer to a resubmission: the stored message `old` has the same id;
- * when its envelope hash is hash (the same bytes), its receipt again with
- * duplicate set (signed with the first one's signature when that was
- * accepted earlier in this batch); else CONFLICT. */
-static int submit_again(struct hctx *c, const struct store_message *old,
-                        const uint8_t hash[CASENET_HASH_BYTES], Casenet__V1__Response *resp,
-                        casenet_buf *out)
+/* The answer to a resubmission: the stored message `old` has id; when its
+ * envelope hash is hash (the same bytes), its receipt again with duplicate
+ * set (signed with the first one's signature when that was accepted earlier
+ * in this batch); else CONFLICT. */
+static int submit_again(struct hctx *c, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                        const struct store_message *old, const uint8_t hash[CASENET_HASH_BYTES],
+                        Casenet__V1__Response *resp, casenet_buf *out)
 {
     if (sodium_memcmp(old->envelope_hash, hash, CASENET_HASH_BYTES) != 0)
         return fail(c, CASENET_ECONFLICT,
                     "message id %s was already accepted with other bytes; seal a new message "
                     "(fresh id) instead of reusing one",
-                    log_hex(old->message_id, CASENET_MESSAGE_ID_BYTES));
+                    log_hex(id, CASENET_MESSAGE_ID_BYTES));
     int rc = submit_reply(resp, &old->receipt, true, out);
     /* Accepted earlier in this batch: its stored receipt is not signed yet,
      * and this reply is signed with it. */
-    const struct batch_sig *first = batch_find_sig(c->bt, old->message_id);
+    const struct batch_sig *first = batch_find_sig(c->bt, id);
     if (rc == CASENET_OK && first) {
         casenet_buf copy = {.data = malloc(first->pae.len), .len = first->pae.len};
         rc = copy.data ? CASENET_OK : CASENET_ENOMEM;
-        if (rc == CASENET_OK)
-            rc = defer_sig(c->bt, old->message_id, 0, &copy, out, &old->receipt);
+        if (rc == CASENET_OK) {
+            memcpy(copy.data, first->pae.data, copy.len);
+            rc = defer_sig(c->bt, id, 0, &copy, out, &old->receipt);
+        }
         if (rc != CASENET_OK) { /* nothing written: this request only */
             casenet_buf_free(&copy);
             casenet_buf_free(out);
@@ -494,7 +496,7 @@ static int submit_resend(struct hctx *c, const uint8_t *env, size_t len,
     int rc = CASENET_ENOTFOUND;
     if (strcmp(old.sender, c->member) == 0 &&
         sodium_memcmp(old.envelope_hash, hash, CASENET_HASH_BYTES) == 0)
-        rc = submit_again(c, &old, hash, resp, out);
+        rc = submit_again(c, id, &old, hash, resp, out);
     store_message_clear(&old);
     return rc;
 }
@@ -566,7 +568,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
 
     rc = s->ops->message_get(s, info->message_id, false, &old);
     if (rc == CASENET_OK) {
-        rc = submit_again(c, &old, info->envelope_hash, resp, out);
+        rc = submit_again(c, info->message_id, &old, info->envelope_hash, resp, out);
         store_message_clear(&old);
         return rc;
     }
