@@ -69,9 +69,10 @@ struct item {
     struct verify_job *job; /* its Submit's envelope check, or NULL (verify_ahead) */
 };
 
-/* A subscribed connection. The routing id is chosen by the client and may be
- * reused by another connection once this one is gone, so a subscription is
- * also tied to the connection's file descriptor and dropped as soon as the
+/* A subscribed connection. The routing id is chosen by the broker (zap.h)
+ * but libzmq's own ids may be reused by another connection once this one is
+ * gone, so a subscription is also tied to the connection's file descriptor
+ * and dropped as soon as the
  * socket monitor reports that descriptor closed or reused (see
  * drain_monitor), when the ROUTER reports the peer unreachable, or when a
  * request under that routing id comes from another member. */
