@@ -72,10 +72,10 @@ struct item {
 /* A subscribed connection. The routing id is chosen by the broker (zap.h)
  * but libzmq's own ids may be reused by another connection once this one is
  * gone, so a subscription is also tied to the connection's file descriptor
- * and dropped as soon as the
- * socket monitor reports that descriptor closed or reused (see
- * drain_monitor), when the ROUTER reports the peer unreachable, or when a
- * request under that routing id comes from another member. */
+ * and dropped as soon as the socket monitor reports that descriptor closed
+ * or reused (see drain_monitor), when the ROUTER reports the peer
+ * unreachable, or when a request under that routing id comes from another
+ * member. */
 struct sub {
     uint8_t rid[ROUTING_ID_MAX];
     size_t rid_len;
