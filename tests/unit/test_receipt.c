@@ -137,6 +137,10 @@ static void set_unknown_outcome(Casenet__V1__ReceiptBody *b)
     set_completed(b);
     b->outcome = 99;
 }
+static void set_key_id_escape(Casenet__V1__ReceiptBody *b)
+{
+    b->sign_key_id = (char *)"\x1b]0;pwned\x07";
+}
 static void set_short_note(Casenet__V1__ReceiptBody *b)
 {
     b->note_id.len = 8;
@@ -227,6 +231,10 @@ static void test_receipt_forgeries(void **state)
     assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_short_note);
+    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    casenet_buf_free(&t);
+    /* No control character in any text field: malformed, whatever the key. */
+    t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_key_id_escape);
     assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
     /* Every bit of the signed receipt matters. */
