@@ -141,7 +141,7 @@ int audit_receipt(struct store *s, int64_t now_ms, const casenet_receipt *r,
     set_stored(&ev, m);
     ev.receipt_status = (Casenet__V1__ReceiptStatus)r->status;
     ev.detail = (char *)(r->status == CASENET_RECEIPT_DECLINED    ? r->reason
-                         : r->status == CASENET_RECEIPT_COMPLETED ? r->outcome
+                         : r->status == CASENET_RECEIPT_COMPLETED ? casenet_outcome_name(r->outcome)
                                                                   : "");
     return emit(s, now_ms, &ev, index);
 }
@@ -150,15 +150,14 @@ int audit_auth_denied(struct store *s, int64_t now_ms, const char *address, cons
                       uint64_t *index)
 {
     Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
-    char *text = NULL;
+    /* The peer's address stays out of the permanent log: nothing appended
+     * can ever be erased, and an address identifies a person's connection.
+     * The operator's log (zap.c) has it, under the operator's retention. */
+    (void)address;
     ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_AUTH_DENIED;
     ev.error = CASENET__V1__ERROR_CODE__ERROR_CODE_UNAUTHENTICATED;
-    if (asprintf(&text, "address=%s %s", address ? address : "", detail ? detail : "") < 0)
-        return CASENET_ENOMEM;
-    ev.detail = text;
-    int rc = emit(s, now_ms, &ev, index);
-    free(text);
-    return rc;
+    ev.detail = (char *)(detail ? detail : "");
+    return emit(s, now_ms, &ev, index);
 }
 
 int audit_directory(struct store *s, int64_t now_ms, const char *actor, uint64_t version,

@@ -38,7 +38,9 @@ int audit_receipt(struct store *s, int64_t now_ms, const casenet_receipt *r,
                   const struct store_message *m, uint64_t *index);
 
 /* AUTH_DENIED: a CURVE key refused by ZAP. detail names the key and the
- * reason; address is the peer's IP address. No parties (coordinators). */
+ * reason; address (the peer's IP address) is never written to the log: it
+ * belongs in the operator's log only, which has a retention (PROTOCOL.md
+ * §10.1). No parties (coordinators). */
 int audit_auth_denied(struct store *s, int64_t now_ms, const char *address, const char *detail,
                       uint64_t *index);
 

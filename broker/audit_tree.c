@@ -192,7 +192,8 @@ static int h_query(struct actx *c, const Casenet__V1__AuditQuery *q, Casenet__V1
     if (q->from_ms < 0 || q->to_ms < 0)
         return fail(c, CASENET_EBADREQ, "from_ms and to_ms are ms since the epoch (0 = unbounded)");
     if (q->member && *q->member && !casenet_member_id_valid(q->member))
-        return fail(c, CASENET_EBADREQ, "member '%s' is not a member id", q->member);
+        return fail(c, CASENET_EBADREQ,
+                    "the member filter is not a member id ([a-z0-9][a-z0-9.-]{1,63})");
     const char *asked = q->member && *q->member ? q->member : NULL;
     if (!c->coordinator && asked && strcmp(asked, c->member) != 0)
         return fail(c, CASENET_EFORBIDDEN,
@@ -202,6 +203,9 @@ static int h_query(struct actx *c, const Casenet__V1__AuditQuery *q, Casenet__V1
     /* Least visibility: a member that is not a coordinator is always
      * restricted to its own events, whatever it asked. */
     f.member = c->coordinator ? asked : c->member;
+    /* ... and walks its own events only: a cursor that advanced over hidden
+     * events would tell that, and when, others acted. */
+    f.member_only = !c->coordinator;
     f.message_id = q->message_id.len ? q->message_id.data : NULL;
     f.case_ref = q->case_ref.len ? q->case_ref.data : NULL;
     f.from_ms = q->from_ms;

@@ -9,6 +9,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "receipt_impl.h"
+#include "text.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -495,6 +496,72 @@ static int submit_roles(struct hctx *c, const casenet_message_info *info)
     return CASENET_OK;
 }
 
+/* The answer to a resubmission: the stored message `old` has id; when its
+ * envelope hash is hash (the same bytes), its receipt again with duplicate
+ * set (signed with the first one's signature when that was accepted earlier
+ * in this batch); else CONFLICT. */
+static int submit_again(struct hctx *c, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                        const struct store_message *old, const uint8_t hash[CASENET_HASH_BYTES],
+                        Casenet__V1__Response *resp, casenet_buf *out)
+{
+    if (sodium_memcmp(old->envelope_hash, hash, CASENET_HASH_BYTES) != 0)
+        return fail(c, CASENET_ECONFLICT,
+                    "message id %s was already accepted with other bytes; seal a new message "
+                    "(fresh id) instead of reusing one",
+                    log_hex(id, CASENET_MESSAGE_ID_BYTES));
+    int rc = submit_reply(resp, &old->receipt, true, out);
+    /* Accepted earlier in this batch: its stored receipt is not signed yet,
+     * and this reply is signed with it. */
+    const struct batch_sig *first = batch_find_sig(c->bt, id);
+    if (rc == CASENET_OK && first) {
+        casenet_buf copy = {.data = malloc(first->pae.len), .len = first->pae.len};
+        rc = copy.data ? CASENET_OK : CASENET_ENOMEM;
+        if (rc == CASENET_OK) {
+            memcpy(copy.data, first->pae.data, copy.len);
+            rc = defer_sig(c->bt, id, 0, &copy, out, &old->receipt);
+        }
+        if (rc != CASENET_OK) { /* nothing written: this request only */
+            casenet_buf_free(&copy);
+            casenet_buf_free(out);
+            rc = store_fail(c, CASENET_ENOMEM, "queue the receipt's signature");
+        }
+    }
+    return rc;
+}
+
+/* When the rate limit or the disk reserve refuses a Submit: if its bytes
+ * are exactly those of a message this member already stored (a resend after
+ * a lost answer), its receipt, so that a resend is never told that nothing
+ * was stored. Only the header's message id is parsed (no signature check:
+ * the bytes are compared by hash with what was verified when stored).
+ * CASENET_ENOTFOUND when it is not such a resend. */
+static int submit_resend(struct hctx *c, const uint8_t *env, size_t len,
+                         Casenet__V1__Response *resp, casenet_buf *out)
+{
+    if (len > c->b->cfg->limits.max_envelope_bytes)
+        return CASENET_ENOTFOUND;
+    uint8_t id[CASENET_MESSAGE_ID_BYTES];
+    Casenet__V1__Envelope *e = casenet__v1__envelope__unpack(NULL, len, env);
+    Casenet__V1__Header *h =
+        e ? casenet__v1__header__unpack(NULL, e->header.len, e->header.data) : NULL;
+    bool have = h && h->message_id.len == sizeof id;
+    if (have)
+        memcpy(id, h->message_id.data, sizeof id);
+    casenet__v1__header__free_unpacked(h, NULL);
+    casenet__v1__envelope__free_unpacked(e, NULL);
+    struct store_message old = {0};
+    if (!have || c->b->store->ops->message_get(c->b->store, id, false, &old) != CASENET_OK)
+        return CASENET_ENOTFOUND;
+    uint8_t hash[CASENET_HASH_BYTES];
+    cn_sha256(env, len, hash);
+    int rc = CASENET_ENOTFOUND;
+    if (strcmp(old.sender, c->member) == 0 &&
+        sodium_memcmp(old.envelope_hash, hash, CASENET_HASH_BYTES) == 0)
+        rc = submit_again(c, id, &old, hash, resp, out);
+    store_message_clear(&old);
+    return rc;
+}
+
 static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1__Response *resp,
                     casenet_buf *out)
 {
@@ -510,20 +577,25 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
 
     c->size = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
     /* The bucket first: a flood is refused before any costly work. */
-    if ((rc = limits_submit(c)) != CASENET_OK)
-        return rc;
     struct batch *bt = c->bt;
-    if (!bt->disk_checked) {
-        bt->disk_ok = limits_disk_ok(b->cfg->data_dir, lim->min_free_mb, &bt->disk_avail_mb);
-        bt->disk_checked = true;
+    if ((rc = limits_submit(c)) == CASENET_OK) {
+        if (!bt->disk_checked) {
+            bt->disk_ok = limits_disk_ok(b->cfg->data_dir, lim->min_free_mb, &bt->disk_avail_mb);
+            bt->disk_checked = true;
+        }
+        if (!bt->disk_ok) {
+            /* Not audited: the reserve is for the writes that must go on. */
+            c->retry_after_ms = LIMITS_DISK_RETRY_MS;
+            c->no_audit = true;
+            log_disk_low(bt->disk_avail_mb, lim->min_free_mb);
+            rc = fail(c, CASENET_EUNAVAIL,
+                      "the broker's disk is nearly full; nothing was stored; retry later");
+        }
     }
-    if (!bt->disk_ok) {
-        /* Not audited: the reserve is for the writes that must go on. */
-        c->retry_after_ms = LIMITS_DISK_RETRY_MS;
-        c->no_audit = true;
-        log_disk_low(bt->disk_avail_mb, lim->min_free_mb);
-        return fail(c, CASENET_EUNAVAIL,
-                    "the broker's disk is nearly full; nothing was stored; retry later");
+    if (rc != CASENET_OK) {
+        /* ... except a resend of what this member already stored. */
+        int again = submit_resend(c, env, len, resp, out);
+        return again == CASENET_ENOTFOUND ? rc : again;
     }
     if (len > lim->max_envelope_bytes)
         return fail(c, CASENET_ETOOLARGE,
@@ -559,30 +631,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
 
     rc = s->ops->message_get(s, info->message_id, false, &old);
     if (rc == CASENET_OK) {
-        if (sodium_memcmp(old.envelope_hash, info->envelope_hash, CASENET_HASH_BYTES) == 0) {
-            rc = submit_reply(resp, &old.receipt, true, out);
-            /* Accepted earlier in this batch: its stored receipt is not
-             * signed yet, and this reply is signed with it. */
-            const struct batch_sig *first = batch_find_sig(bt, info->message_id);
-            if (rc == CASENET_OK && first) {
-                casenet_buf copy = {.data = malloc(first->pae.len), .len = first->pae.len};
-                rc = copy.data ? CASENET_OK : CASENET_ENOMEM;
-                if (rc == CASENET_OK) {
-                    memcpy(copy.data, first->pae.data, copy.len);
-                    rc = defer_sig(bt, info->message_id, 0, &copy, out, &old.receipt);
-                }
-                if (rc != CASENET_OK) { /* nothing written: this request only */
-                    casenet_buf_free(&copy);
-                    casenet_buf_free(out);
-                    rc = store_fail(c, CASENET_ENOMEM, "queue the receipt's signature");
-                }
-            }
-        } else {
-            rc = fail(c, CASENET_ECONFLICT,
-                      "message id %s was already accepted with other bytes; seal a new "
-                      "message (fresh id) instead of reusing one",
-                      log_hex(info->message_id, CASENET_MESSAGE_ID_BYTES));
-        }
+        rc = submit_again(c, info->message_id, &old, info->envelope_hash, resp, out);
         store_message_clear(&old);
         return rc;
     }
@@ -891,7 +940,7 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
         return fail(c, rc == CASENET_EUNAUTH || rc == CASENET_ENOTFOUND ? rc : CASENET_EBADREQ,
                     "the receipt is malformed or its signer unknown (%s); a declined receipt "
                     "needs a reason (not-competent, duplicate, insufficient-information, "
-                    "redirected), a completed one an outcome, no other status either",
+                    "redirected), a completed one an outcome code, no other status either",
                     casenet_strerror(rc));
     if (strcmp(r.recipient, c->member) != 0)
         return fail(c, CASENET_EFORBIDDEN,
@@ -1104,6 +1153,15 @@ int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, co
     if (req->protocol_version != BROKER_PROTOCOL_VERSION) {
         rc = handlers_error_reply(req->request_id, CASENET_EVERSION,
                                   "this broker speaks protocol version 1", reply);
+        casenet__v1__request__free_unpacked(req, NULL);
+        return rc;
+    }
+    if (!cn_pb_strings_valid(&req->base)) {
+        /* Never echoed: the bytes are not text. */
+        rc = handlers_error_reply(req->request_id, CASENET_EBADREQ,
+                                  "a string field of the request is not valid UTF-8 (protobuf "
+                                  "strings must be); fix the client",
+                                  reply);
         casenet__v1__request__free_unpacked(req, NULL);
         return rc;
     }

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,12 +72,13 @@ struct item {
     struct verify_job *job; /* its Submit's envelope check, or NULL (verify_ahead) */
 };
 
-/* A subscribed connection. The routing id is chosen by the client and may be
- * reused by another connection once this one is gone, so a subscription is
- * also tied to the connection's file descriptor and dropped as soon as the
- * socket monitor reports that descriptor closed or reused (see
- * drain_monitor), when the ROUTER reports the peer unreachable, or when a
- * request under that routing id comes from another member. */
+/* A subscribed connection. The routing id is chosen by the broker (zap.h)
+ * but libzmq's own ids may be reused by another connection once this one is
+ * gone, so a subscription is also tied to the connection's file descriptor
+ * and dropped as soon as the socket monitor reports that descriptor closed
+ * or reused (see drain_monitor), when the ROUTER reports the peer
+ * unreachable, or when a request under that routing id comes from another
+ * member. */
 struct sub {
     uint8_t rid[ROUTING_ID_MAX];
     size_t rid_len;
@@ -267,6 +269,10 @@ int server_open(struct broker *b, int sigfd, struct server **out)
         log_event(LOG_ERROR, "verify_pool", "error", casenet_errname(rc), NULL);
         goto cleanup;
     }
+    /* libzmq numbers the routing ids it generates from rand(): seeded at
+     * random, a peer cannot announce (ZMQ_ROUTING_ID) the id the ROUTER
+     * would generate next, which would abort libzmq on an assertion. */
+    srand(randombytes_random());
     /* The ZAP handler first: libzmq consults it during every handshake. */
     if ((rc = zap_open(s->ctx, &s->zap)) != CASENET_OK)
         goto cleanup;
@@ -403,6 +409,21 @@ static int recv_one(struct server *s, struct item *it)
         frames++;
         more = zmq_msg_more(&part);
         zmq_msg_close(&part);
+    }
+    if (frames == 1 && first && !zap_routing_id_assigned(it->rid, it->rid_len)) {
+        /* Answered under the request's own id when it has one. */
+        Casenet__V1__Request *rq = casenet__v1__request__unpack(NULL, first_len, first);
+        uint64_t request_id = rq ? rq->request_id : 0;
+        casenet__v1__request__free_unpacked(rq, NULL);
+        free(first);
+        it->answered = true;
+        log_event(LOG_INFO, "rejected", "member", it->member, "error", "BAD_REQUEST", "detail",
+                  "routing id chosen by the peer", NULL);
+        (void)handlers_error_reply(request_id, CASENET_EBADREQ,
+                                   "this connection announced its own ZeroMQ routing id; connect "
+                                   "without ZMQ_ROUTING_ID (the broker assigns routing ids)",
+                                   &it->reply);
+        return 1;
     }
     struct sub *x = sub_find(s, it->rid, it->rid_len);
     if (x && strcmp(x->member, it->member) != 0)

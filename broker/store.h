@@ -112,6 +112,10 @@ struct store_audit_filter {
     const uint8_t *case_ref;   /* NULL = any; else CASENET_CASE_REF_BYTES */
     int64_t from_ms, to_ms;    /* 0 = unbounded; else from_ms <= time_ms < to_ms */
     int kind;                  /* proto AuditKind; 0 = any */
+    /* With member set: walk only the events filed under member, so that
+     * events it is not party to change nothing of the answer (rows, cursor,
+     * more). Set for every member that is not a coordinator. */
+    bool member_only;
 };
 
 /* A deadline of one inbox row: deliver, accept or expire (proto

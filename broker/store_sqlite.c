@@ -1406,11 +1406,12 @@ static int sq_audit_query(struct store *b, const struct store_audit_filter *f, u
                           size_t *n, uint64_t *next_cursor, bool *more)
 {
     struct sqlite_store *s = S(b);
-    enum stmt which = f->message_id ? ST_AQ_MESSAGE
-                      : f->case_ref ? ST_AQ_CASE
-                      : f->member   ? ST_AQ_MEMBER
-                      : f->kind     ? ST_AQ_KIND
-                                    : ST_AQ_ALL;
+    enum stmt which = f->member && f->member_only ? ST_AQ_MEMBER
+                      : f->message_id             ? ST_AQ_MESSAGE
+                      : f->case_ref               ? ST_AQ_CASE
+                      : f->member                 ? ST_AQ_MEMBER
+                      : f->kind                   ? ST_AQ_KIND
+                                                  : ST_AQ_ALL;
     struct store_audit_row *out = NULL;
     size_t count = 0;
     uint64_t next = cursor;

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,14 +124,40 @@ static void deny(struct zap *z, const char *address, const uint8_t *key, size_t 
              (long long)suppressed);
 }
 
+/* The ZMTP metadata frame of an accepted handshake: the property
+ * "Identity" = a routing id the broker chose (ZAP_ROUTING_ID_BYTES: the
+ * prefix and 16 random bytes). libzmq uses the property as the peer's routing
+ * id, in place of the one the peer announced (ZMQ_ROUTING_ID) whenever the
+ * reply is read after the peer's own metadata, which is how libzmq 4.3
+ * orders a handshake but for a reply already waiting when the request is
+ * sent (see zap_routing_id_assigned for that case). Returns the length. */
+static size_t routing_metadata(uint8_t out[ZAP_METADATA_BYTES])
+{
+    static const char name[] = "Identity";
+    size_t n = 0;
+    out[n++] = (uint8_t)(sizeof name - 1);
+    memcpy(out + n, name, sizeof name - 1);
+    n += sizeof name - 1;
+    out[n++] = 0;
+    out[n++] = 0;
+    out[n++] = 0;
+    out[n++] = ZAP_ROUTING_ID_BYTES;
+    out[n++] = ZAP_ROUTING_ID_PREFIX;
+    randombytes_buf(out + n, ZAP_ROUTING_ID_BYTES - 1);
+    return n + ZAP_ROUTING_ID_BYTES - 1;
+}
+
 static int send_reply(void *rep, const char *req_id, size_t req_id_len, const char *code,
                       const char *text, const char *user_id)
 {
+    uint8_t md[ZAP_METADATA_BYTES];
+    size_t md_len = user_id[0] ? routing_metadata(md) : 0;
     if (zmq_send(rep, "1.0", 3, ZMQ_SNDMORE) < 0 ||
         zmq_send(rep, req_id, req_id_len, ZMQ_SNDMORE) < 0 ||
         zmq_send(rep, code, strlen(code), ZMQ_SNDMORE) < 0 ||
         zmq_send(rep, text, strlen(text), ZMQ_SNDMORE) < 0 ||
-        zmq_send(rep, user_id, strlen(user_id), ZMQ_SNDMORE) < 0 || zmq_send(rep, "", 0, 0) < 0) {
+        zmq_send(rep, user_id, strlen(user_id), ZMQ_SNDMORE) < 0 ||
+        zmq_send(rep, md, md_len, 0) < 0) {
         log_event(LOG_ERROR, "zap_reply", "zmq_error", zmq_strerror(errno), NULL);
         return CASENET_EIO;
     }
@@ -214,6 +241,12 @@ int zap_handle(struct zap *z, const casenet_directory *dir)
             (void)send_reply(z->rep, f[1], len[1], "200", "OK", m.id);
         }
     }
+}
+
+bool zap_routing_id_assigned(const uint8_t *rid, size_t len)
+{
+    return (len == ZAP_ROUTING_ID_BYTES && rid[0] == ZAP_ROUTING_ID_PREFIX) ||
+           (len == ZAP_LIBZMQ_ID_BYTES && rid[0] == 0);
 }
 
 int zap_flush_audit(struct zap *z, struct store *s, int64_t now_ms)

@@ -3,8 +3,9 @@
  * inproc://zeromq.zap.01 that admits a CURVE client only when its public key
  * is the CURVE key of an active member of the current directory and valid at
  * the handshake (its valid_until checked now, not when the directory was
- * parsed), and sets the connection's User-Id to that member id. Everyone else
- * gets "400".
+ * parsed), and sets the connection's User-Id to that member id, and its
+ * routing id to one the broker chose (never the peer's). Everyone else gets
+ * "400".
  *
  * It must be bound before the ROUTER binds (libzmq asks it during every
  * handshake) and is polled by the broker loop in the same thread.
@@ -15,12 +16,21 @@
 #include "casenet.h"
 #include "store.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define ZAP_ENDPOINT       "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN         "casenet"
 #define ZAP_THROTTLE_MS    60000 /* one logged denial per key per minute */
 #define ZAP_THROTTLE_SLOTS 128
+/* Routing ids: the broker chooses every connection's (section 7 of
+ * PROTOCOL.md): the prefix byte and 16 random bytes, unguessable, so that
+ * no peer can take or pre-empt another connection's id. */
+#define ZAP_ROUTING_ID_PREFIX 'c'
+#define ZAP_ROUTING_ID_BYTES  17
+#define ZAP_LIBZMQ_ID_BYTES   5 /* libzmq's own: a zero byte and a counter */
+#define ZAP_METADATA_BYTES    (1 + 8 + 4 + ZAP_ROUTING_ID_BYTES)
 
 struct zap;
 
@@ -37,6 +47,13 @@ void *zap_socket(struct zap *z);
  * (throttled per key) and queued for the audit log. Malformed requests get
  * "500". Returns the number of requests answered. */
 int zap_handle(struct zap *z, const casenet_directory *dir);
+
+/* True when a request's routing id is one the broker assigned: the ZAP
+ * handler's (ZAP_ROUTING_ID_PREFIX, ZAP_ROUTING_ID_BYTES) or libzmq's own
+ * (used when the handshake's ZAP reply was read before the peer's metadata;
+ * the broker seeds libzmq's counter at random, server_open). Anything else
+ * was announced by the peer (ZMQ_ROUTING_ID) and is refused by the server. */
+bool zap_routing_id_assigned(const uint8_t *rid, size_t len);
 
 /* Inside the batch transaction: appends an AUTH_DENIED event for every
  * queued denial, then forgets them. Returns the store's error; the queue is

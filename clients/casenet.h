@@ -161,6 +161,25 @@ CASENET_API CASENET_NODISCARD int casenet_msg_status_parse(const char *name,
 CASENET_API CASENET_NODISCARD int casenet_receipt_status_parse(const char *name,
                                                                casenet_receipt_status *out);
 
+/* What a COMPLETED receipt says happened (proto CompletionOutcome): a code,
+ * because a receipt stays in clear in the broker's append-only log; words
+ * go in an encrypted STATUS note the receipt names (casenet_receipt.note_id). */
+typedef enum casenet_outcome {
+    CASENET_OUTCOME_NONE = 0,
+    CASENET_OUTCOME_RESOLVED = 1,
+    CASENET_OUTCOME_REFERRED_ONWARD = 2,
+    CASENET_OUTCOME_NO_ACTION_NEEDED = 3,
+    CASENET_OUTCOME_UNABLE_TO_ACT = 4,
+    CASENET_OUTCOME_WITHDRAWN = 5,
+} casenet_outcome;
+
+/* "resolved", "referred-onward", "no-action-needed", "unable-to-act",
+ * "withdrawn"; "none" for 0 and "unknown" for anything else. */
+CASENET_API const char *casenet_outcome_name(int outcome);
+/* The inverse of casenet_outcome_name for the five codes (not "none");
+ * CASENET_EINVAL otherwise. */
+CASENET_API CASENET_NODISCARD int casenet_outcome_parse(const char *name, casenet_outcome *out);
+
 /* True when reason is one of the codes a DECLINED receipt carries:
  * "not-competent", "duplicate", "insufficient-information", "redirected". */
 CASENET_API bool casenet_decline_reason_valid(const char *reason);
@@ -465,15 +484,17 @@ typedef struct casenet_receipt {
     char recipient[CASENET_MEMBER_ID_MAX + 1]; /* the signer */
     casenet_receipt_status status;
     char reason[64]; /* declined: not-competent, duplicate, insufficient-information, redirected */
-    char outcome[256]; /* completed: free text */
+    casenet_outcome outcome; /* completed: a code; CASENET_OUTCOME_NONE otherwise */
     int64_t signed_at_ms;
+    bool has_note; /* note_id names the signer's encrypted STATUS note that explains */
+    uint8_t note_id[CASENET_MESSAGE_ID_BYTES];
 } casenet_receipt;
 
 /* Signs r with the signer's current key; r->recipient must equal the
  * keyring's member id, a DECLINED receipt must carry a valid decline reason
- * and no other status a reason, and COMPLETED (only) an outcome (else
- * CASENET_EINVAL). casenet_receipt_verify refuses the same breaches with
- * CASENET_EBADREQ. */
+ * and no other status a reason, and COMPLETED (only) a known outcome code
+ * (else CASENET_EINVAL). casenet_receipt_verify refuses the same breaches
+ * with CASENET_EBADREQ. */
 CASENET_API CASENET_NODISCARD int casenet_receipt_sign(const casenet_keys *signer,
                                                        const casenet_receipt *r, casenet_buf *out);
 /* Verifies a SignedReceipt against the directory key of its recipient. */

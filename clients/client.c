@@ -50,6 +50,7 @@
  */
 #include "casenet.h"
 #include "casenet.pb-c.h"
+#include "text.h"
 #include "util.h"
 
 #include <assert.h>
@@ -381,6 +382,10 @@ static void on_frame(casenet_client *c, const uint8_t *data, size_t len, uint64_
                      Casenet__V1__Response **got)
 {
     Casenet__V1__Response *r = casenet__v1__response__unpack(NULL, len, data);
+    if (r && !cn_pb_strings_valid(&r->base)) { /* malformed: dropped like the others */
+        casenet__v1__response__free_unpacked(r, NULL);
+        r = NULL;
+    }
     if (!r)
         return;
     if (r->request_id == 0) {

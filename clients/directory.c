@@ -6,6 +6,7 @@
 #include "casenet.pb-c.h"
 #include "crypto.h"
 #include "keys_impl.h"
+#include "text.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -247,7 +248,8 @@ int cn_directory_parse_ex(const uint8_t *buf, size_t len, const uint8_t authorit
         goto cleanup;
     rc = CASENET_EBADREQ;
     d->body = casenet__v1__directory_body__unpack(NULL, d->sd->body.len, d->sd->body.data);
-    if (!d->body || d->body->version < 1 || d->body->n_members > DIR_MAX_MEMBERS)
+    if (!d->body || !cn_pb_strings_valid(&d->body->base) || d->body->version < 1 ||
+        d->body->n_members > DIR_MAX_MEMBERS)
         goto cleanup;
     for (size_t i = 0; i < d->body->n_members; i++) {
         rc = check_member(d->body->members[i]);

@@ -8,6 +8,7 @@
 #include "crypto.h"
 #include "directory_impl.h"
 #include "keys_impl.h"
+#include "text.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -451,7 +452,7 @@ static int verify_parsed(const casenet_directory *dir, const uint8_t *buf, size_
     if (!v->env)
         goto fail;
     v->hdr = casenet__v1__header__unpack(NULL, v->env->header.len, v->env->header.data);
-    if (!v->hdr)
+    if (!v->hdr || !cn_pb_strings_valid(&v->hdr->base))
         goto fail;
     const Casenet__V1__Header *h = v->hdr;
     rc = check_structure(v->env, h);

@@ -153,6 +153,29 @@ int casenet_inbox_state_parse(const char *name, casenet_inbox_state *out)
     return rc;
 }
 
+static const struct name_row outcomes[] = {
+    {CASENET_OUTCOME_RESOLVED, "resolved"},
+    {CASENET_OUTCOME_REFERRED_ONWARD, "referred-onward"},
+    {CASENET_OUTCOME_NO_ACTION_NEEDED, "no-action-needed"},
+    {CASENET_OUTCOME_UNABLE_TO_ACT, "unable-to-act"},
+    {CASENET_OUTCOME_WITHDRAWN, "withdrawn"},
+    {0, NULL},
+};
+
+const char *casenet_outcome_name(int outcome)
+{
+    return outcome == CASENET_OUTCOME_NONE ? "none" : name_of(outcomes, outcome);
+}
+
+int casenet_outcome_parse(const char *name, casenet_outcome *out)
+{
+    int v = 0;
+    int rc = parse(outcomes, name, &v);
+    if (rc == CASENET_OK)
+        *out = (casenet_outcome)v;
+    return rc;
+}
+
 bool casenet_decline_reason_valid(const char *reason)
 {
     static const char *const reasons[] = {"not-competent", "duplicate", "insufficient-information",

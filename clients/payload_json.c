@@ -2,6 +2,7 @@
 #include "casenet.h"
 #include "envelope_impl.h"
 #include "pbjson.h"
+#include "text.h"
 #include "casenet.pb-c.h"
 
 #include <assert.h>
@@ -149,6 +150,8 @@ static int payload_to_json(const uint8_t *payload, size_t len, bool human, casen
                                     payload ? payload : (const uint8_t *)"");
     if (!msg)
         return CASENET_EBADREQ;
+    if (!cn_pb_strings_valid(msg))
+        goto cleanup; /* rc is CASENET_EBADREQ */
     rc = pbjson_encode(msg, &root);
     if (rc == CASENET_OK && human)
         rc = pbjson_humanise(msg, root);
@@ -167,9 +170,10 @@ static int payload_to_json(const uint8_t *payload, size_t len, bool human, casen
         goto cleanup;
     }
     text[n] = '\0';
-    out->data = (uint8_t *)text;
-    out->len = n;
-    rc = CASENET_OK;
+    /* Payload text is shown on terminals: DEL and C1 escaped too. */
+    rc = cn_json_escape_controls(text, n, out);
+    sodium_memzero(text, n);
+    free(text);
 
 cleanup:
     json_decref(root);

@@ -8,6 +8,7 @@
 #include "directory_impl.h"
 #include "keys_impl.h"
 #include "receipt_impl.h"
+#include "text.h"
 #include "util.h"
 
 #include <assert.h>
@@ -91,12 +92,15 @@ static int verify_sig(const char *domain, const ProtobufCBinaryData *body,
 
 /* ------------------------------------------------------------ recipient receipts */
 
-/* The reason and outcome rules of a receipt's status (see casenet.h). */
-static bool status_fields_valid(int status, const char *reason, const char *outcome)
+/* The reason and outcome rules of a receipt's status (see casenet.h): a
+ * decline reason with DECLINED only, a known outcome code with COMPLETED
+ * only. */
+static bool status_fields_valid(int status, const char *reason, int outcome)
 {
     if (status == CASENET_RECEIPT_DECLINED ? !casenet_decline_reason_valid(reason) : reason[0])
         return false;
-    return status == CASENET_RECEIPT_COMPLETED ? outcome[0] != '\0' : outcome[0] == '\0';
+    bool known = outcome >= CASENET_OUTCOME_RESOLVED && outcome <= CASENET_OUTCOME_WITHDRAWN;
+    return status == CASENET_RECEIPT_COMPLETED ? known : outcome == CASENET_OUTCOME_NONE;
 }
 
 int casenet_receipt_sign(const casenet_keys *signer, const casenet_receipt *r, casenet_buf *out)
@@ -104,8 +108,7 @@ int casenet_receipt_sign(const casenet_keys *signer, const casenet_receipt *r, c
     if (!signer || !r || !out || strcmp(r->recipient, casenet_keys_member_id(signer)) != 0 ||
         !casenet_member_id_valid(r->sender) || r->status < CASENET_RECEIPT_DELIVERED ||
         r->status > CASENET_RECEIPT_COMPLETED || !memchr(r->reason, '\0', sizeof r->reason) ||
-        !memchr(r->outcome, '\0', sizeof r->outcome) ||
-        !status_fields_valid(r->status, r->reason, r->outcome))
+        !cn_text_valid(r->reason) || !status_fields_valid(r->status, r->reason, (int)r->outcome))
         return CASENET_EINVAL;
     const char *key_id = NULL;
     const uint8_t *sk = cn_keys_sign_sk(signer, &key_id);
@@ -119,7 +122,11 @@ int casenet_receipt_sign(const casenet_keys *signer, const casenet_receipt *r, c
     b.sign_key_id = (char *)key_id;
     b.status = (Casenet__V1__ReceiptStatus)r->status;
     b.reason = (char *)r->reason;
-    b.outcome = (char *)r->outcome;
+    b.outcome = (Casenet__V1__CompletionOutcome)r->outcome;
+    if (r->has_note) {
+        b.note_id.data = (uint8_t *)r->note_id;
+        b.note_id.len = CASENET_MESSAGE_ID_BYTES;
+    }
     b.signed_at_ms = r->signed_at_ms;
     size_t blen = casenet__v1__receipt_body__get_packed_size(&b);
     uint8_t *body = malloc(blen);
@@ -144,20 +151,27 @@ int casenet_receipt_verify(const casenet_directory *dir, const uint8_t *buf, siz
     if (!s)
         goto cleanup;
     b = casenet__v1__receipt_body__unpack(NULL, s->body.len, s->body.data);
-    if (!b || b->message_id.len != CASENET_MESSAGE_ID_BYTES ||
+    /* Every text field is a single line without control characters: a
+     * receipt is shown to people, stored and audited for good. */
+    if (!b || !cn_pb_strings_valid(&b->base) || !cn_text_valid(b->sign_key_id) ||
+        !cn_text_valid(b->reason) || b->message_id.len != CASENET_MESSAGE_ID_BYTES ||
         b->envelope_hash.len != CASENET_HASH_BYTES || !casenet_member_id_valid(b->sender) ||
         !casenet_member_id_valid(b->recipient) ||
         b->status < CASENET__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED ||
-        b->status > CASENET__V1__RECEIPT_STATUS__RECEIPT_STATUS_COMPLETED)
+        b->status > CASENET__V1__RECEIPT_STATUS__RECEIPT_STATUS_COMPLETED ||
+        (b->note_id.len != 0 && b->note_id.len != CASENET_MESSAGE_ID_BYTES))
         goto cleanup;
     casenet_receipt r;
     memset(&r, 0, sizeof r);
     if (cn_strlcpy(r.sender, b->sender, sizeof r.sender) != CASENET_OK ||
         cn_strlcpy(r.recipient, b->recipient, sizeof r.recipient) != CASENET_OK ||
         cn_strlcpy(r.reason, b->reason, sizeof r.reason) != CASENET_OK ||
-        cn_strlcpy(r.outcome, b->outcome, sizeof r.outcome) != CASENET_OK ||
-        !status_fields_valid(b->status, r.reason, r.outcome))
+        !status_fields_valid(b->status, r.reason, (int)b->outcome))
         goto cleanup;
+    r.outcome = (casenet_outcome)b->outcome;
+    r.has_note = b->note_id.len == CASENET_MESSAGE_ID_BYTES;
+    if (r.has_note)
+        memcpy(r.note_id, b->note_id.data, CASENET_MESSAGE_ID_BYTES);
     casenet_member m;
     const uint8_t *pk = NULL;
     rc = CASENET_EUNAUTH;
@@ -256,7 +270,8 @@ int casenet_submit_receipt_verify(const casenet_directory *dir, const uint8_t *b
     if (!s)
         goto cleanup;
     b = casenet__v1__submit_receipt_body__unpack(NULL, s->body.len, s->body.data);
-    if (!b || b->message_id.len != CASENET_MESSAGE_ID_BYTES ||
+    if (!b || !cn_pb_strings_valid(&b->base) || !cn_text_valid(b->sign_key_id) ||
+        b->message_id.len != CASENET_MESSAGE_ID_BYTES ||
         b->envelope_hash.len != CASENET_HASH_BYTES || !casenet_member_id_valid(b->broker_id))
         goto cleanup;
     casenet_member broker;

@@ -6,6 +6,7 @@
 #include "casenet.pb-c.h"
 #include "directory_impl.h"
 #include "envelope_impl.h"
+#include "text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -223,6 +224,10 @@ int casenet_payload_check(const uint8_t *payload, size_t len, casenet_kind kind,
     int rc = CASENET_EBADREQ;
     if (!p || want == 0 || (int)p->body_case != want) {
         say(err, errlen, "the payload is not a %s payload", casenet_kind_name(kind));
+        goto cleanup;
+    }
+    if (!cn_pb_strings_valid(&p->base)) {
+        say(err, errlen, "the %s holds a text field that is not UTF-8", casenet_kind_name(kind));
         goto cleanup;
     }
     struct missing m = {.len = 0, .n = 0};

@@ -2,6 +2,8 @@
  * option and argument parsing, time formatting and small file helpers. */
 #include "cli.h"
 
+#include "text.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -47,12 +49,29 @@ int cli_exit_code(int err, enum cli_origin origin)
     return CLI_EFAIL;
 }
 
+const char *cli_safe(const char *s)
+{
+    static char slots[CLI_SAFE_SLOTS][1024];
+    static unsigned next;
+    char *out = slots[next++ % CLI_SAFE_SLOTS];
+    return cn_text_escape(s ? s : "", out, sizeof slots[0]);
+}
+
+/* Prints the formatted message to stderr escaped (cli_safe): messages carry
+ * text from outside, such as the broker's error message. */
+static void print_escaped(const char *fmt, va_list ap)
+{
+    char msg[2048], esc[4 * sizeof msg];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fputs(cn_text_escape(msg, esc, sizeof esc), stderr);
+}
+
 int cli_fail(enum cli_origin origin, int err, const char *hint, const char *fmt, ...)
 {
     va_list ap;
     fprintf(stderr, "casenet: %s: ", cli_cmd_name);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_escaped(fmt, ap);
     va_end(ap);
     fprintf(stderr, " (%s)", casenet_errname(err));
     if (hint)
@@ -88,7 +107,7 @@ void cli_warn(const char *fmt, ...)
     va_list ap;
     fprintf(stderr, "casenet: %s: warning: ", cli_cmd_name);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_escaped(fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
 }

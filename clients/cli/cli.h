@@ -89,6 +89,16 @@ bool cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parses a duration "90s", "15m", "12h", "7d" (a bare number is seconds)
  * into milliseconds; false when malformed, zero or over ten years. */
 bool cli_parse_duration(const char *s, int64_t *out_ms);
+/* s made safe for a terminal (cn_text_escape of text.h: control characters
+ * and bytes that are not UTF-8 become \xNN). Every string that came from
+ * outside (the broker, the directory, another member's message or receipt)
+ * goes through it before a person sees it in human output; JSON output is
+ * escaped by the JSON writer. The result lives in one of CLI_SAFE_SLOTS
+ * static buffers and stays valid for that many further calls (enough for
+ * one printf); longer text is cut with "...". Not thread-safe. */
+#define CLI_SAFE_SLOTS 8
+const char *cli_safe(const char *s);
+
 /* Parses exactly 32 hex digits into 16 bytes; false otherwise. */
 bool cli_parse_id16(const char *s, uint8_t out[16]);
 /* True when s can name a message id: 1 to 32 hex digits (all 32, or a

@@ -441,16 +441,16 @@ static void print_event(uint64_t index, const Casenet__V1__AuditEvent *e, bool j
         memcpy(parties + sizeof parties - 4, "...", 4);
     if (wide) {
         printf("%-8" PRIu64 "  %-23s  %-23s  %-19s  %-20s  %-32s  %-12s  %s\n", index, local, utc,
-               kind, e->actor && e->actor[0] ? e->actor : "(broker)", mid, event_status(e),
-               parties[0] ? parties : "-");
+               kind, e->actor && e->actor[0] ? cli_safe(e->actor) : "(broker)", mid,
+               event_status(e), parties[0] ? cli_safe(parties) : "-");
         return;
     }
     /* 100 columns: UTC time to the second, the id's first digits. */
     char actor[40];
-    cli_cell(e->actor && e->actor[0] ? e->actor : "(broker)", 14, actor, sizeof actor);
+    cli_cell(e->actor && e->actor[0] ? cli_safe(e->actor) : "(broker)", 14, actor, sizeof actor);
     mid[CLI_TABLE_ID_DIGITS] = '\0';
     cli_table_line(false, "%-7" PRIu64 " %-19.19s  %-19s  %s  %-10s  %-12s  %s", index, utc, kind,
-                   actor, mid, event_status(e), parties[0] ? parties : "-");
+                   actor, mid, event_status(e), parties[0] ? cli_safe(parties) : "-");
 }
 
 static int audit_log(int argc, char **argv)

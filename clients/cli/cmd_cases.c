@@ -214,8 +214,8 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
                m->status > CASENET_MSG_ACTUAL ? "  [" : "",
                m->status > CASENET_MSG_ACTUAL ? mstatus : "",
                m->status > CASENET_MSG_ACTUAL ? "]" : "");
-        printf("from %s, accepted by the broker at %s (broker receipt %s)\n", m->sender, when,
-               broker_ok ? "verified" : "INVALID");
+        printf("from %s, accepted by the broker at %s (broker receipt %s)\n", cli_safe(m->sender),
+               when, broker_ok ? "verified" : "INVALID");
         if (m->has_case_ref) {
             hex16(m->case_ref, ref);
             printf("case %s\n", ref);
@@ -233,7 +233,7 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
         const casenet_recipient_status *r = &m->recipients[i];
         json_t *steps = json ? json_array() : NULL;
         if (!json)
-            printf("\n%s: %s%s\n", r->recipient, casenet_inbox_state_name(r->state),
+            printf("\n%s: %s%s\n", cli_safe(r->recipient), casenet_inbox_state_name(r->state),
                    overdue_now(r) ? "  (OVERDUE)" : "");
         for (size_t j = 0; j < r->n_steps; j++) {
             const casenet_step *st = &r->steps[j];
@@ -242,7 +242,7 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
             bool ok = signed_step && step_receipt_ok(h, m, r, st, &rc);
             if (signed_step && !ok)
                 *bad = true;
-            const char *actor = st->actor[0] ? st->actor : "the broker";
+            const char *actor = st->actor[0] ? cli_safe(st->actor) : "the broker";
             if (json) {
                 json_t *o = json_pack(
                     "{s:s, s:o, s:s?}", "state", casenet_inbox_state_name(st->state), "at",
@@ -253,8 +253,14 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
                     json_object_set_new(o, "receipt_verified", json_boolean(ok));
                     if (ok && rc.reason[0])
                         json_object_set_new(o, "reason", json_string(rc.reason));
-                    if (ok && rc.outcome[0])
-                        json_object_set_new(o, "outcome", json_string(rc.outcome));
+                    if (ok && rc.outcome)
+                        json_object_set_new(o, "outcome",
+                                            json_string(casenet_outcome_name(rc.outcome)));
+                    if (ok && rc.has_note) {
+                        char note[33];
+                        cli_id16_hex(rc.note_id, note);
+                        json_object_set_new(o, "note", json_string(note));
+                    }
                 }
                 if (o && j == 0 && st->state == CASENET_INBOX_QUEUED)
                     json_object_set_new(o, "broker_receipt_verified", json_boolean(broker_ok));
@@ -275,8 +281,13 @@ static int print_status(const struct home *h, const casenet_message_status *m, b
                 printf("by %s", actor);
             if (ok && rc.reason[0])
                 printf(": %s", rc.reason);
-            if (ok && rc.outcome[0])
-                printf(": %s", rc.outcome);
+            if (ok && rc.outcome)
+                printf(": %s", casenet_outcome_name(rc.outcome));
+            if (ok && rc.has_note) {
+                char note[33];
+                cli_id16_hex(rc.note_id, note);
+                printf(" (note %s)", note);
+            }
             printf("\n");
         }
         if (json) {
@@ -420,7 +431,7 @@ static void print_case(const casenet_message_status *m, bool json, bool wide)
     size_t col = len > 0 ? (size_t)len : 0;
     for (size_t i = 0; i < m->n_recipients; i++) {
         const casenet_recipient_status *r = &m->recipients[i];
-        len = snprintf(line, sizeof line, " %s=%s%s", r->recipient,
+        len = snprintf(line, sizeof line, " %s=%s%s", cli_safe(r->recipient),
                        casenet_inbox_state_name(r->state), overdue_now(r) ? "!" : "");
         if (!wide && col > 4 && col + (size_t)len > CLI_TABLE_WIDTH) {
             fputs("\n    ", stdout);
@@ -559,14 +570,14 @@ static void print_overdue(const casenet_overdue *e, bool json, bool wide)
     char due[64], rcpt[40], from[40];
     cli_format_time(e->due_at_ms, false, due, sizeof due);
     if (wide) {
-        printf("%-32s  %-20s  %-20s  %-16s  %-15s  %-8s  %-23s  %s\n", id, e->recipient, e->sender,
-               casenet_kind_name(e->kind), urgency, casenet_deadline_kind_name(e->deadline), due,
-               casenet_inbox_state_name(e->state));
+        printf("%-32s  %-20s  %-20s  %-16s  %-15s  %-8s  %-23s  %s\n", id, cli_safe(e->recipient),
+               cli_safe(e->sender), casenet_kind_name(e->kind), urgency,
+               casenet_deadline_kind_name(e->deadline), due, casenet_inbox_state_name(e->state));
         return;
     }
     cli_table_time(e->due_at_ms, false, due, sizeof due);
-    cli_cell(e->recipient, 14, rcpt, sizeof rcpt);
-    cli_cell(e->sender, 14, from, sizeof from);
+    cli_cell(cli_safe(e->recipient), 14, rcpt, sizeof rcpt);
+    cli_cell(cli_safe(e->sender), 14, from, sizeof from);
     id[CLI_TABLE_ID_DIGITS] = '\0';
     cli_table_line(false, "%-10s  %s  %s  %-16s  %-8s  %-11s  %s", id, rcpt, from,
                    casenet_kind_name(e->kind), casenet_deadline_kind_name(e->deadline), due,

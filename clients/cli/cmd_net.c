@@ -409,8 +409,13 @@ static void print_row(const struct home *h, const casenet_inbox_entry *e, bool j
             json_object_set_new(o, "receipt_verified", json_boolean(receipt_ok));
             if (receipt_ok && r.reason[0])
                 json_object_set_new(o, "reason", json_string(r.reason));
-            if (receipt_ok && r.outcome[0])
-                json_object_set_new(o, "outcome", json_string(r.outcome));
+            if (receipt_ok && r.outcome)
+                json_object_set_new(o, "outcome", json_string(casenet_outcome_name(r.outcome)));
+            if (receipt_ok && r.has_note) {
+                char note[33];
+                cli_id16_hex(r.note_id, note);
+                json_object_set_new(o, "note", json_string(note));
+            }
         }
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         if (text)
@@ -422,13 +427,13 @@ static void print_row(const struct home *h, const casenet_inbox_entry *e, bool j
     char received[64], from[160], from_cell[200];
     cli_table_time(e->received_at_ms, wide, received, sizeof received);
     cli_member_label(h->dir, e->sender, wide, from, sizeof from);
-    cli_cell(from, wide ? 40 : 16, from_cell, sizeof from_cell);
+    cli_cell(cli_safe(from), wide ? 40 : 16, from_cell, sizeof from_cell);
     const char *drill = e->status == CASENET_MSG_EXERCISE || e->status == CASENET_MSG_TEST
                             ? casenet_msg_status_name(e->status)
                             : NULL;
     char tail[160] = "";
     if (receipt_ok && r.reason[0])
-        snprintf(tail, sizeof tail, " (%s)", r.reason);
+        snprintf(tail, sizeof tail, " (%s)", cli_safe(r.reason));
     if (drill)
         snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "  [%s]", drill);
     const char *invalid = e->receipt.len && !receipt_ok ? " (receipt signature INVALID)" : "";
@@ -753,41 +758,144 @@ cleanup:
 
 static const char ack_usage[] =
     "usage: casenet ack ID [--status delivered|accepted|declined|completed]\n"
-    "                      [--reason CODE] [--outcome TEXT] [--home DIR]\n"
-    "                      [--broker ENDPOINT] [--timeout SECONDS]\n"
+    "                      [--reason CODE] [--outcome CODE] [--note TEXT]\n"
+    "                      [--home DIR] [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
     "Signs a receipt for message ID and sends it through the broker to the\n"
     "sender (and the audit log). The receipt names the hash of the exact message\n"
-    "received, so ack fetches and verifies the message first.\n"
+    "received, so ack fetches and verifies the message first. A receipt is kept\n"
+    "in clear by the broker and in its audit log forever: it carries codes only.\n"
+    "Words go in --note, sent first as an encrypted STATUS message to the sender\n"
+    "(in reply to ID) whose id the receipt names.\n"
     "\n"
     "options:\n"
     "  -s, --status S           delivered (default), accepted, declined, completed\n"
     "  -r, --reason CODE        with declined: not-competent, duplicate,\n"
     "                           insufficient-information, redirected\n"
-    "  -o, --outcome TEXT       with completed (required): the outcome, free text\n"
-    "                           (no names)\n"
+    "  -o, --outcome CODE       with completed (required): resolved, referred-onward,\n"
+    "                           no-action-needed, unable-to-act, withdrawn\n"
+    "  -n, --note TEXT          with accepted, declined or completed: an explanation,\n"
+    "                           sealed to the sender only\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
     "  -t, --timeout SECONDS    per request, including retries (default 10)\n"
     "  -h, --help               this text\n"
     "\n"
     "example:\n"
-    "  casenet ack 3f2a9c0e5b7d41e8a6c2d9f0b1e4a7c3 --status accepted\n";
+    "  casenet ack 3f2a9c0e5b7d41e8a6c2d9f0b1e4a7c3 --status accepted\n"
+    "  casenet ack 3f2a9c0e5b7d41e8a6c2d9f0b1e4a7c3 --status completed \\\n"
+    "      --outcome resolved --note 'child placed with relatives'\n";
+
+/* Seals text as an encrypted STATUS note to the sender of the message
+ * described by info, in reply to it, and submits it; its id goes to id. */
+/* The case id the payload of the message in env states (every kind carries
+ * one), opened with h's keys, into out (cap bytes). An exit code, the
+ * failure reported. */
+static int note_case_id(struct home *h, const casenet_buf *env, char *out, size_t cap)
+{
+    casenet_message_info info = {0};
+    casenet_buf payload = {0}, json = {0};
+    char why[256] = "";
+    int rc =
+        casenet_open_detail(h->keys, h->dir, env->data, env->len, &info, &payload, why, sizeof why);
+    if (rc != CASENET_OK) {
+        int ex = open_fail_detail(rc, h->member, why, env->data, env->len);
+        casenet_message_info_clear(&info);
+        return ex;
+    }
+    rc = casenet_payload_to_json(payload.data, payload.len, &json);
+    json_t *doc = rc == CASENET_OK ? json_loadb((const char *)json.data, json.len, 0, NULL) : NULL;
+    const char *key;
+    json_t *body, *id = NULL;
+    json_object_foreach(doc, key, body) id = json_object_get(body, "caseId");
+    int ex = CLI_OK;
+    if (!json_is_string(id) || cn_strlcpy(out, json_string_value(id), cap) != CASENET_OK)
+        ex = cli_fail(CLI_LOCAL, CASENET_EBADREQ, NULL,
+                      "the message states no usable case id to answer with a note");
+    json_decref(doc);
+    casenet_buf_free(&json);
+    casenet_buf_free(&payload);
+    casenet_message_info_clear(&info);
+    return ex;
+}
+
+/* Seals text as a STATUS note to the sender of the message in env (info, its
+ * verified metadata), in reply to it, for the case its payload names; its
+ * id in id. reason and outcome are the receipt's codes, which the note's
+ * DECLINED and CLOSED states require in words. An exit code. */
+static int send_note(struct home *h, casenet_client *cl, const casenet_buf *orig,
+                     const casenet_message_info *info, const casenet_receipt *r, const char *text,
+                     uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    char case_id[256];
+    int ex = note_case_id(h, orig, case_id, sizeof case_id);
+    if (ex != CLI_OK)
+        return ex;
+    json_t *doc = NULL;
+    if (r->status == CASENET_RECEIPT_ACCEPTED)
+        doc = json_pack("{s:{s:s, s:s, s:s}}", "status", "caseId", case_id, "status",
+                        "CASE_STATUS_ACCEPTED", "note", text);
+    else if (r->status == CASENET_RECEIPT_DECLINED)
+        doc = json_pack("{s:{s:s, s:s, s:s, s:s}}", "status", "caseId", case_id, "status",
+                        "CASE_STATUS_DECLINED", "reason", r->reason, "note", text);
+    else
+        doc = json_pack("{s:{s:s, s:s, s:s, s:s}}", "status", "caseId", case_id, "status",
+                        "CASE_STATUS_CLOSED", "outcome", casenet_outcome_name(r->outcome), "note",
+                        text);
+    char *json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!json)
+        return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
+    casenet_buf payload = {0}, env = {0};
+    char err[256] = "";
+    int rc = casenet_payload_from_json(json, strlen(json), CASENET_KIND_STATUS, &payload, err,
+                                       sizeof err);
+    free(json);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot build the note: %s",
+                        err[0] ? err : casenet_strerror(rc));
+    const char *to[1] = {info->sender};
+    casenet_seal_opts so = {.kind = CASENET_KIND_STATUS,
+                            .urgency = info->urgency,
+                            .status = info->status,
+                            .to = to,
+                            .n_to = 1,
+                            .in_reply_to = info->message_id,
+                            .case_ref = info->has_case_ref ? info->case_ref : NULL};
+    rc = casenet_seal(h->keys, h->dir, &so, payload.data, payload.len, &env, id);
+    casenet_buf_free(&payload);
+    ex = CLI_OK;
+    if (rc != CASENET_OK) {
+        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot seal the note: %s", casenet_strerror(rc));
+    } else {
+        casenet_submit_receipt sr;
+        rc = casenet_client_submit(cl, env.data, env.len, &sr, NULL);
+        if (rc != CASENET_OK)
+            ex = net_fail(cl, rc, "the broker did not accept the note; no receipt was sent");
+    }
+    casenet_buf_free(&env);
+    return ex;
+}
 
 int cmd_ack(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"status", required_argument, NULL, 's'},  {"reason", required_argument, NULL, 'r'},
-        {"outcome", required_argument, NULL, 'o'}, {"home", required_argument, NULL, 'H'},
-        {"broker", required_argument, NULL, 'b'},  {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"status", required_argument, NULL, 's'},
+        {"reason", required_argument, NULL, 'r'},
+        {"outcome", required_argument, NULL, 'o'},
+        {"note", required_argument, NULL, 'n'},
+        {"home", required_argument, NULL, 'H'},
+        {"broker", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct net_opts o = {.timeout_ms = 10000};
     casenet_receipt r = {0};
     r.status = CASENET_RECEIPT_DELIVERED;
-    const char *reason = NULL, *outcome = NULL;
+    const char *reason = NULL, *outcome = NULL, *note = NULL;
     int c;
-    while ((c = cli_getopt(argc, argv, "s:r:o:H:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "s:r:o:n:H:b:t:h", opts)) != -1) {
         if (c == 'h')
             return cli_help(ack_usage);
         if (c == 's') {
@@ -803,6 +911,10 @@ int cmd_ack(int argc, char **argv)
         }
         if (c == 'o') {
             outcome = optarg;
+            continue;
+        }
+        if (c == 'n') {
+            note = optarg;
             continue;
         }
         int ex = parse_net(argc, argv, c, &o);
@@ -822,11 +934,16 @@ int cmd_ack(int argc, char **argv)
     if (outcome && r.status != CASENET_RECEIPT_COMPLETED)
         return cli_usage_error("--outcome goes with --status completed");
     if (!outcome && r.status == CASENET_RECEIPT_COMPLETED)
-        return cli_usage_error("--status completed needs --outcome TEXT");
+        return cli_usage_error("--status completed needs --outcome CODE");
+    if (outcome && casenet_outcome_parse(outcome, &r.outcome) != CASENET_OK)
+        return cli_usage_error("unknown --outcome '%s': resolved, referred-onward, "
+                               "no-action-needed, unable-to-act, withdrawn (words go in --note)",
+                               outcome);
+    if (note && (r.status == CASENET_RECEIPT_DELIVERED || !note[0]))
+        return cli_usage_error("--note goes with --status accepted, declined or completed, and "
+                               "is not empty");
     if (reason && cn_strlcpy(r.reason, reason, sizeof r.reason) != CASENET_OK)
         return cli_usage_error("--reason is too long");
-    if (outcome && cn_strlcpy(r.outcome, outcome, sizeof r.outcome) != CASENET_OK)
-        return cli_usage_error("--outcome is too long (at most %zu bytes)", sizeof r.outcome - 1);
 
     char *path = NULL;
     struct home *h = NULL;
@@ -854,6 +971,11 @@ int cmd_ack(int argc, char **argv)
     rc = cn_strlcpy(r.sender, info.sender, sizeof r.sender);
     if (rc == CASENET_OK)
         rc = cn_strlcpy(r.recipient, h->member, sizeof r.recipient);
+    if (rc == CASENET_OK && note) {
+        if ((ex = send_note(h, cl, &env, &info, &r, note, r.note_id)) != CLI_OK)
+            goto cleanup;
+        r.has_note = true;
+    }
     r.signed_at_ms = cn_now_ms();
     if (rc == CASENET_OK)
         rc = casenet_receipt_sign(h->keys, &r, &signed_receipt);
@@ -870,6 +992,11 @@ int cmd_ack(int argc, char **argv)
     printf("receipt '%s' for %s from %s recorded (audit index %llu)\n",
            casenet_receipt_status_name(r.status), hex_of(info.message_id).s, info.sender,
            (unsigned long long)audit_index);
+    if (r.has_note) {
+        char hex[33];
+        cli_id16_hex(r.note_id, hex);
+        printf("note %s sealed to %s\n", hex, info.sender);
+    }
     ex = CLI_OK;
 cleanup:
     casenet_inbox_entry_clear(&row);

@@ -341,10 +341,11 @@ void print_message_info(FILE *f, const casenet_message_info *info, bool json)
     cli_format_time(info->created_at_ms, false, created, sizeof created);
     cli_format_time(info->expires_at_ms, false, expires, sizeof expires);
     fprintf(f, "verified message %s\n", id);
-    fprintf(f, "  from     %s (signing key %s)\n", info->sender, info->sign_key_id);
+    fprintf(f, "  from     %s (signing key %s)\n", cli_safe(info->sender),
+            cli_safe(info->sign_key_id));
     fprintf(f, "  to       ");
     for (size_t i = 0; i < info->n_recipients; i++)
-        fprintf(f, "%s%s", i ? ", " : "", info->recipients[i]);
+        fprintf(f, "%s%s", i ? ", " : "", cli_safe(info->recipients[i]));
     fprintf(f, "\n  kind     %s, urgency %s, status %s\n", casenet_kind_name(info->kind),
             casenet_urgency_name(info->urgency), casenet_msg_status_name(info->status));
     fprintf(f, "  created  %s\n", created);

@@ -51,8 +51,9 @@ static const char watch_usage[] =
     "               \"in_reply_to\", \"recipients\", \"envelope_hash\"},\n"
     "   \"payload\": {...the decrypted payload...}}\n"
     "and for a forwarded receipt \"receipt\": {\"message_id\", \"envelope_hash\",\n"
-    "\"sender\", \"recipient\", \"status\", \"reason\", \"outcome\", \"signed_at\"} (its\n"
-    "signature verified) instead of \"payload\".\n"
+    "\"sender\", \"recipient\", \"status\", \"reason\", \"outcome\" (a code), \"note\" (the id\n"
+    "of the signer's encrypted STATUS note, or null), \"signed_at\"} (its signature\n"
+    "verified) instead of \"payload\".\n"
     "\n"
     "When the agency has taken a message:\n"
     "  --spool only   the file DIR/<id>.json is in place: written as\n"
@@ -350,7 +351,9 @@ int receipt_json(const casenet_inbox_entry *e, const casenet_receipt *r, char **
     json_object_set_new(rj, "recipient", json_string(r->recipient));
     json_object_set_new(rj, "status", json_string(casenet_receipt_status_name(r->status)));
     json_object_set_new(rj, "reason", r->reason[0] ? json_string(r->reason) : json_null());
-    json_object_set_new(rj, "outcome", r->outcome[0] ? json_string(r->outcome) : json_null());
+    json_object_set_new(rj, "outcome",
+                        r->outcome ? json_string(casenet_outcome_name(r->outcome)) : json_null());
+    set_id(rj, "note", r->has_note, r->note_id);
     set_iso(rj, "signed_at", r->signed_at_ms);
     json_object_set_new(doc, "message", m);
     json_object_set_new(doc, "receipt", rj);

@@ -95,7 +95,7 @@ static void print_list(const char *label, char **items, size_t n)
     if (n == 0)
         printf("-");
     for (size_t i = 0; i < n; i++)
-        printf("%s%s", i ? ", " : "", items[i]);
+        printf("%s%s", i ? ", " : "", cli_safe(items[i]));
     printf("\n");
 }
 
@@ -105,14 +105,14 @@ static void print_text(const Casenet__V1__DirectoryBody *b, const char *verdict,
     cli_format_time(b->issued_at_ms, true, issued, sizeof issued);
     cli_format_time(b->expires_at_ms, true, expires, sizeof expires);
     printf("directory version %llu%s%s\n", (unsigned long long)b->version,
-           b->network && b->network[0] ? " of network " : "", b->network ? b->network : "");
+           b->network && b->network[0] ? " of network " : "", cli_safe(b->network));
     printf("  issued   %s\n  expires  %s%s\n", issued, expires, expired ? "  ** EXPIRED **" : "");
     printf("  %s\n", verdict);
     printf("  %zu member%s\n", b->n_members, b->n_members == 1 ? "" : "s");
     for (size_t i = 0; i < b->n_members; i++) {
         const Casenet__V1__Member *m = b->members[i];
-        printf("\n  %s  (%s)\n", m->id,
-               m->display_name && m->display_name[0] ? m->display_name : m->id);
+        printf("\n  %s  (%s)\n", cli_safe(m->id),
+               cli_safe(m->display_name && m->display_name[0] ? m->display_name : m->id));
         printf("    status  %s\n", status_name(m->status));
         print_list("roles", m->roles, m->n_roles);
         print_list("groups", m->groups, m->n_groups);
@@ -121,8 +121,8 @@ static void print_text(const Casenet__V1__DirectoryBody *b, const char *verdict,
             char from[64], until[64];
             cli_format_time(pk->valid_from_ms, true, from, sizeof from);
             cli_format_time(pk->valid_until_ms, true, until, sizeof until);
-            printf("    key     %-5s %s  valid %s .. %s\n", key_use_name(pk->use), pk->key_id, from,
-                   until);
+            printf("    key     %-5s %s  valid %s .. %s\n", key_use_name(pk->use),
+                   cli_safe(pk->key_id), from, until);
         }
     }
 }

@@ -56,7 +56,7 @@ check open --home --json-meta
 check send --to --kind --urgency --status --case --reply-to --expires-in --home --broker --timeout
 check inbox --state --json --limit --home --broker --timeout
 check read --json-meta --home --broker --timeout
-check ack --status --reason --outcome --home --broker --timeout
+check ack --status --reason --outcome --note --home --broker --timeout
 check "audit log" --member --message --case --kind --since --until --limit --json --home --broker \
   --timeout
 check "audit verify" --file --full --home --broker --timeout

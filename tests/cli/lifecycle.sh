@@ -160,7 +160,7 @@ expect_exit 5 "$CASENET" status "$id" --home "$H/vn.molisa.hanoi"
 expect_contains "$T/err" "NOT_FOUND"
 
 step "refused transitions"
-expect_exit 5 "$CASENET" ack "$id" --status completed --outcome "done" --home "$H/vn.police.pc02"
+expect_exit 5 "$CASENET" ack "$id" --status completed --outcome resolved --home "$H/vn.police.pc02"
 expect_contains "$T/err" "CONFLICT"
 expect_exit 2 "$CASENET" ack "$id" --status completed --home "$H/vn.police.a05"
 expect_exit 5 "$CASENET" ack "$id" --home "$H/vn.molisa.hanoi"
@@ -268,15 +268,25 @@ JSON
 expect_exit 0 "$CASENET" send --home "$H/vn.platform.x" --to vn.police.a05 \
   --kind takedown-result --urgency info --reply-to "$tid" < "$T/result.json"
 rid=$(head -n 1 "$T/out")
-expect_exit 0 "$CASENET" ack "$tid" --status completed --outcome "2 of 2 items acted on" \
+# Free text is refused as an outcome: a receipt is kept in clear forever.
+expect_exit 2 "$CASENET" ack "$tid" --status completed --outcome "2 of 2 items acted on" \
   --home "$H/vn.platform.x"
+expect_exit 0 "$CASENET" ack "$tid" --status completed --outcome resolved \
+  --note "2 of 2 items acted on" --home "$H/vn.platform.x"
+nid=$(sed -n 's/^note \([0-9a-f]\{32\}\) sealed to vn.police.a05$/\1/p' "$T/out")
+[ -n "$nid" ] || fail "ack names no note"
+expect_not_contains "$N/data/casenet.db" "items acted on"
+expect_exit 0 "$CASENET" read "$nid" --home "$H/vn.police.a05"
+jq -e '.status.note == "2 of 2 items acted on" and .status.status == "CASE_STATUS_CLOSED"' \
+  "$T/out" >/dev/null || fail "the note does not read back"
 expect_exit 0 "$CASENET" read "$rid" --home "$H/vn.police.a05"
 jq -e '[.takedownResult.results[].outcome] ==
   ["TAKEDOWN_OUTCOME_ACCOUNT_LOCKED", "TAKEDOWN_OUTCOME_REMOVED"]' "$T/out" >/dev/null ||
   fail "takedown result"
 expect_exit 0 "$CASENET" status "$tid" --json --home "$H/vn.police.a05"
-jq -e '.recipients[0].state == "completed" and .recipients[0].steps[-1].outcome ==
-  "2 of 2 items acted on"' "$T/out" >/dev/null || fail "takedown not completed"
+jq -e --arg n "$nid" '.recipients[0].state == "completed" and
+  .recipients[0].steps[-1].outcome == "resolved" and .recipients[0].steps[-1].note == $n' \
+  "$T/out" >/dev/null || fail "takedown not completed"
 expect_exit 0 "$CASENET" cases --open --json --home "$H/vn.police.a05"
 jq -se --arg t "$tid" 'map(.id) | index($t) == null' "$T/out" >/dev/null ||
   fail "a completed takedown is still open"

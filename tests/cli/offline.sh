@@ -38,6 +38,20 @@ jq -e '.members[] | select(.id == "vn.police.a05") | .status == "active" and
        (.groups | index("police")) != null and (.keys | length) == 3' "$T/out" >/dev/null ||
   fail "admin show --json: police member"
 
+step "names from the directory cannot drive the terminal"
+# A display name that sets the window title, clears the screen and hides
+# what follows: shown escaped, never as raw control characters.
+cp "$N/directory" "$T/dir.esc"
+expect_exit 0 "$CASENET" admin add --authority "$N/authority/authority.key" \
+  --directory "$T/dir.esc" --member "$T/k/vn.test.one.pub" --role intake \
+  --name $'Police\e]0;pwned\a\e[2J\e[8m hidden\xc2\x9b'
+expect_exit 0 "$CASENET" admin show "$T/dir.esc" --authority "$N/authority/authority.pub"
+if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$T/out"; then
+  fail "admin show printed a control character"
+fi
+if LC_ALL=C grep -q $'\xc2[\x80-\x9f]' "$T/out"; then fail "admin show printed a C1 control"; fi
+expect_contains "$T/out" 'Police\x1b]0;pwned\x07\x1b[2J\x1b[8m hidden\xc2\x9b'
+
 step "a directory signed by another authority does not verify"
 "$CASENET" admin init --out "$T/rogue" >/dev/null
 expect_exit 3 "$CASENET" admin show "$N/directory" --authority "$T/rogue/authority.pub"

@@ -7,10 +7,15 @@
  * set is also read as 0b1bxxsss body: the body is signed with keyring
  * s % FZ_N under the receipt domain (the submit-receipt domain, wrapped as a
  * BrokerReceipt, when b is set), so the checks behind the signature are
- * reached. */
+ * reached.
+ *
+ * Every input is also taken as text (up to its first NUL, at most 255
+ * bytes) for clients/text.h: the checks a receipt's strings go through, and
+ * the terminal escaping whose output must always be safe text. */
 #include "casenet.pb-c.h"
 #include "fuzz_net.h"
 #include "keys_impl.h"
+#include "text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +51,11 @@ static void check(const uint8_t *buf, size_t len)
     if (casenet_receipt_verify(net->dir, buf, len, &r) == CASENET_OK) {
         CHECK(casenet_member_id_valid(r.sender) && casenet_member_id_valid(r.recipient));
         CHECK(r.status >= CASENET_RECEIPT_DELIVERED && r.status <= CASENET_RECEIPT_COMPLETED);
-        CHECK(memchr(r.reason, '\0', sizeof r.reason) && memchr(r.outcome, '\0', sizeof r.outcome));
+        CHECK(memchr(r.reason, '\0', sizeof r.reason));
+        CHECK(cn_text_valid(r.reason) && cn_text_valid(r.sender) && cn_text_valid(r.recipient));
+        CHECK(r.status == CASENET_RECEIPT_COMPLETED
+                  ? r.outcome >= CASENET_OUTCOME_RESOLVED && r.outcome <= CASENET_OUTCOME_WITHDRAWN
+                  : r.outcome == CASENET_OUTCOME_NONE);
         casenet_member m;
         CHECK(casenet_directory_find(net->dir, r.recipient, &m) == CASENET_OK);
     }
@@ -92,8 +101,23 @@ static void resign(uint8_t sel, const uint8_t *body, size_t len)
     free(sbuf);
 }
 
+/* The text checks and the escaping on the input as a string. */
+static void check_text(const uint8_t *data, size_t size)
+{
+    char s[256], esc[4 * sizeof s];
+    size_t n = size < sizeof s - 1 ? size : sizeof s - 1;
+    memcpy(s, data, n);
+    s[n] = '\0';
+    bool text = cn_text_valid(s);
+    CHECK(!text || cn_utf8_valid(s, strlen(s)));
+    cn_text_escape(s, esc, sizeof esc);
+    CHECK(cn_text_valid(esc));
+    CHECK(text == (strcmp(s, esc) == 0)); /* safe text is left alone, anything else is not */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_text(data, size);
     check(data, size);
     if (size >= 1 && (data[0] & RESIGN_FLAG))
         resign(data[0], data + 1, size - 1);

@@ -316,14 +316,16 @@ static void receipts(const tl_net *net)
         const char *name;
         size_t signer;
         casenet_receipt_status status;
-        const char *reason, *outcome;
+        const char *reason;
+        casenet_outcome outcome;
         int64_t at;
     } rs[] = {
-        {"delivered", FZ_POLICE, CASENET_RECEIPT_DELIVERED, "", "", FZ_NOW_MS},
-        {"accepted", FZ_POLICE, CASENET_RECEIPT_ACCEPTED, "", "", FZ_NOW_MS + 1},
-        {"declined", FZ_PLATFORM, CASENET_RECEIPT_DECLINED, "redirected", "", FZ_NOW_MS},
-        {"completed", FZ_HOTLINE, CASENET_RECEIPT_COMPLETED, "", "content removed", FZ_NOW_MS},
-        {"old-key", FZ_HOTLINE_OLD, CASENET_RECEIPT_ACCEPTED, "", "", FZ_T0_MS + 500},
+        {"delivered", FZ_POLICE, CASENET_RECEIPT_DELIVERED, "", 0, FZ_NOW_MS},
+        {"accepted", FZ_POLICE, CASENET_RECEIPT_ACCEPTED, "", 0, FZ_NOW_MS + 1},
+        {"declined", FZ_PLATFORM, CASENET_RECEIPT_DECLINED, "redirected", 0, FZ_NOW_MS},
+        {"completed", FZ_HOTLINE, CASENET_RECEIPT_COMPLETED, "", CASENET_OUTCOME_RESOLVED,
+         FZ_NOW_MS},
+        {"old-key", FZ_HOTLINE_OLD, CASENET_RECEIPT_ACCEPTED, "", 0, FZ_T0_MS + 500},
     };
     make_dir("receipt");
     for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
@@ -335,7 +337,7 @@ static void receipts(const tl_net *net)
         strcpy(r.recipient, casenet_keys_member_id(net->keys[rs[i].signer]));
         r.status = rs[i].status;
         strcpy(r.reason, rs[i].reason);
-        strcpy(r.outcome, rs[i].outcome);
+        r.outcome = rs[i].outcome;
         r.signed_at_ms = rs[i].at;
         casenet_buf out = {0};
         int rc = casenet_receipt_sign(net->keys[rs[i].signer], &r, &out);

@@ -15,6 +15,8 @@
 #include "merkle.h"
 #include "util.h"
 
+#include <sodium.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -589,6 +591,80 @@ static void test_least_visibility(void **state)
     disconnect(fx, coord);
 }
 
+/* Item 24 of issue 12: for a member that is not a coordinator, events it is
+ * not party to change nothing of a query's answer, next_cursor and more
+ * included: another member's message id answers like a random id, and on a
+ * shared message the cursor does not move when another party acts. */
+static void test_query_cursor_ignores_hidden_events(void **state)
+{
+    struct fixture *fx = *state;
+    tn_network *tn = fx->tn;
+    tn_conn *hot = conn(fx, HOTLINE);
+    tn_conn *pol = conn(fx, POLICE);
+    tn_conn *mol = conn(fx, MOLISA);
+    uint8_t theirs[16], shared[16], random_id[16];
+    grow(tn, hot, HOTLINE, POLICE, 1, theirs);
+    randombytes_buf(random_id, sizeof random_id);
+
+    /* Another member's message id, asked before the member has any event
+     * of its own, answers like a random id: nothing, cursor 0. */
+    Casenet__V1__Response *r = req_query(mol, NULL, theirs, 0, 0, 100);
+    assert_int_equal(tn_code(r), 0);
+    assert_int_equal(r->audit_page->n_records, 0);
+    assert_int_equal(r->audit_page->next_cursor, 0);
+    assert_false(r->audit_page->more);
+    rfree(r);
+    /* Later, from cursor 1: one past its own last AUDIT_QUERIED event, for
+     * that id and for a random one alike, whatever the sender's events. */
+    uint64_t next[2];
+    const uint8_t *ids[2] = {theirs, random_id};
+    for (int i = 0; i < 2; i++) {
+        r = req_query(mol, NULL, ids[i], 0, 1, 100);
+        assert_int_equal(tn_code(r), 0);
+        assert_int_equal(r->audit_page->n_records, 1 - i); /* its first query named theirs */
+        assert_false(r->audit_page->more);
+        next[i] = r->audit_page->next_cursor;
+        rfree(r);
+    }
+    assert_true(next[0] > 1);
+    assert_int_equal(next[1], next[0] + 1); /* the query for theirs is its only new event */
+
+    /* A message to both: the police's fetch is not the ministry's event. */
+    const char *both[2] = {POLICE, MOLISA};
+    casenet_buf env = tn_seal(tn, HOTLINE, both, 2, "shared case", shared);
+    r = tn_submit(hot, env.data, env.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    casenet_buf_free(&env);
+    r = req_query(mol, NULL, shared, 0, 0, 100);
+    assert_int_equal(tn_code(r), 0);
+    assert_int_equal(r->audit_page->n_records, 1); /* SUBMITTED */
+    uint64_t first = r->audit_page->next_cursor;
+    assert_int_equal(first, r->audit_page->records[0]->index + 1);
+    rfree(r);
+    r = tn_fetch(pol, shared);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    /* From the first answer's cursor: only its own AUDIT_QUERIED event is
+     * new to it, and the cursor stops right after that event. */
+    r = req_query(mol, NULL, shared, 0, first, 100);
+    assert_int_equal(tn_code(r), 0);
+    assert_int_equal(r->audit_page->n_records, 1);
+    Casenet__V1__AuditEvent *e = casenet__v1__audit_event__unpack(
+        NULL, r->audit_page->records[0]->event.len, r->audit_page->records[0]->event.data);
+    assert_non_null(e);
+    assert_int_equal(e->kind, CASENET__V1__AUDIT_KIND__AUDIT_KIND_AUDIT_QUERIED);
+    assert_string_equal(e->actor, MOLISA);
+    casenet__v1__audit_event__free_unpacked(e, NULL);
+    assert_int_equal(r->audit_page->next_cursor, r->audit_page->records[0]->index + 1);
+    assert_false(r->audit_page->more);
+    rfree(r);
+
+    disconnect(fx, hot);
+    disconnect(fx, pol);
+    disconnect(fx, mol);
+}
+
 static void test_export_restart_and_client_api(void **state)
 {
     struct fixture *fx = *state;
@@ -789,6 +865,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proofs_every_index_sizes_1_to_300, setup, teardown),
         cmocka_unit_test_setup_teardown(test_least_visibility, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_cursor_ignores_hidden_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_restart_and_client_api, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_and_rollbacks_keep_tree, setup, teardown),
     };

@@ -211,6 +211,7 @@ struct flood {
     atomic_bool stop;
     atomic_bool flooding;
     uint64_t sent, answered, limited, accepted;
+    uint64_t resent; /* answered with the receipt of a stored message */
 };
 
 static void flood_send(void *sock, const casenet_buf *env, uint64_t id)
@@ -258,6 +259,8 @@ static void *flooder(void *arg)
                 inflight--;
                 if (r->error && r->error->code == CASENET__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED)
                     f->limited++;
+                else if (!r->error && r->submit && r->submit->duplicate)
+                    f->resent++; /* a resend gets its receipt whatever the bucket says */
                 else if (!r->error)
                     f->accepted++;
                 rfree(r);
@@ -324,11 +327,11 @@ static void measure(tn_network *tn, struct flood *f, int64_t *u, int64_t *l)
     *l = loaded[FAIR_ROUNDS / 2];
     fprintf(stderr,
             "fairness: victim p99 unloaded %lld us, under flood %lld us (medians of %d rounds "
-            "of %d); flooder so far: sent %llu, answered %llu, accepted %llu, rate-limited "
-            "%llu\n",
+            "of %d); flooder so far: sent %llu, answered %llu, accepted %llu, resent %llu, "
+            "rate-limited %llu\n",
             (long long)*u, (long long)*l, FAIR_ROUNDS, FAIR_SAMPLES, (unsigned long long)f->sent,
             (unsigned long long)f->answered, (unsigned long long)f->accepted,
-            (unsigned long long)f->limited);
+            (unsigned long long)f->resent, (unsigned long long)f->limited);
     for (size_t i = 0; i < n; i++)
         casenet_buf_free(&envs[i]);
     free(envs);

@@ -507,7 +507,7 @@ casenet_buf tn_sign_receipt(tn_network *tn, const char *signer, const uint8_t id
     snprintf(rc.recipient, sizeof rc.recipient, "%s", signer);
     rc.status = st;
     if (st == CASENET_RECEIPT_COMPLETED)
-        snprintf(rc.outcome, sizeof rc.outcome, "child safe");
+        rc.outcome = CASENET_OUTCOME_RESOLVED;
     rc.signed_at_ms = at;
     casenet_buf out = {0};
     check(casenet_receipt_sign(tn_keys(tn, signer), &rc, &out), "receipt_sign");

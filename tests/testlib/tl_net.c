@@ -186,7 +186,11 @@ casenet_buf tl_sign_receipt_raw(const casenet_keys *signer, const casenet_receip
     b.sign_key_id = (char *)key_id;
     b.status = (Casenet__V1__ReceiptStatus)r->status;
     b.reason = (char *)r->reason;
-    b.outcome = (char *)r->outcome;
+    b.outcome = (Casenet__V1__CompletionOutcome)r->outcome;
+    if (r->has_note) {
+        b.note_id.data = (uint8_t *)r->note_id;
+        b.note_id.len = CASENET_MESSAGE_ID_BYTES;
+    }
     b.signed_at_ms = r->signed_at_ms;
     size_t blen = casenet__v1__receipt_body__get_packed_size(&b);
     uint8_t *body = malloc(blen);

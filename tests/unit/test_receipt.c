@@ -61,7 +61,8 @@ static void test_receipt_round_trip(void **state)
     assert_string_equal(got.recipient, r.recipient);
     assert_int_equal(got.status, r.status);
     assert_string_equal(got.reason, r.reason);
-    assert_string_equal(got.outcome, "");
+    assert_int_equal(got.outcome, CASENET_OUTCOME_NONE);
+    assert_false(got.has_note);
     assert_int_equal(got.signed_at_ms, r.signed_at_ms);
     casenet_buf_free(&buf);
 }
@@ -129,7 +130,21 @@ static void set_completed(Casenet__V1__ReceiptBody *b)
 {
     b->status = CASENET__V1__RECEIPT_STATUS__RECEIPT_STATUS_COMPLETED;
     b->reason = (char *)"";
-    b->outcome = (char *)"closed";
+    b->outcome = CASENET__V1__COMPLETION_OUTCOME__COMPLETION_OUTCOME_RESOLVED;
+}
+static void set_unknown_outcome(Casenet__V1__ReceiptBody *b)
+{
+    set_completed(b);
+    b->outcome = 99;
+}
+static void set_key_id_escape(Casenet__V1__ReceiptBody *b)
+{
+    b->sign_key_id = (char *)"\x1b]0;pwned\x07";
+}
+static void set_short_note(Casenet__V1__ReceiptBody *b)
+{
+    b->note_id.len = 8;
+    b->note_id.data = b->message_id.data;
 }
 static void set_unknown_reason(Casenet__V1__ReceiptBody *b)
 {
@@ -211,6 +226,17 @@ static void test_receipt_forgeries(void **state)
                     set_reason_on_accepted);
     assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
+    /* An outcome is one of the codes; a note names a message (16 bytes). */
+    t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_unknown_outcome);
+    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    casenet_buf_free(&t);
+    t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_short_note);
+    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    casenet_buf_free(&t);
+    /* No control character in any text field: malformed, whatever the key. */
+    t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_key_id_escape);
+    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    casenet_buf_free(&t);
     /* Every bit of the signed receipt matters. */
     for (size_t i = 0; i < buf.len; i++) {
         buf.data[i] ^= 0x01;
@@ -244,10 +270,22 @@ static void test_receipt_sign_refusals(void **state)
     strcpy(r.reason, "duplicate");
     assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
     strcpy(r.reason, "");
-    strcpy(r.outcome, "closed");
+    r.outcome = CASENET_OUTCOME_RESOLVED;
     assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
     r.status = CASENET_RECEIPT_COMPLETED;
+    r.outcome = (casenet_outcome)99;
+    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    r.outcome = CASENET_OUTCOME_NONE;
+    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    r.outcome = CASENET_OUTCOME_WITHDRAWN;
+    r.has_note = true;
+    randombytes_buf(r.note_id, sizeof r.note_id);
     assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_OK);
+    casenet_receipt got;
+    assert_int_equal(casenet_receipt_verify(net->dir, buf.data, buf.len, &got), CASENET_OK);
+    assert_int_equal(got.outcome, CASENET_OUTCOME_WITHDRAWN);
+    assert_true(got.has_note);
+    assert_memory_equal(got.note_id, r.note_id, sizeof r.note_id);
     casenet_buf_free(&buf);
     assert_null(buf.data);
 }
