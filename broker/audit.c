@@ -151,7 +151,9 @@ int audit_auth_denied(struct store *s, int64_t now_ms, const char *address, cons
     char *text = NULL;
     ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_AUTH_DENIED;
     ev.error = CASENET__V1__ERROR_CODE__ERROR_CODE_UNAUTHENTICATED;
-    if (asprintf(&text, "address=%s %s", address ? address : "", detail ? detail : "") < 0)
+    int n = address ? asprintf(&text, "address=%s %s", address, detail ? detail : "")
+                    : asprintf(&text, "%s", detail ? detail : "");
+    if (n < 0)
         return CASENET_ENOMEM;
     ev.detail = text;
     int rc = emit(s, now_ms, &ev, index);

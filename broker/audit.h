@@ -38,7 +38,8 @@ int audit_receipt(struct store *s, int64_t now_ms, const casenet_receipt *r,
                   const struct store_message *m, uint64_t *index);
 
 /* AUTH_DENIED: a CURVE key refused by ZAP. detail names the key and the
- * reason; address is the peer's IP address. No parties (coordinators). */
+ * reason; address is the peer's IP address (NULL for a summary of many
+ * denials: then detail is the whole text). No parties (coordinators). */
 int audit_auth_denied(struct store *s, int64_t now_ms, const char *address, const char *detail,
                       uint64_t *index);
 

@@ -940,6 +940,7 @@ int server_run(struct server *s)
             /* The periodic timer: tree heads, deadlines and retention will
              * hang here, each throttled to its own period. */
             next_tick = now + TICK_MS;
+            zap_summarize(s->zap, now, false); /* written by the next batch */
             if (now >= next_head) {
                 next_head = now + AUDIT_HEAD_INTERVAL_MS;
                 (void)audit_tree_sign_head(b); /* logs its own failure; retried next time */
@@ -963,6 +964,7 @@ int server_run(struct server *s)
     /* Stopping: requests still pending get no answer (their clients
      * resend to the next broker process). Record the stop. */
     struct store *st = b->store;
+    zap_summarize(s->zap, cn_mono_ms(), true);
     int rc = st->ops->begin(st);
     if (rc == CASENET_OK) {
         if (zap_has_pending(s->zap))

@@ -15,10 +15,17 @@
 
 #include <stdint.h>
 
-#define ZAP_ENDPOINT       "inproc://zeromq.zap.01"
-#define ZAP_DOMAIN         "casenet"
-#define ZAP_THROTTLE_MS    60000 /* one logged denial per key per minute */
-#define ZAP_THROTTLE_SLOTS 128
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN   "casenet"
+/* The audit log's share of refused handshakes (PROTOCOL.md §7): an
+ * AUTH_DENIED event of its own at most once per ZAP_THROTTLE_MS per key and
+ * per source address, and at most ZAP_EVENTS_PER_PERIOD per ZAP_SUMMARY_MS
+ * in all; every other denial is counted into one summary event per period.
+ * Strangers with a fresh key per handshake grow the log by a bounded amount. */
+#define ZAP_THROTTLE_MS       60000
+#define ZAP_THROTTLE_SLOTS    128
+#define ZAP_SUMMARY_MS        60000
+#define ZAP_EVENTS_PER_PERIOD 16
 
 struct zap;
 
@@ -31,8 +38,9 @@ void zap_close(struct zap *z);
 void *zap_socket(struct zap *z);
 
 /* Answers every pending ZAP request without blocking, looking keys up in
- * dir (borrowed; may be NULL: then everyone is refused). Denials are logged
- * (throttled per key) and queued for the audit log. Malformed requests get
+ * dir (borrowed; may be NULL: then everyone is refused). Every denial is
+ * logged; it is queued for the audit log as an event of its own or counted
+ * into the period's summary (see ZAP_THROTTLE_MS). Malformed requests get
  * "500". Returns the number of requests answered. */
 int zap_handle(struct zap *z, const casenet_directory *dir);
 
@@ -40,6 +48,11 @@ int zap_handle(struct zap *z, const casenet_directory *dir);
  * queued denial, then forgets them. Returns the store's error; the queue is
  * emptied either way (denials are also on stderr). */
 int zap_flush_audit(struct zap *z, struct store *s, int64_t now_ms);
+/* Closes the summary period when it is ZAP_SUMMARY_MS old (or at once
+ * with final, when the broker stops): queues one AUTH_DENIED summary event
+ * (denials, distinct keys, distinct addresses, period) if any denial was
+ * counted into it. now_mono_ms is cn_mono_ms(). */
+void zap_summarize(struct zap *z, int64_t now_mono_ms, bool final);
 /* True when denials wait for zap_flush_audit. */
 bool zap_has_pending(const struct zap *z);
 

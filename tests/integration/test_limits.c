@@ -2,7 +2,10 @@
  * token bucket (RATE_LIMITED with a retry-after, one audit event per run of
  * refusals), the inbox backlog cap (UNAVAILABLE), and fairness: while one
  * member floods the broker far beyond its rate, another member's p99 submit
- * latency stays within 2x of its unloaded value. */
+ * latency stays within 2x of its unloaded value. Denial of service by a
+ * hostile member or a stranger: strangers handshaking with a fresh key each
+ * grow the audit log by a bounded number of AUTH_DENIED events (one per
+ * address, then a summary). */
 #include "network.h"
 #include "testlib.h"
 
@@ -15,6 +18,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +31,9 @@
 #define POLICE  "vn.police.a05"
 #define MOLISA  "vn.molisa"
 #define FLOODER "vn.flooder"
+#define COORD   "vn.coord"
+/* Generous bounds: the machine may be loaded. */
+#define WAIT_MS 60000
 
 /* Fairness: rounds of (unloaded, loaded) samples; the medians of the
  * rounds' p99 are compared. */
@@ -40,15 +47,14 @@
 #define FAIR_RETRY_BUDGET_MS 60000
 
 static const char *const members[] = {
-    HOTLINE ":intake",
-    POLICE ":responder:police",
-    MOLISA ":responder",
-    FLOODER ":intake",
+    HOTLINE ":intake", POLICE ":responder:police", MOLISA ":responder",
+    FLOODER ":intake", COORD ":coordinator",
 };
+#define N_MEMBERS (sizeof members / sizeof members[0])
 
 static tn_network *start_with(const char *ini)
 {
-    tn_network *tn = tn_new(members, 4);
+    tn_network *tn = tn_new(members, N_MEMBERS);
     tn->config_path = tl_path(tn->root, "casenetd.ini");
     tl_write_file(tn->config_path, ini, strlen(ini), 0644);
     tn_start(tn);
@@ -389,12 +395,109 @@ static void test_fairness_under_flood(void **state)
     stop(tn);
 }
 
+/* The details of the log's AUTH_DENIED events (at most max), read over the
+ * wire with AuditExport as the coordinator (first 10000 events). */
+static size_t auth_denied_events(tn_network *tn, char details[][256], size_t max)
+{
+    tn_conn *c = tn_connect(tn, tn_keys(tn, COORD));
+    Casenet__V1__AuditExport ex = CASENET__V1__AUDIT_EXPORT__INIT;
+    ex.limit = 10000;
+    Casenet__V1__Request req = CASENET__V1__REQUEST__INIT;
+    req.body_case = CASENET__V1__REQUEST__BODY_AUDIT_EXPORT;
+    req.audit_export = &ex;
+    Casenet__V1__Response *r = tn_call(c, &req, WAIT_MS);
+    assert_int_equal(tn_code(r), 0);
+    size_t n = 0;
+    for (size_t i = 0; i < r->export_page->n_events; i++) {
+        const ProtobufCBinaryData *b = &r->export_page->events[i];
+        Casenet__V1__AuditEvent *ev = casenet__v1__audit_event__unpack(NULL, b->len, b->data);
+        assert_non_null(ev);
+        if (ev->kind == CASENET__V1__AUDIT_KIND__AUDIT_KIND_AUTH_DENIED) {
+            if (n < max)
+                snprintf(details[n], 256, "%s", ev->detail ? ev->detail : "");
+            n++;
+        }
+        casenet__v1__audit_event__free_unpacked(ev, NULL);
+    }
+    rfree(r);
+    tn_close(c);
+    return n;
+}
+
+/* How many times needle occurs in the broker's log. */
+static size_t log_count(const tn_network *tn, const char *needle)
+{
+    size_t len = 0, n = 0;
+    uint8_t *text = tl_read_file(tn->log_path, &len);
+    for (const char *p = (const char *)text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+/* ------------------------------------------------------------ strangers */
+
+#define STRANGERS 200
+
+static void test_strangers_bounded_audit(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with("[limits]\n");
+    tn_conn *conns[STRANGERS];
+    for (int i = 0; i < STRANGERS; i++) {
+        uint8_t pk[32], sk[32];
+        crypto_box_keypair(pk, sk);
+        conns[i] = tn_connect_curve(tn, pk, sk);
+    }
+    /* Every stranger's handshake was refused (each one logged)... */
+    int64_t t0 = cn_mono_ms();
+    while (log_count(tn, "event=auth_denied ") < STRANGERS && cn_mono_ms() - t0 < WAIT_MS)
+        usleep(50 * 1000);
+    assert_true(log_count(tn, "event=auth_denied ") >= STRANGERS);
+    for (int i = 0; i < STRANGERS; i++)
+        tn_close(conns[i]);
+    /* ...and a member is still served. */
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    Casenet__V1__Response *r = tn_hello(h);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    tn_close(h);
+    assert_int_equal(tn_stop(tn), 0);
+    tn_restart(tn);
+    /* The log holds one event for the address, then summaries (one per
+     * minute at most, the last written at stop) counting the rest. */
+    char details[8][256];
+    size_t n = auth_denied_events(tn, details, 8);
+    assert_true(n >= 2 && n <= 4);
+    assert_non_null(strstr(details[0], "address=127.0.0.1 curve_key="));
+    unsigned long long denials = 0;
+    unsigned keys = 0;
+    for (size_t i = 1; i < n && i < 8; i++) {
+        const char *d = strstr(details[i], "summary period_ms=");
+        assert_non_null(d);
+        unsigned long long dn = 0;
+        unsigned k = 0;
+        assert_non_null(strstr(d, "denials="));
+        assert_int_equal(sscanf(strstr(d, "denials="), "denials=%llu distinct_keys=%u", &dn, &k),
+                         2);
+        assert_non_null(strstr(d, "distinct_addresses=1"));
+        denials += dn;
+        keys += k;
+    }
+    assert_true(denials >= STRANGERS - 1);
+    assert_true(keys >= STRANGERS - 1);
+    stop(tn);
+}
+
 int main(void)
 {
+    if (getenv("CASENET_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CASENET_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_submit_rate),
         cmocka_unit_test(test_inbox_backlog),
         cmocka_unit_test(test_fairness_under_flood),
+        cmocka_unit_test(test_strangers_bounded_audit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
