@@ -57,6 +57,14 @@ int audit_escalated(struct store *s, int64_t now_ms, const struct store_message 
                     const char *recipient, int kind, int64_t due_ms, const uint8_t *notice_id,
                     uint64_t *index);
 
+/* ESCALATED, for the summary of sender's breaches beyond its escalation
+ * budget (deadlines.h): m is the last of them; parties = the sender;
+ * detail = "summary sender=ID summarized=N period_start_ms=N notice=HEX"
+ * (notice "-" when none could be sealed). */
+int audit_escalation_summary(struct store *s, int64_t now_ms, const struct store_message *m,
+                             uint32_t summarized, int64_t period_start_ms, const uint8_t *notice_id,
+                             uint64_t *index);
+
 /* DEAD_LETTERED: m expired before it was delivered to the n recipients;
  * actor ""; parties = the sender and those recipients; detail =
  * "expires_at_ms=N recipients=A,B notice=HEX". */

@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 
 #include "log.h"
+#include "util.h"
 
 #define LIMITS_BUCKETS 256u
 #define MILLI          1000 /* tokens are counted in thousandths */
@@ -17,10 +18,16 @@ struct member_state {
     int64_t tokens_milli; /* 0 .. burst * MILLI */
     int64_t last_ms;      /* when tokens_milli was last brought up to date */
     bool limited;         /* refused since last admitted */
+    /* The escalation period (broker time; 0 = none open). */
+    int64_t esc_start_ms;
+    uint32_t esc_notified, esc_summarized;
+    uint8_t esc_last[CASENET_MESSAGE_ID_BYTES];
 };
 
 struct limits {
     uint32_t rate, burst;
+    uint32_t esc_budget;
+    int64_t esc_period_ms;
     struct member_state *bucket[LIMITS_BUCKETS];
 };
 
@@ -105,6 +112,61 @@ int limits_take_submit(struct limits *l, const char *member, int64_t now_ms,
     *first = !m->limited;
     m->limited = true;
     return CASENET_ERATELIMIT;
+}
+
+void limits_set_escalation(struct limits *l, uint32_t budget, int64_t period_ms)
+{
+    l->esc_budget = budget;
+    l->esc_period_ms = period_ms > 0 ? period_ms : 1;
+}
+
+bool limits_take_escalation(struct limits *l, const char *sender,
+                            const uint8_t id[CASENET_MESSAGE_ID_BYTES], int64_t now_ms)
+{
+    if (!l || l->esc_budget == 0)
+        return true;
+    struct member_state *m = lookup(l, sender, cn_mono_ms());
+    if (!m)
+        return true;
+    if (m->esc_start_ms && now_ms - m->esc_start_ms >= l->esc_period_ms && !m->esc_summarized)
+        m->esc_start_ms = 0; /* ended with nothing to summarise */
+    if (!m->esc_start_ms) {
+        m->esc_start_ms = now_ms;
+        m->esc_notified = 0;
+    }
+    /* The budget's last notice is the summary's. */
+    if (m->esc_summarized == 0 && m->esc_notified + 1 < l->esc_budget) {
+        m->esc_notified++;
+        return true;
+    }
+    m->esc_summarized++;
+    memcpy(m->esc_last, id, sizeof m->esc_last);
+    return false;
+}
+
+int limits_escalation_periods(struct limits *l, int64_t now_ms,
+                              int (*fn)(void *arg, const struct limits_esc_summary *sum), void *arg)
+{
+    if (!l || l->esc_budget == 0)
+        return CASENET_OK;
+    for (size_t i = 0; i < LIMITS_BUCKETS; i++) {
+        for (struct member_state *m = l->bucket[i]; m; m = m->next) {
+            if (!m->esc_start_ms || now_ms - m->esc_start_ms < l->esc_period_ms)
+                continue;
+            if (m->esc_summarized) {
+                struct limits_esc_summary sum = {.summarized = m->esc_summarized,
+                                                 .period_start_ms = m->esc_start_ms};
+                snprintf(sum.sender, sizeof sum.sender, "%s", m->member);
+                memcpy(sum.last_id, m->esc_last, sizeof sum.last_id);
+                int rc = fn(arg, &sum);
+                if (rc != CASENET_OK)
+                    return rc;
+            }
+            m->esc_start_ms = 0;
+            m->esc_notified = m->esc_summarized = 0;
+        }
+    }
+    return CASENET_OK;
 }
 
 uint32_t limits_submit_tokens(const struct limits *l, const char *member, int64_t now_ms)
