@@ -186,6 +186,139 @@ uint32_t limits_submit_tokens(const struct limits *l, const char *member, int64_
     return l->burst;
 }
 
+/* ------------------------------------------------------------ request cost */
+
+/* Protocol Buffers wire format: a varint at *p (advanced); false when
+ * truncated or longer than 10 bytes. */
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        if (*p >= end)
+            return false;
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Skips a field of wire type wt at *p; for a length-delimited one, *body
+ * and *body_len (may be NULL) get its bytes. false when malformed. */
+static bool wire_skip(const uint8_t **p, const uint8_t *end, unsigned wt, const uint8_t **body,
+                      size_t *body_len)
+{
+    uint64_t v = 0;
+    switch (wt) {
+    case 0:
+        return wire_varint(p, end, &v);
+    case 1:
+    case 5: {
+        size_t n = wt == 1 ? 8 : 4;
+        if ((size_t)(end - *p) < n)
+            return false;
+        *p += n;
+        return true;
+    }
+    case 2:
+        if (!wire_varint(p, end, &v) || v > (uint64_t)(end - *p))
+            return false;
+        if (body) {
+            *body = *p;
+            *body_len = (size_t)v;
+        }
+        *p += v;
+        return true;
+    default:
+        return false;
+    }
+}
+
+#define WIRE_FIELDS 9 /* the varint fields 1..8 of a request body */
+
+/* The varint fields 1..8 of a message (the last of each wins, as when
+ * unpacking); stops at the first malformed byte. */
+static void wire_varints(const uint8_t *p, const uint8_t *end, uint64_t v[WIRE_FIELDS])
+{
+    while (p < end) {
+        uint64_t key = 0;
+        if (!wire_varint(&p, end, &key))
+            return;
+        uint64_t f = key >> 3;
+        unsigned wt = (unsigned)(key & 7);
+        if (wt == 0 && f < WIRE_FIELDS) {
+            if (!wire_varint(&p, end, &v[f]))
+                return;
+        } else if (!wire_skip(&p, end, wt, NULL, NULL)) {
+            return;
+        }
+    }
+}
+
+/* A page limit as the handlers read it: 0 = def, at most max. */
+static uint64_t page(uint64_t limit, uint64_t def, uint64_t max)
+{
+    return limit == 0 ? def : limit > max ? max : limit;
+}
+
+void limits_request_peek(const uint8_t *frame, size_t len, uint32_t *cost, uint64_t *request_id)
+{
+    *cost = 1;
+    *request_id = 0;
+    const uint8_t *p = frame, *end = frame + len, *body = NULL;
+    size_t body_len = 0;
+    uint64_t body_field = 0;
+    while (frame && p < end) {
+        uint64_t key = 0, v = 0;
+        if (!wire_varint(&p, end, &key))
+            return;
+        uint64_t f = key >> 3;
+        unsigned wt = (unsigned)(key & 7);
+        if (f == 2 && wt == 0) {
+            if (!wire_varint(&p, end, &v))
+                return;
+            *request_id = v;
+            continue;
+        }
+        const uint8_t *b = NULL;
+        size_t bl = 0;
+        if (!wire_skip(&p, end, wt, &b, &bl))
+            return;
+        if (wt == 2 && f >= 10) {
+            body_field = f;
+            body = b;
+            body_len = bl;
+        }
+    }
+    uint64_t v[WIRE_FIELDS] = {0}, rows = 0;
+    if (body)
+        wire_varints(body, body + body_len, v);
+    switch (body_field) {
+    case 14: /* ListInbox{state, cursor, limit = 3} */
+        rows = page(v[3], 100, 1000);
+        break;
+    case 21: /* AuditQuery: its filters decide, up to the examined bound */
+        rows = LIMITS_AUDIT_QUERY_ROWS;
+        break;
+    case 23: /* AuditExport{from_index, limit = 2} */
+        rows = page(v[2], 1000, 10000);
+        break;
+    case 25: /* ListSent{open_only = 1, kind = 2, cursor, limit = 4}: filtered,
+              * up to eight pages are examined */
+        rows = page(v[4], 100, 1000) * (v[1] || v[2] ? 8 : 1);
+        break;
+    case 26: /* ListOverdue{cursor, limit = 2} */
+        rows = page(v[2], 100, 1000);
+        break;
+    default:
+        break;
+    }
+    *cost = 1 + (uint32_t)(rows / LIMITS_COST_ROWS);
+}
+
 bool limits_disk_ok(const char *dir, uint32_t min_free_mb, uint64_t *avail_mb)
 {
     *avail_mb = UINT64_MAX;

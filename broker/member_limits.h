@@ -79,6 +79,21 @@ int limits_escalation_periods(struct limits *l, int64_t now_ms,
  * (verify.h); the decision itself stays limits_take_submit's. */
 uint32_t limits_submit_tokens(const struct limits *l, const char *member, int64_t now_ms);
 
+/* Fair batches weigh requests by cost (server.c): 1 unit for each request,
+ * plus one per LIMITS_COST_ROWS rows it may read. A member's share of a
+ * batch is fair_share units; a batch holds at most batch_max units (a
+ * request dearer than that goes alone). */
+#define LIMITS_COST_ROWS 25u
+#define LIMITS_AUDIT_QUERY_ROWS                                                                    \
+    10000u /* an AuditQuery page examines up to this many                                          \
+            * (audit_tree.c QUERY_EXAMINE_MAX) */
+
+/* What the loop reads of a request frame before its batch, from the wire
+ * bytes alone (no unpacking: a Submit's envelope is not copied): its cost
+ * in units and its request id (0 when absent). A frame that does not parse
+ * costs 1 (its handler answers BAD_REQUEST). Never fails. */
+void limits_request_peek(const uint8_t *frame, size_t len, uint32_t *cost, uint64_t *request_id);
+
 /* Whether the file system holding dir has at least min_free_mb MiB
  * available to the broker (statvfs f_bavail). Submit is refused below that,
  * so that what remains serves the small writes of Fetch, receipts and audit

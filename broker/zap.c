@@ -271,7 +271,7 @@ static int recv_request(void *rep, char frames[ZAP_FRAMES_MAX][ZAP_FRAME_MAX],
     }
 }
 
-int zap_handle(struct zap *z, const casenet_directory *dir)
+int zap_handle(struct zap *z, const casenet_directory *dir, zap_admit_fn admit, void *arg)
 {
     int answered = 0;
     for (;;) {
@@ -299,6 +299,7 @@ int zap_handle(struct zap *z, const casenet_directory *dir)
         bool domain_ok = len[2] == strlen(ZAP_DOMAIN) && memcmp(f[2], ZAP_DOMAIN, len[2]) == 0;
         const uint8_t *key = (const uint8_t *)f[6];
         casenet_member m;
+        const char *why = NULL;
         if (!domain_ok) {
             deny(z, address, key, CASENET_CURVE_KEY_BYTES, "wrong ZAP domain");
             (void)send_reply(z->rep, f[1], len[1], "400", "wrong domain", "");
@@ -306,11 +307,14 @@ int zap_handle(struct zap *z, const casenet_directory *dir)
             deny(z, address, key, CASENET_CURVE_KEY_BYTES, "key not in the directory");
             (void)send_reply(z->rep, f[1], len[1], "400", "unknown key", "");
         } else if (m.status != CASENET_MEMBER_ACTIVE) {
-            char why[128];
-            snprintf(why, sizeof why, "member %s is %s", m.id,
+            char status[128];
+            snprintf(status, sizeof status, "member %s is %s", m.id,
                      m.status == CASENET_MEMBER_REVOKED ? "revoked" : "suspended");
-            deny(z, address, key, CASENET_CURVE_KEY_BYTES, why);
+            deny(z, address, key, CASENET_CURVE_KEY_BYTES, status);
             (void)send_reply(z->rep, f[1], len[1], "400", "member not active", "");
+        } else if (admit && (why = admit(arg, m.id, address)) != NULL) {
+            deny(z, address, key, CASENET_CURVE_KEY_BYTES, why);
+            (void)send_reply(z->rep, f[1], len[1], "400", "too many connections", "");
         } else {
             log_event(LOG_DEBUG, "auth_ok", "address", address, "member", m.id, NULL);
             (void)send_reply(z->rep, f[1], len[1], "200", "OK", m.id);

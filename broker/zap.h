@@ -37,12 +37,18 @@ void zap_close(struct zap *z);
 /* The REP socket, for zmq_poll. Borrowed. */
 void *zap_socket(struct zap *z);
 
+/* Asked once a key is found to be an active member's: NULL admits the
+ * handshake; a reason (borrowed until the next call) refuses it like an
+ * unknown key. address is the peer's IP address. */
+typedef const char *(*zap_admit_fn)(void *arg, const char *member, const char *address);
+
 /* Answers every pending ZAP request without blocking, looking keys up in
- * dir (borrowed; may be NULL: then everyone is refused). Every denial is
+ * dir (borrowed; may be NULL: then everyone is refused) and asking admit
+ * (may be NULL) about every active member's handshake. Every denial is
  * logged; it is queued for the audit log as an event of its own or counted
  * into the period's summary (see ZAP_THROTTLE_MS). Malformed requests get
  * "500". Returns the number of requests answered. */
-int zap_handle(struct zap *z, const casenet_directory *dir);
+int zap_handle(struct zap *z, const casenet_directory *dir, zap_admit_fn admit, void *arg);
 
 /* Inside the batch transaction: appends an AUTH_DENIED event for every
  * queued denial, then forgets them. Returns the store's error; the queue is
