@@ -18,6 +18,7 @@ struct member_state {
     int64_t tokens_milli; /* 0 .. burst * MILLI */
     int64_t last_ms;      /* when tokens_milli was last brought up to date */
     bool limited;         /* refused since last admitted */
+    uint32_t pending;     /* requests waiting for a batch (limits_pending) */
     /* The escalation period (broker time; 0 = none open). */
     int64_t esc_start_ms;
     uint32_t esc_notified, esc_summarized;
@@ -112,6 +113,18 @@ int limits_take_submit(struct limits *l, const char *member, int64_t now_ms,
     *first = !m->limited;
     m->limited = true;
     return CASENET_ERATELIMIT;
+}
+
+uint32_t limits_pending(struct limits *l, const char *member, int delta)
+{
+    struct member_state *m = l ? lookup(l, member, cn_mono_ms()) : NULL;
+    if (!m)
+        return 0;
+    if (delta < 0)
+        m->pending = m->pending >= (uint32_t)-delta ? m->pending - (uint32_t)-delta : 0;
+    else
+        m->pending += (uint32_t)delta;
+    return m->pending;
 }
 
 void limits_set_escalation(struct limits *l, uint32_t budget, int64_t period_ms)

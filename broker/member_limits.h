@@ -73,6 +73,13 @@ int limits_escalation_periods(struct limits *l, int64_t now_ms,
                               int (*fn)(void *arg, const struct limits_esc_summary *sum),
                               void *arg);
 
+/* The loop's count of member's requests waiting for a batch
+ * (max_pending), changed by delta (+1 when one is queued, -1 when it goes
+ * into a batch); returns the count after the change. 0 when l is NULL or
+ * the member's state cannot be allocated (the request is then not
+ * counted: the cap errs on the side of serving). */
+uint32_t limits_pending(struct limits *l, const char *member, int delta);
+
 /* Whole Submit tokens member has at now_ms, without taking any:
  * UINT32_MAX when the bucket is off (l NULL or rate 0), burst for a member
  * not seen yet. For the loop to skip work on Submits the handler will refuse

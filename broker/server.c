@@ -591,6 +591,7 @@ static void fair_fill(struct server *s, struct share *sh)
                     (used + it->cost <= lim->fair_share ||
                      (used == 0 && (total == 0 || total + it->cost <= lim->batch_max)));
         if (take) {
+            (void)limits_pending(s->b->limits, it->member, -1);
             s->items[s->n_items] = *it;
             /* the share names the batch's copy: pending is compacted below */
             share_add(sh, &n_sh, it->member, s->items[s->n_items].member, it->cost);
@@ -609,6 +610,7 @@ static void fair_fill(struct server *s, struct share *sh)
             if (k == 0 && s->n_items < lim->batch_max &&
                 total + s->pending[i].cost <= lim->batch_max) {
                 total += s->pending[i].cost;
+                (void)limits_pending(s->b->limits, s->pending[i].member, -1);
                 s->items[s->n_items++] = s->pending[i];
             } else {
                 s->pending[k++] = s->pending[i];
@@ -795,17 +797,6 @@ static void verify_done(struct server *s, struct item *it)
     it->job = NULL;
 }
 
-/* Whether member already has max_pending requests waiting in pending. */
-static bool pending_full(const struct server *s, const char *member)
-{
-    uint32_t max = s->b->cfg->limits.max_pending, n = 0;
-    if (s->n_pending < max)
-        return false;
-    for (size_t k = 0; k < s->n_pending && n < max; k++)
-        n += strcmp(s->pending[k].member, member) == 0;
-    return n >= max;
-}
-
 /* Answers a request at once, before any batch (nothing was stored), with
  * RATE_LIMITED: its member has max_pending requests waiting already. The
  * shared pending queue then always has room for the other members. */
@@ -848,10 +839,12 @@ static void receive_ready(struct server *s)
         it->cost = 1;
         if (!it->answered)
             limits_request_peek(it->request.data, it->request.len, &it->cost, &request_id);
-        if (!it->answered && pending_full(s, it->member)) {
+        if (!it->answered &&
+            limits_pending(s->b->limits, it->member, 0) >= s->b->cfg->limits.max_pending) {
             refuse_pending(s, it, request_id);
             continue;
         }
+        (void)limits_pending(s->b->limits, it->member, 1);
         verify_ahead(s, it);
         s->n_pending++;
     }
