@@ -909,14 +909,16 @@ static void test_self_addressed_refused(void **state)
 
     /* The broker refuses every one of a flood of them. */
     tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    int forbidden = 0;
     for (int i = 0; i < SELF_FLOOD; i++) {
         casenet_buf e = seal_to_self(tn, HOTLINE);
         Casenet__V1__Response *r = tn_submit(h, e.data, e.len);
-        assert_int_equal(tn_code(r), CASENET_EFORBIDDEN);
+        forbidden += tn_code(r) == CASENET_EFORBIDDEN;
         casenet__v1__response__free_unpacked(r, NULL);
         casenet_buf_free(&e);
     }
-    tn_close(h);
+    tn_close(h); /* before asserting: an open socket would hold the context */
+    assert_int_equal(forbidden, SELF_FLOOD);
     /* An honest emergency sent after them escalates: every escalation the
      * coordinator holds is about it, none about the flood. */
     const char *to[] = {POLICE};
