@@ -931,22 +931,27 @@ static void test_self_addressed_refused(void **state)
     casenet_buf_free(&sent);
 }
 
+/* Restarts the broker with more lines in its config file. */
+static void restart_with(tn_network *tn, const char *more_ini)
+{
+    assert_int_equal(tn_stop(tn), 0);
+    size_t len = 0;
+    char *ini = (char *)tl_read_file(tn->config_path, &len);
+    char *more = NULL;
+    assert_true(asprintf(&more, "%.*s\n%s", (int)len, ini, more_ini) > 0);
+    tl_write_file(tn->config_path, more, strlen(more), 0644);
+    free(more);
+    free(ini);
+    tn_start(tn);
+}
+
 #define BUDGET_SENT 10 /* each breaches deliver and accept: 20 breaches */
 
 static void test_escalation_budget(void **state)
 {
     tn_network *tn = *state;
     /* The test's deadlines with a budget of 3 notices per 8 s. */
-    assert_int_equal(tn_stop(tn), 0);
-    size_t len = 0;
-    char *ini = (char *)tl_read_file(tn->config_path, &len);
-    char *more = NULL;
-    assert_true(asprintf(&more, "%.*s\n[limits]\nescalation_budget = 3\nescalation_period_s = 8\n",
-                         (int)len, ini) > 0);
-    tl_write_file(tn->config_path, more, strlen(more), 0644);
-    free(more);
-    free(ini);
-    tn_start(tn);
+    restart_with(tn, "[limits]\nescalation_budget = 3\nescalation_period_s = 8\n");
 
     const char *to[] = {POLICE};
     for (int i = 0; i < BUDGET_SENT; i++) {
@@ -984,6 +989,29 @@ static void test_escalation_budget(void **state)
     assert_int_equal(summaries, 1);
 }
 
+/* A broker notice obeys the backlog cap: a member whose inbox is full is
+ * left out of it; the others still get it. */
+static void test_notice_obeys_backlog(void **state)
+{
+    tn_network *tn = *state;
+    restart_with(tn, "[limits]\nmax_inbox_backlog = 1\n");
+    const char *to[] = {POLICE};
+    uint8_t id[16];
+    casenet_buf env =
+        send_referral(tn, HOTLINE, to, 1, CASENET_URGENCY_EMERGENCY, CASENET_MSG_ACTUAL, 0, id);
+    /* Delivered in time: its receipt, forwarded, fills the sender's inbox. */
+    assert_int_equal(
+        send_receipt(tn, POLICE, id, &env, HOTLINE, CASENET_RECEIPT_DELIVERED, NULL, NULL),
+        CASENET_OK);
+    /* Never accepted: the accept escalation reaches the coordinators only. */
+    assert_int_equal(wait_notices(tn, COORD, CASENET_KIND_ESCALATION, id, 1), 1);
+    assert_int_equal(notices_about(tn, COORD2, CASENET_KIND_ESCALATION, id, NULL), 1);
+    assert_int_equal(notices_about(tn, HOTLINE, CASENET_KIND_ESCALATION, id, NULL), 0);
+    assert_int_equal(audit_events(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED, id, NULL), 1);
+    assert_true(tn_log_contains(tn, "event=notice_not_queued member=" HOTLINE));
+    casenet_buf_free(&env);
+}
+
 int main(void)
 {
     if (getenv("CASENET_TEST_FILTER"))
@@ -1000,6 +1028,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_policy_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_self_addressed_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escalation_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_obeys_backlog, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
