@@ -210,8 +210,10 @@ static void deny(struct zap *z, const char *address, const uint8_t *key, size_t 
                      (!addr_known || now - as->last_ms >= ZAP_THROTTLE_MS) &&
                      z->period_events < ZAP_EVENTS_PER_PERIOD;
     const char *hex = log_hex(key, key_len);
-    log_event(LOG_WARN, "auth_denied", "address", address, "curve_key", hex, "reason", why,
-              "audited", own_event ? "event" : "summary", NULL);
+    /* Each is logged; those counted into the summary at info level, so that
+     * a flood of strangers does not bury the operator's warnings. */
+    log_event(own_event ? LOG_WARN : LOG_INFO, "auth_denied", "address", address, "curve_key", hex,
+              "reason", why, "audited", own_event ? "event" : "summary", NULL);
     if (!own_event) {
         if (key_known)
             ks->suppressed++;
