@@ -215,26 +215,48 @@ static const char *deadline_name(int kind)
     }
 }
 
-int audit_escalated(struct store *s, int64_t now_ms, const struct store_message *m,
-                    const char *recipient, int kind, int64_t due_ms, const uint8_t *notice_id,
-                    uint64_t *index)
+/* An ESCALATED event about m, filed under m's sender and recipient (when
+ * not NULL), with detail text (freed here, NULL when asprintf failed). */
+static int emit_escalated(struct store *s, int64_t now_ms, const struct store_message *m,
+                          const char *recipient, char *text, uint64_t *index)
 {
+    if (!text)
+        return CASENET_ENOMEM;
     Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
     char *parties[2] = {(char *)m->sender, (char *)recipient};
-    char *text = NULL;
     ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED;
     ev.actor = (char *)"";
     ev.parties = parties;
-    ev.n_parties = 2;
+    ev.n_parties = recipient ? 2 : 1;
     set_stored(&ev, m);
-    if (asprintf(&text, "deadline=%s recipient=%s due_at_ms=%lld notice=%s", deadline_name(kind),
-                 recipient, (long long)due_ms,
-                 notice_id ? log_hex(notice_id, CASENET_MESSAGE_ID_BYTES) : "-") < 0)
-        return CASENET_ENOMEM;
     ev.detail = text;
     int rc = emit(s, now_ms, &ev, index);
     free(text);
     return rc;
+}
+
+int audit_escalated(struct store *s, int64_t now_ms, const struct store_message *m,
+                    const char *recipient, int kind, int64_t due_ms, const uint8_t *notice_id,
+                    uint64_t *index)
+{
+    char *text = NULL;
+    if (asprintf(&text, "deadline=%s recipient=%s due_at_ms=%lld notice=%s", deadline_name(kind),
+                 recipient, (long long)due_ms,
+                 notice_id ? log_hex(notice_id, CASENET_MESSAGE_ID_BYTES) : "-") < 0)
+        text = NULL;
+    return emit_escalated(s, now_ms, m, recipient, text, index);
+}
+
+int audit_escalation_summary(struct store *s, int64_t now_ms, const struct store_message *m,
+                             uint32_t summarized, int64_t period_start_ms, const uint8_t *notice_id,
+                             uint64_t *index)
+{
+    char *text = NULL;
+    if (asprintf(&text, "summary sender=%s summarized=%u period_start_ms=%lld notice=%s", m->sender,
+                 (unsigned)summarized, (long long)period_start_ms,
+                 notice_id ? log_hex(notice_id, CASENET_MESSAGE_ID_BYTES) : "-") < 0)
+        text = NULL;
+    return emit_escalated(s, now_ms, m, NULL, text, index);
 }
 
 int audit_dead_lettered(struct store *s, int64_t now_ms, const struct store_message *m,

@@ -40,7 +40,8 @@ int audit_receipt(struct store *s, int64_t now_ms, const casenet_receipt *r,
 /* AUTH_DENIED: a CURVE key refused by ZAP. detail names the key and the
  * reason; address (the peer's IP address) is never written to the log: it
  * belongs in the operator's log only, which has a retention (PROTOCOL.md
- * §10.1). No parties (coordinators). */
+ * §10.1). NULL for a summary of many
+ * denials, whose detail is the whole text. No parties (coordinators). */
 int audit_auth_denied(struct store *s, int64_t now_ms, const char *address, const char *detail,
                       uint64_t *index);
 
@@ -57,6 +58,14 @@ int audit_directory(struct store *s, int64_t now_ms, const char *actor, uint64_t
 int audit_escalated(struct store *s, int64_t now_ms, const struct store_message *m,
                     const char *recipient, int kind, int64_t due_ms, const uint8_t *notice_id,
                     uint64_t *index);
+
+/* ESCALATED, for the summary of sender's breaches beyond its escalation
+ * budget (deadlines.h): m is the last of them; parties = the sender;
+ * detail = "summary sender=ID summarized=N period_start_ms=N notice=HEX"
+ * (notice "-" when none could be sealed). */
+int audit_escalation_summary(struct store *s, int64_t now_ms, const struct store_message *m,
+                             uint32_t summarized, int64_t period_start_ms, const uint8_t *notice_id,
+                             uint64_t *index);
 
 /* DEAD_LETTERED: m expired before it was delivered to the n recipients;
  * actor ""; parties = the sender and those recipients; detail =

@@ -42,6 +42,12 @@ struct broker_limits {
     uint32_t fair_share;                /* requests per member per batch */
     uint32_t min_free_mb;               /* Submit refused below this free space */
     bool min_free_set;                  /* min_free_mb given (0 = no check) */
+    uint32_t max_pending;               /* requests of one member waiting for a batch */
+    uint32_t max_connections;           /* connections per member (0 = no limit) */
+    bool max_connections_set;
+    uint32_t escalation_budget; /* notices per sender per period (0 = no limit) */
+    bool escalation_budget_set;
+    uint32_t escalation_period_s;
 };
 
 /* Paths and limits as given by the config file and the command line

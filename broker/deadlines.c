@@ -59,18 +59,52 @@ int deadlines_arm(struct broker *b, const struct store_inbox_row *row, int64_t e
 
 /* ------------------------------------------------------------ notices */
 
-/* Adds id to to[] when it is an active member with a box key. */
-static void add_if_active(const casenet_directory *dir, const char *id, const char **to, size_t *n)
+/* Adds id to to[] when it is an active member with a box key whose inbox
+ * holds fewer than max_inbox_backlog queued rows: a broker notice obeys the
+ * backlog cap like any message (the breach is audited and listed by
+ * ListOverdue all the same). Returns the store's error. */
+static int add_if_active(struct broker *b, const char *id, const char **to, size_t *n)
 {
     casenet_member m;
-    if (casenet_directory_find(dir, id, &m) != CASENET_OK || m.status != CASENET_MEMBER_ACTIVE ||
+    if (casenet_directory_find(b->dir, id, &m) != CASENET_OK || m.status != CASENET_MEMBER_ACTIVE ||
         !m.box_pk)
-        return;
+        return CASENET_OK;
     for (size_t i = 0; i < *n; i++) {
         if (strcmp(to[i], m.id) == 0)
-            return;
+            return CASENET_OK;
+    }
+    uint32_t max = b->cfg->limits.max_inbox_backlog;
+    uint64_t queued = 0;
+    if (max && b->store->ops->inbox_backlog) {
+        int rc = b->store->ops->inbox_backlog(b->store, m.id, &queued);
+        if (rc != CASENET_OK)
+            return rc;
+        if (queued >= max) {
+            log_event(LOG_WARN, "notice_not_queued", "member", m.id, "queued", log_u64(queued),
+                      "msg", "the inbox is at its backlog limit", NULL);
+            return CASENET_OK;
+        }
     }
     to[(*n)++] = m.id;
+    return CASENET_OK;
+}
+
+/* The recipients of a notice about sender's message: the sender and every
+ * active coordinator (add_if_active). *to is malloc'd. */
+static int escalation_recipients(struct broker *b, const char *sender, const char ***to, size_t *n)
+{
+    *n = 0;
+    *to = calloc(casenet_directory_count(b->dir) + 1, sizeof **to);
+    if (!*to)
+        return CASENET_ENOMEM;
+    int rc = add_if_active(b, sender, *to, n);
+    for (size_t i = 0; rc == CASENET_OK && i < casenet_directory_count(b->dir); i++) {
+        casenet_member c;
+        if (casenet_directory_at(b->dir, i, &c) == CASENET_OK &&
+            casenet_member_has_role(&c, ROLE_COORDINATOR))
+            rc = add_if_active(b, c.id, *to, n);
+    }
+    return rc;
 }
 
 /* Seals payload as a broker notice of kind about m to the n members in to,
@@ -204,16 +238,15 @@ static int escalate(struct broker *b, struct batch *bt, int64_t now, const struc
                     const struct store_inbox_row *row, const struct store_message *m)
 {
     struct store *s = b->store;
-    const char **to = calloc(casenet_directory_count(b->dir) + 1, sizeof *to);
-    if (!to)
-        return CASENET_ENOMEM;
+    const char **to = NULL;
     size_t n = 0;
-    add_if_active(b->dir, m->sender, to, &n);
-    for (size_t i = 0; i < casenet_directory_count(b->dir); i++) {
-        casenet_member c;
-        if (casenet_directory_at(b->dir, i, &c) == CASENET_OK &&
-            casenet_member_has_role(&c, ROLE_COORDINATOR))
-            add_if_active(b->dir, c.id, to, &n);
+    /* Beyond the sender's budget the breach is audited, settled and listed
+     * by ListOverdue, and notified in the period's summary. */
+    bool notify = limits_take_escalation(b->limits, m->sender, m->message_id, now);
+    int rc = notify ? escalation_recipients(b, m->sender, &to, &n) : CASENET_OK;
+    if (rc != CASENET_OK) {
+        free(to);
+        return rc;
     }
     Casenet__V1__BrokerNotice notice = CASENET__V1__BROKER_NOTICE__INIT;
     notice.reason = (Casenet__V1__NoticeReason)d->kind;
@@ -228,7 +261,6 @@ static int escalate(struct broker *b, struct batch *bt, int64_t now, const struc
     casenet_buf env = {0};
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
     bool sealed = false;
-    int rc = CASENET_OK;
     if (n > 0) {
         rc = seal_notice(b, CASENET_KIND_ESCALATION, m, &notice, to, n, &env, id);
         if (rc == CASENET_ENOMEM)
@@ -247,10 +279,68 @@ static int escalate(struct broker *b, struct batch *bt, int64_t now, const struc
                   "recipient", row->recipient, "deadline",
                   d->kind == DL_DELIVER ? "deliver" : "accept", "status",
                   casenet_msg_status_name(m->msg_status), "notified", log_u64(sealed ? n : 0),
-                  "audit_index", log_u64(index), NULL);
+                  "summarized", notify ? NULL : "yes", "audit_index", log_u64(index), NULL);
 cleanup:
     casenet_buf_free(&env);
     free(to);
+    return rc;
+}
+
+/* What a summary needs besides the period (limits_escalation_periods). */
+struct summary_ctx {
+    struct broker *b;
+    struct batch *bt;
+    int64_t now;
+};
+
+/* One ESCALATION_SUMMARY notice for a sender's period: to the sender and
+ * the coordinators, about the last breach it counts (its message gives the
+ * notice's urgency, status and case), with an ESCALATED event. */
+static int escalation_summary(void *arg, const struct limits_esc_summary *sum)
+{
+    const struct summary_ctx *x = arg;
+    struct broker *b = x->b;
+    struct store *s = b->store;
+    struct store_message m = {0};
+    const char **to = NULL;
+    size_t n = 0;
+    casenet_buf env = {0};
+    uint8_t id[CASENET_MESSAGE_ID_BYTES];
+    bool sealed = false;
+    int rc = s->ops->message_get(s, sum->last_id, false, &m);
+    if (rc == CASENET_ENOTFOUND)
+        return CASENET_OK; /* purged meanwhile: its breaches are in the log */
+    if (rc != CASENET_OK || (rc = escalation_recipients(b, sum->sender, &to, &n)) != CASENET_OK)
+        goto cleanup;
+    Casenet__V1__BrokerNotice notice = CASENET__V1__BROKER_NOTICE__INIT;
+    notice.reason = CASENET__V1__NOTICE_REASON__NOTICE_REASON_ESCALATION_SUMMARY;
+    notice.message_id.data = m.message_id;
+    notice.message_id.len = sizeof m.message_id;
+    notice.sender = m.sender;
+    notice.urgency = (Casenet__V1__Urgency)m.urgency;
+    notice.raised_at_ms = x->now;
+    notice.message_status = (Casenet__V1__MessageStatus)m.msg_status;
+    notice.summarized = sum->summarized;
+    notice.period_start_ms = sum->period_start_ms;
+    if (n > 0) {
+        rc = seal_notice(b, CASENET_KIND_ESCALATION, &m, &notice, to, n, &env, id);
+        if (rc == CASENET_ENOMEM)
+            goto cleanup;
+        sealed = rc == CASENET_OK;
+    }
+    uint64_t index = 0;
+    if ((rc = audit_escalation_summary(s, x->now, &m, sum->summarized, sum->period_start_ms,
+                                       sealed ? id : NULL, &index)) != CASENET_OK)
+        goto cleanup;
+    if (sealed && (rc = store_notice(b, x->bt, x->now, &env, id, index)) != CASENET_OK)
+        goto cleanup;
+    log_event(LOG_WARN, "escalation_summary", "sender", sum->sender, "summarized",
+              log_u64(sum->summarized), "notified", log_u64(sealed ? n : 0), "audit_index",
+              log_u64(index), NULL);
+cleanup:
+    casenet_buf_free(&env);
+    free(to);
+    store_message_clear(&m);
     return rc;
 }
 
@@ -283,7 +373,8 @@ static int dead_letter(struct broker *b, struct batch *bt, int64_t now,
 
     const char *to[1];
     size_t n_to = 0;
-    add_if_active(b->dir, m->sender, to, &n_to);
+    if ((rc = add_if_active(b, m->sender, to, &n_to)) != CASENET_OK)
+        goto cleanup;
     if (n_to > 0) {
         Casenet__V1__BrokerNotice notice = CASENET__V1__BROKER_NOTICE__INIT;
         notice.reason = CASENET__V1__NOTICE_REASON__NOTICE_REASON_EXPIRED;
@@ -398,7 +489,10 @@ int deadlines_run(struct broker *b, struct batch *bt, int64_t now_ms, uint32_t l
     struct store_deadline *due = NULL;
     size_t n = 0;
     *settled = 0;
-    int rc = s->ops->deadline_due(s, now_ms, limit, &due, &n);
+    struct summary_ctx sc = {.b = b, .bt = bt, .now = now_ms};
+    int rc = limits_escalation_periods(b->limits, now_ms, escalation_summary, &sc);
+    if (rc == CASENET_OK)
+        rc = s->ops->deadline_due(s, now_ms, limit, &due, &n);
     for (size_t i = 0; rc == CASENET_OK && i < n; i++)
         rc = settle_one(b, bt, now_ms, &due[i]);
     free(due);

@@ -20,7 +20,11 @@
  *    sender and every active coordinator, stored and pushed like any message
  *    (readable with `casenet read`), and one ESCALATED audit event. Exercise
  *    and test messages escalate too; the notice's header status and the
- *    event's message_status say which.
+ *    event's message_status say which. A sender's escalation budget
+ *    (member_limits.h) bounds the notices: beyond it a breach is audited
+ *    without a notice and counted into one ESCALATION_SUMMARY notice when
+ *    the sender's period ends. A member whose inbox is at its backlog cap
+ *    is left out of a notice's recipients.
  *  - expire: if the row is still queued or fetched, every undelivered row of
  *    the message becomes DEAD, the sender gets one DEAD_LETTER notice listing
  *    those recipients, and a DEAD_LETTERED event is appended.

@@ -611,6 +611,14 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
                     "the envelope's sender is %s but this connection is authenticated as %s; "
                     "sign with your own keys",
                     info->sender, c->member);
+    /* A message to oneself would arm deadlines and escalate to every
+     * coordinator for nothing (PROTOCOL.md §8, Submit). */
+    for (size_t i = 0; i < info->n_recipients; i++)
+        if (strcmp(info->recipients[i], c->member) == 0)
+            return fail(c, CASENET_EFORBIDDEN,
+                        "%s is among the recipients: a member cannot address a message to "
+                        "itself; remove it and seal again",
+                        c->member);
     if ((rc = submit_roles(c, info)) != CASENET_OK)
         return rc;
     if (info->n_recipients > lim->max_recipients)

@@ -19,6 +19,10 @@ struct pool {
     size_t n, cap;
     struct store_message *msgs[SENT_SCAN_PAGES]; /* sent_list pages */
     size_t n_msgs[SENT_SCAN_PAGES], n_pages;
+    struct store_inbox_row *rows[SENT_SCAN_PAGES]; /* and their sent_rows */
+    size_t n_rows[SENT_SCAN_PAGES];
+    struct store_deadline *ds[SENT_SCAN_PAGES];
+    size_t n_ds[SENT_SCAN_PAGES];
 };
 
 static void *pool_calloc(struct pool *p, size_t n, size_t size)
@@ -61,8 +65,11 @@ static void pool_free(struct pool *p)
     for (size_t i = 0; i < p->n; i++)
         free(p->ptrs[i]);
     free(p->ptrs);
-    for (size_t i = 0; i < p->n_pages; i++)
+    for (size_t i = 0; i < p->n_pages; i++) {
         store_messages_free(p->msgs[i], p->n_msgs[i]);
+        store_inbox_rows_free(p->rows[i], p->n_rows[i]);
+        free(p->ds[i]);
+    }
     memset(p, 0, sizeof *p);
 }
 
@@ -120,23 +127,48 @@ static int receipt_state(int status)
                : -1;
 }
 
-/* Fills rs for row (of message m): state, deadlines and, with steps, every
- * step with its signed receipt. Everything rs points to is in the pool or
- * in row / m (which must outlive the reply). */
+/* Deadlines read ahead for a page of rows (sent_rows), in (seq, kind)
+ * order; NULL: each row's are read when needed. */
+struct deadlines_ahead {
+    const struct store_deadline *ds;
+    size_t n;
+};
+
+/* Fills rs for row (of message m): state, deadlines (from ahead when not
+ * NULL) and, with steps, every step with its signed receipt. Everything rs
+ * points to is in the pool or in row / m / ahead (which must outlive the
+ * reply). */
 static int fill_recipient(struct broker *b, struct pool *p, const struct store_message *m,
                           const struct store_inbox_row *row, bool steps,
-                          Casenet__V1__RecipientStatus *rs)
+                          const struct deadlines_ahead *ahead, Casenet__V1__RecipientStatus *rs)
 {
     struct store *s = b->store;
     casenet__v1__recipient_status__init(rs);
     rs->recipient = (char *)row->recipient;
     rs->state = (Casenet__V1__InboxState)row->state;
 
-    struct store_deadline *ds = NULL;
+    const struct store_deadline *ds = NULL;
     size_t nd = 0;
-    int rc = s->ops->deadline_list(s, row->seq, &ds, &nd);
-    if (rc != CASENET_OK || (rc = pool_keep(p, ds)) != CASENET_OK)
-        return rc;
+    int rc = CASENET_OK;
+    if (ahead) {
+        size_t lo = 0, hi = ahead->n; /* the first with seq >= row->seq */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (ahead->ds[mid].seq < row->seq)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        ds = ahead->ds + lo;
+        while (lo + nd < ahead->n && ahead->ds[lo + nd].seq == row->seq)
+            nd++;
+    } else {
+        struct store_deadline *own = NULL;
+        if ((rc = s->ops->deadline_list(s, row->seq, &own, &nd)) != CASENET_OK ||
+            (rc = pool_keep(p, own)) != CASENET_OK)
+            return rc;
+        ds = own;
+    }
     Casenet__V1__Deadline *dl = pool_calloc(p, nd, sizeof *dl);
     Casenet__V1__Deadline **dlp = pool_calloc(p, nd, sizeof *dlp);
     if (!dl || !dlp)
@@ -209,10 +241,12 @@ static int fill_recipient(struct broker *b, struct pool *p, const struct store_m
     return CASENET_OK;
 }
 
-/* Fills rec for m with the given rows (borrowed: must outlive the reply). */
+/* Fills rec for m with the given rows (borrowed: must outlive the reply);
+ * ahead as for fill_recipient. */
 static int fill_record(struct broker *b, struct pool *p, const struct store_message *m,
                        const struct store_inbox_row *rows, const size_t *which, size_t n,
-                       bool steps, Casenet__V1__MessageRecord *rec)
+                       bool steps, const struct deadlines_ahead *ahead,
+                       Casenet__V1__MessageRecord *rec)
 {
     casenet__v1__message_record__init(rec);
     set_bytes(&rec->message_id, m->message_id, sizeof m->message_id);
@@ -235,7 +269,7 @@ static int fill_record(struct broker *b, struct pool *p, const struct store_mess
     if (!rs || !rsp)
         return CASENET_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        int rc = fill_recipient(b, p, m, &rows[which[i]], steps, &rs[i]);
+        int rc = fill_recipient(b, p, m, &rows[which[i]], steps, ahead, &rs[i]);
         if (rc != CASENET_OK)
             return rc;
         rsp[i] = &rs[i];
@@ -288,7 +322,7 @@ int lifecycle_get_status(struct broker *b, struct batch *bt, const char *member,
         goto cleanup;
     }
     Casenet__V1__MessageRecord rec;
-    if ((rc = fill_record(b, &p, &m, rows, which, shown, true, &rec)) != CASENET_OK) {
+    if ((rc = fill_record(b, &p, &m, rows, which, shown, true, NULL, &rec)) != CASENET_OK) {
         rc = store_err(bt, rc, msg, msglen);
         goto cleanup;
     }
@@ -324,9 +358,10 @@ static bool is_open(int kind, const struct store_inbox_row *rows, size_t n)
 }
 
 struct sent_item {
-    struct store_message *m;
-    struct store_inbox_row *rows;
+    const struct store_message *m;
+    const struct store_inbox_row *rows; /* in its page's sent_rows */
     size_t n_rows;
+    const struct deadlines_ahead *ahead;
 };
 
 int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
@@ -335,6 +370,7 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
 {
     struct store *s = b->store;
     struct pool p = {0};
+    struct deadlines_ahead ahead[SENT_SCAN_PAGES];
     uint32_t limit = req->limit ? req->limit : PAGE_DEFAULT;
     if (limit > PAGE_MAX)
         limit = PAGE_MAX;
@@ -350,34 +386,37 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
         goto cleanup;
     }
     /* Pages of the sender's messages, filtered, until the page is full, the
-     * list ends, or enough was examined (the cursor then continues). */
+     * list ends, or enough was examined (the cursor then continues). Each
+     * page's rows and deadlines are read at once (sent_rows), not per
+     * message. */
     while (n_items < limit && more && p.n_pages < SENT_SCAN_PAGES) {
-        struct store_message *msgs = NULL;
-        size_t nm = 0;
-        rc = s->ops->sent_list(s, member, cursor, limit, &msgs, &nm, &more);
+        size_t pg = p.n_pages;
+        uint64_t after = cursor;
+        rc = s->ops->sent_list(s, member, cursor, limit, &p.msgs[pg], &p.n_msgs[pg], &more);
+        if (rc == CASENET_OK && p.n_msgs[pg] > 0)
+            rc = s->ops->sent_rows(s, member, after, p.msgs[pg][p.n_msgs[pg] - 1].row, &p.rows[pg],
+                                   &p.n_rows[pg], &p.ds[pg], &p.n_ds[pg]);
+        p.n_pages++;
         if (rc != CASENET_OK) {
             rc = store_err(bt, rc, msg, msglen);
             goto cleanup;
         }
-        p.msgs[p.n_pages] = msgs;
-        p.n_msgs[p.n_pages++] = nm;
-        size_t i = 0;
+        ahead[pg] = (struct deadlines_ahead){p.ds[pg], p.n_ds[pg]};
+        const struct store_inbox_row *rows = p.rows[pg];
+        size_t nm = p.n_msgs[pg], nr = p.n_rows[pg], r = 0, i = 0;
         for (; i < nm && n_items < limit; i++) {
-            struct store_message *m = &msgs[i];
+            const struct store_message *m = &p.msgs[pg][i];
             cursor = m->row;
+            while (r < nr && (uint64_t)rows[r].msg_row < m->row)
+                r++;
+            size_t first = r;
+            while (r < nr && (uint64_t)rows[r].msg_row == m->row)
+                r++;
             if (req->kind && (int)req->kind != m->kind)
                 continue;
-            struct store_inbox_row *rows = NULL;
-            size_t nr = 0;
-            if ((rc = s->ops->inbox_of_message(s, m->message_id, &rows, &nr)) != CASENET_OK) {
-                rc = store_err(bt, rc, msg, msglen);
-                goto cleanup;
-            }
-            if (req->open_only && !is_open(m->kind, rows, nr)) {
-                store_inbox_rows_free(rows, nr);
+            if (req->open_only && !is_open(m->kind, rows + first, r - first))
                 continue;
-            }
-            items[n_items++] = (struct sent_item){m, rows, nr};
+            items[n_items++] = (struct sent_item){m, rows + first, r - first, &ahead[pg]};
         }
         if (i < nm)
             more = true; /* stopped inside this page */
@@ -390,7 +429,8 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
         }
         for (size_t j = 0; j < items[i].n_rows; j++)
             which[j] = j;
-        rc = fill_record(b, &p, items[i].m, items[i].rows, which, items[i].n_rows, false, &recs[i]);
+        rc = fill_record(b, &p, items[i].m, items[i].rows, which, items[i].n_rows, false,
+                         items[i].ahead, &recs[i]);
         if (rc != CASENET_OK) {
             rc = store_err(bt, rc, msg, msglen);
             goto cleanup;
@@ -406,8 +446,6 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
     resp->sent = &page;
     rc = handlers_pack(resp, out);
 cleanup:
-    for (size_t i = 0; items && i < n_items; i++)
-        store_inbox_rows_free(items[i].rows, items[i].n_rows);
     free(items);
     free(recs);
     free(recp);

@@ -48,7 +48,10 @@ static const char usage[] =
     "                     first, at most 4), submit_rate (per second and member;\n"
     "                     0 = unlimited), submit_burst, max_inbox_backlog, fair_share,\n"
     "                     min_free_mb (Submit is refused below this free disk space;\n"
-    "                     0 = off). Options override it.\n"
+    "                     0 = off), max_pending (requests of one member waiting for\n"
+    "                     a batch), max_connections (per member; 0 = off),\n"
+    "                     escalation_budget (notices about one sender's messages per\n"
+    "                     escalation_period_s; 0 = off). Options override it.\n"
     "  --check-config     validate everything, print the result, exit 0 (valid) or 1\n"
     "  --verbose          log debug events too\n"
     "  --version          print the version and exit\n"
@@ -120,6 +123,14 @@ static int on_ini(void *user, const char *section, const char *name, const char 
             ok = parse_u32(value, 1, 65536, &l->fair_share);
         else if (strcmp(name, "min_free_mb") == 0)
             ok = (l->min_free_set = parse_u32(value, 0, 1024u * 1024u, &l->min_free_mb));
+        else if (strcmp(name, "max_pending") == 0)
+            ok = parse_u32(value, 1, 65536, &l->max_pending);
+        else if (strcmp(name, "max_connections") == 0)
+            ok = (l->max_connections_set = parse_u32(value, 0, 65536, &l->max_connections));
+        else if (strcmp(name, "escalation_budget") == 0)
+            ok = (l->escalation_budget_set = parse_u32(value, 0, 1000000, &l->escalation_budget));
+        else if (strcmp(name, "escalation_period_s") == 0)
+            ok = parse_u32(value, 1, 30u * 86400u, &l->escalation_period_s);
         else {
             snprintf(st->error, sizeof st->error, "unknown key [limits] %s", name);
             return 0;
@@ -463,6 +474,14 @@ int main(int argc, char **argv)
         cfg.limits.fair_share = LIMITS_DEFAULT_FAIR_SHARE;
     if (!cfg.limits.min_free_set)
         cfg.limits.min_free_mb = LIMITS_DEFAULT_MIN_FREE_MB;
+    if (!cfg.limits.max_pending)
+        cfg.limits.max_pending = LIMITS_DEFAULT_MAX_PENDING;
+    if (!cfg.limits.max_connections_set)
+        cfg.limits.max_connections = LIMITS_DEFAULT_MAX_CONNECTIONS;
+    if (!cfg.limits.escalation_budget_set)
+        cfg.limits.escalation_budget = LIMITS_DEFAULT_ESC_BUDGET;
+    if (!cfg.limits.escalation_period_s)
+        cfg.limits.escalation_period_s = LIMITS_DEFAULT_ESC_PERIOD_S;
     if (!config_complete(&cfg))
         goto cleanup;
     if (!cn_endpoint_valid(cfg.listen, true)) {
@@ -507,6 +526,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "casenetd: out of memory\n");
         goto cleanup;
     }
+    limits_set_escalation(b.limits, cfg.limits.escalation_budget,
+                          (int64_t)cfg.limits.escalation_period_s * 1000);
     if (!data_dir_ready(cfg.data_dir))
         goto cleanup;
     if ((rc = store_sqlite_ops.open(cfg.data_dir, &b.store)) != CASENET_OK) {

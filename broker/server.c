@@ -16,12 +16,14 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <netdb.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -49,7 +51,8 @@
 #define DEADLINES_PER_TICK 256 /* a full pass runs again at once, between batches */
 #define MONITOR_ENDPOINT   "inproc://casenetd.monitor"
 /* broker_warn_expiry runs hourly. */
-#define EXPIRY_CHECK_MS (3600 * 1000)
+#define EXPIRY_CHECK_MS  (3600 * 1000)
+#define PENDING_RETRY_MS 100 /* retry-after of a request beyond max_pending */
 /* When the loop checkpoints the store's log (store_ops.checkpoint), always
  * after a batch's replies and pushes went out, never inside a commit: as
  * soon as the loop finds nothing ready once CKPT_IDLE_FRAMES pages wait;
@@ -70,6 +73,7 @@ struct item {
     bool answered;       /* reply set on receipt (bad framing): not dispatched */
     bool subscribe;
     struct verify_job *job; /* its Submit's envelope check, or NULL (verify_ahead) */
+    uint32_t cost;          /* for fair batches (limits_request_peek) */
 };
 
 /* A subscribed connection. The routing id is chosen by the broker (zap.h)
@@ -84,6 +88,16 @@ struct sub {
     size_t rid_len;
     int fd;
     char member[CASENET_MEMBER_ID_MAX + 1];
+};
+
+/* A connection the ROUTER accepted, by descriptor: its peer's address and,
+ * once known, its member (at the handshake, or from its requests). Counts
+ * the connections each member holds (max_connections). */
+struct conn {
+    bool open;
+    char address[64];
+    char member[CASENET_MEMBER_ID_MAX + 1]; /* "" until known */
+    uint64_t order;                         /* of acceptance */
 };
 
 struct server {
@@ -105,6 +119,10 @@ struct server {
     size_t n_pending, cap_pending;
     struct sub *subs;
     size_t n_subs, cap_subs;
+    struct conn *conns; /* indexed by descriptor */
+    size_t cap_conns;
+    uint64_t accepted;
+    char admit_why[160];
     bool stopping, reload;
     uint64_t served, batches;
 };
@@ -352,7 +370,81 @@ void server_close(struct server *s)
     free(s->job_slots);
     free(s->job_free);
     free(s->subs);
+    free(s->conns);
     free(s);
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void drain_monitor(struct server *s);
+
+/* The entry of descriptor fd, grown as needed; NULL when fd is negative or
+ * memory is short (the connection is then not counted). */
+static struct conn *conn_at(struct server *s, int fd)
+{
+    if (fd < 0)
+        return NULL;
+    if ((size_t)fd >= s->cap_conns) {
+        size_t cap = s->cap_conns ? s->cap_conns : 64;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        struct conn *n = realloc(s->conns, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        memset(n + s->cap_conns, 0, (cap - s->cap_conns) * sizeof *n);
+        s->conns = n;
+        s->cap_conns = cap;
+    }
+    return &s->conns[fd];
+}
+
+/* A descriptor accepted: its peer's address, as ZAP reports it. */
+static void conn_accepted(struct server *s, int fd)
+{
+    struct conn *c = conn_at(s, fd);
+    if (!c)
+        return;
+    memset(c, 0, sizeof *c);
+    c->open = true;
+    c->order = ++s->accepted;
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    if (getpeername(fd, (struct sockaddr *)&sa, &sl) != 0 ||
+        getnameinfo((struct sockaddr *)&sa, sl, c->address, sizeof c->address, NULL, 0,
+                    NI_NUMERICHOST) != 0)
+        c->address[0] = 0;
+}
+
+/* ZAP's question (zap_admit_fn): refuses a member's handshake when it holds
+ * max_connections already; else ties the member to the newest connection
+ * from that address whose member is not known yet (the one handshaking:
+ * libzmq reports the accept before it asks ZAP). Requests correct the tie
+ * (recv_one) should two members handshake from one address at once. */
+static const char *admit_connection(void *arg, const char *member, const char *address)
+{
+    struct server *s = arg;
+    uint32_t max = s->b->cfg->limits.max_connections;
+    drain_monitor(s);
+    size_t held = 0;
+    struct conn *mine = NULL;
+    for (size_t i = 0; i < s->cap_conns; i++) {
+        struct conn *c = &s->conns[i];
+        if (!c->open)
+            continue;
+        if (strcmp(c->member, member) == 0)
+            held++;
+        else if (!c->member[0] && strcmp(c->address, address) == 0 &&
+                 (!mine || c->order > mine->order))
+            mine = c;
+    }
+    if (max && held >= max) {
+        snprintf(s->admit_why, sizeof s->admit_why,
+                 "member %s holds %zu connections (max_connections %u)", member, held, max);
+        return s->admit_why;
+    }
+    if (mine)
+        snprintf(mine->member, sizeof mine->member, "%s", member);
+    return NULL;
 }
 
 /* ------------------------------------------------------------ receive */
@@ -425,6 +517,9 @@ static int recv_one(struct server *s, struct item *it)
                                    &it->reply);
         return 1;
     }
+    struct conn *cn = it->member[0] ? conn_at(s, it->fd) : NULL;
+    if (cn && cn->open && strcmp(cn->member, it->member) != 0)
+        snprintf(cn->member, sizeof cn->member, "%s", it->member);
     struct sub *x = sub_find(s, it->rid, it->rid_len);
     if (x && strcmp(x->member, it->member) != 0)
         sub_drop(s, it->rid, it->rid_len, "routing id reused");
@@ -477,6 +572,13 @@ static void drain_monitor(struct server *s)
         if (event == ZMQ_EVENT_ACCEPTED || event == ZMQ_EVENT_DISCONNECTED)
             sub_drop_fd(s, (int)value,
                         event == ZMQ_EVENT_ACCEPTED ? "descriptor reused" : "disconnected");
+        if (event == ZMQ_EVENT_ACCEPTED) {
+            conn_accepted(s, (int)value);
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            struct conn *c = conn_at(s, (int)value);
+            if (c)
+                c->open = false;
+        }
     }
 }
 
@@ -484,49 +586,60 @@ static void drain_monitor(struct server *s)
 
 struct share {
     const char *member;
-    uint32_t n;
+    uint32_t cost;
 };
 
-/* The number of requests member already has in the batch. */
-static uint32_t share_count(const struct share *sh, size_t n_sh, const char *member)
+/* The cost member already has in the batch. */
+static uint32_t share_cost(const struct share *sh, size_t n_sh, const char *member)
 {
     for (size_t i = 0; i < n_sh; i++)
         if (strcmp(sh[i].member, member) == 0)
-            return sh[i].n;
+            return sh[i].cost;
     return 0;
 }
 
 /* Counts one more request of member; stable is a copy of the id that lives
  * as long as the batch. */
-static void share_add(struct share *sh, size_t *n_sh, const char *member, const char *stable)
+static void share_add(struct share *sh, size_t *n_sh, const char *member, const char *stable,
+                      uint32_t cost)
 {
     for (size_t i = 0; i < *n_sh; i++)
         if (strcmp(sh[i].member, member) == 0) {
-            sh[i].n++;
+            sh[i].cost += cost;
             return;
         }
     sh[*n_sh].member = stable;
-    sh[*n_sh].n = 1;
+    sh[*n_sh].cost = cost;
     (*n_sh)++;
 }
 
-/* Moves requests from pending into the batch: in arrival order, at most
- * fair_share per member, so that a member flooding the broker delays the
- * others by at most its share of each batch (its excess waits, in order,
- * for later batches; ROUTER itself already queues fairly between
- * connections). When one member alone has requests waiting, the batch is
- * filled with them up to batch_max (group commit for a busy single
- * member). */
+/* Moves requests from pending into the batch, in arrival order, weighed by
+ * cost (limits_request_peek): each member gets fair_share units of the
+ * batch, so that a member flooding the broker, with cheap requests or dear
+ * ones, delays the others by at most its share of each batch (its excess
+ * waits, in order, for later batches; ROUTER itself already queues fairly
+ * between connections). A request dearer than the share is taken when it is
+ * its member's first in the batch and the batch's cost stays within
+ * batch_max units (or the batch is empty). When one member alone has
+ * requests waiting, the batch is filled with them up to batch_max units
+ * (group commit for a busy single member). */
 static void fair_fill(struct server *s, struct share *sh)
 {
     const struct broker_limits *lim = &s->b->cfg->limits;
     size_t n_sh = 0, keep = 0;
+    uint64_t total = 0;
     for (size_t i = 0; i < s->n_pending; i++) {
         struct item *it = &s->pending[i];
-        if (s->n_items < lim->batch_max && share_count(sh, n_sh, it->member) < lim->fair_share) {
+        uint32_t used = share_cost(sh, n_sh, it->member);
+        bool take = s->n_items < lim->batch_max &&
+                    (used + it->cost <= lim->fair_share ||
+                     (used == 0 && (total == 0 || total + it->cost <= lim->batch_max)));
+        if (take) {
+            (void)limits_pending(s->b->limits, it->member, -1);
             s->items[s->n_items] = *it;
             /* the share names the batch's copy: pending is compacted below */
-            share_add(sh, &n_sh, it->member, s->items[s->n_items].member);
+            share_add(sh, &n_sh, it->member, s->items[s->n_items].member, it->cost);
+            total += it->cost;
             s->n_items++;
         } else {
             if (keep != i)
@@ -538,10 +651,14 @@ static void fair_fill(struct server *s, struct share *sh)
     if (n_sh == 1) { /* a single member: no one to be fair to */
         size_t k = 0;
         for (size_t i = 0; i < s->n_pending; i++) {
-            if (s->n_items < lim->batch_max)
+            if (k == 0 && s->n_items < lim->batch_max &&
+                total + s->pending[i].cost <= lim->batch_max) {
+                total += s->pending[i].cost;
+                (void)limits_pending(s->b->limits, s->pending[i].member, -1);
                 s->items[s->n_items++] = s->pending[i];
-            else
+            } else {
                 s->pending[k++] = s->pending[i];
+            }
         }
         s->n_pending = k;
     }
@@ -724,8 +841,33 @@ static void verify_done(struct server *s, struct item *it)
     it->job = NULL;
 }
 
+/* Answers a request at once, before any batch (nothing was stored), with
+ * RATE_LIMITED: its member has max_pending requests waiting already. The
+ * shared pending queue then always has room for the other members. */
+static void refuse_pending(struct server *s, struct item *it, uint64_t request_id)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "%u requests of %s wait for the broker already; wait for their answers, then "
+             "resend",
+             s->b->cfg->limits.max_pending, it->member);
+    casenet_buf reply = {0};
+    if (handlers_error_reply_retry(request_id, CASENET_ERATELIMIT, msg, PENDING_RETRY_MS, &reply) ==
+        CASENET_OK) {
+        int e = send_to(s, it->rid, it->rid_len, reply.data, reply.len);
+        if (e)
+            log_event(LOG_DEBUG, "reply_dropped", "member", it->member, "zmq_error",
+                      zmq_strerror(e), NULL);
+    }
+    log_event(LOG_DEBUG, "rejected", "member", it->member, "error", "RATE_LIMITED", "detail", msg,
+              NULL);
+    casenet_buf_free(&reply);
+    casenet_buf_free(&it->request);
+}
+
 /* Receives every ready request into pending (bounded), each Submit handed
- * to the workers at once. */
+ * to the workers at once; a member's requests beyond max_pending are
+ * refused on receipt. */
 static void receive_ready(struct server *s)
 {
     while (s->n_pending < s->cap_pending) {
@@ -737,6 +879,16 @@ static void receive_ready(struct server *s)
             log_event(LOG_WARN, "recv", "zmq_error", zmq_strerror(errno), NULL);
             break;
         }
+        uint64_t request_id = 0;
+        it->cost = 1;
+        if (!it->answered)
+            limits_request_peek(it->request.data, it->request.len, &it->cost, &request_id);
+        if (!it->answered &&
+            limits_pending(s->b->limits, it->member, 0) >= s->b->cfg->limits.max_pending) {
+            refuse_pending(s, it, request_id);
+            continue;
+        }
+        (void)limits_pending(s->b->limits, it->member, 1);
         verify_ahead(s, it);
         s->n_pending++;
     }
@@ -971,7 +1123,7 @@ int server_run(struct server *s)
         if (items[2].revents & ZMQ_POLLIN)
             drain_monitor(s);
         if (items[1].revents & ZMQ_POLLIN)
-            (void)zap_handle(s->zap, b->dir);
+            (void)zap_handle(s->zap, b->dir, admit_connection, s);
         if (n_items == 4 && (items[3].revents & ZMQ_POLLIN))
             read_signals(s);
         /* Drain every ready request into pending (bounded), then take a
@@ -985,6 +1137,7 @@ int server_run(struct server *s)
             /* The periodic timer: tree heads, deadlines and retention will
              * hang here, each throttled to its own period. */
             next_tick = now + TICK_MS;
+            zap_summarize(s->zap, now, false); /* written by the next batch */
             if (now >= next_head) {
                 next_head = now + AUDIT_HEAD_INTERVAL_MS;
                 (void)audit_tree_sign_head(b); /* logs its own failure; retried next time */
@@ -1012,6 +1165,7 @@ int server_run(struct server *s)
     /* Stopping: requests still pending get no answer (their clients
      * resend to the next broker process). Record the stop. */
     struct store *st = b->store;
+    zap_summarize(s->zap, cn_mono_ms(), true);
     int rc = st->ops->begin(st);
     if (rc == CASENET_OK) {
         if (zap_has_pending(s->zap))

@@ -73,9 +73,10 @@ struct store_inbox_row {
     uint8_t case_ref[CASENET_CASE_REF_BYTES];
     int receipt_status;  /* proto ReceiptStatus, for KIND_RECEIPT rows */
     casenet_buf receipt; /* the SignedReceipt, for KIND_RECEIPT rows; owned */
-    /* In, for inbox_insert only: the row number of the stored message this
+    /* In, for inbox_insert: the row number of the stored message this
      * row is for (message_last_rowid after its message_insert), or 0 when
-     * the caller does not know it (the store finds it by message_id). */
+     * the caller does not know it (the store finds it by message_id). Out,
+     * from sent_rows; 0 from every other read. */
     int64_t msg_row;
 };
 
@@ -351,6 +352,15 @@ struct store_ops {
      * exists. */
     int (*sent_list)(struct store *s, const char *sender, uint64_t cursor, uint32_t limit,
                      struct store_message **rows, size_t *n, bool *more);
+    /* In or outside a batch. Every inbox row of sender's messages with
+     * after_row < row <= upto_row (one sent_list page), in (message row,
+     * seq) order, each with msg_row set to its message's row; and every
+     * deadline of those rows, in (seq, kind) order. Two statements whatever
+     * the page holds (not one per message). *rows as for inbox_list, *ds
+     * malloc'd (NULL when *n_ds is 0). */
+    int (*sent_rows)(struct store *s, const char *sender, uint64_t after_row, uint64_t upto_row,
+                     struct store_inbox_row **rows, size_t *n_rows, struct store_deadline **ds,
+                     size_t *n_ds);
 
     /* In or outside a batch. The number of QUEUED (never fetched) rows in
      * recipient's inbox, counting this batch's writes; O(1), for the

@@ -1802,6 +1802,7 @@ const struct store_ops store_sqlite_ops = {
     .step_list = sq_step_list,
     .receipt_list = sq_receipt_list,
     .sent_list = sq_sent_list,
+    .sent_rows = sq_sent_rows,
     .inbox_backlog = sq_inbox_backlog,
     .checkpoint = sq_checkpoint,
 };

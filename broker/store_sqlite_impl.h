@@ -80,6 +80,9 @@ int sq_receipt_list(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
                     const char *recipient, struct store_receipt_rec **rows, size_t *n);
 int sq_sent_list(struct store *s, const char *sender, uint64_t cursor, uint32_t limit,
                  struct store_message **rows, size_t *n, bool *more);
+int sq_sent_rows(struct store *s, const char *sender, uint64_t after_row, uint64_t upto_row,
+                 struct store_inbox_row **rows, size_t *n_rows, struct store_deadline **ds,
+                 size_t *n_ds);
 
 /* store_sqlite_lifecycle.c: the SQL of its statement i, NULL past the last. */
 const char *sq_lifecycle_sql(size_t i);

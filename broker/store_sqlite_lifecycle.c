@@ -24,6 +24,8 @@ enum lc_stmt {
     LC_STEPS,
     LC_RECEIPTS,
     LC_SENT,
+    LC_SENT_ROWS,
+    LC_SENT_DEADLINES,
     LC_COUNT
 };
 
@@ -71,6 +73,16 @@ static const char *const lc_sql[LC_COUNT] = {
                     " WHERE message_id = ?1 AND recipient = ?2 ORDER BY id",
     [LC_SENT] = "SELECT " SQ_MESSAGE_COLS " FROM messages WHERE sender = ?1 AND id > ?2"
                 " ORDER BY id LIMIT ?3",
+    /* One ListSent page's rows and deadlines, each in one statement: the
+     * messages through messages_sender, their rows through inbox_msg_recipient,
+     * the rows' deadlines through the deadlines key. */
+    [LC_SENT_ROWS] = "SELECT " SQ_INBOX_COLS ", msg FROM inbox WHERE msg IN"
+                     " (SELECT id FROM messages WHERE sender = ?1 AND id > ?2 AND id <= ?3)"
+                     " ORDER BY msg, seq",
+    [LC_SENT_DEADLINES] = "SELECT " DEADLINE_COLS " FROM deadlines WHERE seq IN"
+                          " (SELECT seq FROM inbox WHERE msg IN (SELECT id FROM messages"
+                          " WHERE sender = ?1 AND id > ?2 AND id <= ?3))"
+                          " ORDER BY seq, kind",
 };
 
 const char *sq_lifecycle_sql(size_t i)
@@ -372,14 +384,12 @@ int sq_inbox_get_seq(struct store *s, uint64_t seq, struct store_inbox_row *out)
     return err;
 }
 
-int sq_inbox_of_message(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
-                        struct store_inbox_row **rows, size_t *n)
+/* Reads every SQ_INBOX_COLS row a bound statement yields; with_msg: the
+ * column after them is the message row (into msg_row). */
+static int read_inbox_rows(struct store *s, sqlite3_stmt *st, const char *what, bool with_msg,
+                           struct store_inbox_row **rows, size_t *n)
 {
     int err = CASENET_OK;
-    sqlite3_stmt *st = stmt(s, LC_INBOX_MSG, &err);
-    if (!st)
-        return err;
-    sqlite3_bind_blob(st, 1, id, CASENET_MESSAGE_ID_BYTES, SQLITE_STATIC);
     struct store_inbox_row *out = NULL;
     size_t count = 0, cap = 0;
     int rc;
@@ -388,9 +398,11 @@ int sq_inbox_of_message(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYT
             goto cleanup;
         if ((err = sq_read_inbox_row(st, &out[count++])) != CASENET_OK)
             goto cleanup;
+        if (with_msg)
+            out[count - 1].msg_row = sqlite3_column_int64(st, 15);
     }
     if (rc != SQLITE_DONE) {
-        err = sq_map_rc(s, rc, "inbox_of_message");
+        err = sq_map_rc(s, rc, what);
         goto cleanup;
     }
     *rows = out;
@@ -401,6 +413,51 @@ int sq_inbox_of_message(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYT
 cleanup:
     store_inbox_rows_free(out, count);
     sqlite3_reset(st);
+    return err;
+}
+
+int sq_inbox_of_message(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                        struct store_inbox_row **rows, size_t *n)
+{
+    int err = CASENET_OK;
+    sqlite3_stmt *st = stmt(s, LC_INBOX_MSG, &err);
+    if (!st)
+        return err;
+    sqlite3_bind_blob(st, 1, id, CASENET_MESSAGE_ID_BYTES, SQLITE_STATIC);
+    return read_inbox_rows(s, st, "inbox_of_message", false, rows, n);
+}
+
+/* Binds (sender, after, upto) of a LC_SENT_* statement. */
+static void bind_sent_range(sqlite3_stmt *st, const char *sender, uint64_t after, uint64_t upto)
+{
+    sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(after > INT64_MAX ? INT64_MAX : after));
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)(upto > INT64_MAX ? INT64_MAX : upto));
+}
+
+int sq_sent_rows(struct store *s, const char *sender, uint64_t after_row, uint64_t upto_row,
+                 struct store_inbox_row **rows, size_t *n_rows, struct store_deadline **ds,
+                 size_t *n_ds)
+{
+    int err = CASENET_OK;
+    *rows = NULL;
+    *ds = NULL;
+    *n_rows = *n_ds = 0;
+    sqlite3_stmt *st = stmt(s, LC_SENT_ROWS, &err);
+    if (!st)
+        return err;
+    bind_sent_range(st, sender, after_row, upto_row);
+    if ((err = read_inbox_rows(s, st, "sent_rows", true, rows, n_rows)) != CASENET_OK)
+        return err;
+    if ((st = stmt(s, LC_SENT_DEADLINES, &err)) != NULL) {
+        bind_sent_range(st, sender, after_row, upto_row);
+        err = read_deadlines(s, st, "sent_deadlines", ds, n_ds);
+    }
+    if (err != CASENET_OK) {
+        store_inbox_rows_free(*rows, *n_rows);
+        *rows = NULL;
+        *n_rows = 0;
+    }
     return err;
 }
 

@@ -16,9 +16,13 @@
 #define ZAP_FRAMES_MAX  8
 #define ZAP_FRAME_MAX   256
 #define ZAP_PENDING_MAX 1024 /* queued audit events; beyond, only counted */
+/* Distinct keys and addresses counted per summary period: open addressing
+ * over SipHash values, full at three quarters (then "at least"). */
+#define ZAP_DISTINCT_SLOTS 4096
+#define ZAP_DISTINCT_FULL  (ZAP_DISTINCT_SLOTS / 4 * 3)
 
 struct zap_denial {
-    char address[64];
+    char address[64]; /* "" for a summary */
     char detail[192];
 };
 
@@ -28,12 +32,31 @@ struct zap_slot {
     uint64_t suppressed;
 };
 
+struct zap_addr_slot {
+    char address[64];
+    int64_t last_ms; /* monotonic; 0 = free */
+};
+
+/* A set of 64-bit hashes (0 = empty slot). */
+struct zap_distinct {
+    uint64_t h[ZAP_DISTINCT_SLOTS];
+    size_t n;
+};
+
 struct zap {
     void *rep;
     struct zap_denial *pending;
     size_t n_pending;
     uint64_t dropped;
     struct zap_slot slots[ZAP_THROTTLE_SLOTS];
+    struct zap_addr_slot addrs[ZAP_THROTTLE_SLOTS];
+    uint8_t hash_key[crypto_shorthash_KEYBYTES];
+    /* The current summary period: individual events written in it, and the
+     * denials that were not written one by one. */
+    int64_t period_start_ms; /* monotonic; 0 = none open */
+    uint32_t period_events;
+    uint64_t period_denials;
+    struct zap_distinct keys, addresses;
 };
 
 int zap_open(void *ctx, struct zap **out)
@@ -42,6 +65,7 @@ int zap_open(void *ctx, struct zap **out)
     if (!z)
         return CASENET_ENOMEM;
     z->pending = calloc(ZAP_PENDING_MAX, sizeof *z->pending);
+    randombytes_buf(z->hash_key, sizeof z->hash_key);
     z->rep = zmq_socket(ctx, ZMQ_REP);
     int linger = 0;
     if (!z->pending || !z->rep || zmq_setsockopt(z->rep, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
@@ -75,53 +99,141 @@ bool zap_has_pending(const struct zap *z)
     return z->n_pending > 0;
 }
 
-/* Decides whether a denial of key is logged now, returning the number of
- * denials of that key suppressed since it was last logged (or -1 to
- * suppress this one). */
-static int64_t throttle(struct zap *z, const uint8_t *key, size_t key_len)
+/* The key's throttle slot, or the oldest slot (to be reused) with *found
+ * false. */
+static struct zap_slot *key_slot(struct zap *z, const uint8_t k[CASENET_CURVE_KEY_BYTES],
+                                 bool *found)
 {
-    int64_t now = cn_mono_ms();
-    uint8_t k[CASENET_CURVE_KEY_BYTES] = {0};
-    memcpy(k, key, key_len < sizeof k ? key_len : sizeof k);
     struct zap_slot *oldest = &z->slots[0];
     for (size_t i = 0; i < ZAP_THROTTLE_SLOTS; i++) {
         struct zap_slot *sl = &z->slots[i];
-        if (sl->last_ms && memcmp(sl->key, k, sizeof k) == 0) {
-            if (now - sl->last_ms < ZAP_THROTTLE_MS) {
-                sl->suppressed++;
-                return -1;
-            }
-            int64_t n = (int64_t)sl->suppressed;
-            sl->suppressed = 0;
-            sl->last_ms = now;
-            return n;
+        if (sl->last_ms && memcmp(sl->key, k, CASENET_CURVE_KEY_BYTES) == 0) {
+            *found = true;
+            return sl;
         }
         if (sl->last_ms < oldest->last_ms)
             oldest = sl;
     }
-    memcpy(oldest->key, k, sizeof k);
-    oldest->last_ms = now;
-    oldest->suppressed = 0;
-    return 0;
+    *found = false;
+    return oldest;
 }
 
-static void deny(struct zap *z, const char *address, const uint8_t *key, size_t key_len,
-                 const char *why)
+/* The address's throttle slot, or the oldest slot with *found false. */
+static struct zap_addr_slot *addr_slot(struct zap *z, const char *address, bool *found)
 {
-    int64_t suppressed = throttle(z, key, key_len);
-    if (suppressed < 0)
+    struct zap_addr_slot *oldest = &z->addrs[0];
+    for (size_t i = 0; i < ZAP_THROTTLE_SLOTS; i++) {
+        struct zap_addr_slot *sl = &z->addrs[i];
+        if (sl->last_ms && strcmp(sl->address, address) == 0) {
+            *found = true;
+            return sl;
+        }
+        if (sl->last_ms < oldest->last_ms)
+            oldest = sl;
+    }
+    *found = false;
+    return oldest;
+}
+
+/* Adds a value to a distinct set (no-op once the set is full). */
+static void distinct_add(struct zap *z, struct zap_distinct *d, const void *data, size_t len)
+{
+    if (d->n >= ZAP_DISTINCT_FULL)
         return;
-    const char *hex = log_hex(key, key_len);
-    log_event(LOG_WARN, "auth_denied", "address", address, "curve_key", hex, "reason", why,
-              "suppressed", log_u64((uint64_t)suppressed), NULL);
+    uint8_t out[crypto_shorthash_BYTES];
+    uint64_t h;
+    crypto_shorthash(out, data, len, z->hash_key);
+    memcpy(&h, out, sizeof h);
+    h |= 1; /* never 0, the empty slot */
+    for (size_t i = h % ZAP_DISTINCT_SLOTS;; i = (i + 1) % ZAP_DISTINCT_SLOTS) {
+        if (d->h[i] == h)
+            return;
+        if (d->h[i] == 0) {
+            d->h[i] = h;
+            d->n++;
+            return;
+        }
+    }
+}
+
+/* Queues one AUTH_DENIED event (counted as dropped when the queue is full). */
+static void queue_event(struct zap *z, const char *address, const char *detail)
+{
     if (z->n_pending >= ZAP_PENDING_MAX) {
         z->dropped++;
         return;
     }
     struct zap_denial *d = &z->pending[z->n_pending++];
     snprintf(d->address, sizeof d->address, "%s", address);
-    snprintf(d->detail, sizeof d->detail, "curve_key=%s reason=\"%s\" suppressed=%lld", hex, why,
-             (long long)suppressed);
+    snprintf(d->detail, sizeof d->detail, "%s", detail);
+}
+
+void zap_summarize(struct zap *z, int64_t now_mono_ms, bool final)
+{
+    if (!z->period_start_ms || (!final && now_mono_ms - z->period_start_ms < ZAP_SUMMARY_MS))
+        return;
+    if (z->period_denials > 0) {
+        char detail[192];
+        snprintf(detail, sizeof detail,
+                 "summary period_ms=%lld denials=%llu distinct_keys=%zu%s "
+                 "distinct_addresses=%zu%s",
+                 (long long)(now_mono_ms - z->period_start_ms),
+                 (unsigned long long)z->period_denials, z->keys.n,
+                 z->keys.n >= ZAP_DISTINCT_FULL ? "+" : "", z->addresses.n,
+                 z->addresses.n >= ZAP_DISTINCT_FULL ? "+" : "");
+        queue_event(z, "", detail);
+        log_event(LOG_WARN, "auth_denied_summary", "detail", detail, NULL);
+    }
+    z->period_start_ms = 0;
+    z->period_events = 0;
+    z->period_denials = 0;
+    memset(&z->keys, 0, sizeof z->keys);
+    memset(&z->addresses, 0, sizeof z->addresses);
+}
+
+/* Logs a denial and decides how it is audited: one AUTH_DENIED event of its
+ * own when neither its key nor its address had one in the last
+ * ZAP_THROTTLE_MS and fewer than ZAP_EVENTS_PER_PERIOD were written in the
+ * current period; otherwise it is counted into the period's summary. */
+static void deny(struct zap *z, const char *address, const uint8_t *key, size_t key_len,
+                 const char *why)
+{
+    int64_t now = cn_mono_ms();
+    zap_summarize(z, now, false);
+    if (!z->period_start_ms)
+        z->period_start_ms = now;
+    uint8_t k[CASENET_CURVE_KEY_BYTES] = {0};
+    memcpy(k, key, key_len < sizeof k ? key_len : sizeof k);
+    bool key_known = false, addr_known = false;
+    struct zap_slot *ks = key_slot(z, k, &key_known);
+    struct zap_addr_slot *as = addr_slot(z, address, &addr_known);
+    bool own_event = (!key_known || now - ks->last_ms >= ZAP_THROTTLE_MS) &&
+                     (!addr_known || now - as->last_ms >= ZAP_THROTTLE_MS) &&
+                     z->period_events < ZAP_EVENTS_PER_PERIOD;
+    const char *hex = log_hex(key, key_len);
+    /* Each is logged; those counted into the summary at info level, so that
+     * a flood of strangers does not bury the operator's warnings. */
+    log_event(own_event ? LOG_WARN : LOG_INFO, "auth_denied", "address", address, "curve_key", hex,
+              "reason", why, "audited", own_event ? "event" : "summary", NULL);
+    if (!own_event) {
+        if (key_known)
+            ks->suppressed++;
+        z->period_denials++;
+        distinct_add(z, &z->keys, k, sizeof k);
+        distinct_add(z, &z->addresses, address, strlen(address));
+        return;
+    }
+    uint64_t suppressed = key_known ? ks->suppressed : 0;
+    memcpy(ks->key, k, sizeof k);
+    ks->last_ms = now;
+    ks->suppressed = 0;
+    snprintf(as->address, sizeof as->address, "%s", address);
+    as->last_ms = now;
+    z->period_events++;
+    char detail[192];
+    snprintf(detail, sizeof detail, "curve_key=%s reason=\"%s\" suppressed=%llu", hex, why,
+             (unsigned long long)suppressed);
+    queue_event(z, address, detail);
 }
 
 /* The ZMTP metadata frame of an accepted handshake: the property
@@ -188,7 +300,7 @@ static int recv_request(void *rep, char frames[ZAP_FRAMES_MAX][ZAP_FRAME_MAX],
     }
 }
 
-int zap_handle(struct zap *z, const casenet_directory *dir)
+int zap_handle(struct zap *z, const casenet_directory *dir, zap_admit_fn admit, void *arg)
 {
     int answered = 0;
     for (;;) {
@@ -216,6 +328,7 @@ int zap_handle(struct zap *z, const casenet_directory *dir)
         bool domain_ok = len[2] == strlen(ZAP_DOMAIN) && memcmp(f[2], ZAP_DOMAIN, len[2]) == 0;
         const uint8_t *key = (const uint8_t *)f[6];
         casenet_member m;
+        const char *why = NULL;
         if (!domain_ok) {
             deny(z, address, key, CASENET_CURVE_KEY_BYTES, "wrong ZAP domain");
             (void)send_reply(z->rep, f[1], len[1], "400", "wrong domain", "");
@@ -223,19 +336,22 @@ int zap_handle(struct zap *z, const casenet_directory *dir)
             deny(z, address, key, CASENET_CURVE_KEY_BYTES, "key not in the directory");
             (void)send_reply(z->rep, f[1], len[1], "400", "unknown key", "");
         } else if (m.status != CASENET_MEMBER_ACTIVE) {
-            char why[128];
-            snprintf(why, sizeof why, "member %s is %s", m.id,
+            char status[128];
+            snprintf(status, sizeof status, "member %s is %s", m.id,
                      m.status == CASENET_MEMBER_REVOKED ? "revoked" : "suspended");
-            deny(z, address, key, CASENET_CURVE_KEY_BYTES, why);
+            deny(z, address, key, CASENET_CURVE_KEY_BYTES, status);
             (void)send_reply(z->rep, f[1], len[1], "400", "member not active", "");
         } else if (!cn_directory_has_curve_key(dir, m.id, m.curve_key_id, cn_now_ms())) {
             /* The directory was parsed while the key was valid: its window
              * is checked again now, at every handshake. */
-            char why[128];
-            snprintf(why, sizeof why, "key %s of member %s is outside its validity", m.curve_key_id,
-                     m.id);
-            deny(z, address, key, CASENET_CURVE_KEY_BYTES, why);
+            char validity[128];
+            snprintf(validity, sizeof validity, "key %s of member %s is outside its validity",
+                     m.curve_key_id, m.id);
+            deny(z, address, key, CASENET_CURVE_KEY_BYTES, validity);
             (void)send_reply(z->rep, f[1], len[1], "400", "key not valid now", "");
+        } else if (admit && (why = admit(arg, m.id, address)) != NULL) {
+            deny(z, address, key, CASENET_CURVE_KEY_BYTES, why);
+            (void)send_reply(z->rep, f[1], len[1], "400", "too many connections", "");
         } else {
             log_event(LOG_DEBUG, "auth_ok", "address", address, "member", m.id, NULL);
             (void)send_reply(z->rep, f[1], len[1], "200", "OK", m.id);
@@ -253,7 +369,8 @@ int zap_flush_audit(struct zap *z, struct store *s, int64_t now_ms)
 {
     int rc = CASENET_OK;
     for (size_t i = 0; i < z->n_pending && rc == CASENET_OK; i++)
-        rc = audit_auth_denied(s, now_ms, z->pending[i].address, z->pending[i].detail, NULL);
+        rc = audit_auth_denied(s, now_ms, z->pending[i].address[0] ? z->pending[i].address : NULL,
+                               z->pending[i].detail, NULL);
     z->n_pending = 0;
     if (z->dropped) {
         log_event(LOG_WARN, "auth_denied_dropped", "count", log_u64(z->dropped), NULL);

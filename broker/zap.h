@@ -20,10 +20,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZAP_ENDPOINT       "inproc://zeromq.zap.01"
-#define ZAP_DOMAIN         "casenet"
-#define ZAP_THROTTLE_MS    60000 /* one logged denial per key per minute */
-#define ZAP_THROTTLE_SLOTS 128
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN   "casenet"
+/* The audit log's share of refused handshakes (PROTOCOL.md §7): an
+ * AUTH_DENIED event of its own at most once per ZAP_THROTTLE_MS per key and
+ * per source address, and at most ZAP_EVENTS_PER_PERIOD per ZAP_SUMMARY_MS
+ * in all; every other denial is counted into one summary event per period.
+ * Strangers with a fresh key per handshake grow the log by a bounded amount. */
+#define ZAP_THROTTLE_MS       60000
+#define ZAP_THROTTLE_SLOTS    128
+#define ZAP_SUMMARY_MS        60000
+#define ZAP_EVENTS_PER_PERIOD 16
 /* Routing ids: the broker chooses every connection's (section 7 of
  * PROTOCOL.md): the prefix byte and 16 random bytes, unguessable, so that
  * no peer can take or pre-empt another connection's id. */
@@ -42,11 +49,18 @@ void zap_close(struct zap *z);
 /* The REP socket, for zmq_poll. Borrowed. */
 void *zap_socket(struct zap *z);
 
+/* Asked once a key is found to be an active member's: NULL admits the
+ * handshake; a reason (borrowed until the next call) refuses it like an
+ * unknown key. address is the peer's IP address. */
+typedef const char *(*zap_admit_fn)(void *arg, const char *member, const char *address);
+
 /* Answers every pending ZAP request without blocking, looking keys up in
- * dir (borrowed; may be NULL: then everyone is refused). Denials are logged
- * (throttled per key) and queued for the audit log. Malformed requests get
+ * dir (borrowed; may be NULL: then everyone is refused) and asking admit
+ * (may be NULL) about every active member's handshake. Every denial is
+ * logged; it is queued for the audit log as an event of its own or counted
+ * into the period's summary (see ZAP_THROTTLE_MS). Malformed requests get
  * "500". Returns the number of requests answered. */
-int zap_handle(struct zap *z, const casenet_directory *dir);
+int zap_handle(struct zap *z, const casenet_directory *dir, zap_admit_fn admit, void *arg);
 
 /* True when a request's routing id is one the broker assigned: the ZAP
  * handler's (ZAP_ROUTING_ID_PREFIX, ZAP_ROUTING_ID_BYTES) or libzmq's own
@@ -59,6 +73,11 @@ bool zap_routing_id_assigned(const uint8_t *rid, size_t len);
  * queued denial, then forgets them. Returns the store's error; the queue is
  * emptied either way (denials are also on stderr). */
 int zap_flush_audit(struct zap *z, struct store *s, int64_t now_ms);
+/* Closes the summary period when it is ZAP_SUMMARY_MS old (or at once
+ * with final, when the broker stops): queues one AUTH_DENIED summary event
+ * (denials, distinct keys, distinct addresses, period) if any denial was
+ * counted into it. now_mono_ms is cn_mono_ms(). */
+void zap_summarize(struct zap *z, int64_t now_mono_ms, bool final);
 /* True when denials wait for zap_flush_audit. */
 bool zap_has_pending(const struct zap *z);
 

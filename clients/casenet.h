@@ -385,7 +385,8 @@ CASENET_API void casenet_message_info_clear(casenet_message_info *info);
 /* Seals payload (a serialised Payload whose oneof matches opts->kind) from
  * the sender to the recipients, with their box keys from the directory.
  * Recipients are de-duplicated; each must be an active member
- * (CASENET_EUNKNOWNRCPT otherwise); an empty list is CASENET_EINVAL.
+ * (CASENET_EUNKNOWNRCPT otherwise); an empty list is CASENET_EINVAL; the
+ * sender itself is CASENET_EFORBIDDEN (a "@group" leaves the sender out).
  * A payload that breaks casenet_payload_check is CASENET_EINVAL (call it
  * first for the message); when opts->urgency is 0 the header takes the
  * urgency the payload states (standard when it states none). The sender's

@@ -234,9 +234,11 @@ static int add_recipient(struct cn_seal_recipient *list, size_t *n, const casene
 }
 
 /* Expands ids and "@group"s into active members with a box key, in order of
- * first appearance, without duplicates. */
-static int resolve_recipients(const casenet_directory *dir, const casenet_seal_opts *o,
-                              struct cn_seal_recipient *list, size_t *n)
+ * first appearance, without duplicates. Nobody addresses itself (a message
+ * to oneself would arm deadlines and escalate to coordinators for nothing):
+ * the sender named is CASENET_EFORBIDDEN; a group leaves the sender out. */
+static int resolve_recipients(const casenet_directory *dir, const char *self,
+                              const casenet_seal_opts *o, struct cn_seal_recipient *list, size_t *n)
 {
     *n = 0;
     for (size_t i = 0; i < o->n_to; i++) {
@@ -245,13 +247,15 @@ static int resolve_recipients(const casenet_directory *dir, const casenet_seal_o
         int rc;
         if (!to)
             return CASENET_EINVAL;
+        if (strcmp(to, self) == 0)
+            return CASENET_EFORBIDDEN;
         if (to[0] == '@') {
             size_t found = 0;
             for (size_t j = 0; j < casenet_directory_count(dir); j++) {
                 if (casenet_directory_at(dir, j, &m) != CASENET_OK)
                     return CASENET_EBADREQ;
                 if (m.status != CASENET_MEMBER_ACTIVE || !m.box_pk ||
-                    !casenet_member_in_group(&m, to + 1))
+                    !casenet_member_in_group(&m, to + 1) || strcmp(m.id, self) == 0)
                     continue;
                 found++;
                 rc = add_recipient(list, n, &m);
@@ -316,7 +320,7 @@ int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
     if (!list || !pubs)
         goto cleanup;
     size_t n = 0;
-    rc = resolve_recipients(dir, opts, list, &n);
+    rc = resolve_recipients(dir, id, opts, list, &n);
     if (rc != CASENET_OK)
         goto cleanup;
     for (size_t i = 0; i < n; i++) {

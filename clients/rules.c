@@ -130,7 +130,9 @@ static void need_notice(struct missing *m, const Casenet__V1__BrokerNotice *n)
     if (n->message_id.len != CASENET_MESSAGE_ID_BYTES)
         miss(m, "messageId");
     need_str(m, "", "sender", n->sender);
-    need_str(m, "", "recipient", n->recipient);
+    /* A summary stands for many recipients' breaches and names none. */
+    if (n->reason != CASENET__V1__NOTICE_REASON__NOTICE_REASON_ESCALATION_SUMMARY)
+        need_str(m, "", "recipient", n->recipient);
     if (n->urgency == CASENET__V1__URGENCY__URGENCY_UNSPECIFIED)
         miss(m, "urgency");
 }

@@ -324,6 +324,10 @@ static int write_config(const struct bench_net *net, const char *casenetd,
         len += snprintf(ini + len, sizeof ini - (size_t)len, "submit_rate = 0\n");
     if (casenetd_knows(casenetd, "max_inbox_backlog"))
         len += snprintf(ini + len, sizeof ini - (size_t)len, "max_inbox_backlog = 4000000000\n");
+    if (casenetd_knows(casenetd, "max_pending"))
+        len += snprintf(ini + len, sizeof ini - (size_t)len, "max_pending = 65536\n");
+    if (casenetd_knows(casenetd, "max_connections"))
+        len += snprintf(ini + len, sizeof ini - (size_t)len, "max_connections = 0\n");
     return cn_write_file_atomic(net->config_path, ini, (size_t)len, 0644, false);
 }
 

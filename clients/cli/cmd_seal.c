@@ -218,10 +218,15 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
     if (rc == CASENET_EUNKNOWNRCPT)
         return cli_fail(CLI_LOCAL, rc, "run 'casenet directory pull' or check the ids",
                         "a recipient (or every member of a group) is not an active member");
-    if (rc == CASENET_EFORBIDDEN)
+    if (rc == CASENET_EFORBIDDEN) {
+        for (size_t i = 0; i < a->n_to; i++)
+            if (strcmp(a->to[i], h->member) == 0)
+                return cli_fail(CLI_LOCAL, rc, "remove your own id from --to",
+                                "a member cannot address a message to itself (%s)", h->member);
         return cli_fail(CLI_LOCAL, rc, "see the role matrix in proto/PROTOCOL.md section 6.1",
                         "a member of a group you named may not receive a %s message from %s",
                         casenet_kind_name(a->kind), h->member);
+    }
     if (rc != CASENET_OK)
         return cli_fail(CLI_LOCAL, rc, NULL, "cannot seal: %s", casenet_strerror(rc));
     return CLI_OK;
@@ -374,7 +379,8 @@ static const char seal_usage[] =
     "\n"
     "options:\n"
     "  -T, --to ID|@GROUP      recipients: member ids or @group (its active\n"
-    "                          members); comma-separated and/or repeated\n"
+    "                          members but you); comma-separated and/or repeated;\n"
+    "                          never your own id\n"
     "  -k, --kind KIND         referral, status, info-request, info-response,\n"
     "                          takedown-request, takedown-result, correction,\n"
     "                          withdraw, erase (must match the payload)\n"

@@ -187,6 +187,12 @@ expect_contains "$T/err" "invalid payload JSON"
 expect_exit 1 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.police.a05 \
   --kind status < "$T/referral.json"
 
+step "a member cannot address itself"
+expect_exit 1 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.police.a05,vn.hotline111 \
+  --kind referral < "$T/referral.json"
+expect_contains "$T/err" "cannot address a message to itself (vn.hotline111)"
+expect_contains "$T/err" "FORBIDDEN"
+
 step "unknown recipients are named"
 expect_exit 1 "$CASENET" seal --home "$N/home/vn.hotline111" --to vn.police.x \
   --kind referral < "$T/referral.json"

@@ -3,6 +3,9 @@
  * savepoint, the REJECTED audit event) on a real SQLite store in a temporary
  * directory, one batch transaction per input, as the loop runs it.
  *
+ * The frame also goes through limits_request_peek, which the loop runs on
+ * every frame it receives.
+ *
  * Input: one byte choosing the connection's member (the ZAP User-Id: a
  * sender, a recipient, the broker itself, "" or an unknown id), then the
  * request frame. Invariants: every frame gets a Response that parses, with
@@ -371,7 +374,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "the reply does not carry the request's id\n");
         abort();
     }
-    if (resp->error && (resp->error->code <= 0 || (int)resp->error->code > CASENET_ESTALEDIR)) {
+    /* The loop's look at the frame before its batch (fair batches, the
+     * pending cap): never fails, and its cost stays within the dearest
+     * request's. */
+    uint32_t cost = 0;
+    uint64_t peeked_id = 0;
+    limits_request_peek(frame, len, &cost, &peeked_id);
+    if (cost < 1 || cost > 1 + LIMITS_AUDIT_QUERY_ROWS / LIMITS_COST_ROWS) {
+        fprintf(stderr, "request cost %u out of range\n", (unsigned)cost);
+        abort();
+    }
+    if (resp->error && (resp->error->code <= 0 || (int)resp->error->code > CASENET_EDIREXPIRED)) {
         fprintf(stderr, "unknown error code %d\n", (int)resp->error->code);
         abort();
     }

@@ -9,6 +9,8 @@
 #include "network.h"
 #include "testlib.h"
 
+#include "envelope_impl.h"
+#include "keys_impl.h"
 #include "util.h"
 
 #include <setjmp.h>
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,8 +138,8 @@ static int send_receipt(tn_network *tn, const char *signer, const uint8_t id[16]
     return rc;
 }
 
-/* Every inbox row of `member` of the given kind answering message id; their
- * message ids into ids (up to 8). */
+/* Every inbox row of `member` of the given kind answering message id (any
+ * message when id is NULL); their message ids into ids (up to 8). */
 static size_t notices_about(tn_network *tn, const char *member, casenet_kind kind,
                             const uint8_t id[16], uint8_t ids[][16])
 {
@@ -153,7 +156,7 @@ static size_t notices_about(tn_network *tn, const char *member, casenet_kind kin
             CASENET_OK);
         for (size_t i = 0; i < n; i++) {
             if (e[i].kind == kind && e[i].has_in_reply_to &&
-                memcmp(e[i].in_reply_to, id, 16) == 0) {
+                (!id || memcmp(e[i].in_reply_to, id, 16) == 0)) {
                 assert_string_equal(e[i].sender, TN_BROKER_ID);
                 if (ids && hits < 8)
                     memcpy(ids[hits], e[i].message_id, 16);
@@ -836,8 +839,184 @@ static void test_bad_policy_refused(void **state)
     tn_start(tn); /* teardown stops it */
 }
 
+/* ------------------------------------------------------------ floods */
+
+/* An emergency referral from `from` to itself, sealed and signed by hand
+ * (casenet_seal refuses it): what a hostile client can send. */
+static casenet_buf seal_to_self(tn_network *tn, const char *from)
+{
+    casenet_member me;
+    assert_int_equal(casenet_directory_find(tn->net->dir, from, &me), CASENET_OK);
+    const char *key_id = NULL;
+    const uint8_t *sk = cn_keys_sign_sk(tn_keys(tn, from), &key_id);
+    uint8_t id[16], nonce[24], key[32], eph_pk[32], eph_sk[32];
+    randombytes_buf(id, sizeof id);
+    randombytes_buf(nonce, sizeof nonce);
+    randombytes_buf(key, sizeof key);
+    crypto_box_keypair(eph_pk, eph_sk);
+    struct cn_seal_recipient r = {.id = me.id,
+                                  .box_key_id = me.box_key_id,
+                                  .box_pk = me.box_pk,
+                                  .eph_pk = eph_pk,
+                                  .eph_sk = eph_sk};
+    casenet_buf payload = tl_referral_payload("to myself");
+    struct cn_seal_params p = {.sender = from,
+                               .sign_key_id = key_id,
+                               .sign_sk = sk,
+                               .kind = CASENET_KIND_REFERRAL,
+                               .urgency = CASENET_URGENCY_EMERGENCY,
+                               .status = CASENET_MSG_ACTUAL,
+                               .created_at_ms = cn_now_ms(),
+                               .message_id = id,
+                               .nonce = nonce,
+                               .content_key = key,
+                               .n_recipients = 1,
+                               .recipients = &r,
+                               .payload = payload.data,
+                               .payload_len = payload.len};
+    casenet_buf env = {0};
+    assert_int_equal(cn_seal_raw(&p, &env), CASENET_OK);
+    casenet_buf_free(&payload);
+    return env;
+}
+
+#define SELF_FLOOD 200
+
+static void test_self_addressed_refused(void **state)
+{
+    tn_network *tn = *state;
+    /* The library refuses to seal it... */
+    const char *self[] = {HOTLINE};
+    casenet_buf payload = tl_referral_payload("to myself");
+    casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = self, .n_to = 1};
+    casenet_buf env = {0};
+    assert_int_equal(
+        casenet_seal(tn_keys(tn, HOTLINE), tn->net->dir, &o, payload.data, payload.len, &env, NULL),
+        CASENET_EFORBIDDEN);
+    /* ...and a group leaves the sender out. */
+    const char *group[] = {"@police"};
+    o.to = group;
+    uint8_t gid[16];
+    assert_int_equal(
+        casenet_seal(tn_keys(tn, POLICE), tn->net->dir, &o, payload.data, payload.len, &env, gid),
+        CASENET_OK);
+    casenet_message_info info = {0};
+    assert_int_equal(casenet_envelope_verify(tn->net->dir, env.data, env.len, &info), CASENET_OK);
+    assert_int_equal(info.n_recipients, 1);
+    assert_string_equal(info.recipients[0], POLICE2);
+    casenet_message_info_clear(&info);
+    casenet_buf_free(&env);
+    casenet_buf_free(&payload);
+
+    /* The broker refuses every one of a flood of them. */
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    int forbidden = 0;
+    for (int i = 0; i < SELF_FLOOD; i++) {
+        casenet_buf e = seal_to_self(tn, HOTLINE);
+        Casenet__V1__Response *r = tn_submit(h, e.data, e.len);
+        forbidden += tn_code(r) == CASENET_EFORBIDDEN;
+        casenet__v1__response__free_unpacked(r, NULL);
+        casenet_buf_free(&e);
+    }
+    tn_close(h); /* before asserting: an open socket would hold the context */
+    assert_int_equal(forbidden, SELF_FLOOD);
+    /* An honest emergency sent after them escalates: every escalation the
+     * coordinator holds is about it, none about the flood. */
+    const char *to[] = {POLICE};
+    uint8_t id[16];
+    casenet_buf sent =
+        send_referral(tn, HOTLINE, to, 1, CASENET_URGENCY_EMERGENCY, CASENET_MSG_ACTUAL, 0, id);
+    assert_true(wait_notices(tn, COORD, CASENET_KIND_ESCALATION, id, 1) >= 1);
+    size_t all = notices_about(tn, COORD, CASENET_KIND_ESCALATION, NULL, NULL);
+    assert_int_equal(all, notices_about(tn, COORD, CASENET_KIND_ESCALATION, id, NULL));
+    casenet_buf_free(&sent);
+}
+
+/* Restarts the broker with more lines in its config file. */
+static void restart_with(tn_network *tn, const char *more_ini)
+{
+    assert_int_equal(tn_stop(tn), 0);
+    size_t len = 0;
+    char *ini = (char *)tl_read_file(tn->config_path, &len);
+    char *more = NULL;
+    assert_true(asprintf(&more, "%.*s\n%s", (int)len, ini, more_ini) > 0);
+    tl_write_file(tn->config_path, more, strlen(more), 0644);
+    free(more);
+    free(ini);
+    tn_start(tn);
+}
+
+#define BUDGET_SENT 10 /* each breaches deliver and accept: 20 breaches */
+
+static void test_escalation_budget(void **state)
+{
+    tn_network *tn = *state;
+    /* The test's deadlines with a budget of 3 notices per 8 s. */
+    restart_with(tn, "[limits]\nescalation_budget = 3\nescalation_period_s = 8\n");
+
+    const char *to[] = {POLICE};
+    for (int i = 0; i < BUDGET_SENT; i++) {
+        casenet_buf env = send_referral(tn, HOTLINE, to, 1, CASENET_URGENCY_EMERGENCY,
+                                        CASENET_MSG_ACTUAL, 0, NULL);
+        casenet_buf_free(&env);
+    }
+    /* Every breach is audited, then the period's summary. */
+    int64_t deadline = cn_mono_ms() + 3 * FIRE_TIMEOUT_MS;
+    while (audit_events(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED, NULL, NULL) <
+               2 * BUDGET_SENT + 1 &&
+           cn_mono_ms() < deadline)
+        usleep(200 * 1000);
+    assert_int_equal(audit_events(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED, NULL, NULL),
+                     2 * BUDGET_SENT + 1);
+    /* Each coordinator and the sender got the budget: two notices and the
+     * summary of the other 18 breaches. */
+    uint8_t nids[8][16];
+    assert_int_equal(notices_about(tn, COORD, CASENET_KIND_ESCALATION, NULL, nids), 3);
+    assert_int_equal(notices_about(tn, COORD2, CASENET_KIND_ESCALATION, NULL, NULL), 3);
+    assert_int_equal(notices_about(tn, HOTLINE, CASENET_KIND_ESCALATION, NULL, NULL), 3);
+    int summaries = 0;
+    for (size_t i = 0; i < 3; i++) {
+        Casenet__V1__Payload *p = NULL;
+        const Casenet__V1__BrokerNotice *n =
+            open_notice(tn, COORD, nids[i], CASENET_KIND_ESCALATION, CASENET_MSG_ACTUAL, &p);
+        assert_string_equal(n->sender, HOTLINE);
+        if (n->reason == CASENET__V1__NOTICE_REASON__NOTICE_REASON_ESCALATION_SUMMARY) {
+            summaries++;
+            assert_int_equal(n->summarized, 2 * BUDGET_SENT - 2);
+            assert_true(n->period_start_ms > 0 && n->period_start_ms <= n->raised_at_ms);
+        }
+        casenet__v1__payload__free_unpacked(p, NULL);
+    }
+    assert_int_equal(summaries, 1);
+}
+
+/* A broker notice obeys the backlog cap: a member whose inbox is full is
+ * left out of it; the others still get it. */
+static void test_notice_obeys_backlog(void **state)
+{
+    tn_network *tn = *state;
+    restart_with(tn, "[limits]\nmax_inbox_backlog = 1\n");
+    const char *to[] = {POLICE};
+    uint8_t id[16];
+    casenet_buf env =
+        send_referral(tn, HOTLINE, to, 1, CASENET_URGENCY_EMERGENCY, CASENET_MSG_ACTUAL, 0, id);
+    /* Delivered in time: its receipt, forwarded, fills the sender's inbox. */
+    assert_int_equal(
+        send_receipt(tn, POLICE, id, &env, HOTLINE, CASENET_RECEIPT_DELIVERED, NULL, NULL),
+        CASENET_OK);
+    /* Never accepted: the accept escalation reaches the coordinators only. */
+    assert_int_equal(wait_notices(tn, COORD, CASENET_KIND_ESCALATION, id, 1), 1);
+    assert_int_equal(notices_about(tn, COORD2, CASENET_KIND_ESCALATION, id, NULL), 1);
+    assert_int_equal(notices_about(tn, HOTLINE, CASENET_KIND_ESCALATION, id, NULL), 0);
+    assert_int_equal(audit_events(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED, id, NULL), 1);
+    assert_true(tn_log_contains(tn, "event=notice_not_queued member=" HOTLINE));
+    casenet_buf_free(&env);
+}
+
 int main(void)
 {
+    if (getenv("CASENET_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CASENET_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_escalates_once_per_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_taken_in_time_never_escalates, setup, teardown),
@@ -848,6 +1027,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_status_and_visibility, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_policy_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_self_addressed_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escalation_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_obeys_backlog, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
