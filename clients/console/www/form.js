@@ -1,0 +1,142 @@
+// form.js - the new-referral form, built from the fields of the Referral
+// payload (proto/casenet.proto): what must be filled first (urgency, harm,
+// recipients, summary), everything optional folded away. The urgency is
+// chosen once; the server writes it into both the header and the payload.
+// A draft id is drawn when the form opens: a double click or a resubmitted
+// form sends the same message id.
+
+const URGENCIES = ["emergency", "urgent-takedown", "standard", "info"];
+const HARMS = ["SEXUAL_EXPLOITATION_MATERIAL", "LIVESTREAMED_ABUSE", "GROOMING", "SEXTORTION",
+  "TRAFFICKING_LURE", "CYBERBULLYING", "PRIVATE_INFORMATION_EXPOSURE", "HARMFUL_CONTENT",
+  "SELF_HARM", "SCAM", "OTHER"];
+const CHANNELS = ["PHONE", "WEB_FORM", "EMAIL", "CHAT", "IN_PERSON", "PLATFORM_REPORT", "REFERRAL", "OTHER"];
+const SEXES = ["FEMALE", "MALE", "OTHER", "UNKNOWN"];
+const LEGAL = ["VITAL_INTEREST", "CRIME_PREVENTION", "STATUTORY_DUTY", "CONSENT"];
+
+function randomHex(n) {
+  const b = new Uint8Array(n);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+export function referralForm({ t, el, dir, self }) {
+  const text = (name, opts) => el("div", { class: "field" },
+    el("label", { for: "f-" + name, class: opts && opts.req ? "req" : null }, t("f." + name)),
+    opts && opts.area
+      ? el("textarea", { id: "f-" + name, name, "aria-describedby": "e-" + name, required: opts && opts.req })
+      : el("input", { type: (opts && opts.type) || "text", id: "f-" + name, name, "aria-describedby": "e-" + name, min: opts && opts.min }),
+    el("span", { class: "error", id: "e-" + name }));
+  const choice = (name, values, prefix, def) => el("div", { class: "field" },
+    el("label", { for: "f-" + name }, t("f." + name)),
+    el("select", { id: "f-" + name, name },
+      el("option", { value: "" }, "–"),
+      values.map((v) => el("option", { value: v, selected: v === def }, t(prefix + v)))));
+
+  const members = ((dir && dir.members) || []).filter((m) =>
+    m.id !== self && m.status === "active" && !m.roles.includes("broker") && !m.roles.includes("coordinator"));
+  const groups = [...new Set(members.flatMap((m) => m.groups))].sort();
+
+  const form = el("form", { id: "referral-form", novalidate: true },
+    el("div", { id: "form-status", tabindex: -1, role: "alert" }),
+    el("fieldset", { id: "urgency", "aria-describedby": "e-urgency" },
+      el("legend", { class: "req" }, t("f.urgency")),
+      el("div", { class: "checks" }, URGENCIES.map((u, i) => el("label", {},
+        el("input", { type: "radio", name: "urgency", value: u, id: "u-" + u, checked: i === 0 }), " ", t("urgency." + u)))),
+      el("span", { class: "error", id: "e-urgency" })),
+    el("fieldset", { id: "harm", "aria-describedby": "e-harmCategories" },
+      el("legend", { class: "req" }, t("f.harmCategories")),
+      el("div", { class: "checks" }, HARMS.map((h) => el("label", {},
+        el("input", { type: "checkbox", name: "harm", value: h, id: "h-" + h }), " ", t("harm." + h)))),
+      el("span", { class: "error", id: "e-harmCategories" })),
+    el("fieldset", { id: "recipients", "aria-describedby": "e-to" },
+      el("legend", { class: "req" }, t("f.recipients")),
+      el("div", { class: "checks" },
+        members.map((m) => el("label", {},
+          el("input", { type: "checkbox", name: "to", value: m.id, id: "to-" + m.id }), " ", m.name)),
+        groups.map((g) => el("label", {},
+          el("input", { type: "checkbox", name: "to", value: "@" + g, id: "to-@" + g }), " @", g))),
+      el("span", { class: "error", id: "e-to" })),
+    text("summary", { req: true, area: true }),
+    el("details", {},
+      el("summary", {}, t("f.optional")),
+      text("caseId"),
+      choice("intakeChannel", CHANNELS, "channel.", "PHONE"),
+      text("intakeReceivedAtMs", { type: "datetime-local" }),
+      el("fieldset", {}, el("legend", {}, t("f.children")),
+        text("ageYears", { type: "number", min: 0 }), choice("sex", SEXES, "sex.")),
+      text("numberOfChildren", { type: "number", min: 0 }),
+      el("fieldset", {}, el("legend", {}, t("f.place")), text("provinceCode"), text("communeCode")),
+      text("currentCondition", { area: true }),
+      text("actionsTaken", { area: true }),
+      el("fieldset", {}, el("legend", {}, t("f.artefacts")), text("platform"), text("url"), text("accountId")),
+      text("requestedAction", { area: true }),
+      el("fieldset", {}, el("legend", {}, t("f.legalBasis")), choice("legalKind", LEGAL, "legal."), text("reference"))),
+    el("div", { class: "actions" }, el("button", { type: "submit", id: "send" }, t("new.send"))));
+  form.dataset.draft = randomHex(16);
+  // the legal basis select's label: the catalogue names it by its proto field
+  const lk = form.querySelector("label[for=f-legalKind]");
+  if (lk) lk.textContent = t("f.legalBasis");
+  return form;
+}
+
+// Reads the form: {errors: [{id, msg}], request} with request the body of
+// POST /api/v1/messages. Errors name the field in the user's language and
+// are tied to it (aria-invalid, the span named by aria-describedby).
+export function collectReferral(form, t) {
+  const v = (name) => (form.querySelector(`[name="${name}"]`) || {}).value || "";
+  const all = (name) => [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((x) => x.value);
+  const errors = [];
+  for (const s of form.querySelectorAll("span.error")) s.textContent = "";
+  for (const x of form.querySelectorAll("[aria-invalid]")) x.removeAttribute("aria-invalid");
+  const need = (ok, id, errId, msg) => {
+    if (ok) return;
+    errors.push({ id, msg });
+    const span = form.querySelector("#" + errId);
+    if (span) span.textContent = msg;
+    const f = form.querySelector("#" + CSS.escape(id));
+    if (f) f.setAttribute("aria-invalid", "true");
+  };
+  const urgency = all("urgency")[0];
+  const harms = all("harm");
+  const to = all("to");
+  const summary = v("summary").trim();
+  need(!!urgency, "u-emergency", "e-urgency", t("f.missing", { f: t("f.urgency") }));
+  need(harms.length > 0, "h-" + "SEXUAL_EXPLOITATION_MATERIAL", "e-harmCategories", t("f.missingOne", { f: t("f.harmCategories") }));
+  const firstTo = form.querySelector("input[name=to]");
+  need(to.length > 0, firstTo ? firstTo.id : "recipients", "e-to", t("f.missingOne", { f: t("f.recipients") }));
+  need(summary.length > 0, "f-summary", "e-summary", t("f.missing", { f: t("f.summary") }));
+
+  const r = { harmCategories: harms.map((h) => "HARM_CATEGORY_" + h), summary: summary.normalize("NFC") };
+  const opt = (key, val) => { if (val !== "" && val !== undefined && val !== null) r[key] = val; };
+  opt("caseId", v("caseId").trim());
+  if (v("intakeChannel")) r.intakeChannel = "INTAKE_CHANNEL_" + v("intakeChannel");
+  const at = v("intakeReceivedAtMs");
+  r.intakeReceivedAtMs = String(at ? new Date(at).getTime() : Date.now());
+  const child = {};
+  if (v("ageYears") !== "") child.ageYears = Number(v("ageYears"));
+  if (v("sex")) child.sex = "SEX_" + v("sex");
+  if (Object.keys(child).length) r.children = [child];
+  if (v("numberOfChildren") !== "") r.numberOfChildren = Number(v("numberOfChildren"));
+  const place = {};
+  if (v("provinceCode").trim()) place.provinceCode = v("provinceCode").trim();
+  if (v("communeCode").trim()) place.communeCode = v("communeCode").trim();
+  if (Object.keys(place).length) r.place = place;
+  opt("currentCondition", v("currentCondition").trim().normalize("NFC"));
+  const actions = v("actionsTaken").split("\n").map((x) => x.trim()).filter(Boolean);
+  if (actions.length) r.actionsTaken = actions;
+  const art = {};
+  if (v("platform").trim()) art.platform = v("platform").trim();
+  if (v("url").trim()) art.url = v("url").trim();
+  if (v("accountId").trim()) art.accountId = v("accountId").trim();
+  if (Object.keys(art).length) r.artefacts = [art];
+  opt("requestedAction", v("requestedAction").trim().normalize("NFC"));
+  const legal = {};
+  if (v("legalKind")) legal.kind = "LEGAL_BASIS_KIND_" + v("legalKind");
+  if (v("reference").trim()) legal.reference = v("reference").trim();
+  if (Object.keys(legal).length) r.legalBasis = legal;
+  r.language = document.documentElement.lang || "vi";
+  return {
+    errors,
+    request: { kind: "referral", to, urgency, draft_id: form.dataset.draft, payload: { referral: r } },
+  };
+}
