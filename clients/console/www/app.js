@@ -93,7 +93,7 @@ function stateBadge(s) { return badge(s, t("state." + s)); }
 
 function setMain(...kids) {
   const m = document.getElementById("main");
-  m.replaceChildren(...kids);
+  m.replaceChildren(...kids.flat(2).filter((k) => k !== null && k !== undefined && k !== false));
   return m;
 }
 
