@@ -135,6 +135,7 @@ struct console {
     console_sessions *sessions;
     const char *assets;   /* directory of the static pages */
     char host_ok[2][300]; /* accepted Host header values */
+    char cookie[32];      /* the session cookie's name: cn_session_PORT */
     bool tls;
     volatile int stopping;
 

@@ -23,7 +23,6 @@
 
 #define STATIC_MAX  (2u * 1024u * 1024u)
 #define SESSION_MAX 4096u /* the login body */
-#define COOKIE      "cn_session"
 
 static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
                           "img-src 'self'; connect-src 'self'; form-action 'self'; "
@@ -203,7 +202,7 @@ static enum MHD_Result do_login(struct console *c, struct MHD_Connection *conn,
                           "too many open sessions: try again later");
     }
     fprintf(stderr, "console: %s logged in (%s)\n", user, console_role_name(role));
-    snprintf(cookie, sizeof cookie, COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict%s", id,
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s", c->cookie, id,
              c->tls ? "; Secure" : "");
     json_t *out = session_json(c, &s);
     resp.status = MHD_HTTP_OK;
@@ -344,7 +343,7 @@ static bool authenticate(struct console *c, struct MHD_Connection *conn, bool to
         who->machine = true;
         return who->role != ROLE_NONE;
     }
-    const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, COOKIE);
+    const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, c->cookie);
     if (!cookie || !console_session_get(c->sessions, cookie, touch, who))
         return false;
     /* a disabled account loses its sessions at once */
@@ -395,8 +394,10 @@ static enum MHD_Result route(struct console *c, struct MHD_Connection *conn, con
         if (strcmp(method, "DELETE") == 0) {
             console_session_end(c->sessions, sid);
             resp.body = strdup("{\"ok\":true}");
-            return send_json(conn, &resp, COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
-                             0);
+            char gone[96];
+            snprintf(gone, sizeof gone, "%s=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
+                     c->cookie);
+            return send_json(conn, &resp, gone, 0);
         }
         json_t *o = session_json(c, &who);
         resp.body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -596,6 +597,8 @@ int console_serve(struct console *c, const char *listen, const char *tls_cert, c
     if (info && info->port)
         port = info->port;
     snprintf(c->host_ok[0], sizeof c->host_ok[0], "%s:%u", host, port);
+    /* cookies ignore ports: two consoles on one host must not share one */
+    snprintf(c->cookie, sizeof c->cookie, "cn_session_%u", port);
     if (loopback && strcmp(host, "localhost") != 0)
         snprintf(c->host_ok[1], sizeof c->host_ok[1], "localhost:%u", port);
 

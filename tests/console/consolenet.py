@@ -145,7 +145,7 @@ class Client:
             js = json.loads(raw)
         except ValueError:
             js = None
-        if hdrs.get("Set-Cookie", "").startswith("cn_session="):
+        if hdrs.get("Set-Cookie", "").startswith("cn_session_"):
             self.cookie = hdrs["Set-Cookie"].split(";", 1)[0]
         return status, js, hdrs
 

@@ -215,7 +215,10 @@ static int login(int port, const char *user, const char *password, char cookie[1
     http(port, "POST", "/api/v1/session", NULL, NULL, body, &h);
     int status = h.status;
     if (status == 200) {
-        char *c = strstr(h.headers, "Set-Cookie: cn_session=");
+        /* named by port: two consoles on one host keep apart sessions */
+        char name[64];
+        snprintf(name, sizeof name, "Set-Cookie: cn_session_%d=", port);
+        char *c = strstr(h.headers, name);
         assert_non_null(c);
         assert_non_null(strstr(c, "HttpOnly"));
         assert_non_null(strstr(c, "SameSite=Strict"));
