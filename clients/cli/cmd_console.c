@@ -133,37 +133,41 @@ static int parse_acct(int argc, char **argv, bool want_role, struct acct_args *a
     return -1;
 }
 
-/* Opens the console database of the home named by a->home. */
-static int open_db(const struct acct_args *a, console_db **db)
+/* Parses an account subcommand's options (NAME required with want_name, a
+ * --role with want_role) and opens the console database of the home.
+ * Returns -1 to go on (then *db is the caller's), else the exit code. */
+static int acct_open(int argc, char **argv, bool want_role, bool want_name, struct acct_args *a,
+                     console_db **db)
 {
+    int ex = parse_acct(argc, argv, want_role, a);
+    if (ex >= 0)
+        return ex;
+    if (want_name && !console_name_valid(a->name))
+        return cli_usage_error("expected a NAME: [a-z0-9][a-z0-9._-]{0,63}");
     char *path = home_path(a->home);
     if (!path)
         return CLI_EFAIL;
     if (!cli_exists(path)) {
-        int ex = cli_fail(CLI_LOCAL, CASENET_EIO, "see 'casenet init --help'",
-                          "no member home at %s", path);
+        ex = cli_fail(CLI_LOCAL, CASENET_EIO, "see 'casenet init --help'", "no member home at %s",
+                      path);
         free(path);
         return ex;
     }
     int rc = console_db_open(path, db);
     free(path);
-    return rc == CASENET_OK ? CLI_OK
+    return rc == CASENET_OK ? -1
                             : cli_fail(CLI_LOCAL, rc, NULL, "cannot open the console database");
 }
 
 static int user_add(int argc, char **argv)
 {
     struct acct_args a;
-    int ex = parse_acct(argc, argv, true, &a);
+    console_db *db = NULL;
+    int ex = acct_open(argc, argv, true, true, &a, &db);
     if (ex >= 0)
         return ex;
-    if (!console_name_valid(a.name))
-        return cli_usage_error("NAME is [a-z0-9][a-z0-9._-]{0,63}");
     char pw[PASSWORD_MAX + 2];
     ex = read_password(pw, sizeof pw);
-    console_db *db = NULL;
-    if (ex == CLI_OK)
-        ex = open_db(&a, &db);
     if (ex == CLI_OK) {
         int rc = console_user_add(db, a.name, a.role, pw);
         if (rc == CASENET_ECONFLICT)
@@ -181,12 +185,12 @@ static int user_add(int argc, char **argv)
 static int user_list(int argc, char **argv)
 {
     struct acct_args a;
-    int ex = parse_acct(argc, argv, false, &a);
+    console_db *db = NULL;
+    int ex = acct_open(argc, argv, false, false, &a, &db);
     if (ex >= 0)
         return ex;
-    console_db *db = NULL;
-    ex = open_db(&a, &db);
-    if (ex == CLI_OK && console_user_print(db) != CASENET_OK)
+    ex = CLI_OK;
+    if (console_user_print(db) != CASENET_OK)
         ex = cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot list the users");
     console_db_close(db);
     return ex;
@@ -195,21 +199,17 @@ static int user_list(int argc, char **argv)
 static int user_disable(int argc, char **argv)
 {
     struct acct_args a;
-    int ex = parse_acct(argc, argv, false, &a);
+    console_db *db = NULL;
+    int ex = acct_open(argc, argv, false, true, &a, &db);
     if (ex >= 0)
         return ex;
-    if (!console_name_valid(a.name))
-        return cli_usage_error("expected a user NAME");
-    console_db *db = NULL;
-    ex = open_db(&a, &db);
-    if (ex == CLI_OK) {
-        int rc = console_user_disable(db, a.name);
-        if (rc != CASENET_OK)
-            ex = cli_fail(CLI_LOCAL, rc, "see 'casenet console user list'",
-                          "cannot disable user '%s'", a.name);
-        else
-            printf("user %s disabled\n", a.name);
-    }
+    ex = CLI_OK;
+    int rc = console_user_disable(db, a.name);
+    if (rc != CASENET_OK)
+        ex = cli_fail(CLI_LOCAL, rc, "see 'casenet console user list'", "cannot disable user '%s'",
+                      a.name);
+    else
+        printf("user %s disabled\n", a.name);
     console_db_close(db);
     return ex;
 }
@@ -217,21 +217,17 @@ static int user_disable(int argc, char **argv)
 static int token_add(int argc, char **argv)
 {
     struct acct_args a;
-    int ex = parse_acct(argc, argv, true, &a);
+    console_db *db = NULL;
+    int ex = acct_open(argc, argv, true, true, &a, &db);
     if (ex >= 0)
         return ex;
-    if (!console_name_valid(a.name))
-        return cli_usage_error("NAME is [a-z0-9][a-z0-9._-]{0,63}");
-    console_db *db = NULL;
-    ex = open_db(&a, &db);
     char token[65];
-    if (ex == CLI_OK) {
-        int rc = console_token_add(db, a.name, a.role, token);
-        if (rc != CASENET_OK)
-            ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot add token '%s'", a.name);
-        else
-            printf("%s\n", token);
-    }
+    ex = CLI_OK;
+    int rc = console_token_add(db, a.name, a.role, token);
+    if (rc != CASENET_OK)
+        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot add token '%s'", a.name);
+    else
+        printf("%s\n", token);
     sodium_memzero(token, sizeof token);
     console_db_close(db);
     return ex;
