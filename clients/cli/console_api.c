@@ -181,9 +181,19 @@ static json_t *entry_json(struct console *c, const casenet_inbox_entry *e)
     return o;
 }
 
+/* True when want is empty or one of its comma-separated names is have. */
 static bool filter_match(const char *want, const char *have)
 {
-    return !want || !want[0] || strcmp(want, have) == 0;
+    if (!want || !want[0])
+        return true;
+    size_t n = strlen(have);
+    for (const char *p = want; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, have, n) == 0)
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
 }
 
 static void api_inbox(struct console *c, const struct console_req *r, struct console_resp *out)

@@ -391,6 +391,15 @@ static void test_referral_round_trip(void **state)
     assert_true(json_is_true(json_object_get(h2.json, "duplicate")));
     http_clear(&h2);
 
+    /* filters: a list of kinds, none of which matches */
+    http(f->po.port, "GET", "/api/v1/inbox?kind=escalation,dead-letter", NULL, pc, NULL, &h2);
+    assert_int_equal(h2.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(h2.json, "total")), 0);
+    http_clear(&h2);
+    http(f->po.port, "GET", "/api/v1/inbox?kind=status,referral&urgency=emergency", NULL, pc, NULL,
+         &h2);
+    assert_int_equal(json_integer_value(json_object_get(h2.json, "total")), 1);
+    http_clear(&h2);
     /* the police inbox lists it once, newest first */
     http(f->po.port, "GET", "/api/v1/inbox", NULL, pc, NULL, &h2);
     assert_int_equal(h2.status, 200);

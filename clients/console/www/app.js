@@ -151,7 +151,11 @@ function startEvents() {
   S.es = es;
   es.addEventListener("broker", (ev) => connState(JSON.parse(ev.data).up));
   es.addEventListener("open", () => connState(true));
-  es.addEventListener("error", () => connState(false));
+  es.addEventListener("error", () => {
+    connState(false);
+    // a stream the server refused (session ended): ask, and show the login
+    if (es.readyState === EventSource.CLOSED) api("GET", "/session");
+  });
   es.addEventListener("resync", () => refreshLive());
   es.addEventListener("notice", (ev) => {
     const n = JSON.parse(ev.data);
@@ -227,7 +231,7 @@ async function inboxPage(params, opts) {
   const offset = Number(q.get("offset") || 0), limit = 50;
   const api_q = new URLSearchParams();
   for (const k of ["state", "kind", "urgency", "case"]) if (q.get(k)) api_q.set(k, q.get(k));
-  if (notices && !q.get("kind")) api_q.set("kind", "escalation");
+  if (notices && !q.get("kind")) api_q.set("kind", "escalation,dead-letter");
   api_q.set("limit", limit);
   api_q.set("offset", offset);
   const r = await api("GET", "/inbox?" + api_q);
