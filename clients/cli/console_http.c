@@ -165,6 +165,14 @@ static json_t *session_json(struct console *c, const struct console_session *s)
                      (json_int_t)(CONSOLE_IDLE_MS / 1000));
 }
 
+/* Wipes the password in the parsed login body, then releases it. */
+static void drop_login(json_t *in, const char *pw)
+{
+    if (pw)
+        sodium_memzero((char *)pw, strlen(pw));
+    json_decref(in);
+}
+
 static enum MHD_Result do_login(struct console *c, struct MHD_Connection *conn,
                                 const struct reqctx *rq)
 {
@@ -174,41 +182,43 @@ static enum MHD_Result do_login(struct console *c, struct MHD_Connection *conn,
     const char *user = NULL, *pw = NULL;
     if (!in || json_unpack(in, "{s:s, s:s}", "username", &user, "password", &pw) != 0 ||
         !console_name_valid(user) || strlen(pw) > 1024) {
-        json_decref(in);
+        drop_login(in, pw);
         return send_error(conn, MHD_HTTP_BAD_REQUEST, "BAD_REQUEST",
                           "send JSON {\"username\": ..., \"password\": ...}");
     }
     unsigned retry = 0;
-    if (!console_login_allowed(c->sessions, user, &retry)) {
-        json_decref(in);
+    enum console_role role = ROLE_NONE;
+    int rc = CASENET_ERATELIMIT;
+    if (console_login_allowed(c->sessions, user, &retry)) {
+        rc = console_user_check(c->db, user, pw, &role);
+        console_login_result(c->sessions, user, rc == CASENET_OK);
+    }
+    char id[65], cookie[160];
+    struct console_session s;
+    if (rc == CASENET_OK) {
+        rc = console_session_create(c->sessions, user, role, id, &s);
+        if (rc != CASENET_OK)
+            rc = CASENET_EUNAVAIL;
+    }
+    fprintf(stderr, "console: login %s for '%s'\n", rc == CASENET_OK ? "accepted" : "refused",
+            user);
+    drop_login(in, pw); /* user pointed into it */
+    if (rc == CASENET_ERATELIMIT) {
         console_error(&resp, MHD_HTTP_TOO_MANY_REQUESTS, "RATE_LIMITED",
                       "too many failed logins for this name: wait, then try again", NULL);
         return send_json(conn, &resp, NULL, retry);
     }
-    enum console_role role = ROLE_NONE;
-    int rc = console_user_check(c->db, user, pw, &role);
-    console_login_result(c->sessions, user, rc == CASENET_OK);
-    if (rc != CASENET_OK) {
-        json_decref(in);
-        fprintf(stderr, "console: login refused for '%s'\n", user);
-        return send_error(conn, MHD_HTTP_UNAUTHORIZED, "UNAUTHENTICATED", "wrong name or password");
-    }
-    char id[65], cookie[160];
-    struct console_session s;
-    rc = console_session_create(c->sessions, user, role, id, &s);
-    if (rc != CASENET_OK) {
-        json_decref(in);
+    if (rc == CASENET_EUNAVAIL)
         return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                           "too many open sessions: try again later");
-    }
-    fprintf(stderr, "console: %s logged in (%s)\n", user, console_role_name(role));
+    if (rc != CASENET_OK)
+        return send_error(conn, MHD_HTTP_UNAUTHORIZED, "UNAUTHENTICATED", "wrong name or password");
     snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s", c->cookie, id,
              c->tls ? "; Secure" : "");
     json_t *out = session_json(c, &s);
     resp.status = MHD_HTTP_OK;
     resp.body = out ? json_dumps(out, JSON_COMPACT) : NULL;
     json_decref(out);
-    json_decref(in);
     enum MHD_Result ok = send_json(conn, &resp, cookie, 0);
     sodium_memzero(id, sizeof id);
     sodium_memzero(cookie, sizeof cookie);
