@@ -137,6 +137,15 @@ class ConsoleBrowser(unittest.TestCase):
         self.wait(hl, EC.presence_of_element_located((By.ID, "nav-inbox")))
         self.assertIn("Hộp thư đến", hl.find_element(By.ID, "nav-inbox").text)
 
+        # an empty form: every missing field named in Vietnamese, nothing sent
+        hl.get(self.hl_url + "#/new")
+        send = self.wait(hl, EC.presence_of_element_located((By.ID, "send")))
+        send.click()
+        box = self.wait(hl, lambda d: d.find_element(By.ID, "form-status").text)
+        self.assertIn("Chọn ít nhất một mục: Loại hành vi xâm hại", box)
+        self.assertIn("Hãy điền: Tóm tắt vụ việc", box)
+        self.assertEqual(hl.find_element(By.ID, "f-summary").get_attribute("aria-invalid"), "true")
+
         # send with diacritics through the form, double submit
         receipt = self.send_referral(SUMMARY, double=True)
         self.assertIn("đã xác minh", receipt)
@@ -161,6 +170,12 @@ class ConsoleBrowser(unittest.TestCase):
         self.shot(po, "06-message")
         po.find_element(By.ID, "act-accepted").click()
         self.wait(po, lambda d: "Đã gửi xác nhận" in d.find_element(By.ID, "action-status").text)
+        # the re-rendered page shows the police's own row accepted
+        self.wait(po, lambda d: "đã tiếp nhận xử lý" in d.find_element(By.ID, "main").text)
+        # a status note back to the hotline, in reply
+        po.find_element(By.ID, "note").send_keys("Đã tiếp nhận, đang xác minh tài khoản.")
+        po.find_element(By.ID, "send-note").click()
+        self.wait(po, lambda d: "Đã gửi ghi chú" in d.find_element(By.ID, "action-status").text)
 
         # the hotline's sent view shows accepted, with the verified receipt
         hl.get(self.hl_url + "#/sent")
@@ -171,6 +186,12 @@ class ConsoleBrowser(unittest.TestCase):
         detail = self.wait(hl, EC.presence_of_element_located((By.ID, "status-detail")))
         self.wait(hl, lambda d: "xác nhận đã xác minh" in detail.text)
         self.shot(hl, "08-sent-detail")
+
+        # the note arrived at the hotline, readable
+        hl.get(self.hl_url + "#/inbox?kind=status")
+        rid = self.wait(hl, lambda d: d.find_element(By.CSS_SELECTOR, "#inbox-table tr.row").get_attribute("data-id"))
+        hl.get(self.hl_url + "#/message/" + rid)
+        self.wait(hl, lambda d: "đang xác minh tài khoản" in d.find_element(By.ID, "payload").text)
 
         # hostile content stays text
         self.send_referral(HOSTILE)

@@ -86,6 +86,12 @@ function countdown(ms) {
   return left >= 0 ? (S.lang === "vi" ? "còn " : "in ") + txt : (S.lang === "vi" ? "quá " : "overdue by ") + txt;
 }
 
+function randomId() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 function badge(cls, text) { return el("span", { class: "badge " + cls }, text); }
 function enumName(v, prefix) { return String(v || "").replace(prefix, ""); }
 function urgencyBadge(u) { return badge(u, t("urgency." + u)); }
@@ -372,7 +378,23 @@ async function messagePage(id) {
     el("div", {}, el("label", { for: "outcome" }, t("act.outcome")), outcome),
     el("button", { type: "button", id: "act-completed", class: "secondary", onclick: () => act("completed", { outcome: outcome.value }) }, t("act.completed")),
     el("button", { type: "button", class: "secondary", onclick: () => window.print() }, t("msg.print"))) : null;
-  setMain(back, el("h1", {}, t("msg.title")), meta, status, actions, ...body,
+  const note = el("textarea", { id: "note", maxlength: 2000 });
+  const sendNote = async () => {
+    if (!note.value.trim()) return note.focus();
+    const caseId = Object.values(m.payload || {}).map((p) => p && p.caseId).find(Boolean);
+    const r3 = await api("POST", "/messages", {
+      kind: "status", to: [m.from], urgency: "standard", reply_to: m.id, case: m.case,
+      draft_id: noteDraft, payload: { status: Object.assign(caseId ? { caseId } : {}, { note: note.value.trim().normalize("NFC") }) },
+    });
+    status.textContent = r3.ok ? t("act.noteSent", { id: r3.data.id }) : errorText(r3);
+    status.className = r3.ok ? "notice" : "notice bad";
+    if (r3.ok) { note.value = ""; noteDraft = randomId(); }
+  };
+  let noteDraft = randomId();
+  const noteBox = canAct ? el("div", { class: "field", id: "note-box" },
+    el("label", { for: "note" }, t("act.note")), note,
+    el("button", { type: "button", id: "send-note", class: "secondary", onclick: sendNote }, t("act.noteSend"))) : null;
+  setMain(back, el("h1", {}, t("msg.title")), meta, status, actions, noteBox, ...body,
     m.recipients_status ? [el("h2", {}, t("msg.timeline")), ...timeline(m.recipients_status)] : null);
 }
 

@@ -26,11 +26,12 @@ export function referralForm({ t, el, dir, self }) {
       ? el("textarea", { id: "f-" + name, name, "aria-describedby": "e-" + name, required: opts && opts.req })
       : el("input", { type: (opts && opts.type) || "text", id: "f-" + name, name, "aria-describedby": "e-" + name, min: opts && opts.min }),
     el("span", { class: "error", id: "e-" + name }));
-  const choice = (name, values, prefix, def) => el("div", { class: "field" },
-    el("label", { for: "f-" + name }, t("f." + name)),
-    el("select", { id: "f-" + name, name },
+  const choice = (name, values, prefix, def, req) => el("div", { class: "field" },
+    el("label", { for: "f-" + name, class: req ? "req" : null }, t("f." + name)),
+    el("select", { id: "f-" + name, name, "aria-describedby": "e-" + name },
       el("option", { value: "" }, "–"),
-      values.map((v) => el("option", { value: v, selected: v === def }, t(prefix + v)))));
+      values.map((v) => el("option", { value: v, selected: v === def }, t(prefix + v)))),
+    el("span", { class: "error", id: "e-" + name }));
 
   const members = ((dir && dir.members) || []).filter((m) =>
     m.id !== self && m.status === "active" && !m.roles.includes("broker") && !m.roles.includes("coordinator"));
@@ -56,10 +57,11 @@ export function referralForm({ t, el, dir, self }) {
         groups.map((g) => el("label", {},
           el("input", { type: "checkbox", name: "to", value: "@" + g, id: "to-@" + g }), " @", g))),
       el("span", { class: "error", id: "e-to" })),
+    text("caseId", { req: true }),
+    choice("legalKind", LEGAL, "legal.", "VITAL_INTEREST", true),
     text("summary", { req: true, area: true }),
     el("details", {},
       el("summary", {}, t("f.optional")),
-      text("caseId"),
       choice("intakeChannel", CHANNELS, "channel.", "PHONE"),
       text("intakeReceivedAtMs", { type: "datetime-local" }),
       el("fieldset", {}, el("legend", {}, t("f.children")),
@@ -70,9 +72,14 @@ export function referralForm({ t, el, dir, self }) {
       text("actionsTaken", { area: true }),
       el("fieldset", {}, el("legend", {}, t("f.artefacts")), text("platform"), text("url"), text("accountId")),
       text("requestedAction", { area: true }),
-      el("fieldset", {}, el("legend", {}, t("f.legalBasis")), choice("legalKind", LEGAL, "legal."), text("reference"))),
+      text("reference")),
     el("div", { class: "actions" }, el("button", { type: "submit", id: "send" }, t("new.send"))));
   form.dataset.draft = randomHex(16);
+  // a case number is required: one is proposed (editable), like HL-20261207-4F2A
+  const d = new Date();
+  form.querySelector("#f-caseId").value = "HL-" + d.getFullYear() +
+    String(d.getMonth() + 1).padStart(2, "0") + String(d.getDate()).padStart(2, "0") + "-" +
+    randomHex(2).toUpperCase();
   // the legal basis select's label: the catalogue names it by its proto field
   const lk = form.querySelector("label[for=f-legalKind]");
   if (lk) lk.textContent = t("f.legalBasis");
@@ -104,6 +111,8 @@ export function collectReferral(form, t) {
   need(harms.length > 0, "h-" + "SEXUAL_EXPLOITATION_MATERIAL", "e-harmCategories", t("f.missingOne", { f: t("f.harmCategories") }));
   const firstTo = form.querySelector("input[name=to]");
   need(to.length > 0, firstTo ? firstTo.id : "recipients", "e-to", t("f.missingOne", { f: t("f.recipients") }));
+  need(v("caseId").trim().length > 0, "f-caseId", "e-caseId", t("f.missing", { f: t("f.caseId") }));
+  need(v("legalKind") !== "", "f-legalKind", "e-legalKind", t("f.missing", { f: t("f.legalBasis") }));
   need(summary.length > 0, "f-summary", "e-summary", t("f.missing", { f: t("f.summary") }));
 
   const r = { harmCategories: harms.map((h) => "HARM_CATEGORY_" + h), summary: summary.normalize("NFC") };
