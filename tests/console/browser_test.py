@@ -146,6 +146,13 @@ class ConsoleBrowser(unittest.TestCase):
         self.assertIn("Hãy điền: Tóm tắt vụ việc", box)
         self.assertEqual(hl.find_element(By.ID, "f-summary").get_attribute("aria-invalid"), "true")
 
+        # the takedown form names its missing URLs too
+        hl.get(self.hl_url + "#/takedown")
+        self.wait(hl, EC.presence_of_element_located((By.ID, "takedown-form")))
+        hl.find_element(By.ID, "send").click()
+        box = self.wait(hl, lambda d: d.find_element(By.ID, "form-status").text)
+        self.assertIn("Hãy điền: Đường dẫn cần gỡ bỏ", box)
+
         # send with diacritics through the form, double submit
         receipt = self.send_referral(SUMMARY, double=True)
         self.assertIn("đã xác minh", receipt)

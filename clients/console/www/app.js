@@ -3,7 +3,7 @@
 // comes from i18n/<lang>.json. Everything a sender wrote is put on the page
 // as text (textContent, via el()), never as HTML; URLs are shown, never
 // fetched or linked.
-import { referralForm, collectReferral } from "./form.js";
+import { referralForm, takedownForm, collectForm } from "./form.js";
 
 const S = { lang: "vi", cat: {}, session: null, es: null, unseen: 0, dir: null };
 
@@ -136,7 +136,7 @@ function chrome() {
   document.getElementById("who").textContent =
     `${S.session.user} (${t("role." + S.session.role)})`;
   const nav = document.getElementById("nav");
-  const links = [["#/inbox", "nav.inbox"], ["#/new", "nav.new"], ["#/sent", "nav.sent"],
+  const links = [["#/inbox", "nav.inbox"], ["#/new", "nav.new"], ["#/takedown", "nav.takedown"], ["#/sent", "nav.sent"],
     ["#/notices", "nav.notices"]];
   if (S.session.role === "supervisor") links.push(["#/ledger", "nav.ledger"]);
   const here = location.hash.split("/").slice(0, 2).join("/");
@@ -400,13 +400,14 @@ async function messagePage(id) {
 
 // ---------------------------------------------------------------- new referral
 
-async function newPage() {
-  setTitle("new.title");
+async function newPage(kind) {
+  const title = kind === "takedown" ? "takedown.title" : "new.title";
+  setTitle(title);
   const dir = await directory();
-  const form = referralForm({ t, el, dir, self: S.session.member });
+  const form = (kind === "takedown" ? takedownForm : referralForm)({ t, el, dir, self: S.session.member });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const out = collectReferral(form, t);
+    const out = collectForm(form, t);
     const box = form.querySelector("#form-status");
     if (out.errors.length) {
       box.className = "notice bad";
@@ -426,14 +427,13 @@ async function newPage() {
       return;
     }
     form.hidden = true;
-    try { sessionStorage.removeItem("casenet.draft"); } catch (e) { /* ignore */ }
     const done = el("div", { class: "notice", id: "sent-receipt", role: "status", tabindex: -1 },
       el("p", {}, t("new.sent", { id: r.data.id, t: when(r.data.receipt.accepted_at), n: r.data.receipt.audit_index })),
-      el("button", { type: "button", onclick: () => newPage() }, t("new.again")));
-    setMain(el("h1", {}, t("new.title")), done);
+      el("button", { type: "button", onclick: () => newPage(kind) }, t("new.again")));
+    setMain(el("h1", {}, t(title)), done);
     done.focus();
   });
-  setMain(el("h1", {}, t("new.title")), form);
+  setMain(el("h1", {}, t(title)), form);
   const first = form.querySelector("input[name=urgency]:checked") || form.querySelector("input");
   if (first) first.focus();
 }
@@ -492,7 +492,8 @@ async function route() {
   const [path, params] = h.slice(1).split("?");
   const parts = path.split("/").filter(Boolean);
   if (parts[0] === "message" && parts[1]) return messagePage(parts[1]);
-  if (parts[0] === "new") return newPage();
+  if (parts[0] === "new") return newPage("referral");
+  if (parts[0] === "takedown") return newPage("takedown");
   if (parts[0] === "sent" && parts[1]) return sentDetail(parts[1]);
   if (parts[0] === "sent") return sentPage();
   if (parts[0] === "notices") return inboxPage(params, { notices: true });
@@ -514,6 +515,13 @@ async function main() {
     showLogin();
   });
   window.addEventListener("hashchange", route);
+  // Alt+N: a new (emergency) referral from anywhere, keyboard only
+  document.addEventListener("keydown", (ev) => {
+    if (ev.altKey && (ev.key === "n" || ev.key === "N") && S.session) {
+      ev.preventDefault();
+      location.hash = "#/new";
+    }
+  });
   const r = await fetch("/api/v1/session", { credentials: "same-origin", cache: "no-store" });
   if (r.ok) {
     S.session = await r.json();

@@ -19,7 +19,9 @@ function randomHex(n) {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-export function referralForm({ t, el, dir, self }) {
+// The field builders both forms share: inputs labelled from the catalogue,
+// each with its error span (aria-describedby).
+function kit(t, el, dir, self) {
   const text = (name, opts) => el("div", { class: "field" },
     el("label", { for: "f-" + name, class: opts && opts.req ? "req" : null }, t("f." + name)),
     opts && opts.area
@@ -32,31 +34,64 @@ export function referralForm({ t, el, dir, self }) {
       el("option", { value: "" }, "–"),
       values.map((v) => el("option", { value: v, selected: v === def }, t(prefix + v)))),
     el("span", { class: "error", id: "e-" + name }));
-
+  const checks = (id, legend, errId, items) => el("fieldset", { id, "aria-describedby": errId },
+    el("legend", { class: "req" }, legend),
+    el("div", { class: "checks" }, items.map(([type, name, value, itemId, label, on]) => el("label", {},
+      el("input", { type, name, value, id: itemId, checked: on }), " ", label))),
+    el("span", { class: "error", id: errId }));
   const members = ((dir && dir.members) || []).filter((m) =>
     m.id !== self && m.status === "active" && !m.roles.includes("broker") && !m.roles.includes("coordinator"));
   const groups = [...new Set(members.flatMap((m) => m.groups))].sort();
+  const urgency = (first) => checks("urgency", t("f.urgency"), "e-urgency",
+    URGENCIES.map((u) => ["radio", "urgency", u, "u-" + u, t("urgency." + u), u === first]));
+  const recipients = () => checks("recipients", t("f.recipients"), "e-to", [
+    ...members.map((m) => ["checkbox", "to", m.id, "to-" + m.id, m.name]),
+    ...groups.map((g) => ["checkbox", "to", "@" + g, "to-@" + g, "@" + g])]);
+  const status = () => el("div", { id: "form-status", tabindex: -1, role: "alert" });
+  const caseNumber = (form, prefix) => {
+    const d = new Date();
+    form.querySelector("#f-caseId").value = prefix + "-" + d.getFullYear() +
+      String(d.getMonth() + 1).padStart(2, "0") + String(d.getDate()).padStart(2, "0") + "-" +
+      randomHex(2).toUpperCase();
+  };
+  return { text, choice, checks, urgency, recipients, status, caseNumber };
+}
 
+// Reads and checks what both forms share; returns helpers for the rest.
+function reader(form, t) {
+  const v = (name) => (form.querySelector(`[name="${name}"]`) || {}).value || "";
+  const all = (name) => [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((x) => x.value);
+  const errors = [];
+  for (const s of form.querySelectorAll("span.error")) s.textContent = "";
+  for (const x of form.querySelectorAll("[aria-invalid]")) x.removeAttribute("aria-invalid");
+  const need = (ok, id, errId, msg) => {
+    if (ok) return;
+    errors.push({ id, msg });
+    const span = form.querySelector("#" + errId);
+    if (span) span.textContent = msg;
+    const f = form.querySelector("#" + CSS.escape(id));
+    if (f) f.setAttribute("aria-invalid", "true");
+  };
+  const urgency = all("urgency")[0];
+  const to = all("to");
+  need(!!urgency, "u-emergency", "e-urgency", t("f.missing", { f: t("f.urgency") }));
+  const firstTo = form.querySelector("input[name=to]");
+  need(to.length > 0, firstTo ? firstTo.id : "recipients", "e-to", t("f.missingOne", { f: t("f.recipients") }));
+  need(v("caseId").trim().length > 0, "f-caseId", "e-caseId", t("f.missing", { f: t("f.caseId") }));
+  need(v("legalKind") !== "", "f-legalKind", "e-legalKind", t("f.missing", { f: t("f.legalBasis") }));
+  const legal = { kind: "LEGAL_BASIS_KIND_" + v("legalKind") };
+  if (v("reference").trim()) legal.reference = v("reference").trim();
+  return { v, all, need, errors, urgency, to, legal };
+}
+
+export function referralForm({ t, el, dir, self }) {
+  const { text, choice, checks, urgency, recipients, status, caseNumber } = kit(t, el, dir, self);
   const form = el("form", { id: "referral-form", novalidate: true },
-    el("div", { id: "form-status", tabindex: -1, role: "alert" }),
-    el("fieldset", { id: "urgency", "aria-describedby": "e-urgency" },
-      el("legend", { class: "req" }, t("f.urgency")),
-      el("div", { class: "checks" }, URGENCIES.map((u, i) => el("label", {},
-        el("input", { type: "radio", name: "urgency", value: u, id: "u-" + u, checked: i === 0 }), " ", t("urgency." + u)))),
-      el("span", { class: "error", id: "e-urgency" })),
-    el("fieldset", { id: "harm", "aria-describedby": "e-harmCategories" },
-      el("legend", { class: "req" }, t("f.harmCategories")),
-      el("div", { class: "checks" }, HARMS.map((h) => el("label", {},
-        el("input", { type: "checkbox", name: "harm", value: h, id: "h-" + h }), " ", t("harm." + h)))),
-      el("span", { class: "error", id: "e-harmCategories" })),
-    el("fieldset", { id: "recipients", "aria-describedby": "e-to" },
-      el("legend", { class: "req" }, t("f.recipients")),
-      el("div", { class: "checks" },
-        members.map((m) => el("label", {},
-          el("input", { type: "checkbox", name: "to", value: m.id, id: "to-" + m.id }), " ", m.name)),
-        groups.map((g) => el("label", {},
-          el("input", { type: "checkbox", name: "to", value: "@" + g, id: "to-@" + g }), " @", g))),
-      el("span", { class: "error", id: "e-to" })),
+    status(),
+    urgency("emergency"),
+    checks("harm", t("f.harmCategories"), "e-harmCategories",
+      HARMS.map((h) => ["checkbox", "harm", h, "h-" + h, t("harm." + h)])),
+    recipients(),
     text("caseId", { req: true }),
     choice("legalKind", LEGAL, "legal.", "VITAL_INTEREST", true),
     text("summary", { req: true, area: true }),
@@ -75,49 +110,61 @@ export function referralForm({ t, el, dir, self }) {
       text("reference")),
     el("div", { class: "actions" }, el("button", { type: "submit", id: "send" }, t("new.send"))));
   form.dataset.draft = randomHex(16);
+  form.dataset.kind = "referral";
   // a case number is required: one is proposed (editable), like HL-20261207-4F2A
-  const d = new Date();
-  form.querySelector("#f-caseId").value = "HL-" + d.getFullYear() +
-    String(d.getMonth() + 1).padStart(2, "0") + String(d.getDate()).padStart(2, "0") + "-" +
-    randomHex(2).toUpperCase();
-  // the legal basis select's label: the catalogue names it by its proto field
-  const lk = form.querySelector("label[for=f-legalKind]");
-  if (lk) lk.textContent = t("f.legalBasis");
+  caseNumber(form, "HL");
   return form;
 }
 
-// Reads the form: {errors: [{id, msg}], request} with request the body of
+// A takedown request: locators, category and legal basis only, never a
+// child's identity (proto TakedownRequest).
+export function takedownForm({ t, el, dir, self }) {
+  const { text, choice, urgency, recipients, status, caseNumber } = kit(t, el, dir, self);
+  const form = el("form", { id: "takedown-form", novalidate: true },
+    status(),
+    urgency("urgent-takedown"),
+    recipients(),
+    text("caseId", { req: true }),
+    text("urls", { req: true, area: true }),
+    text("platform"),
+    choice("category", HARMS, "harm.", "", true),
+    choice("legalKind", LEGAL, "legal.", "CRIME_PREVENTION", true),
+    text("reference"),
+    el("div", { class: "actions" }, el("button", { type: "submit", id: "send" }, t("new.send"))));
+  form.dataset.draft = randomHex(16);
+  form.dataset.kind = "takedown-request";
+  caseNumber(form, "TD");
+  return form;
+}
+
+// Reads a form: {errors: [{id, msg}], request} with request the body of
 // POST /api/v1/messages. Errors name the field in the user's language and
 // are tied to it (aria-invalid, the span named by aria-describedby).
-export function collectReferral(form, t) {
-  const v = (name) => (form.querySelector(`[name="${name}"]`) || {}).value || "";
-  const all = (name) => [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((x) => x.value);
-  const errors = [];
-  for (const s of form.querySelectorAll("span.error")) s.textContent = "";
-  for (const x of form.querySelectorAll("[aria-invalid]")) x.removeAttribute("aria-invalid");
-  const need = (ok, id, errId, msg) => {
-    if (ok) return;
-    errors.push({ id, msg });
-    const span = form.querySelector("#" + errId);
-    if (span) span.textContent = msg;
-    const f = form.querySelector("#" + CSS.escape(id));
-    if (f) f.setAttribute("aria-invalid", "true");
-  };
-  const urgency = all("urgency")[0];
-  const harms = all("harm");
-  const to = all("to");
-  const summary = v("summary").trim();
-  need(!!urgency, "u-emergency", "e-urgency", t("f.missing", { f: t("f.urgency") }));
-  need(harms.length > 0, "h-" + "SEXUAL_EXPLOITATION_MATERIAL", "e-harmCategories", t("f.missingOne", { f: t("f.harmCategories") }));
-  const firstTo = form.querySelector("input[name=to]");
-  need(to.length > 0, firstTo ? firstTo.id : "recipients", "e-to", t("f.missingOne", { f: t("f.recipients") }));
-  need(v("caseId").trim().length > 0, "f-caseId", "e-caseId", t("f.missing", { f: t("f.caseId") }));
-  need(v("legalKind") !== "", "f-legalKind", "e-legalKind", t("f.missing", { f: t("f.legalBasis") }));
-  need(summary.length > 0, "f-summary", "e-summary", t("f.missing", { f: t("f.summary") }));
+export function collectForm(form, t) {
+  const { v, all, need, errors, urgency, to, legal } = reader(form, t);
+  const caseId = v("caseId").trim();
+  let kind = form.dataset.kind, payload;
+  if (kind === "takedown-request") {
+    const urls = v("urls").split("\n").map((x) => x.trim()).filter(Boolean);
+    need(urls.length > 0, "f-urls", "e-urls", t("f.missing", { f: t("f.urls") }));
+    need(v("category") !== "", "f-category", "e-category", t("f.missing", { f: t("f.category") }));
+    const platform = v("platform").trim();
+    payload = { takedownRequest: { caseId, legalBasis: legal, items: urls.map((url, i) => ({
+      itemId: String(i + 1), category: "HARM_CATEGORY_" + v("category"),
+      locator: Object.assign({ url }, platform ? { platform } : {}) })) } };
+  } else {
+    const harms = all("harm");
+    const summary = v("summary").trim();
+    need(harms.length > 0, "h-SEXUAL_EXPLOITATION_MATERIAL", "e-harmCategories", t("f.missingOne", { f: t("f.harmCategories") }));
+    need(summary.length > 0, "f-summary", "e-summary", t("f.missing", { f: t("f.summary") }));
+    payload = { referral: referral(v, caseId, harms, summary, legal) };
+  }
+  return { errors, request: { kind, to, urgency, draft_id: form.dataset.draft, payload } };
+}
 
-  const r = { harmCategories: harms.map((h) => "HARM_CATEGORY_" + h), summary: summary.normalize("NFC") };
+function referral(v, caseId, harms, summary, legal) {
+  const r = { caseId, harmCategories: harms.map((h) => "HARM_CATEGORY_" + h), summary: summary.normalize("NFC"), legalBasis: legal };
   const opt = (key, val) => { if (val !== "" && val !== undefined && val !== null) r[key] = val; };
-  opt("caseId", v("caseId").trim());
   if (v("intakeChannel")) r.intakeChannel = "INTAKE_CHANNEL_" + v("intakeChannel");
   const at = v("intakeReceivedAtMs");
   r.intakeReceivedAtMs = String(at ? new Date(at).getTime() : Date.now());
@@ -139,13 +186,6 @@ export function collectReferral(form, t) {
   if (v("accountId").trim()) art.accountId = v("accountId").trim();
   if (Object.keys(art).length) r.artefacts = [art];
   opt("requestedAction", v("requestedAction").trim().normalize("NFC"));
-  const legal = {};
-  if (v("legalKind")) legal.kind = "LEGAL_BASIS_KIND_" + v("legalKind");
-  if (v("reference").trim()) legal.reference = v("reference").trim();
-  if (Object.keys(legal).length) r.legalBasis = legal;
   r.language = document.documentElement.lang || "vi";
-  return {
-    errors,
-    request: { kind: "referral", to, urgency, draft_id: form.dataset.draft, payload: { referral: r } },
-  };
+  return r;
 }
