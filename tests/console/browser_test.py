@@ -16,6 +16,7 @@ chromium-driver through python3-selenium, headless) against two consoles
 Screenshots of the main pages go to $CASENET_BINARY_DIR/console-screenshots.
 """
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -200,11 +201,32 @@ class ConsoleBrowser(unittest.TestCase):
         hl.get(self.hl_url + "#/message/" + rid)
         self.wait(hl, lambda d: "đang xác minh tài khoản" in d.find_element(By.ID, "payload").text)
 
+        # a standard referral nobody acknowledges: the broker's escalation
+        # notice reaches the hotline's notices page live, readable
+        api = consolenet.Client(self.hl_url)
+        self.assertEqual(api.login("hoa")[0], 200)
+        st, sent, _ = api.call("POST", "/messages", {
+            "kind": "referral", "to": ["vn.police.a05"], "urgency": "standard",
+            "payload": {"referral": {"caseId": "HL-TEST-0002", "summary": "chưa xác nhận",
+                                     "harmCategories": ["HARM_CATEGORY_CYBERBULLYING"],
+                                     "legalBasis": {"kind": "LEGAL_BASIS_KIND_STATUTORY_DUTY"}}}})
+        self.assertEqual(st, 200, sent)
+        hl.get(self.hl_url + "#/notices")
+        rid = self.wait(hl, lambda d: d.find_element(By.CSS_SELECTOR, "#inbox-table tr.row").get_attribute("data-id"), 40)
+        hl.get(self.hl_url + "#/message/" + rid)
+        notice = self.wait(hl, lambda d: d.find_element(By.ID, "payload").text)
+        self.assertIn("quá hạn xác nhận đã nhận", notice)
+        self.assertIn("Cục An ninh mạng (A05), Bộ Công an (vn.police.a05)", notice)
+        self.assertIn(sent["id"], notice)
+        self.shot(hl, "11-escalation-notice")
+        hl.find_element(By.ID, "notice-open").click()
+        self.wait(hl, EC.presence_of_element_located((By.ID, "status-detail")))
+
         # hostile content stays text
-        self.send_referral(HOSTILE)
+        sent_text = self.send_referral(HOSTILE)
+        rid = re.search(r"[0-9a-f]{32}", sent_text).group(0)
         po.get(self.po_url + "#/inbox")
-        self.wait(po, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#inbox-table tr.row")) == 2)
-        rid = self.wait(po, lambda d: d.find_element(By.CSS_SELECTOR, "#inbox-table tr.row").get_attribute("data-id"))
+        self.wait(po, lambda d: d.find_elements(By.CSS_SELECTOR, f"#inbox-table tr[data-id='{rid}']"))
         po.get(self.po_url + "#/message/" + rid)
         self.wait(po, EC.presence_of_element_located((By.ID, "payload")))
         time.sleep(0.5)  # give a payload that could run time to run

@@ -68,6 +68,9 @@ class Network:
 
     def start_broker(self):
         d = self.root
+        # standard messages escalate within seconds, so a test sees a notice
+        with open(f"{d}/policy.ini", "w") as f:
+            f.write("[standard]\ndeliver_within = 2s\naccept_within = 4s\n")
         for _ in range(8):
             port = random.randint(20000, 60000)
             self.endpoint = f"tcp://127.0.0.1:{port}"
@@ -75,7 +78,8 @@ class Network:
                 p = subprocess.Popen([CASENETD, "--data", f"{d}/data", "--listen", self.endpoint,
                                       "--key", f"{d}/keys/vn.broker.key", "--directory",
                                       f"{d}/directory", "--authority",
-                                      f"{d}/authority/authority.pub"], stdout=log, stderr=log)
+                                      f"{d}/authority/authority.pub", "--policy",
+                                      f"{d}/policy.ini"], stdout=log, stderr=log)
             deadline = time.time() + 10
             while time.time() < deadline and p.poll() is None:
                 with open(f"{d}/broker.log") as f:

@@ -295,6 +295,7 @@ async function inboxPage(params, opts) {
 // Renders a payload value as a definition list; labels from the catalogue,
 // enum values translated, *Ms times formatted, everything else as text.
 function renderValue(key, v) {
+  if (Array.isArray(v) && key === "recipients") return el("ul", {}, v.map((x) => el("li", {}, memberName(x))));
   if (Array.isArray(v)) {
     if (key === "harmCategories") return el("ul", {}, v.map((x) => el("li", {}, t("harm." + enumName(x, "HARM_CATEGORY_")))));
     return el("ul", {}, v.map((x) => el("li", {}, typeof x === "object" ? renderObject(x) : String(x))));
@@ -307,6 +308,8 @@ function renderValue(key, v) {
   if (key === "kind" && String(v).startsWith("LEGAL_BASIS_KIND_")) return t("legal." + enumName(v, "LEGAL_BASIS_KIND_"));
   if (key === "reason" && String(v).startsWith("NOTICE_REASON_")) return t("notice." + enumName(v, "NOTICE_REASON_"));
   if (key === "messageId") return b64hex(v);
+  if (key === "messageStatus") return t("mstatus." + enumName(v, "MESSAGE_STATUS_").toLowerCase());
+  if (key === "sender" || key === "recipient" || key === "recipients") return memberName(v);
   if (typeof v === "boolean") return t(v ? "yes" : "no");
   return String(v);
 }
@@ -315,6 +318,12 @@ function renderValue(key, v) {
 function payloadTitle(k) {
   const key = k === "notice" ? "nav.notices" : "kind." + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
   return Object.prototype.hasOwnProperty.call(S.cat, key) ? t(key) : k;
+}
+
+// A member's display name from the verified directory, with its id.
+function memberName(id) {
+  const m = S.dir && S.dir.members.find((x) => x.id === id);
+  return m && m.name !== id ? `${m.name} (${id})` : String(id);
 }
 
 function b64hex(b64) {
@@ -342,6 +351,7 @@ function timeline(recipients) {
 
 async function messagePage(id) {
   setTitle("msg.title");
+  await directory();
   const r = await api("GET", "/messages/" + encodeURIComponent(id));
   const back = el("button", { type: "button", class: "secondary", onclick: () => history.back() }, t("msg.back"));
   if (!r.ok) return setMain(back, el("p", { class: "notice bad", role: "alert" }, errorText(r)));
@@ -394,7 +404,10 @@ async function messagePage(id) {
   const noteBox = canAct ? el("div", { class: "field", id: "note-box" },
     el("label", { for: "note" }, t("act.note")), note,
     el("button", { type: "button", id: "send-note", class: "secondary", onclick: sendNote }, t("act.noteSend"))) : null;
-  setMain(back, el("h1", {}, t("msg.title")), meta, status, actions, noteBox, ...body,
+  const n = m.payload && m.payload.notice;
+  const openSent = n && n.sender === S.session.member && n.messageId
+    ? el("p", {}, el("a", { href: "#/sent/" + b64hex(n.messageId), id: "notice-open" }, t("notice.open"))) : null;
+  setMain(back, el("h1", {}, t("msg.title")), meta, status, actions, noteBox, openSent, ...body,
     m.recipients_status ? [el("h2", {}, t("msg.timeline")), ...timeline(m.recipients_status)] : null);
 }
 
