@@ -26,7 +26,15 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import consolenet  # noqa: E402
 
-from selenium import webdriver  # noqa: E402
+try:
+    from selenium import webdriver  # noqa: E402
+except ImportError:
+    webdriver = None
+if webdriver is None or not os.path.exists(os.environ.get("CHROMIUM", "/usr/bin/chromium")):
+    print("SKIP: needs chromium, chromium-driver and python3-selenium "
+          "(deploy/setup-debian.sh installs them)")
+    sys.exit(77)
+
 from selenium.common.exceptions import (NoSuchElementException,  # noqa: E402
                                         StaleElementReferenceException)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
