@@ -297,6 +297,7 @@ static int serve(int argc, char **argv)
     int ex = CLI_EFAIL;
     if (!c)
         goto cleanup;
+    pthread_rwlock_init(&c->dir_lock, NULL);
     pthread_mutex_init(&c->net_lock, NULL);
     pthread_mutex_init(&c->ev_lock, NULL);
     pthread_cond_init(&c->ev_cond, NULL);
@@ -337,6 +338,7 @@ cleanup:
         pthread_cond_destroy(&c->ev_cond);
         pthread_mutex_destroy(&c->ev_lock);
         pthread_mutex_destroy(&c->net_lock);
+        pthread_rwlock_destroy(&c->dir_lock);
         free(c);
     }
     free(path);

@@ -139,6 +139,9 @@ struct console {
     bool tls;
     volatile int stopping;
 
+    /* home->dir: read-locked by every API request, write-locked by the
+     * notice thread when it stores a newer directory. Taken before net_lock. */
+    pthread_rwlock_t dir_lock;
     pthread_mutex_t net_lock; /* the broker connection below and the drafts */
     casenet_client *client;   /* NULL until connected */
     const char *broker;       /* endpoint */
@@ -158,7 +161,8 @@ struct console {
 };
 
 /* console_events.c: starts the notice thread (a second broker connection,
- * subscribed); stop with console_events_stop. */
+ * subscribed, which also takes a newer directory from the broker every 10
+ * minutes); stop with console_events_stop. */
 CASENET_NODISCARD int console_events_start(struct console *c);
 void console_events_stop(struct console *c);
 /* Appends an event (a JSON object) to the ring and wakes SSE readers. */

@@ -69,11 +69,42 @@ static void nap(struct console *c, int ms)
     pthread_mutex_unlock(&c->ev_lock);
 }
 
+#define DIRECTORY_EVERY_MS (10 * 60 * 1000)
+
+/* Takes the broker's directory when it differs from the home's:
+ * home_store_directory verifies it (pinned key, expiry, no rollback) and
+ * stores it; both connections then use it. Failures are reported on stderr
+ * and leave the current directory. Only this thread writes home->dir. */
+static void refresh_directory(struct console *c, casenet_client *cl)
+{
+    casenet_buf b = {0};
+    if (casenet_client_get_directory(cl, &b) != CASENET_OK)
+        return;
+    size_t cur_len = 0;
+    const uint8_t *cur = casenet_directory_bytes(c->home->dir, &cur_len);
+    if (cur_len != b.len || memcmp(cur, b.data, b.len) != 0) {
+        pthread_rwlock_wrlock(&c->dir_lock);
+        if (home_store_directory(c->home, b.data, b.len, NULL) == CLI_OK) {
+            /* the old directory is freed: both clients borrow the new one */
+            casenet_client_set_directory(cl, c->home->dir);
+            pthread_mutex_lock(&c->net_lock);
+            if (c->client)
+                casenet_client_set_directory(c->client, c->home->dir);
+            pthread_mutex_unlock(&c->net_lock);
+            fprintf(stderr, "console: directory updated to version %llu\n",
+                    (unsigned long long)casenet_directory_version(c->home->dir));
+        }
+        pthread_rwlock_unlock(&c->dir_lock);
+    }
+    casenet_buf_free(&b);
+}
+
 static void *events_main(void *arg)
 {
     struct console *c = arg;
     casenet_client *cl = NULL;
     uint64_t drops = 0;
+    int64_t dir_checked = 0;
     while (!c->stopping) {
         if (!cl) {
             casenet_client_opts o = {
@@ -91,6 +122,12 @@ static void *events_main(void *arg)
             }
             drops = casenet_client_disconnects(cl);
             push_broker_state(c, true);
+            refresh_directory(c, cl);
+            dir_checked = cn_mono_ms();
+        }
+        if (cn_mono_ms() - dir_checked > DIRECTORY_EVERY_MS) {
+            refresh_directory(c, cl);
+            dir_checked = cn_mono_ms();
         }
         casenet_inbox_entry e = {0};
         int rc = casenet_client_wait_notice(cl, 1000, &e);

@@ -156,13 +156,16 @@ static enum MHD_Result serve_static(struct console *c, struct MHD_Connection *co
 static json_t *session_json(struct console *c, const struct console_session *s)
 {
     casenet_member m;
+    pthread_rwlock_rdlock(&c->dir_lock);
     const char *display = c->home->member;
     if (casenet_directory_find(c->home->dir, c->home->member, &m) == CASENET_OK && m.display_name)
         display = m.display_name;
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "user", s->user, "role",
-                     console_role_name(s->role), "csrf", s->machine ? "" : s->csrf, "member",
-                     c->home->member, "member_name", display, "idle_timeout_s",
-                     (json_int_t)(CONSOLE_IDLE_MS / 1000));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "user", s->user, "role",
+                          console_role_name(s->role), "csrf", s->machine ? "" : s->csrf, "member",
+                          c->home->member, "member_name", display, "idle_timeout_s",
+                          (json_int_t)(CONSOLE_IDLE_MS / 1000));
+    pthread_rwlock_unlock(&c->dir_lock);
+    return o;
 }
 
 /* Wipes the password in the parsed login body, then releases it. */
@@ -426,7 +429,9 @@ static enum MHD_Result route(struct console *c, struct MHD_Connection *conn, con
         .conn = conn,
     };
     struct console_resp resp = {0};
+    pthread_rwlock_rdlock(&c->dir_lock);
     console_api(c, &req, &resp);
+    pthread_rwlock_unlock(&c->dir_lock);
     return send_json(conn, &resp, NULL, 0);
 }
 

@@ -101,6 +101,7 @@ static void start_console(struct console_proc *cp)
     char out[600], assets[512];
     snprintf(out, sizeof out, "%s.out", cp->home);
     snprintf(assets, sizeof assets, "%s/clients/console/www", getenv("CASENET_SOURCE_DIR"));
+    unlink(out); /* a restart must not read the last run's address */
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -498,6 +499,65 @@ static void test_disable_user(void **state)
     assert_int_equal(login(f->hl.port, "tam", PASSWORD, cookie, csrf), 401);
 }
 
+/* A console takes a newer directory from the broker (here at its start,
+ * else every 10 minutes), stores it in the home and serves it. */
+static void test_directory_refresh(void **state)
+{
+    struct fixture *f = *state;
+    casenet_keys *k = NULL;
+    assert_int_equal(casenet_keys_generate("vn.molisa.hanoi", f->tn->net->now_ms, &k), 0);
+    tl_net_add(f->tn->net, "vn.molisa.hanoi:responder:social-services", k);
+    uint64_t want = casenet_directory_version(f->tn->net->dir);
+    tn_write_directory(f->tn);
+    tn_signal(f->tn, SIGHUP);
+    /* wait until the broker serves it */
+    casenet_client *cl = NULL;
+    casenet_client_opts o = {.endpoint = f->tn->endpoint, .timeout_ms = 5000};
+    assert_int_equal(casenet_client_connect(tn_keys(f->tn, POLICE), f->tn->net->dir, &o, &cl), 0);
+    bool served = false;
+    for (int i = 0; i < 100 && !served; i++) {
+        casenet_buf b = {0};
+        assert_int_equal(casenet_client_get_directory(cl, &b), 0);
+        served = b.len == f->tn->net->signed_dir.len &&
+                 memcmp(b.data, f->tn->net->signed_dir.data, b.len) == 0;
+        casenet_buf_free(&b);
+        if (!served) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    casenet_client_free(cl);
+    assert_true(served);
+
+    stop_console(&f->hl);
+    start_console(&f->hl);
+    char cookie[128], csrf[65];
+    assert_int_equal(login(f->hl.port, "lan", PASSWORD, cookie, csrf), 200);
+    uint64_t got = 0;
+    for (int i = 0; i < 100 && got != want; i++) {
+        struct http h;
+        http(f->hl.port, "GET", "/api/v1/directory", NULL, cookie, NULL, &h);
+        assert_int_equal(h.status, 200);
+        got = (uint64_t)json_integer_value(json_object_get(h.json, "version"));
+        http_clear(&h);
+        if (got != want) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_int_equal(got, want);
+    /* and the home keeps it */
+    char state_path[600];
+    snprintf(state_path, sizeof state_path, "%s/state", f->hl.home);
+    size_t len = 0;
+    uint8_t *st = tl_read_file(state_path, &len);
+    char line[64];
+    snprintf(line, sizeof line, "directory_version=%llu", (unsigned long long)want);
+    assert_non_null(memmem(st, len, line, strlen(line)));
+    free(st);
+    casenet_keys_free(k);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -505,7 +565,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_headers_and_host), cmocka_unit_test(test_login_and_rate_limit),
         cmocka_unit_test(test_csrf_and_roles),   cmocka_unit_test(test_referral_round_trip),
-        cmocka_unit_test(test_disable_user),
+        cmocka_unit_test(test_disable_user),     cmocka_unit_test(test_directory_refresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
