@@ -21,6 +21,7 @@
 #include "casenet.h"
 #include "home.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -189,6 +190,35 @@ struct console_resp {
     unsigned status;
     char *body;
 };
+
+/* ------------------------------------------------------------ requests (console_req.c) */
+
+/* True for "/a.ext" or "/dir/a.ext" made of [A-Za-z0-9_.-], no segment
+ * starting with a dot: nothing can leave the assets directory. */
+bool console_static_path_ok(const char *url);
+
+/* A checked POST /messages body. The strings point into in. */
+struct console_send {
+    json_t *in;
+    casenet_seal_opts so; /* so.to points into to_ids, so.case_ref/in_reply_to below */
+    const char *to_ids[CASENET_MAX_RECIPIENTS];
+    bool has_draft;
+    uint8_t draft[16], case_ref[16], reply_to[16];
+    const char *case_hex; /* NULL when none */
+    casenet_buf payload;  /* the serialised Payload */
+};
+
+/* Parses and checks a send body (kind, recipients, urgency, status, ids,
+ * the payload converted by casenet_payload_from_json, the urgency chosen
+ * once). true with *s filled (console_send_clear); false with a 400 in err
+ * naming the field. */
+bool console_parse_send(const char *body, size_t len, struct console_send *s,
+                        struct console_resp *err);
+void console_send_clear(struct console_send *s);
+/* Parses a receipt body {status, reason?, outcome?} into rec's status,
+ * reason and outcome; false with a 400 in err naming the field. */
+bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec,
+                           struct console_resp *err);
 
 /* Handles an authenticated API request (everything but the session itself
  * and the events stream). */

@@ -17,18 +17,6 @@
 #define LIST_CAP 20000 /* inbox and sent rows read per request */
 #define PAGE     500
 
-void console_error(struct console_resp *out, unsigned status, const char *name, const char *msg,
-                   const char *field)
-{
-    json_t *o = json_pack("{s:s, s:s}", "error", name, "message", msg);
-    if (o && field)
-        json_object_set_new(o, "field", json_string(field));
-    free(out->body);
-    out->status = status;
-    out->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-}
-
 /* The HTTP status of a casenet error, by the CLI's exit classes: usage and
  * local input 400, verification 502, file I/O 500, refused by the broker
  * 403/404/409/413/422, unreachable 503 (rate limited 429). */
@@ -508,40 +496,10 @@ static void api_receipt(struct console *c, const struct console_req *r, const ui
 {
     if (!need_role(out, r, ROLE_CASEWORKER))
         return;
-    json_t *in = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
-    const char *status = NULL, *reason = NULL, *outcome = NULL;
     casenet_receipt rec = {0};
-    if (!in ||
-        json_unpack(in, "{s:s, s?s, s?s}", "status", &status, "reason", &reason, "outcome",
-                    &outcome) != 0 ||
-        casenet_receipt_status_parse(status, &rec.status) != CASENET_OK) {
-        json_decref(in);
-        return console_error(out, 400, "BAD_REQUEST",
-                             "send {\"status\": delivered|accepted|declined|completed}", "status");
-    }
-    if (reason && !reason[0])
-        reason = NULL;
-    if (outcome && !outcome[0])
-        outcome = NULL;
-    const char *bad = NULL, *field = NULL;
-    if (rec.status == CASENET_RECEIPT_DECLINED &&
-        (!reason || !casenet_decline_reason_valid(reason)))
-        bad = "a decline needs a reason: not-competent, duplicate, insufficient-information, "
-              "redirected",
-        field = "reason";
-    else if (rec.status != CASENET_RECEIPT_DECLINED && reason)
-        bad = "a reason goes with declined only", field = "reason";
-    else if (rec.status == CASENET_RECEIPT_COMPLETED && !outcome)
-        bad = "completing needs an outcome", field = "outcome";
-    else if (rec.status != CASENET_RECEIPT_COMPLETED && outcome)
-        bad = "an outcome goes with completed only", field = "outcome";
-    else if ((reason && cn_strlcpy(rec.reason, reason, sizeof rec.reason) != CASENET_OK) ||
-             (outcome && cn_strlcpy(rec.outcome, outcome, sizeof rec.outcome) != CASENET_OK))
-        bad = "too long", field = outcome ? "outcome" : "reason";
-    if (bad) {
-        json_decref(in);
-        return console_error(out, 400, "BAD_REQUEST", bad, field);
-    }
+    if (!console_parse_receipt(r->body, r->body_len, &rec, out))
+        return;
+    const char *status = casenet_receipt_status_name(rec.status);
     casenet_buf env = {0}, signed_receipt = {0};
     casenet_message_info info = {0};
     char idhex[33], cref[33], action[48];
@@ -592,39 +550,12 @@ static void api_receipt(struct console *c, const struct console_req *r, const ui
 unlock:
     after_error(c, rc);
     pthread_mutex_unlock(&c->net_lock);
-    json_decref(in);
     casenet_message_info_clear(&info);
     casenet_buf_free(&signed_receipt);
     casenet_buf_free(&env);
 }
 
 /* ------------------------------------------------------------ send */
-
-static const char *const urgency_enum[] = {
-    [CASENET_URGENCY_EMERGENCY] = "URGENCY_EMERGENCY",
-    [CASENET_URGENCY_URGENT_TAKEDOWN] = "URGENCY_URGENT_TAKEDOWN",
-    [CASENET_URGENCY_STANDARD] = "URGENCY_STANDARD",
-    [CASENET_URGENCY_INFO] = "URGENCY_INFO",
-};
-
-/* The urgency is chosen once: a referral's payload gets the header's
- * urgency, and one that names another is refused. */
-static const char *apply_urgency(json_t *payload, casenet_kind kind, casenet_urgency urgency)
-{
-    if (kind != CASENET_KIND_REFERRAL)
-        return NULL;
-    json_t *ref = json_object_get(payload, "referral");
-    if (!json_is_object(ref))
-        return "payload.referral";
-    json_t *u = json_object_get(ref, "urgency");
-    if (!u) {
-        json_object_set_new(ref, "urgency", json_string(urgency_enum[urgency]));
-        return NULL;
-    }
-    if (!json_is_string(u) || strcmp(json_string_value(u), urgency_enum[urgency]) != 0)
-        return "payload.referral.urgency";
-    return NULL;
-}
 
 /* The remembered send of draft id, or NULL. Under net_lock. */
 static struct console_draft *find_draft(struct console *c, const uint8_t draft[16])
@@ -640,101 +571,24 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
 {
     if (!need_role(out, r, ROLE_CASEWORKER))
         return;
-    json_error_t jerr;
-    json_t *in = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    const char *kind_s = NULL, *urg_s = "standard", *status_s = "actual", *draft_s = NULL;
-    const char *case_s = NULL, *reply_s = NULL;
-    json_t *to = NULL, *payload = NULL;
-    casenet_seal_opts so = {0};
-    const char *to_ids[CASENET_MAX_RECIPIENTS];
-    uint8_t draft[16], case_ref[16], reply_to[16];
-    char *pjson = NULL, perr[256] = "";
-    casenet_buf pb = {0}, env = {0};
-    if (!in || json_unpack(in, "{s:s, s:o, s:o, s?s, s?s, s?s, s?s, s?s}", "kind", &kind_s, "to",
-                           &to, "payload", &payload, "urgency", &urg_s, "status", &status_s,
-                           "draft_id", &draft_s, "case", &case_s, "reply_to", &reply_s) != 0) {
-        console_error(out, 400, "BAD_REQUEST",
-                      "send {\"kind\", \"to\": [...], \"urgency\", \"payload\": {...}, "
-                      "\"draft_id\"}",
-                      NULL);
-        goto cleanup;
-    }
-    if (casenet_kind_parse(kind_s, &so.kind) != CASENET_OK || so.kind == CASENET_KIND_ESCALATION ||
-        so.kind == CASENET_KIND_DEAD_LETTER || so.kind == CASENET_KIND_RECEIPT) {
-        console_error(out, 400, "BAD_REQUEST", "unknown kind", "kind");
-        goto cleanup;
-    }
-    if (casenet_urgency_parse(urg_s, &so.urgency) != CASENET_OK) {
-        console_error(out, 400, "BAD_REQUEST", "unknown urgency", "urgency");
-        goto cleanup;
-    }
-    if (casenet_msg_status_parse(status_s, &so.status) != CASENET_OK) {
-        console_error(out, 400, "BAD_REQUEST", "status is actual, exercise or test", "status");
-        goto cleanup;
-    }
-    if (!json_is_array(to) || json_array_size(to) == 0 ||
-        json_array_size(to) > CASENET_MAX_RECIPIENTS) {
-        console_error(out, 400, "BAD_REQUEST", "choose at least one recipient", "to");
-        goto cleanup;
-    }
-    for (size_t i = 0; i < json_array_size(to); i++) {
-        const char *t = json_string_value(json_array_get(to, i));
-        if (!t || !(casenet_member_id_valid(t) || (t[0] == '@' && t[1]))) {
-            console_error(out, 400, "BAD_REQUEST", "a recipient is not a member id or @group",
-                          "to");
-            goto cleanup;
-        }
-        to_ids[i] = t;
-    }
-    so.to = to_ids;
-    so.n_to = json_array_size(to);
-    if ((draft_s && !cli_parse_id16(draft_s, draft)) ||
-        (case_s && !cli_parse_id16(case_s, case_ref)) ||
-        (reply_s && !cli_parse_id16(reply_s, reply_to))) {
-        console_error(out, 400, "BAD_REQUEST", "ids are 32 hex digits",
-                      draft_s && !cli_parse_id16(draft_s, draft)    ? "draft_id"
-                      : case_s && !cli_parse_id16(case_s, case_ref) ? "case"
-                                                                    : "reply_to");
-        goto cleanup;
-    }
-    so.case_ref = case_s ? case_ref : NULL;
-    so.in_reply_to = reply_s ? reply_to : NULL;
-    if (!json_is_object(payload)) {
-        console_error(out, 400, "BAD_REQUEST", "payload must be an object", "payload");
-        goto cleanup;
-    }
-    const char *ufield = apply_urgency(payload, so.kind, so.urgency);
-    if (ufield) {
-        console_error(out, 400, "BAD_REQUEST",
-                      "the payload must be a referral whose urgency is the one chosen", ufield);
-        goto cleanup;
-    }
-    pjson = json_dumps(payload, JSON_COMPACT);
-    int rc = pjson
-                 ? casenet_payload_from_json(pjson, strlen(pjson), so.kind, &pb, perr, sizeof perr)
-                 : CASENET_ENOMEM;
-    if (rc != CASENET_OK) {
-        /* the converter's message starts with the field path */
-        char field[128] = "payload";
-        size_t fl = strcspn(perr, ": ");
-        if (fl > 0 && fl < sizeof field - 8)
-            snprintf(field, sizeof field, "payload.%.*s", (int)fl, perr);
-        console_error(out, 400, "BAD_REQUEST", perr[0] ? perr : casenet_strerror(rc), field);
-        goto cleanup;
-    }
-
+    struct console_send sp;
+    casenet_buf env = {0};
+    if (!console_parse_send(r->body, r->body_len, &sp, out))
+        return;
+    int rc;
     pthread_mutex_lock(&c->net_lock);
-    struct console_draft *d = draft_s ? find_draft(c, draft) : NULL;
+    struct console_draft *d = sp.has_draft ? find_draft(c, sp.draft) : NULL;
     uint8_t mid[CASENET_MESSAGE_ID_BYTES];
     if (d) {
         memcpy(mid, d->message_id, sizeof mid);
         rc = CASENET_OK;
     } else {
-        rc = casenet_seal(c->home->keys, c->home->dir, &so, pb.data, pb.len, &env, mid);
-        if (rc == CASENET_OK && draft_s) {
+        rc = casenet_seal(c->home->keys, c->home->dir, &sp.so, sp.payload.data, sp.payload.len,
+                          &env, mid);
+        if (rc == CASENET_OK && sp.has_draft) {
             d = &c->drafts[c->next_draft++ % CONSOLE_DRAFTS];
             casenet_buf_free(&d->envelope);
-            memcpy(d->draft, draft, 16);
+            memcpy(d->draft, sp.draft, 16);
             memcpy(d->message_id, mid, sizeof mid);
             d->envelope = env;
             env = (casenet_buf){0};
@@ -760,18 +614,16 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
     pthread_mutex_unlock(&c->net_lock);
     char idhex[33];
     cli_id16_hex(mid, idhex);
-    if (console_ledger_add(c->db, r->who->user, "send", idhex, case_s) != CASENET_OK)
+    if (console_ledger_add(c->db, r->who->user, "send", idhex, sp.case_hex) != CASENET_OK)
         fprintf(stderr, "console: warning: ledger entry for sent %s not written\n", idhex);
-    fprintf(stderr, "console: %s sent %s %s\n", r->who->user, kind_s, idhex);
+    fprintf(stderr, "console: %s sent %s %s\n", r->who->user, casenet_kind_name(sp.so.kind), idhex);
     ok_json(out, json_pack("{s:s, s:b, s:{s:b, s:s, s:I, s:I}}", "id", idhex, "duplicate", dup,
                            "receipt", "verified", 1, "broker", rcpt.broker_id, "accepted_at",
                            (json_int_t)rcpt.accepted_at_ms, "audit_index",
                            (json_int_t)rcpt.audit_index));
 cleanup:
-    free(pjson);
-    casenet_buf_free(&pb);
     casenet_buf_free(&env);
-    json_decref(in);
+    console_send_clear(&sp);
 }
 
 /* ------------------------------------------------------------ directory, ledger */

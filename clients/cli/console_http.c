@@ -112,34 +112,12 @@ static const char *content_type(const char *path)
     return NULL;
 }
 
-/* True for "/a.ext" or "/dir/a.ext" made of [A-Za-z0-9_.-], no segment
- * starting with a dot: nothing can leave the assets directory. */
-static bool static_path_ok(const char *url)
-{
-    size_t n = strlen(url), segs = 0;
-    if (n < 2 || n > 128 || url[0] != '/')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = url[i];
-        if (ch == '/') {
-            if (++segs > 2 || url[i + 1] == '.' || url[i + 1] == '\0' || url[i + 1] == '/')
-                return false;
-            continue;
-        }
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 static enum MHD_Result serve_static(struct console *c, struct MHD_Connection *conn, const char *url)
 {
     if (strcmp(url, "/") == 0)
         url = "/index.html";
     const char *type = content_type(url);
-    if (!static_path_ok(url) || !type)
+    if (!console_static_path_ok(url) || !type)
         return send_error(conn, MHD_HTTP_NOT_FOUND, "NOT_FOUND", "no such page");
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s%s", c->assets, url) >= sizeof path)
