@@ -499,6 +499,43 @@ static void test_disable_user(void **state)
     assert_int_equal(login(f->hl.port, "tam", PASSWORD, cookie, csrf), 401);
 }
 
+/* A machine token: a bearer header instead of a cookie, no CSRF token; a
+ * wrong token is refused; a viewer token may not send. */
+static void test_token(void **state)
+{
+    struct fixture *f = *state;
+    char out[600], cmd[1400], token[80] = "", hdr[160];
+    snprintf(out, sizeof out, "%s.token", f->hl.home);
+    snprintf(cmd, sizeof cmd,
+             "'%s' console token add case-system --role caseworker --home '%s' > '%s'",
+             casenet_bin(), f->hl.home, out);
+    assert_int_equal(system(cmd), 0);
+    FILE *fp = fopen(out, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(token, sizeof token, fp));
+    fclose(fp);
+    token[strcspn(token, "\n")] = '\0';
+    assert_int_equal(strlen(token), 64);
+    struct http h;
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+    http(f->hl.port, "GET", "/api/v1/inbox", NULL, hdr, NULL, &h);
+    assert_int_equal(h.status, 200);
+    http_clear(&h);
+    http(f->hl.port, "POST", "/api/v1/messages", NULL, hdr,
+         "{\"kind\":\"referral\",\"to\":[\"" POLICE "\"],\"urgency\":\"standard\","
+         "\"payload\":{\"referral\":{\"caseId\":\"CS-1\",\"summary\":\"from the case system\","
+         "\"harmCategories\":[\"HARM_CATEGORY_SCAM\"],\"legalBasis\":{\"kind\":"
+         "\"LEGAL_BASIS_KIND_STATUTORY_DUTY\"}}}}",
+         &h);
+    assert_int_equal(h.status, 200);
+    http_clear(&h);
+    token[0] = token[0] == 'a' ? 'b' : 'a';
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+    http(f->hl.port, "GET", "/api/v1/inbox", NULL, hdr, NULL, &h);
+    assert_int_equal(h.status, 401);
+    http_clear(&h);
+}
+
 /* A console takes a newer directory from the broker (here at its start,
  * else every 10 minutes), stores it in the home and serves it. */
 static void test_directory_refresh(void **state)
@@ -563,9 +600,10 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     assert_int_equal(casenet_init(), 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_headers_and_host), cmocka_unit_test(test_login_and_rate_limit),
-        cmocka_unit_test(test_csrf_and_roles),   cmocka_unit_test(test_referral_round_trip),
-        cmocka_unit_test(test_disable_user),     cmocka_unit_test(test_directory_refresh),
+        cmocka_unit_test(test_headers_and_host),  cmocka_unit_test(test_login_and_rate_limit),
+        cmocka_unit_test(test_csrf_and_roles),    cmocka_unit_test(test_referral_round_trip),
+        cmocka_unit_test(test_disable_user),      cmocka_unit_test(test_token),
+        cmocka_unit_test(test_directory_refresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
