@@ -167,8 +167,36 @@ function startEvents() {
     const n = JSON.parse(ev.data);
     if (n.type === "broker") return connState(n.up);
     if (n.type === "inbox" && n.kind !== "receipt" && !location.hash.startsWith("#/inbox")) S.unseen++;
+    if (n.type === "inbox" && n.urgency === "emergency" && n.kind === "referral") beep();
     refreshLive();
   });
+}
+
+// A short tone for a new emergency (no file to fetch; silent where the
+// browser does not allow sound yet).
+function beep() {
+  try {
+    const ctx = S.audio || (S.audio = new AudioContext());
+    const o = ctx.createOscillator(), g = ctx.createGain();
+    o.frequency.value = 880;
+    g.gain.value = 0.1;
+    o.connect(g).connect(ctx.destination);
+    o.start();
+    o.stop(ctx.currentTime + 0.25);
+  } catch (e) { /* no audio */ }
+}
+
+// The screen locks after the session's idle timeout: the page drops what it
+// shows and asks for the password again.
+function watchIdle() {
+  let last = Date.now();
+  for (const ev of ["keydown", "mousedown", "touchstart"]) document.addEventListener(ev, () => { last = Date.now(); }, true);
+  setInterval(async () => {
+    if (!S.session || Date.now() - last < S.session.idle_timeout_s * 1000) return;
+    await api("DELETE", "/session");
+    S.session = null;
+    showLogin(t("login.expired"));
+  }, 15000);
 }
 
 function refreshLive() {
@@ -528,6 +556,7 @@ async function main() {
     showLogin();
   });
   window.addEventListener("hashchange", route);
+  watchIdle();
   // Alt+N: a new (emergency) referral from anywhere, keyboard only
   document.addEventListener("keydown", (ev) => {
     if (ev.altKey && (ev.key === "n" || ev.key === "N") && S.session) {
