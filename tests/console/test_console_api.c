@@ -48,6 +48,13 @@ struct fixture {
     struct console_proc hl, po;
 };
 
+/* A tenth of a second, between polls. */
+static void nap(void)
+{
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 static const char *casenet_bin(void)
 {
     const char *b = getenv("CASENET");
@@ -126,8 +133,7 @@ static void start_console(struct console_proc *cp)
             cp->port = atoi(p + strlen("http://127.0.0.1:"));
             return;
         }
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        nap();
     }
     fail_msg("the console did not start");
 }
@@ -207,6 +213,17 @@ static void http(int port, const char *method, const char *path, const char *hos
     free(buf);
 }
 
+/* One request whose answer must have status want. */
+static void expect(int port, const char *method, const char *path, const char *extra,
+                   const char *body, int want)
+{
+    struct http h;
+    http(port, method, path, NULL, extra, body, &h);
+    if (h.status != want)
+        fail_msg("%s %s: %d, not %d: %s", method, path, h.status, want, h.body);
+    http_clear(&h);
+}
+
 /* Logs in; writes the cookie header line and the CSRF token. */
 static int login(int port, const char *user, const char *password, char cookie[128], char csrf[65])
 {
@@ -278,12 +295,8 @@ static void test_headers_and_host(void **state)
     assert_int_equal(h.status, 421);
     http_clear(&h);
     /* no way out of the assets directory */
-    http(f->hl.port, "GET", "/../member.key", NULL, NULL, NULL, &h);
-    assert_int_equal(h.status, 404);
-    http_clear(&h);
-    http(f->hl.port, "GET", "/i18n/../../console.db", NULL, NULL, NULL, &h);
-    assert_int_equal(h.status, 404);
-    http_clear(&h);
+    expect(f->hl.port, "GET", "/../member.key", NULL, NULL, 404);
+    expect(f->hl.port, "GET", "/i18n/../../console.db", NULL, NULL, 404);
     /* the API needs a session */
     http(f->hl.port, "GET", "/api/v1/inbox", NULL, NULL, NULL, &h);
     assert_int_equal(h.status, 401);
@@ -293,9 +306,7 @@ static void test_headers_and_host(void **state)
     char *huge = malloc(5000);
     memset(huge, 'x', 4999);
     huge[4999] = 0;
-    http(f->hl.port, "POST", "/api/v1/session", NULL, NULL, huge, &h);
-    assert_int_equal(h.status, 413);
-    http_clear(&h);
+    expect(f->hl.port, "POST", "/api/v1/session", NULL, huge, 413);
     free(huge);
 }
 
@@ -322,20 +333,14 @@ static void test_csrf_and_roles(void **state)
                        "\"payload\":{\"referral\":{\"summary\":\"x\"}}}";
     struct http h;
     /* no token */
-    http(f->hl.port, "POST", "/api/v1/messages", NULL, cookie, send, &h);
-    assert_int_equal(h.status, 403);
-    http_clear(&h);
+    expect(f->hl.port, "POST", "/api/v1/messages", cookie, send, 403);
     /* a wrong token */
     snprintf(hdr, sizeof hdr, "%sX-CSRF-Token: %064d\r\n", cookie, 0);
-    http(f->hl.port, "POST", "/api/v1/messages", NULL, hdr, send, &h);
-    assert_int_equal(h.status, 403);
-    http_clear(&h);
+    expect(f->hl.port, "POST", "/api/v1/messages", hdr, send, 403);
     /* the right token from another origin */
     snprintf(hdr, sizeof hdr, "%sX-CSRF-Token: %s\r\nOrigin: http://evil.example\r\n", cookie,
              csrf);
-    http(f->hl.port, "POST", "/api/v1/messages", NULL, hdr, send, &h);
-    assert_int_equal(h.status, 403);
-    http_clear(&h);
+    expect(f->hl.port, "POST", "/api/v1/messages", hdr, send, 403);
     /* urgency chosen once: a payload naming another one is refused, by field */
     snprintf(hdr, sizeof hdr, "%sX-CSRF-Token: %s\r\n", cookie, csrf);
     http(f->hl.port, "POST", "/api/v1/messages", NULL, hdr,
@@ -360,9 +365,7 @@ static void test_csrf_and_roles(void **state)
          &h);
     assert_int_equal(h.status, 403);
     http_clear(&h);
-    http(f->po.port, "GET", "/api/v1/ledger", NULL, cookie, NULL, &h);
-    assert_int_equal(h.status, 403);
-    http_clear(&h);
+    expect(f->po.port, "GET", "/api/v1/ledger", cookie, NULL, 403);
 }
 
 /* Sends, reads, accepts; the sender sees the verified receipt; the ledger
@@ -468,12 +471,8 @@ static void test_referral_round_trip(void **state)
 
     /* logout ends the session */
     snprintf(hdr, sizeof hdr, "%sX-CSRF-Token: %s\r\n", hc, hcsrf);
-    http(f->hl.port, "DELETE", "/api/v1/session", NULL, hdr, NULL, &h2);
-    assert_int_equal(h2.status, 200);
-    http_clear(&h2);
-    http(f->hl.port, "GET", "/api/v1/inbox", NULL, hc, NULL, &h2);
-    assert_int_equal(h2.status, 401);
-    http_clear(&h2);
+    expect(f->hl.port, "DELETE", "/api/v1/session", hdr, NULL, 200);
+    expect(f->hl.port, "GET", "/api/v1/inbox", hc, NULL, 401);
     http_clear(&h);
 }
 
@@ -486,16 +485,11 @@ static void test_disable_user(void **state)
                          "--role",      "caseworker", "--home", f->hl.home, NULL};
     assert_int_equal(run(PASSWORD "\n", add), 0);
     assert_int_equal(login(f->hl.port, "tam", PASSWORD, cookie, csrf), 200);
-    struct http h;
-    http(f->hl.port, "GET", "/api/v1/directory", NULL, cookie, NULL, &h);
-    assert_int_equal(h.status, 200);
-    http_clear(&h);
+    expect(f->hl.port, "GET", "/api/v1/directory", cookie, NULL, 200);
     const char *dis[] = {casenet_bin(), "console", "user",     "disable",
                          "tam",         "--home",  f->hl.home, NULL};
     assert_int_equal(run(NULL, dis), 0);
-    http(f->hl.port, "GET", "/api/v1/directory", NULL, cookie, NULL, &h);
-    assert_int_equal(h.status, 401);
-    http_clear(&h);
+    expect(f->hl.port, "GET", "/api/v1/directory", cookie, NULL, 401);
     assert_int_equal(login(f->hl.port, "tam", PASSWORD, cookie, csrf), 401);
 }
 
@@ -518,9 +512,7 @@ static void test_token(void **state)
     assert_int_equal(strlen(token), 64);
     struct http h;
     snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
-    http(f->hl.port, "GET", "/api/v1/inbox", NULL, hdr, NULL, &h);
-    assert_int_equal(h.status, 200);
-    http_clear(&h);
+    expect(f->hl.port, "GET", "/api/v1/inbox", hdr, NULL, 200);
     http(f->hl.port, "POST", "/api/v1/messages", NULL, hdr,
          "{\"kind\":\"referral\",\"to\":[\"" POLICE "\"],\"urgency\":\"standard\","
          "\"payload\":{\"referral\":{\"caseId\":\"CS-1\",\"summary\":\"from the case system\","
@@ -531,9 +523,7 @@ static void test_token(void **state)
     http_clear(&h);
     token[0] = token[0] == 'a' ? 'b' : 'a';
     snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
-    http(f->hl.port, "GET", "/api/v1/inbox", NULL, hdr, NULL, &h);
-    assert_int_equal(h.status, 401);
-    http_clear(&h);
+    expect(f->hl.port, "GET", "/api/v1/inbox", hdr, NULL, 401);
 }
 
 /* A console takes a newer directory from the broker (here at its start,
@@ -559,8 +549,7 @@ static void test_directory_refresh(void **state)
                  memcmp(b.data, f->tn->net->signed_dir.data, b.len) == 0;
         casenet_buf_free(&b);
         if (!served) {
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
+            nap();
         }
     }
     casenet_client_free(cl);
@@ -578,8 +567,7 @@ static void test_directory_refresh(void **state)
         got = (uint64_t)json_integer_value(json_object_get(h.json, "version"));
         http_clear(&h);
         if (got != want) {
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
+            nap();
         }
     }
     assert_int_equal(got, want);
