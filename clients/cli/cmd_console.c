@@ -23,6 +23,7 @@ static const char console_usage[] =
     "       casenet console user list [--home DIR]\n"
     "       casenet console user disable NAME [--home DIR]\n"
     "       casenet console token add NAME --role ROLE [--home DIR]\n"
+    "       casenet console ledger [--home DIR] > ledger.json\n"
     "\n"
     "Serves the agency's web console (pages and the JSON API under /api/v1/,\n"
     "see docs/console.md) for the member of the home, with the home's keys: content\n"
@@ -48,6 +49,8 @@ static const char console_usage[] =
     "Argon2id hash. Roles: viewer (lists only), caseworker (reads content, sends,\n"
     "signs receipts), supervisor (also the disclosure ledger). A token (shown\n"
     "once) is for the agency's own case system: 'Authorization: Bearer TOKEN'.\n"
+    "'console ledger' prints the disclosure ledger (who read or signed what,\n"
+    "when), newest first, as one JSON array.\n"
     "\n"
     "example:\n"
     "  casenet console user add lan --role caseworker --home /var/lib/casenet/hotline\n"
@@ -233,6 +236,25 @@ static int token_add(int argc, char **argv)
     return ex;
 }
 
+static int ledger_export(int argc, char **argv)
+{
+    struct acct_args a;
+    console_db *db = NULL;
+    int ex = acct_open(argc, argv, false, false, &a, &db);
+    if (ex >= 0)
+        return ex;
+    char *rows = console_ledger_json(db, SIZE_MAX);
+    ex = CLI_OK;
+    if (!rows)
+        ex = cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read the disclosure ledger");
+    else if (cli_write_stdout(rows, strlen(rows)) != CASENET_OK ||
+             cli_write_stdout("\n", 1) != CASENET_OK)
+        ex = cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot write to stdout");
+    free(rows);
+    console_db_close(db);
+    return ex;
+}
+
 static int cmd_user(int argc, char **argv)
 {
     static const struct cli_cmd table[] = {
@@ -350,6 +372,10 @@ int cmd_console(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "user") == 0) {
         cli_cmd_name = "console user";
         return cmd_user(argc - 1, argv + 1);
+    }
+    if (argc > 1 && strcmp(argv[1], "ledger") == 0) {
+        cli_cmd_name = "console ledger";
+        return ledger_export(argc - 1, argv + 1);
     }
     if (argc > 1 && strcmp(argv[1], "token") == 0) {
         cli_cmd_name = "console token";

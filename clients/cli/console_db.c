@@ -297,7 +297,7 @@ char *console_ledger_json(console_db *d, size_t limit)
                                 "ORDER BY id DESC LIMIT ?",
                                 -1, &st, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
+        rc = sqlite3_bind_int64(st, 1, limit > INT64_MAX ? -1 : (sqlite3_int64)limit); /* -1: all */
     while (rc == SQLITE_OK && arr && sqlite3_step(st) == SQLITE_ROW) {
         const char *mid = (const char *)sqlite3_column_text(st, 4);
         const char *cref = (const char *)sqlite3_column_text(st, 5);

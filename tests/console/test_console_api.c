@@ -469,6 +469,18 @@ static void test_referral_round_trip(void **state)
                         "minh");
     http_clear(&h2);
 
+    /* and the CLI exports it */
+    char cmd[1400], out[600];
+    snprintf(out, sizeof out, "%s.ledger", f->po.home);
+    snprintf(cmd, sizeof cmd, "'%s' console ledger --home '%s' > '%s'", casenet_bin(), f->po.home,
+             out);
+    assert_int_equal(system(cmd), 0);
+    json_t *exported = json_load_file(out, 0, NULL);
+    assert_int_equal(json_array_size(exported), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(exported, 0), "action")),
+                        "receipt:accepted");
+    json_decref(exported);
+
     /* logout ends the session */
     snprintf(hdr, sizeof hdr, "%sX-CSRF-Token: %s\r\n", hc, hcsrf);
     expect(f->hl.port, "DELETE", "/api/v1/session", hdr, NULL, 200);
