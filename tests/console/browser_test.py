@@ -109,6 +109,13 @@ class ConsoleBrowser(unittest.TestCase):
         hl.find_element(By.ID, "to-vn.police.a05").click()
         hl.find_element(By.ID, "f-summary").send_keys(summary)
         if double:
+            # the draft survives a reload, with its draft id
+            draft = hl.find_element(By.ID, "referral-form").get_attribute("data-draft")
+            hl.refresh()
+            self.wait(hl, lambda d: d.find_element(By.ID, "f-summary").get_attribute("value") == summary)
+            self.assertTrue(hl.find_element(By.ID, "h-SEXTORTION").is_selected())
+            self.assertTrue(hl.find_element(By.ID, "to-vn.police.a05").is_selected())
+            self.assertEqual(hl.find_element(By.ID, "referral-form").get_attribute("data-draft"), draft)
             self.shot(hl, "03-new-referral")
             # two submits of the same form: the same draft id, one message
             hl.execute_script("const f = document.getElementById('referral-form');"

@@ -3,7 +3,7 @@
 // comes from i18n/<lang>.json. Everything a sender wrote is put on the page
 // as text (textContent, via el()), never as HTML; URLs are shown, never
 // fetched or linked.
-import { referralForm, takedownForm, collectForm } from "./form.js";
+import { referralForm, takedownForm, collectForm, keepDraft } from "./form.js";
 
 const S = { lang: "vi", cat: {}, session: null, es: null, unseen: 0, dir: null };
 
@@ -194,6 +194,7 @@ function watchIdle() {
   setInterval(async () => {
     if (!S.session || Date.now() - last < S.session.idle_timeout_s * 1000) return;
     await api("DELETE", "/session");
+    try { sessionStorage.clear(); } catch (e) { /* ignore */ }
     S.session = null;
     showLogin(t("login.expired"));
   }, 15000);
@@ -446,6 +447,7 @@ async function newPage(kind) {
   setTitle(title);
   const dir = await directory();
   const form = (kind === "takedown" ? takedownForm : referralForm)({ t, el, dir, self: S.session.member });
+  const dropDraft = keepDraft(form);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const out = collectForm(form, t);
@@ -468,6 +470,7 @@ async function newPage(kind) {
       return;
     }
     form.hidden = true;
+    dropDraft();
     const done = el("div", { class: "notice", id: "sent-receipt", role: "status", tabindex: -1 },
       el("p", {}, t("new.sent", { id: r.data.id, t: when(r.data.receipt.accepted_at), n: r.data.receipt.audit_index })),
       el("button", { type: "button", onclick: () => newPage(kind) }, t("new.again")));
@@ -552,6 +555,7 @@ async function main() {
   });
   document.getElementById("logout").addEventListener("click", async () => {
     await api("DELETE", "/session");
+    try { sessionStorage.clear(); } catch (e) { /* ignore */ }
     S.session = null;
     showLogin();
   });

@@ -189,3 +189,40 @@ function referral(v, caseId, harms, summary, legal) {
   r.language = document.documentElement.lang || "vi";
   return r;
 }
+
+// Keeps the form's values and draft id in this tab's sessionStorage, so a
+// reload loses nothing and a resubmission after it still sends the same
+// message id. Returns a function that drops the draft (after sending).
+// Logging out or the idle lock clears the tab's storage.
+export function keepDraft(form) {
+  const key = "casenet.draft." + form.dataset.kind;
+  let saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem(key) || "null"); } catch (e) { saved = null; }
+  if (saved && /^[0-9a-f]{32}$/.test(saved.draft || "")) {
+    form.dataset.draft = saved.draft;
+    for (const [name, val] of Object.entries(saved.fields || {})) {
+      for (const e of form.querySelectorAll(`[name="${CSS.escape(name)}"]`)) {
+        if (e.type === "checkbox" || e.type === "radio") e.checked = Array.isArray(val) ? val.includes(e.value) : e.value === val;
+        else e.value = String(val);
+      }
+    }
+  }
+  const save = () => {
+    const fields = {};
+    for (const e of form.elements) {
+      if (!e.name) continue;
+      if (e.type === "checkbox") {
+        fields[e.name] = fields[e.name] || [];
+        if (e.checked) fields[e.name].push(e.value);
+      } else if (e.type === "radio") {
+        if (e.checked) fields[e.name] = e.value;
+      } else {
+        fields[e.name] = e.value;
+      }
+    }
+    try { sessionStorage.setItem(key, JSON.stringify({ draft: form.dataset.draft, fields })); } catch (e) { /* full or off */ }
+  };
+  form.addEventListener("input", save);
+  form.addEventListener("change", save);
+  return () => { try { sessionStorage.removeItem(key); } catch (e) { /* ignore */ } };
+}
