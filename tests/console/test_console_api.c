@@ -380,8 +380,9 @@ static void test_referral_round_trip(void **state)
     const char *send =
         "{\"kind\":\"referral\",\"to\":[\"@police\"],\"urgency\":\"emergency\","
         "\"draft_id\":\"0123456789abcdef0123456789abcdef\",\"payload\":{\"referral\":"
-        "{\"summary\":\"Trẻ em <script>alert(1)</script>\",\"harmCategories\":"
-        "[\"HARM_CATEGORY_SEXTORTION\"]}}}";
+        "{\"caseId\":\"HL-TEST-0001\",\"summary\":\"Trẻ em <script>alert(1)</script>\","
+        "\"harmCategories\":[\"HARM_CATEGORY_SEXTORTION\"],"
+        "\"legalBasis\":{\"kind\":\"LEGAL_BASIS_KIND_VITAL_INTEREST\"}}}}";
     struct http h, h2;
     http(f->hl.port, "POST", "/api/v1/messages", NULL, hdr, send, &h);
     assert_int_equal(h.status, 200);
