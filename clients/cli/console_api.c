@@ -626,6 +626,36 @@ cleanup:
     console_send_clear(&sp);
 }
 
+/* ------------------------------------------------------------ reveal */
+
+/* A person asked to see an identifying field (a child's name, a reporter's
+ * contact) of a message already read: the page shows it only after this
+ * ledger entry is written. */
+static void api_reveal(struct console *c, const struct console_req *r, const uint8_t id[16],
+                       struct console_resp *out)
+{
+    if (!need_role(out, r, ROLE_CASEWORKER))
+        return;
+    json_t *in = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
+    const char *field = NULL;
+    bool ok = in && json_unpack(in, "{s:s}", "field", &field) == 0 && field[0] &&
+              strlen(field) <= 64 &&
+              strspn(field, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                            "0123456789_.[]") == strlen(field);
+    char action[96], idhex[33];
+    if (ok) {
+        snprintf(action, sizeof action, "reveal:%s", field);
+        cli_id16_hex(id, idhex);
+    }
+    json_decref(in);
+    if (!ok)
+        return console_error(out, 400, "BAD_REQUEST", "send {\"field\": \"children[0].name\"}",
+                             "field");
+    if (console_ledger_add(c->db, r->who->user, action, idhex, NULL) != CASENET_OK)
+        return console_error(out, 500, "IO", "the disclosure ledger cannot be written", NULL);
+    ok_json(out, json_pack("{s:b}", "ok", 1));
+}
+
 /* ------------------------------------------------------------ directory, ledger */
 
 static void api_directory(struct console *c, struct console_resp *out)
@@ -694,6 +724,8 @@ void console_api(struct console *c, const struct console_req *r, struct console_
                 return api_status(c, id, out);
             if (post && strcmp(rest, "/receipts") == 0)
                 return api_receipt(c, r, id, out);
+            if (post && strcmp(rest, "/reveal") == 0)
+                return api_reveal(c, r, id, out);
         }
     }
     console_error(out, MHD_HTTP_NOT_FOUND, "NOT_FOUND", "no such API endpoint", NULL);

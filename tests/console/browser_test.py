@@ -238,16 +238,39 @@ class ConsoleBrowser(unittest.TestCase):
         self.wait(hl, EC.presence_of_element_located((By.ID, "status-detail")))
 
         # hostile content stays text
-        sent_text = self.send_referral(HOSTILE)
-        rid = re.search(r"[0-9a-f]{32}", sent_text).group(0)
+        # every text field of the referral hostile, sent through the API
+        H = HOSTILE
+        st, hostile, _ = api.call("POST", "/messages", {
+            "kind": "referral", "to": ["vn.police.a05"], "urgency": "emergency",
+            "payload": {"referral": {
+                "caseId": H, "parentCaseId": H, "summary": H, "currentCondition": H,
+                "actionsTaken": [H, H], "requestedAction": H, "language": H,
+                "harmCategories": ["HARM_CATEGORY_OTHER"],
+                "children": [{"name": H, "birthDate": H, "ageYears": 9}],
+                "place": {"provinceCode": H, "communeCode": H},
+                "reporter": {"name": H, "phone": H, "email": H},
+                "artefacts": [{"platform": H, "url": "javascript:window.__pwned=3", "accountId": H,
+                               "contentHash": H}],
+                "legalBasis": {"kind": "LEGAL_BASIS_KIND_CONSENT", "consentedBy": H,
+                               "reference": H}}}})
+        self.assertEqual(st, 200, hostile)
+        rid = hostile["id"]
         po.get(self.po_url + "#/inbox")
         self.wait(po, lambda d: d.find_elements(By.CSS_SELECTOR, f"#inbox-table tr[data-id='{rid}']"))
         po.get(self.po_url + "#/message/" + rid)
         self.wait(po, EC.presence_of_element_located((By.ID, "payload")))
         time.sleep(0.5)  # give a payload that could run time to run
         self.assertIsNone(po.execute_script("return window.__pwned || null"))
-        self.assertEqual(po.find_elements(By.CSS_SELECTOR, "#payload img, #payload script"), [])
-        self.assertIn("<script>", po.find_element(By.ID, "payload").text)
+        self.assertEqual(po.find_elements(By.CSS_SELECTOR, "#main img, #main script, #main a[href^=javascript]"), [])
+        shown = po.find_element(By.ID, "payload").text
+        self.assertGreaterEqual(shown.count("<script>"), 15, shown)
+        self.assertIn("javascript:window.__pwned=3", shown)  # a URL shown as text, not a link
+        # identifying fields wait for a click, which the ledger records
+        reveal = po.find_element(By.CSS_SELECTOR, "[data-reveal='referral.children[0].name']")
+        reveal.click()
+        self.wait(po, lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-reveal='referral.children[0].name']"))
+        time.sleep(0.3)
+        self.assertIsNone(po.execute_script("return window.__pwned || null"))
         self.shot(po, "09-hostile-as-text")
 
         # a POST without the CSRF token, from the page itself, is refused
@@ -261,6 +284,7 @@ class ConsoleBrowser(unittest.TestCase):
         po.get(self.po_url + "#/ledger")
         table = self.wait(po, EC.presence_of_element_located((By.ID, "ledger-table")))
         self.assertIn("receipt:accepted", table.text)
+        self.assertIn("reveal:referral.children[0].name", table.text)
         self.assertIn("read", table.text)
         self.shot(po, "10-ledger")
 

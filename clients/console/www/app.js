@@ -323,13 +323,13 @@ async function inboxPage(params, opts) {
 
 // Renders a payload value as a definition list; labels from the catalogue,
 // enum values translated, *Ms times formatted, everything else as text.
-function renderValue(key, v) {
+function renderValue(key, v, path) {
   if (Array.isArray(v) && key === "recipients") return el("ul", {}, v.map((x) => el("li", {}, memberName(x))));
   if (Array.isArray(v)) {
     if (key === "harmCategories") return el("ul", {}, v.map((x) => el("li", {}, t("harm." + enumName(x, "HARM_CATEGORY_")))));
-    return el("ul", {}, v.map((x) => el("li", {}, typeof x === "object" ? renderObject(x) : String(x))));
+    return el("ul", {}, v.map((x, i) => el("li", {}, typeof x === "object" ? renderObject(x, `${path || key}[${i}]`) : String(x))));
   }
-  if (v && typeof v === "object") return renderObject(v);
+  if (v && typeof v === "object") return renderObject(v, path || key);
   if (/Ms$/.test(key)) return when(v);
   if (key === "intakeChannel") return t("channel." + enumName(v, "INTAKE_CHANNEL_"));
   if (key === "sex") return t("sex." + enumName(v, "SEX_"));
@@ -337,6 +337,9 @@ function renderValue(key, v) {
   if (key === "kind" && String(v).startsWith("LEGAL_BASIS_KIND_")) return t("legal." + enumName(v, "LEGAL_BASIS_KIND_"));
   if (key === "reason" && String(v).startsWith("NOTICE_REASON_")) return t("notice." + enumName(v, "NOTICE_REASON_"));
   if (key === "messageId") return b64hex(v);
+  if (String(v).startsWith("CASE_STATUS_")) return t("casestatus." + enumName(v, "CASE_STATUS_"));
+  if (String(v).startsWith("TAKEDOWN_OUTCOME_")) return t("tdoutcome." + enumName(v, "TAKEDOWN_OUTCOME_"));
+  if (key === "category" && String(v).startsWith("HARM_CATEGORY_")) return t("harm." + enumName(v, "HARM_CATEGORY_"));
   if (key === "messageStatus") return t("mstatus." + enumName(v, "MESSAGE_STATUS_").toLowerCase());
   if (key === "sender" || key === "recipient" || key === "recipients") return memberName(v);
   if (typeof v === "boolean") return t(v ? "yes" : "no");
@@ -360,9 +363,25 @@ function b64hex(b64) {
   catch (e) { return String(b64); }
 }
 
-function renderObject(o) {
-  return el("dl", { class: "case" }, Object.entries(o).flatMap(([k, v]) =>
-    [el("dt", {}, fieldLabel(k)), el("dd", { "data-field": k }, renderValue(k, v))]));
+// Identifying fields are shown on request, each reveal written to the
+// disclosure ledger first (POST /messages/{id}/reveal).
+const SENSITIVE = new Set(["name", "birthDate", "phone", "email"]);
+
+function revealButton(path, v) {
+  const b = el("button", { type: "button", class: "secondary reveal", "data-reveal": path }, t("reveal.show"));
+  b.addEventListener("click", async () => {
+    const r = await api("POST", `/messages/${S.messageId}/reveal`, { field: path });
+    if (r.ok) b.replaceWith(document.createTextNode(String(v)));
+  });
+  return b;
+}
+
+function renderObject(o, path) {
+  return el("dl", { class: "case" }, Object.entries(o).flatMap(([k, v]) => {
+    const p = path ? path + "." + k : k;
+    const shown = SENSITIVE.has(k) && typeof v === "string" && S.messageId ? revealButton(p, v) : renderValue(k, v, p);
+    return [el("dt", {}, fieldLabel(k)), el("dd", { "data-field": k }, shown)];
+  }));
 }
 
 function timeline(recipients) {
@@ -385,6 +404,7 @@ async function messagePage(id) {
   const back = el("button", { type: "button", class: "secondary", onclick: () => history.back() }, t("msg.back"));
   if (!r.ok) return setMain(back, el("p", { class: "notice bad", role: "alert" }, errorText(r)));
   const m = r.data;
+  S.messageId = m.id;
   const status = el("p", { id: "action-status", role: "status", "aria-live": "polite" });
   const meta = el("dl", { class: "case", id: "meta" },
     el("dt", {}, t("msg.from")), el("dd", { id: "meta-from" }, m.from_name + " (" + m.from + ")"),
@@ -395,7 +415,7 @@ async function messagePage(id) {
     el("dt", {}, t("msg.recipients")), el("dd", {}, m.recipients.map((x) => x.name).join(", ")),
     m.case ? [el("dt", {}, t("col.case")), el("dd", {}, m.case)] : null);
   const body = Object.entries(m.payload || {}).map(([k, v]) =>
-    el("section", { id: "payload" }, el("h2", {}, payloadTitle(k)), renderObject(v)));
+    el("section", { id: "payload" }, el("h2", {}, payloadTitle(k)), renderObject(v, k)));
   const act = async (status_, extra) => {
     const r2 = await api("POST", `/messages/${m.id}/receipts`, Object.assign({ status: status_ }, extra || {}));
     status.textContent = r2.ok ? t("act.done", { s: t("state." + status_) }) : errorText(r2);
