@@ -482,6 +482,18 @@ static void test_referral_round_trip(void **state)
                         "receipt:accepted");
     json_decref(exported);
 
+    /* a reveal is refused for an odd field name, recorded otherwise */
+    snprintf(hdr, sizeof hdr, "%sX-CSRF-Token: %s\r\n", pc, pcsrf);
+    snprintf(path, sizeof path, "/api/v1/messages/%s/reveal", id);
+    expect(f->po.port, "POST", path, hdr, "{\"field\":\"<b>\"}", 400);
+    expect(f->po.port, "POST", path, hdr, "{\"field\":\"referral.children[0].name\"}", 200);
+    http(f->po.port, "GET", "/api/v1/ledger", NULL, pc, NULL, &h2);
+    rows = json_object_get(h2.json, "rows");
+    assert_int_equal(json_array_size(rows), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "action")),
+                        "reveal:referral.children[0].name");
+    http_clear(&h2);
+
     /* logout ends the session */
     snprintf(hdr, sizeof hdr, "%sX-CSRF-Token: %s\r\n", hc, hcsrf);
     expect(f->hl.port, "DELETE", "/api/v1/session", hdr, NULL, 200);
