@@ -184,6 +184,8 @@ static bool filter_match(const char *want, const char *have)
     return false;
 }
 
+static void add_deadlines(struct console *c, json_t *rows);
+
 static void api_inbox(struct console *c, const struct console_req *r, struct console_resp *out)
 {
     const char *f_state = arg(r, "state"), *f_kind = arg(r, "kind");
@@ -237,6 +239,7 @@ static void api_inbox(struct console *c, const struct console_req *r, struct con
     for (size_t i = offset; i < total && i < offset + limit; i++)
         json_array_append(page, json_array_get(all, total - 1 - i));
     json_decref(all);
+    add_deadlines(c, page);
     ok_json(out, json_pack("{s:o, s:I}", "rows", page, "total", (json_int_t)total));
 }
 
@@ -252,6 +255,38 @@ static json_t *deadlines_json(const casenet_deadline *d, size_t n)
                                              casenet_deadline_state_name(d[i].state), "settled_at",
                                              (json_int_t)d[i].settled_at_ms));
     return arr;
+}
+
+/* Adds "deadlines" to the rows of a page that still owe a receipt (this
+ * member's own row: one GetStatus each, at most a page of them), for the
+ * inbox's countdowns. A row whose status cannot be read goes without. */
+static void add_deadlines(struct console *c, json_t *rows)
+{
+    pthread_mutex_lock(&c->net_lock);
+    for (size_t i = 0; c->client && i < json_array_size(rows); i++) {
+        json_t *row = json_array_get(rows, i);
+        const char *state = json_string_value(json_object_get(row, "state"));
+        const char *kind = json_string_value(json_object_get(row, "kind"));
+        uint8_t id[16];
+        if (!state || !kind || strcmp(kind, "receipt") == 0 || strcmp(kind, "escalation") == 0 ||
+            strcmp(kind, "dead-letter") == 0 ||
+            !(strcmp(state, "queued") == 0 || strcmp(state, "fetched") == 0 ||
+              strcmp(state, "delivered") == 0) ||
+            !cli_parse_id16(json_string_value(json_object_get(row, "id")), id))
+            continue;
+        casenet_message_status st = {0};
+        int rc = casenet_client_status(c->client, id, &st);
+        if (rc == CASENET_OK && st.n_recipients == 1)
+            json_object_set_new(
+                row, "deadlines",
+                deadlines_json(st.recipients[0].deadlines, st.recipients[0].n_deadlines));
+        casenet_message_status_clear(&st);
+        if (rc == CASENET_ETIMEDOUT) {
+            after_error(c, rc);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->net_lock);
 }
 
 static json_t *recipients_json(struct console *c, const casenet_message_status *s)

@@ -177,6 +177,7 @@ class ConsoleBrowser(unittest.TestCase):
         # the police sees it live, without a reload
         text = self.wait(po, lambda d: d.find_element(By.CSS_SELECTOR, "#inbox-table tr.row").text, 30)
         self.assertIn("khẩn cấp", text)
+        self.assertIn("hạn xác nhận đã nhận: còn", text)
         self.assertEqual(len(po.find_elements(By.CSS_SELECTOR, "#inbox-table tr.row")), 1,
                          "a double submit sent two messages")
         self.shot(po, "05-inbox-live")

@@ -412,6 +412,11 @@ static void test_referral_round_trip(void **state)
     json_t *row = json_array_get(json_object_get(h2.json, "rows"), 0);
     assert_string_equal(json_string_value(json_object_get(row, "id")), id);
     assert_string_equal(json_string_value(json_object_get(row, "urgency")), "emergency");
+    /* its deadlines, for the countdown: deliver and accept, pending */
+    json_t *dl = json_object_get(row, "deadlines");
+    assert_true(json_array_size(dl) >= 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(dl, 0), "state")),
+                        "pending");
     http_clear(&h2);
 
     /* read: decrypted payload, urgency copied from the header, verified */

@@ -92,6 +92,15 @@ function randomId() {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+// The first deadline still pending (or breached) of a row, as a countdown.
+function nextDeadline(ds) {
+  const open = (ds || []).filter((d) => d.kind !== "expire" && (d.state === "pending" || d.state === "breached"))
+    .sort((a, b) => a.due_at - b.due_at)[0];
+  if (!open) return "";
+  const late = open.state === "breached" || open.due_at < Date.now();
+  return [t("deadline." + open.kind) + ": ", badge(late ? "overdue" : "", countdown(open.due_at))];
+}
+
 function badge(cls, text) { return el("span", { class: "badge " + cls }, text); }
 function enumName(v, prefix) { return String(v || "").replace(prefix, ""); }
 function urgencyBadge(u) { return badge(u, t("urgency." + u)); }
@@ -301,12 +310,13 @@ async function inboxPage(params, opts) {
       el("td", {}, what),
       el("td", {}, m.from_name),
       el("td", {}, stateBadge(m.state)),
+      el("td", { class: "deadline" }, nextDeadline(m.deadlines)),
       el("td", {}, when(m.received_at)),
       el("td", { class: "muted" }, m.case ? m.case.slice(0, 8) : ""));
   });
   const table = rows.length
     ? el("table", { id: "inbox-table" },
-      el("thead", {}, el("tr", {}, ["col.urgency", "col.kind", "col.from", "col.state", "col.received", "col.case"]
+      el("thead", {}, el("tr", {}, ["col.urgency", "col.kind", "col.from", "col.state", "col.deadline", "col.received", "col.case"]
         .map((k) => el("th", { scope: "col" }, t(k))))),
       el("tbody", {}, rows))
     : el("p", { id: "inbox-empty" }, t("inbox.empty"));
