@@ -19,6 +19,7 @@
 static const char console_usage[] =
     "usage: casenet console [--home DIR] [--listen ADDR:PORT] [--broker ENDPOINT]\n"
     "                       [--assets DIR] [--tls-cert FILE --tls-key FILE]\n"
+    "                       [--public-host HOST[:PORT]]\n"
     "       casenet console user add NAME --role caseworker|supervisor|viewer [--home DIR]\n"
     "       casenet console user list [--home DIR]\n"
     "       casenet console user disable NAME [--home DIR]\n"
@@ -42,6 +43,9 @@ static const char console_usage[] =
     "  -a, --assets DIR         the pages (default: " CASENET_CONSOLE_ASSETS ")\n"
     "  -c, --tls-cert FILE      PEM certificate chain for HTTPS\n"
     "  -k, --tls-key FILE       PEM private key for HTTPS\n"
+    "  -P, --public-host HOST[:PORT]  also accept this Host (and the origin\n"
+    "                           https://HOST[:PORT]): the name a TLS reverse\n"
+    "                           proxy serves the console under; cookies get Secure\n"
     "  -h, --help               this text\n"
     "\n"
     "accounts: the password is read from the terminal (twice), or one line from\n"
@@ -276,15 +280,20 @@ static int cmd_token(int argc, char **argv)
 static int serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"home", required_argument, NULL, 'H'},     {"listen", required_argument, NULL, 'l'},
-        {"broker", required_argument, NULL, 'b'},   {"assets", required_argument, NULL, 'a'},
-        {"tls-cert", required_argument, NULL, 'c'}, {"tls-key", required_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"home", required_argument, NULL, 'H'},
+        {"listen", required_argument, NULL, 'l'},
+        {"broker", required_argument, NULL, 'b'},
+        {"assets", required_argument, NULL, 'a'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"public-host", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *home = NULL, *listen = "127.0.0.1:8111", *broker = NULL;
-    const char *assets = CASENET_CONSOLE_ASSETS, *cert = NULL, *key = NULL;
+    const char *assets = CASENET_CONSOLE_ASSETS, *cert = NULL, *key = NULL, *public_host = NULL;
     int ch;
-    while ((ch = cli_getopt(argc, argv, "H:l:b:a:c:k:h", opts)) != -1) {
+    while ((ch = cli_getopt(argc, argv, "H:l:b:a:c:k:P:h", opts)) != -1) {
         switch (ch) {
         case 'h':
             return cli_help(console_usage);
@@ -305,6 +314,9 @@ static int serve(int argc, char **argv)
             break;
         case 'k':
             key = optarg;
+            break;
+        case 'P':
+            public_host = optarg;
             break;
         default:
             return CLI_EUSAGE;
@@ -332,6 +344,16 @@ static int serve(int argc, char **argv)
         goto cleanup;
     }
     c->assets = assets;
+    if (public_host &&
+        (!public_host[0] || strlen(public_host) >= sizeof c->host_ok[2] ||
+         strspn(public_host,
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") !=
+             strlen(public_host))) {
+        ex = cli_usage_error("--public-host wants HOST or HOST:PORT, not '%s'", public_host);
+        goto cleanup;
+    }
+    if (public_host)
+        snprintf(c->host_ok[2], sizeof c->host_ok[2], "%s", public_host);
     char index[4096];
     snprintf(index, sizeof index, "%s/index.html", assets);
     if (!cli_exists(index)) {

@@ -134,9 +134,11 @@ struct console {
     struct home *home;
     console_db *db;
     console_sessions *sessions;
-    const char *assets;   /* directory of the static pages */
-    char host_ok[2][300]; /* accepted Host header values */
-    char cookie[32];      /* the session cookie's name: cn_session_PORT */
+    const char *assets; /* directory of the static pages */
+    /* accepted Host header values: the listen address, localhost on
+     * loopback, and the --public-host a TLS reverse proxy forwards */
+    char host_ok[3][300];
+    char cookie[32]; /* the session cookie's name: cn_session_PORT */
     bool tls;
     volatile int stopping;
 

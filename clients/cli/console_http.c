@@ -195,7 +195,7 @@ static enum MHD_Result do_login(struct console *c, struct MHD_Connection *conn,
     if (rc != CASENET_OK)
         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "UNAUTHENTICATED", "wrong name or password");
     snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s", c->cookie, id,
-             c->tls ? "; Secure" : "");
+             c->tls || c->host_ok[2][0] ? "; Secure" : "");
     json_t *out = session_json(c, &s);
     resp.status = MHD_HTTP_OK;
     resp.body = out ? json_dumps(out, JSON_COMPACT) : NULL;
@@ -292,7 +292,7 @@ static bool host_ok(const struct console *c, struct MHD_Connection *conn)
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
     if (!host)
         return false;
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         if (c->host_ok[i][0] && strcasecmp(host, c->host_ok[i]) == 0)
             return true;
     }
@@ -305,12 +305,12 @@ static bool origin_ok(const struct console *c, struct MHD_Connection *conn)
     const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
     if (!origin)
         return true;
-    const char *scheme = c->tls ? "https://" : "http://";
-    size_t sl = strlen(scheme);
-    if (strncmp(origin, scheme, sl) != 0)
-        return false;
-    for (size_t i = 0; i < 2; i++) {
-        if (c->host_ok[i][0] && strcasecmp(origin + sl, c->host_ok[i]) == 0)
+    for (size_t i = 0; i < 3; i++) {
+        /* the public host is reached through a proxy's HTTPS */
+        const char *scheme = c->tls || i == 2 ? "https://" : "http://";
+        size_t sl = strlen(scheme);
+        if (c->host_ok[i][0] && strncmp(origin, scheme, sl) == 0 &&
+            strcasecmp(origin + sl, c->host_ok[i]) == 0)
             return true;
     }
     return false;

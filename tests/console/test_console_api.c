@@ -28,9 +28,10 @@
 
 #include <cmocka.h>
 
-#define HOTLINE  "vn.hotline111"
-#define POLICE   "vn.police.a05"
-#define PASSWORD "a long enough password"
+#define HOTLINE     "vn.hotline111"
+#define POLICE      "vn.police.a05"
+#define PASSWORD    "a long enough password"
+#define PUBLIC_HOST "console.police.example"
 
 static const char *const members[] = {
     HOTLINE ":intake:hotline",
@@ -114,8 +115,10 @@ static void start_console(struct console_proc *cp)
     if (pid == 0) {
         FILE *f = freopen(out, "w", stdout);
         (void)f;
+        /* the police's console is also served through a (pretend) proxy */
         execl(casenet_bin(), casenet_bin(), "console", "--home", cp->home, "--listen",
-              "127.0.0.1:0", "--assets", assets, (char *)NULL);
+              "127.0.0.1:0", "--assets", assets, "--public-host",
+              strstr(cp->home, POLICE) ? PUBLIC_HOST : "unused.example", (char *)NULL);
         _exit(127);
     }
     cp->pid = pid;
@@ -293,6 +296,19 @@ static void test_headers_and_host(void **state)
     /* DNS rebinding: another name for our address is refused */
     http(f->hl.port, "GET", "/", "attacker.example:80", NULL, NULL, &h);
     assert_int_equal(h.status, 421);
+    http_clear(&h);
+    /* the --public-host a TLS proxy forwards, with its https origin */
+    http(f->po.port, "GET", "/", PUBLIC_HOST, NULL, NULL, &h);
+    assert_int_equal(h.status, 200);
+    http_clear(&h);
+    http(f->po.port, "POST", "/api/v1/session", PUBLIC_HOST, "Origin: https://" PUBLIC_HOST "\r\n",
+         "{\"username\":\"minh\",\"password\":\"" PASSWORD "\"}", &h);
+    assert_int_equal(h.status, 200);
+    assert_non_null(strstr(h.headers, "; Secure"));
+    http_clear(&h);
+    http(f->po.port, "POST", "/api/v1/session", PUBLIC_HOST, "Origin: http://" PUBLIC_HOST "\r\n",
+         "{\"username\":\"minh\",\"password\":\"" PASSWORD "\"}", &h);
+    assert_int_equal(h.status, 403);
     http_clear(&h);
     /* no way out of the assets directory */
     expect(f->hl.port, "GET", "/../member.key", NULL, NULL, 404);
