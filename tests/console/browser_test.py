@@ -73,8 +73,14 @@ class ConsoleBrowser(unittest.TestCase):
         cls.net = consolenet.Network()
         cls.hl_url = cls.net.urls["vn.hotline111"]
         cls.po_url = cls.net.urls["vn.police.a05"]
-        cls.hl = browser("hotline")
-        cls.po = browser("police")
+        try:
+            cls.hl = browser("hotline")
+            cls.po = browser("police")
+        except Exception:
+            if getattr(cls, "hl", None):
+                cls.hl.quit()
+            cls.net.close()  # no broker or console left behind
+            raise
 
     @classmethod
     def tearDownClass(cls):

@@ -43,6 +43,13 @@ class Network:
         self.root = tempfile.mkdtemp(prefix="casenet-console-test.")
         self.procs = []
         self.urls = {}
+        try:
+            self._build()
+        except BaseException:
+            self.close()  # no broker or console left behind
+            raise
+
+    def _build(self):
         d = self.root
         run(CASENET, "admin", "init", "--out", f"{d}/authority")
         for mid, opts in MEMBERS:
