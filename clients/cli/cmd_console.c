@@ -324,6 +324,11 @@ static int serve(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    const char *colon = strrchr(listen, ':');
+    uint64_t port = 0;
+    if (!colon || colon == listen || !cli_parse_uint(colon + 1, 0, 65535, &port))
+        return cli_usage_error("--listen wants ADDRESS:PORT (e.g. 127.0.0.1:8111), not '%s'",
+                               listen);
     char *path = home_path(home);
     if (!path)
         return CLI_EFAIL;
