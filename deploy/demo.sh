@@ -201,3 +201,4 @@ stop_broker
 tail -n 5 broker.log | sed 's/^/     /'
 
 printf '\n%sDone.%s Keys, homes, the broker data and its log are in demo-run/.\n' "$bold" "$plain"
+printf 'The web consoles of the hotline and the police, in a browser: deploy/demo-console.sh\n'

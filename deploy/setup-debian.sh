@@ -6,7 +6,8 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
   libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev libinih-dev
-  jq valgrind procps
+  jq valgrind procps libmicrohttpd-dev
+  chromium chromium-driver python3-selenium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -26,6 +26,7 @@ static const struct cli_cmd commands[] = {
     {"cases", cmd_cases, "the messages this member sent and where each stands"},
     {"overdue", cmd_overdue, "coordinators: referrals past a deadline and not yet taken"},
     {"watch", cmd_watch, "unattended agent: hand each new message to the agency, then ack"},
+    {"console", cmd_console, "the agency's web console and its staff accounts"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

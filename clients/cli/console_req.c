@@ -1,0 +1,217 @@
+/* console_req.c - the console's checks of what a browser or a machine sends
+ * it, apart from the server so that a fuzzer can drive them: the static page
+ * paths, the body of a send and of a receipt. Each refusal is a 400 answer
+ * naming the field. */
+#include "console.h"
+
+#include "cli.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+void console_error(struct console_resp *out, unsigned status, const char *name, const char *msg,
+                   const char *field)
+{
+    json_t *o = json_pack("{s:s, s:s}", "error", name, "message", msg);
+    if (o && field)
+        json_object_set_new(o, "field", json_string(field));
+    free(out->body);
+    out->status = status;
+    out->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+}
+
+bool console_static_path_ok(const char *url)
+{
+    size_t n = strlen(url), segs = 0;
+    if (n < 2 || n > 128 || url[0] != '/')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = url[i];
+        if (ch == '/') {
+            if (++segs > 2 || url[i + 1] == '.' || url[i + 1] == '\0' || url[i + 1] == '/')
+                return false;
+            continue;
+        }
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec,
+                           struct console_resp *err)
+{
+    json_t *in = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *status = NULL, *reason = NULL, *outcome = NULL;
+    memset(rec, 0, sizeof *rec);
+    if (!in ||
+        json_unpack(in, "{s:s, s?s, s?s}", "status", &status, "reason", &reason, "outcome",
+                    &outcome) != 0 ||
+        casenet_receipt_status_parse(status, &rec->status) != CASENET_OK) {
+        json_decref(in);
+        console_error(err, 400, "BAD_REQUEST",
+                      "send {\"status\": delivered|accepted|declined|completed}", "status");
+        return false;
+    }
+    if (reason && !reason[0])
+        reason = NULL;
+    if (outcome && !outcome[0])
+        outcome = NULL;
+    const char *bad = NULL, *field = NULL;
+    if (rec->status == CASENET_RECEIPT_DECLINED &&
+        (!reason || !casenet_decline_reason_valid(reason)))
+        bad = "a decline needs a reason: not-competent, duplicate, insufficient-information, "
+              "redirected",
+        field = "reason";
+    else if (rec->status != CASENET_RECEIPT_DECLINED && reason)
+        bad = "a reason goes with declined only", field = "reason";
+    else if (rec->status == CASENET_RECEIPT_COMPLETED && !outcome)
+        bad = "completing needs an outcome", field = "outcome";
+    else if (rec->status != CASENET_RECEIPT_COMPLETED && outcome)
+        bad = "an outcome goes with completed only", field = "outcome";
+    else if ((reason && cn_strlcpy(rec->reason, reason, sizeof rec->reason) != CASENET_OK) ||
+             (outcome && cn_strlcpy(rec->outcome, outcome, sizeof rec->outcome) != CASENET_OK))
+        bad = "too long", field = outcome ? "outcome" : "reason";
+    json_decref(in);
+    if (bad) {
+        console_error(err, 400, "BAD_REQUEST", bad, field);
+        return false;
+    }
+    return true;
+}
+
+static const char *const urgency_enum[] = {
+    [CASENET_URGENCY_EMERGENCY] = "URGENCY_EMERGENCY",
+    [CASENET_URGENCY_URGENT_TAKEDOWN] = "URGENCY_URGENT_TAKEDOWN",
+    [CASENET_URGENCY_STANDARD] = "URGENCY_STANDARD",
+    [CASENET_URGENCY_INFO] = "URGENCY_INFO",
+};
+
+/* The urgency is chosen once: a referral's payload gets the header's
+ * urgency, and one that names another is refused. */
+static const char *apply_urgency(json_t *payload, casenet_kind kind, casenet_urgency urgency)
+{
+    if (kind != CASENET_KIND_REFERRAL)
+        return NULL;
+    json_t *ref = json_object_get(payload, "referral");
+    if (!json_is_object(ref))
+        return "payload.referral";
+    json_t *u = json_object_get(ref, "urgency");
+    if (!u) {
+        json_object_set_new(ref, "urgency", json_string(urgency_enum[urgency]));
+        return NULL;
+    }
+    if (!json_is_string(u) || strcmp(json_string_value(u), urgency_enum[urgency]) != 0)
+        return "payload.referral.urgency";
+    return NULL;
+}
+
+void console_send_clear(struct console_send *s)
+{
+    casenet_buf_free(&s->payload);
+    json_decref(s->in);
+    memset(s, 0, sizeof *s);
+}
+
+/* Checks an id field: absent, or 32 hex digits into out. */
+static bool id_field(const char *hex, uint8_t out[16], bool *has)
+{
+    *has = hex != NULL;
+    return !hex || cli_parse_id16(hex, out);
+}
+
+bool console_parse_send(const char *body, size_t len, struct console_send *s,
+                        struct console_resp *err)
+{
+    memset(s, 0, sizeof *s);
+    const char *kind_s = NULL, *urg_s = "standard", *status_s = "actual", *draft_s = NULL;
+    const char *reply_s = NULL;
+    json_t *to = NULL, *payload = NULL;
+    char *pjson = NULL, perr[256] = "";
+    const char *msg = NULL, *field = NULL;
+    bool has_case = false, has_reply = false;
+    s->in = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!s->in ||
+        json_unpack(s->in, "{s:s, s:o, s:o, s?s, s?s, s?s, s?s, s?s}", "kind", &kind_s, "to", &to,
+                    "payload", &payload, "urgency", &urg_s, "status", &status_s, "draft_id",
+                    &draft_s, "case", &s->case_hex, "reply_to", &reply_s) != 0) {
+        msg = "send {\"kind\", \"to\": [...], \"urgency\", \"payload\": {...}, \"draft_id\"}";
+        goto refuse;
+    }
+    casenet_seal_opts *so = &s->so;
+    if (casenet_kind_parse(kind_s, &so->kind) != CASENET_OK ||
+        so->kind == CASENET_KIND_ESCALATION || so->kind == CASENET_KIND_DEAD_LETTER ||
+        so->kind == CASENET_KIND_RECEIPT) {
+        msg = "unknown kind", field = "kind";
+        goto refuse;
+    }
+    if (casenet_urgency_parse(urg_s, &so->urgency) != CASENET_OK) {
+        msg = "unknown urgency", field = "urgency";
+        goto refuse;
+    }
+    if (casenet_msg_status_parse(status_s, &so->status) != CASENET_OK) {
+        msg = "status is actual, exercise or test", field = "status";
+        goto refuse;
+    }
+    if (!json_is_array(to) || json_array_size(to) == 0 ||
+        json_array_size(to) > CASENET_MAX_RECIPIENTS) {
+        msg = "choose at least one recipient", field = "to";
+        goto refuse;
+    }
+    for (size_t i = 0; i < json_array_size(to); i++) {
+        const char *t = json_string_value(json_array_get(to, i));
+        if (!t || !(casenet_member_id_valid(t) || (t[0] == '@' && t[1]))) {
+            msg = "a recipient is not a member id or @group", field = "to";
+            goto refuse;
+        }
+        s->to_ids[i] = t;
+    }
+    so->to = s->to_ids;
+    so->n_to = json_array_size(to);
+    if (!id_field(draft_s, s->draft, &s->has_draft))
+        field = "draft_id";
+    else if (!id_field(s->case_hex, s->case_ref, &has_case))
+        field = "case";
+    else if (!id_field(reply_s, s->reply_to, &has_reply))
+        field = "reply_to";
+    if (field) {
+        msg = "ids are 32 hex digits";
+        goto refuse;
+    }
+    so->case_ref = has_case ? s->case_ref : NULL;
+    so->in_reply_to = has_reply ? s->reply_to : NULL;
+    if (!json_is_object(payload)) {
+        msg = "payload must be an object", field = "payload";
+        goto refuse;
+    }
+    field = apply_urgency(payload, so->kind, so->urgency);
+    if (field) {
+        msg = "the payload must be a referral whose urgency is the one chosen";
+        goto refuse;
+    }
+    pjson = json_dumps(payload, JSON_COMPACT);
+    int rc = pjson ? casenet_payload_from_json(pjson, strlen(pjson), so->kind, &s->payload, perr,
+                                               sizeof perr)
+                   : CASENET_ENOMEM;
+    free(pjson);
+    if (rc != CASENET_OK) {
+        /* the converter's message starts with the field path */
+        char path[128] = "payload";
+        size_t fl = strcspn(perr, ": ");
+        if (fl > 0 && fl < sizeof path - 8)
+            snprintf(path, sizeof path, "payload.%.*s", (int)fl, perr);
+        console_error(err, 400, "BAD_REQUEST", perr[0] ? perr : casenet_strerror(rc), path);
+        console_send_clear(s);
+        return false;
+    }
+    return true;
+refuse:
+    console_error(err, 400, "BAD_REQUEST", msg, field);
+    console_send_clear(s);
+    return false;
+}
