@@ -59,7 +59,7 @@ const char *cli_safe(const char *s)
 
 /* Prints the formatted message to stderr escaped (cli_safe): messages carry
  * text from outside, such as the broker's error message. */
-static void print_escaped(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void print_escaped(const char *fmt, va_list ap)
 {
     char msg[2048], esc[4 * sizeof msg];
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -137,8 +137,10 @@ static json_t *receipt_json(struct console *c, const casenet_buf *signed_receipt
                   display_name(c, rc.recipient), "signed_at", (json_int_t)rc.signed_at_ms);
     if (o && rc.reason[0])
         json_object_set_new(o, "reason", json_string(rc.reason));
-    if (o && rc.outcome[0])
-        json_object_set_new(o, "outcome", json_string(rc.outcome));
+    if (o && rc.outcome != CASENET_OUTCOME_NONE)
+        json_object_set_new(o, "outcome", json_string(casenet_outcome_name((int)rc.outcome)));
+    if (o && rc.has_note)
+        json_object_set_new(o, "note_id", hex16(rc.note_id));
     if (o)
         json_object_set_new(o, "message_id", hex16(rc.message_id));
     return o;

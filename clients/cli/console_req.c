@@ -74,9 +74,12 @@ bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec,
         bad = "completing needs an outcome", field = "outcome";
     else if (rec->status != CASENET_RECEIPT_COMPLETED && outcome)
         bad = "an outcome goes with completed only", field = "outcome";
-    else if ((reason && cn_strlcpy(rec->reason, reason, sizeof rec->reason) != CASENET_OK) ||
-             (outcome && cn_strlcpy(rec->outcome, outcome, sizeof rec->outcome) != CASENET_OK))
-        bad = "too long", field = outcome ? "outcome" : "reason";
+    else if (outcome && casenet_outcome_parse(outcome, &rec->outcome) != CASENET_OK)
+        bad = "the outcome is a code: resolved, referred-onward, no-action-needed, "
+              "unable-to-act, withdrawn (words go in a status note)",
+        field = "outcome";
+    else if (reason && cn_strlcpy(rec->reason, reason, sizeof rec->reason) != CASENET_OK)
+        bad = "too long", field = "reason";
     json_decref(in);
     if (bad) {
         console_error(err, 400, "BAD_REQUEST", bad, field);
