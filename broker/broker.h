@@ -32,13 +32,19 @@ struct broker_limits {
     uint32_t batch_max;
     uint32_t verify_threads; /* workers verifying Submits off the loop (verify.h) */
     /* Per-member limits (member_limits.h); main.c fills in the defaults. A
-     * submit_rate of 0 given in the config turns the bucket off. */
-    uint32_t submit_rate, submit_burst; /* Submit token bucket per member */
-    bool submit_rate_set;               /* submit_rate given in the config */
-    uint32_t max_inbox_backlog;         /* queued rows per inbox */
-    uint32_t fair_share;                /* requests per member per batch */
-    uint32_t min_free_mb;               /* Submit refused below this free space */
-    bool min_free_set;                  /* min_free_mb given (0 = no check) */
+     * rate of 0 given in the config turns that bucket off. */
+    struct limits_rate rate[LIMITS_BUCKETS_N]; /* token bucket per request class */
+    bool rate_set[LIMITS_BUCKETS_N];           /* its rate given in the config */
+    uint32_t max_inbox_backlog;                /* queued message rows per inbox */
+    uint32_t max_pair_backlog;                 /* of them from one sender (0 = no cap) */
+    bool pair_set;                             /* max_pair_backlog given */
+    uint32_t emergency_pct;                    /* share of both caps only EMERGENCY takes */
+    bool emergency_set;                        /* emergency_pct given */
+    uint32_t quota_mb;                         /* stored envelope MiB per sender (0 = none) */
+    bool quota_set;                            /* quota_mb given */
+    uint32_t fair_share;                       /* requests per member per batch */
+    uint32_t min_free_mb;                      /* the disk reserve, split per class */
+    bool min_free_set;                         /* min_free_mb given (0 = no check) */
 };
 
 /* Paths and limits as given by the config file and the command line
@@ -100,9 +106,9 @@ struct batch {
     casenet_directory *new_dir; /* a verified directory to swap in; owned */
     bool store_failed;          /* a store operation failed: roll back */
     struct preverified *pre;    /* for the request being dispatched, or NULL */
-    /* The free-space check of Submit (limits_disk_ok), made once per batch:
-     * a statvfs per Submit cost more than the rest of the limits. */
-    bool disk_checked, disk_ok;
+    /* The free space (limits_disk_avail_mb), measured once per batch: a
+     * statvfs per Submit cost more than the rest of the limits. */
+    bool disk_checked;
     uint64_t disk_avail_mb;
     /* Deferred receipt signatures. The loop reserves cap_sigs up front and
      * the array never moves while workers sign; with no room left (or none

@@ -639,7 +639,7 @@ static bool run_deadlines(struct server *s)
  * it admits after all (the bucket refilled meanwhile) verifies inline. */
 static bool bucket_will_refuse(struct server *s, const char *member)
 {
-    uint32_t tokens = limits_submit_tokens(s->b->limits, member, cn_mono_ms());
+    uint32_t tokens = limits_tokens(s->b->limits, LIMITS_SUBMIT, member, cn_mono_ms());
     if (tokens == UINT32_MAX)
         return false; /* no bucket: every Submit is admitted */
     uint32_t ahead = 0;

@@ -33,8 +33,8 @@ extern "C" {
 
 /* ------------------------------------------------------------------ errors */
 
-/* One error enum. 1..12 are the wire error codes of proto ErrorCode (same
- * numbers); 100 and up are local conditions that never travel. */
+/* One error enum. 1..12 and 15 are the wire error codes of proto ErrorCode
+ * (same numbers); 100 and up are local conditions that never travel. */
 typedef enum casenet_err {
     CASENET_OK = 0,
     CASENET_EBADREQ = 1,         /* malformed or structurally invalid input */
@@ -49,6 +49,7 @@ typedef enum casenet_err {
     CASENET_EUNKNOWNRCPT = 10,   /* recipient not in the directory or not active */
     CASENET_ECLOCKSKEW = 11,     /* created_at too far from the broker's clock */
     CASENET_EVERSION = 12,       /* protocol or envelope version not supported */
+    CASENET_EQUOTA = 15,         /* the member's storage quota at the broker is used up */
     CASENET_ENOMEM = 100,        /* out of memory */
     CASENET_EIO = 101,           /* file or socket I/O failed */
     CASENET_ECRYPTO = 102,       /* decryption or key unwrapping failed */

@@ -457,7 +457,7 @@ static int from_wire_error(casenet_client *c, const Casenet__V1__Error *e)
     int code = (int)e->code;
     if (code == CASENET_ERATELIMIT || code == CASENET_EUNAVAIL)
         c->retry_after_ms = e->retry_after_ms;
-    if (code >= CASENET_EBADREQ && code <= CASENET_EVERSION)
+    if ((code >= CASENET_EBADREQ && code <= CASENET_EVERSION) || code == CASENET_EQUOTA)
         return code;
     return CASENET_EBADREQ; /* an error code this client does not know */
 }

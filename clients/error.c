@@ -25,6 +25,7 @@ static const struct err_row errors[] = {
     {CASENET_EUNKNOWNRCPT, "UNKNOWN_RECIPIENT", "recipient unknown or not active"},
     {CASENET_ECLOCKSKEW, "CLOCK_SKEW", "clock too far from the broker's"},
     {CASENET_EVERSION, "VERSION", "unsupported protocol or format version"},
+    {CASENET_EQUOTA, "QUOTA_EXCEEDED", "storage quota at the broker used up"},
     {CASENET_ENOMEM, "NOMEM", "out of memory"},
     {CASENET_EIO, "IO", "input/output error"},
     {CASENET_ECRYPTO, "CRYPTO", "decryption failed"},

@@ -36,7 +36,7 @@ int cli_exit_code(int err, enum cli_origin origin)
     default:
         break;
     }
-    bool wire = err >= CASENET_EBADREQ && err <= CASENET_EVERSION;
+    bool wire = (err >= CASENET_EBADREQ && err <= CASENET_EVERSION) || err == CASENET_EQUOTA;
     if (origin == CLI_BROKER && wire)
         return CLI_EREFUSED;
     if (origin == CLI_VERIFY &&
