@@ -475,8 +475,8 @@ static int limits_backlog(struct hctx *c, const casenet_message_info *info)
             return fail(c, CASENET_EUNAVAIL,
                         "%s has %llu unfetched messages (the limit is %llu%s); retry later or "
                         "reach the recipient another way",
-                        info->recipients[i], (unsigned long long)queued,
-                        (unsigned long long)max, emergency ? "" : " but for emergencies");
+                        info->recipients[i], (unsigned long long)queued, (unsigned long long)max,
+                        emergency ? "" : " but for emergencies");
         }
     }
     return CASENET_OK;

@@ -454,7 +454,8 @@ static const char *const sql[ST_COUNT] = {
                          " coalesce(sum(CASE WHEN sender = ?2 THEN queued END), 0)"
                          " FROM inbox_pair_backlog WHERE recipient = ?1",
     [ST_MEMBER_BYTES] = "SELECT bytes FROM member_bytes WHERE member = ?1",
-    [ST_INBOX_FETCH_MARK] = "UPDATE inbox SET fetch_state = ?2 WHERE seq = ?1 AND fetch_state <> ?2",
+    [ST_INBOX_FETCH_MARK] =
+        "UPDATE inbox SET fetch_state = ?2 WHERE seq = ?1 AND fetch_state <> ?2",
 };
 
 struct sqlite_store {
