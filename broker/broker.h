@@ -106,10 +106,10 @@ struct batch {
     casenet_directory *new_dir; /* a verified directory to swap in; owned */
     bool store_failed;          /* a store operation failed: roll back */
     struct preverified *pre;    /* for the request being dispatched, or NULL */
-    /* The free space (limits_disk_avail_mb), measured once per batch: a
+    /* The free space (limits_disk_avail_kb), measured once per batch: a
      * statvfs per Submit cost more than the rest of the limits. */
     bool disk_checked;
-    uint64_t disk_avail_mb;
+    uint64_t disk_avail_kb;
     /* Deferred receipt signatures. The loop reserves cap_sigs up front and
      * the array never moves while workers sign; with no room left (or none
      * reserved, e.g. outside process_batch) a handler signs inline. */

@@ -398,19 +398,19 @@ static int limits_request(struct hctx *c, enum limits_class cls)
 }
 
 /* Logs a low disk at most every 10 s. */
-static void log_disk_low(uint64_t avail_mb, uint64_t floor_mb, enum limits_class cls)
+static void log_disk_low(uint64_t avail_kb, uint64_t floor_kb, enum limits_class cls)
 {
     static int64_t last;
     int64_t now = cn_mono_ms();
     if (last && now - last < 10000)
         return;
     last = now;
-    log_event(LOG_ERROR, "disk_low", "available_mb", log_u64(avail_mb), "floor_mb",
-              log_u64(floor_mb), "class", limits_class_name(cls), "msg",
+    log_event(LOG_ERROR, "disk_low", "available_kb", log_u64(avail_kb), "floor_kb",
+              log_u64(floor_kb), "class", limits_class_name(cls), "msg",
               "members' requests of this class refused until space is freed", NULL);
 }
 
-/* The disk reserve's share of class cls (limits_disk_floor_mb), free space
+/* The disk reserve's share of class cls (limits_disk_floor_kb), free space
  * measured once per batch: UNAVAILABLE, not audited (the reserve is for the
  * writes that must go on). */
 static int disk_check(struct hctx *c, enum limits_class cls)
@@ -420,15 +420,15 @@ static int disk_check(struct hctx *c, enum limits_class cls)
     if (lim->min_free_mb == 0)
         return CASENET_OK;
     if (!bt->disk_checked) {
-        bt->disk_avail_mb = limits_disk_avail_mb(c->b->cfg->data_dir);
+        bt->disk_avail_kb = limits_disk_avail_kb(c->b->cfg->data_dir);
         bt->disk_checked = true;
     }
-    uint64_t floor = limits_disk_floor_mb(lim->min_free_mb, cls);
-    if (bt->disk_avail_mb >= floor)
+    uint64_t floor = limits_disk_floor_kb(lim->min_free_mb, cls);
+    if (bt->disk_avail_kb >= floor)
         return CASENET_OK;
     c->retry_after_ms = LIMITS_DISK_RETRY_MS;
     c->no_audit = true;
-    log_disk_low(bt->disk_avail_mb, floor, cls);
+    log_disk_low(bt->disk_avail_kb, floor, cls);
     return fail(c, CASENET_EUNAVAIL,
                 "the broker's disk is nearly full; nothing was stored; retry later");
 }

@@ -148,26 +148,27 @@ uint32_t limits_tokens(const struct limits *l, enum limits_class cls, const char
     return (uint32_t)(refilled(&l->rate[cls], &m->b[cls], now_ms) / UNIT);
 }
 
-uint64_t limits_disk_avail_mb(const char *dir)
+uint64_t limits_disk_avail_kb(const char *dir)
 {
     struct statvfs v;
     if (statvfs(dir, &v) != 0) {
         log_event(LOG_WARN, "statvfs_failed", "path", dir, NULL);
         return UINT64_MAX;
     }
-    return (uint64_t)v.f_bavail * v.f_frsize / (1024u * 1024u);
+    return (uint64_t)v.f_bavail * v.f_frsize / 1024u;
 }
 
-uint64_t limits_disk_floor_mb(uint32_t min_free_mb, enum limits_class cls)
+uint64_t limits_disk_floor_kb(uint32_t min_free_mb, enum limits_class cls)
 {
+    uint64_t kb = (uint64_t)min_free_mb * 1024u;
     switch (cls) {
     case LIMITS_SUBMIT:
-        return min_free_mb;
+        return kb;
     case LIMITS_FETCH:
     case LIMITS_AUDIT:
-        return min_free_mb / 2;
+        return kb / 2;
     case LIMITS_RECEIPT:
-        return min_free_mb / 4;
+        return kb / 4;
     default:
         return 0;
     }

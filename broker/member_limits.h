@@ -53,7 +53,7 @@ struct limits_rate {
 #define LIMITS_DEFAULT_QUOTA_MB        256u    /* stored envelope bytes per sender */
 #define LIMITS_DEFAULT_FAIR_SHARE      16u     /* requests per member per batch */
 #define LIMITS_BACKLOG_RETRY_MS        60000u  /* retry-after for a full inbox */
-#define LIMITS_DEFAULT_MIN_FREE_MB     64u     /* the disk reserve (see limits_disk_floor_mb) */
+#define LIMITS_DEFAULT_MIN_FREE_MB     64u     /* the disk reserve (see limits_disk_floor_kb) */
 #define LIMITS_DISK_RETRY_MS           30000u  /* retry-after when the disk is low */
 
 struct limits;
@@ -86,17 +86,17 @@ uint32_t limits_tokens(const struct limits *l, enum limits_class cls, const char
  * "broker"), for messages and logs. */
 const char *limits_class_name(enum limits_class cls);
 
-/* MiB available to the broker on the file system holding dir (statvfs
+/* KiB available to the broker on the file system holding dir (statvfs
  * f_bavail); UINT64_MAX when statvfs fails (logged): the store still maps a
  * real SQLITE_FULL to UNAVAILABLE. */
-uint64_t limits_disk_avail_mb(const char *dir);
+uint64_t limits_disk_avail_kb(const char *dir);
 
-/* The free space (MiB) below which requests of class cls are refused, from
+/* The free space (KiB) below which requests of class cls are refused, from
  * the reserve min_free_mb: Submit below all of it, Fetch and audit reads that
  * write below half, Receipts below a quarter; the last quarter is the
  * broker's own (0 for LIMITS_BROKER). Thus members' bulk writes stop first,
  * and the small writes that settle cases and the broker's deadlines,
  * escalations and tree heads keep room after every member is refused. */
-uint64_t limits_disk_floor_mb(uint32_t min_free_mb, enum limits_class cls);
+uint64_t limits_disk_floor_kb(uint32_t min_free_mb, enum limits_class cls);
 
 #endif
