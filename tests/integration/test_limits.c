@@ -84,11 +84,9 @@ static int audit_count(tn_network *tn, int kind)
     return n;
 }
 
-static int submit_to(tn_network *tn, tn_conn *c, const char *from, const char *to,
-                     uint32_t *retry_after)
+/* Submits env (and frees it); returns the answer's code. */
+static int submit_env(tn_conn *c, casenet_buf env, uint32_t *retry_after)
 {
-    const char *rcpt[] = {to};
-    casenet_buf env = tn_seal(tn, from, rcpt, 1, "limits", NULL);
     Casenet__V1__Response *r = tn_submit(c, env.data, env.len);
     int code = tn_code(r);
     if (retry_after)
@@ -96,6 +94,13 @@ static int submit_to(tn_network *tn, tn_conn *c, const char *from, const char *t
     rfree(r);
     casenet_buf_free(&env);
     return code;
+}
+
+static int submit_to(tn_network *tn, tn_conn *c, const char *from, const char *to,
+                     uint32_t *retry_after)
+{
+    const char *rcpt[] = {to};
+    return submit_env(c, tn_seal(tn, from, rcpt, 1, "limits", NULL), retry_after);
 }
 
 /* ------------------------------------------------------------ rate */
@@ -236,12 +241,7 @@ static casenet_buf seal_urgency(tn_network *tn, const char *from, const char *to
 static int submit_urgency(tn_network *tn, tn_conn *c, const char *from, const char *to,
                           casenet_urgency u)
 {
-    casenet_buf env = seal_urgency(tn, from, to, u, "flood", NULL);
-    Casenet__V1__Response *r = tn_submit(c, env.data, env.len);
-    int code = tn_code(r);
-    rfree(r);
-    casenet_buf_free(&env);
-    return code;
+    return submit_env(c, seal_urgency(tn, from, to, u, "flood", NULL), NULL);
 }
 
 /* Item 19 of issue 12: one member filled the police's inbox and the
