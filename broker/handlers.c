@@ -468,7 +468,8 @@ static int limits_backlog(struct hctx *c, const casenet_message_info *info)
                         "%s has %llu unfetched messages from %s (the limit per sender is %llu%s); "
                         "retry later or reach the recipient another way",
                         info->recipients[i], (unsigned long long)mine, c->member,
-                        (unsigned long long)pair_max, emergency ? "" : " but for emergencies");
+                        (unsigned long long)pair_max,
+                        emergency ? "" : ", the rest kept for EMERGENCY messages");
         }
         if (max && queued >= max) {
             c->retry_after_ms = LIMITS_BACKLOG_RETRY_MS;
@@ -476,7 +477,7 @@ static int limits_backlog(struct hctx *c, const casenet_message_info *info)
                         "%s has %llu unfetched messages (the limit is %llu%s); retry later or "
                         "reach the recipient another way",
                         info->recipients[i], (unsigned long long)queued, (unsigned long long)max,
-                        emergency ? "" : " but for emergencies");
+                        emergency ? "" : ", the rest kept for EMERGENCY messages");
         }
     }
     return CASENET_OK;
