@@ -99,6 +99,13 @@ struct batch_sig {
     uint8_t sig[CASENET_SIGNATURE_BYTES]; /* written by the signer */
 };
 
+/* The envelope bytes a member's Submits stored in the batch, added to the
+ * store's count (member_bytes_add) just before the commit. */
+struct batch_bytes {
+    char member[CASENET_MEMBER_ID_MAX + 1];
+    uint64_t bytes;
+};
+
 /* What one batch leaves for the loop to do after its commit. */
 struct batch {
     struct batch_notice *notices;
@@ -115,6 +122,8 @@ struct batch {
      * reserved, e.g. outside process_batch) a handler signs inline. */
     struct batch_sig *sigs;
     size_t n_sigs, cap_sigs;
+    struct batch_bytes *bytes; /* per member, for the byte quota */
+    size_t n_bytes, cap_bytes;
 };
 
 /* Queues a notice for member (takes a copy of the packed response).
@@ -124,6 +133,13 @@ int batch_add_notice(struct batch *bt, const char *member, const uint8_t *resp, 
  * batch, or NULL. */
 const struct batch_sig *batch_find_sig(const struct batch *bt,
                                        const uint8_t id[CASENET_MESSAGE_ID_BYTES]);
+/* Counts n envelope bytes more for member in the batch. CASENET_ENOMEM. */
+int batch_add_bytes(struct batch *bt, const char *member, uint64_t n);
+/* The envelope bytes member's Submits stored in the batch so far. */
+uint64_t batch_bytes_of(const struct batch *bt, const char *member);
+/* Adds the batch's counts to the store (member_bytes_add), in batch, before
+ * the commit. CASENET_EUNAVAIL (the batch rolls back). */
+int batch_flush_bytes(const struct batch *bt, struct store *st);
 /* Releases everything the batch holds and zeroes it. */
 void batch_clear(struct batch *bt);
 

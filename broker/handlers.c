@@ -495,6 +495,7 @@ static int limits_quota(struct hctx *c)
     int rc = s->ops->member_bytes(s, c->member, &stored);
     if (rc != CASENET_OK)
         return store_fail(c, rc, "read the member's stored bytes");
+    stored += batch_bytes_of(c->bt, c->member);
     if (stored + c->size > quota)
         return fail(c, CASENET_EQUOTA,
                     "%s already stores %llu bytes of messages at this broker; with this one "
@@ -652,6 +653,10 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
         goto cleanup;
     }
     int64_t rowid = s->ops->message_last_rowid(s);
+    if ((rc = batch_add_bytes(bt, c->member, len)) != CASENET_OK) {
+        rc = store_fail(c, rc, "count the member's bytes");
+        goto cleanup;
+    }
     uint64_t appended = 0;
     if ((rc = audit_submitted(s, c->now_ms, info, c->size, dir_version, &appended)) != CASENET_OK) {
         rc = store_fail(c, rc, "append to the audit log");
