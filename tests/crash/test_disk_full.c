@@ -93,6 +93,7 @@ static void unfill(const char *dir, const char *name)
 struct fixture {
     tn_network *tn;
     tn_conn *h; /* closed by teardown, also after a failed assertion */
+    tn_conn *p; /* the same */
     bool mounted;
 };
 
@@ -108,6 +109,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     tn_close(f->h);
+    tn_close(f->p);
     if (f->tn->pid)
         tn_kill(f->tn);
     if (f->mounted && umount2(f->tn->data_dir, MNT_DETACH) != 0)
@@ -190,7 +192,7 @@ static void test_disk_full(void **state)
     assert_true(r->error->retry_after_ms > 0);
     rfree(r);
     assert_inbox_holds(tn, ids, n_ids);
-    tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
+    tn_conn *p = f->p = tn_connect(tn, tn_keys(tn, POLICE));
     r = tn_fetch(p, ids[0]);
     assert_int_equal(tn_code(r), 0);
     assert_true(r->fetch->envelope.len > 0);
@@ -222,6 +224,7 @@ static void test_disk_full(void **state)
     rfree(r);
     casenet_buf_free(&rc0);
     tn_close(p);
+    f->p = NULL;
 
     /* 2. No reserve, and not one free page: SQLite's own SQLITE_FULL. */
     tn_close(h);
