@@ -11,7 +11,7 @@
 /* Maps a casenet_err to the wire ErrorCode recorded in events. */
 static Casenet__V1__ErrorCode wire_code(int err)
 {
-    if (err >= CASENET_EBADREQ && err <= CASENET_EVERSION)
+    if ((err >= CASENET_EBADREQ && err <= CASENET_EVERSION) || err == CASENET_EQUOTA)
         return (Casenet__V1__ErrorCode)err;
     if (err == CASENET_ESTALEDIR)
         return CASENET__V1__ERROR_CODE__ERROR_CODE_STALE_DIRECTORY;

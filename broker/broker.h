@@ -35,15 +35,21 @@ struct broker_limits {
     uint32_t batch_max;
     uint32_t verify_threads; /* workers verifying Submits off the loop (verify.h) */
     /* Per-member limits (member_limits.h); main.c fills in the defaults. A
-     * submit_rate of 0 given in the config turns the bucket off. */
-    uint32_t submit_rate, submit_burst; /* Submit token bucket per member */
-    bool submit_rate_set;               /* submit_rate given in the config */
-    uint32_t max_inbox_backlog;         /* queued rows per inbox */
-    uint32_t fair_share;                /* requests per member per batch */
-    uint32_t min_free_mb;               /* Submit refused below this free space */
-    bool min_free_set;                  /* min_free_mb given (0 = no check) */
-    uint32_t max_pending;               /* requests of one member waiting for a batch */
-    uint32_t max_connections;           /* connections per member (0 = no limit) */
+     * rate of 0 given in the config turns that bucket off. */
+    struct limits_rate rate[LIMITS_BUCKETS_N]; /* token bucket per request class */
+    bool rate_set[LIMITS_BUCKETS_N];           /* its rate given in the config */
+    uint32_t max_inbox_backlog;                /* queued message rows per inbox */
+    uint32_t max_pair_backlog;                 /* of them from one sender (0 = no cap) */
+    bool pair_set;                             /* max_pair_backlog given */
+    uint32_t emergency_pct;                    /* share of both caps only EMERGENCY takes */
+    bool emergency_set;                        /* emergency_pct given */
+    uint32_t quota_mb;                         /* stored envelope MiB per sender (0 = none) */
+    bool quota_set;                            /* quota_mb given */
+    uint32_t fair_share;                       /* requests per member per batch */
+    uint32_t min_free_mb;                      /* the disk reserve, split per class */
+    bool min_free_set;                         /* min_free_mb given (0 = no check) */
+    uint32_t max_pending;                      /* requests of one member waiting for a batch */
+    uint32_t max_connections;                  /* connections per member (0 = no limit) */
     bool max_connections_set;
     uint32_t escalation_budget; /* notices per sender per period (0 = no limit) */
     bool escalation_budget_set;
@@ -102,6 +108,13 @@ struct batch_sig {
     uint8_t sig[CASENET_SIGNATURE_BYTES]; /* written by the signer */
 };
 
+/* The envelope bytes a member's Submits stored in the batch, added to the
+ * store's count (member_bytes_add) just before the commit. */
+struct batch_bytes {
+    char member[CASENET_MEMBER_ID_MAX + 1];
+    uint64_t bytes;
+};
+
 /* What one batch leaves for the loop to do after its commit. */
 struct batch {
     struct batch_notice *notices;
@@ -109,15 +122,17 @@ struct batch {
     casenet_directory *new_dir; /* a verified directory to swap in; owned */
     bool store_failed;          /* a store operation failed: roll back */
     struct preverified *pre;    /* for the request being dispatched, or NULL */
-    /* The free-space check of Submit (limits_disk_ok), made once per batch:
-     * a statvfs per Submit cost more than the rest of the limits. */
-    bool disk_checked, disk_ok;
-    uint64_t disk_avail_mb;
+    /* The free space (limits_disk_avail_kb), measured once per batch: a
+     * statvfs per Submit cost more than the rest of the limits. */
+    bool disk_checked;
+    uint64_t disk_avail_kb;
     /* Deferred receipt signatures. The loop reserves cap_sigs up front and
      * the array never moves while workers sign; with no room left (or none
      * reserved, e.g. outside process_batch) a handler signs inline. */
     struct batch_sig *sigs;
     size_t n_sigs, cap_sigs;
+    struct batch_bytes *bytes; /* per member, for the byte quota */
+    size_t n_bytes, cap_bytes;
 };
 
 /* Queues a notice for member (takes a copy of the packed response).
@@ -127,6 +142,13 @@ int batch_add_notice(struct batch *bt, const char *member, const uint8_t *resp, 
  * batch, or NULL. */
 const struct batch_sig *batch_find_sig(const struct batch *bt,
                                        const uint8_t id[CASENET_MESSAGE_ID_BYTES]);
+/* Counts n envelope bytes more for member in the batch. CASENET_ENOMEM. */
+int batch_add_bytes(struct batch *bt, const char *member, uint64_t n);
+/* The envelope bytes member's Submits stored in the batch so far. */
+uint64_t batch_bytes_of(const struct batch *bt, const char *member);
+/* Adds the batch's counts to the store (member_bytes_add), in batch, before
+ * the commit. CASENET_EUNAVAIL (the batch rolls back). */
+int batch_flush_bytes(const struct batch *bt, struct store *st);
 /* Releases everything the batch holds and zeroes it. */
 void batch_clear(struct batch *bt);
 

@@ -76,7 +76,7 @@ static int add_if_active(struct broker *b, const char *id, const char **to, size
     uint32_t max = b->cfg->limits.max_inbox_backlog;
     uint64_t queued = 0;
     if (max && b->store->ops->inbox_backlog) {
-        int rc = b->store->ops->inbox_backlog(b->store, m.id, &queued);
+        int rc = b->store->ops->inbox_backlog(b->store, m.id, b->broker_id, &queued, NULL);
         if (rc != CASENET_OK)
             return rc;
         if (queued >= max) {

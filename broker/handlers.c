@@ -60,7 +60,8 @@ static int store_fail(struct hctx *c, int err, const char *what)
 
 int handlers_wire_code(int err)
 {
-    if ((err >= CASENET_EBADREQ && err <= CASENET_EVERSION) || err == CASENET_EDIREXPIRED)
+    if ((err >= CASENET_EBADREQ && err <= CASENET_EVERSION) || err == CASENET_EDIREXPIRED ||
+        err == CASENET_EQUOTA)
         return err;
     switch (err) {
     case CASENET_ESTALEDIR:
@@ -425,58 +426,107 @@ static int directory_unexpired(struct hctx *c)
                 (unsigned long long)casenet_directory_version(c->b->dir), log_utc(exp));
 }
 
-/* The member's Submit bucket (member_limits.h): RATE_LIMITED with a retry-after;
- * only the first refusal of a run is audited. */
-static int limits_submit(struct hctx *c)
+/* The member's bucket of class cls (member_limits.h): RATE_LIMITED with a
+ * retry-after. Only the first refusal of a run is audited (a Submit's
+ * REJECTED event) or logged at info level. */
+static int limits_request(struct hctx *c, enum limits_class cls)
 {
     uint32_t retry = 0;
     bool first = false;
-    int rc = limits_take_submit(c->b->limits, c->member, cn_mono_ms(), &retry, &first);
+    int rc = limits_take(c->b->limits, cls, c->member, cn_mono_ms(), &retry, &first);
     if (rc == CASENET_OK)
         return rc;
     if (rc == CASENET_ENOMEM)
         return fail(c, rc, "out of memory; retry later");
+    const struct limits_rate *r = &c->b->cfg->limits.rate[cls];
     c->retry_after_ms = retry;
     c->no_audit = !first;
     return fail(c, CASENET_ERATELIMIT,
-                "more than %u submissions per second from %s; retry after %u ms",
-                c->b->cfg->limits.submit_rate, c->member, retry);
+                "more than %u %s requests per minute (burst %u) from %s; retry after %u ms",
+                r->per_min, limits_class_name(cls), r->burst, c->member, retry);
 }
 
 /* Logs a low disk at most every 10 s. */
-static void log_disk_low(uint64_t avail_mb, uint32_t min_mb)
+static void log_disk_low(uint64_t avail_kb, uint64_t floor_kb, enum limits_class cls)
 {
     static int64_t last;
     int64_t now = cn_mono_ms();
     if (last && now - last < 10000)
         return;
     last = now;
-    log_event(LOG_ERROR, "disk_low", "available_mb", log_u64(avail_mb), "min_free_mb",
-              log_u64(min_mb), "msg", "Submit refused until space is freed", NULL);
+    log_event(LOG_ERROR, "disk_low", "available_kb", log_u64(avail_kb), "floor_kb",
+              log_u64(floor_kb), "class", limits_class_name(cls), "msg",
+              "members' requests of this class refused until space is freed", NULL);
 }
 
-/* The backlog limit: every recipient's inbox must hold fewer than
- * max_inbox_backlog queued rows. A full inbox is UNAVAILABLE (the broker
- * cannot take the message now; the sender can do nothing but wait for the
+/* The disk reserve's share of class cls (limits_disk_floor_kb), free space
+ * measured once per batch: UNAVAILABLE, not audited (the reserve is for the
+ * writes that must go on). */
+static int disk_check(struct hctx *c, enum limits_class cls)
+{
+    struct batch *bt = c->bt;
+    const struct broker_limits *lim = &c->b->cfg->limits;
+    if (lim->min_free_mb == 0)
+        return CASENET_OK;
+    if (!bt->disk_checked) {
+        bt->disk_avail_kb = limits_disk_avail_kb(c->b->cfg->data_dir);
+        bt->disk_checked = true;
+    }
+    uint64_t floor = limits_disk_floor_kb(lim->min_free_mb, cls);
+    if (bt->disk_avail_kb >= floor)
+        return CASENET_OK;
+    c->retry_after_ms = LIMITS_DISK_RETRY_MS;
+    c->no_audit = true;
+    log_disk_low(bt->disk_avail_kb, floor, cls);
+    return fail(c, CASENET_EUNAVAIL,
+                "the broker's disk is nearly full; nothing was stored; retry later");
+}
+
+/* A cap less the share reserved for EMERGENCY messages (0 = no cap). */
+static uint64_t cap_for(uint32_t cap, uint32_t emergency_pct, bool emergency)
+{
+    if (emergency || cap == 0)
+        return cap;
+    return (uint64_t)cap - (uint64_t)cap * emergency_pct / 100;
+}
+
+/* The backlog limits, per recipient: its inbox holds fewer than
+ * max_inbox_backlog queued message rows, and fewer than max_pair_backlog of
+ * them from this sender, so that one sender's flood leaves room for the
+ * others; the last emergency_pct of each cap takes only EMERGENCY messages.
+ * A full inbox is UNAVAILABLE (the sender can do nothing but wait for the
  * recipient to fetch), with a long retry-after. A resubmission of a stored
  * message never reaches here (it is answered with its receipt). */
 static int limits_backlog(struct hctx *c, const casenet_message_info *info)
 {
     struct store *s = c->b->store;
-    uint32_t max = c->b->cfg->limits.max_inbox_backlog;
-    if (!max || !s->ops->inbox_backlog)
+    const struct broker_limits *lim = &c->b->cfg->limits;
+    bool emergency = info->urgency == CASENET_URGENCY_EMERGENCY;
+    uint64_t max = cap_for(lim->max_inbox_backlog, lim->emergency_pct, emergency);
+    uint64_t pair_max = cap_for(lim->max_pair_backlog, lim->emergency_pct, emergency);
+    if (!max && !pair_max)
         return CASENET_OK;
     for (size_t i = 0; i < info->n_recipients; i++) {
-        uint64_t queued = 0;
-        int rc = s->ops->inbox_backlog(s, info->recipients[i], &queued);
+        uint64_t queued = 0, mine = 0;
+        int rc = s->ops->inbox_backlog(s, info->recipients[i], c->member, &queued, &mine);
         if (rc != CASENET_OK)
             return store_fail(c, rc, "read the inbox backlog");
-        if (queued >= max) {
+        if (pair_max && mine >= pair_max) {
             c->retry_after_ms = LIMITS_BACKLOG_RETRY_MS;
             return fail(c, CASENET_EUNAVAIL,
-                        "%s has %llu unfetched messages (the limit is %u); retry later or "
+                        "%s has %llu unfetched messages from %s (the limit per sender is %llu%s); "
+                        "retry later or reach the recipient another way",
+                        info->recipients[i], (unsigned long long)mine, c->member,
+                        (unsigned long long)pair_max,
+                        emergency ? "" : ", the rest kept for EMERGENCY messages");
+        }
+        if (max && queued >= max) {
+            c->retry_after_ms = LIMITS_BACKLOG_RETRY_MS;
+            return fail(c, CASENET_EUNAVAIL,
+                        "%s has %llu unfetched messages (the limit is %llu%s); retry later or "
                         "reach the recipient another way",
-                        info->recipients[i], (unsigned long long)queued, max);
+                        info->recipients[i], (unsigned long long)queued, (unsigned long long)max,
+                        emergency ? "" : ", the rest kept for EMERGENCY messages");
         }
     }
     return CASENET_OK;
@@ -562,6 +612,28 @@ static int submit_resend(struct hctx *c, const uint8_t *env, size_t len,
     return rc;
 }
 
+/* The sender's byte quota: the envelopes it has stored (not purged) and
+ * this one fit in quota_mb MiB. QUOTA_EXCEEDED otherwise. */
+static int limits_quota(struct hctx *c)
+{
+    struct store *s = c->b->store;
+    uint32_t quota_mb = c->b->cfg->limits.quota_mb;
+    if (!quota_mb)
+        return CASENET_OK;
+    uint64_t stored = 0, quota = (uint64_t)quota_mb * 1024u * 1024u;
+    int rc = s->ops->member_bytes(s, c->member, &stored);
+    if (rc != CASENET_OK)
+        return store_fail(c, rc, "read the member's stored bytes");
+    stored += batch_bytes_of(c->bt, c->member);
+    if (stored + c->size > quota)
+        return fail(c, CASENET_EQUOTA,
+                    "%s already stores %llu bytes of messages at this broker; with this one "
+                    "(%u bytes) it would exceed its quota of %u MiB; ask the broker's operator "
+                    "to raise member_quota_mb",
+                    c->member, (unsigned long long)stored, c->size, quota_mb);
+    return CASENET_OK;
+}
+
 static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1__Response *resp,
                     casenet_buf *out)
 {
@@ -577,26 +649,13 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
 
     c->size = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
     /* The bucket first: a flood is refused before any costly work. */
-    struct batch *bt = c->bt;
-    if ((rc = limits_submit(c)) == CASENET_OK) {
-        if (!bt->disk_checked) {
-            bt->disk_ok = limits_disk_ok(b->cfg->data_dir, lim->min_free_mb, &bt->disk_avail_mb);
-            bt->disk_checked = true;
-        }
-        if (!bt->disk_ok) {
-            /* Not audited: the reserve is for the writes that must go on. */
-            c->retry_after_ms = LIMITS_DISK_RETRY_MS;
-            c->no_audit = true;
-            log_disk_low(bt->disk_avail_mb, lim->min_free_mb);
-            rc = fail(c, CASENET_EUNAVAIL,
-                      "the broker's disk is nearly full; nothing was stored; retry later");
-        }
-    }
-    if (rc != CASENET_OK) {
+    if ((rc = limits_request(c, LIMITS_SUBMIT)) != CASENET_OK ||
+        (rc = disk_check(c, LIMITS_SUBMIT)) != CASENET_OK) {
         /* ... except a resend of what this member already stored. */
         int again = submit_resend(c, env, len, resp, out);
         return again == CASENET_ENOTFOUND ? rc : again;
     }
+    struct batch *bt = c->bt;
     if (len > lim->max_envelope_bytes)
         return fail(c, CASENET_ETOOLARGE,
                     "the envelope is %zu bytes; this broker accepts at most %u; send large "
@@ -647,7 +706,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
         return store_fail(c, rc, "look the message up");
     if ((rc = directory_unexpired(c)) != CASENET_OK)
         return rc;
-    if ((rc = limits_backlog(c, info)) != CASENET_OK)
+    if ((rc = limits_backlog(c, info)) != CASENET_OK || (rc = limits_quota(c)) != CASENET_OK)
         return rc;
     /* Every refusal before the first write (a Submit has no savepoint,
      * handlers_dispatch): the id may already name a receipt row in a
@@ -715,6 +774,10 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
         goto cleanup;
     }
     int64_t rowid = s->ops->message_last_rowid(s);
+    if ((rc = batch_add_bytes(bt, c->member, len)) != CASENET_OK) {
+        rc = store_fail(c, rc, "count the member's bytes");
+        goto cleanup;
+    }
     uint64_t appended = 0;
     if ((rc = audit_submitted(s, c->now_ms, info, c->size, dir_version, &appended)) != CASENET_OK) {
         rc = store_fail(c, rc, "append to the audit log");
@@ -817,6 +880,8 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
     struct store_inbox_row row = {0};
     struct store_message m = {0};
     int rc;
+    if ((rc = limits_request(c, LIMITS_FETCH)) != CASENET_OK)
+        return rc;
     if (req->message_id.len != CASENET_MESSAGE_ID_BYTES)
         return fail(c, CASENET_EBADREQ, "a message id is %d bytes", CASENET_MESSAGE_ID_BYTES);
     /* Only a recipient's own inbox is consulted: for anyone else the message
@@ -845,7 +910,8 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
             rc = store_fail(c, rc, "read the message");
         if (rc != CASENET_OK)
             goto cleanup;
-        if (row.state == CASENET_INBOX_QUEUED) {
+        bool moved = row.state == CASENET_INBOX_QUEUED, audited = false;
+        if (moved) {
             if ((rc = s->ops->inbox_set_state(s, row.seq, CASENET_INBOX_FETCHED, c->now_ms)) !=
                 CASENET_OK) {
                 rc = store_fail(c, rc, "update the inbox");
@@ -853,11 +919,20 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
             }
             row.state = CASENET_INBOX_FETCHED;
         }
-        if ((rc = audit_fetched(s, c->now_ms, c->member, &m, NULL)) != CASENET_OK) {
+        /* One FETCHED event per state of the row: a repeated fetch writes
+         * nothing (and is refused nothing on a low disk; the savepoint undoes
+         * a refused one). */
+        if ((rc = s->ops->inbox_fetch_mark(s, row.seq, row.state, &audited)) != CASENET_OK) {
+            rc = store_fail(c, rc, "update the inbox");
+            goto cleanup;
+        }
+        if ((moved || audited) && (rc = disk_check(c, LIMITS_FETCH)) != CASENET_OK)
+            goto cleanup;
+        if (audited && (rc = audit_fetched(s, c->now_ms, c->member, &m, NULL)) != CASENET_OK) {
             rc = store_fail(c, rc, "append to the audit log");
             goto cleanup;
         }
-        log_event(LOG_INFO, "fetch", "member", c->member, "msg",
+        log_event(audited ? LOG_INFO : LOG_DEBUG, "fetch", "member", c->member, "msg",
                   log_hex(m.message_id, sizeof m.message_id), NULL);
     } else if (row.state == CASENET_INBOX_QUEUED) {
         /* A forwarded receipt is settled once its member has seen it
@@ -939,7 +1014,10 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
     struct store_inbox_row row = {0};
     struct store_message m = {0};
     uint8_t rhash[CASENET_HASH_BYTES];
-    int rc = casenet_receipt_verify(c->b->dir, bytes ? bytes : (const uint8_t *)"", len, &r);
+    int rc = limits_request(c, LIMITS_RECEIPT);
+    if (rc != CASENET_OK)
+        return rc;
+    rc = casenet_receipt_verify(c->b->dir, bytes ? bytes : (const uint8_t *)"", len, &r);
     if (rc == CASENET_EBADSIG)
         return fail(c, rc, "the receipt's signature does not verify with the signer's key");
     if (rc == CASENET_ENOMEM)
@@ -1004,6 +1082,8 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
                   casenet_inbox_state_name(row.state), casenet_inbox_state_name(to));
         goto cleanup;
     }
+    if ((rc = disk_check(c, LIMITS_RECEIPT)) != CASENET_OK)
+        goto cleanup;
     if ((rc = audit_receipt(s, c->now_ms, &r, &m, &index)) != CASENET_OK) {
         rc = store_fail(c, rc, "append to the audit log");
         goto cleanup;
@@ -1100,6 +1180,13 @@ static int run_handler(struct hctx *c, const Casenet__V1__Request *req, casenet_
     Casenet__V1__Response resp = CASENET__V1__RESPONSE__INIT;
     resp.protocol_version = BROKER_PROTOCOL_VERSION;
     resp.request_id = req->request_id;
+    /* Audit reads append an AUDIT_QUERIED event each. */
+    if (req->body_case == CASENET__V1__REQUEST__BODY_AUDIT_QUERY ||
+        req->body_case == CASENET__V1__REQUEST__BODY_AUDIT_EXPORT) {
+        int rc = limits_request(c, LIMITS_AUDIT);
+        if (rc != CASENET_OK || (rc = disk_check(c, LIMITS_AUDIT)) != CASENET_OK)
+            return rc;
+    }
     switch (req->body_case) {
     case CASENET__V1__REQUEST__BODY_HELLO:
         return h_hello(c, &resp, out);

@@ -45,12 +45,16 @@ static const char usage[] =
     "                     directory, authority, policy), [limits] with max_envelope_bytes,\n"
     "                     max_recipients, clock_skew_s, batch_max, verify_threads (Submit\n"
     "                     verification off the loop; default one per core beyond the\n"
-    "                     first, at most 4), submit_rate (per second and member;\n"
-    "                     0 = unlimited), submit_burst, max_inbox_backlog, fair_share,\n"
-    "                     min_free_mb (Submit is refused below this free disk space;\n"
-    "                     0 = off), max_pending (requests of one member waiting for\n"
-    "                     a batch), max_connections (per member; 0 = off),\n"
-    "                     escalation_budget (notices about one sender's messages per\n"
+    "                     first, at most 4), per member: submit_rate, fetch_rate,\n"
+    "                     receipt_rate, audit_rate (N/min or N/s; 0 = unlimited) and\n"
+    "                     their _burst, max_inbox_backlog, max_pair_backlog (queued\n"
+    "                     rows per sender and inbox), emergency_reserve_pct,\n"
+    "                     member_quota_mb (stored envelopes per sender), fair_share,\n"
+    "                     min_free_mb (disk reserve: Submit refused below it, the rest\n"
+    "                     split per class; 0 = off).\n"
+    "                     max_pending (requests of one member waiting for a batch),\n"
+    "                     max_connections (per member; 0 = off), escalation_budget\n"
+    "                     (notices about one sender's messages per\n"
     "                     escalation_period_s; 0 = off). Options override it.\n"
     "  --check-config     validate everything, print the result, exit 0 (valid) or 1\n"
     "  --verbose          log debug events too\n"
@@ -79,6 +83,51 @@ static bool parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
         return false;
     *out = (uint32_t)n;
     return true;
+}
+
+/* A rate: "N/min", "N/s" or a bare N (per second, as before per-minute
+ * rates), into tokens per minute. 0 turns the bucket off. */
+static bool parse_rate(const char *v, uint32_t *per_min)
+{
+    char num[16];
+    const char *slash = strchr(v, '/');
+    size_t n = slash ? (size_t)(slash - v) : strlen(v);
+    uint32_t x = 0;
+    if (n == 0 || n >= sizeof num)
+        return false;
+    memcpy(num, v, n);
+    num[n] = '\0';
+    if (!slash || strcmp(slash, "/s") == 0) {
+        if (!parse_u32(num, 0, 1000000, &x))
+            return false;
+        *per_min = x * 60u;
+        return true;
+    }
+    if (strcmp(slash, "/min") != 0 || !parse_u32(num, 0, 60000000, &x))
+        return false;
+    *per_min = x;
+    return true;
+}
+
+/* [limits] <class>_rate and <class>_burst (member_limits.h). Returns 1
+ * handled, 0 not a rate key; *ok tells whether the value parsed. */
+static int on_rate_key(struct broker_limits *l, const char *name, const char *value, bool *ok)
+{
+    for (int i = 0; i < LIMITS_BUCKETS_N; i++) {
+        const char *cls = limits_class_name((enum limits_class)i);
+        size_t n = strlen(cls);
+        if (strncmp(name, cls, n) != 0)
+            continue;
+        if (strcmp(name + n, "_rate") == 0) {
+            *ok = l->rate_set[i] = parse_rate(value, &l->rate[i].per_min);
+            return 1;
+        }
+        if (strcmp(name + n, "_burst") == 0) {
+            *ok = parse_u32(value, 1, 10000000, &l->rate[i].burst);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int on_ini(void *user, const char *section, const char *name, const char *value)
@@ -113,12 +162,16 @@ static int on_ini(void *user, const char *section, const char *name, const char 
             ok = parse_u32(value, 1, 65536, &l->batch_max);
         else if (strcmp(name, "verify_threads") == 0)
             ok = parse_u32(value, 0, BROKER_MAX_VERIFY_THREADS, &l->verify_threads);
-        else if (strcmp(name, "submit_rate") == 0)
-            ok = (l->submit_rate_set = parse_u32(value, 0, 1000000, &l->submit_rate));
-        else if (strcmp(name, "submit_burst") == 0)
-            ok = parse_u32(value, 1, 10000000, &l->submit_burst);
+        else if (on_rate_key(l, name, value, &ok))
+            ;
         else if (strcmp(name, "max_inbox_backlog") == 0)
             ok = parse_u32(value, 1, UINT32_MAX, &l->max_inbox_backlog);
+        else if (strcmp(name, "max_pair_backlog") == 0)
+            ok = (l->pair_set = parse_u32(value, 0, UINT32_MAX, &l->max_pair_backlog));
+        else if (strcmp(name, "emergency_reserve_pct") == 0)
+            ok = (l->emergency_set = parse_u32(value, 0, 50, &l->emergency_pct));
+        else if (strcmp(name, "member_quota_mb") == 0)
+            ok = (l->quota_set = parse_u32(value, 0, UINT32_MAX / 2, &l->quota_mb));
         else if (strcmp(name, "fair_share") == 0)
             ok = parse_u32(value, 1, 65536, &l->fair_share);
         else if (strcmp(name, "min_free_mb") == 0)
@@ -462,14 +515,27 @@ int main(int argc, char **argv)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         cfg.limits.verify_threads = cores > 5 ? 4u : cores > 1 ? (uint32_t)(cores - 1) : 0u;
     }
-    if (!cfg.limits.submit_rate_set)
-        cfg.limits.submit_rate = LIMITS_DEFAULT_SUBMIT_RATE;
-    if (!cfg.limits.submit_burst)
-        cfg.limits.submit_burst = cfg.limits.submit_rate_set && cfg.limits.submit_rate
-                                      ? 2 * cfg.limits.submit_rate
-                                      : LIMITS_DEFAULT_SUBMIT_BURST;
+    static const struct limits_rate default_rates[LIMITS_BUCKETS_N] = {
+        [LIMITS_SUBMIT] = {LIMITS_DEFAULT_SUBMIT_PER_MIN, LIMITS_DEFAULT_SUBMIT_BURST},
+        [LIMITS_FETCH] = {LIMITS_DEFAULT_FETCH_PER_MIN, LIMITS_DEFAULT_FETCH_BURST},
+        [LIMITS_RECEIPT] = {LIMITS_DEFAULT_RECEIPT_PER_MIN, LIMITS_DEFAULT_RECEIPT_BURST},
+        [LIMITS_AUDIT] = {LIMITS_DEFAULT_AUDIT_PER_MIN, LIMITS_DEFAULT_AUDIT_BURST},
+    };
+    for (int i = 0; i < LIMITS_BUCKETS_N; i++) {
+        struct limits_rate *r = &cfg.limits.rate[i];
+        if (!cfg.limits.rate_set[i])
+            r->per_min = default_rates[i].per_min;
+        if (!r->burst) /* a rate given alone: one minute's worth */
+            r->burst = cfg.limits.rate_set[i] ? r->per_min : default_rates[i].burst;
+    }
     if (!cfg.limits.max_inbox_backlog)
         cfg.limits.max_inbox_backlog = LIMITS_DEFAULT_INBOX_BACKLOG;
+    if (!cfg.limits.pair_set)
+        cfg.limits.max_pair_backlog = LIMITS_DEFAULT_PAIR_BACKLOG;
+    if (!cfg.limits.emergency_set)
+        cfg.limits.emergency_pct = LIMITS_DEFAULT_EMERGENCY_PCT;
+    if (!cfg.limits.quota_set)
+        cfg.limits.quota_mb = LIMITS_DEFAULT_QUOTA_MB;
     if (!cfg.limits.fair_share)
         cfg.limits.fair_share = LIMITS_DEFAULT_FAIR_SHARE;
     if (!cfg.limits.min_free_set)
@@ -522,7 +588,7 @@ int main(int argc, char **argv)
                 load_error(rc, cfg.authority_path));
         goto cleanup;
     }
-    if (!(b.limits = limits_new(cfg.limits.submit_rate, cfg.limits.submit_burst))) {
+    if (!(b.limits = limits_new(cfg.limits.rate))) {
         fprintf(stderr, "casenetd: out of memory\n");
         goto cleanup;
     }

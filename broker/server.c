@@ -159,8 +159,53 @@ const struct batch_sig *batch_find_sig(const struct batch *bt,
     return NULL;
 }
 
+static struct batch_bytes *bytes_find(const struct batch *bt, const char *member)
+{
+    for (size_t i = 0; i < bt->n_bytes; i++)
+        if (strcmp(bt->bytes[i].member, member) == 0)
+            return &bt->bytes[i];
+    return NULL;
+}
+
+int batch_add_bytes(struct batch *bt, const char *member, uint64_t n)
+{
+    struct batch_bytes *b = bytes_find(bt, member);
+    if (!b) {
+        if (bt->n_bytes == bt->cap_bytes) {
+            size_t cap = bt->cap_bytes ? 2 * bt->cap_bytes : 16;
+            struct batch_bytes *m = realloc(bt->bytes, cap * sizeof *m);
+            if (!m)
+                return CASENET_ENOMEM;
+            bt->bytes = m;
+            bt->cap_bytes = cap;
+        }
+        b = &bt->bytes[bt->n_bytes++];
+        snprintf(b->member, sizeof b->member, "%s", member);
+        b->bytes = 0;
+    }
+    b->bytes += n;
+    return CASENET_OK;
+}
+
+uint64_t batch_bytes_of(const struct batch *bt, const char *member)
+{
+    const struct batch_bytes *b = bytes_find(bt, member);
+    return b ? b->bytes : 0;
+}
+
+int batch_flush_bytes(const struct batch *bt, struct store *st)
+{
+    for (size_t i = 0; i < bt->n_bytes; i++) {
+        int rc = st->ops->member_bytes_add(st, bt->bytes[i].member, bt->bytes[i].bytes);
+        if (rc != CASENET_OK)
+            return rc;
+    }
+    return CASENET_OK;
+}
+
 void batch_clear(struct batch *bt)
 {
+    free(bt->bytes);
     for (size_t i = 0; i < bt->n_sigs; i++)
         casenet_buf_free(&bt->sigs[i].pae);
     free(bt->sigs);
@@ -800,7 +845,7 @@ static bool run_deadlines(struct server *s)
  * it admits after all (the bucket refilled meanwhile) verifies inline. */
 static bool bucket_will_refuse(struct server *s, const char *member)
 {
-    uint32_t tokens = limits_submit_tokens(s->b->limits, member, cn_mono_ms());
+    uint32_t tokens = limits_tokens(s->b->limits, LIMITS_SUBMIT, member, cn_mono_ms());
     if (tokens == UINT32_MAX)
         return false; /* no bucket: every Submit is admitted */
     uint32_t ahead = 0;
@@ -992,6 +1037,8 @@ static void process_batch(struct server *s)
                   "could not store the receipts' signatures", NULL);
         bt.store_failed = true;
     }
+    if (ok && !bt.store_failed && batch_flush_bytes(&bt, st) != CASENET_OK)
+        bt.store_failed = true; /* logged by the store */
     for (size_t i = 0; i < s->n_items; i++)
         verify_done(s, &s->items[i]);
     /* The requests that arrived meanwhile go to the workers now: they are

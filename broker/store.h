@@ -362,10 +362,26 @@ struct store_ops {
                      struct store_inbox_row **rows, size_t *n_rows, struct store_deadline **ds,
                      size_t *n_ds);
 
-    /* In or outside a batch. The number of QUEUED (never fetched) rows in
-     * recipient's inbox, counting this batch's writes; O(1), for the
-     * backlog limit. */
-    int (*inbox_backlog)(struct store *s, const char *recipient, uint64_t *queued);
+    /* In or outside a batch. The number of QUEUED (never fetched) message
+     * rows in recipient's inbox (forwarded receipts are not counted) and,
+     * of them, those from sender, counting this batch's writes; O(senders to
+     * recipient), for the backlog limits. */
+    int (*inbox_backlog)(struct store *s, const char *recipient, const char *sender,
+                         uint64_t *queued, uint64_t *from_sender);
+    /* In or outside a batch. The envelope bytes member has stored with
+     * Submits, as added by member_bytes_add, less what was purged; O(1), for
+     * the byte quota. 0 for a member that never sent. */
+    int (*member_bytes)(struct store *s, const char *member, uint64_t *bytes);
+    /* In batch. Adds bytes to member's count: the caller adds the envelopes
+     * of a batch's accepted Submits, once per member before the commit (not
+     * a write per message). The store takes purged ciphertext away itself.
+     * CASENET_EUNAVAIL. */
+    int (*member_bytes_add)(struct store *s, const char *member, uint64_t bytes);
+    /* In batch. Records that row seq was fetched in state (proto
+     * InboxState): *first is set when no fetch of the row in that state was
+     * recorded before (the fetch to audit), and then nothing else is
+     * written. CASENET_EUNAVAIL. */
+    int (*inbox_fetch_mark)(struct store *s, uint64_t seq, int state, bool *first);
 
     /* Outside a transaction. Copies committed pages from the backend's
      * write-ahead log into the database, without waiting for or blocking

@@ -225,6 +225,61 @@ static const char *const migrations[] = {
     "ALTER TABLE deadlines_v6 RENAME TO deadlines;"
     "CREATE INDEX deadlines_pending ON deadlines(due_ms) WHERE state = 1;"
     "CREATE INDEX deadlines_breached ON deadlines(seq, kind) WHERE state = 3;",
+    /* 6 -> 7: the limits that keep one member from denying service to the
+     * others (member_limits.h). inbox_pair_backlog replaces inbox_backlog:
+     * QUEUED message rows (forwarded receipts, kind 20, are the broker's
+     * doing, not a sender's) per (recipient, sender), kept by triggers; an
+     * inbox's total is the sum over its senders, so a Submit still writes
+     * one counter row per recipient. member_bytes: the envelope bytes each
+     * member stored with Submits (not purged), for the byte quota: added
+     * once per member and batch by the broker (member_bytes_add; a trigger
+     * per message cost the loop measurably), taken away by triggers when
+     * ciphertext goes. inbox.fetch_state: the
+     * state in which the row's last audited fetch found it, so that
+     * repeated fetches append one FETCHED event per state, not one each. */
+    "DROP TRIGGER inbox_backlog_insert;"
+    "DROP TRIGGER inbox_backlog_leave;"
+    "DROP TRIGGER inbox_backlog_enter;"
+    "DROP TRIGGER inbox_backlog_delete;"
+    "DROP TABLE inbox_backlog;"
+    "CREATE TABLE inbox_pair_backlog ("
+    " recipient TEXT NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " queued INTEGER NOT NULL,"
+    " PRIMARY KEY (recipient, sender)) WITHOUT ROWID;"
+    "INSERT INTO inbox_pair_backlog (recipient, sender, queued)"
+    " SELECT recipient, sender, count(*) FROM inbox WHERE state = 1 AND kind <> 20"
+    " GROUP BY recipient, sender;"
+    "CREATE TRIGGER inbox_pair_insert AFTER INSERT ON inbox"
+    " WHEN NEW.state = 1 AND NEW.kind <> 20 BEGIN"
+    " INSERT INTO inbox_pair_backlog (recipient, sender, queued)"
+    " VALUES (NEW.recipient, NEW.sender, 1)"
+    " ON CONFLICT (recipient, sender) DO UPDATE SET queued = queued + 1; END;"
+    "CREATE TRIGGER inbox_pair_leave AFTER UPDATE OF state ON inbox"
+    " WHEN OLD.state = 1 AND NEW.state <> 1 AND OLD.kind <> 20 BEGIN"
+    " UPDATE inbox_pair_backlog SET queued = queued - 1"
+    " WHERE recipient = OLD.recipient AND sender = OLD.sender; END;"
+    "CREATE TRIGGER inbox_pair_enter AFTER UPDATE OF state ON inbox"
+    " WHEN OLD.state <> 1 AND NEW.state = 1 AND NEW.kind <> 20 BEGIN"
+    " INSERT INTO inbox_pair_backlog (recipient, sender, queued)"
+    " VALUES (NEW.recipient, NEW.sender, 1)"
+    " ON CONFLICT (recipient, sender) DO UPDATE SET queued = queued + 1; END;"
+    "CREATE TRIGGER inbox_pair_delete AFTER DELETE ON inbox"
+    " WHEN OLD.state = 1 AND OLD.kind <> 20 BEGIN"
+    " UPDATE inbox_pair_backlog SET queued = queued - 1"
+    " WHERE recipient = OLD.recipient AND sender = OLD.sender; END;"
+    "CREATE TABLE member_bytes ("
+    " member TEXT PRIMARY KEY,"
+    " bytes INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO member_bytes (member, bytes)"
+    " SELECT sender, sum(size) FROM messages WHERE envelope IS NOT NULL GROUP BY sender;"
+    "CREATE TRIGGER member_bytes_purge AFTER UPDATE OF envelope ON messages"
+    " WHEN OLD.envelope IS NOT NULL AND NEW.envelope IS NULL BEGIN"
+    " UPDATE member_bytes SET bytes = bytes - OLD.size WHERE member = OLD.sender; END;"
+    "CREATE TRIGGER member_bytes_delete AFTER DELETE ON messages"
+    " WHEN OLD.envelope IS NOT NULL BEGIN"
+    " UPDATE member_bytes SET bytes = bytes - OLD.size WHERE member = OLD.sender; END;"
+    "ALTER TABLE inbox ADD COLUMN fetch_state INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -271,6 +326,9 @@ enum stmt {
     ST_HEAD_LATEST,
     ST_HEAD_LIST,
     ST_INBOX_BACKLOG,
+    ST_MEMBER_BYTES,
+    ST_MEMBER_BYTES_ADD,
+    ST_INBOX_FETCH_MARK,
     ST_COUNT
 };
 
@@ -392,7 +450,14 @@ static const char *const sql[ST_COUNT] = {
     [ST_HEAD_LATEST] = "SELECT " HEAD_COLS " FROM tree_heads ORDER BY size DESC LIMIT 1",
     [ST_HEAD_LIST] = "SELECT " HEAD_COLS " FROM tree_heads WHERE size > ?1 AND size <= ?2"
                      " ORDER BY size LIMIT ?3",
-    [ST_INBOX_BACKLOG] = "SELECT queued FROM inbox_backlog WHERE recipient = ?1",
+    [ST_INBOX_BACKLOG] = "SELECT coalesce(sum(queued), 0),"
+                         " coalesce(sum(CASE WHEN sender = ?2 THEN queued END), 0)"
+                         " FROM inbox_pair_backlog WHERE recipient = ?1",
+    [ST_MEMBER_BYTES] = "SELECT bytes FROM member_bytes WHERE member = ?1",
+    [ST_MEMBER_BYTES_ADD] = "INSERT INTO member_bytes (member, bytes) VALUES (?1, ?2)"
+                            " ON CONFLICT (member) DO UPDATE SET bytes = bytes + ?2",
+    [ST_INBOX_FETCH_MARK] =
+        "UPDATE inbox SET fetch_state = ?2 WHERE seq = ?1 AND fetch_state <> ?2",
 };
 
 struct sqlite_store {
@@ -1737,23 +1802,63 @@ static int sq_directory_latest(struct store *b, casenet_buf *out, uint64_t *vers
 
 /* ------------------------------------------------------------ limits */
 
-static int sq_inbox_backlog(struct store *b, const char *recipient, uint64_t *queued)
+/* Reads up to two non-negative counts of a one-row statement (no row: 0). */
+static int read_counts(struct sqlite_store *s, sqlite3_stmt *st, const char *what, uint64_t *a,
+                       uint64_t *b)
+{
+    int rc = sqlite3_step(st);
+    int err = CASENET_OK;
+    *a = 0;
+    if (b)
+        *b = 0;
+    if (rc == SQLITE_ROW) {
+        sqlite3_int64 n = sqlite3_column_int64(st, 0);
+        *a = n > 0 ? (uint64_t)n : 0;
+        if (b && (n = sqlite3_column_int64(st, 1)) > 0)
+            *b = (uint64_t)n;
+    } else if (rc != SQLITE_DONE) {
+        err = map_rc(s, rc, what);
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sq_inbox_backlog(struct store *b, const char *recipient, const char *sender,
+                            uint64_t *queued, uint64_t *from_sender)
 {
     struct sqlite_store *s = S(b);
     sqlite3_stmt *st = stmt(s, ST_INBOX_BACKLOG);
     bind_text(st, 1, recipient);
-    int rc = sqlite3_step(st);
-    int err = CASENET_OK;
-    if (rc == SQLITE_ROW) {
-        sqlite3_int64 n = sqlite3_column_int64(st, 0);
-        *queued = n > 0 ? (uint64_t)n : 0;
-    } else if (rc == SQLITE_DONE) {
-        *queued = 0;
-    } else {
-        err = map_rc(s, rc, "inbox_backlog");
-    }
-    sqlite3_reset(st);
-    return err;
+    bind_text(st, 2, sender);
+    return read_counts(s, st, "inbox_backlog", queued, from_sender);
+}
+
+static int sq_member_bytes(struct store *b, const char *member, uint64_t *bytes)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_MEMBER_BYTES);
+    bind_text(st, 1, member);
+    return read_counts(s, st, "member_bytes", bytes, NULL);
+}
+
+static int sq_member_bytes_add(struct store *b, const char *member, uint64_t bytes)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_MEMBER_BYTES_ADD);
+    bind_text(st, 1, member);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)bytes);
+    return run(s, st, "member_bytes_add");
+}
+
+static int sq_inbox_fetch_mark(struct store *b, uint64_t seq, int state, bool *first)
+{
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_INBOX_FETCH_MARK);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    sqlite3_bind_int(st, 2, state);
+    int rc = run(s, st, "inbox_fetch_mark");
+    *first = rc == CASENET_OK && sqlite3_changes(s->db) > 0;
+    return rc;
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -1804,6 +1909,9 @@ const struct store_ops store_sqlite_ops = {
     .sent_list = sq_sent_list,
     .sent_rows = sq_sent_rows,
     .inbox_backlog = sq_inbox_backlog,
+    .member_bytes = sq_member_bytes,
+    .member_bytes_add = sq_member_bytes_add,
+    .inbox_fetch_mark = sq_inbox_fetch_mark,
     .checkpoint = sq_checkpoint,
 };
 

@@ -33,7 +33,7 @@ extern "C" {
 
 /* ------------------------------------------------------------------ errors */
 
-/* One error enum. 1..13 are the wire error codes of proto ErrorCode (same
+/* One error enum. 1..15 are the wire error codes of proto ErrorCode (same
  * numbers); 100 and up are local conditions that never travel. */
 typedef enum casenet_err {
     CASENET_OK = 0,
@@ -51,6 +51,7 @@ typedef enum casenet_err {
     CASENET_EVERSION = 12,       /* protocol or envelope version not supported */
     CASENET_ESTALEDIR = 13,      /* sealed to a recipient key the directory has retired */
     CASENET_EDIREXPIRED = 14,    /* the broker's directory expired: no new Submits */
+    CASENET_EQUOTA = 15,         /* the member's storage quota at the broker is used up */
     CASENET_ENOMEM = 100,        /* out of memory */
     CASENET_EIO = 101,           /* file or socket I/O failed */
     CASENET_ECRYPTO = 102,       /* decryption or key unwrapping failed */

@@ -466,7 +466,7 @@ static int from_wire_error(casenet_client *c, const Casenet__V1__Error *e)
     if (code == CASENET_ESTALEDIR)
         c->stale_version = e->directory_version;
     if ((code >= CASENET_EBADREQ && code <= CASENET_EVERSION) || code == CASENET_ESTALEDIR ||
-        code == CASENET_EDIREXPIRED)
+        code == CASENET_EDIREXPIRED || code == CASENET_EQUOTA)
         return code;
     return CASENET_EBADREQ; /* an error code this client does not know */
 }

@@ -27,6 +27,7 @@ static const struct err_row errors[] = {
     {CASENET_EVERSION, "VERSION", "unsupported protocol or format version"},
     {CASENET_ESTALEDIR, "STALE_DIRECTORY", "sealed with an older directory than the broker's"},
     {CASENET_EDIREXPIRED, "DIRECTORY_EXPIRED", "the broker's directory expired"},
+    {CASENET_EQUOTA, "QUOTA_EXCEEDED", "storage quota at the broker used up"},
     {CASENET_ENOMEM, "NOMEM", "out of memory"},
     {CASENET_EIO, "IO", "input/output error"},
     {CASENET_ECRYPTO, "CRYPTO", "decryption failed"},

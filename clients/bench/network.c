@@ -328,6 +328,10 @@ static int write_config(const struct bench_net *net, const char *casenetd,
         len += snprintf(ini + len, sizeof ini - (size_t)len, "max_pending = 65536\n");
     if (casenetd_knows(casenetd, "max_connections"))
         len += snprintf(ini + len, sizeof ini - (size_t)len, "max_connections = 0\n");
+    if (casenetd_knows(casenetd, "max_pair_backlog"))
+        len += snprintf(ini + len, sizeof ini - (size_t)len, "max_pair_backlog = 0\n");
+    if (casenetd_knows(casenetd, "member_quota_mb"))
+        len += snprintf(ini + len, sizeof ini - (size_t)len, "member_quota_mb = 0\n");
     return cn_write_file_atomic(net->config_path, ini, (size_t)len, 0644, false);
 }
 

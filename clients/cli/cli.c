@@ -41,6 +41,7 @@ int cli_exit_code(int err, enum cli_origin origin)
     bool wire = err >= CASENET_EBADREQ && err <= CASENET_EVERSION;
     wire |= err == CASENET_ESTALEDIR;
     wire |= err == CASENET_EDIREXPIRED;
+    wire |= err == CASENET_EQUOTA;
     if (origin == CLI_BROKER && wire)
         return CLI_EREFUSED;
     if (origin == CLI_VERIFY &&

@@ -29,6 +29,9 @@ stop_broker() {
   fi
 }
 trap 'stop_broker; rm -rf "$T"' EXIT
+# The fill sends thousands of messages from one member to another in
+# seconds: past the per-member Submit rate and per-sender inbox cap.
+printf '[limits]\nsubmit_rate = 0\nmax_pair_backlog = 0\n' >"$T/casenetd.ini"
 
 # Starts casenetd (first on a free port, later on the same one) and waits
 # until it answers.
@@ -40,7 +43,7 @@ start_broker() {
       BROKER_ENDPOINT=tcp://127.0.0.1:$((20000 + RANDOM % 40000))
     "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
       --directory "$N/directory" --authority "$N/authority/authority.pub" \
-      >>"$T/broker.log" 2>&1 &
+      --config "$T/casenetd.ini" >>"$T/broker.log" 2>&1 &
     broker_pid=$!
     local _
     for _ in $(seq 1 50); do

@@ -315,7 +315,8 @@ int main(int argc, char **argv)
     tn_network *tn = tn_new(specs, (size_t)n_senders + N_RCPTS);
     /* Senders submit as fast as they can: no per-member limits here. */
     tn->config_path = tl_path(tn->root, "casenetd.ini");
-    const char *ini = "[limits]\nsubmit_rate = 0\nmax_inbox_backlog = 4000000000\n";
+    const char *ini =
+        "[limits]\nsubmit_rate = 0\nmax_inbox_backlog = 4000000000\nmax_pair_backlog = 0\n";
     tl_write_file(tn->config_path, ini, strlen(ini), 0644);
     tn_start(tn);
 

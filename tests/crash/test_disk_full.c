@@ -2,7 +2,10 @@
  * tmpfs mounted by the test (root only; skipped, saying so, otherwise).
  *   1. Below the free-space reserve (min_free_mb), Submit answers
  *      UNAVAILABLE with a retry-after while ListInbox and Fetch (whose small
- *      writes use the reserve) keep working.
+ *      writes use the reserve) keep working. Below half of it, a Fetch that
+ *      would write (audit) is refused too, a repeated one (nothing to write)
+ *      and receipts are served; below a quarter, receipts are refused: the
+ *      rest is the broker's own.
  *   2. With no reserve and the file system filled to the last page, SQLite
  *      itself fails (SQLITE_FULL): the batch is rolled back, Submit answers
  *      UNAVAILABLE, the broker keeps running and ListInbox keeps working.
@@ -90,6 +93,7 @@ static void unfill(const char *dir, const char *name)
 struct fixture {
     tn_network *tn;
     tn_conn *h; /* closed by teardown, also after a failed assertion */
+    tn_conn *p; /* the same */
     bool mounted;
 };
 
@@ -105,6 +109,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     tn_close(f->h);
+    tn_close(f->p);
     if (f->tn->pid)
         tn_kill(f->tn);
     if (f->mounted && umount2(f->tn->data_dir, MNT_DETACH) != 0)
@@ -180,19 +185,46 @@ static void test_disk_full(void **state)
     }
 
     /* 1. Below the reserve: Submit refused, reads and Fetch served. */
-    fill(tn->data_dir, "filler1", (RESERVE_MB * 1024u * 1024u) / 2);
+    uint64_t mib = 1024u * 1024u;
+    fill(tn->data_dir, "filler1", RESERVE_MB * mib * 3 / 4);
     Casenet__V1__Response *r = submit_text(tn, h, "refused: reserve", NULL);
     assert_int_equal(tn_code(r), CASENET_EUNAVAIL);
     assert_true(r->error->retry_after_ms > 0);
     rfree(r);
     assert_inbox_holds(tn, ids, n_ids);
-    tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
+    tn_conn *p = f->p = tn_connect(tn, tn_keys(tn, POLICE));
     r = tn_fetch(p, ids[0]);
     assert_int_equal(tn_code(r), 0);
     assert_true(r->fetch->envelope.len > 0);
+    uint8_t hash0[32];
+    cn_sha256(r->fetch->envelope.data, r->fetch->envelope.len, hash0);
     rfree(r);
-    tn_close(p);
     assert_true(tn_log_contains(tn, "event=disk_low"));
+    /* Below half: a first fetch (a state change and an event) refused, the
+     * same fetch again (nothing written) and a receipt served. */
+    fill(tn->data_dir, "filler1", RESERVE_MB * mib * 3 / 8);
+    r = tn_fetch(p, ids[1]);
+    assert_int_equal(tn_code(r), CASENET_EUNAVAIL);
+    rfree(r);
+    r = tn_fetch(p, ids[0]);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    casenet_buf rc0 =
+        tn_sign_receipt(tn, POLICE, ids[0], hash0, HOTLINE, CASENET_RECEIPT_DELIVERED, cn_now_ms());
+    r = tn_send_receipt(p, rc0.data, rc0.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    casenet_buf_free(&rc0);
+    /* Below a quarter: receipts refused as well. */
+    fill(tn->data_dir, "filler1", RESERVE_MB * mib / 8);
+    rc0 =
+        tn_sign_receipt(tn, POLICE, ids[0], hash0, HOTLINE, CASENET_RECEIPT_ACCEPTED, cn_now_ms());
+    r = tn_send_receipt(p, rc0.data, rc0.len);
+    assert_int_equal(tn_code(r), CASENET_EUNAVAIL);
+    rfree(r);
+    casenet_buf_free(&rc0);
+    tn_close(p);
+    f->p = NULL;
 
     /* 2. No reserve, and not one free page: SQLite's own SQLITE_FULL. */
     tn_close(h);

@@ -311,7 +311,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         .max_recipients = BROKER_DEFAULT_MAX_RCPTS,
         .clock_skew_s = 4000000000u, /* the seeds are sealed at a fixed time */
         .batch_max = BROKER_DEFAULT_BATCH_MAX,
-        .submit_rate = 0, /* no bucket: every input reaches the handlers */
         .max_inbox_backlog = LIMITS_DEFAULT_INBOX_BACKLOG,
         .fair_share = LIMITS_DEFAULT_FAIR_SHARE,
         .min_free_mb = 0,
@@ -321,7 +320,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     F.b.keys = tl_net_keys(F.net, BROKER_ID);
     F.b.broker_id = BROKER_ID;
     memcpy(F.b.authority_pk, F.net->authority_pk, sizeof F.b.authority_pk);
-    F.b.limits = limits_new(0, 0);
+    F.b.limits = limits_new(NULL); /* no bucket: every input reaches the handlers */
     int rc = casenet_directory_parse(F.net->signed_dir.data, F.net->signed_dir.len,
                                      F.net->authority_pk, cn_now_ms(), 0, &F.b.dir);
     if (rc != CASENET_OK)

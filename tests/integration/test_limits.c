@@ -90,11 +90,9 @@ static int audit_count(tn_network *tn, int kind)
     return n;
 }
 
-static int submit_to(tn_network *tn, tn_conn *c, const char *from, const char *to,
-                     uint32_t *retry_after)
+/* Submits env (and frees it); returns the answer's code. */
+static int submit_env(tn_conn *c, casenet_buf env, uint32_t *retry_after)
 {
-    const char *rcpt[] = {to};
-    casenet_buf env = tn_seal(tn, from, rcpt, 1, "limits", NULL);
     Casenet__V1__Response *r = tn_submit(c, env.data, env.len);
     int code = tn_code(r);
     if (retry_after)
@@ -102,6 +100,13 @@ static int submit_to(tn_network *tn, tn_conn *c, const char *from, const char *t
     rfree(r);
     casenet_buf_free(&env);
     return code;
+}
+
+static int submit_to(tn_network *tn, tn_conn *c, const char *from, const char *to,
+                     uint32_t *retry_after)
+{
+    const char *rcpt[] = {to};
+    return submit_env(c, tn_seal(tn, from, rcpt, 1, "limits", NULL), retry_after);
 }
 
 /* ------------------------------------------------------------ rate */
@@ -206,6 +211,308 @@ static void test_inbox_backlog(void **state)
     assert_int_equal(submit_to(tn, h, HOTLINE, POLICE, NULL), CASENET_EUNAVAIL);
     tn_close(h);
     casenet_buf_free(&env0);
+    stop(tn);
+}
+
+/* ------------------------------------------------------------ one member's flood */
+
+/* A referral from `from` to `to` of urgency u whose summary is text (the
+ * payload's urgency agrees with the header's). */
+static casenet_buf seal_urgency(tn_network *tn, const char *from, const char *to, casenet_urgency u,
+                                const char *text, uint8_t id[16])
+{
+    casenet_buf plain = tl_referral_payload(text);
+    Casenet__V1__Payload *p = casenet__v1__payload__unpack(NULL, plain.len, plain.data);
+    assert_non_null(p);
+    assert_non_null(p->referral);
+    p->referral->urgency = (Casenet__V1__Urgency)u;
+    casenet_buf_free(&plain);
+    plain.len = casenet__v1__payload__get_packed_size(p);
+    plain.data = malloc(plain.len);
+    casenet__v1__payload__pack(p, plain.data);
+    casenet__v1__payload__free_unpacked(p, NULL);
+    const char *rcpt[] = {to};
+    casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .urgency = u, .to = rcpt, .n_to = 1};
+    casenet_buf env = {0};
+    uint8_t mid[16];
+    assert_int_equal(
+        casenet_seal(tn_keys(tn, from), tn->net->dir, &o, plain.data, plain.len, &env, mid),
+        CASENET_OK);
+    if (id)
+        memcpy(id, mid, 16);
+    casenet_buf_free(&plain);
+    return env;
+}
+
+static int submit_urgency(tn_network *tn, tn_conn *c, const char *from, const char *to,
+                          casenet_urgency u)
+{
+    return submit_env(c, seal_urgency(tn, from, to, u, "flood", NULL), NULL);
+}
+
+/* Item 19 of issue 12: one member filled the police's inbox and the
+ * helpline's emergency referral was refused. Only the inbox cap is set here
+ * (as small as a test can fill): the defaults keep its last 10 % for
+ * emergencies. */
+static void test_flood_leaves_room_for_emergency(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with("[limits]\nmax_inbox_backlog = 20\n");
+    tn_conn *f = tn_connect(tn, tn_keys(tn, FLOODER));
+    int accepted = 0, code = 0;
+    while ((code = submit_urgency(tn, f, FLOODER, POLICE, CASENET_URGENCY_STANDARD)) == 0)
+        accepted++;
+    assert_int_equal(code, CASENET_EUNAVAIL);
+    assert_int_equal(accepted, 18); /* 20 less the emergency share */
+    /* Another member's emergency referral still gets through, the flooder's
+     * own emergencies only up to the cap. */
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    assert_int_equal(submit_urgency(tn, h, HOTLINE, POLICE, CASENET_URGENCY_EMERGENCY), 0);
+    assert_int_equal(submit_urgency(tn, h, HOTLINE, POLICE, CASENET_URGENCY_STANDARD),
+                     CASENET_EUNAVAIL);
+    assert_int_equal(submit_urgency(tn, f, FLOODER, POLICE, CASENET_URGENCY_EMERGENCY), 0);
+    assert_int_equal(submit_urgency(tn, f, FLOODER, POLICE, CASENET_URGENCY_EMERGENCY),
+                     CASENET_EUNAVAIL);
+    tn_close(h);
+    tn_close(f);
+    stop(tn);
+}
+
+/* The per-sender cap: a flooder stops well below the inbox cap, others keep
+ * sending; the last share of the sender's cap is for its emergencies; a
+ * recipient fetching makes room; the counts survive a restart. */
+static void test_pair_backlog(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with("[limits]\nmax_inbox_backlog = 100\nmax_pair_backlog = 5\n"
+                                "emergency_reserve_pct = 20\n");
+    tn_conn *f = tn_connect(tn, tn_keys(tn, FLOODER));
+    uint8_t first[16];
+    casenet_buf env0 = seal_urgency(tn, FLOODER, POLICE, CASENET_URGENCY_STANDARD, "one", first);
+    Casenet__V1__Response *r = tn_submit(f, env0.data, env0.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    casenet_buf_free(&env0);
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(submit_urgency(tn, f, FLOODER, POLICE, CASENET_URGENCY_STANDARD), 0);
+    uint32_t retry = 0;
+    casenet_buf env = seal_urgency(tn, FLOODER, POLICE, CASENET_URGENCY_STANDARD, "five", NULL);
+    r = tn_submit(f, env.data, env.len);
+    assert_int_equal(tn_code(r), CASENET_EUNAVAIL);
+    retry = r->error->retry_after_ms;
+    assert_non_null(strstr(r->error->message, FLOODER));
+    rfree(r);
+    casenet_buf_free(&env);
+    assert_int_equal(retry, 60000);
+    /* Its emergency share: one more. */
+    assert_int_equal(submit_urgency(tn, f, FLOODER, POLICE, CASENET_URGENCY_EMERGENCY), 0);
+    assert_int_equal(submit_urgency(tn, f, FLOODER, POLICE, CASENET_URGENCY_EMERGENCY),
+                     CASENET_EUNAVAIL);
+    /* To another recipient, and other senders to POLICE: not affected. */
+    assert_int_equal(submit_urgency(tn, f, FLOODER, MOLISA, CASENET_URGENCY_STANDARD), 0);
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    assert_int_equal(submit_urgency(tn, h, HOTLINE, POLICE, CASENET_URGENCY_STANDARD), 0);
+    /* POLICE fetches one of the flooder's: room for one more (emergency). */
+    tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
+    r = tn_fetch(p, first);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    tn_close(p);
+    assert_int_equal(submit_urgency(tn, f, FLOODER, POLICE, CASENET_URGENCY_EMERGENCY), 0);
+    /* The counts are in the store. */
+    tn_close(h);
+    tn_close(f);
+    assert_int_equal(tn_stop(tn), 0);
+    tn_restart(tn);
+    f = tn_connect(tn, tn_keys(tn, FLOODER));
+    assert_int_equal(submit_urgency(tn, f, FLOODER, POLICE, CASENET_URGENCY_EMERGENCY),
+                     CASENET_EUNAVAIL);
+    tn_close(f);
+    stop(tn);
+}
+
+/* Item 20: a member over its byte quota is refused QUOTA_EXCEEDED (and
+ * audited), another member is served; a resend of a stored message still
+ * gets its receipt; the count survives a restart. */
+static void test_byte_quota(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with("[limits]\nmember_quota_mb = 1\n");
+    size_t big = 600u * 1024u;
+    char *text = malloc(big + 1);
+    memset(text, 'q', big);
+    text[big] = 0;
+    casenet_buf a = seal_urgency(tn, FLOODER, POLICE, CASENET_URGENCY_STANDARD, text, NULL);
+    casenet_buf b = seal_urgency(tn, FLOODER, POLICE, CASENET_URGENCY_STANDARD, text, NULL);
+    casenet_buf c = seal_urgency(tn, HOTLINE, POLICE, CASENET_URGENCY_STANDARD, text, NULL);
+    int rejected0 = audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_REJECTED);
+    tn_conn *f = tn_connect(tn, tn_keys(tn, FLOODER));
+    Casenet__V1__Response *r = tn_submit(f, a.data, a.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    r = tn_submit(f, b.data, b.len);
+    assert_int_equal(tn_code(r), CASENET_EQUOTA);
+    assert_int_equal(r->error->code, 15);
+    assert_non_null(strstr(r->error->message, "member_quota_mb"));
+    rfree(r);
+    assert_int_equal(audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_REJECTED), rejected0 + 1);
+    r = tn_submit(f, a.data, a.len); /* the stored one again: its receipt */
+    assert_int_equal(tn_code(r), 0);
+    assert_true(r->submit->duplicate);
+    rfree(r);
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    r = tn_submit(h, c.data, c.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    tn_close(h);
+    tn_close(f);
+    assert_int_equal(tn_stop(tn), 0);
+    tn_restart(tn);
+    f = tn_connect(tn, tn_keys(tn, FLOODER));
+    r = tn_submit(f, b.data, b.len);
+    assert_int_equal(tn_code(r), CASENET_EQUOTA);
+    rfree(r);
+    /* The client library names the code. */
+    assert_string_equal(casenet_errname(CASENET_EQUOTA), "QUOTA_EXCEEDED");
+    tn_close(f);
+    casenet_buf_free(&a);
+    casenet_buf_free(&b);
+    casenet_buf_free(&c);
+    free(text);
+    stop(tn);
+}
+
+/* The message's envelope hash, from a Fetch answer. */
+static void fetched_hash(const Casenet__V1__Response *r, uint8_t hash[32])
+{
+    assert_int_equal(tn_code(r), 0);
+    cn_sha256(r->fetch->envelope.data, r->fetch->envelope.len, hash);
+}
+
+/* Item 20: fetching one message again and again appends one FETCHED event
+ * per state of the row, not one per fetch. */
+static void test_fetch_flood_coalesced(void **state)
+{
+    (void)state;
+    tn_network *tn = tn_new(members, 4); /* the defaults (their fetch burst is 600) */
+    tn_start(tn);
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    uint8_t id[16];
+    casenet_buf env = seal_urgency(tn, HOTLINE, POLICE, CASENET_URGENCY_STANDARD, "x", id);
+    Casenet__V1__Response *r = tn_submit(h, env.data, env.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    casenet_buf_free(&env);
+    int fetched0 = audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_FETCHED);
+    tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
+    uint8_t hash[32];
+    for (int i = 0; i < 200; i++) {
+        r = tn_fetch(p, id);
+        assert_int_equal(tn_code(r), 0);
+        assert_true(r->fetch->envelope.len > 0);
+        if (i == 0)
+            fetched_hash(r, hash);
+        rfree(r);
+    }
+    assert_int_equal(audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_FETCHED), fetched0 + 1);
+    /* After a state change, the next fetch is audited again, once. */
+    casenet_buf rc =
+        tn_sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_DELIVERED, cn_now_ms());
+    r = tn_send_receipt(p, rc.data, rc.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    casenet_buf_free(&rc);
+    for (int i = 0; i < 20; i++) {
+        r = tn_fetch(p, id);
+        assert_int_equal(tn_code(r), 0);
+        rfree(r);
+    }
+    assert_int_equal(audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_FETCHED), fetched0 + 2);
+    tn_close(p);
+    tn_close(h);
+    stop(tn);
+}
+
+static Casenet__V1__Response *audit_query(tn_conn *c)
+{
+    Casenet__V1__Request req = CASENET__V1__REQUEST__INIT;
+    Casenet__V1__AuditQuery q = CASENET__V1__AUDIT_QUERY__INIT;
+    req.body_case = CASENET__V1__REQUEST__BODY_AUDIT_QUERY;
+    req.audit_query = &q;
+    return tn_call(c, &req, 5000);
+}
+
+/* Item 20: every request that writes has a bucket, not only Submit: Fetch,
+ * Receipt and AuditQuery (which appends AUDIT_QUERIED) are refused
+ * RATE_LIMITED past theirs, without an audit event; other members and
+ * other classes go on. */
+static void test_write_buckets(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with("[limits]\nfetch_rate = 1/min\nfetch_burst = 3\n"
+                                "receipt_rate = 1/min\nreceipt_burst = 1\n"
+                                "audit_rate = 1/min\naudit_burst = 2\n");
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    uint8_t id[16], id2[16];
+    casenet_buf env = seal_urgency(tn, HOTLINE, POLICE, CASENET_URGENCY_STANDARD, "x", id);
+    casenet_buf env2 = seal_urgency(tn, HOTLINE, POLICE, CASENET_URGENCY_STANDARD, "y", id2);
+    Casenet__V1__Response *r = tn_submit(h, env.data, env.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    r = tn_submit(h, env2.data, env2.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
+    uint8_t hash[32], hash2[32];
+    r = tn_fetch(p, id);
+    fetched_hash(r, hash);
+    rfree(r);
+    r = tn_fetch(p, id2);
+    fetched_hash(r, hash2);
+    rfree(r);
+    r = tn_fetch(p, id);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    int audited = audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_AUDIT_QUERIED) +
+                  audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_FETCHED);
+    r = tn_fetch(p, id);
+    assert_int_equal(tn_code(r), CASENET_ERATELIMIT);
+    assert_true(r->error->retry_after_ms > 1000 && r->error->retry_after_ms <= 60000);
+    assert_non_null(strstr(r->error->message, "fetch"));
+    rfree(r);
+    /* Receipts: one, then refused. */
+    casenet_buf rc =
+        tn_sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_DELIVERED, cn_now_ms());
+    casenet_buf rc2 =
+        tn_sign_receipt(tn, POLICE, id2, hash2, HOTLINE, CASENET_RECEIPT_DELIVERED, cn_now_ms());
+    r = tn_send_receipt(p, rc.data, rc.len);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    r = tn_send_receipt(p, rc2.data, rc2.len);
+    assert_int_equal(tn_code(r), CASENET_ERATELIMIT);
+    rfree(r);
+    /* Audit queries: two, then refused, and the refusal is not audited. */
+    for (int i = 0; i < 2; i++) {
+        r = audit_query(p);
+        assert_int_equal(tn_code(r), 0);
+        rfree(r);
+    }
+    r = audit_query(p);
+    assert_int_equal(tn_code(r), CASENET_ERATELIMIT);
+    rfree(r);
+    assert_int_equal(audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_AUDIT_QUERIED) +
+                         audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_FETCHED),
+                     audited + 2);
+    /* Another member's buckets are its own. */
+    r = audit_query(h);
+    assert_int_equal(tn_code(r), 0);
+    rfree(r);
+    casenet_buf_free(&rc);
+    casenet_buf_free(&rc2);
+    casenet_buf_free(&env);
+    casenet_buf_free(&env2);
+    tn_close(p);
+    tn_close(h);
     stop(tn);
 }
 
@@ -373,8 +680,8 @@ static void test_fairness_under_flood(void **state)
     }
     /* The flooder may submit 100/s; it tries some 20000/s. The victim
      * submits sequentially at well under 100/s. */
-    tn_network *tn =
-        start_with("[limits]\nsubmit_rate = 100\nsubmit_burst = 10\nfair_share = 16\n");
+    tn_network *tn = start_with("[limits]\nsubmit_rate = 100\nsubmit_burst = 10\nfair_share = 16\n"
+                                "max_pair_backlog = 0\n"); /* the victim queues 1,000 for POLICE */
     const char *to[] = {POLICE};
     struct flood f = {.tn = tn};
     f.pool = calloc(FAIR_FLOOD_POOL, sizeof *f.pool);
@@ -516,7 +823,7 @@ static void *list_sent_flooder(void *arg)
 static void test_dear_requests_do_not_starve(void **state)
 {
     (void)state;
-    tn_network *tn = start_with("[limits]\nsubmit_rate = 0\n");
+    tn_network *tn = start_with("[limits]\nsubmit_rate = 0\nmax_pair_backlog = 0\n");
     const char *to[] = {POLICE};
     tn_conn *h = tn_connect(tn, tn_keys(tn, FLOODER));
     for (int done = 0; done < LS_SENT; done += LS_WINDOW) {
@@ -692,6 +999,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_submit_rate),
         cmocka_unit_test(test_inbox_backlog),
+        cmocka_unit_test(test_flood_leaves_room_for_emergency),
+        cmocka_unit_test(test_pair_backlog),
+        cmocka_unit_test(test_byte_quota),
+        cmocka_unit_test(test_fetch_flood_coalesced),
+        cmocka_unit_test(test_write_buckets),
         cmocka_unit_test(test_fairness_under_flood),
         cmocka_unit_test(test_strangers_bounded_audit),
         cmocka_unit_test(test_dear_requests_do_not_starve),
