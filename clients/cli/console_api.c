@@ -528,13 +528,45 @@ cleanup:
 
 /* ------------------------------------------------------------ receipts */
 
+/* Seals note as the STATUS note that explains rec (cli_note_seal) for the
+ * message in env and submits it; rec names it. The ledger records the send.
+ * Under net_lock. false with out set. */
+static bool receipt_note(struct console *c, const struct console_req *r, const casenet_buf *env,
+                         const casenet_message_info *info, casenet_receipt *rec, const char *note,
+                         struct console_resp *out)
+{
+    casenet_buf sealed = {0};
+    enum cli_origin origin;
+    char why[256], msg[320], hex[33];
+    int rc = cli_note_seal(c->home->keys, c->home->dir, env, info, rec, note, &sealed, rec->note_id,
+                           &origin, why, sizeof why);
+    if (rc != CASENET_OK) {
+        snprintf(msg, sizeof msg, "cannot build the note: %s; no receipt was sent", why);
+        console_error(out, http_status(rc, origin), casenet_errname(rc), msg, "note");
+        return false;
+    }
+    casenet_submit_receipt sr;
+    rc = casenet_client_submit(c->client, sealed.data, sealed.len, &sr, NULL);
+    casenet_buf_free(&sealed);
+    if (rc != CASENET_OK) {
+        fail(out, c, rc, CLI_BROKER, "the broker did not accept the note; no receipt was sent");
+        return false;
+    }
+    rec->has_note = true;
+    cli_id16_hex(rec->note_id, hex);
+    if (console_ledger_add(c->db, r->who->user, "send", hex, NULL) != CASENET_OK)
+        fprintf(stderr, "console: warning: ledger entry for sent note %s not written\n", hex);
+    return true;
+}
+
 static void api_receipt(struct console *c, const struct console_req *r, const uint8_t id[16],
                         struct console_resp *out)
 {
     if (!need_role(out, r, ROLE_CASEWORKER))
         return;
     casenet_receipt rec = {0};
-    if (!console_parse_receipt(r->body, r->body_len, &rec, out))
+    char *note = NULL;
+    if (!console_parse_receipt(r->body, r->body_len, &rec, &note, out))
         return;
     const char *status = casenet_receipt_status_name(rec.status);
     casenet_buf env = {0}, signed_receipt = {0};
@@ -556,12 +588,9 @@ static void api_receipt(struct console *c, const struct console_req *r, const ui
     }
     memcpy(rec.message_id, info.message_id, sizeof rec.message_id);
     memcpy(rec.envelope_hash, info.envelope_hash, sizeof rec.envelope_hash);
-    rec.signed_at_ms = cn_now_ms();
     rc = cn_strlcpy(rec.sender, info.sender, sizeof rec.sender);
     if (rc == CASENET_OK)
         rc = cn_strlcpy(rec.recipient, c->home->member, sizeof rec.recipient);
-    if (rc == CASENET_OK)
-        rc = casenet_receipt_sign(c->home->keys, &rec, &signed_receipt);
     if (rc != CASENET_OK) {
         fail(out, c, rc, CLI_LOCAL, "cannot sign the receipt");
         goto unlock;
@@ -574,6 +603,17 @@ static void api_receipt(struct console *c, const struct console_req *r, const ui
                       NULL);
         goto unlock;
     }
+    /* the words first, sealed to the sender: the receipt names them */
+    if (note && !receipt_note(c, r, &env, &info, &rec, note, out)) {
+        rc = CASENET_EINVAL; /* out is set */
+        goto unlock;
+    }
+    rec.signed_at_ms = cn_now_ms();
+    rc = casenet_receipt_sign(c->home->keys, &rec, &signed_receipt);
+    if (rc != CASENET_OK) {
+        fail(out, c, rc, CLI_LOCAL, "cannot sign the receipt");
+        goto unlock;
+    }
     uint64_t audit_index = 0;
     rc = casenet_client_send_receipt(c->client, signed_receipt.data, signed_receipt.len,
                                      &audit_index);
@@ -582,11 +622,17 @@ static void api_receipt(struct console *c, const struct console_req *r, const ui
         goto unlock;
     }
     fprintf(stderr, "console: %s signed '%s' for %s\n", r->who->user, status, idhex);
-    ok_json(out, json_pack("{s:s, s:s, s:I}", "id", idhex, "status", status, "audit_index",
-                           (json_int_t)audit_index));
+    json_t *o = json_pack("{s:s, s:s, s:I}", "id", idhex, "status", status, "audit_index",
+                          (json_int_t)audit_index);
+    if (o && rec.outcome != CASENET_OUTCOME_NONE)
+        json_object_set_new(o, "outcome", json_string(casenet_outcome_name((int)rec.outcome)));
+    if (o && rec.has_note)
+        json_object_set_new(o, "note_id", hex16(rec.note_id));
+    ok_json(out, o);
 unlock:
     after_error(c, rc);
     pthread_mutex_unlock(&c->net_lock);
+    free(note);
     casenet_message_info_clear(&info);
     casenet_buf_free(&signed_receipt);
     casenet_buf_free(&env);

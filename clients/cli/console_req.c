@@ -43,25 +43,30 @@ bool console_static_path_ok(const char *url)
     return true;
 }
 
-bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec,
+bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec, char **note,
                            struct console_resp *err)
 {
     json_t *in = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-    const char *status = NULL, *reason = NULL, *outcome = NULL;
+    const char *status = NULL, *reason = NULL, *outcome = NULL, *text = NULL;
     memset(rec, 0, sizeof *rec);
+    *note = NULL;
     if (!in ||
-        json_unpack(in, "{s:s, s?s, s?s}", "status", &status, "reason", &reason, "outcome",
-                    &outcome) != 0 ||
+        json_unpack(in, "{s:s, s?s, s?s, s?s}", "status", &status, "reason", &reason, "outcome",
+                    &outcome, "note", &text) != 0 ||
         casenet_receipt_status_parse(status, &rec->status) != CASENET_OK) {
         json_decref(in);
         console_error(err, 400, "BAD_REQUEST",
-                      "send {\"status\": delivered|accepted|declined|completed}", "status");
+                      "send {\"status\": delivered|accepted|declined|completed, \"reason\", "
+                      "\"outcome\", \"note\"}",
+                      "status");
         return false;
     }
     if (reason && !reason[0])
         reason = NULL;
     if (outcome && !outcome[0])
         outcome = NULL;
+    if (text && !text[0])
+        text = NULL;
     const char *bad = NULL, *field = NULL;
     if (rec->status == CASENET_RECEIPT_DECLINED &&
         (!reason || !casenet_decline_reason_valid(reason)))
@@ -80,6 +85,12 @@ bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec,
         field = "outcome";
     else if (reason && cn_strlcpy(rec->reason, reason, sizeof rec->reason) != CASENET_OK)
         bad = "too long", field = "reason";
+    else if (text && rec->status == CASENET_RECEIPT_DELIVERED)
+        bad = "a note goes with accepted, declined or completed", field = "note";
+    else if (text && strlen(text) > CONSOLE_NOTE_MAX)
+        bad = "the note is too long", field = "note";
+    else if (text && !(*note = strdup(text)))
+        bad = "out of memory", field = "note";
     json_decref(in);
     if (bad) {
         console_error(err, 400, "BAD_REQUEST", bad, field);
