@@ -679,7 +679,23 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
     }
     if (rc != CASENET_OK) {
         pthread_mutex_unlock(&c->net_lock);
-        fail(out, c, rc, CLI_LOCAL, "cannot seal the message");
+        char why[256] = "", msg[320];
+        bool self = false;
+        for (size_t i = 0; i < sp.so.n_to; i++)
+            self = self || strcmp(sp.so.to[i], c->home->member) == 0;
+        if (rc == CASENET_EFORBIDDEN && self) {
+            console_error(out, MHD_HTTP_FORBIDDEN, "FORBIDDEN",
+                          "nobody addresses a message to itself: choose another member", "to");
+        } else if (rc == CASENET_EFORBIDDEN &&
+                   casenet_role_check(c->home->dir, c->home->member, (int)sp.so.kind, sp.so.to,
+                                      sp.so.n_to, why, sizeof why) != CASENET_OK &&
+                   why[0]) {
+            /* the role matrix (PROTOCOL.md section 6.1), named for the person */
+            snprintf(msg, sizeof msg, "cannot send this to them: %s", why);
+            console_error(out, MHD_HTTP_FORBIDDEN, "FORBIDDEN", msg, "to");
+        } else {
+            fail(out, c, rc, CLI_LOCAL, "cannot seal the message");
+        }
         goto cleanup;
     }
     const casenet_buf *bytes = d ? &d->envelope : &env;
@@ -741,9 +757,33 @@ static void api_reveal(struct console *c, const struct console_req *r, const uin
 
 /* ------------------------------------------------------------ directory, ledger */
 
+/* The kinds a person may send through the console, for "may_send". */
+static const casenet_kind sendable[] = {
+    CASENET_KIND_REFERRAL,      CASENET_KIND_STATUS,           CASENET_KIND_INFO_REQUEST,
+    CASENET_KIND_INFO_RESPONSE, CASENET_KIND_TAKEDOWN_REQUEST, CASENET_KIND_TAKEDOWN_RESULT,
+    CASENET_KIND_CORRECTION,    CASENET_KIND_WITHDRAW,         CASENET_KIND_ERASE,
+};
+
+/* The kinds this member may send to m by the role matrix (PROTOCOL.md
+ * section 6.1): none to itself, none to an inactive member. */
+static json_t *may_send_json(struct console *c, const casenet_member *self, bool have_self,
+                             const casenet_member *m)
+{
+    json_t *arr = json_array();
+    if (!have_self || strcmp(m->id, c->home->member) == 0 || m->status != CASENET_MEMBER_ACTIVE)
+        return arr;
+    for (size_t k = 0; k < sizeof sendable / sizeof sendable[0]; k++) {
+        if (casenet_role_may_send(self, (int)sendable[k], m))
+            json_array_append_new(arr, json_string(casenet_kind_name(sendable[k])));
+    }
+    return arr;
+}
+
 static void api_directory(struct console *c, struct console_resp *out)
 {
     json_t *arr = json_array();
+    casenet_member self;
+    bool have_self = casenet_directory_find(c->home->dir, c->home->member, &self) == CASENET_OK;
     size_t n = casenet_directory_count(c->home->dir);
     for (size_t i = 0; i < n; i++) {
         casenet_member m;
@@ -754,12 +794,13 @@ static void api_directory(struct console *c, struct console_resp *out)
             json_array_append_new(roles, json_string(m.roles[k]));
         for (size_t k = 0; k < m.n_groups; k++)
             json_array_append_new(groups, json_string(m.groups[k]));
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", m.id, "name",
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "id", m.id, "name",
                                              m.display_name ? m.display_name : m.id, "status",
                                              m.status == CASENET_MEMBER_ACTIVE      ? "active"
                                              : m.status == CASENET_MEMBER_SUSPENDED ? "suspended"
                                                                                     : "revoked",
-                                             "roles", roles, "groups", groups));
+                                             "roles", roles, "groups", groups, "may_send",
+                                             may_send_json(c, &self, have_self, &m)));
     }
     ok_json(out, json_pack("{s:s, s:I, s:I, s:o}", "self", c->home->member, "version",
                            (json_int_t)casenet_directory_version(c->home->dir), "expires_at",
