@@ -656,6 +656,16 @@ static void test_rules_and_receipt_note(void **state)
                         "Trẻ đã được đưa về ở với người thân.");
     assert_string_equal(json_string_value(json_object_get(h.json, "in_reply_to")), id);
     http_clear(&h);
+
+    /* forwarded receipt rows are settled once the inbox shows them: the
+     * broker lists them fetched afterwards */
+    http(f->hl.port, "GET", "/api/v1/inbox?kind=receipt&state=queued", NULL, hc, NULL, &h);
+    assert_int_equal(h.status, 200);
+    assert_true(json_integer_value(json_object_get(h.json, "total")) >= 2);
+    http_clear(&h);
+    http(f->hl.port, "GET", "/api/v1/inbox?kind=receipt&state=queued", NULL, hc, NULL, &h);
+    assert_int_equal(json_integer_value(json_object_get(h.json, "total")), 0);
+    http_clear(&h);
 }
 
 /* A disabled account loses its live session at once. */

@@ -305,7 +305,11 @@ async function inboxPage(params, opts) {
     location.hash = (notices ? "#/notices?" : "#/inbox?") + n;
   });
   const rows = r.data.rows.map((m) => {
-    const open = () => { if (m.kind !== "receipt") location.hash = "#/message/" + m.id; };
+    // a receipt opens the message it is about, in the sent view
+    const open = () => {
+      if (m.kind !== "receipt") location.hash = "#/message/" + m.id;
+      else if (m.receipt && m.receipt.message_id) location.hash = "#/sent/" + m.receipt.message_id;
+    };
     const what = m.kind === "receipt" && m.receipt
       ? [t("kind.receipt") + ": ", stateBadge(m.receipt.status || "delivered"),
         " ", badge(m.receipt.verified ? "ok" : "bad", t(m.receipt.verified ? "receipt.verified" : "receipt.bad"))]
