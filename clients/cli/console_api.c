@@ -188,37 +188,6 @@ static bool filter_match(const char *want, const char *have)
 
 static void add_deadlines(struct console *c, json_t *rows);
 
-/* Settles the forwarded receipt rows of a page shown to a person: fetching
- * one moves it from queued to fetched at the broker (PROTOCOL.md section 8),
- * as `casenet watch` does once it handed one over. A failure leaves the row
- * queued, to be settled when next shown. */
-static void settle_receipts(struct console *c, json_t *rows)
-{
-    pthread_mutex_lock(&c->net_lock);
-    for (size_t i = 0; c->client && i < json_array_size(rows); i++) {
-        json_t *row = json_array_get(rows, i);
-        const char *state = json_string_value(json_object_get(row, "state"));
-        const char *kind = json_string_value(json_object_get(row, "kind"));
-        uint8_t id[16];
-        if (!state || !kind || strcmp(kind, "receipt") != 0 || strcmp(state, "queued") != 0 ||
-            !cli_parse_id16(json_string_value(json_object_get(row, "id")), id))
-            continue;
-        casenet_buf env = {0};
-        casenet_inbox_entry got = {0};
-        int rc = casenet_client_fetch_row(c->client, id, &env, &got);
-        if (rc == CASENET_OK)
-            json_object_set_new(row, "state",
-                                json_string(casenet_inbox_state_name(CASENET_INBOX_FETCHED)));
-        casenet_inbox_entry_clear(&got);
-        casenet_buf_free(&env);
-        if (rc == CASENET_ETIMEDOUT) {
-            after_error(c, rc);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&c->net_lock);
-}
-
 static void api_inbox(struct console *c, const struct console_req *r, struct console_resp *out)
 {
     const char *f_state = arg(r, "state"), *f_kind = arg(r, "kind");
@@ -272,7 +241,6 @@ static void api_inbox(struct console *c, const struct console_req *r, struct con
     for (size_t i = offset; i < total && i < offset + limit; i++)
         json_array_append(page, json_array_get(all, total - 1 - i));
     json_decref(all);
-    settle_receipts(c, page);
     add_deadlines(c, page);
     ok_json(out, json_pack("{s:o, s:I}", "rows", page, "total", (json_int_t)total));
 }
@@ -291,9 +259,27 @@ static json_t *deadlines_json(const casenet_deadline *d, size_t n)
     return arr;
 }
 
-/* Adds "deadlines" to the rows of a page that still owe a receipt (this
- * member's own row: one GetStatus each, at most a page of them), for the
- * inbox's countdowns. A row whose status cannot be read goes without. */
+/* Settles a forwarded receipt row shown to a person: fetching it moves it
+ * from queued to fetched at the broker (PROTOCOL.md section 8), as `casenet
+ * watch` does once it handed one over. A failure leaves it queued, to be
+ * settled when next shown. Under net_lock. */
+static int settle_receipt(struct console *c, json_t *row, const uint8_t id[16])
+{
+    casenet_buf env = {0};
+    casenet_inbox_entry got = {0};
+    int rc = casenet_client_fetch_row(c->client, id, &env, &got);
+    if (rc == CASENET_OK)
+        json_object_set_new(row, "state",
+                            json_string(casenet_inbox_state_name(CASENET_INBOX_FETCHED)));
+    casenet_inbox_entry_clear(&got);
+    casenet_buf_free(&env);
+    return rc;
+}
+
+/* Settles the queued forwarded receipts of a page (settle_receipt) and adds
+ * "deadlines" to its rows that still owe a receipt (this member's own row:
+ * one GetStatus each, at most a page of them), for the inbox's countdowns. A
+ * row whose status cannot be read goes without. */
 static void add_deadlines(struct console *c, json_t *rows)
 {
     pthread_mutex_lock(&c->net_lock);
@@ -302,6 +288,14 @@ static void add_deadlines(struct console *c, json_t *rows)
         const char *state = json_string_value(json_object_get(row, "state"));
         const char *kind = json_string_value(json_object_get(row, "kind"));
         uint8_t id[16];
+        if (state && kind && strcmp(kind, "receipt") == 0 && strcmp(state, "queued") == 0 &&
+            cli_parse_id16(json_string_value(json_object_get(row, "id")), id)) {
+            if (settle_receipt(c, row, id) == CASENET_ETIMEDOUT) {
+                after_error(c, CASENET_ETIMEDOUT);
+                break;
+            }
+            continue;
+        }
         if (!state || !kind || strcmp(kind, "receipt") == 0 || strcmp(kind, "escalation") == 0 ||
             strcmp(kind, "dead-letter") == 0 ||
             !(strcmp(state, "queued") == 0 || strcmp(state, "fetched") == 0 ||
