@@ -151,4 +151,18 @@ int cli_mkdir(const char *dir);
 /* True when path exists (any type). */
 bool cli_exists(const char *path);
 
+/* Seals text as the encrypted STATUS note that explains receipt r (PROTOCOL.md
+ * section 5.1) from the member of keys to the sender of the message whose
+ * envelope is orig (info: its verified metadata), in reply to it, for the case
+ * its payload names, in the state r gives: ACCEPTED, DECLINED with r's reason,
+ * CLOSED with r's outcome (a delivered receipt has no note: CASENET_EINVAL).
+ * On success *note holds the envelope to submit and id its message id, which
+ * the receipt then names (note_id). Otherwise a casenet_err with a sentence in
+ * why (whylen bytes) and *origin CLI_VERIFY when orig does not open,
+ * CLI_LOCAL else; nothing is allocated. Builds only: the caller submits. */
+int cli_note_seal(const casenet_keys *keys, const casenet_directory *dir, const casenet_buf *orig,
+                  const casenet_message_info *info, const casenet_receipt *r, const char *text,
+                  casenet_buf *note, uint8_t id[CASENET_MESSAGE_ID_BYTES], enum cli_origin *origin,
+                  char *why, size_t whylen);
+
 #endif

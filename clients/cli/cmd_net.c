@@ -786,93 +786,27 @@ static const char ack_usage[] =
     "  casenet ack 3f2a9c0e5b7d41e8a6c2d9f0b1e4a7c3 --status completed \\\n"
     "      --outcome resolved --note 'child placed with relatives'\n";
 
-/* Seals text as an encrypted STATUS note to the sender of the message
- * described by info, in reply to it, and submits it; its id goes to id. */
-/* The case id the payload of the message in env states (every kind carries
- * one), opened with h's keys, into out (cap bytes). An exit code, the
- * failure reported. */
-static int note_case_id(struct home *h, const casenet_buf *env, char *out, size_t cap)
-{
-    casenet_message_info info = {0};
-    casenet_buf payload = {0}, json = {0};
-    char why[256] = "";
-    int rc =
-        casenet_open_detail(h->keys, h->dir, env->data, env->len, &info, &payload, why, sizeof why);
-    if (rc != CASENET_OK) {
-        int ex = open_fail_detail(rc, h->member, why, env->data, env->len);
-        casenet_message_info_clear(&info);
-        return ex;
-    }
-    rc = casenet_payload_to_json(payload.data, payload.len, &json);
-    json_t *doc = rc == CASENET_OK ? json_loadb((const char *)json.data, json.len, 0, NULL) : NULL;
-    const char *key;
-    json_t *body, *id = NULL;
-    json_object_foreach(doc, key, body) id = json_object_get(body, "caseId");
-    int ex = CLI_OK;
-    if (!json_is_string(id) || cn_strlcpy(out, json_string_value(id), cap) != CASENET_OK)
-        ex = cli_fail(CLI_LOCAL, CASENET_EBADREQ, NULL,
-                      "the message states no usable case id to answer with a note");
-    json_decref(doc);
-    casenet_buf_free(&json);
-    casenet_buf_free(&payload);
-    casenet_message_info_clear(&info);
-    return ex;
-}
-
-/* Seals text as a STATUS note to the sender of the message in env (info, its
- * verified metadata), in reply to it, for the case its payload names; its
- * id in id. reason and outcome are the receipt's codes, which the note's
- * DECLINED and CLOSED states require in words. An exit code. */
+/* Seals text as a STATUS note to the sender of the message in orig (info,
+ * its verified metadata), in reply to it (cli_note_seal), and submits it;
+ * its id in id. An exit code, the failure reported. */
 static int send_note(struct home *h, casenet_client *cl, const casenet_buf *orig,
                      const casenet_message_info *info, const casenet_receipt *r, const char *text,
                      uint8_t id[CASENET_MESSAGE_ID_BYTES])
 {
-    char case_id[256];
-    int ex = note_case_id(h, orig, case_id, sizeof case_id);
-    if (ex != CLI_OK)
-        return ex;
-    json_t *doc = NULL;
-    if (r->status == CASENET_RECEIPT_ACCEPTED)
-        doc = json_pack("{s:{s:s, s:s, s:s}}", "status", "caseId", case_id, "status",
-                        "CASE_STATUS_ACCEPTED", "note", text);
-    else if (r->status == CASENET_RECEIPT_DECLINED)
-        doc = json_pack("{s:{s:s, s:s, s:s, s:s}}", "status", "caseId", case_id, "status",
-                        "CASE_STATUS_DECLINED", "reason", r->reason, "note", text);
-    else
-        doc = json_pack("{s:{s:s, s:s, s:s, s:s}}", "status", "caseId", case_id, "status",
-                        "CASE_STATUS_CLOSED", "outcome", casenet_outcome_name(r->outcome), "note",
-                        text);
-    char *json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!json)
-        return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
-    casenet_buf payload = {0}, env = {0};
-    char err[256] = "";
-    int rc = casenet_payload_from_json(json, strlen(json), CASENET_KIND_STATUS, &payload, err,
-                                       sizeof err);
-    free(json);
+    casenet_buf env = {0};
+    enum cli_origin origin;
+    char why[256];
+    int rc =
+        cli_note_seal(h->keys, h->dir, orig, info, r, text, &env, id, &origin, why, sizeof why);
+    if (rc != CASENET_OK && origin == CLI_VERIFY)
+        return open_fail_detail(rc, h->member, why, orig->data, orig->len);
     if (rc != CASENET_OK)
-        return cli_fail(CLI_LOCAL, rc, NULL, "cannot build the note: %s",
-                        err[0] ? err : casenet_strerror(rc));
-    const char *to[1] = {info->sender};
-    casenet_seal_opts so = {.kind = CASENET_KIND_STATUS,
-                            .urgency = info->urgency,
-                            .status = info->status,
-                            .to = to,
-                            .n_to = 1,
-                            .in_reply_to = info->message_id,
-                            .case_ref = info->has_case_ref ? info->case_ref : NULL};
-    rc = casenet_seal(h->keys, h->dir, &so, payload.data, payload.len, &env, id);
-    casenet_buf_free(&payload);
-    ex = CLI_OK;
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot seal the note: %s", casenet_strerror(rc));
-    } else {
-        casenet_submit_receipt sr;
-        rc = casenet_client_submit(cl, env.data, env.len, &sr, NULL);
-        if (rc != CASENET_OK)
-            ex = net_fail(cl, rc, "the broker did not accept the note; no receipt was sent");
-    }
+        return cli_fail(origin, rc, NULL, "cannot build the note: %s", why);
+    int ex = CLI_OK;
+    casenet_submit_receipt sr;
+    rc = casenet_client_submit(cl, env.data, env.len, &sr, NULL);
+    if (rc != CASENET_OK)
+        ex = net_fail(cl, rc, "the broker did not accept the note; no receipt was sent");
     casenet_buf_free(&env);
     return ex;
 }

@@ -217,9 +217,14 @@ struct console_send {
 bool console_parse_send(const char *body, size_t len, struct console_send *s,
                         struct console_resp *err);
 void console_send_clear(struct console_send *s);
-/* Parses a receipt body {status, reason?, outcome?} into rec's status,
- * reason and outcome; false with a 400 in err naming the field. */
-bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec,
+/* The longest note a receipt may carry, in bytes. */
+#define CONSOLE_NOTE_MAX 4000
+/* Parses a receipt body {status, reason?, outcome?, note?} into rec's status,
+ * reason and outcome code, and *note (malloc'd, the caller frees; NULL when
+ * none): the words sealed to the sender as a STATUS note with accepted,
+ * declined or completed. false with a 400 in err naming the field, *note
+ * NULL. */
+bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec, char **note,
                            struct console_resp *err);
 
 /* Handles an authenticated API request (everything but the session itself

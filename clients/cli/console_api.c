@@ -259,9 +259,27 @@ static json_t *deadlines_json(const casenet_deadline *d, size_t n)
     return arr;
 }
 
-/* Adds "deadlines" to the rows of a page that still owe a receipt (this
- * member's own row: one GetStatus each, at most a page of them), for the
- * inbox's countdowns. A row whose status cannot be read goes without. */
+/* Settles a forwarded receipt row shown to a person: fetching it moves it
+ * from queued to fetched at the broker (PROTOCOL.md section 8), as `casenet
+ * watch` does once it handed one over. A failure leaves it queued, to be
+ * settled when next shown. Under net_lock. */
+static int settle_receipt(struct console *c, json_t *row, const uint8_t id[16])
+{
+    casenet_buf env = {0};
+    casenet_inbox_entry got = {0};
+    int rc = casenet_client_fetch_row(c->client, id, &env, &got);
+    if (rc == CASENET_OK)
+        json_object_set_new(row, "state",
+                            json_string(casenet_inbox_state_name(CASENET_INBOX_FETCHED)));
+    casenet_inbox_entry_clear(&got);
+    casenet_buf_free(&env);
+    return rc;
+}
+
+/* Settles the queued forwarded receipts of a page (settle_receipt) and adds
+ * "deadlines" to its rows that still owe a receipt (this member's own row:
+ * one GetStatus each, at most a page of them), for the inbox's countdowns. A
+ * row whose status cannot be read goes without. */
 static void add_deadlines(struct console *c, json_t *rows)
 {
     pthread_mutex_lock(&c->net_lock);
@@ -270,6 +288,14 @@ static void add_deadlines(struct console *c, json_t *rows)
         const char *state = json_string_value(json_object_get(row, "state"));
         const char *kind = json_string_value(json_object_get(row, "kind"));
         uint8_t id[16];
+        if (state && kind && strcmp(kind, "receipt") == 0 && strcmp(state, "queued") == 0 &&
+            cli_parse_id16(json_string_value(json_object_get(row, "id")), id)) {
+            if (settle_receipt(c, row, id) == CASENET_ETIMEDOUT) {
+                after_error(c, CASENET_ETIMEDOUT);
+                break;
+            }
+            continue;
+        }
         if (!state || !kind || strcmp(kind, "receipt") == 0 || strcmp(kind, "escalation") == 0 ||
             strcmp(kind, "dead-letter") == 0 ||
             !(strcmp(state, "queued") == 0 || strcmp(state, "fetched") == 0 ||
@@ -528,13 +554,45 @@ cleanup:
 
 /* ------------------------------------------------------------ receipts */
 
+/* Seals note as the STATUS note that explains rec (cli_note_seal) for the
+ * message in env and submits it; rec names it. The ledger records the send.
+ * Under net_lock. false with out set. */
+static bool receipt_note(struct console *c, const struct console_req *r, const casenet_buf *env,
+                         const casenet_message_info *info, casenet_receipt *rec, const char *note,
+                         struct console_resp *out)
+{
+    casenet_buf sealed = {0};
+    enum cli_origin origin;
+    char why[256], msg[320], hex[33];
+    int rc = cli_note_seal(c->home->keys, c->home->dir, env, info, rec, note, &sealed, rec->note_id,
+                           &origin, why, sizeof why);
+    if (rc != CASENET_OK) {
+        snprintf(msg, sizeof msg, "cannot build the note: %s; no receipt was sent", why);
+        console_error(out, http_status(rc, origin), casenet_errname(rc), msg, "note");
+        return false;
+    }
+    casenet_submit_receipt sr;
+    rc = casenet_client_submit(c->client, sealed.data, sealed.len, &sr, NULL);
+    casenet_buf_free(&sealed);
+    if (rc != CASENET_OK) {
+        fail(out, c, rc, CLI_BROKER, "the broker did not accept the note; no receipt was sent");
+        return false;
+    }
+    rec->has_note = true;
+    cli_id16_hex(rec->note_id, hex);
+    if (console_ledger_add(c->db, r->who->user, "send", hex, NULL) != CASENET_OK)
+        fprintf(stderr, "console: warning: ledger entry for sent note %s not written\n", hex);
+    return true;
+}
+
 static void api_receipt(struct console *c, const struct console_req *r, const uint8_t id[16],
                         struct console_resp *out)
 {
     if (!need_role(out, r, ROLE_CASEWORKER))
         return;
     casenet_receipt rec = {0};
-    if (!console_parse_receipt(r->body, r->body_len, &rec, out))
+    char *note = NULL;
+    if (!console_parse_receipt(r->body, r->body_len, &rec, &note, out))
         return;
     const char *status = casenet_receipt_status_name(rec.status);
     casenet_buf env = {0}, signed_receipt = {0};
@@ -556,12 +614,9 @@ static void api_receipt(struct console *c, const struct console_req *r, const ui
     }
     memcpy(rec.message_id, info.message_id, sizeof rec.message_id);
     memcpy(rec.envelope_hash, info.envelope_hash, sizeof rec.envelope_hash);
-    rec.signed_at_ms = cn_now_ms();
     rc = cn_strlcpy(rec.sender, info.sender, sizeof rec.sender);
     if (rc == CASENET_OK)
         rc = cn_strlcpy(rec.recipient, c->home->member, sizeof rec.recipient);
-    if (rc == CASENET_OK)
-        rc = casenet_receipt_sign(c->home->keys, &rec, &signed_receipt);
     if (rc != CASENET_OK) {
         fail(out, c, rc, CLI_LOCAL, "cannot sign the receipt");
         goto unlock;
@@ -574,6 +629,17 @@ static void api_receipt(struct console *c, const struct console_req *r, const ui
                       NULL);
         goto unlock;
     }
+    /* the words first, sealed to the sender: the receipt names them */
+    if (note && !receipt_note(c, r, &env, &info, &rec, note, out)) {
+        rc = CASENET_EINVAL; /* out is set */
+        goto unlock;
+    }
+    rec.signed_at_ms = cn_now_ms();
+    rc = casenet_receipt_sign(c->home->keys, &rec, &signed_receipt);
+    if (rc != CASENET_OK) {
+        fail(out, c, rc, CLI_LOCAL, "cannot sign the receipt");
+        goto unlock;
+    }
     uint64_t audit_index = 0;
     rc = casenet_client_send_receipt(c->client, signed_receipt.data, signed_receipt.len,
                                      &audit_index);
@@ -582,11 +648,17 @@ static void api_receipt(struct console *c, const struct console_req *r, const ui
         goto unlock;
     }
     fprintf(stderr, "console: %s signed '%s' for %s\n", r->who->user, status, idhex);
-    ok_json(out, json_pack("{s:s, s:s, s:I}", "id", idhex, "status", status, "audit_index",
-                           (json_int_t)audit_index));
+    json_t *o = json_pack("{s:s, s:s, s:I}", "id", idhex, "status", status, "audit_index",
+                          (json_int_t)audit_index);
+    if (o && rec.outcome != CASENET_OUTCOME_NONE)
+        json_object_set_new(o, "outcome", json_string(casenet_outcome_name((int)rec.outcome)));
+    if (o && rec.has_note)
+        json_object_set_new(o, "note_id", hex16(rec.note_id));
+    ok_json(out, o);
 unlock:
     after_error(c, rc);
     pthread_mutex_unlock(&c->net_lock);
+    free(note);
     casenet_message_info_clear(&info);
     casenet_buf_free(&signed_receipt);
     casenet_buf_free(&env);
@@ -633,7 +705,23 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
     }
     if (rc != CASENET_OK) {
         pthread_mutex_unlock(&c->net_lock);
-        fail(out, c, rc, CLI_LOCAL, "cannot seal the message");
+        char why[256] = "", msg[320];
+        bool self = false;
+        for (size_t i = 0; i < sp.so.n_to; i++)
+            self = self || strcmp(sp.so.to[i], c->home->member) == 0;
+        if (rc == CASENET_EFORBIDDEN && self) {
+            console_error(out, MHD_HTTP_FORBIDDEN, "FORBIDDEN",
+                          "nobody addresses a message to itself: choose another member", "to");
+        } else if (rc == CASENET_EFORBIDDEN &&
+                   casenet_role_check(c->home->dir, c->home->member, (int)sp.so.kind, sp.so.to,
+                                      sp.so.n_to, why, sizeof why) != CASENET_OK &&
+                   why[0]) {
+            /* the role matrix (PROTOCOL.md section 6.1), named for the person */
+            snprintf(msg, sizeof msg, "cannot send this to them: %s", why);
+            console_error(out, MHD_HTTP_FORBIDDEN, "FORBIDDEN", msg, "to");
+        } else {
+            fail(out, c, rc, CLI_LOCAL, "cannot seal the message");
+        }
         goto cleanup;
     }
     const casenet_buf *bytes = d ? &d->envelope : &env;
@@ -695,9 +783,33 @@ static void api_reveal(struct console *c, const struct console_req *r, const uin
 
 /* ------------------------------------------------------------ directory, ledger */
 
+/* The kinds a person may send through the console, for "may_send". */
+static const casenet_kind sendable[] = {
+    CASENET_KIND_REFERRAL,      CASENET_KIND_STATUS,           CASENET_KIND_INFO_REQUEST,
+    CASENET_KIND_INFO_RESPONSE, CASENET_KIND_TAKEDOWN_REQUEST, CASENET_KIND_TAKEDOWN_RESULT,
+    CASENET_KIND_CORRECTION,    CASENET_KIND_WITHDRAW,         CASENET_KIND_ERASE,
+};
+
+/* The kinds this member may send to m by the role matrix (PROTOCOL.md
+ * section 6.1): none to itself, none to an inactive member. */
+static json_t *may_send_json(struct console *c, const casenet_member *self, bool have_self,
+                             const casenet_member *m)
+{
+    json_t *arr = json_array();
+    if (!have_self || strcmp(m->id, c->home->member) == 0 || m->status != CASENET_MEMBER_ACTIVE)
+        return arr;
+    for (size_t k = 0; k < sizeof sendable / sizeof sendable[0]; k++) {
+        if (casenet_role_may_send(self, (int)sendable[k], m))
+            json_array_append_new(arr, json_string(casenet_kind_name(sendable[k])));
+    }
+    return arr;
+}
+
 static void api_directory(struct console *c, struct console_resp *out)
 {
     json_t *arr = json_array();
+    casenet_member self;
+    bool have_self = casenet_directory_find(c->home->dir, c->home->member, &self) == CASENET_OK;
     size_t n = casenet_directory_count(c->home->dir);
     for (size_t i = 0; i < n; i++) {
         casenet_member m;
@@ -708,12 +820,13 @@ static void api_directory(struct console *c, struct console_resp *out)
             json_array_append_new(roles, json_string(m.roles[k]));
         for (size_t k = 0; k < m.n_groups; k++)
             json_array_append_new(groups, json_string(m.groups[k]));
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", m.id, "name",
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "id", m.id, "name",
                                              m.display_name ? m.display_name : m.id, "status",
                                              m.status == CASENET_MEMBER_ACTIVE      ? "active"
                                              : m.status == CASENET_MEMBER_SUSPENDED ? "suspended"
                                                                                     : "revoked",
-                                             "roles", roles, "groups", groups));
+                                             "roles", roles, "groups", groups, "may_send",
+                                             may_send_json(c, &self, have_self, &m)));
     }
     ok_json(out, json_pack("{s:s, s:I, s:I, s:o}", "self", c->home->member, "version",
                            (json_int_t)casenet_directory_version(c->home->dir), "expires_at",

@@ -43,25 +43,30 @@ bool console_static_path_ok(const char *url)
     return true;
 }
 
-bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec,
+bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec, char **note,
                            struct console_resp *err)
 {
     json_t *in = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-    const char *status = NULL, *reason = NULL, *outcome = NULL;
+    const char *status = NULL, *reason = NULL, *outcome = NULL, *text = NULL;
     memset(rec, 0, sizeof *rec);
+    *note = NULL;
     if (!in ||
-        json_unpack(in, "{s:s, s?s, s?s}", "status", &status, "reason", &reason, "outcome",
-                    &outcome) != 0 ||
+        json_unpack(in, "{s:s, s?s, s?s, s?s}", "status", &status, "reason", &reason, "outcome",
+                    &outcome, "note", &text) != 0 ||
         casenet_receipt_status_parse(status, &rec->status) != CASENET_OK) {
         json_decref(in);
         console_error(err, 400, "BAD_REQUEST",
-                      "send {\"status\": delivered|accepted|declined|completed}", "status");
+                      "send {\"status\": delivered|accepted|declined|completed, \"reason\", "
+                      "\"outcome\", \"note\"}",
+                      "status");
         return false;
     }
     if (reason && !reason[0])
         reason = NULL;
     if (outcome && !outcome[0])
         outcome = NULL;
+    if (text && !text[0])
+        text = NULL;
     const char *bad = NULL, *field = NULL;
     if (rec->status == CASENET_RECEIPT_DECLINED &&
         (!reason || !casenet_decline_reason_valid(reason)))
@@ -80,6 +85,12 @@ bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec,
         field = "outcome";
     else if (reason && cn_strlcpy(rec->reason, reason, sizeof rec->reason) != CASENET_OK)
         bad = "too long", field = "reason";
+    else if (text && rec->status == CASENET_RECEIPT_DELIVERED)
+        bad = "a note goes with accepted, declined or completed", field = "note";
+    else if (text && strlen(text) > CONSOLE_NOTE_MAX)
+        bad = "the note is too long", field = "note";
+    else if (text && !(*note = strdup(text)))
+        bad = "out of memory", field = "note";
     json_decref(in);
     if (bad) {
         console_error(err, 400, "BAD_REQUEST", bad, field);
@@ -95,23 +106,71 @@ static const char *const urgency_enum[] = {
     [CASENET_URGENCY_INFO] = "URGENCY_INFO",
 };
 
-/* The urgency is chosen once: a referral's payload gets the header's
- * urgency, and one that names another is refused. */
+/* The object in payload that states an urgency: a referral's, or the
+ * referral a correction carries (PROTOCOL.md section 6, one urgency). */
+static json_t *urgency_holder(json_t *payload, casenet_kind kind)
+{
+    if (kind == CASENET_KIND_REFERRAL)
+        return json_object_get(payload, "referral");
+    if (kind == CASENET_KIND_CORRECTION)
+        return json_object_get(json_object_get(payload, "correction"), "referral");
+    return NULL;
+}
+
+/* The urgency is chosen once, and the payload states it: a referral chosen
+ * with an urgency gets it in its payload; one whose payload names another is
+ * refused. Without a chosen urgency the header takes the payload's. */
 static const char *apply_urgency(json_t *payload, casenet_kind kind, casenet_urgency urgency)
 {
-    if (kind != CASENET_KIND_REFERRAL)
-        return NULL;
-    json_t *ref = json_object_get(payload, "referral");
-    if (!json_is_object(ref))
+    json_t *ref = urgency_holder(payload, kind);
+    if (kind == CASENET_KIND_REFERRAL && !json_is_object(ref))
         return "payload.referral";
+    if (!json_is_object(ref) || urgency == 0)
+        return NULL;
     json_t *u = json_object_get(ref, "urgency");
     if (!u) {
         json_object_set_new(ref, "urgency", json_string(urgency_enum[urgency]));
         return NULL;
     }
     if (!json_is_string(u) || strcmp(json_string_value(u), urgency_enum[urgency]) != 0)
-        return "payload.referral.urgency";
+        return kind == CASENET_KIND_REFERRAL ? "payload.referral.urgency"
+                                             : "payload.correction.referral.urgency";
     return NULL;
+}
+
+/* A 400 for a payload casenet_payload_check refused, with its sentence (the
+ * library's: "the referral lacks caseId, summary") and, in "fields", the
+ * path of every missing field ("payload.referral.caseId"); "field" is the
+ * first. */
+static void payload_refused(struct console_resp *err, const char *msg)
+{
+    json_t *fields = json_array();
+    const char *what = strstr(msg, "the "), *lacks = strstr(msg, " lacks ");
+    if (what == msg && lacks) {
+        int wl = (int)(lacks - (msg + 4));
+        for (const char *p = lacks + 7; *p;) {
+            size_t n = strcspn(p, ", ");
+            char path[160];
+            if (n > 0 && n < 100) {
+                snprintf(path, sizeof path, "payload.%.*s.%.*s", wl, msg + 4, (int)n, p);
+                json_array_append_new(fields, json_string(path));
+            }
+            p += n;
+            p += strcspn(p, ","); /* skip " (or a note)" */
+            p += strspn(p, ", ");
+        }
+    }
+    json_t *first = json_array_get(fields, 0);
+    console_error(err, 400, "BAD_REQUEST", msg, first ? json_string_value(first) : "payload");
+    json_t *o = err->body ? json_loads(err->body, 0, NULL) : NULL;
+    if (o) {
+        json_object_set_new(o, "fields", fields);
+        fields = NULL;
+        free(err->body);
+        err->body = json_dumps(o, JSON_COMPACT);
+    }
+    json_decref(o);
+    json_decref(fields);
 }
 
 void console_send_clear(struct console_send *s)
@@ -132,7 +191,7 @@ bool console_parse_send(const char *body, size_t len, struct console_send *s,
                         struct console_resp *err)
 {
     memset(s, 0, sizeof *s);
-    const char *kind_s = NULL, *urg_s = "standard", *status_s = "actual", *draft_s = NULL;
+    const char *kind_s = NULL, *urg_s = NULL, *status_s = "actual", *draft_s = NULL;
     const char *reply_s = NULL;
     json_t *to = NULL, *payload = NULL;
     char *pjson = NULL, perr[256] = "";
@@ -153,7 +212,8 @@ bool console_parse_send(const char *body, size_t len, struct console_send *s,
         msg = "unknown kind", field = "kind";
         goto refuse;
     }
-    if (casenet_urgency_parse(urg_s, &so->urgency) != CASENET_OK) {
+    so->urgency = 0;
+    if (urg_s && casenet_urgency_parse(urg_s, &so->urgency) != CASENET_OK) {
         msg = "unknown urgency", field = "urgency";
         goto refuse;
     }
@@ -209,6 +269,20 @@ bool console_parse_send(const char *body, size_t len, struct console_send *s,
         if (fl > 0 && fl < sizeof path - 8)
             snprintf(path, sizeof path, "payload.%.*s", (int)fl, perr);
         console_error(err, 400, "BAD_REQUEST", perr[0] ? perr : casenet_strerror(rc), path);
+        console_send_clear(s);
+        return false;
+    }
+    /* the header takes the urgency the payload states; then every field
+     * the kind requires, as casenet_seal will check */
+    casenet_urgency stated = 0;
+    if (so->urgency == 0 &&
+        casenet_payload_urgency(s->payload.data, s->payload.len, &stated) == CASENET_OK)
+        so->urgency = stated ? stated : CASENET_URGENCY_STANDARD;
+    if (so->urgency == 0)
+        so->urgency = CASENET_URGENCY_STANDARD;
+    if (casenet_payload_check(s->payload.data, s->payload.len, so->kind, so->urgency, perr,
+                              sizeof perr) != CASENET_OK) {
+        payload_refused(err, perr[0] ? perr : "the payload breaks the rules of its kind");
         console_send_clear(s);
         return false;
     }

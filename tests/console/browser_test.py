@@ -7,8 +7,11 @@ chromium-driver through python3-selenium, headless) against two consoles
   - the hotline logs in and sends an emergency referral with Vietnamese
     diacritics through the form (double click: one message);
   - the police console shows it live, without a reload;
-  - the police opens it (readable case, verified sender) and accepts it;
-  - the hotline's sent view shows "accepted" and the verified receipt;
+  - the forms offer only the recipients the role matrix allows;
+  - the police opens it (readable case, verified sender) and accepts it
+    with a note, sealed to the hotline first and named by the receipt;
+  - the hotline's sent view shows "accepted" and the verified receipt,
+    whose note opens readable; a status update on its own arrives too;
   - a hostile referral's <script>, onerror and terminal escapes do not run
     and are shown as text;
   - a POST without the CSRF token is refused (from the page's own origin).
@@ -44,6 +47,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SHOTS = os.path.join(consolenet.BIN, "console-screenshots")
 SUMMARY = "Trẻ 14 tuổi bị đe dọa phát tán ảnh nhạy cảm; đang an toàn ở nhà cùng mẹ."
+SUMMARY_CASE_PREFIX = "HL-"  # the case number the form proposes
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>\x1b[31mđỏ\x1b[0m'
 
 
@@ -168,9 +172,23 @@ class ConsoleBrowser(unittest.TestCase):
         self.assertIn("Hãy điền: Tóm tắt vụ việc", box)
         self.assertEqual(hl.find_element(By.ID, "f-summary").get_attribute("aria-invalid"), "true")
 
-        # the takedown form names its missing URLs too
+        # the role matrix decides the recipients offered: referrals to the
+        # responders, never to the hotline itself or the broker
+        offered = {e.get_attribute("value") for e in hl.find_elements(By.CSS_SELECTOR, "input[name=to]")}
+        self.assertIn("vn.police.a05", offered)
+        self.assertIn("vn.molisa.hanoi", offered)
+        self.assertNotIn("vn.hotline111", offered)
+        self.assertNotIn("vn.broker", offered)
+        # every required field is marked
+        for fid in ("f-caseId", "f-summary", "f-legalKind"):
+            self.assertEqual(hl.find_element(By.ID, fid).get_attribute("aria-required"), "true", fid)
+
+        # the takedown form names its missing URLs too; the hotline is no
+        # takedown requester, so it is offered nobody to send one to
         hl.get(self.hl_url + "#/takedown")
         self.wait(hl, EC.presence_of_element_located((By.ID, "takedown-form")))
+        self.assertEqual(hl.find_elements(By.CSS_SELECTOR, "input[name=to]"), [])
+        self.assertTrue(hl.find_element(By.ID, "no-recipients").is_displayed())
         hl.find_element(By.ID, "send").click()
         box = self.wait(hl, lambda d: d.find_element(By.ID, "form-status").text)
         self.assertIn("Hãy điền: Đường dẫn cần gỡ bỏ", box)
@@ -198,14 +216,24 @@ class ConsoleBrowser(unittest.TestCase):
         self.assertIn("(GMT+7)", page)
         self.assertIn("hạn tiếp nhận xử lý", page)
         self.shot(po, "06-message")
-        po.find_element(By.ID, "act-accepted").click()
-        self.wait(po, lambda d: "Đã gửi xác nhận" in d.find_element(By.ID, "action-status").text)
-        # the re-rendered page shows the police's own row accepted
-        self.wait(po, lambda d: "đã tiếp nhận xử lý" in d.find_element(By.ID, "main").text)
-        # a status note back to the hotline, in reply
+        # the outcome is one of five codes, labelled in Vietnamese
+        outcomes = [o.text for o in po.find_elements(By.CSS_SELECTOR, "#outcome option")]
+        self.assertEqual(len(outcomes), 5, outcomes)
+        self.assertIn("đã giải quyết xong", outcomes)
+        # accept with a note: the words are sealed to the hotline first
         po.find_element(By.ID, "note").send_keys("Đã tiếp nhận, đang xác minh tài khoản.")
+        po.find_element(By.ID, "act-accepted").click()
+        self.wait(po, lambda d: "Đã gửi xác nhận" in d.find_element(By.ID, "action-status").text
+                  and "Đã gửi ghi chú" in d.find_element(By.ID, "action-status").text)
+        # the re-rendered page shows the police's own row accepted
+        self.wait(po, lambda d: any("đã tiếp nhận xử lý" in h.text
+                                    for h in d.find_elements(By.CSS_SELECTOR, "#main section h3")))
+        self.wait(po, lambda d: d.find_element(By.ID, "note").get_attribute("value") == "")
+        # a status update on its own, in reply: case id and status filled
+        po.find_element(By.ID, "note").send_keys("Đã khóa tài khoản của đối tượng.")
+        po.find_element(By.ID, "note-status").send_keys("đã áp dụng biện pháp")
         po.find_element(By.ID, "send-note").click()
-        self.wait(po, lambda d: "Đã gửi ghi chú" in d.find_element(By.ID, "action-status").text)
+        self.wait(po, lambda d: d.find_element(By.ID, "action-status").text.startswith("Đã gửi ghi chú"))
 
         # the hotline's sent view shows accepted, with the verified receipt
         hl.get(self.hl_url + "#/sent")
@@ -217,11 +245,18 @@ class ConsoleBrowser(unittest.TestCase):
         self.wait(hl, lambda d: "xác nhận đã xác minh" in detail.text)
         self.shot(hl, "08-sent-detail")
 
-        # the note arrived at the hotline, readable
-        hl.get(self.hl_url + "#/inbox?kind=status")
-        rid = self.wait(hl, lambda d: d.find_element(By.CSS_SELECTOR, "#inbox-table tr.row").get_attribute("data-id"))
-        hl.get(self.hl_url + "#/message/" + rid)
+        # the receipt names its note, which opens readable at the hotline
+        hl.find_element(By.CSS_SELECTOR, "#status-detail a.note-link").click()
         self.wait(hl, lambda d: "đang xác minh tài khoản" in d.find_element(By.ID, "payload").text)
+        self.assertIn("đã tiếp nhận", hl.find_element(By.ID, "payload").text)
+        self.assertIn(SUMMARY_CASE_PREFIX, hl.find_element(By.ID, "payload").text)
+        # and the status update on its own
+        hl.get(self.hl_url + "#/inbox?kind=status")
+        self.wait(hl, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#inbox-table tr.row")) == 2)
+        rid = hl.find_element(By.CSS_SELECTOR, "#inbox-table tr.row").get_attribute("data-id")
+        hl.get(self.hl_url + "#/message/" + rid)
+        self.wait(hl, lambda d: "Đã khóa tài khoản của đối tượng" in d.find_element(By.ID, "payload").text)
+        self.assertIn("đã áp dụng biện pháp", hl.find_element(By.ID, "payload").text)
 
         # a standard referral nobody acknowledges: the broker's escalation
         # notice reaches the hotline's notices page live, readable

@@ -530,6 +530,144 @@ static void test_referral_round_trip(void **state)
     http_clear(&h);
 }
 
+/* Issue 12: a referral lacking required fields is refused with the
+ * library's sentence and every missing field named; nobody sends to itself;
+ * the directory says whom the role matrix lets this member send each kind;
+ * the urgency comes from the payload; a completed receipt carries an outcome
+ * code (free text refused) and its words go in a note sealed to the sender,
+ * which the receipt names and the sender can open. */
+static void test_rules_and_receipt_note(void **state)
+{
+    struct fixture *f = *state;
+    char hc[128], hcsrf[65], pc[128], pcsrf[65], hdr[256], path[128];
+    assert_int_equal(login(f->hl.port, "lan", PASSWORD, hc, hcsrf), 200);
+    assert_int_equal(login(f->po.port, "minh", PASSWORD, pc, pcsrf), 200);
+    snprintf(hdr, sizeof hdr, "%sX-CSRF-Token: %s\r\n", hc, hcsrf);
+    struct http h;
+
+    /* required fields: all named, the first as the field */
+    http(f->hl.port, "POST", "/api/v1/messages", NULL, hdr,
+         "{\"kind\":\"referral\",\"to\":[\"" POLICE "\"],\"urgency\":\"standard\","
+         "\"payload\":{\"referral\":{\"caseId\":\"HL-1\","
+         "\"harmCategories\":[\"HARM_CATEGORY_SCAM\"]}}}",
+         &h);
+    assert_int_equal(h.status, 400);
+    assert_non_null(strstr(json_string_value(json_object_get(h.json, "message")),
+                           "the referral lacks legalBasis.kind, summary"));
+    assert_string_equal(json_string_value(json_object_get(h.json, "field")),
+                        "payload.referral.legalBasis.kind");
+    json_t *fields = json_object_get(h.json, "fields");
+    assert_int_equal(json_array_size(fields), 2);
+    assert_string_equal(json_string_value(json_array_get(fields, 1)), "payload.referral.summary");
+    http_clear(&h);
+
+    /* a referral to oneself is refused, naming the recipients */
+    const char *body_self =
+        "{\"kind\":\"referral\",\"to\":[\"" HOTLINE "\"],\"urgency\":\"standard\","
+        "\"payload\":{\"referral\":{\"caseId\":\"HL-2\",\"summary\":\"s\","
+        "\"harmCategories\":[\"HARM_CATEGORY_SCAM\"],"
+        "\"legalBasis\":{\"kind\":\"LEGAL_BASIS_KIND_VITAL_INTEREST\"}}}}";
+    http(f->hl.port, "POST", "/api/v1/messages", NULL, hdr, body_self, &h);
+    assert_int_equal(h.status, 403);
+    assert_string_equal(json_string_value(json_object_get(h.json, "field")), "to");
+    http_clear(&h);
+
+    /* the directory: responders may get referrals and notes, never a
+     * takedown request (no platform role); itself and the broker nothing */
+    http(f->hl.port, "GET", "/api/v1/directory", NULL, hc, NULL, &h);
+    assert_int_equal(h.status, 200);
+    json_t *ms = json_object_get(h.json, "members");
+    size_t checked = 0;
+    for (size_t i = 0; i < json_array_size(ms); i++) {
+        json_t *m = json_array_get(ms, i), *may = json_object_get(m, "may_send");
+        const char *mid = json_string_value(json_object_get(m, "id"));
+        char *kinds = json_dumps(may, JSON_COMPACT);
+        if (strcmp(mid, POLICE) == 0 || strcmp(mid, "vn.molisa.hanoi") == 0) {
+            assert_non_null(strstr(kinds, "\"referral\""));
+            assert_non_null(strstr(kinds, "\"status\""));
+            assert_null(strstr(kinds, "\"takedown-request\""));
+            checked++;
+        } else {
+            assert_int_equal(json_array_size(may), 0); /* itself, the broker */
+        }
+        free(kinds);
+    }
+    assert_true(checked >= 1);
+    http_clear(&h);
+
+    /* no urgency chosen: the header takes the payload's */
+    http(f->hl.port, "POST", "/api/v1/messages", NULL, hdr,
+         "{\"kind\":\"referral\",\"to\":[\"" POLICE "\"],"
+         "\"payload\":{\"referral\":{\"caseId\":\"HL-3\",\"summary\":\"s\","
+         "\"urgency\":\"URGENCY_INFO\",\"harmCategories\":[\"HARM_CATEGORY_SCAM\"],"
+         "\"legalBasis\":{\"kind\":\"LEGAL_BASIS_KIND_VITAL_INTEREST\"}}}}",
+         &h);
+    assert_int_equal(h.status, 200);
+    char id[33];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(h.json, "id")));
+    http_clear(&h);
+    snprintf(path, sizeof path, "/api/v1/messages/%s/status", id);
+    http(f->hl.port, "GET", path, NULL, hc, NULL, &h);
+    assert_string_equal(json_string_value(json_object_get(h.json, "urgency")), "info");
+    http_clear(&h);
+
+    /* completing: a free-text outcome is refused, a code with a note works */
+    snprintf(hdr, sizeof hdr, "%sX-CSRF-Token: %s\r\n", pc, pcsrf);
+    snprintf(path, sizeof path, "/api/v1/messages/%s/receipts", id);
+    http(f->po.port, "POST", path, NULL, hdr,
+         "{\"status\":\"completed\",\"outcome\":\"child placed with relatives\"}", &h);
+    assert_int_equal(h.status, 400);
+    assert_string_equal(json_string_value(json_object_get(h.json, "field")), "outcome");
+    http_clear(&h);
+    http(f->po.port, "POST", path, NULL, hdr, "{\"status\":\"delivered\",\"note\":\"x\"}", &h);
+    assert_int_equal(h.status, 400);
+    assert_string_equal(json_string_value(json_object_get(h.json, "field")), "note");
+    http_clear(&h);
+    expect(f->po.port, "POST", path, hdr, "{\"status\":\"accepted\"}", 200);
+    http(f->po.port, "POST", path, NULL, hdr,
+         "{\"status\":\"completed\",\"outcome\":\"resolved\","
+         "\"note\":\"Trẻ đã được đưa về ở với người thân.\"}",
+         &h);
+    assert_int_equal(h.status, 200);
+    assert_string_equal(json_string_value(json_object_get(h.json, "outcome")), "resolved");
+    char note_id[33];
+    snprintf(note_id, sizeof note_id, "%s", json_string_value(json_object_get(h.json, "note_id")));
+    assert_int_equal(strlen(note_id), 32);
+    http_clear(&h);
+
+    /* the hotline sees the receipt's code and note id, and opens the note */
+    snprintf(path, sizeof path, "/api/v1/messages/%s/status", id);
+    http(f->hl.port, "GET", path, NULL, hc, NULL, &h);
+    json_t *steps =
+        json_object_get(json_array_get(json_object_get(h.json, "recipients"), 0), "steps");
+    json_t *receipt = json_object_get(json_array_get(steps, json_array_size(steps) - 1), "receipt");
+    assert_true(json_is_true(json_object_get(receipt, "verified")));
+    assert_string_equal(json_string_value(json_object_get(receipt, "outcome")), "resolved");
+    assert_string_equal(json_string_value(json_object_get(receipt, "note_id")), note_id);
+    http_clear(&h);
+    snprintf(path, sizeof path, "/api/v1/messages/%s", note_id);
+    http(f->hl.port, "GET", path, NULL, hc, NULL, &h);
+    assert_int_equal(h.status, 200);
+    json_t *st = json_object_get(json_object_get(h.json, "payload"), "status");
+    assert_string_equal(json_string_value(json_object_get(st, "caseId")), "HL-3");
+    assert_string_equal(json_string_value(json_object_get(st, "status")), "CASE_STATUS_CLOSED");
+    assert_string_equal(json_string_value(json_object_get(st, "outcome")), "resolved");
+    assert_string_equal(json_string_value(json_object_get(st, "note")),
+                        "Trẻ đã được đưa về ở với người thân.");
+    assert_string_equal(json_string_value(json_object_get(h.json, "in_reply_to")), id);
+    http_clear(&h);
+
+    /* forwarded receipt rows are settled once the inbox shows them: the
+     * broker lists them fetched afterwards */
+    http(f->hl.port, "GET", "/api/v1/inbox?kind=receipt&state=queued", NULL, hc, NULL, &h);
+    assert_int_equal(h.status, 200);
+    assert_true(json_integer_value(json_object_get(h.json, "total")) >= 2);
+    http_clear(&h);
+    http(f->hl.port, "GET", "/api/v1/inbox?kind=receipt&state=queued", NULL, hc, NULL, &h);
+    assert_int_equal(json_integer_value(json_object_get(h.json, "total")), 0);
+    http_clear(&h);
+}
+
 /* A disabled account loses its live session at once. */
 static void test_disable_user(void **state)
 {
@@ -645,7 +783,7 @@ int main(void)
         cmocka_unit_test(test_headers_and_host),  cmocka_unit_test(test_login_and_rate_limit),
         cmocka_unit_test(test_csrf_and_roles),    cmocka_unit_test(test_referral_round_trip),
         cmocka_unit_test(test_disable_user),      cmocka_unit_test(test_token),
-        cmocka_unit_test(test_directory_refresh),
+        cmocka_unit_test(test_directory_refresh), cmocka_unit_test(test_rules_and_receipt_note),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

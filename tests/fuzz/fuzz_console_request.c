@@ -40,12 +40,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     default: {
         casenet_receipt r;
-        if (console_parse_receipt(body, len, &r, &err)) {
+        char *note = NULL;
+        if (console_parse_receipt(body, len, &r, &note, &err)) {
             if ((r.status == CASENET_RECEIPT_DECLINED) != (r.reason[0] != '\0'))
                 abort();
-            if ((r.status == CASENET_RECEIPT_COMPLETED) != (r.outcome[0] != '\0'))
+            if ((r.status == CASENET_RECEIPT_COMPLETED) != (r.outcome != CASENET_OUTCOME_NONE))
                 abort();
-        } else if (err.status != 400 || !err.body) {
+            if (note && (r.status == CASENET_RECEIPT_DELIVERED || !note[0]))
+                abort();
+            free(note);
+        } else if (err.status != 400 || !err.body || note) {
             abort();
         }
         break;

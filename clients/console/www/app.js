@@ -3,7 +3,7 @@
 // comes from i18n/<lang>.json. Everything a sender wrote is put on the page
 // as text (textContent, via el()), never as HTML; URLs are shown, never
 // fetched or linked.
-import { referralForm, takedownForm, collectForm, keepDraft } from "./form.js";
+import { referralForm, takedownForm, collectForm, keepDraft, markServerError } from "./form.js";
 
 const S = { lang: "vi", cat: {}, session: null, es: null, unseen: 0, dir: null };
 
@@ -25,7 +25,7 @@ export function el(tag, attrs, ...kids) {
     else if (k === "text") e.textContent = v;
     else e.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const kid of kids.flat()) {
+  for (const kid of kids.flat(Infinity)) {
     if (kid === null || kid === undefined || kid === false) continue;
     e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
   }
@@ -55,9 +55,9 @@ async function api(method, path, body) {
 }
 
 function errorText(r) {
-  if (r.status === 403) return t("err.forbidden");
   if (r.status === 0 || r.status === 503) return t("err.unavailable");
   if (r.data && r.data.field) return t("err.field", { f: fieldLabel(r.data.field), m: r.data.message || "" });
+  if (r.status === 403) return t("err.forbidden");
   return t("err.generic", { m: (r.data && r.data.message) || r.status });
 }
 
@@ -258,6 +258,12 @@ const INBOX_STATES = ["queued", "fetched", "delivered", "accepted", "declined", 
 const KINDS = ["referral", "status", "info-request", "info-response", "takedown-request",
   "takedown-result", "correction", "withdraw", "erase", "escalation", "dead-letter", "receipt"];
 const URGENCIES = ["emergency", "urgent-takedown", "standard", "info"];
+// a completed receipt's outcome codes (PROTOCOL.md section 5.1)
+const OUTCOMES = ["resolved", "referred-onward", "no-action-needed", "unable-to-act", "withdrawn"];
+// the states a status update on its own may state (declining and closing
+// go with a receipt, which gives them their reason and outcome)
+const NOTE_STATES = ["ACCEPTED", "ASSESSMENT_DONE", "MEASURE_APPLIED"];
+const DECLINE_REASONS = ["not-competent", "duplicate", "insufficient-information", "redirected"];
 
 function select(id, label, values, prefix, current) {
   return el("div", {},
@@ -299,7 +305,11 @@ async function inboxPage(params, opts) {
     location.hash = (notices ? "#/notices?" : "#/inbox?") + n;
   });
   const rows = r.data.rows.map((m) => {
-    const open = () => { if (m.kind !== "receipt") location.hash = "#/message/" + m.id; };
+    // a receipt opens the message it is about, in the sent view
+    const open = () => {
+      if (m.kind !== "receipt") location.hash = "#/message/" + m.id;
+      else if (m.receipt && m.receipt.message_id) location.hash = "#/sent/" + m.receipt.message_id;
+    };
     const what = m.kind === "receipt" && m.receipt
       ? [t("kind.receipt") + ": ", stateBadge(m.receipt.status || "delivered"),
         " ", badge(m.receipt.verified ? "ok" : "bad", t(m.receipt.verified ? "receipt.verified" : "receipt.bad"))]
@@ -347,6 +357,8 @@ function renderValue(key, v, path) {
   if (key === "kind" && String(v).startsWith("LEGAL_BASIS_KIND_")) return t("legal." + enumName(v, "LEGAL_BASIS_KIND_"));
   if (key === "reason" && String(v).startsWith("NOTICE_REASON_")) return t("notice." + enumName(v, "NOTICE_REASON_"));
   if (key === "messageId") return b64hex(v);
+  if (key === "outcome" && OUTCOMES.includes(v)) return t("outcome." + v);
+  if (key === "reason" && DECLINE_REASONS.includes(v)) return t("reason." + v);
   if (String(v).startsWith("CASE_STATUS_")) return t("casestatus." + enumName(v, "CASE_STATUS_"));
   if (String(v).startsWith("TAKEDOWN_OUTCOME_")) return t("tdoutcome." + enumName(v, "TAKEDOWN_OUTCOME_"));
   if (key === "category" && String(v).startsWith("HARM_CATEGORY_")) return t("harm." + enumName(v, "HARM_CATEGORY_"));
@@ -401,7 +413,8 @@ function timeline(recipients) {
       when(s.at), " — ", t("state." + s.state),
       s.receipt ? [" ", badge(s.receipt.verified ? "ok" : "bad", t(s.receipt.verified ? "receipt.verified" : "receipt.bad")),
         s.receipt.reason ? " " + t("reason." + s.receipt.reason) : "",
-        s.receipt.outcome ? " — " + s.receipt.outcome : ""] : ""))),
+        s.receipt.outcome ? [" — ", el("span", { class: "outcome" }, t("outcome." + s.receipt.outcome))] : "",
+        s.receipt.note_id ? [" — ", el("a", { href: "#/message/" + s.receipt.note_id, class: "note-link" }, t("receipt.note"))] : ""] : ""))),
     el("ul", {}, (rc.deadlines || []).map((d) => el("li", {},
       t("deadline." + d.kind), ": ", when(d.due_at), " — ", badge(d.state === "breached" ? "overdue" : d.state, t("dstate." + d.state)),
       d.state === "pending" ? " (" + countdown(d.due_at) + ")" : "")))));
@@ -426,19 +439,27 @@ async function messagePage(id) {
     m.case ? [el("dt", {}, t("col.case")), el("dd", {}, m.case)] : null);
   const body = Object.entries(m.payload || {}).map(([k, v]) =>
     el("section", { id: "payload" }, el("h2", {}, payloadTitle(k)), renderObject(v, k)));
+  // a receipt carries codes only; words go in the note, sealed to the
+  // sender first as a STATUS note that the receipt names
+  const note = el("textarea", { id: "note", maxlength: 4000, "aria-describedby": "note-help" });
   const act = async (status_, extra) => {
-    const r2 = await api("POST", `/messages/${m.id}/receipts`, Object.assign({ status: status_ }, extra || {}));
-    status.textContent = r2.ok ? t("act.done", { s: t("state." + status_) }) : errorText(r2);
+    const body = Object.assign({ status: status_ }, extra || {});
+    const words = note.value.trim().normalize("NFC");
+    if (words && status_ !== "delivered") body.note = words;
+    const r2 = await api("POST", `/messages/${m.id}/receipts`, body);
+    const done = r2.ok ? t("act.done", { s: t("state." + status_) }) +
+      (r2.data.note_id ? " " + t("act.noteSent", { id: r2.data.note_id }) : "") : errorText(r2);
+    status.textContent = done;
     status.className = r2.ok ? "notice" : "notice bad";
     if (r2.ok) setTimeout(() => messagePage(id).then(() => {
       const s2 = document.getElementById("action-status");
-      if (s2) { s2.textContent = t("act.done", { s: t("state." + status_) }); s2.className = "notice"; }
+      if (s2) { s2.textContent = done; s2.className = "notice"; }
     }), 0);
   };
   const canAct = S.session.role !== "viewer" && !["escalation", "dead-letter"].includes(m.kind);
   const reason = el("select", { id: "decline-reason" },
-    ["not-competent", "duplicate", "insufficient-information", "redirected"].map((x) => el("option", { value: x }, t("reason." + x))));
-  const outcome = el("input", { type: "text", id: "outcome", maxlength: 255 });
+    DECLINE_REASONS.map((x) => el("option", { value: x }, t("reason." + x))));
+  const outcome = el("select", { id: "outcome" }, OUTCOMES.map((x) => el("option", { value: x }, t("outcome." + x))));
   const actions = canAct ? el("div", { class: "actions", id: "actions" },
     el("button", { type: "button", id: "act-delivered", class: "secondary", onclick: () => act("delivered") }, t("act.delivered")),
     el("button", { type: "button", id: "act-accepted", onclick: () => act("accepted") }, t("act.accepted")),
@@ -447,22 +468,31 @@ async function messagePage(id) {
     el("div", {}, el("label", { for: "outcome" }, t("act.outcome")), outcome),
     el("button", { type: "button", id: "act-completed", class: "secondary", onclick: () => act("completed", { outcome: outcome.value }) }, t("act.completed")),
     el("button", { type: "button", class: "secondary", onclick: () => window.print() }, t("msg.print"))) : null;
-  const note = el("textarea", { id: "note", maxlength: 2000 });
+  // a status update on its own, in reply: the case id and a status, as a
+  // StatusNote requires (PROTOCOL.md section 6)
+  const caseId = Object.values(m.payload || {}).map((p) => p && p.caseId).find(Boolean);
+  const noteStatus = el("select", { id: "note-status" },
+    NOTE_STATES.map((x) => el("option", { value: x }, t("casestatus." + x))));
   const sendNote = async () => {
     if (!note.value.trim()) return note.focus();
-    const caseId = Object.values(m.payload || {}).map((p) => p && p.caseId).find(Boolean);
     const r3 = await api("POST", "/messages", {
-      kind: "status", to: [m.from], urgency: "standard", reply_to: m.id, case: m.case,
-      draft_id: noteDraft, payload: { status: Object.assign(caseId ? { caseId } : {}, { note: note.value.trim().normalize("NFC") }) },
+      kind: "status", to: [m.from], urgency: m.urgency, reply_to: m.id, case: m.case,
+      draft_id: noteDraft, payload: { status: { caseId: caseId || "", status: "CASE_STATUS_" + noteStatus.value,
+        note: note.value.trim().normalize("NFC") } },
     });
     status.textContent = r3.ok ? t("act.noteSent", { id: r3.data.id }) : errorText(r3);
     status.className = r3.ok ? "notice" : "notice bad";
     if (r3.ok) { note.value = ""; noteDraft = randomId(); }
   };
   let noteDraft = randomId();
+  const replyTo = (S.dir && S.dir.members.find((x) => x.id === m.from)) || {};
+  const mayReply = caseId && (replyTo.may_send || []).includes("status");
   const noteBox = canAct ? el("div", { class: "field", id: "note-box" },
     el("label", { for: "note" }, t("act.note")), note,
-    el("button", { type: "button", id: "send-note", class: "secondary", onclick: sendNote }, t("act.noteSend"))) : null;
+    el("p", { id: "note-help", class: "muted" }, t("act.noteHelp")),
+    mayReply ? el("div", { class: "actions" },
+      el("label", { for: "note-status" }, t("act.noteStatus")), noteStatus,
+      el("button", { type: "button", id: "send-note", class: "secondary", onclick: sendNote }, t("act.noteSend"))) : null) : null;
   const n = m.payload && m.payload.notice;
   const openSent = n && n.sender === S.session.member && n.messageId
     ? el("p", {}, el("a", { href: "#/sent/" + b64hex(n.messageId), id: "notice-open" }, t("notice.open"))) : null;
@@ -496,7 +526,11 @@ async function newPage(kind) {
     btn.textContent = t("new.send");
     if (!r.ok) {
       box.className = "notice bad";
-      box.replaceChildren(el("p", { role: "alert" }, errorText(r)));
+      const ids = markServerError(form, r.data);
+      box.replaceChildren(el("p", { role: "alert" }, ids.length
+        ? el("a", { href: "#" + ids[0], onclick: (x) => { x.preventDefault(); document.getElementById(ids[0]).focus(); } }, errorText(r))
+        : errorText(r)));
+      box.focus();
       return;
     }
     form.hidden = true;

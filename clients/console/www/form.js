@@ -19,18 +19,32 @@ function randomHex(n) {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+// The members the role matrix (PROTOCOL.md section 6.1) lets this member
+// send kind to, as the console's /directory says ("may_send"), and the
+// groups all of whose other active members are among them (a group leaves
+// the sender out).
+function allowed(dir, self, kind) {
+  const all = ((dir && dir.members) || []).filter((m) => m.status === "active");
+  const members = all.filter((m) => m.id !== self && (m.may_send || []).includes(kind));
+  const ok = new Set(members.map((m) => m.id));
+  const groups = [...new Set(members.flatMap((m) => m.groups))].sort().filter((g) =>
+    all.filter((m) => m.id !== self && m.groups.includes(g)).every((m) => ok.has(m.id)));
+  return { members, groups };
+}
+
 // The field builders both forms share: inputs labelled from the catalogue,
-// each with its error span (aria-describedby).
-function kit(t, el, dir, self) {
+// each with its error span (aria-describedby); a required field's label is
+// marked (class req) and its input aria-required.
+function kit(t, el, dir, self, kind) {
   const text = (name, opts) => el("div", { class: "field" },
     el("label", { for: "f-" + name, class: opts && opts.req ? "req" : null }, t("f." + name)),
     opts && opts.area
-      ? el("textarea", { id: "f-" + name, name, "aria-describedby": "e-" + name, required: opts && opts.req })
-      : el("input", { type: (opts && opts.type) || "text", id: "f-" + name, name, "aria-describedby": "e-" + name, min: opts && opts.min }),
+      ? el("textarea", { id: "f-" + name, name, "aria-describedby": "e-" + name, "aria-required": opts && opts.req ? "true" : null })
+      : el("input", { type: (opts && opts.type) || "text", id: "f-" + name, name, "aria-describedby": "e-" + name, min: opts && opts.min, "aria-required": opts && opts.req ? "true" : null }),
     el("span", { class: "error", id: "e-" + name }));
   const choice = (name, values, prefix, def, req) => el("div", { class: "field" },
     el("label", { for: "f-" + name, class: req ? "req" : null }, t("f." + name)),
-    el("select", { id: "f-" + name, name, "aria-describedby": "e-" + name },
+    el("select", { id: "f-" + name, name, "aria-describedby": "e-" + name, "aria-required": req ? "true" : null },
       el("option", { value: "" }, "–"),
       values.map((v) => el("option", { value: v, selected: v === def }, t(prefix + v)))),
     el("span", { class: "error", id: "e-" + name }));
@@ -39,14 +53,16 @@ function kit(t, el, dir, self) {
     el("div", { class: "checks" }, items.map(([type, name, value, itemId, label, on]) => el("label", {},
       el("input", { type, name, value, id: itemId, checked: on }), " ", label))),
     el("span", { class: "error", id: errId }));
-  const members = ((dir && dir.members) || []).filter((m) =>
-    m.id !== self && m.status === "active" && !m.roles.includes("broker") && !m.roles.includes("coordinator"));
-  const groups = [...new Set(members.flatMap((m) => m.groups))].sort();
+  const { members, groups } = allowed(dir, self, kind);
   const urgency = (first) => checks("urgency", t("f.urgency"), "e-urgency",
     URGENCIES.map((u) => ["radio", "urgency", u, "u-" + u, t("urgency." + u), u === first]));
-  const recipients = () => checks("recipients", t("f.recipients"), "e-to", [
-    ...members.map((m) => ["checkbox", "to", m.id, "to-" + m.id, m.name]),
-    ...groups.map((g) => ["checkbox", "to", "@" + g, "to-@" + g, "@" + g])]);
+  const recipients = () => {
+    const box = checks("recipients", t("f.recipients"), "e-to", [
+      ...members.map((m) => ["checkbox", "to", m.id, "to-" + m.id, m.name]),
+      ...groups.map((g) => ["checkbox", "to", "@" + g, "to-@" + g, "@" + g])]);
+    if (!members.length) box.querySelector(".checks").append(el("p", { id: "no-recipients", class: "muted" }, t("new.noRecipients")));
+    return box;
+  };
   const status = () => el("div", { id: "form-status", tabindex: -1, role: "alert" });
   const caseNumber = (form, prefix) => {
     const d = new Date();
@@ -54,7 +70,21 @@ function kit(t, el, dir, self) {
       String(d.getMonth() + 1).padStart(2, "0") + String(d.getDate()).padStart(2, "0") + "-" +
       randomHex(2).toUpperCase();
   };
-  return { text, choice, checks, urgency, recipients, status, caseNumber };
+  // the legal basis: its kind, and who consented when it is consent
+  const legalBasis = (def) => {
+    const kindField = choice("legalKind", LEGAL, "legal.", def, true);
+    const by = text("consentedBy");
+    const mark = () => {
+      const on = kindField.querySelector("select").value === "CONSENT";
+      by.hidden = !on;
+      by.querySelector("label").classList.toggle("req", on);
+      by.querySelector("input").setAttribute("aria-required", on ? "true" : "false");
+    };
+    kindField.querySelector("select").addEventListener("change", mark);
+    mark();
+    return [kindField, by];
+  };
+  return { text, choice, checks, urgency, recipients, status, caseNumber, legalBasis };
 }
 
 // Reads and checks what both forms share; returns helpers for the rest.
@@ -79,13 +109,16 @@ function reader(form, t) {
   need(to.length > 0, firstTo ? firstTo.id : "recipients", "e-to", t("f.missingOne", { f: t("f.recipients") }));
   need(v("caseId").trim().length > 0, "f-caseId", "e-caseId", t("f.missing", { f: t("f.caseId") }));
   need(v("legalKind") !== "", "f-legalKind", "e-legalKind", t("f.missing", { f: t("f.legalBasis") }));
+  const consent = v("legalKind") === "CONSENT";
+  need(!consent || v("consentedBy").trim().length > 0, "f-consentedBy", "e-consentedBy", t("f.missing", { f: t("f.consentedBy") }));
   const legal = { kind: "LEGAL_BASIS_KIND_" + v("legalKind") };
+  if (consent && v("consentedBy").trim()) legal.consentedBy = v("consentedBy").trim().normalize("NFC");
   if (v("reference").trim()) legal.reference = v("reference").trim();
   return { v, all, need, errors, urgency, to, legal };
 }
 
 export function referralForm({ t, el, dir, self }) {
-  const { text, choice, checks, urgency, recipients, status, caseNumber } = kit(t, el, dir, self);
+  const { text, checks, choice, urgency, recipients, status, caseNumber, legalBasis } = kit(t, el, dir, self, "referral");
   const form = el("form", { id: "referral-form", novalidate: true },
     status(),
     urgency("emergency"),
@@ -93,7 +126,7 @@ export function referralForm({ t, el, dir, self }) {
       HARMS.map((h) => ["checkbox", "harm", h, "h-" + h, t("harm." + h)])),
     recipients(),
     text("caseId", { req: true }),
-    choice("legalKind", LEGAL, "legal.", "VITAL_INTEREST", true),
+    legalBasis("VITAL_INTEREST"),
     text("summary", { req: true, area: true }),
     el("details", {},
       el("summary", {}, t("f.optional")),
@@ -119,7 +152,7 @@ export function referralForm({ t, el, dir, self }) {
 // A takedown request: locators, category and legal basis only, never a
 // child's identity (proto TakedownRequest).
 export function takedownForm({ t, el, dir, self }) {
-  const { text, choice, urgency, recipients, status, caseNumber } = kit(t, el, dir, self);
+  const { text, choice, urgency, recipients, status, caseNumber, legalBasis } = kit(t, el, dir, self, "takedown-request");
   const form = el("form", { id: "takedown-form", novalidate: true },
     status(),
     urgency("urgent-takedown"),
@@ -128,7 +161,7 @@ export function takedownForm({ t, el, dir, self }) {
     text("urls", { req: true, area: true }),
     text("platform"),
     choice("category", HARMS, "harm.", "", true),
-    choice("legalKind", LEGAL, "legal.", "CRIME_PREVENTION", true),
+    legalBasis("CRIME_PREVENTION"),
     text("reference"),
     el("div", { class: "actions" }, el("button", { type: "submit", id: "send" }, t("new.send"))));
   form.dataset.draft = randomHex(16);
@@ -160,6 +193,35 @@ export function collectForm(form, t) {
     payload = { referral: referral(v, caseId, harms, summary, legal) };
   }
   return { errors, request: { kind, to, urgency, draft_id: form.dataset.draft, payload } };
+}
+
+// The form field (its id and error span) a payload path names.
+const FIELDS = {
+  caseId: ["f-caseId", "e-caseId"], summary: ["f-summary", "e-summary"],
+  harmCategories: ["h-SEXUAL_EXPLOITATION_MATERIAL", "e-harmCategories"],
+  urgency: ["u-emergency", "e-urgency"], "legalBasis.kind": ["f-legalKind", "e-legalKind"],
+  "legalBasis.consentedBy": ["f-consentedBy", "e-consentedBy"], items: ["f-urls", "e-urls"],
+  url: ["f-urls", "e-urls"], itemId: ["f-urls", "e-urls"], category: ["f-category", "e-category"],
+};
+
+// Ties a refusal of the console (its "fields" or "field", e.g. the library's
+// "the referral lacks caseId, summary") to the fields it names: the message
+// in each one's error span, aria-invalid set. Returns the ids it marked.
+export function markServerError(form, data) {
+  const paths = (data && (data.fields || (data.field ? [data.field] : []))) || [];
+  const ids = [];
+  for (const p of paths) {
+    const rest = String(p).replace(/^payload\.[A-Za-z]+\./, "");
+    const key = rest === "to" ? "to" : FIELDS[rest] ? rest : rest.replace(/\[\d+\]/g, "").split(".").pop();
+    const hit = key === "to" ? [(form.querySelector("input[name=to]") || {}).id || "recipients", "e-to"] : FIELDS[key];
+    if (!hit) continue;
+    const span = form.querySelector("#" + hit[1]);
+    if (span) span.textContent = data.message || "";
+    const f = form.querySelector("#" + CSS.escape(hit[0]));
+    if (f) f.setAttribute("aria-invalid", "true");
+    ids.push(hit[0]);
+  }
+  return ids;
 }
 
 function referral(v, caseId, harms, summary, legal) {
@@ -207,6 +269,8 @@ export function keepDraft(form) {
       }
     }
   }
+  // what depends on a restored choice (the consent field) follows it
+  for (const e of form.querySelectorAll("select")) e.dispatchEvent(new Event("change"));
   const save = () => {
     const fields = {};
     for (const e of form.elements) {
