@@ -11,12 +11,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 here=$top/deploy
 
-"$here/setup-debian.sh"
-echo "demo: building casenet (build/)"
-cmake -S "$top" -B "$top/build" >/dev/null
-cmake --build "$top/build" -j"$(nproc)" --target casenet casenetd >/dev/null
-CASENET=$top/build/clients/cli/casenet
-CASENETD=$top/build/broker/casenetd
+# shellcheck source=deploy/demo-lib.sh
+source "$here/demo-lib.sh"
+build_casenet "$top"
 
 D=$top/demo-run/console
 rm -rf "$D"
@@ -29,21 +26,6 @@ cleanup() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-
-# shellcheck source=deploy/demo-lib.sh
-source "$here/demo-lib.sh"
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-  echo "demo: no free port found" >&2
-  exit 1
-}
 
 make_network >/dev/null
 ENDPOINT=tcp://127.0.0.1:${DEMO_PORT:-$(free_port)}

@@ -1,7 +1,8 @@
-# demo-lib.sh - shared by demo.sh and demo-offline.sh (sourced, not run):
-# step headings, commands shown as a user would type them, and the fictitious
-# network both demos build. Expects $CASENET (absolute path) and runs in the
-# demo's working directory.
+# demo-lib.sh - shared by demo.sh, demo-console.sh and demo-offline.sh
+# (sourced, not run): the build the live demos start with, step headings,
+# commands shown as a user would type them, the fictitious network the demos
+# build and a free loopback port. Expects $CASENET (absolute path; set by
+# build_casenet) and runs in the demo's working directory.
 
 bold='' plain=''
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; fi
@@ -29,6 +30,32 @@ run() {
     echo "demo: 'casenet $*' failed with exit code $rc" >&2
     exit 1
   fi
+}
+
+# build_casenet TOP: installs what is missing (deploy/setup-debian.sh), builds
+# casenet and casenetd in TOP/build; sets $CASENET and $CASENETD.
+build_casenet() {
+  "$1/deploy/setup-debian.sh"
+  echo "demo: building casenet (build/)"
+  cmake -S "$1" -B "$1/build" >/dev/null
+  cmake --build "$1/build" -j"$(nproc)" --target casenet casenetd >/dev/null
+  CASENET=$1/build/clients/cli/casenet
+  CASENETD=$1/build/broker/casenetd
+}
+
+# free_port: prints a loopback TCP port nothing listens on; stops the demo if
+# none is found.
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  echo "demo: no free port found" >&2
+  exit 1
 }
 
 # make_network: the authority and five members (keys generated locally, only

@@ -72,8 +72,7 @@ static int admin_init(int argc, char **argv)
             break;
         case 'V':
             if (!parse_valid_days(optarg, &validity))
-                return cli_usage_error("--valid-days wants 1..%d, not '%s'", MAX_VALID_DAYS,
-                                       optarg);
+                return CLI_EUSAGE;
             break;
         case 'h':
             return cli_help(init_usage);
@@ -245,11 +244,15 @@ static int directory_error(int rc, const char *path)
     return cli_fail(CLI_VERIFY, rc, NULL, "%s: %s", path, casenet_strerror(rc));
 }
 
+/* --valid-days S: *ms = S days and true, or false after printing the usage
+ * error (the caller exits with CLI_EUSAGE). */
 static bool parse_valid_days(const char *s, int64_t *ms)
 {
     uint64_t days = 0;
-    if (!cli_parse_uint(s, 1, MAX_VALID_DAYS, &days))
+    if (!cli_parse_uint(s, 1, MAX_VALID_DAYS, &days)) {
+        cli_usage_error("--valid-days wants 1..%d, not '%s'", MAX_VALID_DAYS, s);
         return false;
+    }
     *ms = (int64_t)days * DAY_MS;
     return true;
 }
@@ -336,8 +339,7 @@ static int admin_add(int argc, char **argv)
             break;
         case 'V':
             if (!parse_valid_days(optarg, &validity))
-                return cli_usage_error("--valid-days wants 1..%d, not '%s'", MAX_VALID_DAYS,
-                                       optarg);
+                return CLI_EUSAGE;
             break;
         case 'h':
             return cli_help(add_usage);
@@ -475,8 +477,7 @@ static int admin_status(int argc, char **argv, casenet_member_status status, con
             break;
         case 'V':
             if (!parse_valid_days(optarg, &validity))
-                return cli_usage_error("--valid-days wants 1..%d, not '%s'", MAX_VALID_DAYS,
-                                       optarg);
+                return CLI_EUSAGE;
             break;
         case 'h':
             if (status == RENEW)

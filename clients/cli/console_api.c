@@ -110,6 +110,14 @@ static void after_error(struct console *c, int err)
     }
 }
 
+/* A request to the broker failed with err: answers "WHAT: the broker's
+ * reason", then drops the connection if it timed out. */
+static void broker_fail(struct console_resp *out, struct console *c, int err, const char *what)
+{
+    fail(out, c, err, CLI_BROKER, what);
+    after_error(c, err);
+}
+
 static bool need_role(struct console_resp *out, const struct console_req *r, enum console_role min)
 {
     if (r->who->role >= min)
@@ -228,8 +236,7 @@ static void api_inbox(struct console *c, const struct console_req *r, struct con
         cursor = next;
     }
     if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_BROKER, "cannot list the inbox");
-        after_error(c, rc);
+        broker_fail(out, c, rc, "cannot list the inbox");
         pthread_mutex_unlock(&c->net_lock);
         json_decref(all);
         return;
@@ -396,10 +403,8 @@ static void api_status(struct console *c, const uint8_t id[16], struct console_r
     int rc = ensure_client(c);
     if (rc == CASENET_OK)
         rc = casenet_client_status(c->client, id, &s);
-    if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_BROKER, "cannot get the message's status");
-        after_error(c, rc);
-    }
+    if (rc != CASENET_OK)
+        broker_fail(out, c, rc, "cannot get the message's status");
     pthread_mutex_unlock(&c->net_lock);
     if (rc == CASENET_OK)
         ok_json(out, status_json(c, &s));
@@ -453,10 +458,8 @@ static void api_sent(struct console *c, const struct console_req *r, struct cons
             break;
         cursor = next;
     }
-    if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_BROKER, "cannot list the sent messages");
-        after_error(c, rc);
-    }
+    if (rc != CASENET_OK)
+        broker_fail(out, c, rc, "cannot list the sent messages");
     pthread_mutex_unlock(&c->net_lock);
     if (rc == CASENET_OK) {
         qsort(all, n_all, sizeof *all, cmp_sent);
@@ -510,8 +513,7 @@ static void api_message(struct console *c, const struct console_req *r, const ui
     if (rc == CASENET_OK)
         rc = casenet_client_fetch(c->client, id, &env);
     if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_BROKER, "cannot fetch the message");
-        after_error(c, rc);
+        broker_fail(out, c, rc, "cannot fetch the message");
     } else {
         have_status = casenet_client_status(c->client, id, &st) == CASENET_OK;
     }
@@ -731,8 +733,7 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
     if (rc == CASENET_OK)
         rc = casenet_client_submit(c->client, bytes->data, bytes->len, &rcpt, &dup);
     if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_BROKER, "the broker did not accept the message");
-        after_error(c, rc);
+        broker_fail(out, c, rc, "the broker did not accept the message");
         pthread_mutex_unlock(&c->net_lock);
         goto cleanup;
     }

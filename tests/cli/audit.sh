@@ -12,57 +12,18 @@ source "$(dirname "$0")/lib.sh"
 for tool in jq sqlite3; do
   command -v "$tool" >/dev/null || fail "$tool is required (Debian package $tool)"
 done
+# shellcheck source=tests/cli/broker.sh
+source "$(dirname "$0")/broker.sh"
 BIN=${CASENET_BINARY_DIR:-$(dirname "$CASENET")/../..}
-CASENETD=${CASENETD:-$BIN/broker/casenetd}
 TOOL=${CASENET_AUDIT_TOOL:-$BIN/tests/casenet_audit_tool}
-[ -x "$CASENETD" ] || fail "casenetd not found at $CASENETD"
 [ -x "$TOOL" ] || fail "casenet_audit_tool not found at $TOOL"
 EVENTS=${AUDIT_TEST_EVENTS:-3000}
 N=$T/net
 DB=$N/data/casenet.db
-broker_pid=
-stop_broker() {
-  if [ -n "$broker_pid" ]; then
-    kill "$broker_pid" 2>/dev/null || true
-    wait "$broker_pid" 2>/dev/null || true
-    broker_pid=
-  fi
-}
-trap 'stop_broker; rm -rf "$T"' EXIT
 # The fill sends thousands of messages from one member to another in
 # seconds: past the per-member Submit rate and per-sender inbox cap.
 printf '[limits]\nsubmit_rate = 0\nmax_pair_backlog = 0\n' >"$T/casenetd.ini"
-
-# Starts casenetd (first on a free port, later on the same one) and waits
-# until it answers.
-BROKER_ENDPOINT=
-start_broker() {
-  local try
-  for try in 1 2 3 4 5 6 7 8; do
-    [ -n "$BROKER_ENDPOINT" ] && [ "$try" = 1 ] ||
-      BROKER_ENDPOINT=tcp://127.0.0.1:$((20000 + RANDOM % 40000))
-    "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
-      --directory "$N/directory" --authority "$N/authority/authority.pub" \
-      --config "$T/casenetd.ini" >>"$T/broker.log" 2>&1 &
-    broker_pid=$!
-    local _
-    for _ in $(seq 1 50); do
-      kill -0 "$broker_pid" 2>/dev/null || break
-      if "$CASENET" directory pull --home "$COORD" --broker "$BROKER_ENDPOINT" \
-        --timeout 1 >/dev/null 2>&1; then
-        local id
-        for id in vn.hotline111 vn.police.a05 vn.molisa.hanoi vn.coord; do
-          sed -i "s|^broker=.*|broker=$BROKER_ENDPOINT|" "$N/home/$id/state"
-        done
-        return 0
-      fi
-      sleep 0.1
-    done
-    stop_broker
-  done
-  tail -20 "$T/broker.log" >&2
-  fail "casenetd did not start"
-}
+broker_args=(--config "$T/casenetd.ini")
 
 # The size of the broker's latest head, as stored.
 latest_head() { sqlite3 "$DB" "SELECT COALESCE(MAX(size), 0) FROM tree_heads"; }
@@ -97,7 +58,7 @@ tamper() {
   rm -rf "$N/data"
   cp -a "$T/data.good" "$N/data"
   sqlite3 "$DB" "$1"
-  start_broker
+  start_broker "$BROKER_ENDPOINT"
 }
 
 # Both offline checks of one tampered log: an export from index 0, verified
@@ -111,12 +72,11 @@ verify_export_fails() {
 }
 
 step "network, broker, $EVENTS events"
-make_network "$N"
+broker_up "$N"
 COORD=$N/home/vn.coord
 HOT=$N/home/vn.hotline111
 POL=$N/home/vn.police.a05
 MOL=$N/home/vn.molisa.hanoi
-start_broker
 "$TOOL" fill "$HOT" vn.police.a05 "$EVENTS" 4 || fail "fill"
 write_referral "$T/referral.json"
 id=$("$CASENET" send --home "$HOT" --to vn.police.a05 --kind referral \
@@ -260,7 +220,7 @@ S=${BASH_REMATCH[1]}
 step "a rewritten database: caught by the head the home remembers"
 stop_broker
 rm -rf "$N/data"
-start_broker
+start_broker "$BROKER_ENDPOINT"
 "$TOOL" fill "$HOT" vn.police.a05 20 2 || fail "fill"
 wait_head 20
 expect_exit 3 "$CASENET" audit verify --home "$COORD"

@@ -9,42 +9,10 @@
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null || fail "jq is required (Debian package jq)"
-CASENETD=${CASENETD:-${CASENET_BINARY_DIR:-$(dirname "$CASENET")/../..}/broker/casenetd}
-[ -x "$CASENETD" ] || fail "casenetd not found at $CASENETD"
+# shellcheck source=tests/cli/broker.sh
+source "$(dirname "$0")/broker.sh"
 N=$T/net
-broker_pid=
-stop_broker() {
-  if [ -n "$broker_pid" ]; then
-    kill "$broker_pid" 2>/dev/null || true
-    wait "$broker_pid" 2>/dev/null || true
-    broker_pid=
-  fi
-}
-trap 'stop_broker; rm -rf "$T"' EXIT
-
-start_broker() {
-  local port
-  for _ in 1 2 3 4 5 6 7 8; do
-    port=$((20000 + RANDOM % 40000))
-    BROKER_ENDPOINT=tcp://127.0.0.1:$port
-    "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
-      --directory "$N/directory" --authority "$N/authority/authority.pub" \
-      --policy "$T/policy.ini" >>"$T/broker.log" 2>&1 &
-    broker_pid=$!
-    local i
-    for i in $(seq 1 50); do
-      kill -0 "$broker_pid" 2>/dev/null || break
-      if "$CASENET" directory pull --home "$N/home/vn.coord" --broker "$BROKER_ENDPOINT" \
-        --timeout 1 >/dev/null 2>&1; then
-        return 0
-      fi
-      sleep 0.1
-    done
-    stop_broker
-  done
-  cat "$T/broker.log" >&2
-  fail "casenetd did not start"
-}
+broker_args=(--policy "$T/policy.ini")
 
 # hex_to_b64 HEX: the base64 of the bytes HEX spells (how payload JSON shows bytes).
 hex_to_b64() {

@@ -11,36 +11,11 @@
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null || fail "jq is required (Debian package jq)"
-CASENETD=${CASENETD:-${CASENET_BINARY_DIR:-$(dirname "$CASENET")/../..}/broker/casenetd}
-[ -x "$CASENETD" ] || fail "casenetd not found at $CASENETD"
+# shellcheck source=tests/cli/broker.sh
+source "$(dirname "$0")/broker.sh"
 N=$T/net
 P=$N/home/vn.police.a05
 H=$N/home/vn.hotline111
-broker_pid=
-trap '[ -z "$broker_pid" ] || { kill "$broker_pid"; wait "$broker_pid"; } 2>/dev/null; rm -rf "$T"' EXIT
-
-# casenetd on a free loopback port, up once a directory pull answers.
-start_broker() {
-  local port
-  for _ in 1 2 3 4 5 6 7 8; do
-    port=$((20000 + RANDOM % 40000))
-    BROKER_ENDPOINT=tcp://127.0.0.1:$port
-    "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
-      --directory "$N/directory" --authority "$N/authority/authority.pub" >>"$T/broker.log" 2>&1 &
-    broker_pid=$!
-    for _ in $(seq 1 50); do
-      kill -0 "$broker_pid" 2>/dev/null || break
-      "$CASENET" directory pull --home "$N/home/vn.coord" --broker "$BROKER_ENDPOINT" \
-        --timeout 1 >/dev/null 2>&1 && return 0
-      sleep 0.1
-    done
-    { kill "$broker_pid" && wait "$broker_pid"; } 2>/dev/null || true
-    broker_pid=
-  done
-  cat "$T/broker.log" >&2
-  fail "casenetd did not start"
-}
-
 # box_key_id DIRECTORY MEMBER: the member's box key ids, oldest first.
 box_key_ids() {
   "$CASENET" admin show "$1" --json |
@@ -48,11 +23,7 @@ box_key_ids() {
 }
 
 step "network, broker and a referral queued for the police"
-make_network "$N"
-start_broker
-for id in vn.hotline111 vn.police.a05 vn.molisa.hanoi vn.coord; do
-  sed -i "s|^broker=.*|broker=$BROKER_ENDPOINT|" "$N/home/$id/state"
-done
+broker_up "$N"
 write_referral "$T/referral.json"
 old_box=$(box_key_ids "$N/directory" vn.police.a05)
 [[ $old_box =~ ^[0-9a-f]{16}$ ]] || fail "no box key id for vn.police.a05: '$old_box'"

@@ -10,21 +10,12 @@
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null || fail "jq is required (Debian package jq)"
-CASENETD=${CASENETD:-${CASENET_BINARY_DIR:-$(dirname "$CASENET")/../..}/broker/casenetd}
-[ -x "$CASENETD" ] || fail "casenetd not found at $CASENETD"
+# shellcheck source=tests/cli/broker.sh
+source "$(dirname "$0")/broker.sh"
 N=$T/net
 HOT=$N/home/vn.hotline111
 POL=$N/home/vn.police.a05
-broker_pid=
 watch_pid=
-stop_broker() {
-  if [ -n "$broker_pid" ]; then
-    kill -CONT "$broker_pid" 2>/dev/null || true
-    kill "$broker_pid" 2>/dev/null || true
-    wait "$broker_pid" 2>/dev/null || true
-    broker_pid=
-  fi
-}
 stop_watch() {
   if [ -n "$watch_pid" ]; then
     kill -9 "$watch_pid" 2>/dev/null || true
@@ -33,38 +24,6 @@ stop_watch() {
   fi
 }
 trap 'stop_watch; stop_broker; rm -rf "$T"' EXIT
-
-# start_broker [ENDPOINT]: starts casenetd (on a free port, or on ENDPOINT
-# again after a stop) and waits until it answers a directory pull.
-start_broker() {
-  local port tries=8
-  [ -n "${1:-}" ] && tries=1
-  for _ in $(seq 1 $tries); do
-    if [ -n "${1:-}" ]; then
-      BROKER_ENDPOINT=$1
-    else
-      port=$((20000 + RANDOM % 40000))
-      BROKER_ENDPOINT=tcp://127.0.0.1:$port
-    fi
-    "$CASENETD" --data "$N/data" --listen "$BROKER_ENDPOINT" --key "$N/keys/vn.broker.key" \
-      --directory "$N/directory" --authority "$N/authority/authority.pub" \
-      >>"$T/broker.log" 2>&1 &
-    broker_pid=$!
-    echo "$broker_pid" >"$T/broker.pid"
-    local i
-    for i in $(seq 1 100); do
-      kill -0 "$broker_pid" 2>/dev/null || break
-      if "$CASENET" directory pull --home "$N/home/vn.coord" --broker "$BROKER_ENDPOINT" \
-        --timeout 1 >/dev/null 2>&1; then
-        return 0
-      fi
-      sleep 0.1
-    done
-    stop_broker
-  done
-  cat "$T/broker.log" >&2
-  fail "casenetd did not start"
-}
 
 # wait_until SECONDS WHAT CMD...: polls CMD every 0.1 s.
 wait_until() {
@@ -126,11 +85,7 @@ police_state() {
 }
 
 step "network, broker"
-make_network "$N"
-start_broker
-for id in vn.hotline111 vn.police.a05 vn.molisa.hanoi vn.coord; do
-  sed -i "s|^broker=.*|broker=$BROKER_ENDPOINT|" "$N/home/$id/state"
-done
+broker_up "$N"
 : >"$T/ids"
 
 step "usage"

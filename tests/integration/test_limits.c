@@ -54,11 +54,7 @@ static const char *const members[] = {
 
 static tn_network *start_with(const char *ini)
 {
-    tn_network *tn = tn_new(members, N_MEMBERS);
-    tn->config_path = tl_path(tn->root, "casenetd.ini");
-    tl_write_file(tn->config_path, ini, strlen(ini), 0644);
-    tn_start(tn);
-    return tn;
+    return tn_new_started(members, N_MEMBERS, ini);
 }
 
 static void stop(tn_network *tn)

@@ -241,6 +241,17 @@ bool tn_log_contains(const tn_network *tn, const char *needle)
     return found;
 }
 
+tn_network *tn_new_started(const char *const *members, size_t n, const char *ini)
+{
+    tn_network *tn = tn_new(members, n);
+    if (ini) {
+        tn->config_path = tl_path(tn->root, "casenetd.ini");
+        tl_write_file(tn->config_path, ini, strlen(ini), 0644);
+    }
+    tn_start(tn);
+    return tn;
+}
+
 void tn_free(tn_network *tn)
 {
     if (!tn)

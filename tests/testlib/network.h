@@ -42,6 +42,9 @@ typedef struct tn_network {
  * ("id[:role,role[:group,group]]") and writes every file. Does not start the
  * broker. */
 tn_network *tn_new(const char *const *members, size_t n);
+/* tn_new, then (when ini is not NULL) writes ini to root/casenetd.ini as
+ * tn->config_path, then tn_start: a running broker with extra config. */
+tn_network *tn_new_started(const char *const *members, size_t n, const char *ini);
 /* Stops the broker if it runs (asserting a clean exit), removes root. */
 void tn_free(tn_network *tn);
 
