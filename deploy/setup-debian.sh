@@ -9,6 +9,16 @@ packages=(
   jq valgrind procps libmicrohttpd-dev
   chromium chromium-driver python3-selenium
 )
+sudo=()
+[ "$(id -u)" = 0 ] || sudo=(sudo)
+# The browser tests' chromedriver reaches chromium at "localhost". Every
+# installed Debian system resolves it from /etc/hosts; a bare debootstrap
+# root has no such file, so it gets the two standard loopback lines.
+if ! getent hosts localhost >/dev/null; then
+  echo "setup-debian: localhost does not resolve; adding it to /etc/hosts" >&2
+  printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' |
+    "${sudo[@]}" tee -a /etc/hosts >/dev/null
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -16,8 +26,6 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-sudo=()
-[ "$(id -u)" = 0 ] || sudo=(sudo)
 echo "setup-debian: installing ${missing[*]}" >&2
 "${sudo[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
