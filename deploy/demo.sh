@@ -7,8 +7,11 @@
 # receipts that reach the hotline; social services run `casenet watch`, which
 # takes a second referral into their spool and acknowledges it unattended;
 # the inbox states and the audit trail are printed. Every case detail is
-# fictitious. Everything lives in ./demo-run.
-#   DEMO_PORT=N   loopback port for the broker (default: a free one)
+# fictitious. Everything lives in ./demo-run. On a terminal it then starts
+# the hotline's and the police's web consoles (deploy/demo-console.sh) and
+# prints their addresses and logins, until Ctrl-C.
+#   DEMO_PORT=N      loopback port for the broker (default: a free one)
+#   DEMO_CONSOLE=0   end after the terminal demo, without the consoles
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 here=$top/deploy
@@ -182,4 +185,11 @@ stop_broker
 tail -n 5 broker.log | sed 's/^/     /'
 
 printf '\n%sDone.%s Keys, homes, the broker data and its log are in demo-run/.\n' "$bold" "$plain"
+# On a terminal the demo goes on with the web consoles of the hotline and
+# the police, for a person at a browser; run unattended (CI, a pipe) it ends
+# here. DEMO_CONSOLE=0 ends it here on a terminal too.
+if [ -t 0 ] && [ -t 1 ] && [ "${DEMO_CONSOLE:-1}" != 0 ]; then
+  step "The agency consoles: the hotline's and the police's staff in a browser"
+  exec "$here/demo-console.sh"
+fi
 printf 'The web consoles of the hotline and the police, in a browser: deploy/demo-console.sh\n'
