@@ -159,7 +159,7 @@ static int fill_recipient(struct broker *b, struct pool *p, const struct store_m
             else
                 hi = mid;
         }
-        ds = ahead->ds + lo;
+        ds = ahead->n ? ahead->ds + lo : NULL; /* none ahead: no array at all */
         while (lo + nd < ahead->n && ahead->ds[lo + nd].seq == row->seq)
             nd++;
     } else {
