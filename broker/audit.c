@@ -27,7 +27,7 @@ static Casenet__V1__ErrorCode wire_code(int err)
 static int emit(struct store *s, int64_t now_ms, Casenet__V1__AuditEvent *ev, uint64_t *index)
 {
     uint64_t idx = 0;
-    int rc = s->ops->audit_next_index(s, &idx);
+    int rc = store_audit_next_index(s, &idx);
     if (rc != CASENET_OK)
         return rc;
     ev->index = idx;
@@ -37,8 +37,8 @@ static int emit(struct store *s, int64_t now_ms, Casenet__V1__AuditEvent *ev, ui
     if (!buf)
         return CASENET_ENOMEM;
     casenet__v1__audit_event__pack(ev, buf);
-    rc = s->ops->audit_append(s, idx, now_ms, (int)ev->kind, (const char *const *)ev->parties,
-                              ev->n_parties, buf, len);
+    rc = store_audit_append(s, idx, now_ms, (int)ev->kind, (const char *const *)ev->parties,
+                            ev->n_parties, buf, len);
     free(buf);
     if (rc == CASENET_OK && index)
         *index = idx;

@@ -33,11 +33,11 @@ int audit_tree_sign_head(struct broker *b)
     struct store *s = b->store;
     uint64_t size = 0;
     uint8_t root[MERKLE_HASH_BYTES];
-    int rc = s->ops->audit_tree(s, &size, root);
+    int rc = store_audit_tree(s, &size, root);
     if (rc != CASENET_OK || size == 0)
         return rc;
     struct store_head latest = {0};
-    rc = s->ops->head_latest(s, &latest);
+    rc = store_head_latest(s, &latest);
     if (rc != CASENET_OK && rc != CASENET_ENOTFOUND)
         return rc;
     bool have = rc == CASENET_OK;
@@ -65,12 +65,12 @@ int audit_tree_sign_head(struct broker *b)
         log_event(LOG_ERROR, "tree_head", "error", casenet_errname(rc), NULL);
         return rc;
     }
-    if ((rc = s->ops->begin(s)) == CASENET_OK) {
-        rc = s->ops->head_save(s, &sh);
+    if ((rc = store_begin(s)) == CASENET_OK) {
+        rc = store_head_save(s, &sh);
         if (rc == CASENET_OK)
-            rc = s->ops->commit(s);
+            rc = store_commit(s);
         else
-            s->ops->rollback(s);
+            store_rollback(s);
     }
     if (rc == CASENET_OK)
         log_event(LOG_INFO, "tree_head", "size", log_u64(size), "root", log_hex(root, sizeof root),
@@ -135,7 +135,7 @@ static bool is_coordinator(const struct broker *b, const char *member)
 static int store_get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_BYTES])
 {
     struct store *s = ctx;
-    return s->ops->audit_node_get(s, level, index, out);
+    return store_audit_node_get(s, level, index, out);
 }
 
 /* Records the read as an AUDIT_QUERIED event. */
@@ -152,7 +152,7 @@ static int h_tree_head(struct actx *c, Casenet__V1__Response *resp, casenet_buf 
 {
     struct store *s = c->b->store;
     struct store_head h = {0};
-    int rc = s->ops->head_latest(s, &h);
+    int rc = store_head_latest(s, &h);
     if (rc == CASENET_ENOTFOUND)
         return fail(c, rc, "the broker has not signed a tree head yet; ask again in a few seconds");
     if (rc != CASENET_OK)
@@ -219,8 +219,7 @@ static int h_query(struct actx *c, const Casenet__V1__AuditQuery *q, Casenet__V1
     size_t n = 0;
     uint64_t next = q->cursor;
     bool more = false;
-    int rc =
-        s->ops->audit_query(s, &f, q->cursor, limit, QUERY_EXAMINE_MAX, &rows, &n, &next, &more);
+    int rc = store_audit_query(s, &f, q->cursor, limit, QUERY_EXAMINE_MAX, &rows, &n, &next, &more);
     if (rc != CASENET_OK)
         return store_fail(c, rc, "query the audit log");
     Casenet__V1__AuditRecord *recs = calloc(n ? n : 1, sizeof *recs);
@@ -281,7 +280,7 @@ static int h_proof(struct actx *c, const Casenet__V1__AuditProof *p, Casenet__V1
     struct store *s = c->b->store;
     uint64_t log_size = 0;
     uint8_t root[MERKLE_HASH_BYTES];
-    int rc = s->ops->audit_tree(s, &log_size, root);
+    int rc = store_audit_tree(s, &log_size, root);
     if (rc != CASENET_OK)
         return store_fail(c, rc, "read the audit tree");
     uint8_t hashes[MERKLE_PROOF_MAX][MERKLE_HASH_BYTES];
@@ -299,7 +298,7 @@ static int h_proof(struct actx *c, const Casenet__V1__AuditProof *p, Casenet__V1
                         (unsigned long long)log_size, (unsigned long long)r->tree_size);
         if (!c->coordinator) {
             bool visible = false;
-            if ((rc = s->ops->audit_visible(s, c->member, r->index, &visible)) != CASENET_OK)
+            if ((rc = store_audit_visible(s, c->member, r->index, &visible)) != CASENET_OK)
                 return store_fail(c, rc, "read the audit log");
             if (!visible)
                 return fail(c, CASENET_EFORBIDDEN,
@@ -332,7 +331,7 @@ static int h_proof(struct actx *c, const Casenet__V1__AuditProof *p, Casenet__V1
         return store_fail(c, rc == CASENET_ENOTFOUND ? CASENET_EIO : rc, "compute the proof");
     }
     struct store_head head = {0};
-    rc = s->ops->head_get(s, at, &head);
+    rc = store_head_get(s, at, &head);
     if (rc != CASENET_OK && rc != CASENET_ENOTFOUND)
         return store_fail(c, rc, "read the tree head");
     ProtobufCBinaryData bin[MERKLE_PROOF_MAX];
@@ -364,7 +363,7 @@ static int h_export(struct actx *c, const Casenet__V1__AuditExport *x, Casenet__
                     "AuditQuery and AuditProof ('casenet audit prove')");
     uint64_t log_size = 0;
     uint8_t root[MERKLE_HASH_BYTES];
-    int rc = s->ops->audit_tree(s, &log_size, root);
+    int rc = store_audit_tree(s, &log_size, root);
     if (rc != CASENET_OK)
         return store_fail(c, rc, "read the audit tree");
     if (x->from_index > log_size)
@@ -379,14 +378,14 @@ static int h_export(struct actx *c, const Casenet__V1__AuditExport *x, Casenet__
     struct store_head *heads = NULL;
     size_t n = 0, n_heads = 0;
     ProtobufCBinaryData *evs = NULL, *cks = NULL;
-    if ((rc = s->ops->audit_range(s, x->from_index, limit, &rows, &n)) != CASENET_OK)
+    if ((rc = store_audit_range(s, x->from_index, limit, &rows, &n)) != CASENET_OK)
         return store_fail(c, rc, "read the audit log");
     size_t bytes = 0, keep = 0;
     while (keep < n && (keep == 0 || bytes + rows[keep].event.len <= EXPORT_PAGE_BYTES))
         bytes += rows[keep++].event.len;
     uint64_t next = x->from_index + keep;
-    if (keep > 0 && (rc = s->ops->head_list(s, x->from_index, next, (uint32_t)keep, &heads,
-                                            &n_heads)) != CASENET_OK) {
+    if (keep > 0 && (rc = store_head_list(s, x->from_index, next, (uint32_t)keep, &heads,
+                                          &n_heads)) != CASENET_OK) {
         rc = store_fail(c, rc, "read the tree heads");
         goto cleanup;
     }

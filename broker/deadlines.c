@@ -49,11 +49,11 @@ int deadlines_arm(struct broker *b, const struct store_inbox_row *row, int64_t e
     const struct policy_entry *p = policy_for(&b->policy, row->urgency);
     int rc = CASENET_OK;
     if (p->deliver_ms > 0)
-        rc = s->ops->deadline_arm(s, row->seq, DL_DELIVER, row->received_at_ms + p->deliver_ms);
+        rc = store_deadline_arm(s, row->seq, DL_DELIVER, row->received_at_ms + p->deliver_ms);
     if (rc == CASENET_OK && p->accept_ms > 0 && takes_accept(row->kind))
-        rc = s->ops->deadline_arm(s, row->seq, DL_ACCEPT, row->received_at_ms + p->accept_ms);
+        rc = store_deadline_arm(s, row->seq, DL_ACCEPT, row->received_at_ms + p->accept_ms);
     if (rc == CASENET_OK && expires_at_ms > 0)
-        rc = s->ops->deadline_arm(s, row->seq, DL_EXPIRE, expires_at_ms);
+        rc = store_deadline_arm(s, row->seq, DL_EXPIRE, expires_at_ms);
     return rc;
 }
 
@@ -75,8 +75,8 @@ static int add_if_active(struct broker *b, const char *id, const char **to, size
     }
     uint32_t max = b->cfg->limits.max_inbox_backlog;
     uint64_t queued = 0;
-    if (max && b->store->ops->inbox_backlog) {
-        int rc = b->store->ops->inbox_backlog(b->store, m.id, b->broker_id, &queued, NULL);
+    if (max) {
+        int rc = store_inbox_backlog(b->store, m.id, b->broker_id, &queued, NULL);
         if (rc != CASENET_OK)
             return rc;
         if (queued >= max) {
@@ -148,7 +148,7 @@ static int store_notice(struct broker *b, struct batch *bt, int64_t now, const c
     m.audit_index = audit_index;
     m.envelope = *env;   /* borrowed */
     m.receipt = receipt; /* borrowed */
-    if ((rc = s->ops->message_insert(s, &m)) != CASENET_OK)
+    if ((rc = store_message_insert(s, &m)) != CASENET_OK)
         goto cleanup;
     for (size_t i = 0; i < info.n_recipients; i++) {
         struct store_inbox_row row = {0};
@@ -166,7 +166,7 @@ static int store_notice(struct broker *b, struct batch *bt, int64_t now, const c
         memcpy(row.in_reply_to, m.in_reply_to, sizeof row.in_reply_to);
         row.has_case_ref = m.has_case_ref;
         memcpy(row.case_ref, m.case_ref, sizeof row.case_ref);
-        if ((rc = s->ops->inbox_insert(s, &row)) != CASENET_OK ||
+        if ((rc = store_inbox_insert(s, &row)) != CASENET_OK ||
             (rc = handlers_queue_notice(bt, &row)) != CASENET_OK)
             goto cleanup;
     }
@@ -219,7 +219,7 @@ static int first_met_at(struct store *s, const struct store_message *m, const ch
 {
     struct store_receipt_rec *recs = NULL;
     size_t n = 0;
-    int rc = s->ops->receipt_list(s, m->message_id, recipient, &recs, &n);
+    int rc = store_receipt_list(s, m->message_id, recipient, &recs, &n);
     if (rc != CASENET_OK)
         return rc;
     *at = -1;
@@ -273,7 +273,7 @@ static int escalate(struct broker *b, struct batch *bt, int64_t now, const struc
         goto cleanup;
     if (sealed && (rc = store_notice(b, bt, now, &env, id, index)) != CASENET_OK)
         goto cleanup;
-    rc = s->ops->deadline_settle(s, d->id, DS_BREACHED, now, sealed ? id : NULL);
+    rc = store_deadline_settle(s, d->id, DS_BREACHED, now, sealed ? id : NULL);
     if (rc == CASENET_OK)
         log_event(LOG_WARN, "escalated", "msg", log_hex(m->message_id, CASENET_MESSAGE_ID_BYTES),
                   "recipient", row->recipient, "deadline",
@@ -307,7 +307,7 @@ static int escalation_summary(void *arg, const struct limits_esc_summary *sum)
     casenet_buf env = {0};
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
     bool sealed = false;
-    int rc = s->ops->message_get(s, sum->last_id, false, &m);
+    int rc = store_message_get(s, sum->last_id, false, &m);
     if (rc == CASENET_ENOTFOUND)
         return CASENET_OK; /* purged meanwhile: its breaches are in the log */
     if (rc != CASENET_OK || (rc = escalation_recipients(b, sum->sender, &to, &n)) != CASENET_OK)
@@ -356,7 +356,7 @@ static int dead_letter(struct broker *b, struct batch *bt, int64_t now,
     casenet_buf env = {0};
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
     bool sealed = false;
-    int rc = s->ops->inbox_of_message(s, m->message_id, &rows, &n_rows);
+    int rc = store_inbox_of_message(s, m->message_id, &rows, &n_rows);
     if (rc != CASENET_OK)
         return rc;
     rc = CASENET_ENOMEM;
@@ -402,19 +402,19 @@ static int dead_letter(struct broker *b, struct batch *bt, int64_t now,
     for (size_t i = 0; i < n_rows; i++) {
         if (rows[i].state != CASENET_INBOX_QUEUED && rows[i].state != CASENET_INBOX_FETCHED)
             continue;
-        if ((rc = s->ops->inbox_set_state(s, rows[i].seq, CASENET_INBOX_DEAD, now)) != CASENET_OK)
+        if ((rc = store_inbox_set_state(s, rows[i].seq, CASENET_INBOX_DEAD, now)) != CASENET_OK)
             goto cleanup;
         struct store_deadline *ds = NULL;
         size_t nd = 0;
-        if ((rc = s->ops->deadline_list(s, rows[i].seq, &ds, &nd)) != CASENET_OK)
+        if ((rc = store_deadline_list(s, rows[i].seq, &ds, &nd)) != CASENET_OK)
             goto cleanup;
         /* The row is dead: its expiry was breached, and a deliver or accept
          * deadline still pending can no longer be met or missed (void). */
         for (size_t j = 0; j < nd && rc == CASENET_OK; j++) {
             if (ds[j].kind != DL_EXPIRE)
-                rc = s->ops->deadline_settle(s, ds[j].id, DS_VOID, now, NULL);
+                rc = store_deadline_settle(s, ds[j].id, DS_VOID, now, NULL);
             else
-                rc = s->ops->deadline_settle(s, ds[j].id, DS_BREACHED, now, sealed ? id : NULL);
+                rc = store_deadline_settle(s, ds[j].id, DS_BREACHED, now, sealed ? id : NULL);
             if (rc == CASENET_ENOTFOUND)
                 rc = CASENET_OK; /* already settled */
         }
@@ -441,11 +441,11 @@ static int settle_one(struct broker *b, struct batch *bt, int64_t now,
     struct store *s = b->store;
     struct store_inbox_row row = {0};
     struct store_message m = {0};
-    int rc = s->ops->inbox_get_seq(s, d->seq, &row);
+    int rc = store_inbox_get_seq(s, d->seq, &row);
     if (rc == CASENET_OK)
-        rc = s->ops->message_get(s, row.message_id, false, &m);
+        rc = store_message_get(s, row.message_id, false, &m);
     if (rc == CASENET_ENOTFOUND) {
-        rc = s->ops->deadline_settle(s, d->id, DS_VOID, now, NULL);
+        rc = store_deadline_settle(s, d->id, DS_VOID, now, NULL);
         goto cleanup;
     }
     if (rc != CASENET_OK)
@@ -454,12 +454,12 @@ static int settle_one(struct broker *b, struct batch *bt, int64_t now,
         if (row.state == CASENET_INBOX_QUEUED || row.state == CASENET_INBOX_FETCHED)
             rc = dead_letter(b, bt, now, &m); /* settles d with the others */
         else
-            rc = s->ops->deadline_settle(
-                s, d->id, row.state == CASENET_INBOX_DEAD ? DS_VOID : DS_MET, now, NULL);
+            rc = store_deadline_settle(s, d->id, row.state == CASENET_INBOX_DEAD ? DS_VOID : DS_MET,
+                                       now, NULL);
         goto cleanup;
     }
     if (row.state == CASENET_INBOX_DEAD || (d->kind != DL_DELIVER && d->kind != DL_ACCEPT)) {
-        rc = s->ops->deadline_settle(s, d->id, DS_VOID, now, NULL);
+        rc = store_deadline_settle(s, d->id, DS_VOID, now, NULL);
         goto cleanup;
     }
     bool reached = d->kind == DL_DELIVER ? row.state >= CASENET_INBOX_DELIVERED
@@ -469,7 +469,7 @@ static int settle_one(struct broker *b, struct batch *bt, int64_t now,
         if ((rc = first_met_at(s, &m, row.recipient, d->kind, &at)) != CASENET_OK)
             goto cleanup;
         if (at >= 0 && at <= d->due_ms) {
-            rc = s->ops->deadline_settle(s, d->id, DS_MET, now, NULL);
+            rc = store_deadline_settle(s, d->id, DS_MET, now, NULL);
             goto cleanup;
         }
     }
@@ -492,7 +492,7 @@ int deadlines_run(struct broker *b, struct batch *bt, int64_t now_ms, uint32_t l
     struct summary_ctx sc = {.b = b, .bt = bt, .now = now_ms};
     int rc = limits_escalation_periods(b->limits, now_ms, escalation_summary, &sc);
     if (rc == CASENET_OK)
-        rc = s->ops->deadline_due(s, now_ms, limit, &due, &n);
+        rc = store_deadline_due(s, now_ms, limit, &due, &n);
     for (size_t i = 0; rc == CASENET_OK && i < n; i++)
         rc = settle_one(b, bt, now_ms, &due[i]);
     free(due);

@@ -160,7 +160,7 @@ static void entry_from_row(Casenet__V1__InboxEntry *e, const struct store_inbox_
 static int inbox_add(struct hctx *c, struct store_inbox_row *row)
 {
     struct store *s = c->b->store;
-    int rc = s->ops->inbox_insert(s, row);
+    int rc = store_inbox_insert(s, row);
     if (rc == CASENET_ECONFLICT)
         return fail(c, CASENET_ECONFLICT, "%s already holds this entry", row->recipient);
     if (rc != CASENET_OK)
@@ -274,7 +274,7 @@ int handlers_directory_accept(struct broker *b, struct batch *bt, const uint8_t 
         rc = CASENET_EUNAVAIL;
         goto cleanup;
     }
-    rc = b->store->ops->directory_save(b->store, v, bytes, len, now);
+    rc = store_directory_save(b->store, v, bytes, len, now);
     if (rc == CASENET_OK)
         rc = audit_directory(b->store, now, actor, v, "", NULL);
     if (rc != CASENET_OK) {
@@ -508,7 +508,7 @@ static int limits_backlog(struct hctx *c, const casenet_message_info *info)
         return CASENET_OK;
     for (size_t i = 0; i < info->n_recipients; i++) {
         uint64_t queued = 0, mine = 0;
-        int rc = s->ops->inbox_backlog(s, info->recipients[i], c->member, &queued, &mine);
+        int rc = store_inbox_backlog(s, info->recipients[i], c->member, &queued, &mine);
         if (rc != CASENET_OK)
             return store_fail(c, rc, "read the inbox backlog");
         if (pair_max && mine >= pair_max) {
@@ -600,7 +600,7 @@ static int submit_resend(struct hctx *c, const uint8_t *env, size_t len,
     casenet__v1__header__free_unpacked(h, NULL);
     casenet__v1__envelope__free_unpacked(e, NULL);
     struct store_message old = {0};
-    if (!have || c->b->store->ops->message_get(c->b->store, id, false, &old) != CASENET_OK)
+    if (!have || store_message_get(c->b->store, id, false, &old) != CASENET_OK)
         return CASENET_ENOTFOUND;
     uint8_t hash[CASENET_HASH_BYTES];
     cn_sha256(env, len, hash);
@@ -621,7 +621,7 @@ static int limits_quota(struct hctx *c)
     if (!quota_mb)
         return CASENET_OK;
     uint64_t stored = 0, quota = (uint64_t)quota_mb * 1024u * 1024u;
-    int rc = s->ops->member_bytes(s, c->member, &stored);
+    int rc = store_member_bytes(s, c->member, &stored);
     if (rc != CASENET_OK)
         return store_fail(c, rc, "read the member's stored bytes");
     stored += batch_bytes_of(c->bt, c->member);
@@ -696,7 +696,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     if (info->expires_at_ms != 0 && info->expires_at_ms <= c->now_ms)
         return fail(c, CASENET_EBADREQ, "the message expired before it reached the broker");
 
-    rc = s->ops->message_get(s, info->message_id, false, &old);
+    rc = store_message_get(s, info->message_id, false, &old);
     if (rc == CASENET_OK) {
         rc = submit_again(c, info->message_id, &old, info->envelope_hash, resp, out);
         store_message_clear(&old);
@@ -714,7 +714,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
      * message has the id (message_get), so only receipt rows can. */
     for (size_t i = 0; i < info->n_recipients; i++) {
         bool taken = true;
-        rc = s->ops->inbox_receipt_row(s, info->recipients[i], info->message_id, &taken);
+        rc = store_inbox_receipt_row(s, info->recipients[i], info->message_id, &taken);
         if (rc != CASENET_OK)
             return store_fail(c, rc, "look the inbox up");
         if (taken)
@@ -728,7 +728,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
      * index that grows with the log, not the client's random id). */
     uint64_t index = 0;
     uint64_t dir_version = casenet_directory_version(b->dir);
-    if ((rc = s->ops->audit_next_index(s, &index)) != CASENET_OK)
+    if ((rc = store_audit_next_index(s, &index)) != CASENET_OK)
         return store_fail(c, rc, "read the audit log");
     casenet_submit_receipt sr = {0};
     memcpy(sr.message_id, info->message_id, sizeof sr.message_id);
@@ -764,7 +764,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
     m.envelope.data = (uint8_t *)env; /* borrowed: not cleared below */
     m.envelope.len = len;
     m.receipt = receipt;
-    rc = s->ops->message_insert(s, &m);
+    rc = store_message_insert(s, &m);
     if (rc == CASENET_ECONFLICT) {
         rc = fail(c, CASENET_ECONFLICT, "message id already used; seal a new message");
         goto cleanup;
@@ -773,7 +773,7 @@ static int h_submit(struct hctx *c, const Casenet__V1__Submit *req, Casenet__V1_
         rc = store_fail(c, rc, "store the message");
         goto cleanup;
     }
-    int64_t rowid = s->ops->message_last_rowid(s);
+    int64_t rowid = store_message_last_rowid(s);
     if ((rc = batch_add_bytes(bt, c->member, len)) != CASENET_OK) {
         rc = store_fail(c, rc, "count the member's bytes");
         goto cleanup;
@@ -842,8 +842,7 @@ static int h_list_inbox(struct hctx *c, const Casenet__V1__ListInbox *req,
     struct store_inbox_row *rows = NULL;
     size_t n = 0;
     bool more = false;
-    int rc =
-        s->ops->inbox_list(s, c->member, (int)req->state, req->cursor, limit, &rows, &n, &more);
+    int rc = store_inbox_list(s, c->member, (int)req->state, req->cursor, limit, &rows, &n, &more);
     if (rc != CASENET_OK)
         return store_fail(c, rc, "list the inbox");
     Casenet__V1__InboxEntry *entries = calloc(n ? n : 1, sizeof *entries);
@@ -886,7 +885,7 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
         return fail(c, CASENET_EBADREQ, "a message id is %d bytes", CASENET_MESSAGE_ID_BYTES);
     /* Only a recipient's own inbox is consulted: for anyone else the message
      * does not exist (NOT_FOUND, never FORBIDDEN, which would confirm it). */
-    rc = s->ops->inbox_get(s, c->member, req->message_id.data, &row);
+    rc = store_inbox_get(s, c->member, req->message_id.data, &row);
     if (rc == CASENET_ENOTFOUND)
         return fail(c, rc, "no message %s in your inbox",
                     log_hex(req->message_id.data, CASENET_MESSAGE_ID_BYTES));
@@ -899,7 +898,7 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
         goto cleanup;
     }
     if (row.kind != CASENET_KIND_RECEIPT) {
-        rc = s->ops->message_get(s, row.message_id, true, &m);
+        rc = store_message_get(s, row.message_id, true, &m);
         if (rc == CASENET_OK && m.envelope.len == 0)
             rc = fail(c, CASENET_ENOTFOUND, "message %s was purged after completion",
                       log_hex(row.message_id, CASENET_MESSAGE_ID_BYTES));
@@ -912,7 +911,7 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
             goto cleanup;
         bool moved = row.state == CASENET_INBOX_QUEUED, audited = false;
         if (moved) {
-            if ((rc = s->ops->inbox_set_state(s, row.seq, CASENET_INBOX_FETCHED, c->now_ms)) !=
+            if ((rc = store_inbox_set_state(s, row.seq, CASENET_INBOX_FETCHED, c->now_ms)) !=
                 CASENET_OK) {
                 rc = store_fail(c, rc, "update the inbox");
                 goto cleanup;
@@ -922,7 +921,7 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
         /* One FETCHED event per state of the row: a repeated fetch writes
          * nothing (and is refused nothing on a low disk; the savepoint undoes
          * a refused one). */
-        if ((rc = s->ops->inbox_fetch_mark(s, row.seq, row.state, &audited)) != CASENET_OK) {
+        if ((rc = store_inbox_fetch_mark(s, row.seq, row.state, &audited)) != CASENET_OK) {
             rc = store_fail(c, rc, "update the inbox");
             goto cleanup;
         }
@@ -937,7 +936,7 @@ static int h_fetch(struct hctx *c, const Casenet__V1__Fetch *req, Casenet__V1__R
     } else if (row.state == CASENET_INBOX_QUEUED) {
         /* A forwarded receipt is settled once its member has seen it
          * (PROTOCOL.md section 8); the RECEIPT event already audits it. */
-        if ((rc = s->ops->inbox_set_state(s, row.seq, CASENET_INBOX_FETCHED, c->now_ms)) !=
+        if ((rc = store_inbox_set_state(s, row.seq, CASENET_INBOX_FETCHED, c->now_ms)) !=
             CASENET_OK) {
             rc = store_fail(c, rc, "update the inbox");
             goto cleanup;
@@ -1036,7 +1035,7 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
     int to = target_state((int)r.status);
     if (to < 0)
         return fail(c, CASENET_EBADREQ, "unknown receipt status %d", (int)r.status);
-    rc = s->ops->inbox_get(s, c->member, r.message_id, &row);
+    rc = store_inbox_get(s, c->member, r.message_id, &row);
     if (rc == CASENET_OK && row.kind == CASENET_KIND_RECEIPT)
         rc = CASENET_ENOTFOUND;
     if (rc == CASENET_ENOTFOUND) {
@@ -1048,7 +1047,7 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
         rc = store_fail(c, rc, "read the inbox");
         goto cleanup;
     }
-    if ((rc = s->ops->message_get(s, r.message_id, false, &m)) != CASENET_OK) {
+    if ((rc = store_message_get(s, r.message_id, false, &m)) != CASENET_OK) {
         rc = rc == CASENET_ENOTFOUND ? fail(c, rc, "no such message")
                                      : store_fail(c, rc, "read the message");
         goto cleanup;
@@ -1066,7 +1065,7 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
     }
     cn_sha256(bytes, len, rhash);
     uint64_t index = 0;
-    rc = s->ops->receipt_find(s, rhash, &index);
+    rc = store_receipt_find(s, rhash, &index);
     if (rc == CASENET_OK) { /* the same receipt again: idempotent */
         rc = receipt_reply(resp, index, row.state, out);
         goto cleanup;
@@ -1097,8 +1096,8 @@ static int h_receipt(struct hctx *c, const Casenet__V1__SendReceipt *req,
     sr.audit_index = index;
     sr.signed_receipt = bytes;
     sr.signed_len = len;
-    if ((rc = s->ops->receipt_insert(s, &sr)) != CASENET_OK ||
-        (rc = s->ops->inbox_set_state(s, row.seq, to, c->now_ms)) != CASENET_OK) {
+    if ((rc = store_receipt_insert(s, &sr)) != CASENET_OK ||
+        (rc = store_inbox_set_state(s, row.seq, to, c->now_ms)) != CASENET_OK) {
         rc = store_fail(c, rc, "record the receipt");
         goto cleanup;
     }
@@ -1276,8 +1275,8 @@ int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, co
      * fails its whole batch: rolled back, every request answered
      * UNAVAILABLE, resent by its client. */
     bool own_savepoint = req->body_case != CASENET__V1__REQUEST__BODY_SUBMIT;
-    uint64_t changes_before = s->ops->changes(s);
-    if (own_savepoint && (rc = s->ops->savepoint(s)) != CASENET_OK) {
+    uint64_t changes_before = store_changes(s);
+    if (own_savepoint && (rc = store_savepoint(s)) != CASENET_OK) {
         bt->store_failed = true;
         rc = handlers_error_reply(req->request_id, CASENET_EUNAVAIL,
                                   "the broker's store failed; retry later", reply);
@@ -1287,15 +1286,15 @@ int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, co
     casenet_buf out = {0};
     rc = run_handler(&c, req, &out, subscribe);
     if (rc == CASENET_OK) {
-        if (own_savepoint && s->ops->release(s) != CASENET_OK)
+        if (own_savepoint && store_release(s) != CASENET_OK)
             bt->store_failed = true;
         *reply = out;
     } else {
         casenet_buf_free(&out);
         *subscribe = false;
         if (own_savepoint) {
-            s->ops->rollback_to(s);
-        } else if (s->ops->changes(s) != changes_before && !bt->store_failed) {
+            store_rollback_to(s);
+        } else if (store_changes(s) != changes_before && !bt->store_failed) {
             log_event(LOG_ERROR, "request_failed_after_write", "member", member, "request",
                       body_name(req->body_case), "error", casenet_errname(rc), "msg",
                       "the batch is rolled back", NULL);

@@ -164,7 +164,7 @@ static int fill_recipient(struct broker *b, struct pool *p, const struct store_m
             nd++;
     } else {
         struct store_deadline *own = NULL;
-        if ((rc = s->ops->deadline_list(s, row->seq, &own, &nd)) != CASENET_OK ||
+        if ((rc = store_deadline_list(s, row->seq, &own, &nd)) != CASENET_OK ||
             (rc = pool_keep(p, own)) != CASENET_OK)
             return rc;
         ds = own;
@@ -192,10 +192,10 @@ static int fill_recipient(struct broker *b, struct pool *p, const struct store_m
     size_t nst = 0;
     struct store_receipt_rec *recs = NULL;
     size_t nrec = 0;
-    if ((rc = s->ops->step_list(s, row->seq, &st, &nst)) != CASENET_OK ||
+    if ((rc = store_step_list(s, row->seq, &st, &nst)) != CASENET_OK ||
         (rc = pool_keep(p, st)) != CASENET_OK)
         return rc;
-    if ((rc = s->ops->receipt_list(s, m->message_id, row->recipient, &recs, &nrec)) != CASENET_OK ||
+    if ((rc = store_receipt_list(s, m->message_id, row->recipient, &recs, &nrec)) != CASENET_OK ||
         (rc = keep_recs(p, recs, nrec)) != CASENET_OK)
         return rc;
     Casenet__V1__Step *sp = pool_calloc(p, nst + nrec + 1, sizeof *sp);
@@ -294,9 +294,9 @@ int lifecycle_get_status(struct broker *b, struct batch *bt, const char *member,
         snprintf(msg, msglen, "a message id is %d bytes", CASENET_MESSAGE_ID_BYTES);
         return CASENET_EBADREQ;
     }
-    int rc = s->ops->message_get(s, req->message_id.data, false, &m);
+    int rc = store_message_get(s, req->message_id.data, false, &m);
     if (rc == CASENET_OK)
-        rc = s->ops->inbox_of_message(s, m.message_id, &rows, &n);
+        rc = store_inbox_of_message(s, m.message_id, &rows, &n);
     if (rc != CASENET_OK && rc != CASENET_ENOTFOUND) {
         rc = store_err(bt, rc, msg, msglen);
         goto cleanup;
@@ -392,10 +392,10 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
     while (n_items < limit && more && p.n_pages < SENT_SCAN_PAGES) {
         size_t pg = p.n_pages;
         uint64_t after = cursor;
-        rc = s->ops->sent_list(s, member, cursor, limit, &p.msgs[pg], &p.n_msgs[pg], &more);
+        rc = store_sent_list(s, member, cursor, limit, &p.msgs[pg], &p.n_msgs[pg], &more);
         if (rc == CASENET_OK && p.n_msgs[pg] > 0)
-            rc = s->ops->sent_rows(s, member, after, p.msgs[pg][p.n_msgs[pg] - 1].row, &p.rows[pg],
-                                   &p.n_rows[pg], &p.ds[pg], &p.n_ds[pg]);
+            rc = store_sent_rows(s, member, after, p.msgs[pg][p.n_msgs[pg] - 1].row, &p.rows[pg],
+                                 &p.n_rows[pg], &p.ds[pg], &p.n_ds[pg]);
         p.n_pages++;
         if (rc != CASENET_OK) {
             rc = store_err(bt, rc, msg, msglen);
@@ -472,7 +472,7 @@ int lifecycle_list_overdue(struct broker *b, struct batch *bt, const char *membe
     struct store_overdue *rows = NULL;
     size_t n = 0;
     bool more = false;
-    int rc = s->ops->overdue_list(s, req->cursor, limit, &rows, &n, &more);
+    int rc = store_overdue_list(s, req->cursor, limit, &rows, &n, &more);
     if (rc != CASENET_OK)
         return store_err(bt, rc, msg, msglen);
     Casenet__V1__OverdueEntry *e = calloc(n ? n : 1, sizeof *e);

@@ -301,7 +301,7 @@ static int choose_directory(struct broker *b)
     if (copy && access(copy, F_OK) == 0 && cn_read_file(copy, DIRECTORY_MAX, &buf) == CASENET_OK)
         consider(candidate(b, copy, buf.data, buf.len), &best);
     casenet_buf_free(&buf);
-    if (b->store->ops->directory_latest(b->store, &buf, &stored_version) == CASENET_OK &&
+    if (store_directory_latest(b->store, &buf, &stored_version) == CASENET_OK &&
         (stored = candidate(b, "store", buf.data, buf.len)) &&
         casenet_directory_version(stored) != stored_version) {
         casenet_directory_free(stored); /* a row whose bytes are another version */
@@ -389,18 +389,18 @@ static int record_start(struct broker *b)
     struct store *s = b->store;
     casenet_buf latest = {0};
     uint64_t stored = 0;
-    int rc = s->ops->directory_latest(s, &latest, &stored);
+    int rc = store_directory_latest(s, &latest, &stored);
     casenet_buf_free(&latest);
     if (rc != CASENET_OK && rc != CASENET_ENOTFOUND)
         return rc;
     uint64_t v = casenet_directory_version(b->dir);
     int64_t now = cn_now_ms();
-    if ((rc = s->ops->begin(s)) != CASENET_OK)
+    if ((rc = store_begin(s)) != CASENET_OK)
         return rc;
     if (v > stored) {
         size_t len = 0;
         const uint8_t *bytes = casenet_directory_bytes(b->dir, &len);
-        rc = s->ops->directory_save(s, v, bytes, len, now);
+        rc = store_directory_save(s, v, bytes, len, now);
         if (rc == CASENET_OK)
             rc = audit_directory(s, now, "", v, "loaded at start-up", NULL);
     }
@@ -408,8 +408,8 @@ static int record_start(struct broker *b)
         rc = audit_broker(s, now, CASENET__V1__AUDIT_KIND__AUDIT_KIND_BROKER_START, v,
                           "casenetd " CASENET_VERSION_STRING, NULL);
     if (rc == CASENET_OK)
-        return s->ops->commit(s);
-    s->ops->rollback(s);
+        return store_commit(s);
+    store_rollback(s);
     return rc;
 }
 
@@ -596,7 +596,7 @@ int main(int argc, char **argv)
                           (int64_t)cfg.limits.escalation_period_s * 1000);
     if (!data_dir_ready(cfg.data_dir))
         goto cleanup;
-    if ((rc = store_sqlite_ops.open(cfg.data_dir, &b.store)) != CASENET_OK) {
+    if ((rc = store_open(cfg.data_dir, &b.store)) != CASENET_OK) {
         fprintf(stderr, "casenetd: cannot open the store in %s: %s\n", cfg.data_dir,
                 casenet_strerror(rc));
         goto cleanup;
@@ -640,7 +640,7 @@ cleanup:
     if (sigfd >= 0)
         close(sigfd);
     if (b.store)
-        b.store->ops->close(b.store);
+        store_close(b.store);
     casenet_directory_free(b.dir);
     casenet_keys_free(b.keys);
     limits_free(b.limits);

@@ -196,7 +196,7 @@ uint64_t batch_bytes_of(const struct batch *bt, const char *member)
 int batch_flush_bytes(const struct batch *bt, struct store *st)
 {
     for (size_t i = 0; i < bt->n_bytes; i++) {
-        int rc = st->ops->member_bytes_add(st, bt->bytes[i].member, bt->bytes[i].bytes);
+        int rc = store_member_bytes_add(st, bt->bytes[i].member, bt->bytes[i].bytes);
         if (rc != CASENET_OK)
             return rc;
     }
@@ -764,17 +764,17 @@ static void reload_directory(struct server *s, struct batch *bt)
                   casenet_errname(rc), NULL);
         return;
     }
-    if (b->store->ops->savepoint(b->store) != CASENET_OK) {
+    if (store_savepoint(b->store) != CASENET_OK) {
         bt->store_failed = true;
         casenet_buf_free(&buf);
         return;
     }
     rc = handlers_directory_accept(b, bt, buf.data, buf.len, "", &version, msg, sizeof msg);
     if (rc == CASENET_OK) {
-        if (b->store->ops->release(b->store) != CASENET_OK)
+        if (store_release(b->store) != CASENET_OK)
             bt->store_failed = true;
     } else {
-        b->store->ops->rollback_to(b->store);
+        store_rollback_to(b->store);
         log_event(LOG_WARN, "directory_reload_refused", "path", b->cfg->directory_path, "error",
                   casenet_errname(handlers_wire_code(rc)), "msg", msg, NULL);
     }
@@ -815,17 +815,17 @@ static bool run_deadlines(struct server *s)
     struct store *st = b->store;
     struct batch bt = {0};
     size_t settled = 0;
-    if (st->ops->begin(st) != CASENET_OK)
+    if (store_begin(st) != CASENET_OK)
         return false;
     int rc = deadlines_run(b, &bt, cn_now_ms(), DEADLINES_PER_TICK, &settled);
     if (rc != CASENET_OK || bt.store_failed) {
-        st->ops->rollback(st);
+        store_rollback(st);
         log_event(LOG_ERROR, "deadlines_failed", "error", casenet_errname(rc), "msg",
                   "rolled back; retried at the next tick", NULL);
         batch_clear(&bt);
         return false;
     }
-    if (st->ops->commit(st) != CASENET_OK) {
+    if (store_commit(st) != CASENET_OK) {
         log_event(LOG_ERROR, "deadlines_failed", "error", "UNAVAILABLE", "msg",
                   "commit failed; retried at the next tick", NULL);
         batch_clear(&bt);
@@ -986,7 +986,7 @@ static int write_sigs(struct store *st, struct batch *bt)
         if (bt->sigs[i].rowid)
             rows[n++] = (struct store_receipt_sig){bt->sigs[i].rowid, bt->sigs[i].sig};
     }
-    int rc = n ? st->ops->message_receipt_sigs(st, rows, n) : CASENET_OK;
+    int rc = n ? store_message_receipt_sigs(st, rows, n) : CASENET_OK;
     free(rows);
     return rc;
 }
@@ -1005,7 +1005,7 @@ static void process_batch(struct server *s)
         bt.cap_sigs = s->n_items;
     struct sign_ctx sc = {.bt = &bt, .sk = cn_keys_sign_sk(b->keys, NULL)};
     verify_pool_for_begin(s->vpool, sign_one, &sc);
-    bool ok = st->ops->begin(st) == CASENET_OK;
+    bool ok = store_begin(st) == CASENET_OK;
     if (ok && zap_has_pending(s->zap) && zap_flush_audit(s->zap, st, now) == CASENET_EUNAVAIL)
         bt.store_failed = true;
     if (ok && s->reload) {
@@ -1045,10 +1045,10 @@ static void process_batch(struct server *s)
      * verified during this batch's commit. */
     receive_ready(s);
     if (ok && bt.store_failed) {
-        st->ops->rollback(st);
+        store_rollback(st);
         ok = false;
     }
-    if (ok && st->ops->commit(st) != CASENET_OK)
+    if (ok && store_commit(st) != CASENET_OK)
         ok = false;
     if (!ok) {
         log_event(LOG_ERROR, "batch_failed", "requests", log_u64(s->n_items), "msg",
@@ -1117,12 +1117,12 @@ static bool checkpoint_when_idle(struct server *s, zmq_pollitem_t *items, int n,
 {
     struct store *st = s->b->store;
     uint32_t pending = 0;
-    if (*wait <= 0 || st->ops->checkpoint(st, UINT32_MAX, &pending) != CASENET_OK || pending == 0)
+    if (*wait <= 0 || store_checkpoint(st, UINT32_MAX, &pending) != CASENET_OK || pending == 0)
         return false;
     if (pending >= CKPT_IDLE_FRAMES) {
         int r = zmq_poll(items, n, 0);
         if (r == 0) {
-            (void)st->ops->checkpoint(st, 1, NULL); /* logs its own failure */
+            (void)store_checkpoint(st, 1, NULL); /* logs its own failure */
             return false;
         }
         if (r > 0)
@@ -1166,7 +1166,7 @@ int server_run(struct server *s)
             return CASENET_EIO;
         }
         if (ready == 0 && quiet)
-            (void)b->store->ops->checkpoint(b->store, 1, NULL);
+            (void)store_checkpoint(b->store, 1, NULL);
         if (items[2].revents & ZMQ_POLLIN)
             drain_monitor(s);
         if (items[1].revents & ZMQ_POLLIN)
@@ -1206,14 +1206,14 @@ int server_run(struct server *s)
         }
         /* Between batches, after their replies: the log stays bounded
          * however busy the loop is. */
-        (void)b->store->ops->checkpoint(b->store, CKPT_BUSY_FRAMES, NULL);
+        (void)store_checkpoint(b->store, CKPT_BUSY_FRAMES, NULL);
     }
     free(shares);
     /* Stopping: requests still pending get no answer (their clients
      * resend to the next broker process). Record the stop. */
     struct store *st = b->store;
     zap_summarize(s->zap, cn_mono_ms(), true);
-    int rc = st->ops->begin(st);
+    int rc = store_begin(st);
     if (rc == CASENET_OK) {
         if (zap_has_pending(s->zap))
             rc = zap_flush_audit(s->zap, st, cn_now_ms());
@@ -1221,9 +1221,9 @@ int server_run(struct server *s)
             rc = audit_broker(st, cn_now_ms(), CASENET__V1__AUDIT_KIND__AUDIT_KIND_BROKER_STOP,
                               casenet_directory_version(b->dir), "signal", NULL);
         if (rc == CASENET_OK)
-            rc = st->ops->commit(st);
+            rc = store_commit(st);
         else
-            st->ops->rollback(st);
+            store_rollback(st);
     }
     /* The last head covers everything, BROKER_STOP included. */
     if (rc == CASENET_OK)

@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+int store_open(const char *spec, struct store **out)
+{
+    static const char sqlite_scheme[] = "sqlite:";
+    if (strncmp(spec, sqlite_scheme, sizeof sqlite_scheme - 1) == 0)
+        return store_sqlite_ops.open(spec + sizeof sqlite_scheme - 1, out);
+    if (strstr(spec, "://"))
+        return CASENET_EINVAL;
+    return store_sqlite_ops.open(spec, out);
+}
+
 void store_message_clear(struct store_message *m)
 {
     if (!m)

@@ -398,6 +398,11 @@ struct store_ops {
 /* The SQLite backend (store_sqlite.c). */
 extern const struct store_ops store_sqlite_ops;
 
+/* Opens the store that spec names: "sqlite:DIR", or a bare DIR, is the
+ * SQLite backend in the data directory DIR (opened as its open operation
+ * says). CASENET_EINVAL for a scheme that no backend of this build serves. */
+int store_open(const char *spec, struct store **out);
+
 /* Releases what a row owns and zeroes it. Accept NULL. */
 void store_message_clear(struct store_message *m);
 void store_inbox_row_clear(struct store_inbox_row *r);
@@ -419,5 +424,286 @@ int store_audit_keys(const uint8_t *event, size_t len, bool *has_message_id,
 void store_messages_free(struct store_message *rows, size_t n);
 void store_receipt_recs_free(struct store_receipt_rec *rows, size_t n);
 void store_overdue_free(struct store_overdue *rows, size_t n);
+
+/* Thin calls through the backend's table: the broker calls these, never
+ * s->ops-> directly. Each has the contract of the operation it names. */
+static inline void store_close(struct store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+static inline int store_begin(struct store *s)
+{
+    return s->ops->begin(s);
+}
+
+static inline int store_commit(struct store *s)
+{
+    return s->ops->commit(s);
+}
+
+static inline void store_rollback(struct store *s)
+{
+    s->ops->rollback(s);
+}
+
+static inline int store_savepoint(struct store *s)
+{
+    return s->ops->savepoint(s);
+}
+
+static inline int store_release(struct store *s)
+{
+    return s->ops->release(s);
+}
+
+static inline void store_rollback_to(struct store *s)
+{
+    s->ops->rollback_to(s);
+}
+
+static inline uint64_t store_changes(struct store *s)
+{
+    return s->ops->changes(s);
+}
+
+static inline int store_message_insert(struct store *s, const struct store_message *m)
+{
+    return s->ops->message_insert(s, m);
+}
+
+static inline int64_t store_message_last_rowid(struct store *s)
+{
+    return s->ops->message_last_rowid(s);
+}
+
+static inline int store_message_receipt_sigs(struct store *s, const struct store_receipt_sig *rows,
+                                             size_t n)
+{
+    return s->ops->message_receipt_sigs(s, rows, n);
+}
+
+static inline int store_message_get(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                                    bool with_envelope, struct store_message *out)
+{
+    return s->ops->message_get(s, id, with_envelope, out);
+}
+
+static inline int store_inbox_insert(struct store *s, struct store_inbox_row *row)
+{
+    return s->ops->inbox_insert(s, row);
+}
+
+static inline int store_inbox_get(struct store *s, const char *recipient,
+                                  const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                                  struct store_inbox_row *out)
+{
+    return s->ops->inbox_get(s, recipient, id, out);
+}
+
+static inline int store_inbox_receipt_row(struct store *s, const char *recipient,
+                                          const uint8_t id[CASENET_MESSAGE_ID_BYTES], bool *taken)
+{
+    return s->ops->inbox_receipt_row(s, recipient, id, taken);
+}
+
+static inline int store_inbox_list(struct store *s, const char *recipient, int state,
+                                   uint64_t cursor, uint32_t limit, struct store_inbox_row **rows,
+                                   size_t *n, bool *more)
+{
+    return s->ops->inbox_list(s, recipient, state, cursor, limit, rows, n, more);
+}
+
+static inline int store_inbox_set_state(struct store *s, uint64_t seq, int state, int64_t now_ms)
+{
+    return s->ops->inbox_set_state(s, seq, state, now_ms);
+}
+
+static inline int store_receipt_insert(struct store *s, const struct store_receipt *r)
+{
+    return s->ops->receipt_insert(s, r);
+}
+
+static inline int store_receipt_find(struct store *s, const uint8_t hash[CASENET_HASH_BYTES],
+                                     uint64_t *audit_index)
+{
+    return s->ops->receipt_find(s, hash, audit_index);
+}
+
+static inline int store_audit_next_index(struct store *s, uint64_t *index)
+{
+    return s->ops->audit_next_index(s, index);
+}
+
+static inline int store_audit_append(struct store *s, uint64_t index, int64_t time_ms, int kind,
+                                     const char *const *parties, size_t n_parties,
+                                     const uint8_t *bytes, size_t len)
+{
+    return s->ops->audit_append(s, index, time_ms, kind, parties, n_parties, bytes, len);
+}
+
+static inline int store_audit_count(struct store *s, uint64_t *count)
+{
+    return s->ops->audit_count(s, count);
+}
+
+static inline int store_audit_tree(struct store *s, uint64_t *size,
+                                   uint8_t root[CASENET_HASH_BYTES])
+{
+    return s->ops->audit_tree(s, size, root);
+}
+
+static inline int store_audit_node_get(struct store *s, unsigned level, uint64_t index,
+                                       uint8_t out[CASENET_HASH_BYTES])
+{
+    return s->ops->audit_node_get(s, level, index, out);
+}
+
+static inline int store_audit_query(struct store *s, const struct store_audit_filter *f,
+                                    uint64_t cursor, uint32_t limit, uint32_t max_examined,
+                                    struct store_audit_row **rows, size_t *n, uint64_t *next_cursor,
+                                    bool *more)
+{
+    return s->ops->audit_query(s, f, cursor, limit, max_examined, rows, n, next_cursor, more);
+}
+
+static inline int store_audit_range(struct store *s, uint64_t from, uint32_t limit,
+                                    struct store_audit_row **rows, size_t *n)
+{
+    return s->ops->audit_range(s, from, limit, rows, n);
+}
+
+static inline int store_audit_visible(struct store *s, const char *member, uint64_t index,
+                                      bool *visible)
+{
+    return s->ops->audit_visible(s, member, index, visible);
+}
+
+static inline int store_head_save(struct store *s, const struct store_head *h)
+{
+    return s->ops->head_save(s, h);
+}
+
+static inline int store_head_get(struct store *s, uint64_t size, struct store_head *out)
+{
+    return s->ops->head_get(s, size, out);
+}
+
+static inline int store_head_latest(struct store *s, struct store_head *out)
+{
+    return s->ops->head_latest(s, out);
+}
+
+static inline int store_head_list(struct store *s, uint64_t after, uint64_t upto, uint32_t limit,
+                                  struct store_head **heads, size_t *n)
+{
+    return s->ops->head_list(s, after, upto, limit, heads, n);
+}
+
+static inline int store_directory_save(struct store *s, uint64_t version, const uint8_t *bytes,
+                                       size_t len, int64_t now_ms)
+{
+    return s->ops->directory_save(s, version, bytes, len, now_ms);
+}
+
+static inline int store_directory_latest(struct store *s, casenet_buf *out, uint64_t *version)
+{
+    return s->ops->directory_latest(s, out, version);
+}
+
+static inline int store_deadline_arm(struct store *s, uint64_t seq, int kind, int64_t due_ms)
+{
+    return s->ops->deadline_arm(s, seq, kind, due_ms);
+}
+
+static inline int store_deadline_due(struct store *s, int64_t now_ms, uint32_t limit,
+                                     struct store_deadline **rows, size_t *n)
+{
+    return s->ops->deadline_due(s, now_ms, limit, rows, n);
+}
+
+static inline int store_deadline_settle(struct store *s, uint64_t id, int state, int64_t now_ms,
+                                        const uint8_t *notice_id)
+{
+    return s->ops->deadline_settle(s, id, state, now_ms, notice_id);
+}
+
+static inline int store_deadline_list(struct store *s, uint64_t seq, struct store_deadline **rows,
+                                      size_t *n)
+{
+    return s->ops->deadline_list(s, seq, rows, n);
+}
+
+static inline int store_overdue_list(struct store *s, uint64_t cursor, uint32_t limit,
+                                     struct store_overdue **rows, size_t *n, bool *more)
+{
+    return s->ops->overdue_list(s, cursor, limit, rows, n, more);
+}
+
+static inline int store_inbox_get_seq(struct store *s, uint64_t seq, struct store_inbox_row *out)
+{
+    return s->ops->inbox_get_seq(s, seq, out);
+}
+
+static inline int store_inbox_of_message(struct store *s,
+                                         const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                                         struct store_inbox_row **rows, size_t *n)
+{
+    return s->ops->inbox_of_message(s, id, rows, n);
+}
+
+static inline int store_step_list(struct store *s, uint64_t seq, struct store_step **rows,
+                                  size_t *n)
+{
+    return s->ops->step_list(s, seq, rows, n);
+}
+
+static inline int store_receipt_list(struct store *s, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                                     const char *recipient, struct store_receipt_rec **rows,
+                                     size_t *n)
+{
+    return s->ops->receipt_list(s, id, recipient, rows, n);
+}
+
+static inline int store_sent_list(struct store *s, const char *sender, uint64_t cursor,
+                                  uint32_t limit, struct store_message **rows, size_t *n,
+                                  bool *more)
+{
+    return s->ops->sent_list(s, sender, cursor, limit, rows, n, more);
+}
+
+static inline int store_sent_rows(struct store *s, const char *sender, uint64_t after_row,
+                                  uint64_t upto_row, struct store_inbox_row **rows, size_t *n_rows,
+                                  struct store_deadline **ds, size_t *n_ds)
+{
+    return s->ops->sent_rows(s, sender, after_row, upto_row, rows, n_rows, ds, n_ds);
+}
+
+static inline int store_inbox_backlog(struct store *s, const char *recipient, const char *sender,
+                                      uint64_t *queued, uint64_t *from_sender)
+{
+    return s->ops->inbox_backlog(s, recipient, sender, queued, from_sender);
+}
+
+static inline int store_member_bytes(struct store *s, const char *member, uint64_t *bytes)
+{
+    return s->ops->member_bytes(s, member, bytes);
+}
+
+static inline int store_member_bytes_add(struct store *s, const char *member, uint64_t bytes)
+{
+    return s->ops->member_bytes_add(s, member, bytes);
+}
+
+static inline int store_inbox_fetch_mark(struct store *s, uint64_t seq, int state, bool *first)
+{
+    return s->ops->inbox_fetch_mark(s, seq, state, first);
+}
+
+static inline int store_checkpoint(struct store *s, uint32_t min_frames, uint32_t *pending)
+{
+    return s->ops->checkpoint(s, min_frames, pending);
+}
 
 #endif

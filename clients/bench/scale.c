@@ -73,14 +73,14 @@ static int fill_one(struct store *s, const struct bench_net *net, uint64_t dir_v
     info.created_at_ms = now;
     info.n_recipients = 1;
     info.recipients = rcpt;
-    int rc = s->ops->audit_next_index(s, &m.audit_index);
+    int rc = store_audit_next_index(s, &m.audit_index);
     if (rc != CASENET_OK)
         return rc;
     m.envelope.data = (uint8_t *)filler; /* borrowed: the store copies */
     m.envelope.len = size;
     m.receipt.data = (uint8_t *)receipt;
     m.receipt.len = RECEIPT_FILLER;
-    if ((rc = s->ops->message_insert(s, &m)) != CASENET_OK ||
+    if ((rc = store_message_insert(s, &m)) != CASENET_OK ||
         (rc = audit_submitted(s, now, &info, m.size, dir_version, NULL)) != CASENET_OK)
         return rc;
     struct store_inbox_row row = {0};
@@ -93,7 +93,7 @@ static int fill_one(struct store *s, const struct bench_net *net, uint64_t dir_v
     row.state = CASENET_INBOX_QUEUED;
     row.received_at_ms = row.created_at_ms = now;
     row.size = m.size;
-    return s->ops->inbox_insert(s, &row);
+    return store_inbox_insert(s, &row);
 }
 
 /* p50 and max of STORE_LIST_RUNS in-process inbox_list calls. */
@@ -106,7 +106,7 @@ static int time_store_list(struct store *s, const char *recipient, int state, ui
         size_t n = 0;
         bool more = false;
         double a = mono_s();
-        int rc = s->ops->inbox_list(s, recipient, state, cursor, LIST_PAGE, &rows, &n, &more);
+        int rc = store_inbox_list(s, recipient, state, cursor, LIST_PAGE, &rows, &n, &more);
         t[i] = (mono_s() - a) * 1e3;
         store_inbox_rows_free(rows, n);
         if (rc != CASENET_OK)
@@ -148,15 +148,15 @@ int bench_fill(const struct bench_net *net, uint64_t n, size_t size, struct scal
     double t0 = mono_s();
     uint64_t done = 0;
     while (done < n && rc == CASENET_OK) {
-        if ((rc = s->ops->begin(s)) != CASENET_OK)
+        if ((rc = store_begin(s)) != CASENET_OK)
             break;
         uint64_t end = done + FILL_CHUNK < n ? done + FILL_CHUNK : n;
         for (; done < end && rc == CASENET_OK; done++)
             rc = fill_one(s, net, dir_version, now, filler, size, receipt);
         if (rc == CASENET_OK)
-            rc = s->ops->commit(s);
+            rc = store_commit(s);
         else
-            s->ops->rollback(s);
+            store_rollback(s);
     }
     out->fill_s = mono_s() - t0;
     out->stored = done;
@@ -170,7 +170,7 @@ int bench_fill(const struct bench_net *net, uint64_t n, size_t size, struct scal
             out->store_list_max_ms = maxa > maxb ? maxa : maxb;
         }
     }
-    s->ops->close(s);
+    store_close(s);
     free(filler);
     out->db_bytes =
         file_size(net->data_dir, "casenet.db") + file_size(net->data_dir, "casenet.db-wal");

@@ -59,7 +59,7 @@ static void check(int rc, const char *what)
 static int node(void *ctx, unsigned level, uint64_t index, uint8_t out[32])
 {
     struct store *s = ctx;
-    return s->ops->audit_node_get(s, level, index, out);
+    return store_audit_node_get(s, level, index, out);
 }
 
 /* Appends n SUBMITTED-like events. */
@@ -69,7 +69,7 @@ static void fill(struct store *s, uint64_t n)
     uint8_t mid[16], hash[32], buf[512];
     double t0 = now_s();
     for (uint64_t i = 0; i < n;) {
-        check(s->ops->begin(s), "begin");
+        check(store_begin(s), "begin");
         for (uint32_t k = 0; k < BENCH_BATCH && i < n; k++, i++) {
             Casenet__V1__AuditEvent e = CASENET__V1__AUDIT_EVENT__INIT;
             randombytes_buf(mid, sizeof mid);
@@ -90,10 +90,10 @@ static void fill(struct store *s, uint64_t n)
             e.directory_version = 7;
             e.size = 2048;
             size_t len = casenet__v1__audit_event__pack(&e, buf);
-            check(s->ops->audit_append(s, i, e.time_ms, (int)e.kind, parties, 2, buf, len),
+            check(store_audit_append(s, i, e.time_ms, (int)e.kind, parties, 2, buf, len),
                   "audit_append");
         }
-        check(s->ops->commit(s), "commit");
+        check(store_commit(s), "commit");
         if (i % 100000 == 0 || i == n)
             fprintf(stderr, "\r  filled %llu events (%.0f/s)", (unsigned long long)i,
                     (double)i / (now_s() - t0));
@@ -106,7 +106,7 @@ static void fill(struct store *s, uint64_t n)
 /* Signs and stores a head every BENCH_HEAD_EVERY events and at n. */
 static void sign_heads(struct store *s, const casenet_keys *k, const char *origin, uint64_t n)
 {
-    check(s->ops->begin(s), "begin");
+    check(store_begin(s), "begin");
     for (uint64_t size = BENCH_HEAD_EVERY;; size += BENCH_HEAD_EVERY) {
         if (size > n)
             size = n;
@@ -116,12 +116,12 @@ static void sign_heads(struct store *s, const casenet_keys *k, const char *origi
         struct store_head sh = {.size = size, .time_ms = h.time_ms};
         memcpy(sh.root, h.root, 32);
         check(ckpt_sign(k, &h, &sh.checkpoint), "ckpt_sign");
-        check(s->ops->head_save(s, &sh), "head_save");
+        check(store_head_save(s, &sh), "head_save");
         casenet_buf_free(&sh.checkpoint);
         if (size == n)
             break;
     }
-    check(s->ops->commit(s), "commit");
+    check(store_commit(s), "commit");
 }
 
 static void bench_proofs(struct store *s, uint64_t n, unsigned proofs)
@@ -167,8 +167,8 @@ static void write_export(struct store *s, const casenet_keys *k, uint64_t n, con
         struct store_audit_row *rows = NULL;
         struct store_head *heads = NULL;
         size_t got = 0, nh = 0;
-        check(s->ops->audit_range(s, from, BENCH_EXPORT_PAGE, &rows, &got), "audit_range");
-        check(s->ops->head_list(s, from, from + got, (uint32_t)got, &heads, &nh), "head_list");
+        check(store_audit_range(s, from, BENCH_EXPORT_PAGE, &rows, &got), "audit_range");
+        check(store_head_list(s, from, from + got, (uint32_t)got, &heads, &nh), "head_list");
         size_t hi = 0;
         for (size_t i = 0; i < got; i++) {
             check(auditv_export_write_event(f, rows[i].event.data, rows[i].event.len), "event");
@@ -237,14 +237,14 @@ int main(int argc, char **argv)
     check(store_sqlite_ops.open(dir, &s), "open");
     fill(s, n);
     sign_heads(s, k, origin, n);
-    s->ops->close(s);
+    store_close(s);
     double t0 = now_s();
     check(store_sqlite_ops.open(dir, &s), "reopen");
     printf("reopen: %.1f ms (compact range from %d stored subtrees)\n", (now_s() - t0) * 1e3,
            __builtin_popcountll(n));
     bench_proofs(s, n, proofs);
     write_export(s, k, n, export_path);
-    s->ops->close(s);
+    store_close(s);
     verify_export(k, origin, export_path, n);
 
     casenet_keys_free(k);

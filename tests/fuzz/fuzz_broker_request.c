@@ -170,7 +170,7 @@ static void build_sealed(void)
 static void cleanup(void)
 {
     if (F.b.store)
-        F.b.store->ops->close(F.b.store);
+        store_close(F.b.store);
     casenet_directory_free(F.b.dir);
     limits_free(F.b.limits);
     if (F.dir) {
@@ -190,17 +190,17 @@ static casenet_buf run_one(const char *member, const uint8_t *frame, size_t len)
     struct batch bt = {0};
     casenet_buf reply = {0};
     bool subscribe = false;
-    int rc = st->ops->begin(st);
+    int rc = store_begin(st);
     if (rc != CASENET_OK)
         die("begin", rc);
     rc = handlers_dispatch(&F.b, &bt, member, frame, len, &reply, &subscribe);
     if (rc == CASENET_ENOMEM && !reply.data)
         die("dispatch: out of memory without a reply", rc);
     if (bt.store_failed) {
-        st->ops->rollback(st);
+        store_rollback(st);
         die("an input made the store fail", CASENET_EUNAVAIL);
     }
-    if ((rc = st->ops->commit(st)) != CASENET_OK)
+    if ((rc = store_commit(st)) != CASENET_OK)
         die("commit", rc);
     if (bt.new_dir) {
         casenet_directory_free(F.b.dir);

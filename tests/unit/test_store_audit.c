@@ -68,12 +68,11 @@ static void append(struct log *l, int kind, const char *actor, uint8_t mid_byte,
                    bool keep)
 {
     uint64_t idx = 99;
-    assert_int_equal(l->s->ops->audit_next_index(l->s, &idx), CASENET_OK);
+    assert_int_equal(store_audit_next_index(l->s, &idx), CASENET_OK);
     const char *parties[2] = {actor, "vn.police"};
     casenet_buf b = make_event(idx, kind, actor, parties, actor ? 2 : 0, mid_byte, t);
-    assert_int_equal(
-        l->s->ops->audit_append(l->s, idx, t, kind, parties, actor ? 2 : 0, b.data, b.len),
-        CASENET_OK);
+    assert_int_equal(store_audit_append(l->s, idx, t, kind, parties, actor ? 2 : 0, b.data, b.len),
+                     CASENET_OK);
     if (keep) {
         assert_int_equal(idx, l->n);
         l->ev[l->n++] = b;
@@ -85,11 +84,11 @@ static void append(struct log *l, int kind, const char *actor, uint8_t mid_byte,
 /* Appends and commits n events. */
 static void append_n(struct log *l, size_t n)
 {
-    assert_int_equal(l->s->ops->begin(l->s), CASENET_OK);
+    assert_int_equal(store_begin(l->s), CASENET_OK);
     for (size_t i = 0; i < n; i++)
         append(l, 1, i % 2 ? "vn.hotline" : "vn.molisa", (uint8_t)(l->n + 1), 1000 + (int64_t)l->n,
                true);
-    assert_int_equal(l->s->ops->commit(l->s), CASENET_OK);
+    assert_int_equal(store_commit(l->s), CASENET_OK);
 }
 
 static void local_root(const struct log *l, size_t n, uint8_t out[32])
@@ -108,7 +107,7 @@ static void check_tree(const struct log *l)
 {
     uint64_t size = 0;
     uint8_t root[32], want[32];
-    assert_int_equal(l->s->ops->audit_tree(l->s, &size, root), CASENET_OK);
+    assert_int_equal(store_audit_tree(l->s, &size, root), CASENET_OK);
     assert_int_equal(size, l->n);
     local_root(l, l->n, want);
     assert_memory_equal(root, want, 32);
@@ -116,7 +115,7 @@ static void check_tree(const struct log *l)
 
 static void reopen(struct log *l)
 {
-    l->s->ops->close(l->s);
+    store_close(l->s);
     l->s = NULL;
     assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
 }
@@ -134,7 +133,7 @@ static int teardown(void **state)
 {
     struct log *l = *state;
     if (l->s)
-        l->s->ops->close(l->s);
+        store_close(l->s);
     for (size_t i = 0; i < l->n; i++)
         free(l->ev[i].data);
     tl_rmrf(l->dir);
@@ -146,7 +145,7 @@ static int teardown(void **state)
 static int node(void *ctx, unsigned level, uint64_t index, uint8_t out[32])
 {
     struct store *s = ctx;
-    return s->ops->audit_node_get(s, level, index, out);
+    return store_audit_node_get(s, level, index, out);
 }
 
 static void sql(const struct log *l, const char *q)
@@ -171,22 +170,22 @@ static void test_tree_follows_rollbacks(void **state)
     check_tree(l);
     /* A request savepoint rolled back: its event and subtrees vanish. */
     struct store *s = l->s;
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
     append(l, 2, "vn.hotline", 0xaa, 5000, false);
     append(l, 2, "vn.hotline", 0xab, 5001, false);
-    s->ops->rollback_to(s);
+    store_rollback_to(s);
     append(l, 1, "vn.molisa", 0x44, 5002, true); /* reuses index 3 */
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
     append(l, 1, "vn.molisa", 0x45, 5003, true);
-    assert_int_equal(s->ops->release(s), CASENET_OK);
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(store_release(s), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
     check_tree(l);
     /* A batch rolled back. */
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
     append(l, 1, "vn.hotline", 0x77, 6000, false);
     append(l, 1, "vn.hotline", 0x78, 6001, false);
-    s->ops->rollback(s);
+    store_rollback(s);
     check_tree(l);
     reopen(l);
     check_tree(l);
@@ -201,7 +200,7 @@ static void check_rows(const struct log *l)
 {
     struct store *s = l->s;
     uint64_t next = 99;
-    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_OK);
+    assert_int_equal(store_audit_next_index(s, &next), CASENET_OK);
     assert_int_equal(next, l->n);
     assert_int_equal(store_sql_count(s, "SELECT count(*) FROM audit"), (int64_t)l->n);
     assert_int_equal(store_sql_count(s, "SELECT count(*) FROM audit_parties"), 2 * (int64_t)l->n);
@@ -216,21 +215,21 @@ static void fail_append(struct log *l, bool at_party)
 {
     struct store *s = l->s;
     uint64_t idx = 99;
-    assert_int_equal(s->ops->audit_next_index(s, &idx), CASENET_OK);
+    assert_int_equal(store_audit_next_index(s, &idx), CASENET_OK);
     const char *parties[2] = {"vn.molisa", at_party ? "vn.refused" : "vn.police"};
     casenet_buf b = make_event(idx, 1, "vn.molisa", parties, 2, 0x5a, 7000);
     uint64_t size = 0;
     uint8_t root[32], after[32];
-    assert_int_equal(s->ops->audit_tree(s, &size, root), CASENET_OK);
-    assert_int_equal(s->ops->audit_append(s, idx, 7000, 1, parties, 2, b.data, b.len),
+    assert_int_equal(store_audit_tree(s, &size, root), CASENET_OK);
+    assert_int_equal(store_audit_append(s, idx, 7000, 1, parties, 2, b.data, b.len),
                      CASENET_EUNAVAIL);
     /* The tree did not take the leaf, and nothing more is appended while
      * the partial rows are there. */
     uint64_t size_after = 0;
-    assert_int_equal(s->ops->audit_tree(s, &size_after, after), CASENET_OK);
+    assert_int_equal(store_audit_tree(s, &size_after, after), CASENET_OK);
     assert_int_equal(size_after, size);
     assert_memory_equal(after, root, 32);
-    assert_int_equal(s->ops->audit_append(s, idx, 7000, 1, parties, 1, b.data, b.len),
+    assert_int_equal(store_audit_append(s, idx, 7000, 1, parties, 1, b.data, b.len),
                      CASENET_EUNAVAIL);
     free(b.data);
 }
@@ -247,57 +246,57 @@ static void test_failed_append_is_rolled_back(void **state)
 
     /* In a request savepoint, after a kept request: rolling the request
      * back leaves rows and tree as they were before it. */
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
     append(l, 1, "vn.hotline", 0x31, 6000, true);
-    assert_int_equal(s->ops->release(s), CASENET_OK);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(store_release(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
     append(l, 2, "vn.hotline", 0x32, 6001, false);
     fail_append(l, true);
-    s->ops->rollback_to(s);
+    store_rollback_to(s);
     check_rows(l);
     append(l, 1, "vn.hotline", 0x33, 6002, true); /* appends again */
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
     check_rows(l);
 
     /* Leaf and level-1 subtree written, level 2 refused (index 11 closes
      * [8, 12)): the same, with subtrees. */
     append_n(l, 6);
     assert_int_equal(l->n, 11);
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
     fail_append(l, false);
-    s->ops->rollback_to(s);
+    store_rollback_to(s);
     check_rows(l);
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
     sql(l, "DROP TRIGGER refuse_level_2;");
 
     /* Without a savepoint (a Submit), or in one released over the partial
      * rows: the batch does not commit them, and rolls back whole. */
     for (int released = 0; released < 2; released++) {
-        assert_int_equal(s->ops->begin(s), CASENET_OK);
+        assert_int_equal(store_begin(s), CASENET_OK);
         append(l, 1, "vn.hotline", 0x40, 8000, false);
         if (released)
-            assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+            assert_int_equal(store_savepoint(s), CASENET_OK);
         fail_append(l, true);
         if (released)
-            assert_int_equal(s->ops->release(s), CASENET_OK);
-        assert_int_equal(s->ops->commit(s), CASENET_EUNAVAIL);
+            assert_int_equal(store_release(s), CASENET_OK);
+        assert_int_equal(store_commit(s), CASENET_EUNAVAIL);
         check_rows(l);
     }
     /* Nested: the inner request's rollback is enough; an outer one's
      * partial rows are not undone by an inner rollback. */
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
     fail_append(l, true);
-    s->ops->rollback_to(s);
+    store_rollback_to(s);
     append(l, 1, "vn.hotline", 0x41, 8001, true);
-    assert_int_equal(s->ops->release(s), CASENET_OK);
+    assert_int_equal(store_release(s), CASENET_OK);
     fail_append(l, true);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
-    s->ops->rollback_to(s);
-    assert_int_equal(s->ops->commit(s), CASENET_EUNAVAIL);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
+    store_rollback_to(s);
+    assert_int_equal(store_commit(s), CASENET_EUNAVAIL);
     l->n--; /* event 0x41 went with its batch */
     free(l->ev[l->n].data);
     check_rows(l);
@@ -312,7 +311,7 @@ static void test_failed_append_is_rolled_back(void **state)
 static void check_next(struct store *s)
 {
     uint64_t next = 99;
-    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_OK);
+    assert_int_equal(store_audit_next_index(s, &next), CASENET_OK);
     assert_int_equal((int64_t)next,
                      store_sql_count(s, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit"));
 }
@@ -327,59 +326,59 @@ static void test_next_index_follows_the_rows(void **state)
     struct store *s = l->s;
     check_next(s); /* empty, outside a transaction */
     append_n(l, 2);
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
     check_next(s);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
     append(l, 1, "vn.hotline", 0x61, 9000, false);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
     append(l, 1, "vn.hotline", 0x62, 9001, false);
     check_next(s);
-    s->ops->rollback_to(s); /* inner */
+    store_rollback_to(s); /* inner */
     check_next(s);
-    s->ops->rollback_to(s); /* outer */
+    store_rollback_to(s); /* outer */
     check_next(s);
     append(l, 1, "vn.molisa", 0x63, 9002, true);
     check_next(s);
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
     check_next(s);
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
     append(l, 1, "vn.molisa", 0x64, 9003, false);
-    s->ops->rollback(s);
+    store_rollback(s);
     check_next(s);
 
     /* A torn append (a trigger refuses its second party): the next index
      * stays the tree's, and is the rows' again after the rollback. */
     sql(l, "CREATE TRIGGER refuse_party BEFORE INSERT ON audit_parties"
            " WHEN NEW.member = 'vn.refused' BEGIN SELECT RAISE(ABORT, 'test'); END;");
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
-    assert_int_equal(s->ops->savepoint(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_savepoint(s), CASENET_OK);
     fail_append(l, true);
     uint64_t next = 99;
-    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_OK);
+    assert_int_equal(store_audit_next_index(s, &next), CASENET_OK);
     assert_int_equal(next, l->n);
-    s->ops->rollback_to(s);
+    store_rollback_to(s);
     check_next(s);
     append(l, 1, "vn.molisa", 0x65, 9004, true);
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
     check_rows(l);
 
     /* A row added outside the broker between two transactions: the next
      * one refuses to number or append an event, and writes nothing. */
     sql(l, "INSERT INTO audit (idx, time_ms, kind, event) VALUES (100, 0, 1, x'00');");
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(s->ops->begin(s), CASENET_OK);
+        assert_int_equal(store_begin(s), CASENET_OK);
         if (i == 0) {
-            assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_EUNAVAIL);
+            assert_int_equal(store_audit_next_index(s, &next), CASENET_EUNAVAIL);
         } else {
             const char *p[1] = {"vn.molisa"};
             casenet_buf b = make_event(l->n, 1, "vn.molisa", p, 1, 0, 9005);
-            assert_int_equal(s->ops->audit_append(s, l->n, 9005, 1, p, 1, b.data, b.len),
+            assert_int_equal(store_audit_append(s, l->n, 9005, 1, p, 1, b.data, b.len),
                              CASENET_EUNAVAIL);
             free(b.data);
         }
-        s->ops->rollback(s);
+        store_rollback(s);
     }
-    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_EUNAVAIL); /* outside */
+    assert_int_equal(store_audit_next_index(s, &next), CASENET_EUNAVAIL); /* outside */
     /* Removed again: the rows and the tree agree, appends resume. */
     sql(l, "DELETE FROM audit WHERE idx = 100;");
     append_n(l, 1);
@@ -391,9 +390,9 @@ static void test_next_index_follows_the_rows(void **state)
              l->n - 1, l->n - 1);
     sql(l, q);
     free(l->ev[--l->n].data);
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
-    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_EUNAVAIL);
-    s->ops->rollback(s);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_audit_next_index(s, &next), CASENET_EUNAVAIL);
+    store_rollback(s);
 
     /* A transaction rolled back by SQLite itself (as on an I/O error),
      * after an event: the tree is ahead of the rows, and the store says so
@@ -401,11 +400,11 @@ static void test_next_index_follows_the_rows(void **state)
     reopen(l); /* the tree from the rows */
     check_tree(l);
     s = l->s;
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
     append(l, 1, "vn.molisa", 0x66, 9006, false);
     assert_int_equal(sqlite3_exec(sq_db(s), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(s->ops->audit_next_index(s, &next), CASENET_EUNAVAIL);
-    s->ops->rollback(s);
+    assert_int_equal(store_audit_next_index(s, &next), CASENET_EUNAVAIL);
+    store_rollback(s);
     check_next(s);
 }
 
@@ -452,7 +451,7 @@ static void test_rebuild_missing_subtrees(void **state)
 {
     struct log *l = *state;
     append_n(l, 37);
-    l->s->ops->close(l->s);
+    store_close(l->s);
     l->s = NULL;
     /* As a schema-1 database would be: no subtrees, no index keys. */
     sql(l, "DELETE FROM audit_nodes; UPDATE audit SET message_id = NULL, case_ref = NULL;");
@@ -465,14 +464,13 @@ static void test_rebuild_missing_subtrees(void **state)
     size_t n = 0;
     uint64_t next = 0;
     bool more = true;
-    assert_int_equal(l->s->ops->audit_query(l->s, &f, 0, 10, 100, &rows, &n, &next, &more),
-                     CASENET_OK);
+    assert_int_equal(store_audit_query(l->s, &f, 0, 10, 100, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].index, 4);
     assert_false(more);
     store_audit_rows_free(rows, n);
     /* Upper subtrees lost: rebuilt from the events. */
-    l->s->ops->close(l->s);
+    store_close(l->s);
     l->s = NULL;
     sql(l, "DELETE FROM audit_nodes WHERE level = 5;");
     assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
@@ -485,7 +483,7 @@ static void test_log_cut_short_grows_again(void **state)
 {
     struct log *l = *state;
     append_n(l, 20);
-    l->s->ops->close(l->s);
+    store_close(l->s);
     l->s = NULL;
     sql(l, "DELETE FROM audit_parties WHERE idx = 19; DELETE FROM audit WHERE idx = 19;");
     free(l->ev[19].data);
@@ -505,17 +503,16 @@ static void test_query_filters_and_paging(void **state)
     /* 0, 2, 4, ...: vn.molisa (+ vn.police); odd: vn.hotline (+ vn.police);
      * event i has message id bytes i + 1 and time 1000 + i. */
     append_n(l, 30);
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
     append(l, 11, NULL, 0, 2000, true); /* 30: no parties (BROKER_START) */
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
     struct store_audit_row *rows = NULL;
     size_t n = 0;
     uint64_t next = 0;
     bool more = false;
 
     struct store_audit_filter all = {0};
-    assert_int_equal(s->ops->audit_query(s, &all, 0, 100, 1000, &rows, &n, &next, &more),
-                     CASENET_OK);
+    assert_int_equal(store_audit_query(s, &all, 0, 100, 1000, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 31);
     assert_false(more);
     assert_int_equal(next, 31);
@@ -531,7 +528,7 @@ static void test_query_filters_and_paging(void **state)
     uint64_t cursor = 0;
     size_t seen = 0;
     do {
-        assert_int_equal(s->ops->audit_query(s, &mine, cursor, 4, 1000, &rows, &n, &next, &more),
+        assert_int_equal(store_audit_query(s, &mine, cursor, 4, 1000, &rows, &n, &next, &more),
                          CASENET_OK);
         assert_true(n <= 4);
         for (size_t i = 0; i < n; i++)
@@ -547,60 +544,59 @@ static void test_query_filters_and_paging(void **state)
     uint8_t mid[16];
     memset(mid, 10, sizeof mid);
     struct store_audit_filter f = {.member = "vn.hotline", .message_id = mid};
-    assert_int_equal(s->ops->audit_query(s, &f, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(store_audit_query(s, &f, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].index, 9);
     store_audit_rows_free(rows, n);
     memset(mid, 9, sizeof mid);
-    assert_int_equal(s->ops->audit_query(s, &f, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(store_audit_query(s, &f, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 0);
     /* The same by case reference. */
     struct store_audit_filter fc = {.member = "vn.molisa", .case_ref = mid};
-    assert_int_equal(s->ops->audit_query(s, &fc, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(store_audit_query(s, &fc, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].index, 8);
     store_audit_rows_free(rows, n);
 
     /* Time range and kind. */
     struct store_audit_filter ft = {.from_ms = 1010, .to_ms = 1013};
-    assert_int_equal(s->ops->audit_query(s, &ft, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(store_audit_query(s, &ft, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 3);
     assert_int_equal(rows[0].index, 10);
     assert_int_equal(rows[2].index, 12);
     store_audit_rows_free(rows, n);
     struct store_audit_filter fk = {.kind = 11};
-    assert_int_equal(s->ops->audit_query(s, &fk, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(store_audit_query(s, &fk, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].index, 30);
     store_audit_rows_free(rows, n);
     struct store_audit_filter fkm = {.kind = 11, .member = "vn.police"};
-    assert_int_equal(s->ops->audit_query(s, &fkm, 0, 10, 1000, &rows, &n, &next, &more),
-                     CASENET_OK);
+    assert_int_equal(store_audit_query(s, &fkm, 0, 10, 1000, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 0); /* filed under no member */
 
     /* The examined cap: a page may come back short, with more set. */
-    assert_int_equal(s->ops->audit_query(s, &ft, 0, 10, 5, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(store_audit_query(s, &ft, 0, 10, 5, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 0);
     assert_true(more);
     assert_int_equal(next, 5);
-    assert_int_equal(s->ops->audit_query(s, &ft, next, 10, 7, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(store_audit_query(s, &ft, next, 10, 7, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, 2); /* 10, 11 of 5..11 */
     assert_true(more);
     assert_int_equal(next, 12);
     store_audit_rows_free(rows, n);
 
     bool visible = false;
-    assert_int_equal(s->ops->audit_visible(s, "vn.hotline", 9, &visible), CASENET_OK);
+    assert_int_equal(store_audit_visible(s, "vn.hotline", 9, &visible), CASENET_OK);
     assert_true(visible);
-    assert_int_equal(s->ops->audit_visible(s, "vn.hotline", 8, &visible), CASENET_OK);
+    assert_int_equal(store_audit_visible(s, "vn.hotline", 8, &visible), CASENET_OK);
     assert_false(visible);
 
     /* Ranges for export. */
-    assert_int_equal(s->ops->audit_range(s, 28, 10, &rows, &n), CASENET_OK);
+    assert_int_equal(store_audit_range(s, 28, 10, &rows, &n), CASENET_OK);
     assert_int_equal(n, 3);
     assert_int_equal(rows[2].index, 30);
     store_audit_rows_free(rows, n);
-    assert_int_equal(s->ops->audit_range(s, 31, 10, &rows, &n), CASENET_OK);
+    assert_int_equal(store_audit_range(s, 31, 10, &rows, &n), CASENET_OK);
     assert_int_equal(n, 0);
 }
 
@@ -609,9 +605,9 @@ static void test_heads(void **state)
     struct log *l = *state;
     struct store *s = l->s;
     struct store_head h = {0}, got = {0};
-    assert_int_equal(s->ops->head_latest(s, &got), CASENET_ENOTFOUND);
+    assert_int_equal(store_head_latest(s, &got), CASENET_ENOTFOUND);
     const uint64_t sizes[] = {3, 7, 10};
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
     for (size_t i = 0; i < 3; i++) {
         h.size = sizes[i];
         h.time_ms = 100 + (int64_t)i;
@@ -620,28 +616,28 @@ static void test_heads(void **state)
         snprintf(text, sizeof text, "head %llu", (unsigned long long)sizes[i]);
         h.checkpoint.data = (uint8_t *)text;
         h.checkpoint.len = strlen(text);
-        assert_int_equal(s->ops->head_save(s, &h), CASENET_OK);
+        assert_int_equal(store_head_save(s, &h), CASENET_OK);
     }
-    assert_int_equal(s->ops->head_save(s, &h), CASENET_ECONFLICT);
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
-    assert_int_equal(s->ops->head_latest(s, &got), CASENET_OK);
+    assert_int_equal(store_head_save(s, &h), CASENET_ECONFLICT);
+    assert_int_equal(store_commit(s), CASENET_OK);
+    assert_int_equal(store_head_latest(s, &got), CASENET_OK);
     assert_int_equal(got.size, 10);
     assert_int_equal(got.time_ms, 102);
     assert_int_equal(got.checkpoint.len, strlen("head 10"));
     assert_memory_equal(got.checkpoint.data, "head 10", got.checkpoint.len);
     store_head_clear(&got);
-    assert_int_equal(s->ops->head_get(s, 7, &got), CASENET_OK);
+    assert_int_equal(store_head_get(s, 7, &got), CASENET_OK);
     assert_int_equal(got.root[0], 7);
     store_head_clear(&got);
-    assert_int_equal(s->ops->head_get(s, 8, &got), CASENET_ENOTFOUND);
+    assert_int_equal(store_head_get(s, 8, &got), CASENET_ENOTFOUND);
     struct store_head *hs = NULL;
     size_t n = 0;
-    assert_int_equal(s->ops->head_list(s, 3, 10, 10, &hs, &n), CASENET_OK);
+    assert_int_equal(store_head_list(s, 3, 10, 10, &hs, &n), CASENET_OK);
     assert_int_equal(n, 2);
     assert_int_equal(hs[0].size, 7);
     assert_int_equal(hs[1].size, 10);
     store_heads_free(hs, n);
-    assert_int_equal(s->ops->head_list(s, 0, 9, 1, &hs, &n), CASENET_OK);
+    assert_int_equal(store_head_list(s, 0, 9, 1, &hs, &n), CASENET_OK);
     assert_int_equal(n, 1);
     assert_int_equal(hs[0].size, 3);
     store_heads_free(hs, n);

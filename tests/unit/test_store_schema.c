@@ -94,7 +94,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     if (f->s)
-        f->s->ops->close(f->s);
+        store_close(f->s);
     tl_rmrf(f->dir);
     free(f->dir);
     free(f);
@@ -289,8 +289,8 @@ static struct store_inbox_row row_for(const char *recipient, uint8_t id_byte, in
 static struct store *open_with_message(struct fx *f, struct store_message *m)
 {
     assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
-    assert_int_equal(f->s->ops->begin(f->s), CASENET_OK);
-    assert_int_equal(f->s->ops->message_insert(f->s, m), CASENET_OK);
+    assert_int_equal(store_begin(f->s), CASENET_OK);
+    assert_int_equal(store_message_insert(f->s, m), CASENET_OK);
     return f->s;
 }
 
@@ -300,30 +300,30 @@ static void test_inbox_pairs_unique_across_kinds(void **state)
     struct store_message m = message(0x11, 0);
     struct store *s = open_with_message(f, &m);
     struct store_inbox_row r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_OK);
     uint64_t first = r.seq;
     /* The same pair again: CONFLICT, by either kind. */
     r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     r = row_for(POLICE, 0x11, CASENET_KIND_RECEIPT);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     /* A receipt row, then a message whose id is the receipt row's. */
     r = row_for(HOTLINE, 0x22, CASENET_KIND_RECEIPT);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_OK);
     uint64_t receipt_seq = r.seq;
     r = row_for(HOTLINE, 0x22, CASENET_KIND_RECEIPT);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     struct store_message m2 = message(0x22, 1);
-    assert_int_equal(s->ops->message_insert(s, &m2), CASENET_OK);
+    assert_int_equal(store_message_insert(s, &m2), CASENET_OK);
     r = row_for(HOTLINE, 0x22, CASENET_KIND_REFERRAL);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     /* A message row for an id no message has: refused, nothing stored. */
     r = row_for(POLICE, 0x33, CASENET_KIND_REFERRAL);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     struct store_inbox_row none = {0};
-    assert_int_equal(s->ops->inbox_get(s, POLICE, r.message_id, &none), CASENET_ENOTFOUND);
+    assert_int_equal(store_inbox_get(s, POLICE, r.message_id, &none), CASENET_ENOTFOUND);
     r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL); /* another inbox: fine */
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_OK);
     /* A receipt row whose id is a stored message's, in an inbox without
      * that message's row: fine, stored whole, linked to no message. */
     r = row_for(HOTLINE, 0x11, CASENET_KIND_RECEIPT);
@@ -332,22 +332,22 @@ static void test_inbox_pairs_unique_across_kinds(void **state)
     r.receipt.len = 14;
     r.has_in_reply_to = true;
     memset(r.in_reply_to, 0x11, sizeof r.in_reply_to);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_OK);
     uint64_t receipt_11 = r.seq;
     r = row_for(HOTLINE, 0x11, CASENET_KIND_RECEIPT);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_commit(s), CASENET_OK);
     assert_int_equal(count_rows_sql(sq_db(s), "SELECT count(*) FROM inbox WHERE msg IS NULL"), 2);
 
     struct store_inbox_row got = {0};
-    assert_int_equal(s->ops->inbox_get(s, POLICE, m.message_id, &got), CASENET_OK);
+    assert_int_equal(store_inbox_get(s, POLICE, m.message_id, &got), CASENET_OK);
     assert_int_equal(got.seq, first);
     store_inbox_row_clear(&got);
-    assert_int_equal(s->ops->inbox_get(s, HOTLINE, m2.message_id, &got), CASENET_OK);
+    assert_int_equal(store_inbox_get(s, HOTLINE, m2.message_id, &got), CASENET_OK);
     assert_int_equal(got.seq, receipt_seq);
     assert_int_equal(got.kind, CASENET_KIND_RECEIPT);
     store_inbox_row_clear(&got);
-    assert_int_equal(s->ops->inbox_get(s, HOTLINE, m.message_id, &got), CASENET_OK);
+    assert_int_equal(store_inbox_get(s, HOTLINE, m.message_id, &got), CASENET_OK);
     assert_int_equal(got.seq, receipt_11);
     assert_int_equal(got.kind, CASENET_KIND_RECEIPT);
     assert_int_equal(got.receipt_status, CASENET_RECEIPT_DELIVERED);
@@ -355,22 +355,22 @@ static void test_inbox_pairs_unique_across_kinds(void **state)
     assert_int_equal(got.receipt.len, 14);
     assert_memory_equal(got.receipt.data, "signed receipt", 14);
     store_inbox_row_clear(&got);
-    assert_int_equal(s->ops->inbox_get(s, MOLISA, m.message_id, &got), CASENET_ENOTFOUND);
+    assert_int_equal(store_inbox_get(s, MOLISA, m.message_id, &got), CASENET_ENOTFOUND);
     /* inbox_receipt_row (Submit's check): receipt rows only. */
     bool taken = false;
-    assert_int_equal(s->ops->inbox_receipt_row(s, HOTLINE, m2.message_id, &taken), CASENET_OK);
+    assert_int_equal(store_inbox_receipt_row(s, HOTLINE, m2.message_id, &taken), CASENET_OK);
     assert_true(taken);
-    assert_int_equal(s->ops->inbox_receipt_row(s, POLICE, m2.message_id, &taken), CASENET_OK);
+    assert_int_equal(store_inbox_receipt_row(s, POLICE, m2.message_id, &taken), CASENET_OK);
     assert_false(taken); /* POLICE's row for 0x22 is a message row */
     taken = true;
-    assert_int_equal(s->ops->inbox_receipt_row(s, POLICE, m.message_id, &taken), CASENET_OK);
+    assert_int_equal(store_inbox_receipt_row(s, POLICE, m.message_id, &taken), CASENET_OK);
     assert_false(taken);
     taken = true;
-    assert_int_equal(s->ops->inbox_receipt_row(s, MOLISA, m.message_id, &taken), CASENET_OK);
+    assert_int_equal(store_inbox_receipt_row(s, MOLISA, m.message_id, &taken), CASENET_OK);
     assert_false(taken);
     struct store_inbox_row *rows = NULL;
     size_t n = 0;
-    assert_int_equal(s->ops->inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
+    assert_int_equal(store_inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
     assert_int_equal(n, 1); /* the receipt row is not the message's */
     assert_string_equal(rows[0].recipient, POLICE);
     store_inbox_rows_free(rows, n);
@@ -384,62 +384,62 @@ static void test_inbox_pairs_unique_given_msg_row(void **state)
     struct fx *f = *state;
     struct store_message m = message(0x11, 0);
     struct store *s = open_with_message(f, &m);
-    int64_t row_11 = s->ops->message_last_rowid(s);
+    int64_t row_11 = store_message_last_rowid(s);
     struct store_inbox_row r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
     r.msg_row = row_11;
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_OK);
     uint64_t first = r.seq;
     r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL);
     r.msg_row = row_11;
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     r = row_for(POLICE, 0x11, CASENET_KIND_REFERRAL); /* by id: the same pair */
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     r = row_for(POLICE, 0x11, CASENET_KIND_RECEIPT);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     /* A receipt row, then a message whose id is the receipt row's. */
     r = row_for(HOTLINE, 0x22, CASENET_KIND_RECEIPT);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_OK);
     uint64_t receipt_seq = r.seq;
     struct store_message m2 = message(0x22, 1);
-    assert_int_equal(s->ops->message_insert(s, &m2), CASENET_OK);
-    int64_t row_22 = s->ops->message_last_rowid(s);
+    assert_int_equal(store_message_insert(s, &m2), CASENET_OK);
+    int64_t row_22 = store_message_last_rowid(s);
     assert_true(row_22 != row_11);
     r = row_for(HOTLINE, 0x22, CASENET_KIND_REFERRAL);
     r.msg_row = row_22;
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     /* Row numbers that are not this id's message: refused, also where no
      * other rule would refuse the row (an inbox without either message; a
      * row number that exists). */
     r = row_for(COORD, 0x22, CASENET_KIND_REFERRAL);
     r.msg_row = row_11;
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL);
     r.msg_row = row_11;
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL);
     r.msg_row = row_22 + 100;
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     r = row_for(POLICE, 0x22, CASENET_KIND_REFERRAL); /* another inbox: fine */
     r.msg_row = row_22;
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_OK);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_OK);
     uint64_t police_22 = r.seq;
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
 
     /* Linked to their messages as rows inserted by id are. */
     struct store_inbox_row got = {0};
-    assert_int_equal(s->ops->inbox_get(s, POLICE, m.message_id, &got), CASENET_OK);
+    assert_int_equal(store_inbox_get(s, POLICE, m.message_id, &got), CASENET_OK);
     assert_int_equal(got.seq, first);
     store_inbox_row_clear(&got);
-    assert_int_equal(s->ops->inbox_get(s, HOTLINE, m2.message_id, &got), CASENET_OK);
+    assert_int_equal(store_inbox_get(s, HOTLINE, m2.message_id, &got), CASENET_OK);
     assert_int_equal(got.seq, receipt_seq);
     store_inbox_row_clear(&got);
     struct store_inbox_row *rows = NULL;
     size_t n = 0;
-    assert_int_equal(s->ops->inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
+    assert_int_equal(store_inbox_of_message(s, m2.message_id, &rows, &n), CASENET_OK);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].seq, police_22);
     store_inbox_rows_free(rows, n);
-    assert_int_equal(s->ops->inbox_of_message(s, m.message_id, &rows, &n), CASENET_OK);
+    assert_int_equal(store_inbox_of_message(s, m.message_id, &rows, &n), CASENET_OK);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].seq, first);
     store_inbox_rows_free(rows, n);
@@ -571,7 +571,7 @@ static void assert_events(struct store *s, uint8_t id_byte, const uint64_t *want
     size_t n = 0;
     uint64_t next = 0;
     bool more = true;
-    assert_int_equal(s->ops->audit_query(s, &flt, 0, 10, 100, &rows, &n, &next, &more), CASENET_OK);
+    assert_int_equal(store_audit_query(s, &flt, 0, 10, 100, &rows, &n, &next, &more), CASENET_OK);
     assert_int_equal(n, n_want);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(rows[i].index, want[i]);
@@ -593,12 +593,12 @@ static void test_old_store_migrates(void **state)
      * rebuild would have added rows beside mis-keyed ones (4 leaves: 7). */
     uint64_t size = 0;
     uint8_t got_root[32];
-    assert_int_equal(s->ops->audit_tree(s, &size, got_root), CASENET_OK);
+    assert_int_equal(store_audit_tree(s, &size, got_root), CASENET_OK);
     assert_int_equal(size, 4);
     assert_memory_equal(got_root, root, 32);
     assert_int_equal(store_sql_count(s, "SELECT count(*) FROM audit_nodes"), 7);
     uint8_t node[32];
-    assert_int_equal(s->ops->audit_node_get(s, 2, 0, node), CASENET_OK);
+    assert_int_equal(store_audit_node_get(s, 2, 0, node), CASENET_OK);
     assert_memory_equal(node, root, 32);
 
     /* Inbox lookups: message rows and the receipt row. */
@@ -608,29 +608,29 @@ static void test_old_store_migrates(void **state)
     memset(c3, 0xc3, 16);
     memset(d4, 0xd4, 16);
     struct store_inbox_row row = {0};
-    assert_int_equal(s->ops->inbox_get(s, POLICE, a1, &row), CASENET_OK);
+    assert_int_equal(store_inbox_get(s, POLICE, a1, &row), CASENET_OK);
     assert_int_equal(row.seq, 1);
     store_inbox_row_clear(&row);
-    assert_int_equal(s->ops->inbox_get(s, POLICE, b2, &row), CASENET_OK);
+    assert_int_equal(store_inbox_get(s, POLICE, b2, &row), CASENET_OK);
     assert_int_equal(row.state, CASENET_INBOX_FETCHED);
     store_inbox_row_clear(&row);
-    assert_int_equal(s->ops->inbox_get(s, HOTLINE, c3, &row), CASENET_OK);
+    assert_int_equal(store_inbox_get(s, HOTLINE, c3, &row), CASENET_OK);
     assert_int_equal(row.kind, CASENET_KIND_RECEIPT);
     store_inbox_row_clear(&row);
-    assert_int_equal(s->ops->inbox_get(s, HOTLINE, a1, &row), CASENET_ENOTFOUND);
+    assert_int_equal(store_inbox_get(s, HOTLINE, a1, &row), CASENET_ENOTFOUND);
     struct store_inbox_row *rows = NULL;
     size_t n = 0;
     bool more = true;
-    assert_int_equal(s->ops->inbox_list(s, POLICE, CASENET_INBOX_QUEUED, 0, 10, &rows, &n, &more),
+    assert_int_equal(store_inbox_list(s, POLICE, CASENET_INBOX_QUEUED, 0, 10, &rows, &n, &more),
                      CASENET_OK);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].seq, 1);
     store_inbox_rows_free(rows, n);
-    assert_int_equal(s->ops->inbox_of_message(s, b2, &rows, &n), CASENET_OK);
+    assert_int_equal(store_inbox_of_message(s, b2, &rows, &n), CASENET_OK);
     assert_int_equal(n, 1);
     store_inbox_rows_free(rows, n);
     struct store_deadline *dl = NULL;
-    assert_int_equal(s->ops->deadline_list(s, 1, &dl, &n), CASENET_OK);
+    assert_int_equal(store_deadline_list(s, 1, &dl, &n), CASENET_OK);
     assert_int_equal(n, 1);
     free(dl);
 
@@ -641,29 +641,29 @@ static void test_old_store_migrates(void **state)
 
     /* New events after the migration: a stored message's are keyed by it
      * and merge in log order with the old ones. */
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
     int kinds[3] = {3, 4, 2};
     uint8_t ids[3] = {0xa1, 0xb2, 0xd4};
     for (uint64_t i = 4; i < 7; i++) {
         casenet_buf b = event(i, kinds[i - 4], ids[i - 4]);
         const char *parties[2] = {HOTLINE, POLICE};
-        assert_int_equal(s->ops->audit_append(s, i, 2000, kinds[i - 4], parties, 2, b.data, b.len),
+        assert_int_equal(store_audit_append(s, i, 2000, kinds[i - 4], parties, 2, b.data, b.len),
                          CASENET_OK);
         free(b.data);
     }
     struct store_message m = message(0xe5, 7);
-    assert_int_equal(s->ops->message_insert(s, &m), CASENET_OK);
+    assert_int_equal(store_message_insert(s, &m), CASENET_OK);
     casenet_buf b = event(7, 1, 0xe5);
-    assert_int_equal(s->ops->audit_append(s, 7, 2000, 1, NULL, 0, b.data, b.len), CASENET_OK);
+    assert_int_equal(store_audit_append(s, 7, 2000, 1, NULL, 0, b.data, b.len), CASENET_OK);
     free(b.data);
     /* A new message row for an id an old receipt row holds: CONFLICT. */
     struct store_message mc = message(0xc3, 7);
-    assert_int_equal(s->ops->message_insert(s, &mc), CASENET_OK);
+    assert_int_equal(store_message_insert(s, &mc), CASENET_OK);
     struct store_inbox_row r = row_for(HOTLINE, 0xc3, CASENET_KIND_REFERRAL);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
     r = row_for(POLICE, 0xa1, CASENET_KIND_REFERRAL);
-    assert_int_equal(s->ops->inbox_insert(s, &r), CASENET_ECONFLICT);
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
+    assert_int_equal(store_inbox_insert(s, &r), CASENET_ECONFLICT);
+    assert_int_equal(store_commit(s), CASENET_OK);
     assert_events(s, 0xa1, (const uint64_t[]){0, 3, 4}, 3);
     assert_events(s, 0xb2, (const uint64_t[]){2, 5}, 2);
     assert_events(s, 0xd4, (const uint64_t[]){1, 6}, 2);
@@ -671,13 +671,13 @@ static void test_old_store_migrates(void **state)
     assert_int_equal(store_sql_count(s, "SELECT count(*) FROM audit WHERE msg_key IS NOT NULL"), 3);
 
     /* Reopened: the tree loads from what was stored. */
-    s->ops->close(s);
+    store_close(s);
     f->s = NULL;
     assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
-    assert_int_equal(f->s->ops->audit_tree(f->s, &size, got_root), CASENET_OK);
+    assert_int_equal(store_audit_tree(f->s, &size, got_root), CASENET_OK);
     assert_int_equal(size, 8);
     assert_int_equal(store_sql_count(f->s, "SELECT count(*) FROM audit_nodes"), 15);
-    assert_int_equal(f->s->ops->audit_node_get(f->s, 3, 0, node), CASENET_OK);
+    assert_int_equal(store_audit_node_get(f->s, 3, 0, node), CASENET_OK);
     assert_memory_equal(node, got_root, 32);
 }
 
@@ -750,14 +750,14 @@ static void test_deadlines_migrate_to_their_key(void **state)
 
     struct store_deadline *dl = NULL;
     size_t n = 0;
-    assert_int_equal(s->ops->deadline_list(s, 1, &dl, &n), CASENET_OK);
+    assert_int_equal(store_deadline_list(s, 1, &dl, &n), CASENET_OK);
     assert_int_equal(n, 2);
     assert_deadline(&dl[0], 1, 1, 5000, 1, 0, false);
     assert_deadline(&dl[1], 1, 2, 6000, 3, 6100, true);
     assert_memory_equal(dl[1].notice_id,
                         "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01", 16);
     free(dl);
-    assert_int_equal(s->ops->deadline_list(s, 2, &dl, &n), CASENET_OK);
+    assert_int_equal(store_deadline_list(s, 2, &dl, &n), CASENET_OK);
     assert_int_equal(n, 2);
     assert_deadline(&dl[0], 2, 1, 7000, 2, 6500, false);
     assert_deadline(&dl[1], 2, 3, 8000, 4, 7500, false);
@@ -767,46 +767,46 @@ static void test_deadlines_migrate_to_their_key(void **state)
      * breached but its row was delivered since. */
     struct store_overdue *od = NULL;
     bool more = false;
-    assert_int_equal(s->ops->overdue_list(s, 0, 1, &od, &n, &more), CASENET_OK);
+    assert_int_equal(store_overdue_list(s, 0, 1, &od, &n, &more), CASENET_OK);
     assert_int_equal(n, 1);
     assert_true(more);
     assert_deadline(&od[0].d, 1, 2, 6000, 3, 6100, true);
     assert_string_equal(od[0].row.recipient, "m1");
     uint64_t cursor = od[0].d.id;
     store_overdue_free(od, n);
-    assert_int_equal(s->ops->overdue_list(s, cursor, 1, &od, &n, &more), CASENET_OK);
+    assert_int_equal(store_overdue_list(s, cursor, 1, &od, &n, &more), CASENET_OK);
     assert_int_equal(n, 1);
     assert_false(more);
     assert_deadline(&od[0].d, 3, 1, 4000, 3, 4100, true);
     assert_int_equal(od[0].row.state, CASENET_INBOX_FETCHED);
     cursor = od[0].d.id;
     store_overdue_free(od, n);
-    assert_int_equal(s->ops->overdue_list(s, cursor, 10, &od, &n, &more), CASENET_OK);
+    assert_int_equal(store_overdue_list(s, cursor, 10, &od, &n, &more), CASENET_OK);
     assert_int_equal(n, 0);
     assert_false(more);
     store_overdue_free(od, n);
-    assert_int_equal(s->ops->overdue_list(s, UINT64_MAX, 10, &od, &n, &more), CASENET_OK);
+    assert_int_equal(store_overdue_list(s, UINT64_MAX, 10, &od, &n, &more), CASENET_OK);
     assert_int_equal(n, 0);
     store_overdue_free(od, n);
 
     /* Due, settle once, arm. */
-    assert_int_equal(s->ops->begin(s), CASENET_OK);
-    assert_int_equal(s->ops->deadline_due(s, 100000, 10, &dl, &n), CASENET_OK);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_deadline_due(s, 100000, 10, &dl, &n), CASENET_OK);
     assert_int_equal(n, 1);
     assert_deadline(&dl[0], 1, 1, 5000, 1, 0, false);
     uint64_t id = dl[0].id;
     free(dl);
-    assert_int_equal(s->ops->deadline_settle(s, id, 2, 9000, NULL), CASENET_OK);
-    assert_int_equal(s->ops->deadline_settle(s, id, 3, 9001, NULL), CASENET_ENOTFOUND);
-    assert_int_equal(s->ops->deadline_settle(s, 2 * 8 + 1, 3, 9001, NULL), CASENET_ENOTFOUND);
-    assert_int_equal(s->ops->deadline_arm(s, 1, 1, 9999), CASENET_ECONFLICT);
-    assert_int_equal(s->ops->deadline_arm(s, 3, 2, 9999), CASENET_OK);
-    assert_int_equal(s->ops->commit(s), CASENET_OK);
-    assert_int_equal(s->ops->deadline_due(s, 100000, 10, &dl, &n), CASENET_OK);
+    assert_int_equal(store_deadline_settle(s, id, 2, 9000, NULL), CASENET_OK);
+    assert_int_equal(store_deadline_settle(s, id, 3, 9001, NULL), CASENET_ENOTFOUND);
+    assert_int_equal(store_deadline_settle(s, 2 * 8 + 1, 3, 9001, NULL), CASENET_ENOTFOUND);
+    assert_int_equal(store_deadline_arm(s, 1, 1, 9999), CASENET_ECONFLICT);
+    assert_int_equal(store_deadline_arm(s, 3, 2, 9999), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
+    assert_int_equal(store_deadline_due(s, 100000, 10, &dl, &n), CASENET_OK);
     assert_int_equal(n, 1);
     assert_deadline(&dl[0], 3, 2, 9999, 1, 0, false);
     free(dl);
-    assert_int_equal(s->ops->deadline_list(s, 1, &dl, &n), CASENET_OK);
+    assert_int_equal(store_deadline_list(s, 1, &dl, &n), CASENET_OK);
     assert_int_equal(n, 2);
     assert_deadline(&dl[0], 1, 1, 5000, 2, 9000, false);
     free(dl);
