@@ -176,9 +176,10 @@ static bool parse_digits(const char *s, uint64_t *n, const char **rest)
     uint64_t v = 0;
     const char *p = s;
     for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (UINT64_MAX - 9) / 10)
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
             return false;
-        v = v * 10 + (uint64_t)(*p - '0');
+        v = v * 10 + d;
     }
     if (p == s)
         return false;
@@ -431,6 +432,16 @@ static bool check_value(const struct config_option *o, const char *value, enum c
     return false;
 }
 
+int config_parse_value(const struct config_option *o, const char *text, uint64_t *n, char *err,
+                       size_t errlen)
+{
+    struct value v;
+    if (!check_value(o, text, CONFIG_FILE, &v, err, errlen))
+        return CASENET_EINVAL;
+    *n = v.n;
+    return CASENET_OK;
+}
+
 int config_set(struct config *c, size_t i, const char *value, enum config_source src, char *err,
                size_t errlen)
 {
@@ -668,14 +679,17 @@ void config_format(const struct config *c, size_t i, char *out, size_t cap)
 
 void config_print_effective(const struct config *c, FILE *f)
 {
-    static const char *const sources[] = {"not set", "default", "file", "command line"};
+    static const char *const sources[] = {"", "default", "file", "command line"};
     char key[64], value[512];
     fprintf(f, "casenetd: options in effect (and where each comes from):\n");
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct config_option *o = &config_options[i];
         snprintf(key, sizeof key, "[%s] %s", o->section, o->key);
         config_format(c, i, value, sizeof value);
-        fprintf(f, "  %-30s = %-24s (%s)\n", key, value, sources[c->source[i]]);
+        if (c->source[i] == CONFIG_UNSET)
+            fprintf(f, "  %-30s = %s\n", key, value);
+        else
+            fprintf(f, "  %-30s = %-24s (%s)\n", key, value, sources[c->source[i]]);
     }
 }
 

@@ -89,6 +89,12 @@ void config_free(struct config *c);
 CASENET_NODISCARD int config_set(struct config *c, size_t i, const char *value,
                                  enum config_source src, char *err, size_t errlen);
 
+/* Checks text as a value of option o (a row of the table or any other)
+ * and gives its number in *n (0 for the string types). CASENET_EINVAL with
+ * the message config_set would give in err. */
+CASENET_NODISCARD int config_parse_value(const struct config_option *o, const char *text,
+                                         uint64_t *n, char *err, size_t errlen);
+
 /* Reads an INI file (or text, named origin in messages) over c: a value
  * from a flag (CONFIG_FLAG) is kept, though the file's is still checked.
  * CASENET_EIO (unreadable) or CASENET_EINVAL (unknown section or key, a key
