@@ -613,7 +613,9 @@ static int derive_defaults(struct config *c)
                 continue;
             const struct config_option *rate = o - 1;
             assert(rate->offset == RATE(cls));
-            if (c->source[rate - config_options] == CONFIG_UNSET)
+            /* (a rate of 0 has no bucket: its burst does not matter) */
+            if (c->source[rate - config_options] == CONFIG_UNSET ||
+                v->limits.rate[cls].per_min == 0)
                 break;
             v->limits.rate[cls].burst = v->limits.rate[cls].per_min;
             c->source[i] = CONFIG_DEFAULT;

@@ -274,7 +274,7 @@ static void test_file_values(void **state)
     config_init(&c);
     const char *text = "; comment\n[broker]\ndata = /srv/casenet ; inline comment\n"
                        "store = sqlite:/srv/db\n[limits]\nbatch_max = 3\nfetch_rate = 2/s\n"
-                       "clock_skew_s = 5m\nmax_envelope_bytes = 64KB\n";
+                       "clock_skew_s = 5m\nmax_envelope_bytes = 64KB\naudit_rate = 0\n";
     assert_int_equal(load(&c, text, err, sizeof err), CASENET_OK);
     set_required(&c); /* data from the flag replaces the file's */
     assert_int_equal(config_finish(&c, err, sizeof err), CASENET_OK);
@@ -287,6 +287,9 @@ static void test_file_values(void **state)
     assert_int_equal(c.values.limits.rate[LIMITS_FETCH].per_min, 120);
     assert_int_equal(c.values.limits.rate[LIMITS_FETCH].burst, 120);
     assert_int_equal(c.values.limits.rate[LIMITS_SUBMIT].burst, LIMITS_DEFAULT_SUBMIT_BURST);
+    /* a rate of 0 (no bucket) leaves its burst at the default, which parses */
+    assert_int_equal(c.values.limits.rate[LIMITS_AUDIT].per_min, 0);
+    assert_int_equal(c.values.limits.rate[LIMITS_AUDIT].burst, LIMITS_DEFAULT_AUDIT_BURST);
     assert_int_equal(c.source[index_of("limits", "batch_max")], CONFIG_FILE);
     assert_int_equal(c.source[index_of("broker", "store")], CONFIG_FILE);
     assert_int_equal(c.source[index_of("limits", "fair_share")], CONFIG_DEFAULT);
