@@ -467,6 +467,8 @@ struct ini_src {
     FILE *f;
     const char *s; /* with f NULL: the rest of the text */
     unsigned line, next;
+    bool indented; /* the line read last starts with a blank: inih continues
+                    * the key above with it */
 };
 
 static char *ini_read(char *str, int num, void *stream)
@@ -490,6 +492,7 @@ static char *ini_read(char *str, int num, void *stream)
         src->s += n;
     }
     src->line = src->next;
+    src->indented = str[0] == ' ' || str[0] == '\t';
     if (strchr(str, '\n'))
         src->next++;
     return str;
@@ -527,6 +530,13 @@ static int on_ini(void *user, const char *section, const char *name, const char 
         goto fail;
     }
     size_t i = (size_t)(o - config_options);
+    if (st->c->file_line[i] && st->src->indented) {
+        snprintf(err, sizeof err,
+                 "an indented line continues [%s] %s, and a value is one line: remove the "
+                 "indentation",
+                 section, name);
+        goto fail;
+    }
     if (st->c->file_line[i]) {
         snprintf(err, sizeof err, "[%s] %s is given twice (first on line %u): keep one", section,
                  name, st->c->file_line[i]);

@@ -258,6 +258,8 @@ static void test_file_errors(void **state)
                                               "expected a whole number from 1 to 65536");
     expect_error("[limits]\nbatch_max = zero\n", "t.ini:2: [limits] batch_max = zero is not valid");
     expect_error("[broker]\nlisten = 127.0.0.1:7400\n", "t.ini:2: invalid listen endpoint");
+    expect_error("[limits]\nbatch_max = 4\n  5\n", "t.ini:3: an indented line continues "
+                                                   "[limits] batch_max");
     expect_error("[limits\nbatch_max = 4\n", "t.ini:1: syntax error");
     expect_error("[limits]\nbatch_max\n", "t.ini:2: syntax error");
     expect_error("batch_max = 4\n", "t.ini:1: unknown section []");
