@@ -34,30 +34,24 @@ struct broker_limits {
     uint32_t clock_skew_s;
     uint32_t batch_max;
     uint32_t verify_threads; /* workers verifying Submits off the loop (verify.h) */
-    /* Per-member limits (member_limits.h); main.c fills in the defaults. A
+    /* Per-member limits (member_limits.h); config.c fills in the defaults. A
      * rate of 0 given in the config turns that bucket off. */
     struct limits_rate rate[LIMITS_BUCKETS_N]; /* token bucket per request class */
-    bool rate_set[LIMITS_BUCKETS_N];           /* its rate given in the config */
     uint32_t max_inbox_backlog;                /* queued message rows per inbox */
     uint32_t max_pair_backlog;                 /* of them from one sender (0 = no cap) */
-    bool pair_set;                             /* max_pair_backlog given */
     uint32_t emergency_pct;                    /* share of both caps only EMERGENCY takes */
-    bool emergency_set;                        /* emergency_pct given */
     uint32_t quota_mb;                         /* stored envelope MiB per sender (0 = none) */
-    bool quota_set;                            /* quota_mb given */
     uint32_t fair_share;                       /* requests per member per batch */
-    uint32_t min_free_mb;                      /* the disk reserve, split per class */
-    bool min_free_set;                         /* min_free_mb given (0 = no check) */
+    uint32_t min_free_mb;                      /* the disk reserve, split per class (0 = off) */
     uint32_t max_pending;                      /* requests of one member waiting for a batch */
     uint32_t max_connections;                  /* connections per member (0 = no limit) */
-    bool max_connections_set;
     uint32_t escalation_budget; /* notices per sender per period (0 = no limit) */
-    bool escalation_budget_set;
     uint32_t escalation_period_s;
 };
 
-/* Paths and limits as given by the config file and the command line
- * (malloc'd strings, NULL when not given). */
+/* Paths and limits as given by the config file and the command line, with
+ * the defaults filled in (config.h: one table describes every field;
+ * malloc'd strings, NULL when not set). */
 struct broker_config {
     char *data_dir;
     char *listen;
@@ -65,6 +59,7 @@ struct broker_config {
     char *directory_path;
     char *authority_path;
     char *policy_path;
+    char *store_spec; /* store_open's spec; default "sqlite:" + data_dir */
     struct broker_limits limits;
 };
 
