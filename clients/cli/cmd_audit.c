@@ -238,7 +238,9 @@ static int check_against_remembered(struct audit_ctx *a, const struct auditv_sta
     if (h->size < st->size)
         return cli_fail(CLI_VERIFY, CASENET_EBADSIG, NULL,
                         "remembered head of size %" PRIu64 ": the broker's latest head has only "
-                        "%" PRIu64 " events: its history was cut short or rewritten",
+                        "%" PRIu64
+                        " events: its history was cut short or rewritten (after a restore "
+                        "from a backup, 'casenet audit verify --full' reports the epoch change)",
                         st->size, h->size);
     if (h->size == st->size) {
         if (sodium_memcmp(h->root, st->root, MERKLE_HASH_BYTES) != 0)
@@ -694,6 +696,20 @@ static int verify_failed(const struct auditv_failure *f, int rc)
     return CLI_ESECURITY;
 }
 
+/* Reports an epoch change the verifier accepted (PROTOCOL.md §10.1,
+ * LOG_RESTORED). */
+static void print_epoch(const struct auditv_epoch *e)
+{
+    if (!e->changed)
+        return;
+    uint64_t n = e->restored_size,
+             end = e->previous_size > e->remembered_size ? e->previous_size : e->remembered_size;
+    printf("epoch change: the broker's log was restored from a backup at size %" PRIu64 "; %" PRIu64
+           " events lost (%" PRIu64 "..%" PRIu64 ")%s\n",
+           n, end - n, n, end - 1,
+           e->previous_size ? "" : ", or more: the broker's operator named no previous head");
+}
+
 /* Saves the new trusted state when it moved; prints the trusted head. */
 static int verify_done(const struct audit_ctx *a, const struct auditv_state *old,
                        const struct auditv_state *st, uint64_t tail)
@@ -718,6 +734,7 @@ static int verify_done(const struct audit_ctx *a, const struct auditv_state *old
 static int verify_file(struct audit_ctx *a, const char *file, const struct auditv_state *st,
                        struct progress *pg)
 {
+    struct auditv_epoch epoch = {0};
     FILE *fp = fopen(file, "rb");
     if (!fp)
         return cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot open %s: %s", file, strerror(errno));
@@ -727,6 +744,7 @@ static int verify_file(struct audit_ctx *a, const char *file, const struct audit
         .sign_pk = a->broker_pk,
         .progress = progress_cb,
         .progress_ctx = pg,
+        .epoch = &epoch,
     };
     struct auditv_state nst;
     struct auditv_failure fail = {0};
@@ -739,6 +757,7 @@ static int verify_file(struct audit_ctx *a, const char *file, const struct audit
         return verify_failed(&fail, rc);
     }
     printf("export file %s verified\n", file);
+    print_epoch(&epoch);
     return verify_done(a, st, &nst, 0);
 }
 
@@ -749,13 +768,17 @@ static int verify_live(struct audit_ctx *a, const struct auditv_state *st, bool 
     struct ckpt_head h0 = {0};
     bool have_head = false, proof_bad = false;
     struct auditv *v = NULL;
+    struct auditv_epoch epoch = {0};
     int ex = CLI_EFAIL;
     int rc = casenet_client_tree_head(a->c, &head);
     if (rc == CASENET_OK) {
         if ((ex = verify_head(a, &head, &h0, "the broker's latest tree head")) != CLI_OK)
             goto cleanup;
         have_head = true;
-        if ((ex = check_against_remembered(a, st, &h0, &proof_bad)) != CLI_OK)
+        /* --full below the remembered size: the recomputation compares with
+         * the remembered root, or accepts a declared epoch change. */
+        if (!(full && h0.size <= st->size) &&
+            (ex = check_against_remembered(a, st, &h0, &proof_bad)) != CLI_OK)
             goto cleanup;
     } else if (rc == CASENET_ENOTFOUND && st->size == 0) {
         fprintf(stderr, "the broker has not signed a tree head yet\n");
@@ -777,6 +800,7 @@ static int verify_live(struct audit_ctx *a, const struct auditv_state *st, bool 
         .progress = progress_cb,
         .progress_ctx = pg,
         .total = have_head ? h0.size : 0,
+        .epoch = &epoch,
     };
     if ((rc = auditv_new(&cfg, st, from, &v)) != CASENET_OK) {
         ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot start the verifier");
@@ -829,7 +853,7 @@ static int verify_live(struct audit_ctx *a, const struct auditv_state *st, bool 
     if ((rc = auditv_finish(v, &nst)) != CASENET_OK)
         goto failed;
     progress_end(pg);
-    if (proof_bad) { /* every root recomputed matched, yet the broker's proof failed */
+    if (proof_bad && !epoch.changed) { /* every root recomputed matched, yet the proof failed */
         ex = cli_fail(CLI_VERIFY, CASENET_EBADSIG, NULL,
                       "remembered head of size %" PRIu64 ": the broker cannot prove its head of "
                       "size %" PRIu64 " consistent with it (its stored tree differs from its "
@@ -842,6 +866,7 @@ static int verify_live(struct audit_ctx *a, const struct auditv_state *st, bool 
     printf("audit log verified: %" PRIu64 " events checked (index %" PRIu64 " to %" PRIu64
            "), %" PRIu64 " signed heads\n",
            events - from, from, events ? events - 1 : 0, heads);
+    print_epoch(&epoch);
     ex = verify_done(a, st, &nst, tail);
     goto cleanup;
 failed:
