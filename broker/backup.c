@@ -603,17 +603,16 @@ int backup_marker_clear(const char *data_dir)
 
 void backup_marker_explain(const char *data_dir, const struct backup_marker *m)
 {
-    fprintf(
-        stderr,
-        "casenetd: the store in %s was restored from a backup (audit log of %" PRIu64
-        " events) and does not serve until you decide how its log goes on, so that it never "
-        "signs again an index it signed before the backup was restored:\n"
-        "  get the newest tree head a coordinator holds (casenet audit head > head.txt) and run\n"
-        "    casenetd restore --replay EXPORT --last-head head.txt --config FILE\n"
-        "  to re-append the lost events from the coordinator's export (casenet audit export),\n"
-        "  or\n"
-        "    casenetd restore --new-epoch --last-head head.txt --config FILE\n"
-        "  to start a new epoch (the events after %" PRIu64 " are recorded as lost);\n"
-        "  docs/operations.md, \"Backup and restore\", explains both.\n",
-        data_dir, m->restored_size, m->restored_size);
+    fprintf(stderr,
+            "casenetd: the store in %s was restored from a backup (audit log of %" PRIu64
+            " events) and does not serve until you decide how its log goes on, so that it "
+            "never signs an index again with other events:\n"
+            "  from a coordinator, take the newest head it holds (the file audit.state of its\n"
+            "  home, written by casenet audit verify) and its export (casenet audit export), then\n"
+            "    casenetd restore --replay EXPORT --last-head audit.state --config FILE\n"
+            "  re-appends the events lost since the backup, byte for byte, or\n"
+            "    casenetd restore --new-epoch --last-head audit.state --config FILE\n"
+            "  starts a new epoch: the events after %" PRIu64 " are recorded as lost.\n"
+            "  docs/operations.md, \"Backup and restore\", explains both.\n",
+            data_dir, m->restored_size, m->restored_size);
 }
