@@ -872,6 +872,9 @@ static int verify_live(struct audit_ctx *a, const struct auditv_state *st, bool 
 failed:
     progress_end(pg);
     ex = verify_failed(auditv_failure(v), rc);
+    if (!full && st->size > 0)
+        cli_warn("if the broker was restored from a backup, 'casenet audit verify --full' "
+                 "reports the epoch change");
 cleanup:
     auditv_free(v);
     casenet_buf_free(&head);
