@@ -531,9 +531,9 @@ int backup_restore_main(int argc, char **argv)
     const char *file = argv[optind];
     char *dbpath = path_join(data, DB_NAME);
     sqlite3 *src = db_open(file, SQLITE_OPEN_READONLY), *dst = NULL;
-    bool ok = false;
+    bool ok = false, created = false;
     if (!dbpath || !src || !check_file(src, file, true) || !prepare_dir(data, force) ||
-        !create_private(dbpath) || !(dst = db_open(dbpath, SQLITE_OPEN_READWRITE)))
+        !(created = create_private(dbpath)) || !(dst = db_open(dbpath, SQLITE_OPEN_READWRITE)))
         goto cleanup;
     ok = copy_pages(src, dst) && mark_restored(dst) && restore_directory(src, data);
     struct backup_marker m = {0};
@@ -552,6 +552,8 @@ int backup_restore_main(int argc, char **argv)
 cleanup:
     sqlite3_close(dst);
     sqlite3_close(src);
+    if (!ok && created && prepare_dir(data, true)) /* nothing half-restored stays */
+        fprintf(stderr, "casenetd: nothing was restored into %s\n", data);
     free(dbpath);
     return ok ? 0 : 1;
 }
