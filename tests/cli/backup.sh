@@ -9,6 +9,7 @@
 # deliver deadline was pending in the backup and escalated after it is
 # settled by both decisions, so the restored broker never escalates it
 # again: with the escalation's notice id (replay) or without one (epoch).
+# Last, a backup newer than the coordinator's head restores without an epoch.
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null || fail "sqlite3 is required (Debian package sqlite3)"
@@ -149,4 +150,18 @@ step "an export file from 0 reports the epoch change too"
 cp "$T/coord.state" "$COORD/audit.state"
 expect_exit 0 "$CASENET" audit verify --home "$COORD" --file "$T/epoch.export"
 expect_contains "$T/out" "$((M - NB)) events lost ($NB..$((M - 1)))"
+
+step "a backup newer than the coordinator's head: nothing lost, no epoch"
+expect_exit 0 "$CASENETD" backup --data "$N/data" --out "$T/b2.backup"
+stop_broker
+rm -rf "$N/data"
+expect_exit 0 "$CASENETD" restore "$T/b2.backup" --data "$N/data"
+# shellcheck disable=SC2046
+expect_exit 0 "$CASENETD" restore --new-epoch --last-head "$COORD/audit.state" $(flags)
+expect_contains "$T/out" "nothing was lost"
+[ "$(sqlite3 "$N/data/casenet.db" "SELECT count(*) FROM audit WHERE kind = 13")" = 1 ] ||
+  fail "a second LOG_RESTORED was written"
+start_broker "$EP"
+expect_exit 0 "$CASENET" audit verify --home "$COORD"
+expect_not_contains "$T/out" "epoch change"
 echo "OK"
