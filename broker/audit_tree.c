@@ -129,7 +129,7 @@ static bool is_coordinator(const struct broker *b, const char *member)
 {
     casenet_member m;
     return casenet_directory_find(b->dir, member, &m) == CASENET_OK &&
-           casenet_member_has_role(&m, AUDIT_COORDINATOR_ROLE);
+           casenet_member_has_role(&m, CN_ROLE_COORDINATOR);
 }
 
 static int store_get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_BYTES])

@@ -24,8 +24,6 @@
 /* How often the loop looks whether a new head is due ("every few seconds
  * when the log grew"). */
 #define AUDIT_HEAD_INTERVAL_MS 2000
-/* Role that sees the whole audit log. */
-#define AUDIT_COORDINATOR_ROLE "coordinator"
 
 /* Signs a tree head for the log's committed size and root, when the log is
  * not empty and larger than the latest stored head, and stores it in its

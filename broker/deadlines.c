@@ -4,6 +4,7 @@
 
 #include "audit.h"
 #include "casenet.pb-c.h"
+#include "directory_impl.h"
 #include "handlers.h"
 #include "log.h"
 #include "util.h"
@@ -11,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ROLE_COORDINATOR "coordinator"
 
 _Static_assert((int)CASENET__V1__DEADLINE_KIND__DEADLINE_KIND_DELIVER ==
                    (int)CASENET__V1__NOTICE_REASON__NOTICE_REASON_DELIVER_OVERDUE,
@@ -101,7 +100,7 @@ static int escalation_recipients(struct broker *b, const char *sender, const cha
     for (size_t i = 0; rc == CASENET_OK && i < casenet_directory_count(b->dir); i++) {
         casenet_member c;
         if (casenet_directory_at(b->dir, i, &c) == CASENET_OK &&
-            casenet_member_has_role(&c, ROLE_COORDINATOR))
+            casenet_member_has_role(&c, CN_ROLE_COORDINATOR))
             rc = add_if_active(b, c.id, *to, n);
     }
     return rc;

@@ -1,6 +1,7 @@
 /* lifecycle.c - GetStatus, ListSent and ListOverdue (see lifecycle.h). */
 #include "lifecycle.h"
 
+#include "directory_impl.h"
 #include "handlers.h"
 #include "log.h"
 
@@ -8,10 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGE_DEFAULT     100u
-#define PAGE_MAX         1000u
-#define SENT_SCAN_PAGES  8u /* ListSent examines at most this many times limit */
-#define ROLE_COORDINATOR "coordinator"
+#define PAGE_DEFAULT    100u
+#define PAGE_MAX        1000u
+#define SENT_SCAN_PAGES 8u /* ListSent examines at most this many times limit */
 
 /* Everything a reply under construction points to, released at once. */
 struct pool {
@@ -110,7 +110,7 @@ static bool is_coordinator(const struct broker *b, const char *member)
 {
     casenet_member m;
     return casenet_directory_find(b->dir, member, &m) == CASENET_OK &&
-           casenet_member_has_role(&m, ROLE_COORDINATOR);
+           casenet_member_has_role(&m, CN_ROLE_COORDINATOR);
 }
 
 static void set_bytes(ProtobufCBinaryData *f, const uint8_t *p, size_t n)

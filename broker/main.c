@@ -24,8 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DIRECTORY_MAX (16u * 1024u * 1024u)
-
 static const char usage[] =
     "usage: casenetd --data DIR --listen ENDPOINT --key broker.key --directory FILE\n"
     "                --authority authority.pub [--policy FILE] [--config FILE]\n"

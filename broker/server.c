@@ -46,7 +46,6 @@
 #define SND_HWM            256
 #define CLOSE_LINGER_MS    500
 #define ROUTING_ID_MAX     255
-#define DIRECTORY_MAX      (16u * 1024u * 1024u)
 #define STATS_INTERVAL_MS  60000
 #define DEADLINES_PER_TICK 256 /* a full pass runs again at once, between batches */
 #define MONITOR_ENDPOINT   "inproc://casenetd.monitor"
