@@ -1,6 +1,6 @@
 /*
  * test_audit.c - signed tree heads and audit log verification
- * (clients/checkpoint.c, clients/auditlog.c): the public C2SP signed-note
+ * (common/checkpoint.c, clients/auditlog.c): the public C2SP signed-note
  * vector, checkpoint round trips and strict rejections, and a synthetic log of
  * 3000 events with a head every 100 on which every kind of tampering (a
  * changed byte, a deleted, swapped or reordered event, a forged head, a

@@ -1,5 +1,5 @@
 /*
- * test_merkle.c - the audit log's Merkle tree (clients/merkle.c): the 196
+ * test_merkle.c - the audit log's Merkle tree (common/merkle.c): the 196
  * public RFC 6962 / RFC 9162 probes, the reference roots and hasher known
  * answers, proofs of every (index, size) and every (size1, size2) up to 300
  * checked against the RFC's recursive definitions and the verifiers, and the

@@ -1,4 +1,4 @@
-/* test_text.c - strings from outside (clients/text.h): strict UTF-8,
+/* test_text.c - strings from outside (common/text.h): strict UTF-8,
  * control characters, every string field of a protobuf message (nested and
  * repeated, in a oneof), and escaping for a terminal. */
 #include "testlib.h"
