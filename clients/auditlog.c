@@ -285,6 +285,8 @@ static int check_head(struct auditv *v, const struct ckpt_head *h, const uint8_t
     memcpy(v->last.checkpoint, bytes, len);
     v->last.checkpoint_len = len;
     v->heads++;
+    if (v->cfg.on_head)
+        v->cfg.on_head(v->cfg.hooks_ctx, h->size, h->time_ms, bytes, len);
     return CASENET_OK;
 }
 
@@ -352,6 +354,8 @@ int auditv_event(struct auditv *v, const uint8_t *ev, size_t len)
         return rc;
     }
     v->next++;
+    if (v->cfg.on_event)
+        v->cfg.on_event(v->cfg.hooks_ctx, i, ev, len);
     while (v->pend_first < v->pend_n && v->pend[v->pend_first].h.size == v->next) {
         struct pending *p = &v->pend[v->pend_first++];
         rc = check_head(v, &p->h, p->bytes, p->len);

@@ -1,7 +1,8 @@
 /*
  * auditlog.h - verification of the broker's audit log, shared by both modes
  * of `casenet audit verify` (live and --file), and the export file format.
- * Internal to libcasenet and casenetd (prefix auditv_). PROTOCOL.md §10.3 and
+ * Internal to libcasenet (prefix auditv_): programs use the public verifier
+ * of casenet.h (audit_verify.c), which drives this one. PROTOCOL.md §10.3 and
  * §10.4 specify the checkpoints and the file.
  *
  * The verifier consumes the log in index order: events (their exact bytes)
@@ -124,6 +125,11 @@ struct auditv_config {
     auditv_progress progress; /* may be NULL */
     void *progress_ctx;
     uint64_t total; /* expected log size, for progress only; 0 = unknown */
+    /* Told of each event consumed (at its position, index field right) and
+     * of each head whose root matched; both may be NULL (hooks_ctx passed). */
+    void (*on_event)(void *ctx, uint64_t index, const uint8_t *ev, size_t len);
+    void (*on_head)(void *ctx, uint64_t size, int64_t time_ms, const uint8_t *ckpt, size_t len);
+    void *hooks_ctx;
 };
 
 struct auditv;
