@@ -206,7 +206,18 @@ static void print_event(uint64_t index, const Casenet__V1__AuditEvent *e, bool j
                    actor, mid, event_status(e), parties[0] ? cli_safe(parties) : "-");
 }
 
-int audit_log(int argc, char **argv)
+/* What `audit log` was asked. */
+struct log_args {
+    struct audit_opts o;
+    casenet_audit_filter f;
+    uint8_t cref[CASENET_CASE_REF_BYTES];
+    uint64_t limit;
+    bool json, wide;
+    const char *message_arg; /* resolved once connected: it may be a prefix */
+};
+
+/* Parses the options into *la; -1 to go on, else the exit code. */
+static int log_parse(int argc, char **argv, struct log_args *la)
 {
     static const struct option opts[] = {
         {"member", required_argument, NULL, 'm'},
@@ -221,35 +232,30 @@ int audit_log(int argc, char **argv)
         AUDIT_SHARED_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    struct audit_opts o = {.timeout_ms = AUDIT_DEFAULT_TIMEOUT_MS};
-    casenet_audit_filter f = {0};
-    uint8_t mid[CASENET_MESSAGE_ID_BYTES], cref[CASENET_CASE_REF_BYTES];
-    uint64_t limit = 0;
-    bool json = false, wide = false;
-    const char *message_arg = NULL;
+    *la = (struct log_args){.o = {.timeout_ms = AUDIT_DEFAULT_TIMEOUT_MS}};
     int c;
     while ((c = cli_getopt(argc, argv, "m:M:c:k:s:u:n:jwH:b:t:h", opts)) != -1) {
         switch (c) {
         case 'w':
-            wide = true;
+            la->wide = true;
             break;
         case 'm':
             if (!casenet_member_id_valid(optarg))
                 return cli_usage_error("--member wants a member id, not '%s'", optarg);
-            f.member = optarg;
+            la->f.member = optarg;
             break;
         case 'M':
             if (!cli_id_arg_ok(optarg))
                 return cli_usage_error("--message: " ID_ARG_WANTED, optarg);
-            message_arg = optarg; /* resolved once connected: it may be a prefix */
+            la->message_arg = optarg; /* resolved once connected: it may be a prefix */
             break;
         case 'c':
-            if (!cli_parse_id16(optarg, cref))
+            if (!cli_parse_id16(optarg, la->cref))
                 return cli_usage_error("--case wants 32 hex digits, not '%s'", optarg);
-            f.case_ref = cref;
+            la->f.case_ref = la->cref;
             break;
         case 'k':
-            if (!kind_parse(optarg, &f.kind))
+            if (!kind_parse(optarg, &la->f.kind))
                 return cli_usage_error("unknown --kind '%s': submitted, rejected, fetched, "
                                        "receipt, escalated (escalation), dead-lettered "
                                        "(dead-letter), directory-published, auth-denied, "
@@ -257,28 +263,28 @@ int audit_log(int argc, char **argv)
                                        optarg);
             break;
         case 's':
-            if (!parse_when(optarg, &f.from_ms))
+            if (!parse_when(optarg, &la->f.from_ms))
                 return cli_usage_error("--since wants YYYY-MM-DD[THH:MM[:SS]] or a duration, not "
                                        "'%s'",
                                        optarg);
             break;
         case 'u':
-            if (!parse_when(optarg, &f.to_ms))
+            if (!parse_when(optarg, &la->f.to_ms))
                 return cli_usage_error("--until wants YYYY-MM-DD[THH:MM[:SS]] or a duration, not "
                                        "'%s'",
                                        optarg);
             break;
         case 'n':
-            if (!cli_parse_uint(optarg, 1, UINT32_MAX, &limit))
+            if (!cli_parse_uint(optarg, 1, UINT32_MAX, &la->limit))
                 return cli_usage_error("--limit wants a positive number, not '%s'", optarg);
             break;
         case 'j':
-            json = true;
+            la->json = true;
             break;
         case 'h':
             return cli_help(log_usage);
         default: {
-            int ex = audit_shared_opt(c, &o);
+            int ex = audit_shared_opt(c, &la->o);
             if (ex >= 0)
                 return ex;
         }
@@ -286,8 +292,22 @@ int audit_log(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    return -1;
+}
+
+int audit_log(int argc, char **argv)
+{
+    struct log_args la;
+    int ex = log_parse(argc, argv, &la);
+    if (ex >= 0)
+        return ex;
+    casenet_audit_filter f = la.f;
+    uint8_t mid[CASENET_MESSAGE_ID_BYTES];
+    uint64_t limit = la.limit;
+    bool json = la.json, wide = la.wide;
+    const char *message_arg = la.message_arg;
     struct audit_ctx a;
-    int ex = audit_ctx_open(&o, true, &a);
+    ex = audit_ctx_open(&la.o, true, &a);
     if (ex == CLI_OK && message_arg) {
         ex = net_resolve_id(a.c, message_arg, true, mid);
         f.message_id = mid;
