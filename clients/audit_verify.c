@@ -253,39 +253,20 @@ void casenet_audit_verifier_counts(const casenet_audit_verifier *v, uint64_t *ev
 
 /* ------------------------------------------------------------------ runs fed by the caller */
 
-/* A head of an export page, parsed (unverified) for ordering. */
-struct page_head {
-    uint64_t size;
-    const casenet_buf *bytes;
-};
-
-static int cmp_head(const void *x, const void *y)
-{
-    const struct page_head *a = x, *b = y;
-    return a->size < b->size ? -1 : a->size > b->size;
-}
-
 /* Feeds one export page to the run: each head right after the event that
  * brings the log to its size (so no head waits long), the head `extra` too
  * when the page covers its size and does not carry the same bytes. */
 static int feed_page(struct auditv *run, const casenet_audit_export_page *p, uint64_t from,
                      const casenet_buf *extra, uint64_t extra_size, bool *extra_fed)
 {
-    size_t n = p->n_checkpoints;
-    struct page_head *hs = calloc(n + 1, sizeof *hs);
-    if (!hs)
-        return CASENET_ENOMEM;
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct ckpt_head h;
-        /* A malformed one goes first: the verifier names it. */
-        hs[m].size = ckpt_parse(p->checkpoints[i].data, p->checkpoints[i].len, &h) == CASENET_OK
-                         ? h.size
-                         : 0;
-        hs[m++].bytes = &p->checkpoints[i];
-        if (extra && !*extra_fed && hs[m - 1].size == extra_size &&
-            p->checkpoints[i].len == extra->len &&
-            memcmp(p->checkpoints[i].data, extra->data, extra->len) == 0)
+    struct auditv_page_head *hs = NULL;
+    int rc = auditv_page_heads(p, &hs);
+    if (rc != CASENET_OK)
+        return rc;
+    size_t m = p->n_checkpoints;
+    for (size_t i = 0; extra && !*extra_fed && i < m; i++) {
+        if (hs[i].size == extra_size && hs[i].bytes->len == extra->len &&
+            memcmp(hs[i].bytes->data, extra->data, extra->len) == 0)
             *extra_fed = true;
     }
     if (extra && !*extra_fed && extra_size > from && extra_size <= p->next_index) {
@@ -293,8 +274,7 @@ static int feed_page(struct auditv *run, const casenet_audit_export_page *p, uin
         hs[m++].bytes = extra;
         *extra_fed = true;
     }
-    qsort(hs, m, sizeof *hs, cmp_head);
-    int rc = CASENET_OK;
+    auditv_page_heads_sort(hs, m);
     size_t k = 0;
     for (; k < m && hs[k].size <= from && rc == CASENET_OK; k++)
         rc = auditv_checkpoint(run, hs[k].bytes->data, hs[k].bytes->len);

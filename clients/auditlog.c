@@ -474,6 +474,34 @@ int auditv_finish(struct auditv *v, struct auditv_state *state)
     return CASENET_OK;
 }
 
+static int cmp_page_head(const void *x, const void *y)
+{
+    const struct auditv_page_head *a = x, *b = y;
+    return a->size < b->size ? -1 : a->size > b->size;
+}
+
+void auditv_page_heads_sort(struct auditv_page_head *hs, size_t n)
+{
+    qsort(hs, n, sizeof *hs, cmp_page_head);
+}
+
+int auditv_page_heads(const casenet_audit_export_page *p, struct auditv_page_head **out)
+{
+    size_t n = p->n_checkpoints;
+    struct auditv_page_head *hs = calloc(n + 1, sizeof *hs);
+    if (!hs)
+        return CASENET_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct ckpt_head h;
+        hs[i].size = ckpt_parse(p->checkpoints[i].data, p->checkpoints[i].len, &h) == CASENET_OK
+                         ? h.size
+                         : 0;
+        hs[i].bytes = &p->checkpoints[i];
+    }
+    *out = hs;
+    return CASENET_OK;
+}
+
 /* ------------------------------------------------------------------ export file */
 
 static int write_record(FILE *f, const Casenet__V1__AuditExportRecord *r)

@@ -174,6 +174,22 @@ const struct auditv_failure *auditv_failure(const struct auditv *v);
 void auditv_counts(const struct auditv *v, uint64_t *events, uint64_t *heads,
                    uint64_t *unsigned_tail);
 
+/* A checkpoint of an export page with its size, parsed but not verified (0
+ * when it does not parse: it sorts first, and the verifier names it). */
+struct auditv_page_head {
+    uint64_t size;
+    const casenet_buf *bytes; /* borrowed from the page */
+};
+
+/* The page's checkpoints with their sizes, in page order: sorted with
+ * auditv_page_heads_sort (after appending one, when needed), each is fed or
+ * written right after the event that brings the log to its size. *out is
+ * malloc'd with room for one more entry (free()); CASENET_ENOMEM. */
+CASENET_NODISCARD int auditv_page_heads(const casenet_audit_export_page *p,
+                                        struct auditv_page_head **out);
+/* Sorts n heads by size. */
+void auditv_page_heads_sort(struct auditv_page_head *hs, size_t n);
+
 /* ------------------------------------------------------------------ export file */
 
 /* The header record of an export file. */

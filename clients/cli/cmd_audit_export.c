@@ -14,18 +14,6 @@
 
 #define EXPORT_PAGE 10000u
 
-/* A head of an export page, parsed (unverified) for ordering. */
-struct page_head {
-    uint64_t size;
-    const casenet_buf *bytes;
-};
-
-static int cmp_head(const void *x, const void *y)
-{
-    const struct page_head *a = x, *b = y;
-    return a->size < b->size ? -1 : a->size > b->size;
-}
-
 static const char export_usage[] =
     "usage: casenet audit export [--from INDEX] [--home DIR] [--broker ENDPOINT]\n"
     "                            [--timeout SECONDS] > FILE\n"
@@ -49,20 +37,12 @@ static const char export_usage[] =
 /* Writes one page: each checkpoint after the event completing its size. */
 static int write_page(FILE *out, const casenet_audit_export_page *p, uint64_t from)
 {
-    size_t n = p->n_checkpoints;
-    struct page_head *hs = calloc(n ? n : 1, sizeof *hs);
-    if (!hs)
-        return CASENET_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        struct ckpt_head h;
-        hs[i].size = ckpt_parse(p->checkpoints[i].data, p->checkpoints[i].len, &h) == CASENET_OK
-                         ? h.size
-                         : 0;
-        hs[i].bytes = &p->checkpoints[i];
-    }
-    qsort(hs, n, sizeof *hs, cmp_head);
-    int rc = CASENET_OK;
-    size_t k = 0;
+    struct auditv_page_head *hs = NULL;
+    int rc = auditv_page_heads(p, &hs);
+    if (rc != CASENET_OK)
+        return rc;
+    size_t n = p->n_checkpoints, k = 0;
+    auditv_page_heads_sort(hs, n);
     for (size_t i = 0; i < p->n_events && rc == CASENET_OK; i++) {
         rc = auditv_export_write_event(out, p->events[i].data, p->events[i].len);
         for (; rc == CASENET_OK && k < n && hs[k].size <= from + i + 1; k++)
