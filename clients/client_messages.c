@@ -251,18 +251,11 @@ int casenet_client_fetch_row(casenet_client *c, const uint8_t id[CASENET_MESSAGE
         rc = CASENET_EBADREQ;
         goto cleanup;
     }
-    uint8_t *copy = env->len ? malloc(env->len) : NULL;
-    if (env->len && !copy) {
+    if ((rc = client_copy_bin(env, envelope)) != CASENET_OK) {
         casenet_inbox_entry_clear(&e);
-        rc = CASENET_ENOMEM;
         goto cleanup;
     }
-    if (copy)
-        memcpy(copy, env->data, env->len);
-    envelope->data = copy;
-    envelope->len = env->len;
     *entry = e;
-    rc = CASENET_OK;
 cleanup:
     casenet__v1__response__free_unpacked(resp, NULL);
     return rc;
@@ -303,15 +296,7 @@ int casenet_client_get_directory(casenet_client *c, casenet_buf *out)
         client_set_error(c, "the broker returned an empty directory");
         goto cleanup;
     }
-    uint8_t *copy = malloc(d->len);
-    if (!copy) {
-        rc = CASENET_ENOMEM;
-        goto cleanup;
-    }
-    memcpy(copy, d->data, d->len);
-    out->data = copy;
-    out->len = d->len;
-    rc = CASENET_OK;
+    rc = client_copy_bin(d, out);
 cleanup:
     casenet__v1__response__free_unpacked(resp, NULL);
     return rc;
