@@ -24,7 +24,7 @@
 #ifndef BROKER_VERIFY_H
 #define BROKER_VERIFY_H
 
-#include "broker.h"
+#include "batch.h"
 #include "casenet.pb-c.h"
 
 #include <stdbool.h>
