@@ -203,6 +203,44 @@ static int receipt_reply(struct req *c, uint64_t index, int state)
     return req_reply(c);
 }
 
+/* Records receipt r (bytes, hashed rhash) of message m, moves the
+ * recipient's row to state `to` and forwards the receipt to the sender's
+ * inbox; the forwarded row's own id is derived from the receipt bytes so
+ * that each distinct receipt is one row. */
+static int receipt_record(struct req *c, const casenet_receipt *rp, const struct store_message *mp,
+                          const struct store_inbox_row *row,
+                          const uint8_t rhash[CASENET_HASH_BYTES], const uint8_t *bytes, size_t len,
+                          int to, uint64_t index)
+{
+    struct store *s = c->b->store;
+    int rc;
+    struct store_receipt sr = {0};
+    memcpy(sr.receipt_hash, rhash, CASENET_HASH_BYTES);
+    memcpy(sr.message_id, rp->message_id, sizeof sr.message_id);
+    snprintf(sr.recipient, sizeof sr.recipient, "%s", c->member);
+    sr.status = (int)rp->status;
+    sr.received_at_ms = c->now_ms;
+    sr.audit_index = index;
+    sr.signed_receipt = bytes;
+    sr.signed_len = len;
+    if ((rc = store_receipt_insert(s, &sr)) != CASENET_OK ||
+        (rc = store_inbox_set_state(s, row->seq, to, c->now_ms)) != CASENET_OK)
+        return req_store_fail(c, rc, "record the receipt");
+    struct store_inbox_row fwd;
+    inbox_row_for(&fwd, mp->sender, mp, c->now_ms);
+    memcpy(fwd.message_id, rhash, sizeof fwd.message_id);
+    snprintf(fwd.sender, sizeof fwd.sender, "%s", c->member);
+    fwd.kind = CASENET_KIND_RECEIPT;
+    fwd.created_at_ms = rp->signed_at_ms;
+    fwd.size = (uint32_t)len;
+    fwd.has_in_reply_to = true;
+    memcpy(fwd.in_reply_to, mp->message_id, sizeof fwd.in_reply_to);
+    fwd.receipt_status = (int)rp->status;
+    fwd.receipt.data = (uint8_t *)bytes; /* borrowed */
+    fwd.receipt.len = len;
+    return handlers_inbox_add(c, &fwd);
+}
+
 int handlers_receipt(struct req *c, const Casenet__V1__Request *q)
 {
     const Casenet__V1__SendReceipt *req = q->receipt;
@@ -287,35 +325,7 @@ int handlers_receipt(struct req *c, const Casenet__V1__Request *q)
         rc = req_store_fail(c, rc, "append to the audit log");
         goto cleanup;
     }
-    struct store_receipt sr = {0};
-    memcpy(sr.receipt_hash, rhash, sizeof rhash);
-    memcpy(sr.message_id, r.message_id, sizeof sr.message_id);
-    snprintf(sr.recipient, sizeof sr.recipient, "%s", c->member);
-    sr.status = (int)r.status;
-    sr.received_at_ms = c->now_ms;
-    sr.audit_index = index;
-    sr.signed_receipt = bytes;
-    sr.signed_len = len;
-    if ((rc = store_receipt_insert(s, &sr)) != CASENET_OK ||
-        (rc = store_inbox_set_state(s, row.seq, to, c->now_ms)) != CASENET_OK) {
-        rc = req_store_fail(c, rc, "record the receipt");
-        goto cleanup;
-    }
-    /* Forward to the sender's inbox; the row's own id is derived from the
-     * receipt bytes so that each distinct receipt is one row. */
-    struct store_inbox_row fwd;
-    inbox_row_for(&fwd, m.sender, &m, c->now_ms);
-    memcpy(fwd.message_id, rhash, sizeof fwd.message_id);
-    snprintf(fwd.sender, sizeof fwd.sender, "%s", c->member);
-    fwd.kind = CASENET_KIND_RECEIPT;
-    fwd.created_at_ms = r.signed_at_ms;
-    fwd.size = (uint32_t)len;
-    fwd.has_in_reply_to = true;
-    memcpy(fwd.in_reply_to, m.message_id, sizeof fwd.in_reply_to);
-    fwd.receipt_status = (int)r.status;
-    fwd.receipt.data = (uint8_t *)bytes; /* borrowed */
-    fwd.receipt.len = len;
-    if ((rc = handlers_inbox_add(c, &fwd)) != CASENET_OK)
+    if ((rc = receipt_record(c, &r, &m, &row, rhash, bytes, len, to, index)) != CASENET_OK)
         goto cleanup;
     log_event(LOG_INFO, "receipt", "member", c->member, "msg",
               log_hex(m.message_id, sizeof m.message_id), "status",
