@@ -86,7 +86,9 @@ struct broker {
      * ErrorCode of the answer (0 = OK), before the batch commits: a batch
      * that then fails is answered UNAVAILABLE without a second call. For
      * counters (an admin or metrics module); it must not block, fail or
-     * touch the store. NULL (the default): nothing is called. */
+     * touch the store. NULL (the default): nothing is called. Answers the
+     * loop gives without dispatching (bad framing, a peer-chosen routing
+     * id, beyond max_pending) are not reported here. */
     void (*on_done)(void *ctx, size_t kind, int code);
     void *on_done_ctx;
 };
