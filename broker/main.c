@@ -1,10 +1,11 @@
 /*
- * main.c - casenetd: options and config file, start-up checks (keys, the
- * pinned authority key, the directory, the data directory and its store),
+ * main.c - casenetd: the command line and config file (config.h), start-up
+ * checks (keys, the pinned authority key, the directory, the data directory and its store),
  * signal set-up, then the event loop until SIGTERM or SIGINT.
  */
 #include "audit.h"
 #include "broker.h"
+#include "config.h"
 #include "casenet.pb-c.h"
 #include "directory_impl.h"
 #include "log.h"
@@ -13,9 +14,11 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <ini.h>
+#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,204 +26,34 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
-static const char usage[] =
-    "usage: casenetd --data DIR --listen ENDPOINT --key broker.key --directory FILE\n"
-    "                --authority authority.pub [--policy FILE] [--config FILE]\n"
-    "                [--check-config] [--verbose] [--help] [--version]\n"
+static const char usage_head[] =
+    "usage: casenetd --data DIR --listen ENDPOINT --key FILE --directory FILE\n"
+    "                --authority FILE [--config FILE] [OPTION...]\n"
+    "       casenetd --check-config [--config FILE] [OPTION...]\n"
+    "       casenetd --help | --help-config | --version\n"
     "\n"
-    "  --data DIR         data directory (created 0700 if absent): casenet.db, directory.pb\n"
-    "  --listen ENDPOINT  ZeroMQ endpoint to bind, e.g. tcp://0.0.0.0:7400\n"
-    "  --key FILE         the broker's secret keyring (mode 0600)\n"
-    "  --directory FILE   the signed directory (re-read on SIGHUP)\n"
-    "  --authority FILE   the network authority's public key file (pinned)\n"
-    "  --policy FILE      deadline policy, INI: a section per urgency ([emergency],\n"
-    "                     [urgent-takedown], [standard], [info]) with deliver_within and\n"
-    "                     accept_within, e.g. 90s, 15m, 12h, 2d, or none. Defaults:\n"
-    "                     emergency 15m/1h, urgent-takedown 1h/24h, standard 24h/48h,\n"
-    "                     info none/none\n"
-    "  --config FILE      INI file: [broker] with the keys above (data, listen, key,\n"
-    "                     directory, authority, policy), [limits] with max_envelope_bytes,\n"
-    "                     max_recipients, clock_skew_s, batch_max, verify_threads (Submit\n"
-    "                     verification off the loop; default one per core beyond the\n"
-    "                     first, at most 4), per member: submit_rate, fetch_rate,\n"
-    "                     receipt_rate, audit_rate (N/min or N/s; 0 = unlimited) and\n"
-    "                     their _burst, max_inbox_backlog, max_pair_backlog (queued\n"
-    "                     rows per sender and inbox), emergency_reserve_pct,\n"
-    "                     member_quota_mb (stored envelopes per sender), fair_share,\n"
-    "                     min_free_mb (disk reserve: Submit refused below it, the rest\n"
-    "                     split per class; 0 = off).\n"
-    "                     max_pending (requests of one member waiting for a batch),\n"
-    "                     max_connections (per member; 0 = off), escalation_budget\n"
-    "                     (notices about one sender's messages per\n"
-    "                     escalation_period_s; 0 = off). Options override it.\n"
-    "  --check-config     validate everything, print the result, exit 0 (valid) or 1\n"
-    "  --verbose          log debug events too\n"
-    "  --version          print the version and exit\n"
+    "  --config FILE           INI file: [broker] and [limits] with a key for every option\n"
+    "                          below (casenetd --help-config prints the reference); the\n"
+    "                          command line wins over it\n"
+    "  --check-config          validate everything without side effects (no directory,\n"
+    "                          database or audit event is created, nothing binds), print\n"
+    "                          the options in effect, exit 0 (valid) or 1\n"
+    "  --verbose               log debug events too\n"
+    "  --help                  print this help; --help-config: the INI reference (markdown)\n"
+    "  --version               print the version and the libraries' versions\n"
+    "\n"
+    "Options (SIZE: 64KB, 1MB; DURATION: 90s, 15m, 12h, 2d; RATE: N/min or N/s):\n";
+
+static const char usage_tail[] =
+    "\n"
+    "The policy file (--policy) is INI: a section per urgency ([emergency],\n"
+    "[urgent-takedown], [standard], [info]) with deliver_within and accept_within, e.g. 90s,\n"
+    "15m, 12h, 2d, or none. Defaults: emergency 15m/1h, urgent-takedown 1h/24h, standard\n"
+    "24h/48h, info none/none.\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the directory file.\n";
-
-struct ini_state {
-    struct broker_config *cfg;
-    char error[256];
-};
-
-static void set_str(char **dst, const char *v)
-{
-    if (*dst)
-        return; /* the command line wins */
-    *dst = strdup(v);
-}
-
-static bool parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || !end || *end || end == v || *v == '-' || n < min || n > max)
-        return false;
-    *out = (uint32_t)n;
-    return true;
-}
-
-/* A rate: "N/min", "N/s" or a bare N (per second, as before per-minute
- * rates), into tokens per minute. 0 turns the bucket off. */
-static bool parse_rate(const char *v, uint32_t *per_min)
-{
-    char num[16];
-    const char *slash = strchr(v, '/');
-    size_t n = slash ? (size_t)(slash - v) : strlen(v);
-    uint32_t x = 0;
-    if (n == 0 || n >= sizeof num)
-        return false;
-    memcpy(num, v, n);
-    num[n] = '\0';
-    if (!slash || strcmp(slash, "/s") == 0) {
-        if (!parse_u32(num, 0, 1000000, &x))
-            return false;
-        *per_min = x * 60u;
-        return true;
-    }
-    if (strcmp(slash, "/min") != 0 || !parse_u32(num, 0, 60000000, &x))
-        return false;
-    *per_min = x;
-    return true;
-}
-
-/* [limits] <class>_rate and <class>_burst (member_limits.h). Returns 1
- * handled, 0 not a rate key; *ok tells whether the value parsed. */
-static int on_rate_key(struct broker_limits *l, const char *name, const char *value, bool *ok)
-{
-    for (int i = 0; i < LIMITS_BUCKETS_N; i++) {
-        const char *cls = limits_class_name((enum limits_class)i);
-        size_t n = strlen(cls);
-        if (strncmp(name, cls, n) != 0)
-            continue;
-        if (strcmp(name + n, "_rate") == 0) {
-            *ok = l->rate_set[i] = parse_rate(value, &l->rate[i].per_min);
-            return 1;
-        }
-        if (strcmp(name + n, "_burst") == 0) {
-            *ok = parse_u32(value, 1, 10000000, &l->rate[i].burst);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int on_ini(void *user, const char *section, const char *name, const char *value)
-{
-    struct ini_state *st = user;
-    struct broker_config *c = st->cfg;
-    if (strcmp(section, "broker") == 0) {
-        char **slot = strcmp(name, "data") == 0        ? &c->data_dir
-                      : strcmp(name, "listen") == 0    ? &c->listen
-                      : strcmp(name, "key") == 0       ? &c->key_path
-                      : strcmp(name, "directory") == 0 ? &c->directory_path
-                      : strcmp(name, "authority") == 0 ? &c->authority_path
-                      : strcmp(name, "policy") == 0    ? &c->policy_path
-                                                       : NULL;
-        if (!slot) {
-            snprintf(st->error, sizeof st->error, "unknown key [broker] %s", name);
-            return 0;
-        }
-        set_str(slot, value);
-        return 1;
-    }
-    if (strcmp(section, "limits") == 0) {
-        struct broker_limits *l = &c->limits;
-        bool ok;
-        if (strcmp(name, "max_envelope_bytes") == 0)
-            ok = parse_u32(value, 1024, 64u * 1024u * 1024u, &l->max_envelope_bytes);
-        else if (strcmp(name, "max_recipients") == 0)
-            ok = parse_u32(value, 1, CASENET_MAX_RECIPIENTS, &l->max_recipients);
-        else if (strcmp(name, "clock_skew_s") == 0)
-            ok = parse_u32(value, 1, 86400, &l->clock_skew_s);
-        else if (strcmp(name, "batch_max") == 0)
-            ok = parse_u32(value, 1, 65536, &l->batch_max);
-        else if (strcmp(name, "verify_threads") == 0)
-            ok = parse_u32(value, 0, BROKER_MAX_VERIFY_THREADS, &l->verify_threads);
-        else if (on_rate_key(l, name, value, &ok))
-            ;
-        else if (strcmp(name, "max_inbox_backlog") == 0)
-            ok = parse_u32(value, 1, UINT32_MAX, &l->max_inbox_backlog);
-        else if (strcmp(name, "max_pair_backlog") == 0)
-            ok = (l->pair_set = parse_u32(value, 0, UINT32_MAX, &l->max_pair_backlog));
-        else if (strcmp(name, "emergency_reserve_pct") == 0)
-            ok = (l->emergency_set = parse_u32(value, 0, 50, &l->emergency_pct));
-        else if (strcmp(name, "member_quota_mb") == 0)
-            ok = (l->quota_set = parse_u32(value, 0, UINT32_MAX / 2, &l->quota_mb));
-        else if (strcmp(name, "fair_share") == 0)
-            ok = parse_u32(value, 1, 65536, &l->fair_share);
-        else if (strcmp(name, "min_free_mb") == 0)
-            ok = (l->min_free_set = parse_u32(value, 0, 1024u * 1024u, &l->min_free_mb));
-        else if (strcmp(name, "max_pending") == 0)
-            ok = parse_u32(value, 1, 65536, &l->max_pending);
-        else if (strcmp(name, "max_connections") == 0)
-            ok = (l->max_connections_set = parse_u32(value, 0, 65536, &l->max_connections));
-        else if (strcmp(name, "escalation_budget") == 0)
-            ok = (l->escalation_budget_set = parse_u32(value, 0, 1000000, &l->escalation_budget));
-        else if (strcmp(name, "escalation_period_s") == 0)
-            ok = parse_u32(value, 1, 30u * 86400u, &l->escalation_period_s);
-        else {
-            snprintf(st->error, sizeof st->error, "unknown key [limits] %s", name);
-            return 0;
-        }
-        if (!ok)
-            snprintf(st->error, sizeof st->error, "[limits] %s = %s is not a valid number in range",
-                     name, value);
-        return ok;
-    }
-    snprintf(st->error, sizeof st->error, "unknown section [%s]", section);
-    return 0;
-}
-
-static void config_free(struct broker_config *c)
-{
-    free(c->data_dir);
-    free(c->listen);
-    free(c->key_path);
-    free(c->directory_path);
-    free(c->authority_path);
-    free(c->policy_path);
-}
-
-/* Fails with a message naming the first missing required setting. */
-static bool config_complete(const struct broker_config *c)
-{
-    const char *missing = !c->data_dir         ? "--data"
-                          : !c->listen         ? "--listen"
-                          : !c->key_path       ? "--key"
-                          : !c->directory_path ? "--directory"
-                          : !c->authority_path ? "--authority"
-                                               : NULL;
-    if (missing) {
-        fprintf(stderr, "casenetd: %s is required (on the command line or in --config)\n%s",
-                missing, usage);
-        return false;
-    }
-    return true;
-}
 
 /* Creates the data directory (0700) if absent and checks that it is
  * writable by creating and removing a file in it. */
@@ -299,7 +132,8 @@ static int choose_directory(struct broker *b)
     if (copy && access(copy, F_OK) == 0 && cn_read_file(copy, DIRECTORY_MAX, &buf) == CASENET_OK)
         consider(candidate(b, copy, buf.data, buf.len), &best);
     casenet_buf_free(&buf);
-    if (store_directory_latest(b->store, &buf, &stored_version) == CASENET_OK &&
+    if (b->store && /* NULL: --check-config before the first start */
+        store_directory_latest(b->store, &buf, &stored_version) == CASENET_OK &&
         (stored = candidate(b, "store", buf.data, buf.len)) &&
         casenet_directory_version(stored) != stored_version) {
         casenet_directory_free(stored); /* a row whose bytes are another version */
@@ -411,207 +245,205 @@ static int record_start(struct broker *b)
     return rc;
 }
 
-int main(int argc, char **argv)
+/* --check-config's view of the data directory, creating nothing: it exists
+ * and is writable, or its parent lets the start create it. */
+static bool data_dir_checked(const char *dir)
 {
-    struct broker_config cfg = {0};
-    struct broker b = {.cfg = &cfg};
-    const char *config_path = NULL;
-    bool check = false;
-    int exit_code = 1;
-    int sigfd = -1;
-    struct server *srv = NULL;
-    static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},
-        {"listen", required_argument, NULL, 'l'},
-        {"key", required_argument, NULL, 'k'},
-        {"directory", required_argument, NULL, 'D'},
-        {"authority", required_argument, NULL, 'a'},
-        {"policy", required_argument, NULL, 'p'},
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'C'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("casenetd %s\n", CASENET_VERSION_STRING);
-        return 0;
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+            fprintf(stderr, "casenetd: data directory %s is not a writable directory: %s\n", dir,
+                    S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
+            return false;
+        }
+        return true;
     }
+    char *parent = strdup(dir);
+    bool ok = parent && errno == ENOENT && access(dirname(parent), W_OK | X_OK) == 0;
+    if (ok)
+        printf("casenetd: data directory %s does not exist yet: the start creates it (0700)\n",
+               dir);
+    else
+        fprintf(stderr, "casenetd: cannot create data directory %s: %s\n", dir, strerror(errno));
+    free(parent);
+    return ok;
+}
+
+/* The directory of a SQLite store spec (store_open's forms: "sqlite:DIR"
+ * or DIR), or NULL with a message when the spec names another backend. */
+static const char *store_dir(const char *spec)
+{
+    if (strncmp(spec, "sqlite:", 7) == 0 && spec[7] != '\0')
+        return spec + 7;
+    if (!strstr(spec, "://") && strncmp(spec, "sqlite:", 7) != 0)
+        return spec;
+    fprintf(stderr, "casenetd: store = %s: unknown store; use sqlite:DIR\n", spec);
+    return NULL;
+}
+
+/* Opens the store of cfg->store_spec into b->store. With check (for
+ * --check-config) only a database that exists already, read to compare
+ * directory versions, and b->store stays NULL otherwise. */
+static bool open_store(struct broker *b, bool check)
+{
+    const char *spec = b->cfg->store_spec, *dir = store_dir(spec);
+    if (!dir)
+        return false;
+    if (check) {
+        char *db = NULL;
+        if (asprintf(&db, "%s/casenet.db", dir) < 0)
+            return false;
+        bool exists = access(db, F_OK) == 0;
+        free(db);
+        if (!exists)
+            return true;
+    }
+    int rc = store_open(spec, &b->store);
+    if (rc != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot open the store %s: %s\n", spec, casenet_strerror(rc));
+        return false;
+    }
+    return true;
+}
+
+static void print_version(void)
+{
+    int major = 0, minor = 0, patch = 0;
+    zmq_version(&major, &minor, &patch);
+    printf("casenetd %s\nlibzmq %d.%d.%d, libsodium %s, SQLite %s\n", CASENET_VERSION_STRING, major,
+           minor, patch, sodium_version_string(), sqlite3_libversion());
+}
+
+enum { OPT_CONFIG = 1000, OPT_CHECK, OPT_VERBOSE, OPT_HELP, OPT_HELP_CONFIG, OPT_VERSION };
+
+/* The command line into conf (the table's flags) and the rest. Returns -1
+ * to go on, or the exit code. */
+static int parse_args(int argc, char **argv, struct config *conf, const char **config_path,
+                      bool *check)
+{
+    static struct option opts[CONFIG_OPTIONS_MAX + 7];
+    static const struct option fixed[] = {
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
+        {"version", no_argument, NULL, OPT_VERSION},
+    };
+    size_t n = config_count();
+    for (size_t i = 0; i < n; i++)
+        opts[i] = (struct option){config_options[i].flag, required_argument, NULL, (int)i};
+    memcpy(&opts[n], fixed, sizeof fixed);
+    opts[n + sizeof fixed / sizeof fixed[0]] = (struct option){0};
     int o;
+    char err[320];
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (o >= 0 && (size_t)o < n) {
+            if (config_set(conf, (size_t)o, optarg, CONFIG_FLAG, err, sizeof err) != CASENET_OK) {
+                fprintf(stderr, "casenetd: %s\n", err);
+                return 1;
+            }
+            continue;
+        }
         switch (o) {
-        case 'd':
-            free(cfg.data_dir);
-            cfg.data_dir = strdup(optarg);
+        case OPT_CONFIG:
+            *config_path = optarg;
             break;
-        case 'l':
-            free(cfg.listen);
-            cfg.listen = strdup(optarg);
+        case OPT_CHECK:
+            *check = true;
             break;
-        case 'k':
-            free(cfg.key_path);
-            cfg.key_path = strdup(optarg);
-            break;
-        case 'D':
-            free(cfg.directory_path);
-            cfg.directory_path = strdup(optarg);
-            break;
-        case 'a':
-            free(cfg.authority_path);
-            cfg.authority_path = strdup(optarg);
-            break;
-        case 'p':
-            free(cfg.policy_path);
-            cfg.policy_path = strdup(optarg);
-            break;
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'C':
-            check = true;
-            break;
-        case 'v':
+        case OPT_VERBOSE:
             log_set_level(LOG_DEBUG);
             break;
-        case 'h':
-            fputs(usage, stdout);
-            config_free(&cfg);
+        case OPT_HELP:
+            fputs(usage_head, stdout);
+            config_print_help(stdout);
+            fputs(usage_tail, stdout);
+            return 0;
+        case OPT_HELP_CONFIG:
+            config_print_markdown(stdout);
+            return 0;
+        case OPT_VERSION:
+            print_version();
             return 0;
         default:
-            fputs(usage, stderr);
-            config_free(&cfg);
+            fputs("casenetd --help lists the options\n", stderr);
             return 2;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "casenetd: unexpected argument %s\n%s", argv[optind], usage);
-        config_free(&cfg);
+        fprintf(stderr, "casenetd: unexpected argument %s; casenetd --help lists the options\n",
+                argv[optind]);
         return 2;
     }
-    cfg.limits.verify_threads = UINT32_MAX; /* not given */
-    if (config_path) {
-        struct ini_state st = {.cfg = &cfg};
-        int line = ini_parse(config_path, on_ini, &st);
-        if (line != 0) {
-            if (line < 0)
-                fprintf(stderr, "casenetd: cannot read config %s\n", config_path);
-            else
-                fprintf(stderr, "casenetd: %s:%d: %s\n", config_path, line,
-                        st.error[0] ? st.error : "syntax error");
-            goto cleanup;
-        }
-    }
-    if (!cfg.limits.max_envelope_bytes)
-        cfg.limits.max_envelope_bytes = BROKER_DEFAULT_MAX_ENVELOPE;
-    if (!cfg.limits.max_recipients)
-        cfg.limits.max_recipients = BROKER_DEFAULT_MAX_RCPTS;
-    if (!cfg.limits.clock_skew_s)
-        cfg.limits.clock_skew_s = BROKER_DEFAULT_CLOCK_SKEW_S;
-    if (!cfg.limits.batch_max)
-        cfg.limits.batch_max = BROKER_DEFAULT_BATCH_MAX;
-    if (cfg.limits.verify_threads == UINT32_MAX) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg.limits.verify_threads = cores > 5 ? 4u : cores > 1 ? (uint32_t)(cores - 1) : 0u;
-    }
-    static const struct limits_rate default_rates[LIMITS_BUCKETS_N] = {
-        [LIMITS_SUBMIT] = {LIMITS_DEFAULT_SUBMIT_PER_MIN, LIMITS_DEFAULT_SUBMIT_BURST},
-        [LIMITS_FETCH] = {LIMITS_DEFAULT_FETCH_PER_MIN, LIMITS_DEFAULT_FETCH_BURST},
-        [LIMITS_RECEIPT] = {LIMITS_DEFAULT_RECEIPT_PER_MIN, LIMITS_DEFAULT_RECEIPT_BURST},
-        [LIMITS_AUDIT] = {LIMITS_DEFAULT_AUDIT_PER_MIN, LIMITS_DEFAULT_AUDIT_BURST},
-    };
-    for (int i = 0; i < LIMITS_BUCKETS_N; i++) {
-        struct limits_rate *r = &cfg.limits.rate[i];
-        if (!cfg.limits.rate_set[i])
-            r->per_min = default_rates[i].per_min;
-        if (!r->burst) /* a rate given alone: one minute's worth */
-            r->burst = cfg.limits.rate_set[i] ? r->per_min : default_rates[i].burst;
-    }
-    if (!cfg.limits.max_inbox_backlog)
-        cfg.limits.max_inbox_backlog = LIMITS_DEFAULT_INBOX_BACKLOG;
-    if (!cfg.limits.pair_set)
-        cfg.limits.max_pair_backlog = LIMITS_DEFAULT_PAIR_BACKLOG;
-    if (!cfg.limits.emergency_set)
-        cfg.limits.emergency_pct = LIMITS_DEFAULT_EMERGENCY_PCT;
-    if (!cfg.limits.quota_set)
-        cfg.limits.quota_mb = LIMITS_DEFAULT_QUOTA_MB;
-    if (!cfg.limits.fair_share)
-        cfg.limits.fair_share = LIMITS_DEFAULT_FAIR_SHARE;
-    if (!cfg.limits.min_free_set)
-        cfg.limits.min_free_mb = LIMITS_DEFAULT_MIN_FREE_MB;
-    if (!cfg.limits.max_pending)
-        cfg.limits.max_pending = LIMITS_DEFAULT_MAX_PENDING;
-    if (!cfg.limits.max_connections_set)
-        cfg.limits.max_connections = LIMITS_DEFAULT_MAX_CONNECTIONS;
-    if (!cfg.limits.escalation_budget_set)
-        cfg.limits.escalation_budget = LIMITS_DEFAULT_ESC_BUDGET;
-    if (!cfg.limits.escalation_period_s)
-        cfg.limits.escalation_period_s = LIMITS_DEFAULT_ESC_PERIOD_S;
-    if (!config_complete(&cfg))
-        goto cleanup;
-    if (!cn_endpoint_valid(cfg.listen, true)) {
-        fprintf(stderr,
-                "casenetd: invalid listen endpoint '%s': expected " CN_ENDPOINT_FORMS
-                "; every interface: tcp://0.0.0.0:7400\n",
-                cfg.listen);
-        goto cleanup;
-    }
-    policy_defaults(&b.policy);
-    if (cfg.policy_path) {
-        char err[320];
-        if (policy_load(cfg.policy_path, &b.policy, err, sizeof err) != CASENET_OK) {
-            fprintf(stderr, "casenetd: %s\n", err);
-            goto cleanup;
-        }
-    }
-    if (casenet_init() != CASENET_OK) {
-        fprintf(stderr, "casenetd: libsodium failed to initialise\n");
-        goto cleanup;
-    }
-    umask(077);
-    signal(SIGPIPE, SIG_IGN);
+    return -1;
+}
 
-    int rc = casenet_keys_load(cfg.key_path, &b.keys);
+/* The config file over the flags, then the defaults. */
+static bool configure(struct config *conf, const char *config_path)
+{
+    char err[400];
+    if ((config_path && config_load_file(conf, config_path, err, sizeof err) != CASENET_OK) ||
+        config_finish(conf, err, sizeof err) != CASENET_OK) {
+        fprintf(stderr, "casenetd: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+/* The broker's keyring and the pinned authority key. */
+static bool load_identity(struct broker *b)
+{
+    const struct broker_config *cfg = b->cfg;
+    int rc = casenet_keys_load(cfg->key_path, &b->keys);
     if (rc != CASENET_OK) {
-        fprintf(stderr, "casenetd: cannot load the broker key %s: %s%s\n", cfg.key_path,
-                load_error(rc, cfg.key_path), rc == CASENET_EPERM ? " (chmod 600 it)" : "");
-        goto cleanup;
+        fprintf(stderr, "casenetd: cannot load the broker key %s: %s%s\n", cfg->key_path,
+                load_error(rc, cfg->key_path), rc == CASENET_EPERM ? " (chmod 600 it)" : "");
+        return false;
     }
-    b.broker_id = casenet_keys_member_id(b.keys);
-    if (!casenet_keys_curve_sk(b.keys)) {
-        fprintf(stderr, "casenetd: %s holds no CURVE transport key\n", cfg.key_path);
-        goto cleanup;
+    b->broker_id = casenet_keys_member_id(b->keys);
+    if (!casenet_keys_curve_sk(b->keys)) {
+        fprintf(stderr, "casenetd: %s holds no CURVE transport key\n", cfg->key_path);
+        return false;
     }
-    if ((rc = casenet_authority_pk_load(cfg.authority_path, b.authority_pk)) != CASENET_OK) {
-        fprintf(stderr, "casenetd: cannot load the authority key %s: %s\n", cfg.authority_path,
-                load_error(rc, cfg.authority_path));
-        goto cleanup;
+    if ((rc = casenet_authority_pk_load(cfg->authority_path, b->authority_pk)) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot load the authority key %s: %s\n", cfg->authority_path,
+                load_error(rc, cfg->authority_path));
+        return false;
     }
-    if (!(b.limits = limits_new(cfg.limits.rate))) {
-        fprintf(stderr, "casenetd: out of memory\n");
-        goto cleanup;
-    }
-    limits_set_escalation(b.limits, cfg.limits.escalation_budget,
-                          (int64_t)cfg.limits.escalation_period_s * 1000);
-    if (!data_dir_ready(cfg.data_dir))
-        goto cleanup;
-    if ((rc = store_open(cfg.data_dir, &b.store)) != CASENET_OK) {
-        fprintf(stderr, "casenetd: cannot open the store in %s: %s\n", cfg.data_dir,
-                casenet_strerror(rc));
-        goto cleanup;
-    }
-    if (choose_directory(&b) != CASENET_OK)
-        goto cleanup;
-    broker_warn_expiry(b.dir, check);
-    if (check) {
-        printf("casenetd: configuration OK: broker %s, directory version %llu (expires %s), "
-               "data %s, listen %s\n",
-               b.broker_id, (unsigned long long)casenet_directory_version(b.dir),
-               log_utc(casenet_directory_expires_at(b.dir)), cfg.data_dir, cfg.listen);
-        print_policy(&b.policy, cfg.policy_path);
-        exit_code = 0;
-        goto cleanup;
-    }
+    return true;
+}
 
+/* --check-config: everything a start checks, without its side effects.
+ * Returns the exit code. */
+static int check_config(struct broker *b, const struct config *conf)
+{
+    const struct broker_config *cfg = b->cfg;
+    if (!data_dir_checked(cfg->data_dir) || !open_store(b, true) ||
+        choose_directory(b) != CASENET_OK)
+        return 1;
+    broker_warn_expiry(b->dir, true);
+    printf("casenetd: configuration OK: broker %s, directory version %llu (expires %s), "
+           "data %s, listen %s\n",
+           b->broker_id, (unsigned long long)casenet_directory_version(b->dir),
+           log_utc(casenet_directory_expires_at(b->dir)), cfg->data_dir, cfg->listen);
+    print_policy(&b->policy, cfg->policy_path);
+    config_print_effective(conf, stdout);
+    return 0;
+}
+
+/* Starts the broker and runs its loop until a signal stops it. Binds
+ * before recording the start, so that a start that fails writes no
+ * broker-start event. Returns the exit code. */
+static int run(struct broker *b)
+{
+    const struct broker_config *cfg = b->cfg;
+    int exit_code = 1, sigfd = -1, rc;
+    struct server *srv = NULL;
+    if (!store_dir(cfg->store_spec) || !data_dir_ready(cfg->data_dir) || !open_store(b, false) ||
+        choose_directory(b) != CASENET_OK)
+        return 1;
+    broker_warn_expiry(b->dir, false);
     /* Signals go to a signalfd polled by the loop. Blocked before the
      * ZeroMQ context exists, so its threads inherit the mask. */
     sigset_t mask;
@@ -624,12 +456,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "casenetd: signalfd: %s\n", strerror(errno));
         goto cleanup;
     }
-    if ((rc = record_start(&b)) != CASENET_OK) {
-        fprintf(stderr, "casenetd: cannot write to the store: %s\n", casenet_strerror(rc));
+    if ((rc = server_open(b, sigfd, &srv)) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot listen on %s (see the log above)\n", cfg->listen);
         goto cleanup;
     }
-    if ((rc = server_open(&b, sigfd, &srv)) != CASENET_OK) {
-        fprintf(stderr, "casenetd: cannot listen on %s (see the log above)\n", cfg.listen);
+    if ((rc = record_start(b)) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot write to the store: %s\n", casenet_strerror(rc));
         goto cleanup;
     }
     exit_code = server_run(srv) == CASENET_OK ? 0 : 1;
@@ -637,11 +469,53 @@ cleanup:
     server_close(srv);
     if (sigfd >= 0)
         close(sigfd);
+    return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    struct config conf;
+    config_init(&conf);
+    struct broker b = {.cfg = &conf.values};
+    const char *config_path = NULL;
+    bool check = false;
+    int exit_code = parse_args(argc, argv, &conf, &config_path, &check);
+    if (exit_code >= 0) {
+        config_free(&conf);
+        return exit_code;
+    }
+    exit_code = 1;
+    if (!configure(&conf, config_path))
+        goto cleanup;
+    policy_defaults(&b.policy);
+    if (conf.values.policy_path) {
+        char err[320];
+        if (policy_load(conf.values.policy_path, &b.policy, err, sizeof err) != CASENET_OK) {
+            fprintf(stderr, "casenetd: %s\n", err);
+            goto cleanup;
+        }
+    }
+    if (casenet_init() != CASENET_OK) {
+        fprintf(stderr, "casenetd: libsodium failed to initialise\n");
+        goto cleanup;
+    }
+    umask(077);
+    signal(SIGPIPE, SIG_IGN);
+    if (!load_identity(&b))
+        goto cleanup;
+    if (!(b.limits = limits_new(conf.values.limits.rate))) {
+        fprintf(stderr, "casenetd: out of memory\n");
+        goto cleanup;
+    }
+    limits_set_escalation(b.limits, conf.values.limits.escalation_budget,
+                          (int64_t)conf.values.limits.escalation_period_s * 1000);
+    exit_code = check ? check_config(&b, &conf) : run(&b);
+cleanup:
     if (b.store)
         store_close(b.store);
     casenet_directory_free(b.dir);
     casenet_keys_free(b.keys);
     limits_free(b.limits);
-    config_free(&cfg);
+    config_free(&conf);
     return exit_code;
 }

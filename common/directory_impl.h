@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Roles a directory member may hold that code checks by name. */
+/* Roles a directory member may hold that code checks by name. The
+ * coordinator sees every message's status, the whole audit log and the
+ * overdue list, and receives escalations. */
 #define CN_ROLE_BROKER      "broker"
 #define CN_ROLE_COORDINATOR "coordinator"
 
