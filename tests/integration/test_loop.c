@@ -145,9 +145,8 @@ static void mixed_burst(const char *ini)
                 casenet__v1__envelope__pack(e, env[k][i].data);
                 casenet__v1__envelope__free_unpacked(e, NULL);
                 casenet_message_info info = {0};
-                assert_int_equal(
-                    casenet_envelope_verify(tn->net->dir, env[k][i].data, env[k][i].len, &info),
-                    CASENET_EBADSIG);
+                CN_ERR(casenet_envelope_verify(tn->net->dir, env[k][i].data, env[k][i].len, &info),
+                       CASENET_EBADSIG);
                 break;
             }
             case K_OVERSIZED:
@@ -188,10 +187,8 @@ static void mixed_burst(const char *ini)
                 assert_int_equal(code, 0);
                 assert_int_equal(r->body_case, CASENET__V1__RESPONSE__BODY_SUBMIT);
                 casenet_submit_receipt rc = {0};
-                assert_int_equal(casenet_submit_receipt_verify(tn->net->dir,
-                                                               r->submit->receipt.data,
-                                                               r->submit->receipt.len, &rc),
-                                 CASENET_OK);
+                CN_OK(casenet_submit_receipt_verify(tn->net->dir, r->submit->receipt.data,
+                                                    r->submit->receipt.len, &rc));
                 assert_memory_equal(rc.message_id, w->id, 16);
                 break;
             }
@@ -251,9 +248,8 @@ static casenet_buf receipt_of(tn_network *tn, Casenet__V1__Response *r, const ui
     assert_int_equal(r->error ? (int)r->error->code : 0, 0);
     assert_int_equal(r->body_case, CASENET__V1__RESPONSE__BODY_SUBMIT);
     casenet_submit_receipt sr = {0};
-    assert_int_equal(casenet_submit_receipt_verify(tn->net->dir, r->submit->receipt.data,
-                                                   r->submit->receipt.len, &sr),
-                     CASENET_OK);
+    CN_OK(casenet_submit_receipt_verify(tn->net->dir, r->submit->receipt.data,
+                                        r->submit->receipt.len, &sr));
     assert_memory_equal(sr.message_id, id, 16);
     casenet_buf b = {.data = malloc(r->submit->receipt.len), .len = r->submit->receipt.len};
     assert_non_null(b.data);
