@@ -37,7 +37,6 @@
 #define ACCEPT_MS  4000
 /* Generous: the timer ticks every second and the machine may be loaded. */
 #define FIRE_TIMEOUT_MS 20000
-#define QUIET_MS        2500
 
 static const char *const members[] = {
     HOTLINE ":intake",   POLICE ":responder:police", POLICE2 ":responder:police",
@@ -180,6 +179,26 @@ static size_t wait_notices(tn_network *tn, const char *member, casenet_kind kind
     return n;
 }
 
+/* Waits until the broker has run a whole deadline pass that started after
+ * this call, so a test can then check that nothing (more) fired: a sentinel
+ * referral of info urgency (no deliver/accept deadline in this policy) to
+ * POLICE2, expiring SENTINEL_MS from now, must be dead-lettered to HOTLINE.
+ * Its dead letter is committed with everything else the same pass settled,
+ * and any deadline wrongly still open is older than the sentinel's, so once
+ * the notice is listed that pass has seen it. A bare sleep proved nothing on
+ * a loaded machine: no pass might run during it. The sentinel adds only
+ * DEAD_LETTER notices about its own id. */
+#define SENTINEL_MS 1000
+static void wait_deadline_pass(tn_network *tn)
+{
+    const char *to[] = {POLICE2};
+    uint8_t id[16];
+    casenet_buf env = send_referral(tn, HOTLINE, to, 1, CASENET_URGENCY_INFO, CASENET_MSG_TEST,
+                                    cn_now_ms() + SENTINEL_MS, id);
+    assert_int_equal(wait_notices(tn, HOTLINE, CASENET_KIND_DEAD_LETTER, id, 1), 1);
+    casenet_buf_free(&env);
+}
+
 /* Fetches and opens notice nid as reader; checks it is the broker's, of
  * kind, answering id; returns the BrokerNotice inside (free the Payload with
  * casenet__v1__payload__free_unpacked on *payload). */
@@ -296,7 +315,7 @@ static void test_escalates_once_per_deadline(void **state)
      * accept one; each to the sender and both coordinators. */
     assert_int_equal(wait_notices(tn, HOTLINE, CASENET_KIND_ESCALATION, id, 2), 2);
     assert_true(cn_now_ms() - before >= ACCEPT_MS);
-    usleep(QUIET_MS * 1000);
+    wait_deadline_pass(tn);
     uint8_t nids[8][16];
     assert_int_equal(notices_about(tn, HOTLINE, CASENET_KIND_ESCALATION, id, nids), 2);
     assert_int_equal(notices_about(tn, COORD, CASENET_KIND_ESCALATION, id, NULL), 2);
@@ -356,7 +375,7 @@ static void test_escalates_once_per_deadline(void **state)
     /* A restart does not fire again. */
     assert_int_equal(tn_stop(tn), 0);
     tn_restart(tn);
-    usleep(QUIET_MS * 1000);
+    wait_deadline_pass(tn);
     assert_int_equal(notices_about(tn, HOTLINE, CASENET_KIND_ESCALATION, id, NULL), 2);
     assert_int_equal(notices_about(tn, COORD, CASENET_KIND_ESCALATION, id, NULL), 2);
     assert_int_equal(audit_events(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED, id, NULL), 2);
@@ -369,7 +388,7 @@ static void test_escalates_once_per_deadline(void **state)
     CN_OK(send_receipt(tn, POLICE, id, &env, HOTLINE, CASENET_RECEIPT_DECLINED, "not-competent",
                        NULL));
     assert_int_equal(overdue_about(tn, id, CASENET_DEADLINE_ACCEPT, NULL), 0);
-    usleep(1500 * 1000);
+    wait_deadline_pass(tn);
     assert_int_equal(notices_about(tn, HOTLINE, CASENET_KIND_ESCALATION, id, NULL), 2);
     casenet_buf_free(&env);
 }
@@ -389,7 +408,7 @@ static void test_taken_in_time_never_escalates(void **state)
     CN_OK(send_receipt(tn, POLICE, b, &eb, HOTLINE, CASENET_RECEIPT_DELIVERED, NULL, NULL));
 
     assert_int_equal(wait_notices(tn, HOTLINE, CASENET_KIND_ESCALATION, b, 1), 1);
-    usleep(QUIET_MS * 1000);
+    wait_deadline_pass(tn);
     assert_int_equal(notices_about(tn, HOTLINE, CASENET_KIND_ESCALATION, a, NULL), 0);
     assert_int_equal(notices_about(tn, COORD, CASENET_KIND_ESCALATION, a, NULL), 0);
     uint8_t nids[8][16];
@@ -427,13 +446,13 @@ static void test_due_while_down_fires_once(void **state)
     casenet_buf env =
         send_referral(tn, HOTLINE, to, 1, CASENET_URGENCY_STANDARD, CASENET_MSG_ACTUAL, 0, id);
     assert_int_equal(tn_stop(tn), 0);
-    usleep((ACCEPT_MS + 500) * 1000);
+    usleep((ACCEPT_MS + 500) * 1000); /* both deadlines fall due while it is down */
     tn_restart(tn);
     assert_int_equal(wait_notices(tn, HOTLINE, CASENET_KIND_ESCALATION, id, 2), 2);
     /* Killed right after: the escalations were committed, never repeated. */
     tn_kill(tn);
     tn_restart(tn);
-    usleep(QUIET_MS * 1000);
+    wait_deadline_pass(tn);
     assert_int_equal(notices_about(tn, HOTLINE, CASENET_KIND_ESCALATION, id, NULL), 2);
     assert_int_equal(notices_about(tn, COORD2, CASENET_KIND_ESCALATION, id, NULL), 2);
     assert_int_equal(audit_events(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED, id, NULL), 2);
@@ -484,7 +503,7 @@ static void test_dead_letter(void **state)
                                     cn_now_ms() + 4000, id);
     CN_OK(send_receipt(tn, MOLISA, id, &env, HOTLINE, CASENET_RECEIPT_DELIVERED, NULL, NULL));
     assert_int_equal(wait_notices(tn, HOTLINE, CASENET_KIND_DEAD_LETTER, id, 1), 1);
-    usleep(QUIET_MS * 1000);
+    wait_deadline_pass(tn);
     uint8_t nids[8][16];
     assert_int_equal(notices_about(tn, HOTLINE, CASENET_KIND_DEAD_LETTER, id, nids), 1);
     assert_int_equal(notices_about(tn, COORD, CASENET_KIND_DEAD_LETTER, id, NULL), 0);
