@@ -443,6 +443,36 @@ static off_t submit_many(tn_network *tn, int n, int window)
     return max_wal;
 }
 
+/* One integer from the store, read on a connection of its own. */
+static int64_t db_int(tn_network *tn, const char *sql)
+{
+    char *path = tl_path(tn->data_dir, "casenet.db");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return v;
+}
+
+/* Waits (30 s at most) until the broker's timer has signed a tree head over
+ * every audit event committed so far; returns that event count. */
+static int64_t wait_head_over_log(tn_network *tn)
+{
+    int64_t events = db_int(tn, "SELECT count(*) FROM audit");
+    int64_t deadline = cn_mono_ms() + 30000;
+    while (db_int(tn, "SELECT coalesce(max(size), 0) FROM tree_heads") < events) {
+        if (cn_mono_ms() > deadline)
+            fail_msg("no tree head over %lld audit events", (long long)events);
+        usleep(50 * 1000);
+    }
+    return events;
+}
+
 /* Busy, the WAL stays bounded; idle, it is checkpointed to the last frame
  * (SQLite's own interval would leave up to 1000 frames behind). */
 static void test_wal_checkpointed(void **state)
@@ -480,7 +510,15 @@ static void test_reader_holds_snapshot(void **state)
     int before = sqlite3_column_int(st, 0);
     sqlite3_reset(st);
     (void)submit_many(tn, 100, 16);
-    usleep(300000); /* idle: the loop tries to checkpoint */
+    /* The loop tries to checkpoint whenever it is about to sleep: wait until
+     * it has, rather than sleeping and hoping. A tree head is signed by the
+     * timer (every 2 s, when the log grew); two heads, over the submits and
+     * then over one more, are at least two timer ticks apart, and after a
+     * tick the loop sleeps until the next: it went idle, and so tried to
+     * checkpoint, while the reader held its snapshot. */
+    int64_t events = wait_head_over_log(tn);
+    (void)submit_many(tn, 1, 1);
+    assert_true(wait_head_over_log(tn) > events);
     uint32_t mx = 0, bf = 0;
     wal_index(tn, &mx, &bf);
     assert_true(bf < mx); /* the reader pins the frames after its snapshot */
