@@ -12,16 +12,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* One scratch file for the whole run, rewritten per input. */
+static char path[64];
+
+static void remove_scratch(void)
+{
+    unlink(path);
+}
+
+/* One scratch file for the whole run, rewritten per input, removed at exit. */
 static const char *scratch(void)
 {
-    static char path[64];
     if (!path[0]) {
         snprintf(path, sizeof path, "/tmp/fuzz-policy-XXXXXX");
         int fd = mkstemp(path);
         if (fd < 0)
             abort();
         close(fd);
+        atexit(remove_scratch);
     }
     return path;
 }
@@ -58,8 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(text);
 
-    const char *path = scratch();
-    FILE *f = fopen(path, "wb");
+    const char *file = scratch();
+    FILE *f = fopen(file, "wb");
     if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
         abort();
     struct broker_policy p, before;
@@ -68,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     before = p;
     char err[256];
     memset(err, 'x', sizeof err);
-    int rc = policy_load(path, &p, err, sizeof err);
+    int rc = policy_load(file, &p, err, sizeof err);
     if (rc == CASENET_OK) {
         for (int u = 1; u <= 4; u++)
             check_entry(&p.by_urgency[u]);
@@ -76,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     } else {
         if (rc != CASENET_EINVAL || memcmp(&p, &before, sizeof p) != 0 ||
-            !memchr(err, '\0', sizeof err) || strncmp(err, path, strlen(path)) != 0)
+            !memchr(err, '\0', sizeof err) || strncmp(err, file, strlen(file)) != 0)
             abort();
     }
     for (int u = -1; u <= 6; u++)
