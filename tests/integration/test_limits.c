@@ -511,8 +511,9 @@ struct flood {
     casenet_buf *pool;
     atomic_bool stop;
     atomic_bool flooding;
-    uint64_t sent, answered, limited, accepted;
-    uint64_t resent; /* answered with the receipt of a stored message */
+    uint64_t sent, limited, accepted;
+    atomic_uint_fast64_t answered; /* read by the measuring thread too */
+    uint64_t resent;               /* answered with the receipt of a stored message */
 };
 
 /* Sends req (version 1, request id id) without waiting for its answer. */
@@ -620,8 +621,16 @@ static void measure(tn_network *tn, struct flood *f, int64_t *u, int64_t *l)
     for (int r = 0; r < FAIR_ROUNDS; r++) {
         unloaded[r] = victim_p99(tn, v, next);
         next += FAIR_SAMPLES;
+        /* The flood is on once the broker answers it: a whole window of
+         * its requests answered since it was let go (a fixed 200 ms could
+         * pass, on a loaded machine, before the flood reached the broker,
+         * and the "loaded" round would then measure no load at all). */
+        uint64_t answered0 = atomic_load(&f->answered);
         atomic_store(&f->flooding, true);
-        usleep(200 * 1000); /* let the flood build up */
+        int64_t until = cn_mono_ms() + 30000;
+        while (atomic_load(&f->answered) < answered0 + FAIR_FLOOD_INFLY && cn_mono_ms() < until)
+            usleep(1000);
+        assert_true(atomic_load(&f->answered) >= answered0 + FAIR_FLOOD_INFLY);
         loaded[r] = victim_p99(tn, v, next);
         next += FAIR_SAMPLES;
         atomic_store(&f->flooding, false);
