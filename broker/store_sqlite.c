@@ -7,7 +7,6 @@
 #include "store.h"
 
 #include "log.h"
-#include "merkle.h"
 #include "store_sqlite_impl.h"
 
 #include <assert.h>
@@ -19,8 +18,6 @@
 #define DB_FILE         "casenet.db"
 #define BUSY_TIMEOUT_MS 5000
 #define PAGE_SIZE       8192
-#define SAVEPOINTS_MAX  8    /* nesting depth of request savepoints */
-#define REBUILD_CHUNK   1024 /* events read at once when rebuilding the tree */
 /* Tuning measured with casenet-bench (README "Performance"); none of it
  * touches durability (synchronous stays FULL). temp_store = MEMORY keeps the
  * sub-journal of the per-request savepoints in memory: on a file it cost a
@@ -465,28 +462,7 @@ struct sqlite_store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     struct sq_lifecycle *lc; /* store_sqlite_lifecycle.c's statements */
-    /* The audit log's compact range as the open transaction sees it, and
-     * copies to restore it when the batch (tx_tree) or a request savepoint
-     * (sp_tree) is rolled back: the tree never runs ahead of the rows. */
-    struct merkle_stack tree;
-    struct merkle_stack tx_tree;
-    struct merkle_stack sp_tree[SAVEPOINTS_MAX];
-    size_t sp_depth;
-    /* An audit append failed after its first write (or a rollback to a
-     * savepoint failed): the open transaction holds rows the tree does not
-     * (mark_torn). Set, the store appends no event and commits nothing
-     * until a rollback takes those rows away: of the request savepoint at
-     * depth > torn_depth that holds them (sq_rollback_to), or of the batch. */
-    bool torn;
-    size_t torn_depth;
-    /* The open transaction found as many audit rows as tree.size leaves
-     * (tree_check): from then on the tree is the log's size, since nothing
-     * but this connection writes while it holds the write lock, and every
-     * path that takes rows away restores the tree with them (or marks the
-     * transaction torn). Cleared by begin; not trusted outside a
-     * transaction (another process may write between two). */
-    bool tree_checked;
-    struct sq_wal wal; /* store_sqlite_wal.c */
+    struct sq_wal wal;       /* store_sqlite_wal.c */
 };
 
 static struct sqlite_store *S(struct store *s)
@@ -652,8 +628,6 @@ static int migrate(struct sqlite_store *s, int64_t target)
     return CASENET_OK;
 }
 
-static int tree_open(struct sqlite_store *s);
-
 /* Opens (creating) the database in data_dir with the store's pragmas, and
  * migrates it to schema version target; no statement is prepared yet. On
  * failure the caller closes s. */
@@ -723,8 +697,6 @@ static int sq_open(const char *data_dir, struct store **out)
             goto cleanup;
         }
     }
-    if ((rc = tree_open(s)) != CASENET_OK)
-        goto cleanup;
     *out = &s->base;
     s = NULL;
     rc = CASENET_OK;
@@ -757,46 +729,19 @@ const char *sq_statement_sql(size_t i)
 
 /* ------------------------------------------------------------ transactions */
 
-/* The open transaction's rows ran ahead of s->tree (see struct
- * sqlite_store): whatever wrote them must be rolled back, the request's
- * savepoint at the current depth or the whole batch. */
-static void mark_torn(struct sqlite_store *s, const char *what)
-{
-    log_event(LOG_ERROR, "store_error", "op", what, "msg",
-              "failed after writing: the request or the batch must be rolled back", NULL);
-    if (!s->torn || s->sp_depth < s->torn_depth)
-        s->torn_depth = s->sp_depth;
-    s->torn = true;
-}
-
 static int sq_begin(struct store *b)
 {
-    struct sqlite_store *s = S(b);
-    int rc = run(s, stmt(s, ST_BEGIN), "begin");
-    if (rc == CASENET_OK) {
-        s->tx_tree = s->tree;
-        s->sp_depth = 0;
-        s->torn = false;
-        s->tree_checked = false;
-    }
-    return rc;
+    return run(S(b), stmt(S(b), ST_BEGIN), "begin");
 }
 
 static int sq_commit(struct store *b)
 {
     struct sqlite_store *s = S(b);
-    int rc = s->torn ? CASENET_EUNAVAIL : run(s, stmt(s, ST_COMMIT), "commit");
-    if (rc != CASENET_OK) {
-        if (s->torn)
-            log_event(LOG_ERROR, "store_error", "op", "commit", "msg",
-                      "refused: the batch holds a partly written audit event", NULL);
-        if (!sqlite3_get_autocommit(s->db))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        s->tree = s->tx_tree;
-        s->torn = false;
-        return CASENET_EUNAVAIL;
-    }
-    return CASENET_OK;
+    if (run(s, stmt(s, ST_COMMIT), "commit") == CASENET_OK)
+        return CASENET_OK;
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return CASENET_EUNAVAIL;
 }
 
 static void sq_rollback(struct store *b)
@@ -804,52 +749,30 @@ static void sq_rollback(struct store *b)
     struct sqlite_store *s = S(b);
     if (!sqlite3_get_autocommit(s->db))
         (void)run(s, stmt(s, ST_ROLLBACK), "rollback");
-    s->tree = s->tx_tree;
-    s->sp_depth = 0;
-    s->torn = false;
 }
 
 static int sq_savepoint(struct store *b)
 {
-    struct sqlite_store *s = S(b);
-    if (s->sp_depth == SAVEPOINTS_MAX) {
-        log_event(LOG_ERROR, "store_error", "op", "savepoint", "msg", "savepoints nested too deep",
-                  NULL);
-        return CASENET_EUNAVAIL;
-    }
-    int rc = run(s, stmt(s, ST_SAVEPOINT), "savepoint");
-    if (rc == CASENET_OK)
-        s->sp_tree[s->sp_depth++] = s->tree;
-    return rc;
+    return run(S(b), stmt(S(b), ST_SAVEPOINT), "savepoint");
 }
 
 static int sq_release(struct store *b)
 {
-    struct sqlite_store *s = S(b);
-    if (s->sp_depth > 0)
-        s->sp_depth--;
-    /* Rows torn inside it now belong to the enclosing level. */
-    if (s->torn && s->torn_depth > s->sp_depth)
-        s->torn_depth = s->sp_depth;
-    return run(s, stmt(s, ST_RELEASE), "release");
+    return run(S(b), stmt(S(b), ST_RELEASE), "release");
 }
 
-static void sq_rollback_to(struct store *b)
+static int sq_rollback_to(struct store *b)
 {
     struct sqlite_store *s = S(b);
-    size_t depth = s->sp_depth;
-    if (s->sp_depth > 0)
-        s->tree = s->sp_tree[--s->sp_depth];
-    if (run(s, stmt(s, ST_ROLLBACK_TO), "rollback_to") != CASENET_OK) {
-        /* The rows stay while the tree went back: only the batch's
-         * rollback can reconcile them now. */
-        s->sp_depth = 0;
-        mark_torn(s, "rollback_to");
-        return;
-    }
-    if (s->torn && depth > 0 && s->torn_depth >= depth)
-        s->torn = false;
-    (void)run(s, stmt(s, ST_RELEASE), "release");
+    int rc = run(s, stmt(s, ST_ROLLBACK_TO), "rollback_to");
+    if (rc == CASENET_OK)
+        (void)run(s, stmt(s, ST_RELEASE), "release");
+    return rc;
+}
+
+static bool sq_in_transaction(struct store *b)
+{
+    return !sqlite3_get_autocommit(S(b)->db);
 }
 
 static uint64_t sq_changes(struct store *b)
@@ -1223,48 +1146,16 @@ static int scalar_u64(struct sqlite_store *s, enum stmt which, uint64_t *out, co
     return err;
 }
 
-/* Whether the audit rows are as many as the tree's leaves. Asks SQLite
- * once per transaction (ST_AUDIT_NEXT, a statement that cost three runs
- * per Submit when every caller asked it), and every time outside one, or
- * once SQLite has rolled the transaction back by itself (an I/O error, a
- * full disk): s->tree is then ahead of the rows, and this says so. Rows
- * added or removed behind the broker's back (another process, between two
- * transactions) are found at the next transaction's first event.
- * CASENET_EUNAVAIL (logged) when they differ. */
-static int tree_check(struct sqlite_store *s)
-{
-    bool in_tx = !sqlite3_get_autocommit(s->db);
-    if (in_tx && s->tree_checked)
-        return CASENET_OK;
-    uint64_t rows = 0;
-    int rc = scalar_u64(s, ST_AUDIT_NEXT, &rows, "audit_next_index");
-    if (rc != CASENET_OK)
-        return rc;
-    if (rows != s->tree.size) {
-        log_event(LOG_ERROR, "store_corrupt", "table", "audit", "rows", log_u64(rows), "tree",
-                  log_u64(s->tree.size), NULL);
-        return CASENET_EUNAVAIL;
-    }
-    s->tree_checked = in_tx;
-    return CASENET_OK;
-}
-
-/* The tree's size, once tree_check has compared it with the rows. While the
- * transaction is torn the rows are ahead of the tree, and no event is
- * appended until the rollback that reconciles them: the tree's size is the
- * index the next event will get then. */
-static int sq_audit_next_index(struct store *b, uint64_t *index)
-{
-    struct sqlite_store *s = S(b);
-    int rc = s->torn ? CASENET_OK : tree_check(s);
-    if (rc == CASENET_OK)
-        *index = s->tree.size;
-    return rc;
-}
-
-static int sq_audit_count(struct store *b, uint64_t *count)
+static int sq_event_count(struct store *b, uint64_t *count)
 {
     return scalar_u64(S(b), ST_AUDIT_COUNT, count, "audit_count");
+}
+
+/* A subtree is stored with the leaf that completes it: the last leaf stored
+ * is the largest last of any level. */
+static int sq_node_leaves(struct store *b, uint64_t *leaves)
+{
+    return scalar_u64(S(b), ST_NODE_LEAVES, leaves, "audit_node_leaves");
 }
 
 /* The key of perfect subtree (level, index) in audit_nodes: the last leaf it
@@ -1277,28 +1168,27 @@ static bool node_last(unsigned level, uint64_t index, sqlite3_int64 *last)
     return true;
 }
 
-/* merkle_on_complete: stores a completed perfect subtree. A node already
- * there (a log cut short outside the broker and grown again) is replaced:
- * the tree follows the events; the old signed heads keep the old roots, and
- * verification shows the difference. */
-static int put_node(void *ctx, unsigned level, uint64_t index,
-                    const uint8_t hash[MERKLE_HASH_BYTES])
+/* A node already there (a log cut short outside the broker and grown
+ * again) is replaced: the tree follows the events; the old signed heads
+ * keep the old roots, and verification shows the difference. */
+static int sq_node_put(struct store *b, unsigned level, uint64_t index,
+                       const uint8_t hash[CASENET_HASH_BYTES])
 {
-    struct sqlite_store *s = ctx;
+    struct sqlite_store *s = S(b);
     sqlite3_int64 last = 0;
     if (!node_last(level, index, &last))
         return CASENET_ETOOLARGE;
     sqlite3_stmt *st = stmt(s, ST_NODE_PUT);
     sqlite3_bind_int(st, 1, (int)level);
     sqlite3_bind_int64(st, 2, last);
-    bind_blob(st, 3, hash, MERKLE_HASH_BYTES);
+    bind_blob(st, 3, hash, CASENET_HASH_BYTES);
     return run(s, st, "audit_node_put");
 }
 
-/* merkle_get_node over audit_nodes. */
-static int get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_BYTES])
+static int sq_node_get(struct store *b, unsigned level, uint64_t index,
+                       uint8_t out[CASENET_HASH_BYTES])
 {
-    struct sqlite_store *s = ctx;
+    struct sqlite_store *s = S(b);
     sqlite3_int64 last = 0;
     if (!node_last(level, index, &last))
         return CASENET_ENOTFOUND;
@@ -1308,7 +1198,7 @@ static int get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKL
     int rc = sqlite3_step(st);
     int err;
     if (rc == SQLITE_ROW)
-        err = sq_col_fixed(st, 0, out, MERKLE_HASH_BYTES) ? CASENET_OK : CASENET_EUNAVAIL;
+        err = sq_col_fixed(st, 0, out, CASENET_HASH_BYTES) ? CASENET_OK : CASENET_EUNAVAIL;
     else
         err = rc == SQLITE_DONE ? CASENET_ENOTFOUND : map_rc(s, rc, "audit_node_get");
     if (err == CASENET_EUNAVAIL && rc == SQLITE_ROW)
@@ -1335,20 +1225,15 @@ static int audit_msg_key(struct sqlite_store *s, const uint8_t *mid, bool *has, 
     return err;
 }
 
-/* Inserts the event row, its parties and its leaf (with every subtree it
- * completes); s->tree takes the leaf only when every row is written. *wrote
- * tells whether a failure came after the first row was written. */
-static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, int kind,
-                       const char *const *parties, size_t n_parties, const uint8_t *bytes,
-                       size_t len, bool *wrote)
+/* Inserts the event row and its parties. */
+static int sq_event_append(struct store *b, uint64_t index, int64_t time_ms, int kind,
+                           const uint8_t *mid, const uint8_t *case_ref, const char *const *parties,
+                           size_t n_parties, const uint8_t *bytes, size_t len, bool *wrote)
 {
-    bool has_mid = false, has_case = false;
-    uint8_t mid[CASENET_MESSAGE_ID_BYTES], case_ref[CASENET_CASE_REF_BYTES];
-    if (store_audit_keys(bytes, len, &has_mid, mid, &has_case, case_ref) != CASENET_OK)
-        return CASENET_EINVAL; /* the broker's own bytes: a bug, not input */
+    struct sqlite_store *s = S(b);
     bool has_key = false;
     sqlite3_int64 key = 0;
-    int rc = has_mid ? audit_msg_key(s, mid, &has_key, &key) : CASENET_OK;
+    int rc = mid ? audit_msg_key(s, mid, &has_key, &key) : CASENET_OK;
     if (rc != CASENET_OK)
         return rc;
     sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
@@ -1356,8 +1241,8 @@ static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, 
     sqlite3_bind_int64(st, 2, time_ms);
     sqlite3_bind_int(st, 3, kind);
     bind_blob(st, 4, bytes, len);
-    bind_blob(st, 5, has_mid ? mid : NULL, sizeof mid);
-    bind_blob(st, 6, has_case ? case_ref : NULL, sizeof case_ref);
+    bind_blob(st, 5, mid, CASENET_MESSAGE_ID_BYTES);
+    bind_blob(st, 6, case_ref, CASENET_CASE_REF_BYTES);
     if (has_key)
         sqlite3_bind_int64(st, 7, key);
     rc = run(s, st, "audit_append");
@@ -1373,52 +1258,18 @@ static int append_rows(struct sqlite_store *s, uint64_t index, int64_t time_ms, 
         if ((rc = run(s, st, "audit_party")) != CASENET_OK)
             return rc;
     }
-    uint8_t leaf[MERKLE_HASH_BYTES];
-    merkle_leaf_hash(bytes, len, leaf);
-    return merkle_stack_push(&s->tree, leaf, put_node, s);
-}
-
-static int sq_audit_append(struct store *b, uint64_t index, int64_t time_ms, int kind,
-                           const char *const *parties, size_t n_parties, const uint8_t *bytes,
-                           size_t len)
-{
-    struct sqlite_store *s = S(b);
-    if (s->torn) {
-        log_event(LOG_ERROR, "store_error", "op", "audit_append", "msg",
-                  "refused: a partly written event awaits its rollback", NULL);
-        return CASENET_EUNAVAIL;
-    }
-    int rc = tree_check(s);
-    if (rc != CASENET_OK)
-        return rc;
-    if (s->tree.size != index)
-        return CASENET_ECONFLICT;
-    /* No savepoint of its own (it cost a statement journal per event):
-     * every caller runs in a request savepoint or fails its batch on a
-     * store failure, and a failure after the first row is made one
-     * (mark_torn), so that those rows are rolled back before anything
-     * commits; s->tree never takes a leaf whose rows are not all written. */
-    bool wrote = false;
-    rc = append_rows(s, index, time_ms, kind, parties, n_parties, bytes, len, &wrote);
-    if (rc != CASENET_OK && wrote) {
-        mark_torn(s, "audit_append");
-        return CASENET_EUNAVAIL;
-    }
-    return rc;
-}
-
-static int sq_audit_tree(struct store *b, uint64_t *size, uint8_t root[CASENET_HASH_BYTES])
-{
-    struct sqlite_store *s = S(b);
-    *size = s->tree.size;
-    merkle_stack_root(&s->tree, root);
     return CASENET_OK;
 }
 
-static int sq_audit_node_get(struct store *b, unsigned level, uint64_t index,
-                             uint8_t out[CASENET_HASH_BYTES])
+static int sq_event_keys_set(struct store *b, uint64_t index, const uint8_t *mid,
+                             const uint8_t *case_ref)
 {
-    return get_node(S(b), level, index, out);
+    struct sqlite_store *s = S(b);
+    sqlite3_stmt *st = stmt(s, ST_AUDIT_SET_KEYS);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
+    bind_blob(st, 2, mid, CASENET_MESSAGE_ID_BYTES);
+    bind_blob(st, 3, case_ref, CASENET_CASE_REF_BYTES);
+    return run(s, st, "tree_rebuild");
 }
 
 /* Copies an audit row's event (column col) into r. */
@@ -1675,96 +1526,6 @@ cleanup:
     return err;
 }
 
-/* ------------------------------------------------------------ tree at open */
-
-/* Appends the events [from, count) to s->tree in one transaction, storing
- * their subtrees and index keys: events stored before the tree existed
- * (schema 1), or a tree that cannot be loaded. O(count - from), once. */
-static int tree_rebuild(struct sqlite_store *s, uint64_t from, uint64_t count)
-{
-    int rc = exec(s, "BEGIN IMMEDIATE", "tree_rebuild");
-    if (rc != CASENET_OK)
-        return rc;
-    struct merkle_stack saved = s->tree;
-    struct store_audit_row *rows = NULL;
-    size_t n = 0;
-    for (uint64_t i = from; i < count;) {
-        if ((rc = sq_audit_range(&s->base, i, REBUILD_CHUNK, &rows, &n)) != CASENET_OK)
-            goto cleanup;
-        for (size_t k = 0; k < n; k++, i++) {
-            bool has_mid = false, has_case = false;
-            uint8_t mid[CASENET_MESSAGE_ID_BYTES], case_ref[CASENET_CASE_REF_BYTES];
-            if (rows[k].index != i ||
-                store_audit_keys(rows[k].event.data, rows[k].event.len, &has_mid, mid, &has_case,
-                                 case_ref) != CASENET_OK) {
-                log_event(LOG_ERROR, "store_corrupt", "table", "audit", "idx", log_u64(i), "msg",
-                          "missing or unreadable event: cannot rebuild the Merkle tree", NULL);
-                rc = CASENET_EUNAVAIL;
-                goto cleanup;
-            }
-            sqlite3_stmt *st = stmt(s, ST_AUDIT_SET_KEYS);
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)i);
-            bind_blob(st, 2, has_mid ? mid : NULL, sizeof mid);
-            bind_blob(st, 3, has_case ? case_ref : NULL, sizeof case_ref);
-            if ((rc = run(s, st, "tree_rebuild")) != CASENET_OK)
-                goto cleanup;
-            uint8_t leaf[MERKLE_HASH_BYTES];
-            merkle_leaf_hash(rows[k].event.data, rows[k].event.len, leaf);
-            if ((rc = merkle_stack_push(&s->tree, leaf, put_node, s)) != CASENET_OK)
-                goto cleanup;
-        }
-        store_audit_rows_free(rows, n);
-        rows = NULL;
-        if (n == 0 && i < count) {
-            log_event(LOG_ERROR, "store_corrupt", "table", "audit", "idx", log_u64(i), "msg",
-                      "events missing: cannot rebuild the Merkle tree", NULL);
-            rc = CASENET_EUNAVAIL;
-            goto cleanup;
-        }
-    }
-    rc = exec(s, "COMMIT", "tree_rebuild");
-cleanup:
-    store_audit_rows_free(rows, n);
-    if (rc != CASENET_OK) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        s->tree = saved;
-    } else if (count > from) {
-        log_event(LOG_INFO, "audit_tree_rebuilt", "from", log_u64(from), "events", log_u64(count),
-                  NULL);
-    }
-    return rc;
-}
-
-/* Loads the compact range of the log from the stored subtrees
- * (popcount(size) reads), completing the tree first when events lack it. */
-static int tree_open(struct sqlite_store *s)
-{
-    uint64_t count = 0, leaves = 0;
-    int rc = scalar_u64(s, ST_AUDIT_COUNT, &count, "audit_count");
-    if (rc == CASENET_OK)
-        rc = scalar_u64(s, ST_NODE_LEAVES, &leaves, "audit_node_leaves");
-    if (rc != CASENET_OK)
-        return rc;
-    if (leaves > count)
-        log_event(LOG_WARN, "audit_tree_ahead", "events", log_u64(count), "tree_leaves",
-                  log_u64(leaves), "msg",
-                  "the audit log holds fewer events than its tree: events were removed outside "
-                  "the broker; clients that verify the log will see it",
-                  NULL);
-    uint64_t start = leaves < count ? leaves : count;
-    merkle_stack_init(&s->tree);
-    rc = merkle_stack_load(&s->tree, get_node, s, start);
-    if (rc == CASENET_ENOTFOUND) {
-        log_event(LOG_WARN, "audit_tree_incomplete", "size", log_u64(start), "msg",
-                  "stored subtrees missing; rebuilding the tree from the events", NULL);
-        merkle_stack_init(&s->tree);
-        start = 0;
-    } else if (rc != CASENET_OK) {
-        return rc;
-    }
-    return start < count ? tree_rebuild(s, start, count) : CASENET_OK;
-}
-
 /* ------------------------------------------------------------ directories */
 
 static int sq_directory_save(struct store *b, uint64_t version, const uint8_t *bytes, size_t len,
@@ -1861,33 +1622,64 @@ static int sq_inbox_fetch_mark(struct store *b, uint64_t seq, int state, bool *f
     return rc;
 }
 
-const struct store_ops store_sqlite_ops = {
-    .name = "sqlite",
+static const struct store_admin_ops sq_admin = {
     .open = sq_open,
     .close = sq_close,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
     .savepoint = sq_savepoint,
-    .changes = sq_changes,
     .release = sq_release,
     .rollback_to = sq_rollback_to,
+    .in_transaction = sq_in_transaction,
+    .changes = sq_changes,
+    .directory_save = sq_directory_save,
+    .directory_latest = sq_directory_latest,
+    .checkpoint = sq_checkpoint,
+};
+
+static const struct store_message_ops sq_message = {
     .message_insert = sq_message_insert,
     .message_last_rowid = sq_message_last_rowid,
     .message_receipt_sigs = sq_message_receipt_sigs,
     .message_get = sq_message_get,
+    .receipt_insert = sq_receipt_insert,
+    .receipt_find = sq_receipt_find,
+    .receipt_list = sq_receipt_list,
+    .sent_list = sq_sent_list,
+    .sent_rows = sq_sent_rows,
+    .member_bytes = sq_member_bytes,
+    .member_bytes_add = sq_member_bytes_add,
+};
+
+static const struct store_inbox_ops sq_inbox = {
     .inbox_insert = sq_inbox_insert,
     .inbox_get = sq_inbox_get,
     .inbox_receipt_row = sq_inbox_receipt_row,
     .inbox_list = sq_inbox_list,
     .inbox_set_state = sq_inbox_set_state,
-    .receipt_insert = sq_receipt_insert,
-    .receipt_find = sq_receipt_find,
-    .audit_next_index = sq_audit_next_index,
-    .audit_append = sq_audit_append,
-    .audit_count = sq_audit_count,
-    .audit_tree = sq_audit_tree,
-    .audit_node_get = sq_audit_node_get,
+    .inbox_get_seq = sq_inbox_get_seq,
+    .inbox_of_message = sq_inbox_of_message,
+    .step_list = sq_step_list,
+    .inbox_backlog = sq_inbox_backlog,
+    .inbox_fetch_mark = sq_inbox_fetch_mark,
+};
+
+static const struct store_deadline_ops sq_deadline = {
+    .deadline_arm = sq_deadline_arm,
+    .deadline_due = sq_deadline_due,
+    .deadline_settle = sq_deadline_settle,
+    .deadline_list = sq_deadline_list,
+    .overdue_list = sq_overdue_list,
+};
+
+static const struct store_audit_ops sq_audit = {
+    .event_count = sq_event_count,
+    .event_append = sq_event_append,
+    .event_keys_set = sq_event_keys_set,
+    .node_put = sq_node_put,
+    .node_get = sq_node_get,
+    .node_leaves = sq_node_leaves,
     .audit_query = sq_audit_query,
     .audit_range = sq_audit_range,
     .audit_visible = sq_audit_visible,
@@ -1895,24 +1687,15 @@ const struct store_ops store_sqlite_ops = {
     .head_get = sq_head_get,
     .head_latest = sq_head_latest,
     .head_list = sq_head_list,
-    .directory_save = sq_directory_save,
-    .directory_latest = sq_directory_latest,
-    .deadline_arm = sq_deadline_arm,
-    .deadline_due = sq_deadline_due,
-    .deadline_settle = sq_deadline_settle,
-    .deadline_list = sq_deadline_list,
-    .overdue_list = sq_overdue_list,
-    .inbox_get_seq = sq_inbox_get_seq,
-    .inbox_of_message = sq_inbox_of_message,
-    .step_list = sq_step_list,
-    .receipt_list = sq_receipt_list,
-    .sent_list = sq_sent_list,
-    .sent_rows = sq_sent_rows,
-    .inbox_backlog = sq_inbox_backlog,
-    .member_bytes = sq_member_bytes,
-    .member_bytes_add = sq_member_bytes_add,
-    .inbox_fetch_mark = sq_inbox_fetch_mark,
-    .checkpoint = sq_checkpoint,
+};
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .admin = &sq_admin,
+    .message = &sq_message,
+    .inbox = &sq_inbox,
+    .deadline = &sq_deadline,
+    .audit = &sq_audit,
 };
 
 /* ------------------------------------------------------------ companions */

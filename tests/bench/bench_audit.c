@@ -234,12 +234,12 @@ int main(int argc, char **argv)
     check(ckpt_origin(BENCH_NETWORK, origin), "origin");
 
     struct store *s = NULL;
-    check(store_sqlite_ops.open(dir, &s), "open");
+    check(store_open(dir, &s), "open");
     fill(s, n);
     sign_heads(s, k, origin, n);
     store_close(s);
     double t0 = now_s();
-    check(store_sqlite_ops.open(dir, &s), "reopen");
+    check(store_open(dir, &s), "reopen");
     printf("reopen: %.1f ms (compact range from %d stored subtrees)\n", (now_s() - t0) * 1e3,
            __builtin_popcountll(n));
     bench_proofs(s, n, proofs);

@@ -205,7 +205,7 @@ static size_t count_bad_plans(sqlite3 *db)
 static void test_every_statement_uses_an_index(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     assert_int_equal(count_bad_plans(sq_db(f->s)), 0);
 }
 
@@ -214,7 +214,7 @@ static void test_every_statement_uses_an_index(void **state)
 static void test_dropped_index_is_caught(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     sqlite3 *db = sq_db(f->s);
     char names[32][64];
     size_t n = 0;
@@ -288,7 +288,7 @@ static struct store_inbox_row row_for(const char *recipient, uint8_t id_byte, in
 /* Opens the store, begins a batch and stores m in it. */
 static struct store *open_with_message(struct fx *f, struct store_message *m)
 {
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     assert_int_equal(store_begin(f->s), CASENET_OK);
     assert_int_equal(store_message_insert(f->s, m), CASENET_OK);
     return f->s;
@@ -586,7 +586,7 @@ static void test_old_store_migrates(void **state)
     assert_int_equal(sq_create_at(f->dir, before), CASENET_OK);
     uint8_t root[32];
     write_old_store(f->dir, root);
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     struct store *s = f->s;
 
     /* The tree was loaded from the migrated subtrees, not rebuilt: a
@@ -673,7 +673,7 @@ static void test_old_store_migrates(void **state)
     /* Reopened: the tree loads from what was stored. */
     store_close(s);
     f->s = NULL;
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     assert_int_equal(store_audit_tree(f->s, &size, got_root), CASENET_OK);
     assert_int_equal(size, 8);
     assert_int_equal(store_sql_count(f->s, "SELECT count(*) FROM audit_nodes"), 15);
@@ -740,7 +740,7 @@ static void test_deadlines_migrate_to_their_key(void **state)
                  "UPDATE inbox SET state = 3 WHERE seq = 4;" /* delivered: no longer overdue */
                  "COMMIT;");
     sqlite3_close(db);
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     struct store *s = f->s;
     assert_int_equal(store_sql_count(s, "SELECT count(*) FROM deadlines"), 6);
     assert_int_equal(
