@@ -102,12 +102,12 @@ static const char *const migrations[] = {
     " seq INTEGER NOT NULL REFERENCES inbox(seq),"
     " kind INTEGER NOT NULL," /* proto DeadlineKind */
     " due_ms INTEGER NOT NULL,"
-    " state INTEGER NOT NULL DEFAULT 1," /* proto DeadlineState, 1 = pending */
+    " state INTEGER NOT NULL DEFAULT " SQ_DL_PENDING ","
     " settled_at_ms INTEGER NOT NULL DEFAULT 0,"
     " notice_id BLOB,"
     " UNIQUE (seq, kind));"
-    "CREATE INDEX deadlines_pending ON deadlines(due_ms) WHERE state = 1;"
-    "CREATE INDEX deadlines_breached ON deadlines(id) WHERE state = 3;"
+    "CREATE INDEX deadlines_pending ON deadlines(due_ms) WHERE state = " SQ_DL_PENDING ";"
+    "CREATE INDEX deadlines_breached ON deadlines(id) WHERE state = " SQ_DL_BREACHED ";"
     "CREATE TABLE steps ("
     " seq INTEGER NOT NULL REFERENCES inbox(seq),"
     " state INTEGER NOT NULL,"
@@ -141,18 +141,20 @@ static const char *const migrations[] = {
     " recipient TEXT PRIMARY KEY,"
     " queued INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO inbox_backlog (recipient, queued)"
-    " SELECT recipient, count(*) FROM inbox WHERE state = 1 GROUP BY recipient;"
-    "CREATE TRIGGER inbox_backlog_insert AFTER INSERT ON inbox WHEN NEW.state = 1 BEGIN"
+    " SELECT recipient, count(*) FROM inbox WHERE state = " SQ_QUEUED " GROUP BY recipient;"
+    "CREATE TRIGGER inbox_backlog_insert AFTER INSERT ON inbox"
+    " WHEN NEW.state = " SQ_QUEUED " BEGIN"
     " INSERT INTO inbox_backlog (recipient, queued) VALUES (NEW.recipient, 1)"
     " ON CONFLICT (recipient) DO UPDATE SET queued = queued + 1; END;"
     "CREATE TRIGGER inbox_backlog_leave AFTER UPDATE OF state ON inbox"
-    " WHEN OLD.state = 1 AND NEW.state <> 1 BEGIN"
+    " WHEN OLD.state = " SQ_QUEUED " AND NEW.state <> " SQ_QUEUED " BEGIN"
     " UPDATE inbox_backlog SET queued = queued - 1 WHERE recipient = OLD.recipient; END;"
     "CREATE TRIGGER inbox_backlog_enter AFTER UPDATE OF state ON inbox"
-    " WHEN OLD.state <> 1 AND NEW.state = 1 BEGIN"
+    " WHEN OLD.state <> " SQ_QUEUED " AND NEW.state = " SQ_QUEUED " BEGIN"
     " INSERT INTO inbox_backlog (recipient, queued) VALUES (NEW.recipient, 1)"
     " ON CONFLICT (recipient) DO UPDATE SET queued = queued + 1; END;"
-    "CREATE TRIGGER inbox_backlog_delete AFTER DELETE ON inbox WHEN OLD.state = 1 BEGIN"
+    "CREATE TRIGGER inbox_backlog_delete AFTER DELETE ON inbox"
+    " WHEN OLD.state = " SQ_QUEUED " BEGIN"
     " UPDATE inbox_backlog SET queued = queued - 1 WHERE recipient = OLD.recipient; END;",
     /* 4 -> 5: fewer B-trees and fewer random pages per Submit. Every commit
      * writes each B-tree page it dirties to the WAL; an index keyed by the
@@ -212,7 +214,7 @@ static const char *const migrations[] = {
     " seq INTEGER NOT NULL REFERENCES inbox(seq),"
     " kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 7)," /* proto DeadlineKind */
     " due_ms INTEGER NOT NULL,"
-    " state INTEGER NOT NULL DEFAULT 1," /* proto DeadlineState, 1 = pending */
+    " state INTEGER NOT NULL DEFAULT " SQ_DL_PENDING ","
     " settled_at_ms INTEGER NOT NULL DEFAULT 0,"
     " notice_id BLOB,"
     " PRIMARY KEY (seq, kind)) WITHOUT ROWID;"
@@ -220,8 +222,8 @@ static const char *const migrations[] = {
     " SELECT seq, kind, due_ms, state, settled_at_ms, notice_id FROM deadlines;"
     "DROP TABLE deadlines;"
     "ALTER TABLE deadlines_v6 RENAME TO deadlines;"
-    "CREATE INDEX deadlines_pending ON deadlines(due_ms) WHERE state = 1;"
-    "CREATE INDEX deadlines_breached ON deadlines(seq, kind) WHERE state = 3;",
+    "CREATE INDEX deadlines_pending ON deadlines(due_ms) WHERE state = " SQ_DL_PENDING ";"
+    "CREATE INDEX deadlines_breached ON deadlines(seq, kind) WHERE state = " SQ_DL_BREACHED ";",
     /* 6 -> 7: the limits that keep one member from denying service to the
      * others (member_limits.h). inbox_pair_backlog replaces inbox_backlog:
      * QUEUED message rows (forwarded receipts, kind 20, are the broker's
@@ -245,24 +247,26 @@ static const char *const migrations[] = {
     " queued INTEGER NOT NULL,"
     " PRIMARY KEY (recipient, sender)) WITHOUT ROWID;"
     "INSERT INTO inbox_pair_backlog (recipient, sender, queued)"
-    " SELECT recipient, sender, count(*) FROM inbox WHERE state = 1 AND kind <> 20"
-    " GROUP BY recipient, sender;"
+    " SELECT recipient, sender, count(*) FROM inbox"
+    " WHERE state = " SQ_QUEUED " AND kind <> " SQ_KIND_RECEIPT " GROUP BY recipient, sender;"
     "CREATE TRIGGER inbox_pair_insert AFTER INSERT ON inbox"
-    " WHEN NEW.state = 1 AND NEW.kind <> 20 BEGIN"
+    " WHEN NEW.state = " SQ_QUEUED " AND NEW.kind <> " SQ_KIND_RECEIPT " BEGIN"
     " INSERT INTO inbox_pair_backlog (recipient, sender, queued)"
     " VALUES (NEW.recipient, NEW.sender, 1)"
     " ON CONFLICT (recipient, sender) DO UPDATE SET queued = queued + 1; END;"
     "CREATE TRIGGER inbox_pair_leave AFTER UPDATE OF state ON inbox"
-    " WHEN OLD.state = 1 AND NEW.state <> 1 AND OLD.kind <> 20 BEGIN"
+    " WHEN OLD.state = " SQ_QUEUED " AND NEW.state <> " SQ_QUEUED
+    " AND OLD.kind <> " SQ_KIND_RECEIPT " BEGIN"
     " UPDATE inbox_pair_backlog SET queued = queued - 1"
     " WHERE recipient = OLD.recipient AND sender = OLD.sender; END;"
     "CREATE TRIGGER inbox_pair_enter AFTER UPDATE OF state ON inbox"
-    " WHEN OLD.state <> 1 AND NEW.state = 1 AND NEW.kind <> 20 BEGIN"
+    " WHEN OLD.state <> " SQ_QUEUED " AND NEW.state = " SQ_QUEUED
+    " AND NEW.kind <> " SQ_KIND_RECEIPT " BEGIN"
     " INSERT INTO inbox_pair_backlog (recipient, sender, queued)"
     " VALUES (NEW.recipient, NEW.sender, 1)"
     " ON CONFLICT (recipient, sender) DO UPDATE SET queued = queued + 1; END;"
     "CREATE TRIGGER inbox_pair_delete AFTER DELETE ON inbox"
-    " WHEN OLD.state = 1 AND OLD.kind <> 20 BEGIN"
+    " WHEN OLD.state = " SQ_QUEUED " AND OLD.kind <> " SQ_KIND_RECEIPT " BEGIN"
     " UPDATE inbox_pair_backlog SET queued = queued - 1"
     " WHERE recipient = OLD.recipient AND sender = OLD.sender; END;"
     "CREATE TABLE member_bytes ("
@@ -391,13 +395,17 @@ static const char *const sql[ST_COUNT] = {
                              " AND recipient = ?1 AND message_id = ?2)",
     /* Every state's run of (recipient, state, seq), merged in seq order:
      * one index serves both listings, nine seeks a page (states beyond
-     * proto InboxState 1..7 in the last two, empty unless corrupt). */
+     * STORE_INBOX_QUEUED..DEAD in the last two, empty unless corrupt). */
     /* clang-format off */
-    [ST_INBOX_LIST_ANY] = LIST_IN("state = 1") " UNION ALL " LIST_IN("state = 2")
-                          " UNION ALL " LIST_IN("state = 3") " UNION ALL " LIST_IN("state = 4")
-                          " UNION ALL " LIST_IN("state = 5") " UNION ALL " LIST_IN("state = 6")
-                          " UNION ALL " LIST_IN("state = 7") " UNION ALL " LIST_IN("state < 1")
-                          " UNION ALL " LIST_IN("state > 7") " ORDER BY seq LIMIT ?3",
+    [ST_INBOX_LIST_ANY] = LIST_IN("state = " SQ_QUEUED) " UNION ALL "
+                          LIST_IN("state = " SQ_FETCHED) " UNION ALL "
+                          LIST_IN("state = " SQ_DELIVERED) " UNION ALL "
+                          LIST_IN("state = " SQ_ACCEPTED) " UNION ALL "
+                          LIST_IN("state = " SQ_DECLINED) " UNION ALL "
+                          LIST_IN("state = " SQ_COMPLETED) " UNION ALL "
+                          LIST_IN("state = " SQ_DEAD) " UNION ALL "
+                          LIST_IN("state < " SQ_QUEUED) " UNION ALL "
+                          LIST_IN("state > " SQ_DEAD) " ORDER BY seq LIMIT ?3",
     /* clang-format on */
     [ST_INBOX_LIST_STATE] = "SELECT " INBOX_COLS " FROM inbox"
                             " WHERE recipient = ?1 AND state = ?4 AND seq > ?2"
@@ -965,7 +973,7 @@ static int inbox_check(struct sqlite_store *s, const struct store_inbox_row *r, 
 static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
 {
     struct sqlite_store *s = S(b);
-    bool receipt_row = r->kind == CASENET_KIND_RECEIPT;
+    bool receipt_row = r->kind == STORE_KIND_RECEIPT;
     assert(!r->msg_row || !receipt_row); /* a receipt row has no message */
     /* A check, then a one-row INSERT (see ST_INBOX_LINK_CHECK). A message
      * row named by id only (a broker notice) finds its message's row first. */

@@ -11,6 +11,21 @@
 
 #include <sqlite3.h>
 
+/* The store's constants (store.h) as SQL text: the SQL is spelled with these,
+ * never with the numbers. */
+#define SQ_QUEUED       STORE_SQL(STORE_INBOX_QUEUED)
+#define SQ_FETCHED      STORE_SQL(STORE_INBOX_FETCHED)
+#define SQ_DELIVERED    STORE_SQL(STORE_INBOX_DELIVERED)
+#define SQ_ACCEPTED     STORE_SQL(STORE_INBOX_ACCEPTED)
+#define SQ_DECLINED     STORE_SQL(STORE_INBOX_DECLINED)
+#define SQ_COMPLETED    STORE_SQL(STORE_INBOX_COMPLETED)
+#define SQ_DEAD         STORE_SQL(STORE_INBOX_DEAD)
+#define SQ_KIND_RECEIPT STORE_SQL(STORE_KIND_RECEIPT)
+#define SQ_DL_DELIVER   STORE_SQL(STORE_DEADLINE_DELIVER)
+#define SQ_DL_ACCEPT    STORE_SQL(STORE_DEADLINE_ACCEPT)
+#define SQ_DL_PENDING   STORE_SQL(STORE_DEADLINE_PENDING)
+#define SQ_DL_BREACHED  STORE_SQL(STORE_DEADLINE_BREACHED)
+
 /* The columns read_inbox_row expects, in its order. */
 #define SQ_INBOX_COLS                                                                              \
     "seq, recipient, message_id, sender, kind, urgency, msg_status, state, received_at_ms,"        \
