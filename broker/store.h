@@ -3,9 +3,13 @@
  * (ciphertext envelopes and their routing metadata), per-recipient inbox rows,
  * recipients' receipts, the audit log and the directories published.
  *
- * A backend is a `const struct store_ops` table; the broker only ever calls
- * through it, so another backend (PostgreSQL for high availability) is one new
- * file. The SQLite backend is store_sqlite.c.
+ * A backend is a `const struct store_ops` of five sub-tables (admin,
+ * message, inbox, deadline, audit); the broker only ever calls the store_*()
+ * functions below, so another backend (PostgreSQL for high availability) is
+ * one new file registered in store.c. The SQLite backend is store_sqlite.c.
+ * The audit log's invariants (its Merkle tree follows the rows through
+ * commits, rollbacks and savepoints) are kept above the backends, once, in
+ * store_audit.c; docs/ARCHITECTURE.md "The store" tells how to add one.
  *
  * Transactions. The loop is the only writer. It opens one transaction per
  * batch (begin), wraps each request in a savepoint (savepoint, then release or
