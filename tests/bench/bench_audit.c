@@ -1,6 +1,7 @@
 /*
  * bench_audit.c - the audit log at scale, on the broker's real SQLite store
- * (broker/store_sqlite.c, through its ops table): fills N events (default
+ * (store_open and store_audit_append: broker/store_audit.c over
+ * store_sqlite*.c): fills N events (default
  * 1,000,000; SUBMITTED-like, two parties, 10,000 per transaction), then
  * times reopening the store (the compact range from popcount(N) subtrees),
  * inclusion and consistency proof generation from the stored subtrees at

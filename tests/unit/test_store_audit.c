@@ -1,4 +1,5 @@
-/* test_store_audit.c - the SQLite store's audit log tree (broker/store_sqlite.c):
+/* test_store_audit.c - the audit log tree (broker/store_audit.c) over the
+ * SQLite store, with what only SQLite can show (rows removed behind its back):
  * the compact range follows commits, savepoint rollbacks and batch
  * rollbacks; it reloads at open; proofs from the stored subtrees verify at
  * every size; events without subtrees (an older schema, lost nodes) are

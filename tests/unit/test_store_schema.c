@@ -13,6 +13,7 @@
 #include "casenet.pb-c.h"
 #include "merkle.h"
 #include "store.h"
+#include "rows.h"
 #include "store_sql.h"
 #include "store_sqlite_impl.h"
 
@@ -256,33 +257,15 @@ static int64_t count_rows_sql(sqlite3 *db, const char *q)
 
 static struct store_message message(uint8_t id_byte, uint64_t audit_index)
 {
-    struct store_message m = {0};
-    memset(m.message_id, id_byte, sizeof m.message_id);
-    snprintf(m.sender, sizeof m.sender, "%s", HOTLINE);
-    m.kind = CASENET_KIND_REFERRAL;
-    m.urgency = CASENET_URGENCY_STANDARD;
-    m.msg_status = CASENET_MSG_TEST;
-    m.created_at_ms = m.received_at_ms = 1000;
-    memset(m.envelope_hash, id_byte ^ 0xff, sizeof m.envelope_hash);
-    m.size = 3;
+    struct store_message m = store_test_message(id_byte, HOTLINE);
     m.audit_index = audit_index;
-    m.envelope.data = (uint8_t *)"env";
-    m.envelope.len = 3;
-    m.receipt.data = (uint8_t *)"rcpt";
-    m.receipt.len = 4;
     return m;
 }
 
 static struct store_inbox_row row_for(const char *recipient, uint8_t id_byte, int kind)
 {
-    struct store_inbox_row r = {0};
-    snprintf(r.recipient, sizeof r.recipient, "%s", recipient);
-    memset(r.message_id, id_byte, sizeof r.message_id);
-    snprintf(r.sender, sizeof r.sender, "%s", kind == CASENET_KIND_RECEIPT ? POLICE : HOTLINE);
-    r.kind = kind;
-    r.state = CASENET_INBOX_QUEUED;
-    r.received_at_ms = r.created_at_ms = 1000;
-    return r;
+    return store_test_row(recipient, id_byte, kind,
+                          kind == CASENET_KIND_RECEIPT ? POLICE : HOTLINE);
 }
 
 /* Opens the store, begins a batch and stores m in it. */
