@@ -46,7 +46,7 @@ struct store_receipt_sig {
 struct store_message {
     uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
     char sender[CASENET_MEMBER_ID_MAX + 1];
-    int kind, urgency, msg_status; /* proto Kind, Urgency, MessageStatus */
+    int kind, urgency, msg_status; /* stored as given (proto values) */
     int64_t created_at_ms, expires_at_ms, received_at_ms;
     bool has_in_reply_to;
     uint8_t in_reply_to[CASENET_MESSAGE_ID_BYTES];
@@ -68,14 +68,14 @@ struct store_inbox_row {
     uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
     char sender[CASENET_MEMBER_ID_MAX + 1];
     int kind, urgency, msg_status;
-    int state; /* proto InboxState */
+    int state; /* STORE_INBOX_* */
     int64_t received_at_ms, created_at_ms;
     uint32_t size;
     bool has_in_reply_to;
     uint8_t in_reply_to[CASENET_MESSAGE_ID_BYTES];
     bool has_case_ref;
     uint8_t case_ref[CASENET_CASE_REF_BYTES];
-    int receipt_status;  /* proto ReceiptStatus, for KIND_RECEIPT rows */
+    int receipt_status;  /* proto ReceiptStatus, for STORE_KIND_RECEIPT rows */
     casenet_buf receipt; /* the SignedReceipt, for KIND_RECEIPT rows; owned */
     /* In, for inbox_insert: the row number of the stored message this
      * row is for (message_last_rowid after its message_insert), or 0 when
@@ -123,8 +123,9 @@ struct store_audit_filter {
     bool member_only;
 };
 
-/* A deadline of one inbox row: deliver, accept or expire (proto
- * DeadlineKind), in state pending, met, breached or void (DeadlineState). */
+/* A deadline of one inbox row: deliver, accept or expire
+ * (STORE_DEADLINE_DELIVER ...), in state pending, met, breached or void
+ * (STORE_DEADLINE_PENDING ...). */
 struct store_deadline {
     uint64_t id;  /* the store's number for it, increasing in the order deadlines are
                    * armed: the ListOverdue cursor */
