@@ -54,10 +54,9 @@ static bool node_last(unsigned level, uint64_t index, sqlite3_int64 *last)
 /* A node already there (a log cut short outside the broker and grown
  * again) is replaced: the tree follows the events; the old signed heads
  * keep the old roots, and verification shows the difference. */
-static int sq_node_put(struct store *b, unsigned level, uint64_t index,
+static int sq_node_put(struct store *s, unsigned level, uint64_t index,
                        const uint8_t hash[CASENET_HASH_BYTES])
 {
-    struct store *s = b;
     sqlite3_int64 last = 0;
     if (!node_last(level, index, &last))
         return CASENET_ETOOLARGE;
@@ -68,10 +67,9 @@ static int sq_node_put(struct store *b, unsigned level, uint64_t index,
     return sq_run(s, st, "audit_node_put");
 }
 
-static int sq_node_get(struct store *b, unsigned level, uint64_t index,
+static int sq_node_get(struct store *s, unsigned level, uint64_t index,
                        uint8_t out[CASENET_HASH_BYTES])
 {
-    struct store *s = b;
     sqlite3_int64 last = 0;
     if (!node_last(level, index, &last))
         return CASENET_ENOTFOUND;
@@ -109,11 +107,10 @@ static int audit_msg_key(struct store *s, const uint8_t *mid, bool *has, sqlite3
 }
 
 /* Inserts the event row and its parties. */
-static int sq_event_append(struct store *b, uint64_t index, int64_t time_ms, int kind,
+static int sq_event_append(struct store *s, uint64_t index, int64_t time_ms, int kind,
                            const uint8_t *mid, const uint8_t *case_ref, const char *const *parties,
                            size_t n_parties, const uint8_t *bytes, size_t len, bool *wrote)
 {
-    struct store *s = b;
     bool has_key = false;
     sqlite3_int64 key = 0;
     int rc = mid ? audit_msg_key(s, mid, &has_key, &key) : CASENET_OK;
@@ -144,10 +141,9 @@ static int sq_event_append(struct store *b, uint64_t index, int64_t time_ms, int
     return CASENET_OK;
 }
 
-static int sq_event_keys_set(struct store *b, uint64_t index, const uint8_t *mid,
+static int sq_event_keys_set(struct store *s, uint64_t index, const uint8_t *mid,
                              const uint8_t *case_ref)
 {
-    struct store *s = b;
     sqlite3_stmt *st = sq_stmt(s, ST_AUDIT_SET_KEYS);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
     sq_bind_blob(st, 2, mid, CASENET_MESSAGE_ID_BYTES);
@@ -180,9 +176,8 @@ static bool candidate_matches(sqlite3_stmt *st, const struct store_audit_filter 
     return true;
 }
 
-static int sq_audit_visible(struct store *b, const char *member, uint64_t index, bool *visible)
+static int sq_audit_visible(struct store *s, const char *member, uint64_t index, bool *visible)
 {
-    struct store *s = b;
     if (index > INT64_MAX) {
         *visible = false;
         return CASENET_OK;
@@ -200,11 +195,10 @@ static int sq_audit_visible(struct store *b, const char *member, uint64_t index,
     return err;
 }
 
-static int sq_audit_query(struct store *b, const struct store_audit_filter *f, uint64_t cursor,
+static int sq_audit_query(struct store *s, const struct store_audit_filter *f, uint64_t cursor,
                           uint32_t limit, uint32_t max_examined, struct store_audit_row **rows,
                           size_t *n, uint64_t *next_cursor, bool *more)
 {
-    struct store *s = b;
     enum sq_stmt which = f->member && f->member_only ? ST_AQ_MEMBER
                          : f->message_id             ? ST_AQ_MESSAGE
                          : f->case_ref               ? ST_AQ_CASE
@@ -243,7 +237,7 @@ static int sq_audit_query(struct store *b, const struct store_audit_filter *f, u
         if (f->member && which != ST_AQ_MEMBER) {
             bool visible = false;
             /* Another statement: this one stays positioned. */
-            if ((err = sq_audit_visible(b, f->member, idx, &visible)) != CASENET_OK)
+            if ((err = sq_audit_visible(s, f->member, idx, &visible)) != CASENET_OK)
                 goto cleanup;
             if (!visible)
                 continue;
@@ -271,10 +265,9 @@ cleanup:
     return err;
 }
 
-static int sq_audit_range(struct store *b, uint64_t from, uint32_t limit,
+static int sq_audit_range(struct store *s, uint64_t from, uint32_t limit,
                           struct store_audit_row **rows, size_t *n)
 {
-    struct store *s = b;
     struct store_audit_row *out = NULL;
     size_t count = 0;
     int err = CASENET_ENOMEM;
@@ -322,9 +315,8 @@ static int read_head(sqlite3_stmt *st, struct store_head *h)
     return sq_col_buf(st, 3, &h->checkpoint);
 }
 
-static int sq_head_save(struct store *b, const struct store_head *h)
+static int sq_head_save(struct store *s, const struct store_head *h)
 {
-    struct store *s = b;
     if (h->size > INT64_MAX)
         return CASENET_ETOOLARGE;
     sqlite3_stmt *st = sq_stmt(s, ST_HEAD_SAVE);
@@ -354,9 +346,8 @@ static int one_head(struct store *s, sqlite3_stmt *st, struct store_head *out, c
     return err;
 }
 
-static int sq_head_get(struct store *b, uint64_t size, struct store_head *out)
+static int sq_head_get(struct store *s, uint64_t size, struct store_head *out)
 {
-    struct store *s = b;
     if (size > INT64_MAX)
         return CASENET_ENOTFOUND;
     sqlite3_stmt *st = sq_stmt(s, ST_HEAD_GET);
@@ -364,16 +355,14 @@ static int sq_head_get(struct store *b, uint64_t size, struct store_head *out)
     return one_head(s, st, out, "head_get");
 }
 
-static int sq_head_latest(struct store *b, struct store_head *out)
+static int sq_head_latest(struct store *s, struct store_head *out)
 {
-    struct store *s = b;
     return one_head(s, sq_stmt(s, ST_HEAD_LATEST), out, "head_latest");
 }
 
-static int sq_head_list(struct store *b, uint64_t after, uint64_t upto, uint32_t limit,
+static int sq_head_list(struct store *s, uint64_t after, uint64_t upto, uint32_t limit,
                         struct store_head **heads, size_t *n)
 {
-    struct store *s = b;
     struct store_head *out = NULL;
     size_t count = 0;
     int err = CASENET_ENOMEM;

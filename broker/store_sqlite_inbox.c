@@ -84,9 +84,8 @@ static int inbox_check(struct store *s, const struct store_inbox_row *r, int64_t
     return rc != CASENET_OK ? rc : refused ? CASENET_ECONFLICT : CASENET_OK;
 }
 
-static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
+static int sq_inbox_insert(struct store *s, struct store_inbox_row *r)
 {
-    struct store *s = b;
     bool receipt_row = r->kind == STORE_KIND_RECEIPT;
     assert(!r->msg_row || !receipt_row); /* a receipt row has no message */
     /* A check, then a one-row INSERT (see ST_INBOX_LINK_CHECK). A message
@@ -122,10 +121,9 @@ static int sq_inbox_insert(struct store *b, struct store_inbox_row *r)
     return rc;
 }
 
-static int sq_inbox_get(struct store *b, const char *recipient,
+static int sq_inbox_get(struct store *s, const char *recipient,
                         const uint8_t id[CASENET_MESSAGE_ID_BYTES], struct store_inbox_row *out)
 {
-    struct store *s = b;
     sqlite3_stmt *st = sq_stmt(s, ST_INBOX_GET);
     sq_bind_text(st, 1, recipient);
     sq_bind_blob(st, 2, id, CASENET_MESSAGE_ID_BYTES);
@@ -145,20 +143,18 @@ static int sq_inbox_get(struct store *b, const char *recipient,
     return err;
 }
 
-static int sq_inbox_receipt_row(struct store *b, const char *recipient,
+static int sq_inbox_receipt_row(struct store *s, const char *recipient,
                                 const uint8_t id[CASENET_MESSAGE_ID_BYTES], bool *taken)
 {
-    struct store *s = b;
     sqlite3_stmt *st = sq_stmt(s, ST_INBOX_RECEIPT_ROW);
     sq_bind_text(st, 1, recipient);
     sq_bind_blob(st, 2, id, CASENET_MESSAGE_ID_BYTES);
     return query_bool(s, st, taken, "inbox_receipt_row");
 }
 
-static int sq_inbox_list(struct store *b, const char *recipient, int state, uint64_t cursor,
+static int sq_inbox_list(struct store *s, const char *recipient, int state, uint64_t cursor,
                          uint32_t limit, struct store_inbox_row **rows, size_t *n, bool *more)
 {
-    struct store *s = b;
     sqlite3_stmt *st = sq_stmt(s, state ? ST_INBOX_LIST_STATE : ST_INBOX_LIST_ANY);
     struct store_inbox_row *out = NULL;
     size_t count = 0;
@@ -204,9 +200,8 @@ cleanup:
     return err;
 }
 
-static int sq_inbox_set_state(struct store *b, uint64_t seq, int state, int64_t now_ms)
+static int sq_inbox_set_state(struct store *s, uint64_t seq, int state, int64_t now_ms)
 {
-    struct store *s = b;
     sqlite3_stmt *st = sq_stmt(s, ST_INBOX_SET_STATE);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
     sqlite3_bind_int(st, 2, state);
@@ -215,7 +210,7 @@ static int sq_inbox_set_state(struct store *b, uint64_t seq, int state, int64_t 
     if (rc == CASENET_OK && sqlite3_changes(sq_db(s)) == 0)
         return CASENET_ENOTFOUND;
     if (rc == CASENET_OK)
-        rc = sq_lifecycle_step(b, seq, state, now_ms);
+        rc = sq_lifecycle_step(s, seq, state, now_ms);
     return rc;
 }
 
@@ -242,36 +237,32 @@ static int read_counts(struct store *s, sqlite3_stmt *st, const char *what, uint
     return err;
 }
 
-static int sq_inbox_backlog(struct store *b, const char *recipient, const char *sender,
+static int sq_inbox_backlog(struct store *s, const char *recipient, const char *sender,
                             uint64_t *queued, uint64_t *from_sender)
 {
-    struct store *s = b;
     sqlite3_stmt *st = sq_stmt(s, ST_INBOX_BACKLOG);
     sq_bind_text(st, 1, recipient);
     sq_bind_text(st, 2, sender);
     return read_counts(s, st, "inbox_backlog", queued, from_sender);
 }
 
-int sq_member_bytes(struct store *b, const char *member, uint64_t *bytes)
+int sq_member_bytes(struct store *s, const char *member, uint64_t *bytes)
 {
-    struct store *s = b;
     sqlite3_stmt *st = sq_stmt(s, ST_MEMBER_BYTES);
     sq_bind_text(st, 1, member);
     return read_counts(s, st, "member_bytes", bytes, NULL);
 }
 
-int sq_member_bytes_add(struct store *b, const char *member, uint64_t bytes)
+int sq_member_bytes_add(struct store *s, const char *member, uint64_t bytes)
 {
-    struct store *s = b;
     sqlite3_stmt *st = sq_stmt(s, ST_MEMBER_BYTES_ADD);
     sq_bind_text(st, 1, member);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)bytes);
     return sq_run(s, st, "member_bytes_add");
 }
 
-static int sq_inbox_fetch_mark(struct store *b, uint64_t seq, int state, bool *first)
+static int sq_inbox_fetch_mark(struct store *s, uint64_t seq, int state, bool *first)
 {
-    struct store *s = b;
     sqlite3_stmt *st = sq_stmt(s, ST_INBOX_FETCH_MARK);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
     sqlite3_bind_int(st, 2, state);
