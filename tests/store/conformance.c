@@ -233,6 +233,43 @@ static void test_sent_list_pages(void **state)
     store_messages_free(rows, n);
 }
 
+static void test_sent_rows(void **state)
+{
+    struct fx *f = *state;
+    const char *to[] = {POLICE, MOLISA};
+    OK(store_begin(f->s));
+    uint64_t last = deliver(f->s, 0xe1, to, 2);
+    OK(store_deadline_arm(f->s, last, STORE_DEADLINE_ACCEPT, 7000));
+    OK(store_deadline_arm(f->s, last, STORE_DEADLINE_DELIVER, 6000));
+    deliver(f->s, 0xe2, to, 1);
+    OK(store_commit(f->s));
+    struct store_message *msgs = NULL;
+    size_t n_msgs = 0;
+    bool more = false;
+    OK(store_sent_list(f->s, HOTLINE, 0, 10, &msgs, &n_msgs, &more));
+    assert_int_equal(n_msgs, 2);
+    struct store_inbox_row *rows = NULL;
+    struct store_deadline *ds = NULL;
+    size_t n_rows = 0, n_ds = 0;
+    OK(store_sent_rows(f->s, HOTLINE, 0, msgs[0].row, &rows, &n_rows, &ds, &n_ds));
+    assert_int_equal(n_rows, 2); /* the first message's rows only */
+    assert_string_equal(rows[0].recipient, POLICE);
+    assert_string_equal(rows[1].recipient, MOLISA);
+    assert_int_equal(rows[1].seq, last);
+    assert_int_equal((uint64_t)rows[0].msg_row, msgs[0].row);
+    assert_int_equal(n_ds, 2); /* (seq, kind) order */
+    assert_int_equal(ds[0].kind, STORE_DEADLINE_DELIVER);
+    assert_int_equal(ds[1].kind, STORE_DEADLINE_ACCEPT);
+    store_inbox_rows_free(rows, n_rows);
+    free(ds);
+    OK(store_sent_rows(f->s, HOTLINE, msgs[0].row, msgs[1].row, &rows, &n_rows, &ds, &n_ds));
+    assert_int_equal(n_rows, 1);
+    assert_int_equal(n_ds, 0);
+    store_inbox_rows_free(rows, n_rows);
+    free(ds);
+    store_messages_free(msgs, n_msgs);
+}
+
 static void test_member_bytes(void **state)
 {
     struct fx *f = *state;
@@ -643,6 +680,40 @@ static void test_audit_append_order_and_index(void **state)
     assert_false(visible);
 }
 
+static void test_audit_query_examined_cap(void **state)
+{
+    struct fx *f = *state;
+    OK(store_begin(f->s));
+    for (uint8_t i = 0; i < 4; i++) /* time_ms 5000 + index */
+        append(f->s, CASENET__V1__AUDIT_KIND__AUDIT_KIND_REJECTED, HOTLINE, (uint8_t)(0xd0 + i));
+    OK(store_commit(f->s));
+    struct store_audit_row *rows = NULL;
+    size_t n = 0;
+    uint64_t next = 99;
+    bool more = false;
+    struct store_audit_filter late = {.from_ms = 5003};
+    OK(store_audit_query(f->s, &late, 0, 10, 2, &rows, &n, &next, &more));
+    assert_int_equal(n, 0); /* examined 0 and 1 only */
+    assert_int_equal(next, 2);
+    assert_true(more);
+    OK(store_audit_query(f->s, &late, next, 10, 2, &rows, &n, &next, &more));
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].index, 3);
+    assert_int_equal(next, 4);
+    assert_false(more);
+    store_audit_rows_free(rows, n);
+    OK(store_audit_query(f->s, &late, 4, 10, 2, &rows, &n, &next, &more));
+    assert_int_equal(n, 0);
+    assert_int_equal(next, 4); /* none examined: the cursor */
+    assert_false(more);
+    struct store_audit_filter any = {0};
+    OK(store_audit_query(f->s, &any, 0, 3, 100, &rows, &n, &next, &more));
+    assert_int_equal(n, 3); /* at most limit */
+    assert_int_equal(next, 3);
+    assert_true(more);
+    store_audit_rows_free(rows, n);
+}
+
 static void test_audit_tree_and_nodes(void **state)
 {
     struct fx *f = *state;
@@ -775,6 +846,7 @@ int conformance_run(const struct conformance_backend *b)
         T(test_message_insert_get),
         T(test_message_receipt_sigs),
         T(test_sent_list_pages),
+        T(test_sent_rows),
         T(test_member_bytes),
         T(test_receipts),
         T(test_inbox_refused_pairs),
@@ -786,6 +858,7 @@ int conformance_run(const struct conformance_backend *b)
         T(test_savepoints),
         T(test_savepoint_depth),
         T(test_audit_append_order_and_index),
+        T(test_audit_query_examined_cap),
         T(test_audit_tree_and_nodes),
         T(test_heads),
         T(test_directories),
