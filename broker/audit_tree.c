@@ -9,7 +9,6 @@
 #include "merkle.h"
 #include "util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,54 +83,6 @@ int audit_tree_sign_head(struct broker *b)
 
 /* ------------------------------------------------------------ helpers */
 
-/* One request being handled. */
-struct actx {
-    struct broker *b;
-    struct batch *bt;
-    const char *member;
-    int64_t now_ms;
-    bool coordinator;
-    char *msg;
-    size_t msglen;
-};
-
-__attribute__((format(printf, 3, 4))) static int fail(struct actx *c, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->msg, c->msglen, fmt, ap);
-    va_end(ap);
-    return err;
-}
-
-/* A store error: UNAVAILABLE for the client, batch rollback for the loop. */
-static int store_fail(struct actx *c, int err, const char *what)
-{
-    if (err == CASENET_EUNAVAIL)
-        c->bt->store_failed = true;
-    return fail(c, err == CASENET_ENOMEM ? CASENET_ENOMEM : CASENET_EUNAVAIL,
-                "the broker could not %s; retry later", what);
-}
-
-static int pack_response(Casenet__V1__Response *r, casenet_buf *out)
-{
-    size_t len = casenet__v1__response__get_packed_size(r);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return CASENET_ENOMEM;
-    casenet__v1__response__pack(r, buf);
-    out->data = buf;
-    out->len = len;
-    return CASENET_OK;
-}
-
-static bool is_coordinator(const struct broker *b, const char *member)
-{
-    casenet_member m;
-    return casenet_directory_find(b->dir, member, &m) == CASENET_OK &&
-           casenet_member_has_role(&m, AUDIT_COORDINATOR_ROLE);
-}
-
 static int store_get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_BYTES])
 {
     struct store *s = ctx;
@@ -139,30 +90,32 @@ static int store_get_node(void *ctx, unsigned level, uint64_t index, uint8_t out
 }
 
 /* Records the read as an AUDIT_QUERIED event. */
-static int audit_read(struct actx *c, const uint8_t *message_id, const uint8_t *case_ref,
+static int audit_read(struct req *c, const uint8_t *message_id, const uint8_t *case_ref,
                       const char *detail)
 {
     int rc = audit_queried(c->b->store, c->now_ms, c->member, message_id, case_ref, detail, NULL);
-    return rc == CASENET_OK ? CASENET_OK : store_fail(c, rc, "append to the audit log");
+    return rc == CASENET_OK ? CASENET_OK : req_store_fail(c, rc, "append to the audit log");
 }
 
 /* ------------------------------------------------------------ GetTreeHead */
 
-static int h_tree_head(struct actx *c, Casenet__V1__Response *resp, casenet_buf *out)
+int audit_tree_head(struct req *c, const Casenet__V1__Request *rq)
 {
+    (void)rq;
     struct store *s = c->b->store;
     struct store_head h = {0};
     int rc = store_head_latest(s, &h);
     if (rc == CASENET_ENOTFOUND)
-        return fail(c, rc, "the broker has not signed a tree head yet; ask again in a few seconds");
+        return req_fail(c, rc,
+                        "the broker has not signed a tree head yet; ask again in a few seconds");
     if (rc != CASENET_OK)
-        return store_fail(c, rc, "read the tree head");
+        return req_store_fail(c, rc, "read the tree head");
     Casenet__V1__TreeHeadReply t = CASENET__V1__TREE_HEAD_REPLY__INIT;
     t.checkpoint.data = h.checkpoint.data;
     t.checkpoint.len = h.checkpoint.len;
-    resp->body_case = CASENET__V1__RESPONSE__BODY_TREE_HEAD;
-    resp->tree_head = &t;
-    rc = pack_response(resp, out);
+    c->resp.body_case = CASENET__V1__RESPONSE__BODY_TREE_HEAD;
+    c->resp.tree_head = &t;
+    rc = req_reply(c);
     store_head_clear(&h);
     return rc;
 }
@@ -177,35 +130,39 @@ static void detail_add(char *buf, size_t cap, const char *key, const char *value
         snprintf(buf + n, cap - n, " %s=%s", key, value);
 }
 
-static int h_query(struct actx *c, const Casenet__V1__AuditQuery *q, Casenet__V1__Response *resp,
-                   casenet_buf *out)
+int audit_tree_query(struct req *c, const Casenet__V1__Request *rq)
 {
+    const Casenet__V1__AuditQuery *q = rq->audit_query;
+    bool coordinator = broker_is_coordinator(c->b, c->member);
     struct store *s = c->b->store;
     struct store_audit_filter f = {0};
     if (q->message_id.len != 0 && q->message_id.len != CASENET_MESSAGE_ID_BYTES)
-        return fail(c, CASENET_EBADREQ, "message_id is %d bytes when set",
-                    CASENET_MESSAGE_ID_BYTES);
+        return req_fail(c, CASENET_EBADREQ, "message_id is %d bytes when set",
+                        CASENET_MESSAGE_ID_BYTES);
     if (q->case_ref.len != 0 && q->case_ref.len != CASENET_CASE_REF_BYTES)
-        return fail(c, CASENET_EBADREQ, "case_ref is %d bytes when set", CASENET_CASE_REF_BYTES);
+        return req_fail(c, CASENET_EBADREQ, "case_ref is %d bytes when set",
+                        CASENET_CASE_REF_BYTES);
     if (!protobuf_c_enum_descriptor_get_value(&casenet__v1__audit_kind__descriptor, q->kind))
-        return fail(c, CASENET_EBADREQ, "unknown audit event kind %d", (int)q->kind);
+        return req_fail(c, CASENET_EBADREQ, "unknown audit event kind %d", (int)q->kind);
     if (q->from_ms < 0 || q->to_ms < 0)
-        return fail(c, CASENET_EBADREQ, "from_ms and to_ms are ms since the epoch (0 = unbounded)");
+        return req_fail(c, CASENET_EBADREQ,
+                        "from_ms and to_ms are ms since the epoch (0 = unbounded)");
     if (q->member && *q->member && !casenet_member_id_valid(q->member))
-        return fail(c, CASENET_EBADREQ,
-                    "the member filter is not a member id ([a-z0-9][a-z0-9.-]{1,63})");
+        return req_fail(c, CASENET_EBADREQ,
+                        "the member filter is not a member id ([a-z0-9][a-z0-9.-]{1,63})");
     const char *asked = q->member && *q->member ? q->member : NULL;
-    if (!c->coordinator && asked && strcmp(asked, c->member) != 0)
-        return fail(c, CASENET_EFORBIDDEN,
-                    "only coordinators may query another member's events; %s sees the events it "
-                    "is party to",
-                    c->member);
+    if (!coordinator && asked && strcmp(asked, c->member) != 0)
+        return req_fail(
+            c, CASENET_EFORBIDDEN,
+            "only coordinators may query another member's events; %s sees the events it "
+            "is party to",
+            c->member);
     /* Least visibility: a member that is not a coordinator is always
      * restricted to its own events, whatever it asked. */
-    f.member = c->coordinator ? asked : c->member;
+    f.member = coordinator ? asked : c->member;
     /* ... and walks its own events only: a cursor that advanced over hidden
      * events would tell that, and when, others acted. */
-    f.member_only = !c->coordinator;
+    f.member_only = !coordinator;
     f.message_id = q->message_id.len ? q->message_id.data : NULL;
     f.case_ref = q->case_ref.len ? q->case_ref.data : NULL;
     f.from_ms = q->from_ms;
@@ -221,11 +178,11 @@ static int h_query(struct actx *c, const Casenet__V1__AuditQuery *q, Casenet__V1
     bool more = false;
     int rc = store_audit_query(s, &f, q->cursor, limit, QUERY_EXAMINE_MAX, &rows, &n, &next, &more);
     if (rc != CASENET_OK)
-        return store_fail(c, rc, "query the audit log");
+        return req_store_fail(c, rc, "query the audit log");
     Casenet__V1__AuditRecord *recs = calloc(n ? n : 1, sizeof *recs);
     Casenet__V1__AuditRecord **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     if (!recs || !ptrs) {
-        rc = fail(c, CASENET_ENOMEM, "out of memory; ask for a smaller page");
+        rc = req_fail(c, CASENET_ENOMEM, "out of memory; ask for a smaller page");
         goto cleanup;
     }
     for (size_t i = 0; i < n; i++) {
@@ -262,9 +219,9 @@ static int h_query(struct actx *c, const Casenet__V1__AuditQuery *q, Casenet__V1
     page.records = ptrs;
     page.next_cursor = next;
     page.more = more;
-    resp->body_case = CASENET__V1__RESPONSE__BODY_AUDIT_PAGE;
-    resp->audit_page = &page;
-    rc = pack_response(resp, out);
+    c->resp.body_case = CASENET__V1__RESPONSE__BODY_AUDIT_PAGE;
+    c->resp.audit_page = &page;
+    rc = req_reply(c);
 cleanup:
     free(ptrs);
     free(recs);
@@ -274,37 +231,39 @@ cleanup:
 
 /* ------------------------------------------------------------ AuditProof */
 
-static int h_proof(struct actx *c, const Casenet__V1__AuditProof *p, Casenet__V1__Response *resp,
-                   casenet_buf *out)
+int audit_tree_proof(struct req *c, const Casenet__V1__Request *rq)
 {
+    const Casenet__V1__AuditProof *p = rq->audit_proof;
+    bool coordinator = broker_is_coordinator(c->b, c->member);
     struct store *s = c->b->store;
     uint64_t log_size = 0;
     uint8_t root[MERKLE_HASH_BYTES];
     int rc = store_audit_tree(s, &log_size, root);
     if (rc != CASENET_OK)
-        return store_fail(c, rc, "read the audit tree");
+        return req_store_fail(c, rc, "read the audit tree");
     uint8_t hashes[MERKLE_PROOF_MAX][MERKLE_HASH_BYTES];
     size_t n = 0;
     uint64_t at = 0;
     if (p->proof_case == CASENET__V1__AUDIT_PROOF__PROOF_INCLUSION) {
         const Casenet__V1__InclusionRequest *r = p->inclusion;
         if (r->index >= r->tree_size)
-            return fail(c, CASENET_EBADREQ, "index %llu is not below tree_size %llu",
-                        (unsigned long long)r->index, (unsigned long long)r->tree_size);
+            return req_fail(c, CASENET_EBADREQ, "index %llu is not below tree_size %llu",
+                            (unsigned long long)r->index, (unsigned long long)r->tree_size);
         if (r->tree_size > log_size)
-            return fail(c, CASENET_ENOTFOUND,
-                        "the log has %llu events, fewer than tree_size %llu; ask with the size "
-                        "of a head you hold",
-                        (unsigned long long)log_size, (unsigned long long)r->tree_size);
-        if (!c->coordinator) {
+            return req_fail(c, CASENET_ENOTFOUND,
+                            "the log has %llu events, fewer than tree_size %llu; ask with the size "
+                            "of a head you hold",
+                            (unsigned long long)log_size, (unsigned long long)r->tree_size);
+        if (!coordinator) {
             bool visible = false;
             if ((rc = store_audit_visible(s, c->member, r->index, &visible)) != CASENET_OK)
-                return store_fail(c, rc, "read the audit log");
+                return req_store_fail(c, rc, "read the audit log");
             if (!visible)
-                return fail(c, CASENET_EFORBIDDEN,
-                            "event %llu is not one %s is party to; members get inclusion proofs "
-                            "for their own events only",
-                            (unsigned long long)r->index, c->member);
+                return req_fail(
+                    c, CASENET_EFORBIDDEN,
+                    "event %llu is not one %s is party to; members get inclusion proofs "
+                    "for their own events only",
+                    (unsigned long long)r->index, c->member);
         }
         rc = merkle_inclusion_proof(store_get_node, s, r->index, r->tree_size, hashes,
                                     MERKLE_PROOF_MAX, &n);
@@ -312,28 +271,29 @@ static int h_proof(struct actx *c, const Casenet__V1__AuditProof *p, Casenet__V1
     } else if (p->proof_case == CASENET__V1__AUDIT_PROOF__PROOF_CONSISTENCY) {
         const Casenet__V1__ConsistencyRequest *r = p->consistency;
         if (r->size1 == 0 || r->size1 > r->size2)
-            return fail(c, CASENET_EBADREQ, "a consistency proof needs 0 < size1 <= size2");
+            return req_fail(c, CASENET_EBADREQ, "a consistency proof needs 0 < size1 <= size2");
         if (r->size2 > log_size)
-            return fail(c, CASENET_ENOTFOUND,
-                        "the log has %llu events, fewer than size2 %llu; ask with the size of a "
-                        "head you hold",
-                        (unsigned long long)log_size, (unsigned long long)r->size2);
+            return req_fail(
+                c, CASENET_ENOTFOUND,
+                "the log has %llu events, fewer than size2 %llu; ask with the size of a "
+                "head you hold",
+                (unsigned long long)log_size, (unsigned long long)r->size2);
         rc = merkle_consistency_proof(store_get_node, s, r->size1, r->size2, hashes,
                                       MERKLE_PROOF_MAX, &n);
         at = r->size2;
     } else {
-        return fail(c, CASENET_EBADREQ, "AuditProof names neither inclusion nor consistency");
+        return req_fail(c, CASENET_EBADREQ, "AuditProof names neither inclusion nor consistency");
     }
     if (rc != CASENET_OK) {
         if (rc == CASENET_ENOTFOUND) /* a subtree of a size the log reached is missing */
             log_event(LOG_ERROR, "store_corrupt", "table", "audit_nodes", "size", log_u64(at),
                       NULL);
-        return store_fail(c, rc == CASENET_ENOTFOUND ? CASENET_EIO : rc, "compute the proof");
+        return req_store_fail(c, rc == CASENET_ENOTFOUND ? CASENET_EIO : rc, "compute the proof");
     }
     struct store_head head = {0};
     rc = store_head_get(s, at, &head);
     if (rc != CASENET_OK && rc != CASENET_ENOTFOUND)
-        return store_fail(c, rc, "read the tree head");
+        return req_store_fail(c, rc, "read the tree head");
     ProtobufCBinaryData bin[MERKLE_PROOF_MAX];
     for (size_t i = 0; i < n; i++) {
         bin[i].data = hashes[i];
@@ -344,31 +304,32 @@ static int h_proof(struct actx *c, const Casenet__V1__AuditProof *p, Casenet__V1
     pr.hashes = bin;
     pr.checkpoint.data = head.checkpoint.data;
     pr.checkpoint.len = head.checkpoint.len;
-    resp->body_case = CASENET__V1__RESPONSE__BODY_PROOF;
-    resp->proof = &pr;
-    rc = pack_response(resp, out);
+    c->resp.body_case = CASENET__V1__RESPONSE__BODY_PROOF;
+    c->resp.proof = &pr;
+    rc = req_reply(c);
     store_head_clear(&head);
     return rc;
 }
 
 /* ------------------------------------------------------------ AuditExport */
 
-static int h_export(struct actx *c, const Casenet__V1__AuditExport *x, Casenet__V1__Response *resp,
-                    casenet_buf *out)
+int audit_tree_export(struct req *c, const Casenet__V1__Request *rq)
 {
+    const Casenet__V1__AuditExport *x = rq->audit_export;
+    bool coordinator = broker_is_coordinator(c->b, c->member);
     struct store *s = c->b->store;
-    if (!c->coordinator)
-        return fail(c, CASENET_EFORBIDDEN,
-                    "only coordinators may export the audit log; check your own events with "
-                    "AuditQuery and AuditProof ('casenet audit prove')");
+    if (!coordinator)
+        return req_fail(c, CASENET_EFORBIDDEN,
+                        "only coordinators may export the audit log; check your own events with "
+                        "AuditQuery and AuditProof ('casenet audit prove')");
     uint64_t log_size = 0;
     uint8_t root[MERKLE_HASH_BYTES];
     int rc = store_audit_tree(s, &log_size, root);
     if (rc != CASENET_OK)
-        return store_fail(c, rc, "read the audit tree");
+        return req_store_fail(c, rc, "read the audit tree");
     if (x->from_index > log_size)
-        return fail(c, CASENET_ENOTFOUND, "the log has %llu events; from_index %llu is past it",
-                    (unsigned long long)log_size, (unsigned long long)x->from_index);
+        return req_fail(c, CASENET_ENOTFOUND, "the log has %llu events; from_index %llu is past it",
+                        (unsigned long long)log_size, (unsigned long long)x->from_index);
     uint32_t limit = x->limit ? x->limit : EXPORT_DEFAULT_LIMIT;
     if (limit > EXPORT_MAX_LIMIT)
         limit = EXPORT_MAX_LIMIT;
@@ -379,20 +340,20 @@ static int h_export(struct actx *c, const Casenet__V1__AuditExport *x, Casenet__
     size_t n = 0, n_heads = 0;
     ProtobufCBinaryData *evs = NULL, *cks = NULL;
     if ((rc = store_audit_range(s, x->from_index, limit, &rows, &n)) != CASENET_OK)
-        return store_fail(c, rc, "read the audit log");
+        return req_store_fail(c, rc, "read the audit log");
     size_t bytes = 0, keep = 0;
     while (keep < n && (keep == 0 || bytes + rows[keep].event.len <= EXPORT_PAGE_BYTES))
         bytes += rows[keep++].event.len;
     uint64_t next = x->from_index + keep;
     if (keep > 0 && (rc = store_head_list(s, x->from_index, next, (uint32_t)keep, &heads,
                                           &n_heads)) != CASENET_OK) {
-        rc = store_fail(c, rc, "read the tree heads");
+        rc = req_store_fail(c, rc, "read the tree heads");
         goto cleanup;
     }
     evs = calloc(keep ? keep : 1, sizeof *evs);
     cks = calloc(n_heads ? n_heads : 1, sizeof *cks);
     if (!evs || !cks) {
-        rc = fail(c, CASENET_ENOMEM, "out of memory; ask for a smaller page");
+        rc = req_fail(c, CASENET_ENOMEM, "out of memory; ask for a smaller page");
         goto cleanup;
     }
     for (size_t i = 0; i < keep; i++) {
@@ -415,55 +376,13 @@ static int h_export(struct actx *c, const Casenet__V1__AuditExport *x, Casenet__
     page.checkpoints = cks;
     page.next_index = next;
     page.more = next < log_size;
-    resp->body_case = CASENET__V1__RESPONSE__BODY_EXPORT_PAGE;
-    resp->export_page = &page;
-    rc = pack_response(resp, out);
+    c->resp.body_case = CASENET__V1__RESPONSE__BODY_EXPORT_PAGE;
+    c->resp.export_page = &page;
+    rc = req_reply(c);
 cleanup:
     free(evs);
     free(cks);
     store_heads_free(heads, n_heads);
     store_audit_rows_free(rows, n);
     return rc;
-}
-
-/* ------------------------------------------------------------ dispatch */
-
-bool audit_tree_handles(int body_case)
-{
-    switch (body_case) {
-    case CASENET__V1__REQUEST__BODY_GET_TREE_HEAD:
-    case CASENET__V1__REQUEST__BODY_AUDIT_QUERY:
-    case CASENET__V1__REQUEST__BODY_AUDIT_PROOF:
-    case CASENET__V1__REQUEST__BODY_AUDIT_EXPORT:
-        return true;
-    default:
-        return false;
-    }
-}
-
-int audit_tree_request(struct broker *b, struct batch *bt, const char *member, int64_t now_ms,
-                       const Casenet__V1__Request *req, Casenet__V1__Response *resp,
-                       casenet_buf *out, char *msg, size_t msglen)
-{
-    struct actx c = {
-        .b = b,
-        .bt = bt,
-        .member = member,
-        .now_ms = now_ms,
-        .coordinator = is_coordinator(b, member),
-        .msg = msg,
-        .msglen = msglen,
-    };
-    switch (req->body_case) {
-    case CASENET__V1__REQUEST__BODY_GET_TREE_HEAD:
-        return h_tree_head(&c, resp, out);
-    case CASENET__V1__REQUEST__BODY_AUDIT_QUERY:
-        return h_query(&c, req->audit_query, resp, out);
-    case CASENET__V1__REQUEST__BODY_AUDIT_PROOF:
-        return h_proof(&c, req->audit_proof, resp, out);
-    case CASENET__V1__REQUEST__BODY_AUDIT_EXPORT:
-        return h_export(&c, req->audit_export, resp, out);
-    default:
-        return fail(&c, CASENET_EBADREQ, "not an audit request");
-    }
 }

@@ -14,8 +14,7 @@
 #ifndef BROKER_AUDIT_TREE_H
 #define BROKER_AUDIT_TREE_H
 
-#include "broker.h"
-#include "casenet.pb-c.h"
+#include "request.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,8 +23,6 @@
 /* How often the loop looks whether a new head is due ("every few seconds
  * when the log grew"). */
 #define AUDIT_HEAD_INTERVAL_MS 2000
-/* Role that sees the whole audit log. */
-#define AUDIT_COORDINATOR_ROLE "coordinator"
 
 /* Signs a tree head for the log's committed size and root, when the log is
  * not empty and larger than the latest stored head, and stores it in its
@@ -35,17 +32,14 @@
  * (logged). */
 int audit_tree_sign_head(struct broker *b);
 
-/* True when body_case (a Casenet__V1__Request__BodyCase) is one of the four
- * audit requests handled here. */
-bool audit_tree_handles(int body_case);
-
-/* Handles one audit request for member inside the batch transaction (the
- * dispatcher's savepoint). On success packs resp (whose protocol version
- * and request id are set) with the reply into *out. On failure returns the
- * casenet_err to answer with and a message for the client in msg; sets
- * bt->store_failed when the store failed. */
-int audit_tree_request(struct broker *b, struct batch *bt, const char *member, int64_t now_ms,
-                       const Casenet__V1__Request *req, Casenet__V1__Response *resp,
-                       casenet_buf *out, char *msg, size_t msglen);
+/* The four audit requests, each a req_handler_fn (request.h) run by the
+ * dispatcher inside the request's savepoint: on success the reply is packed
+ * (req_reply); on failure they return the casenet_err to answer with and a
+ * message for the client (req_fail), and set the batch's store_failed when
+ * the store failed. */
+int audit_tree_head(struct req *r, const Casenet__V1__Request *q);
+int audit_tree_query(struct req *r, const Casenet__V1__Request *q);
+int audit_tree_proof(struct req *r, const Casenet__V1__Request *q);
+int audit_tree_export(struct req *r, const Casenet__V1__Request *q);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * broker.h - the state casenetd's modules share: configuration and limits,
  * the broker's keys, the pinned authority key, the current directory, the
- * store, and the per-batch context that request handlers fill and the loop
- * acts on after commit.
+ * store and the hook that counts finished requests. What one batch leaves
+ * for the loop after its commit is in batch.h; one request's context in
+ * request.h.
  */
 #ifndef BROKER_BROKER_H
 #define BROKER_BROKER_H
@@ -45,7 +46,7 @@ struct broker_limits {
     uint32_t min_free_mb;                      /* the disk reserve, split per class (0 = off) */
     uint32_t max_pending;                      /* requests of one member waiting for a batch */
     uint32_t max_connections;                  /* connections per member (0 = no limit) */
-    uint32_t escalation_budget; /* notices per sender per period (0 = no limit) */
+    uint32_t escalation_budget;                /* notices per sender per period (0 = no limit) */
     uint32_t escalation_period_s;
 };
 
@@ -72,85 +73,25 @@ struct broker {
     struct store *store;         /* owned */
     struct broker_policy policy; /* deadlines per urgency (--policy) */
     struct limits *limits;       /* per-member submit buckets; owned (may be NULL) */
+    /* Called by the dispatcher (request.h) after every request it answered,
+     * with the request's kind (an index into req_kinds()) and the wire
+     * ErrorCode of the answer (0 = OK), before the batch commits: a batch
+     * that then fails is answered UNAVAILABLE without a second call. For
+     * counters (an admin or metrics module); it must not block, fail or
+     * touch the store. NULL (the default): nothing is called. Answers the
+     * loop gives without dispatching (bad framing, a peer-chosen routing
+     * id, beyond max_pending) are not reported here. */
+    void (*on_done)(void *ctx, size_t kind, int code);
+    void *on_done_ctx;
 };
-
-/* A row that appeared in a member's inbox during the batch: pushed as a
- * Notice to that member's subscribed connections after commit. */
-struct batch_notice {
-    char member[CASENET_MEMBER_ID_MAX + 1];
-    casenet_buf response; /* a packed Response{request_id = 0, notice} */
-};
-
-/* A Submit envelope checked before its batch's handlers ran (verify.h):
- * what casenet_envelope_verify returned for these exact bytes. */
-struct preverified {
-    const uint8_t *envelope; /* borrowed; NULL = not checked */
-    size_t len;
-    int rc;
-    casenet_message_info info; /* with rc == CASENET_OK; owned until a handler takes it */
-};
-
-/* A broker receipt that h_submit stored and packed into its reply with a
- * zero signature: signed before the commit (server.c, beside the loop on the
- * verification pool's workers), then written into its messages row and its
- * reply, so both hold exactly what signing inline gave. */
-struct batch_sig {
-    uint8_t message_id[CASENET_MESSAGE_ID_BYTES];
-    int64_t rowid;      /* its messages row; 0: a reply only (a duplicate Submit) */
-    casenet_buf pae;    /* the bytes to sign; owned */
-    uint8_t *reply_sig; /* where the signature goes in the reply the handler returned
-                         * (borrowed: the loop keeps that buffer until it sends it) */
-    uint8_t sig[CASENET_SIGNATURE_BYTES]; /* written by the signer */
-};
-
-/* The envelope bytes a member's Submits stored in the batch, added to the
- * store's count (member_bytes_add) just before the commit. */
-struct batch_bytes {
-    char member[CASENET_MEMBER_ID_MAX + 1];
-    uint64_t bytes;
-};
-
-/* What one batch leaves for the loop to do after its commit. */
-struct batch {
-    struct batch_notice *notices;
-    size_t n_notices, cap_notices;
-    casenet_directory *new_dir; /* a verified directory to swap in; owned */
-    bool store_failed;          /* a store operation failed: roll back */
-    struct preverified *pre;    /* for the request being dispatched, or NULL */
-    /* The free space (limits_disk_avail_kb), measured once per batch: a
-     * statvfs per Submit cost more than the rest of the limits. */
-    bool disk_checked;
-    uint64_t disk_avail_kb;
-    /* Deferred receipt signatures. The loop reserves cap_sigs up front and
-     * the array never moves while workers sign; with no room left (or none
-     * reserved, e.g. outside process_batch) a handler signs inline. */
-    struct batch_sig *sigs;
-    size_t n_sigs, cap_sigs;
-    struct batch_bytes *bytes; /* per member, for the byte quota */
-    size_t n_bytes, cap_bytes;
-};
-
-/* Queues a notice for member (takes a copy of the packed response).
- * CASENET_ENOMEM. */
-int batch_add_notice(struct batch *bt, const char *member, const uint8_t *resp, size_t len);
-/* The deferred signature of the receipt of message id, registered in this
- * batch, or NULL. */
-const struct batch_sig *batch_find_sig(const struct batch *bt,
-                                       const uint8_t id[CASENET_MESSAGE_ID_BYTES]);
-/* Counts n envelope bytes more for member in the batch. CASENET_ENOMEM. */
-int batch_add_bytes(struct batch *bt, const char *member, uint64_t n);
-/* The envelope bytes member's Submits stored in the batch so far. */
-uint64_t batch_bytes_of(const struct batch *bt, const char *member);
-/* Adds the batch's counts to the store (member_bytes_add), in batch, before
- * the commit. CASENET_EUNAVAIL (the batch rolls back). */
-int batch_flush_bytes(const struct batch *bt, struct store *st);
-/* Releases everything the batch holds and zeroes it. */
-void batch_clear(struct batch *bt);
 
 /* True when member id is an active member of the current directory whose
  * CURVE key is valid now (asked at every request: a key may pass its
  * valid_until while its connection stays up). */
 bool broker_member_active(const struct broker *b, const char *id);
+
+/* True when member holds the coordinator role in the current directory. */
+bool broker_is_coordinator(const struct broker *b, const char *member);
 
 /* Logs a warning (and with to_stdout, for --check-config, prints it) when
  * dir has expired or expires within BROKER_EXPIRY_WARN_MS, saying what to

@@ -4,15 +4,15 @@
 
 #include "audit.h"
 #include "casenet.pb-c.h"
-#include "handlers.h"
+#include "batch.h"
+#include "directory_impl.h"
+#include "inbox_row.h"
 #include "log.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ROLE_COORDINATOR "coordinator"
 
 _Static_assert((int)CASENET__V1__DEADLINE_KIND__DEADLINE_KIND_DELIVER ==
                    (int)CASENET__V1__NOTICE_REASON__NOTICE_REASON_DELIVER_OVERDUE,
@@ -101,7 +101,7 @@ static int escalation_recipients(struct broker *b, const char *sender, const cha
     for (size_t i = 0; rc == CASENET_OK && i < casenet_directory_count(b->dir); i++) {
         casenet_member c;
         if (casenet_directory_at(b->dir, i, &c) == CASENET_OK &&
-            casenet_member_has_role(&c, ROLE_COORDINATOR))
+            casenet_member_has_role(&c, CN_ROLE_COORDINATOR))
             rc = add_if_active(b, c.id, *to, n);
     }
     return rc;
@@ -151,23 +151,10 @@ static int store_notice(struct broker *b, struct batch *bt, int64_t now, const c
     if ((rc = store_message_insert(s, &m)) != CASENET_OK)
         goto cleanup;
     for (size_t i = 0; i < info.n_recipients; i++) {
-        struct store_inbox_row row = {0};
-        snprintf(row.recipient, sizeof row.recipient, "%s", info.recipients[i]);
-        memcpy(row.message_id, id, sizeof row.message_id);
-        snprintf(row.sender, sizeof row.sender, "%s", m.sender);
-        row.kind = m.kind;
-        row.urgency = m.urgency;
-        row.msg_status = m.msg_status;
-        row.state = CASENET_INBOX_QUEUED;
-        row.received_at_ms = now;
-        row.created_at_ms = m.created_at_ms;
-        row.size = m.size;
-        row.has_in_reply_to = m.has_in_reply_to;
-        memcpy(row.in_reply_to, m.in_reply_to, sizeof row.in_reply_to);
-        row.has_case_ref = m.has_case_ref;
-        memcpy(row.case_ref, m.case_ref, sizeof row.case_ref);
+        struct store_inbox_row row;
+        inbox_row_for(&row, info.recipients[i], &m, now);
         if ((rc = store_inbox_insert(s, &row)) != CASENET_OK ||
-            (rc = handlers_queue_notice(bt, &row)) != CASENET_OK)
+            (rc = batch_queue_notice(bt, &row)) != CASENET_OK)
             goto cleanup;
     }
     rc = CASENET_OK;

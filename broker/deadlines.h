@@ -32,6 +32,7 @@
 #ifndef BROKER_DEADLINES_H
 #define BROKER_DEADLINES_H
 
+#include "batch.h"
 #include "broker.h"
 
 #include <stddef.h>

@@ -1,41 +1,43 @@
 /*
- * handlers.h - the broker's request handlers: one function per Request kind,
- * behind one dispatcher that unpacks a frame, checks the protocol version,
- * runs the handler in a savepoint of the batch transaction and packs the
- * Response (a reply or an error with a stable code and a message that says
- * what to do).
- *
- * Attribution: `member` is always the connection's ZAP User-Id, never the
- * routing id and never a name the request claims.
+ * handlers.h - the broker's request handlers for the directory, Submit and
+ * the inbox: one function per Request kind, each a req_handler_fn
+ * (request.h) that the dispatcher's table names. Each runs inside the batch
+ * transaction (in its own savepoint but for Submit), answers with
+ * req_reply, or returns the casenet_err to answer with after req_fail
+ * wrote a message that says what to do. Lifecycle queries are in
+ * lifecycle.h, audit requests in audit_tree.h.
  */
 #ifndef BROKER_HANDLERS_H
 #define BROKER_HANDLERS_H
 
-#include "broker.h"
-#include "casenet.pb-c.h"
+#include "request.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Handles one request frame inside the batch transaction (the caller has
- * called begin). Always produces a packed Response in *reply (owned by the
- * caller) unless it returns CASENET_ENOMEM. Sets bt->store_failed when the
- * store failed (the batch must then be rolled back and every request answered
- * UNAVAILABLE), queues inbox notices in bt, and sets *subscribe when the
- * request was a successful Subscribe (the caller records the connection).
- * The reply is only to be sent after the batch commits: a Submit's receipt
- * exists only for committed data. */
-int handlers_dispatch(struct broker *b, struct batch *bt, const char *member, const uint8_t *frame,
-                      size_t len, casenet_buf *reply, bool *subscribe);
+/* handlers_directory.c: HelloReply, the signed directory, PublishReply,
+ * SubscribeReply (sets r->subscribe). */
+int handlers_hello(struct req *r, const Casenet__V1__Request *q);
+int handlers_get_directory(struct req *r, const Casenet__V1__Request *q);
+int handlers_publish_directory(struct req *r, const Casenet__V1__Request *q);
+int handlers_subscribe(struct req *r, const Casenet__V1__Request *q);
 
-/* Packs an error Response for request_id (0 when unknown) with the wire code
- * of err (a casenet_err) and message. CASENET_ENOMEM. */
-int handlers_error_reply(uint64_t request_id, int err, const char *message, casenet_buf *out);
-/* The same with a retry-after for RATE_LIMITED and UNAVAILABLE answers (0 =
- * the default of 1000 ms). */
-int handlers_error_reply_retry(uint64_t request_id, int err, const char *message,
-                               uint32_t retry_after_ms, casenet_buf *out);
+/* handlers_submit.c: admission (size, signature, sender, roles, clock,
+ * expiry), duplicates (a resend answered with its receipt), room (directory
+ * in force, backlogs, quota), then the writes (message row, SUBMITTED
+ * event, inbox rows with deadlines, the receipt signed before the commit). */
+int handlers_submit(struct req *r, const Casenet__V1__Request *q);
+
+/* handlers_inbox.c: ListInbox, Fetch, SendReceipt. */
+int handlers_list_inbox(struct req *r, const Casenet__V1__Request *q);
+int handlers_fetch(struct req *r, const Casenet__V1__Request *q);
+int handlers_receipt(struct req *r, const Casenet__V1__Request *q);
+
+/* Inserts an inbox row (in batch) and queues its notice in r->bt for after
+ * the commit. CONFLICT when the recipient already holds the entry, else
+ * the store's error through req_store_fail, CASENET_ENOMEM. */
+int handlers_inbox_add(struct req *r, struct store_inbox_row *row);
 
 /* Accepts a signed directory (inside the batch transaction): verifies it
  * with the pinned authority key, refuses an expired one (CASENET_EEXPIRED),
@@ -47,22 +49,9 @@ int handlers_error_reply_retry(uint64_t request_id, int err, const char *message
  * to the data directory, records it in the store, appends a
  * DIRECTORY_PUBLISHED event by actor ("" for the operator) and leaves it in
  * bt->new_dir for the loop to swap in after commit. A reason is written to
- * msg. *version receives its version. */
+ * msg. *version receives its version. Called by PublishDirectory and by the
+ * loop on SIGHUP. */
 int handlers_directory_accept(struct broker *b, struct batch *bt, const uint8_t *bytes, size_t len,
                               const char *actor, uint64_t *version, char *msg, size_t msglen);
-
-/* Packs r into out (malloc'd). CASENET_ENOMEM. */
-int handlers_pack(Casenet__V1__Response *r, casenet_buf *out);
-
-/* Queues a Notice of the new inbox row (already inserted) for its
- * recipient's subscribed connections, pushed after the batch commits.
- * CASENET_ENOMEM. */
-int handlers_queue_notice(struct batch *bt, const struct store_inbox_row *row);
-
-/* The wire ErrorCode for a casenet_err: 1..12 and 14 (DIRECTORY_EXPIRED)
- * map to themselves, expired
- * directory and invalid input to BAD_REQUEST, rollback to CONFLICT, every
- * local failure to UNAVAILABLE. */
-int handlers_wire_code(int err);
 
 #endif

@@ -1,17 +1,16 @@
 /* lifecycle.c - GetStatus, ListSent and ListOverdue (see lifecycle.h). */
 #include "lifecycle.h"
 
-#include "handlers.h"
+#include "inbox_row.h"
 #include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGE_DEFAULT     100u
-#define PAGE_MAX         1000u
-#define SENT_SCAN_PAGES  8u /* ListSent examines at most this many times limit */
-#define ROLE_COORDINATOR "coordinator"
+#define PAGE_DEFAULT    100u
+#define PAGE_MAX        1000u
+#define SENT_SCAN_PAGES 8u /* ListSent examines at most this many times limit */
 
 /* Everything a reply under construction points to, released at once. */
 struct pool {
@@ -91,32 +90,17 @@ static int keep_recs(struct pool *p, struct store_receipt_rec *r, size_t n)
     return pool_keep(p, r);
 }
 
-static int oom(char *msg, size_t msglen)
+static int oom(struct req *c)
 {
-    snprintf(msg, msglen, "out of memory; retry later or ask for a smaller page");
-    return CASENET_ENOMEM;
+    return req_fail(c, CASENET_ENOMEM, "out of memory; retry later or ask for a smaller page");
 }
 
-static int store_err(struct batch *bt, int rc, char *msg, size_t msglen)
+static int store_err(struct req *c, int rc)
 {
     if (rc == CASENET_ENOMEM)
-        return oom(msg, msglen);
-    bt->store_failed = true;
-    snprintf(msg, msglen, "the broker could not read its store; retry later");
-    return CASENET_EUNAVAIL;
-}
-
-static bool is_coordinator(const struct broker *b, const char *member)
-{
-    casenet_member m;
-    return casenet_directory_find(b->dir, member, &m) == CASENET_OK &&
-           casenet_member_has_role(&m, ROLE_COORDINATOR);
-}
-
-static void set_bytes(ProtobufCBinaryData *f, const uint8_t *p, size_t n)
-{
-    f->data = (uint8_t *)p;
-    f->len = p ? n : 0;
+        return oom(c);
+    c->bt->store_failed = true;
+    return req_fail(c, CASENET_EUNAVAIL, "the broker could not read its store; retry later");
 }
 
 /* The inbox state a receipt status moves a row to. */
@@ -180,7 +164,7 @@ static int fill_recipient(struct broker *b, struct pool *p, const struct store_m
         dl[i].state = (Casenet__V1__DeadlineState)ds[i].state;
         dl[i].settled_at_ms = ds[i].settled_at_ms;
         if (ds[i].has_notice)
-            set_bytes(&dl[i].notice_id, ds[i].notice_id, sizeof ds[i].notice_id);
+            pb_set_bytes(&dl[i].notice_id, ds[i].notice_id, sizeof ds[i].notice_id);
         dlp[i] = &dl[i];
     }
     rs->deadlines = dlp;
@@ -215,7 +199,8 @@ static int fill_recipient(struct broker *b, struct pool *p, const struct store_m
         sp[k].actor = (char *)(st[i].state == CASENET_INBOX_DEAD ? "" : row->recipient);
         for (size_t j = 0; j < nrec; j++) {
             if (receipt_state(recs[j].status) == st[i].state) {
-                set_bytes(&sp[k].receipt, recs[j].signed_receipt.data, recs[j].signed_receipt.len);
+                pb_set_bytes(&sp[k].receipt, recs[j].signed_receipt.data,
+                             recs[j].signed_receipt.len);
                 break;
             }
         }
@@ -231,7 +216,7 @@ static int fill_recipient(struct broker *b, struct pool *p, const struct store_m
         sp[k].state = (Casenet__V1__InboxState)receipt_state(recs[j].status);
         sp[k].at_ms = recs[j].received_at_ms;
         sp[k].actor = (char *)row->recipient;
-        set_bytes(&sp[k].receipt, recs[j].signed_receipt.data, recs[j].signed_receipt.len);
+        pb_set_bytes(&sp[k].receipt, recs[j].signed_receipt.data, recs[j].signed_receipt.len);
         k++;
     }
     for (size_t i = 0; i < k; i++)
@@ -249,7 +234,7 @@ static int fill_record(struct broker *b, struct pool *p, const struct store_mess
                        Casenet__V1__MessageRecord *rec)
 {
     casenet__v1__message_record__init(rec);
-    set_bytes(&rec->message_id, m->message_id, sizeof m->message_id);
+    pb_set_bytes(&rec->message_id, m->message_id, sizeof m->message_id);
     rec->sender = (char *)m->sender;
     rec->kind = (Casenet__V1__Kind)m->kind;
     rec->urgency = (Casenet__V1__Urgency)m->urgency;
@@ -258,11 +243,11 @@ static int fill_record(struct broker *b, struct pool *p, const struct store_mess
     rec->received_at_ms = m->received_at_ms;
     rec->expires_at_ms = m->expires_at_ms;
     if (m->has_in_reply_to)
-        set_bytes(&rec->in_reply_to, m->in_reply_to, sizeof m->in_reply_to);
+        pb_set_bytes(&rec->in_reply_to, m->in_reply_to, sizeof m->in_reply_to);
     if (m->has_case_ref)
-        set_bytes(&rec->case_ref, m->case_ref, sizeof m->case_ref);
-    set_bytes(&rec->envelope_hash, m->envelope_hash, sizeof m->envelope_hash);
-    set_bytes(&rec->broker_receipt, m->receipt.data, m->receipt.len);
+        pb_set_bytes(&rec->case_ref, m->case_ref, sizeof m->case_ref);
+    pb_set_bytes(&rec->envelope_hash, m->envelope_hash, sizeof m->envelope_hash);
+    pb_set_bytes(&rec->broker_receipt, m->receipt.data, m->receipt.len);
     rec->cursor = m->row;
     Casenet__V1__RecipientStatus *rs = pool_calloc(p, n, sizeof *rs);
     Casenet__V1__RecipientStatus **rsp = pool_calloc(p, n, sizeof *rsp);
@@ -281,34 +266,35 @@ static int fill_record(struct broker *b, struct pool *p, const struct store_mess
 
 /* ------------------------------------------------------------ GetStatus */
 
-int lifecycle_get_status(struct broker *b, struct batch *bt, const char *member,
-                         const Casenet__V1__GetStatus *req, Casenet__V1__Response *resp,
-                         casenet_buf *out, char *msg, size_t msglen)
+int lifecycle_get_status(struct req *c, const Casenet__V1__Request *q)
 {
+    struct broker *b = c->b;
+    const char *member = c->member;
+    const Casenet__V1__GetStatus *req = q->get_status;
+    Casenet__V1__Response *resp = &c->resp;
     struct store *s = b->store;
     struct store_message m = {0};
     struct store_inbox_row *rows = NULL;
     size_t n = 0;
     struct pool p = {0};
     if (req->message_id.len != CASENET_MESSAGE_ID_BYTES) {
-        snprintf(msg, msglen, "a message id is %d bytes", CASENET_MESSAGE_ID_BYTES);
-        return CASENET_EBADREQ;
+        return req_fail(c, CASENET_EBADREQ, "a message id is %d bytes", CASENET_MESSAGE_ID_BYTES);
     }
     int rc = store_message_get(s, req->message_id.data, false, &m);
     if (rc == CASENET_OK)
         rc = store_inbox_of_message(s, m.message_id, &rows, &n);
     if (rc != CASENET_OK && rc != CASENET_ENOTFOUND) {
-        rc = store_err(bt, rc, msg, msglen);
+        rc = store_err(c, rc);
         goto cleanup;
     }
     size_t *which = rc == CASENET_OK ? pool_calloc(&p, n, sizeof *which) : NULL;
     size_t shown = 0;
     if (rc == CASENET_OK && !which) {
-        rc = oom(msg, msglen);
+        rc = oom(c);
         goto cleanup;
     }
     if (rc == CASENET_OK) {
-        bool all = strcmp(member, m.sender) == 0 || is_coordinator(b, member);
+        bool all = strcmp(member, m.sender) == 0 || broker_is_coordinator(b, member);
         for (size_t i = 0; i < n; i++) {
             if (all || strcmp(rows[i].recipient, member) == 0)
                 which[shown++] = i;
@@ -317,20 +303,20 @@ int lifecycle_get_status(struct broker *b, struct batch *bt, const char *member,
             rc = CASENET_ENOTFOUND;
     }
     if (rc == CASENET_ENOTFOUND) {
-        snprintf(msg, msglen, "no message %s that you sent, received or may see as a coordinator",
-                 log_hex(req->message_id.data, CASENET_MESSAGE_ID_BYTES));
+        rc = req_fail(c, rc, "no message %s that you sent, received or may see as a coordinator",
+                      log_hex(req->message_id.data, CASENET_MESSAGE_ID_BYTES));
         goto cleanup;
     }
     Casenet__V1__MessageRecord rec;
     if ((rc = fill_record(b, &p, &m, rows, which, shown, true, NULL, &rec)) != CASENET_OK) {
-        rc = store_err(bt, rc, msg, msglen);
+        rc = store_err(c, rc);
         goto cleanup;
     }
     Casenet__V1__StatusReply reply = CASENET__V1__STATUS_REPLY__INIT;
     reply.message = &rec;
     resp->body_case = CASENET__V1__RESPONSE__BODY_STATUS;
     resp->status = &reply;
-    rc = handlers_pack(resp, out);
+    rc = req_reply(c);
 cleanup:
     pool_free(&p);
     store_inbox_rows_free(rows, n);
@@ -364,10 +350,12 @@ struct sent_item {
     const struct deadlines_ahead *ahead;
 };
 
-int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
-                        const Casenet__V1__ListSent *req, Casenet__V1__Response *resp,
-                        casenet_buf *out, char *msg, size_t msglen)
+int lifecycle_list_sent(struct req *c, const Casenet__V1__Request *q)
 {
+    struct broker *b = c->b;
+    const char *member = c->member;
+    const Casenet__V1__ListSent *req = q->list_sent;
+    Casenet__V1__Response *resp = &c->resp;
     struct store *s = b->store;
     struct pool p = {0};
     struct deadlines_ahead ahead[SENT_SCAN_PAGES];
@@ -382,7 +370,7 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
     bool more = true;
     int rc = CASENET_OK;
     if (!items || !recs || !recp) {
-        rc = oom(msg, msglen);
+        rc = oom(c);
         goto cleanup;
     }
     /* Pages of the sender's messages, filtered, until the page is full, the
@@ -398,7 +386,7 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
                                  &p.n_rows[pg], &p.ds[pg], &p.n_ds[pg]);
         p.n_pages++;
         if (rc != CASENET_OK) {
-            rc = store_err(bt, rc, msg, msglen);
+            rc = store_err(c, rc);
             goto cleanup;
         }
         ahead[pg] = (struct deadlines_ahead){p.ds[pg], p.n_ds[pg]};
@@ -424,7 +412,7 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
     for (size_t i = 0; i < n_items; i++) {
         size_t *which = pool_calloc(&p, items[i].n_rows, sizeof *which);
         if (!which) {
-            rc = oom(msg, msglen);
+            rc = oom(c);
             goto cleanup;
         }
         for (size_t j = 0; j < items[i].n_rows; j++)
@@ -432,7 +420,7 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
         rc = fill_record(b, &p, items[i].m, items[i].rows, which, items[i].n_rows, false,
                          items[i].ahead, &recs[i]);
         if (rc != CASENET_OK) {
-            rc = store_err(bt, rc, msg, msglen);
+            rc = store_err(c, rc);
             goto cleanup;
         }
         recp[i] = &recs[i];
@@ -444,7 +432,7 @@ int lifecycle_list_sent(struct broker *b, struct batch *bt, const char *member,
     page.more = more;
     resp->body_case = CASENET__V1__RESPONSE__BODY_SENT;
     resp->sent = &page;
-    rc = handlers_pack(resp, out);
+    rc = req_reply(c);
 cleanup:
     free(items);
     free(recs);
@@ -455,16 +443,17 @@ cleanup:
 
 /* ------------------------------------------------------------ ListOverdue */
 
-int lifecycle_list_overdue(struct broker *b, struct batch *bt, const char *member,
-                           const Casenet__V1__ListOverdue *req, Casenet__V1__Response *resp,
-                           casenet_buf *out, char *msg, size_t msglen)
+int lifecycle_list_overdue(struct req *c, const Casenet__V1__Request *q)
 {
+    struct broker *b = c->b;
+    const char *member = c->member;
+    const Casenet__V1__ListOverdue *req = q->list_overdue;
+    Casenet__V1__Response *resp = &c->resp;
     struct store *s = b->store;
-    if (!is_coordinator(b, member)) {
-        snprintf(msg, msglen,
-                 "only coordinators see the network's overdue referrals; see your own with "
-                 "ListSent (casenet cases)");
-        return CASENET_EFORBIDDEN;
+    if (!broker_is_coordinator(b, member)) {
+        return req_fail(c, CASENET_EFORBIDDEN,
+                        "only coordinators see the network's overdue referrals; see your own "
+                        "with ListSent (casenet cases)");
     }
     uint32_t limit = req->limit ? req->limit : PAGE_DEFAULT;
     if (limit > PAGE_MAX)
@@ -474,17 +463,17 @@ int lifecycle_list_overdue(struct broker *b, struct batch *bt, const char *membe
     bool more = false;
     int rc = store_overdue_list(s, req->cursor, limit, &rows, &n, &more);
     if (rc != CASENET_OK)
-        return store_err(bt, rc, msg, msglen);
+        return store_err(c, rc);
     Casenet__V1__OverdueEntry *e = calloc(n ? n : 1, sizeof *e);
     Casenet__V1__OverdueEntry **ep = calloc(n ? n : 1, sizeof *ep);
     if (!e || !ep) {
-        rc = oom(msg, msglen);
+        rc = oom(c);
         goto cleanup;
     }
     for (size_t i = 0; i < n; i++) {
         const struct store_overdue *o = &rows[i];
         casenet__v1__overdue_entry__init(&e[i]);
-        set_bytes(&e[i].message_id, o->row.message_id, sizeof o->row.message_id);
+        pb_set_bytes(&e[i].message_id, o->row.message_id, sizeof o->row.message_id);
         e[i].sender = (char *)o->row.sender;
         e[i].recipient = (char *)o->row.recipient;
         e[i].kind = (Casenet__V1__Kind)o->row.kind;
@@ -496,9 +485,9 @@ int lifecycle_list_overdue(struct broker *b, struct batch *bt, const char *membe
         e[i].due_at_ms = o->d.due_ms;
         e[i].escalated_at_ms = o->d.settled_at_ms;
         if (o->d.has_notice)
-            set_bytes(&e[i].notice_id, o->d.notice_id, sizeof o->d.notice_id);
+            pb_set_bytes(&e[i].notice_id, o->d.notice_id, sizeof o->d.notice_id);
         if (o->row.has_case_ref)
-            set_bytes(&e[i].case_ref, o->row.case_ref, sizeof o->row.case_ref);
+            pb_set_bytes(&e[i].case_ref, o->row.case_ref, sizeof o->row.case_ref);
         ep[i] = &e[i];
     }
     Casenet__V1__OverduePage page = CASENET__V1__OVERDUE_PAGE__INIT;
@@ -508,7 +497,7 @@ int lifecycle_list_overdue(struct broker *b, struct batch *bt, const char *membe
     page.more = more;
     resp->body_case = CASENET__V1__RESPONSE__BODY_OVERDUE;
     resp->overdue = &page;
-    rc = handlers_pack(resp, out);
+    rc = req_reply(c);
 cleanup:
     free(e);
     free(ep);

@@ -30,8 +30,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define DIRECTORY_MAX (16u * 1024u * 1024u)
-
 static const char usage_head[] =
     "usage: casenetd --data DIR --listen ENDPOINT --key FILE --directory FILE\n"
     "                --authority FILE [--config FILE] [OPTION...]\n"

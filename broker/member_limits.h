@@ -114,8 +114,8 @@ int limits_escalation_periods(struct limits *l, int64_t now_ms,
  * counted: the cap errs on the side of serving). */
 uint32_t limits_pending(struct limits *l, const char *member, int delta);
 
-/* Fair batches weigh requests by cost (server.c): 1 unit for each request,
- * plus one per LIMITS_COST_ROWS rows it may read. A member's share of a
+/* Fair batches weigh requests by cost (server_queue.c): 1 unit for each
+ * request, plus one per LIMITS_COST_ROWS rows it may read. A member's share of a
  * batch is fair_share units; a batch holds at most batch_max units (a
  * request dearer than that goes alone). */
 #define LIMITS_COST_ROWS 25u

@@ -140,6 +140,22 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
+/* An fgets for ini_parse_stream that stops after `left` lines (inih counts
+ * one line per call). */
+struct line_reader {
+    FILE *f;
+    int left;
+};
+
+static char *read_lines(char *buf, int size, void *stream)
+{
+    struct line_reader *r = stream;
+    if (r->left <= 0)
+        return NULL;
+    r->left--;
+    return fgets(buf, size, r->f);
+}
+
 int policy_load(const char *path, struct broker_policy *p, char *err, size_t errlen)
 {
     struct load_state st;
@@ -151,6 +167,20 @@ int policy_load(const char *path, struct broker_policy *p, char *err, size_t err
         return CASENET_EIO;
     }
     int line = ini_parse_file(f, on_ini, &st);
+    if (ferror(f)) { /* e.g. a directory: fopen succeeds, reading fails */
+        fclose(f);
+        snprintf(err, errlen, "cannot read policy file %s: not a readable file", path);
+        return CASENET_EIO;
+    }
+    if (line > 0) {
+        /* inih reports the first bad line but goes on parsing, so st.error
+         * may describe a later one: read again up to that line only. */
+        struct line_reader r = {.f = f, .left = line};
+        rewind(f);
+        st.p = *p;
+        st.error[0] = '\0';
+        (void)ini_parse_stream(read_lines, &r, on_ini, &st);
+    }
     fclose(f);
     if (line != 0) {
         snprintf(err, errlen, "%s:%d: %s", path, line,

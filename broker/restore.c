@@ -81,10 +81,9 @@ static int settle_before(struct store *s, int64_t cutoff_ms, int64_t now_ms, siz
     size_t n = 0;
     int rc = store_deadline_due(s, cutoff_ms, DEADLINES_AT_ONCE, &ds, &n);
     for (size_t i = 0; rc == CASENET_OK && i < n; i++) {
-        if (ds[i].kind == CASENET__V1__DEADLINE_KIND__DEADLINE_KIND_EXPIRE)
+        if (ds[i].kind == STORE_DEADLINE_EXPIRE)
             continue;
-        rc = store_deadline_settle(
-            s, ds[i].id, CASENET__V1__DEADLINE_STATE__DEADLINE_STATE_BREACHED, now_ms, NULL);
+        rc = store_deadline_settle(s, ds[i].id, STORE_DEADLINE_BREACHED, now_ms, NULL);
         if (rc == CASENET_OK)
             (*settled)++;
     }
@@ -102,8 +101,8 @@ static int settle_escalated(struct store *s, const Casenet__V1__AuditEvent *e, s
         sscanf(e->detail, "deadline=%15s recipient=%64s due_at_ms=%lld notice=%33s", kind, who,
                &due, notice) != 4)
         return CASENET_OK; /* a summary */
-    int dk = strcmp(kind, "deliver") == 0  ? CASENET__V1__DEADLINE_KIND__DEADLINE_KIND_DELIVER
-             : strcmp(kind, "accept") == 0 ? CASENET__V1__DEADLINE_KIND__DEADLINE_KIND_ACCEPT
+    int dk = strcmp(kind, "deliver") == 0  ? STORE_DEADLINE_DELIVER
+             : strcmp(kind, "accept") == 0 ? STORE_DEADLINE_ACCEPT
                                            : 0;
     uint8_t nid[CASENET_MESSAGE_ID_BYTES];
     bool has_notice = strlen(notice) == 2 * sizeof nid;
@@ -119,11 +118,9 @@ static int settle_escalated(struct store *s, const Casenet__V1__AuditEvent *e, s
         size_t nd = 0;
         rc = store_deadline_list(s, rows[i].seq, &ds, &nd);
         for (size_t j = 0; rc == CASENET_OK && j < nd; j++)
-            if (ds[j].kind == dk &&
-                ds[j].state == CASENET__V1__DEADLINE_STATE__DEADLINE_STATE_PENDING) {
-                rc = store_deadline_settle(s, ds[j].id,
-                                           CASENET__V1__DEADLINE_STATE__DEADLINE_STATE_BREACHED,
-                                           e->time_ms, has_notice ? nid : NULL);
+            if (ds[j].kind == dk && ds[j].state == STORE_DEADLINE_PENDING) {
+                rc = store_deadline_settle(s, ds[j].id, STORE_DEADLINE_BREACHED, e->time_ms,
+                                           has_notice ? nid : NULL);
                 *settled += rc == CASENET_OK;
             }
         free(ds);

@@ -1,19 +1,122 @@
 /* store.c - helpers shared by every store backend (see store.h). */
 #include "store.h"
 
-#include "casenet.pb-c.h"
+#include "log.h"
+#include "store_audit.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The backends of this build, by scheme. A PostgreSQL backend adds
+ * { "postgresql", true, &store_pg_ops } (and "postgres"). */
+static const struct store_backend store_backends[] = {
+    {"sqlite", false, &store_sqlite_ops},
+};
+#define N_BACKENDS (sizeof store_backends / sizeof store_backends[0])
+
+/* The backend spec names and what its open gets: "SCHEME:REST" for a
+ * registered scheme; else a spec with "://" names a backend this build does
+ * not have (NULL); anything else is a SQLite data directory. */
+static const struct store_backend *backend_for(const char *spec, const char **arg)
+{
+    size_t scheme_len = strcspn(spec, ":/");
+    for (size_t i = 0; spec[scheme_len] == ':' && i < N_BACKENDS; i++) {
+        const struct store_backend *b = &store_backends[i];
+        if (strlen(b->scheme) == scheme_len && strncmp(spec, b->scheme, scheme_len) == 0) {
+            *arg = b->whole_spec ? spec : spec + scheme_len + 1;
+            return b;
+        }
+    }
+    if (strstr(spec, "://"))
+        return NULL;
+    *arg = spec;
+    return &store_backends[0];
+}
+
 int store_open(const char *spec, struct store **out)
 {
-    static const char sqlite_scheme[] = "sqlite:";
-    if (strncmp(spec, sqlite_scheme, sizeof sqlite_scheme - 1) == 0)
-        return store_sqlite_ops.open(spec + sizeof sqlite_scheme - 1, out);
-    if (strstr(spec, "://"))
+    const char *arg = NULL;
+    const struct store_backend *b = backend_for(spec, &arg);
+    if (!b) {
+        char scheme[32];
+        snprintf(scheme, sizeof scheme, "%.*s", (int)strcspn(spec, ":"), spec);
+        log_event(LOG_ERROR, "store_unknown_backend", "scheme", scheme, "msg",
+                  "this build serves \"sqlite:DIR\" (or a bare DIR) only: fix the store setting",
+                  NULL);
         return CASENET_EINVAL;
-    return store_sqlite_ops.open(spec, out);
+    }
+    struct store *s = NULL;
+    int rc = b->ops->admin->open(arg, &s);
+    if (rc != CASENET_OK)
+        return rc;
+    if ((rc = store_log_open(s, &s->log)) != CASENET_OK) {
+        s->ops->admin->close(s);
+        return rc;
+    }
+    *out = s;
+    return CASENET_OK;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    store_log_free(s->log);
+    s->log = NULL;
+    s->ops->admin->close(s);
+}
+
+/* The transaction: the backend's operation, then the audit log's tree kept
+ * in step with it (store_audit.c). */
+int store_begin(struct store *s)
+{
+    int rc = s->ops->admin->begin(s);
+    if (rc == CASENET_OK)
+        store_log_begin(s->log);
+    return rc;
+}
+
+int store_commit(struct store *s)
+{
+    if (store_log_torn(s->log)) {
+        s->ops->admin->rollback(s);
+        store_log_rolled_back(s->log);
+        return CASENET_EUNAVAIL;
+    }
+    int rc = s->ops->admin->commit(s);
+    if (rc != CASENET_OK) {
+        store_log_rolled_back(s->log);
+        return CASENET_EUNAVAIL;
+    }
+    return CASENET_OK;
+}
+
+void store_rollback(struct store *s)
+{
+    s->ops->admin->rollback(s);
+    store_log_rolled_back(s->log);
+}
+
+int store_savepoint(struct store *s)
+{
+    if (!store_log_can_savepoint(s->log))
+        return CASENET_EUNAVAIL;
+    int rc = s->ops->admin->savepoint(s);
+    if (rc == CASENET_OK)
+        store_log_savepoint(s->log);
+    return rc;
+}
+
+int store_release(struct store *s)
+{
+    store_log_release(s->log);
+    return s->ops->admin->release(s);
+}
+
+void store_rollback_to(struct store *s)
+{
+    store_log_rolled_back_to(s->log, s->ops->admin->rollback_to(s) == CASENET_OK);
 }
 
 void store_message_clear(struct store_message *m)
@@ -93,21 +196,4 @@ void store_heads_free(struct store_head *heads, size_t n)
     for (size_t i = 0; i < n; i++)
         store_head_clear(&heads[i]);
     free(heads);
-}
-
-int store_audit_keys(const uint8_t *event, size_t len, bool *has_message_id,
-                     uint8_t message_id[CASENET_MESSAGE_ID_BYTES], bool *has_case_ref,
-                     uint8_t case_ref[CASENET_CASE_REF_BYTES])
-{
-    Casenet__V1__AuditEvent *e = casenet__v1__audit_event__unpack(NULL, len, event);
-    if (!e)
-        return CASENET_EBADREQ;
-    *has_message_id = e->message_id.len == CASENET_MESSAGE_ID_BYTES;
-    if (*has_message_id)
-        memcpy(message_id, e->message_id.data, CASENET_MESSAGE_ID_BYTES);
-    *has_case_ref = e->case_ref.len == CASENET_CASE_REF_BYTES;
-    if (*has_case_ref)
-        memcpy(case_ref, e->case_ref.data, CASENET_CASE_REF_BYTES);
-    casenet__v1__audit_event__free_unpacked(e, NULL);
-    return CASENET_OK;
 }

@@ -1,8 +1,11 @@
 /*
  * store_sqlite_impl.h - internal to the SQLite store: what store_sqlite.c
- * shares with its companion file store_sqlite_lifecycle.c (lifecycle and
- * deadline queries), so that each group of operations keeps its own
- * statements while one connection serves them all.
+ * (connection, transaction, messages, receipts, directories, the statement
+ * table) shares with its companion files: store_sqlite_inbox.c (inbox rows
+ * and limit counts), store_sqlite_audit.c (audit rows and heads),
+ * store_sqlite_schema.c (migrations), store_sqlite_lifecycle.c (deadlines
+ * and lifecycle queries, with statements of its own) and store_sqlite_wal.c
+ * (checkpoints). One connection serves them all.
  */
 #ifndef BROKER_STORE_SQLITE_IMPL_H
 #define BROKER_STORE_SQLITE_IMPL_H
@@ -10,6 +13,21 @@
 #include "store.h"
 
 #include <sqlite3.h>
+
+/* The store's constants (store.h) as SQL text: the SQL is spelled with these,
+ * never with the numbers. */
+#define SQ_QUEUED       STORE_SQL(STORE_INBOX_QUEUED)
+#define SQ_FETCHED      STORE_SQL(STORE_INBOX_FETCHED)
+#define SQ_DELIVERED    STORE_SQL(STORE_INBOX_DELIVERED)
+#define SQ_ACCEPTED     STORE_SQL(STORE_INBOX_ACCEPTED)
+#define SQ_DECLINED     STORE_SQL(STORE_INBOX_DECLINED)
+#define SQ_COMPLETED    STORE_SQL(STORE_INBOX_COMPLETED)
+#define SQ_DEAD         STORE_SQL(STORE_INBOX_DEAD)
+#define SQ_KIND_RECEIPT STORE_SQL(STORE_KIND_RECEIPT)
+#define SQ_DL_DELIVER   STORE_SQL(STORE_DEADLINE_DELIVER)
+#define SQ_DL_ACCEPT    STORE_SQL(STORE_DEADLINE_ACCEPT)
+#define SQ_DL_PENDING   STORE_SQL(STORE_DEADLINE_PENDING)
+#define SQ_DL_BREACHED  STORE_SQL(STORE_DEADLINE_BREACHED)
 
 /* The columns read_inbox_row expects, in its order. */
 #define SQ_INBOX_COLS                                                                              \
@@ -23,6 +41,91 @@
     "message_id, sender, kind, urgency, msg_status, created_at_ms, expires_at_ms,"                 \
     " received_at_ms, in_reply_to, case_ref, envelope_hash, size, audit_index, receipt, id"
 #define SQ_MESSAGE_NCOLS 15
+
+/* The schema version this build writes (store_sqlite_schema.c). */
+#define SQ_SCHEMA_VERSION 7
+
+/* The statements of store_sqlite.c (its table sql[]), prepared at open. */
+enum sq_stmt {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_MSG_INSERT,
+    ST_MSG_GET,
+    ST_MSG_AUDIT_KEY,
+    ST_MSG_ROW,
+    ST_INBOX_LINK_CHECK,
+    ST_INBOX_RECEIPT_CHECK,
+    ST_INBOX_INSERT,
+    ST_INBOX_GET,
+    ST_INBOX_RECEIPT_ROW,
+    ST_INBOX_LIST_ANY,
+    ST_INBOX_LIST_STATE,
+    ST_INBOX_SET_STATE,
+    ST_RECEIPT_INSERT,
+    ST_RECEIPT_FIND,
+    ST_AUDIT_NEXT,
+    ST_AUDIT_INSERT,
+    ST_AUDIT_PARTY,
+    ST_AUDIT_COUNT,
+    ST_DIR_SAVE,
+    ST_DIR_LATEST,
+    ST_NODE_PUT,
+    ST_NODE_GET,
+    ST_NODE_LEAVES,
+    ST_AUDIT_SET_KEYS,
+    ST_AQ_ALL,
+    ST_AQ_MESSAGE,
+    ST_AQ_CASE,
+    ST_AQ_KIND,
+    ST_AQ_MEMBER,
+    ST_AUDIT_VISIBLE,
+    ST_AUDIT_RANGE,
+    ST_HEAD_SAVE,
+    ST_HEAD_GET,
+    ST_HEAD_LATEST,
+    ST_HEAD_LIST,
+    ST_INBOX_BACKLOG,
+    ST_MEMBER_BYTES,
+    ST_MEMBER_BYTES_ADD,
+    ST_INBOX_FETCH_MARK,
+    ST_COUNT
+};
+
+/* Statement i, reset and unbound, ready to bind (borrowed). */
+sqlite3_stmt *sq_stmt(struct store *s, enum sq_stmt which);
+/* Runs a statement that returns no rows; the error mapped (sq_map_rc). */
+int sq_run(struct store *s, sqlite3_stmt *st, const char *what);
+/* Runs SQL text (no rows); failures logged, CASENET_EUNAVAIL / ENOMEM. */
+int sq_exec(struct store *s, const char *q, const char *what);
+/* Binders (SQLITE_STATIC: the caller keeps the bytes until the step): a blob
+ * (NULL p binds NULL) and a text. */
+static inline int sq_bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+    if (!p)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_blob64(st, i, n ? p : "", n, SQLITE_STATIC);
+}
+static inline int sq_bind_text(sqlite3_stmt *st, int i, const char *t)
+{
+    return sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
+}
+/* Copies a text column into out (cap bytes with its NUL); false when NULL or
+ * too long. */
+bool sq_col_text(sqlite3_stmt *st, int i, char *out, size_t cap);
+/* store_sqlite_schema.c: runs the migrations that take the database from its
+ * user_version to target, each step in its own transaction.
+ * CASENET_EVERSION (logged) when the database is newer than this build. */
+int sq_migrate(struct store *s, int64_t target);
+/* The sub-tables of other files: store_sqlite_audit.c, store_sqlite_inbox.c
+ * (which also serves the member byte counts of the message table). */
+extern const struct store_audit_ops sq_audit_ops;
+extern const struct store_inbox_ops sq_inbox_ops;
+int sq_member_bytes(struct store *s, const char *member, uint64_t *bytes);
+int sq_member_bytes_add(struct store *s, const char *member, uint64_t bytes);
 
 /* The store's connection (borrowed). */
 sqlite3 *sq_db(struct store *s);

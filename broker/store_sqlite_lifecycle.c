@@ -44,12 +44,13 @@ _Static_assert(DEADLINE_KIND_BITS == 3, "DEADLINE_ID multiplies by 8");
 static const char *const lc_sql[LC_COUNT] = {
     [LC_STEP_INSERT] = "INSERT INTO steps (seq, state, at_ms) VALUES (?1, ?2, ?3)",
     [LC_ARM] = "INSERT INTO deadlines (seq, kind, due_ms) VALUES (?1, ?2, ?3)",
-    /* state = 1 literally, so that the partial index deadlines_pending is
+    /* state = PENDING literally, so that the partial index deadlines_pending is
      * the one used. */
     [LC_DUE] = "SELECT " DEADLINE_COLS " FROM deadlines"
-               " WHERE state = 1 AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+               " WHERE state = " SQ_DL_PENDING " AND due_ms <= ?1"
+               " ORDER BY due_ms LIMIT ?2",
     [LC_SETTLE] = "UPDATE deadlines SET state = ?3, settled_at_ms = ?4, notice_id = ?5"
-                  " WHERE seq = ?1 AND kind = ?2 AND state = 1",
+                  " WHERE seq = ?1 AND kind = ?2 AND state = " SQ_DL_PENDING,
     [LC_LIST] = "SELECT " DEADLINE_COLS " FROM deadlines WHERE seq = ?1 ORDER BY kind",
     /* Breached deliver (1) / accept (2) deadlines whose row is still below
      * the state that meets them: delivered (3), resp. accepted (4). DEAD
@@ -62,8 +63,11 @@ static const char *const lc_sql[LC_COUNT] = {
               " i.state, i.received_at_ms, i.created_at_ms, i.size, i.in_reply_to,"
               " i.case_ref, i.receipt_status, i.receipt"
               " FROM deadlines d JOIN inbox i ON i.seq = d.seq"
-              " WHERE d.state = 3 AND (d.seq, d.kind) > (?1, ?3) AND d.kind IN (1, 2)"
-              " AND ((d.kind = 1 AND i.state IN (1, 2)) OR (d.kind = 2 AND i.state IN (1, 2, 3)))"
+              " WHERE d.state = " SQ_DL_BREACHED " AND (d.seq, d.kind) > (?1, ?3)"
+              " AND d.kind IN (" SQ_DL_DELIVER ", " SQ_DL_ACCEPT ")"
+              " AND ((d.kind = " SQ_DL_DELIVER " AND i.state IN (" SQ_QUEUED ", " SQ_FETCHED "))"
+              " OR (d.kind = " SQ_DL_ACCEPT " AND i.state IN (" SQ_QUEUED ", " SQ_FETCHED
+              ", " SQ_DELIVERED ")))"
               " ORDER BY d.seq, d.kind LIMIT ?2",
     [LC_INBOX_SEQ] = "SELECT " SQ_INBOX_COLS " FROM inbox WHERE seq = ?1",
     [LC_INBOX_MSG] = "SELECT " SQ_INBOX_COLS " FROM inbox"

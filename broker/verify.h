@@ -10,8 +10,9 @@
  * waiting for the next one. When the loop reaches the request in its batch
  * it waits for that job only (verify_pool_wait), or, when no worker has
  * taken it yet, verifies it itself rather than wait for one to wake. The handler then takes the
- * result for the exact bytes it is about to check (handlers.c compares them), so what a handler
- * decides is the same as if it had verified the envelope itself.
+ * result for the exact bytes it is about to check (handlers_submit.c
+ * compares them), so what a handler decides is the same as if it had
+ * verified the envelope itself.
  *
  * The directory is the broker's current one when the job is submitted; the
  * loop cancels and resubmits the jobs still waiting when it swaps in a new
@@ -24,7 +25,7 @@
 #ifndef BROKER_VERIFY_H
 #define BROKER_VERIFY_H
 
-#include "broker.h"
+#include "batch.h"
 #include "casenet.pb-c.h"
 
 #include <stdbool.h>

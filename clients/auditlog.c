@@ -286,6 +286,8 @@ static int check_head(struct auditv *v, const struct ckpt_head *h, const uint8_t
     memcpy(v->last.checkpoint, bytes, len);
     v->last.checkpoint_len = len;
     v->heads++;
+    if (v->cfg.on_head)
+        v->cfg.on_head(v->cfg.hooks_ctx, h->size, h->time_ms, bytes, len);
     return CASENET_OK;
 }
 
@@ -385,6 +387,8 @@ int auditv_event(struct auditv *v, const uint8_t *ev, size_t len)
         return rc;
     }
     v->next++;
+    if (v->cfg.on_event)
+        v->cfg.on_event(v->cfg.hooks_ctx, i, ev, len);
     while (v->pend_first < v->pend_n && v->pend[v->pend_first].h.size == v->next) {
         struct pending *p = &v->pend[v->pend_first++];
         rc = check_head(v, &p->h, p->bytes, p->len);
@@ -500,6 +504,34 @@ int auditv_finish(struct auditv *v, struct auditv_state *state)
                      (l->size == t->size && l->time_ms >= t->time_ms && l->checkpoint_len > 0);
         *state = later ? *l : *t;
     }
+    return CASENET_OK;
+}
+
+static int cmp_page_head(const void *x, const void *y)
+{
+    const struct auditv_page_head *a = x, *b = y;
+    return a->size < b->size ? -1 : a->size > b->size;
+}
+
+void auditv_page_heads_sort(struct auditv_page_head *hs, size_t n)
+{
+    qsort(hs, n, sizeof *hs, cmp_page_head);
+}
+
+int auditv_page_heads(const casenet_audit_export_page *p, struct auditv_page_head **out)
+{
+    size_t n = p->n_checkpoints;
+    struct auditv_page_head *hs = calloc(n + 1, sizeof *hs);
+    if (!hs)
+        return CASENET_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct ckpt_head h;
+        hs[i].size = ckpt_parse(p->checkpoints[i].data, p->checkpoints[i].len, &h) == CASENET_OK
+                         ? h.size
+                         : 0;
+        hs[i].bytes = &p->checkpoints[i];
+    }
+    *out = hs;
     return CASENET_OK;
 }
 

@@ -1,7 +1,8 @@
 /*
  * auditlog.h - verification of the broker's audit log, shared by both modes
  * of `casenet audit verify` (live and --file), and the export file format.
- * Internal to libcasenet and casenetd (prefix auditv_). PROTOCOL.md §10.3 and
+ * Internal to libcasenet (prefix auditv_): programs use the public verifier
+ * of casenet.h (audit_verify.c), which drives this one. PROTOCOL.md §10.3 and
  * §10.4 specify the checkpoints and the file.
  *
  * The verifier consumes the log in index order: events (their exact bytes)
@@ -148,6 +149,11 @@ struct auditv_config {
     /* Where an accepted epoch change is reported (NULL = not wanted). Only
      * a verifier started from 0 below a remembered head sees one. */
     struct auditv_epoch *epoch;
+    /* Told of each event consumed (at its position, index field right) and
+     * of each head whose root matched; both may be NULL (hooks_ctx passed). */
+    void (*on_event)(void *ctx, uint64_t index, const uint8_t *ev, size_t len);
+    void (*on_head)(void *ctx, uint64_t size, int64_t time_ms, const uint8_t *ckpt, size_t len);
+    void *hooks_ctx;
 };
 
 struct auditv;
@@ -191,6 +197,22 @@ const struct auditv_failure *auditv_failure(const struct auditv *v);
  * and events consumed after the last verified head (not covered by a head). */
 void auditv_counts(const struct auditv *v, uint64_t *events, uint64_t *heads,
                    uint64_t *unsigned_tail);
+
+/* A checkpoint of an export page with its size, parsed but not verified (0
+ * when it does not parse: it sorts first, and the verifier names it). */
+struct auditv_page_head {
+    uint64_t size;
+    const casenet_buf *bytes; /* borrowed from the page */
+};
+
+/* The page's checkpoints with their sizes, in page order: sorted with
+ * auditv_page_heads_sort (after appending one, when needed), each is fed or
+ * written right after the event that brings the log to its size. *out is
+ * malloc'd with room for one more entry (free()); CASENET_ENOMEM. */
+CASENET_NODISCARD int auditv_page_heads(const casenet_audit_export_page *p,
+                                        struct auditv_page_head **out);
+/* Sorts n heads by size. */
+void auditv_page_heads_sort(struct auditv_page_head *hs, size_t n);
 
 /* ------------------------------------------------------------------ export file */
 

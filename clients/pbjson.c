@@ -1,5 +1,8 @@
-/* pbjson.c - protobuf-c message <-> canonical proto3 JSON, driven by descriptors. */
+/* pbjson.c - protobuf-c message <-> canonical proto3 JSON, driven by descriptors:
+ * the shared helpers and JSON -> message (message -> JSON: pbjson_emit.c). */
 #include "pbjson.h"
+#include "pbjson_impl.h"
+#include "text.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -16,19 +19,15 @@
 #include <sodium.h>
 
 #define PBJSON_PATH_MAX  256
-#define PBJSON_NAME_MAX  128                /* longest proto field name we convert */
 #define PBJSON_EXACT_MAX 9007199254740992.0 /* 2^53: larger reals are not exact */
 
 /* ------------------------------------------------------------------ shared */
-
-#define MEMBER_PTR(msg, off)  ((void *)((char *)(msg) + (off)))
-#define CMEMBER_PTR(msg, off) ((const void *)((const char *)(msg) + (off)))
 
 /* Writes the lowerCamelCase JSON name of a snake_case proto field name, as
  * protoc's ToJsonName does: underscores dropped, the letter after one
  * upper-cased. Descriptors are our own generated code: a name that does not
  * fit is a bug. */
-static void json_name(const char *proto, char out[static PBJSON_NAME_MAX])
+void pbj_json_name(const char *proto, char out[static PBJSON_NAME_MAX])
 {
     size_t n = 0;
     bool up = false;
@@ -53,7 +52,7 @@ static bool field_matches(const ProtobufCFieldDescriptor *f, const char *key)
     char jn[PBJSON_NAME_MAX];
     if (strcmp(f->name, key) == 0)
         return true;
-    json_name(f->name, jn);
+    pbj_json_name(f->name, jn);
     return strcmp(jn, key) == 0;
 }
 
@@ -68,7 +67,7 @@ static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescript
 }
 
 /* Size of one element of a repeated field (and of a singular member). */
-static size_t elem_size(ProtobufCType t)
+size_t pbj_elem_size(ProtobufCType t)
 {
     switch (t) {
     case PROTOBUF_C_TYPE_INT32:
@@ -106,48 +105,10 @@ static size_t elem_size(ProtobufCType t)
 
 /* protobuf-c keeps a has_ flag for optional (proto2 / proto3 `optional`)
  * scalars and bytes; strings and messages use NULL for absence. */
-static bool has_flag(const ProtobufCFieldDescriptor *f)
+bool pbj_has_flag(const ProtobufCFieldDescriptor *f)
 {
     return f->label == PROTOBUF_C_LABEL_OPTIONAL && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
            f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE;
-}
-
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, <= U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i - 1 < n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
 }
 
 /* ------------------------------------------------------------------ JSON -> message */
@@ -357,7 +318,7 @@ static int get_string(pbj_ctx *ctx, const json_t *j, char **out)
     size_t len = json_string_length(j);
     if (memchr(s, '\0', len) != NULL)
         return fail(ctx, CASENET_EINVAL, "string holds a NUL character");
-    if (!utf8_valid((const unsigned char *)s, len))
+    if (!cn_utf8_valid(s, len))
         return fail(ctx, CASENET_EINVAL, "string is not valid UTF-8");
     char *copy = malloc(len + 1);
     if (!copy)
@@ -498,7 +459,7 @@ static int parse_repeated(pbj_ctx *ctx, ProtobufCMessage *msg, const ProtobufCFi
     size_t n = json_array_size(val);
     if (n == 0)
         return CASENET_OK;
-    size_t es = elem_size(f->type);
+    size_t es = pbj_elem_size(f->type);
     void *arr = calloc(n, es);
     if (!arr)
         return fail(ctx, CASENET_ENOMEM, "out of memory");
@@ -535,7 +496,7 @@ static int parse_field(pbj_ctx *ctx, ProtobufCMessage *msg, const ProtobufCField
             const ProtobufCFieldDescriptor *other =
                 protobuf_c_message_descriptor_get_field(msg->descriptor, *which);
             char jn[PBJSON_NAME_MAX];
-            json_name(other ? other->name : "?", jn);
+            pbj_json_name(other ? other->name : "?", jn);
             return fail(ctx, CASENET_EINVAL, "only one member of a oneof may be set, %s is set too",
                         jn);
         }
@@ -545,7 +506,7 @@ static int parse_field(pbj_ctx *ctx, ProtobufCMessage *msg, const ProtobufCField
         return rc;
     }
     rc = parse_value(ctx, f, val, member);
-    if (rc == CASENET_OK && has_flag(f))
+    if (rc == CASENET_OK && pbj_has_flag(f))
         *(protobuf_c_boolean *)MEMBER_PTR(msg, f->quantifier_offset) = 1;
     return rc;
 }
@@ -586,7 +547,7 @@ static int parse_message(pbj_ctx *ctx, const ProtobufCMessageDescriptor *d, cons
             rc = fail(ctx, CASENET_EINVAL, "unknown field");
             goto cleanup;
         }
-        json_name(f->name, jn);
+        pbj_json_name(f->name, jn);
         saved = path_push_field(ctx, jn);
         if (seen[f - d->fields]) {
             rc =
@@ -633,343 +594,4 @@ int pbjson_from_json(const ProtobufCMessageDescriptor *d, const json_t *in, Prot
 void pbjson_free(ProtobufCMessage *m)
 {
     protobuf_c_message_free_unpacked(m, NULL);
-}
-
-/* ------------------------------------------------------------------ message -> JSON */
-
-static int emit_message(const ProtobufCMessage *m, unsigned depth, json_t **out);
-
-static json_t *string_from_u64(uint64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "%" PRIu64, v);
-    return json_string(buf);
-}
-
-static json_t *string_from_s64(int64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "%" PRId64, v);
-    return json_string(buf);
-}
-
-static json_t *json_from_double(double d)
-{
-    if (isnan(d))
-        return json_string("NaN");
-    if (isinf(d))
-        return json_string(d > 0 ? "Infinity" : "-Infinity");
-    return json_real(d);
-}
-
-static json_t *json_from_bytes(const ProtobufCBinaryData *bd)
-{
-    size_t cap = sodium_base64_ENCODED_LEN(bd->len, sodium_base64_VARIANT_ORIGINAL);
-    char *b64 = malloc(cap);
-    json_t *j;
-    if (!b64)
-        return NULL;
-    if (bd->len == 0)
-        b64[0] = '\0';
-    else
-        sodium_bin2base64(b64, cap, bd->data, bd->len, sodium_base64_VARIANT_ORIGINAL);
-    j = json_string(b64);
-    free(b64);
-    return j;
-}
-
-/* One element of field f, read from src. */
-static int emit_value(const ProtobufCFieldDescriptor *f, const void *src, unsigned depth,
-                      json_t **out)
-{
-    json_t *j = NULL;
-
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-        j = json_integer(*(const int32_t *)src);
-        break;
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        j = json_integer((json_int_t) * (const uint32_t *)src);
-        break;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-        j = string_from_s64(*(const int64_t *)src);
-        break;
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        j = string_from_u64(*(const uint64_t *)src);
-        break;
-    case PROTOBUF_C_TYPE_FLOAT:
-        j = json_from_double(*(const float *)src);
-        break;
-    case PROTOBUF_C_TYPE_DOUBLE:
-        j = json_from_double(*(const double *)src);
-        break;
-    case PROTOBUF_C_TYPE_BOOL:
-        j = json_boolean(*(const protobuf_c_boolean *)src);
-        break;
-    case PROTOBUF_C_TYPE_ENUM: {
-        int v = *(const int *)src;
-        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
-        j = ev ? json_string(ev->name) : json_integer(v);
-        break;
-    }
-    case PROTOBUF_C_TYPE_STRING: {
-        const char *s = *(const char *const *)src;
-        if (!s)
-            s = "";
-        if (!utf8_valid((const unsigned char *)s, strlen(s)))
-            return CASENET_EBADREQ;
-        j = json_string(s);
-        break;
-    }
-    case PROTOBUF_C_TYPE_BYTES:
-        j = json_from_bytes(src);
-        break;
-    case PROTOBUF_C_TYPE_MESSAGE: {
-        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)src;
-        if (!sub) {
-            j = json_object(); /* a set oneof member without a body */
-            break;
-        }
-        return emit_message(sub, depth + 1, out);
-    }
-    }
-    if (!j)
-        return CASENET_ENOMEM;
-    *out = j;
-    return CASENET_OK;
-}
-
-/* True when a singular proto3 (no-presence) member holds its default. */
-static bool is_default(const ProtobufCFieldDescriptor *f, const void *src)
-{
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        return *(const uint32_t *)src == 0;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return *(const uint64_t *)src == 0;
-    case PROTOBUF_C_TYPE_FLOAT:
-        return *(const float *)src == 0.0f && !signbit(*(const float *)src);
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return *(const double *)src == 0.0 && !signbit(*(const double *)src);
-    case PROTOBUF_C_TYPE_BOOL:
-        return !*(const protobuf_c_boolean *)src;
-    case PROTOBUF_C_TYPE_ENUM:
-        return *(const int *)src == 0;
-    case PROTOBUF_C_TYPE_STRING: {
-        const char *s = *(const char *const *)src;
-        return !s || !*s;
-    }
-    case PROTOBUF_C_TYPE_BYTES:
-        return ((const ProtobufCBinaryData *)src)->len == 0;
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return *(const ProtobufCMessage *const *)src == NULL;
-    }
-    return true;
-}
-
-/* The whole JSON value of field f of m, or *out = NULL when it is absent. */
-static int emit_field(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, unsigned depth,
-                      json_t **out)
-{
-    const void *member = CMEMBER_PTR(m, f->offset);
-    *out = NULL;
-
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-        if (*(const uint32_t *)CMEMBER_PTR(m, f->quantifier_offset) != f->id)
-            return CASENET_OK;
-        return emit_value(f, member, depth, out);
-    }
-    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-        size_t n = *(const size_t *)CMEMBER_PTR(m, f->quantifier_offset);
-        const char *arr = *(const void *const *)member;
-        size_t es = elem_size(f->type);
-        if (n == 0)
-            return CASENET_OK;
-        json_t *ja = json_array();
-        if (!ja)
-            return CASENET_ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-            json_t *v = NULL;
-            int rc = emit_value(f, arr + i * es, depth, &v);
-            if (rc == CASENET_OK && json_array_append_new(ja, v) != 0)
-                rc = CASENET_ENOMEM;
-            if (rc != CASENET_OK) {
-                json_decref(ja);
-                return rc;
-            }
-        }
-        *out = ja;
-        return CASENET_OK;
-    }
-    if (has_flag(f)) {
-        if (!*(const protobuf_c_boolean *)CMEMBER_PTR(m, f->quantifier_offset))
-            return CASENET_OK;
-        return emit_value(f, member, depth, out);
-    }
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL) { /* string or message: NULL = absent */
-        if (*(const void *const *)member == NULL)
-            return CASENET_OK;
-        return emit_value(f, member, depth, out);
-    }
-    if (is_default(f, member)) /* a present sub-message is not a default */
-        return CASENET_OK;
-    return emit_value(f, member, depth, out);
-}
-
-static int emit_message(const ProtobufCMessage *m, unsigned depth, json_t **out)
-{
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    json_t *obj;
-
-    if (depth > PBJSON_MAX_DEPTH)
-        return CASENET_EBADREQ;
-    obj = json_object();
-    if (!obj)
-        return CASENET_ENOMEM;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        char jn[PBJSON_NAME_MAX];
-        json_t *v = NULL;
-        int rc = emit_field(m, f, depth, &v);
-        if (rc == CASENET_OK && v) {
-            json_name(f->name, jn);
-            if (json_object_set_new(obj, jn, v) != 0)
-                rc = CASENET_ENOMEM;
-        }
-        if (rc != CASENET_OK) {
-            json_decref(obj);
-            return rc;
-        }
-    }
-    *out = obj;
-    return CASENET_OK;
-}
-
-int pbjson_encode(const ProtobufCMessage *m, json_t **out)
-{
-    json_t *j = NULL;
-    assert(m && m->descriptor && out);
-    int rc = emit_message(m, 1, &j);
-    if (rc != CASENET_OK)
-        return rc;
-    *out = j;
-    return CASENET_OK;
-}
-
-json_t *pbjson_to_json(const ProtobufCMessage *m)
-{
-    json_t *j = NULL;
-    if (pbjson_encode(m, &j) != CASENET_OK)
-        return NULL;
-    return j;
-}
-
-/* ------------------------------------------------------------------ for people */
-
-static bool is_time_field(const ProtobufCFieldDescriptor *f)
-{
-    size_t n = strlen(f->name);
-    return (f->type == PROTOBUF_C_TYPE_INT64 || f->type == PROTOBUF_C_TYPE_SINT64 ||
-            f->type == PROTOBUF_C_TYPE_SFIXED64) &&
-           n > 3 && strcmp(f->name + n - 3, "_ms") == 0;
-}
-
-static json_t *human_time(int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char base[40], out[48];
-    if (!gmtime_r(&t, &tm) || strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-        return string_from_s64(ms);
-    int frac = (int)(ms % 1000);
-    if (frac > 0)
-        snprintf(out, sizeof out, "%s.%03dZ", base, frac);
-    else
-        snprintf(out, sizeof out, "%sZ", base);
-    return json_string(out);
-}
-
-static json_t *human_bytes(const ProtobufCBinaryData *bd)
-{
-    char *hex = malloc(2 * bd->len + 1);
-    if (!hex)
-        return NULL;
-    sodium_bin2hex(hex, 2 * bd->len + 1, bd->data, bd->len);
-    json_t *j = json_string(hex);
-    free(hex);
-    return j;
-}
-
-/* The people's form of one value of f at src, or NULL to keep it as is
- * (*rc set on failure). Messages are rewritten in place in v. */
-static json_t *human_value(const ProtobufCFieldDescriptor *f, const void *src, json_t *v, int *rc)
-{
-    json_t *j = NULL;
-    if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)src;
-        if (!sub || !json_is_object(v)) /* bounded by obj: pbjson_encode limited its depth */
-            *rc = CASENET_EBADREQ;
-        else
-            *rc = pbjson_humanise(sub, v);
-        return NULL;
-    }
-    if (f->type == PROTOBUF_C_TYPE_BYTES)
-        j = human_bytes((const ProtobufCBinaryData *)src);
-    else if (is_time_field(f))
-        j = human_time(*(const int64_t *)src);
-    else
-        return NULL;
-    if (!j)
-        *rc = CASENET_ENOMEM;
-    return j;
-}
-
-int pbjson_humanise(const ProtobufCMessage *m, json_t *obj)
-{
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_BYTES &&
-            !is_time_field(f))
-            continue;
-        char jn[PBJSON_NAME_MAX];
-        json_name(f->name, jn);
-        json_t *v = json_object_get(obj, jn);
-        if (!v)
-            continue; /* absent: a default, or another member of a oneof */
-        const void *member = CMEMBER_PTR(m, f->offset);
-        int rc = CASENET_OK;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n = *(const size_t *)CMEMBER_PTR(m, f->quantifier_offset);
-            const char *arr = *(const void *const *)member;
-            if (!json_is_array(v) || json_array_size(v) != n)
-                return CASENET_EBADREQ;
-            for (size_t k = 0; k < n && rc == CASENET_OK; k++) {
-                json_t *h = human_value(f, arr + k * elem_size(f->type), json_array_get(v, k), &rc);
-                if (h && json_array_set_new(v, k, h) != 0)
-                    rc = CASENET_ENOMEM;
-            }
-        } else {
-            json_t *h = human_value(f, member, v, &rc);
-            if (h && json_object_set_new(obj, jn, h) != 0)
-                rc = CASENET_ENOMEM;
-        }
-        if (rc != CASENET_OK)
-            return rc;
-    }
-    return CASENET_OK;
 }

@@ -289,8 +289,8 @@ enum {
     R_ANYONE = 1u << 7,
 };
 
-static const char *const role_names[] = {"intake",      "responder",   "takedown-requester",
-                                         "platform",    "coordinator", "gateway",
+static const char *const role_names[] = {"intake",      "responder",         "takedown-requester",
+                                         "platform",    CN_ROLE_COORDINATOR, "gateway",
                                          CN_ROLE_BROKER};
 
 /* PROTOCOL.md §6.1: kind, the roles that may send it (any one suffices), the

@@ -1,13 +1,17 @@
 # Helpers shared by every CMakeLists.txt of the project.
 
-# casenet_unit_test(NAME SOURCES... [LIBS ...])
-# One cmocka executable per module, registered with ctest under "unit.NAME".
+# casenet_unit_test(NAME SOURCES... [KIND it] [LIBS ...])
+# One cmocka executable per module, registered with ctest under "unit.NAME"
+# (a module alone), or "it.NAME" with KIND it (it starts a real casenetd).
 function(casenet_unit_test name)
-  cmake_parse_arguments(T "" "" "LIBS" ${ARGN})
+  cmake_parse_arguments(T "" "KIND" "LIBS" ${ARGN})
+  if(NOT T_KIND)
+    set(T_KIND unit)
+  endif()
   add_executable(test_${name} ${T_UNPARSED_ARGUMENTS})
   target_link_libraries(test_${name} PRIVATE casenet_testlib ${T_LIBS} PkgConfig::CMOCKA casenet_flags)
-  add_test(NAME unit.${name} COMMAND test_${name})
-  set_tests_properties(unit.${name} PROPERTIES
+  add_test(NAME ${T_KIND}.${name} COMMAND test_${name})
+  set_tests_properties(${T_KIND}.${name} PROPERTIES
     ENVIRONMENT "CASENET_SOURCE_DIR=${PROJECT_SOURCE_DIR};CASENET_BINARY_DIR=${PROJECT_BINARY_DIR};CASENET_TESTVECTORS=${CASENET_TESTVECTORS}"
     TIMEOUT 300)
 endfunction()

@@ -2,6 +2,7 @@
  * DEALER connections (see bench.h). */
 #include "bench.h"
 
+#include "directory_impl.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -20,7 +21,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define DIRECTORY_MAX   (16u * 1024u * 1024u)
 #define PORT_TRIES      8
 #define PROBE_RESEND_MS 1000
 

@@ -137,7 +137,7 @@ int bench_fill(const struct bench_net *net, uint64_t n, size_t size, struct scal
         free(filler);
         return CASENET_EIO;
     }
-    if ((rc = store_sqlite_ops.open(net->data_dir, &s)) != CASENET_OK) {
+    if ((rc = store_open(net->data_dir, &s)) != CASENET_OK) {
         fprintf(stderr, "casenet-bench: cannot open the store in %s: %s\n", net->data_dir,
                 casenet_strerror(rc));
         free(filler);

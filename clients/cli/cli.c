@@ -2,6 +2,7 @@
  * option and argument parsing, time formatting and small file helpers. */
 #include "cli.h"
 
+#include "hex.h"
 #include "text.h"
 
 #include <ctype.h>
@@ -206,37 +207,16 @@ bool cli_parse_duration(const char *s, int64_t *out_ms)
     return true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool cli_parse_id16(const char *s, uint8_t out[16])
 {
-    if (!s || strlen(s) != 32)
-        return false;
-    uint8_t tmp[16];
-    for (size_t i = 0; i < 16; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        tmp[i] = (uint8_t)(hi << 4 | lo);
-    }
-    memcpy(out, tmp, 16);
-    return true;
+    return s && cn_unhex(s, out, 16) == CASENET_OK;
 }
 
 bool cli_id_arg_ok(const char *s)
 {
     size_t len = strlen(s);
     for (size_t i = 0; i < len; i++) {
-        if (hexval(s[i]) < 0)
+        if (cn_hex_digit(s[i]) < 0)
             return false;
     }
     return len >= 1 && len <= 32;

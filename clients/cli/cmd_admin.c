@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DIRECTORY_MAX  (16u * 1024u * 1024u)
 #define PUBFILE_MAX    (64u * 1024u)
 #define MAX_ATTRS      32
 #define DAY_MS         (86400LL * 1000)

@@ -58,7 +58,7 @@ int net_resolve_id(casenet_client *c, const char *arg, bool sent, uint8_t out[16
 /* cmd_net.c: parses --timeout SECONDS (1..3600) into ms; false otherwise. */
 bool net_parse_timeout(const char *s, int *ms);
 
-/* cmd_watch.c: the JSON of a forwarded receipt row e whose verified body is
+/* watch_json.c: the JSON of a forwarded receipt row e whose verified body is
  * r ({"message": {...}, "receipt": {...}}: ids in hex, times ISO 8601 UTC),
  * as watch hands it over and `read` prints it. *out is malloc'd. */
 int receipt_json(const casenet_inbox_entry *e, const casenet_receipt *r, char **out, size_t *len);

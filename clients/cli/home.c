@@ -14,8 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define DIRECTORY_MAX (16u * 1024u * 1024u)
-#define STATE_MAX     (64u * 1024u)
+#define STATE_MAX (64u * 1024u)
 /* Every command warns this long before the directory expires (the broker's
  * log and --check-config do too, BROKER_EXPIRY_WARN_MS). */
 #define EXPIRY_WARN_MS (7LL * 86400 * 1000)

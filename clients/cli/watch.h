@@ -125,4 +125,15 @@ CASENET_NODISCARD int wh_exec(const char *cmd, const char *json, size_t len, con
 /* The process group of the running command, 0 when none. */
 extern volatile sig_atomic_t wh_exec_child;
 
+/* ------------------------------------------------------------ hand-over JSON */
+
+/* The hand-over JSON of a verified message e with its header info and its
+ * payload as JSON ({"message": {...}, "payload": {...}}): only what the
+ * sender signed (the header) and the broker's own facts (seq, received_at).
+ * *out is malloc'd (with a final newline). CASENET_EBADREQ when payload_json
+ * does not parse, CASENET_ENOMEM. (receipt_json, in commands.h, is its
+ * sibling for receipt rows.) */
+int watch_message_json(const casenet_inbox_entry *e, const casenet_message_info *info,
+                       const casenet_buf *payload_json, char **out, size_t *len);
+
 #endif

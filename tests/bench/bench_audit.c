@@ -1,6 +1,7 @@
 /*
  * bench_audit.c - the audit log at scale, on the broker's real SQLite store
- * (broker/store_sqlite.c, through its ops table): fills N events (default
+ * (store_open and store_audit_append: broker/store_audit.c over
+ * store_sqlite*.c): fills N events (default
  * 1,000,000; SUBMITTED-like, two parties, 10,000 per transaction), then
  * times reopening the store (the compact range from popcount(N) subtrees),
  * inclusion and consistency proof generation from the stored subtrees at
@@ -234,12 +235,12 @@ int main(int argc, char **argv)
     check(ckpt_origin(BENCH_NETWORK, origin), "origin");
 
     struct store *s = NULL;
-    check(store_sqlite_ops.open(dir, &s), "open");
+    check(store_open(dir, &s), "open");
     fill(s, n);
     sign_heads(s, k, origin, n);
     store_close(s);
     double t0 = now_s();
-    check(store_sqlite_ops.open(dir, &s), "reopen");
+    check(store_open(dir, &s), "reopen");
     printf("reopen: %.1f ms (compact range from %d stored subtrees)\n", (now_s() - t0) * 1e3,
            __builtin_popcountll(n));
     bench_proofs(s, n, proofs);

@@ -33,6 +33,24 @@ wait_inbox() {
   echo "$n"
 }
 
+# wait_deadline_pass: waits until the broker has run a whole deadline pass
+# that started after this call, so that nothing (more) firing means something.
+# A sentinel referral of info urgency (no deliver/accept deadline), expiring
+# in 1 s, must be dead-lettered to the hotline: its notice is committed with
+# everything else that pass settled, and any deadline wrongly still open is
+# due before the sentinel's. A bare sleep proved nothing on a loaded machine.
+wait_deadline_pass() {
+  local sid
+  [ -f "$T/sentinel.json" ] ||
+    sed 's/"URGENCY_EMERGENCY"/"URGENCY_INFO"/' "$T/referral.json" >"$T/sentinel.json"
+  expect_exit 0 "$CASENET" send --home "$H/vn.hotline111" --to vn.police.a05 --kind referral \
+    --expires-in 1s <"$T/sentinel.json"
+  sid=$(head -n 1 "$T/out")
+  [[ $sid =~ ^[0-9a-f]{32}$ ]] || fail "the sentinel was not sent"
+  [ "$(wait_inbox "$H/vn.hotline111" dead-letter "$sid" 1)" = 1 ] ||
+    fail "no deadline pass ran (the sentinel $sid was not dead-lettered)"
+}
+
 step "help"
 for cmd in status cases overdue; do
   expect_exit 0 "$CASENET" $cmd --help
@@ -160,7 +178,7 @@ jq -se --arg n "$note" 'map(.id) == [$n]' "$T/out" >/dev/null || fail "a05's cas
 
 step "pc02 never answers: escalations to the sender and the coordinator, readable"
 [ "$(wait_inbox "$H/vn.hotline111" escalation "$id" 2)" = 2 ] || fail "no escalations"
-sleep 2
+wait_deadline_pass
 [ "$(wait_inbox "$H/vn.hotline111" escalation "$id" 2)" = 2 ] || fail "escalated more than once"
 [ "$(wait_inbox "$H/vn.coord" escalation "$id" 2)" = 2 ] || fail "the coordinator was not told"
 expect_exit 0 "$CASENET" inbox --home "$H/vn.police.pc02" --json

@@ -154,7 +154,10 @@ start_watch watch3.log --exec "$T/flaky.sh"
 id=$(send_one flaky)
 wait_until 60 "exec failure logged" grep -q "msg=$id .*outcome=exec-failed.*error=\"exit 3\"" \
   "$T/watch3.log"
-sleep 1
+# The retry's failure proves watch is done with the first one: a receipt it
+# sent for it would be recorded by then (watch waits for the broker's answer).
+exec_failures() { [ "$(grep -c "msg=$1 .*outcome=exec-failed" "$T/watch3.log")" -ge "$2" ]; }
+wait_until 60 "the failed command retried" exec_failures "$id" 2
 [ "$(n_receipts)" = 9 ] || fail "a receipt was sent although the command failed"
 [ "$(police_state "$id")" = fetched ] || fail "$id is not left fetched after a failed exec"
 rm "$T/fail"

@@ -188,7 +188,7 @@ static void test_disk_full(void **state)
     uint64_t mib = 1024u * 1024u;
     fill(tn->data_dir, "filler1", RESERVE_MB * mib * 3 / 4);
     Casenet__V1__Response *r = submit_text(tn, h, "refused: reserve", NULL);
-    assert_int_equal(tn_code(r), CASENET_EUNAVAIL);
+    CN_ERR(tn_code(r), CASENET_EUNAVAIL);
     assert_true(r->error->retry_after_ms > 0);
     rfree(r);
     assert_inbox_holds(tn, ids, n_ids);
@@ -204,7 +204,7 @@ static void test_disk_full(void **state)
      * same fetch again (nothing written) and a receipt served. */
     fill(tn->data_dir, "filler1", RESERVE_MB * mib * 3 / 8);
     r = tn_fetch(p, ids[1]);
-    assert_int_equal(tn_code(r), CASENET_EUNAVAIL);
+    CN_ERR(tn_code(r), CASENET_EUNAVAIL);
     rfree(r);
     r = tn_fetch(p, ids[0]);
     assert_int_equal(tn_code(r), 0);
@@ -220,7 +220,7 @@ static void test_disk_full(void **state)
     rc0 =
         tn_sign_receipt(tn, POLICE, ids[0], hash0, HOTLINE, CASENET_RECEIPT_ACCEPTED, cn_now_ms());
     r = tn_send_receipt(p, rc0.data, rc0.len);
-    assert_int_equal(tn_code(r), CASENET_EUNAVAIL);
+    CN_ERR(tn_code(r), CASENET_EUNAVAIL);
     rfree(r);
     casenet_buf_free(&rc0);
     tn_close(p);
@@ -239,7 +239,7 @@ static void test_disk_full(void **state)
     memset(big, 'x', BIG_TEXT);
     big[BIG_TEXT] = 0;
     r = submit_text(tn, h, big, NULL);
-    assert_int_equal(tn_code(r), CASENET_EUNAVAIL);
+    CN_ERR(tn_code(r), CASENET_EUNAVAIL);
     assert_true(r->request_id != 0); /* a failed batch still answers each request */
     rfree(r);
     assert_true(tn_log_contains(tn, "event=batch_failed"));

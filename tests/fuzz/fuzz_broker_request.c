@@ -1,5 +1,5 @@
 /* fuzz_broker_request.c - libFuzzer harness over casenetd's request path:
- * handlers_dispatch (unpack, version and member checks, every handler, the
+ * req_dispatch (unpack, version and member checks, every handler, the
  * savepoint, the REJECTED audit event) on a real SQLite store in a temporary
  * directory, one batch transaction per input, as the loop runs it.
  *
@@ -193,7 +193,7 @@ static casenet_buf run_one(const char *member, const uint8_t *frame, size_t len)
     int rc = store_begin(st);
     if (rc != CASENET_OK)
         die("begin", rc);
-    rc = handlers_dispatch(&F.b, &bt, member, frame, len, &reply, &subscribe);
+    rc = req_dispatch(&F.b, &bt, member, frame, len, &reply, &subscribe);
     if (rc == CASENET_ENOMEM && !reply.data)
         die("dispatch: out of memory without a reply", rc);
     if (bt.store_failed) {

@@ -1,5 +1,5 @@
 /* fuzz_checkpoint.c - libFuzzer harness: checkpoints, signed notes and
- * verifier keys from arbitrary bytes (clients/checkpoint.c). */
+ * verifier keys from arbitrary bytes (common/checkpoint.c). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

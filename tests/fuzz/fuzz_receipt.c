@@ -10,7 +10,7 @@
  * reached.
  *
  * Every input is also taken as text (up to its first NUL, at most 255
- * bytes) for clients/text.h: the checks a receipt's strings go through, and
+ * bytes) for common/text.h: the checks a receipt's strings go through, and
  * the terminal escaping whose output must always be safe text. */
 #include "casenet.pb-c.h"
 #include "fuzz_net.h"

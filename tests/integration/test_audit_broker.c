@@ -201,7 +201,7 @@ struct keyinfo {
 
 static void keyinfo(tn_network *tn, struct keyinfo *k)
 {
-    assert_int_equal(ckpt_origin(cn_directory_audit_network(tn->net->dir), k->origin), CASENET_OK);
+    CN_OK(ckpt_origin(cn_directory_audit_network(tn->net->dir), k->origin));
     const char *kid = NULL;
     memcpy(k->pk, casenet_keys_sign_pk(tn_keys(tn, TN_BROKER_ID), &kid), 32);
 }
@@ -214,13 +214,12 @@ static void wait_head(tn_conn *c, const struct keyinfo *k, uint64_t min_size, st
         Casenet__V1__Response *r = req_head(c);
         if (tn_code(r) == 0) {
             const ProtobufCBinaryData *ck = &r->tree_head->checkpoint;
-            assert_int_equal(ckpt_verify(ck->data, ck->len, TN_BROKER_ID, k->pk, k->origin, h),
-                             CASENET_OK);
+            CN_OK(ckpt_verify(ck->data, ck->len, TN_BROKER_ID, k->pk, k->origin, h));
             rfree(r);
             if (h->size >= min_size)
                 return;
         } else {
-            assert_int_equal(tn_code(r), CASENET_ENOTFOUND);
+            CN_ERR(tn_code(r), CASENET_ENOTFOUND);
             rfree(r);
         }
         if (cn_mono_ms() > until)
@@ -290,7 +289,7 @@ static uint8_t (*prefix_roots(const struct dump *d))[32]
     for (size_t i = 0; i < d->n; i++) {
         uint8_t leaf[32];
         merkle_leaf_hash(d->ev[i].data, d->ev[i].len, leaf);
-        assert_int_equal(merkle_stack_push(&st, leaf, NULL, NULL), CASENET_OK);
+        CN_OK(merkle_stack_push(&st, leaf, NULL, NULL));
         merkle_stack_root(&st, roots[i + 1]);
     }
     return roots;
@@ -304,12 +303,12 @@ static int verify_dump(const struct dump *d, const struct keyinfo *k,
 {
     struct auditv_config cfg = {.origin = k->origin, .key_name = TN_BROKER_ID, .sign_pk = k->pk};
     struct auditv *v = NULL;
-    assert_int_equal(auditv_new(&cfg, trusted, start, &v), CASENET_OK);
+    CN_OK(auditv_new(&cfg, trusted, start, &v));
     size_t ci = 0;
     struct ckpt_head h;
     int rc = CASENET_OK;
     for (; ci < d->n_ck && rc == CASENET_OK; ci++) {
-        assert_int_equal(ckpt_parse(d->ck[ci].data, d->ck[ci].len, &h), CASENET_OK);
+        CN_OK(ckpt_parse(d->ck[ci].data, d->ck[ci].len, &h));
         if (h.size > start)
             break;
     }
@@ -367,14 +366,12 @@ static void test_proofs_every_index_sizes_1_to_300(void **state)
             }
             uint8_t leaf[32];
             merkle_leaf_hash(d.ev[i].data, d.ev[i].len, leaf);
-            assert_int_equal(merkle_verify_inclusion(leaf, i, n, (const uint8_t(*)[32])hs,
-                                                     p->n_hashes, roots[n]),
-                             CASENET_OK);
+            CN_OK(merkle_verify_inclusion(leaf, i, n, (const uint8_t(*)[32])hs, p->n_hashes,
+                                          roots[n]));
             if (p->checkpoint.len) { /* a head at exactly n: it must say the same root */
                 struct ckpt_head h;
-                assert_int_equal(ckpt_verify(p->checkpoint.data, p->checkpoint.len, TN_BROKER_ID,
-                                             k.pk, k.origin, &h),
-                                 CASENET_OK);
+                CN_OK(ckpt_verify(p->checkpoint.data, p->checkpoint.len, TN_BROKER_ID, k.pk,
+                                  k.origin, &h));
                 assert_int_equal(h.size, n);
                 assert_memory_equal(h.root, roots[n], 32);
             }
@@ -396,9 +393,8 @@ static void test_proofs_every_index_sizes_1_to_300(void **state)
                 assert_int_equal(p->hashes[q].len, 32);
                 memcpy(hs[q], p->hashes[q].data, 32);
             }
-            assert_int_equal(merkle_verify_consistency(m, n, (const uint8_t(*)[32])hs, p->n_hashes,
-                                                       roots[m], roots[n]),
-                             CASENET_OK);
+            CN_OK(merkle_verify_consistency(m, n, (const uint8_t(*)[32])hs, p->n_hashes, roots[m],
+                                            roots[n]));
             rfree(r);
         }
     }
@@ -406,16 +402,16 @@ static void test_proofs_every_index_sizes_1_to_300(void **state)
 
     /* Sizes the log has not reached, impossible requests. */
     Casenet__V1__Response *r = req_inclusion(coord, 0, 1u << 30);
-    assert_int_equal(tn_code(r), CASENET_ENOTFOUND);
+    CN_ERR(tn_code(r), CASENET_ENOTFOUND);
     rfree(r);
     r = req_inclusion(coord, 5, 5);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     rfree(r);
     r = req_consistency(coord, 0, 5);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     rfree(r);
     r = req_consistency(coord, 6, 5);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     rfree(r);
 
     /* The signed heads: every one verifies and says the root of its size. */
@@ -430,12 +426,11 @@ static void test_proofs_every_index_sizes_1_to_300(void **state)
     assert_true(d.n_ck > 0);
     for (size_t i = 0; i < d.n_ck; i++) {
         struct ckpt_head x;
-        assert_int_equal(ckpt_verify(d.ck[i].data, d.ck[i].len, TN_BROKER_ID, k.pk, k.origin, &x),
-                         CASENET_OK);
+        CN_OK(ckpt_verify(d.ck[i].data, d.ck[i].len, TN_BROKER_ID, k.pk, k.origin, &x));
         assert_memory_equal(x.root, roots[x.size], 32);
     }
     struct auditv_state st;
-    assert_int_equal(verify_dump(&d, &k, NULL, 0, &st, NULL), CASENET_OK);
+    CN_OK(verify_dump(&d, &k, NULL, 0, &st, NULL));
     assert_true(st.size >= h.size);
     free(roots);
     dump_free(&d);
@@ -501,7 +496,7 @@ static void test_least_visibility(void **state)
 
     /* Naming another member: FORBIDDEN; naming oneself is fine. */
     r = req_query(hot, POLICE, NULL, 0, 0, 100);
-    assert_int_equal(tn_code(r), CASENET_EFORBIDDEN);
+    CN_ERR(tn_code(r), CASENET_EFORBIDDEN);
     rfree(r);
     r = req_query(hot, HOTLINE, NULL, 0, 0, 100);
     assert_int_equal(tn_code(r), 0);
@@ -554,16 +549,16 @@ static void test_least_visibility(void **state)
 
     /* Export: coordinators only. Inclusion proofs: own events only. */
     r = req_export(hot, 0, 10);
-    assert_int_equal(tn_code(r), CASENET_EFORBIDDEN);
+    CN_ERR(tn_code(r), CASENET_EFORBIDDEN);
     rfree(r);
     r = req_export(coord, 0, 10);
     assert_int_equal(tn_code(r), 0);
     rfree(r);
     r = req_export(coord, 1u << 30, 10);
-    assert_int_equal(tn_code(r), CASENET_ENOTFOUND);
+    CN_ERR(tn_code(r), CASENET_ENOTFOUND);
     rfree(r);
     r = req_inclusion(mol, submitted_at, submitted_at + 1);
-    assert_int_equal(tn_code(r), CASENET_EFORBIDDEN);
+    CN_ERR(tn_code(r), CASENET_EFORBIDDEN);
     rfree(r);
     r = req_inclusion(pol, submitted_at, submitted_at + 1);
     assert_int_equal(tn_code(r), 0);
@@ -581,12 +576,12 @@ static void test_least_visibility(void **state)
     req.body_case = CASENET__V1__REQUEST__BODY_AUDIT_QUERY;
     req.audit_query = &q;
     r = call(coord, &req);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     rfree(r);
     q.message_id.len = 0;
     q.kind = (Casenet__V1__AuditKind)77;
     r = call(coord, &req);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     rfree(r);
 
     disconnect(fx, hot);
@@ -681,21 +676,19 @@ static void test_export_restart_and_client_api(void **state)
 
     casenet_client_opts opts = {.endpoint = tn->endpoint, .timeout_ms = CALL_MS};
     casenet_client *c = NULL;
-    assert_int_equal(casenet_client_connect(tn_keys(tn, COORD), tn->net->dir, &opts, &c),
-                     CASENET_OK);
+    CN_OK(casenet_client_connect(tn_keys(tn, COORD), tn->net->dir, &opts, &c));
     casenet_buf ck = {0};
     struct ckpt_head h;
     int64_t until = cn_mono_ms() + HEAD_WAIT_MS;
     for (;;) {
         int rc = casenet_client_tree_head(c, &ck);
         if (rc == CASENET_OK) {
-            assert_int_equal(ckpt_verify(ck.data, ck.len, TN_BROKER_ID, k.pk, k.origin, &h),
-                             CASENET_OK);
+            CN_OK(ckpt_verify(ck.data, ck.len, TN_BROKER_ID, k.pk, k.origin, &h));
             casenet_buf_free(&ck);
             if (h.size >= 42)
                 break;
         } else {
-            assert_int_equal(rc, CASENET_ENOTFOUND);
+            CN_ERR(rc, CASENET_ENOTFOUND);
         }
         assert_true(cn_mono_ms() < until);
         usleep(200 * 1000);
@@ -708,24 +701,22 @@ static void test_export_restart_and_client_api(void **state)
     snprintf(hdr.network, sizeof hdr.network, "%s", cn_directory_audit_network(tn->net->dir));
     snprintf(hdr.broker_id, sizeof hdr.broker_id, "%s", TN_BROKER_ID);
     memcpy(hdr.broker_sign_pk, k.pk, 32);
-    assert_int_equal(auditv_export_write_header(f, &hdr), CASENET_OK);
+    CN_OK(auditv_export_write_header(f, &hdr));
     uint64_t from = 0;
     bool more = true;
     while (more) {
         casenet_audit_export_page p = {0};
-        assert_int_equal(casenet_client_audit_export(c, from, 7, &p), CASENET_OK);
+        CN_OK(casenet_client_audit_export(c, from, 7, &p));
         assert_true(p.n_events <= 7);
         size_t ci = 0;
         for (size_t i = 0; i < p.n_events; i++) {
-            assert_int_equal(auditv_export_write_event(f, p.events[i].data, p.events[i].len),
-                             CASENET_OK);
+            CN_OK(auditv_export_write_event(f, p.events[i].data, p.events[i].len));
             struct ckpt_head x;
             while (ci < p.n_checkpoints &&
                    ckpt_parse(p.checkpoints[ci].data, p.checkpoints[ci].len, &x) == CASENET_OK &&
                    x.size == from + i + 1) {
-                assert_int_equal(auditv_export_write_checkpoint(f, p.checkpoints[ci].data,
-                                                                p.checkpoints[ci].len),
-                                 CASENET_OK);
+                CN_OK(auditv_export_write_checkpoint(f, p.checkpoints[ci].data,
+                                                     p.checkpoints[ci].len));
                 ci++;
             }
         }
@@ -748,19 +739,15 @@ static void test_export_restart_and_client_api(void **state)
     casenet_audit_record *recs = NULL;
     size_t n = 0;
     uint64_t next = 0;
-    assert_int_equal(casenet_client_audit_query(c, &filt, 0, 100, &recs, &n, &next, &more),
-                     CASENET_OK);
+    CN_OK(casenet_client_audit_query(c, &filt, 0, 100, &recs, &n, &next, &more));
     assert_int_equal(n, 40);
     casenet_buf hashes = {0}, hck = {0};
-    assert_int_equal(casenet_client_audit_inclusion(c, recs[7].index, s1.size, &hashes, &hck),
-                     CASENET_OK);
+    CN_OK(casenet_client_audit_inclusion(c, recs[7].index, s1.size, &hashes, &hck));
     assert_true(hck.len > 0); /* s1 is the size of a signed head */
     uint8_t leaf[32];
     merkle_leaf_hash(recs[7].event.data, recs[7].event.len, leaf);
-    assert_int_equal(merkle_verify_inclusion(leaf, recs[7].index, s1.size,
-                                             (const uint8_t(*)[32])hashes.data, hashes.len / 32,
-                                             s1.root),
-                     CASENET_OK);
+    CN_OK(merkle_verify_inclusion(leaf, recs[7].index, s1.size, (const uint8_t(*)[32])hashes.data,
+                                  hashes.len / 32, s1.root));
     casenet_buf_free(&hashes);
     casenet_buf_free(&hck);
     casenet_audit_records_free(recs, n);
@@ -768,13 +755,12 @@ static void test_export_restart_and_client_api(void **state)
     c = NULL;
 
     /* A member cannot ask for another member's traffic through the library. */
-    assert_int_equal(casenet_client_connect(tn_keys(tn, POLICE), tn->net->dir, &opts, &c),
-                     CASENET_OK);
+    CN_OK(casenet_client_connect(tn_keys(tn, POLICE), tn->net->dir, &opts, &c));
     casenet_audit_filter other = {.member = HOTLINE};
-    assert_int_equal(casenet_client_audit_query(c, &other, 0, 10, &recs, &n, &next, &more),
-                     CASENET_EFORBIDDEN);
+    CN_ERR(casenet_client_audit_query(c, &other, 0, 10, &recs, &n, &next, &more),
+           CASENET_EFORBIDDEN);
     casenet_audit_export_page p = {0};
-    assert_int_equal(casenet_client_audit_export(c, 0, 10, &p), CASENET_EFORBIDDEN);
+    CN_ERR(casenet_client_audit_export(c, 0, 10, &p), CASENET_EFORBIDDEN);
     casenet_client_free(c);
 
     /* A clean stop signs a last head over BROKER_STOP; continuing from s1
@@ -797,12 +783,12 @@ static void test_export_restart_and_client_api(void **state)
     bool stop_head = false;
     for (size_t i = 0; i < d.n_ck; i++) {
         struct ckpt_head x;
-        assert_int_equal(ckpt_parse(d.ck[i].data, d.ck[i].len, &x), CASENET_OK);
+        CN_OK(ckpt_parse(d.ck[i].data, d.ck[i].len, &x));
         stop_head |= x.size == stop_at + 1;
     }
     assert_true(stop_head);
     struct auditv_state s2;
-    assert_int_equal(verify_dump(&d, &k, &s1, s1.size, &s2, &fail), CASENET_OK);
+    CN_OK(verify_dump(&d, &k, &s1, s1.size, &s2, &fail));
     assert_true(s2.size >= stop_at + 1);
     dump_free(&d);
     disconnect(fx, coord);
@@ -823,7 +809,7 @@ static void test_crash_and_rollbacks_keep_tree(void **state)
          * request's savepoint rolls back, a REJECTED event follows. */
         casenet_buf env = tn_seal(tn, HOTLINE, rcpt, 1, "not yours", NULL);
         Casenet__V1__Response *r = tn_submit(mol, env.data, env.len);
-        assert_int_equal(tn_code(r), CASENET_EFORBIDDEN);
+        CN_ERR(tn_code(r), CASENET_EFORBIDDEN);
         rfree(r);
         casenet_buf_free(&env);
     }
@@ -853,9 +839,8 @@ static void test_crash_and_rollbacks_keep_tree(void **state)
             memcpy(hs[j], r->proof->hashes[j].data, 32);
         uint8_t leaf[32];
         merkle_leaf_hash(d.ev[i].data, d.ev[i].len, leaf);
-        assert_int_equal(merkle_verify_inclusion(leaf, i, h.size, (const uint8_t(*)[32])hs,
-                                                 r->proof->n_hashes, h.root),
-                         CASENET_OK);
+        CN_OK(merkle_verify_inclusion(leaf, i, h.size, (const uint8_t(*)[32])hs, r->proof->n_hashes,
+                                      h.root));
         assert_memory_equal(h.root, roots[h.size], 32);
         rfree(r);
     }

@@ -169,9 +169,8 @@ static void test_submit_receipt_and_inboxes(void **state)
     Casenet__V1__Response *r = submit_ok(c, &env);
     assert_false(r->submit->duplicate);
     casenet_submit_receipt sr;
-    assert_int_equal(casenet_submit_receipt_verify(tn->net->dir, r->submit->receipt.data,
-                                                   r->submit->receipt.len, &sr),
-                     CASENET_OK);
+    CN_OK(casenet_submit_receipt_verify(tn->net->dir, r->submit->receipt.data,
+                                        r->submit->receipt.len, &sr));
     assert_memory_equal(sr.message_id, id, 16);
     uint8_t hash[32];
     cn_sha256(env.data, env.len, hash);
@@ -227,9 +226,8 @@ static void test_fetch_only_by_recipient(void **state)
     /* It opens for the recipient. */
     casenet_message_info info;
     casenet_buf payload = {0};
-    assert_int_equal(casenet_open(tn_keys(tn, POLICE), tn->net->dir, r->fetch->envelope.data,
-                                  r->fetch->envelope.len, &info, &payload),
-                     CASENET_OK);
+    CN_OK(casenet_open(tn_keys(tn, POLICE), tn->net->dir, r->fetch->envelope.data,
+                       r->fetch->envelope.len, &info, &payload));
     casenet_message_info_clear(&info);
     casenet_buf_free(&payload);
     rfree(r);
@@ -237,14 +235,14 @@ static void test_fetch_only_by_recipient(void **state)
     /* Anyone else, the sender included: NOT_FOUND, never FORBIDDEN. */
     tn_conn *x = tn_connect(tn, tn_keys(tn, PLATFORM));
     r = tn_fetch(x, id);
-    assert_int_equal(tn_code(r), CASENET_ENOTFOUND);
+    CN_ERR(tn_code(r), CASENET_ENOTFOUND);
     rfree(r);
     r = tn_fetch(h, id);
-    assert_int_equal(tn_code(r), CASENET_ENOTFOUND);
+    CN_ERR(tn_code(r), CASENET_ENOTFOUND);
     rfree(r);
     uint8_t other[16] = {1, 2, 3};
     r = tn_fetch(p, other);
-    assert_int_equal(tn_code(r), CASENET_ENOTFOUND);
+    CN_ERR(tn_code(r), CASENET_ENOTFOUND);
     rfree(r);
     assert_int_equal(audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_FETCHED), 1);
     tn_close(x);
@@ -333,7 +331,7 @@ static void test_sender_must_be_connection(void **state)
     casenet_buf env = tn_seal(tn, HOTLINE, to, 1, "forged", NULL);
     tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
     Casenet__V1__Response *r = tn_submit(p, env.data, env.len);
-    assert_int_equal(tn_code(r), CASENET_EFORBIDDEN);
+    CN_ERR(tn_code(r), CASENET_EFORBIDDEN);
     assert_non_null(strstr(r->error->message, HOTLINE));
     rfree(r);
     tn_close(p);
@@ -350,7 +348,7 @@ static void test_unknown_key_refused(void **state)
 {
     tn_network *tn = *state;
     casenet_keys *stranger = NULL;
-    assert_int_equal(casenet_keys_generate("vn.stranger", cn_now_ms(), &stranger), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.stranger", cn_now_ms(), &stranger));
     tn_conn *s = tn_connect(tn, stranger);
     Casenet__V1__Response *r = tn_call(
         s,
@@ -394,7 +392,7 @@ static void test_revoked_member_refused(void **state)
     tn_close(p);
     /* ... and the connection opened before is no longer served. */
     r = tn_hello(old);
-    assert_int_equal(tn_code(r), CASENET_EUNAUTH);
+    CN_ERR(tn_code(r), CASENET_EUNAUTH);
     rfree(r);
     tn_close(old);
     tn_close(h);
@@ -428,7 +426,7 @@ static void test_duplicate_and_conflict(void **state)
     const uint8_t *parts[1] = {hbuf};
     size_t lens[1] = {hlen};
     casenet_buf pae = {0};
-    assert_int_equal(cn_pae("casenet.envelope.v1", 1, parts, lens, &pae), CASENET_OK);
+    CN_OK(cn_pae("casenet.envelope.v1", 1, parts, lens, &pae));
     uint8_t sig[64];
     crypto_sign_detached(sig, NULL, pae.data, pae.len, cn_keys_sign_sk(tn_keys(tn, HOTLINE), NULL));
     Casenet__V1__Envelope e2 = CASENET__V1__ENVELOPE__INIT;
@@ -441,7 +439,7 @@ static void test_duplicate_and_conflict(void **state)
     uint8_t *env2 = malloc(len2);
     casenet__v1__envelope__pack(&e2, env2);
     Casenet__V1__Response *c = tn_submit(h, env2, len2);
-    assert_int_equal(tn_code(c), CASENET_ECONFLICT);
+    CN_ERR(tn_code(c), CASENET_ECONFLICT);
     rfree(c);
 
     tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
@@ -466,12 +464,11 @@ static void test_clock_skew(void **state)
                            .n_to = 1,
                            .created_at_ms = cn_now_ms() + 3600 * 1000};
     casenet_buf env = {0};
-    assert_int_equal(
-        casenet_seal(tn_keys(tn, HOTLINE), tn->net->dir, &o, payload.data, payload.len, &env, NULL),
-        CASENET_OK);
+    CN_OK(casenet_seal(tn_keys(tn, HOTLINE), tn->net->dir, &o, payload.data, payload.len, &env,
+                       NULL));
     tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
     Casenet__V1__Response *r = tn_submit(h, env.data, env.len);
-    assert_int_equal(tn_code(r), CASENET_ECLOCKSKEW);
+    CN_ERR(tn_code(r), CASENET_ECLOCKSKEW);
     rfree(r);
     tn_close(h);
     casenet_buf_free(&env);
@@ -491,7 +488,7 @@ static void test_oversize(void **state)
     casenet_buf env = tn_seal(tn, HOTLINE, to, 1, text, NULL);
     assert_true(env.len > 1024 * 1024 && env.len < 1024 * 1024 + 60 * 1024);
     Casenet__V1__Response *r = tn_submit(h, env.data, env.len);
-    assert_int_equal(tn_code(r), CASENET_ETOOLARGE);
+    CN_ERR(tn_code(r), CASENET_ETOOLARGE);
     rfree(r);
     casenet_buf_free(&env);
     assert_int_equal(audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_REJECTED), 1);
@@ -540,7 +537,7 @@ static void test_garbage_and_multiframe(void **state)
     tn_send_frames(g, f1, l1, 1);
     assert_true(tn_recv(g, 5000, &in));
     Casenet__V1__Response *r = casenet__v1__response__unpack(NULL, in.len, in.data);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     assert_int_equal(r->request_id, 0);
     rfree(r);
     casenet_buf_free(&in);
@@ -559,7 +556,7 @@ static void test_garbage_and_multiframe(void **state)
     tn_send_frames(g, f2, l2, 2);
     assert_true(tn_recv(g, 5000, &in));
     r = casenet__v1__response__unpack(NULL, in.len, in.data);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     assert_int_equal(r->request_id, 0); /* never parsed: 77 is not read (PROTOCOL.md 7) */
     rfree(r);
     casenet_buf_free(&in);
@@ -570,14 +567,14 @@ static void test_garbage_and_multiframe(void **state)
     tn_send_frames(g, f3, l3, 1);
     assert_true(tn_recv(g, 5000, &in));
     r = casenet__v1__response__unpack(NULL, in.len, in.data);
-    assert_int_equal(tn_code(r), CASENET_EVERSION);
+    CN_ERR(tn_code(r), CASENET_EVERSION);
     assert_int_equal(r->request_id, 0);
     rfree(r);
     casenet_buf_free(&in);
     req.protocol_version = 2;
     req.request_id = 0;
     r = tn_call(g, &req, 5000);
-    assert_int_equal(tn_code(r), CASENET_EVERSION);
+    CN_ERR(tn_code(r), CASENET_EVERSION);
     assert_int_equal(r->request_id, req.request_id);
     rfree(r);
 
@@ -602,7 +599,7 @@ static void test_publish_directory(void **state)
     casenet_buf v_old = {malloc(tn->net->signed_dir.len), tn->net->signed_dir.len};
     memcpy(v_old.data, tn->net->signed_dir.data, v_old.len);
     casenet_keys *ngo = NULL;
-    assert_int_equal(casenet_keys_generate("vn.ngo.safe", cn_now_ms(), &ngo), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.ngo.safe", cn_now_ms(), &ngo));
     tl_net_add(tn->net, "vn.ngo.safe:responder", ngo);
     uint64_t v_new = casenet_directory_version(tn->net->dir);
 
@@ -630,32 +627,30 @@ static void test_publish_directory(void **state)
 
     /* Older, same version again, bad signature, expired: refused. */
     r = tn_publish(h, v_old.data, v_old.len);
-    assert_int_equal(tn_code(r), CASENET_ECONFLICT);
+    CN_ERR(tn_code(r), CASENET_ECONFLICT);
     rfree(r);
     r = tn_publish(h, tn->net->signed_dir.data, tn->net->signed_dir.len);
-    assert_int_equal(tn_code(r), CASENET_ECONFLICT);
+    CN_ERR(tn_code(r), CASENET_ECONFLICT);
     rfree(r);
     casenet_buf expired = {0};
-    assert_int_equal(casenet_directory_set_status(
-                         tn->net->authority, tn->net->signed_dir.data, tn->net->signed_dir.len,
-                         MOLISA, CASENET_MEMBER_ACTIVE, cn_now_ms() - 7200000, 3600000, &expired),
-                     CASENET_OK);
+    CN_OK(casenet_directory_set_status(tn->net->authority, tn->net->signed_dir.data,
+                                       tn->net->signed_dir.len, MOLISA, CASENET_MEMBER_ACTIVE,
+                                       cn_now_ms() - 7200000, 3600000, &expired));
     r = tn_publish(h, expired.data, expired.len);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     assert_non_null(strstr(r->error->message, "expired"));
     rfree(r);
     casenet_buf next = {0};
-    assert_int_equal(casenet_directory_set_status(
-                         tn->net->authority, tn->net->signed_dir.data, tn->net->signed_dir.len,
-                         MOLISA, CASENET_MEMBER_ACTIVE, cn_now_ms(), 3600000, &next),
-                     CASENET_OK);
+    CN_OK(casenet_directory_set_status(tn->net->authority, tn->net->signed_dir.data,
+                                       tn->net->signed_dir.len, MOLISA, CASENET_MEMBER_ACTIVE,
+                                       cn_now_ms(), 3600000, &next));
     Casenet__V1__SignedDirectory *sd =
         casenet__v1__signed_directory__unpack(NULL, next.len, next.data);
     sd->signature.data[0] ^= 1;
     casenet__v1__signed_directory__pack(sd, next.data);
     casenet__v1__signed_directory__free_unpacked(sd, NULL);
     r = tn_publish(h, next.data, next.len);
-    assert_int_equal(tn_code(r), CASENET_EBADSIG);
+    CN_ERR(tn_code(r), CASENET_EBADSIG);
     rfree(r);
     r = tn_hello(h);
     assert_int_equal(r->hello->directory_version, v_new);
@@ -756,14 +751,14 @@ static void test_receipts_state_machine(void **state)
         tn_sign_receipt(tn, POLICE, id, hash, HOTLINE, CASENET_RECEIPT_COMPLETED, t + 2);
 
     r = tn_send_receipt(p, completed.data, completed.len); /* before accepted */
-    assert_int_equal(tn_code(r), CASENET_ECONFLICT);
+    CN_ERR(tn_code(r), CASENET_ECONFLICT);
     rfree(r);
     r = tn_send_receipt(p, delivered.data, delivered.len);
     assert_int_equal(tn_code(r), 0);
     assert_int_equal(r->receipt->state, CASENET_INBOX_DELIVERED);
     rfree(r);
     r = tn_send_receipt(p, completed.data, completed.len); /* still before accepted */
-    assert_int_equal(tn_code(r), CASENET_ECONFLICT);
+    CN_ERR(tn_code(r), CASENET_ECONFLICT);
     rfree(r);
     r = tn_send_receipt(p, accepted.data, accepted.len);
     assert_int_equal(tn_code(r), 0);
@@ -788,10 +783,10 @@ static void test_receipts_state_machine(void **state)
         tn_sign_receipt(tn, MOLISA, id, hash, HOTLINE, CASENET_RECEIPT_DELIVERED, t);
     tn_conn *m = tn_connect(tn, tn_keys(tn, MOLISA));
     r = tn_send_receipt(m, stranger.data, stranger.len);
-    assert_int_equal(tn_code(r), CASENET_ENOTFOUND);
+    CN_ERR(tn_code(r), CASENET_ENOTFOUND);
     rfree(r);
     r = tn_send_receipt(m, delivered.data, delivered.len);
-    assert_int_equal(tn_code(r), CASENET_EFORBIDDEN);
+    CN_ERR(tn_code(r), CASENET_EFORBIDDEN);
     rfree(r);
     tn_close(m);
 
@@ -807,9 +802,7 @@ static void test_receipts_state_machine(void **state)
         assert_memory_equal(e->in_reply_to.data, id, 16);
         assert_int_equal(e->receipt_status, want[i]);
         casenet_receipt got;
-        assert_int_equal(
-            casenet_receipt_verify(tn->net->dir, e->receipt.data, e->receipt.len, &got),
-            CASENET_OK);
+        CN_OK(casenet_receipt_verify(tn->net->dir, e->receipt.data, e->receipt.len, &got));
         assert_int_equal(got.status, want[i]);
     }
     rfree(l);
@@ -1020,8 +1013,8 @@ static void test_check_config_and_stop_event(void **state)
     char *other = tl_path(tn->root, "other.pub");
     char *other_key = tl_path(tn->root, "other.key");
     casenet_keys *auth2 = NULL;
-    assert_int_equal(casenet_keys_generate_authority(cn_now_ms(), &auth2), CASENET_OK);
-    assert_int_equal(casenet_keys_save(auth2, other_key, other), CASENET_OK);
+    CN_OK(casenet_keys_generate_authority(cn_now_ms(), &auth2));
+    CN_OK(casenet_keys_save(auth2, other_key, other));
     char *data2 = tl_path(tn->root, "data2");
     assert_true(asprintf(&cmd,
                          "%s/broker/casenetd --check-config --data %s --listen tcp://127.0.0.1:1 "

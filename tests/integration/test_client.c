@@ -83,8 +83,7 @@ static bool find_entry(casenet_client *c, const uint8_t id[16], casenet_inbox_en
         size_t n = 0;
         bool more = false;
         uint64_t next = 0;
-        assert_int_equal(casenet_client_list(c, CASENET_INBOX_ANY, cursor, 0, &e, &n, &next, &more),
-                         CASENET_OK);
+        CN_OK(casenet_client_list(c, CASENET_INBOX_ANY, cursor, 0, &e, &n, &next, &more));
         for (size_t i = 0; i < n; i++) {
             if (!found && memcmp(e[i].message_id, id, 16) == 0) {
                 *out = e[i];
@@ -108,7 +107,7 @@ static void test_connect_hello_directory(void **state)
     casenet_client *c = connect_as(tn, HOTLINE, 0);
     assert_string_equal(casenet_client_last_error(c), "");
     casenet_buf d = {0};
-    assert_int_equal(casenet_client_get_directory(c, &d), CASENET_OK);
+    CN_OK(casenet_client_get_directory(c, &d));
     assert_int_equal(d.len, tn->net->signed_dir.len);
     assert_memory_equal(d.data, tn->net->signed_dir.data, d.len);
     casenet_buf_free(&d);
@@ -116,11 +115,9 @@ static void test_connect_hello_directory(void **state)
 
     /* Bad arguments never reach the wire. */
     casenet_client_opts o = {.endpoint = NULL};
-    assert_int_equal(casenet_client_connect(tn_keys(tn, HOTLINE), tn->net->dir, &o, &c),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_client_connect(tn_keys(tn, HOTLINE), tn->net->dir, &o, &c), CASENET_EINVAL);
     o.endpoint = "no-scheme";
-    assert_int_equal(casenet_client_connect(tn_keys(tn, HOTLINE), tn->net->dir, &o, &c),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_client_connect(tn_keys(tn, HOTLINE), tn->net->dir, &o, &c), CASENET_EINVAL);
 }
 
 static void test_submit_list_fetch_open_receipt(void **state)
@@ -147,14 +144,12 @@ static void test_submit_list_fetch_open_receipt(void **state)
     casenet_inbox_entry_clear(&e);
 
     casenet_buf got = {0};
-    assert_int_equal(casenet_client_fetch(p, id, &got), CASENET_OK);
+    CN_OK(casenet_client_fetch(p, id, &got));
     assert_int_equal(got.len, env.len);
     assert_memory_equal(got.data, env.data, env.len);
     casenet_message_info info;
     casenet_buf payload = {0};
-    assert_int_equal(
-        casenet_open(tn_keys(tn, POLICE), tn->net->dir, got.data, got.len, &info, &payload),
-        CASENET_OK);
+    CN_OK(casenet_open(tn_keys(tn, POLICE), tn->net->dir, got.data, got.len, &info, &payload));
     casenet_buf want = tl_referral_payload("child at risk, call back");
     assert_int_equal(payload.len, want.len);
     assert_memory_equal(payload.data, want.data, want.len);
@@ -165,7 +160,7 @@ static void test_submit_list_fetch_open_receipt(void **state)
     /* Someone else cannot fetch it. */
     casenet_client *m = connect_as(tn, MOLISA, 0);
     casenet_buf none = {0};
-    assert_int_equal(casenet_client_fetch(m, id, &none), CASENET_ENOTFOUND);
+    CN_ERR(casenet_client_fetch(m, id, &none), CASENET_ENOTFOUND);
     assert_string_not_equal(casenet_client_last_error(m), "");
     assert_null(none.data);
     casenet_client_free(m);
@@ -174,19 +169,16 @@ static void test_submit_list_fetch_open_receipt(void **state)
     casenet_buf signed_rc = tn_sign_receipt(tn, POLICE, id, info.envelope_hash, HOTLINE,
                                             CASENET_RECEIPT_DELIVERED, cn_now_ms());
     uint64_t idx = 0;
-    assert_int_equal(casenet_client_send_receipt(p, signed_rc.data, signed_rc.len, &idx),
-                     CASENET_OK);
+    CN_OK(casenet_client_send_receipt(p, signed_rc.data, signed_rc.len, &idx));
     assert_true(idx > sr.audit_index);
     /* Identical receipts are idempotent at the broker. */
-    assert_int_equal(casenet_client_send_receipt(p, signed_rc.data, signed_rc.len, NULL),
-                     CASENET_OK);
+    CN_OK(casenet_client_send_receipt(p, signed_rc.data, signed_rc.len, NULL));
 
     casenet_inbox_entry *all = NULL;
     size_t n = 0;
     bool more = true;
     uint64_t next = 0;
-    assert_int_equal(casenet_client_list(h, CASENET_INBOX_ANY, 0, 0, &all, &n, &next, &more),
-                     CASENET_OK);
+    CN_OK(casenet_client_list(h, CASENET_INBOX_ANY, 0, 0, &all, &n, &next, &more));
     assert_false(more);
     assert_int_equal(n, 1);
     assert_int_equal(all[0].kind, CASENET_KIND_RECEIPT);
@@ -195,9 +187,7 @@ static void test_submit_list_fetch_open_receipt(void **state)
     assert_memory_equal(all[0].in_reply_to, id, 16);
     assert_int_equal(all[0].receipt_status, CASENET_RECEIPT_DELIVERED);
     casenet_receipt back;
-    assert_int_equal(
-        casenet_receipt_verify(tn->net->dir, all[0].receipt.data, all[0].receipt.len, &back),
-        CASENET_OK);
+    CN_OK(casenet_receipt_verify(tn->net->dir, all[0].receipt.data, all[0].receipt.len, &back));
     assert_memory_equal(back.message_id, id, 16);
     assert_string_equal(back.recipient, POLICE);
     casenet_inbox_entries_free(all, n);
@@ -240,7 +230,7 @@ static void test_submit_twice_is_duplicate(void **state)
     assert_string_not_equal(casenet_client_last_error(p), "");
     /* Not an envelope at all: refused locally. */
     static const uint8_t junk[] = {0xff, 0xff, 0xff};
-    assert_int_equal(casenet_client_submit(p, junk, sizeof junk, &x, NULL), CASENET_EINVAL);
+    CN_ERR(casenet_client_submit(p, junk, sizeof junk, &x, NULL), CASENET_EINVAL);
     casenet_client_free(p);
     casenet_buf_free(&env);
     casenet_client_free(h);
@@ -266,9 +256,7 @@ static void test_list_pages(void **state)
         casenet_inbox_entry *e = NULL;
         size_t n = 0;
         uint64_t next = 0;
-        assert_int_equal(
-            casenet_client_list(p, CASENET_INBOX_QUEUED, cursor, 2, &e, &n, &next, &more),
-            CASENET_OK);
+        CN_OK(casenet_client_list(p, CASENET_INBOX_QUEUED, cursor, 2, &e, &n, &next, &more));
         assert_true(n <= 2);
         for (size_t i = 0; i < n; i++)
             assert_memory_equal(e[i].message_id, ids[total + i], 16);
@@ -281,7 +269,7 @@ static void test_list_pages(void **state)
     assert_true(pages >= 3);
     casenet_inbox_entry *e = NULL;
     size_t n = 1;
-    assert_int_equal(casenet_client_list(p, 99, 0, 0, &e, &n, NULL, NULL), CASENET_EINVAL);
+    CN_ERR(casenet_client_list(p, 99, 0, 0, &e, &n, NULL, NULL), CASENET_EINVAL);
     casenet_client_free(p);
     casenet_client_free(h);
 }
@@ -290,22 +278,21 @@ static void test_publish_directory(void **state)
 {
     tn_network *tn = *state;
     casenet_keys *ngo = NULL;
-    assert_int_equal(casenet_keys_generate("vn.ngo.safe", cn_now_ms(), &ngo), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.ngo.safe", cn_now_ms(), &ngo));
     tl_net_add(tn->net, "vn.ngo.safe:responder", ngo);
     casenet_client *h = connect_as(tn, HOTLINE, 0);
     uint64_t v = 0;
-    assert_int_equal(
-        casenet_client_publish_directory(h, tn->net->signed_dir.data, tn->net->signed_dir.len, &v),
-        CASENET_OK);
+    CN_OK(
+        casenet_client_publish_directory(h, tn->net->signed_dir.data, tn->net->signed_dir.len, &v));
     assert_int_equal(v, casenet_directory_version(tn->net->dir));
-    assert_int_equal(
+    CN_ERR(
         casenet_client_publish_directory(h, tn->net->signed_dir.data, tn->net->signed_dir.len, &v),
         CASENET_ECONFLICT);
     assert_string_not_equal(casenet_client_last_error(h), "");
     /* The new member connects with the new directory. */
     casenet_client_opts o = {.endpoint = tn->endpoint};
     casenet_client *n = NULL;
-    assert_int_equal(casenet_client_connect(ngo, tn->net->dir, &o, &n), CASENET_OK);
+    CN_OK(casenet_client_connect(ngo, tn->net->dir, &o, &n));
     casenet_client_free(n);
     casenet_client_free(h);
     casenet_keys_free(ngo);
@@ -320,9 +307,8 @@ static casenet_buf seal_with(tn_network *tn, const casenet_directory *dir, const
     const char *rcpt[] = {to};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = rcpt, .n_to = 1};
     casenet_buf env = {0};
-    assert_int_equal(casenet_seal(tn_keys(tn, from), dir ? dir : tn->net->dir, &o, payload.data,
-                                  payload.len, &env, id),
-                     CASENET_OK);
+    CN_OK(casenet_seal(tn_keys(tn, from), dir ? dir : tn->net->dir, &o, payload.data, payload.len,
+                       &env, id));
     casenet_buf_free(&payload);
     return env;
 }
@@ -345,38 +331,34 @@ static void test_rotation_and_stale_directory(void **state)
     /* The old directory stays with the sender; a directory the authority
      * signed but never published lists a police box key the broker lacks. */
     casenet_directory *old_dir = NULL, *unpublished = NULL;
-    assert_int_equal(casenet_directory_parse(tn->net->signed_dir.data, tn->net->signed_dir.len,
-                                             tn->net->authority_pk, cn_now_ms(), 0, &old_dir),
-                     CASENET_OK);
+    CN_OK(casenet_directory_parse(tn->net->signed_dir.data, tn->net->signed_dir.len,
+                                  tn->net->authority_pk, cn_now_ms(), 0, &old_dir));
     casenet_keys *other = NULL;
-    assert_int_equal(casenet_keys_generate(POLICE, cn_now_ms(), &other), CASENET_OK);
+    CN_OK(casenet_keys_generate(POLICE, cn_now_ms(), &other));
     casenet_buf other_pub = {0}, other_dir = {0};
-    assert_int_equal(casenet_keys_public_file(other, &other_pub), CASENET_OK);
+    CN_OK(casenet_keys_public_file(other, &other_pub));
     const char *roles[] = {"responder"};
     casenet_member_spec spec = {.roles = roles, .n_roles = 1};
-    assert_int_equal(casenet_directory_add_member(
-                         tn->net->authority, tn->net->signed_dir.data, tn->net->signed_dir.len,
-                         other_pub.data, other_pub.len, &spec, cn_now_ms(), 3600000, &other_dir),
-                     CASENET_OK);
-    assert_int_equal(casenet_directory_parse(other_dir.data, other_dir.len, tn->net->authority_pk,
-                                             cn_now_ms(), 0, &unpublished),
-                     CASENET_OK);
+    CN_OK(casenet_directory_add_member(tn->net->authority, tn->net->signed_dir.data,
+                                       tn->net->signed_dir.len, other_pub.data, other_pub.len,
+                                       &spec, cn_now_ms(), 3600000, &other_dir));
+    CN_OK(casenet_directory_parse(other_dir.data, other_dir.len, tn->net->authority_pk, cn_now_ms(),
+                                  0, &unpublished));
 
     /* Rotate, re-admit, publish. */
     size_t retired = 0;
-    assert_int_equal(casenet_keys_rotate(tn_keys(tn, POLICE), cn_now_ms(), &retired), CASENET_OK);
+    CN_OK(casenet_keys_rotate(tn_keys(tn, POLICE), cn_now_ms(), &retired));
     assert_int_equal(retired, 1);
     tl_net_add(tn->net, POLICE ":responder:police", tn_keys(tn, POLICE));
     casenet_client_set_directory(h, tn->net->dir); /* the old one was freed */
     uint64_t v = 0;
-    assert_int_equal(
-        casenet_client_publish_directory(h, tn->net->signed_dir.data, tn->net->signed_dir.len, &v),
-        CASENET_OK);
+    CN_OK(
+        casenet_client_publish_directory(h, tn->net->signed_dir.data, tn->net->signed_dir.len, &v));
     assert_int_equal(v, casenet_directory_version(tn->net->dir));
 
     /* Sealed with the old directory: STALE_DIRECTORY with the version. */
     casenet_buf stale = seal_with(tn, old_dir, HOTLINE, POLICE, id);
-    assert_int_equal(casenet_client_submit(h, stale.data, stale.len, &r, NULL), CASENET_ESTALEDIR);
+    CN_ERR(casenet_client_submit(h, stale.data, stale.len, &r, NULL), CASENET_ESTALEDIR);
     assert_int_equal(casenet_client_stale_directory_version(h), v);
     char want[64];
     snprintf(want, sizeof want, "older than version %llu", (unsigned long long)v);
@@ -405,10 +387,8 @@ static void test_rotation_and_stale_directory(void **state)
     for (size_t i = 0; i < 2; i++) {
         casenet_buf env = {0}, payload = {0};
         casenet_message_info info;
-        assert_int_equal(casenet_client_fetch(p, ids[i], &env), CASENET_OK);
-        assert_int_equal(
-            casenet_open(tn_keys(tn, POLICE), tn->net->dir, env.data, env.len, &info, &payload),
-            CASENET_OK);
+        CN_OK(casenet_client_fetch(p, ids[i], &env));
+        CN_OK(casenet_open(tn_keys(tn, POLICE), tn->net->dir, env.data, env.len, &info, &payload));
         casenet_message_info_clear(&info);
         casenet_buf_free(&payload);
         casenet_buf_free(&env);
@@ -416,15 +396,14 @@ static void test_rotation_and_stale_directory(void **state)
     /* A keyring that never held the new key and lost the old one (made
      * afresh instead of rotated): each named, not CRYPTO. */
     casenet_buf payload = {0};
-    assert_int_equal(casenet_open(other, tn->net->dir, fresh.data, fresh.len, NULL, &payload),
-                     CASENET_EKEYUNKNOWN);
-    assert_int_equal(casenet_open(other, tn->net->dir, queued.data, queued.len, NULL, &payload),
-                     CASENET_EKEYRETIRED);
+    CN_ERR(casenet_open(other, tn->net->dir, fresh.data, fresh.len, NULL, &payload),
+           CASENET_EKEYUNKNOWN);
+    CN_ERR(casenet_open(other, tn->net->dir, queued.data, queued.len, NULL, &payload),
+           CASENET_EKEYRETIRED);
     char key_id[CASENET_KEY_ID_CHARS + 1];
-    assert_int_equal(casenet_envelope_box_key_id(fresh.data, fresh.len, POLICE, key_id),
-                     CASENET_OK);
+    CN_OK(casenet_envelope_box_key_id(fresh.data, fresh.len, POLICE, key_id));
     casenet_member pm;
-    assert_int_equal(casenet_directory_find(tn->net->dir, POLICE, &pm), CASENET_OK);
+    CN_OK(casenet_directory_find(tn->net->dir, POLICE, &pm));
     assert_string_equal(key_id, pm.box_key_id);
 
     casenet_client_free(p);
@@ -444,7 +423,7 @@ static void test_unknown_key_refused_promptly(void **state)
 {
     tn_network *tn = *state;
     casenet_keys *stranger = NULL;
-    assert_int_equal(casenet_keys_generate("vn.stranger", cn_now_ms(), &stranger), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.stranger", cn_now_ms(), &stranger));
     casenet_client_opts o = {.endpoint = tn->endpoint, .timeout_ms = 4000};
     casenet_client *c = NULL;
     int64_t t0 = cn_mono_ms();
@@ -452,7 +431,7 @@ static void test_unknown_key_refused_promptly(void **state)
     int64_t elapsed = cn_mono_ms() - t0;
     /* The monitor turns the ZAP refusal (status 400) into EUNAUTH at once,
      * long before the timeout. */
-    assert_int_equal(rc, CASENET_EUNAUTH);
+    CN_ERR(rc, CASENET_EUNAUTH);
     assert_null(c);
     assert_true(elapsed < 1000);
     casenet_keys_free(stranger);
@@ -464,21 +443,19 @@ static void test_wrong_broker_key(void **state)
     /* A directory, signed by the real authority, whose broker CURVE key is
      * not the running broker's. */
     casenet_keys *fake = NULL;
-    assert_int_equal(casenet_keys_generate(TN_BROKER_ID, cn_now_ms(), &fake), CASENET_OK);
+    CN_OK(casenet_keys_generate(TN_BROKER_ID, cn_now_ms(), &fake));
     casenet_buf pub = {0}, signed_dir = {0};
-    assert_int_equal(casenet_keys_public_file(fake, &pub), CASENET_OK);
+    CN_OK(casenet_keys_public_file(fake, &pub));
     const char *roles[] = {"broker"};
     casenet_member_spec spec = {.roles = roles, .n_roles = 1};
-    assert_int_equal(casenet_directory_add_member(tn->net->authority, tn->net->signed_dir.data,
-                                                  tn->net->signed_dir.len, pub.data, pub.len, &spec,
-                                                  cn_now_ms(), 3600000, &signed_dir),
-                     CASENET_OK);
+    CN_OK(casenet_directory_add_member(tn->net->authority, tn->net->signed_dir.data,
+                                       tn->net->signed_dir.len, pub.data, pub.len, &spec,
+                                       cn_now_ms(), 3600000, &signed_dir));
     casenet_directory *dir = NULL;
-    assert_int_equal(casenet_directory_parse(signed_dir.data, signed_dir.len, tn->net->authority_pk,
-                                             cn_now_ms(), 0, &dir),
-                     CASENET_OK);
+    CN_OK(casenet_directory_parse(signed_dir.data, signed_dir.len, tn->net->authority_pk,
+                                  cn_now_ms(), 0, &dir));
     casenet_member b;
-    assert_int_equal(casenet_directory_broker(dir, &b), CASENET_OK);
+    CN_OK(casenet_directory_broker(dir, &b));
     assert_memory_equal(b.curve_pk, casenet_keys_curve_pk(fake), 32);
 
     casenet_client_opts o = {.endpoint = tn->endpoint, .timeout_ms = 2000};
@@ -501,9 +478,9 @@ static void test_subscribe_notice(void **state)
     casenet_client *p = connect_as(tn, POLICE, 0);
     casenet_inbox_entry e;
     int64_t t0 = cn_mono_ms();
-    assert_int_equal(casenet_client_wait_notice(p, 200, &e), CASENET_ETIMEDOUT);
+    CN_ERR(casenet_client_wait_notice(p, 200, &e), CASENET_ETIMEDOUT);
     assert_true(cn_mono_ms() - t0 >= 190);
-    assert_int_equal(casenet_client_subscribe(p), CASENET_OK);
+    CN_OK(casenet_client_subscribe(p));
 
     casenet_client *h = connect_as(tn, HOTLINE, 0);
     const char *to[] = {POLICE};
@@ -512,7 +489,7 @@ static void test_subscribe_notice(void **state)
     casenet_submit_receipt r;
     submit_ok(h, &env, id, &r, NULL);
     t0 = cn_mono_ms();
-    assert_int_equal(casenet_client_wait_notice(p, 2000, &e), CASENET_OK);
+    CN_OK(casenet_client_wait_notice(p, 2000, &e));
     assert_true(cn_mono_ms() - t0 < 2000);
     assert_memory_equal(e.message_id, id, 16);
     assert_string_equal(e.sender, HOTLINE);
@@ -526,10 +503,10 @@ static void test_subscribe_notice(void **state)
     casenet_inbox_entry found;
     assert_true(find_entry(p, id, &found)); /* the notice went out before the reply */
     casenet_inbox_entry_clear(&found);
-    assert_int_equal(casenet_client_wait_notice(p, 0, &e), CASENET_OK);
+    CN_OK(casenet_client_wait_notice(p, 0, &e));
     assert_memory_equal(e.message_id, id, 16);
     casenet_inbox_entry_clear(&e);
-    assert_int_equal(casenet_client_wait_notice(p, 0, &e), CASENET_ETIMEDOUT);
+    CN_ERR(casenet_client_wait_notice(p, 0, &e), CASENET_ETIMEDOUT);
 
     casenet_buf_free(&env);
     casenet_buf_free(&env2);
@@ -541,7 +518,7 @@ static void test_broker_crash_reconnect_resubscribe(void **state)
 {
     tn_network *tn = *state;
     casenet_client *p = connect_as(tn, POLICE, 0);
-    assert_int_equal(casenet_client_subscribe(p), CASENET_OK);
+    CN_OK(casenet_client_subscribe(p));
     tn_kill(tn);
     tn_restart(tn);
 
@@ -549,8 +526,7 @@ static void test_broker_crash_reconnect_resubscribe(void **state)
     casenet_inbox_entry *all = NULL;
     size_t n = 9;
     int64_t t0 = cn_mono_ms();
-    assert_int_equal(casenet_client_list(p, CASENET_INBOX_ANY, 0, 0, &all, &n, NULL, NULL),
-                     CASENET_OK);
+    CN_OK(casenet_client_list(p, CASENET_INBOX_ANY, 0, 0, &all, &n, NULL, NULL));
     assert_true(cn_mono_ms() - t0 < 10000);
     assert_int_equal(n, 0);
     casenet_inbox_entries_free(all, n);
@@ -563,7 +539,7 @@ static void test_broker_crash_reconnect_resubscribe(void **state)
     casenet_submit_receipt r;
     submit_ok(h, &env, id, &r, NULL);
     casenet_inbox_entry e;
-    assert_int_equal(casenet_client_wait_notice(p, 5000, &e), CASENET_OK);
+    CN_OK(casenet_client_wait_notice(p, 5000, &e));
     assert_memory_equal(e.message_id, id, 16);
     casenet_inbox_entry_clear(&e);
 
@@ -573,13 +549,13 @@ static void test_broker_crash_reconnect_resubscribe(void **state)
     int64_t until = cn_mono_ms() + 3000;
     while (cn_mono_ms() < until) {
         int rc = casenet_client_wait_notice(p, 100, &e);
-        assert_int_equal(rc, CASENET_ETIMEDOUT);
+        CN_ERR(rc, CASENET_ETIMEDOUT);
     }
     casenet_client_free(h);
     h = connect_as(tn, HOTLINE, 0);
     casenet_buf env2 = tn_seal(tn, HOTLINE, to, 1, "after the second crash", id);
     submit_ok(h, &env2, id, &r, NULL);
-    assert_int_equal(casenet_client_wait_notice(p, 5000, &e), CASENET_OK);
+    CN_OK(casenet_client_wait_notice(p, 5000, &e));
     assert_memory_equal(e.message_id, id, 16);
     casenet_inbox_entry_clear(&e);
 
@@ -597,8 +573,8 @@ static void test_broker_stopped_times_out(void **state)
     casenet_inbox_entry *all = NULL;
     size_t n = 0;
     int64_t t0 = cn_mono_ms();
-    assert_int_equal(casenet_client_list(p, CASENET_INBOX_ANY, 0, 0, &all, &n, NULL, NULL),
-                     CASENET_ETIMEDOUT);
+    CN_ERR(casenet_client_list(p, CASENET_INBOX_ANY, 0, 0, &all, &n, NULL, NULL),
+           CASENET_ETIMEDOUT);
     int64_t elapsed = cn_mono_ms() - t0;
     assert_true(elapsed >= 1400 && elapsed < 1500 + MARGIN_MS);
     assert_string_not_equal(casenet_client_last_error(p), "");
@@ -608,8 +584,7 @@ static void test_broker_stopped_times_out(void **state)
     casenet_client_opts o = {.endpoint = tn->endpoint, .timeout_ms = 1000};
     casenet_client *c = NULL;
     t0 = cn_mono_ms();
-    assert_int_equal(casenet_client_connect(tn_keys(tn, POLICE), tn->net->dir, &o, &c),
-                     CASENET_ETIMEDOUT);
+    CN_ERR(casenet_client_connect(tn_keys(tn, POLICE), tn->net->dir, &o, &c), CASENET_ETIMEDOUT);
     assert_true(cn_mono_ms() - t0 < 1000 + MARGIN_MS);
     assert_null(c);
 }
@@ -721,9 +696,7 @@ static void fake_answer(struct fake *f, zmq_msg_t *rid, const Casenet__V1__Reque
             casenet_submit_receipt sr = {.accepted_at_ms = cn_now_ms(), .audit_index = 1};
             memcpy(sr.message_id, id, 16); /* not the submitted message */
             cn_sha256(q->submit->envelope.data, q->submit->envelope.len, sr.envelope_hash);
-            assert_int_equal(
-                casenet_submit_receipt_sign(tn_keys(f->tn, TN_BROKER_ID), &sr, &receipt),
-                CASENET_OK);
+            CN_OK(casenet_submit_receipt_sign(tn_keys(f->tn, TN_BROKER_ID), &sr, &receipt));
             sub.receipt.data = receipt.data;
             sub.receipt.len = receipt.len;
             r.body_case = CASENET__V1__RESPONSE__BODY_SUBMIT;
@@ -830,43 +803,39 @@ static void test_untrusted_broker_answers(void **state)
 
     atomic_store(&f->mode, FAKE_HELLO_OTHER);
     casenet_client *c = fake_connect(f, 2000, &rc);
-    assert_int_equal(rc, CASENET_EUNAUTH);
+    CN_ERR(rc, CASENET_EUNAUTH);
     assert_null(c);
 
     atomic_store(&f->mode, FAKE_OK);
     c = fake_connect(f, 2000, &rc);
-    assert_int_equal(rc, CASENET_OK);
+    CN_OK(rc);
 
     casenet_inbox_entry *e = NULL;
     size_t n = 0;
     atomic_store(&f->mode, FAKE_BAD_ENTRY);
-    assert_int_equal(casenet_client_list(c, CASENET_INBOX_ANY, 0, 0, &e, &n, NULL, NULL),
-                     CASENET_EBADREQ);
+    CN_ERR(casenet_client_list(c, CASENET_INBOX_ANY, 0, 0, &e, &n, NULL, NULL), CASENET_EBADREQ);
     assert_null(e);
     atomic_store(&f->mode, FAKE_WRONG_BODY);
-    assert_int_equal(casenet_client_list(c, CASENET_INBOX_ANY, 0, 0, &e, &n, NULL, NULL),
-                     CASENET_EBADREQ);
+    CN_ERR(casenet_client_list(c, CASENET_INBOX_ANY, 0, 0, &e, &n, NULL, NULL), CASENET_EBADREQ);
 
     /* A stale reply is dropped, a notice is queued, the real reply counts. */
     atomic_store(&f->mode, FAKE_LATE_NOTICE);
-    assert_int_equal(casenet_client_list(c, CASENET_INBOX_ANY, 0, 0, &e, &n, NULL, NULL),
-                     CASENET_OK);
+    CN_OK(casenet_client_list(c, CASENET_INBOX_ANY, 0, 0, &e, &n, NULL, NULL));
     assert_int_equal(n, 1);
     assert_int_equal(e[0].seq, 7);
     casenet_inbox_entries_free(e, n);
     casenet_inbox_entry note;
-    assert_int_equal(casenet_client_wait_notice(c, 0, &note), CASENET_OK);
+    CN_OK(casenet_client_wait_notice(c, 0, &note));
     assert_string_equal(note.sender, HOTLINE);
     casenet_inbox_entry_clear(&note);
 
     /* A receipt that verifies but names another message. */
     atomic_store(&f->mode, FAKE_WRONG_RECEIPT);
     casenet_submit_receipt sr;
-    assert_int_equal(casenet_client_submit(c, f->env.data, f->env.len, &sr, NULL), CASENET_EBADSIG);
+    CN_ERR(casenet_client_submit(c, f->env.data, f->env.len, &sr, NULL), CASENET_EBADSIG);
 
     atomic_store(&f->mode, FAKE_RATE_LIMITED);
-    assert_int_equal(casenet_client_submit(c, f->env.data, f->env.len, &sr, NULL),
-                     CASENET_ERATELIMIT);
+    CN_ERR(casenet_client_submit(c, f->env.data, f->env.len, &sr, NULL), CASENET_ERATELIMIT);
     assert_int_equal(casenet_client_retry_after_ms(c), 1234);
     assert_string_equal(casenet_client_last_error(c), "slow down");
 
@@ -874,7 +843,7 @@ static void test_untrusted_broker_answers(void **state)
     atomic_store(&f->mode, FAKE_DROP_FIRST);
     casenet_buf got = {0};
     int64_t t0 = cn_mono_ms();
-    assert_int_equal(casenet_client_fetch(c, f->env_id, &got), CASENET_OK);
+    CN_OK(casenet_client_fetch(c, f->env_id, &got));
     assert_true(cn_mono_ms() - t0 >= 900);
     assert_int_equal(atomic_load(&f->fetches), 2);
     assert_int_equal(got.len, f->env.len);

@@ -90,7 +90,7 @@ static casenet_buf resign(tn_network *tn, void (*mut)(Casenet__V1__DirectoryBody
     const uint8_t *parts[1] = {body};
     size_t lens[1] = {blen};
     casenet_buf pae = {0};
-    assert_int_equal(cn_pae("casenet.directory.v1", 1, parts, lens, &pae), CASENET_OK);
+    CN_OK(cn_pae("casenet.directory.v1", 1, parts, lens, &pae));
     uint8_t sig[CASENET_SIGNATURE_BYTES];
     const char *key_id = NULL;
     cn_sign(sig, pae.data, pae.len, cn_keys_sign_sk(tn->net->authority, &key_id));
@@ -251,22 +251,22 @@ static void test_publish_refuses_reactivating_a_revoked_member(void **state)
     assert_false(can_connect(tn, MOLISA));
     /* The library refuses the authority's tools this change ... */
     casenet_buf out = {0};
-    assert_int_equal(casenet_directory_set_status(
-                         tn->net->authority, tn->net->signed_dir.data, tn->net->signed_dir.len,
-                         MOLISA, CASENET_MEMBER_ACTIVE, cn_now_ms(), HOUR_MS, &out),
-                     CASENET_ECONFLICT);
-    assert_int_equal(casenet_directory_set_status(
-                         tn->net->authority, tn->net->signed_dir.data, tn->net->signed_dir.len,
-                         TN_BROKER_ID, CASENET_MEMBER_SUSPENDED, cn_now_ms(), HOUR_MS, &out),
-                     CASENET_EFORBIDDEN);
+    CN_ERR(casenet_directory_set_status(tn->net->authority, tn->net->signed_dir.data,
+                                        tn->net->signed_dir.len, MOLISA, CASENET_MEMBER_ACTIVE,
+                                        cn_now_ms(), HOUR_MS, &out),
+           CASENET_ECONFLICT);
+    CN_ERR(casenet_directory_set_status(tn->net->authority, tn->net->signed_dir.data,
+                                        tn->net->signed_dir.len, TN_BROKER_ID,
+                                        CASENET_MEMBER_SUSPENDED, cn_now_ms(), HOUR_MS, &out),
+           CASENET_EFORBIDDEN);
     /* ... and the broker refuses it signed by hand. */
     casenet_buf again = resign(tn, mut_activate, (void *)MOLISA, HOUR_MS);
     char msg[512];
-    assert_int_equal(publish(tn, &again, msg, sizeof msg), CASENET_ECONFLICT);
+    CN_ERR(publish(tn, &again, msg, sizeof msg), CASENET_ECONFLICT);
     assert_non_null(strstr(msg, "revocation is final"));
     assert_false(can_connect(tn, MOLISA));
     casenet_buf no_broker = resign(tn, mut_suspend, (void *)TN_BROKER_ID, HOUR_MS);
-    assert_int_equal(publish(tn, &no_broker, msg, sizeof msg), CASENET_EBADREQ);
+    CN_ERR(publish(tn, &no_broker, msg, sizeof msg), CASENET_EBADREQ);
     assert_non_null(strstr(msg, "never suspended or revoked"));
     casenet_buf_free(&no_broker);
     /* Nor does a SIGHUP with it as the --directory file bring it in. */
@@ -345,7 +345,7 @@ static void test_network_change_refused_log_still_verifies(void **state)
 
     casenet_buf renamed = resign(tn, mut_network, (void *)"vn.elsewhere", HOUR_MS);
     char msg[512];
-    assert_int_equal(publish(tn, &renamed, msg, sizeof msg), CASENET_ECONFLICT);
+    CN_ERR(publish(tn, &renamed, msg, sizeof msg), CASENET_ECONFLICT);
     assert_non_null(strstr(msg, "network"));
     casenet_buf_free(&renamed);
     assert_int_equal(submit(tn, NULL, 0, id), 0);
@@ -379,10 +379,8 @@ static void test_expired_directory_serves_reads_not_submits(void **state)
 {
     tn_network *tn = *state;
     casenet_buf days = {0}, shortlived = {0};
-    assert_int_equal(casenet_directory_renew(tn->net->authority, tn->net->signed_dir.data,
-                                             tn->net->signed_dir.len, cn_now_ms(), 72 * HOUR_MS,
-                                             &days),
-                     CASENET_OK);
+    CN_OK(casenet_directory_renew(tn->net->authority, tn->net->signed_dir.data,
+                                  tn->net->signed_dir.len, cn_now_ms(), 72 * HOUR_MS, &days));
     set_directory(tn, &days);
     tn_write_directory(tn);
     /* --check-config and the log warn within 7 days of expiry. */
@@ -395,17 +393,15 @@ static void test_expired_directory_serves_reads_not_submits(void **state)
     assert_true(tn_log_contains(tn, "event=directory_expiring"));
     uint8_t first[16];
     assert_int_equal(submit(tn, NULL, 0, first), 0);
-    assert_int_equal(casenet_directory_renew(tn->net->authority, tn->net->signed_dir.data,
-                                             tn->net->signed_dir.len, cn_now_ms(), LAPSE_MS,
-                                             &shortlived),
-                     CASENET_OK);
+    CN_OK(casenet_directory_renew(tn->net->authority, tn->net->signed_dir.data,
+                                  tn->net->signed_dir.len, cn_now_ms(), LAPSE_MS, &shortlived));
     assert_int_equal(publish(tn, &shortlived, NULL, 0), 0);
     set_directory(tn, &shortlived);
 
     wait_clock_past(casenet_directory_expires_at(tn->net->dir));
     char msg[512];
     uint8_t second[16];
-    assert_int_equal(submit(tn, msg, sizeof msg, second), CASENET_EDIREXPIRED);
+    CN_ERR(submit(tn, msg, sizeof msg, second), CASENET_EDIREXPIRED);
     assert_non_null(strstr(msg, "expired"));
     assert_non_null(strstr(msg, "casenet admin renew"));
     /* A restart under the expired directory: it starts and still serves. */
@@ -434,15 +430,13 @@ static void test_expired_directory_serves_reads_not_submits(void **state)
     }
     tn_close(p);
     assert_int_equal(fetched, 0);
-    assert_int_equal(verified, CASENET_OK);
+    CN_OK(verified);
     assert_int_equal(received, 0);
-    assert_int_equal(submit(tn, NULL, 0, second), CASENET_EDIREXPIRED);
+    CN_ERR(submit(tn, NULL, 0, second), CASENET_EDIREXPIRED);
     /* casenet admin renew's result, published: new messages again. */
     casenet_buf renewed = {0};
-    assert_int_equal(casenet_directory_renew(tn->net->authority, tn->net->signed_dir.data,
-                                             tn->net->signed_dir.len, cn_now_ms(), HOUR_MS * 24,
-                                             &renewed),
-                     CASENET_OK);
+    CN_OK(casenet_directory_renew(tn->net->authority, tn->net->signed_dir.data,
+                                  tn->net->signed_dir.len, cn_now_ms(), HOUR_MS * 24, &renewed));
     assert_int_equal(publish(tn, &renewed, NULL, 0), 0);
     set_directory(tn, &renewed);
     assert_int_equal(submit(tn, NULL, 0, second), 0);
@@ -461,10 +455,9 @@ static void test_restart_never_rolls_back(void **state)
     /* Revoked in a directory that expires soon (the store's and the data
      * directory's copies are then expired at the restart). */
     casenet_buf revoked = {0};
-    assert_int_equal(casenet_directory_set_status(
-                         tn->net->authority, tn->net->signed_dir.data, tn->net->signed_dir.len,
-                         MOLISA, CASENET_MEMBER_REVOKED, cn_now_ms(), LAPSE_MS, &revoked),
-                     CASENET_OK);
+    CN_OK(casenet_directory_set_status(tn->net->authority, tn->net->signed_dir.data,
+                                       tn->net->signed_dir.len, MOLISA, CASENET_MEMBER_REVOKED,
+                                       cn_now_ms(), LAPSE_MS, &revoked));
     assert_int_equal(publish(tn, &revoked, NULL, 0), 0);
     set_directory(tn, &revoked);
     uint64_t v_revoked = casenet_directory_version(tn->net->dir);
@@ -526,7 +519,7 @@ static void test_key_past_valid_until_fails_zap(void **state)
     assert_int_equal(before, 0);
     assert_false(again);
     assert_true(tn_log_contains(tn, "outside its validity"));
-    assert_int_equal(after, CASENET_EUNAUTH);
+    CN_ERR(after, CASENET_EUNAUTH);
     assert_true(can_connect(tn, HOTLINE));
     assert_int_equal(tn_stop(tn), 0);
 }

@@ -109,9 +109,8 @@ static casenet_buf resign(tn_network *tn, const char *from, const Casenet__V1__H
     assert_non_null(hbuf);
     casenet__v1__header__pack(hd, hbuf);
     casenet_buf out = {0};
-    assert_int_equal(cn_envelope_pack(hbuf, hlen, cn_keys_sign_sk(tn_keys(tn, from), NULL),
-                                      orig->ciphertext.data, orig->ciphertext.len, &out),
-                     CASENET_OK);
+    CN_OK(cn_envelope_pack(hbuf, hlen, cn_keys_sign_sk(tn_keys(tn, from), NULL),
+                           orig->ciphertext.data, orig->ciphertext.len, &out));
     free(hbuf);
     return out;
 }
@@ -158,10 +157,9 @@ static void test_clock_skew_past(void **state)
     casenet_seal_opts o = {
         .kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1, .created_at_ms = tn->net->now_ms};
     casenet_buf env = {0};
-    assert_int_equal(
-        casenet_seal(tn_keys(tn, HOTLINE), tn->net->dir, &o, payload.data, payload.len, &env, NULL),
-        CASENET_OK);
-    assert_int_equal(submit_code(tn, &env), CASENET_ECLOCKSKEW);
+    CN_OK(casenet_seal(tn_keys(tn, HOTLINE), tn->net->dir, &o, payload.data, payload.len, &env,
+                       NULL));
+    CN_ERR(submit_code(tn, &env), CASENET_ECLOCKSKEW);
     casenet_buf_free(&env);
     casenet_buf_free(&payload);
     assert_still_serving(tn);
@@ -180,7 +178,7 @@ static void test_key_validity_before_clock_skew(void **state)
     sealed_parts(tn, &e, &hd, &env);
     hd->created_at_ms = cn_now_ms() - 20 * 60 * 1000;
     casenet_buf early = resign(tn, HOTLINE, hd, e);
-    assert_int_equal(submit_code(tn, &early), CASENET_EUNAUTH);
+    CN_ERR(submit_code(tn, &early), CASENET_EUNAUTH);
     casenet_buf_free(&early);
     casenet__v1__header__free_unpacked(hd, NULL);
     casenet__v1__envelope__free_unpacked(e, NULL);
@@ -208,13 +206,13 @@ static void test_truncated_frame(void **state)
 
     /* The Request itself cut in the middle of the envelope field. */
     Casenet__V1__Response *r = raw_call(h, buf, len / 2);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     rfree(r);
     /* A whole Request carrying a truncated envelope. */
     s.envelope.len = env.len - 7;
     req.request_id = 10;
     r = tn_call(h, &req, 10000);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     assert_int_equal(r->request_id, 10);
     rfree(r);
     free(buf);
@@ -242,7 +240,7 @@ static void test_multipart_frame(void **state)
     assert_true(tn_recv(h, 10000, &in));
     Casenet__V1__Response *r = casenet__v1__response__unpack(NULL, in.len, in.data);
     casenet_buf_free(&in);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     rfree(r);
     /* Exactly one answer for the three frames, and the connection goes on. */
     assert_false(tn_recv(h, 300, &in));
@@ -272,7 +270,7 @@ static void test_duplicate_recipients(void **state)
     hd->recipients = save_r;
     hd->wrapped_keys = save_w;
     hd->n_recipients = hd->n_wrapped_keys = 1;
-    assert_int_equal(submit_code(tn, &bad), CASENET_EBADREQ);
+    CN_ERR(submit_code(tn, &bad), CASENET_EBADREQ);
     casenet_buf_free(&bad);
     casenet__v1__header__free_unpacked(hd, NULL);
     casenet__v1__envelope__free_unpacked(e, NULL);
@@ -290,7 +288,7 @@ static void test_zero_length_ids(void **state)
     req.body_case = CASENET__V1__REQUEST__BODY_FETCH;
     req.fetch = &f;
     Casenet__V1__Response *r = tn_call(h, &req, 10000);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     rfree(r);
     tn_close(h);
 
@@ -304,7 +302,7 @@ static void test_zero_length_ids(void **state)
     hd->message_id.len = 0;
     casenet_buf bad = resign(tn, HOTLINE, hd, e);
     hd->message_id = save_id;
-    assert_int_equal(submit_code(tn, &bad), CASENET_EBADREQ);
+    CN_ERR(submit_code(tn, &bad), CASENET_EBADREQ);
     casenet_buf_free(&bad);
 
     char *save_r = hd->recipients[0];
@@ -314,7 +312,7 @@ static void test_zero_length_ids(void **state)
     bad = resign(tn, HOTLINE, hd, e);
     hd->recipients[0] = save_r;
     hd->wrapped_keys[0]->recipient = save_w;
-    assert_int_equal(submit_code(tn, &bad), CASENET_EBADREQ);
+    CN_ERR(submit_code(tn, &bad), CASENET_EBADREQ);
     casenet_buf_free(&bad);
     casenet__v1__header__free_unpacked(hd, NULL);
     casenet__v1__envelope__free_unpacked(e, NULL);
@@ -351,7 +349,7 @@ static void test_thousands_of_recipients(void **state)
     hd->wrapped_keys = save_w;
     hd->n_recipients = hd->n_wrapped_keys = 1;
     assert_true(bad.len < 1024 * 1024); /* under the size limit: the count is what is refused */
-    assert_int_equal(submit_code(tn, &bad), CASENET_ETOOLARGE);
+    CN_ERR(submit_code(tn, &bad), CASENET_ETOOLARGE);
     casenet_buf_free(&bad);
     free(keys);
     free(ids);
@@ -370,15 +368,15 @@ static void test_wrong_server_key(void **state)
      * broker's CURVE key the client pins is not the running broker's. */
     tn_network *other = tn_new(members, N_MEMBERS);
     casenet_member b, real;
-    assert_int_equal(casenet_directory_broker(other->net->dir, &b), CASENET_OK);
-    assert_int_equal(casenet_directory_broker(tn->net->dir, &real), CASENET_OK);
+    CN_OK(casenet_directory_broker(other->net->dir, &b));
+    CN_OK(casenet_directory_broker(tn->net->dir, &real));
     assert_memory_not_equal(b.curve_pk, real.curve_pk, 32);
     casenet_client_opts o = {.endpoint = tn->endpoint, .timeout_ms = 1500};
     casenet_client *c = NULL;
     int64_t t0 = cn_mono_ms();
     int rc = casenet_client_connect(tn_keys(tn, HOTLINE), other->net->dir, &o, &c);
     int64_t elapsed = cn_mono_ms() - t0;
-    assert_int_equal(rc, CASENET_ETIMEDOUT);
+    CN_ERR(rc, CASENET_ETIMEDOUT);
     assert_null(c);
     assert_true(elapsed >= 1400 && elapsed < 1500 + 2000);
     tn_free(other);
@@ -497,7 +495,7 @@ static void test_submit_id_of_a_receipt_row(void **state)
             continue;
         }
         if (a->request_id == 7001) {
-            assert_int_equal(tn_code(a), CASENET_ECONFLICT);
+            CN_ERR(tn_code(a), CASENET_ECONFLICT);
         } else {
             assert_int_equal(a->request_id, 7002);
             assert_int_equal(tn_code(a), 0); /* not UNAVAILABLE: its batch stood */
@@ -619,7 +617,7 @@ static casenet_buf forge(tn_network *tn, const char *from, casenet_kind kind, co
     randombytes_buf(key, sizeof key);
     for (size_t i = 0; i < n; i++) {
         casenet_member m;
-        assert_int_equal(casenet_directory_find(tn->net->dir, to[i], &m), CASENET_OK);
+        CN_OK(casenet_directory_find(tn->net->dir, to[i], &m));
         assert_non_null(m.box_pk);
         crypto_box_keypair(epk[i], esk[i]);
         r[i] = (struct cn_seal_recipient){m.id, m.box_key_id, m.box_pk, epk[i], esk[i]};
@@ -643,7 +641,7 @@ static casenet_buf forge(tn_network *tn, const char *from, casenet_kind kind, co
         .payload_len = payload.len,
     };
     p.sign_key_id = kid;
-    assert_int_equal(cn_seal_raw(&p, &env), CASENET_OK);
+    CN_OK(cn_seal_raw(&p, &env));
     casenet_buf_free(&payload);
     sodium_memzero(esk, sizeof esk);
     sodium_memzero(key, sizeof key);
@@ -760,13 +758,11 @@ static void test_refused_when_sealing(void **state)
     casenet_buf ref = full_payload(CASENET_KIND_REFERRAL), env = {0};
     const char *to[1] = {POLICE};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1};
-    assert_int_equal(
-        casenet_seal(tn_keys(tn, PLATFORM), tn->net->dir, &o, ref.data, ref.len, &env, NULL),
-        CASENET_EFORBIDDEN);
+    CN_ERR(casenet_seal(tn_keys(tn, PLATFORM), tn->net->dir, &o, ref.data, ref.len, &env, NULL),
+           CASENET_EFORBIDDEN);
     to[0] = TN_BROKER_ID;
-    assert_int_equal(
-        casenet_seal(tn_keys(tn, HOTLINE), tn->net->dir, &o, ref.data, ref.len, &env, NULL),
-        CASENET_EFORBIDDEN);
+    CN_ERR(casenet_seal(tn_keys(tn, HOTLINE), tn->net->dir, &o, ref.data, ref.len, &env, NULL),
+           CASENET_EFORBIDDEN);
     assert_null(env.data);
     casenet_buf_free(&ref);
 }

@@ -84,7 +84,7 @@ static void test_resend_gets_receipt_when_rate_limited(void **state)
     rfree(r);
     /* The bucket is empty now. */
     r = tn_submit(h, second.data, second.len);
-    assert_int_equal(tn_code(r), CASENET_ERATELIMIT);
+    CN_ERR(tn_code(r), CASENET_ERATELIMIT);
     rfree(r);
     r = tn_submit(h, first.data, first.len);
     assert_int_equal(tn_code(r), 0);
@@ -95,7 +95,7 @@ static void test_resend_gets_receipt_when_rate_limited(void **state)
     /* Another member resending those bytes gets no receipt. */
     tn_conn *m = tn_connect(tn, tn_keys(tn, MOLISA));
     r = tn_submit(m, first.data, first.len);
-    assert_int_equal(tn_code(r), CASENET_EFORBIDDEN);
+    CN_ERR(tn_code(r), CASENET_EFORBIDDEN);
     rfree(r);
     tn_close(m);
     tn_close(h);
@@ -112,7 +112,7 @@ static tn_conn *connect_with_rid(tn_network *tn, const char *id, const void *rid
 {
     const casenet_keys *k = tn_keys(tn, id);
     casenet_member broker;
-    assert_int_equal(casenet_directory_broker(tn->net->dir, &broker), CASENET_OK);
+    CN_OK(casenet_directory_broker(tn->net->dir, &broker));
     tn_conn *c = calloc(1, sizeof *c);
     assert_non_null(c);
     c->tn = tn;
@@ -258,7 +258,7 @@ static void test_strings_not_utf8_refused(void **state)
     req.audit_query = &q;
     Casenet__V1__Response *r = tn_call(h, &req, 5000);
     assert_non_null(r);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     assert_null(strstr(r->error->message, "\xff"));
     assert_true(cn_text_valid(r->error->message));
     rfree(r);
@@ -268,7 +268,7 @@ static void test_strings_not_utf8_refused(void **state)
     req.hello = &hello;
     r = tn_call(h, &req, 5000);
     assert_non_null(r);
-    assert_int_equal(tn_code(r), CASENET_EBADREQ);
+    CN_ERR(tn_code(r), CASENET_EBADREQ);
     rfree(r);
     /* The connection stays usable. */
     r = tn_hello(h);

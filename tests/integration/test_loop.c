@@ -145,9 +145,8 @@ static void mixed_burst(const char *ini)
                 casenet__v1__envelope__pack(e, env[k][i].data);
                 casenet__v1__envelope__free_unpacked(e, NULL);
                 casenet_message_info info = {0};
-                assert_int_equal(
-                    casenet_envelope_verify(tn->net->dir, env[k][i].data, env[k][i].len, &info),
-                    CASENET_EBADSIG);
+                CN_ERR(casenet_envelope_verify(tn->net->dir, env[k][i].data, env[k][i].len, &info),
+                       CASENET_EBADSIG);
                 break;
             }
             case K_OVERSIZED:
@@ -188,10 +187,8 @@ static void mixed_burst(const char *ini)
                 assert_int_equal(code, 0);
                 assert_int_equal(r->body_case, CASENET__V1__RESPONSE__BODY_SUBMIT);
                 casenet_submit_receipt rc = {0};
-                assert_int_equal(casenet_submit_receipt_verify(tn->net->dir,
-                                                               r->submit->receipt.data,
-                                                               r->submit->receipt.len, &rc),
-                                 CASENET_OK);
+                CN_OK(casenet_submit_receipt_verify(tn->net->dir, r->submit->receipt.data,
+                                                    r->submit->receipt.len, &rc));
                 assert_memory_equal(rc.message_id, w->id, 16);
                 break;
             }
@@ -251,9 +248,8 @@ static casenet_buf receipt_of(tn_network *tn, Casenet__V1__Response *r, const ui
     assert_int_equal(r->error ? (int)r->error->code : 0, 0);
     assert_int_equal(r->body_case, CASENET__V1__RESPONSE__BODY_SUBMIT);
     casenet_submit_receipt sr = {0};
-    assert_int_equal(casenet_submit_receipt_verify(tn->net->dir, r->submit->receipt.data,
-                                                   r->submit->receipt.len, &sr),
-                     CASENET_OK);
+    CN_OK(casenet_submit_receipt_verify(tn->net->dir, r->submit->receipt.data,
+                                        r->submit->receipt.len, &sr));
     assert_memory_equal(sr.message_id, id, 16);
     casenet_buf b = {.data = malloc(r->submit->receipt.len), .len = r->submit->receipt.len};
     assert_non_null(b.data);
@@ -447,6 +443,36 @@ static off_t submit_many(tn_network *tn, int n, int window)
     return max_wal;
 }
 
+/* One integer from the store, read on a connection of its own. */
+static int64_t db_int(tn_network *tn, const char *sql)
+{
+    char *path = tl_path(tn->data_dir, "casenet.db");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return v;
+}
+
+/* Waits (30 s at most) until the broker's timer has signed a tree head over
+ * every audit event committed so far; returns that event count. */
+static int64_t wait_head_over_log(tn_network *tn)
+{
+    int64_t events = db_int(tn, "SELECT count(*) FROM audit");
+    int64_t deadline = cn_mono_ms() + 30000;
+    while (db_int(tn, "SELECT coalesce(max(size), 0) FROM tree_heads") < events) {
+        if (cn_mono_ms() > deadline)
+            fail_msg("no tree head over %lld audit events", (long long)events);
+        usleep(50 * 1000);
+    }
+    return events;
+}
+
 /* Busy, the WAL stays bounded; idle, it is checkpointed to the last frame
  * (SQLite's own interval would leave up to 1000 frames behind). */
 static void test_wal_checkpointed(void **state)
@@ -484,7 +510,15 @@ static void test_reader_holds_snapshot(void **state)
     int before = sqlite3_column_int(st, 0);
     sqlite3_reset(st);
     (void)submit_many(tn, 100, 16);
-    usleep(300000); /* idle: the loop tries to checkpoint */
+    /* The loop tries to checkpoint whenever it is about to sleep: wait until
+     * it has, rather than sleeping and hoping. A tree head is signed by the
+     * timer (every 2 s, when the log grew); two heads, over the submits and
+     * then over one more, are at least two timer ticks apart, and after a
+     * tick the loop sleeps until the next: it went idle, and so tried to
+     * checkpoint, while the reader held its snapshot. */
+    int64_t events = wait_head_over_log(tn);
+    (void)submit_many(tn, 1, 1);
+    assert_true(wait_head_over_log(tn) > events);
     uint32_t mx = 0, bf = 0;
     wal_index(tn, &mx, &bf);
     assert_true(bf < mx); /* the reader pins the frames after its snapshot */

@@ -1,6 +1,8 @@
 /* testlib.c - fixtures shared by the unit tests (see testlib.h). */
 #include "testlib.h"
 
+#include "casenet.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -153,4 +155,15 @@ json_t *tl_load_vector(const char *relpath)
         fprintf(stderr, "testlib: %s: %s (line %d)\n", p, err.text, err.line);
     free(p);
     return j;
+}
+
+const char *tl_err_mismatch(int got, int want, const char *expr)
+{
+    static _Thread_local char msg[1024];
+    if (got == want)
+        return NULL;
+    snprintf(msg, sizeof msg, "%s returned %s (%d: %s), expected %s (%d: %s)", expr,
+             casenet_errname(got), got, casenet_strerror(got), casenet_errname(want), want,
+             casenet_strerror(want));
+    return msg;
 }

@@ -1,6 +1,6 @@
 /*
  * test_audit.c - signed tree heads and audit log verification
- * (clients/checkpoint.c, clients/auditlog.c): the public C2SP signed-note
+ * (common/checkpoint.c, clients/auditlog.c): the public C2SP signed-note
  * vector, checkpoint round trips and strict rejections, and a synthetic log of
  * 3000 events with a head every 100 on which every kind of tampering (a
  * changed byte, a deleted, swapped or reordered event, a forged head, a
@@ -109,7 +109,7 @@ static struct blob sign_head(const casenet_keys *k, uint64_t size, const uint8_t
     memcpy(h.root, root, 32);
     h.time_ms = time_ms;
     casenet_buf out = {0};
-    assert_int_equal(ckpt_sign(k, &h, &out), CASENET_OK);
+    CN_OK(ckpt_sign(k, &h, &out));
     return (struct blob){out.data, out.len};
 }
 
@@ -122,7 +122,7 @@ static size_t make_heads(const struct blob *ev, size_t n, const casenet_keys *k,
     for (size_t i = 0; i < n; i++) {
         uint8_t leaf[32], root[32];
         merkle_leaf_hash(ev[i].p, ev[i].n, leaf);
-        assert_int_equal(merkle_stack_push(&s, leaf, NULL, NULL), CASENET_OK);
+        CN_OK(merkle_stack_push(&s, leaf, NULL, NULL));
         if ((i + 1) % HEAD_EVERY == 0) {
             merkle_stack_root(&s, root);
             out[nh].size = i + 1;
@@ -142,9 +142,9 @@ static void blob_free(struct blob *b)
 static int group_setup(void **state)
 {
     (void)state;
-    assert_int_equal(casenet_init(), CASENET_OK);
-    assert_int_equal(casenet_keys_generate(BROKER, T0, &g_broker), CASENET_OK);
-    assert_int_equal(casenet_keys_generate(BROKER, T0, &g_forger), CASENET_OK);
+    CN_OK(casenet_init());
+    CN_OK(casenet_keys_generate(BROKER, T0, &g_broker));
+    CN_OK(casenet_keys_generate(BROKER, T0, &g_forger));
     g_pk = casenet_keys_sign_pk(g_broker, NULL);
     for (size_t i = 0; i < N_EVENTS; i++)
         g_ev[i] = make_event(i, 0);
@@ -196,7 +196,7 @@ static void write_file_skip(struct file *f, const struct blob *ev, uint64_t from
     strcpy(h.broker_id, BROKER);
     memcpy(h.broker_sign_pk, g_pk, 32);
     h.from_index = from;
-    assert_int_equal(auditv_export_write_header(fp, &h), CASENET_OK);
+    CN_OK(auditv_export_write_header(fp, &h));
     size_t hi = 0;
     while (hi < nheads && heads[hi].size < from)
         hi++;
@@ -208,10 +208,9 @@ static void write_file_skip(struct file *f, const struct blob *ev, uint64_t from
         fflush(fp);
         f->ev_off[i] = f->len;
         if (i != skip)
-            assert_int_equal(auditv_export_write_event(fp, ev[i].p, ev[i].n), CASENET_OK);
+            CN_OK(auditv_export_write_event(fp, ev[i].p, ev[i].n));
         while (hi < nheads && heads[hi].size == i + 1) {
-            assert_int_equal(auditv_export_write_checkpoint(fp, heads[hi].ck.p, heads[hi].ck.n),
-                             CASENET_OK);
+            CN_OK(auditv_export_write_checkpoint(fp, heads[hi].ck.p, heads[hi].ck.n));
             hi++;
         }
     }
@@ -254,7 +253,7 @@ static void root_of(const struct blob *ev, uint64_t n, uint8_t root[32])
     for (uint64_t i = 0; i < n; i++) {
         uint8_t leaf[32];
         merkle_leaf_hash(ev[i].p, ev[i].n, leaf);
-        assert_int_equal(merkle_stack_push(&s, leaf, NULL, NULL), CASENET_OK);
+        CN_OK(merkle_stack_push(&s, leaf, NULL, NULL));
     }
     merkle_stack_root(&s, root);
 }
@@ -267,10 +266,10 @@ static void assert_caught_at(int rc, const struct auditv_failure *f, uint64_t k)
     assert_int_not_equal(rc, CASENET_OK);
     if (f->where == AUDITV_EVENT) {
         assert_int_equal(f->index, k);
-        assert_int_equal(rc, CASENET_EBADREQ);
+        CN_ERR(rc, CASENET_EBADREQ);
     } else {
         assert_int_equal(f->where, AUDITV_HEAD);
-        assert_int_equal(rc, CASENET_EBADSIG);
+        CN_ERR(rc, CASENET_EBADSIG);
         assert_int_equal(f->head_size, (k / HEAD_EVERY + 1) * HEAD_EVERY);
         assert_int_equal(f->index, k / HEAD_EVERY * HEAD_EVERY);
         assert_non_null(strstr(f->reason, "root mismatch"));
@@ -295,7 +294,7 @@ static void test_c2sp_vector(void **state)
 
     char name[CKPT_KEY_NAME_MAX + 1];
     uint8_t pk[32];
-    assert_int_equal(ckpt_vkey_parse(vkey, name, pk), CASENET_OK);
+    CN_OK(ckpt_vkey_parse(vkey, name, pk));
     assert_string_equal(name, kname);
     uint8_t kid[4];
     char kid_got[9];
@@ -304,7 +303,7 @@ static void test_c2sp_vector(void **state)
     assert_string_equal(kid_got, kid_hex);
 
     size_t nlen = strlen(note), tlen = 0;
-    assert_int_equal(ckpt_note_verify((const uint8_t *)note, nlen, name, pk, &tlen), CASENET_OK);
+    CN_OK(ckpt_note_verify((const uint8_t *)note, nlen, name, pk, &tlen));
     assert_int_equal(tlen, strlen(text));
     assert_memory_equal(note, text, tlen);
 
@@ -322,20 +321,18 @@ static void test_c2sp_vector(void **state)
     char *two = NULL;
     assert_true(asprintf(&two, "%s— other.example/bar AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", note) >
                 0);
-    assert_int_equal(ckpt_note_verify((uint8_t *)two, strlen(two), name, pk, NULL), CASENET_OK);
+    CN_OK(ckpt_note_verify((uint8_t *)two, strlen(two), name, pk, NULL));
     free(two);
     /* Another key name, a truncated note, no signature line. */
-    assert_int_equal(ckpt_note_verify((const uint8_t *)note, nlen, "example.com/bar", pk, NULL),
-                     CASENET_EBADSIG);
-    assert_int_equal(ckpt_note_verify((const uint8_t *)note, nlen - 1, name, pk, NULL),
-                     CASENET_EBADREQ);
-    assert_int_equal(ckpt_note_verify((const uint8_t *)text, strlen(text), name, pk, NULL),
-                     CASENET_EBADREQ);
+    CN_ERR(ckpt_note_verify((const uint8_t *)note, nlen, "example.com/bar", pk, NULL),
+           CASENET_EBADSIG);
+    CN_ERR(ckpt_note_verify((const uint8_t *)note, nlen - 1, name, pk, NULL), CASENET_EBADREQ);
+    CN_ERR(ckpt_note_verify((const uint8_t *)text, strlen(text), name, pk, NULL), CASENET_EBADREQ);
     /* A verifier key whose id does not match its name and key. */
     char *bad = strdup(vkey);
     char *plus = strchr(bad, '+');
     plus[1] = plus[1] == '0' ? '1' : '0';
-    assert_int_equal(ckpt_vkey_parse(bad, name, pk), CASENET_EBADREQ);
+    CN_ERR(ckpt_vkey_parse(bad, name, pk), CASENET_EBADREQ);
     free(bad);
     free(m);
     json_decref(v);
@@ -388,36 +385,36 @@ static void test_checkpoint_roundtrip(void **state)
     assert_int_equal(ck.n, strlen(want_text) + 92 + 1);
 
     struct ckpt_head h;
-    assert_int_equal(ckpt_verify(ck.p, ck.n, BROKER, g_pk, ORIGIN, &h), CASENET_OK);
+    CN_OK(ckpt_verify(ck.p, ck.n, BROKER, g_pk, ORIGIN, &h));
     assert_string_equal(h.origin, ORIGIN);
     assert_int_equal(h.size, 1234);
     assert_memory_equal(h.root, root, 32);
     assert_int_equal(h.time_ms, 1764000000123ll);
-    assert_int_equal(ckpt_verify(ck.p, ck.n, BROKER, g_pk, NULL, &h), CASENET_OK);
+    CN_OK(ckpt_verify(ck.p, ck.n, BROKER, g_pk, NULL, &h));
     /* The same note through the generic verifier. */
-    assert_int_equal(ckpt_note_verify(ck.p, ck.n, BROKER, g_pk, NULL), CASENET_OK);
+    CN_OK(ckpt_note_verify(ck.p, ck.n, BROKER, g_pk, NULL));
     /* Signing is deterministic: the canonical bytes come back. */
     struct blob again = sign_head(g_broker, 1234, root, 1764000000123ll);
     assert_int_equal(again.n, ck.n);
     assert_memory_equal(again.p, ck.p, ck.n);
     /* Edge values. */
     struct blob z = sign_head(g_broker, 0, root, 0);
-    assert_int_equal(ckpt_verify(z.p, z.n, BROKER, g_pk, ORIGIN, &h), CASENET_OK);
+    CN_OK(ckpt_verify(z.p, z.n, BROKER, g_pk, ORIGIN, &h));
     assert_int_equal(h.size, 0);
     struct blob mx = sign_head(g_broker, UINT64_MAX, root, INT64_MAX);
-    assert_int_equal(ckpt_verify(mx.p, mx.n, BROKER, g_pk, ORIGIN, &h), CASENET_OK);
+    CN_OK(ckpt_verify(mx.p, mx.n, BROKER, g_pk, ORIGIN, &h));
     assert_true(h.size == UINT64_MAX && h.time_ms == INT64_MAX);
     /* Origins. */
     char o[CKPT_ORIGIN_MAX + 1];
-    assert_int_equal(ckpt_origin(NETWORK, o), CASENET_OK);
+    CN_OK(ckpt_origin(NETWORK, o));
     assert_string_equal(o, ORIGIN);
-    assert_int_equal(ckpt_origin("", o), CASENET_EINVAL);
-    assert_int_equal(ckpt_origin("vn cop", o), CASENET_EINVAL);
-    assert_int_equal(ckpt_origin("vn+cop", o), CASENET_EINVAL);
+    CN_ERR(ckpt_origin("", o), CASENET_EINVAL);
+    CN_ERR(ckpt_origin("vn cop", o), CASENET_EINVAL);
+    CN_ERR(ckpt_origin("vn+cop", o), CASENET_EINVAL);
     struct ckpt_head bad = h;
     bad.time_ms = -1;
     casenet_buf out = {0};
-    assert_int_equal(ckpt_sign(g_broker, &bad, &out), CASENET_EINVAL);
+    CN_ERR(ckpt_sign(g_broker, &bad, &out), CASENET_EINVAL);
     free(want_text);
     blob_free(&ck);
     blob_free(&again);
@@ -433,7 +430,7 @@ static void test_checkpoint_strict(void **state)
     char good[512];
     snprintf(good, sizeof good, ORIGIN "\n1234\n%s\ntime 1764000000123\n", R);
     char *n = note_signed(good, BROKER, g_broker);
-    assert_int_equal(verify_str(n, &h), CASENET_OK);
+    CN_OK(verify_str(n, &h));
     free(n);
 
     /* Texts that are well signed but not a casenet checkpoint. */
@@ -468,7 +465,7 @@ static void test_checkpoint_strict(void **state)
         int rc = verify_str(n, &h);
         if (rc != CASENET_EBADREQ)
             fail_msg("text %zu accepted or misjudged (%d): %s", i, rc, t);
-        assert_int_equal(ckpt_parse((const uint8_t *)n, strlen(n), &h), CASENET_EBADREQ);
+        CN_ERR(ckpt_parse((const uint8_t *)n, strlen(n), &h), CASENET_EBADREQ);
         free(n);
     }
     /* Roots: non-canonical base64 (unused bits set), unpadded, short, long,
@@ -535,11 +532,11 @@ static void test_checkpoint_strict(void **state)
     char *m = strdup(s);
     char *dash = strstr(m, "\xe2\x80\x94");
     memcpy(dash, "--- ", 4);
-    assert_int_equal(verify_str(m, &h), CASENET_EBADREQ);
+    CN_ERR(verify_str(m, &h), CASENET_EBADREQ);
     free(m);
     m = strdup(s);
     *strstr(strstr(m, BROKER), " ") = '_';
-    assert_int_equal(verify_str(m, &h), CASENET_EBADREQ);
+    CN_ERR(verify_str(m, &h), CASENET_EBADREQ);
     free(m);
     m = strdup(s);
     char *eq = strrchr(m, '=');
@@ -548,42 +545,41 @@ static void test_checkpoint_strict(void **state)
     free(m);
     m = NULL;
     assert_true(asprintf(&m, "%s\xe2\x80\x94 " BROKER " AAAA\n", text) > 0);
-    assert_int_equal(verify_str(m, &h), CASENET_EBADREQ);
+    CN_ERR(verify_str(m, &h), CASENET_EBADREQ);
     free(m);
     /* NUL and other control bytes anywhere. */
     m = strdup(s);
     m[3] = '\t';
-    assert_int_equal(verify_str(m, &h), CASENET_EBADREQ);
-    assert_int_equal(ckpt_verify((const uint8_t *)s, strlen(s) + 1, BROKER, g_pk, ORIGIN, &h),
-                     CASENET_EBADREQ);
+    CN_ERR(verify_str(m, &h), CASENET_EBADREQ);
+    CN_ERR(ckpt_verify((const uint8_t *)s, strlen(s) + 1, BROKER, g_pk, ORIGIN, &h),
+           CASENET_EBADREQ);
     free(m);
     /* Too long. */
     uint8_t big[CKPT_MAX_BYTES + 1];
     memset(big, 'a', sizeof big);
-    assert_int_equal(ckpt_verify(big, sizeof big, BROKER, g_pk, ORIGIN, &h), CASENET_EBADREQ);
+    CN_ERR(ckpt_verify(big, sizeof big, BROKER, g_pk, ORIGIN, &h), CASENET_EBADREQ);
 
     /* Right format, wrong signer: another key under the broker's name, the
      * right key under another name, a changed text, a changed signature. */
     struct blob f = sign_head(g_forger, 77, root, 5);
-    assert_int_equal(ckpt_verify(f.p, f.n, BROKER, g_pk, ORIGIN, &h), CASENET_EBADSIG);
-    assert_int_equal(ckpt_parse(f.p, f.n, &h), CASENET_OK); /* well formed */
+    CN_ERR(ckpt_verify(f.p, f.n, BROKER, g_pk, ORIGIN, &h), CASENET_EBADSIG);
+    CN_OK(ckpt_parse(f.p, f.n, &h)); /* well formed */
     char *signed_text = strndup(text, strlen(text) - 1);
     n = note_signed(signed_text, "vn.other", g_broker);
     free(signed_text);
-    assert_int_equal(verify_str(n, &h), CASENET_EBADSIG);
+    CN_ERR(verify_str(n, &h), CASENET_EBADSIG);
     free(n);
     m = strdup(s);
     strstr(m, "\n77\n")[1] = '8'; /* size 87 */
-    assert_int_equal(verify_str(m, &h), CASENET_EBADSIG);
+    CN_ERR(verify_str(m, &h), CASENET_EBADSIG);
     free(m);
     m = strdup(s);
     char *b = strstr(m, BROKER " ") + strlen(BROKER " ") + 20;
     *b = *b == 'Q' ? 'R' : 'Q';
-    assert_int_equal(verify_str(m, &h), CASENET_EBADSIG);
+    CN_ERR(verify_str(m, &h), CASENET_EBADSIG);
     free(m);
     /* Another origin, well signed. */
-    assert_int_equal(ckpt_verify(ck.p, ck.n, BROKER, g_pk, "casenet.audit/other", &h),
-                     CASENET_EBADREQ);
+    CN_ERR(ckpt_verify(ck.p, ck.n, BROKER, g_pk, "casenet.audit/other", &h), CASENET_EBADREQ);
 
     blob_free(&f);
     blob_free(&ck);
@@ -601,7 +597,7 @@ static void test_verify_ok(void **state)
     write_file(&f, g_ev, 0, N_EVENTS, g_heads, g_nheads, false);
     struct auditv_state st;
     struct auditv_failure fail;
-    assert_int_equal(verify_bytes(f.data, f.len, NULL, &st, &fail), CASENET_OK);
+    CN_OK(verify_bytes(f.data, f.len, NULL, &st, &fail));
     assert_int_equal(fail.where, AUDITV_OK);
     assert_int_equal(st.size, N_EVENTS);
     uint8_t root[32];
@@ -614,7 +610,7 @@ static void test_verify_ok(void **state)
     FILE *fp = fmemopen(f.data, f.len, "rb");
     struct auditv_reader *rd = NULL;
     struct auditv_export_header h;
-    assert_int_equal(auditv_reader_open(fp, &h, &rd, NULL), CASENET_OK);
+    CN_OK(auditv_reader_open(fp, &h, &rd, NULL));
     assert_string_equal(h.network, NETWORK);
     assert_string_equal(h.broker_id, BROKER);
     assert_memory_equal(h.broker_sign_pk, g_pk, 32);
@@ -624,7 +620,7 @@ static void test_verify_ok(void **state)
         enum auditv_record_type t;
         casenet_buf rec = {0};
         bool eof;
-        assert_int_equal(auditv_reader_next(rd, &t, &rec, &eof, NULL), CASENET_OK);
+        CN_OK(auditv_reader_next(rd, &t, &rec, &eof, NULL));
         if (eof)
             break;
         if (t == AUDITV_REC_EVENT) {
@@ -664,7 +660,7 @@ static void test_live_feed(void **state)
     c.progress_ctx = seen;
     c.total = N_EVENTS;
     struct auditv *v = NULL;
-    assert_int_equal(auditv_new(&c, NULL, 0, &v), CASENET_OK);
+    CN_OK(auditv_new(&c, NULL, 0, &v));
     const uint64_t page = 700;
     size_t hi = 0;
     for (uint64_t a = 0; a < N_EVENTS; a += page) {
@@ -674,7 +670,7 @@ static void test_live_feed(void **state)
             hi++;
         }
         for (uint64_t i = a; i < b; i++)
-            assert_int_equal(auditv_event(v, g_ev[i].p, g_ev[i].n), CASENET_OK);
+            CN_OK(auditv_event(v, g_ev[i].p, g_ev[i].n));
     }
     uint64_t events, heads, tail;
     auditv_counts(v, &events, &heads, &tail);
@@ -682,30 +678,30 @@ static void test_live_feed(void **state)
     assert_int_equal(heads, g_nheads);
     assert_int_equal(tail, 0);
     struct auditv_state st;
-    assert_int_equal(auditv_finish(v, &st), CASENET_OK);
+    CN_OK(auditv_finish(v, &st));
     assert_int_equal(st.size, N_EVENTS);
     assert_int_equal(seen[0], N_EVENTS);
     assert_int_equal(seen[1], N_EVENTS);
     assert_true(seen[2] >= N_EVENTS / AUDITV_PROGRESS_EVERY);
-    assert_int_equal(auditv_finish(v, NULL), CASENET_EINVAL); /* once */
+    CN_ERR(auditv_finish(v, NULL), CASENET_EINVAL); /* once */
     auditv_free(v);
 
     /* A head fed after more events than its size is out of order. */
-    assert_int_equal(auditv_new(&c, NULL, 0, &v), CASENET_OK);
+    CN_OK(auditv_new(&c, NULL, 0, &v));
     for (uint64_t i = 0; i < 150; i++)
-        assert_int_equal(auditv_event(v, g_ev[i].p, g_ev[i].n), CASENET_OK);
-    assert_int_equal(auditv_checkpoint(v, g_heads[0].ck.p, g_heads[0].ck.n), CASENET_ECONFLICT);
+        CN_OK(auditv_event(v, g_ev[i].p, g_ev[i].n));
+    CN_ERR(auditv_checkpoint(v, g_heads[0].ck.p, g_heads[0].ck.n), CASENET_ECONFLICT);
     assert_int_equal(auditv_failure(v)->where, AUDITV_HEAD);
     assert_int_equal(auditv_failure(v)->head_size, 100);
     /* Sticky: everything after the first failure returns it. */
-    assert_int_equal(auditv_event(v, g_ev[150].p, g_ev[150].n), CASENET_ECONFLICT);
-    assert_int_equal(auditv_finish(v, NULL), CASENET_ECONFLICT);
+    CN_ERR(auditv_event(v, g_ev[150].p, g_ev[150].n), CASENET_ECONFLICT);
+    CN_ERR(auditv_finish(v, NULL), CASENET_ECONFLICT);
     auditv_free(v);
 
     /* Heads whose size goes down. */
-    assert_int_equal(auditv_new(&c, NULL, 0, &v), CASENET_OK);
-    assert_int_equal(auditv_checkpoint(v, g_heads[2].ck.p, g_heads[2].ck.n), CASENET_OK);
-    assert_int_equal(auditv_checkpoint(v, g_heads[1].ck.p, g_heads[1].ck.n), CASENET_ECONFLICT);
+    CN_OK(auditv_new(&c, NULL, 0, &v));
+    CN_OK(auditv_checkpoint(v, g_heads[2].ck.p, g_heads[2].ck.n));
+    CN_ERR(auditv_checkpoint(v, g_heads[1].ck.p, g_heads[1].ck.n), CASENET_ECONFLICT);
     assert_int_equal(auditv_failure(v)->head_size, 200);
     auditv_free(v);
 
@@ -713,15 +709,15 @@ static void test_live_feed(void **state)
     uint8_t root[32];
     root_of(g_ev, 100, root);
     struct blob early = sign_head(g_broker, 100, root, T0 - 1);
-    assert_int_equal(auditv_new(&c, NULL, 0, &v), CASENET_OK);
-    assert_int_equal(auditv_checkpoint(v, g_heads[0].ck.p, g_heads[0].ck.n), CASENET_OK);
-    assert_int_equal(auditv_checkpoint(v, early.p, early.n), CASENET_ECONFLICT);
+    CN_OK(auditv_new(&c, NULL, 0, &v));
+    CN_OK(auditv_checkpoint(v, g_heads[0].ck.p, g_heads[0].ck.n));
+    CN_ERR(auditv_checkpoint(v, early.p, early.n), CASENET_ECONFLICT);
     assert_int_equal(auditv_failure(v)->head_size, 100);
     auditv_free(v);
     blob_free(&early);
 
     /* A start that is neither 0 nor the remembered size. */
-    assert_int_equal(auditv_new(&c, NULL, 5, &v), CASENET_EINVAL);
+    CN_ERR(auditv_new(&c, NULL, 5, &v), CASENET_EINVAL);
 }
 
 static void test_flipped_byte(void **state)
@@ -768,7 +764,7 @@ static void test_deleted_swapped(void **state)
     struct file f;
     write_file_skip(&f, g_ev, 0, N_EVENTS, g_heads, g_nheads, false, N_EVENTS - 1);
     int rc = verify_bytes(f.data, f.len, NULL, NULL, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_HEAD);
     assert_int_equal(fail.head_size, N_EVENTS);
     assert_int_equal(fail.index, N_EVENTS - 1);
@@ -778,7 +774,7 @@ static void test_deleted_swapped(void **state)
     /* An event in the middle deleted: the next event is at the wrong place. */
     write_file_skip(&f, g_ev, 0, N_EVENTS, g_heads, g_nheads, false, 1500);
     rc = verify_bytes(f.data, f.len, NULL, NULL, &fail);
-    assert_int_equal(rc, CASENET_EBADREQ);
+    CN_ERR(rc, CASENET_EBADREQ);
     assert_int_equal(fail.where, AUDITV_EVENT);
     assert_int_equal(fail.index, 1500);
     assert_non_null(strstr(fail.reason, "index field says 1501"));
@@ -792,7 +788,7 @@ static void test_deleted_swapped(void **state)
         ev[a] = g_ev[b];
         ev[b] = g_ev[a];
         rc = verify_events(ev, N_EVENTS, g_heads, g_nheads, &fail);
-        assert_int_equal(rc, CASENET_EBADREQ);
+        CN_ERR(rc, CASENET_EBADREQ);
         assert_int_equal(fail.where, AUDITV_EVENT);
         assert_int_equal(fail.index, a);
         char want[64];
@@ -835,7 +831,7 @@ static void test_forged_heads(void **state)
     memcpy(heads, g_heads, sizeof heads);
     heads[j].ck = sign_head(g_forger, 1500, root, T0 + 14995);
     int rc = verify_events(g_ev, N_EVENTS, heads, g_nheads, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_HEAD);
     assert_int_equal(fail.head_size, 1500);
     assert_non_null(strstr(fail.reason, "not signed by the broker key"));
@@ -848,7 +844,7 @@ static void test_forged_heads(void **state)
     r[3] = r[3] == 'A' ? 'B' : 'A';
     heads[j].ck = (struct blob){(uint8_t *)s, strlen(s)};
     rc = verify_events(g_ev, N_EVENTS, heads, g_nheads, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_HEAD);
     assert_int_equal(fail.head_size, 1500);
 
@@ -856,7 +852,7 @@ static void test_forged_heads(void **state)
     memcpy(s, g_heads[j].ck.p, g_heads[j].ck.n);
     memcpy(strstr(s, "\n1500\n"), "\n1550\n", 6);
     rc = verify_events(g_ev, N_EVENTS, heads, g_nheads, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_HEAD);
     assert_int_equal(fail.head_size, 1550);
     free(s);
@@ -867,7 +863,7 @@ static void test_forged_heads(void **state)
     root_of(g_ev, 1499, other);
     heads[j].ck = sign_head(g_broker, 1500, other, T0 + 14995);
     rc = verify_events(g_ev, N_EVENTS, heads, g_nheads, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_HEAD);
     assert_int_equal(fail.head_size, 1500);
     assert_int_equal(fail.index, 1400);
@@ -885,12 +881,12 @@ static void test_forged_heads(void **state)
     strcpy(h.network, NETWORK);
     strcpy(h.broker_id, BROKER);
     memcpy(h.broker_sign_pk, g_pk, 32);
-    assert_int_equal(auditv_export_write_header(fp, &h), CASENET_OK);
+    CN_OK(auditv_export_write_header(fp, &h));
     size_t hi = 0;
     for (uint64_t i = 0; i < N_EVENTS; i++) {
-        assert_int_equal(auditv_export_write_event(fp, g_ev[i].p, g_ev[i].n), CASENET_OK);
+        CN_OK(auditv_export_write_event(fp, g_ev[i].p, g_ev[i].n));
         if (i + 1 == 1500) {
-            assert_int_equal(auditv_export_write_checkpoint(fp, wrong.p, wrong.n), CASENET_OK);
+            CN_OK(auditv_export_write_checkpoint(fp, wrong.p, wrong.n));
             hi++;
             continue;
         }
@@ -902,7 +898,7 @@ static void test_forged_heads(void **state)
     }
     fclose(fp);
     rc = verify_bytes(f.data, f.len, NULL, NULL, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_HEAD);
     assert_int_equal(fail.head_size, 1600);
     free(f.data);
@@ -923,18 +919,18 @@ static void test_file_framing(void **state)
         for (size_t into = 1; into <= 3; into++) {
             size_t len = off + (into == 3 ? g_ev[cuts[i]].n / 2 : into);
             int rc = verify_bytes(f.data, len, NULL, NULL, &fail);
-            assert_int_equal(rc, CASENET_EBADREQ);
+            CN_ERR(rc, CASENET_EBADREQ);
             assert_int_equal(fail.where, AUDITV_FILE);
             assert_int_equal(fail.offset, off);
             assert_non_null(strstr(fail.reason, "truncated"));
         }
     }
     /* Cut inside the header, and an empty file. */
-    assert_int_equal(verify_bytes(f.data, 10, NULL, NULL, &fail), CASENET_EBADREQ);
+    CN_ERR(verify_bytes(f.data, 10, NULL, NULL, &fail), CASENET_EBADREQ);
     assert_int_equal(fail.where, AUDITV_FILE);
     assert_int_equal(fail.offset, 0);
     char empty = 0;
-    assert_int_equal(verify_bytes(&empty, 1, NULL, NULL, &fail), CASENET_EBADREQ);
+    CN_ERR(verify_bytes(&empty, 1, NULL, NULL, &fail), CASENET_EBADREQ);
 
     /* A length over the limit, an overlong varint, a record with nothing. */
     uint64_t off = f.ev_off[700];
@@ -947,7 +943,7 @@ static void test_file_framing(void **state)
         memcpy(m, f.data, off);
         memcpy(m + off, bad[i], 5);
         int rc = verify_bytes(m, off + 5, NULL, NULL, &fail);
-        assert_int_equal(rc, CASENET_EBADREQ);
+        CN_ERR(rc, CASENET_EBADREQ);
         assert_int_equal(fail.where, AUDITV_FILE);
         assert_int_equal(fail.offset, off);
         free(m);
@@ -959,7 +955,7 @@ static void test_file_framing(void **state)
         memcpy(m + f.ev_off[5], f.data, f.ev_off[0]);
         memcpy(m + f.ev_off[5] + f.ev_off[0], f.data + f.ev_off[5], f.len - f.ev_off[5]);
         int rc = verify_bytes(m, f.len + f.ev_off[0], NULL, NULL, &fail);
-        assert_int_equal(rc, CASENET_EBADREQ);
+        CN_ERR(rc, CASENET_EBADREQ);
         assert_int_equal(fail.where, AUDITV_FILE);
         assert_int_equal(fail.offset, f.ev_off[5]);
         assert_non_null(strstr(fail.reason, "second header"));
@@ -992,14 +988,14 @@ static void test_file_framing(void **state)
     strcpy(h.network, NETWORK);
     strcpy(h.broker_id, BROKER);
     memcpy(h.broker_sign_pk, casenet_keys_sign_pk(g_forger, NULL), 32);
-    assert_int_equal(auditv_export_write_header(fp, &h), CASENET_OK);
+    CN_OK(auditv_export_write_header(fp, &h));
     fclose(fp);
-    assert_int_equal(verify_bytes(f.data, f.len, NULL, NULL, &fail), CASENET_EBADREQ);
+    CN_ERR(verify_bytes(f.data, f.len, NULL, NULL, &fail), CASENET_EBADREQ);
     assert_int_equal(fail.where, AUDITV_FILE);
     assert_int_equal(fail.offset, 0);
     free(f.data);
     strcpy(h.network, "bad network");
-    assert_int_equal(auditv_export_write_header(stdout, &h), CASENET_EINVAL);
+    CN_ERR(auditv_export_write_header(stdout, &h), CASENET_EINVAL);
 }
 
 /* Verifies ev[0..n) with heads from scratch and returns the state. */
@@ -1010,7 +1006,7 @@ static struct auditv_state state_after(const struct blob *ev, uint64_t n, const 
     write_file(&f, ev, 0, n, heads, nheads, false);
     struct auditv_state st;
     struct auditv_failure fail;
-    assert_int_equal(verify_bytes(f.data, f.len, NULL, &st, &fail), CASENET_OK);
+    CN_OK(verify_bytes(f.data, f.len, NULL, &st, &fail));
     free(f.data);
     return st;
 }
@@ -1028,12 +1024,12 @@ static void test_resume(void **state)
     char *dir = tl_tmpdir();
     char *path = tl_path(dir, "audit.state");
     struct auditv_state back;
-    assert_int_equal(auditv_state_load(path, &back), CASENET_ENOTFOUND);
-    assert_int_equal(auditv_state_save(path, &st), CASENET_OK);
+    CN_ERR(auditv_state_load(path, &back), CASENET_ENOTFOUND);
+    CN_OK(auditv_state_save(path, &st));
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
-    assert_int_equal(auditv_state_load(path, &back), CASENET_OK);
+    CN_OK(auditv_state_load(path, &back));
     assert_int_equal(back.size, 1200);
     assert_memory_equal(back.root, st.root, 32);
     assert_int_equal(back.time_ms, st.time_ms);
@@ -1043,44 +1039,44 @@ static void test_resume(void **state)
     struct file f;
     write_file(&f, g_ev, 1200, N_EVENTS, g_heads, g_nheads, false);
     struct auditv_state st2;
-    assert_int_equal(verify_bytes(f.data, f.len, &back, &st2, &fail), CASENET_OK);
+    CN_OK(verify_bytes(f.data, f.len, &back, &st2, &fail));
     assert_int_equal(st2.size, N_EVENTS);
     uint8_t root[32];
     root_of(g_ev, N_EVENTS, root);
     assert_memory_equal(st2.root, root, 32);
     /* The same export does not fit another remembered size. */
     struct auditv_state st1000 = state_after(g_ev, 1000, g_heads, g_nheads);
-    assert_int_equal(verify_bytes(f.data, f.len, &st1000, NULL, &fail), CASENET_EBADREQ);
+    CN_ERR(verify_bytes(f.data, f.len, &st1000, NULL, &fail), CASENET_EBADREQ);
     assert_int_equal(fail.where, AUDITV_FILE);
     free(f.data);
     /* With the head of size 1200 repeated at the start: same root, fine. */
     write_file(&f, g_ev, 1200, N_EVENTS, g_heads, g_nheads, true);
-    assert_int_equal(verify_bytes(f.data, f.len, &back, NULL, &fail), CASENET_OK);
+    CN_OK(verify_bytes(f.data, f.len, &back, NULL, &fail));
     free(f.data);
     /* From scratch against the remembered state. */
     write_file(&f, g_ev, 0, N_EVENTS, g_heads, g_nheads, false);
-    assert_int_equal(verify_bytes(f.data, f.len, &back, &st2, &fail), CASENET_OK);
+    CN_OK(verify_bytes(f.data, f.len, &back, &st2, &fail));
     assert_int_equal(st2.size, N_EVENTS);
     free(f.data);
     /* An export from 1200 does not fit a home that remembers 3000. */
     write_file(&f, g_ev, 1200, N_EVENTS, g_heads, g_nheads, false);
-    assert_int_equal(verify_bytes(f.data, f.len, &st2, NULL, &fail), CASENET_EBADREQ);
+    CN_ERR(verify_bytes(f.data, f.len, &st2, NULL, &fail), CASENET_EBADREQ);
     free(f.data);
 
     /* A remembered state with nothing new: fine, and unchanged. */
     write_file(&f, g_ev, N_EVENTS, N_EVENTS, g_heads, g_nheads, false);
     struct auditv_state st3;
-    assert_int_equal(verify_bytes(f.data, f.len, &st2, &st3, &fail), CASENET_OK);
+    CN_OK(verify_bytes(f.data, f.len, &st2, &st3, &fail));
     assert_int_equal(st3.size, N_EVENTS);
     assert_memory_equal(st3.root, st2.root, 32);
     free(f.data);
 
     /* The state file is strict. */
     casenet_buf enc = {0};
-    assert_int_equal(auditv_state_encode(&st, &enc), CASENET_OK);
+    CN_OK(auditv_state_encode(&st, &enc));
     struct auditv_state x;
-    assert_int_equal(auditv_state_decode(enc.data, enc.len, &x), CASENET_OK);
-    assert_int_equal(auditv_state_decode(enc.data, enc.len - 1, &x), CASENET_EBADREQ);
+    CN_OK(auditv_state_decode(enc.data, enc.len, &x));
+    CN_ERR(auditv_state_decode(enc.data, enc.len - 1, &x), CASENET_EBADREQ);
     for (size_t i = 0; i < enc.len; i += 7) {
         enc.data[i] ^= 0x10;
         if (auditv_state_decode(enc.data, enc.len, &x) == CASENET_OK)
@@ -1090,8 +1086,8 @@ static void test_resume(void **state)
     casenet_buf_free(&enc);
     struct auditv_state empty;
     auditv_state_init(&empty);
-    assert_int_equal(auditv_state_encode(&empty, &enc), CASENET_OK);
-    assert_int_equal(auditv_state_decode(enc.data, enc.len, &x), CASENET_OK);
+    CN_OK(auditv_state_encode(&empty, &enc));
+    CN_OK(auditv_state_decode(enc.data, enc.len, &x));
     assert_int_equal(x.size, 0);
     casenet_buf_free(&enc);
 
@@ -1114,7 +1110,7 @@ static void test_rewritten_history(void **state)
     struct file f;
 
     /* B alone verifies: only the remembered head can tell. */
-    assert_int_equal(verify_events(evb, N_EVENTS, hb, nhb, &fail), CASENET_OK);
+    CN_OK(verify_events(evb, N_EVENTS, hb, nhb, &fail));
 
     struct auditv_state st = state_after(g_ev, 1000, g_heads, g_nheads);
     assert_int_equal(st.size, 1000);
@@ -1122,7 +1118,7 @@ static void test_rewritten_history(void **state)
     /* Resumed: the first head after the remembered one does not match. */
     write_file(&f, evb, 1000, N_EVENTS, hb, nhb, false);
     int rc = verify_bytes(f.data, f.len, &st, NULL, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_HEAD);
     assert_int_equal(fail.head_size, 1100);
     assert_int_equal(fail.index, 1000);
@@ -1132,7 +1128,7 @@ static void test_rewritten_history(void **state)
     /* From scratch: B's own heads hold, the remembered root does not. */
     write_file(&f, evb, 0, N_EVENTS, hb, nhb, false);
     rc = verify_bytes(f.data, f.len, &st, NULL, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_REMEMBERED);
     assert_int_equal(fail.head_size, 1000);
     free(f.data);
@@ -1140,7 +1136,7 @@ static void test_rewritten_history(void **state)
     /* Same size: B's head of size 1000 against the remembered one. */
     write_file(&f, evb, 1000, 1000, hb, nhb, true);
     rc = verify_bytes(f.data, f.len, &st, NULL, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_HEAD);
     assert_int_equal(fail.head_size, 1000);
     free(f.data);
@@ -1148,7 +1144,7 @@ static void test_rewritten_history(void **state)
     /* Cut short below the remembered size. */
     write_file(&f, evb, 0, 500, hb, nhb, false);
     rc = verify_bytes(f.data, f.len, &st, NULL, &fail);
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(fail.where, AUDITV_REMEMBERED);
     assert_int_equal(fail.head_size, 1000);
     assert_int_equal(fail.index, 500);
@@ -1159,13 +1155,13 @@ static void test_rewritten_history(void **state)
      * events from the remembered size. */
     struct auditv_config c = config();
     struct auditv *v = NULL;
-    assert_int_equal(auditv_new(&c, &st, st.size, &v), CASENET_OK);
-    assert_int_equal(auditv_checkpoint(v, hb[nhb - 1].ck.p, hb[nhb - 1].ck.n), CASENET_OK);
+    CN_OK(auditv_new(&c, &st, st.size, &v));
+    CN_OK(auditv_checkpoint(v, hb[nhb - 1].ck.p, hb[nhb - 1].ck.n));
     uint64_t e = st.size;
     for (rc = CASENET_OK; e < N_EVENTS && rc == CASENET_OK; e++)
         rc = auditv_event(v, evb[e].p, evb[e].n);
     /* Caught with the last event, which completes the head's size. */
-    assert_int_equal(rc, CASENET_EBADSIG);
+    CN_ERR(rc, CASENET_EBADSIG);
     assert_int_equal(e, N_EVENTS);
     assert_int_equal(auditv_failure(v)->index, 1000);
     assert_int_equal(auditv_failure(v)->where, AUDITV_HEAD);
@@ -1279,7 +1275,7 @@ static void test_fuzz_seeds(void **state)
     uint8_t seed[32];
     memset(seed, 0x42, sizeof seed);
     casenet_keys *k = NULL;
-    assert_int_equal(cn_keys_from_secrets(BROKER, seed, NULL, NULL, T0, &k), CASENET_OK);
+    CN_OK(cn_keys_from_secrets(BROKER, seed, NULL, NULL, T0, &k));
     const uint8_t *pk = casenet_keys_sign_pk(k, NULL);
     static struct blob ev[40];
     static struct head heads[4];
@@ -1291,7 +1287,7 @@ static void test_fuzz_seeds(void **state)
     for (size_t i = 0; i < 40; i++) {
         uint8_t leaf[32], root[32];
         merkle_leaf_hash(ev[i].p, ev[i].n, leaf);
-        assert_int_equal(merkle_stack_push(&s, leaf, NULL, NULL), CASENET_OK);
+        CN_OK(merkle_stack_push(&s, leaf, NULL, NULL));
         if ((i + 1) % 10 == 0) {
             merkle_stack_root(&s, root);
             heads[nh].size = i + 1;
@@ -1307,9 +1303,9 @@ static void test_fuzz_seeds(void **state)
     strcpy(h.network, NETWORK);
     strcpy(h.broker_id, BROKER);
     memcpy(h.broker_sign_pk, pk, 32);
-    assert_int_equal(auditv_export_write_header(fp, &h), CASENET_OK);
+    CN_OK(auditv_export_write_header(fp, &h));
     for (size_t i = 0, hi = 0; i < 40; i++) {
-        assert_int_equal(auditv_export_write_event(fp, ev[i].p, ev[i].n), CASENET_OK);
+        CN_OK(auditv_export_write_event(fp, ev[i].p, ev[i].n));
         if (hi < nh && heads[hi].size == i + 1) {
             assert_int_equal(auditv_export_write_checkpoint(fp, heads[hi].ck.p, heads[hi].ck.n), 0);
             hi++;
@@ -1342,7 +1338,7 @@ static void test_fuzz_seeds(void **state)
     assert_true(asprintf(&p, "%s/tests/fuzz/corpus/checkpoint/valid-10.txt", src) > 0);
     fdata = tl_read_file(p, &flen);
     struct ckpt_head ch;
-    assert_int_equal(ckpt_verify(fdata, flen, BROKER, pk, ORIGIN, &ch), CASENET_OK);
+    CN_OK(ckpt_verify(fdata, flen, BROKER, pk, ORIGIN, &ch));
     assert_int_equal(ch.size, 10);
     free(fdata);
     free(p);

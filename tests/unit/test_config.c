@@ -3,6 +3,7 @@
  * key given twice, syntax) with their lines, flags over the file, the
  * defaults against the modules' macros, and --check-config's listing. */
 #include "config.h"
+#include "testlib.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,9 +31,8 @@ static void set_required(struct config *c)
                                          {"directory", "directory"},
                                          {"authority", "authority.pub"}};
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
-        assert_int_equal(
-            config_set(c, index_of("broker", req[i][0]), req[i][1], CONFIG_FLAG, err, sizeof err),
-            CASENET_OK);
+        CN_OK(
+            config_set(c, index_of("broker", req[i][0]), req[i][1], CONFIG_FLAG, err, sizeof err));
 }
 
 /* Loads text; returns its rc and leaves the message in err. */
@@ -47,7 +47,7 @@ static void expect_error(const char *text, const char *want)
     struct config c;
     char err[320];
     config_init(&c);
-    assert_int_equal(load(&c, text, err, sizeof err), CASENET_EINVAL);
+    CN_ERR(load(&c, text, err, sizeof err), CASENET_EINVAL);
     if (!strstr(err, want))
         fail_msg("error '%s' does not contain '%s'", err, want);
     config_free(&c);
@@ -67,8 +67,8 @@ static void expect_refused(const char *section, const char *key, const char *tex
 {
     uint64_t n = 0;
     char err[320] = "";
-    assert_int_equal(config_parse_value(config_find(section, key), text, &n, err, sizeof err),
-                     CASENET_EINVAL);
+    CN_ERR(config_parse_value(config_find(section, key), text, &n, err, sizeof err),
+           CASENET_EINVAL);
     if (!strstr(err, want))
         fail_msg("%s = %s: error '%s' does not contain '%s'", key, text, err, want);
 }
@@ -81,7 +81,7 @@ static void test_defaults(void **state)
     char err[320];
     config_init(&c);
     set_required(&c);
-    assert_int_equal(config_finish(&c, err, sizeof err), CASENET_OK);
+    CN_OK(config_finish(&c, err, sizeof err));
     const struct broker_limits *l = &c.values.limits;
     assert_int_equal(l->max_envelope_bytes, BROKER_DEFAULT_MAX_ENVELOPE);
     assert_int_equal(l->max_recipients, BROKER_DEFAULT_MAX_RCPTS);
@@ -135,7 +135,7 @@ static void test_table(void **state)
         if (o->def) {
             uint64_t n;
             char err[320];
-            assert_int_equal(config_parse_value(o, o->def, &n, err, sizeof err), CASENET_OK);
+            CN_OK(config_parse_value(o, o->def, &n, err, sizeof err));
         }
     }
 }
@@ -227,23 +227,21 @@ static void test_strings_endpoints_bools(void **state)
     char err[320];
     const char *yes[] = {"true", "yes", "on", "1", "TRUE"}, *no[] = {"false", "no", "off", "0"};
     for (size_t i = 0; i < 5; i++) {
-        assert_int_equal(config_parse_value(&b, yes[i], &n, err, sizeof err), CASENET_OK);
+        CN_OK(config_parse_value(&b, yes[i], &n, err, sizeof err));
         assert_int_equal(n, 1);
     }
     for (size_t i = 0; i < 4; i++) {
-        assert_int_equal(config_parse_value(&b, no[i], &n, err, sizeof err), CASENET_OK);
+        CN_OK(config_parse_value(&b, no[i], &n, err, sizeof err));
         assert_int_equal(n, 0);
     }
-    assert_int_equal(config_parse_value(&b, "maybe", &n, err, sizeof err), CASENET_EINVAL);
+    CN_ERR(config_parse_value(&b, "maybe", &n, err, sizeof err), CASENET_EINVAL);
     assert_non_null(strstr(err, "true or false"));
     /* A u64 row. */
     const struct config_option u = {"broker", "big", "big",      "N", CONFIG_U64, 0,      NULL,
                                     NULL,     1,     UINT64_MAX, 0,   false,      "a u64"};
-    assert_int_equal(config_parse_value(&u, "18446744073709551615", &n, err, sizeof err),
-                     CASENET_OK);
+    CN_OK(config_parse_value(&u, "18446744073709551615", &n, err, sizeof err));
     assert_true(n == UINT64_MAX);
-    assert_int_equal(config_parse_value(&u, "18446744073709551616", &n, err, sizeof err),
-                     CASENET_EINVAL);
+    CN_ERR(config_parse_value(&u, "18446744073709551616", &n, err, sizeof err), CASENET_EINVAL);
 }
 
 static void test_file_errors(void **state)
@@ -277,9 +275,9 @@ static void test_file_values(void **state)
     const char *text = "; comment\n[broker]\ndata = /srv/casenet ; inline comment\n"
                        "store = sqlite:/srv/db\n[limits]\nbatch_max = 3\nfetch_rate = 2/s\n"
                        "clock_skew_s = 5m\nmax_envelope_bytes = 64KB\naudit_rate = 0\n";
-    assert_int_equal(load(&c, text, err, sizeof err), CASENET_OK);
+    CN_OK(load(&c, text, err, sizeof err));
     set_required(&c); /* data from the flag replaces the file's */
-    assert_int_equal(config_finish(&c, err, sizeof err), CASENET_OK);
+    CN_OK(config_finish(&c, err, sizeof err));
     assert_string_equal(c.values.data_dir, "/var/lib/casenetd");
     assert_string_equal(c.values.store_spec, "sqlite:/srv/db");
     assert_int_equal(c.values.limits.batch_max, 3);
@@ -306,17 +304,17 @@ static void test_flags_over_file(void **state)
     char err[320];
     config_init(&c);
     size_t bm = index_of("limits", "batch_max");
-    assert_int_equal(config_set(&c, bm, "7", CONFIG_FLAG, err, sizeof err), CASENET_OK);
-    assert_int_equal(load(&c, "[limits]\nbatch_max = 9\n", err, sizeof err), CASENET_OK);
+    CN_OK(config_set(&c, bm, "7", CONFIG_FLAG, err, sizeof err));
+    CN_OK(load(&c, "[limits]\nbatch_max = 9\n", err, sizeof err));
     assert_int_equal(c.values.limits.batch_max, 7);
     assert_int_equal(c.source[bm], CONFIG_FLAG);
     config_free(&c);
     config_init(&c);
-    assert_int_equal(config_set(&c, bm, "7", CONFIG_FLAG, err, sizeof err), CASENET_OK);
-    assert_int_equal(load(&c, "[limits]\nbatch_max = 0\n", err, sizeof err), CASENET_EINVAL);
+    CN_OK(config_set(&c, bm, "7", CONFIG_FLAG, err, sizeof err));
+    CN_ERR(load(&c, "[limits]\nbatch_max = 0\n", err, sizeof err), CASENET_EINVAL);
     assert_non_null(strstr(err, "t.ini:2: [limits] batch_max = 0 is out of range"));
     /* a bad flag is named as the flag */
-    assert_int_equal(config_set(&c, bm, "0", CONFIG_FLAG, err, sizeof err), CASENET_EINVAL);
+    CN_ERR(config_set(&c, bm, "0", CONFIG_FLAG, err, sizeof err), CASENET_EINVAL);
     assert_non_null(strstr(err, "--batch-max = 0 is out of range"));
     config_free(&c);
 }
@@ -327,14 +325,12 @@ static void test_required(void **state)
     struct config c;
     char err[320];
     config_init(&c);
-    assert_int_equal(config_finish(&c, err, sizeof err), CASENET_EINVAL);
+    CN_ERR(config_finish(&c, err, sizeof err), CASENET_EINVAL);
     assert_string_equal(err, "--data is required (on the command line or in --config)");
     config_free(&c);
     config_init(&c);
-    assert_int_equal(
-        load(&c, "[broker]\ndata = d\nlisten = tcp://127.0.0.1:1\nkey = k\n", err, sizeof err),
-        CASENET_OK);
-    assert_int_equal(config_finish(&c, err, sizeof err), CASENET_EINVAL);
+    CN_OK(load(&c, "[broker]\ndata = d\nlisten = tcp://127.0.0.1:1\nkey = k\n", err, sizeof err));
+    CN_ERR(config_finish(&c, err, sizeof err), CASENET_EINVAL);
     assert_string_equal(err, "--directory is required (on the command line or in --config)");
     config_free(&c);
 }
@@ -347,10 +343,9 @@ static void test_effective_listing(void **state)
     struct config c;
     char err[320];
     config_init(&c);
-    assert_int_equal(load(&c, "[limits]\nbatch_max = 3\nclock_skew_s = 120\n", err, sizeof err),
-                     CASENET_OK);
+    CN_OK(load(&c, "[limits]\nbatch_max = 3\nclock_skew_s = 120\n", err, sizeof err));
     set_required(&c);
-    assert_int_equal(config_finish(&c, err, sizeof err), CASENET_OK);
+    CN_OK(config_finish(&c, err, sizeof err));
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
@@ -380,8 +375,7 @@ static void test_effective_listing(void **state)
         if (c.source[i] == CONFIG_UNSET)
             continue;
         config_format(&c, i, text, sizeof text);
-        assert_int_equal(config_parse_value(&config_options[i], text, &n, err, sizeof err),
-                         CASENET_OK);
+        CN_OK(config_parse_value(&config_options[i], text, &n, err, sizeof err));
     }
     free(out);
     config_free(&c);

@@ -50,7 +50,7 @@ static void test_build_and_lookup(void **state)
     assert_int_equal(casenet_directory_count(d), N_MEMBERS);
     assert_true(casenet_directory_expires_at(d) > casenet_directory_issued_at(d));
     for (size_t i = 0; i < N_MEMBERS; i++) {
-        assert_int_equal(casenet_directory_at(d, i, &m), CASENET_OK);
+        CN_OK(casenet_directory_at(d, i, &m));
         assert_string_equal(m.id, net->ids[i]);
         assert_int_equal(m.status, CASENET_MEMBER_ACTIVE);
         casenet_keys *k = net->keys[i];
@@ -61,32 +61,31 @@ static void test_build_and_lookup(void **state)
         assert_non_null(m.box_pk);
         assert_non_null(cn_keys_box_sk(k, m.box_key_id, NULL));
         casenet_member f;
-        assert_int_equal(casenet_directory_find(d, net->ids[i], &f), CASENET_OK);
+        CN_OK(casenet_directory_find(d, net->ids[i], &f));
         assert_ptr_equal(f.id, m.id);
-        assert_int_equal(casenet_directory_find_curve(d, casenet_keys_curve_pk(k), &f), CASENET_OK);
+        CN_OK(casenet_directory_find_curve(d, casenet_keys_curve_pk(k), &f));
         assert_string_equal(f.id, net->ids[i]);
         const uint8_t *pk = NULL;
-        assert_int_equal(casenet_directory_sign_key(d, m.id, kid, cn_now_ms(), &pk), CASENET_OK);
+        CN_OK(casenet_directory_sign_key(d, m.id, kid, cn_now_ms(), &pk));
         assert_memory_equal(pk, m.sign_pk, 32);
     }
-    assert_int_equal(casenet_directory_at(d, N_MEMBERS, &m), CASENET_ENOTFOUND);
-    assert_int_equal(casenet_directory_find(d, "vn.nobody", &m), CASENET_ENOTFOUND);
-    assert_int_equal(casenet_directory_find(d, "a", &m), CASENET_ENOTFOUND);
+    CN_ERR(casenet_directory_at(d, N_MEMBERS, &m), CASENET_ENOTFOUND);
+    CN_ERR(casenet_directory_find(d, "vn.nobody", &m), CASENET_ENOTFOUND);
+    CN_ERR(casenet_directory_find(d, "a", &m), CASENET_ENOTFOUND);
     uint8_t zero[32] = {0};
-    assert_int_equal(casenet_directory_find_curve(d, zero, &m), CASENET_ENOTFOUND);
-    assert_int_equal(casenet_directory_broker(d, &m), CASENET_OK);
+    CN_ERR(casenet_directory_find_curve(d, zero, &m), CASENET_ENOTFOUND);
+    CN_OK(casenet_directory_broker(d, &m));
     assert_string_equal(m.id, "vn.broker");
-    assert_int_equal(casenet_directory_find(d, "vn.police.hn", &m), CASENET_OK);
+    CN_OK(casenet_directory_find(d, "vn.police.hn", &m));
     assert_true(casenet_member_has_role(&m, "responder"));
     assert_false(casenet_member_has_role(&m, "platform"));
     assert_true(casenet_member_in_group(&m, "hanoi"));
     assert_false(casenet_member_in_group(&m, "platforms"));
     const uint8_t *pk = NULL;
-    assert_int_equal(
-        casenet_directory_sign_key(d, "vn.police.hn", "0123456789abcdef", cn_now_ms(), &pk),
-        CASENET_ENOTFOUND);
+    CN_ERR(casenet_directory_sign_key(d, "vn.police.hn", "0123456789abcdef", cn_now_ms(), &pk),
+           CASENET_ENOTFOUND);
     /* Keys are not valid before the authority listed them. */
-    assert_int_equal(casenet_directory_sign_key(d, m.id, m.sign_key_id, 0, &pk), CASENET_ENOTFOUND);
+    CN_ERR(casenet_directory_sign_key(d, m.id, m.sign_key_id, 0, &pk), CASENET_ENOTFOUND);
     size_t len;
     const uint8_t *bytes = casenet_directory_bytes(d, &len);
     assert_int_equal(len, net->signed_dir.len);
@@ -99,7 +98,7 @@ static void test_no_broker(void **state)
     const char *const one[] = {"vn.a:intake"};
     tl_net *net = tl_net_new(one, 1);
     casenet_member m;
-    assert_int_equal(casenet_directory_broker(net->dir, &m), CASENET_ENOTFOUND);
+    CN_ERR(casenet_directory_broker(net->dir, &m), CASENET_ENOTFOUND);
     tl_net_free(net);
 }
 
@@ -108,26 +107,22 @@ static void test_expired(void **state)
     tl_net *net = *state;
     casenet_directory *d = NULL;
     int64_t exp = casenet_directory_expires_at(net->dir);
-    assert_int_equal(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len,
-                                             net->authority_pk, exp, 0, &d),
-                     CASENET_EEXPIRED);
+    CN_ERR(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len, net->authority_pk,
+                                   exp, 0, &d),
+           CASENET_EEXPIRED);
     assert_null(d);
-    assert_int_equal(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len,
-                                             net->authority_pk, exp + DAY_MS, 0, &d),
-                     CASENET_EEXPIRED);
-    assert_int_equal(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len,
-                                             net->authority_pk, exp - 1, 0, &d),
-                     CASENET_OK);
+    CN_ERR(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len, net->authority_pk,
+                                   exp + DAY_MS, 0, &d),
+           CASENET_EEXPIRED);
+    CN_OK(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len, net->authority_pk,
+                                  exp - 1, 0, &d));
     casenet_directory_free(d);
     /* The authority renews an expired directory. */
     casenet_buf out = {0};
-    assert_int_equal(
-        casenet_directory_set_status(net->authority, net->signed_dir.data, net->signed_dir.len,
-                                     "vn.coord", CASENET_MEMBER_ACTIVE, exp + DAY_MS, DAY_MS, &out),
-        CASENET_OK);
-    assert_int_equal(
-        casenet_directory_parse(out.data, out.len, net->authority_pk, exp + DAY_MS, 0, &d),
-        CASENET_OK);
+    CN_OK(casenet_directory_set_status(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                       "vn.coord", CASENET_MEMBER_ACTIVE, exp + DAY_MS, DAY_MS,
+                                       &out));
+    CN_OK(casenet_directory_parse(out.data, out.len, net->authority_pk, exp + DAY_MS, 0, &d));
     assert_int_equal(casenet_directory_version(d), N_MEMBERS + 1);
     casenet_directory_free(d);
     casenet_buf_free(&out);
@@ -138,16 +133,16 @@ static void test_other_authority(void **state)
     tl_net *net = *state;
     casenet_keys *other = NULL;
     casenet_directory *d = NULL;
-    assert_int_equal(casenet_keys_generate_authority(1, &other), CASENET_OK);
-    assert_int_equal(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len,
-                                             casenet_keys_sign_pk(other, NULL), cn_now_ms(), 0, &d),
-                     CASENET_EBADSIG);
+    CN_OK(casenet_keys_generate_authority(1, &other));
+    CN_ERR(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len,
+                                   casenet_keys_sign_pk(other, NULL), cn_now_ms(), 0, &d),
+           CASENET_EBADSIG);
     /* Nor can another authority amend it. */
     casenet_buf out = {0};
-    assert_int_equal(casenet_directory_set_status(other, net->signed_dir.data, net->signed_dir.len,
-                                                  "vn.coord", CASENET_MEMBER_REVOKED, cn_now_ms(),
-                                                  DAY_MS, &out),
-                     CASENET_EBADSIG);
+    CN_ERR(casenet_directory_set_status(other, net->signed_dir.data, net->signed_dir.len,
+                                        "vn.coord", CASENET_MEMBER_REVOKED, cn_now_ms(), DAY_MS,
+                                        &out),
+           CASENET_EBADSIG);
     assert_null(out.data);
     casenet_keys_free(other);
 }
@@ -199,32 +194,28 @@ static void test_tampered(void **state)
     /* Every single-bit change of the body fails the signature. */
     for (flip_at = 0; flip_at < body_len; flip_at++) {
         casenet_buf t = alter_wrapper(&net->signed_dir, flip_body);
-        assert_int_equal(
-            casenet_directory_parse(t.data, t.len, net->authority_pk, cn_now_ms(), 0, &d),
-            CASENET_EBADSIG);
+        CN_ERR(casenet_directory_parse(t.data, t.len, net->authority_pk, cn_now_ms(), 0, &d),
+               CASENET_EBADSIG);
         casenet_buf_free(&t);
     }
     for (flip_at = 0; flip_at < 64; flip_at++) {
         casenet_buf t = alter_wrapper(&net->signed_dir, flip_sig);
-        assert_int_equal(
-            casenet_directory_parse(t.data, t.len, net->authority_pk, cn_now_ms(), 0, &d),
-            CASENET_EBADSIG);
+        CN_ERR(casenet_directory_parse(t.data, t.len, net->authority_pk, cn_now_ms(), 0, &d),
+               CASENET_EBADSIG);
         casenet_buf_free(&t);
     }
     void (*fns[])(Casenet__V1__SignedDirectory *) = {short_sig, other_key_id};
     for (size_t i = 0; i < 2; i++) {
         casenet_buf t = alter_wrapper(&net->signed_dir, fns[i]);
-        assert_int_equal(
-            casenet_directory_parse(t.data, t.len, net->authority_pk, cn_now_ms(), 0, &d),
-            CASENET_EBADSIG);
+        CN_ERR(casenet_directory_parse(t.data, t.len, net->authority_pk, cn_now_ms(), 0, &d),
+               CASENET_EBADSIG);
         casenet_buf_free(&t);
     }
     uint8_t junk[3] = {0xff, 0xff, 0xff};
-    assert_int_equal(
-        casenet_directory_parse(junk, sizeof junk, net->authority_pk, cn_now_ms(), 0, &d),
-        CASENET_EBADREQ);
-    assert_int_equal(casenet_directory_parse(junk, 0, net->authority_pk, cn_now_ms(), 0, &d),
-                     CASENET_EBADSIG);
+    CN_ERR(casenet_directory_parse(junk, sizeof junk, net->authority_pk, cn_now_ms(), 0, &d),
+           CASENET_EBADREQ);
+    CN_ERR(casenet_directory_parse(junk, 0, net->authority_pk, cn_now_ms(), 0, &d),
+           CASENET_EBADSIG);
     assert_null(d);
 }
 
@@ -233,13 +224,12 @@ static void test_rollback(void **state)
     tl_net *net = *state;
     casenet_directory *d = NULL;
     uint64_t v = casenet_directory_version(net->dir);
-    assert_int_equal(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len,
-                                             net->authority_pk, cn_now_ms(), v + 1, &d),
-                     CASENET_EROLLBACK);
+    CN_ERR(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len, net->authority_pk,
+                                   cn_now_ms(), v + 1, &d),
+           CASENET_EROLLBACK);
     assert_null(d);
-    assert_int_equal(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len,
-                                             net->authority_pk, cn_now_ms(), v, &d),
-                     CASENET_OK);
+    CN_OK(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len, net->authority_pk,
+                                  cn_now_ms(), v, &d));
     casenet_directory_free(d);
 }
 
@@ -250,22 +240,21 @@ static void test_revoke(void **state)
     tl_net_set_status(net, "vn.police.hn", CASENET_MEMBER_REVOKED);
     casenet_member m;
     assert_int_equal(casenet_directory_version(net->dir), v + 1);
-    assert_int_equal(casenet_directory_find(net->dir, "vn.police.hn", &m), CASENET_OK);
+    CN_OK(casenet_directory_find(net->dir, "vn.police.hn", &m));
     assert_int_equal(m.status, CASENET_MEMBER_REVOKED);
-    assert_int_equal(casenet_directory_find(net->dir, "vn.police.a05", &m), CASENET_OK);
+    CN_OK(casenet_directory_find(net->dir, "vn.police.a05", &m));
     assert_int_equal(m.status, CASENET_MEMBER_ACTIVE);
     tl_net_set_status(net, "vn.police.a05", CASENET_MEMBER_SUSPENDED);
-    assert_int_equal(casenet_directory_find(net->dir, "vn.police.a05", &m), CASENET_OK);
+    CN_OK(casenet_directory_find(net->dir, "vn.police.a05", &m));
     assert_int_equal(m.status, CASENET_MEMBER_SUSPENDED);
     casenet_buf out = {0};
-    assert_int_equal(casenet_directory_set_status(
-                         net->authority, net->signed_dir.data, net->signed_dir.len, "vn.nobody",
-                         CASENET_MEMBER_REVOKED, cn_now_ms(), DAY_MS, &out),
-                     CASENET_ENOTFOUND);
-    assert_int_equal(casenet_directory_set_status(net->authority, net->signed_dir.data,
-                                                  net->signed_dir.len, "vn.coord", 7, cn_now_ms(),
-                                                  DAY_MS, &out),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_directory_set_status(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                        "vn.nobody", CASENET_MEMBER_REVOKED, cn_now_ms(), DAY_MS,
+                                        &out),
+           CASENET_ENOTFOUND);
+    CN_ERR(casenet_directory_set_status(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                        "vn.coord", 7, cn_now_ms(), DAY_MS, &out),
+           CASENET_EINVAL);
 }
 
 /* Revocation is final (issue 12 item 7): the tools refuse to undo it, and
@@ -279,23 +268,22 @@ static void test_revocation_final(void **state)
     tl_net_set_status(net, "vn.police.hn", CASENET_MEMBER_REVOKED);
     casenet_buf out = {0}, renewed = {0};
     for (int st = CASENET_MEMBER_ACTIVE; st <= CASENET_MEMBER_SUSPENDED; st++)
-        assert_int_equal(casenet_directory_set_status(net->authority, net->signed_dir.data,
-                                                      net->signed_dir.len, "vn.police.hn", st,
-                                                      cn_now_ms(), DAY_MS, &out),
-                         CASENET_ECONFLICT);
+        CN_ERR(casenet_directory_set_status(net->authority, net->signed_dir.data,
+                                            net->signed_dir.len, "vn.police.hn", st, cn_now_ms(),
+                                            DAY_MS, &out),
+               CASENET_ECONFLICT);
     casenet_buf pub = {0};
-    assert_int_equal(casenet_keys_public_file(tl_net_keys(net, "vn.police.hn"), &pub), CASENET_OK);
+    CN_OK(casenet_keys_public_file(tl_net_keys(net, "vn.police.hn"), &pub));
     const char *roles[] = {"responder"};
     casenet_member_spec spec = {NULL, roles, 1, NULL, 0};
-    assert_int_equal(casenet_directory_add_member(net->authority, net->signed_dir.data,
-                                                  net->signed_dir.len, pub.data, pub.len, &spec,
-                                                  cn_now_ms(), DAY_MS, &out),
-                     CASENET_ECONFLICT);
+    CN_ERR(casenet_directory_add_member(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                        pub.data, pub.len, &spec, cn_now_ms(), DAY_MS, &out),
+           CASENET_ECONFLICT);
     casenet_buf_free(&pub);
-    assert_int_equal(casenet_directory_set_status(
-                         net->authority, net->signed_dir.data, net->signed_dir.len, "vn.broker",
-                         CASENET_MEMBER_REVOKED, cn_now_ms(), DAY_MS, &out),
-                     CASENET_EFORBIDDEN);
+    CN_ERR(casenet_directory_set_status(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                        "vn.broker", CASENET_MEMBER_REVOKED, cn_now_ms(), DAY_MS,
+                                        &out),
+           CASENET_EFORBIDDEN);
     assert_null(out.data);
 
     /* The previous version renewed twice: higher, but police.hn active. */
@@ -303,47 +291,36 @@ static void test_revocation_final(void **state)
     casenet_directory *fork = NULL, *next = NULL;
     size_t len = 0;
     const uint8_t *bytes = casenet_directory_bytes(prev, &len);
-    assert_int_equal(casenet_directory_renew(net->authority, bytes, len, cn_now_ms(), DAY_MS, &out),
-                     CASENET_OK);
-    assert_int_equal(
-        casenet_directory_renew(net->authority, out.data, out.len, cn_now_ms(), DAY_MS, &renewed),
-        CASENET_OK);
-    assert_int_equal(casenet_directory_parse(renewed.data, renewed.len, net->authority_pk,
-                                             cn_now_ms(), 0, &fork),
-                     CASENET_OK);
+    CN_OK(casenet_directory_renew(net->authority, bytes, len, cn_now_ms(), DAY_MS, &out));
+    CN_OK(
+        casenet_directory_renew(net->authority, out.data, out.len, cn_now_ms(), DAY_MS, &renewed));
+    CN_OK(casenet_directory_parse(renewed.data, renewed.len, net->authority_pk, cn_now_ms(), 0,
+                                  &fork));
     assert_true(casenet_directory_version(fork) > casenet_directory_version(net->dir));
-    assert_int_equal(cn_directory_check_successor(net->dir, fork, why, sizeof why),
-                     CASENET_ECONFLICT);
+    CN_ERR(cn_directory_check_successor(net->dir, fork, why, sizeof why), CASENET_ECONFLICT);
     assert_non_null(strstr(why, "vn.police.hn"));
-    assert_int_equal(cn_directory_check_successor(prev, net->dir, why, sizeof why), CASENET_OK);
+    CN_OK(cn_directory_check_successor(prev, net->dir, why, sizeof why));
     casenet_buf_free(&out);
     casenet_buf_free(&renewed);
 
     /* A renewal keeps every member and status; it may follow. */
-    assert_int_equal(casenet_directory_renew(net->authority, net->signed_dir.data,
-                                             net->signed_dir.len, cn_now_ms(), 2 * DAY_MS, &out),
-                     CASENET_OK);
-    assert_int_equal(
-        casenet_directory_parse(out.data, out.len, net->authority_pk, cn_now_ms(), 0, &next),
-        CASENET_OK);
+    CN_OK(casenet_directory_renew(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                  cn_now_ms(), 2 * DAY_MS, &out));
+    CN_OK(casenet_directory_parse(out.data, out.len, net->authority_pk, cn_now_ms(), 0, &next));
     assert_int_equal(casenet_directory_count(next), N_MEMBERS);
-    assert_int_equal(cn_directory_check_successor(net->dir, next, why, sizeof why), CASENET_OK);
+    CN_OK(cn_directory_check_successor(net->dir, next, why, sizeof why));
     assert_string_equal(cn_directory_audit_network(next), "vn.broker");
     casenet_buf_free(&out);
 
     /* A new network's first directory names it; one naming another
      * network may not follow. */
-    assert_int_equal(
-        casenet_directory_create(net->authority, "Bad Name", cn_now_ms(), DAY_MS, &out),
-        CASENET_EINVAL);
-    assert_int_equal(casenet_directory_create(net->authority, "vn.cop", cn_now_ms(), DAY_MS, &out),
-                     CASENET_OK);
+    CN_ERR(casenet_directory_create(net->authority, "Bad Name", cn_now_ms(), DAY_MS, &out),
+           CASENET_EINVAL);
+    CN_OK(casenet_directory_create(net->authority, "vn.cop", cn_now_ms(), DAY_MS, &out));
     casenet_directory *named = NULL;
-    assert_int_equal(
-        casenet_directory_parse(out.data, out.len, net->authority_pk, cn_now_ms(), 0, &named),
-        CASENET_OK);
+    CN_OK(casenet_directory_parse(out.data, out.len, net->authority_pk, cn_now_ms(), 0, &named));
     assert_string_equal(cn_directory_audit_network(named), "vn.cop");
-    assert_int_equal(cn_directory_check_successor(prev, named, why, sizeof why), CASENET_ECONFLICT);
+    CN_ERR(cn_directory_check_successor(prev, named, why, sizeof why), CASENET_ECONFLICT);
     assert_non_null(strstr(why, "network"));
     casenet_buf_free(&out);
     casenet_directory_free(named);
@@ -356,7 +333,7 @@ static void test_rotation(void **state)
 {
     tl_net *net = *state;
     casenet_member before, after;
-    assert_int_equal(casenet_directory_find(net->dir, "vn.police.hn", &before), CASENET_OK);
+    CN_OK(casenet_directory_find(net->dir, "vn.police.hn", &before));
     char old_sign[17], old_box[17];
     uint8_t old_pk[32];
     memcpy(old_sign, before.sign_key_id, 17);
@@ -368,11 +345,11 @@ static void test_rotation(void **state)
     while (cn_now_ms() <= t_old)
         ;
     casenet_keys *k2 = NULL;
-    assert_int_equal(casenet_keys_generate("vn.police.hn", cn_now_ms(), &k2), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.police.hn", cn_now_ms(), &k2));
     tl_net_add(net, "vn.police.hn:responder:police", k2);
     int64_t t_rot = net->now_ms;
     assert_int_equal(casenet_directory_count(net->dir), N_MEMBERS);
-    assert_int_equal(casenet_directory_find(net->dir, "vn.police.hn", &after), CASENET_OK);
+    CN_OK(casenet_directory_find(net->dir, "vn.police.hn", &after));
     const char *new_id;
     assert_memory_equal(after.sign_pk, casenet_keys_sign_pk(k2, &new_id), 32);
     assert_string_equal(after.sign_key_id, new_id);
@@ -380,23 +357,19 @@ static void test_rotation(void **state)
     assert_false(casenet_member_in_group(&after, "hanoi"));
     /* The old signing key still verifies what it signed before the rotation. */
     const uint8_t *pk = NULL;
-    assert_int_equal(casenet_directory_sign_key(net->dir, "vn.police.hn", old_sign, t_old, &pk),
-                     CASENET_OK);
+    CN_OK(casenet_directory_sign_key(net->dir, "vn.police.hn", old_sign, t_old, &pk));
     assert_memory_equal(pk, old_pk, 32);
-    assert_int_equal(casenet_directory_sign_key(net->dir, "vn.police.hn", old_sign, t_rot, &pk),
-                     CASENET_ENOTFOUND);
-    assert_int_equal(casenet_directory_sign_key(net->dir, "vn.police.hn", new_id, t_rot, &pk),
-                     CASENET_OK);
-    assert_int_equal(casenet_directory_sign_key(net->dir, "vn.police.hn", new_id, t_old, &pk),
-                     CASENET_ENOTFOUND);
+    CN_ERR(casenet_directory_sign_key(net->dir, "vn.police.hn", old_sign, t_rot, &pk),
+           CASENET_ENOTFOUND);
+    CN_OK(casenet_directory_sign_key(net->dir, "vn.police.hn", new_id, t_rot, &pk));
+    CN_ERR(casenet_directory_sign_key(net->dir, "vn.police.hn", new_id, t_old, &pk),
+           CASENET_ENOTFOUND);
     assert_true(cn_directory_has_box_key(net->dir, "vn.police.hn", old_box, t_old));
     assert_false(cn_directory_has_box_key(net->dir, "vn.police.hn", old_box, t_rot));
     /* Re-adding the same keys keeps their windows. */
     tl_net_add(net, "vn.police.hn:responder:police", k2);
-    assert_int_equal(casenet_directory_sign_key(net->dir, "vn.police.hn", new_id, t_rot, &pk),
-                     CASENET_OK);
-    assert_int_equal(casenet_directory_sign_key(net->dir, "vn.police.hn", old_sign, t_old, &pk),
-                     CASENET_OK);
+    CN_OK(casenet_directory_sign_key(net->dir, "vn.police.hn", new_id, t_rot, &pk));
+    CN_OK(casenet_directory_sign_key(net->dir, "vn.police.hn", old_sign, t_old, &pk));
     casenet_keys_free(k2);
 }
 
@@ -420,8 +393,7 @@ static void test_admission_window(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         casenet_keys *k = NULL;
-        assert_int_equal(casenet_keys_generate(cases[i].id, cn_now_ms() + cases[i].created, &k),
-                         CASENET_OK);
+        CN_OK(casenet_keys_generate(cases[i].id, cn_now_ms() + cases[i].created, &k));
         char spec[64];
         snprintf(spec, sizeof spec, "%s:responder", cases[i].id);
         tl_net_add(net, spec, k);
@@ -429,12 +401,11 @@ static void test_admission_window(void **state)
         (void)casenet_keys_sign_pk(k, &key_id);
         const uint8_t *pk = NULL;
         int64_t t = net->now_ms;
-        assert_int_equal(casenet_directory_sign_key(net->dir, cases[i].id, key_id,
-                                                    t + cases[i].valid_at + cases[i].slack, &pk),
-                         CASENET_OK);
-        assert_int_equal(casenet_directory_sign_key(net->dir, cases[i].id, key_id,
-                                                    t + cases[i].invalid_at - cases[i].slack, &pk),
-                         CASENET_ENOTFOUND);
+        CN_OK(casenet_directory_sign_key(net->dir, cases[i].id, key_id,
+                                         t + cases[i].valid_at + cases[i].slack, &pk));
+        CN_ERR(casenet_directory_sign_key(net->dir, cases[i].id, key_id,
+                                          t + cases[i].invalid_at - cases[i].slack, &pk),
+               CASENET_ENOTFOUND);
         casenet_keys_free(k);
     }
 }
@@ -443,7 +414,7 @@ static void test_admission_window(void **state)
 static casenet_buf public_file_as(const casenet_keys *k, const char *id)
 {
     casenet_buf pub = {0};
-    assert_int_equal(casenet_keys_public_file(k, &pub), CASENET_OK);
+    CN_OK(casenet_keys_public_file(k, &pub));
     Casenet__V1__PublicKeyFile *f = casenet__v1__public_key_file__unpack(NULL, pub.len, pub.data);
     assert_non_null(f);
     Casenet__V1__PublicKeyFile g = *f;
@@ -462,7 +433,7 @@ static void test_add_refusals(void **state)
     tl_net *net = *state;
     casenet_keys *k = NULL;
     casenet_buf out = {0};
-    assert_int_equal(casenet_keys_generate("vn.new", cn_now_ms(), &k), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.new", cn_now_ms(), &k));
     const char *role_ok[] = {"intake"}, *role_bad[] = {"admin"}, *group_bad[] = {"Ha Noi"};
     casenet_member_spec ok = {NULL, role_ok, 1, NULL, 0};
     casenet_member_spec bad_role = {NULL, role_bad, 1, NULL, 0};
@@ -476,65 +447,55 @@ static void test_add_refusals(void **state)
                              "x0123456789012345678901234567890123456789012345678901234567890123"};
     for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
         casenet_buf pub = public_file_as(k, bad_ids[i]);
-        assert_int_equal(casenet_directory_add_member(net->authority, net->signed_dir.data,
-                                                      net->signed_dir.len, pub.data, pub.len, &ok,
-                                                      cn_now_ms(), DAY_MS, &out),
-                         CASENET_EINVAL);
+        CN_ERR(casenet_directory_add_member(net->authority, net->signed_dir.data,
+                                            net->signed_dir.len, pub.data, pub.len, &ok,
+                                            cn_now_ms(), DAY_MS, &out),
+               CASENET_EINVAL);
         casenet_buf_free(&pub);
     }
     casenet_buf pub = {0};
-    assert_int_equal(casenet_keys_public_file(k, &pub), CASENET_OK);
-    assert_int_equal(casenet_directory_add_member(net->authority, net->signed_dir.data,
-                                                  net->signed_dir.len, pub.data, pub.len, &bad_role,
-                                                  cn_now_ms(), DAY_MS, &out),
-                     CASENET_EINVAL);
-    assert_int_equal(casenet_directory_add_member(net->authority, net->signed_dir.data,
-                                                  net->signed_dir.len, pub.data, pub.len,
-                                                  &bad_group, cn_now_ms(), DAY_MS, &out),
-                     CASENET_EINVAL);
+    CN_OK(casenet_keys_public_file(k, &pub));
+    CN_ERR(casenet_directory_add_member(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                        pub.data, pub.len, &bad_role, cn_now_ms(), DAY_MS, &out),
+           CASENET_EINVAL);
+    CN_ERR(casenet_directory_add_member(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                        pub.data, pub.len, &bad_group, cn_now_ms(), DAY_MS, &out),
+           CASENET_EINVAL);
     /* A member's keyring is not the authority. */
-    assert_int_equal(casenet_directory_add_member(k, net->signed_dir.data, net->signed_dir.len,
-                                                  pub.data, pub.len, &ok, cn_now_ms(), DAY_MS,
-                                                  &out),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_directory_add_member(k, net->signed_dir.data, net->signed_dir.len, pub.data,
+                                        pub.len, &ok, cn_now_ms(), DAY_MS, &out),
+           CASENET_EINVAL);
     /* Garbage public file. */
     uint8_t junk[4] = {0xff, 0xff, 0xff, 0xff};
-    assert_int_equal(casenet_directory_add_member(net->authority, net->signed_dir.data,
-                                                  net->signed_dir.len, junk, sizeof junk, &ok,
-                                                  cn_now_ms(), DAY_MS, &out),
-                     CASENET_EBADREQ);
+    CN_ERR(casenet_directory_add_member(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                        junk, sizeof junk, &ok, cn_now_ms(), DAY_MS, &out),
+           CASENET_EBADREQ);
     /* A second broker would make the directory ambiguous. */
     const char *broker[] = {"broker"};
     casenet_member_spec second_broker = {NULL, broker, 1, NULL, 0};
-    assert_int_equal(casenet_directory_add_member(net->authority, net->signed_dir.data,
-                                                  net->signed_dir.len, pub.data, pub.len,
-                                                  &second_broker, cn_now_ms(), DAY_MS, &out),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_directory_add_member(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                        pub.data, pub.len, &second_broker, cn_now_ms(), DAY_MS,
+                                        &out),
+           CASENET_EINVAL);
     /* Another member's CURVE key would make ZAP ambiguous. */
     uint8_t seed[32] = {9}, box[32] = {8};
     casenet_keys *dup = NULL;
-    assert_int_equal(cn_keys_from_secrets("vn.dup", seed, box,
-                                          casenet_keys_curve_sk(tl_net_keys(net, "vn.coord")),
-                                          cn_now_ms(), &dup),
-                     CASENET_OK);
+    CN_OK(cn_keys_from_secrets("vn.dup", seed, box,
+                               casenet_keys_curve_sk(tl_net_keys(net, "vn.coord")), cn_now_ms(),
+                               &dup));
     casenet_buf dpub = {0};
-    assert_int_equal(casenet_keys_public_file(dup, &dpub), CASENET_OK);
-    assert_int_equal(casenet_directory_add_member(net->authority, net->signed_dir.data,
-                                                  net->signed_dir.len, dpub.data, dpub.len, &ok,
-                                                  cn_now_ms(), DAY_MS, &out),
-                     CASENET_EINVAL);
+    CN_OK(casenet_keys_public_file(dup, &dpub));
+    CN_ERR(casenet_directory_add_member(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                        dpub.data, dpub.len, &ok, cn_now_ms(), DAY_MS, &out),
+           CASENET_EINVAL);
     assert_null(out.data);
     /* And the valid one goes in. */
-    assert_int_equal(casenet_directory_add_member(net->authority, net->signed_dir.data,
-                                                  net->signed_dir.len, pub.data, pub.len, &ok,
-                                                  cn_now_ms(), DAY_MS, &out),
-                     CASENET_OK);
+    CN_OK(casenet_directory_add_member(net->authority, net->signed_dir.data, net->signed_dir.len,
+                                       pub.data, pub.len, &ok, cn_now_ms(), DAY_MS, &out));
     casenet_directory *d = NULL;
-    assert_int_equal(
-        casenet_directory_parse(out.data, out.len, net->authority_pk, cn_now_ms(), 0, &d),
-        CASENET_OK);
+    CN_OK(casenet_directory_parse(out.data, out.len, net->authority_pk, cn_now_ms(), 0, &d));
     casenet_member m;
-    assert_int_equal(casenet_directory_find(d, "vn.new", &m), CASENET_OK);
+    CN_OK(casenet_directory_find(d, "vn.new", &m));
     assert_string_equal(m.display_name, "vn.new");
     casenet_directory_free(d);
     casenet_buf_free(&out);
@@ -554,11 +515,9 @@ static void test_many_members(void **state)
     tl_net *net = tl_net_new((const char *const *)specs, N);
     for (int i = 0; i < N; i++) {
         casenet_member m;
-        assert_int_equal(casenet_directory_find(net->dir, net->ids[i], &m), CASENET_OK);
+        CN_OK(casenet_directory_find(net->dir, net->ids[i], &m));
         assert_string_equal(m.id, net->ids[i]);
-        assert_int_equal(
-            casenet_directory_find_curve(net->dir, casenet_keys_curve_pk(net->keys[i]), &m),
-            CASENET_OK);
+        CN_OK(casenet_directory_find_curve(net->dir, casenet_keys_curve_pk(net->keys[i]), &m));
         assert_string_equal(m.id, net->ids[i]);
         free(specs[i]);
     }

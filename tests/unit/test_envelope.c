@@ -51,7 +51,7 @@ static casenet_buf seal_to(tl_net *net, const char *from, const char *const *to,
     uint8_t mid[16];
     int rc =
         casenet_seal(tl_net_keys(net, from), net->dir, &o, payload.data, payload.len, &env, mid);
-    assert_int_equal(rc, CASENET_OK);
+    CN_OK(rc);
     casenet_buf_free(&payload);
     return env;
 }
@@ -61,9 +61,7 @@ static void open_expect(tl_net *net, const char *reader, const casenet_buf *env,
 {
     casenet_message_info info;
     casenet_buf out = {0};
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, reader), net->dir, env->data, env->len, &info, &out),
-        CASENET_OK);
+    CN_OK(casenet_open(tl_net_keys(net, reader), net->dir, env->data, env->len, &info, &out));
     Casenet__V1__Payload *p = casenet__v1__payload__unpack(NULL, out.len, out.data);
     assert_non_null(p);
     assert_int_equal(p->body_case, CASENET__V1__PAYLOAD__BODY_REFERRAL);
@@ -79,7 +77,7 @@ static void test_round_trip_one(void **state)
     const char *to[] = {"vn.police.a05"};
     casenet_buf env = seal_to(net, "vn.hotline111", to, 1, "child at risk");
     casenet_message_info info;
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, &info));
     assert_string_equal(info.sender, "vn.hotline111");
     assert_int_equal(info.kind, CASENET_KIND_REFERRAL);
     assert_int_equal(info.urgency, CASENET_URGENCY_STANDARD);
@@ -113,7 +111,7 @@ static void test_round_trip_group(void **state)
     const char *to[] = {"@police", "vn.police.hn"};
     casenet_buf env = seal_to(net, "vn.hotline111", to, 2, "group");
     casenet_message_info info;
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, &info));
     assert_int_equal(info.n_recipients, 3);
     assert_string_equal(info.recipients[0], "vn.police.a05");
     assert_string_equal(info.recipients[1], "vn.police.hn");
@@ -125,7 +123,7 @@ static void test_round_trip_group(void **state)
     /* A group leaves its member who sends out; naming oneself is refused. */
     const char *police[] = {"@police"};
     env = seal_to(net, "vn.police.hn", police, 1, "group");
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, &info));
     assert_int_equal(info.n_recipients, 2);
     assert_string_equal(info.recipients[0], "vn.police.a05");
     assert_string_equal(info.recipients[1], "vn.police.hcm");
@@ -134,9 +132,9 @@ static void test_round_trip_group(void **state)
     const char *self[] = {"vn.police.a05", "vn.hotline111"};
     casenet_buf payload = tl_referral_payload("self");
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = self, .n_to = 2};
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data,
-                                  payload.len, &env, NULL),
-                     CASENET_EFORBIDDEN);
+    CN_ERR(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data, payload.len,
+                        &env, NULL),
+           CASENET_EFORBIDDEN);
     casenet_buf_free(&payload);
 }
 
@@ -155,20 +153,19 @@ static void test_round_trip_24(void **state)
         to[i - 1] = net->ids[i];
     casenet_buf env = seal_to(net, "vn.m00", to, N - 1, "twenty-four");
     casenet_message_info info;
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, &info));
     assert_int_equal(info.n_recipients, 24);
     casenet_message_info_clear(&info);
     for (int i = 1; i < N; i++)
         open_expect(net, net->ids[i], &env, "twenty-four");
     casenet_buf out = {0};
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.m00"), net->dir, env.data, env.len, NULL, &out),
-        CASENET_ENOTRECIPIENT);
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.m00"), net->dir, env.data, env.len, NULL, &out),
+           CASENET_ENOTRECIPIENT);
     casenet_buf_free(&env);
     /* "@all" leaves the sender itself out and names vn.m03 once. */
     const char *all[] = {"@all", "vn.m03"};
     env = seal_to(net, "vn.m00", all, 2, "all");
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, &info));
     assert_int_equal(info.n_recipients, N - 1);
     casenet_message_info_clear(&info);
     open_expect(net, "vn.m03", &env, "all");
@@ -206,15 +203,13 @@ static void test_not_recipient(void **state)
     casenet_buf env = seal_to(net, "vn.hotline111", to, 1, "secret");
     casenet_buf out = {0};
     casenet_message_info info = {0};
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.police.hn"), net->dir, env.data, env.len, &info, &out),
-        CASENET_ENOTRECIPIENT);
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.police.hn"), net->dir, env.data, env.len, &info, &out),
+           CASENET_ENOTRECIPIENT);
     assert_null(out.data);
     assert_null(info.recipients);
     /* Nor the sender, who is not listed. */
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.hotline111"), net->dir, env.data, env.len, NULL, &out),
-        CASENET_ENOTRECIPIENT);
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.hotline111"), net->dir, env.data, env.len, NULL, &out),
+           CASENET_ENOTRECIPIENT);
     casenet_buf_free(&env);
 }
 
@@ -236,7 +231,7 @@ static void raw_init(struct raw *w, tl_net *net, const casenet_keys *sender, con
     w->payload = tl_referral_payload("raw");
     for (size_t i = 0; i < n; i++) {
         casenet_member m;
-        assert_int_equal(casenet_directory_find(net->dir, to[i], &m), CASENET_OK);
+        CN_OK(casenet_directory_find(net->dir, to[i], &m));
         crypto_box_keypair(w->epk[i], w->esk[i]);
         w->r[i] = (struct cn_seal_recipient){m.id, m.box_key_id, m.box_pk, w->epk[i], w->esk[i]};
     }
@@ -266,9 +261,9 @@ static void test_raw_matches_seal(void **state)
     struct raw w;
     raw_init(&w, net, tl_net_keys(net, "vn.hotline111"), to, 2);
     casenet_buf env = {0};
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
+    CN_OK(cn_seal_raw(&w.p, &env));
     casenet_message_info info;
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, &info));
     assert_memory_equal(info.message_id, w.mid, 16);
     assert_int_equal(info.urgency, CASENET_URGENCY_STANDARD);
     assert_int_equal(info.status, CASENET_MSG_TEST);
@@ -286,20 +281,19 @@ static void test_sender_not_in_directory(void **state)
     const char *ids[] = {"vn.stranger", "vn.hotline111"};
     for (size_t i = 0; i < 2; i++) {
         casenet_keys *k = NULL;
-        assert_int_equal(casenet_keys_generate(ids[i], cn_now_ms(), &k), CASENET_OK);
+        CN_OK(casenet_keys_generate(ids[i], cn_now_ms(), &k));
         struct raw w;
         raw_init(&w, net, k, to, 1);
         casenet_buf env = {0}, out = {0};
-        assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-        assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL),
-                         CASENET_EUNAUTH);
-        assert_int_equal(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data,
-                                      env.len, NULL, &out),
-                         CASENET_EUNAUTH);
+        CN_OK(cn_seal_raw(&w.p, &env));
+        CN_ERR(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EUNAUTH);
+        CN_ERR(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL,
+                            &out),
+               CASENET_EUNAUTH);
         casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1};
         casenet_buf env2 = {0};
-        assert_int_equal(casenet_seal(k, net->dir, &o, w.payload.data, w.payload.len, &env2, NULL),
-                         CASENET_EUNAUTH);
+        CN_ERR(casenet_seal(k, net->dir, &o, w.payload.data, w.payload.len, &env2, NULL),
+               CASENET_EUNAUTH);
         assert_null(env2.data);
         casenet_buf_free(&env);
         casenet_buf_free(&w.payload);
@@ -311,22 +305,22 @@ static void test_sender_not_in_directory(void **state)
     raw_init(&w, net, tl_net_keys(net, "vn.coord"), to, 1);
     w.p.sender = "vn.hotline111";
     casenet_buf env = {0};
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EUNAUTH);
+    CN_OK(cn_seal_raw(&w.p, &env));
+    CN_ERR(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EUNAUTH);
     casenet_buf_free(&env);
     /* The right key id with the wrong key: a bad signature. */
     const char *kid;
     casenet_keys_sign_pk(tl_net_keys(net, "vn.hotline111"), &kid);
     w.p.sign_key_id = kid;
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EBADSIG);
+    CN_OK(cn_seal_raw(&w.p, &env));
+    CN_ERR(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EBADSIG);
     casenet_buf_free(&env);
     /* Signed before the key was listed. */
     casenet_buf_free(&w.payload);
     raw_init(&w, net, tl_net_keys(net, "vn.hotline111"), to, 1);
     w.p.created_at_ms = 1000;
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EUNAUTH);
+    CN_OK(cn_seal_raw(&w.p, &env));
+    CN_ERR(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EUNAUTH);
     casenet_buf_free(&env);
     casenet_buf_free(&w.payload);
 }
@@ -337,12 +331,12 @@ static void test_suspended_sender(void **state)
     const char *to[] = {"vn.police.a05"};
     casenet_buf env = seal_to(net, "vn.hotline111", to, 1, "before");
     tl_net_set_status(net, "vn.hotline111", CASENET_MEMBER_SUSPENDED);
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EUNAUTH);
+    CN_ERR(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EUNAUTH);
     casenet_buf payload = tl_referral_payload("x"), env2 = {0};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1};
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data,
-                                  payload.len, &env2, NULL),
-                     CASENET_EUNAUTH);
+    CN_ERR(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data, payload.len,
+                        &env2, NULL),
+           CASENET_EUNAUTH);
     casenet_buf_free(&payload);
     casenet_buf_free(&env);
 }
@@ -380,8 +374,7 @@ static casenet_buf resign(const casenet_buf *env, const casenet_keys *signer,
     uint8_t *hb = malloc(hl);
     casenet__v1__header__pack(&c, hb);
     casenet_buf out = {0};
-    assert_int_equal(cn_envelope_pack(hb, hl, sk, e->ciphertext.data, e->ciphertext.len, &out),
-                     CASENET_OK);
+    CN_OK(cn_envelope_pack(hb, hl, sk, e->ciphertext.data, e->ciphertext.len, &out));
     free(hb);
     casenet__v1__header__free_unpacked(h, NULL);
     casenet__v1__envelope__free_unpacked(e, NULL);
@@ -398,13 +391,13 @@ static void test_pasted_under_other_sender(void **state)
      * associated data (message id, sender) does not. */
     casenet_buf forged = resign(&env, tl_net_keys(net, "vn.coord"), NULL, NULL);
     casenet_message_info info;
-    assert_int_equal(casenet_envelope_verify(net->dir, forged.data, forged.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, forged.data, forged.len, &info));
     assert_string_equal(info.sender, "vn.coord");
     casenet_message_info_clear(&info);
     casenet_buf out = {0};
-    assert_int_equal(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, forged.data,
-                                  forged.len, NULL, &out),
-                     CASENET_ECRYPTO);
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, forged.data, forged.len, NULL,
+                        &out),
+           CASENET_ECRYPTO);
     assert_null(out.data);
     casenet_buf_free(&forged);
     casenet_buf_free(&env);
@@ -424,9 +417,9 @@ static void test_new_message_id_same_ciphertext(void **state)
     /* The sender itself replays its ciphertext under a new message id. */
     casenet_buf forged = resign(&env, tl_net_keys(net, "vn.hotline111"), set_mid, NULL);
     casenet_buf out = {0};
-    assert_int_equal(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, forged.data,
-                                  forged.len, NULL, &out),
-                     CASENET_ECRYPTO);
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, forged.data, forged.len, NULL,
+                        &out),
+           CASENET_ECRYPTO);
     casenet_buf_free(&forged);
     casenet_buf_free(&env);
 }
@@ -441,16 +434,14 @@ static void test_wrong_commitment(void **state)
     raw_init(&w, net, tl_net_keys(net, "vn.hotline111"), to, 2);
     w.p.commit_key = other;
     casenet_buf env = {0}, out = {0};
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
+    CN_OK(cn_seal_raw(&w.p, &env));
     /* Validly signed, structurally fine: the broker accepts it ... */
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, NULL));
     /* ... and each recipient refuses it before decrypting. */
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
-        CASENET_ECOMMIT);
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.police.hn"), net->dir, env.data, env.len, NULL, &out),
-        CASENET_ECOMMIT);
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
+           CASENET_ECOMMIT);
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.police.hn"), net->dir, env.data, env.len, NULL, &out),
+           CASENET_ECOMMIT);
     assert_null(out.data);
     casenet_buf_free(&env);
     casenet_buf_free(&w.payload);
@@ -466,13 +457,13 @@ static void test_split_keys(void **state)
     struct raw w;
     raw_init(&w, net, tl_net_keys(net, "vn.hotline111"), to, 2);
     casenet_buf env = {0}, env_b = {0}, out = {0};
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
+    CN_OK(cn_seal_raw(&w.p, &env));
     uint8_t key_b[32];
     randombytes_buf(key_b, sizeof key_b);
     /* Same parameters but wrapping key_b; commitment stays to key A. */
     w.p.commit_key = w.key;
     w.p.content_key = key_b;
-    assert_int_equal(cn_seal_raw(&w.p, &env_b), CASENET_OK);
+    CN_OK(cn_seal_raw(&w.p, &env_b));
     /* Graft the second recipient's wrapped key of env_b into env. */
     Casenet__V1__Envelope *eb = casenet__v1__envelope__unpack(NULL, env_b.len, env_b.data);
     Casenet__V1__Header *hb = casenet__v1__header__unpack(NULL, eb->header.len, eb->header.data);
@@ -491,18 +482,16 @@ static void test_split_keys(void **state)
         uint8_t *hbuf = malloc(hl);
         casenet__v1__header__pack(h, hbuf);
         casenet_buf_free(&forged);
-        assert_int_equal(cn_envelope_pack(hbuf, hl,
-                                          cn_keys_sign_sk(tl_net_keys(net, "vn.hotline111"), NULL),
-                                          e->ciphertext.data, e->ciphertext.len, &forged),
-                         CASENET_OK);
+        CN_OK(cn_envelope_pack(hbuf, hl, cn_keys_sign_sk(tl_net_keys(net, "vn.hotline111"), NULL),
+                               e->ciphertext.data, e->ciphertext.len, &forged));
         free(hbuf);
         casenet__v1__header__free_unpacked(h, NULL);
         casenet__v1__envelope__free_unpacked(e, NULL);
     }
     open_expect(net, "vn.police.a05", &forged, "raw");
-    assert_int_equal(casenet_open(tl_net_keys(net, "vn.police.hn"), net->dir, forged.data,
-                                  forged.len, NULL, &out),
-                     CASENET_ECOMMIT);
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.police.hn"), net->dir, forged.data, forged.len, NULL,
+                        &out),
+           CASENET_ECOMMIT);
     casenet_buf_free(&forged);
     casenet_buf_free(&env_b);
     casenet_buf_free(&env);
@@ -516,42 +505,40 @@ static void test_revoked_recipient(void **state)
     casenet_buf env = seal_to(net, "vn.hotline111", to, 2, "before revocation");
     tl_net_set_status(net, "vn.police.hn", CASENET_MEMBER_REVOKED);
     /* The broker no longer accepts it ... */
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL),
-                     CASENET_EUNKNOWNRCPT);
+    CN_ERR(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_EUNKNOWNRCPT);
     /* ... but the other recipient can still read what was sent before. */
     open_expect(net, "vn.police.a05", &env, "before revocation");
     /* ... and a new one cannot be sealed to the revoked member. */
     casenet_buf payload = tl_referral_payload("x"), env2 = {0};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 2};
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data,
-                                  payload.len, &env2, NULL),
-                     CASENET_EUNKNOWNRCPT);
+    CN_ERR(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data, payload.len,
+                        &env2, NULL),
+           CASENET_EUNKNOWNRCPT);
     /* The group leaves it out. */
     const char *grp[] = {"@police"};
     o.to = grp;
     o.n_to = 1;
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data,
-                                  payload.len, &env2, NULL),
-                     CASENET_OK);
+    CN_OK(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data, payload.len,
+                       &env2, NULL));
     casenet_message_info info;
-    assert_int_equal(casenet_envelope_verify(net->dir, env2.data, env2.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env2.data, env2.len, &info));
     assert_int_equal(info.n_recipients, 2);
     assert_string_equal(info.recipients[0], "vn.police.a05");
     assert_string_equal(info.recipients[1], "vn.police.hcm");
     casenet_message_info_clear(&info);
     const char *unknown[] = {"vn.nobody"}, *nogroup[] = {"@nobody"};
     o.to = unknown;
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data,
-                                  payload.len, &env2, NULL),
-                     CASENET_EUNKNOWNRCPT);
+    CN_ERR(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data, payload.len,
+                        &env2, NULL),
+           CASENET_EUNKNOWNRCPT);
     o.to = nogroup;
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data,
-                                  payload.len, &env2, NULL),
-                     CASENET_EUNKNOWNRCPT);
+    CN_ERR(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data, payload.len,
+                        &env2, NULL),
+           CASENET_EUNKNOWNRCPT);
     o.n_to = 0;
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data,
-                                  payload.len, &env2, NULL),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data, payload.len,
+                        &env2, NULL),
+           CASENET_EINVAL);
     casenet_buf_free(&env2);
     casenet_buf_free(&payload);
     casenet_buf_free(&env);
@@ -563,7 +550,7 @@ static void test_duplicates_removed(void **state)
     const char *to[] = {"vn.police.hn", "vn.police.hn", "@police", "vn.police.a05"};
     casenet_buf env = seal_to(net, "vn.hotline111", to, 4, "dups");
     casenet_message_info info;
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, &info));
     assert_int_equal(info.n_recipients, 3);
     assert_string_equal(info.recipients[0], "vn.police.hn");
     assert_string_equal(info.recipients[1], "vn.police.a05");
@@ -594,35 +581,33 @@ static void test_payload_kind_mismatch(void **state)
     casenet_buf ref = tl_referral_payload("r"), st = status_payload(), env = {0};
     casenet_seal_opts o = {.kind = CASENET_KIND_STATUS, .to = to, .n_to = 1};
     casenet_keys *k = tl_net_keys(net, "vn.hotline111");
-    assert_int_equal(casenet_seal(k, net->dir, &o, ref.data, ref.len, &env, NULL), CASENET_EINVAL);
-    assert_int_equal(casenet_seal(k, net->dir, &o, st.data, st.len, &env, NULL), CASENET_OK);
+    CN_ERR(casenet_seal(k, net->dir, &o, ref.data, ref.len, &env, NULL), CASENET_EINVAL);
+    CN_OK(casenet_seal(k, net->dir, &o, st.data, st.len, &env, NULL));
     casenet_buf_free(&env);
     uint8_t junk[3] = {0xff, 0xff, 0xff};
-    assert_int_equal(casenet_seal(k, net->dir, &o, junk, sizeof junk, &env, NULL), CASENET_EINVAL);
-    assert_int_equal(casenet_seal(k, net->dir, &o, junk, 0, &env, NULL), CASENET_EINVAL);
+    CN_ERR(casenet_seal(k, net->dir, &o, junk, sizeof junk, &env, NULL), CASENET_EINVAL);
+    CN_ERR(casenet_seal(k, net->dir, &o, junk, 0, &env, NULL), CASENET_EINVAL);
     o.kind = CASENET_KIND_HASH_SHARE;
-    assert_int_equal(casenet_seal(k, net->dir, &o, st.data, st.len, &env, NULL), CASENET_EINVAL);
+    CN_ERR(casenet_seal(k, net->dir, &o, st.data, st.len, &env, NULL), CASENET_EINVAL);
     o.kind = CASENET_KIND_RECEIPT;
-    assert_int_equal(casenet_seal(k, net->dir, &o, st.data, st.len, &env, NULL), CASENET_EINVAL);
+    CN_ERR(casenet_seal(k, net->dir, &o, st.data, st.len, &env, NULL), CASENET_EINVAL);
     /* A sender that lies about the kind: the broker cannot tell, the
      * recipient refuses after decrypting. */
     struct raw w;
     raw_init(&w, net, k, to, 1);
     w.p.kind = CASENET_KIND_STATUS;
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_OK);
+    CN_OK(cn_seal_raw(&w.p, &env));
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, NULL));
     casenet_buf out = {0};
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
-        CASENET_EBADREQ);
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
+           CASENET_EBADREQ);
     casenet_buf_free(&env);
     /* A payload that is not a Payload at all. */
     w.p.payload = junk;
     w.p.payload_len = sizeof junk;
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
-        CASENET_EBADREQ);
+    CN_OK(cn_seal_raw(&w.p, &env));
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
+           CASENET_EBADREQ);
     casenet_buf_free(&env);
     casenet_buf_free(&w.payload);
     casenet_buf_free(&ref);
@@ -655,25 +640,18 @@ static void test_broker_kinds(void **state)
     const char *to[] = {"vn.coord"};
     casenet_buf np = notice_payload(), env = {0}, out = {0};
     casenet_seal_opts o = {.kind = CASENET_KIND_ESCALATION, .to = to, .n_to = 1};
-    assert_int_equal(
+    CN_ERR(
         casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, np.data, np.len, &env, NULL),
         CASENET_EFORBIDDEN);
-    assert_int_equal(
-        casenet_seal(tl_net_keys(net, "vn.broker"), net->dir, &o, np.data, np.len, &env, NULL),
-        CASENET_OK);
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.coord"), net->dir, env.data, env.len, NULL, &out),
-        CASENET_OK);
+    CN_OK(casenet_seal(tl_net_keys(net, "vn.broker"), net->dir, &o, np.data, np.len, &env, NULL));
+    CN_OK(casenet_open(tl_net_keys(net, "vn.coord"), net->dir, env.data, env.len, NULL, &out));
     casenet_buf_free(&out);
     casenet_buf_free(&env);
     o.kind = CASENET_KIND_DEAD_LETTER;
-    assert_int_equal(
-        casenet_seal(tl_net_keys(net, "vn.broker"), net->dir, &o, np.data, np.len, &env, NULL),
-        CASENET_OK);
+    CN_OK(casenet_seal(tl_net_keys(net, "vn.broker"), net->dir, &o, np.data, np.len, &env, NULL));
     /* A member forging a broker notice is refused by the broker's check. */
     casenet_buf forged = resign(&env, tl_net_keys(net, "vn.hotline111"), NULL, NULL);
-    assert_int_equal(casenet_envelope_verify(net->dir, forged.data, forged.len, NULL),
-                     CASENET_EFORBIDDEN);
+    CN_ERR(casenet_envelope_verify(net->dir, forged.data, forged.len, NULL), CASENET_EFORBIDDEN);
     casenet_buf_free(&forged);
     casenet_buf_free(&env);
     casenet_buf_free(&np);
@@ -850,11 +828,11 @@ static void test_header_mutations(void **state)
     }
     /* The unmutated re-signature verifies (the fixture itself is sound). */
     casenet_buf f = resign(&env, tl_net_keys(net, "vn.hotline111"), NULL, NULL);
-    assert_int_equal(casenet_envelope_verify(net->dir, f.data, f.len, NULL), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, f.data, f.len, NULL));
     casenet_buf_free(&f);
     /* Garbage and truncations. */
     uint8_t junk[4] = {0xff, 0xff, 0xff, 0xff};
-    assert_int_equal(casenet_envelope_verify(net->dir, junk, sizeof junk, NULL), CASENET_EBADREQ);
+    CN_ERR(casenet_envelope_verify(net->dir, junk, sizeof junk, NULL), CASENET_EBADREQ);
     for (size_t cut = 0; cut < env.len; cut += 7)
         assert_int_not_equal(casenet_envelope_verify(net->dir, env.data, cut, NULL), CASENET_OK);
     casenet_buf_free(&env);
@@ -868,18 +846,16 @@ static void test_reader_without_box_key(void **state)
     /* The reader's keyring lacks the box key the message was wrapped for,
      * the directory's current one: a key it never held, not tampering. */
     casenet_keys *fresh = NULL;
-    assert_int_equal(casenet_keys_generate("vn.police.a05", cn_now_ms(), &fresh), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.police.a05", cn_now_ms(), &fresh));
     casenet_buf out = {0};
-    assert_int_equal(casenet_open(fresh, net->dir, env.data, env.len, NULL, &out),
-                     CASENET_EKEYUNKNOWN);
+    CN_ERR(casenet_open(fresh, net->dir, env.data, env.len, NULL, &out), CASENET_EKEYUNKNOWN);
     casenet_member m;
-    assert_int_equal(casenet_directory_find(net->dir, "vn.police.a05", &m), CASENET_OK);
+    CN_OK(casenet_directory_find(net->dir, "vn.police.a05", &m));
     char key_id[CASENET_KEY_ID_CHARS + 1];
-    assert_int_equal(casenet_envelope_box_key_id(env.data, env.len, "vn.police.a05", key_id),
-                     CASENET_OK);
+    CN_OK(casenet_envelope_box_key_id(env.data, env.len, "vn.police.a05", key_id));
     assert_string_equal(key_id, m.box_key_id);
-    assert_int_equal(casenet_envelope_box_key_id(env.data, env.len, "vn.molisa.hanoi", key_id),
-                     CASENET_ENOTRECIPIENT);
+    CN_ERR(casenet_envelope_box_key_id(env.data, env.len, "vn.molisa.hanoi", key_id),
+           CASENET_ENOTRECIPIENT);
     casenet_keys_free(fresh);
     casenet_buf_free(&env);
 }
@@ -894,37 +870,33 @@ static void test_recipient_rotation(void **state)
     const char *to[] = {"vn.police.a05"};
     casenet_buf env = seal_to(net, "vn.hotline111", to, 1, "queued before");
     casenet_directory *old_dir = NULL;
-    assert_int_equal(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len,
-                                             net->authority_pk, cn_now_ms(), 0, &old_dir),
-                     CASENET_OK);
+    CN_OK(casenet_directory_parse(net->signed_dir.data, net->signed_dir.len, net->authority_pk,
+                                  cn_now_ms(), 0, &old_dir));
     int64_t t = cn_now_ms();
     while (cn_now_ms() <= t + 1) /* the old key closes after created_at */
         ;
     casenet_keys *k = tl_net_keys(net, "vn.police.a05");
     size_t retired = 9;
-    assert_int_equal(casenet_keys_rotate(k, cn_now_ms(), &retired), CASENET_OK);
+    CN_OK(casenet_keys_rotate(k, cn_now_ms(), &retired));
     assert_int_equal(retired, 1);
     tl_net_add(net, "vn.police.a05:responder,takedown-requester:police", k);
     open_expect(net, "vn.police.a05", &env, "queued before");
 
     casenet_keys *fresh = NULL;
-    assert_int_equal(casenet_keys_generate("vn.police.a05", cn_now_ms(), &fresh), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.police.a05", cn_now_ms(), &fresh));
     casenet_buf out = {0};
-    assert_int_equal(casenet_open(fresh, net->dir, env.data, env.len, NULL, &out),
-                     CASENET_EKEYRETIRED);
+    CN_ERR(casenet_open(fresh, net->dir, env.data, env.len, NULL, &out), CASENET_EKEYRETIRED);
 
     t = cn_now_ms();
     while (cn_now_ms() <= t + 1) /* sealed after the old key closed */
         ;
     casenet_buf payload = tl_referral_payload("stale"), stale = {0};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1};
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), old_dir, &o, payload.data,
-                                  payload.len, &stale, NULL),
-                     CASENET_OK);
-    assert_int_equal(casenet_envelope_verify(net->dir, stale.data, stale.len, NULL),
-                     CASENET_ESTALEDIR);
+    CN_OK(casenet_seal(tl_net_keys(net, "vn.hotline111"), old_dir, &o, payload.data, payload.len,
+                       &stale, NULL));
+    CN_ERR(casenet_envelope_verify(net->dir, stale.data, stale.len, NULL), CASENET_ESTALEDIR);
     /* The old directory still takes it: stale is relative to the verifier's. */
-    assert_int_equal(casenet_envelope_verify(old_dir, stale.data, stale.len, NULL), CASENET_OK);
+    CN_OK(casenet_envelope_verify(old_dir, stale.data, stale.len, NULL));
     /* Stale is decided after the signature: a forged one is BAD_SIGNATURE. */
     stale.data[stale.len - 1] ^= 1;
     assert_int_not_equal(casenet_envelope_verify(net->dir, stale.data, stale.len, NULL),
@@ -946,7 +918,7 @@ static void test_old_message_after_rotation(void **state)
         ;
     /* The sender rotates its keys: its old signature still verifies. */
     casenet_keys *k2 = NULL;
-    assert_int_equal(casenet_keys_generate("vn.hotline111", cn_now_ms(), &k2), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.hotline111", cn_now_ms(), &k2));
     tl_net_add(net, "vn.hotline111:intake,responder:helpline", k2);
     open_expect(net, "vn.police.a05", &env, "old mail");
     casenet_keys_free(k2);
@@ -971,11 +943,10 @@ static void test_options(void **state)
                            .created_at_ms = cn_now_ms() + 5,
                            .expires_at_ms = cn_now_ms() + 60000};
     uint8_t mid[16];
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data,
-                                  payload.len, &env, mid),
-                     CASENET_OK);
+    CN_OK(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data, payload.len,
+                       &env, mid));
     casenet_message_info info;
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, &info));
     assert_memory_equal(info.message_id, mid, 16);
     assert_int_equal(info.urgency, CASENET_URGENCY_EMERGENCY);
     assert_int_equal(info.status, CASENET_MSG_EXERCISE);
@@ -993,9 +964,9 @@ static void test_options(void **state)
     casenet_message_info_clear(&info); /* idempotent */
     casenet_buf_free(&env);
     o.urgency = 7;
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data,
-                                  payload.len, &env, NULL),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, payload.data, payload.len,
+                        &env, NULL),
+           CASENET_EINVAL);
     casenet_buf_free(&payload);
 }
 
@@ -1091,8 +1062,7 @@ static void test_required_fields_seal_open(void **state)
     casenet_buf empty = json_payload("{\"referral\": {}}"), env = {0}, out = {0};
     casenet_keys *k = tl_net_keys(net, "vn.hotline111");
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1};
-    assert_int_equal(casenet_seal(k, net->dir, &o, empty.data, empty.len, &env, NULL),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_seal(k, net->dir, &o, empty.data, empty.len, &env, NULL), CASENET_EINVAL);
     assert_null(env.data);
     /* A non-conforming sender: the broker cannot see it, the recipient
      * refuses it and says which fields are missing. */
@@ -1100,13 +1070,13 @@ static void test_required_fields_seal_open(void **state)
     raw_init(&w, net, k, to, 1);
     w.p.payload = empty.data;
     w.p.payload_len = empty.len;
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_OK);
+    CN_OK(cn_seal_raw(&w.p, &env));
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, NULL));
     char why[256] = "";
     casenet_message_info info = {0};
-    assert_int_equal(casenet_open_detail(tl_net_keys(net, "vn.police.a05"), net->dir, env.data,
-                                         env.len, &info, &out, why, sizeof why),
-                     CASENET_EBADREQ);
+    CN_ERR(casenet_open_detail(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len,
+                               &info, &out, why, sizeof why),
+           CASENET_EBADREQ);
     assert_null(out.data);
     assert_null(info.recipients);
     assert_string_equal(why, "the referral lacks caseId, urgency, harmCategories, legalBasis.kind, "
@@ -1124,30 +1094,30 @@ static void test_urgency_from_payload(void **state)
     casenet_keys *k = tl_net_keys(net, "vn.hotline111");
     casenet_buf em = tl_referral_payload_urgency("now", CASENET_URGENCY_EMERGENCY), env = {0};
     casenet_urgency u = 0;
-    assert_int_equal(casenet_payload_urgency(em.data, em.len, &u), CASENET_OK);
+    CN_OK(casenet_payload_urgency(em.data, em.len, &u));
     assert_int_equal(u, CASENET_URGENCY_EMERGENCY);
     /* Sealed without an urgency: the header takes the payload's. */
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = to, .n_to = 1};
-    assert_int_equal(casenet_seal(k, net->dir, &o, em.data, em.len, &env, NULL), CASENET_OK);
+    CN_OK(casenet_seal(k, net->dir, &o, em.data, em.len, &env, NULL));
     casenet_message_info info;
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, &info), CASENET_OK);
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, &info));
     assert_int_equal(info.urgency, CASENET_URGENCY_EMERGENCY);
     casenet_message_info_clear(&info);
     casenet_buf_free(&env);
     /* The same urgency is fine, another is refused. */
     o.urgency = CASENET_URGENCY_EMERGENCY;
-    assert_int_equal(casenet_seal(k, net->dir, &o, em.data, em.len, &env, NULL), CASENET_OK);
+    CN_OK(casenet_seal(k, net->dir, &o, em.data, em.len, &env, NULL));
     casenet_buf_free(&env);
     o.urgency = CASENET_URGENCY_STANDARD;
-    assert_int_equal(casenet_seal(k, net->dir, &o, em.data, em.len, &env, NULL), CASENET_EINVAL);
+    CN_ERR(casenet_seal(k, net->dir, &o, em.data, em.len, &env, NULL), CASENET_EINVAL);
     assert_null(env.data);
     /* Kinds whose payload states none keep the given urgency. */
     casenet_buf st = status_payload();
-    assert_int_equal(casenet_payload_urgency(st.data, st.len, &u), CASENET_OK);
+    CN_OK(casenet_payload_urgency(st.data, st.len, &u));
     assert_int_equal(u, 0);
     o.kind = CASENET_KIND_STATUS;
     o.urgency = CASENET_URGENCY_INFO;
-    assert_int_equal(casenet_seal(k, net->dir, &o, st.data, st.len, &env, NULL), CASENET_OK);
+    CN_OK(casenet_seal(k, net->dir, &o, st.data, st.len, &env, NULL));
     casenet_buf_free(&env);
     casenet_buf_free(&st);
     /* A sender that writes standard over an emergency: the recipient refuses
@@ -1157,41 +1127,38 @@ static void test_urgency_from_payload(void **state)
     w.p.payload = em.data;
     w.p.payload_len = em.len;
     w.p.urgency = CASENET_URGENCY_STANDARD;
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-    assert_int_equal(casenet_envelope_verify(net->dir, env.data, env.len, NULL), CASENET_OK);
+    CN_OK(cn_seal_raw(&w.p, &env));
+    CN_OK(casenet_envelope_verify(net->dir, env.data, env.len, NULL));
     char why[256] = "";
     casenet_buf out = {0};
-    assert_int_equal(casenet_open_detail(tl_net_keys(net, "vn.police.a05"), net->dir, env.data,
-                                         env.len, NULL, &out, why, sizeof why),
-                     CASENET_EBADREQ);
+    CN_ERR(casenet_open_detail(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL,
+                               &out, why, sizeof why),
+           CASENET_EBADREQ);
     assert_string_equal(why, "the envelope's urgency is standard but the referral says emergency");
     casenet_buf_free(&env);
     /* Urgency 0 in a header reads as standard, so it contradicts too. */
     w.p.urgency = 0;
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
-        CASENET_EBADREQ);
+    CN_OK(cn_seal_raw(&w.p, &env));
+    CN_ERR(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
+           CASENET_EBADREQ);
     casenet_buf_free(&env);
     w.p.urgency = CASENET_URGENCY_EMERGENCY;
-    assert_int_equal(cn_seal_raw(&w.p, &env), CASENET_OK);
-    assert_int_equal(
-        casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out),
-        CASENET_OK);
+    CN_OK(cn_seal_raw(&w.p, &env));
+    CN_OK(casenet_open(tl_net_keys(net, "vn.police.a05"), net->dir, env.data, env.len, NULL, &out));
     casenet_buf_free(&out);
     casenet_buf_free(&env);
     casenet_buf_free(&w.payload);
     casenet_buf_free(&em);
     /* An urgency outside the enum (only a raw encoder writes one). */
     casenet_buf odd = tl_referral_payload_urgency("odd", (casenet_urgency)9);
-    assert_int_equal(casenet_payload_check(odd.data, odd.len, CASENET_KIND_REFERRAL,
-                                           (casenet_urgency)9, why, sizeof why),
-                     CASENET_EBADREQ);
+    CN_ERR(casenet_payload_check(odd.data, odd.len, CASENET_KIND_REFERRAL, (casenet_urgency)9, why,
+                                 sizeof why),
+           CASENET_EBADREQ);
     assert_string_equal(why, "the referral's urgency 9 is none of emergency, urgent-takedown, "
                              "standard, info");
     o.kind = CASENET_KIND_REFERRAL;
     o.urgency = 0;
-    assert_int_equal(casenet_seal(k, net->dir, &o, odd.data, odd.len, &env, NULL), CASENET_EINVAL);
+    CN_ERR(casenet_seal(k, net->dir, &o, odd.data, odd.len, &env, NULL), CASENET_EINVAL);
     casenet_buf_free(&odd);
 }
 
@@ -1200,12 +1167,12 @@ static void test_role_matrix(void **state)
 {
     tl_net *net = *state;
     casenet_member hot, a05, hn, plat, coord, broker;
-    assert_int_equal(casenet_directory_find(net->dir, "vn.hotline111", &hot), CASENET_OK);
-    assert_int_equal(casenet_directory_find(net->dir, "vn.police.a05", &a05), CASENET_OK);
-    assert_int_equal(casenet_directory_find(net->dir, "vn.police.hn", &hn), CASENET_OK);
-    assert_int_equal(casenet_directory_find(net->dir, "vn.platform.x", &plat), CASENET_OK);
-    assert_int_equal(casenet_directory_find(net->dir, "vn.coord", &coord), CASENET_OK);
-    assert_int_equal(casenet_directory_find(net->dir, "vn.broker", &broker), CASENET_OK);
+    CN_OK(casenet_directory_find(net->dir, "vn.hotline111", &hot));
+    CN_OK(casenet_directory_find(net->dir, "vn.police.a05", &a05));
+    CN_OK(casenet_directory_find(net->dir, "vn.police.hn", &hn));
+    CN_OK(casenet_directory_find(net->dir, "vn.platform.x", &plat));
+    CN_OK(casenet_directory_find(net->dir, "vn.coord", &coord));
+    CN_OK(casenet_directory_find(net->dir, "vn.broker", &broker));
     assert_true(casenet_role_may_send(&hot, CASENET_KIND_REFERRAL, &a05));
     assert_false(casenet_role_may_send(&plat, CASENET_KIND_REFERRAL, &a05));
     assert_false(casenet_role_may_send(&hot, CASENET_KIND_REFERRAL, &plat));
@@ -1226,26 +1193,25 @@ static void test_role_matrix(void **state)
     assert_false(casenet_role_may_send(&hot, CASENET_KIND_HASH_SHARE, &a05));
     const char *to[] = {"vn.police.a05", "vn.platform.x"};
     char err[256];
-    assert_int_equal(casenet_role_check(net->dir, "vn.hotline111", CASENET_KIND_REFERRAL, to, 2,
-                                        err, sizeof err),
-                     CASENET_EFORBIDDEN);
+    CN_ERR(casenet_role_check(net->dir, "vn.hotline111", CASENET_KIND_REFERRAL, to, 2, err,
+                              sizeof err),
+           CASENET_EFORBIDDEN);
     assert_string_equal(err, "referral messages go to intake, responder or gateway; "
                              "vn.platform.x is platform");
-    assert_int_equal(casenet_role_check(net->dir, "vn.platform.x", CASENET_KIND_REFERRAL, to, 1,
-                                        err, sizeof err),
-                     CASENET_EFORBIDDEN);
+    CN_ERR(casenet_role_check(net->dir, "vn.platform.x", CASENET_KIND_REFERRAL, to, 1, err,
+                              sizeof err),
+           CASENET_EFORBIDDEN);
     assert_string_equal(err, "vn.platform.x (platform) may not send referral messages: only "
                              "intake, responder or gateway may");
-    assert_int_equal(casenet_role_check(net->dir, "vn.hotline111", CASENET_KIND_REFERRAL, to, 1,
-                                        err, sizeof err),
-                     CASENET_OK);
+    CN_OK(casenet_role_check(net->dir, "vn.hotline111", CASENET_KIND_REFERRAL, to, 1, err,
+                             sizeof err));
     /* casenet_seal applies it, @groups included. */
     casenet_buf ref = tl_referral_payload("r"), env = {0};
     const char *grp[] = {"@platforms"};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = grp, .n_to = 1};
-    assert_int_equal(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, ref.data,
-                                  ref.len, &env, NULL),
-                     CASENET_EFORBIDDEN);
+    CN_ERR(casenet_seal(tl_net_keys(net, "vn.hotline111"), net->dir, &o, ref.data, ref.len, &env,
+                        NULL),
+           CASENET_EFORBIDDEN);
     assert_null(env.data);
     casenet_buf_free(&ref);
 }
@@ -1335,7 +1301,7 @@ static bool doc_has_block(const char *doc, const char *hex)
 static void test_worked_example(void **state)
 {
     (void)state;
-    assert_int_equal(casenet_init(), CASENET_OK);
+    CN_OK(casenet_init());
     uint8_t sseed[32], rseed[32], rbox[32], esk[32], epk[32], key[32], nonce[24], mid[16];
     fill_seq(sseed, 32, 0x00);
     fill_seq(rbox, 32, 0x20);
@@ -1346,32 +1312,27 @@ static void test_worked_example(void **state)
     fill_seq(rseed, 32, 0xc0);
     cn_x25519_base(epk, esk);
     casenet_keys *sender = NULL, *rcpt = NULL, *auth = NULL;
-    assert_int_equal(cn_keys_from_secrets("vn.hotline111", sseed, NULL, NULL, 0, &sender),
-                     CASENET_OK);
-    assert_int_equal(cn_keys_from_secrets("vn.police.a05", rseed, rbox, NULL, 0, &rcpt),
-                     CASENET_OK);
+    CN_OK(cn_keys_from_secrets("vn.hotline111", sseed, NULL, NULL, 0, &sender));
+    CN_OK(cn_keys_from_secrets("vn.police.a05", rseed, rbox, NULL, 0, &rcpt));
     /* A directory listing both, from an hour before the message. */
-    assert_int_equal(casenet_keys_generate_authority(0, &auth), CASENET_OK);
+    CN_OK(casenet_keys_generate_authority(0, &auth));
     casenet_buf d1 = {0}, d2 = {0}, pub = {0};
     const char *intake[] = {"intake"}, *resp[] = {"responder"};
     casenet_member_spec s1 = {NULL, intake, 1, NULL, 0}, s2 = {NULL, resp, 1, NULL, 0};
     int64_t t0 = EX_CREATED_AT - 3600 * 1000;
-    assert_int_equal(casenet_keys_public_file(sender, &pub), CASENET_OK);
-    assert_int_equal(casenet_directory_add_member(auth, NULL, 0, pub.data, pub.len, &s1, t0,
-                                                  365LL * 86400 * 1000, &d1),
-                     CASENET_OK);
+    CN_OK(casenet_keys_public_file(sender, &pub));
+    CN_OK(casenet_directory_add_member(auth, NULL, 0, pub.data, pub.len, &s1, t0,
+                                       365LL * 86400 * 1000, &d1));
     casenet_buf_free(&pub);
-    assert_int_equal(casenet_keys_public_file(rcpt, &pub), CASENET_OK);
-    assert_int_equal(casenet_directory_add_member(auth, d1.data, d1.len, pub.data, pub.len, &s2, t0,
-                                                  365LL * 86400 * 1000, &d2),
-                     CASENET_OK);
+    CN_OK(casenet_keys_public_file(rcpt, &pub));
+    CN_OK(casenet_directory_add_member(auth, d1.data, d1.len, pub.data, pub.len, &s2, t0,
+                                       365LL * 86400 * 1000, &d2));
     casenet_buf_free(&pub);
     casenet_directory *dir = NULL;
-    assert_int_equal(casenet_directory_parse(d2.data, d2.len, casenet_keys_sign_pk(auth, NULL),
-                                             EX_CREATED_AT, 0, &dir),
-                     CASENET_OK);
+    CN_OK(casenet_directory_parse(d2.data, d2.len, casenet_keys_sign_pk(auth, NULL), EX_CREATED_AT,
+                                  0, &dir));
     casenet_member m;
-    assert_int_equal(casenet_directory_find(dir, "vn.police.a05", &m), CASENET_OK);
+    CN_OK(casenet_directory_find(dir, "vn.police.a05", &m));
 
     casenet_buf payload = example_payload(), env = {0};
     struct cn_seal_recipient r = {m.id, m.box_key_id, m.box_pk, epk, esk};
@@ -1393,7 +1354,7 @@ static void test_worked_example(void **state)
         .payload_len = payload.len,
     };
     p.sign_key_id = skid;
-    assert_int_equal(cn_seal_raw(&p, &env), CASENET_OK);
+    CN_OK(cn_seal_raw(&p, &env));
 
     /* Take the envelope apart and recompute every intermediate value. */
     Casenet__V1__Envelope *e = casenet__v1__envelope__unpack(NULL, env.len, env.data);
@@ -1403,10 +1364,10 @@ static void test_worked_example(void **state)
     casenet_buf ad = {0}, pae = {0};
     const uint8_t *adp[2] = {mid, (const uint8_t *)"vn.hotline111"};
     size_t adl[2] = {16, strlen("vn.hotline111")};
-    assert_int_equal(cn_pae(CN_PAYLOAD_DOMAIN, 2, adp, adl, &ad), CASENET_OK);
+    CN_OK(cn_pae(CN_PAYLOAD_DOMAIN, 2, adp, adl, &ad));
     const uint8_t *hp[1] = {e->header.data};
     size_t hl[1] = {e->header.len};
-    assert_int_equal(cn_pae(CN_ENVELOPE_DOMAIN, 1, hp, hl, &pae), CASENET_OK);
+    CN_OK(cn_pae(CN_ENVELOPE_DOMAIN, 1, hp, hl, &pae));
     uint8_t commit[32], opened[32];
     cn_key_commit(commit, key);
     assert_memory_equal(commit, h->key_commitment.data, 32);
@@ -1453,7 +1414,7 @@ static void test_worked_example(void **state)
     /* ... the recipient opens it through the directory ... */
     casenet_buf out = {0};
     casenet_message_info info;
-    assert_int_equal(casenet_open(rcpt, dir, env.data, env.len, &info, &out), CASENET_OK);
+    CN_OK(casenet_open(rcpt, dir, env.data, env.len, &info, &out));
     assert_int_equal(out.len, payload.len);
     assert_memory_equal(out.data, payload.data, payload.len);
     assert_memory_equal(info.envelope_hash, eh, 32);

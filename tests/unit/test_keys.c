@@ -26,11 +26,11 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    assert_int_equal(casenet_init(), CASENET_OK);
+    CN_OK(casenet_init());
     f->dir = tl_tmpdir();
     f->sec = tl_path(f->dir, "vn.hotline111.key");
     f->pub = tl_path(f->dir, "vn.hotline111.pub");
-    assert_int_equal(casenet_keys_generate("vn.hotline111", 1000, &f->k), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.hotline111", 1000, &f->k));
     *state = f;
     return 0;
 }
@@ -59,21 +59,21 @@ static void test_rotate(void **state)
     snprintf(first, sizeof first, "%s", id0);
     uint8_t curve0[32];
     memcpy(curve0, casenet_keys_curve_pk(f->k), 32);
-    assert_int_equal(casenet_keys_save(f->k, f->sec, NULL), CASENET_OK);
+    CN_OK(casenet_keys_save(f->k, f->sec, NULL));
     /* A clock that went back (1 < 1000) still makes the new keys current. */
     size_t retired = 9;
-    assert_int_equal(casenet_keys_rotate(f->k, 1, &retired), CASENET_OK);
+    CN_OK(casenet_keys_rotate(f->k, 1, &retired));
     assert_int_equal(retired, 1);
-    assert_int_equal(casenet_keys_save(f->k, f->sec, NULL), CASENET_EINVAL);
-    assert_int_equal(casenet_keys_save_replace(f->k, f->sec, f->pub), CASENET_OK);
+    CN_ERR(casenet_keys_save(f->k, f->sec, NULL), CASENET_EINVAL);
+    CN_OK(casenet_keys_save_replace(f->k, f->sec, f->pub));
     casenet_keys *back = NULL;
-    assert_int_equal(casenet_keys_load(f->sec, &back), CASENET_OK);
+    CN_OK(casenet_keys_load(f->sec, &back));
     (void)casenet_keys_sign_pk(back, &id1);
     assert_string_not_equal(id1, first);
     assert_memory_not_equal(casenet_keys_curve_pk(back), curve0, 32);
     /* The first signing key is still held. */
     casenet_buf pubf = {0};
-    assert_int_equal(casenet_keys_public_file(back, &pubf), CASENET_OK);
+    CN_OK(casenet_keys_public_file(back, &pubf));
     Casenet__V1__PublicKeyFile *pf =
         casenet__v1__public_key_file__unpack(NULL, pubf.len, pubf.data);
     assert_non_null(pf);
@@ -82,7 +82,7 @@ static void test_rotate(void **state)
         assert_string_not_equal(pf->keys[i]->key_id, first);
     casenet__v1__public_key_file__free_unpacked(pf, NULL);
     casenet_buf_free(&pubf);
-    assert_int_equal(casenet_keys_rotate(back, 5000, &retired), CASENET_OK);
+    CN_OK(casenet_keys_rotate(back, 5000, &retired));
     assert_int_equal(retired, 2);
     /* At most 64 pairs: 3 per rotation, 9 held now. */
     int rc = CASENET_OK;
@@ -91,11 +91,11 @@ static void test_rotate(void **state)
         rc = casenet_keys_rotate(back, 6000, NULL);
         n++;
     }
-    assert_int_equal(rc, CASENET_ETOOLARGE);
+    CN_ERR(rc, CASENET_ETOOLARGE);
     assert_int_equal(n, 19); /* 9 + 18 * 3 = 63 */
     casenet_keys *auth = NULL;
-    assert_int_equal(casenet_keys_generate_authority(1000, &auth), CASENET_OK);
-    assert_int_equal(casenet_keys_rotate(auth, 2000, NULL), CASENET_EINVAL);
+    CN_OK(casenet_keys_generate_authority(1000, &auth));
+    CN_ERR(casenet_keys_rotate(auth, 2000, NULL), CASENET_EINVAL);
     casenet_keys_free(auth);
     casenet_keys_free(back);
 }
@@ -104,14 +104,14 @@ static void test_round_trip(void **state)
 {
     struct fx *f = *state;
     struct stat st;
-    assert_int_equal(casenet_keys_save(f->k, f->sec, f->pub), CASENET_OK);
+    CN_OK(casenet_keys_save(f->k, f->sec, f->pub));
     assert_int_equal(stat(f->sec, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(stat(f->pub, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0644);
 
     casenet_keys *k2 = NULL;
-    assert_int_equal(casenet_keys_load(f->sec, &k2), CASENET_OK);
+    CN_OK(casenet_keys_load(f->sec, &k2));
     assert_string_equal(casenet_keys_member_id(k2), "vn.hotline111");
     const char *id1, *id2;
     assert_memory_equal(casenet_keys_sign_pk(f->k, &id1), casenet_keys_sign_pk(k2, &id2), 32);
@@ -122,7 +122,7 @@ static void test_round_trip(void **state)
     char bid[17];
     /* Find the box key id through the public file. */
     casenet_buf pubf = {0};
-    assert_int_equal(casenet_keys_public_file(k2, &pubf), CASENET_OK);
+    CN_OK(casenet_keys_public_file(k2, &pubf));
     Casenet__V1__PublicKeyFile *pf =
         casenet__v1__public_key_file__unpack(NULL, pubf.len, pubf.data);
     assert_non_null(pf);
@@ -152,16 +152,16 @@ static void test_group_readable_refused(void **state)
 {
     struct fx *f = *state;
     casenet_keys *k2 = NULL;
-    assert_int_equal(casenet_keys_save(f->k, f->sec, NULL), CASENET_OK);
+    CN_OK(casenet_keys_save(f->k, f->sec, NULL));
     assert_int_equal(chmod(f->sec, 0644), 0);
-    assert_int_equal(casenet_keys_load(f->sec, &k2), CASENET_EPERM);
+    CN_ERR(casenet_keys_load(f->sec, &k2), CASENET_EPERM);
     assert_null(k2);
     assert_int_equal(chmod(f->sec, 0640), 0);
-    assert_int_equal(casenet_keys_load(f->sec, &k2), CASENET_EPERM);
+    CN_ERR(casenet_keys_load(f->sec, &k2), CASENET_EPERM);
     assert_int_equal(chmod(f->sec, 0601), 0);
-    assert_int_equal(casenet_keys_load(f->sec, &k2), CASENET_EPERM);
+    CN_ERR(casenet_keys_load(f->sec, &k2), CASENET_EPERM);
     assert_int_equal(chmod(f->sec, 0400), 0);
-    assert_int_equal(casenet_keys_load(f->sec, &k2), CASENET_OK);
+    CN_OK(casenet_keys_load(f->sec, &k2));
     casenet_keys_free(k2);
 }
 
@@ -169,11 +169,11 @@ static void test_no_overwrite(void **state)
 {
     struct fx *f = *state;
     casenet_keys *other = NULL;
-    assert_int_equal(casenet_keys_save(f->k, f->sec, NULL), CASENET_OK);
-    assert_int_equal(casenet_keys_generate("vn.hotline111", 2000, &other), CASENET_OK);
-    assert_int_equal(casenet_keys_save(other, f->sec, NULL), CASENET_EINVAL);
+    CN_OK(casenet_keys_save(f->k, f->sec, NULL));
+    CN_OK(casenet_keys_generate("vn.hotline111", 2000, &other));
+    CN_ERR(casenet_keys_save(other, f->sec, NULL), CASENET_EINVAL);
     casenet_keys *k2 = NULL;
-    assert_int_equal(casenet_keys_load(f->sec, &k2), CASENET_OK);
+    CN_OK(casenet_keys_load(f->sec, &k2));
     assert_memory_equal(casenet_keys_sign_pk(k2, NULL), casenet_keys_sign_pk(f->k, NULL), 32);
     casenet_keys_free(k2);
     casenet_keys_free(other);
@@ -183,14 +183,14 @@ static void test_missing_file(void **state)
 {
     struct fx *f = *state;
     casenet_keys *k2 = NULL;
-    assert_int_equal(casenet_keys_load(f->sec, &k2), CASENET_EIO);
+    CN_ERR(casenet_keys_load(f->sec, &k2), CASENET_EIO);
     assert_null(k2);
 }
 
 static void test_truncated_and_garbage(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(casenet_keys_save(f->k, f->sec, NULL), CASENET_OK);
+    CN_OK(casenet_keys_save(f->k, f->sec, NULL));
     size_t len;
     uint8_t *data = tl_read_file(f->sec, &len);
     char *p = tl_path(f->dir, "bad.key");
@@ -199,14 +199,14 @@ static void test_truncated_and_garbage(void **state)
         tl_write_file(p, data, cut, 0600);
         casenet_keys *k2 = NULL;
         int rc = casenet_keys_load(p, &k2);
-        assert_int_equal(rc, CASENET_EBADREQ);
+        CN_ERR(rc, CASENET_EBADREQ);
         assert_null(k2);
     }
     uint8_t junk[200];
     randombytes_buf(junk, sizeof junk);
     tl_write_file(p, junk, sizeof junk, 0600);
     casenet_keys *k2 = NULL;
-    assert_int_equal(casenet_keys_load(p, &k2), CASENET_EBADREQ);
+    CN_ERR(casenet_keys_load(p, &k2), CASENET_EBADREQ);
     free(p);
     free(data);
 }
@@ -214,7 +214,7 @@ static void test_truncated_and_garbage(void **state)
 /* Writes a key file whose pair `which` is altered by fn. */
 static int load_altered(struct fx *f, void (*fn)(Casenet__V1__KeyPair *))
 {
-    assert_int_equal(casenet_keys_save(f->k, f->sec, NULL), CASENET_OK);
+    CN_OK(casenet_keys_save(f->k, f->sec, NULL));
     size_t len;
     uint8_t *data = tl_read_file(f->sec, &len);
     Casenet__V1__SecretKeyFile *sf = casenet__v1__secret_key_file__unpack(NULL, len, data);
@@ -264,44 +264,44 @@ static void short_secret(Casenet__V1__KeyPair *kp)
 static void test_mismatched_pair(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(load_altered(f, swap_secret), CASENET_EBADREQ);
+    CN_ERR(load_altered(f, swap_secret), CASENET_EBADREQ);
 }
 
 static void test_mismatched_public(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(load_altered(f, flip_public), CASENET_EBADREQ);
+    CN_ERR(load_altered(f, flip_public), CASENET_EBADREQ);
 }
 
 static void test_bad_key_id(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(load_altered(f, bad_key_id), CASENET_EBADREQ);
+    CN_ERR(load_altered(f, bad_key_id), CASENET_EBADREQ);
 }
 
 static void test_short_secret(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(load_altered(f, short_secret), CASENET_EBADREQ);
+    CN_ERR(load_altered(f, short_secret), CASENET_EBADREQ);
 }
 
 static void test_authority(void **state)
 {
     struct fx *f = *state;
     casenet_keys *a = NULL;
-    assert_int_equal(casenet_keys_generate_authority(5, &a), CASENET_OK);
+    CN_OK(casenet_keys_generate_authority(5, &a));
     assert_string_equal(casenet_keys_member_id(a), "authority");
     assert_null(casenet_keys_curve_pk(a));
     char *sec = tl_path(f->dir, "authority.key"), *pub = tl_path(f->dir, "authority.pub");
-    assert_int_equal(casenet_keys_save(a, sec, pub), CASENET_OK);
+    CN_OK(casenet_keys_save(a, sec, pub));
     uint8_t pk[32];
-    assert_int_equal(casenet_authority_pk_load(pub, pk), CASENET_OK);
+    CN_OK(casenet_authority_pk_load(pub, pk));
     assert_memory_equal(pk, casenet_keys_sign_pk(a, NULL), 32);
     /* A member's public file is not an authority key. */
-    assert_int_equal(casenet_keys_save(f->k, f->sec, f->pub), CASENET_OK);
-    assert_int_equal(casenet_authority_pk_load(f->pub, pk), CASENET_EBADREQ);
+    CN_OK(casenet_keys_save(f->k, f->sec, f->pub));
+    CN_ERR(casenet_authority_pk_load(f->pub, pk), CASENET_EBADREQ);
     casenet_keys *a2 = NULL;
-    assert_int_equal(casenet_keys_load(sec, &a2), CASENET_OK);
+    CN_OK(casenet_keys_load(sec, &a2));
     assert_memory_equal(casenet_keys_sign_pk(a2, NULL), casenet_keys_sign_pk(a, NULL), 32);
     casenet_keys_free(a2);
     casenet_keys_free(a);
@@ -316,12 +316,12 @@ static void test_authority_one_key(void **state)
 {
     struct fx *f = *state;
     casenet_keys *a = NULL, *other = NULL;
-    assert_int_equal(casenet_keys_generate_authority(5, &a), CASENET_OK);
-    assert_int_equal(casenet_keys_generate_authority(9, &other), CASENET_OK);
+    CN_OK(casenet_keys_generate_authority(5, &a));
+    CN_OK(casenet_keys_generate_authority(9, &other));
     char *sec = tl_path(f->dir, "authority.key"), *pub = tl_path(f->dir, "authority.pub");
     char *sec2 = tl_path(f->dir, "other.key"), *pub2 = tl_path(f->dir, "other.pub");
-    assert_int_equal(casenet_keys_save(a, sec, pub), CASENET_OK);
-    assert_int_equal(casenet_keys_save(other, sec2, pub2), CASENET_OK);
+    CN_OK(casenet_keys_save(a, sec, pub));
+    CN_OK(casenet_keys_save(other, sec2, pub2));
 
     /* Public file: the other authority's key appended to ours. */
     size_t n1, n2;
@@ -344,8 +344,8 @@ static void test_authority_one_key(void **state)
     char *two = tl_path(f->dir, "two.pub");
     tl_write_file(two, out, n, 0644);
     uint8_t pk[32];
-    assert_int_equal(casenet_authority_pk_load(two, pk), CASENET_EBADREQ);
-    assert_int_equal(casenet_authority_pk_load(pub, pk), CASENET_OK);
+    CN_ERR(casenet_authority_pk_load(two, pk), CASENET_EBADREQ);
+    CN_OK(casenet_authority_pk_load(pub, pk));
 
     /* Secret keyring: a second signing pair is refused the same way. */
     size_t s1, s2;
@@ -367,7 +367,7 @@ static void test_authority_one_key(void **state)
     char *two_sec = tl_path(f->dir, "two.key");
     tl_write_file(two_sec, out2, m, 0600);
     casenet_keys *loaded = NULL;
-    assert_int_equal(casenet_keys_load(two_sec, &loaded), CASENET_EBADREQ);
+    CN_ERR(casenet_keys_load(two_sec, &loaded), CASENET_EBADREQ);
     assert_null(loaded);
 
     casenet__v1__secret_key_file__free_unpacked(sf1, NULL);
@@ -394,9 +394,9 @@ static void test_invalid_ids(void **state)
 {
     (void)state;
     casenet_keys *k = NULL;
-    assert_int_equal(casenet_keys_generate("Bad_ID", 1, &k), CASENET_EINVAL);
-    assert_int_equal(casenet_keys_generate("authority", 1, &k), CASENET_EINVAL);
-    assert_int_equal(casenet_keys_generate("", 1, &k), CASENET_EINVAL);
+    CN_ERR(casenet_keys_generate("Bad_ID", 1, &k), CASENET_EINVAL);
+    CN_ERR(casenet_keys_generate("authority", 1, &k), CASENET_EINVAL);
+    CN_ERR(casenet_keys_generate("", 1, &k), CASENET_EINVAL);
     assert_null(k);
 }
 
@@ -405,8 +405,8 @@ static void test_deterministic(void **state)
     (void)state;
     uint8_t seed[32] = {1}, box[32] = {2}, curve[32] = {3};
     casenet_keys *a = NULL, *b = NULL;
-    assert_int_equal(cn_keys_from_secrets("vn.a", seed, box, curve, 7, &a), CASENET_OK);
-    assert_int_equal(cn_keys_from_secrets("vn.a", seed, box, curve, 7, &b), CASENET_OK);
+    CN_OK(cn_keys_from_secrets("vn.a", seed, box, curve, 7, &a));
+    CN_OK(cn_keys_from_secrets("vn.a", seed, box, curve, 7, &b));
     assert_memory_equal(casenet_keys_sign_pk(a, NULL), casenet_keys_sign_pk(b, NULL), 32);
     uint8_t pk[32];
     crypto_scalarmult_base(pk, curve);

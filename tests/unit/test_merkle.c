@@ -1,5 +1,5 @@
 /*
- * test_merkle.c - the audit log's Merkle tree (clients/merkle.c): the 196
+ * test_merkle.c - the audit log's Merkle tree (common/merkle.c): the 196
  * public RFC 6962 / RFC 9162 probes, the reference roots and hasher known
  * answers, proofs of every (index, size) and every (size1, size2) up to 300
  * checked against the RFC's recursive definitions and the verifiers, and the
@@ -191,7 +191,7 @@ static void test_reference_roots(void **state)
     merkle_stack_root(&m.stack, got);
     merkle_empty_root(want);
     assert_memory_equal(got, want, HB);
-    assert_int_equal(merkle_root_at(mm_get, &m, 0, got), CASENET_OK);
+    CN_OK(merkle_root_at(mm_get, &m, 0, got));
     assert_memory_equal(got, want, HB);
 
     for (size_t i = 0; i < 8; i++) {
@@ -208,12 +208,12 @@ static void test_reference_roots(void **state)
         merkle_stack_root(&m.stack, got);
         assert_memory_equal(got, want, HB);
         mm_reset(&m, i + 1);
-        assert_int_equal(merkle_root_at(mm_get, &m, i + 1, got), CASENET_OK);
+        CN_OK(merkle_root_at(mm_get, &m, i + 1, got));
         assert_memory_equal(got, want, HB);
         assert_int_equal(m.reads, __builtin_popcountll(i + 1));
 
         struct merkle_stack s;
-        assert_int_equal(merkle_stack_load(&s, mm_get, &m, i + 1), CASENET_OK);
+        CN_OK(merkle_stack_load(&s, mm_get, &m, i + 1));
         assert_int_equal(merkle_stack_size(&s), i + 1);
         merkle_stack_root(&s, got);
         assert_memory_equal(got, want, HB);
@@ -324,9 +324,9 @@ static void run_inclusion_probe(const char *text, json_t *v, const char *path)
     if ((rc == CASENET_OK) == want_err)
         fail_msg("%s: verifier says %d, wantErr %d", path, rc, want_err);
     if (idx >= size)
-        assert_int_equal(rc, CASENET_EINVAL);
+        CN_ERR(rc, CASENET_EINVAL);
     else if (rc != CASENET_OK)
-        assert_int_equal(rc, CASENET_EBADSIG);
+        CN_ERR(rc, CASENET_EBADSIG);
     /* README: an inclusion probe with a hash that is not 32 bytes is refused. */
     if (odd)
         assert_int_not_equal(rc, CASENET_OK);
@@ -351,9 +351,9 @@ static void run_consistency_probe(const char *text, json_t *v, const char *path)
     if ((rc == CASENET_OK) == want_err)
         fail_msg("%s: verifier says %d, wantErr %d", path, rc, want_err);
     if (size1 > size2 || size1 == 0)
-        assert_int_equal(rc, CASENET_EINVAL);
+        CN_ERR(rc, CASENET_EINVAL);
     else if (rc != CASENET_OK)
-        assert_int_equal(rc, CASENET_EBADSIG);
+        CN_ERR(rc, CASENET_EBADSIG);
     /* README: only the equal-sizes rule, comparing roots as given, can
      * accept a probe whose hashes are not 32 bytes. */
     if (odd && rc == CASENET_OK)
@@ -451,7 +451,7 @@ static void test_roots_against_reference(void **state)
         ref_mth((const uint8_t(*)[HB])t->leaves, s, want);
         assert_memory_equal(t->roots[s], want, HB);
         mm_reset(&t->m, s);
-        assert_int_equal(merkle_root_at(mm_get, &t->m, s, got), CASENET_OK);
+        CN_OK(merkle_root_at(mm_get, &t->m, s, got));
         assert_memory_equal(got, want, HB);
         assert_int_equal(t->m.reads, __builtin_popcountll(s));
         assert_false(t->m.out_of_range);
@@ -470,9 +470,7 @@ static void test_proofs_against_reference(void **state)
         for (uint64_t idx = 0; idx < size; idx++) {
             size_t n = 0, wn = 0;
             mm_reset(&t->m, size);
-            assert_int_equal(
-                merkle_inclusion_proof(mm_get, &t->m, idx, size, got, MERKLE_PROOF_MAX, &n),
-                CASENET_OK);
+            CN_OK(merkle_inclusion_proof(mm_get, &t->m, idx, size, got, MERKLE_PROOF_MAX, &n));
             ref_path(idx, leaves, size, want, &wn);
             assert_int_equal(n, wn);
             if (n)
@@ -481,9 +479,7 @@ static void test_proofs_against_reference(void **state)
         for (uint64_t size1 = 1; size1 <= size; size1++) {
             size_t n = 0, wn = 0;
             mm_reset(&t->m, size);
-            assert_int_equal(
-                merkle_consistency_proof(mm_get, &t->m, size1, size, got, MERKLE_PROOF_MAX, &n),
-                CASENET_OK);
+            CN_OK(merkle_consistency_proof(mm_get, &t->m, size1, size, got, MERKLE_PROOF_MAX, &n));
             if (size1 < size)
                 ref_subproof(size1, leaves, size, 1, want, &wn);
             assert_int_equal(n, wn);
@@ -511,9 +507,7 @@ static void test_inclusion_every_index(void **state)
             const uint8_t *leaf = t->leaves[idx];
             size_t n = 0;
             mm_reset(&t->m, size);
-            assert_int_equal(
-                merkle_inclusion_proof(mm_get, &t->m, idx, size, proof, MERKLE_PROOF_MAX, &n),
-                CASENET_OK);
+            CN_OK(merkle_inclusion_proof(mm_get, &t->m, idx, size, proof, MERKLE_PROOF_MAX, &n));
             assert_false(t->m.out_of_range);
             assert_int_equal(n, merkle_proof_len_inclusion(idx, size));
             assert_true(n <= ceil_log2(size));
@@ -521,7 +515,7 @@ static void test_inclusion_every_index(void **state)
             if (t->m.reads > max_reads)
                 max_reads = t->m.reads;
             const uint8_t(*p)[HB] = (const uint8_t(*)[HB])proof;
-            assert_int_equal(merkle_verify_inclusion(leaf, idx, size, p, n, root), CASENET_OK);
+            CN_OK(merkle_verify_inclusion(leaf, idx, size, p, n, root));
 
             /* Another index, another leaf, a shorter or longer proof: all
              * refused. Another size is not always: the verifier folds leaf
@@ -534,22 +528,19 @@ static void test_inclusion_every_index(void **state)
             if (idx > 0)
                 assert_int_not_equal(merkle_verify_inclusion(leaf, idx - 1, size, p, n, root),
                                      CASENET_OK);
-            assert_int_equal(merkle_verify_inclusion(leaf, size, size, p, n, root), CASENET_EINVAL);
+            CN_ERR(merkle_verify_inclusion(leaf, size, size, p, n, root), CASENET_EINVAL);
             if (size > 1)
                 assert_int_not_equal(
                     merkle_verify_inclusion(t->leaves[(idx + 1) % size], idx, size, p, n, root),
                     CASENET_OK);
             if (n > 0)
-                assert_int_equal(merkle_verify_inclusion(leaf, idx, size, p, n - 1, root),
-                                 CASENET_EBADSIG);
+                CN_ERR(merkle_verify_inclusion(leaf, idx, size, p, n - 1, root), CASENET_EBADSIG);
             memcpy(proof[n], root, HB);
-            assert_int_equal(merkle_verify_inclusion(leaf, idx, size, p, n + 1, root),
-                             CASENET_EBADSIG);
+            CN_ERR(merkle_verify_inclusion(leaf, idx, size, p, n + 1, root), CASENET_EBADSIG);
             /* One flipped bit in any proof hash. */
             for (size_t i = 0; i < n; i++) {
                 flip(proof, i, (unsigned)(idx + size));
-                assert_int_equal(merkle_verify_inclusion(leaf, idx, size, p, n, root),
-                                 CASENET_EBADSIG);
+                CN_ERR(merkle_verify_inclusion(leaf, idx, size, p, n, root), CASENET_EBADSIG);
                 flip(proof, i, (unsigned)(idx + size));
             }
             checked++;
@@ -560,16 +551,13 @@ static void test_inclusion_every_index(void **state)
         for (uint64_t idx = 0; idx < size; idx++) {
             size_t n = 0;
             mm_reset(&t->m, size);
-            assert_int_equal(
-                merkle_inclusion_proof(mm_get, &t->m, idx, size, proof, MERKLE_PROOF_MAX, &n),
-                CASENET_OK);
+            CN_OK(merkle_inclusion_proof(mm_get, &t->m, idx, size, proof, MERKLE_PROOF_MAX, &n));
             for (size_t i = 0; i < n; i++) {
                 for (size_t b = 0; b < HB; b++) {
                     proof[i][b] ^= 0x80;
-                    assert_int_equal(merkle_verify_inclusion(t->leaves[idx], idx, size,
-                                                             (const uint8_t(*)[HB])proof, n,
-                                                             t->roots[size]),
-                                     CASENET_EBADSIG);
+                    CN_ERR(merkle_verify_inclusion(t->leaves[idx], idx, size,
+                                                   (const uint8_t(*)[HB])proof, n, t->roots[size]),
+                           CASENET_EBADSIG);
                     proof[i][b] ^= 0x80;
                 }
             }
@@ -595,17 +583,15 @@ static void test_consistency_every_pair(void **state)
             const uint8_t *root1 = t->roots[size1];
             size_t n = 99;
             mm_reset(&t->m, size2);
-            assert_int_equal(
-                merkle_consistency_proof(mm_get, &t->m, size1, size2, proof, MERKLE_PROOF_MAX, &n),
-                CASENET_OK);
+            CN_OK(
+                merkle_consistency_proof(mm_get, &t->m, size1, size2, proof, MERKLE_PROOF_MAX, &n));
             assert_false(t->m.out_of_range);
             assert_int_equal(n, merkle_proof_len_consistency(size1, size2));
             assert_true(n <= ceil_log2(size2) + 1);
             assert_true(t->m.reads <= bound_consistency(size2));
             if (t->m.reads > max_reads)
                 max_reads = t->m.reads;
-            assert_int_equal(merkle_verify_consistency(size1, size2, p, n, root1, root2),
-                             CASENET_OK);
+            CN_OK(merkle_verify_consistency(size1, size2, p, n, root1, root2));
             checked++;
             if (size1 == size2) {
                 assert_int_equal(n, 0);
@@ -627,21 +613,18 @@ static void test_consistency_every_pair(void **state)
                 assert_int_not_equal(
                     merkle_verify_consistency(size1, size2 + 1, p, n, root1, t->roots[size2 + 1]),
                     CASENET_OK);
-            assert_int_equal(merkle_verify_consistency(size1, size2, p, n, root2, root1),
-                             CASENET_EBADSIG);
-            assert_int_equal(merkle_verify_consistency(size1, size2, p, n, root1, root1),
-                             CASENET_EBADSIG);
-            assert_int_equal(merkle_verify_consistency(size1, size2, p, n - 1, root1, root2),
-                             CASENET_EBADSIG);
+            CN_ERR(merkle_verify_consistency(size1, size2, p, n, root2, root1), CASENET_EBADSIG);
+            CN_ERR(merkle_verify_consistency(size1, size2, p, n, root1, root1), CASENET_EBADSIG);
+            CN_ERR(merkle_verify_consistency(size1, size2, p, n - 1, root1, root2),
+                   CASENET_EBADSIG);
             memcpy(proof[n], root1, HB);
-            assert_int_equal(merkle_verify_consistency(size1, size2, p, n + 1, root1, root2),
-                             CASENET_EBADSIG);
-            assert_int_equal(merkle_verify_consistency(size2, size1, p, n, root2, root1),
-                             CASENET_EINVAL);
+            CN_ERR(merkle_verify_consistency(size1, size2, p, n + 1, root1, root2),
+                   CASENET_EBADSIG);
+            CN_ERR(merkle_verify_consistency(size2, size1, p, n, root2, root1), CASENET_EINVAL);
             for (size_t i = 0; i < n; i++) {
                 flip(proof, i, (unsigned)(size1 + size2));
-                assert_int_equal(merkle_verify_consistency(size1, size2, p, n, root1, root2),
-                                 CASENET_EBADSIG);
+                CN_ERR(merkle_verify_consistency(size1, size2, p, n, root1, root2),
+                       CASENET_EBADSIG);
                 flip(proof, i, (unsigned)(size1 + size2));
             }
         }
@@ -651,15 +634,14 @@ static void test_consistency_every_pair(void **state)
         for (uint64_t size1 = 1; size1 < size2; size1++) {
             size_t n = 0;
             mm_reset(&t->m, size2);
-            assert_int_equal(
-                merkle_consistency_proof(mm_get, &t->m, size1, size2, proof, MERKLE_PROOF_MAX, &n),
-                CASENET_OK);
+            CN_OK(
+                merkle_consistency_proof(mm_get, &t->m, size1, size2, proof, MERKLE_PROOF_MAX, &n));
             for (size_t i = 0; i < n; i++) {
                 for (size_t b = 0; b < HB; b++) {
                     proof[i][b] ^= 0x01;
-                    assert_int_equal(merkle_verify_consistency(size1, size2, p, n, t->roots[size1],
-                                                               t->roots[size2]),
-                                     CASENET_EBADSIG);
+                    CN_ERR(merkle_verify_consistency(size1, size2, p, n, t->roots[size1],
+                                                     t->roots[size2]),
+                           CASENET_EBADSIG);
                     proof[i][b] ^= 0x01;
                 }
             }
@@ -687,7 +669,7 @@ static void test_reads_at_a_million(void **state)
     merkle_stack_root(&m->stack, root);
 
     mm_reset(m, BIG);
-    assert_int_equal(merkle_root_at(mm_get, m, BIG, got), CASENET_OK);
+    CN_OK(merkle_root_at(mm_get, m, BIG, got));
     assert_memory_equal(got, root, HB);
     assert_int_equal(m->reads, __builtin_popcount(BIG));
 
@@ -701,13 +683,12 @@ static void test_reads_at_a_million(void **state)
         mm_leaf(idx, leaf);
         size_t n = 0;
         mm_reset(m, BIG);
-        assert_int_equal(merkle_inclusion_proof(mm_get, m, idx, BIG, proof, MERKLE_PROOF_MAX, &n),
-                         CASENET_OK);
+        CN_OK(merkle_inclusion_proof(mm_get, m, idx, BIG, proof, MERKLE_PROOF_MAX, &n));
         assert_false(m->out_of_range);
         assert_true(m->reads <= bound);
         if (m->reads > max_inc)
             max_inc = m->reads;
-        assert_int_equal(merkle_verify_inclusion(leaf, idx, BIG, p, n, root), CASENET_OK);
+        CN_OK(merkle_verify_inclusion(leaf, idx, BIG, p, n, root));
     }
 
     static const uint64_t fixed1[] = {1, 2, 3, 524287, 524288, 524289, 999999, BIG};
@@ -722,18 +703,16 @@ static void test_reads_at_a_million(void **state)
         }
         uint8_t root1[HB], root2[HB];
         mm_reset(m, size2);
-        assert_int_equal(merkle_root_at(mm_get, m, size1, root1), CASENET_OK);
-        assert_int_equal(merkle_root_at(mm_get, m, size2, root2), CASENET_OK);
+        CN_OK(merkle_root_at(mm_get, m, size1, root1));
+        CN_OK(merkle_root_at(mm_get, m, size2, root2));
         size_t n = 0;
         mm_reset(m, size2);
-        assert_int_equal(
-            merkle_consistency_proof(mm_get, m, size1, size2, proof, MERKLE_PROOF_MAX, &n),
-            CASENET_OK);
+        CN_OK(merkle_consistency_proof(mm_get, m, size1, size2, proof, MERKLE_PROOF_MAX, &n));
         assert_false(m->out_of_range);
         assert_true(m->reads <= bound_consistency(size2));
         if (m->reads > max_con)
             max_con = m->reads;
-        assert_int_equal(merkle_verify_consistency(size1, size2, p, n, root1, root2), CASENET_OK);
+        CN_OK(merkle_verify_consistency(size1, size2, p, n, root1, root2));
         if (size2 == BIG)
             assert_memory_equal(root2, root, HB);
     }
@@ -745,7 +724,7 @@ static void test_reads_at_a_million(void **state)
     /* The broker's restart: the stack rebuilt from storage equals the live one. */
     struct merkle_stack s;
     mm_reset(m, BIG);
-    assert_int_equal(merkle_stack_load(&s, mm_get, m, BIG), CASENET_OK);
+    CN_OK(merkle_stack_load(&s, mm_get, m, BIG));
     assert_int_equal(m->reads, __builtin_popcount(BIG));
     merkle_stack_root(&s, got);
     assert_memory_equal(got, root, HB);
@@ -772,20 +751,19 @@ static void test_errors(void **state)
 
     /* Impossible arguments to the generators; *n untouched. */
     mm_reset(&t->m, 10);
-    assert_int_equal(merkle_inclusion_proof(mm_get, &t->m, 10, 10, proof, MERKLE_PROOF_MAX, &n),
-                     CASENET_EINVAL);
-    assert_int_equal(merkle_inclusion_proof(mm_get, &t->m, 0, 0, proof, MERKLE_PROOF_MAX, &n),
-                     CASENET_EINVAL);
-    assert_int_equal(merkle_consistency_proof(mm_get, &t->m, 0, 5, proof, MERKLE_PROOF_MAX, &n),
-                     CASENET_EINVAL);
-    assert_int_equal(merkle_consistency_proof(mm_get, &t->m, 6, 5, proof, MERKLE_PROOF_MAX, &n),
-                     CASENET_EINVAL);
-    assert_int_equal(merkle_consistency_proof(mm_get, &t->m, 0, 0, proof, MERKLE_PROOF_MAX, &n),
-                     CASENET_EINVAL);
+    CN_ERR(merkle_inclusion_proof(mm_get, &t->m, 10, 10, proof, MERKLE_PROOF_MAX, &n),
+           CASENET_EINVAL);
+    CN_ERR(merkle_inclusion_proof(mm_get, &t->m, 0, 0, proof, MERKLE_PROOF_MAX, &n),
+           CASENET_EINVAL);
+    CN_ERR(merkle_consistency_proof(mm_get, &t->m, 0, 5, proof, MERKLE_PROOF_MAX, &n),
+           CASENET_EINVAL);
+    CN_ERR(merkle_consistency_proof(mm_get, &t->m, 6, 5, proof, MERKLE_PROOF_MAX, &n),
+           CASENET_EINVAL);
+    CN_ERR(merkle_consistency_proof(mm_get, &t->m, 0, 0, proof, MERKLE_PROOF_MAX, &n),
+           CASENET_EINVAL);
     /* Too small an output array. */
-    assert_int_equal(merkle_inclusion_proof(mm_get, &t->m, 3, 10, proof, 3, &n), CASENET_ETOOLARGE);
-    assert_int_equal(merkle_consistency_proof(mm_get, &t->m, 3, 10, proof, 2, &n),
-                     CASENET_ETOOLARGE);
+    CN_ERR(merkle_inclusion_proof(mm_get, &t->m, 3, 10, proof, 3, &n), CASENET_ETOOLARGE);
+    CN_ERR(merkle_consistency_proof(mm_get, &t->m, 3, 10, proof, 2, &n), CASENET_ETOOLARGE);
     assert_int_equal(n, 12345);
     assert_int_equal(t->m.reads, 0);
 
@@ -795,50 +773,50 @@ static void test_errors(void **state)
         mm_reset(&t->m, 200);
         t->m.fail_at_read = at;
         int rc = merkle_inclusion_proof(mm_get, &t->m, 37, 200, proof, MERKLE_PROOF_MAX, &n);
-        assert_int_equal(rc, t->m.reads >= (uint64_t)at ? CASENET_EIO : CASENET_OK);
+        CN_ERR(rc, t->m.reads >= (uint64_t)at ? CASENET_EIO : CASENET_OK);
         mm_reset(&t->m, 200);
         t->m.fail_at_read = at;
         rc = merkle_consistency_proof(mm_get, &t->m, 37, 200, proof, MERKLE_PROOF_MAX, &n);
-        assert_int_equal(rc, t->m.reads >= (uint64_t)at ? CASENET_EIO : CASENET_OK);
+        CN_ERR(rc, t->m.reads >= (uint64_t)at ? CASENET_EIO : CASENET_OK);
         all_read |= rc == CASENET_OK;
         mm_reset(&t->m, 200);
         t->m.fail_at_read = at;
         rc = merkle_root_at(mm_get, &t->m, 199, h);
-        assert_int_equal(rc, at <= 5 ? CASENET_EIO : CASENET_OK); /* 199 has 5 bits set */
+        CN_ERR(rc, at <= 5 ? CASENET_EIO : CASENET_OK); /* 199 has 5 bits set */
     }
     assert_true(all_read);
     assert_int_equal(n, merkle_proof_len_consistency(37, 200));
     /* A missing subtree (asking beyond the stored log) is the source's error. */
     mm_reset(&t->m, 1000);
-    assert_int_equal(merkle_root_at(mm_get, &t->m, 301, h), CASENET_ENOTFOUND);
+    CN_ERR(merkle_root_at(mm_get, &t->m, 301, h), CASENET_ENOTFOUND);
 
     /* A failing callback leaves the stack as it was, whichever subtree it
      * refuses; a later push with a working callback then continues. */
     struct merkle_stack s, before;
     merkle_stack_init(&s);
     for (uint64_t i = 0; i < 7; i++)
-        assert_int_equal(merkle_stack_push(&s, t->leaves[i], NULL, NULL), CASENET_OK);
+        CN_OK(merkle_stack_push(&s, t->leaves[i], NULL, NULL));
     for (unsigned level = 0; level <= 3; level++) {
         before = s;
-        assert_int_equal(merkle_stack_push(&s, t->leaves[7], fail_on_level, &level), CASENET_EIO);
+        CN_ERR(merkle_stack_push(&s, t->leaves[7], fail_on_level, &level), CASENET_EIO);
         assert_memory_equal(&s, &before, sizeof s);
     }
     unsigned never = 99;
-    assert_int_equal(merkle_stack_push(&s, t->leaves[7], fail_on_level, &never), CASENET_OK);
+    CN_OK(merkle_stack_push(&s, t->leaves[7], fail_on_level, &never));
     merkle_stack_root(&s, h);
     assert_memory_equal(h, t->roots[8], HB);
 
     /* A full stack refuses another leaf. */
     s.size = UINT64_MAX;
     before = s;
-    assert_int_equal(merkle_stack_push(&s, t->leaves[0], NULL, NULL), CASENET_ETOOLARGE);
+    CN_ERR(merkle_stack_push(&s, t->leaves[0], NULL, NULL), CASENET_ETOOLARGE);
     assert_memory_equal(&s, &before, sizeof s);
 
     /* merkle_stack_load writes nothing when a read fails. */
     before = s;
     mm_reset(&t->m, 300);
     t->m.fail_at_read = 2;
-    assert_int_equal(merkle_stack_load(&s, mm_get, &t->m, 299), CASENET_EIO);
+    CN_ERR(merkle_stack_load(&s, mm_get, &t->m, 299), CASENET_EIO);
     assert_memory_equal(&s, &before, sizeof s);
 
     /* Largest sizes: proof lengths stay within MERKLE_PROOF_MAX. */
@@ -852,17 +830,15 @@ static void test_errors(void **state)
 
     /* Verifier conventions of README §1 on well-formed hashes. */
     const uint8_t *r1 = t->roots[1], *r5 = t->roots[5];
-    assert_int_equal(merkle_verify_consistency(0, 0, p, 0, t->roots[0], t->roots[0]),
-                     CASENET_EINVAL);
-    assert_int_equal(merkle_verify_consistency(0, 5, p, 0, t->roots[0], r5), CASENET_EINVAL);
-    assert_int_equal(merkle_verify_consistency(5, 5, p, 0, r5, r5), CASENET_OK);
-    assert_int_equal(merkle_verify_consistency(5, 5, p, 0, r5, r1), CASENET_EBADSIG);
+    CN_ERR(merkle_verify_consistency(0, 0, p, 0, t->roots[0], t->roots[0]), CASENET_EINVAL);
+    CN_ERR(merkle_verify_consistency(0, 5, p, 0, t->roots[0], r5), CASENET_EINVAL);
+    CN_OK(merkle_verify_consistency(5, 5, p, 0, r5, r5));
+    CN_ERR(merkle_verify_consistency(5, 5, p, 0, r5, r1), CASENET_EBADSIG);
     memcpy(proof[0], r5, HB);
-    assert_int_equal(merkle_verify_consistency(5, 5, p, 1, r5, r5), CASENET_EBADSIG);
-    assert_int_equal(merkle_verify_consistency(1, 5, p, 0, r1, r5), CASENET_EBADSIG);
-    assert_int_equal(merkle_verify_inclusion(t->leaves[0], 0, 1, p, 0, r1), CASENET_OK);
-    assert_int_equal(merkle_verify_inclusion(t->leaves[0], 0, 0, p, 0, t->roots[0]),
-                     CASENET_EINVAL);
+    CN_ERR(merkle_verify_consistency(5, 5, p, 1, r5, r5), CASENET_EBADSIG);
+    CN_ERR(merkle_verify_consistency(1, 5, p, 0, r1, r5), CASENET_EBADSIG);
+    CN_OK(merkle_verify_inclusion(t->leaves[0], 0, 1, p, 0, r1));
+    CN_ERR(merkle_verify_inclusion(t->leaves[0], 0, 0, p, 0, t->roots[0]), CASENET_EINVAL);
     small_tree_free(t);
 }
 

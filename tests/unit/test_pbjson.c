@@ -12,6 +12,7 @@
 #include "casenet.h"
 #include "casenet.pb-c.h"
 #include "pbjson.h"
+#include "testlib.h"
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -31,7 +32,7 @@ static casenet_buf from_json_ok(const char *json, casenet_kind kind)
 static char *to_json_ok(const casenet_buf *payload)
 {
     casenet_buf out = {0};
-    assert_int_equal(casenet_payload_to_json(payload->data, payload->len, &out), CASENET_OK);
+    CN_OK(casenet_payload_to_json(payload->data, payload->len, &out));
     assert_non_null(out.data);
     assert_int_equal(strlen((char *)out.data), out.len);
     return (char *)out.data;
@@ -281,7 +282,7 @@ static void test_display_form(void **state)
         "\"1735700000123\"}}",
         CASENET_KIND_DEAD_LETTER);
     casenet_buf text = {0};
-    assert_int_equal(casenet_payload_to_display_json(notice.data, notice.len, &text), CASENET_OK);
+    CN_OK(casenet_payload_to_display_json(notice.data, notice.len, &text));
     json_t *j = json_loads((const char *)text.data, 0, NULL);
     assert_non_null(j);
     const json_t *jn = json_object_get(j, "notice");
@@ -296,7 +297,7 @@ static void test_display_form(void **state)
     casenet_buf ref = from_json_ok("{\"referral\": {\"caseId\": \"c-1\", \"artefacts\": "
                                    "[{\"url\": \"u\"}, {\"firstSeenMs\": \"86400000\"}]}}",
                                    CASENET_KIND_REFERRAL);
-    assert_int_equal(casenet_payload_to_display_json(ref.data, ref.len, &text), CASENET_OK);
+    CN_OK(casenet_payload_to_display_json(ref.data, ref.len, &text));
     j = json_loads((const char *)text.data, 0, NULL);
     assert_non_null(j);
     const json_t *arts = json_object_get(json_object_get(j, "referral"), "artefacts");
@@ -362,9 +363,7 @@ static void test_generic_descriptor(void **state)
     ProtobufCMessage *m = NULL;
     char err[128];
     assert_non_null(in);
-    assert_int_equal(
-        pbjson_from_json(&casenet__v1__directory_body__descriptor, in, &m, err, sizeof(err)),
-        CASENET_OK);
+    CN_OK(pbjson_from_json(&casenet__v1__directory_body__descriptor, in, &m, err, sizeof(err)));
     const Casenet__V1__DirectoryBody *d = (const Casenet__V1__DirectoryBody *)m;
     assert_true(d->version == UINT64_MAX);
     assert_true(d->issued_at_ms == INT64_MIN);
@@ -383,9 +382,7 @@ static void test_generic_descriptor(void **state)
 
     /* Re-parse the output: the same message bytes. */
     ProtobufCMessage *m2 = NULL;
-    assert_int_equal(
-        pbjson_from_json(&casenet__v1__directory_body__descriptor, outj, &m2, err, sizeof(err)),
-        CASENET_OK);
+    CN_OK(pbjson_from_json(&casenet__v1__directory_body__descriptor, outj, &m2, err, sizeof(err)));
     size_t n1 = protobuf_c_message_get_packed_size(m);
     size_t n2 = protobuf_c_message_get_packed_size(m2);
     assert_int_equal(n1, n2);
@@ -496,9 +493,8 @@ static void test_error_utf8(void **state)
         ProtobufCMessage *m = NULL;
         char err[128] = "";
         assert_non_null(in);
-        assert_int_equal(
-            pbjson_from_json(&casenet__v1__payload__descriptor, in, &m, err, sizeof(err)),
-            CASENET_EINVAL);
+        CN_ERR(pbjson_from_json(&casenet__v1__payload__descriptor, in, &m, err, sizeof(err)),
+               CASENET_EINVAL);
         assert_null(m);
         assert_string_equal(err, "referral.actionsTaken[1]: string is not valid UTF-8");
         json_decref(in);
@@ -508,8 +504,8 @@ static void test_error_utf8(void **state)
     ProtobufCMessage *m = NULL;
     char err[128] = "";
     assert_non_null(in);
-    assert_int_equal(pbjson_from_json(&casenet__v1__payload__descriptor, in, &m, err, sizeof(err)),
-                     CASENET_EINVAL);
+    CN_ERR(pbjson_from_json(&casenet__v1__payload__descriptor, in, &m, err, sizeof(err)),
+           CASENET_EINVAL);
     assert_string_equal(err, "referral.summary: string holds a NUL character");
     json_decref(in);
 }
@@ -561,12 +557,11 @@ static void test_error_too_large(void **state)
     assert_non_null(big);
     memset(big, ' ', n);
     memcpy(big, "{\"referral\":{}}", 15);
-    assert_int_equal(casenet_payload_from_json(big, n, 0, &out, err, sizeof(err)),
-                     CASENET_ETOOLARGE);
+    CN_ERR(casenet_payload_from_json(big, n, 0, &out, err, sizeof(err)), CASENET_ETOOLARGE);
     assert_null(out.data);
     assert_non_null(strstr(err, "larger than"));
     /* One byte less is accepted (trailing whitespace is fine). */
-    assert_int_equal(casenet_payload_from_json(big, n - 1, 0, &out, err, sizeof(err)), CASENET_OK);
+    CN_OK(casenet_payload_from_json(big, n - 1, 0, &out, err, sizeof(err)));
     casenet_buf_free(&out);
     free(big);
 }
@@ -576,10 +571,10 @@ static void test_to_json_malformed(void **state)
     (void)state;
     static const uint8_t junk[] = {0x0a, 0x05, 0x0a, 0x01}; /* truncated length */
     casenet_buf out = {0};
-    assert_int_equal(casenet_payload_to_json(junk, sizeof(junk), &out), CASENET_EBADREQ);
+    CN_ERR(casenet_payload_to_json(junk, sizeof(junk), &out), CASENET_EBADREQ);
     assert_null(out.data);
     static const uint8_t bad_utf8[] = {0x0a, 0x04, 0x9a, 0x01, 0x01, 0xff}; /* summary "\xff" */
-    assert_int_equal(casenet_payload_to_json(bad_utf8, sizeof(bad_utf8), &out), CASENET_EBADREQ);
+    CN_ERR(casenet_payload_to_json(bad_utf8, sizeof(bad_utf8), &out), CASENET_EBADREQ);
     assert_null(out.data);
 }
 
@@ -642,9 +637,9 @@ static void test_depth_limit(void **state)
     char err[512] = "";
 
     json_t *ok = nested_nodes(PBJSON_MAX_DEPTH);
-    assert_int_equal(pbjson_from_json(&test_node_descriptor, ok, &m, err, sizeof(err)), CASENET_OK);
+    CN_OK(pbjson_from_json(&test_node_descriptor, ok, &m, err, sizeof(err)));
     json_t *back = NULL;
-    assert_int_equal(pbjson_encode(m, &back), CASENET_OK);
+    CN_OK(pbjson_encode(m, &back));
     assert_true(json_equal(ok, back));
     json_decref(back);
 
@@ -653,23 +648,21 @@ static void test_depth_limit(void **state)
     assert_non_null(top);
     test_node_init(&top->base);
     top->child = (TestNode *)m;
-    assert_int_equal(pbjson_encode(&top->base, &back), CASENET_EBADREQ);
+    CN_ERR(pbjson_encode(&top->base, &back), CASENET_EBADREQ);
     assert_null(pbjson_to_json(&top->base));
     protobuf_c_message_free_unpacked(&top->base, NULL);
     json_decref(ok);
 
     json_t *deep = nested_nodes(PBJSON_MAX_DEPTH + 1);
     m = NULL;
-    assert_int_equal(pbjson_from_json(&test_node_descriptor, deep, &m, err, sizeof(err)),
-                     CASENET_EINVAL);
+    CN_ERR(pbjson_from_json(&test_node_descriptor, deep, &m, err, sizeof(err)), CASENET_EINVAL);
     assert_null(m);
     assert_non_null(strstr(err, "child.child.child"));
     assert_non_null(strstr(err, ": messages nested deeper than 32 levels"));
     json_decref(deep);
 
     json_t *hostile = nested_nodes(5000);
-    assert_int_equal(pbjson_from_json(&test_node_descriptor, hostile, &m, err, sizeof(err)),
-                     CASENET_EINVAL);
+    CN_ERR(pbjson_from_json(&test_node_descriptor, hostile, &m, err, sizeof(err)), CASENET_EINVAL);
     assert_non_null(strstr(err, "nested deeper"));
     json_decref(hostile);
 }

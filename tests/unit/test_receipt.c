@@ -53,8 +53,8 @@ static void test_receipt_round_trip(void **state)
     tl_net *net = *state;
     casenet_receipt r = sample(), got;
     casenet_buf buf = {0};
-    assert_int_equal(casenet_receipt_sign(tl_net_keys(net, "vn.police.a05"), &r, &buf), CASENET_OK);
-    assert_int_equal(casenet_receipt_verify(net->dir, buf.data, buf.len, &got), CASENET_OK);
+    CN_OK(casenet_receipt_sign(tl_net_keys(net, "vn.police.a05"), &r, &buf));
+    CN_OK(casenet_receipt_verify(net->dir, buf.data, buf.len, &got));
     assert_memory_equal(got.message_id, r.message_id, 16);
     assert_memory_equal(got.envelope_hash, r.envelope_hash, 32);
     assert_string_equal(got.sender, r.sender);
@@ -77,9 +77,8 @@ static void test_submit_receipt_round_trip(void **state)
     r.accepted_at_ms = cn_now_ms();
     r.audit_index = 42;
     casenet_buf buf = {0};
-    assert_int_equal(casenet_submit_receipt_sign(tl_net_keys(net, "vn.broker"), &r, &buf),
-                     CASENET_OK);
-    assert_int_equal(casenet_submit_receipt_verify(net->dir, buf.data, buf.len, &got), CASENET_OK);
+    CN_OK(casenet_submit_receipt_sign(tl_net_keys(net, "vn.broker"), &r, &buf));
+    CN_OK(casenet_submit_receipt_verify(net->dir, buf.data, buf.len, &got));
     assert_memory_equal(got.message_id, r.message_id, 16);
     assert_memory_equal(got.envelope_hash, r.envelope_hash, 32);
     assert_int_equal(got.accepted_at_ms, r.accepted_at_ms);
@@ -107,7 +106,7 @@ static casenet_buf resign_body(const casenet_buf *in, const char *domain, const 
     casenet_buf pae = {0};
     const uint8_t *parts[1] = {body};
     size_t lens[1] = {bl};
-    assert_int_equal(cn_pae(domain, 1, parts, lens, &pae), CASENET_OK);
+    CN_OK(cn_pae(domain, 1, parts, lens, &pae));
     uint8_t sig[64];
     crypto_sign_detached(sig, NULL, pae.data, pae.len, sk);
     Casenet__V1__SignedReceipt o = CASENET__V1__SIGNED_RECEIPT__INIT;
@@ -179,63 +178,63 @@ static void test_receipt_forgeries(void **state)
     casenet_buf buf = {0};
     casenet_keys *police = tl_net_keys(net, "vn.police.a05");
     casenet_keys *hotline = tl_net_keys(net, "vn.hotline111");
-    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_OK);
+    CN_OK(casenet_receipt_sign(police, &r, &buf));
     /* Sanity: re-signing unchanged with the right key verifies. */
     casenet_buf t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), NULL);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_OK);
+    CN_OK(casenet_receipt_verify(net->dir, t.data, t.len, &got));
     casenet_buf_free(&t);
     /* The sender forges a "completed" receipt in the police's name. */
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(hotline, NULL), set_completed);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADSIG);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADSIG);
     casenet_buf_free(&t);
     /* ... even naming its own key id: that key is not the police's. */
     casenet_keys_sign_pk(hotline, &signer_key_id);
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(hotline, NULL), set_key_id);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EUNAUTH);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EUNAUTH);
     casenet_buf_free(&t);
     /* A signature under another domain (a submit receipt's) does not transfer. */
     t = resign_body(&buf, "casenet.submit-receipt.v1", cn_keys_sign_sk(police, NULL), NULL);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADSIG);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADSIG);
     casenet_buf_free(&t);
     /* Unknown signer. */
     casenet_keys *stranger = NULL;
-    assert_int_equal(casenet_keys_generate("vn.stranger", cn_now_ms(), &stranger), CASENET_OK);
+    CN_OK(casenet_keys_generate("vn.stranger", cn_now_ms(), &stranger));
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(stranger, NULL),
                     set_unknown_signer);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EUNAUTH);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EUNAUTH);
     casenet_buf_free(&t);
     casenet_receipt rs = sample();
     strcpy(rs.recipient, "vn.stranger");
-    assert_int_equal(casenet_receipt_sign(stranger, &rs, &t), CASENET_OK);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EUNAUTH);
+    CN_OK(casenet_receipt_sign(stranger, &rs, &t));
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EUNAUTH);
     casenet_buf_free(&t);
     casenet_keys_free(stranger);
     /* Malformed bodies. */
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_bad_status);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_short_mid);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
     /* Validly signed, but a decline reason outside the list, or a reason on
      * another status, is not a receipt this protocol knows. */
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_unknown_reason);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL),
                     set_reason_on_accepted);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
     /* An outcome is one of the codes; a note names a message (16 bytes). */
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_unknown_outcome);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_short_note);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
     /* No control character in any text field: malformed, whatever the key. */
     t = resign_body(&buf, "casenet.receipt.v1", cn_keys_sign_sk(police, NULL), set_key_id_escape);
-    assert_int_equal(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
+    CN_ERR(casenet_receipt_verify(net->dir, t.data, t.len, &got), CASENET_EBADREQ);
     casenet_buf_free(&t);
     /* Every bit of the signed receipt matters. */
     for (size_t i = 0; i < buf.len; i++) {
@@ -243,7 +242,7 @@ static void test_receipt_forgeries(void **state)
         assert_int_not_equal(casenet_receipt_verify(net->dir, buf.data, buf.len, &got), CASENET_OK);
         buf.data[i] ^= 0x01;
     }
-    assert_int_equal(casenet_receipt_verify(net->dir, buf.data, buf.len, &got), CASENET_OK);
+    CN_OK(casenet_receipt_verify(net->dir, buf.data, buf.len, &got));
     casenet_buf_free(&buf);
 }
 
@@ -253,36 +252,34 @@ static void test_receipt_sign_refusals(void **state)
     casenet_receipt r = sample();
     casenet_buf buf = {0};
     /* Only the recipient named in the receipt signs it. */
-    assert_int_equal(casenet_receipt_sign(tl_net_keys(net, "vn.hotline111"), &r, &buf),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_receipt_sign(tl_net_keys(net, "vn.hotline111"), &r, &buf), CASENET_EINVAL);
     r.status = 0;
-    assert_int_equal(casenet_receipt_sign(tl_net_keys(net, "vn.police.a05"), &r, &buf),
-                     CASENET_EINVAL);
+    CN_ERR(casenet_receipt_sign(tl_net_keys(net, "vn.police.a05"), &r, &buf), CASENET_EINVAL);
     /* Declined needs a listed reason; no other status takes one; only
      * completed takes an outcome. */
     casenet_keys *police = tl_net_keys(net, "vn.police.a05");
     r = sample();
     strcpy(r.reason, "");
-    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    CN_ERR(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
     strcpy(r.reason, "too-busy");
-    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    CN_ERR(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
     r.status = CASENET_RECEIPT_ACCEPTED;
     strcpy(r.reason, "duplicate");
-    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    CN_ERR(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
     strcpy(r.reason, "");
     r.outcome = CASENET_OUTCOME_RESOLVED;
-    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    CN_ERR(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
     r.status = CASENET_RECEIPT_COMPLETED;
     r.outcome = (casenet_outcome)99;
-    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    CN_ERR(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
     r.outcome = CASENET_OUTCOME_NONE;
-    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
+    CN_ERR(casenet_receipt_sign(police, &r, &buf), CASENET_EINVAL);
     r.outcome = CASENET_OUTCOME_WITHDRAWN;
     r.has_note = true;
     randombytes_buf(r.note_id, sizeof r.note_id);
-    assert_int_equal(casenet_receipt_sign(police, &r, &buf), CASENET_OK);
+    CN_OK(casenet_receipt_sign(police, &r, &buf));
     casenet_receipt got;
-    assert_int_equal(casenet_receipt_verify(net->dir, buf.data, buf.len, &got), CASENET_OK);
+    CN_OK(casenet_receipt_verify(net->dir, buf.data, buf.len, &got));
     assert_int_equal(got.outcome, CASENET_OUTCOME_WITHDRAWN);
     assert_true(got.has_note);
     assert_memory_equal(got.note_id, r.note_id, sizeof r.note_id);
@@ -299,24 +296,21 @@ static void test_submit_receipt_forgeries(void **state)
     r.accepted_at_ms = cn_now_ms();
     casenet_buf buf = {0};
     /* A member signing a submit receipt as itself is not the broker. */
-    assert_int_equal(casenet_submit_receipt_sign(tl_net_keys(net, "vn.hotline111"), &r, &buf),
-                     CASENET_OK);
-    assert_int_equal(casenet_submit_receipt_verify(net->dir, buf.data, buf.len, &got),
-                     CASENET_EUNAUTH);
+    CN_OK(casenet_submit_receipt_sign(tl_net_keys(net, "vn.hotline111"), &r, &buf));
+    CN_ERR(casenet_submit_receipt_verify(net->dir, buf.data, buf.len, &got), CASENET_EUNAUTH);
     casenet_buf_free(&buf);
     /* Naming the broker but signing with its own key. */
     strcpy(r.broker_id, "vn.broker");
-    assert_int_equal(casenet_submit_receipt_sign(tl_net_keys(net, "vn.hotline111"), &r, &buf),
-                     CASENET_EINVAL);
-    assert_int_equal(casenet_submit_receipt_sign(tl_net_keys(net, "vn.broker"), &r, &buf),
-                     CASENET_OK);
+    CN_ERR(casenet_submit_receipt_sign(tl_net_keys(net, "vn.hotline111"), &r, &buf),
+           CASENET_EINVAL);
+    CN_OK(casenet_submit_receipt_sign(tl_net_keys(net, "vn.broker"), &r, &buf));
     Casenet__V1__BrokerReceipt *br = casenet__v1__broker_receipt__unpack(NULL, buf.len, buf.data);
     assert_non_null(br);
     uint8_t sig[64];
     casenet_buf pae = {0};
     const uint8_t *parts[1] = {br->body.data};
     size_t lens[1] = {br->body.len};
-    assert_int_equal(cn_pae("casenet.submit-receipt.v1", 1, parts, lens, &pae), CASENET_OK);
+    CN_OK(cn_pae("casenet.submit-receipt.v1", 1, parts, lens, &pae));
     crypto_sign_detached(sig, NULL, pae.data, pae.len,
                          cn_keys_sign_sk(tl_net_keys(net, "vn.hotline111"), NULL));
     memcpy(br->signature.data, sig, 64);
@@ -324,14 +318,14 @@ static void test_submit_receipt_forgeries(void **state)
     f.len = casenet__v1__broker_receipt__get_packed_size(br);
     f.data = malloc(f.len);
     casenet__v1__broker_receipt__pack(br, f.data);
-    assert_int_equal(casenet_submit_receipt_verify(net->dir, f.data, f.len, &got), CASENET_EBADSIG);
+    CN_ERR(casenet_submit_receipt_verify(net->dir, f.data, f.len, &got), CASENET_EBADSIG);
     casenet_buf_free(&f);
     casenet_buf_free(&pae);
     casenet__v1__broker_receipt__free_unpacked(br, NULL);
     /* A recipient receipt is not a submit receipt. */
     casenet_receipt rr = sample();
     casenet_buf rb = {0};
-    assert_int_equal(casenet_receipt_sign(tl_net_keys(net, "vn.police.a05"), &rr, &rb), CASENET_OK);
+    CN_OK(casenet_receipt_sign(tl_net_keys(net, "vn.police.a05"), &rr, &rb));
     assert_int_not_equal(casenet_submit_receipt_verify(net->dir, rb.data, rb.len, &got),
                          CASENET_OK);
     assert_int_not_equal(casenet_receipt_verify(net->dir, buf.data, buf.len, &rr), CASENET_OK);
@@ -346,10 +340,8 @@ static void test_submit_receipt_forgeries(void **state)
     /* A directory without a broker verifies no submit receipt. */
     const char *const one[] = {"vn.a:intake"};
     tl_net *lone = tl_net_new(one, 1);
-    assert_int_equal(casenet_submit_receipt_sign(tl_net_keys(net, "vn.broker"), &r, &buf),
-                     CASENET_OK);
-    assert_int_equal(casenet_submit_receipt_verify(lone->dir, buf.data, buf.len, &got),
-                     CASENET_EUNAUTH);
+    CN_OK(casenet_submit_receipt_sign(tl_net_keys(net, "vn.broker"), &r, &buf));
+    CN_ERR(casenet_submit_receipt_verify(lone->dir, buf.data, buf.len, &got), CASENET_EUNAUTH);
     casenet_buf_free(&buf);
     tl_net_free(lone);
 }

@@ -1,4 +1,5 @@
-/* test_store_audit.c - the SQLite store's audit log tree (broker/store_sqlite.c):
+/* test_store_audit.c - the audit log tree (broker/store_audit.c) over the
+ * SQLite store, with what only SQLite can show (rows removed behind its back):
  * the compact range follows commits, savepoint rollbacks and batch
  * rollbacks; it reloads at open; proofs from the stored subtrees verify at
  * every size; events without subtrees (an older schema, lost nodes) are
@@ -117,14 +118,14 @@ static void reopen(struct log *l)
 {
     store_close(l->s);
     l->s = NULL;
-    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+    assert_int_equal(store_open(l->dir, &l->s), CASENET_OK);
 }
 
 static int setup(void **state)
 {
     struct log *l = calloc(1, sizeof *l);
     l->dir = tl_tmpdir();
-    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+    assert_int_equal(store_open(l->dir, &l->s), CASENET_OK);
     *state = l;
     return 0;
 }
@@ -455,7 +456,7 @@ static void test_rebuild_missing_subtrees(void **state)
     l->s = NULL;
     /* As a schema-1 database would be: no subtrees, no index keys. */
     sql(l, "DELETE FROM audit_nodes; UPDATE audit SET message_id = NULL, case_ref = NULL;");
-    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+    assert_int_equal(store_open(l->dir, &l->s), CASENET_OK);
     check_tree(l);
     uint8_t mid[16];
     memset(mid, 5, sizeof mid); /* event 4's */
@@ -473,7 +474,7 @@ static void test_rebuild_missing_subtrees(void **state)
     store_close(l->s);
     l->s = NULL;
     sql(l, "DELETE FROM audit_nodes WHERE level = 5;");
-    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+    assert_int_equal(store_open(l->dir, &l->s), CASENET_OK);
     check_tree(l);
     append_n(l, 3);
     check_tree(l);
@@ -488,7 +489,7 @@ static void test_log_cut_short_grows_again(void **state)
     sql(l, "DELETE FROM audit_parties WHERE idx = 19; DELETE FROM audit WHERE idx = 19;");
     free(l->ev[19].data);
     l->n = 19;
-    assert_int_equal(store_sqlite_ops.open(l->dir, &l->s), CASENET_OK);
+    assert_int_equal(store_open(l->dir, &l->s), CASENET_OK);
     check_tree(l);
     append_n(l, 5); /* index 19 again, other bytes: its subtrees are replaced */
     check_tree(l);

@@ -13,6 +13,7 @@
 #include "casenet.pb-c.h"
 #include "merkle.h"
 #include "store.h"
+#include "rows.h"
 #include "store_sql.h"
 #include "store_sqlite_impl.h"
 
@@ -205,7 +206,7 @@ static size_t count_bad_plans(sqlite3 *db)
 static void test_every_statement_uses_an_index(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     assert_int_equal(count_bad_plans(sq_db(f->s)), 0);
 }
 
@@ -214,7 +215,7 @@ static void test_every_statement_uses_an_index(void **state)
 static void test_dropped_index_is_caught(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     sqlite3 *db = sq_db(f->s);
     char names[32][64];
     size_t n = 0;
@@ -256,39 +257,21 @@ static int64_t count_rows_sql(sqlite3 *db, const char *q)
 
 static struct store_message message(uint8_t id_byte, uint64_t audit_index)
 {
-    struct store_message m = {0};
-    memset(m.message_id, id_byte, sizeof m.message_id);
-    snprintf(m.sender, sizeof m.sender, "%s", HOTLINE);
-    m.kind = CASENET_KIND_REFERRAL;
-    m.urgency = CASENET_URGENCY_STANDARD;
-    m.msg_status = CASENET_MSG_TEST;
-    m.created_at_ms = m.received_at_ms = 1000;
-    memset(m.envelope_hash, id_byte ^ 0xff, sizeof m.envelope_hash);
-    m.size = 3;
+    struct store_message m = store_test_message(id_byte, HOTLINE);
     m.audit_index = audit_index;
-    m.envelope.data = (uint8_t *)"env";
-    m.envelope.len = 3;
-    m.receipt.data = (uint8_t *)"rcpt";
-    m.receipt.len = 4;
     return m;
 }
 
 static struct store_inbox_row row_for(const char *recipient, uint8_t id_byte, int kind)
 {
-    struct store_inbox_row r = {0};
-    snprintf(r.recipient, sizeof r.recipient, "%s", recipient);
-    memset(r.message_id, id_byte, sizeof r.message_id);
-    snprintf(r.sender, sizeof r.sender, "%s", kind == CASENET_KIND_RECEIPT ? POLICE : HOTLINE);
-    r.kind = kind;
-    r.state = CASENET_INBOX_QUEUED;
-    r.received_at_ms = r.created_at_ms = 1000;
-    return r;
+    return store_test_row(recipient, id_byte, kind,
+                          kind == CASENET_KIND_RECEIPT ? POLICE : HOTLINE);
 }
 
 /* Opens the store, begins a batch and stores m in it. */
 static struct store *open_with_message(struct fx *f, struct store_message *m)
 {
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     assert_int_equal(store_begin(f->s), CASENET_OK);
     assert_int_equal(store_message_insert(f->s, m), CASENET_OK);
     return f->s;
@@ -586,7 +569,7 @@ static void test_old_store_migrates(void **state)
     assert_int_equal(sq_create_at(f->dir, before), CASENET_OK);
     uint8_t root[32];
     write_old_store(f->dir, root);
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     struct store *s = f->s;
 
     /* The tree was loaded from the migrated subtrees, not rebuilt: a
@@ -673,7 +656,7 @@ static void test_old_store_migrates(void **state)
     /* Reopened: the tree loads from what was stored. */
     store_close(s);
     f->s = NULL;
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     assert_int_equal(store_audit_tree(f->s, &size, got_root), CASENET_OK);
     assert_int_equal(size, 8);
     assert_int_equal(store_sql_count(f->s, "SELECT count(*) FROM audit_nodes"), 15);
@@ -740,7 +723,7 @@ static void test_deadlines_migrate_to_their_key(void **state)
                  "UPDATE inbox SET state = 3 WHERE seq = 4;" /* delivered: no longer overdue */
                  "COMMIT;");
     sqlite3_close(db);
-    assert_int_equal(store_sqlite_ops.open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     struct store *s = f->s;
     assert_int_equal(store_sql_count(s, "SELECT count(*) FROM deadlines"), 6);
     assert_int_equal(

@@ -1,4 +1,4 @@
-/* test_text.c - strings from outside (clients/text.h): strict UTF-8,
+/* test_text.c - strings from outside (common/text.h): strict UTF-8,
  * control characters, every string field of a protobuf message (nested and
  * repeated, in a oneof), and escaping for a terminal. */
 #include "testlib.h"
@@ -78,7 +78,7 @@ static void test_json_controls(void **state)
     static const char in[] = "{\"note\": \"a\x7f b\xc2\x9b"
                              "2J c\xc3\xb4 \\u001b\"}";
     casenet_buf out = {0};
-    assert_int_equal(cn_json_escape_controls(in, sizeof in - 1, &out), CASENET_OK);
+    CN_OK(cn_json_escape_controls(in, sizeof in - 1, &out));
     assert_string_equal((const char *)out.data,
                         "{\"note\": \"a\\u007f b\\u009b2J c\xc3\xb4 \\u001b\"}");
     assert_int_equal(out.len, strlen((const char *)out.data));
@@ -88,14 +88,12 @@ static void test_json_controls(void **state)
     casenet_buf payload = {0}, json = {0}, again = {0};
     static const char doc[] = "{\"status\": {\"note\": \"x\\u009b2Jy\\u007f\"}}";
     char err[128];
-    assert_int_equal(casenet_payload_from_json(doc, sizeof doc - 1, CASENET_KIND_STATUS, &payload,
-                                               err, sizeof err),
-                     CASENET_OK);
-    assert_int_equal(casenet_payload_to_json(payload.data, payload.len, &json), CASENET_OK);
+    CN_OK(casenet_payload_from_json(doc, sizeof doc - 1, CASENET_KIND_STATUS, &payload, err,
+                                    sizeof err));
+    CN_OK(casenet_payload_to_json(payload.data, payload.len, &json));
     assert_non_null(strstr((const char *)json.data, "x\\u009b2Jy\\u007f"));
-    assert_int_equal(casenet_payload_from_json((const char *)json.data, json.len,
-                                               CASENET_KIND_STATUS, &again, err, sizeof err),
-                     CASENET_OK);
+    CN_OK(casenet_payload_from_json((const char *)json.data, json.len, CASENET_KIND_STATUS, &again,
+                                    err, sizeof err));
     assert_int_equal(again.len, payload.len);
     assert_memory_equal(again.data, payload.data, payload.len);
     casenet_buf_free(&payload);

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "testlib.h"
 #include "tl_net.h"
 #include "verify.h"
 
@@ -58,9 +59,8 @@ static casenet_buf seal(tl_net *net, const char *from, const char *to)
     const char *rcpt[] = {to};
     casenet_seal_opts o = {.kind = CASENET_KIND_REFERRAL, .to = rcpt, .n_to = 1};
     casenet_buf env = {0};
-    assert_int_equal(
-        casenet_seal(tl_net_keys(net, from), net->dir, &o, payload.data, payload.len, &env, NULL),
-        CASENET_OK);
+    CN_OK(
+        casenet_seal(tl_net_keys(net, from), net->dir, &o, payload.data, payload.len, &env, NULL));
     casenet_buf_free(&payload);
     return env;
 }
@@ -156,7 +156,7 @@ static int check_result(struct fixture *f, const casenet_directory *dir, struct 
 static void check_pool(struct fixture *f, unsigned threads, uint32_t max_bytes)
 {
     struct verify_pool *p = NULL;
-    assert_int_equal(verify_pool_new(threads, &p), CASENET_OK);
+    CN_OK(verify_pool_new(threads, &p));
     assert_int_equal(verify_pool_threads(p), threads);
     struct verify_job jobs[N_FRAMES];
     bool sel[N_FRAMES];
@@ -219,7 +219,7 @@ static void test_cancel(void **state)
 {
     struct fixture *f = *state;
     struct verify_pool *p = NULL;
-    assert_int_equal(verify_pool_new(1, &p), CASENET_OK);
+    CN_OK(verify_pool_new(1, &p));
     for (int round = 0; round < 20; round++) {
         struct verify_job jobs[N_FRAMES];
         bool sel[N_FRAMES];
@@ -261,12 +261,12 @@ static void test_reset_resubmit(void **state)
     const char *others[] = {"vn.gamma:intake"};
     tl_net *net2 = tl_net_new(others, 1);
     struct verify_pool *p = NULL;
-    assert_int_equal(verify_pool_new(1, &p), CASENET_OK);
+    CN_OK(verify_pool_new(1, &p));
     struct verify_job j;
     assert_true(prepare(f, &j, 0, MAX_BYTES)); /* valid under f->net */
     verify_pool_submit(p, f->net->dir, &j);
     verify_pool_wait(p, &j);
-    assert_int_equal(j.result.rc, CASENET_OK);
+    CN_OK(j.result.rc);
     verify_pool_cancel(p, &j); /* no-op when done */
     verify_job_reset(&j);
     assert_int_equal(j.state, VERIFY_IDLE);
@@ -286,7 +286,7 @@ static void test_free_with_queued(void **state)
 {
     struct fixture *f = *state;
     struct verify_pool *p = NULL;
-    assert_int_equal(verify_pool_new(2, &p), CASENET_OK);
+    CN_OK(verify_pool_new(2, &p));
     struct verify_job jobs[N_FRAMES];
     for (size_t i = 0; i < N_FRAMES; i++)
         if (prepare(f, &jobs[i], i, MAX_BYTES))
@@ -326,7 +326,7 @@ static void for_item(void *arg, size_t i)
 static void check_for(struct fixture *f, unsigned threads)
 {
     struct verify_pool *p = NULL;
-    assert_int_equal(verify_pool_new(threads, &p), CASENET_OK);
+    CN_OK(verify_pool_new(threads, &p));
     static struct verify_job jobs[N_FRAMES];
     for (int round = 0; round < 3; round++) {
         static struct for_items x;
@@ -416,7 +416,7 @@ static void test_wait_runs_untaken_job(void **state)
 {
     struct fixture *f = *state;
     struct verify_pool *p = NULL;
-    assert_int_equal(verify_pool_new(1, &p), CASENET_OK);
+    CN_OK(verify_pool_new(1, &p));
     struct hold h;
     atomic_init(&h.started, false);
     atomic_init(&h.released, false);
@@ -438,7 +438,7 @@ static void test_wait_runs_untaken_job(void **state)
     verify_pool_wait(p, &forged); /* out of order: the later one first */
     verify_pool_wait(p, &good);
     assert_false(atomic_load(&h.watchdog_fired));
-    assert_int_equal(check_result(f, f->net->dir, &good, 0), CASENET_OK);
+    CN_OK(check_result(f, f->net->dir, &good, 0));
     assert_int_not_equal(check_result(f, f->net->dir, &forged, 2), CASENET_OK);
     atomic_store(&h.done, true);
     atomic_store(&h.released, true);

@@ -3,7 +3,11 @@
  * `ts=<UTC ISO 8601 with ms> level=<level> event=<name> key=value ...`.
  * Values that are empty or hold spaces, quotes, '=' or control characters are
  * written in double quotes with \" \\ and \xNN escapes, so a line always
- * splits into key=value pairs unambiguously. Never log secret keys or payloads.
+ * splits into key=value pairs unambiguously. Bytes from 0x80 up are copied as
+ * they are (UTF-8 or not: the split looks at ASCII only). A line is at most
+ * 4096 bytes: a longer value is cut between characters or escapes, its
+ * closing quote kept, and the pairs after it are left out. Never log secret
+ * keys or payloads.
  */
 #ifndef BROKER_LOG_H
 #define BROKER_LOG_H

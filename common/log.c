@@ -32,14 +32,15 @@ static const char *level_name(enum log_level l)
     return "info";
 }
 
-/* Appends text to line[*n..cap), leaving room for the final newline. */
-static void put(char *line, size_t *n, size_t cap, const char *s, size_t len)
+/* Appends s[0..len) when it fits whole in line[*n..cap) with `keep` bytes to
+ * spare; otherwise appends nothing and returns false. */
+static bool put(char *line, size_t *n, size_t cap, size_t keep, const char *s, size_t len)
 {
-    size_t room = cap - 1 - *n;
-    if (len > room)
-        len = room;
+    if (len + keep > cap - *n)
+        return false;
     memcpy(line + *n, s, len);
     *n += len;
+    return true;
 }
 
 static bool needs_quotes(const char *v)
@@ -52,27 +53,34 @@ static bool needs_quotes(const char *v)
     return false;
 }
 
-static void put_value(char *line, size_t *n, size_t cap, const char *v)
+/* Appends v, quoted and escaped when needed, into line[*n..cap), which must
+ * have room for two bytes. A value too long is cut between characters or
+ * escapes, keeping its closing quote; returns false when it was cut. */
+static bool put_value(char *line, size_t *n, size_t cap, const char *v)
 {
+    const unsigned char *p = (const unsigned char *)v;
     if (!needs_quotes(v)) {
-        put(line, n, cap, v, strlen(v));
-        return;
+        for (; *p; p++)
+            if (!put(line, n, cap, 0, (const char *)p, 1))
+                return false;
+        return true;
     }
-    put(line, n, cap, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    bool whole = put(line, n, cap, 1, "\"", 1);
+    for (; *p && whole; p++) {
         char esc[8];
         if (*p == '"' || *p == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*p;
-            put(line, n, cap, esc, 2);
+            whole = put(line, n, cap, 1, esc, 2);
         } else if (*p < ' ' || *p == 0x7f) {
             snprintf(esc, sizeof esc, "\\x%02x", *p);
-            put(line, n, cap, esc, 4);
+            whole = put(line, n, cap, 1, esc, 4);
         } else {
-            put(line, n, cap, (const char *)p, 1);
+            whole = put(line, n, cap, 1, (const char *)p, 1);
         }
     }
-    put(line, n, cap, "\"", 1);
+    (void)put(line, n, cap, 0, "\"", 1);
+    return whole;
 }
 
 void log_event(enum log_level level, const char *event, ...)
@@ -92,20 +100,23 @@ void log_event(enum log_level level, const char *event, ...)
     if (w < 0 || (size_t)w >= sizeof line - 1)
         return;
     n = (size_t)w;
-    put_value(line, &n, sizeof line, event);
+    /* Room is kept for the newline; once a value is cut, later pairs are
+     * left out rather than cut too, so the line still splits into pairs. */
+    const size_t cap = sizeof line - 1;
+    bool whole = put_value(line, &n, cap, event);
     va_list ap;
     va_start(ap, event);
-    for (;;) {
+    while (whole) {
         const char *key = va_arg(ap, const char *);
         if (!key)
             break;
         const char *val = va_arg(ap, const char *);
         if (!val)
             continue;
-        put(line, &n, sizeof line, " ", 1);
-        put(line, &n, sizeof line, key, strlen(key));
-        put(line, &n, sizeof line, "=", 1);
-        put_value(line, &n, sizeof line, val);
+        /* " key=" and at least two bytes of value, or nothing. */
+        whole = put(line, &n, cap, strlen(key) + 3, " ", 1) &&
+                put(line, &n, cap, 3, key, strlen(key)) && put(line, &n, cap, 2, "=", 1) &&
+                put_value(line, &n, cap, val);
     }
     va_end(ap);
     line[n++] = '\n';

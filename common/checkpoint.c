@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 
 #include "crypto.h"
+#include "hex.h"
 #include "keys_impl.h"
 
 #include <sodium.h>
@@ -284,20 +285,13 @@ int ckpt_vkey_parse(const char *vkey, char name[CKPT_KEY_NAME_MAX + 1],
     const char *p2 = strchr(p1 + 1, '+');
     if (!ascii_name_ok(vkey, name_len) || name_len > CKPT_KEY_NAME_MAX || !p2 || p2 - p1 != 9)
         return CASENET_EBADREQ;
+    /* the key id in lowercase hex only */
+    char idhex[2 * CKPT_KEY_ID_BYTES + 1];
+    memcpy(idhex, p1 + 1, 2 * CKPT_KEY_ID_BYTES);
+    idhex[2 * CKPT_KEY_ID_BYTES] = '\0';
     uint8_t want[CKPT_KEY_ID_BYTES];
-    for (size_t i = 0; i < CKPT_KEY_ID_BYTES; i++) {
-        unsigned v = 0;
-        for (size_t k = 0; k < 2; k++) {
-            char c = p1[1 + 2 * i + k];
-            if (c >= '0' && c <= '9')
-                v = v * 16 + (unsigned)(c - '0');
-            else if (c >= 'a' && c <= 'f')
-                v = v * 16 + (unsigned)(c - 'a' + 10);
-            else
-                return CASENET_EBADREQ;
-        }
-        want[i] = (uint8_t)v;
-    }
+    if (strpbrk(idhex, "ABCDEF") || cn_unhex(idhex, want, sizeof want) != CASENET_OK)
+        return CASENET_EBADREQ;
     uint8_t key[1 + CASENET_SIGN_PK_BYTES];
     if (!b64_decode(p2 + 1, strnlen(p2 + 1, CKPT_NOTE_MAX + 1), key, sizeof key) ||
         key[0] != CKPT_SIG_TYPE_ED25519)

@@ -11,8 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Roles a directory member may hold. */
-#define CN_ROLE_BROKER "broker"
+/* Roles a directory member may hold that code checks by name. The
+ * coordinator sees every message's status, the whole audit log and the
+ * overdue list, and receives escalations. */
+#define CN_ROLE_BROKER      "broker"
+#define CN_ROLE_COORDINATOR "coordinator"
+
+/* The largest directory file anyone reads (cn_read_file's max). */
+#define DIRECTORY_MAX (16u * 1024u * 1024u)
 
 /* How far before its admission a new key may be valid (PROTOCOL.md §3.4):
  * the broker's default clock-skew limit, 10 minutes. */

@@ -36,8 +36,8 @@ struct casenet_directory {
 };
 
 static const char *const known_roles[] = {
-    "intake",      "responder", "takedown-requester", "platform",
-    "coordinator", "gateway",   CN_ROLE_BROKER,
+    "intake",  "responder",    "takedown-requester", "platform", CN_ROLE_COORDINATOR,
+    "gateway", CN_ROLE_BROKER,
 };
 
 bool cn_role_known(const char *name)

@@ -1,12 +1,14 @@
 /*
- * util.h - internal helpers of libcasenet shared by every module: clocks, hex,
- * whole-file I/O with atomic replacement, the pre-authentication encoding
- * (PAE) and key ids. Not part of the public API.
+ * util.h - internal helpers shared by libcasenet, the broker and the CLI:
+ * clocks, whole-file I/O with atomic replacement, the pre-authentication
+ * encoding (PAE) and key ids; the hex codec through hex.h. Not part of the
+ * public API.
  */
 #ifndef CASENET_UTIL_H
 #define CASENET_UTIL_H
 
 #include "casenet.h"
+#include "hex.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,12 +19,6 @@
 int64_t cn_now_ms(void);
 /* Monotonic time in ms (CLOCK_MONOTONIC): for timeouts and intervals. */
 int64_t cn_mono_ms(void);
-
-/* Lowercase hex of in[0..len) into out, which holds 2 * len + 1 bytes. */
-void cn_hex(const uint8_t *in, size_t len, char *out);
-/* Decodes exactly len bytes from hex (2 * len hex digits, nothing else).
- * CASENET_EINVAL otherwise; out is untouched on failure. */
-CASENET_NODISCARD int cn_unhex(const char *hex, uint8_t *out, size_t len);
 
 /* Reads the whole file at path into out (malloc'd). CASENET_EIO when it
  * cannot be read, CASENET_ETOOLARGE when it is larger than max bytes. */

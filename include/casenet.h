@@ -760,6 +760,189 @@ CASENET_API CASENET_NODISCARD int casenet_client_audit_export(casenet_client *c,
                                                               uint64_t from_index, uint32_t limit,
                                                               casenet_audit_export_page *page);
 
+/* ------------------------------------------------------------------ audit log verification */
+/*
+ * The audit log verifier (PROTOCOL.md §10.3 and §10.4): what `casenet audit
+ * verify` runs, live and on an export file, for any program that must trust
+ * the broker's log no further than it can check it (docs/library.md).
+ *
+ * A verifier holds the broker's identity (member id, signing key and the
+ * log's origin, all from a verified directory, never from the broker) and a
+ * trusted state: the last signed tree head it verified, with the compact
+ * range of the Merkle tree at that size, so that the next run needs only the
+ * events after it and a log rewritten before that head cannot match it. A
+ * run (casenet_audit_verify_live, casenet_audit_verify_file, or
+ * casenet_audit_verifier_begin / _feed_page / _finish) recomputes the roots
+ * of the events it is given, checks every signed head (signature, origin,
+ * size and time never decreasing, root equal to the recomputed one) and, on
+ * success, moves the trusted state to the newest verified head. The first
+ * failure ends the run: casenet_audit_verifier_failure describes it and the
+ * trusted state stays where it was. A verifier runs one run at a time, on
+ * the caller's thread; the callbacks run inside the run.
+ */
+typedef struct casenet_audit_verifier casenet_audit_verifier;
+
+/* What a run tells its caller as it goes. Every member may be NULL. */
+typedef struct casenet_audit_callbacks {
+    /* Every 1024 events and at the end: done counts events from index 0;
+     * total is the log's size when known (the broker's head), else 0. */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    /* Each event, in index order, once it parsed and its index field is its
+     * position (bytes borrowed for the call). Proven only when a later
+     * head() call's size is above index: a cache keeps what a run gave it
+     * only when the run succeeds, and events above the last head remain
+     * unproven (casenet_audit_verifier_counts' tail). */
+    void (*event)(void *ctx, uint64_t index, const uint8_t *event, size_t len);
+    /* Each signed head whose root matched the events (checkpoint borrowed). */
+    void (*head)(void *ctx, uint64_t size, int64_t time_ms, const uint8_t *checkpoint, size_t len);
+    /* A line for a human: warning = true for something wrong that the run
+     * goes on past to find where (it fails later), false for information
+     * ("the broker has not signed a tree head yet"). */
+    void (*note)(void *ctx, bool warning, const char *message);
+    void *ctx;
+} casenet_audit_callbacks;
+
+/* Where a run failed. */
+typedef enum {
+    CASENET_AUDIT_OK = 0,
+    CASENET_AUDIT_EVENT,      /* event `index` is malformed or not at its position */
+    CASENET_AUDIT_HEAD,       /* a signed head is bad (format, signature, order,
+                               * time, root: then the change is in events
+                               * [index, head_size) or the history before) */
+    CASENET_AUDIT_REMEMBERED, /* the log disagrees with the trusted head of size
+                               * head_size: rewritten, cut short or lost */
+    CASENET_AUDIT_FILE,       /* the export file is malformed at byte `offset` */
+    CASENET_AUDIT_BROKER,     /* a request to the broker failed: reason names it,
+                               * casenet_client_last_error says why */
+    CASENET_AUDIT_LOCAL,      /* out of memory, an unreadable file */
+} casenet_audit_where;
+
+#define CASENET_AUDIT_REASON_MAX 256
+
+typedef struct casenet_audit_failure {
+    casenet_audit_where where;
+    int err;            /* the casenet_err the run returned */
+    uint64_t index;     /* see casenet_audit_where */
+    uint64_t head_size; /* HEAD, REMEMBERED */
+    uint64_t offset;    /* FILE: byte offset of the bad record */
+    /* One English sentence naming the place, e.g. "head of size 2048: root
+     * mismatch: an event in [1024, 2048) was changed, ..." */
+    char reason[CASENET_AUDIT_REASON_MAX];
+} casenet_audit_failure;
+
+/* The trusted head: size 0 (and no time) while nothing is trusted. */
+typedef struct casenet_audit_head {
+    uint64_t size;
+    int64_t time_ms;
+    uint8_t root[CASENET_HASH_BYTES];
+} casenet_audit_head;
+
+/* A verifier for the broker of dir (borrowed for the verifier's life) that
+ * trusts nothing yet; cb (may be NULL) is copied. CASENET_ENOTFOUND when the
+ * directory lists no broker with a signing key, CASENET_EBADREQ when its
+ * audit network name is not a valid log origin, CASENET_ENOMEM. */
+CASENET_API CASENET_NODISCARD int casenet_audit_verifier_new(const casenet_directory *dir,
+                                                             const casenet_audit_callbacks *cb,
+                                                             casenet_audit_verifier **out);
+/* Accepts NULL. */
+CASENET_API void casenet_audit_verifier_free(casenet_audit_verifier *v);
+
+/* The trusted state from a file written by casenet_audit_verifier_save_state
+ * (local and trusted: a checksum catches damage, nothing more).
+ * CASENET_ENOTFOUND when path does not exist (nothing remembered: the state
+ * is left empty), CASENET_EIO when unreadable, CASENET_EBADREQ when
+ * malformed. */
+CASENET_API CASENET_NODISCARD int casenet_audit_verifier_load_state(casenet_audit_verifier *v,
+                                                                    const char *path);
+/* Writes the trusted state to path (atomically, mode 0600) when it changed
+ * since it was loaded, decoded or last saved; CASENET_OK without writing
+ * otherwise. CASENET_EIO when writing fails. */
+CASENET_API CASENET_NODISCARD int casenet_audit_verifier_save_state(casenet_audit_verifier *v,
+                                                                    const char *path);
+/* The same state as bytes (*out malloc'd), for a caller that keeps it
+ * elsewhere (a database); decode counts as a load. CASENET_EBADREQ for
+ * malformed bytes. */
+CASENET_API CASENET_NODISCARD int
+casenet_audit_verifier_encode_state(const casenet_audit_verifier *v, casenet_buf *out);
+CASENET_API CASENET_NODISCARD int
+casenet_audit_verifier_decode_state(casenet_audit_verifier *v, const uint8_t *buf, size_t len);
+/* The trusted head now. */
+CASENET_API void casenet_audit_verifier_trusted(const casenet_audit_verifier *v,
+                                                casenet_audit_head *out);
+
+/* One live run against the broker c is connected to: its latest signed head
+ * must verify and be consistent with the trusted one (same root at the same
+ * size, else a consistency proof from the broker), then every event from
+ * the trusted size on (from 0 with full, which also catches changes before
+ * the trusted head that left the broker's tree intact) is fetched in export
+ * pages and verified. Needs the export right (coordinators). Calling it
+ * again continues from the new trusted head: an incremental pull. */
+CASENET_API CASENET_NODISCARD int casenet_audit_verify_live(casenet_audit_verifier *v,
+                                                            casenet_client *c, bool full);
+/* One offline run over an export file read from fd (from its current offset
+ * to its end; fd stays the caller's): its header must name this verifier's
+ * network, broker and key and start at 0 or at the trusted size. */
+CASENET_API CASENET_NODISCARD int casenet_audit_verify_file(casenet_audit_verifier *v, int fd);
+
+/* Verifies a signed head the broker gave (checkpoint bytes, e.g. from
+ * casenet_client_tree_head) with the directory's broker key and checks it
+ * against the trusted head: the same root at the same size, else a
+ * consistency proof from the broker c that verifies (c NULL: the signature
+ * and origin only). *out is the verified head. Fails like a run
+ * (CASENET_AUDIT_HEAD, _REMEMBERED, _BROKER); the trusted state does not
+ * move. */
+CASENET_API CASENET_NODISCARD int
+casenet_audit_verifier_check_head(casenet_audit_verifier *v, casenet_client *c,
+                                  const uint8_t *checkpoint, size_t len, casenet_audit_head *out);
+/* Proves that event (its exact bytes, at log index index) is included under
+ * head (verified with casenet_audit_verifier_check_head; index < its size):
+ * asks c for an inclusion proof and checks it against the head's root.
+ * CASENET_EBADSIG (CASENET_AUDIT_EVENT) when it does not verify. */
+CASENET_API CASENET_NODISCARD int casenet_audit_verifier_prove(casenet_audit_verifier *v,
+                                                               casenet_client *c,
+                                                               const casenet_audit_head *head,
+                                                               uint64_t index, const uint8_t *event,
+                                                               size_t len);
+
+/* A run fed by the caller: begin from index start (the trusted size, or 0 to
+ * recompute everything and compare with the trusted root on the way; total
+ * for progress only, 0 = unknown), feed export pages in order (page from
+ * index from: each checkpoint is checked right after the event that brings
+ * the log to its size), then finish, which moves the trusted state.
+ * CASENET_EINVAL for another start, a page that does not continue the last
+ * one, a feed without begin. */
+CASENET_API CASENET_NODISCARD int casenet_audit_verifier_begin(casenet_audit_verifier *v,
+                                                               uint64_t start, uint64_t total);
+CASENET_API CASENET_NODISCARD int
+casenet_audit_verifier_feed_page(casenet_audit_verifier *v, const casenet_audit_export_page *page,
+                                 uint64_t from);
+CASENET_API CASENET_NODISCARD int casenet_audit_verifier_finish(casenet_audit_verifier *v);
+
+/* The last run's failure (where == CASENET_AUDIT_OK when it succeeded or
+ * none ran); borrowed from v. */
+CASENET_API const casenet_audit_failure *
+casenet_audit_verifier_failure(const casenet_audit_verifier *v);
+/* The last run's counts: events consumed (absolute: the index after the
+ * last), heads verified, and events after the last verified head (not yet
+ * under a signed head). Any pointer may be NULL. */
+CASENET_API void casenet_audit_verifier_counts(const casenet_audit_verifier *v, uint64_t *events,
+                                               uint64_t *heads, uint64_t *tail);
+
+/* An epoch change the last run accepted: the broker was restored from a
+ * backup of restored_size events and declared it with a LOG_RESTORED event
+ * naming the newest head before the restore (previous_size; 0 = unknown),
+ * while the trusted head (remembered_size) lay beyond it (PROTOCOL.md
+ * §10.1, §10.4). Events [restored_size, max(previous_size,
+ * remembered_size)) are lost; the trusted head is now the new epoch's.
+ * Only a run from index 0 (casenet_audit_verify_live with full, or a file
+ * from 0) sees one. */
+typedef struct casenet_audit_epoch {
+    bool changed;
+    uint64_t restored_size, previous_size, remembered_size;
+} casenet_audit_epoch;
+CASENET_API void casenet_audit_verifier_epoch(const casenet_audit_verifier *v,
+                                              casenet_audit_epoch *out);
+
 /* ------------------------------------------------------------------ lifecycle */
 /* Where each recipient's copy of a message stands, its deadlines, and the
  * network's overdue rows (PROTOCOL.md section 8.1). Everything here comes

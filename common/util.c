@@ -1,4 +1,4 @@
-/* util.c - clocks, hex, file I/O, PAE and key ids for libcasenet (see util.h). */
+/* util.c - clocks, file I/O, PAE and key ids for libcasenet (see util.h). */
 #include "util.h"
 
 #include <errno.h>
@@ -26,40 +26,6 @@ int64_t cn_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void cn_hex(const uint8_t *in, size_t len, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
-static int nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int cn_unhex(const char *hex, uint8_t *out, size_t len)
-{
-    if (!hex || strlen(hex) != 2 * len)
-        return CASENET_EINVAL;
-    for (size_t i = 0; i < 2 * len; i++) {
-        if (nibble(hex[i]) < 0)
-            return CASENET_EINVAL;
-    }
-    for (size_t i = 0; i < len; i++)
-        out[i] = (uint8_t)(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
-    return CASENET_OK;
 }
 
 int cn_read_file(const char *path, size_t max, casenet_buf *out)
