@@ -32,6 +32,7 @@
  * never blocked), the pause leaves the disk to the broker. */
 #define BACKUP_STEP_PAGES 256
 #define BACKUP_PAUSE_MS   2
+#define BACKUP_SYNC_STEPS 16 /* 32 MiB */
 /* Exit code of a broker whose store was restored and awaits the decision. */
 #define BACKUP_EXIT_RESTORED 3
 
