@@ -61,6 +61,7 @@ struct broker_config {
     char *authority_path;
     char *policy_path;
     char *store_spec; /* store_open's spec; default "sqlite:" + data_dir */
+    char *admin;      /* the admin listener's HOST:PORT (admin.h), or NULL */
     struct broker_limits limits;
 };
 

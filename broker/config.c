@@ -43,6 +43,9 @@ const struct config_option config_options[] = {
      false,
      "deadline policy per urgency (INI, see \"Policy file\"); the built-in defaults when not "
      "set"},
+    {"broker", "admin", "admin", "HOST:PORT", CONFIG_STRING, OFF(admin), NULL, NULL, 0, 0, 0, false,
+     "serve /metrics (Prometheus), /healthz and /readyz over plain HTTP on this loopback address, "
+     "e.g. 127.0.0.1:9740 (off when not set; see docs/operations.md)"},
     {"broker", "store", "store", "SPEC", CONFIG_STRING, OFF(store_spec), NULL,
      "sqlite: followed by the data directory", 0, 0, 0, false,
      "the store: sqlite:DIR keeps the SQLite database DIR/casenet.db"},

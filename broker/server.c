@@ -9,6 +9,8 @@
 #include "handlers.h"
 #include "keys_impl.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "receipt_impl.h"
 #include "request.h"
 #include "server_impl.h"
@@ -327,6 +329,7 @@ static void process_batch(struct server *s)
     if (ok && s->reload) {
         s->reload = false;
         reload_directory(s, &bt);
+        notify_reloading(0);
     }
     for (size_t i = 0; ok && i < s->n_items; i++) {
         struct item *it = &s->items[i];
@@ -337,6 +340,7 @@ static void process_batch(struct server *s)
             verify_pool_wait(s->vpool, it->job);
             bt.pre = &it->job->result;
         }
+        metrics_request_begin(it->recv_us);
         if (req_dispatch(b, &bt, it->member, it->request.data, it->request.len, &it->reply,
                          &it->subscribe) != CASENET_OK &&
             !it->reply.data)
@@ -364,8 +368,10 @@ static void process_batch(struct server *s)
         store_rollback(st);
         ok = false;
     }
+    metrics_commit_begin();
     if (ok && store_commit(st) != CASENET_OK)
         ok = false;
+    metrics_batch_done(ok, s->n_items);
     if (!ok) {
         log_event(LOG_ERROR, "batch_failed", "requests", log_u64(s->n_items), "msg",
                   "rolled back; every request answered UNAVAILABLE", NULL);
@@ -417,9 +423,11 @@ static void read_signals(struct server *s)
         if (si.ssi_signo == SIGHUP) {
             log_event(LOG_INFO, "signal", "signal", "HUP", "action", "reload directory", NULL);
             s->reload = true;
+            notify_reloading(1);
         } else {
             log_event(LOG_INFO, "signal", "signal", si.ssi_signo == SIGINT ? "INT" : "TERM",
                       "action", "stop", NULL);
+            notify_stopping();
             s->stopping = true;
         }
     }
@@ -438,7 +446,7 @@ static bool checkpoint_when_idle(struct server *s, zmq_pollitem_t *items, int n,
     if (pending >= CKPT_IDLE_FRAMES) {
         int r = zmq_poll(items, n, 0);
         if (r == 0) {
-            (void)store_checkpoint(st, 1, NULL); /* logs its own failure */
+            metrics_checkpoint(st, 1); /* logs its own failure */
             return false;
         }
         if (r > 0)
@@ -448,6 +456,21 @@ static bool checkpoint_when_idle(struct server *s, zmq_pollitem_t *items, int n,
     if (*wait > CKPT_QUIET_MS)
         *wait = CKPT_QUIET_MS;
     return true;
+}
+
+/* After each turn of the loop: kicks the watchdog and hands the figures to
+ * the admin listener; the store-read ones every METRICS_REFRESH_MS, when
+ * nothing waits (or when overdue). */
+static void publish_metrics(struct server *s)
+{
+    notify_watchdog(cn_mono_ms());
+    if (metrics_refresh_due(s->n_pending == 0 && s->n_items == 0)) {
+        for (size_t i = 0; i < s->cap_conns; i++)
+            if (s->conns[i].open)
+                metrics_connection(s->conns[i].member);
+        metrics_refresh(s->b);
+    }
+    metrics_publish();
 }
 
 int server_run(struct server *s)
@@ -482,7 +505,7 @@ int server_run(struct server *s)
             return CASENET_EIO;
         }
         if (ready == 0 && quiet)
-            (void)store_checkpoint(b->store, 1, NULL);
+            metrics_checkpoint(b->store, 1);
         if (items[2].revents & ZMQ_POLLIN)
             server_drain_monitor(s);
         if (items[1].revents & ZMQ_POLLIN)
@@ -522,7 +545,8 @@ int server_run(struct server *s)
         }
         /* Between batches, after their replies: the log stays bounded
          * however busy the loop is. */
-        (void)store_checkpoint(b->store, CKPT_BUSY_FRAMES, NULL);
+        metrics_checkpoint(b->store, CKPT_BUSY_FRAMES);
+        publish_metrics(s);
     }
     free(shares);
     /* Stopping: requests still pending get no answer (their clients

@@ -57,6 +57,7 @@ struct item {
     bool subscribe;
     struct verify_job *job; /* its Submit's envelope check, or NULL (verify_ahead) */
     uint32_t cost;          /* for fair batches (limits_request_peek) */
+    int64_t recv_us;        /* when received (metrics_now_us) */
 };
 
 /* A subscribed connection. The routing id is chosen by the broker (zap.h)
