@@ -69,7 +69,7 @@ install(CODE "
   foreach(f casenetd.conf policy.ini)
     if(NOT EXISTS \"\$ENV{DESTDIR}${CASENET_CONFDIR}/\${f}\")
       file(INSTALL \"${PROJECT_SOURCE_DIR}/deploy/\${f}\"
-        DESTINATION \"${CASENET_CONFDIR}\" PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
+        DESTINATION \"${CASENET_CONFDIR}\")
     else()
       message(STATUS \"Kept: \$ENV{DESTDIR}${CASENET_CONFDIR}/\${f} (exists)\")
     endif()

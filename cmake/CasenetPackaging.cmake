@@ -44,31 +44,38 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 # Depends from the libraries the programs link (dpkg-shlibdeps, in dpkg-dev)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+# a shlibs file for libcasenet.so.N, so programs built against it depend on casenet
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_STRIP_FILES ON)
+# CPackDeb puts CPACK_PACKAGE_DESCRIPTION_SUMMARY before every description
+# unless it is CPack's default; each description below starts with its own
+# synopsis line instead.
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${CMAKE_PROJECT_NAME} built using CMake")
 
 set(CPACK_DEBIAN_CASENET_PACKAGE_NAME casenet)
-set(CPACK_COMPONENT_CASENET_DESCRIPTION "signed, end-to-end encrypted case referrals (client)
- casenet carries case referrals, takedown requests and status updates between
- the members of a child-online-protection network through one broker,
- casenetd. Every message is signed by its sender and encrypted end to end.
- .
- This package holds the casenet command-line tool (keys, directory, send,
- inbox, receipts, audit, the unattended watch agent and the agency's web
- console), the load generator casenet-bench, the shared library libcasenet
- and the casenet-watch@ and casenet-console@ systemd units.")
-# The library's shlibs file and the ldconfig trigger
-set(CPACK_DEBIAN_CASENET_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_CASENET_DESCRIPTION "signed, end-to-end encrypted case referrals (client)
+casenet carries case referrals, takedown requests and status updates between
+the members of a child-online-protection network through one broker,
+casenetd. Every message is signed by its sender and encrypted end to end.
+
+This package holds the casenet command-line tool (keys, directory, send,
+inbox, receipts, audit, the unattended watch agent and the agency's web
+console), the load generator casenet-bench, the shared library libcasenet
+and the casenet-watch@ and casenet-console@ systemd units.")
+# ldconfig runs from its trigger, not from maintainer scripts
+set(CPACK_DEBIAN_CASENET_PACKAGE_CONTROL_EXTRA ${debdir}/casenet/triggers)
 
 set(CPACK_DEBIAN_CASENETD_PACKAGE_NAME casenetd)
-set(CPACK_DEBIAN_CASENETD_PACKAGE_DEPENDS "adduser | systemd")
+set(CPACK_DEBIAN_CASENETD_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_CASENETD_PACKAGE_SUGGESTS "casenet")
-set(CPACK_COMPONENT_CASENETD_DESCRIPTION "signed, end-to-end encrypted case referrals (broker)
- casenet carries case referrals, takedown requests and status updates between
- the members of a child-online-protection network through one broker.
- .
- This package holds the broker casenetd, its systemd unit, the casenetd
- system user (sysusers.d), its directories /var/lib/casenetd and
- /etc/casenet (tmpfiles.d) and an example configuration. The broker stores
- and forwards ciphertext only and keeps a signed audit log.")
+set(CPACK_DEBIAN_CASENETD_DESCRIPTION "signed, end-to-end encrypted case referrals (broker)
+casenet carries case referrals, takedown requests and status updates between
+the members of a child-online-protection network through one broker.
+
+This package holds the broker casenetd, its systemd unit, the casenetd
+system user (sysusers.d), its directories /var/lib/casenetd and
+/etc/casenet (tmpfiles.d) and an example configuration. The broker stores
+and forwards ciphertext only and keeps a signed audit log.")
 set(CPACK_DEBIAN_CASENETD_PACKAGE_CONTROL_EXTRA
   ${debdir}/casenetd/conffiles ${debdir}/casenetd/postinst ${debdir}/casenetd/prerm
   ${debdir}/casenetd/postrm)
@@ -77,12 +84,12 @@ set(CPACK_DEBIAN_LIBCASENET-DEV_PACKAGE_NAME libcasenet-dev)
 set(CPACK_DEBIAN_LIBCASENET-DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_LIBCASENET-DEV_PACKAGE_DEPENDS "casenet (= ${deb_version}), libsodium-dev, \
 libzmq3-dev, libprotobuf-c-dev, libjansson-dev")
-set(CPACK_COMPONENT_LIBCASENET-DEV_DESCRIPTION "signed, end-to-end encrypted case referrals (development files)
- casenet carries case referrals, takedown requests and status updates between
- the members of a child-online-protection network through one broker.
- .
- This package holds what a program needs to build against libcasenet: the
- header casenet.h, the pkg-config file casenet.pc and the static library.")
+set(CPACK_DEBIAN_LIBCASENET-DEV_DESCRIPTION "signed, end-to-end encrypted case referrals (development files)
+casenet carries case referrals, takedown requests and status updates between
+the members of a child-online-protection network through one broker.
+
+This package holds what a program needs to build against libcasenet: the
+header casenet.h, the pkg-config file casenet.pc and the static library.")
 
 include(CPack)
 
@@ -91,4 +98,12 @@ if(CASENET_TESTS)
   add_test(NAME pkg.units COMMAND bash ${PROJECT_SOURCE_DIR}/tests/packaging/units.sh)
   set_tests_properties(pkg.units PROPERTIES TIMEOUT 120
     ENVIRONMENT "CASENET_BINARY_DIR=${PROJECT_BINARY_DIR}")
+  # The .debs built and installed into a fresh Debian 12 root (root, network
+  # to the Debian archive; CASENET_SKIP_DEB=1 skips). Its own build tree with
+  # prefix /usr, so once per build type: not in the sanitizer or fuzz builds.
+  if(CASENET_SANITIZER STREQUAL "none" AND NOT CASENET_FUZZ)
+    add_test(NAME pkg.deb COMMAND bash ${PROJECT_SOURCE_DIR}/tests/packaging/deb.sh)
+    set_tests_properties(pkg.deb PROPERTIES TIMEOUT 600 RESOURCE_LOCK casenet_pkg_deb
+      ENVIRONMENT "CASENET_SOURCE_DIR=${PROJECT_SOURCE_DIR};CASENET_BINARY_DIR=${PROJECT_BINARY_DIR}")
+  endif()
 endif()
