@@ -7,21 +7,20 @@
 # network there, runs `casenetd --check-config` and starts casenetd as the
 # casenetd user on a loopback port, and a member pulls the directory from it.
 #
-# Needs root, debootstrap and dpkg-dev; fails without them unless
-# CASENET_SKIP_DEB=1. Everything it keeps is under BUILD/pkg-deb: the package
-# build tree, the .debs (out/), the base root tarball (built once, ~1 min)
-# and apt's downloads; the root itself is a temporary directory, unmounted
-# and removed at exit.
+# Needs root, debootstrap, dpkg-dev and the Debian archive, and fails
+# without them; CASENET_SKIP_DEB=1 skips it (exit 77). It keeps under
+# BUILD/pkg-deb the package build tree, the .debs (out/), the base root
+# tarball (built once, ~1 min) and apt's downloads; the root itself is a
+# temporary directory there, unmounted and removed at exit.
 #   CASENET_SOURCE_DIR, CASENET_BINARY_DIR  set by ctest
 set -euo pipefail
 src=${CASENET_SOURCE_DIR:?run from ctest, or set CASENET_SOURCE_DIR and CASENET_BINARY_DIR}
 build=${CASENET_BINARY_DIR:?run from ctest, or set CASENET_BINARY_DIR}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $* ($SECONDS s)"; }
-need() {
-  [ "${CASENET_SKIP_DEB:-0}" = 1 ] && { echo "skip: $1 (CASENET_SKIP_DEB=1)"; exit 0; }
-  fail "$1; $2, or set CASENET_SKIP_DEB=1 to skip this test"
-}
+# 77: ctest reports the test as skipped (SKIP_RETURN_CODE)
+[ "${CASENET_SKIP_DEB:-0}" = 1 ] && { echo "skip: pkg.deb (CASENET_SKIP_DEB=1)"; exit 77; }
+need() { fail "$1; $2, or set CASENET_SKIP_DEB=1 to skip this test"; }
 [ "$(id -u)" = 0 ] || need "pkg.deb needs root (debootstrap, chroot, mount)" "run ctest as root"
 for tool in debootstrap:debootstrap dpkg-shlibdeps:dpkg-dev cpack:cmake chroot:coreutils; do
   command -v "${tool%%:*}" >/dev/null ||
