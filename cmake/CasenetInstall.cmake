@@ -28,7 +28,9 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/clients/console/www/
 pkg_get_variable(CASENET_SYSTEMD_UNITDIR systemd systemdsystemunitdir)
 pkg_get_variable(CASENET_SYSUSERSDIR systemd sysusersdir)
 pkg_get_variable(CASENET_TMPFILESDIR systemd tmpfilesdir)
-if(NOT CASENET_SYSTEMD_UNITDIR)
+if(NOT CASENET_SYSTEMD_UNITDIR AND CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(CASENET_SYSTEMD_UNITDIR /lib/systemd/system)  # Debian 12's place for packaged units
+elseif(NOT CASENET_SYSTEMD_UNITDIR)
   set(CASENET_SYSTEMD_UNITDIR ${CMAKE_INSTALL_PREFIX}/lib/systemd/system)
 endif()
 if(NOT CASENET_SYSUSERSDIR)

@@ -127,6 +127,7 @@ for f in /etc/casenet/casenetd.conf /etc/casenet/policy.ini /lib/systemd/system/
   /usr/bin/casenetd /usr/include/casenet.h /usr/share/doc/casenetd/copyright; do
   [ -e "$root$f" ] || fail "$f is not installed"
 done
+# shellcheck disable=SC2016 # dpkg-query's field, not the shell's
 in_root dpkg-query -W -f='${Conffiles}\n' casenetd | grep -q /etc/casenet/casenetd.conf ||
   fail "/etc/casenet/casenetd.conf is not a conffile of casenetd"
 grep -q '^ExecStart=/usr/bin/casenetd ' "$root/lib/systemd/system/casenetd.service" ||
