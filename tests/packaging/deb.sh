@@ -56,8 +56,8 @@ fi
 
 # mirror: the Debian archive this machine's apt uses (its first non-security URI)
 mirror() {
-  grep -hsE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list |
-    grep -v -- '-security' | grep -E '/debian/?( |$)' | head -n1 | awk '{print $2}'
+  cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+    awk '/^(URIs:|deb )/ && !/-security/ && $2 ~ /\/debian\/?$/ {print $2; exit}' || true
 }
 base=$work/bookworm-minbase.tar
 if [ ! -f "$base" ]; then
@@ -124,9 +124,12 @@ stat_is /etc/casenet "750 root casenetd"
 for f in /etc/casenet/casenetd.conf /etc/casenet/policy.ini /lib/systemd/system/casenetd.service \
   /lib/systemd/system/casenet-watch@.service /lib/systemd/system/casenet-console@.service \
   /usr/lib/sysusers.d/casenetd.conf /usr/lib/tmpfiles.d/casenetd.conf /usr/bin/casenet \
-  /usr/bin/casenetd /usr/include/casenet.h /usr/share/doc/casenetd/copyright; do
+  /usr/bin/casenetd /usr/include/casenet.h /usr/share/doc/casenetd/copyright \
+  /usr/share/casenet/console/index.html; do
   [ -e "$root$f" ] || fail "$f is not installed"
 done
+compgen -G "$root/usr/lib/*/pkgconfig/casenet.pc" >/dev/null || fail "casenet.pc is not installed"
+compgen -G "$root/usr/lib/*/libcasenet.so.0" >/dev/null || fail "libcasenet.so.0 is not installed"
 # shellcheck disable=SC2016 # dpkg-query's field, not the shell's
 in_root dpkg-query -W -f='${Conffiles}\n' casenetd | grep -q /etc/casenet/casenetd.conf ||
   fail "/etc/casenet/casenetd.conf is not a conffile of casenetd"
