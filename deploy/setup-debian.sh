@@ -8,6 +8,7 @@ packages=(
   libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev libinih-dev
   jq valgrind procps libmicrohttpd-dev libsystemd-dev python3-prometheus-client
   chromium chromium-driver python3-selenium
+  scdoc dpkg-dev file lintian debootstrap
 )
 sudo=()
 [ "$(id -u)" = 0 ] || sudo=(sudo)
