@@ -90,7 +90,8 @@ class Network:
     def home(self, mid):
         return f"{self.root}/home/{mid}"
 
-    def start_broker(self):
+    def start_broker(self, endpoint=None):
+        """Starts casenetd (on endpoint, e.g. the same one after a stop)."""
         d = self.root
         # standard messages escalate within seconds, so a test sees a notice
         with open(f"{d}/policy.ini", "w") as f:
@@ -98,7 +99,7 @@ class Network:
                     "[standard]\ndeliver_within = 2s\naccept_within = 4s\n")
         for _ in range(8):
             port = random.randint(20000, 60000)
-            self.endpoint = f"tcp://127.0.0.1:{port}"
+            self.endpoint = endpoint or f"tcp://127.0.0.1:{port}"
             with open(f"{d}/broker.log", "ab") as log:
                 p = subprocess.Popen([CASENETD, "--data", f"{d}/data", "--listen", self.endpoint,
                                       "--key", f"{d}/keys/vn.broker.key", "--directory",
