@@ -196,11 +196,13 @@ void console_coord_tick(struct console *c, casenet_client *cl)
         free(rows);
         return;
     }
-    uint64_t sig = n; /* what the board shows: which rows, which deadlines */
-    for (size_t i = 0; i < n; i++)
-        sig = sig * 1099511628211u ^
-              ((uint64_t)rows[i].message_id[0] << 8 | rows[i].message_id[1] |
-               (uint64_t)rows[i].deadline << 16 | (uint64_t)rows[i].has_notice << 20);
+    uint64_t sig = n;                /* what the board shows: which rows, which deadlines */
+    for (size_t i = 0; i < n; i++) { /* FNV-1a over each row's id, deadline, notice */
+        for (size_t k = 0; k < sizeof rows[i].message_id; k++)
+            sig = (sig ^ rows[i].message_id[k]) * 1099511628211u;
+        sig = (sig ^ ((uint64_t)rows[i].deadline | (uint64_t)rows[i].has_notice << 8)) *
+              1099511628211u;
+    }
     free(rows);
     if (sig == last_sig)
         return;
@@ -343,7 +345,8 @@ static void api_audit(struct console *c, const struct console_req *r, struct con
     }
     json_t *rows = coord_cache_list(c->coord, qarg(r, "member"), msg, cse, k, qnum(r, "from"),
                                     qnum(r, "to"), (uint64_t)qnum(r, "before"), AUDIT_ROWS);
-    console_ok(out, json_pack("{s:o, s:o, s:b}", "head", head_json(c), "rows", rows, "stale", stale));
+    console_ok(out,
+               json_pack("{s:o, s:o, s:b}", "head", head_json(c), "rows", rows, "stale", stale));
 }
 
 static void api_verify(struct console *c, struct console_resp *out)

@@ -24,6 +24,7 @@
 
 /* One (message, recipient) pair of an actual referral or takedown request. */
 struct pair {
+    char mid[33]; /* the message id, hex */
     char recipient[CASENET_MEMBER_ID_MAX + 1];
     int urgency, kind;
     int64_t sent, delivered, answered; /* 0 when it has not happened */
@@ -157,69 +158,136 @@ static int pairs_add(struct pairs *p, const struct pair *x)
     return CASENET_OK;
 }
 
-/* What happened to one pair afterwards: receipts and escalations. */
-static void pair_fill(sqlite3_stmt *q, const char *mid, struct pair *x)
+/* One later event about a pair: a receipt (kind 4) or an escalation (5). */
+static void pair_apply(struct pair *x, int kind, int rs, int64_t t, const char *dl,
+                       const char *detail)
 {
-    sqlite3_reset(q);
-    sqlite3_bind_text(q, 1, mid, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(q, 2, x->recipient, -1, SQLITE_TRANSIENT);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        int kind = sqlite3_column_int(q, 0), rs = sqlite3_column_int(q, 1);
-        int64_t t = sqlite3_column_int64(q, 2);
-        const char *dl = (const char *)sqlite3_column_text(q, 3);
-        const char *detail = (const char *)sqlite3_column_text(q, 4);
-        if (kind == 5) { /* ESCALATED */
-            x->esc_deliver |= dl && strcmp(dl, "deliver") == 0;
-            x->esc_accept |= dl && strcmp(dl, "accept") == 0;
-            continue;
-        }
-        if (!x->delivered)
-            x->delivered = t;
-        if (!x->answered && (rs == CASENET_RECEIPT_ACCEPTED || rs == CASENET_RECEIPT_DECLINED))
-            x->answered = t;
-        if (x->kind == CASENET_KIND_TAKEDOWN_REQUEST && !x->outcome[0] &&
-            t - x->sent <= TAKEDOWN_WIN &&
-            (rs == CASENET_RECEIPT_COMPLETED || rs == CASENET_RECEIPT_DECLINED))
-            snprintf(x->outcome, sizeof x->outcome, "%s",
-                     rs == CASENET_RECEIPT_DECLINED ? "declined" : (detail ? detail : ""));
+    if (kind == 5) { /* ESCALATED */
+        x->esc_deliver |= dl && strcmp(dl, "deliver") == 0;
+        x->esc_accept |= dl && strcmp(dl, "accept") == 0;
+        return;
     }
+    if (!x->delivered)
+        x->delivered = t;
+    if (!x->answered && (rs == CASENET_RECEIPT_ACCEPTED || rs == CASENET_RECEIPT_DECLINED))
+        x->answered = t;
+    if (x->kind == CASENET_KIND_TAKEDOWN_REQUEST && !x->outcome[0] && t - x->sent <= TAKEDOWN_WIN &&
+        (rs == CASENET_RECEIPT_COMPLETED || rs == CASENET_RECEIPT_DECLINED))
+        snprintf(x->outcome, sizeof x->outcome, "%s",
+                 rs == CASENET_RECEIPT_DECLINED ? "declined" : (detail ? detail : ""));
+}
+
+/* An open-addressing index of the pairs by (message id, recipient). */
+struct pair_index {
+    size_t *slot; /* pair number + 1; 0 = empty */
+    size_t mask;
+};
+
+static uint64_t pair_hash(const char *mid, const char *who)
+{
+    uint64_t h = 14695981039346656037u;
+    for (const char *p = mid; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211u;
+    for (const char *p = who; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211u;
+    return h;
+}
+
+static int index_build(const struct pairs *ps, struct pair_index *ix)
+{
+    size_t cap = 16;
+    while (cap < ps->n * 2)
+        cap *= 2;
+    ix->slot = calloc(cap, sizeof *ix->slot);
+    ix->mask = cap - 1;
+    if (!ix->slot)
+        return CASENET_ENOMEM;
+    for (size_t i = 0; i < ps->n; i++) {
+        size_t h = (size_t)pair_hash(ps->v[i].mid, ps->v[i].recipient) & ix->mask;
+        while (ix->slot[h])
+            h = (h + 1) & ix->mask;
+        ix->slot[h] = i + 1;
+    }
+    return CASENET_OK;
+}
+
+static struct pair *index_find(const struct pairs *ps, const struct pair_index *ix, const char *mid,
+                               const char *who)
+{
+    for (size_t h = (size_t)pair_hash(mid, who) & ix->mask; ix->slot[h]; h = (h + 1) & ix->mask) {
+        struct pair *x = &ps->v[ix->slot[h] - 1];
+        if (strcmp(x->mid, mid) == 0 && strcmp(x->recipient, who) == 0)
+            return x;
+    }
+    return NULL;
+}
+
+/* The receipts and escalations after the first pair's submission, in log
+ * order, each applied to its pair. */
+static int follow_pairs(sqlite3 *db, struct pairs *ps, int64_t first_idx)
+{
+    struct pair_index ix = {0};
+    sqlite3_stmt *q = NULL;
+    int rc = index_build(ps, &ix);
+    if (rc != CASENET_OK)
+        return rc;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT message_id, kind, actor, recipients, rstatus, time_ms, deadline,"
+                           " detail FROM events WHERE idx > ?1 AND kind IN (4, 5) AND mstatus = 1"
+                           " AND mkind IN (1, 5) ORDER BY idx",
+                           -1, &q, NULL) != SQLITE_OK) {
+        free(ix.slot);
+        return CASENET_EIO;
+    }
+    sqlite3_bind_int64(q, 1, first_idx);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *mid = (const char *)sqlite3_column_text(q, 0);
+        int kind = sqlite3_column_int(q, 1);
+        const char *who = (const char *)sqlite3_column_text(q, kind == 4 ? 2 : 3);
+        struct pair *x = mid && who ? index_find(ps, &ix, mid, who) : NULL;
+        if (x)
+            pair_apply(x, kind, sqlite3_column_int(q, 4), sqlite3_column_int64(q, 5),
+                       (const char *)sqlite3_column_text(q, 6),
+                       (const char *)sqlite3_column_text(q, 7));
+    }
+    sqlite3_finalize(q);
+    free(ix.slot);
+    return CASENET_OK;
 }
 
 static int load_pairs(sqlite3 *db, int64_t from, int64_t to, struct pairs *out)
 {
-    sqlite3_stmt *s = NULL, *q = NULL;
-    int rc = CASENET_EIO;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT message_id, recipients, urgency, mkind, time_ms FROM events "
-                           "WHERE " SUBMITTED_IN_RANGE " AND mstatus = 1 AND mkind IN (1, 5) "
-                           "ORDER BY idx",
-                           -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT kind, rstatus, time_ms, deadline, detail FROM events WHERE "
-                           "message_id = ?1 AND ((kind = 4 AND actor = ?2) OR (kind = 5 AND "
-                           "recipients = ?2)) ORDER BY idx",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto cleanup;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT message_id, recipients, urgency, mkind, time_ms, idx FROM events "
+            "WHERE " SUBMITTED_IN_RANGE " AND mstatus = 1 AND mkind IN (1, 5) "
+            "ORDER BY idx",
+            -1, &s, NULL) != SQLITE_OK)
+        return CASENET_EIO;
     sqlite3_bind_int64(s, 1, from);
     sqlite3_bind_int64(s, 2, to);
-    rc = CASENET_OK;
+    int rc = CASENET_OK;
+    int64_t first_idx = -1;
     while (rc == CASENET_OK && sqlite3_step(s) == SQLITE_ROW) {
         const char *mid = (const char *)sqlite3_column_text(s, 0);
         const char *rcpts = (const char *)sqlite3_column_text(s, 1);
+        if (first_idx < 0)
+            first_idx = sqlite3_column_int64(s, 5);
         for (const char *p = rcpts; mid && p && *p && rc == CASENET_OK;) {
             size_t n = strcspn(p, ",");
             struct pair x = {.urgency = sqlite3_column_int(s, 2),
                              .kind = sqlite3_column_int(s, 3),
                              .sent = sqlite3_column_int64(s, 4)};
             snprintf(x.recipient, sizeof x.recipient, "%.*s", (int)n, p);
-            pair_fill(q, mid, &x);
+            snprintf(x.mid, sizeof x.mid, "%s", mid);
             rc = pairs_add(out, &x);
             p = p[n] ? p + n + 1 : NULL;
         }
     }
-cleanup:
     sqlite3_finalize(s);
-    sqlite3_finalize(q);
+    if (rc == CASENET_OK && out->n)
+        rc = follow_pairs(db, out, first_idx);
     return rc;
 }
 
