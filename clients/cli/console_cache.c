@@ -35,6 +35,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS raw(idx INTEGER PRIMARY KEY, bytes BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_msg ON events(message_id);"
     "CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);"
+    "CREATE INDEX IF NOT EXISTS events_kind_time ON events(kind, time_ms);"
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB);";
 
 static int64_t now_ms(void)
