@@ -23,6 +23,8 @@ struct coord_cache {
     sqlite3 *db;
     sqlite3_stmt *ins, *ins_raw;
     pthread_mutex_t lock;
+    uint64_t generation; /* bumped by a pull that brought events the figures use */
+    bool relevant;
 };
 
 static const char schema[] =
@@ -73,6 +75,7 @@ int coord_cache_open(const char *home_dir, coord_cache **out)
     }
     sqlite3_busy_timeout(cc->db, 5000);
     pthread_mutex_init(&cc->lock, NULL);
+    cc->generation = 1;
     free(path);
     *out = cc;
     return CASENET_OK;
@@ -174,6 +177,9 @@ static int on_event(void *ctx, uint64_t index, const uint8_t *raw, size_t len)
     Casenet__V1__AuditEvent *e = casenet__v1__audit_event__unpack(NULL, len, raw);
     if (!e)
         return CASENET_EBADREQ;
+    cc->relevant |= e->kind == CASENET__V1__AUDIT_KIND__AUDIT_KIND_SUBMITTED ||
+                    e->kind == CASENET__V1__AUDIT_KIND__AUDIT_KIND_RECEIPT ||
+                    e->kind == CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED;
     char parties[2048], rcpt[2048], deadline[16] = "";
     join(e->parties, e->n_parties, 0, parties, sizeof parties);
     if (e->kind == CASENET__V1__AUDIT_KIND__AUDIT_KIND_SUBMITTED)
@@ -264,6 +270,7 @@ static int sync_locked(coord_cache *cc, casenet_client *cl, const casenet_direct
         return CASENET_EIO;
     }
     struct sync_ctx sc = {cc, progress, ctx};
+    cc->relevant = false;
     rc = coord_verify_pull(cl, dir, &trusted, full, sync_event, sync_progress, &sc, &next, &head,
                            err);
     if (rc == CASENET_OK) {
@@ -279,6 +286,8 @@ static int sync_locked(coord_cache *cc, casenet_client *cl, const casenet_direct
             sqlite3_exec(cc->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
             snprintf(err, COORD_ERR_MAX, "cannot write the cache: %s", sqlite3_errmsg(cc->db));
             rc = CASENET_EIO;
+        } else if (cc->relevant) {
+            cc->generation++;
         }
     }
     if (rc != CASENET_OK) {
@@ -334,6 +343,14 @@ void coord_cache_head(coord_cache *cc, struct coord_head *head, int64_t *verifie
     pthread_mutex_unlock(&cc->lock);
     casenet_buf_free(&tb);
     casenet_buf_free(&at);
+}
+
+uint64_t coord_cache_generation(coord_cache *cc)
+{
+    pthread_mutex_lock(&cc->lock);
+    uint64_t g = cc->generation;
+    pthread_mutex_unlock(&cc->lock);
+    return g;
 }
 
 int coord_cache_event(coord_cache *cc, uint64_t index, casenet_buf *out)

@@ -270,12 +270,43 @@ static json_t *head_json(struct console *c)
                      (json_int_t)h.time_ms, "verified_at", (json_int_t)at);
 }
 
+/* The last figures computed, reused while no pull brought an event they
+ * use (the head they state is the one they were computed at). One console
+ * per process. */
+static struct {
+    pthread_mutex_t lock;
+    int64_t from, to;
+    bool public;
+    uint64_t generation;
+    json_t *fig;
+} memo = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The figures (the caller's copy) for [from, to). */
 static json_t *figures(struct console *c, int64_t from, int64_t to, bool public)
 {
-    struct coord_head h;
-    int64_t at;
-    coord_cache_head(c->coord, &h, &at);
-    return coord_figures(coord_cache_db(c->coord), from, to, public, &h);
+    uint64_t gen = coord_cache_generation(c->coord);
+    pthread_mutex_lock(&memo.lock);
+    json_t *out = NULL;
+    if (memo.fig && memo.from == from && memo.to == to && memo.public == public &&
+        memo.generation == gen) {
+        out = json_deep_copy(memo.fig);
+    } else {
+        struct coord_head h;
+        int64_t at;
+        coord_cache_head(c->coord, &h, &at);
+        json_t *fig = coord_figures(coord_cache_db(c->coord), from, to, public, &h);
+        if (fig) {
+            json_decref(memo.fig);
+            memo.fig = fig;
+            memo.from = from;
+            memo.to = to;
+            memo.public = public;
+            memo.generation = gen;
+            out = json_deep_copy(fig);
+        }
+    }
+    pthread_mutex_unlock(&memo.lock);
+    return out;
 }
 
 static void api_network(struct console *c, const struct console_req *r, struct console_resp *out)
@@ -284,8 +315,8 @@ static void api_network(struct console *c, const struct console_req *r, struct c
     if (!sync_cache(c, false, out, &stale))
         return;
     int64_t to = qnum(r, "to"), from = qnum(r, "from");
-    if (!to)
-        to = wall_ms() + 1;
+    if (!to) /* the end of this minute: the same range for a minute's reloads */
+        to = (wall_ms() / 60000 + 1) * 60000;
     if (!from)
         from = to - 28 * 86400000LL;
     json_t *fig = figures(c, from, to, false);

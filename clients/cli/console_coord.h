@@ -105,6 +105,10 @@ CASENET_NODISCARD int coord_cache_sync(coord_cache *cc, casenet_client *cl,
 bool coord_cache_failure(coord_cache *cc, char err[COORD_ERR_MAX], int64_t *at_ms);
 /* The trusted head and when it was last verified (0 when never). */
 void coord_cache_head(coord_cache *cc, struct coord_head *head, int64_t *verified_at_ms);
+/* Changes whenever a pull brought events the figures use (submissions,
+ * receipts, escalations): figures computed at the same generation are the
+ * same. */
+uint64_t coord_cache_generation(coord_cache *cc);
 /* The exact bytes of a cached event (malloc'd), CASENET_ENOTFOUND. */
 CASENET_NODISCARD int coord_cache_event(coord_cache *cc, uint64_t index, casenet_buf *out);
 /* Events matching the filters (NULL or 0 = any), newest first, at most
