@@ -87,7 +87,7 @@ async function overduePage() {
 
 // A horizontal bar chart of [{label, value}] (values are numbers or "<5").
 function barChart(title, rows) {
-  const w = 640, bar = 18, gap = 6, left = 260;
+  const w = 760, bar = 18, gap = 6, left = 340;
   const vals = rows.map((r) => (typeof r.value === "number" ? r.value : 0));
   const max = Math.max(1, ...vals);
   const h = rows.length * (bar + gap) + 10;
@@ -120,6 +120,7 @@ function download(name, type, text) {
 // A table cell: enum names in the user's language, shares as percentages.
 function cell(col, v) {
   if (col === "kind" || col === "urgency" || col === "reason") return t(col + "." + v);
+  if (col === "day" || col === "week") return String(v).split("-").reverse().join("/");  // dd/mm/yyyy
   return col.endsWith("_within") ? pctText(v) : num(v);
 }
 
@@ -137,7 +138,7 @@ function figure(id, title, cols, rows, chartRows) {
 }
 
 function figures(d) {
-  const label = (r, ...ks) => ks.map((k) => (["kind", "urgency"].includes(k) ? t(k + "." + r[k]) : r[k])).join(" · ");
+  const label = (r, ...ks) => ks.map((k) => cell(k, r[k])).join(" · ");
   return [
     figure("fig-day", t("coord.per_day"), ["day", "kind", "urgency", "count"], d.per_day,
       d.per_day.map((r) => ({ label: label(r, "day", "kind", "urgency"), value: r.count }))),
