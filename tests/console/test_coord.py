@@ -10,8 +10,10 @@ the coordinator):
      sent through the real CLI: the figures of `casenet report --csv` equal
      the ones this test computes from what it sent, the console's report
      page gives the same CSV, and --public hides small counts;
-  3. a broker whose store is rewritten under it: the network page answers
-     VERIFY_FAILED with the reason, not a number, and so does the report.
+  3. a broker whose store is rewritten under it: an event not yet pulled
+     makes the next `casenet report` fail (exit 3, no figures); an event
+     already cached is caught by the console's Verify now, after which the
+     network, report and audit pages answer VERIFY_FAILED, not a number.
 """
 import csv
 import io
@@ -253,37 +255,52 @@ class Coordinator(unittest.TestCase):
 
     # ------------------------------------------------------------ 3. history rewritten
 
-    def test_3_rewritten_store(self):
-        c = self.coord()
-        status, js, _ = c.call("GET", "/coord/audit")
-        self.assertEqual(status, 200, js)
-        size = js["head"]["size"]
-        # rewrite an event the cache has not pulled yet: its next pull must fail
+    def tamper(self, idx):
         db = sqlite3.connect(f"{self.net.root}/data/casenet.db", timeout=10)
-        idx = None
-        deadline = time.time() + 20
-        while idx is None and time.time() < deadline:
-            idx = db.execute("SELECT MIN(idx) FROM audit WHERE idx >= ?", (size,)).fetchone()[0]
-        self.assertIsNotNone(idx)
         db.execute("UPDATE audit SET event = substr(event, 1, length(event) - 1) || "
                    "x'7a' WHERE idx = ?", (idx,))
         db.commit()
         db.close()
-        status, js, _ = c.call("GET", "/coord/network")
+
+    def test_3_rewritten_store(self):
+        # a second home of the coordinator: its own cache, pulled by the CLI
+        home2 = f"{self.net.root}/home/coord-2"
+        self.cli("init", "--home", home2, "--key", f"{self.net.root}/keys/{COORD}.key",
+                 "--authority", f"{self.net.root}/authority/authority.pub", "--directory",
+                 f"{self.net.root}/directory", "--broker", self.net.endpoint)
+        rows = self.rows(self.cli("report", "--month", self.month, "--csv", "--home",
+                                  home2).stdout)
+        size = int(rows[("head", "", "", "", "size")])
+        # rewrite an event that cache has not pulled yet: its next pull fails
+        db = sqlite3.connect(f"{self.net.root}/data/casenet.db", timeout=10)
+        idx = db.execute("SELECT MAX(idx) FROM audit").fetchone()[0]
+        db.close()
+        self.assertGreaterEqual(idx, size)
+        self.tamper(idx)
         deadline = time.time() + 20
-        while status == 200 and time.time() < deadline:  # until a head covers it
+        while time.time() < deadline:  # until a head covers it
+            p = self.cli("report", "--month", self.month, "--csv", "--home", home2, check=False)
+            if p.returncode:
+                break
             time.sleep(0.5)
-            status, js, _ = c.call("GET", "/coord/network")
-        self.assertEqual(status, 502, js)
-        self.assertEqual(js["error"], "VERIFY_FAILED")
-        self.assertNotIn("per_day", js)
-        self.assertRegex(js["message"], r"head of size \d+|index \d+")
-        # remembered: the report page and the CLI (same home cache) refuse too
-        status, js, _ = c.call("GET", f"/coord/report?month={self.month}")
-        self.assertEqual(status, 502)
-        p = self.report("--csv", check=False)
         self.assertEqual(p.returncode, 3, p.stderr)
         self.assertIn("does not verify", p.stderr)
+        self.assertEqual(p.stdout, "")  # no figure at all
+        # the console's cache already holds event 1: rewriting it is caught by
+        # Verify now (everything again from index 0), and then by every page
+        c = self.coord()
+        self.tamper(1)
+        status, js, _ = c.call("POST", "/coord/audit/verify", {})
+        self.assertEqual(status, 502, js)
+        self.assertEqual(js["error"], "VERIFY_FAILED")
+        self.assertRegex(js["message"], r"head of size \d+|index \d+")
+        for path in ("/coord/network", f"/coord/report?month={self.month}", "/coord/audit"):
+            status, js, _ = c.call("GET", path)
+            self.assertEqual(status, 502, path)
+            self.assertEqual(js["error"], "VERIFY_FAILED")
+            self.assertNotIn("per_day", js)
+        p = self.report("--csv", check=False)  # the same home's cache: remembered
+        self.assertEqual(p.returncode, 3, p.stderr)
 
 
 if __name__ == "__main__":
