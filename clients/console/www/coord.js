@@ -263,7 +263,7 @@ async function auditPage(params) {
   setTitle("nav.audit");
   const q = new URLSearchParams(params || "");
   const api_q = new URLSearchParams();
-  for (const k of ["member", "message", "case", "kind"]) if (q.get(k)) api_q.set(k, q.get(k));
+  for (const k of ["member", "message", "case", "kind", "before"]) if (q.get(k)) api_q.set(k, q.get(k));
   if (q.get("from")) api_q.set("from", Date.parse(q.get("from")));
   if (q.get("to")) api_q.set("to", Date.parse(q.get("to")) + dayMs);
   const head = el("h1", {}, t("nav.audit"));
@@ -294,7 +294,10 @@ async function auditPage(params) {
     el("p", { class: "muted" }, t("coord.verified_at", { at: when(r.data.head.verified_at) })),
     el("div", { class: "actions" }, verify), out, form,
     el("table", { id: "audit-table" }, el("thead", {}, el("tr", {}, cols.map((k) => el("th", { scope: "col" }, t(k))))),
-      el("tbody", {}, r.data.rows.map(auditRow))));
+      el("tbody", {}, r.data.rows.map(auditRow))),
+    r.data.rows.length === 200 ? el("div", { class: "actions" }, el("button", { type: "button", class: "secondary",
+      onclick: () => { q.set("before", r.data.rows[r.data.rows.length - 1].index); location.hash = "#/audit?" + q; } },
+    t("coord.older"))) : null);
 }
 
 // ---------------------------------------------------------------- hooks for app.js
