@@ -96,7 +96,8 @@ include(CPack)
 # ---- tests of the installation and the packages (tests/packaging/)
 if(CASENET_TESTS)
   add_test(NAME pkg.units COMMAND bash ${PROJECT_SOURCE_DIR}/tests/packaging/units.sh)
-  set_tests_properties(pkg.units PROPERTIES TIMEOUT 120
+  # cmake --install writes the build tree's install_manifest.txt: one at a time
+  set_tests_properties(pkg.units PROPERTIES TIMEOUT 120 RESOURCE_LOCK cmake_install
     ENVIRONMENT "CASENET_BINARY_DIR=${PROJECT_BINARY_DIR}")
   # the man pages and --help name the same options (docs/man/*.scd)
   add_test(NAME pkg.man COMMAND python3 ${PROJECT_SOURCE_DIR}/tests/packaging/man.py)
