@@ -53,9 +53,12 @@ rmq_env() {
     RABBITMQ_CONF_ENV_FILE="$T/rmq/env.conf" RABBITMQ_PID_FILE="$T/rmq/pid" "$@"
 }
 cleanup() {
-  if [ -s "$T/rmq/pid" ]; then
-    rmq_env timeout 60 "$RMQ_BIN/rabbitmqctl" -n "$NODE" stop >/dev/null 2>&1 ||
-      kill "$(cat "$T/rmq/pid")" 2>/dev/null || true
+  if [ -s "$T/rmq/pid" ]; then # stop, given the pid file, waits for the process to end
+    local pid
+    pid=$(cat "$T/rmq/pid")
+    rmq_env timeout 60 "$RMQ_BIN/rabbitmqctl" -n "$NODE" stop "$T/rmq/pid" >/dev/null 2>&1 ||
+      kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   if [ -z "$EPMD_BEFORE" ]; then # the Erlang port mapper our node started
     local e
