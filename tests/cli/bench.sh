@@ -54,9 +54,10 @@ expect_contains "$T/out" "schedule     sends"
 jq_true "$T/out" '.broker_wchar_per_msg > 0 and .broker_write_bytes_per_msg >= 0 and .page_size > 0'
 expect_contains "$T/out" "writes       "
 
-step "commits and log pages, from casenetd's stats lines (one a second)"
+step "commits and log pages, from casenetd's stats lines (one a second); a batch window"
 expect_exit 0 "$BENCH" --json --no-ceilings --duration 3 --warmup 0 --rate 100 --members 3 \
-  --connections 1
+  --connections 2 --limit 'batch_window_us = 500'
+jq_true "$T/out" '.receipts == .sent and .errors == 0 and .notices == .receipts'
 jq_true "$T/out" '.commits_per_s > 0 and .pages_per_commit > 0 and .msgs_per_commit >= 1'
 jq_true "$T/out" '.log_bytes_per_msg > 0'
 expect_contains "$T/out" "commits      "
