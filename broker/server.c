@@ -467,8 +467,10 @@ static bool checkpoint_when_idle(struct server *s, zmq_pollitem_t *items, int n,
     return true;
 }
 
-/* batch_window_us: requests arrived at an idle loop; wait that long for
- * more to join their batch (their envelopes are verified meanwhile). */
+/* batch_window_us: the loop came round with no request waiting and found
+ * new ones (low load: under load, requests wait while a batch commits);
+ * wait that long for more to join their batch (their envelopes are
+ * verified meanwhile). */
 static void batch_window(struct server *s)
 {
     uint32_t us = s->b->cfg->limits.batch_window_us;
