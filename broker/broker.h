@@ -34,6 +34,8 @@ struct broker_limits {
     uint32_t max_recipients;
     uint32_t clock_skew_s;
     uint32_t batch_max;
+    /* After an idle loop, wait this long for more requests (0 = off). */
+    uint32_t batch_window_us;
     uint32_t verify_threads; /* workers verifying Submits off the loop (verify.h) */
     /* Per-member limits (member_limits.h); config.c fills in the defaults. A
      * rate of 0 given in the config turns that bucket off. */
@@ -61,6 +63,7 @@ struct broker_config {
     char *authority_path;
     char *policy_path;
     char *store_spec; /* store_open's spec; default "sqlite:" + data_dir */
+    char *admin;      /* the admin listener's HOST:PORT (admin.h), or NULL */
     struct broker_limits limits;
 };
 

@@ -43,6 +43,9 @@ const struct config_option config_options[] = {
      false,
      "deadline policy per urgency (INI, see \"Policy file\"); the built-in defaults when not "
      "set"},
+    {"broker", "admin", "admin", "HOST:PORT", CONFIG_STRING, OFF(admin), NULL, NULL, 0, 0, 0, false,
+     "serve /metrics (Prometheus), /healthz and /readyz over plain HTTP on this loopback address, "
+     "e.g. 127.0.0.1:9740 (off when not set; see docs/operations.md)"},
     {"broker", "store", "store", "SPEC", CONFIG_STRING, OFF(store_spec), NULL,
      "sqlite: followed by the data directory", 0, 0, 0, false,
      "the store: sqlite:DIR keeps the SQLite database DIR/casenet.db"},
@@ -56,6 +59,10 @@ const struct config_option config_options[] = {
      "how far a message's created_at may be from the broker's clock (a bare number is seconds)"},
     {"limits", "batch_max", "batch-max", "N", CONFIG_U32, LIM(batch_max), "256", NULL, 1, 65536, 0,
      false, "most requests handled in one group-commit transaction"},
+    {"limits", "batch_window_us", "batch-window-us", "N", CONFIG_U32, LIM(batch_window_us), "0",
+     NULL, 0, 100000, 0, false,
+     "microseconds the loop waits, once requests arrive after it was idle, for more to share "
+     "their commit (0 = none; measured not to help, see README \"Performance\")"},
     {"limits", "verify_threads", "verify-threads", "N", CONFIG_U32, LIM(verify_threads), NULL,
      "one per core beyond the first, at most 4", 0, BROKER_MAX_VERIFY_THREADS, 0, false,
      "threads that verify Submit signatures off the event loop (0 = the loop verifies alone)"},

@@ -8,6 +8,7 @@
 #include "directory_impl.h"
 #include "inbox_row.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -261,6 +262,7 @@ static int escalate(struct broker *b, struct batch *bt, int64_t now, const struc
     if (sealed && (rc = store_notice(b, bt, now, &env, id, index)) != CASENET_OK)
         goto cleanup;
     rc = store_deadline_settle(s, d->id, DS_BREACHED, now, sealed ? id : NULL);
+    metrics_escalated_if(rc == CASENET_OK && sealed);
     if (rc == CASENET_OK)
         log_event(LOG_WARN, "escalated", "msg", log_hex(m->message_id, CASENET_MESSAGE_ID_BYTES),
                   "recipient", row->recipient, "deadline",

@@ -3,6 +3,7 @@
  * checks (keys, the pinned authority key, the directory, the data directory and its store),
  * signal set-up, then the event loop until SIGTERM or SIGINT.
  */
+#include "admin.h"
 #include "audit.h"
 #include "backup.h"
 #include "broker.h"
@@ -10,6 +11,8 @@
 #include "casenet.pb-c.h"
 #include "directory_impl.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "restore.h"
 #include "server.h"
 #include "util.h"
@@ -512,6 +515,8 @@ static int run(struct broker *b)
     const struct broker_config *cfg = b->cfg;
     int exit_code = 1, sigfd = -1, rc;
     struct server *srv = NULL;
+    struct admin *adm = NULL;
+    char admin_err[400] = "out of memory";
     if (!store_dir(cfg->store_spec) || !data_dir_ready(cfg->data_dir))
         return 1;
     if (!not_restored(cfg->data_dir))
@@ -539,9 +544,19 @@ static int run(struct broker *b)
         fprintf(stderr, "casenetd: cannot write to the store: %s\n", casenet_strerror(rc));
         goto cleanup;
     }
+    if (metrics_init() != CASENET_OK ||
+        (cfg->admin && admin_start(cfg->admin, &adm, admin_err, sizeof admin_err) != 0)) {
+        fprintf(stderr, "casenetd: %s\n", admin_err);
+        goto cleanup;
+    }
+    b->on_done = metrics_on_done;
+    notify_init();
+    notify_ready("serving");
     exit_code = server_run(srv) == CASENET_OK ? 0 : 1;
 cleanup:
+    admin_stop(adm);
     server_close(srv);
+    metrics_shutdown();
     if (sigfd >= 0)
         close(sigfd);
     return exit_code;
@@ -584,6 +599,13 @@ int main(int argc, char **argv)
     exit_code = 1;
     if (!configure(&conf, config_path))
         goto cleanup;
+    struct sockaddr_storage admin_ss;
+    char admin_err[400];
+    if (conf.values.admin &&
+        admin_parse(conf.values.admin, &admin_ss, admin_err, sizeof admin_err)) {
+        fprintf(stderr, "casenetd: %s\n", admin_err);
+        goto cleanup;
+    }
     policy_defaults(&b.policy);
     if (conf.values.policy_path) {
         char err[320];

@@ -57,6 +57,7 @@ struct item {
     bool subscribe;
     struct verify_job *job; /* its Submit's envelope check, or NULL (verify_ahead) */
     uint32_t cost;          /* for fair batches (limits_request_peek) */
+    int64_t recv_us;        /* when received (metrics_now_us) */
 };
 
 /* A subscribed connection. The routing id is chosen by the broker (zap.h)
@@ -108,6 +109,10 @@ struct server {
     char admit_why[160];
     bool stopping, reload;
     uint64_t served, batches;
+    /* Commits that appended pages to the store's log, and those pages
+     * (store_checkpoint's pending count before and after each commit): the
+     * stats line's figures, read by casenet-bench. */
+    uint64_t commits, log_pages;
 };
 
 /* What a member has in the batch being filled (server_fair_fill). */

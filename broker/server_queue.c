@@ -3,6 +3,7 @@
 #include "server_impl.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "util.h"
 
@@ -148,6 +149,7 @@ static void refuse_pending(struct server *s, struct item *it, uint64_t request_i
              "resend",
              s->b->cfg->limits.max_pending, it->member);
     casenet_buf reply = {0};
+    metrics_rate_limited();
     if (req_error_reply(request_id, CASENET_ERATELIMIT, msg, PENDING_RETRY_MS, 0, &reply) ==
         CASENET_OK) {
         int e = server_send_to(s, it->rid, it->rid_len, reply.data, reply.len);
@@ -177,6 +179,7 @@ void server_receive_ready(struct server *s)
         }
         uint64_t request_id = 0;
         it->cost = 1;
+        it->recv_us = metrics_now_us();
         if (!it->answered)
             limits_request_peek(it->request.data, it->request.len, &it->cost, &request_id);
         if (!it->answered &&

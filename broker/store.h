@@ -6,7 +6,7 @@
  * A backend is a `const struct store_ops` of five sub-tables (admin,
  * message, inbox, deadline, audit); the broker only ever calls the store_*()
  * functions below, so another backend (PostgreSQL for high availability) is
- * one new file registered in store.c. The SQLite backend is store_sqlite.c.
+ * one new file registered in store_handle.c. The SQLite backend is store_sqlite.c.
  * The audit log's invariants (its Merkle tree follows the rows through
  * commits, rollbacks and savepoints) are kept above the backends, once, in
  * store_audit.c; docs/ARCHITECTURE.md "The store" tells how to add one.
@@ -215,7 +215,7 @@ struct store_admin_ops {
      * nothing committed (the backend rolls back) and returns
      * CASENET_EUNAVAIL. rollback never fails visibly. The wrappers
      * store_begin() ... store_rollback() call these and keep the audit log's
-     * tree in step (store.c). */
+     * tree in step (store_handle.c). */
     int (*begin)(struct store *s);
     int (*commit)(struct store *s);
     void (*rollback)(struct store *s);
@@ -223,7 +223,7 @@ struct store_admin_ops {
      * keeps its writes; rollback_to undoes them and closes the savepoint,
      * returning CASENET_EUNAVAIL (logged) when the rows could not be undone:
      * they then stay until the batch's rollback. At most STORE_SAVEPOINTS_MAX
-     * deep (store.c refuses deeper ones before calling the backend). */
+     * deep (store_handle.c refuses deeper ones before calling the backend). */
     int (*savepoint)(struct store *s);
     int (*release)(struct store *s);
     int (*rollback_to)(struct store *s);
@@ -476,7 +476,7 @@ struct store_backend {
 extern const struct store_ops store_sqlite_ops;
 
 /* Opens the store that spec names, through the backend registered for its
- * scheme (store.c: the table store_backends): "sqlite:DIR", or a bare DIR
+ * scheme (store_handle.c: the table store_backends): "sqlite:DIR", or a bare DIR
  * (no scheme), is the SQLite backend in the data directory DIR. Then loads
  * the audit log's tree (store_audit.c), rebuilding what is missing.
  * CASENET_EINVAL (logged, with the schemes this build serves) for a scheme

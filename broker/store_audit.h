@@ -7,7 +7,7 @@
  * rows, and no transaction holding a partly written event commits. A
  * backend only stores rows (struct store_audit_ops).
  *
- * Internal to the store: store.c calls these around the backend's
+ * Internal to the store: store_handle.c calls these around the backend's
  * transaction operations; the broker calls store_audit_*() (store.h).
  */
 #ifndef BROKER_STORE_AUDIT_H
@@ -25,7 +25,7 @@ CASENET_NODISCARD int store_log_open(struct store *s, struct store_log **out);
 /* Accepts NULL. */
 void store_log_free(struct store_log *log);
 
-/* Transaction hooks, called by store.c after the backend's operation
+/* Transaction hooks, called by store_handle.c after the backend's operation
  * succeeded (begin, savepoint, release), or with its outcome. */
 void store_log_begin(struct store_log *log);
 /* Whether commit must be refused: the batch holds a partly written event

@@ -4,6 +4,7 @@
 #include "audit.h"
 #include "directory_impl.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <errno.h>
@@ -199,6 +200,7 @@ static void deny(struct zap *z, const char *address, const uint8_t *key, size_t 
                  const char *why)
 {
     int64_t now = cn_mono_ms();
+    metrics_auth_denied();
     zap_summarize(z, now, false);
     if (!z->period_start_ms)
         z->period_start_ms = now;

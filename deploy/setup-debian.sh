@@ -6,8 +6,9 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
   libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev libinih-dev
-  jq valgrind procps libmicrohttpd-dev
+  jq valgrind procps libmicrohttpd-dev libsystemd-dev python3-prometheus-client
   chromium chromium-driver python3-selenium
+  scdoc dpkg-dev file lintian debootstrap
 )
 sudo=()
 [ "$(id -u)" = 0 ] || sudo=(sudo)

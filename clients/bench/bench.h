@@ -100,6 +100,27 @@ struct proc_sample {
 };
 bool bench_proc_sample(pid_t pid, struct proc_sample *out);
 
+/* The bytes a process has caused to be written: write_bytes (to storage,
+ * counted as its pages are dirtied) and wchar (passed to write calls) of
+ * /proc/PID/io. False when unreadable (another user's process). */
+struct proc_io {
+    uint64_t write_bytes, wchar;
+};
+bool bench_proc_io(pid_t pid, struct proc_io *out);
+
+/* casenetd's counts from its debug "stats" lines (logged every second with
+ * --verbose): the first line at or after t0_ms and the last at or before
+ * t1_ms (wall-clock ms), their difference and the time between them.
+ * False when the log holds no such pair. */
+struct broker_stats {
+    double span_s;
+    uint64_t requests, batches, commits, log_pages;
+};
+bool bench_broker_stats(const char *log_path, int64_t t0_ms, int64_t t1_ms,
+                        struct broker_stats *out);
+/* The page size of the SQLite database in data_dir (its header), or 0. */
+uint32_t bench_db_page_size(const char *data_dir);
+
 /* Sorted-copy percentiles of n values (q in 0..1). */
 double bench_percentile(double *sorted, size_t n, double q);
 void bench_sort(double *v, size_t n);
@@ -130,6 +151,13 @@ struct load_result {
     double bench_cpu_s; /* this process during the run (sealing excluded) */
     char *rss_series;   /* JSON array of KiB, one per sample; malloc'd */
     int first_error;    /* wire code of the first error seen */
+    /* What the broker wrote during the measured window: /proc io (when
+     * have_io) and its stats lines (when have_stats), see measure.c. */
+    bool have_io, have_stats;
+    struct proc_io io;
+    struct broker_stats stats;
+    uint64_t window_receipts;       /* receipts that arrived inside the window */
+    int64_t wall_t0_ms, wall_t1_ms; /* the window, wall clock */
 };
 
 int bench_load(const struct bench_opts *o, const struct bench_net *net, const char *endpoint,

@@ -386,6 +386,27 @@ static void series_add(struct series *s, uint64_t v)
                                (unsigned long long)v);
 }
 
+/* The broker's /proc io counts at one edge of the measured window (start:
+ * kept in *at; end: the difference goes to res), with the wall clock. */
+static void window_edge(pid_t pid, bool start, struct proc_io *at, struct load_result *res)
+{
+    struct proc_io now = {0};
+    bool ok = pid > 0 && bench_proc_io(pid, &now);
+    if (start) {
+        res->wall_t0_ms = cn_now_ms();
+        res->have_io = ok;
+        *at = now;
+        return;
+    }
+    res->wall_t1_ms = cn_now_ms();
+    res->have_io =
+        res->have_io && ok && now.write_bytes >= at->write_bytes && now.wchar >= at->wchar;
+    if (res->have_io) {
+        res->io.write_bytes = now.write_bytes - at->write_bytes;
+        res->io.wchar = now.wchar - at->wchar;
+    }
+}
+
 /* Latency statistics of the messages sent inside [t0, t1). */
 static void summarise(struct load *l, double t0, double t1, struct load_result *res)
 {
@@ -409,6 +430,7 @@ static void summarise(struct load *l, double t0, double t1, struct load_result *
         if (m->issued)
             slat[ns++] = (m->issued - m->sent) * 1e3;
     }
+    res->window_receipts = in_window;
     res->msgs_per_s = (double)in_window / (t1 - t0);
     bench_sort(lat, n);
     bench_sort(nlat, nn);
@@ -553,12 +575,21 @@ int bench_load(const struct bench_opts *o, const struct bench_net *net, const ch
     uint64_t scheduled = 0; /* rate mode: messages due so far */
     size_t rr = 0;          /* rate mode: next connection */
     bool sending = true;
+    int window = 0; /* 0: before the measured window, 1: in it, 2: after it */
     double drain_until = 0;
+    struct proc_io io0 = {0};
     for (;;) {
         double now = mono_s();
+        if (window == 0 && now >= t0) {
+            window = 1;
+            window_edge(broker_pid, true, &io0, res);
+        }
         if (sending && now >= t1) {
             sending = false;
             drain_until = now + DRAIN_SECONDS;
+            if (window == 1)
+                window_edge(broker_pid, false, &io0, res);
+            window = 2;
         }
         if (sending) {
             if (o->rate > 0) {
@@ -603,6 +634,9 @@ int bench_load(const struct bench_opts *o, const struct bench_net *net, const ch
                     t1 = mono_s();
                     if (t1 < t0)
                         t0 = start;
+                    if (window == 1) /* else unmeasured: the pool ran out in the warm-up */
+                        window_edge(broker_pid, false, &io0, res);
+                    window = 2;
                 }
             }
         }

@@ -22,7 +22,9 @@ static const char usage[] =
     "Starts casenetd on loopback with a temporary data directory (or uses --broker),\n"
     "creates N members, pre-seals envelopes of S bytes to random recipients and\n"
     "offers them from C connections; measures submit->receipt and submit->notice\n"
-    "latency, receipts per second, and the machine's Ed25519 and fsync ceilings.\n"
+    "latency, receipts per second, what casenetd writes per receipt (bytes; commits\n"
+    "and log pages per commit, from its --verbose stats lines), and the machine's\n"
+    "Ed25519 and fsync ceilings.\n"
     "\n"
     "  --duration SEC      measured seconds (default 10)\n"
     "  --warmup SEC        load before measuring (default 1)\n"
@@ -46,7 +48,8 @@ static const char usage[] =
     "  --init              with --network: create the network, print the casenetd\n"
     "                      command line for it and exit\n"
     "  --broker ENDPOINT   use a running casenetd of the --network DIR network\n"
-    "  --broker-pid PID    with --broker: sample this process (RSS, CPU)\n"
+    "  --broker-pid PID    with --broker: sample this process (RSS, CPU, bytes written;\n"
+    "                      commits when it runs with --verbose 2>>DIR/casenetd.log)\n"
     "  --casenetd PATH     casenetd to start (default: beside this program, or PATH)\n"
     "  --workdir DIR       where the temporary directory goes (default $TMPDIR or /tmp)\n"
     "  --keep              keep the temporary directory\n"
@@ -63,6 +66,7 @@ struct report {
     char fs[32];
     double loadavg[3];
     long nproc;
+    uint32_t page_size; /* of the broker's database, 0 = unknown */
 };
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
@@ -117,6 +121,60 @@ static void machine(struct report *r, const char *dir)
             snprintf(r->fs, sizeof r->fs, "0x%lx", (unsigned long)sf.f_type);
         }
     }
+}
+
+/* Per-receipt and per-commit write figures (-1 when not measured). */
+struct writes {
+    double write_bytes_per_msg, wchar_per_msg, commits_per_s, pages_per_commit, log_bytes_per_msg,
+        msgs_per_commit;
+};
+
+static struct writes writes_of(const struct report *r)
+{
+    const struct load_result *l = &r->load;
+    struct writes w = {-1, -1, -1, -1, -1, -1};
+    double n = (double)l->window_receipts;
+    if (l->have_io && n > 0) {
+        w.write_bytes_per_msg = (double)l->io.write_bytes / n;
+        w.wchar_per_msg = (double)l->io.wchar / n;
+    }
+    const struct broker_stats *s = &l->stats;
+    if (l->have_stats && s->span_s > 0 && s->commits > 0) {
+        w.commits_per_s = (double)s->commits / s->span_s;
+        w.pages_per_commit = (double)s->log_pages / (double)s->commits;
+        w.msgs_per_commit = (double)s->requests / (double)s->commits;
+        if (r->page_size && s->requests)
+            w.log_bytes_per_msg =
+                (double)s->log_pages * (r->page_size + 24.0) / (double)s->requests;
+    }
+    return w;
+}
+
+static void print_writes(const struct report *r)
+{
+    struct writes w = writes_of(r);
+    if (w.write_bytes_per_msg >= 0)
+        printf("writes       %.1f KB per receipt to storage (write_bytes), %.1f KB passed to "
+               "write (wchar)\n",
+               w.write_bytes_per_msg / 1024, w.wchar_per_msg / 1024);
+    else
+        printf("writes       not measured (no readable /proc/PID/io of casenetd)\n");
+    if (w.commits_per_s >= 0)
+        printf("commits      %.0f/s, %.1f requests and %.1f log pages each; the log: %.1f KB per "
+               "request (%u B pages)\n",
+               w.commits_per_s, w.msgs_per_commit, w.pages_per_commit, w.log_bytes_per_msg / 1024,
+               r->page_size);
+    else
+        printf("commits      not measured (no casenetd --verbose stats lines in the log)\n");
+}
+
+/* A figure, or null when it is negative (not measured). */
+static void json_num(const char *key, double v, int decimals)
+{
+    if (v < 0)
+        printf(",\"%s\":null", key);
+    else
+        printf(",\"%s\":%.*f", key, decimals, v);
 }
 
 static void print_table(const struct report *r)
@@ -180,6 +238,7 @@ static void print_table(const struct report *r)
                    l->broker_cpu_s, l->receipts ? l->broker_cpu_s * 1e6 / (double)l->receipts : 0,
                    l->broker_loop_cpu_s,
                    l->receipts ? l->broker_loop_cpu_s * 1e6 / (double)l->receipts : 0);
+        print_writes(r);
         printf("bench        cpu %.1f s during the run; sealing %.1f s before it (not measured)\n",
                l->bench_cpu_s, l->seal_s);
     }
@@ -216,6 +275,14 @@ static void print_json(const struct report *r)
            (unsigned long long)l->rss_start_kb, (unsigned long long)l->rss_max_kb,
            (unsigned long long)l->rss_end_kb, l->rss_series ? l->rss_series : "", l->broker_cpu_s,
            l->broker_loop_cpu_s, l->bench_cpu_s);
+    struct writes w = writes_of(r);
+    json_num("broker_write_bytes_per_msg", w.write_bytes_per_msg, 0);
+    json_num("broker_wchar_per_msg", w.wchar_per_msg, 0);
+    json_num("commits_per_s", w.commits_per_s, 1);
+    json_num("pages_per_commit", w.pages_per_commit, 2);
+    json_num("msgs_per_commit", w.msgs_per_commit, 2);
+    json_num("log_bytes_per_msg", w.log_bytes_per_msg, 0);
+    printf(",\"page_size\":%u", r->page_size);
     if (r->have_scale) {
         const struct scale_result *s = &r->scale;
         printf(",\"scale\":{\"stored\":%llu,\"fill_s\":%.1f,\"db_bytes\":%llu,"
@@ -483,6 +550,10 @@ int main(int argc, char **argv)
         if (bench_load(&o, net, endpoint, pid, &r.load) != CASENET_OK)
             goto cleanup;
         r.have_load = true;
+        /* casenetd logs its stats every second: read after the window. */
+        r.load.have_stats =
+            bench_broker_stats(net->log_path, r.load.wall_t0_ms, r.load.wall_t1_ms, &r.load.stats);
+        r.page_size = bench_db_page_size(net->data_dir);
     }
     if (broker.pid && bench_broker_stop(&broker) != 0) {
         fprintf(stderr, "casenet-bench: casenetd exited with an error; see %s\n", net->log_path);

@@ -164,3 +164,119 @@ int bench_ceilings(const char *dir, struct ceilings *out)
         fprintf(stderr, "casenet-bench: the fsync test failed in %s\n", dir);
     return rc;
 }
+
+bool bench_proc_io(pid_t pid, struct proc_io *out)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    int got = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long v;
+        if (sscanf(line, "write_bytes: %llu", &v) == 1) {
+            out->write_bytes = v;
+            got |= 1;
+        } else if (sscanf(line, "wchar: %llu", &v) == 1) {
+            out->wchar = v;
+            got |= 2;
+        }
+    }
+    fclose(f);
+    return got == 3;
+}
+
+/* The value of key in a log line ("key=value"), as a number. */
+static bool log_u64_field(const char *line, const char *key, uint64_t *out)
+{
+    size_t kl = strlen(key);
+    for (const char *p = strstr(line, key); p; p = strstr(p + 1, key)) {
+        if ((p == line || p[-1] == ' ') && p[kl] == '=') {
+            char *end = NULL;
+            unsigned long long v = strtoull(p + kl + 1, &end, 10);
+            if (end == p + kl + 1)
+                return false;
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "ts=2026-12-07T18:00:00.123Z" -> ms since the epoch. */
+static bool log_ts_ms(const char *line, int64_t *out)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (sscanf(line, "ts=%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (int64_t)timegm(&tm) * 1000 + ms;
+    return true;
+}
+
+struct stats_line {
+    int64_t ts;
+    uint64_t requests, batches, commits, log_pages;
+};
+
+static bool parse_stats_line(const char *line, struct stats_line *out)
+{
+    return strstr(line, " event=stats ") && log_ts_ms(line, &out->ts) &&
+           log_u64_field(line, "requests", &out->requests) &&
+           log_u64_field(line, "batches", &out->batches) &&
+           log_u64_field(line, "commits", &out->commits) &&
+           log_u64_field(line, "log_pages", &out->log_pages);
+}
+
+bool bench_broker_stats(const char *log_path, int64_t t0_ms, int64_t t1_ms,
+                        struct broker_stats *out)
+{
+    FILE *f = fopen(log_path, "r");
+    if (!f)
+        return false;
+    char line[1024];
+    struct stats_line a = {0}, b = {0}, x;
+    bool have_a = false, have_b = false;
+    while (fgets(line, sizeof line, f)) {
+        if (!parse_stats_line(line, &x))
+            continue;
+        if (x.ts >= t0_ms && x.ts <= t1_ms) {
+            if (!have_a) {
+                a = x;
+                have_a = true;
+            }
+            b = x;
+            have_b = true;
+        }
+    }
+    fclose(f);
+    if (!have_a || !have_b || b.ts <= a.ts || b.requests < a.requests || b.commits < a.commits ||
+        b.log_pages < a.log_pages)
+        return false;
+    out->span_s = (double)(b.ts - a.ts) / 1e3;
+    out->requests = b.requests - a.requests;
+    out->batches = b.batches - a.batches;
+    out->commits = b.commits - a.commits;
+    out->log_pages = b.log_pages - a.log_pages;
+    return true;
+}
+
+uint32_t bench_db_page_size(const char *data_dir)
+{
+    char path[4096];
+    unsigned char h[18];
+    snprintf(path, sizeof path, "%s/casenet.db", data_dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    bool ok = fread(h, 1, sizeof h, f) == sizeof h && memcmp(h, "SQLite format 3", 16) == 0;
+    fclose(f);
+    if (!ok)
+        return 0;
+    uint32_t ps = (uint32_t)h[16] << 8 | h[17];
+    return ps == 1 ? 65536u : ps;
+}

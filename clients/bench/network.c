@@ -364,7 +364,10 @@ static pid_t spawn(const struct bench_net *net, const char *casenetd, const char
                           net->authority_path,
                           "--config",
                           net->config_path,
+                          NULL, /* --verbose: the stats lines (bench_broker_stats) */
                           NULL};
+    if (casenetd_knows(casenetd, "--verbose"))
+        argv[sizeof argv / sizeof *argv - 2] = "--verbose";
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open(net->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

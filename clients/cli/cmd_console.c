@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "console.h"
+#include "console_coord.h"
 #include "home.h"
 
 #include <sodium.h>
@@ -375,6 +376,10 @@ static int serve(int argc, char **argv)
         ex = cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
         goto cleanup;
     }
+    if (console_is_coordinator(c) && coord_cache_open(path, &c->coord) != CASENET_OK) {
+        ex = CLI_EIO;
+        goto cleanup;
+    }
     ex = console_serve(c, listen, cert, key);
 cleanup:
     if (c) {
@@ -383,6 +388,7 @@ cleanup:
             casenet_buf_free(&c->drafts[i].envelope);
         console_sessions_free(c->sessions);
         console_db_close(c->db);
+        coord_cache_close(c->coord);
         home_free(c->home);
         pthread_cond_destroy(&c->ev_cond);
         pthread_mutex_destroy(&c->ev_lock);

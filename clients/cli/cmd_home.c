@@ -78,6 +78,48 @@ static int keep_box_keys(const struct home *h)
     return ex;
 }
 
+/* Loads and checks what init copies into the home: the member's keyring
+ * (mode 0600), the pinned authority key and the directory it signed. The
+ * files' bytes are left in the three buffers; CLI_OK or the exit code of a
+ * reported failure. */
+static int init_load(struct home *h, const char *key_path, const char *auth_path,
+                     const char *dir_path, casenet_buf *keybytes, casenet_buf *authbytes,
+                     casenet_buf *dirbytes)
+{
+    int rc = casenet_keys_load(key_path, &h->keys);
+    if (rc == CASENET_EPERM)
+        return cli_fail(CLI_LOCAL, rc, "run 'chmod 600' on it",
+                        "secret key file %s is accessible to group or others: permissions refused",
+                        key_path);
+    if (rc != CASENET_OK)
+        return cli_file_fail(rc, key_path, "the member's secret key");
+    rc = cn_strlcpy(h->member, casenet_keys_member_id(h->keys), sizeof h->member);
+    if (rc == CASENET_OK)
+        rc = casenet_authority_pk_load(auth_path, h->authority_pk);
+    if (rc != CASENET_OK)
+        return cli_file_fail(rc, auth_path, "the authority's public key");
+    rc = cn_read_file(key_path, FILE_MAX, keybytes);
+    if (rc == CASENET_OK)
+        rc = cn_read_file(auth_path, FILE_MAX, authbytes);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s or %s", key_path, auth_path);
+    rc = cn_read_file(dir_path, FILE_MAX, dirbytes);
+    if (rc != CASENET_OK)
+        return cli_file_fail(rc, dir_path, "the directory");
+    rc = casenet_directory_parse(dirbytes->data, dirbytes->len, h->authority_pk, cn_now_ms(), 0,
+                                 &h->dir);
+    if (rc == CASENET_EBADSIG)
+        return cli_fail(CLI_VERIFY, rc, "is it signed by the authority whose key you pinned?",
+                        "%s: directory signature does not verify", dir_path);
+    if (rc == CASENET_EEXPIRED)
+        return cli_fail(CLI_VERIFY, rc, "ask the authority for a fresh directory",
+                        "%s: directory expired", dir_path);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_VERIFY, rc, NULL, "%s: invalid directory: %s", dir_path,
+                        casenet_strerror(rc));
+    return CLI_OK;
+}
+
 int cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -146,53 +188,9 @@ int cmd_init(int argc, char **argv)
         goto cleanup;
     }
 
-    int rc = casenet_keys_load(key_path, &h.keys);
-    if (rc == CASENET_EPERM) {
-        ex = cli_fail(CLI_LOCAL, rc, "run 'chmod 600' on it",
-                      "secret key file %s is accessible to group or others: permissions refused",
-                      key_path);
+    ex = init_load(&h, key_path, auth_path, dir_path, &keybytes, &authbytes, &dirbytes);
+    if (ex != CLI_OK)
         goto cleanup;
-    }
-    if (rc != CASENET_OK) {
-        ex = cli_file_fail(rc, key_path, "the member's secret key");
-        goto cleanup;
-    }
-    rc = cn_strlcpy(h.member, casenet_keys_member_id(h.keys), sizeof h.member);
-    if (rc == CASENET_OK)
-        rc = casenet_authority_pk_load(auth_path, h.authority_pk);
-    if (rc != CASENET_OK) {
-        ex = cli_file_fail(rc, auth_path, "the authority's public key");
-        goto cleanup;
-    }
-    rc = cn_read_file(key_path, FILE_MAX, &keybytes);
-    if (rc == CASENET_OK)
-        rc = cn_read_file(auth_path, FILE_MAX, &authbytes);
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot read %s or %s", key_path, auth_path);
-        goto cleanup;
-    }
-    rc = cn_read_file(dir_path, FILE_MAX, &dirbytes);
-    if (rc != CASENET_OK) {
-        ex = cli_file_fail(rc, dir_path, "the directory");
-        goto cleanup;
-    }
-    rc = casenet_directory_parse(dirbytes.data, dirbytes.len, h.authority_pk, cn_now_ms(), 0,
-                                 &h.dir);
-    if (rc == CASENET_EBADSIG) {
-        ex = cli_fail(CLI_VERIFY, rc, "is it signed by the authority whose key you pinned?",
-                      "%s: directory signature does not verify", dir_path);
-        goto cleanup;
-    }
-    if (rc == CASENET_EEXPIRED) {
-        ex = cli_fail(CLI_VERIFY, rc, "ask the authority for a fresh directory",
-                      "%s: directory expired", dir_path);
-        goto cleanup;
-    }
-    if (rc != CASENET_OK) {
-        ex = cli_fail(CLI_VERIFY, rc, NULL, "%s: invalid directory: %s", dir_path,
-                      casenet_strerror(rc));
-        goto cleanup;
-    }
     h.directory_version = casenet_directory_version(h.dir);
     snprintf(h.broker, sizeof h.broker, "%s", broker);
     ex = keep_box_keys(&h);

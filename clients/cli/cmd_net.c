@@ -630,6 +630,36 @@ static int send_note(struct home *h, casenet_client *cl, const casenet_buf *orig
     return ex;
 }
 
+/* The receipt's options go together as PROTOCOL.md §5.1 says: a reason only
+ * with declined, an outcome only with (and always with) completed, a note
+ * only with a decision. Copies the reason into r; CLI_OK or CLI_EUSAGE. */
+static int ack_check(casenet_receipt *r, const char *reason, const char *outcome, const char *note)
+{
+    if (r->status == CASENET_RECEIPT_DECLINED && !reason)
+        return cli_usage_error("--status declined needs --reason");
+    if (reason && r->status != CASENET_RECEIPT_DECLINED)
+        return cli_usage_error("--reason goes with --status declined");
+    if (reason && !casenet_decline_reason_valid(reason))
+        return cli_usage_error("unknown --reason '%s': not-competent, duplicate, "
+                               "insufficient-information, redirected",
+                               reason);
+    if (outcome && r->status != CASENET_RECEIPT_COMPLETED)
+        return cli_usage_error("--outcome goes with --status completed");
+    if (!outcome && r->status == CASENET_RECEIPT_COMPLETED)
+        return cli_usage_error("--status completed needs --outcome CODE");
+    if (outcome && casenet_outcome_parse(outcome, &r->outcome) != CASENET_OK)
+        return cli_usage_error("unknown --outcome '%s': resolved, referred-onward, "
+                               "no-action-needed, unable-to-act, withdrawn (words go in --note)",
+                               outcome);
+    if (note && (r->status == CASENET_RECEIPT_DELIVERED || !note[0]))
+        return cli_usage_error("--note goes with --status accepted, declined or completed, and "
+                               "is not empty");
+    if (reason && cn_strlcpy(r->reason, reason, sizeof r->reason) != CASENET_OK)
+        return cli_usage_error("--reason is too long");
+
+    return CLI_OK;
+}
+
 int cmd_ack(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -676,27 +706,9 @@ int cmd_ack(int argc, char **argv)
     }
     if (optind != argc - 1)
         return cli_usage_error("expected exactly one message ID");
-    if (r.status == CASENET_RECEIPT_DECLINED && !reason)
-        return cli_usage_error("--status declined needs --reason");
-    if (reason && r.status != CASENET_RECEIPT_DECLINED)
-        return cli_usage_error("--reason goes with --status declined");
-    if (reason && !casenet_decline_reason_valid(reason))
-        return cli_usage_error("unknown --reason '%s': not-competent, duplicate, "
-                               "insufficient-information, redirected",
-                               reason);
-    if (outcome && r.status != CASENET_RECEIPT_COMPLETED)
-        return cli_usage_error("--outcome goes with --status completed");
-    if (!outcome && r.status == CASENET_RECEIPT_COMPLETED)
-        return cli_usage_error("--status completed needs --outcome CODE");
-    if (outcome && casenet_outcome_parse(outcome, &r.outcome) != CASENET_OK)
-        return cli_usage_error("unknown --outcome '%s': resolved, referred-onward, "
-                               "no-action-needed, unable-to-act, withdrawn (words go in --note)",
-                               outcome);
-    if (note && (r.status == CASENET_RECEIPT_DELIVERED || !note[0]))
-        return cli_usage_error("--note goes with --status accepted, declined or completed, and "
-                               "is not empty");
-    if (reason && cn_strlcpy(r.reason, reason, sizeof r.reason) != CASENET_OK)
-        return cli_usage_error("--reason is too long");
+    int usage = ack_check(&r, reason, outcome, note);
+    if (usage != CLI_OK)
+        return usage;
 
     char *path = NULL;
     struct home *h = NULL;

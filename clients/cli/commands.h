@@ -30,6 +30,7 @@ int cmd_cases(int argc, char **argv);
 int cmd_overdue(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_console(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* cmd_admin.c: prints the directory file at path (see `admin show`),
  * verified with authority_pk and min_version unless authority_pk is NULL.

@@ -161,6 +161,10 @@ struct console {
     uint64_t ev_count;
     bool broker_up;
     pthread_t ev_thread;
+
+    /* the coordinator's view (console_coord.h): set when the home's member
+     * has role coordinator, else NULL */
+    struct coord_cache *coord;
 };
 
 /* console_events.c: starts the notice thread (a second broker connection,
@@ -191,6 +195,7 @@ struct console_req {
 struct console_resp {
     unsigned status;
     char *body;
+    const char *type; /* NULL: JSON; else a static Content-Type (CSV, HTML) */
 };
 
 /* ------------------------------------------------------------ requests (console_req.c) */
@@ -230,6 +235,12 @@ bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec, c
 /* Handles an authenticated API request (everything but the session itself
  * and the events stream). */
 void console_api(struct console *c, const struct console_req *r, struct console_resp *out);
+/* Sets out to 200 with o (consumed) as its body; 500 NOMEM when o is NULL. */
+void console_ok(struct console_resp *out, json_t *o);
+/* The shared broker connection, connected when needed (CASENET_OK), and the
+ * clean-up after a failed call on it. Both under net_lock. */
+CASENET_NODISCARD int console_client(struct console *c);
+void console_client_failed(struct console *c, int err);
 /* Sets out to {"error": name, "message": msg, "field": field?}. */
 void console_error(struct console_resp *out, unsigned status, const char *name, const char *msg,
                    const char *field);

@@ -7,6 +7,7 @@
 #include "console.h"
 
 #include "cli.h"
+#include "console_coord.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -100,6 +101,16 @@ static int ensure_client(struct console *c)
     return casenet_client_connect(c->home->keys, c->home->dir, &o, &c->client);
 }
 
+void console_ok(struct console_resp *out, json_t *o)
+{
+    ok_json(out, o);
+}
+
+int console_client(struct console *c)
+{
+    return ensure_client(c);
+}
+
 /* After a failed call: drop a connection that timed out, so the next request
  * reconnects. Under net_lock. */
 static void after_error(struct console *c, int err)
@@ -112,6 +123,11 @@ static void after_error(struct console *c, int err)
 
 /* A request to the broker failed with err: answers "WHAT: the broker's
  * reason", then drops the connection if it timed out. */
+void console_client_failed(struct console *c, int err)
+{
+    after_error(c, err);
+}
+
 static void broker_fail(struct console_resp *out, struct console *c, int err, const char *what)
 {
     fail(out, c, err, CLI_BROKER, what);
@@ -862,6 +878,8 @@ void console_api(struct console *c, const struct console_req *r, struct console_
         return api_ledger(c, r, out);
     if (post && strcmp(p, "/messages") == 0)
         return api_send(c, r, out);
+    if (strncmp(p, "/coord/", 7) == 0)
+        return console_coord_api(c, r, out);
     if (strncmp(p, "/messages/", 10) == 0 && strlen(p) >= 42) {
         char hex[33];
         memcpy(hex, p + 10, 32);

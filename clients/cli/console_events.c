@@ -5,6 +5,7 @@
 #include "console.h"
 
 #include "cli.h"
+#include "console_coord.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -134,6 +135,8 @@ static void *events_main(void *arg)
         if (rc == CASENET_OK)
             push_entry(c, &e);
         casenet_inbox_entry_clear(&e);
+        if (rc == CASENET_OK || rc == CASENET_ETIMEDOUT)
+            console_coord_tick(c, cl);
         uint64_t now_drops = casenet_client_disconnects(cl);
         if (now_drops != drops) {
             /* notices are not resent after a reconnect: the pages reload */

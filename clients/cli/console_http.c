@@ -77,8 +77,9 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, struct console_res
 {
     char *b = resp->body ? resp->body : strdup("{}");
     resp->body = NULL;
-    return send_body(conn, resp->status, "application/json; charset=utf-8", b, b ? strlen(b) : 0,
-                     set_cookie, retry_after_s);
+    return send_body(conn, resp->status,
+                     resp->type ? resp->type : "application/json; charset=utf-8", b,
+                     b ? strlen(b) : 0, set_cookie, retry_after_s);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *name,
@@ -138,10 +139,10 @@ static json_t *session_json(struct console *c, const struct console_session *s)
     const char *display = c->home->member;
     if (casenet_directory_find(c->home->dir, c->home->member, &m) == CASENET_OK && m.display_name)
         display = m.display_name;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "user", s->user, "role",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "user", s->user, "role",
                           console_role_name(s->role), "csrf", s->machine ? "" : s->csrf, "member",
                           c->home->member, "member_name", display, "idle_timeout_s",
-                          (json_int_t)(CONSOLE_IDLE_MS / 1000));
+                          (json_int_t)(CONSOLE_IDLE_MS / 1000), "coordinator", c->coord != NULL);
     pthread_rwlock_unlock(&c->dir_lock);
     return o;
 }

@@ -27,6 +27,7 @@ static const struct cli_cmd commands[] = {
     {"overdue", cmd_overdue, "coordinators: referrals past a deadline and not yet taken"},
     {"watch", cmd_watch, "unattended agent: hand each new message to the agency, then ack"},
     {"console", cmd_console, "the agency's web console and its staff accounts"},
+    {"report", cmd_report, "coordinators: a month's figures from the verified audit log"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -50,6 +50,17 @@ jq_true "$T/out" '.send_late_p50_ms >= 0 and .send_late_p50_ms <= .send_late_p99
 jq_true "$T/out" '.verify_per_s_one_core > 0 and .fsync_per_s > 0'
 jq_true "$T/out" '.rss_max_kb > 0 and .broker_loop_cpu_s > 0'
 expect_contains "$T/out" "schedule     sends"
+# what the broker wrote: /proc io over the window, its page size
+jq_true "$T/out" '.broker_wchar_per_msg > 0 and .broker_write_bytes_per_msg >= 0 and .page_size > 0'
+expect_contains "$T/out" "writes       "
+
+step "commits and log pages, from casenetd's stats lines (one a second); a batch window"
+expect_exit 0 "$BENCH" --json --no-ceilings --duration 3 --warmup 0 --rate 100 --members 3 \
+  --connections 2 --limit 'batch_window_us = 500'
+jq_true "$T/out" '.receipts == .sent and .errors == 0 and .notices == .receipts'
+jq_true "$T/out" '.commits_per_s > 0 and .pages_per_commit > 0 and .msgs_per_commit >= 1'
+jq_true "$T/out" '.log_bytes_per_msg > 0'
+expect_contains "$T/out" "commits      "
 
 step "as fast as confirmed"
 expect_exit 0 "$BENCH" --json --no-ceilings --duration 1 --warmup 0 --members 3 \

@@ -32,6 +32,14 @@ MEMBERS = [
     ("vn.molisa.hanoi", ["--role", "responder", "--group", "social-services", "--name",
                          "Social services Ha Noi"]),
 ]
+# with coordinator=True: a platform and the network's coordinator, each with a home
+COORD_MEMBERS = [
+    ("vn.platform.x", ["--role", "platform", "--group", "platforms", "--name", "Example platform"]),
+    ("vn.coord", ["--role", "coordinator", "--name", "Cơ quan điều phối mạng lưới"]),
+]
+# the coordinator network's deadlines: short enough to breach in a test
+COORD_POLICY = ("[standard]\ndeliver_within = 4s\naccept_within = 8s\n"
+                "[emergency]\ndeliver_within = 5s\naccept_within = 10s\n")
 
 
 def run(*args, stdin=None):
@@ -39,7 +47,9 @@ def run(*args, stdin=None):
 
 
 class Network:
-    def __init__(self):
+    def __init__(self, coordinator=False):
+        self.coordinator = coordinator
+        self.members = MEMBERS + (COORD_MEMBERS if coordinator else [])
         self.root = tempfile.mkdtemp(prefix="casenet-console-test.")
         self.procs = []
         self.urls = {}
@@ -52,12 +62,14 @@ class Network:
     def _build(self):
         d = self.root
         run(CASENET, "admin", "init", "--out", f"{d}/authority")
-        for mid, opts in MEMBERS:
+        for mid, opts in self.members:
             run(CASENET, "keygen", mid, "--out", f"{d}/keys")
             run(CASENET, "admin", "add", "--authority", f"{d}/authority/authority.key",
                 "--directory", f"{d}/directory", "--member", f"{d}/keys/{mid}.pub", *opts)
         self.start_broker()
-        for mid in ("vn.hotline111", "vn.police.a05"):
+        homes = [m for m, _ in self.members if m != "vn.broker"] if self.coordinator else \
+            ["vn.hotline111", "vn.police.a05"]
+        for mid in homes:
             run(CASENET, "init", "--home", self.home(mid), "--key", f"{d}/keys/{mid}.key",
                 "--authority", f"{d}/authority/authority.pub", "--directory", f"{d}/directory",
                 "--broker", self.endpoint)
@@ -67,20 +79,27 @@ class Network:
             self.home("vn.police.a05"), stdin=PASSWORD + "\n")
         run(CASENET, "console", "user", "add", "xem", "--role", "viewer", "--home",
             self.home("vn.police.a05"), stdin=PASSWORD + "\n")
-        for mid in ("vn.hotline111", "vn.police.a05"):
+        consoles = ["vn.hotline111", "vn.police.a05"]
+        if self.coordinator:
+            run(CASENET, "console", "user", "add", "hoa", "--role", "supervisor", "--home",
+                self.home("vn.coord"), stdin=PASSWORD + "\n")
+            consoles.append("vn.coord")
+        for mid in consoles:
             self.urls[mid] = self.start_console(mid)
 
     def home(self, mid):
         return f"{self.root}/home/{mid}"
 
-    def start_broker(self):
+    def start_broker(self, endpoint=None):
+        """Starts casenetd (on endpoint, e.g. the same one after a stop)."""
         d = self.root
         # standard messages escalate within seconds, so a test sees a notice
         with open(f"{d}/policy.ini", "w") as f:
-            f.write("[standard]\ndeliver_within = 2s\naccept_within = 4s\n")
+            f.write(COORD_POLICY if self.coordinator else
+                    "[standard]\ndeliver_within = 2s\naccept_within = 4s\n")
         for _ in range(8):
             port = random.randint(20000, 60000)
-            self.endpoint = f"tcp://127.0.0.1:{port}"
+            self.endpoint = endpoint or f"tcp://127.0.0.1:{port}"
             with open(f"{d}/broker.log", "ab") as log:
                 p = subprocess.Popen([CASENETD, "--data", f"{d}/data", "--listen", self.endpoint,
                                       "--key", f"{d}/keys/vn.broker.key", "--directory",

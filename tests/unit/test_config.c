@@ -108,10 +108,12 @@ static void test_defaults(void **state)
     assert_int_equal(l->escalation_period_s, LIMITS_DEFAULT_ESC_PERIOD_S);
     assert_string_equal(c.values.store_spec, "sqlite:/var/lib/casenetd");
     assert_null(c.values.policy_path);
-    /* One "not set": the source. Everything but policy has a value now. */
+    /* One "not set": the source. Everything but policy and admin (off by
+     * default) has a value now. */
     for (size_t i = 0; i < config_count(); i++) {
-        bool policy = strcmp(config_options[i].key, "policy") == 0;
-        assert_int_equal(c.source[i] == CONFIG_UNSET, policy);
+        bool unset = strcmp(config_options[i].key, "policy") == 0 ||
+                     strcmp(config_options[i].key, "admin") == 0;
+        assert_int_equal(c.source[i] == CONFIG_UNSET, unset);
     }
     config_free(&c);
 }

@@ -4,6 +4,7 @@
 // as text (textContent, via el()), never as HTML; URLs are shown, never
 // fetched or linked.
 import { referralForm, takedownForm, collectForm, keepDraft, markServerError } from "./form.js";
+import { COORD_PAGES, coordPage, coordEvent } from "./coord.js";
 
 const S = { lang: "vi", cat: {}, session: null, es: null, unseen: 0, dir: null };
 
@@ -32,7 +33,7 @@ export function el(tag, attrs, ...kids) {
   return e;
 }
 
-async function api(method, path, body) {
+export async function api(method, path, body) {
   const opts = { method, headers: {}, credentials: "same-origin", cache: "no-store" };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
@@ -54,7 +55,7 @@ async function api(method, path, body) {
   return { ok: res.ok, status: res.status, data, retry: res.headers.get("Retry-After") };
 }
 
-function errorText(r) {
+export function errorText(r) {
   if (r.status === 0 || r.status === 503) return t("err.unavailable");
   if (r.data && r.data.field) return t("err.field", { f: fieldLabel(r.data.field), m: r.data.message || "" });
   if (r.status === 403) return t("err.forbidden");
@@ -101,18 +102,18 @@ function nextDeadline(ds) {
   return [t("deadline." + open.kind) + ": ", badge(late ? "overdue" : "", countdown(open.due_at))];
 }
 
-function badge(cls, text) { return el("span", { class: "badge " + cls }, text); }
+export function badge(cls, text) { return el("span", { class: "badge " + cls }, text); }
 function enumName(v, prefix) { return String(v || "").replace(prefix, ""); }
-function urgencyBadge(u) { return badge(u, t("urgency." + u)); }
+export function urgencyBadge(u) { return badge(u, t("urgency." + u)); }
 function stateBadge(s) { return badge(s, t("state." + s)); }
 
-function setMain(...kids) {
+export function setMain(...kids) {
   const m = document.getElementById("main");
   m.replaceChildren(...kids.flat(2).filter((k) => k !== null && k !== undefined && k !== false));
   return m;
 }
 
-function setTitle(key) {
+export function setTitle(key) {
   const base = t(key) + " — casenet";
   document.title = S.unseen ? `(${S.unseen}) ${base}` : base;  // never a case detail
   S.titleKey = key;
@@ -148,6 +149,7 @@ function chrome() {
   const links = [["#/inbox", "nav.inbox"], ["#/new", "nav.new"], ["#/takedown", "nav.takedown"], ["#/sent", "nav.sent"],
     ["#/notices", "nav.notices"]];
   if (S.session.role === "supervisor") links.push(["#/ledger", "nav.ledger"]);
+  if (S.session.coordinator) for (const p of COORD_PAGES) links.push(["#/" + p, "nav." + p]);
   const here = location.hash.split("/").slice(0, 2).join("/");
   nav.replaceChildren(...links.map(([h, k]) =>
     el("a", { href: h, "aria-current": here === h ? "page" : null, id: "nav-" + h.slice(2) }, t(k))));
@@ -175,6 +177,7 @@ function startEvents() {
   es.addEventListener("notice", (ev) => {
     const n = JSON.parse(ev.data);
     if (n.type === "broker") return connState(n.up);
+    if (coordEvent(n)) return;
     if (n.type === "inbox" && n.kind !== "receipt" && !location.hash.startsWith("#/inbox")) S.unseen++;
     if (n.type === "inbox" && n.urgency === "emergency" && n.kind === "referral") beep();
     refreshLive();
@@ -375,7 +378,7 @@ function payloadTitle(k) {
 }
 
 // A member's display name from the verified directory, with its id.
-function memberName(id) {
+export function memberName(id) {
   const m = S.dir && S.dir.members.find((x) => x.id === id);
   return m && m.name !== id ? `${m.name} (${id})` : String(id);
 }
@@ -606,6 +609,7 @@ async function route() {
   if (parts[0] === "sent") return sentPage();
   if (parts[0] === "notices") return inboxPage(params, { notices: true });
   if (parts[0] === "ledger") return ledgerPage();
+  if (S.session.coordinator && COORD_PAGES.includes(parts[0])) return coordPage(parts[0], params);
   return inboxPage(params);
 }
 
