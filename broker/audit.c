@@ -298,3 +298,19 @@ cleanup:
     free(parties);
     return rc;
 }
+
+int audit_log_restored(struct store *s, int64_t now_ms, uint64_t directory_version,
+                       uint64_t previous_size, const uint8_t *previous_root,
+                       int64_t previous_time_ms, const char *detail, uint64_t *index)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    ev.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_LOG_RESTORED;
+    ev.directory_version = directory_version;
+    ev.detail = (char *)(detail ? detail : "");
+    if (previous_size > 0) {
+        ev.previous_size = previous_size;
+        set_bytes(&ev.previous_root, previous_root, CASENET_HASH_BYTES);
+        ev.previous_time_ms = previous_time_ms;
+    }
+    return emit(s, now_ms, &ev, index);
+}

@@ -78,6 +78,14 @@ int audit_dead_lettered(struct store *s, int64_t now_ms, const struct store_mess
 int audit_broker(struct store *s, int64_t now_ms, int kind, uint64_t directory_version,
                  const char *detail, uint64_t *index);
 
+/* LOG_RESTORED: the first event of a new epoch after a restore (restore.h,
+ * PROTOCOL.md §10.1); actor "", no parties (coordinators). previous_size > 0
+ * names the newest head of the log before the restore (previous_root: 32
+ * bytes, and its time); 0 when the operator proved none. */
+int audit_log_restored(struct store *s, int64_t now_ms, uint64_t directory_version,
+                       uint64_t previous_size, const uint8_t *previous_root,
+                       int64_t previous_time_ms, const char *detail, uint64_t *index);
+
 /* AUDIT_QUERIED: a member read the audit log (a query or an export).
  * actor = parties = that member; message_id and case_ref (NULL when the
  * query did not name one, else 16 bytes) are the filters it used, so that a

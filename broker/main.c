@@ -5,6 +5,7 @@
  */
 #include "admin.h"
 #include "audit.h"
+#include "backup.h"
 #include "broker.h"
 #include "config.h"
 #include "casenet.pb-c.h"
@@ -12,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "restore.h"
 #include "server.h"
 #include "util.h"
 
@@ -35,6 +37,10 @@ static const char usage_head[] =
     "usage: casenetd --data DIR --listen ENDPOINT --key FILE --directory FILE\n"
     "                --authority FILE [--config FILE] [OPTION...]\n"
     "       casenetd --check-config [--config FILE] [OPTION...]\n"
+    "       casenetd backup --data DIR --out FILE\n"
+    "       casenetd verify-backup FILE --authority FILE\n"
+    "       casenetd restore FILE --data DIR [--force]\n"
+    "       casenetd restore --new-epoch|--replay EXPORT [--last-head FILE] --config FILE\n"
     "       casenetd --help | --help-config | --version\n"
     "\n"
     "  --config FILE           INI file: [broker] and [limits] with a key for every option\n"
@@ -44,6 +50,9 @@ static const char usage_head[] =
     "                          database or audit event is created, nothing binds), print\n"
     "                          the options in effect, exit 0 (valid) or 1\n"
     "  --verbose               log debug events too\n"
+    "  backup, verify-backup, restore: an online backup of the data directory, its check,\n"
+    "                          and its restore; a restored store serves only after\n"
+    "                          restore --replay or --new-epoch (docs/operations.md)\n"
     "  --help                  print this help; --help-config: the INI reference (markdown)\n"
     "  --version               print the version and the libraries' versions\n"
     "\n"
@@ -317,14 +326,24 @@ static void print_version(void)
            minor, patch, sodium_version_string(), sqlite3_libversion());
 }
 
-enum { OPT_CONFIG = 1000, OPT_CHECK, OPT_VERBOSE, OPT_HELP, OPT_HELP_CONFIG, OPT_VERSION };
+enum {
+    OPT_CONFIG = 1000,
+    OPT_CHECK,
+    OPT_VERBOSE,
+    OPT_HELP,
+    OPT_HELP_CONFIG,
+    OPT_VERSION,
+    OPT_NEW_EPOCH,
+    OPT_REPLAY,
+    OPT_LAST_HEAD
+};
 
 /* The command line into conf (the table's flags) and the rest. Returns -1
  * to go on, or the exit code. */
 static int parse_args(int argc, char **argv, struct config *conf, const char **config_path,
-                      bool *check)
+                      bool *check, struct restore_choice *restore)
 {
-    static struct option opts[CONFIG_OPTIONS_MAX + 7];
+    static struct option opts[CONFIG_OPTIONS_MAX + 10];
     static const struct option fixed[] = {
         {"config", required_argument, NULL, OPT_CONFIG},
         {"check-config", no_argument, NULL, OPT_CHECK},
@@ -332,6 +351,9 @@ static int parse_args(int argc, char **argv, struct config *conf, const char **c
         {"help", no_argument, NULL, OPT_HELP},
         {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"new-epoch", no_argument, NULL, OPT_NEW_EPOCH},
+        {"replay", required_argument, NULL, OPT_REPLAY},
+        {"last-head", required_argument, NULL, OPT_LAST_HEAD},
     };
     size_t n = config_count();
     for (size_t i = 0; i < n; i++)
@@ -369,10 +391,28 @@ static int parse_args(int argc, char **argv, struct config *conf, const char **c
         case OPT_VERSION:
             print_version();
             return 0;
+        case OPT_NEW_EPOCH:
+        case OPT_REPLAY:
+        case OPT_LAST_HEAD:
+            if (!restore) {
+                fputs("casenetd: --new-epoch, --replay and --last-head go with casenetd restore\n",
+                      stderr);
+                return 2;
+            }
+            restore->new_epoch |= o == OPT_NEW_EPOCH;
+            if (o == OPT_REPLAY)
+                restore->replay = optarg;
+            if (o == OPT_LAST_HEAD)
+                restore->last_head = optarg;
+            break;
         default:
             fputs("casenetd --help lists the options\n", stderr);
             return 2;
         }
+    }
+    if (restore && restore->new_epoch == !!restore->replay) {
+        fputs("casenetd: restore: choose one of --new-epoch and --replay EXPORT\n", stderr);
+        return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "casenetd: unexpected argument %s; casenetd --help lists the options\n",
@@ -417,13 +457,45 @@ static bool load_identity(struct broker *b)
     return true;
 }
 
+/* False (with the explanation printed) when the store in the data
+ * directory was restored and the operator has not decided yet. */
+static bool not_restored(const char *data_dir)
+{
+    bool present = false;
+    struct backup_marker m;
+    if (backup_marker_get(data_dir, &present, &m) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot read the store in %s\n", data_dir);
+        return false;
+    }
+    if (present) {
+        log_event(LOG_ERROR, "store_restored", "data", data_dir, "restored_size",
+                  log_u64(m.restored_size), "msg",
+                  "restored from a backup: run casenetd restore --replay or --new-epoch", NULL);
+        backup_marker_explain(data_dir, &m);
+    }
+    return !present;
+}
+
+/* casenetd restore --new-epoch | --replay: the decision on a restored
+ * store (restore.h). Returns the exit code. */
+static int resolve(struct broker *b, const struct restore_choice *c)
+{
+    if (!store_dir(b->cfg->store_spec) || !data_dir_checked(b->cfg->data_dir) ||
+        !open_store(b, false) || choose_directory(b) != CASENET_OK)
+        return 1;
+    return restore_resolve(b, c);
+}
+
 /* --check-config: everything a start checks, without its side effects.
  * Returns the exit code. */
 static int check_config(struct broker *b, const struct config *conf)
 {
     const struct broker_config *cfg = b->cfg;
-    if (!data_dir_checked(cfg->data_dir) || !open_store(b, true) ||
-        choose_directory(b) != CASENET_OK)
+    if (!data_dir_checked(cfg->data_dir))
+        return 1;
+    if (!not_restored(cfg->data_dir))
+        return BACKUP_EXIT_RESTORED;
+    if (!open_store(b, true) || choose_directory(b) != CASENET_OK)
         return 1;
     broker_warn_expiry(b->dir, true);
     printf("casenetd: configuration OK: broker %s, directory version %llu (expires %s), "
@@ -445,8 +517,11 @@ static int run(struct broker *b)
     struct server *srv = NULL;
     struct admin *adm = NULL;
     char admin_err[400] = "out of memory";
-    if (!store_dir(cfg->store_spec) || !data_dir_ready(cfg->data_dir) || !open_store(b, false) ||
-        choose_directory(b) != CASENET_OK)
+    if (!store_dir(cfg->store_spec) || !data_dir_ready(cfg->data_dir))
+        return 1;
+    if (!not_restored(cfg->data_dir))
+        return BACKUP_EXIT_RESTORED;
+    if (!open_store(b, false) || choose_directory(b) != CASENET_OK)
         return 1;
     broker_warn_expiry(b->dir, false);
     /* Signals go to a signalfd polled by the loop. Blocked before the
@@ -487,6 +562,16 @@ cleanup:
     return exit_code;
 }
 
+/* Whether `casenetd restore` is the decision (--new-epoch, --replay) rather
+ * than the restore of a file. */
+static bool restore_chosen(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--new-epoch") == 0 || strncmp(argv[i], "--replay", 8) == 0)
+            return true;
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     struct config conf;
@@ -494,7 +579,19 @@ int main(int argc, char **argv)
     struct broker b = {.cfg = &conf.values};
     const char *config_path = NULL;
     bool check = false;
-    int exit_code = parse_args(argc, argv, &conf, &config_path, &check);
+    struct restore_choice choice = {0}, *restore = NULL;
+    if (argc > 1 && strcmp(argv[1], "backup") == 0)
+        return backup_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "verify-backup") == 0)
+        return backup_verify_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "restore") == 0) {
+        if (!restore_chosen(argc, argv))
+            return backup_restore_main(argc - 1, argv + 1);
+        restore = &choice;
+        argc--;
+        argv++;
+    }
+    int exit_code = parse_args(argc, argv, &conf, &config_path, &check, restore);
     if (exit_code >= 0) {
         config_free(&conf);
         return exit_code;
@@ -531,7 +628,7 @@ int main(int argc, char **argv)
     }
     limits_set_escalation(b.limits, conf.values.limits.escalation_budget,
                           (int64_t)conf.values.limits.escalation_period_s * 1000);
-    exit_code = check ? check_config(&b, &conf) : run(&b);
+    exit_code = check ? check_config(&b, &conf) : restore ? resolve(&b, restore) : run(&b);
 cleanup:
     if (b.store)
         store_close(b.store);

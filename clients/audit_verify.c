@@ -30,6 +30,7 @@ struct casenet_audit_verifier {
     uint64_t page_next;        /* the index the next fed page must start at */
     /* the last run's counts, from the engine's hooks */
     uint64_t events, heads, last_head;
+    struct auditv_epoch epoch; /* the last run's accepted epoch change */
     casenet_audit_failure fail;
 };
 
@@ -131,6 +132,7 @@ static struct auditv_config run_config(casenet_audit_verifier *v, uint64_t total
         .on_event = on_event,
         .on_head = on_head,
         .hooks_ctx = v,
+        .epoch = &v->epoch,
     };
 }
 
@@ -140,6 +142,7 @@ static void run_reset(casenet_audit_verifier *v, uint64_t start)
     auditv_free(v->run);
     v->run = NULL;
     memset(&v->fail, 0, sizeof v->fail);
+    memset(&v->epoch, 0, sizeof v->epoch);
     v->events = start;
     v->last_head = start;
     v->heads = 0;
@@ -238,6 +241,14 @@ void casenet_audit_verifier_trusted(const casenet_audit_verifier *v, casenet_aud
 const casenet_audit_failure *casenet_audit_verifier_failure(const casenet_audit_verifier *v)
 {
     return &v->fail;
+}
+
+void casenet_audit_verifier_epoch(const casenet_audit_verifier *v, casenet_audit_epoch *out)
+{
+    *out = (casenet_audit_epoch){.changed = v->epoch.changed,
+                                 .restored_size = v->epoch.restored_size,
+                                 .previous_size = v->epoch.previous_size,
+                                 .remembered_size = v->epoch.remembered_size};
 }
 
 void casenet_audit_verifier_counts(const casenet_audit_verifier *v, uint64_t *events,
@@ -367,11 +378,13 @@ static int live_remembered(casenet_audit_verifier *v, casenet_client *c, const s
     if (st->size == 0)
         return CASENET_OK;
     if (h->size < st->size)
-        return fail_remembered(v, CASENET_EBADSIG,
-                               "remembered head of size %" PRIu64
-                               ": the broker's latest head has only "
-                               "%" PRIu64 " events: its history was cut short or rewritten",
-                               st->size, h->size);
+        return fail_remembered(
+            v, CASENET_EBADSIG,
+            "remembered head of size %" PRIu64 ": the broker's latest head has only "
+            "%" PRIu64 " events: its history was cut short or rewritten (after a "
+            "restore from a backup, verify from index 0 to see the epoch "
+            "change)",
+            st->size, h->size);
     if (h->size == st->size) {
         if (sodium_memcmp(h->root, st->root, MERKLE_HASH_BYTES) != 0)
             return fail_remembered(
@@ -469,7 +482,10 @@ int casenet_audit_verify_live(casenet_audit_verifier *v, casenet_client *c, bool
         if ((rc = live_head(v, &head, &h0)) != CASENET_OK)
             goto cleanup;
         have_head = true;
-        if ((rc = live_remembered(v, c, &h0, &proof_bad)) != CASENET_OK)
+        /* full below the remembered size: the run from 0 compares with the
+         * remembered root, or accepts a declared epoch change. */
+        if (!(full && h0.size <= v->trusted.size) &&
+            (rc = live_remembered(v, c, &h0, &proof_bad)) != CASENET_OK)
             goto cleanup;
     } else if (rc == CASENET_ENOTFOUND && v->trusted.size == 0) {
         note(v, false, "the broker has not signed a tree head yet");
@@ -489,9 +505,9 @@ int casenet_audit_verify_live(casenet_audit_verifier *v, casenet_client *c, bool
         goto cleanup;
     if ((rc = live_pages(v, c, from, have_head ? &head : NULL, h0.size)) != CASENET_OK)
         goto cleanup;
-    if ((rc = finish_run(v, !proof_bad)) != CASENET_OK)
+    if ((rc = finish_run(v, !proof_bad || v->epoch.changed)) != CASENET_OK)
         goto cleanup;
-    if (proof_bad) { /* every root recomputed matched, yet the broker's proof failed */
+    if (proof_bad && !v->epoch.changed) { /* every root matched, yet the proof failed */
         rc = fail_remembered(
             v, CASENET_EBADSIG,
             "remembered head of size %" PRIu64 ": the broker cannot prove its head of "

@@ -198,9 +198,10 @@ struct auditv {
     uint64_t next;             /* index of the next event */
     struct auditv_state last;  /* the last verified head (the start point before any) */
     uint64_t heads;
-    uint64_t fed_size;    /* largest head size fed so far (order check) */
-    int64_t fed_time;     /* time of the last head fed (order check) */
-    struct pending *pend; /* FIFO: [pend_first, pend_n) wait */
+    struct auditv_epoch epoch; /* an accepted epoch change */
+    uint64_t fed_size;         /* largest head size fed so far (order check) */
+    int64_t fed_time;          /* time of the last head fed (order check) */
+    struct pending *pend;      /* FIFO: [pend_first, pend_n) wait */
     size_t pend_first, pend_n, pend_cap;
     struct auditv_failure fail;
 };
@@ -316,6 +317,34 @@ static void progress(struct auditv *v)
         v->cfg.progress(v->cfg.progress_ctx, v->next, v->cfg.total);
 }
 
+/* A LOG_RESTORED event e at index i: in scratch mode below the remembered
+ * head, accepts the epoch change it declares or fails (see the header). */
+static int check_epoch(struct auditv *v, const Casenet__V1__AuditEvent *e, uint64_t i)
+{
+    if (!v->scratch || v->remembered_ok || v->trusted.size <= i)
+        return CASENET_OK; /* nothing remembered beyond it: an ordinary event */
+    uint64_t m = v->trusted.size, p = e->previous_size;
+    bool named = p > m || p == 0 ||
+                 (p == m && e->previous_root.len == MERKLE_HASH_BYTES &&
+                  sodium_memcmp(e->previous_root.data, v->trusted.root, MERKLE_HASH_BYTES) == 0);
+    if (!named) {
+        set_fail(&v->fail, AUDITV_REMEMBERED, CASENET_EROLLBACK, i, m,
+                 "remembered head of size %" PRIu64 ": the broker was restored from a backup at "
+                 "size %" PRIu64 " (event %" PRIu64 ") naming %s head of size %" PRIu64
+                 ", not the one remembered here: tell the broker's operator to run the restore "
+                 "again with this head (--last-head)",
+                 m, i, i, p == m ? "another" : "an older", p);
+        return CASENET_EROLLBACK;
+    }
+    v->epoch = (struct auditv_epoch){
+        .changed = true, .restored_size = i, .previous_size = p, .remembered_size = m};
+    auditv_state_init(&v->trusted); /* the remembered head belongs to the old epoch */
+    v->remembered_ok = true;
+    if (v->cfg.epoch)
+        *v->cfg.epoch = v->epoch;
+    return CASENET_OK;
+}
+
 int auditv_event(struct auditv *v, const uint8_t *ev, size_t len)
 {
     if (v->fail.where != AUDITV_OK)
@@ -338,7 +367,11 @@ int auditv_event(struct auditv *v, const uint8_t *ev, size_t len)
         return CASENET_EBADREQ;
     }
     uint64_t claimed = e->index;
+    if (claimed == i && e->kind == CASENET__V1__AUDIT_KIND__AUDIT_KIND_LOG_RESTORED)
+        rc = check_epoch(v, e, i);
     casenet__v1__audit_event__free_unpacked(e, NULL);
+    if (rc != CASENET_OK)
+        return rc;
     if (claimed != i) {
         set_fail(&v->fail, AUDITV_EVENT, CASENET_EBADREQ, i, 0,
                  "event %" PRIu64 ": its index field says %" PRIu64

@@ -23,6 +23,16 @@
  * events, or interleave them right after the event that completes their size
  * (what the export file does). A head's size must be >= the remembered size.
  *
+ * Epochs: starting from 0 below a remembered head of size M, a LOG_RESTORED
+ * event at index N < M (the broker was restored from a backup) replaces the
+ * remembered head when it names it: previous_size = M and previous_root its
+ * root, or previous_size > M (the remembered head is older than the newest
+ * one the operator proved; its root cannot be compared), or previous_size =
+ * 0 (unknown). Verification then goes on as from the empty state, and the
+ * change is reported through cfg.epoch. A LOG_RESTORED naming a head
+ * smaller than M, or of size M with another root, fails (AUDITV_REMEMBERED,
+ * CASENET_EROLLBACK): the restore hid a head this verifier holds.
+ *
  * The first failure stops the verifier and is kept (auditv_failure); every
  * later call returns the same error. Root mismatches cannot name the event
  * that changed: they name the head and the interval [previous verified head
@@ -118,6 +128,17 @@ struct auditv_failure {
  * counting from index 0), total = cfg.total (0 = unknown). */
 typedef void (*auditv_progress)(void *ctx, uint64_t done, uint64_t total);
 
+/* An epoch change the verifier accepted: the broker was restored from a
+ * backup of size restored_size and says so with a LOG_RESTORED event at
+ * that index (PROTOCOL.md §10.1, §10.4), while the remembered head (of
+ * remembered_size) lies beyond it. previous_size is the newest head the
+ * broker's operator proved (0 = unknown); events [restored_size,
+ * max(previous_size, remembered_size)) are lost. */
+struct auditv_epoch {
+    bool changed;
+    uint64_t restored_size, previous_size, remembered_size;
+};
+
 struct auditv_config {
     const char *origin;       /* expected origin line (ckpt_origin); borrowed */
     const char *key_name;     /* the broker's member id; borrowed */
@@ -125,6 +146,9 @@ struct auditv_config {
     auditv_progress progress; /* may be NULL */
     void *progress_ctx;
     uint64_t total; /* expected log size, for progress only; 0 = unknown */
+    /* Where an accepted epoch change is reported (NULL = not wanted). Only
+     * a verifier started from 0 below a remembered head sees one. */
+    struct auditv_epoch *epoch;
     /* Told of each event consumed (at its position, index field right) and
      * of each head whose root matched; both may be NULL (hooks_ctx passed). */
     void (*on_event)(void *ctx, uint64_t index, const uint8_t *ev, size_t len);

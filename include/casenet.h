@@ -928,6 +928,21 @@ casenet_audit_verifier_failure(const casenet_audit_verifier *v);
 CASENET_API void casenet_audit_verifier_counts(const casenet_audit_verifier *v, uint64_t *events,
                                                uint64_t *heads, uint64_t *tail);
 
+/* An epoch change the last run accepted: the broker was restored from a
+ * backup of restored_size events and declared it with a LOG_RESTORED event
+ * naming the newest head before the restore (previous_size; 0 = unknown),
+ * while the trusted head (remembered_size) lay beyond it (PROTOCOL.md
+ * §10.1, §10.4). Events [restored_size, max(previous_size,
+ * remembered_size)) are lost; the trusted head is now the new epoch's.
+ * Only a run from index 0 (casenet_audit_verify_live with full, or a file
+ * from 0) sees one. */
+typedef struct casenet_audit_epoch {
+    bool changed;
+    uint64_t restored_size, previous_size, remembered_size;
+} casenet_audit_epoch;
+CASENET_API void casenet_audit_verifier_epoch(const casenet_audit_verifier *v,
+                                              casenet_audit_epoch *out);
+
 /* ------------------------------------------------------------------ lifecycle */
 /* Where each recipient's copy of a message stands, its deadlines, and the
  * network's overdue rows (PROTOCOL.md section 8.1). Everything here comes

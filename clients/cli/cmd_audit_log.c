@@ -92,7 +92,7 @@ static const char log_usage[] =
     "  -k, --kind KIND          submitted, rejected, fetched, receipt, escalated\n"
     "                           (or escalation), dead-lettered (or dead-letter),\n"
     "                           directory-published, auth-denied, audit-queried,\n"
-    "                           purged, broker-start, broker-stop\n"
+    "                           purged, broker-start, broker-stop, log-restored\n"
     "  -s, --since TIME         from TIME on: YYYY-MM-DD[THH:MM[:SS]] (UTC) or a\n"
     "                           duration ago (90s, 15m, 12h, 7d)\n"
     "  -u, --until TIME         before TIME (same forms)\n"
@@ -259,7 +259,8 @@ static int log_parse(int argc, char **argv, struct log_args *la)
                 return cli_usage_error("unknown --kind '%s': submitted, rejected, fetched, "
                                        "receipt, escalated (escalation), dead-lettered "
                                        "(dead-letter), directory-published, auth-denied, "
-                                       "audit-queried, purged, broker-start, broker-stop",
+                                       "audit-queried, purged, broker-start, broker-stop, "
+                                       "log-restored",
                                        optarg);
             break;
         case 's':

@@ -41,9 +41,20 @@ static const char verify_usage[] =
     "example:\n"
     "  casenet audit verify && casenet audit export > audit-$(date +%F).export\n";
 
-/* Saves the new trusted state when it moved; prints the trusted head. */
+/* Saves the new trusted state when it moved; prints an accepted epoch
+ * change (PROTOCOL.md §10.1, LOG_RESTORED) and the trusted head. */
 static int verify_done(struct audit_ctx *a, uint64_t tail)
 {
+    casenet_audit_epoch e;
+    casenet_audit_verifier_epoch(a->v, &e);
+    if (e.changed) {
+        uint64_t n = e.restored_size,
+                 end = e.previous_size > e.remembered_size ? e.previous_size : e.remembered_size;
+        printf("epoch change: the broker's log was restored from a backup at size %" PRIu64
+               "; %" PRIu64 " events lost (%" PRIu64 "..%" PRIu64 ")%s\n",
+               n, end - n, n, end - 1,
+               e.previous_size ? "" : ", or more: the broker's operator named no previous head");
+    }
     int rc = casenet_audit_verifier_save_state(a->v, a->state_path);
     if (rc != CASENET_OK)
         return cli_fail(CLI_LOCAL, rc, NULL, "cannot remember the head in %s", a->state_path);
@@ -84,8 +95,13 @@ static int verify_live(struct audit_ctx *a, bool full)
     casenet_audit_verifier_trusted(a->v, &old);
     int rc = casenet_audit_verify_live(a->v, a->c, full);
     audit_progress_end(&a->pg);
-    if (rc != CASENET_OK)
-        return audit_failed(a, rc);
+    if (rc != CASENET_OK) {
+        int ex = audit_failed(a, rc);
+        if (!full && old.size > 0)
+            cli_warn("if the broker was restored from a backup, 'casenet audit verify --full' "
+                     "reports the epoch change");
+        return ex;
+    }
     uint64_t from = full ? 0 : old.size, events = 0, heads = 0, tail = 0;
     casenet_audit_verifier_counts(a->v, &events, &heads, &tail);
     printf("audit log verified: %" PRIu64 " events checked (index %" PRIu64 " to %" PRIu64

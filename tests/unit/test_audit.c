@@ -1174,6 +1174,99 @@ static void test_rewritten_history(void **state)
         blob_free(&hb[i].ck);
 }
 
+/* A LOG_RESTORED event at index i naming the previous head (size, root). */
+static struct blob make_restored(uint64_t i, uint64_t prev_size, const uint8_t *prev_root)
+{
+    Casenet__V1__AuditEvent e = CASENET__V1__AUDIT_EVENT__INIT;
+    e.index = i;
+    e.time_ms = T0 + 100000;
+    e.kind = CASENET__V1__AUDIT_KIND__AUDIT_KIND_LOG_RESTORED;
+    e.detail = (char *)"log restored from backup";
+    e.previous_size = prev_size;
+    e.previous_root.data = (uint8_t *)prev_root;
+    e.previous_root.len = prev_root ? 32 : 0;
+    struct blob b;
+    b.n = casenet__v1__audit_event__get_packed_size(&e);
+    b.p = malloc(b.n);
+    assert_non_null(b.p);
+    casenet__v1__audit_event__pack(&e, b.p);
+    return b;
+}
+
+/* Verifies the log of g_ev[0..700), LOG_RESTORED(prev_size, prev_root),
+ * then new events up to 1500 (heads every 100), from 0 against trusted. */
+static int verify_epoch(const struct auditv_state *trusted, uint64_t prev_size,
+                        const uint8_t *prev_root, struct auditv_epoch *ep, struct auditv_state *out,
+                        struct auditv_failure *fail)
+{
+    static struct blob evc[1500];
+    static struct head hc[1500 / HEAD_EVERY];
+    for (size_t i = 0; i < 1500; i++)
+        evc[i] = i < 700    ? g_ev[i]
+                 : i == 700 ? make_restored(700, prev_size, prev_root)
+                            : make_event(i, 1);
+    size_t nh = make_heads(evc, 1500, g_broker, hc);
+    struct file f;
+    write_file(&f, evc, 0, 1500, hc, nh, false);
+    FILE *fp = fmemopen(f.data, f.len, "rb");
+    assert_non_null(fp);
+    struct auditv_config c = config();
+    memset(ep, 0, sizeof *ep);
+    c.epoch = ep;
+    int rc = auditv_verify_file(fp, &c, trusted, out, fail);
+    fclose(fp);
+    free(f.data);
+    for (size_t i = 700; i < 1500; i++)
+        blob_free(&evc[i]);
+    for (size_t i = 0; i < nh; i++)
+        blob_free(&hc[i].ck);
+    return rc;
+}
+
+/* A restored broker's new epoch (PROTOCOL.md §10.1, §10.4): accepted when
+ * its LOG_RESTORED event names the remembered head (or a later one, or
+ * none), reported with the events lost; refused when it names an older or
+ * another head; an ordinary event without a remembered head beyond it. */
+static void test_epoch_change(void **state)
+{
+    (void)state;
+    struct auditv_state st = state_after(g_ev, 1000, g_heads, g_nheads), out;
+    struct auditv_failure fail;
+    struct auditv_epoch ep;
+    uint8_t other[32];
+    memset(other, 0x5a, sizeof other);
+
+    assert_int_equal(verify_epoch(&st, 1000, st.root, &ep, &out, &fail), CASENET_OK);
+    assert_true(ep.changed);
+    assert_int_equal(ep.restored_size, 700);
+    assert_int_equal(ep.previous_size, 1000);
+    assert_int_equal(ep.remembered_size, 1000);
+    assert_int_equal(out.size, 1500); /* the new epoch's last head */
+
+    assert_int_equal(verify_epoch(&st, 1300, other, &ep, &out, &fail), CASENET_OK);
+    assert_true(ep.changed);
+    assert_int_equal(ep.previous_size, 1300);
+    assert_int_equal(verify_epoch(&st, 0, NULL, &ep, &out, &fail), CASENET_OK);
+    assert_true(ep.changed);
+    assert_int_equal(ep.previous_size, 0);
+
+    assert_int_equal(verify_epoch(&st, 900, other, &ep, &out, &fail), CASENET_EROLLBACK);
+    assert_int_equal(fail.where, AUDITV_REMEMBERED);
+    assert_int_equal(fail.head_size, 1000);
+    assert_int_equal(fail.index, 700);
+    assert_non_null(strstr(fail.reason, "restored from a backup"));
+    assert_false(ep.changed);
+    assert_int_equal(verify_epoch(&st, 1000, other, &ep, &out, &fail), CASENET_EROLLBACK);
+
+    /* Nothing remembered: an ordinary event. */
+    assert_int_equal(verify_epoch(NULL, 1000, st.root, &ep, &out, &fail), CASENET_OK);
+    assert_false(ep.changed);
+    /* Remembered below the restore point: an ordinary event too. */
+    struct auditv_state low = state_after(g_ev, 600, g_heads, g_nheads);
+    assert_int_equal(verify_epoch(&low, 1000, st.root, &ep, &out, &fail), CASENET_OK);
+    assert_false(ep.changed);
+}
+
 /* The fuzzers' key and their seed corpus: the committed seeds must be what
  * they claim (valid ones verify). CASENET_AUDIT_SEEDS_OUT=dir rewrites them. */
 static void test_fuzz_seeds(void **state)
@@ -1265,6 +1358,7 @@ int main(void)
         cmocka_unit_test(test_deleted_swapped),   cmocka_unit_test(test_forged_heads),
         cmocka_unit_test(test_file_framing),      cmocka_unit_test(test_resume),
         cmocka_unit_test(test_rewritten_history), cmocka_unit_test(test_fuzz_seeds),
+        cmocka_unit_test(test_epoch_change),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
