@@ -35,8 +35,8 @@ struct casenet_audit_verifier {
 };
 
 /* Records a failure of the current run and returns err. */
-static int vfail(casenet_audit_verifier *v, casenet_audit_where where, int err, const char *fmt,
-                 va_list ap)
+__attribute__((format(printf, 4, 0))) static int
+vfail(casenet_audit_verifier *v, casenet_audit_where where, int err, const char *fmt, va_list ap)
 {
     v->fail.where = where;
     v->fail.err = err;
