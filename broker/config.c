@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -782,6 +783,45 @@ static void md_cell(FILE *f, const char *text)
     }
 }
 
+/* text with scdoc's markup characters escaped: it prints as written. */
+static void scd_text(FILE *f, const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == '*' || *p == '_' || *p == '\\')
+            fputc('\\', f);
+        fputc(*p, f);
+    }
+}
+
+/* Markdown of the reference's prose (md_types) as scdoc: "## Heading" a
+ * section "# HEADING", **x** and `x` bold, [text](link) its text, the
+ * rest escaped. */
+static void scd_from_md(FILE *f, const char *md)
+{
+    for (const char *p = md; *p; p++) {
+        if ((p == md || p[-1] == '\n') && strncmp(p, "## ", 3) == 0) {
+            fputs("# ", f); /* a section of the page: its heading in capitals */
+            for (p += 3; *p != '\n'; p++)
+                fputc(toupper((unsigned char)*p), f);
+            fputc('\n', f);
+        } else if (p[0] == '*' && p[1] == '*') {
+            fputc('*', f);
+            p++;
+        } else if (*p == '`') {
+            fputc('*', f);
+        } else if (*p == '[' && strstr(p, "](") && strchr(p, ']') == strstr(p, "](")) {
+            continue; /* the text follows; the ](link) is skipped below */
+        } else if (p[0] == ']' && p[1] == '(') {
+            p = strchr(p, ')');
+            assert(p && "md_types: a [text](link) without its )");
+        } else {
+            if (*p == '_' || *p == '\\')
+                fputc('\\', f);
+            fputc(*p, f);
+        }
+    }
+}
+
 static const char md_intro[] =
     "# casenetd configuration\n"
     "\n"
@@ -824,7 +864,7 @@ static const char *type_name(enum config_type t)
     return names[t];
 }
 
-void config_print_markdown(FILE *f)
+static void print_markdown(FILE *f)
 {
     fputs(md_intro, f);
     const char *section = "";
@@ -851,4 +891,57 @@ void config_print_markdown(FILE *f)
     }
     fputc('\n', f);
     fputs(md_types, f);
+}
+
+/* casenetd.conf(5)'s keys (flags false) or casenetd(8)'s options (flags
+ * true) as scdoc definition lists, the same texts as --help's; the keys
+ * followed by md_types (VALUES, POLICY FILE). */
+static void print_scdoc(FILE *f, bool flags)
+{
+    const char *section = "";
+    char more[512];
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct config_option *o = &config_options[i];
+        if (!flags && strcmp(o->section, section) != 0) {
+            section = o->section;
+            fprintf(f, "## [%s]\n\n", section);
+        }
+        describe_default(o, more, sizeof more);
+        if (flags) {
+            fprintf(f, "*--%s* _%s_\n\t", o->flag, o->arg);
+            scd_text(f, o->help);
+            fprintf(f, " ([%s] ", o->section);
+            scd_text(f, o->key);
+            fputs("; ", f);
+        } else {
+            fputc('*', f);
+            scd_text(f, o->key);
+            fprintf(f, "* = _%s_\n\t", o->arg);
+            scd_text(f, o->help);
+            fprintf(f, " (*--%s*; ", o->flag);
+        }
+        scd_text(f, more);
+        fputs("\n\n", f);
+    }
+    if (!flags)
+        scd_from_md(f, md_types);
+}
+
+int config_doc_parse(const char *name, enum config_doc *out)
+{
+    static const char *const names[] = {"markdown", "scdoc", "scdoc-flags"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!name || strcmp(name, names[i]) == 0) {
+            *out = (enum config_doc)i;
+            return CASENET_OK;
+        }
+    return CASENET_EINVAL;
+}
+
+void config_print_reference(FILE *f, enum config_doc fmt)
+{
+    if (fmt == CONFIG_DOC_MARKDOWN)
+        print_markdown(f);
+    else
+        print_scdoc(f, fmt == CONFIG_DOC_SCDOC_FLAGS);
 }

@@ -120,7 +120,17 @@ void config_print_effective(const struct config *c, FILE *f);
 /* Prints the options part of `casenetd --help`: every flag with its
  * argument, help, INI key, default and bounds. */
 void config_print_help(FILE *f);
-/* Prints the configuration reference as markdown (--help-config). */
-void config_print_markdown(FILE *f);
+/* The formats of the configuration reference, one generator for all
+ * (casenetd --help-config[=FORMAT]). */
+enum config_doc {
+    CONFIG_DOC_MARKDOWN,    /* "markdown": docs/configuration.md */
+    CONFIG_DOC_SCDOC,       /* "scdoc": casenetd.conf(5)'s keys, values, policy file */
+    CONFIG_DOC_SCDOC_FLAGS, /* "scdoc-flags": casenetd(8)'s options */
+};
+/* The format called name into *out (NULL: markdown). CASENET_EINVAL for
+ * another name. */
+CASENET_NODISCARD int config_doc_parse(const char *name, enum config_doc *out);
+/* Prints the configuration reference in format fmt. */
+void config_print_reference(FILE *f, enum config_doc fmt);
 
 #endif
