@@ -1,14 +1,13 @@
 /*
  * config.c - casenetd's options as one table, and everything the table
- * drives: the value parsers, the INI reader, defaults, --help,
- * --check-config's listing and the markdown reference (config.h).
+ * drives: the value parsers, the INI reader, defaults and --check-config's
+ * listing (config.h); --help and the references are config_doc.c.
  */
 #include "config.h"
 
 #include "util.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -155,7 +154,7 @@ static const void *cslot(const struct config *c, const struct config_option *o)
     return (const char *)&c->values + o->offset;
 }
 
-static bool is_string(enum config_type t)
+bool config_is_text(enum config_type t)
 {
     return t == CONFIG_STRING || t == CONFIG_ENDPOINT || t == CONFIG_PATH;
 }
@@ -170,7 +169,7 @@ void config_free(struct config *c)
     if (!c)
         return;
     for (size_t i = 0; i < N_OPTIONS; i++) {
-        if (is_string(config_options[i].type))
+        if (config_is_text(config_options[i].type))
             free(*(char **)slot(c, &config_options[i]));
     }
     memset(c, 0, sizeof *c);
@@ -286,7 +285,7 @@ static void format_duration(uint64_t secs, char *out, size_t cap)
 }
 
 /* What option o accepts, for messages and the reference. */
-static void describe_range(const struct config_option *o, char *out, size_t cap)
+void config_describe_range(const struct config_option *o, char *out, size_t cap)
 {
     char lo[32], hi[32];
     switch (o->type) {
@@ -334,7 +333,7 @@ static bool parse_value(const struct config_option *o, const char *text, struct 
                         size_t cap)
 {
     char range[160];
-    describe_range(o, range, sizeof range);
+    config_describe_range(o, range, sizeof range);
     v->s = text;
     v->n = 0;
     bool ok = true;
@@ -381,7 +380,7 @@ static bool parse_value(const struct config_option *o, const char *text, struct 
         snprintf(why, cap, "is not valid: expected %s", range);
         return false;
     }
-    if (!is_string(o->type) && (v->n < o->min || v->n > o->max)) {
+    if (!config_is_text(o->type) && (v->n < o->min || v->n > o->max)) {
         snprintf(why, cap, "is out of range: expected %s", range);
         return false;
     }
@@ -711,237 +710,4 @@ void config_print_effective(const struct config *c, FILE *f)
         else
             fprintf(f, "  %-30s = %-24s (%s)\n", key, value, sources[c->source[i]]);
     }
-}
-
-/* Prints text word-wrapped to width columns, every line after the first
- * indented by indent spaces (the first continues at column col). */
-static void wrap(FILE *f, const char *text, int col, int indent, int width)
-{
-    const char *p = text;
-    while (*p) {
-        size_t n = strcspn(p, " ");
-        if (col > indent && col + 1 + (int)n > width) {
-            fprintf(f, "\n%*s", indent, "");
-            col = indent;
-        } else if (col > indent) {
-            fputc(' ', f);
-            col++;
-        }
-        fprintf(f, "%.*s", (int)n, p);
-        col += (int)n;
-        p += n;
-        p += strspn(p, " ");
-    }
-    fputc('\n', f);
-}
-
-#define HELP_INDENT 26
-#define HELP_WIDTH  79
-
-/* "default 256; a whole number from 1 to 65536", or "required". */
-static void describe_default(const struct config_option *o, char *out, size_t cap)
-{
-    char range[160];
-    describe_range(o, range, sizeof range);
-    if (o->required)
-        snprintf(out, cap, "required)");
-    else if (o->def_doc && is_string(o->type))
-        snprintf(out, cap, "default %s)", o->def_doc);
-    else if (o->def_doc)
-        snprintf(out, cap, "default %s; %s)", o->def_doc, range);
-    else if (o->def)
-        snprintf(out, cap, "default %s; %s)", o->def, range);
-    else
-        snprintf(out, cap, "not set by default)");
-}
-
-void config_print_help(FILE *f)
-{
-    char line[96], more[512];
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const struct config_option *o = &config_options[i];
-        int col = snprintf(line, sizeof line, "  --%s %s", o->flag, o->arg);
-        fputs(line, f);
-        if (col < HELP_INDENT)
-            fprintf(f, "%*s", HELP_INDENT - col, "");
-        else
-            fprintf(f, "\n%*s", HELP_INDENT, "");
-        wrap(f, o->help, HELP_INDENT, HELP_INDENT, HELP_WIDTH);
-        describe_default(o, more, sizeof more);
-        col = fprintf(f, "%*s([%s] %s;", HELP_INDENT, "", o->section, o->key);
-        wrap(f, more, col, HELP_INDENT, HELP_WIDTH - 1);
-    }
-}
-
-/* text with | escaped for a markdown table cell. */
-static void md_cell(FILE *f, const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        if (*p == '|')
-            fputc('\\', f);
-        fputc(*p, f);
-    }
-}
-
-/* text with scdoc's markup characters escaped: it prints as written. */
-static void scd_text(FILE *f, const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        if (*p == '*' || *p == '_' || *p == '\\')
-            fputc('\\', f);
-        fputc(*p, f);
-    }
-}
-
-/* Markdown of the reference's prose (md_types) as scdoc: "## Heading" a
- * section "# HEADING", **x** and `x` bold, [text](link) its text, the
- * rest escaped. */
-static void scd_from_md(FILE *f, const char *md)
-{
-    for (const char *p = md; *p; p++) {
-        if ((p == md || p[-1] == '\n') && strncmp(p, "## ", 3) == 0) {
-            fputs("# ", f); /* a section of the page: its heading in capitals */
-            for (p += 3; *p != '\n'; p++)
-                fputc(toupper((unsigned char)*p), f);
-            fputc('\n', f);
-        } else if (p[0] == '*' && p[1] == '*') {
-            fputc('*', f);
-            p++;
-        } else if (*p == '`') {
-            fputc('*', f);
-        } else if (*p == '[' && strstr(p, "](") && strchr(p, ']') == strstr(p, "](")) {
-            continue; /* the text follows; the ](link) is skipped below */
-        } else if (p[0] == ']' && p[1] == '(') {
-            p = strchr(p, ')');
-            assert(p && "md_types: a [text](link) without its )");
-        } else {
-            if (*p == '_' || *p == '\\')
-                fputc('\\', f);
-            fputc(*p, f);
-        }
-    }
-}
-
-static const char md_intro[] =
-    "# casenetd configuration\n"
-    "\n"
-    "<!-- Generated by `casenetd --help-config` from the option table in broker/config.c;\n"
-    "     edit that table, then regenerate: casenetd --help-config >docs/configuration.md -->\n"
-    "\n"
-    "casenetd reads its options from an INI file (`casenetd --config FILE`) and from the\n"
-    "command line; a flag wins over the file. Every option below has both. A key the broker\n"
-    "does not know, a key given twice, a value out of its range or a line that is not\n"
-    "`[section]`, `key = value` or a `;` comment stops the start with the file, the line and\n"
-    "what is allowed. `casenetd --check-config` checks a configuration without side effects\n"
-    "(it creates no directory or database, writes no audit event and does not bind) and lists\n"
-    "every option in effect with where it comes from (default, file or command line).\n"
-    "An example: [deploy/casenetd.conf](../deploy/casenetd.conf).\n";
-
-static const char md_types[] =
-    "## Values\n"
-    "\n"
-    "- **duration**: a whole number with a unit `s`, `m`, `h` or `d` (`90s`, `15m`, `12h`,\n"
-    "  `2d`); a bare number is seconds.\n"
-    "- **size**: a whole number with a binary unit `KB`, `MB` or `GB` (1024-based; `KiB`,\n"
-    "  `MiB`, `GiB` and `B` work too); a bare number is in the option's unit (bytes or MiB).\n"
-    "- **rate**: `N/min` or `N/s` (a bare N is per second); `0` turns the limit off.\n"
-    "- **percentage**: `10` or `10%`.\n"
-    "- **bool**: `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`.\n"
-    "- **endpoint**: " CN_ENDPOINT_FORMS ".\n"
-    "\n"
-    "## Policy file\n"
-    "\n"
-    "The deadline policy (`policy` above) is its own INI file: a section per urgency\n"
-    "(`[emergency]`, `[urgent-takedown]`, `[standard]`, `[info]`) with `deliver_within` and\n"
-    "`accept_within`, each a duration or `none`. Defaults: emergency 15m/1h, urgent-takedown\n"
-    "1h/24h, standard 24h/48h, info none/none. An example:\n"
-    "[deploy/policy.ini](../deploy/policy.ini).\n";
-
-static const char *type_name(enum config_type t)
-{
-    static const char *const names[] = {"string",   "endpoint", "path", "integer",    "integer",
-                                        "duration", "size",     "rate", "percentage", "bool"};
-    return names[t];
-}
-
-static void print_markdown(FILE *f)
-{
-    fputs(md_intro, f);
-    const char *section = "";
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const struct config_option *o = &config_options[i];
-        if (strcmp(o->section, section) != 0) {
-            section = o->section;
-            fprintf(f, "\n## [%s]\n\n", section);
-            fputs("| key | flag | type | default | allowed | meaning |\n", f);
-            fputs("|---|---|---|---|---|---|\n", f);
-        }
-        char range[160];
-        describe_range(o, range, sizeof range);
-        fprintf(f, "| `%s` | `--%s %s` | %s | ", o->key, o->flag, o->arg, type_name(o->type));
-        md_cell(f, o->required  ? "required"
-                   : o->def_doc ? o->def_doc
-                   : o->def     ? o->def
-                                : "not set");
-        fputs(" | ", f);
-        md_cell(f, range);
-        fputs(" | ", f);
-        md_cell(f, o->help);
-        fputs(" |\n", f);
-    }
-    fputc('\n', f);
-    fputs(md_types, f);
-}
-
-/* casenetd.conf(5)'s keys (flags false) or casenetd(8)'s options (flags
- * true) as scdoc definition lists, the same texts as --help's; the keys
- * followed by md_types (VALUES, POLICY FILE). */
-static void print_scdoc(FILE *f, bool flags)
-{
-    const char *section = "";
-    char more[512];
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const struct config_option *o = &config_options[i];
-        if (!flags && strcmp(o->section, section) != 0) {
-            section = o->section;
-            fprintf(f, "## [%s]\n\n", section);
-        }
-        describe_default(o, more, sizeof more);
-        if (flags) {
-            fprintf(f, "*--%s* _%s_\n\t", o->flag, o->arg);
-            scd_text(f, o->help);
-            fprintf(f, " ([%s] ", o->section);
-            scd_text(f, o->key);
-            fputs("; ", f);
-        } else {
-            fputc('*', f);
-            scd_text(f, o->key);
-            fprintf(f, "* = _%s_\n\t", o->arg);
-            scd_text(f, o->help);
-            fprintf(f, " (*--%s*; ", o->flag);
-        }
-        scd_text(f, more);
-        fputs("\n\n", f);
-    }
-    if (!flags)
-        scd_from_md(f, md_types);
-}
-
-int config_doc_parse(const char *name, enum config_doc *out)
-{
-    static const char *const names[] = {"markdown", "scdoc", "scdoc-flags"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!name || strcmp(name, names[i]) == 0) {
-            *out = (enum config_doc)i;
-            return CASENET_OK;
-        }
-    return CASENET_EINVAL;
-}
-
-void config_print_reference(FILE *f, enum config_doc fmt)
-{
-    if (fmt == CONFIG_DOC_MARKDOWN)
-        print_markdown(f);
-    else
-        print_scdoc(f, fmt == CONFIG_DOC_SCDOC_FLAGS);
 }
