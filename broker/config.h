@@ -2,8 +2,9 @@
  * config.h - casenetd's configuration as one table: for every option its
  * INI section and key, command-line flag, type, default, bounds and help.
  * The table drives the INI parser (--config FILE), the flags, `--help`,
- * `--check-config`'s listing of the effective values and `--help-config`,
- * the markdown reference docs/configuration.md and the man page include.
+ * `--check-config`'s listing of the effective values and `--help-config`:
+ * the markdown reference docs/configuration.md and the scdoc the man pages
+ * casenetd(8) and casenetd.conf(5) are built from (config_doc.c).
  *
  * Adding an option is a field in struct broker_config (broker.h) and one
  * row in config.c's table; nothing else parses or documents it.
@@ -117,10 +118,28 @@ void config_format(const struct config *c, size_t i, char *out, size_t cap);
 /* Prints every option's effective value and its source, one a line
  * (--check-config). */
 void config_print_effective(const struct config *c, FILE *f);
+/* True for the types whose value is text (string, endpoint, path): no
+ * bounds apply. */
+bool config_is_text(enum config_type t);
+/* Writes what option o allows ("a whole number from 1 to 65536") into
+ * out[cap], for errors and the references. */
+void config_describe_range(const struct config_option *o, char *out, size_t cap);
+
+/* config_doc.c: */
 /* Prints the options part of `casenetd --help`: every flag with its
  * argument, help, INI key, default and bounds. */
 void config_print_help(FILE *f);
-/* Prints the configuration reference as markdown (--help-config). */
-void config_print_markdown(FILE *f);
+/* The formats of the configuration reference, one generator for all
+ * (casenetd --help-config[=FORMAT]). */
+enum config_doc {
+    CONFIG_DOC_MARKDOWN,    /* "markdown": docs/configuration.md */
+    CONFIG_DOC_SCDOC,       /* "scdoc": casenetd.conf(5)'s keys, values, policy file */
+    CONFIG_DOC_SCDOC_FLAGS, /* "scdoc-flags": casenetd(8)'s options */
+};
+/* The format called name into *out (NULL: markdown). CASENET_EINVAL for
+ * another name. */
+CASENET_NODISCARD int config_doc_parse(const char *name, enum config_doc *out);
+/* Prints the configuration reference in format fmt. */
+void config_print_reference(FILE *f, enum config_doc fmt);
 
 #endif

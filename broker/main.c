@@ -53,7 +53,10 @@ static const char usage_head[] =
     "  backup, verify-backup, restore: an online backup of the data directory, its check,\n"
     "                          and its restore; a restored store serves only after\n"
     "                          restore --replay or --new-epoch (docs/operations.md)\n"
-    "  --help                  print this help; --help-config: the INI reference (markdown)\n"
+    "  --help                  print this help\n"
+    "  --help-config[=FORMAT]  print the INI reference: markdown (the default,\n"
+    "                          docs/configuration.md), scdoc (casenetd.conf(5)) or\n"
+    "                          scdoc-flags (casenetd(8)'s options)\n"
     "  --version               print the version and the libraries' versions\n"
     "\n"
     "Options (SIZE: 64KB, 1MB; DURATION: 90s, 15m, 12h, 2d; RATE: N/min or N/s):\n";
@@ -349,7 +352,7 @@ static int parse_args(int argc, char **argv, struct config *conf, const char **c
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"help", no_argument, NULL, OPT_HELP},
-        {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
+        {"help-config", optional_argument, NULL, OPT_HELP_CONFIG},
         {"version", no_argument, NULL, OPT_VERSION},
         {"new-epoch", no_argument, NULL, OPT_NEW_EPOCH},
         {"replay", required_argument, NULL, OPT_REPLAY},
@@ -385,9 +388,15 @@ static int parse_args(int argc, char **argv, struct config *conf, const char **c
             config_print_help(stdout);
             fputs(usage_tail, stdout);
             return 0;
-        case OPT_HELP_CONFIG:
-            config_print_markdown(stdout);
+        case OPT_HELP_CONFIG: {
+            enum config_doc fmt;
+            if (config_doc_parse(optarg, &fmt) != CASENET_OK) {
+                fputs("casenetd: --help-config=FORMAT: markdown, scdoc or scdoc-flags\n", stderr);
+                return 2;
+            }
+            config_print_reference(stdout, fmt);
             return 0;
+        }
         case OPT_VERSION:
             print_version();
             return 0;

@@ -77,18 +77,43 @@ install(CODE "
     endif()
   endforeach()" COMPONENT casenetd)
 
-# ---- man pages (docs/man/*.scd), gzip -9n as Debian ships them
+# ---- man pages: docs/man/PAGE.scd, or PAGE.scd.in with a marker line
+# "@casenetd --help-config=FORMAT@" replaced by that output (the option
+# table of broker/config.c), into build/man/PAGE.scd (tests/packaging/man.py
+# reads them there); then scdoc and gzip -9n as Debian ships them.
+set(man_pages casenet.1 casenet-watch.1 casenetd.8 casenetd.conf.5)
+set(man_scds)
+foreach(page ${man_pages})
+  set(scd ${PROJECT_BINARY_DIR}/man/${page}.scd)
+  set(in ${PROJECT_SOURCE_DIR}/docs/man/${page}.scd)
+  if(EXISTS ${in}.in)
+    add_custom_command(OUTPUT ${scd}
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
+      COMMAND sh -c "awk -v d=\"$0\" '/^@casenetd --help-config=[a-z-]+@$/ { \
+          f = substr($0, 25, length($0) - 25); if (system(d \" --help-config=\" f)) exit 1; \
+          n++; next } { print } END { if (!n) exit 1 }' \"$1\" > \"$2.tmp\" && mv \"$2.tmp\" \"$2\""
+        $<TARGET_FILE:casenetd> ${in}.in ${scd}
+      DEPENDS ${in}.in casenetd VERBATIM)
+  else()
+    add_custom_command(OUTPUT ${scd}
+      COMMAND ${CMAKE_COMMAND} -E copy ${in} ${scd}
+      DEPENDS ${in} VERBATIM)
+  endif()
+  list(APPEND man_scds ${scd})
+endforeach()
+add_custom_target(casenet_man_scd ALL DEPENDS ${man_scds})
+
 find_program(SCDOC scdoc)
 if(SCDOC)
-  set(pages casenet.1 casenet-watch.1 casenetd.8 casenetd.conf.5)
   set(outs)
-  foreach(page ${pages})
+  foreach(page ${man_pages})
     set(out ${PROJECT_BINARY_DIR}/man/${page}.gz)
+    set(scd ${PROJECT_BINARY_DIR}/man/${page}.scd)
+    # scdoc's errors fail the build (not hidden by the pipe into gzip)
     add_custom_command(OUTPUT ${out}
-      COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
-      COMMAND sh -c "\"$0\" < \"$1\" | gzip -9n > \"$2\"" ${SCDOC}
-        ${PROJECT_SOURCE_DIR}/docs/man/${page}.scd ${out}
-      DEPENDS ${PROJECT_SOURCE_DIR}/docs/man/${page}.scd VERBATIM)
+      COMMAND sh -c "\"$0\" < \"$1\" > \"$2.roff\" && gzip -9n < \"$2.roff\" > \"$2\" && rm \"$2.roff\""
+        ${SCDOC} ${scd} ${out}
+      DEPENDS ${scd} VERBATIM)
     list(APPEND outs ${out})
     string(REGEX MATCH "[0-9]$" section ${page})
     if(page MATCHES "^casenetd")

@@ -99,10 +99,10 @@ if(CASENET_TESTS)
   # cmake --install writes the build tree's install_manifest.txt: one at a time
   set_tests_properties(pkg.units PROPERTIES TIMEOUT 120 RESOURCE_LOCK cmake_install
     ENVIRONMENT "CASENET_BINARY_DIR=${PROJECT_BINARY_DIR}")
-  # the man pages and --help name the same options (docs/man/*.scd)
+  # the man pages (as built in build/man/) and --help name the same options
   add_test(NAME pkg.man COMMAND python3 ${PROJECT_SOURCE_DIR}/tests/packaging/man.py)
   set_tests_properties(pkg.man PROPERTIES TIMEOUT 120 ENVIRONMENT
-    "CASENET_SOURCE_DIR=${PROJECT_SOURCE_DIR};CASENET=$<TARGET_FILE:casenet>;CASENETD=$<TARGET_FILE:casenetd>")
+    "CASENET_SOURCE_DIR=${PROJECT_SOURCE_DIR};CASENET_BINARY_DIR=${PROJECT_BINARY_DIR};CASENET=$<TARGET_FILE:casenet>;CASENETD=$<TARGET_FILE:casenetd>")
   # The .debs built and installed into a fresh Debian 12 root (root, network
   # to the Debian archive; CASENET_SKIP_DEB=1 skips). Its own build tree with
   # prefix /usr, so once per build type: not in the sanitizer or fuzz builds.

@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""man.py - the man pages (docs/man/*.scd) and the programs' --help agree.
+"""man.py - the man pages and the programs' --help agree.
 
-Every option a `--help` defines appears in the man page, and every option the
-man page defines is one `--help` defines:
+The pages as built (build/man/PAGE.scd: docs/man/PAGE.scd, or PAGE.scd.in
+with its "@casenetd --help-config=FORMAT@" line replaced by the option
+table's entries). Every option a `--help` defines appears in the man page,
+and every option the man page defines is one `--help` defines:
   casenet(1)        one "## casenet COMMAND" section per command and
                     subcommand of `casenet --help`, against `casenet COMMAND --help`
   casenet-watch(1)  OPTIONS against `casenet watch --help`
-  casenetd(8)       OPTIONS against `casenetd --help`
-  casenetd.conf(5)  every key of deploy/casenetd.conf
-Failures name the option and the file to change.
-Environment (set by ctest): CASENET_SOURCE_DIR, CASENET (the casenet
-binary), CASENETD (the casenetd binary)."""
+  casenetd(8)       OPTIONS against `casenetd --help`; a "*casenetd NAME*"
+                    entry per subcommand its usage lines show ("casenetd NAME")
+  casenetd.conf(5)  KEYS against the "[section] key" of every `casenetd --help`
+                    option, and every key of deploy/casenetd.conf
+casenetd's two pages must be generated (a .scd.in with its marker line), so
+the option table's texts are written once. Failures name the option and the
+file to change.
+Environment (set by ctest): CASENET_SOURCE_DIR, CASENET_BINARY_DIR, CASENET
+(the casenet binary), CASENETD (the casenetd binary)."""
 import os
 import re
 import subprocess
@@ -19,7 +25,8 @@ import sys
 SRC = os.environ["CASENET_SOURCE_DIR"]
 CASENET = os.environ["CASENET"]
 CASENETD = os.environ["CASENETD"]
-MAN = os.path.join(SRC, "docs", "man")
+MAN = os.path.join(os.environ["CASENET_BINARY_DIR"], "man")
+GENERATED = {"casenetd.8.scd": "scdoc-flags", "casenetd.conf.5.scd": "scdoc"}
 OPT = re.compile(r"--[a-z0-9][a-z0-9-]*")
 failures = []
 
@@ -69,15 +76,20 @@ def subcommands(text):
     return out
 
 
+def source(page):
+    """The file to edit for page, as a failure names it."""
+    return "docs/man/%s%s" % (page, ".in" if page in GENERATED else "")
+
+
 def compare(what, helpcmd, page, help_opts, page_opts):
     # --help is everywhere (tests/cli/help.sh); a page may name it or not
     help_opts, page_opts = help_opts - {"--help"}, page_opts - {"--help"}
     for o in sorted(help_opts - page_opts):
-        failures.append("%s: option %s is in '%s --help' but not in docs/man/%s"
-                        % (what, o, helpcmd, page))
+        failures.append("%s: option %s is in '%s --help' but not in %s"
+                        % (what, o, helpcmd, source(page)))
     for o in sorted(page_opts - help_opts):
-        failures.append("%s: option %s is in docs/man/%s but not in '%s --help'"
-                        % (what, o, page, helpcmd))
+        failures.append("%s: option %s is in %s but not in '%s --help'"
+                        % (what, o, source(page), helpcmd))
 
 
 def read(page):
@@ -126,26 +138,57 @@ page = "casenet-watch.1.scd"
 compare("casenet watch", "casenet watch", page, help_options(run_help([CASENET, "watch"])),
         man_options(section(read(page), "OPTIONS")))
 
-# casenetd(8)
-page = "casenetd.8.scd"
-compare("casenetd", "casenetd", page, help_options(run_help([CASENETD])),
-        man_options(section(read(page), "OPTIONS")))
+# casenetd(8) and casenetd.conf(5): generated from the option table
+for page, fmt in sorted(GENERATED.items()):
+    src = os.path.join(SRC, "docs", "man", page)
+    marker = "@casenetd --help-config=%s@\n" % fmt
+    if os.path.exists(src):
+        failures.append("docs/man/%s is a hand-written copy: the page is %s.in with the line %s"
+                        % (page, page, marker.strip()))
+    elif marker not in open(src + ".in", encoding="utf-8").readlines():
+        failures.append("docs/man/%s.in lacks its line %s (the options from the table)"
+                        % (page, marker.strip()))
 
-# casenetd.conf(5): the keys of the example configuration
+page = "casenetd.8.scd"
+usage = run_help([CASENETD])
+scd = read(page)
+compare("casenetd", "casenetd", page, help_options(usage), man_options(section(scd, "OPTIONS")))
+subs = set(re.findall(r"^\s*(?:usage: )?casenetd ([a-z][a-z-]*)", usage, re.M))
+page_subs = set(re.findall(r"^\*casenetd ([a-z][a-z-]*)\*", scd, re.M))
+for c in sorted(subs - page_subs):
+    failures.append("casenetd %s: in 'casenetd --help' but %s has no entry '*casenetd %s*'"
+                    % (c, source(page), c))
+for c in sorted(page_subs - subs):
+    failures.append("casenetd %s: %s has an entry '*casenetd %s*', a command 'casenetd --help' "
+                    "does not show" % (c, source(page), c))
+
+# casenetd.conf(5): the table's keys (--help names each as "([section] key;"),
+# and those of the example configuration
 page = "casenetd.conf.5.scd"
 keys_scd = section(read(page), "KEYS").replace("\\_", "_")
+help_keys = set(re.findall(r"\(\[[a-z]+\] ([a-z_]+);", usage))
+page_keys = set(re.findall(r"^\*([a-z_]+)\* =", keys_scd, re.M))
+if not help_keys:
+    failures.append("'casenetd --help' names no INI key as '([section] key;'")
+for k in sorted(help_keys - page_keys):
+    failures.append("casenetd.conf: key %s is in 'casenetd --help' but not in %s"
+                    % (k, source(page)))
+for k in sorted(page_keys - help_keys):
+    failures.append("casenetd.conf: key %s is in %s but not in 'casenetd --help'"
+                    % (k, source(page)))
 with open(os.path.join(SRC, "deploy", "casenetd.conf"), encoding="utf-8") as f:
     for line in f:
         m = re.match(r"^;? ?([a-z_]+) = ", line)
-        if m and ("*%s* =" % m.group(1)) not in keys_scd:
-            failures.append("casenetd.conf: key %s of deploy/casenetd.conf is not in docs/man/%s"
-                            % (m.group(1), page))
+        if m and m.group(1) not in page_keys:
+            failures.append("casenetd.conf: key %s of deploy/casenetd.conf is not in %s"
+                            % (m.group(1), source(page)))
 
 for f in failures:
     print("FAIL: " + f, file=sys.stderr)
 if failures:
     print("%d mismatches between the man pages and --help: change docs/man/*.scd (or the "
-          "--help text) so both say the same" % len(failures), file=sys.stderr)
+          "--help text, or the option table in broker/config.c) so both say the same; "
+          "cmake --build rebuilds the pages" % len(failures), file=sys.stderr)
     sys.exit(1)
-print("ok: casenet(1) %d commands, casenet-watch(1), casenetd(8), casenetd.conf(5) agree "
-      "with --help and deploy/casenetd.conf" % len(expected))
+print("ok: casenet(1) %d commands, casenet-watch(1), casenetd(8), casenetd.conf(5) (%d keys) "
+      "agree with --help and deploy/casenetd.conf" % (len(expected), len(help_keys)))
