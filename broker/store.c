@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "store_audit.h"
+#include "store_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
  * { "postgresql", true, &store_pg_ops } (and "postgres"). */
 static const struct store_backend store_backends[] = {
     {"sqlite", false, &store_sqlite_ops},
+    {"postgresql", true, &store_pg_ops},
+    {"postgres", true, &store_pg_ops},
 };
 #define N_BACKENDS (sizeof store_backends / sizeof store_backends[0])
 
