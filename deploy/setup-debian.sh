@@ -6,6 +6,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
   libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev libinih-dev
+  libpq-dev postgresql-15
   jq valgrind procps libmicrohttpd-dev
   chromium chromium-driver python3-selenium
 )
