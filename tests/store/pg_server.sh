@@ -9,7 +9,8 @@
 #   pg_server.sh stop DIR    stops the server (immediate) and removes DIR
 #
 # initdb refuses to run as root: as root, the server runs as the user
-# $CASENET_PG_USER (default nobody), which owns DIR. PG_BIN overrides
+# $CASENET_PG_USER (default nobody), which owns DIR. fsync is off (a test
+# server; CASENET_PG_FSYNC=on for measurements). PG_BIN overrides
 # /usr/lib/postgresql/15/bin.
 set -euo pipefail
 bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -43,7 +44,7 @@ start)
   for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000))
     if "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null; then
+      -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=${CASENET_PG_FSYNC:-off}" start >/dev/null; then
       echo "postgresql://casenet@127.0.0.1:$port/postgres?host=$dir"
       exit 0
     fi
