@@ -45,7 +45,8 @@ const struct config_option config_options[] = {
      "set"},
     {"broker", "store", "store", "SPEC", CONFIG_STRING, OFF(store_spec), NULL,
      "sqlite: followed by the data directory", 0, 0, 0, false,
-     "the store: sqlite:DIR keeps the SQLite database DIR/casenet.db"},
+     "the store: sqlite:DIR keeps the SQLite database DIR/casenet.db; postgresql://... a "
+     "PostgreSQL database (docs/operations.md \"PostgreSQL\")"},
     {"limits", "max_envelope_bytes", "max-envelope-bytes", "SIZE", CONFIG_SIZE,
      LIM(max_envelope_bytes), "1048576", NULL, 1024, 64u * MIB, 1, false,
      "largest envelope accepted, in bytes"},
