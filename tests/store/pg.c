@@ -3,10 +3,16 @@
  * argv[1]), a fresh database per test, and stops and removes the server at
  * exit. Exits 77 (skipped) when PostgreSQL 15 is not installed. */
 #include "conformance.h"
+#include "rows.h"
+#include "store.h"
 #include "testlib.h"
 
 #include <libpq-fe.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +108,71 @@ static void discard(const char *spec)
     admin(q);
 }
 
+/* Ends every other session on the database of spec (a lost connection). */
+static void kill_sessions(const char *spec)
+{
+    const char *end = strchr(spec, '?'), *start = end;
+    while (start > spec && start[-1] != '/')
+        start--;
+    char q[256];
+    snprintf(q, sizeof q,
+             "DO $$ BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity"
+             " WHERE datname = '%.*s' AND pid <> pg_backend_pid(); END $$",
+             (int)(end - start), start);
+    admin(q);
+}
+
+/* A connection lost in the middle of a batch: the batch fails UNAVAILABLE
+ * with nothing of it committed, and the next batch reconnects. */
+static void test_connection_lost(void **state)
+{
+    (void)state;
+    char *spec = fresh();
+    struct store *s = NULL;
+    assert_int_equal(store_open(spec, &s), CASENET_OK);
+    struct store_message a = store_test_message(0x41, "vn.hotline"), b = a, got = {0};
+    memset(b.message_id, 0x42, sizeof b.message_id);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_message_insert(s, &a), CASENET_OK);
+    kill_sessions(spec);
+    assert_int_equal(store_message_insert(s, &b), CASENET_EUNAVAIL);
+    store_rollback(s);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_message_insert(s, &b), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
+    assert_int_equal(store_message_get(s, a.message_id, false, &got), CASENET_ENOTFOUND);
+    assert_int_equal(store_message_get(s, b.message_id, false, &got), CASENET_OK);
+    store_message_clear(&got);
+    /* Outside a batch too: a read reconnects. */
+    kill_sessions(spec);
+    assert_int_equal(store_message_get(s, b.message_id, false, &got), CASENET_EUNAVAIL);
+    assert_int_equal(store_message_get(s, b.message_id, false, &got), CASENET_OK);
+    store_message_clear(&got);
+    store_close(s);
+    discard(spec);
+    free(spec);
+}
+
+/* A spec's synchronous_commit: the three durable values, nothing weaker. */
+static void test_synchronous_commit(void **state)
+{
+    (void)state;
+    char *spec = fresh(), *with = NULL;
+    struct store *s = NULL;
+    static const char *const ok[] = {"on", "remote_write", "remote_apply"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(asprintf(&with, "%s&synchronous_commit=%s", spec, ok[i]) > 0);
+        assert_int_equal(store_open(with, &s), CASENET_OK);
+        store_close(s);
+        free(with);
+    }
+    assert_true(asprintf(&with, "%s&synchronous_commit=off", spec) > 0);
+    assert_int_equal(store_open(with, &s), CASENET_EINVAL);
+    free(with);
+    discard(spec);
+    free(spec);
+}
+
 int main(int argc, char **argv)
 {
     const char *bin = getenv("PG_BIN") ? getenv("PG_BIN") : "/usr/lib/postgresql/15/bin";
@@ -120,5 +191,10 @@ int main(int argc, char **argv)
     script = argv[1];
     start_server();
     static const struct conformance_backend pg = {"postgresql", fresh, discard};
-    return conformance_run(&pg);
+    int failed = conformance_run(&pg);
+    const struct CMUnitTest own[] = {
+        cmocka_unit_test(test_connection_lost),
+        cmocka_unit_test(test_synchronous_commit),
+    };
+    return failed | cmocka_run_group_tests_name("postgresql_backend", own, NULL, NULL);
 }
