@@ -247,7 +247,8 @@ static int session(struct pg_store *s, bool migrate)
         return CASENET_EUNAVAIL;
     }
     char q[128];
-    snprintf(q, sizeof q, "SET synchronous_commit TO %s; SET client_min_messages TO warning", s->sync);
+    snprintf(q, sizeof q, "SET synchronous_commit TO %s; SET client_min_messages TO warning",
+             s->sync);
     int rc = pq_exec(&s->base, q, "synchronous_commit");
     if (rc == CASENET_OK && migrate)
         rc = pq_migrate(&s->base);

@@ -146,16 +146,6 @@ static int pg_inbox_insert(struct store *s, struct store_inbox_row *row)
     a = (struct pq_args){0};
     pq_text(&a, row->recipient);
     pq_blob(&a, row->message_id, sizeof row->message_id);
-    if (!receipt_row)
-        pq_i64(&a, msg_row);
-    bool refused = true;
-    rc = query_bool(s, receipt_row ? PQ_INBOX_RECEIPT_CHECK : PQ_INBOX_LINK_CHECK, &a, &refused,
-                    "inbox_check");
-    if (rc != CASENET_OK || refused)
-        return rc != CASENET_OK ? rc : CASENET_ECONFLICT;
-    a = (struct pq_args){0};
-    pq_text(&a, row->recipient);
-    pq_blob(&a, row->message_id, sizeof row->message_id);
     if (receipt_row)
         pq_text(&a, NULL);
     else
@@ -173,7 +163,9 @@ static int pg_inbox_insert(struct store *s, struct store_inbox_row *row)
     pq_i64(&a, row->receipt_status);
     pq_blob(&a, row->receipt.data, row->receipt.len);
     PGresult *r = NULL;
-    if ((rc = pq_run(s, PQ_INBOX_INSERT, &a, &r, "inbox_insert")) != CASENET_OK)
+    rc = pq_run(s, receipt_row ? PQ_INBOX_INSERT_RECEIPT : PQ_INBOX_INSERT_LINKED, &a, &r,
+                "inbox_insert");
+    if (rc != CASENET_OK)
         return rc;
     rc = PQntuples(r) == 1 ? CASENET_OK : CASENET_ECONFLICT;
     if (rc == CASENET_OK)

@@ -148,6 +148,17 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == PQ_SCHEMA_VERSION,
     "a.idx, a.time_ms, a.kind, a.message_id, a.case_ref, a.event,"                                 \
     " EXISTS (SELECT 1 FROM audit_parties p WHERE p.member = $3 AND p.idx = a.idx)"
 #define HEAD_COLS "size, time_ms, root, checkpoint"
+/* An inbox row ($3 its message's row, NULL for a receipt row) unless a
+ * receipt row holds (recipient, message_id); INBOX_RETURNING ends it. */
+#define INBOX_INSERT                                                                               \
+    "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"     \
+    " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"                  \
+    " receipt_status, receipt)"                                                                    \
+    " SELECT $1::text, $2::bytea, $3::bigint, $4::text, $5::bigint, $6::bigint, $7::bigint,"       \
+    " $8::bigint, $9::bigint, $10::bigint, $9::bigint, $11::bigint, $12::bytea, $13::bytea,"       \
+    " $14::bigint, $15::bytea WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL"             \
+    " AND recipient = $1 AND message_id = $2)"
+#define INBOX_RETURNING " ON CONFLICT DO NOTHING RETURNING seq"
 
 static const char *const sql[PQ_STMT_COUNT] = {
     [PQ_MSG_INSERT] = "INSERT INTO messages (message_id, sender, kind, urgency, msg_status,"
@@ -189,22 +200,14 @@ static const char *const sql[PQ_STMT_COUNT] = {
     [PQ_DIR_LATEST] = "SELECT version, signed FROM directories ORDER BY version DESC LIMIT 1",
     /* Inbox rows: a message row is linked to its message's row, unique by
      * (msg, recipient); a receipt row has no message, unique by (recipient,
-     * message_id) among such rows. The checks keep (recipient, message_id)
-     * unique across both kinds and answer true when the row is refused. */
-    [PQ_INBOX_LINK_CHECK] =
-        "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = $1"
-        " AND message_id = $2)"
-        " OR NOT EXISTS (SELECT 1 FROM messages WHERE id = $3 AND message_id = $2)",
-    [PQ_INBOX_RECEIPT_CHECK] =
-        "SELECT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL AND recipient = $1"
-        " AND message_id = $2) OR EXISTS (SELECT 1 FROM inbox WHERE recipient = $1"
-        " AND msg = (SELECT id FROM messages WHERE message_id = $2))",
-    [PQ_INBOX_INSERT] =
-        "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
-        " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
-        " receipt_status, receipt)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14, $15)"
-        " ON CONFLICT DO NOTHING RETURNING seq",
+     * message_id) among such rows. Each insert checks in the same statement
+     * that (recipient, message_id) stays unique across both kinds (and that
+     * row $3 is message $2's): no row inserted answers CONFLICT. */
+    [PQ_INBOX_INSERT_LINKED] = INBOX_INSERT " AND EXISTS (SELECT 1 FROM messages"
+                                            " WHERE id = $3 AND message_id = $2)" INBOX_RETURNING,
+    [PQ_INBOX_INSERT_RECEIPT] = INBOX_INSERT " AND NOT EXISTS (SELECT 1 FROM inbox"
+                                             " WHERE recipient = $1 AND msg = (SELECT id FROM"
+                                             " messages WHERE message_id = $2))" INBOX_RETURNING,
     [PQ_INBOX_GET] = "(SELECT " PQ_INBOX_COLS " FROM inbox"
                      " WHERE msg = (SELECT id FROM messages WHERE message_id = $2)"
                      " AND recipient = $1)"
