@@ -82,10 +82,45 @@ static int pg_node_get(struct store *s, unsigned level, uint64_t index,
     return rc;
 }
 
+/* The parties as a text[] literal ({"a","b"}, quotes and backslashes
+ * escaped), malloc'd; NULL on CASENET_ENOMEM. */
+static char *party_array(const char *const *parties, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += parties[i] ? 2 * strlen(parties[i]) + 3 : 0;
+    char *out = malloc(cap), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (!parties[i])
+            continue;
+        if (p > out + 1)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *c = parties[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+/* The event row and its parties in one statement (PQ_AUDIT_INSERT): a
+ * failure writes nothing, so *wrote is never set. */
 static int pg_event_append(struct store *s, uint64_t index, int64_t time_ms, int kind,
                            const uint8_t *mid, const uint8_t *case_ref, const char *const *parties,
                            size_t n_parties, const uint8_t *bytes, size_t len, bool *wrote)
 {
+    (void)wrote;
+    char *members = party_array(parties, n_parties);
+    if (!members)
+        return CASENET_ENOMEM;
     struct pq_args a = {0};
     pq_u64(&a, index);
     pq_i64(&a, time_ms);
@@ -93,22 +128,17 @@ static int pg_event_append(struct store *s, uint64_t index, int64_t time_ms, int
     pq_blob(&a, bytes, len);
     pq_blob(&a, mid, CASENET_MESSAGE_ID_BYTES);
     pq_blob(&a, case_ref, CASENET_CASE_REF_BYTES);
-    uint64_t touched = 0;
-    int rc = pq_write(s, PQ_AUDIT_INSERT, &a, &touched, "audit_append");
+    pq_text(&a, members);
+    PGresult *r = NULL;
+    int rc = pq_run(s, PQ_AUDIT_INSERT, &a, &r, "audit_append");
+    free(members);
     if (rc != CASENET_OK)
-        return rc; /* a statement fails whole: nothing written */
-    if (touched == 0)
+        return rc;
+    int64_t written = PQntuples(r) ? pq_col_i64(r, 0, 0) : 0;
+    PQclear(r);
+    if (written == 0)
         return CASENET_ECONFLICT;
-    *wrote = true;
-    for (size_t i = 0; i < n_parties; i++) {
-        if (!parties[i] || !*parties[i])
-            continue;
-        a = (struct pq_args){0};
-        pq_text(&a, parties[i]);
-        pq_u64(&a, index);
-        if ((rc = pq_write(s, PQ_AUDIT_PARTY, &a, &touched, "audit_party")) != CASENET_OK)
-            return rc;
-    }
+    ((struct pg_store *)s)->changes += (uint64_t)written; /* a SELECT to pq_run */
     return CASENET_OK;
 }
 

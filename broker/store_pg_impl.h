@@ -83,7 +83,6 @@ enum pq_stmt {
     PQ_OVERDUE,
     PQ_AUDIT_COUNT,
     PQ_AUDIT_INSERT,
-    PQ_AUDIT_PARTY,
     PQ_AUDIT_SET_KEYS,
     PQ_NODE_PUT,
     PQ_NODE_GET,

@@ -253,10 +253,15 @@ static const char *const sql[PQ_STMT_COUNT] = {
               ", " PQ_DELIVERED ")))"
               " ORDER BY d.seq, d.kind LIMIT $2",
     [PQ_AUDIT_COUNT] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit",
-    [PQ_AUDIT_INSERT] = "INSERT INTO audit (idx, time_ms, kind, event, message_id, case_ref)"
-                        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-    [PQ_AUDIT_PARTY] = "INSERT INTO audit_parties (member, idx) VALUES ($1, $2)"
-                       " ON CONFLICT DO NOTHING",
+    /* An event and its parties ($7, a text[]) in one statement: both or
+     * neither. It answers how many events it wrote (0: index taken). The
+     * parties' key to audit is checked at the statement's end, when the
+     * event row is there. */
+    [PQ_AUDIT_INSERT] = "WITH e AS (INSERT INTO audit (idx, time_ms, kind, event, message_id,"
+                        " case_ref) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+                        " RETURNING idx), p AS (INSERT INTO audit_parties (member, idx)"
+                        " SELECT DISTINCT m, e.idx FROM e, unnest($7::text[]) m WHERE m <> ''"
+                        " ON CONFLICT DO NOTHING) SELECT count(*) FROM e",
     [PQ_AUDIT_SET_KEYS] = "UPDATE audit SET message_id = $2, case_ref = $3 WHERE idx = $1",
     [PQ_NODE_PUT] = "INSERT INTO audit_nodes (level, last, hash) VALUES ($1, $2, $3)"
                     " ON CONFLICT (last, level) DO UPDATE SET hash = EXCLUDED.hash",
