@@ -48,7 +48,8 @@ const struct config_option config_options[] = {
      "e.g. 127.0.0.1:9740 (off when not set; see docs/operations.md)"},
     {"broker", "store", "store", "SPEC", CONFIG_STRING, OFF(store_spec), NULL,
      "sqlite: followed by the data directory", 0, 0, 0, false,
-     "the store: sqlite:DIR keeps the SQLite database DIR/casenet.db"},
+     "the store: sqlite:DIR keeps the SQLite database DIR/casenet.db; postgresql://... a "
+     "PostgreSQL database (docs/operations.md \"PostgreSQL\")"},
     {"limits", "max_envelope_bytes", "max-envelope-bytes", "SIZE", CONFIG_SIZE,
      LIM(max_envelope_bytes), "1048576", NULL, 1024, 64u * MIB, 1, false,
      "largest envelope accepted, in bytes"},

@@ -285,14 +285,18 @@ static bool data_dir_checked(const char *dir)
 }
 
 /* The directory of a SQLite store spec (store_open's forms: "sqlite:DIR"
- * or DIR), or NULL with a message when the spec names another backend. */
+ * or DIR), "" for a PostgreSQL URI (no directory), or NULL with a message
+ * when the spec names another backend. */
 static const char *store_dir(const char *spec)
 {
     if (strncmp(spec, "sqlite:", 7) == 0 && spec[7] != '\0')
         return spec + 7;
+    if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
+        return "";
     if (!strstr(spec, "://") && strncmp(spec, "sqlite:", 7) != 0)
         return spec;
-    fprintf(stderr, "casenetd: store = %s: unknown store; use sqlite:DIR\n", spec);
+    fprintf(stderr, "casenetd: store = %s: unknown store; use sqlite:DIR or postgresql://...\n",
+            spec);
     return NULL;
 }
 
@@ -304,6 +308,8 @@ static bool open_store(struct broker *b, bool check)
     const char *spec = b->cfg->store_spec, *dir = store_dir(spec);
     if (!dir)
         return false;
+    if (check && !*dir)
+        return true; /* PostgreSQL: not opened by --check-config */
     if (check) {
         char *db = NULL;
         if (asprintf(&db, "%s/casenet.db", dir) < 0)

@@ -6,15 +6,17 @@
 
 #include "log.h"
 #include "store_audit.h"
+#include "store_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The backends of this build, by scheme. A PostgreSQL backend adds
- * { "postgresql", true, &store_pg_ops } (and "postgres"). */
+/* The backends of this build, by scheme. */
 static const struct store_backend store_backends[] = {
     {"sqlite", false, &store_sqlite_ops},
+    {"postgresql", true, &store_pg_ops},
+    {"postgres", true, &store_pg_ops},
 };
 #define N_BACKENDS (sizeof store_backends / sizeof store_backends[0])
 
@@ -45,7 +47,8 @@ int store_open(const char *spec, struct store **out)
         char scheme[32];
         snprintf(scheme, sizeof scheme, "%.*s", (int)strcspn(spec, ":"), spec);
         log_event(LOG_ERROR, "store_unknown_backend", "scheme", scheme, "msg",
-                  "this build serves \"sqlite:DIR\" (or a bare DIR) only: fix the store setting",
+                  "this build serves \"sqlite:DIR\" (or a bare DIR) and \"postgresql://...\":"
+                  " fix the store setting",
                   NULL);
         return CASENET_EINVAL;
     }

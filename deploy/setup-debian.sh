@@ -7,6 +7,7 @@ packages=(
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
   libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev libinih-dev
   jq valgrind procps libmicrohttpd-dev libsystemd-dev python3-prometheus-client
+  libpq-dev postgresql-15
   chromium chromium-driver python3-selenium
   scdoc dpkg-dev file lintian debootstrap
 )

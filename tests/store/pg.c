@@ -1,0 +1,200 @@
+/* pg.c - the store conformance suite on the PostgreSQL backend: starts a
+ * real PostgreSQL 15 server in a temporary directory (pg_server.sh, its path
+ * argv[1]), a fresh database per test, and stops and removes the server at
+ * exit. Exits 77 (skipped) when PostgreSQL 15 is not installed. */
+#include "conformance.h"
+#include "rows.h"
+#include "store.h"
+#include "testlib.h"
+
+#include <libpq-fe.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *script;
+static char *server_dir;
+static char admin_uri[512];
+static unsigned databases;
+
+static void stop_server(void)
+{
+    if (!server_dir)
+        return;
+    char *cmd = NULL;
+    if (asprintf(&cmd, "'%s' stop '%s'", script, server_dir) >= 0 && system(cmd) != 0)
+        fprintf(stderr, "pg.c: stopping the server in %s failed\n", server_dir);
+    free(cmd);
+    free(server_dir);
+    server_dir = NULL;
+}
+
+static void on_signal(int sig)
+{
+    stop_server();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Starts the server; its URI (database postgres) into admin_uri. */
+static void start_server(void)
+{
+    server_dir = tl_tmpdir();
+    char *cmd = NULL;
+    if (asprintf(&cmd, "'%s' start '%s'", script, server_dir) < 0)
+        abort();
+    atexit(stop_server);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    if (!p || !fgets(admin_uri, sizeof admin_uri, p) || pclose(p) != 0) {
+        fprintf(stderr, "pg.c: could not start PostgreSQL (see above)\n");
+        exit(1);
+    }
+    admin_uri[strcspn(admin_uri, "\n")] = '\0';
+}
+
+/* Runs one statement on the server's postgres database; aborts on failure. */
+static void admin(const char *q)
+{
+    PGconn *c = PQconnectdb(admin_uri);
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "pg.c: %s: %s", q, PQerrorMessage(c));
+        abort();
+    }
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* The admin URI with database name db instead of postgres. */
+static char *uri_for(const char *db)
+{
+    const char *at = strstr(admin_uri, "/postgres?");
+    if (!at)
+        abort();
+    char *spec = NULL;
+    if (asprintf(&spec, "%.*s/%s%s", (int)(at - admin_uri), admin_uri, db,
+                 at + strlen("/postgres")) < 0)
+        abort();
+    return spec;
+}
+
+static char *fresh(void)
+{
+    char db[32], q[64];
+    snprintf(db, sizeof db, "casenet_%u", ++databases);
+    snprintf(q, sizeof q, "CREATE DATABASE %s", db);
+    admin(q);
+    return uri_for(db);
+}
+
+/* The spec's database (between the last '/' before '?' and the '?'). */
+static void discard(const char *spec)
+{
+    const char *end = strchr(spec, '?');
+    const char *start = end;
+    while (start > spec && start[-1] != '/')
+        start--;
+    char q[96];
+    snprintf(q, sizeof q, "DROP DATABASE %.*s", (int)(end - start), start);
+    admin(q);
+}
+
+/* Ends every other session on the database of spec (a lost connection). */
+static void kill_sessions(const char *spec)
+{
+    const char *end = strchr(spec, '?'), *start = end;
+    while (start > spec && start[-1] != '/')
+        start--;
+    char q[256];
+    snprintf(q, sizeof q,
+             "DO $$ BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity"
+             " WHERE datname = '%.*s' AND pid <> pg_backend_pid(); END $$",
+             (int)(end - start), start);
+    admin(q);
+}
+
+/* A connection lost in the middle of a batch: the batch fails UNAVAILABLE
+ * with nothing of it committed, and the next batch reconnects. */
+static void test_connection_lost(void **state)
+{
+    (void)state;
+    char *spec = fresh();
+    struct store *s = NULL;
+    assert_int_equal(store_open(spec, &s), CASENET_OK);
+    struct store_message a = store_test_message(0x41, "vn.hotline"), b = a, got = {0};
+    memset(b.message_id, 0x42, sizeof b.message_id);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_message_insert(s, &a), CASENET_OK);
+    kill_sessions(spec);
+    assert_int_equal(store_message_insert(s, &b), CASENET_EUNAVAIL);
+    store_rollback(s);
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_message_insert(s, &b), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
+    assert_int_equal(store_message_get(s, a.message_id, false, &got), CASENET_ENOTFOUND);
+    assert_int_equal(store_message_get(s, b.message_id, false, &got), CASENET_OK);
+    store_message_clear(&got);
+    /* Outside a batch too: a read reconnects. */
+    kill_sessions(spec);
+    assert_int_equal(store_message_get(s, b.message_id, false, &got), CASENET_EUNAVAIL);
+    assert_int_equal(store_message_get(s, b.message_id, false, &got), CASENET_OK);
+    store_message_clear(&got);
+    store_close(s);
+    discard(spec);
+    free(spec);
+}
+
+/* A spec's synchronous_commit: the three durable values, nothing weaker. */
+static void test_synchronous_commit(void **state)
+{
+    (void)state;
+    char *spec = fresh(), *with = NULL;
+    struct store *s = NULL;
+    static const char *const ok[] = {"on", "remote_write", "remote_apply"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(asprintf(&with, "%s&synchronous_commit=%s", spec, ok[i]) > 0);
+        assert_int_equal(store_open(with, &s), CASENET_OK);
+        store_close(s);
+        free(with);
+    }
+    assert_true(asprintf(&with, "%s&synchronous_commit=off", spec) > 0);
+    assert_int_equal(store_open(with, &s), CASENET_EINVAL);
+    free(with);
+    discard(spec);
+    free(spec);
+}
+
+int main(int argc, char **argv)
+{
+    const char *bin = getenv("PG_BIN") ? getenv("PG_BIN") : "/usr/lib/postgresql/15/bin";
+    char *initdb = tl_path(bin, "initdb");
+    if (access(initdb, X_OK) != 0) {
+        fprintf(stderr, "pg.c: %s not found: install PostgreSQL 15 (deploy/setup-debian.sh)\n",
+                initdb);
+        free(initdb);
+        return 77;
+    }
+    free(initdb);
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PATH/pg_server.sh\n", argv[0]);
+        return 2;
+    }
+    script = argv[1];
+    start_server();
+    static const struct conformance_backend pg = {"postgresql", fresh, discard};
+    int failed = conformance_run(&pg);
+    const struct CMUnitTest own[] = {
+        cmocka_unit_test(test_connection_lost),
+        cmocka_unit_test(test_synchronous_commit),
+    };
+    return failed | cmocka_run_group_tests_name("postgresql_backend", own, NULL, NULL);
+}
