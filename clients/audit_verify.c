@@ -546,6 +546,14 @@ int casenet_audit_verifier_prove(casenet_audit_verifier *v, casenet_client *c,
                                  const casenet_audit_head *head, uint64_t index,
                                  const uint8_t *event, size_t len)
 {
+    return casenet_audit_verifier_prove_path(v, c, head, index, event, len, NULL, NULL);
+}
+
+int casenet_audit_verifier_prove_path(casenet_audit_verifier *v, casenet_client *c,
+                                      const casenet_audit_head *head, uint64_t index,
+                                      const uint8_t *event, size_t len,
+                                      uint8_t leaf[CASENET_HASH_BYTES], casenet_buf *path)
+{
     if (!v || !c || !head || !event || index >= head->size)
         return CASENET_EINVAL;
     memset(&v->fail, 0, sizeof v->fail);
@@ -554,14 +562,21 @@ int casenet_audit_verifier_prove(casenet_audit_verifier *v, casenet_client *c,
     casenet_buf_free(&hck);
     if (rc != CASENET_OK)
         return fail_set(v, CASENET_AUDIT_BROKER, rc, "AuditProof (inclusion) failed");
-    uint8_t leaf[MERKLE_HASH_BYTES];
-    merkle_leaf_hash(event, len, leaf);
-    rc = merkle_verify_inclusion(leaf, index, head->size,
+    uint8_t h[MERKLE_HASH_BYTES];
+    merkle_leaf_hash(event, len, h);
+    rc = merkle_verify_inclusion(h, index, head->size,
                                  (const uint8_t(*)[MERKLE_HASH_BYTES])hashes.data,
                                  hashes.len / MERKLE_HASH_BYTES, head->root);
-    casenet_buf_free(&hashes);
-    if (rc == CASENET_OK)
+    if (rc == CASENET_OK) {
+        if (leaf)
+            memcpy(leaf, h, sizeof h);
+        if (path) {
+            *path = hashes;
+            hashes = (casenet_buf){0};
+        }
         return CASENET_OK;
+    }
+    casenet_buf_free(&hashes);
     v->fail.index = index;
     v->fail.head_size = head->size;
     return fail_set(v, CASENET_AUDIT_EVENT, CASENET_EBADSIG,

@@ -185,11 +185,12 @@ stop_broker
 tail -n 5 broker.log | sed 's/^/     /'
 
 printf '\n%sDone.%s Keys, homes, the broker data and its log are in demo-run/.\n' "$bold" "$plain"
-# On a terminal the demo goes on with the web consoles of the hotline and
-# the police, for a person at a browser; run unattended (CI, a pipe) it ends
-# here. DEMO_CONSOLE=0 ends it here on a terminal too.
+# On a terminal the demo goes on with the web consoles of the hotline, the
+# police and the coordinator, for a person at a browser; run unattended (CI,
+# a pipe) it ends here. DEMO_CONSOLE=0 ends it here on a terminal too.
 if [ -t 0 ] && [ -t 1 ] && [ "${DEMO_CONSOLE:-1}" != 0 ]; then
-  step "The agency consoles: the hotline's and the police's staff in a browser"
+  step "The consoles: the hotline's, the police's and the coordinator's staff in a browser"
   exec "$here/demo-console.sh"
 fi
-printf 'The web consoles of the hotline and the police, in a browser: deploy/demo-console.sh\n'
+printf 'The web consoles of the hotline, the police and the coordinator (overdue board,\n'
+printf 'network figures), in a browser: deploy/demo-console.sh\n'

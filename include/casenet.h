@@ -903,6 +903,13 @@ CASENET_API CASENET_NODISCARD int casenet_audit_verifier_prove(casenet_audit_ver
                                                                const casenet_audit_head *head,
                                                                uint64_t index, const uint8_t *event,
                                                                size_t len);
+/* As casenet_audit_verifier_prove, and hands back what it checked, for a
+ * program that shows the proof: leaf (may be NULL) the event's leaf hash,
+ * *path (may be NULL; malloc'd, the caller frees it) the proof's hashes,
+ * CASENET_HASH_BYTES each, from the leaf up. Both set only on CASENET_OK. */
+CASENET_API CASENET_NODISCARD int casenet_audit_verifier_prove_path(
+    casenet_audit_verifier *v, casenet_client *c, const casenet_audit_head *head, uint64_t index,
+    const uint8_t *event, size_t len, uint8_t leaf[CASENET_HASH_BYTES], casenet_buf *path);
 
 /* A run fed by the caller: begin from index start (the trusted size, or 0 to
  * recompute everything and compare with the trusted root on the way; total

@@ -38,6 +38,8 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS events_msg ON events(message_id);"
     "CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);"
     "CREATE INDEX IF NOT EXISTS events_kind_time ON events(kind, time_ms);"
+    /* the declines by reason: a few rows among every receipt */
+    "CREATE INDEX IF NOT EXISTS events_kind_rstatus ON events(kind, rstatus, time_ms);"
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB);";
 
 static int64_t now_ms(void)
@@ -251,6 +253,33 @@ static bool failure_locked(coord_cache *cc, char err[COORD_ERR_MAX], int64_t *at
     return true;
 }
 
+/* The trusted head beside the verifier's state, which only a verifier
+ * reads: size and time (little-endian 64-bit), then the root. */
+#define HEAD_BYTES (16 + 32)
+
+static void put_u64(uint8_t *p, uint64_t x)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(x >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x |= (uint64_t)p[i] << (8 * i);
+    return x;
+}
+
+static int head_put(coord_cache *cc, const struct coord_head *h)
+{
+    uint8_t b[HEAD_BYTES];
+    put_u64(b, h->size);
+    put_u64(b + 8, (uint64_t)h->time_ms);
+    memcpy(b + 16, h->root, sizeof h->root);
+    return meta_put(cc, "head", b, sizeof b);
+}
+
 static int sync_locked(coord_cache *cc, casenet_client *cl, const casenet_directory *dir, bool full,
                        coord_progress_fn progress, void *ctx, char err[COORD_ERR_MAX])
 {
@@ -282,6 +311,7 @@ static int sync_locked(coord_cache *cc, casenet_client *cl, const casenet_direct
         snprintf(at, sizeof at, "%lld", (long long)now_ms());
         if (sqlite3_exec(cc->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
             meta_put(cc, "trust", next.bytes, next.len) != CASENET_OK ||
+            head_put(cc, &head) != CASENET_OK ||
             meta_put(cc, "verified_at", at, strlen(at)) != CASENET_OK ||
             sqlite3_exec(cc->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
             snprintf(err, COORD_ERR_MAX, "cannot write the cache: %s", sqlite3_errmsg(cc->db));
@@ -332,16 +362,16 @@ void coord_cache_head(coord_cache *cc, struct coord_head *head, int64_t *verifie
     memset(head, 0, sizeof *head);
     *verified_at_ms = 0;
     pthread_mutex_lock(&cc->lock);
-    casenet_buf tb = {0}, at = {0};
-    if (meta_get(cc, "trust", &tb) == CASENET_OK) {
-        struct coord_trust t = {tb.data, tb.len};
-        if (coord_trust_head(&t, head) != CASENET_OK)
-            memset(head, 0, sizeof *head);
+    casenet_buf hb = {0}, at = {0};
+    if (meta_get(cc, "head", &hb) == CASENET_OK && hb.len == HEAD_BYTES) {
+        head->size = get_u64(hb.data);
+        head->time_ms = (int64_t)get_u64(hb.data + 8);
+        memcpy(head->root, hb.data + 16, sizeof head->root);
     }
     if (meta_get(cc, "verified_at", &at) == CASENET_OK)
         *verified_at_ms = strtoll((char *)at.data, NULL, 10);
     pthread_mutex_unlock(&cc->lock);
-    casenet_buf_free(&tb);
+    casenet_buf_free(&hb);
     casenet_buf_free(&at);
 }
 

@@ -409,7 +409,7 @@ static void api_prove(struct console *c, const struct console_req *r, struct con
     pthread_mutex_lock(&c->net_lock);
     int rc = console_client(c);
     if (rc == CASENET_OK)
-        rc = coord_prove(c->client, c->home->dir, index, ev.data, ev.len, h.size, &proof, err);
+        rc = coord_prove(c->client, c->home->dir, index, ev.data, ev.len, &h, &proof, err);
     else
         snprintf(err, sizeof err, "broker: %s", casenet_strerror(rc));
     if (rc != CASENET_OK)

@@ -4,9 +4,8 @@
  * from it, shared by `casenet console` (its /api/v1/coord/ pages) and
  * `casenet report`.
  *
- *   console_verify.c  the one adapter over libcasenet's audit verifier
- *                     (auditv_*, checkpoints, Merkle proofs): when the
- *                     verifier becomes a public API only this file changes
+ *   console_verify.c  the one adapter over libcasenet's public audit
+ *                     verifier (casenet_audit_verifier_*, docs/library.md)
  *   console_cache.c   DIR/coord.db: the verified events (metadata only), the
  *                     trusted head, and a verification failure once seen
  *   console_stats.c   the figures for a time range (one function), as JSON
@@ -43,7 +42,8 @@ struct coord_head {
 };
 
 /* Told each verified-or-not-yet event as it is consumed (index, exact
- * bytes, borrowed); a non-zero return stops the pull with that error. */
+ * bytes, borrowed); the first non-zero return fails the pull with that
+ * error (once the run ends). */
 typedef int (*coord_event_fn)(void *ctx, uint64_t index, const uint8_t *ev, size_t len);
 /* Told how far a pull got (events consumed, the broker's head size). */
 typedef void (*coord_progress_fn)(void *ctx, uint64_t done, uint64_t total);
@@ -71,16 +71,15 @@ CASENET_NODISCARD int coord_verify_pull(casenet_client *cl, const casenet_direct
                                         coord_event_fn on_event, coord_progress_fn progress,
                                         void *ctx, struct coord_trust *next,
                                         struct coord_head *head, char err[COORD_ERR_MAX]);
-/* The head a trusted state names (all zero for the empty state). */
-CASENET_NODISCARD int coord_trust_head(const struct coord_trust *t, struct coord_head *head);
-/* Proves event index (exact bytes ev) is in the broker's log under the
- * signed head of size tree_size: asks the broker for the inclusion proof and
- * the head, verifies the head with dir's broker key and the proof. Fills
- * *out with {index, tree_size, root, head_time, leaf_hash, proof: [hex]}.
- * CASENET_EBADSIG with err when either does not verify. */
+/* Proves event index (exact bytes ev) is in the broker's log under head (a
+ * head this cache verified): asks the broker for the inclusion proof and
+ * checks it against the head's root (casenet_audit_verifier_prove_path).
+ * Fills *out with {index, tree_size, root, head_time, leaf_hash, proof:
+ * [hex]}. CASENET_EBADSIG with err when it does not verify; err starts with
+ * "broker:" when the broker did not answer. */
 CASENET_NODISCARD int coord_prove(casenet_client *cl, const casenet_directory *dir, uint64_t index,
-                                  const uint8_t *ev, size_t len, uint64_t tree_size, json_t **out,
-                                  char err[COORD_ERR_MAX]);
+                                  const uint8_t *ev, size_t len, const struct coord_head *head,
+                                  json_t **out, char err[COORD_ERR_MAX]);
 
 /* ------------------------------------------------------------ cache (console_cache.c) */
 

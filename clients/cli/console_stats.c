@@ -71,70 +71,198 @@ static json_t *group_rows(sqlite3 *db, const char *sql, int64_t from, int64_t to
     return arr;
 }
 
-/* Registers the names the SQL below uses for enum columns. */
-static void name_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    const char *which = (const char *)sqlite3_user_data(ctx);
-    int v = sqlite3_value_int(argv[0]);
-    const char *s = which[0] == 'k'   ? casenet_kind_name(v)
-                    : which[0] == 'u' ? casenet_urgency_name(v)
-                                      : casenet_msg_status_name(v);
-    sqlite3_result_text(ctx, s ? s : "", -1, SQLITE_TRANSIENT);
-}
-
-static void register_names(sqlite3 *db)
-{
-    sqlite3_create_function(db, "kind_name", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, (void *)"k",
-                            name_fn, NULL, NULL);
-    sqlite3_create_function(db, "urgency_name", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, (void *)"u",
-                            name_fn, NULL, NULL);
-    sqlite3_create_function(db, "status_name", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, (void *)"s",
-                            name_fn, NULL, NULL);
-}
-
 #define SUBMITTED_IN_RANGE "kind = 1 AND time_ms >= ?1 AND time_ms < ?2"
 
-static json_t *counts_section(sqlite3 *db, int64_t from, int64_t to, bool public)
+/* A count per key, for the groupings of submissions computed in the one
+ * pass over them (load_pairs): a few hundred keys at most (days x kinds x
+ * urgencies, sender x recipient), found by an open-addressing hash. */
+struct tally_row {
+    char s1[CASENET_MEMBER_ID_MAX + 1]; /* a day, a week or a sender */
+    char s2[CASENET_MEMBER_ID_MAX + 1]; /* a recipient */
+    int i1, i2;                         /* kind, urgency; status */
+    json_int_t count;
+};
+
+struct tally {
+    struct tally_row *v;
+    size_t n, cap; /* cap a power of two; slot[h] = row + 1, 0 = empty */
+    size_t *slot;
+};
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
-    static const char *const day_keys[] = {"day", "kind", "urgency"};
-    static const char *const week_keys[] = {"week", "kind", "urgency"};
-    static const char *const flow_keys[] = {"from", "to"};
-    static const char *const tot_keys[] = {"status"};
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211u;
+    return h;
+}
+
+static size_t tally_hash(const struct tally_row *r, size_t mask)
+{
+    uint64_t h = fnv(14695981039346656037u, r->s1, strlen(r->s1) + 1);
+    h = fnv(h, r->s2, strlen(r->s2) + 1);
+    h = fnv(h, &r->i1, sizeof r->i1);
+    return (size_t)fnv(h, &r->i2, sizeof r->i2) & mask;
+}
+
+static bool tally_same(const struct tally_row *r, const char *s1, const char *s2, int i1, int i2)
+{
+    return r->i1 == i1 && r->i2 == i2 && strcmp(r->s1, s1) == 0 && strcmp(r->s2, s2) == 0;
+}
+
+static int tally_grow(struct tally *t)
+{
+    size_t cap = t->cap ? t->cap * 2 : 64;
+    struct tally_row *v = realloc(t->v, cap * sizeof *v);
+    size_t *slot = calloc(cap * 2, sizeof *slot);
+    if (v)
+        t->v = v;
+    if (!v || !slot) {
+        free(slot);
+        return CASENET_ENOMEM;
+    }
+    free(t->slot);
+    t->slot = slot;
+    t->cap = cap;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t k = tally_hash(&t->v[i], cap * 2 - 1);
+        while (slot[k])
+            k = (k + 1) & (cap * 2 - 1);
+        slot[k] = i + 1;
+    }
+    return CASENET_OK;
+}
+
+/* Counts one more under (s1, s2, i1, i2); s1 and s2 are cut to a member
+ * id's length, as no key is longer. */
+static int tally_add(struct tally *t, const char *s1, const char *s2, int i1, int i2)
+{
+    if (t->n == t->cap && tally_grow(t) != CASENET_OK)
+        return CASENET_ENOMEM;
+    struct tally_row key = {.i1 = i1, .i2 = i2};
+    snprintf(key.s1, sizeof key.s1, "%s", s1);
+    snprintf(key.s2, sizeof key.s2, "%s", s2);
+    size_t mask = t->cap * 2 - 1, k = tally_hash(&key, mask);
+    for (; t->slot[k]; k = (k + 1) & mask) {
+        struct tally_row *r = &t->v[t->slot[k] - 1];
+        if (tally_same(r, key.s1, key.s2, i1, i2)) {
+            r->count++;
+            return CASENET_OK;
+        }
+    }
+    key.count = 1;
+    t->v[t->n] = key;
+    t->slot[k] = ++t->n;
+    return CASENET_OK;
+}
+
+/* The order of the SQL it replaces: s1 (bytes), then i1, i2, then s2. */
+static int cmp_tally(const void *a, const void *b)
+{
+    const struct tally_row *x = a, *y = b;
+    int c = strcmp(x->s1, y->s1);
+    if (!c)
+        c = x->i1 != y->i1 ? (x->i1 < y->i1 ? -1 : 1) : 0;
+    if (!c)
+        c = x->i2 != y->i2 ? (x->i2 < y->i2 ? -1 : 1) : 0;
+    return c ? c : strcmp(x->s2, y->s2);
+}
+
+static void tally_free(struct tally *t)
+{
+    free(t->v);
+    free(t->slot);
+    memset(t, 0, sizeof *t);
+}
+
+/* The groupings of the submissions in range, counted in load_pairs. */
+struct counts {
+    struct tally totals, per_day, per_week, flows;
+};
+
+static void counts_free(struct counts *c)
+{
+    tally_free(&c->totals);
+    tally_free(&c->per_day);
+    tally_free(&c->per_week);
+    tally_free(&c->flows);
+}
+
+/* The UTC day of t ("YYYY-MM-DD") and the Monday of its week. */
+static void day_week(int64_t t_ms, char day[16], char week[16])
+{
+    int64_t s = t_ms / 1000; /* as SQLite's time_ms / 1000 */
+    int64_t d = s >= 0 ? s / 86400 : -((-s + 86399) / 86400);
+    int64_t wd = ((d + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday; Monday = 0 */
+    struct tm tm;
+    time_t a = (time_t)(d * 86400), b = (time_t)((d - wd) * 86400);
+    if (gmtime_r(&a, &tm))
+        strftime(day, 16, "%Y-%m-%d", &tm);
+    if (gmtime_r(&b, &tm))
+        strftime(week, 16, "%Y-%m-%d", &tm);
+}
+
+/* Counts one submission (sender, its recipients comma-joined). */
+static int counts_add(struct counts *c, int mstatus, int mkind, int urgency, int64_t t,
+                      const char *sender, const char *rcpts)
+{
+    int rc = tally_add(&c->totals, "", "", mstatus, 0);
+    if (rc != CASENET_OK || mstatus != CASENET_MSG_ACTUAL)
+        return rc;
+    char day[16] = "", week[16] = "";
+    day_week(t, day, week);
+    if ((rc = tally_add(&c->per_day, day, "", mkind, urgency)) != CASENET_OK ||
+        (rc = tally_add(&c->per_week, week, "", mkind, urgency)) != CASENET_OK)
+        return rc;
+    for (const char *p = rcpts; p && rc == CASENET_OK;) {
+        size_t n = strcspn(p, ",");
+        char one[CASENET_MEMBER_ID_MAX + 1];
+        snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one ? n : sizeof one - 1), p);
+        rc = tally_add(&c->flows, sender ? sender : "", one, 0, 0);
+        p = p[n] ? p + n + 1 : NULL;
+    }
+    return rc;
+}
+
+/* A tally as rows of objects: keys (NULL = none) for s1, i1, i2, s2. */
+static json_t *tally_rows(struct tally *t, const char *k_s1, const char *k_i1,
+                          const char *(*name_i1)(int), const char *k_i2,
+                          const char *(*name_i2)(int), const char *k_s2, bool public)
+{
+    json_t *arr = json_array();
+    qsort(t->v, t->n, sizeof *t->v, cmp_tally);
+    for (size_t i = 0; arr && i < t->n; i++) {
+        const struct tally_row *r = &t->v[i];
+        json_t *o = json_object();
+        const char *n1 = k_i1 ? name_i1(r->i1) : NULL, *n2 = k_i2 ? name_i2(r->i2) : NULL;
+        if (k_s1)
+            json_object_set_new(o, k_s1, json_string(r->s1));
+        if (k_i1)
+            json_object_set_new(o, k_i1, json_string(n1 ? n1 : ""));
+        if (k_i2)
+            json_object_set_new(o, k_i2, json_string(n2 ? n2 : ""));
+        if (k_s2)
+            json_object_set_new(o, k_s2, json_string(r->s2));
+        json_object_set_new(o, "count", count_json(r->count, public));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+static json_t *counts_section(sqlite3 *db, struct counts *c, int64_t from, int64_t to, bool public)
+{
     static const char *const dec_keys[] = {"reason"};
     json_t *o = json_object();
     json_object_set_new(
         o, "totals",
-        group_rows(db,
-                   "SELECT status_name(mstatus), count(*) FROM events WHERE " SUBMITTED_IN_RANGE
-                   " GROUP BY mstatus ORDER BY mstatus",
-                   from, to, tot_keys, 1, public));
-    json_object_set_new(
-        o, "per_day",
-        group_rows(db,
-                   "SELECT date(time_ms / 1000, 'unixepoch'), kind_name(mkind), "
-                   "urgency_name(urgency), count(*) FROM events WHERE " SUBMITTED_IN_RANGE
-                   " AND mstatus = 1 GROUP BY 1, mkind, urgency ORDER BY 1, mkind, urgency",
-                   from, to, day_keys, 3, public));
-    json_object_set_new(
-        o, "per_week",
-        group_rows(db,
-                   "SELECT date(time_ms / 1000, 'unixepoch', 'weekday 0', '-6 days'), "
-                   "kind_name(mkind), urgency_name(urgency), count(*) FROM events "
-                   "WHERE " SUBMITTED_IN_RANGE " AND mstatus = 1 GROUP BY 1, mkind, urgency "
-                   "ORDER BY 1, mkind, urgency",
-                   from, to, week_keys, 3, public));
-    /* parties = sender, recipients...: one row per recipient */
-    json_object_set_new(
-        o, "flows",
-        group_rows(db,
-                   "WITH RECURSIVE split(sender, rest, one) AS ("
-                   " SELECT actor, recipients || ',', NULL FROM events WHERE " SUBMITTED_IN_RANGE
-                   " AND mstatus = 1 UNION ALL SELECT sender, substr(rest, instr(rest, ',') + 1),"
-                   " substr(rest, 1, instr(rest, ',') - 1) FROM split WHERE rest <> '')"
-                   " SELECT sender, one, count(*) FROM split WHERE one IS NOT NULL"
-                   " GROUP BY sender, one ORDER BY sender, one",
-                   from, to, flow_keys, 2, public));
+        tally_rows(&c->totals, NULL, "status", casenet_msg_status_name, NULL, NULL, NULL, public));
+    json_object_set_new(o, "per_day",
+                        tally_rows(&c->per_day, "day", "kind", casenet_kind_name, "urgency",
+                                   casenet_urgency_name, NULL, public));
+    json_object_set_new(o, "per_week",
+                        tally_rows(&c->per_week, "week", "kind", casenet_kind_name, "urgency",
+                                   casenet_urgency_name, NULL, public));
+    json_object_set_new(o, "flows",
+                        tally_rows(&c->flows, "from", NULL, NULL, NULL, NULL, "to", public));
     json_object_set_new(
         o, "declines",
         group_rows(db,
@@ -255,15 +383,16 @@ static int follow_pairs(sqlite3 *db, struct pairs *ps, int64_t first_idx)
     return CASENET_OK;
 }
 
-static int load_pairs(sqlite3 *db, int64_t from, int64_t to, struct pairs *out)
+/* The one pass over the submissions in range: every one counted in c, and
+ * each (message, recipient) pair of an actual referral or takedown request
+ * followed through its receipts and escalations. */
+static int load_pairs(sqlite3 *db, int64_t from, int64_t to, struct pairs *out, struct counts *c)
 {
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(
-            db,
-            "SELECT message_id, recipients, urgency, mkind, time_ms, idx FROM events "
-            "WHERE " SUBMITTED_IN_RANGE " AND mstatus = 1 AND mkind IN (1, 5) "
-            "ORDER BY idx",
-            -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db,
+                           "SELECT message_id, recipients, urgency, mkind, time_ms, idx, mstatus,"
+                           " actor FROM events WHERE " SUBMITTED_IN_RANGE " ORDER BY idx",
+                           -1, &s, NULL) != SQLITE_OK)
         return CASENET_EIO;
     sqlite3_bind_int64(s, 1, from);
     sqlite3_bind_int64(s, 2, to);
@@ -272,13 +401,19 @@ static int load_pairs(sqlite3 *db, int64_t from, int64_t to, struct pairs *out)
     while (rc == CASENET_OK && sqlite3_step(s) == SQLITE_ROW) {
         const char *mid = (const char *)sqlite3_column_text(s, 0);
         const char *rcpts = (const char *)sqlite3_column_text(s, 1);
+        int urgency = sqlite3_column_int(s, 2), mkind = sqlite3_column_int(s, 3);
+        int mstatus = sqlite3_column_int(s, 6);
+        int64_t t = sqlite3_column_int64(s, 4);
+        rc = counts_add(c, mstatus, mkind, urgency, t, (const char *)sqlite3_column_text(s, 7),
+                        rcpts);
+        if (mstatus != CASENET_MSG_ACTUAL ||
+            (mkind != CASENET_KIND_REFERRAL && mkind != CASENET_KIND_TAKEDOWN_REQUEST))
+            continue;
         if (first_idx < 0)
             first_idx = sqlite3_column_int64(s, 5);
         for (const char *p = rcpts; mid && p && *p && rc == CASENET_OK;) {
             size_t n = strcspn(p, ",");
-            struct pair x = {.urgency = sqlite3_column_int(s, 2),
-                             .kind = sqlite3_column_int(s, 3),
-                             .sent = sqlite3_column_int64(s, 4)};
+            struct pair x = {.urgency = urgency, .kind = mkind, .sent = t};
             snprintf(x.recipient, sizeof x.recipient, "%.*s", (int)n, p);
             snprintf(x.mid, sizeof x.mid, "%s", mid);
             rc = pairs_add(out, &x);
@@ -384,13 +519,15 @@ static json_t *takedowns_section(const struct pairs *ps, bool public)
 json_t *coord_figures(sqlite3 *db, int64_t from_ms, int64_t to_ms, bool public,
                       const struct coord_head *head)
 {
-    register_names(db);
     struct pairs ps = {0};
-    if (load_pairs(db, from_ms, to_ms, &ps) != CASENET_OK) {
+    struct counts c = {0};
+    if (load_pairs(db, from_ms, to_ms, &ps, &c) != CASENET_OK) {
         free(ps.v);
+        counts_free(&c);
         return NULL;
     }
-    json_t *o = counts_section(db, from_ms, to_ms, public);
+    json_t *o = counts_section(db, &c, from_ms, to_ms, public);
+    counts_free(&c);
     char root[65];
     sodium_bin2hex(root, sizeof root, head->root, sizeof head->root);
     json_object_set_new(o, "times", times_section(&ps, public));

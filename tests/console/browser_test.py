@@ -23,7 +23,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -68,6 +67,40 @@ def browser(tag):
                            options=opts)
     drv.casenet_profile = profile
     return drv
+
+
+# Records every node that could run script the moment it enters the page:
+# an element with an on* attribute (the page itself only ever uses
+# addEventListener), an inline script, a javascript: link or frame. A
+# payload can run only through such a node, so "no hazard recorded once the
+# page has rendered the item" is a deterministic check, unlike waiting a
+# while for a side effect that might come later (an onerror fires when the
+# image fails to load).
+HAZARD_WATCH = """
+if (!window.__hazards) {
+  window.__hazards = [];
+  const bad = (e) => e.nodeType === 1 && (
+    [...e.attributes].some((a) => /^on/i.test(a.name) ||
+      (/^(href|src|action|formaction)$/i.test(a.name) && /^\\s*javascript:/i.test(a.value))) ||
+    (e.tagName === "SCRIPT" && !e.hasAttribute("src")) ||
+    ["IFRAME", "OBJECT", "EMBED"].includes(e.tagName));
+  const note = (e) => { if (bad(e)) window.__hazards.push(e.outerHTML.slice(0, 200)); };
+  new MutationObserver((ms) => ms.forEach((m) => {
+    if (m.type === "attributes") note(m.target);
+    m.addedNodes.forEach((n) => {
+      if (n.nodeType !== 1) return;
+      note(n);
+      n.querySelectorAll("*").forEach(note);
+    });
+  })).observe(document, { subtree: true, childList: true, attributes: true });
+}
+"""
+
+
+def watch_hazards(drv):
+    """Installs HAZARD_WATCH in this page and every page drv loads next."""
+    drv.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": HAZARD_WATCH})
+    drv.execute_script(HAZARD_WATCH)
 
 
 class ConsoleBrowser(unittest.TestCase):
@@ -299,20 +332,31 @@ class ConsoleBrowser(unittest.TestCase):
         rid = hostile["id"]
         po.get(self.po_url + "#/inbox")
         self.wait(po, lambda d: d.find_elements(By.CSS_SELECTOR, f"#inbox-table tr[data-id='{rid}']"))
+        watch_hazards(po)
         po.get(self.po_url + "#/message/" + rid)
         self.wait(po, EC.presence_of_element_located((By.ID, "payload")))
-        time.sleep(0.5)  # give a payload that could run time to run
-        self.assertIsNone(po.execute_script("return window.__pwned || null"))
-        self.assertEqual(po.find_elements(By.CSS_SELECTOR, "#main img, #main script, #main a[href^=javascript]"), [])
-        shown = po.find_element(By.ID, "payload").text
+        # the message page renders in one go once the message arrived: every
+        # hostile field is on the page now, as text
+        shown = self.wait(po, lambda d: d.find_element(By.ID, "payload").text)
         self.assertGreaterEqual(shown.count("<script>"), 15, shown)
         self.assertIn("javascript:window.__pwned=3", shown)  # a URL shown as text, not a link
+        self.assertEqual(po.execute_script("return window.__hazards"), [])
+        self.assertIsNone(po.execute_script("return window.__pwned || null"))
+        self.assertEqual(po.find_elements(By.CSS_SELECTOR, "#main img, #main script, #main a[href^=javascript]"), [])
         # identifying fields wait for a click, which the ledger records
         reveal = po.find_element(By.CSS_SELECTOR, "[data-reveal='referral.children[0].name']")
         reveal.click()
         self.wait(po, lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-reveal='referral.children[0].name']"))
-        time.sleep(0.3)
+        revealed = po.find_element(By.ID, "payload").text
+        self.assertEqual(revealed.count("<script>"), shown.count("<script>") + 1, revealed)
+        self.assertEqual(po.execute_script("return window.__hazards"), [])
         self.assertIsNone(po.execute_script("return window.__pwned || null"))
+        # the watch sees what it must: a handler the test itself injects is
+        # recorded (the page's CSP would not let it run either)
+        po.execute_script("document.getElementById('main').insertAdjacentHTML('beforeend',"
+                          " '<img id=control src=x onerror=\"window.__pwned=4\">')")
+        self.wait(po, lambda d: len(d.execute_script("return window.__hazards")) == 1)
+        po.execute_script("document.getElementById('control')?.remove()")
         self.shot(po, "09-hostile-as-text")
 
         # a POST without the CSRF token, from the page itself, is refused

@@ -383,12 +383,36 @@ static void test_file(void **state)
     free(dir);
 }
 
+/* prove_path's caller errors leave its outputs alone (a real proof runs
+ * against a broker: console.coord's /coord/audit/prove, cli.audit). */
+static void test_prove_path_args(void **state)
+{
+    (void)state;
+    casenet_audit_verifier *v = NULL;
+    assert_int_equal(casenet_audit_verifier_new(g_net->dir, NULL, &v), CASENET_OK);
+    casenet_audit_head h = {.size = 4};
+    uint8_t leaf[CASENET_HASH_BYTES] = {7}, ev[] = {1, 2, 3};
+    casenet_buf path = {0};
+    assert_int_equal(casenet_audit_verifier_prove_path(v, NULL, &h, 0, ev, sizeof ev, leaf, &path),
+                     CASENET_EINVAL);
+    assert_int_equal(
+        casenet_audit_verifier_prove_path(NULL, NULL, &h, 0, ev, sizeof ev, leaf, &path),
+        CASENET_EINVAL);
+    assert_int_equal(leaf[0], 7);
+    assert_null(path.data);
+    casenet_audit_verifier_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_new),      cmocka_unit_test(test_fed_run),
-        cmocka_unit_test(test_state),    cmocka_unit_test(test_incremental),
-        cmocka_unit_test(test_tampered), cmocka_unit_test(test_file),
+        cmocka_unit_test(test_new),
+        cmocka_unit_test(test_fed_run),
+        cmocka_unit_test(test_state),
+        cmocka_unit_test(test_incremental),
+        cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_file),
+        cmocka_unit_test(test_prove_path_args),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
