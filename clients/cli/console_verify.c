@@ -90,6 +90,22 @@ int coord_verify_pull(casenet_client *cl, const casenet_directory *dir,
         failure_text(cl, v, rc, err);
         goto cleanup;
     }
+    /* A declared restore (LOG_RESTORED) verifies, but the cache holds events
+     * the new epoch no longer has: figures from it could not be proved
+     * against any head the broker now signs, so they are not shown. */
+    casenet_audit_epoch ep;
+    casenet_audit_verifier_epoch(v, &ep);
+    if (ep.changed) {
+        rc = CASENET_EROLLBACK;
+        snprintf(err, COORD_ERR_MAX,
+                 "the broker's log was restored from a backup of %llu events (the last head "
+                 "before it had %llu): figures from the cache are no longer provable; remove "
+                 "coord.db to start the figures again from the new epoch",
+                 (unsigned long long)ep.restored_size,
+                 (unsigned long long)(ep.previous_size > ep.remembered_size ? ep.previous_size
+                                                                            : ep.remembered_size));
+        goto cleanup;
+    }
     if ((rc = pc.event_rc) != CASENET_OK) {
         snprintf(err, COORD_ERR_MAX, "verification stopped: an event could not be cached: %s",
                  casenet_strerror(rc));
