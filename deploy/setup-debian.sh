@@ -21,6 +21,14 @@ if ! getent hosts localhost >/dev/null; then
   printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' |
     "${sudo[@]}" tee -a /etc/hosts >/dev/null
 fi
+# Every installed Debian system has / at mode 0755. A root made with mktemp
+# (a bare debootstrap chroot) may be 0700, and then no unprivileged user can
+# run a program: the PostgreSQL tests run their server as such a user.
+if [ "$(stat -c %a /)" != 755 ] && [ "$(stat -c %u /)" = 0 ]; then
+  echo "setup-debian: / is mode $(stat -c %a /), not 755: unprivileged users could not run" \
+    "programs; setting it to 755" >&2
+  "${sudo[@]}" chmod 755 /
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
