@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # config.sh - casenetd's configuration (issue 16 item 5, issue 15 item 3):
-# docs/configuration.md is what `casenetd --help-config` prints; the example
+# docs/configuration.md is what `casenetd --help-config` prints, an unknown
+# --help-config=FORMAT exits 2 naming the formats; the example
 # deploy/casenetd.conf and deploy/policy.ini pass --check-config;
 # --check-config on a fresh data directory creates nothing; errors name the
 # file, the line and the allowed range; a start that fails writes no
@@ -17,6 +18,15 @@ step "docs/configuration.md is casenetd --help-config's output"
 "$CASENETD" --help-config >help-config.md
 diff -u "$SRC/docs/configuration.md" help-config.md ||
   fail "docs/configuration.md is stale: casenetd --help-config >docs/configuration.md"
+expect_exit 0 "$CASENETD" --help-config=markdown
+cmp -s "$SRC/docs/configuration.md" "$T/out" || fail "--help-config=markdown differs from --help-config"
+for fmt in scdoc scdoc-flags; do
+  expect_exit 0 "$CASENETD" --help-config=$fmt
+  expect_contains "$T/out" "batch-max"
+done
+expect_exit 2 "$CASENETD" --help-config=bogus
+expect_contains "$T/err" "--help-config=FORMAT: markdown, scdoc or scdoc-flags"
+[ ! -s "$T/out" ] || fail "--help-config=bogus printed a reference"
 expect_exit 0 "$CASENETD" --help
 expect_contains "$T/out" "--batch-max N"
 expect_contains "$T/out" "([limits] batch_max; default 256; a whole number"

@@ -13,7 +13,11 @@ the coordinator):
   3. a broker whose store is rewritten under it: an event not yet pulled
      makes the next `casenet report` fail (exit 3, no figures); an event
      already cached is caught by the console's Verify now, after which the
-     network, report and audit pages answer VERIFY_FAILED, not a number.
+     network, report and audit pages answer VERIFY_FAILED, not a number;
+  4. (its own network) a broker restored from a backup that declared a new
+     epoch (LOG_RESTORED): the console's cache holds events the new epoch
+     lost, so Verify now answers VERIFY_FAILED naming the backup's size and
+     the last head before it, and so do the figure pages.
 """
 import csv
 import io
@@ -301,6 +305,111 @@ class Coordinator(unittest.TestCase):
             self.assertNotIn("per_day", js)
         p = self.report("--csv", check=False)  # the same home's cache: remembered
         self.assertEqual(p.returncode, 3, p.stderr)
+
+
+class Restored(unittest.TestCase):
+    """4. A declared restore under the coordinator console (its own network:
+    the broker is stopped, restored and started again)."""
+    cli, send, ack, coord = Coordinator.cli, Coordinator.send, Coordinator.ack, Coordinator.coord
+
+    @classmethod
+    def setUpClass(cls):
+        cls.net = consolenet.Network(coordinator=True)
+        cls.month = datetime.now(timezone.utc).strftime("%Y-%m")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.net.close()
+
+    def casenetd(self, *args):
+        p = subprocess.run([consolenet.CASENETD, *args], capture_output=True, text=True)
+        if p.returncode != 0:
+            self.fail(f"casenetd {' '.join(args)}: exit {p.returncode}: {p.stderr}")
+        return p
+
+    def broker_flags(self):
+        d = self.net.root
+        return ["--data", f"{d}/data", "--listen", self.net.endpoint, "--key",
+                f"{d}/keys/vn.broker.key", "--directory", f"{d}/directory", "--authority",
+                f"{d}/authority/authority.pub", "--policy", f"{d}/policy.ini"]
+
+    def exchange(self, n):
+        """n standard referrals, each delivered and accepted before its
+        deadlines: the log then stops growing."""
+        for _ in range(n):
+            mid = self.send(HOTLINE, [POLICE], "referral", referral("URGENCY_STANDARD"))
+            self.ack(POLICE, mid)
+            self.ack(POLICE, mid, "--status", "accepted")
+
+    def signed(self):
+        """The log's size once a signed head covers every event."""
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            db = sqlite3.connect(f"{self.net.root}/data/casenet.db", timeout=10)
+            head = db.execute("SELECT COALESCE(MAX(size), 0) FROM tree_heads").fetchone()[0]
+            size = db.execute("SELECT count(*) FROM audit").fetchone()[0]
+            db.close()
+            if head == size:
+                return size
+            time.sleep(0.2)
+        self.fail("no signed head covers the log after 30 s")
+
+    def pulled(self, c, size):
+        """Verify now until the console's cache is at a head of size."""
+        deadline, js = time.time() + 30, None
+        while time.time() < deadline:
+            status, js, _ = c.call("POST", "/coord/audit/verify", {})
+            self.assertEqual(status, 200, js)
+            if js["head"]["size"] >= size:
+                return js["head"]["size"]
+            time.sleep(0.2)
+        self.fail(f"the console's cache did not reach size {size}: {js}")
+
+    def test_4_declared_restore(self):
+        d, coord_home = self.net.root, self.net.home(COORD)
+        c = self.coord()
+        self.exchange(2)
+        self.pulled(c, self.signed())
+        status, js, _ = c.call("GET", f"/coord/report?month={self.month}")
+        self.assertEqual(status, 200, js)
+        # a backup, then more traffic the console pulls: its head is past the backup
+        self.casenetd("backup", "--data", f"{d}/data", "--out", f"{d}/b1.backup")
+        db = sqlite3.connect(f"{d}/b1.backup")
+        nb = db.execute("SELECT count(*) FROM audit").fetchone()[0]
+        db.close()
+        self.exchange(2)
+        size = self.signed()
+        self.assertGreater(size, nb)
+        self.pulled(c, size)
+        # the coordinator's last head for --last-head, taken after the console's
+        self.cli("audit", "verify", "--home", coord_home)
+        out = self.cli("audit", "verify", "--home", coord_home).stdout
+        last = int(out.split("trusted head: size ", 1)[1].split(",", 1)[0])
+        self.assertGreaterEqual(last, size)
+        # stop the broker, restore the backup, declare a new epoch, start it again
+        broker = next(p for p in self.net.procs
+                      if p.args[0] == consolenet.CASENETD and p.poll() is None)
+        broker.send_signal(consolenet.signal.SIGTERM)
+        broker.wait(timeout=20)
+        os.rename(f"{d}/data", f"{d}/data.orig")
+        self.casenetd("restore", f"{d}/b1.backup", "--data", f"{d}/data")
+        p = self.casenetd("restore", "--new-epoch", "--last-head", f"{coord_home}/audit.state",
+                          *self.broker_flags())
+        self.assertIn(f"log restored from backup at size {nb}, previous head {last}", p.stdout)
+        self.net.start_broker(self.net.endpoint)
+        # Verify now: the log verifies, but the cache counted events now lost
+        status, js, _ = c.call("POST", "/coord/audit/verify", {})
+        self.assertEqual(status, 502, js)
+        self.assertEqual(js["error"], "VERIFY_FAILED")
+        self.assertIn(f"restored from a backup of {nb} events", js["message"])
+        self.assertIn(f"the last head before it had {last}", js["message"])
+        self.assertIn("coord.db", js["message"])  # what to do
+        for path in ("/coord/network", f"/coord/report?month={self.month}", "/coord/audit"):
+            status, js, _ = c.call("GET", path)
+            self.assertEqual(status, 502, (path, js))
+            self.assertEqual(js["error"], "VERIFY_FAILED", path)
+            self.assertIn(f"backup of {nb} events", js["message"], path)
+            self.assertNotIn("per_day", js)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 /* test_config.c - casenetd's option table (broker/config.c): every value
  * type and its bounds, the INI reader's errors (unknown section and key, a
  * key given twice, syntax) with their lines, flags over the file, the
- * defaults against the modules' macros, and --check-config's listing. */
+ * defaults against the modules' macros, --check-config's listing, and the
+ * reference's formats (config_doc.c: --help-config=FORMAT). */
 #include "config.h"
 #include "testlib.h"
 
@@ -383,6 +384,114 @@ static void test_effective_listing(void **state)
     config_free(&c);
 }
 
+static void test_doc_formats(void **state)
+{
+    (void)state;
+    enum config_doc fmt = CONFIG_DOC_SCDOC;
+    CN_OK(config_doc_parse(NULL, &fmt)); /* --help-config alone */
+    assert_int_equal(fmt, CONFIG_DOC_MARKDOWN);
+    CN_OK(config_doc_parse("markdown", &fmt));
+    assert_int_equal(fmt, CONFIG_DOC_MARKDOWN);
+    CN_OK(config_doc_parse("scdoc", &fmt));
+    assert_int_equal(fmt, CONFIG_DOC_SCDOC);
+    CN_OK(config_doc_parse("scdoc-flags", &fmt));
+    assert_int_equal(fmt, CONFIG_DOC_SCDOC_FLAGS);
+    static const char *const bad[] = {"",       "bogus",      "Markdown",     "md",
+                                      "scdoc-", "scdoc-flag", "scdoc-flags ", "man"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fmt = CONFIG_DOC_SCDOC_FLAGS;
+        CN_ERR(config_doc_parse(bad[i], &fmt), CASENET_EINVAL);
+        assert_int_equal(fmt, CONFIG_DOC_SCDOC_FLAGS); /* untouched */
+    }
+}
+
+/* The reference in fmt (the caller frees it). */
+static char *reference(enum config_doc fmt)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    assert_non_null(f);
+    config_print_reference(f, fmt);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(strlen(out), len); /* text, no NUL inside */
+    return out;
+}
+
+/* text with scdoc's * _ \ escaped, as config_doc.c writes a key. */
+static void scd_escaped(const char *text, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = text; *p; p++) {
+        assert_true(n + 3 < cap);
+        if (*p == '*' || *p == '_' || *p == '\\')
+            out[n++] = '\\';
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void expect_row(const char *out, const char *row, const char *fmt)
+{
+    if (count_of(out, row) != 1)
+        fail_msg("%s reference has '%s' %zu times, not once", fmt, row, count_of(out, row));
+}
+
+static void test_doc_rows(void **state)
+{
+    (void)state;
+    char *md = reference(CONFIG_DOC_MARKDOWN);
+    char *scd = reference(CONFIG_DOC_SCDOC);
+    char *flags = reference(CONFIG_DOC_SCDOC_FLAGS);
+    char row[256], key[128];
+    for (size_t i = 0; i < config_count(); i++) {
+        const struct config_option *o = &config_options[i];
+        /* the flags and argument names go out unescaped: no markup in them */
+        assert_null(strpbrk(o->flag, "*_\\|`"));
+        assert_null(strpbrk(o->arg, "*_\\|`"));
+        snprintf(row, sizeof row, "\n| `%s` | `--%s %s` | ", o->key, o->flag, o->arg);
+        expect_row(md, row, "markdown");
+        snprintf(row, sizeof row, "\n## [%s]\n", o->section);
+        assert_non_null(strstr(md, row));
+        scd_escaped(o->key, key, sizeof key);
+        snprintf(row, sizeof row, "\n*%s* = _%s_\n\t", key, o->arg);
+        expect_row(scd, row, "scdoc");
+        snprintf(row, sizeof row, " (*--%s*; ", o->flag);
+        expect_row(scd, row, "scdoc");
+        snprintf(row, sizeof row, "## [%s]\n\n", o->section);
+        assert_non_null(strstr(scd, row));
+        snprintf(row, sizeof row, "*--%s* _%s_\n\t", o->flag, o->arg);
+        expect_row(flags, row, "scdoc-flags");
+        snprintf(row, sizeof row, " ([%s] %s; ", o->section, key);
+        expect_row(flags, row, "scdoc-flags");
+    }
+    /* one row per option, nothing else counted as one */
+    assert_int_equal(count_of(md, "\n| `"), config_count());
+    assert_int_equal(count_of(scd, "* = _"), config_count());
+    assert_int_equal(count_of(flags, "\n\t"), config_count());
+    /* the prose: markdown's as written, scdoc's sections in capitals; the
+     * flags page (casenetd(8)) has only the options */
+    assert_non_null(strstr(md, "# casenetd configuration\n"));
+    assert_non_null(strstr(md, "\n## Values\n"));
+    assert_non_null(strstr(md, "\n## Policy file\n"));
+    assert_non_null(strstr(scd, "\n# VALUES\n"));
+    assert_non_null(strstr(scd, "\n# POLICY FILE\n"));
+    assert_null(strstr(scd, "](")); /* links reduced to their text */
+    assert_null(strstr(flags, "VALUES"));
+    assert_null(strstr(flags, "## ["));
+    free(md);
+    free(scd);
+    free(flags);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +507,8 @@ int main(void)
         cmocka_unit_test(test_flags_over_file),
         cmocka_unit_test(test_required),
         cmocka_unit_test(test_effective_listing),
+        cmocka_unit_test(test_doc_formats),
+        cmocka_unit_test(test_doc_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
