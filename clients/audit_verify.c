@@ -574,6 +574,7 @@ int casenet_audit_verifier_prove_path(casenet_audit_verifier *v, casenet_client 
             *path = hashes;
             hashes = (casenet_buf){0};
         }
+        casenet_buf_free(&hashes);
         return CASENET_OK;
     }
     casenet_buf_free(&hashes);

@@ -142,9 +142,9 @@ const char *log_hex(const uint8_t *in, size_t len)
 
 const char *log_u64(uint64_t v)
 {
-    static _Thread_local char bufs[4][24];
+    static _Thread_local char bufs[LOG_U64_BUFS][24];
     static _Thread_local unsigned next;
-    char *out = bufs[next++ % 4];
+    char *out = bufs[next++ % LOG_U64_BUFS];
     snprintf(out, sizeof bufs[0], "%llu", (unsigned long long)v);
     return out;
 }

@@ -31,7 +31,10 @@ void log_event(enum log_level level, const char *event, ...) __attribute__((sent
  * may be used in one log_event call. */
 const char *log_hex(const uint8_t *in, size_t len);
 
-/* Decimal text of v in a rotating per-thread buffer (four of them). */
+/* Decimal text of v in a rotating per-thread buffer: up to LOG_U64_BUFS
+ * may be used in one log_event call (the arguments' order of evaluation is
+ * unspecified, so one more overwrites whichever ran first). */
+#define LOG_U64_BUFS 8
 const char *log_u64(uint64_t v);
 
 /* ms since the epoch as UTC "2026-12-07T18:00:00Z" in a rotating

@@ -366,9 +366,15 @@ static void test_helpers(void **state)
     }
     assert_string_equal(log_u64(0), "0");
     assert_string_equal(log_u64(UINT64_MAX), "18446744073709551615");
-    const char *u[4] = {log_u64(1), log_u64(2), log_u64(3), log_u64(4)};
-    assert_string_equal(u[0], "1");
-    assert_string_equal(u[3], "4");
+    /* LOG_U64_BUFS values in one call stay apart (the stats line has five) */
+    const char *u[LOG_U64_BUFS];
+    for (unsigned i = 0; i < LOG_U64_BUFS; i++)
+        u[i] = log_u64(i + 1);
+    for (unsigned i = 0; i < LOG_U64_BUFS; i++) {
+        char num[4];
+        snprintf(num, sizeof num, "%u", i + 1);
+        assert_string_equal(u[i], num);
+    }
     assert_string_equal(log_utc(0), "1970-01-01T00:00:00Z");
     assert_string_equal(log_utc(1796666400123LL), "2026-12-07T18:00:00Z");
     assert_string_equal(log_utc(-5), "-5 ms");
