@@ -515,7 +515,8 @@ static int cmp_page_head(const void *x, const void *y)
 
 void auditv_page_heads_sort(struct auditv_page_head *hs, size_t n)
 {
-    qsort(hs, n, sizeof *hs, cmp_page_head);
+    if (n > 1)
+        qsort(hs, n, sizeof *hs, cmp_page_head);
 }
 
 int auditv_page_heads(const casenet_audit_export_page *p, struct auditv_page_head **out)

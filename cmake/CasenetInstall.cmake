@@ -124,6 +124,9 @@ if(SCDOC)
     install(FILES ${out} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section} COMPONENT ${comp})
   endforeach()
   add_custom_target(casenet_man ALL DEPENDS ${outs})
+  # the .scd files are casenet_man_scd's outputs: build them first, once, not
+  # in two targets at the same time
+  add_dependencies(casenet_man casenet_man_scd)
 else()
   message(STATUS "scdoc not found: man pages not built (Debian: apt install scdoc)")
 endif()

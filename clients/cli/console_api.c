@@ -478,7 +478,8 @@ static void api_sent(struct console *c, const struct console_req *r, struct cons
         broker_fail(out, c, rc, "cannot list the sent messages");
     pthread_mutex_unlock(&c->net_lock);
     if (rc == CASENET_OK) {
-        qsort(all, n_all, sizeof *all, cmp_sent);
+        if (n_all > 1)
+            qsort(all, n_all, sizeof *all, cmp_sent);
         json_t *arr = json_array();
         for (size_t i = 0; i < n_all && i < 500; i++)
             json_array_append(arr, all[i]);

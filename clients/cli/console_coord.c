@@ -123,7 +123,8 @@ static json_t *overdue_row(struct console *c, const casenet_overdue *o, int64_t 
 static json_t *overdue_json(struct console *c, casenet_overdue *rows, size_t n)
 {
     int64_t now = wall_ms();
-    qsort(rows, n, sizeof *rows, cmp_overdue);
+    if (n > 1)
+        qsort(rows, n, sizeof *rows, cmp_overdue);
     json_t *groups = json_array();
     for (size_t i = 0; i < n;) {
         size_t j = i;

@@ -229,7 +229,8 @@ static json_t *tally_rows(struct tally *t, const char *k_s1, const char *k_i1,
                           const char *(*name_i2)(int), const char *k_s2, bool public)
 {
     json_t *arr = json_array();
-    qsort(t->v, t->n, sizeof *t->v, cmp_tally);
+    if (t->n > 1)
+        qsort(t->v, t->n, sizeof *t->v, cmp_tally);
     for (size_t i = 0; arr && i < t->n; i++) {
         const struct tally_row *r = &t->v[i];
         json_t *o = json_object();
@@ -457,7 +458,8 @@ static int cmp_group(const void *a, const void *b)
 static json_t *times_section(struct pairs *ps, bool public)
 {
     json_t *arr = json_array();
-    qsort(ps->v, ps->n, sizeof *ps->v, cmp_group);
+    if (ps->n > 1)
+        qsort(ps->v, ps->n, sizeof *ps->v, cmp_group);
     int64_t *d = malloc((ps->n + 1) * sizeof *d), *a = malloc((ps->n + 1) * sizeof *a);
     for (size_t i = 0; d && a && i < ps->n;) {
         size_t j = i, nd = 0, na = 0, okd = 0, oka = 0;
