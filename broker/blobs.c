@@ -147,8 +147,8 @@ int blobs_meta_create(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYT
     return rc;
 }
 
-int blobs_chunk_write(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
-                      uint32_t index, const uint8_t *data, size_t len, bool *fresh)
+int blobs_chunk_write(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES], uint32_t index,
+                      const uint8_t *data, size_t len, bool *fresh)
 {
     char dir[PATH_LEN], path[PATH_LEN], name[16];
     *fresh = false;
@@ -170,8 +170,8 @@ int blobs_chunk_write(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYT
     return rc;
 }
 
-int blobs_chunk_read(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
-                     uint32_t index, casenet_buf *out)
+int blobs_chunk_read(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES], uint32_t index,
+                     casenet_buf *out)
 {
     char path[PATH_LEN], name[16];
     snprintf(name, sizeof name, "%" PRIu32, index);

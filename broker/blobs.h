@@ -32,9 +32,9 @@ struct blob_meta {
 
 /* What the broker holds of one blob. */
 struct blob_held {
-    uint32_t n;        /* chunks held */
-    uint64_t bytes;    /* their bytes */
-    bool complete;     /* every chunk, and bytes == total_size */
+    uint32_t n;     /* chunks held */
+    uint64_t bytes; /* their bytes */
+    bool complete;  /* every chunk, and bytes == total_size */
 };
 
 /* The blob's meta. CASENET_ENOTFOUND when the broker has no such blob. */
@@ -64,8 +64,7 @@ bool blobs_may_read(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES
 /* True when some stored message references the blob (it has refs). */
 bool blobs_referenced(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES]);
 /* Appends members to the blob's refs (fsync'd). */
-CASENET_NODISCARD int blobs_reference(const char *data_dir,
-                                      const uint8_t id[CASENET_BLOB_ID_BYTES],
+CASENET_NODISCARD int blobs_reference(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
                                       char *const *members, size_t n);
 /* Walks every blob: deletes those no message references that were created
  * before unreferenced_before_ms (0 = delete none), and sums in *owned the

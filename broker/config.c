@@ -129,8 +129,8 @@ const struct config_option config_options[] = {
      "256MB", NULL, 1, 1024u * 1024u, MIB, false,
      "largest message with its attachments (envelope and blobs); a larger blob or Submit "
      "answers TOO_LARGE"},
-    {"limits", "blob_quota", "blob-quota", "SIZE", CONFIG_SIZE, LIM(blob_quota_mb), "1GB", NULL,
-     0, UINT32_MAX / 2, MIB, false,
+    {"limits", "blob_quota", "blob-quota", "SIZE", CONFIG_SIZE, LIM(blob_quota_mb), "1GB", NULL, 0,
+     UINT32_MAX / 2, MIB, false,
      "MiB of attachment blobs one member may hold at the broker (0 = no quota); beyond it "
      "BlobPut answers QUOTA_EXCEEDED"},
     {"limits", "blob_unreferenced", "blob-unreferenced", "DURATION", CONFIG_DURATION,

@@ -74,8 +74,8 @@ static int put_shape(struct req *r, const Casenet__V1__BlobPut *p)
 static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_meta *m)
 {
     const struct broker_limits *lim = &r->b->cfg->limits;
-    int64_t before = lim->blob_unreferenced_s ? r->now_ms - (int64_t)lim->blob_unreferenced_s * 1000
-                                              : 0;
+    int64_t before =
+        lim->blob_unreferenced_s ? r->now_ms - (int64_t)lim->blob_unreferenced_s * 1000 : 0;
     uint64_t owned = 0;
     if (blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read its blobs; retry later");
@@ -247,8 +247,8 @@ int handlers_blob_submit_reference(struct req *r)
 {
     const casenet_message_info *info = &r->info;
     for (size_t i = 0; i < info->n_blob_ids; i++) {
-        if (blobs_reference(data_dir(r), info->blob_ids[i], info->recipients,
-                            info->n_recipients) != CASENET_OK)
+        if (blobs_reference(data_dir(r), info->blob_ids[i], info->recipients, info->n_recipients) !=
+            CASENET_OK)
             return req_fail(r, CASENET_EUNAVAIL, "the broker could not record a blob; retry later");
     }
     return CASENET_OK;

@@ -1084,13 +1084,13 @@ CASENET_API CASENET_NODISCARD int casenet_client_list_overdue(casenet_client *c,
  * chunks, and described by a manifest (casenet_attachment) that travels
  * inside the sealed, signed payload. */
 
-#define CASENET_ATTACH_CHUNK_BYTES (1024u * 1024u) /* plaintext per chunk */
-#define CASENET_ATTACH_ABYTES      17u             /* secretstream overhead per chunk */
-#define CASENET_ATTACH_KEY_BYTES   32
+#define CASENET_ATTACH_CHUNK_BYTES  (1024u * 1024u) /* plaintext per chunk */
+#define CASENET_ATTACH_ABYTES       17u             /* secretstream overhead per chunk */
+#define CASENET_ATTACH_KEY_BYTES    32
 #define CASENET_ATTACH_HEADER_BYTES 24
-#define CASENET_ATTACH_NAME_MAX    255
-#define CASENET_ATTACH_TYPE_MAX    127
-#define CASENET_ATTACH_MAX_CHUNKS  65536u /* 64 GiB: beyond every size limit */
+#define CASENET_ATTACH_NAME_MAX     255
+#define CASENET_ATTACH_TYPE_MAX     127
+#define CASENET_ATTACH_MAX_CHUNKS   65536u /* 64 GiB: beyond every size limit */
 
 /* One attachment's manifest. key is secret: wipe with
  * casenet_attachment_clear. */
@@ -1117,9 +1117,8 @@ CASENET_API uint64_t casenet_attachment_blob_size(const casenet_attachment *a);
  * CASENET_EIO when the file cannot be read, CASENET_ETOOLARGE beyond
  * CASENET_ATTACH_MAX_CHUNKS chunks, CASENET_EINVAL for a name or type too
  * long. a is wiped on failure. */
-CASENET_API CASENET_NODISCARD int casenet_attachment_prepare(const char *path,
-                                                             const char *media_type,
-                                                             casenet_attachment *a);
+CASENET_API CASENET_NODISCARD int
+casenet_attachment_prepare(const char *path, const char *media_type, casenet_attachment *a);
 
 /* Uploads the file at path (the one a was prepared from) as blob a->blob_id:
  * asks the broker which chunks it holds (BlobStatus), then encrypts every
