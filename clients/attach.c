@@ -2,7 +2,7 @@
  * manifest, its secretstream encryption chunk by chunk into a blob at the
  * broker (resumable), and its download, decryption and check into a
  * directory (see casenet.h, "attachments"). */
-#include "casenet.h"
+#include "attach_impl.h"
 #include "casenet.pb-c.h"
 
 #include <errno.h>
@@ -104,8 +104,7 @@ static int write_full(int fd, const uint8_t *p, size_t len)
  * state init_push left (HChaCha20 of key and header, counter 1), so the
  * sender re-creates its push state from the manifest: an upload can then be
  * resumed by another call, or process, that holds only the manifest. */
-static int stream_state(const casenet_attachment *a,
-                        crypto_secretstream_xchacha20poly1305_state *st)
+int cn_attach_stream(const casenet_attachment *a, crypto_secretstream_xchacha20poly1305_state *st)
 {
     return crypto_secretstream_xchacha20poly1305_init_pull(st, a->stream_header, a->key) == 0
                ? CASENET_OK
@@ -193,7 +192,7 @@ int casenet_attachment_upload(casenet_client *c, const char *path, const casenet
     if (fd < 0)
         return CASENET_EIO;
     int rc = held_flags(c, a, &held);
-    if (rc != CASENET_OK || (rc = stream_state(a, &st)) != CASENET_OK)
+    if (rc != CASENET_OK || (rc = cn_attach_stream(a, &st)) != CASENET_OK)
         goto cleanup;
     rc = CASENET_ENOMEM;
     pt = sodium_malloc(a->chunk_size);
@@ -242,6 +241,23 @@ cleanup:
     return rc;
 }
 
+int cn_attach_chunk_open(crypto_secretstream_xchacha20poly1305_state *st,
+                         const casenet_attachment *a, uint32_t index, const uint8_t *chunk,
+                         size_t len, uint8_t *pt, size_t *mlen)
+{
+    unsigned long long n = 0;
+    unsigned char tag = 0;
+    bool last = index + 1 == a->chunk_count;
+    if (len < SS_ABYTES || len > (size_t)a->chunk_size + SS_ABYTES ||
+        crypto_secretstream_xchacha20poly1305_pull(st, pt, &n, &tag, chunk, len, NULL, 0) != 0 ||
+        (tag == SS_TAG_FINAL) != last || (!last && tag != SS_TAG_MESSAGE))
+        return CASENET_ECRYPTO;
+    if (!last && n != a->chunk_size)
+        return CASENET_ECOMMIT;
+    *mlen = (size_t)n;
+    return CASENET_OK;
+}
+
 /* Fetches, decrypts and checks every chunk of a into fd. */
 static int download_into(casenet_client *c, const casenet_attachment *a, int fd)
 {
@@ -252,25 +268,15 @@ static int download_into(casenet_client *c, const casenet_attachment *a, int fd)
     uint8_t *pt = sodium_malloc(a->chunk_size);
     if (!pt)
         return CASENET_ENOMEM;
-    int rc = stream_state(a, &st);
+    int rc = cn_attach_stream(a, &st);
     crypto_hash_sha256_init(&h);
     for (uint32_t i = 0; rc == CASENET_OK && i < a->chunk_count; i++) {
         if ((rc = casenet_client_blob_get(c, a->blob_id, i, &chunk)) != CASENET_OK)
             break;
-        unsigned long long mlen = 0;
-        unsigned char tag = 0;
-        bool last = i + 1 == a->chunk_count;
-        rc = CASENET_ECRYPTO;
-        if (chunk.len < SS_ABYTES || chunk.len > (size_t)a->chunk_size + SS_ABYTES ||
-            crypto_secretstream_xchacha20poly1305_pull(&st, pt, &mlen, &tag, chunk.data, chunk.len,
-                                                       NULL, 0) != 0 ||
-            (tag == SS_TAG_FINAL) != last || (!last && tag != SS_TAG_MESSAGE)) {
-            casenet_buf_free(&chunk);
-            break;
-        }
+        size_t mlen = 0;
+        rc = cn_attach_chunk_open(&st, a, i, chunk.data, chunk.len, pt, &mlen);
         casenet_buf_free(&chunk);
-        rc = CASENET_ECOMMIT;
-        if (!last && mlen != a->chunk_size)
+        if (rc != CASENET_OK)
             break;
         crypto_hash_sha256_update(&h, pt, (size_t)mlen);
         got += mlen;
