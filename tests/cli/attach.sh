@@ -14,7 +14,8 @@ source "$(dirname "$0")/broker.sh"
 MB=${CASENET_ATTACH_MB:-20}
 
 step "network and broker"
-broker_args=(--blob-quota 64MB)
+# The quota leaves 8 MiB beside the evidence: the quota step's 10 MiB fails.
+broker_args=(--blob-quota "$((MB + 8))MB")
 broker_up "$T/net"
 write_referral "$T/referral.json"
 H=$N/home/vn.hotline111
@@ -67,7 +68,7 @@ expect_contains "$T/err" "does not match the signed manifest"
 [ -z "$(ls -A "$T/saved2")" ] || fail "a file was kept after a failed check"
 
 step "blob quota: QUOTA_EXCEEDED before the upload"
-head -c $((70 * 1024 * 1024)) /dev/zero >"$T/big.bin"
+head -c $((10 * 1024 * 1024)) /dev/zero >"$T/big.bin"
 expect_exit 5 "$CASENET" send --home "$H" --to vn.police.a05 --kind referral \
   --attach "$T/big.bin" --timeout 60 <"$T/referral.json"
 expect_contains "$T/err" "QUOTA_EXCEEDED"
