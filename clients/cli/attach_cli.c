@@ -9,7 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MIB (1024.0 * 1024.0)
+#define MIB            (1024.0 * 1024.0)
+#define UPLOAD_RETRIES 3
 
 int attach_prepare(const struct seal_args *a, casenet_attachment **out)
 {
@@ -45,13 +46,23 @@ int attach_upload(casenet_client *c, const struct seal_args *a)
 {
     for (size_t i = 0; i < a->n_attach; i++) {
         const casenet_attachment *t = &a->atts[i];
-        uint32_t sent = 0;
+        uint32_t sent = 0, more = 0;
         int rc = casenet_attachment_upload(c, a->attach[i], t, 0, &sent);
+        /* A broker that went away (restarted, a timeout): resume from what
+         * it holds (BlobStatus), a few times. */
+        for (int tries = 0;
+             tries < UPLOAD_RETRIES && (rc == CASENET_ETIMEDOUT || rc == CASENET_EUNAVAIL);
+             tries++) {
+            fprintf(stderr, "casenet: send: %s: upload interrupted (%s); resuming\n", t->file_name,
+                    casenet_errname(rc));
+            rc = casenet_attachment_upload(c, a->attach[i], t, 0, &more);
+            sent += more;
+        }
         if (rc == CASENET_ECONFLICT)
             return cli_fail(CLI_LOCAL, rc, "send the message again once the file is final",
                             "%s changed while it was being sent", a->attach[i]);
         if (rc != CASENET_OK)
-            return net_fail(c, rc, "the attachment upload failed; run the same send again");
+            return net_fail(c, rc, "the attachment upload failed; nothing was submitted");
         fprintf(stderr, "uploaded %s: %.1f MiB in %u chunks (%u sent now)\n", t->file_name,
                 (double)t->size / MIB, t->chunk_count, sent);
     }
