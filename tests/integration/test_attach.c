@@ -1,6 +1,6 @@
 /* test_attach.c - attachments through a real casenetd on loopback (issue
- * 18): an upload interrupted after some chunks resumes without re-sending
- * them (BlobStatus) and a Submit naming the blob is refused until it is
+ * 18): an upload interrupted after some chunks, and a broker crash, resume
+ * without re-sending them (BlobStatus) and a Submit naming the blob is refused until it is
  * complete; the recipient's copy is identical; a non-recipient cannot see
  * the blob, nor reference another member's; chunks are idempotent but never
  * replaced; a chunk duplicated, swapped or dropped at the broker is
@@ -166,6 +166,14 @@ static void test_resume_and_deliver(void **state)
     bool dup = false;
     CN_ERR(casenet_client_submit(h, env.data, env.len, &r, &dup), CASENET_ENOTFOUND);
     assert_non_null(strstr(casenet_client_last_error(h), "incomplete"));
+
+    /* The broker crashes and comes back: the two chunks survived (fsync'd
+     * before the answer) and the same connection resumes. */
+    tn_kill(f->tn);
+    tn_restart(f->tn);
+    CN_OK(casenet_client_blob_status(h, a.blob_id, &held, &n, &total));
+    assert_int_equal(n, 2);
+    free(held);
 
     /* Resumed: only the four missing chunks travel. */
     CN_OK(casenet_attachment_upload(h, f->file, &a, 0, &sent));
