@@ -314,3 +314,17 @@ int audit_log_restored(struct store *s, int64_t now_ms, uint64_t directory_versi
     }
     return emit(s, now_ms, &ev, index);
 }
+
+int audit_blob(struct store *s, int64_t now_ms, int kind, const char *actor, const char *owner,
+               const uint8_t blob_id[CASENET_BLOB_ID_BYTES], uint64_t size)
+{
+    Casenet__V1__AuditEvent ev = CASENET__V1__AUDIT_EVENT__INIT;
+    char *parties[2] = {(char *)actor, (char *)owner};
+    ev.kind = (Casenet__V1__AuditKind)kind;
+    ev.actor = (char *)actor;
+    ev.parties = parties;
+    ev.n_parties = strcmp(actor, owner) == 0 ? 1 : 2;
+    set_bytes(&ev.blob_id, blob_id, CASENET_BLOB_ID_BYTES);
+    ev.size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+    return emit(s, now_ms, &ev, NULL);
+}

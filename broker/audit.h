@@ -94,4 +94,11 @@ int audit_log_restored(struct store *s, int64_t now_ms, uint64_t directory_versi
 int audit_queried(struct store *s, int64_t now_ms, const char *actor, const uint8_t *message_id,
                   const uint8_t *case_ref, const char *detail, uint64_t *index);
 
+/* BLOB_STORED (the last chunk of a blob arrived: actor = owner) or
+ * BLOB_FETCHED (actor fetched the last chunk of owner's blob); kind is the
+ * proto AuditKind; parties = actor and owner; size = the blob's bytes. No
+ * content: the blob id and its size only. */
+int audit_blob(struct store *s, int64_t now_ms, int kind, const char *actor, const char *owner,
+               const uint8_t blob_id[CASENET_BLOB_ID_BYTES], uint64_t size);
+
 #endif

@@ -50,6 +50,9 @@ struct broker_limits {
     uint32_t max_connections;                  /* connections per member (0 = no limit) */
     uint32_t escalation_budget;                /* notices per sender per period (0 = no limit) */
     uint32_t escalation_period_s;
+    uint32_t max_message_mb;      /* an envelope with its blobs, MiB (handlers_blob.h) */
+    uint32_t blob_quota_mb;       /* blob MiB one member may hold (0 = none) */
+    uint32_t blob_unreferenced_s; /* an unreferenced blob is deleted after this (0 = never) */
 };
 
 /* Paths and limits as given by the config file and the command line, with

@@ -125,6 +125,18 @@ const struct config_option config_options[] = {
     {"limits", "escalation_period_s", "escalation-period", "DURATION", CONFIG_DURATION,
      LIM(escalation_period_s), "1h", NULL, 1, 30u * 86400u, 0, false,
      "the period of escalation_budget (a bare number is seconds)"},
+    {"limits", "max_message_size", "max-message-size", "SIZE", CONFIG_SIZE, LIM(max_message_mb),
+     "256MB", NULL, 1, 1024u * 1024u, MIB, false,
+     "largest message with its attachments (envelope and blobs); a larger blob or Submit "
+     "answers TOO_LARGE"},
+    {"limits", "blob_quota", "blob-quota", "SIZE", CONFIG_SIZE, LIM(blob_quota_mb), "1GB", NULL, 0,
+     UINT32_MAX / 2, MIB, false,
+     "MiB of attachment blobs one member may hold at the broker (0 = no quota); beyond it "
+     "BlobPut answers QUOTA_EXCEEDED"},
+    {"limits", "blob_unreferenced", "blob-unreferenced", "DURATION", CONFIG_DURATION,
+     LIM(blob_unreferenced_s), "24h", NULL, 0, 365u * 86400u, 0, false,
+     "an uploaded blob no Submit references is deleted after this long (0 = never; swept when "
+     "a member starts a new blob)"},
 };
 
 #define N_OPTIONS (sizeof config_options / sizeof config_options[0])

@@ -2,6 +2,7 @@
 #include "audit.h"
 #include "audit_tree.h"
 #include "handlers.h"
+#include "handlers_blob.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "request.h"
@@ -37,6 +38,9 @@ static const struct req_kind kinds[] = {
     {CASENET__V1__REQUEST__BODY_GET_STATUS, "get_status", lifecycle_get_status, true, 0},
     {CASENET__V1__REQUEST__BODY_LIST_SENT, "list_sent", lifecycle_list_sent, true, 0},
     {CASENET__V1__REQUEST__BODY_LIST_OVERDUE, "list_overdue", lifecycle_list_overdue, true, 0},
+    {CASENET__V1__REQUEST__BODY_BLOB_PUT, "blob_put", handlers_blob_put, true, 0},
+    {CASENET__V1__REQUEST__BODY_BLOB_STATUS, "blob_status", handlers_blob_status, true, 0},
+    {CASENET__V1__REQUEST__BODY_BLOB_GET, "blob_get", handlers_blob_get, true, 0},
     {0, "unknown", NULL, true, 0},
 };
 #define N_KINDS (sizeof kinds / sizeof kinds[0])

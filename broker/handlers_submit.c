@@ -1,5 +1,6 @@
 /* handlers_submit.c - Submit: admit -> duplicate -> room -> write (see handlers.h). */
 #include "handlers.h"
+#include "handlers_blob.h"
 
 #include "audit.h"
 #include "deadlines.h"
@@ -507,7 +508,10 @@ int handlers_submit(struct req *c, const Casenet__V1__Request *q)
     bool answered = false;
     if ((rc = submit_duplicate(c, &answered)) != CASENET_OK || answered)
         return rc;
-    if ((rc = submit_room(c)) != CASENET_OK)
+    if ((rc = submit_room(c)) != CASENET_OK ||
+        (rc = handlers_blob_submit_check(c, len)) != CASENET_OK)
         return rc;
-    return submit_write(c, env, len);
+    if ((rc = submit_write(c, env, len)) != CASENET_OK)
+        return rc;
+    return handlers_blob_submit_reference(c);
 }

@@ -3,6 +3,7 @@
 
 #include "audit.h"
 #include "audit_tree.h"
+#include "blobs.h"
 #include "casenet.pb-c.h"
 #include "deadlines.h"
 #include "directory_impl.h"
@@ -84,6 +85,8 @@ int server_open(struct broker *b, int sigfd, struct server **out)
     if (!s->router)
         goto cleanup;
     int64_t maxmsg = (int64_t)b->cfg->limits.max_envelope_bytes + BROKER_FRAME_MARGIN;
+    if (maxmsg < (int64_t)BLOBS_CHUNK_MAX + BROKER_FRAME_MARGIN) /* a BlobPut */
+        maxmsg = (int64_t)BLOBS_CHUNK_MAX + BROKER_FRAME_MARGIN;
     if (setopt_int(s->router, ZMQ_CURVE_SERVER, 1, "CURVE_SERVER") != CASENET_OK ||
         zmq_setsockopt(s->router, ZMQ_CURVE_SECRETKEY, casenet_keys_curve_sk(b->keys),
                        CASENET_CURVE_KEY_BYTES) != 0 ||

@@ -197,6 +197,11 @@ int cn_seal_raw(const struct cn_seal_params *p, casenet_buf *envelope)
     h.key_commitment.len = sizeof commit;
     h.n_wrapped_keys = n;
     h.wrapped_keys = wkp;
+    ProtobufCBinaryData blobs[CASENET_MAX_BLOBS];
+    for (size_t i = 0; i < p->n_blob_ids && i < CASENET_MAX_BLOBS; i++)
+        blobs[i] = (ProtobufCBinaryData){CASENET_BLOB_ID_BYTES, (uint8_t *)p->blob_ids[i]};
+    h.n_blob_ids = p->n_blob_ids < CASENET_MAX_BLOBS ? p->n_blob_ids : CASENET_MAX_BLOBS;
+    h.blob_ids = blobs;
     size_t hlen = casenet__v1__header__get_packed_size(&h);
     hbuf = malloc(hlen);
     if (!hbuf) {
@@ -297,6 +302,12 @@ int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
         return CASENET_EINVAL;
     if (casenet_payload_check(payload, payload_len, opts->kind, urgency, NULL, 0) != CASENET_OK)
         return CASENET_EINVAL;
+    if (opts->n_blob_ids > CASENET_MAX_BLOBS)
+        return CASENET_ETOOLARGE;
+    for (size_t i = 0; i < opts->n_blob_ids; i++)
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(opts->blob_ids[i], opts->blob_ids[j], CASENET_BLOB_ID_BYTES) == 0)
+                return CASENET_EINVAL;
 
     int64_t created = opts->created_at_ms ? opts->created_at_ms : cn_now_ms();
     const char *id = casenet_keys_member_id(sender);
@@ -357,6 +368,8 @@ int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
         .recipients = list,
         .payload = payload,
         .payload_len = payload_len,
+        .blob_ids = opts->blob_ids,
+        .n_blob_ids = opts->n_blob_ids,
     };
     rc = cn_seal_raw(&p, envelope);
     if (rc == CASENET_OK && message_id)
@@ -437,6 +450,16 @@ static int check_structure(const Casenet__V1__Envelope *e, const Casenet__V1__He
     for (size_t i = 0; i < n; i++) {
         if ((i > 0 && strcmp(a[i - 1], a[i]) == 0) || strcmp(a[i], b[i]) != 0)
             return CASENET_EBADREQ;
+    }
+    /* Blob ids (PROTOCOL.md §4.9): 16 bytes each, unique. */
+    if (h->n_blob_ids > CASENET_MAX_BLOBS)
+        return CASENET_ETOOLARGE;
+    for (size_t i = 0; i < h->n_blob_ids; i++) {
+        if (h->blob_ids[i].len != CASENET_BLOB_ID_BYTES)
+            return CASENET_EBADREQ;
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(h->blob_ids[i].data, h->blob_ids[j].data, CASENET_BLOB_ID_BYTES) == 0)
+                return CASENET_EBADREQ;
     }
     return CASENET_OK;
 }
@@ -525,6 +548,7 @@ void casenet_message_info_clear(casenet_message_info *info)
     for (size_t i = 0; i < info->n_recipients; i++)
         free(info->recipients[i]);
     free(info->recipients);
+    free(info->blob_ids);
     memset(info, 0, sizeof *info);
 }
 
@@ -562,6 +586,16 @@ static int fill_info(const struct parsed_env *v, const uint8_t *buf, size_t len,
         memcpy(t.case_ref, h->case_ref.data, CASENET_CASE_REF_BYTES);
     cn_sha256(buf, len, t.envelope_hash);
     t.ciphertext_len = v->env->ciphertext.len;
+    if (h->n_blob_ids) {
+        t.blob_ids = malloc(h->n_blob_ids * sizeof *t.blob_ids);
+        if (!t.blob_ids) {
+            casenet_message_info_clear(&t);
+            return CASENET_ENOMEM;
+        }
+        for (size_t i = 0; i < h->n_blob_ids; i++)
+            memcpy(t.blob_ids[i], h->blob_ids[i].data, CASENET_BLOB_ID_BYTES);
+        t.n_blob_ids = h->n_blob_ids;
+    }
     *info = t;
     return CASENET_OK;
 }

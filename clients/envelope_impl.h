@@ -48,6 +48,8 @@ struct cn_seal_params {
     const struct cn_seal_recipient *recipients;
     const uint8_t *payload;
     size_t payload_len;
+    const uint8_t (*blob_ids)[CASENET_BLOB_ID_BYTES]; /* NULL or n_blob_ids ids */
+    size_t n_blob_ids;
 };
 
 /* Builds, signs and serialises an envelope from p into *envelope (malloc'd).

@@ -92,6 +92,8 @@ CASENET_API CASENET_NODISCARD int casenet_init(void);
 #define CASENET_MEMBER_ID_MAX     64 /* [a-z0-9][a-z0-9.-]{1,63} */
 #define CASENET_MAX_RECIPIENTS    256
 #define CASENET_MAX_PAYLOAD_BYTES (4u * 1024u * 1024u)
+#define CASENET_BLOB_ID_BYTES     16
+#define CASENET_MAX_BLOBS         64 /* blob ids in one header */
 
 /* ------------------------------------------------------------------ buffers */
 
@@ -358,6 +360,11 @@ typedef struct casenet_seal_opts {
     const uint8_t *case_ref;    /* NULL or CASENET_CASE_REF_BYTES */
     int64_t created_at_ms;      /* 0 = now */
     int64_t expires_at_ms;      /* 0 = never */
+    /* The blobs the payload's attachments name (casenet_attachment.blob_id),
+     * listed in the signed header so the broker knows them: NULL / 0 when
+     * none; duplicates are CASENET_EINVAL. */
+    const uint8_t (*blob_ids)[CASENET_BLOB_ID_BYTES];
+    size_t n_blob_ids;
 } casenet_seal_opts;
 
 /* Metadata of a verified envelope. Owned by the caller: release with
@@ -379,6 +386,8 @@ typedef struct casenet_message_info {
     char **recipients;
     uint8_t envelope_hash[CASENET_HASH_BYTES]; /* SHA-256 of the envelope bytes */
     size_t ciphertext_len;
+    size_t n_blob_ids; /* the header's blob ids, unique (PROTOCOL.md §4.9) */
+    uint8_t (*blob_ids)[CASENET_BLOB_ID_BYTES];
 } casenet_message_info;
 
 CASENET_API void casenet_message_info_clear(casenet_message_info *info);
@@ -1066,6 +1075,114 @@ CASENET_API CASENET_NODISCARD int casenet_client_list_overdue(casenet_client *c,
                                                               uint32_t limit, casenet_overdue **out,
                                                               size_t *n, uint64_t *next_cursor,
                                                               bool *more);
+
+/* ------------------------------------------------------------------ attachments
+ *
+ * Files sealed end to end beside a message (PROTOCOL.md §4.9, §8.2): each
+ * file is encrypted with its own random key by libsodium's secretstream in
+ * chunks of CASENET_ATTACH_CHUNK_BYTES, uploaded as a blob of ciphertext
+ * chunks, and described by a manifest (casenet_attachment) that travels
+ * inside the sealed, signed payload. */
+
+#define CASENET_ATTACH_CHUNK_BYTES  (1024u * 1024u) /* plaintext per chunk */
+#define CASENET_ATTACH_ABYTES       17u             /* secretstream overhead per chunk */
+#define CASENET_ATTACH_KEY_BYTES    32
+#define CASENET_ATTACH_HEADER_BYTES 24
+#define CASENET_ATTACH_NAME_MAX     255
+#define CASENET_ATTACH_TYPE_MAX     127
+#define CASENET_ATTACH_MAX_CHUNKS   65536u /* 64 GiB: beyond every size limit */
+
+/* One attachment's manifest. key is secret: wipe with
+ * casenet_attachment_clear. */
+typedef struct casenet_attachment {
+    char file_name[CASENET_ATTACH_NAME_MAX + 1];  /* base name, no '/' */
+    char media_type[CASENET_ATTACH_TYPE_MAX + 1]; /* "application/octet-stream" if unknown */
+    uint64_t size;                                /* plaintext bytes */
+    uint8_t sha256[CASENET_HASH_BYTES];           /* of the plaintext */
+    uint8_t key[CASENET_ATTACH_KEY_BYTES];
+    uint8_t stream_header[CASENET_ATTACH_HEADER_BYTES];
+    uint32_t chunk_size;  /* CASENET_ATTACH_CHUNK_BYTES */
+    uint32_t chunk_count; /* max(1, ceil(size / chunk_size)) */
+    uint8_t blob_id[CASENET_BLOB_ID_BYTES];
+} casenet_attachment;
+
+/* Wipes a (its key) and zeroes it; NULL is fine. */
+CASENET_API void casenet_attachment_clear(casenet_attachment *a);
+/* Ciphertext bytes of a's blob: size + chunk_count * CASENET_ATTACH_ABYTES. */
+CASENET_API uint64_t casenet_attachment_blob_size(const casenet_attachment *a);
+
+/* Reads the file at path once (streamed: memory does not grow with its
+ * size) and fills a: its base name, media_type (NULL = guessed from the
+ * extension), size, SHA-256, a fresh random key, stream header and blob id.
+ * CASENET_EIO when the file cannot be read, CASENET_ETOOLARGE beyond
+ * CASENET_ATTACH_MAX_CHUNKS chunks, CASENET_EINVAL for a name or type too
+ * long. a is wiped on failure. */
+CASENET_API CASENET_NODISCARD int
+casenet_attachment_prepare(const char *path, const char *media_type, casenet_attachment *a);
+
+/* Uploads the file at path (the one a was prepared from) as blob a->blob_id:
+ * asks the broker which chunks it holds (BlobStatus), then encrypts every
+ * chunk in order and sends those it lacks (BlobPut), at most max_chunks of
+ * them in this call (0 = no limit: a caller that spreads an upload, or a
+ * test of resumption). *sent (may be NULL) counts the chunks sent. A file
+ * that changed since casenet_attachment_prepare is CASENET_ECONFLICT; the
+ * broker's refusals come back as its codes (CASENET_EQUOTA,
+ * CASENET_ETOOLARGE: casenet_client_last_error says which limit). Calling
+ * it again after any failure resumes. */
+CASENET_API CASENET_NODISCARD int casenet_attachment_upload(casenet_client *c, const char *path,
+                                                            const casenet_attachment *a,
+                                                            uint32_t max_chunks, uint32_t *sent);
+
+/* Downloads and decrypts a into directory dir chunk by chunk through a
+ * temporary file there, checks the stream (order, truncation: the last
+ * chunk must be tagged FINAL), the size and the SHA-256 against the
+ * manifest, and only then renames it to dir/a->file_name (never replacing
+ * a file: CASENET_ECONFLICT when the name is taken). A chunk that does not
+ * decrypt is CASENET_ECRYPTO, a wrong size or hash CASENET_ECOMMIT; on any
+ * failure nothing is left in dir. On success saved (may be NULL) holds the
+ * path, truncated to saved_len. */
+CASENET_API CASENET_NODISCARD int casenet_attachment_download(casenet_client *c,
+                                                              const casenet_attachment *a,
+                                                              const char *dir, char *saved,
+                                                              size_t saved_len);
+
+/* The attachments of a serialised Payload, checked: every field present
+ * with its size, a safe base name, chunk_size = CASENET_ATTACH_CHUNK_BYTES
+ * and chunk_count matching size, blob ids unique; with info (may be NULL)
+ * also exactly the header's blob ids. *out is malloc'd (NULL when none;
+ * wipe each with casenet_attachment_clear, then free()). CASENET_EBADREQ
+ * when any check fails. */
+CASENET_API CASENET_NODISCARD int casenet_payload_attachments(const uint8_t *payload, size_t len,
+                                                              const casenet_message_info *info,
+                                                              casenet_attachment **out, size_t *n);
+
+/* A copy of the serialised Payload with the manifests of atts appended to
+ * its attachments, in *out. CASENET_EBADREQ when payload does not parse,
+ * CASENET_ETOOLARGE beyond CASENET_MAX_BLOBS. */
+CASENET_API CASENET_NODISCARD int casenet_payload_add_attachments(const uint8_t *payload,
+                                                                  size_t len,
+                                                                  const casenet_attachment *atts,
+                                                                  size_t n, casenet_buf *out);
+
+/* The broker's blob requests (PROTOCOL.md §8.2), for programs that move
+ * chunks themselves; casenet_attachment_upload / _download use them.
+ * blob_put stores chunk index of blob id (idempotent) and reports in *held
+ * (may be NULL) how many chunks the broker now holds. */
+CASENET_API CASENET_NODISCARD int casenet_client_blob_put(casenet_client *c,
+                                                          const uint8_t id[CASENET_BLOB_ID_BYTES],
+                                                          uint32_t index, const uint8_t *chunk,
+                                                          size_t len, uint32_t total_chunks,
+                                                          uint64_t total_size, uint32_t *held);
+/* Which chunks of blob id the broker holds: *held is a malloc'd array of
+ * ascending indexes (free()), *n its length. CASENET_ENOTFOUND when the
+ * broker has no such blob this member may see. */
+CASENET_API CASENET_NODISCARD int
+casenet_client_blob_status(casenet_client *c, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                           uint32_t **held, size_t *n, uint32_t *total_chunks);
+/* Chunk index of blob id into *chunk (malloc'd; casenet_buf_free). */
+CASENET_API CASENET_NODISCARD int casenet_client_blob_get(casenet_client *c,
+                                                          const uint8_t id[CASENET_BLOB_ID_BYTES],
+                                                          uint32_t index, casenet_buf *chunk);
 
 #ifdef __cplusplus
 }

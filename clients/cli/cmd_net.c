@@ -38,7 +38,8 @@ static const char send_usage[] =
     "usage: casenet send --to ID[,ID...|@group] --kind KIND [--urgency U]\n"
     "                    [--status actual|exercise|test] [--case HEX32]\n"
     "                    [--reply-to HEX32] [--expires-in DURATION] [--home DIR]\n"
-    "                    [--broker ENDPOINT] [--timeout SECONDS] < payload.json\n"
+    "                    [--broker ENDPOINT] [--timeout SECONDS] [--attach FILE]...\n"
+    "                    < payload.json\n"
     "\n"
     "Seals the payload (protobuf JSON on stdin) like 'casenet seal' and submits it\n"
     "to the broker. Prints the message id (32 hex digits) on the first line of\n"
@@ -49,6 +50,10 @@ static const char send_usage[] =
     "new message id and submits it once more, and says so on stderr. A payload\n"
     "without its kind's required fields, or a kind the sender's or a recipient's\n"
     "roles do not allow (proto/PROTOCOL.md section 6), is refused before sending.\n"
+    "Each --attach FILE is encrypted with its own key, uploaded in 1 MiB chunks\n"
+    "(resuming from what the broker holds if it goes away meanwhile) and named,\n"
+    "with its SHA-256 and key, in the sealed payload; the message is submitted\n"
+    "once every file is up.\n"
     "\n"
     "options:\n"
     "  -T, --to ID|@GROUP       recipients: member ids or @group (but you);\n"
@@ -64,6 +69,8 @@ static const char send_usage[] =
     "  -c, --case HEX32         case thread reference (32 hex digits)\n"
     "  -r, --reply-to HEX32     the message id this answers\n"
     "  -e, --expires-in DUR     dead-lettered if undelivered after 90s, 15m, 12h, 7d\n"
+    "  -A, --attach FILE        attach a file (repeatable; evidence documents, never\n"
+    "                           abusive media itself)\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
     "  -t, --timeout SECONDS    per request, including retries (default 10)\n"
@@ -107,14 +114,16 @@ int cmd_send(int argc, char **argv)
     casenet_buf env = {0}, json = {0};
     uint8_t id[CASENET_MESSAGE_ID_BYTES];
     a.json = &json;
+    casenet_attachment *atts = NULL;
     ex = home_open(path, &h);
-    if (ex != CLI_OK)
+    if (ex != CLI_OK || (ex = attach_prepare(&a, &atts)) != CLI_OK)
         goto cleanup;
+    a.atts = atts;
     ex = seal_stdin(h, &a, &env, id);
     if (ex != CLI_OK)
         goto cleanup;
     ex = net_connect(h, a.broker, a.timeout_ms, &c);
-    if (ex != CLI_OK)
+    if (ex != CLI_OK || (ex = attach_upload(c, &a)) != CLI_OK)
         goto cleanup;
     casenet_submit_receipt receipt;
     bool duplicate = false;
@@ -141,6 +150,7 @@ int cmd_send(int argc, char **argv)
             (unsigned long long)receipt.audit_index, duplicate ? " (already submitted)" : "");
     ex = CLI_OK;
 cleanup:
+    attach_free(atts, a.n_attach);
     casenet_client_free(c);
     casenet_buf_free(&json);
     casenet_buf_free(&env);
@@ -491,8 +501,8 @@ static int print_receipt_row(const struct home *h, const casenet_inbox_entry *e)
 }
 
 static const char read_usage[] =
-    "usage: casenet read ID [--json] [--json-meta] [--home DIR] [--broker ENDPOINT]\n"
-    "                       [--timeout SECONDS]\n"
+    "usage: casenet read ID [--json] [--json-meta] [--save-attachments DIR]\n"
+    "                       [--home DIR] [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
     "Fetches message ID from the inbox, verifies it against the directory,\n"
     "decrypts it and prints the payload JSON on stdout; the verified metadata\n"
@@ -502,10 +512,14 @@ static const char read_usage[] =
     "On a terminal the payload is shown for people: ids and hashes in hex, times\n"
     "as UTC dates; redirected (or with --json) it is protobuf's canonical JSON,\n"
     "which 'casenet send' takes back. A forwarded receipt prints the verified\n"
-    "receipt.\n"
+    "receipt. With --save-attachments, every attachment is downloaded, decrypted\n"
+    "chunk by chunk and checked against the signed manifest (SHA-256, size)\n"
+    "before it is renamed into DIR under its file name; a mismatch exits 3 and\n"
+    "keeps nothing.\n"
     "\n"
     "options:\n"
     "  -j, --json               canonical protobuf JSON even on a terminal\n"
+    "  -S, --save-attachments DIR  save the attachments into DIR (never replacing)\n"
     "  -m, --json-meta          metadata on stderr as one JSON object\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
@@ -523,15 +537,21 @@ int cmd_read(int argc, char **argv)
         {"broker", required_argument, NULL, 'b'},
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
+        {"save-attachments", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct net_opts o = {.timeout_ms = 10000};
     bool json_meta = false, canonical = !isatty(STDOUT_FILENO);
+    const char *save_dir = NULL;
     int c;
-    while ((c = cli_getopt(argc, argv, "mjH:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "mjS:H:b:t:h", opts)) != -1) {
         if (c == 'h')
             return cli_help(read_usage);
+        if (c == 'S') {
+            save_dir = optarg;
+            continue;
+        }
         if (c == 'm' || c == 'j') {
             json_meta |= c == 'm';
             canonical |= c == 'j';
@@ -564,6 +584,8 @@ int cmd_read(int argc, char **argv)
         goto cleanup;
     }
     ex = print_opened(&info, &payload, json_meta, canonical);
+    if (ex == CLI_OK && save_dir)
+        ex = attach_save(cl, &info, &payload, save_dir);
 cleanup:
     casenet_inbox_entry_clear(&row);
     casenet_message_info_clear(&info);

@@ -30,19 +30,26 @@ static bool add_recipients(char *s, struct seal_args *a)
 int seal_parse(int argc, char **argv, const char *usage, bool net, struct seal_args *a)
 {
     static const struct option opts[] = {
-        {"home", required_argument, NULL, 'H'},     {"to", required_argument, NULL, 'T'},
-        {"kind", required_argument, NULL, 'k'},     {"urgency", required_argument, NULL, 'u'},
-        {"status", required_argument, NULL, 's'},   {"case", required_argument, NULL, 'c'},
-        {"reply-to", required_argument, NULL, 'r'}, {"expires-in", required_argument, NULL, 'e'},
-        {"broker", required_argument, NULL, 'b'},   {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"home", required_argument, NULL, 'H'},
+        {"to", required_argument, NULL, 'T'},
+        {"kind", required_argument, NULL, 'k'},
+        {"urgency", required_argument, NULL, 'u'},
+        {"status", required_argument, NULL, 's'},
+        {"case", required_argument, NULL, 'c'},
+        {"reply-to", required_argument, NULL, 'r'},
+        {"expires-in", required_argument, NULL, 'e'},
+        {"broker", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"attach", required_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
     a->status = CASENET_MSG_ACTUAL;
     a->timeout_ms = 10000;
     bool have_kind = false;
     int c;
-    while ((c = cli_getopt(argc, argv, "H:T:k:u:s:c:r:e:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "H:T:k:u:s:c:r:e:b:t:A:h", opts)) != -1) {
         switch (c) {
         case 'H':
             a->home = optarg;
@@ -96,6 +103,13 @@ int seal_parse(int argc, char **argv, const char *usage, bool net, struct seal_a
                 a->broker = optarg;
             else if (!net_parse_timeout(optarg, &a->timeout_ms))
                 return cli_usage_error("--timeout wants 1..3600 seconds, not '%s'", optarg);
+            break;
+        case 'A':
+            if (!net)
+                return cli_usage_error("--attach is for 'casenet send' (the file is uploaded)");
+            if (a->n_attach == CASENET_MAX_BLOBS)
+                return cli_usage_error("too many --attach (at most %d)", CASENET_MAX_BLOBS);
+            a->attach[a->n_attach++] = optarg;
             break;
         case 'h':
             return cli_help(usage);
@@ -200,6 +214,18 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
         casenet_buf_free(&payload);
         return ex;
     }
+    uint8_t blob_ids[CASENET_MAX_BLOBS][CASENET_BLOB_ID_BYTES];
+    if (a->atts && a->n_attach) {
+        casenet_buf with = {0};
+        rc =
+            casenet_payload_add_attachments(payload.data, payload.len, a->atts, a->n_attach, &with);
+        casenet_buf_free(&payload);
+        if (rc != CASENET_OK)
+            return cli_fail(CLI_LOCAL, rc, NULL, "cannot add the attachments to the payload");
+        payload = with;
+        for (size_t i = 0; i < a->n_attach; i++)
+            memcpy(blob_ids[i], a->atts[i].blob_id, CASENET_BLOB_ID_BYTES);
+    }
 
     int64_t now = cn_now_ms();
     casenet_seal_opts so = {
@@ -212,6 +238,8 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
         .case_ref = a->has_case ? a->case_ref : NULL,
         .created_at_ms = now,
         .expires_at_ms = a->expires_in_ms ? now + a->expires_in_ms : 0,
+        .blob_ids = a->atts ? (const uint8_t(*)[CASENET_BLOB_ID_BYTES])blob_ids : NULL,
+        .n_blob_ids = a->atts ? a->n_attach : 0,
     };
     rc = casenet_seal(h->keys, h->dir, &so, payload.data, payload.len, envelope, message_id);
     casenet_buf_free(&payload);

@@ -75,10 +75,13 @@ struct seal_args {
     bool has_case, has_reply_to;
     uint8_t case_ref[CASENET_CASE_REF_BYTES];
     uint8_t reply_to[CASENET_MESSAGE_ID_BYTES];
-    int64_t expires_in_ms; /* 0 = never */
-    const char *broker;    /* send only */
-    int timeout_ms;        /* send only */
-    casenet_buf *json;     /* send only: the payload JSON, kept to seal it again */
+    int64_t expires_in_ms;                 /* 0 = never */
+    const char *broker;                    /* send only */
+    int timeout_ms;                        /* send only */
+    casenet_buf *json;                     /* send only: the payload JSON, kept to seal it again */
+    const char *attach[CASENET_MAX_BLOBS]; /* send only: --attach files */
+    size_t n_attach;
+    const casenet_attachment *atts; /* send only: their manifests, sealed into the payload */
 };
 /* Parses the options of seal (net false) or send (net true, which also takes
  * --broker and --timeout). Returns -1 to go on, else the exit code (0 after
@@ -90,6 +93,18 @@ int seal_parse(int argc, char **argv, const char *usage, bool net, struct seal_a
  * are set on success. */
 int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *envelope,
                uint8_t message_id[CASENET_MESSAGE_ID_BYTES]);
+/* attach_cli.c: the manifests of a->attach (read once each) into *out
+ * (attach_free), NULL when none. An exit code. */
+int attach_prepare(const struct seal_args *a, casenet_attachment **out);
+void attach_free(casenet_attachment *atts, size_t n);
+/* Uploads a->attach with their manifests a->atts (resuming what the broker
+ * holds already). An exit code. */
+int attach_upload(casenet_client *c, const struct seal_args *a);
+/* Saves every attachment of an opened message into dir, each checked
+ * against the signed manifest before it is renamed into place. An exit
+ * code. */
+int attach_save(casenet_client *c, const casenet_message_info *info, const casenet_buf *payload,
+                const char *dir);
 /* Reports a failed casenet_open/casenet_envelope_verify of env (len bytes)
  * for reader and returns the exit code (3 for anything that does not
  * verify). A missing box key is named with its key id. */

@@ -1,0 +1,315 @@
+/* blobs.c - attachment blobs as files in the data directory (see blobs.h). */
+#include "blobs.h"
+
+#include "hex.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PATH_LEN 4096
+
+/* DATA/blobs/<hex id>[/name] into path. */
+static int blob_path(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                     const char *name, char path[PATH_LEN])
+{
+    char hex[2 * CASENET_BLOB_ID_BYTES + 1];
+    cn_hex(id, CASENET_BLOB_ID_BYTES, hex);
+    int n = name ? snprintf(path, PATH_LEN, "%s/%s/%s/%s", data_dir, BLOBS_DIR, hex, name)
+                 : snprintf(path, PATH_LEN, "%s/%s/%s", data_dir, BLOBS_DIR, hex);
+    return n > 0 && n < PATH_LEN ? CASENET_OK : CASENET_EIO;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return CASENET_EIO;
+    int rc = fsync(fd) == 0 ? CASENET_OK : CASENET_EIO;
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return CASENET_EIO;
+        p += w;
+        len -= (size_t)w;
+    }
+    return CASENET_OK;
+}
+
+/* Writes data to dir/name through dir/name.tmp: written, fsync'd, renamed,
+ * the directory fsync'd. */
+static int write_durable(const char *dir, const char *name, const uint8_t *data, size_t len)
+{
+    char tmp[PATH_LEN], dst[PATH_LEN];
+    if (snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp ||
+        snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst)
+        return CASENET_EIO;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return CASENET_EIO;
+    int rc = write_all(fd, data, len);
+    if (rc == CASENET_OK && fsync(fd) != 0)
+        rc = CASENET_EIO;
+    if (close(fd) != 0)
+        rc = CASENET_EIO;
+    if (rc == CASENET_OK && rename(tmp, dst) != 0)
+        rc = CASENET_EIO;
+    if (rc != CASENET_OK) {
+        unlink(tmp);
+        return rc;
+    }
+    return fsync_path(dir);
+}
+
+/* Reads at most max bytes of path into *out. */
+static int read_file(const char *path, size_t max, casenet_buf *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? CASENET_ENOTFOUND : CASENET_EIO;
+    struct stat st;
+    int rc = CASENET_EIO;
+    uint8_t *buf = NULL;
+    if (fstat(fd, &st) != 0 || st.st_size < 0 || (uint64_t)st.st_size > max)
+        goto cleanup;
+    rc = CASENET_ENOMEM;
+    size_t len = (size_t)st.st_size, got = 0;
+    if (!(buf = malloc(len ? len : 1)))
+        goto cleanup;
+    rc = CASENET_EIO;
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            goto cleanup;
+        got += (size_t)r;
+    }
+    out->data = buf;
+    out->len = len;
+    buf = NULL;
+    rc = CASENET_OK;
+cleanup:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int blobs_meta_read(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                    struct blob_meta *m)
+{
+    char path[PATH_LEN];
+    casenet_buf b = {0};
+    int rc = blob_path(data_dir, id, "meta", path);
+    if (rc != CASENET_OK || (rc = read_file(path, 512, &b)) != CASENET_OK)
+        return rc;
+    char text[513];
+    memcpy(text, b.data, b.len);
+    text[b.len] = '\0';
+    casenet_buf_free(&b);
+    memset(m, 0, sizeof *m);
+    if (sscanf(text, "%64s %" SCNu32 " %" SCNu64 " %" SCNd64, m->owner, &m->total_chunks,
+               &m->total_size, &m->created_ms) != 4)
+        return CASENET_EIO;
+    return CASENET_OK;
+}
+
+int blobs_meta_create(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                      const struct blob_meta *m)
+{
+    char top[PATH_LEN], dir[PATH_LEN], text[256];
+    if (snprintf(top, sizeof top, "%s/%s", data_dir, BLOBS_DIR) >= (int)sizeof top ||
+        blob_path(data_dir, id, NULL, dir) != CASENET_OK)
+        return CASENET_EIO;
+    if (mkdir(top, 0700) != 0 && errno != EEXIST)
+        return CASENET_EIO;
+    if (mkdir(dir, 0700) != 0)
+        return errno == EEXIST ? CASENET_ECONFLICT : CASENET_EIO;
+    int n = snprintf(text, sizeof text, "%s %" PRIu32 " %" PRIu64 " %" PRId64 "\n", m->owner,
+                     m->total_chunks, m->total_size, m->created_ms);
+    int rc = write_durable(dir, "meta", (const uint8_t *)text, (size_t)n);
+    if (rc == CASENET_OK)
+        rc = fsync_path(top);
+    return rc;
+}
+
+int blobs_chunk_write(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES], uint32_t index,
+                      const uint8_t *data, size_t len, bool *fresh)
+{
+    char dir[PATH_LEN], path[PATH_LEN], name[16];
+    *fresh = false;
+    snprintf(name, sizeof name, "%" PRIu32, index);
+    if (blob_path(data_dir, id, NULL, dir) != CASENET_OK ||
+        blob_path(data_dir, id, name, path) != CASENET_OK)
+        return CASENET_EIO;
+    casenet_buf old = {0};
+    int rc = read_file(path, BLOBS_CHUNK_MAX, &old);
+    if (rc == CASENET_OK) {
+        bool same = old.len == len && memcmp(old.data, data, len) == 0;
+        casenet_buf_free(&old);
+        return same ? CASENET_OK : CASENET_ECONFLICT;
+    }
+    if (rc != CASENET_ENOTFOUND)
+        return rc;
+    rc = write_durable(dir, name, data, len);
+    *fresh = rc == CASENET_OK;
+    return rc;
+}
+
+int blobs_chunk_read(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES], uint32_t index,
+                     casenet_buf *out)
+{
+    char path[PATH_LEN], name[16];
+    snprintf(name, sizeof name, "%" PRIu32, index);
+    if (blob_path(data_dir, id, name, path) != CASENET_OK)
+        return CASENET_EIO;
+    return read_file(path, BLOBS_CHUNK_MAX, out);
+}
+
+int blobs_held(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+               const struct blob_meta *m, uint32_t *list, struct blob_held *h)
+{
+    char path[PATH_LEN], name[16];
+    memset(h, 0, sizeof *h);
+    for (uint32_t i = 0; i < m->total_chunks; i++) {
+        snprintf(name, sizeof name, "%" PRIu32, i);
+        if (blob_path(data_dir, id, name, path) != CASENET_OK)
+            return CASENET_EIO;
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            if (errno != ENOENT)
+                return CASENET_EIO;
+            continue;
+        }
+        if (list)
+            list[h->n] = i;
+        h->n++;
+        h->bytes += (uint64_t)st.st_size;
+    }
+    h->complete = h->n == m->total_chunks && h->bytes == m->total_size;
+    return CASENET_OK;
+}
+
+bool blobs_may_read(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                    const struct blob_meta *m, const char *member)
+{
+    if (strcmp(m->owner, member) == 0)
+        return true;
+    char path[PATH_LEN], line[CASENET_MEMBER_ID_MAX + 8];
+    if (blob_path(data_dir, id, "refs", path) != CASENET_OK)
+        return false;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        found = strcmp(line, member) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+bool blobs_referenced(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES])
+{
+    char path[PATH_LEN];
+    struct stat st;
+    return blob_path(data_dir, id, "refs", path) == CASENET_OK && stat(path, &st) == 0;
+}
+
+int blobs_reference(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                    char *const *members, size_t n)
+{
+    char path[PATH_LEN];
+    if (blob_path(data_dir, id, "refs", path) != CASENET_OK)
+        return CASENET_EIO;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return CASENET_EIO;
+    int rc = CASENET_OK;
+    for (size_t i = 0; i < n && rc == CASENET_OK; i++) {
+        rc = write_all(fd, (const uint8_t *)members[i], strlen(members[i]));
+        if (rc == CASENET_OK)
+            rc = write_all(fd, (const uint8_t *)"\n", 1);
+    }
+    if (rc == CASENET_OK && fsync(fd) != 0)
+        rc = CASENET_EIO;
+    if (close(fd) != 0)
+        rc = CASENET_EIO;
+    return rc;
+}
+
+/* Removes the blob's directory and every file in it. */
+static int blob_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return CASENET_EIO;
+    struct dirent *e;
+    char path[PATH_LEN];
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path)
+            unlink(path);
+    }
+    closedir(d);
+    return rmdir(dir) == 0 ? CASENET_OK : CASENET_EIO;
+}
+
+/* The blob id a directory entry names, or false. */
+static bool entry_id(const char *name, uint8_t id[CASENET_BLOB_ID_BYTES])
+{
+    if (strlen(name) != 2 * CASENET_BLOB_ID_BYTES)
+        return false;
+    for (size_t i = 0; i < CASENET_BLOB_ID_BYTES; i++) {
+        int hi = cn_hex_digit(name[2 * i]), lo = cn_hex_digit(name[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        id[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_before_ms,
+                uint64_t *owned)
+{
+    char top[PATH_LEN], dir[PATH_LEN];
+    *owned = 0;
+    if (snprintf(top, sizeof top, "%s/%s", data_dir, BLOBS_DIR) >= (int)sizeof top)
+        return CASENET_EIO;
+    DIR *d = opendir(top);
+    if (!d)
+        return errno == ENOENT ? CASENET_OK : CASENET_EIO;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint8_t id[CASENET_BLOB_ID_BYTES];
+        struct blob_meta m;
+        if (!entry_id(e->d_name, id) || blobs_meta_read(data_dir, id, &m) != CASENET_OK)
+            continue;
+        if (unreferenced_before_ms && m.created_ms < unreferenced_before_ms &&
+            !blobs_referenced(data_dir, id)) {
+            if (blob_path(data_dir, id, NULL, dir) == CASENET_OK)
+                (void)blob_remove(dir);
+            continue;
+        }
+        if (owner && strcmp(m.owner, owner) == 0)
+            *owned += m.total_size;
+    }
+    closedir(d);
+    return CASENET_OK;
+}

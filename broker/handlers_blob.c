@@ -1,0 +1,255 @@
+/* handlers_blob.c - BlobPut, BlobStatus, BlobGet and what Submit asks of
+ * blobs (PROTOCOL.md §8.2; see handlers_blob.h). */
+#include "handlers_blob.h"
+
+#include "audit.h"
+#include "blobs.h"
+#include "hex.h"
+#include "inbox_row.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AUDIT_BLOB_STORED  CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_STORED
+#define AUDIT_BLOB_FETCHED CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_FETCHED
+#define MIB                (1024ull * 1024ull)
+
+static const char *data_dir(const struct req *r)
+{
+    return r->b->cfg->data_dir;
+}
+
+static uint64_t max_message_bytes(const struct req *r)
+{
+    return (uint64_t)r->b->cfg->limits.max_message_mb * MIB;
+}
+
+static const char *hex_id(const uint8_t id[CASENET_BLOB_ID_BYTES], char out[33])
+{
+    cn_hex(id, CASENET_BLOB_ID_BYTES, out);
+    return out;
+}
+
+/* The blob the request names, when member may see it. NOT_FOUND otherwise,
+ * as for a message: a member learns nothing of others' blobs. */
+static int visible_blob(struct req *r, const ProtobufCBinaryData *id, struct blob_meta *m)
+{
+    if (id->len != CASENET_BLOB_ID_BYTES)
+        return req_fail(r, CASENET_EBADREQ, "blob_id must be 16 bytes");
+    int rc = blobs_meta_read(data_dir(r), id->data, m);
+    if (rc == CASENET_OK && !blobs_may_read(data_dir(r), id->data, m, r->member))
+        rc = CASENET_ENOTFOUND;
+    if (rc == CASENET_ENOTFOUND)
+        return req_fail(r, rc,
+                        "no such blob for this member: upload it, or check the message that "
+                        "names it is addressed to you");
+    if (rc != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
+    return CASENET_OK;
+}
+
+/* The shape of a BlobPut: sizes and counts within the limits. */
+static int put_shape(struct req *r, const Casenet__V1__BlobPut *p)
+{
+    uint64_t n = p->total_chunks, size = p->total_size;
+    if (p->blob_id.len != CASENET_BLOB_ID_BYTES || n == 0 || n > CASENET_ATTACH_MAX_CHUNKS ||
+        p->chunk_index >= n || p->chunk.len < CASENET_ATTACH_ABYTES ||
+        p->chunk.len > BLOBS_CHUNK_MAX || size < n * CASENET_ATTACH_ABYTES ||
+        size > n * BLOBS_CHUNK_MAX)
+        return req_fail(r, CASENET_EBADREQ,
+                        "a BlobPut needs a 16-byte blob_id, chunk_index < total_chunks, a chunk "
+                        "of 17 bytes to 1 MiB + 17 and a total_size its chunks can reach");
+    if (size > max_message_bytes(r))
+        return req_fail(r, CASENET_ETOOLARGE,
+                        "the blob is larger than this broker's max_message_size (%u MiB); send "
+                        "a smaller file or split it",
+                        r->b->cfg->limits.max_message_mb);
+    return CASENET_OK;
+}
+
+/* The first chunk of a new blob: sweeps unreferenced old blobs, checks the
+ * member's quota, creates the meta. */
+static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_meta *m)
+{
+    const struct broker_limits *lim = &r->b->cfg->limits;
+    int64_t before =
+        lim->blob_unreferenced_s ? r->now_ms - (int64_t)lim->blob_unreferenced_s * 1000 : 0;
+    uint64_t owned = 0;
+    if (blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read its blobs; retry later");
+    if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB)
+        return req_fail(r, CASENET_EQUOTA,
+                        "this blob would pass your blob quota at the broker (%u MiB, %llu bytes "
+                        "held); wait until older attachments are delivered and deleted, or ask "
+                        "the operator",
+                        lim->blob_quota_mb, (unsigned long long)owned);
+    memset(m, 0, sizeof *m);
+    snprintf(m->owner, sizeof m->owner, "%s", r->member);
+    m->total_chunks = p->total_chunks;
+    m->total_size = p->total_size;
+    m->created_ms = r->now_ms;
+    int rc = blobs_meta_create(data_dir(r), p->blob_id.data, m);
+    if (rc == CASENET_ECONFLICT)
+        return req_fail(r, rc, "the blob id is taken; prepare the attachment again");
+    if (rc != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the blob; retry later");
+    return CASENET_OK;
+}
+
+int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
+{
+    const Casenet__V1__BlobPut *p = q->blob_put;
+    struct blob_meta m;
+    char hex[33];
+    int rc;
+    if ((rc = put_shape(r, p)) != CASENET_OK ||
+        (rc = req_disk_check(r, LIMITS_SUBMIT)) != CASENET_OK)
+        return rc;
+    rc = blobs_meta_read(data_dir(r), p->blob_id.data, &m);
+    if (rc == CASENET_ENOTFOUND)
+        rc = put_create(r, p, &m);
+    else if (rc != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
+    else if (strcmp(m.owner, r->member) != 0)
+        return req_fail(r, CASENET_ECONFLICT, "the blob id is taken; prepare the attachment again");
+    if (rc != CASENET_OK)
+        return rc;
+    if (m.total_chunks != p->total_chunks || m.total_size != p->total_size)
+        return req_fail(r, CASENET_ECONFLICT,
+                        "total_chunks or total_size differ from the blob's first chunk");
+    bool fresh = false;
+    rc = blobs_chunk_write(data_dir(r), p->blob_id.data, p->chunk_index, p->chunk.data,
+                           p->chunk.len, &fresh);
+    if (rc == CASENET_ECONFLICT)
+        return req_fail(r, rc, "chunk %u is held with other bytes; chunks cannot be replaced",
+                        p->chunk_index);
+    if (rc != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the chunk; retry later");
+    struct blob_held h;
+    if (blobs_held(data_dir(r), p->blob_id.data, &m, NULL, &h) != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
+    if (fresh && h.complete) {
+        rc = audit_blob(r->b->store, r->now_ms, AUDIT_BLOB_STORED, r->member, m.owner,
+                        p->blob_id.data, m.total_size);
+        if (rc != CASENET_OK)
+            return req_store_fail(r, rc, "audit the blob");
+        log_event(LOG_INFO, "blob_stored", "member", r->member, "blob",
+                  hex_id(p->blob_id.data, hex), "size", log_u64(m.total_size), NULL);
+    }
+    Casenet__V1__BlobPutReply out = CASENET__V1__BLOB_PUT_REPLY__INIT;
+    out.chunks_held = h.n;
+    out.complete = h.complete;
+    r->resp.body_case = CASENET__V1__RESPONSE__BODY_BLOB_PUT;
+    r->resp.blob_put = &out;
+    return req_reply(r);
+}
+
+int handlers_blob_status(struct req *r, const Casenet__V1__Request *q)
+{
+    const Casenet__V1__BlobStatus *p = q->blob_status;
+    struct blob_meta m;
+    int rc = visible_blob(r, &p->blob_id, &m);
+    if (rc != CASENET_OK)
+        return rc;
+    uint32_t *list = malloc((size_t)m.total_chunks * sizeof *list);
+    if (!list)
+        return req_fail(r, CASENET_ENOMEM, "out of memory; retry later");
+    struct blob_held h;
+    if (blobs_held(data_dir(r), p->blob_id.data, &m, list, &h) != CASENET_OK) {
+        free(list);
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
+    }
+    Casenet__V1__BlobStatusReply out = CASENET__V1__BLOB_STATUS_REPLY__INIT;
+    out.total_chunks = m.total_chunks;
+    out.total_size = m.total_size;
+    out.held = list;
+    out.n_held = h.n;
+    out.complete = h.complete;
+    r->resp.body_case = CASENET__V1__RESPONSE__BODY_BLOB_STATUS;
+    r->resp.blob_status = &out;
+    rc = req_reply(r);
+    free(list);
+    return rc;
+}
+
+int handlers_blob_get(struct req *r, const Casenet__V1__Request *q)
+{
+    const Casenet__V1__BlobGet *p = q->blob_get;
+    struct blob_meta m;
+    char hex[33];
+    int rc = visible_blob(r, &p->blob_id, &m);
+    if (rc != CASENET_OK)
+        return rc;
+    if (p->chunk_index >= m.total_chunks)
+        return req_fail(r, CASENET_ENOTFOUND, "the blob has %u chunks", m.total_chunks);
+    casenet_buf chunk = {0};
+    rc = blobs_chunk_read(data_dir(r), p->blob_id.data, p->chunk_index, &chunk);
+    if (rc == CASENET_ENOTFOUND)
+        return req_fail(r, rc, "chunk %u is not uploaded yet", p->chunk_index);
+    if (rc != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the chunk; retry later");
+    if (p->chunk_index + 1 == m.total_chunks && strcmp(r->member, m.owner) != 0) {
+        rc = audit_blob(r->b->store, r->now_ms, AUDIT_BLOB_FETCHED, r->member, m.owner,
+                        p->blob_id.data, m.total_size);
+        if (rc != CASENET_OK) {
+            casenet_buf_free(&chunk);
+            return req_store_fail(r, rc, "audit the download");
+        }
+        log_event(LOG_INFO, "blob_fetched", "member", r->member, "blob",
+                  hex_id(p->blob_id.data, hex), "size", log_u64(m.total_size), NULL);
+    }
+    Casenet__V1__BlobGetReply out = CASENET__V1__BLOB_GET_REPLY__INIT;
+    pb_set_bytes(&out.chunk, chunk.data, chunk.len);
+    out.total_chunks = m.total_chunks;
+    out.total_size = m.total_size;
+    r->resp.body_case = CASENET__V1__RESPONSE__BODY_BLOB_GET;
+    r->resp.blob_get = &out;
+    rc = req_reply(r);
+    casenet_buf_free(&chunk);
+    return rc;
+}
+
+int handlers_blob_submit_check(struct req *r, size_t envelope_len)
+{
+    const casenet_message_info *info = &r->info;
+    uint64_t total = envelope_len;
+    char hex[33];
+    for (size_t i = 0; i < info->n_blob_ids; i++) {
+        struct blob_meta m;
+        struct blob_held h = {0};
+        const uint8_t *id = info->blob_ids[i];
+        int rc = blobs_meta_read(data_dir(r), id, &m);
+        if (rc == CASENET_OK && strcmp(m.owner, info->sender) != 0)
+            rc = CASENET_ENOTFOUND;
+        if (rc == CASENET_ENOTFOUND)
+            return req_fail(r, rc, "blob %s is not one you uploaded; upload the attachment first",
+                            hex_id(id, hex));
+        if (rc != CASENET_OK || blobs_held(data_dir(r), id, &m, NULL, &h) != CASENET_OK)
+            return req_fail(r, CASENET_EUNAVAIL, "the broker could not read a blob; retry later");
+        if (!h.complete)
+            return req_fail(r, CASENET_ENOTFOUND,
+                            "blob %s is incomplete (%u of %u chunks held); resume the upload, "
+                            "then submit again",
+                            hex_id(id, hex), h.n, m.total_chunks);
+        total += m.total_size;
+    }
+    if (total > max_message_bytes(r))
+        return req_fail(r, CASENET_ETOOLARGE,
+                        "the message with its attachments passes this broker's max_message_size "
+                        "(%u MiB); send fewer or smaller files",
+                        r->b->cfg->limits.max_message_mb);
+    return CASENET_OK;
+}
+
+int handlers_blob_submit_reference(struct req *r)
+{
+    const casenet_message_info *info = &r->info;
+    for (size_t i = 0; i < info->n_blob_ids; i++) {
+        if (blobs_reference(data_dir(r), info->blob_ids[i], info->recipients, info->n_recipients) !=
+            CASENET_OK)
+            return req_fail(r, CASENET_EUNAVAIL, "the broker could not record a blob; retry later");
+    }
+    return CASENET_OK;
+}

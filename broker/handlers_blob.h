@@ -1,0 +1,37 @@
+/*
+ * handlers_blob.h - the blob requests (PROTOCOL.md §8.2) and what Submit
+ * asks of blobs. Handlers are req_handler_fn (request.h), named by the
+ * table in dispatch.c; each answers with req_reply or returns the error
+ * after req_fail. Blobs are files (blobs.h): a refused request leaves a
+ * chunk it wrote in place (a later BlobPut of the same bytes is answered
+ * OK), and a batch rolled back after Submit recorded a blob's recipients
+ * leaves them recorded (they may fetch ciphertext whose key they never
+ * received).
+ */
+#ifndef BROKER_HANDLERS_BLOB_H
+#define BROKER_HANDLERS_BLOB_H
+
+#include "request.h"
+
+#include <stddef.h>
+
+/* BlobPut: shape and max_message_size, disk reserve; a new blob sweeps
+ * unreferenced old ones and checks the owner's blob quota (QUOTA_EXCEEDED);
+ * the chunk is written durably (idempotent); the put that completes the
+ * blob appends BLOB_STORED. */
+int handlers_blob_put(struct req *r, const Casenet__V1__Request *q);
+/* BlobStatus: the chunks held, for the owner and referenced recipients. */
+int handlers_blob_status(struct req *r, const Casenet__V1__Request *q);
+/* BlobGet: one chunk, for the owner and referenced recipients; a
+ * recipient's fetch of the last chunk appends BLOB_FETCHED. */
+int handlers_blob_get(struct req *r, const Casenet__V1__Request *q);
+
+/* For Submit, after admission (r->info filled): every blob id of the header
+ * is the sender's and complete (NOT_FOUND otherwise), and the envelope with
+ * its blobs fits max_message_size (TOO_LARGE). Writes nothing. */
+int handlers_blob_submit_check(struct req *r, size_t envelope_len);
+/* For Submit, with its writes: records the recipients of r->info in every
+ * blob it references (UNAVAILABLE when the disk fails). */
+int handlers_blob_submit_reference(struct req *r);
+
+#endif

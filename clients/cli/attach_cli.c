@@ -1,0 +1,106 @@
+/* attach_cli.c - the attachment parts of `casenet send --attach FILE` (read,
+ * seal, upload with resumption) and `casenet read --save-attachments DIR`
+ * (download, decrypt, check, rename into place): see commands.h. */
+#include "cli.h"
+#include "commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MIB            (1024.0 * 1024.0)
+#define UPLOAD_RETRIES 3
+
+int attach_prepare(const struct seal_args *a, casenet_attachment **out)
+{
+    *out = NULL;
+    if (a->n_attach == 0)
+        return CLI_OK;
+    casenet_attachment *atts = calloc(a->n_attach, sizeof *atts);
+    if (!atts)
+        return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < a->n_attach; i++) {
+        int rc = casenet_attachment_prepare(a->attach[i], NULL, &atts[i]);
+        if (rc != CASENET_OK) {
+            attach_free(atts, a->n_attach);
+            if (rc == CASENET_EIO)
+                return cli_file_fail(rc, a->attach[i], "the file to attach");
+            return cli_fail(CLI_LOCAL, rc,
+                            "attach a regular file whose name does not start with '.'",
+                            "cannot attach %s", a->attach[i]);
+        }
+    }
+    *out = atts;
+    return CLI_OK;
+}
+
+void attach_free(casenet_attachment *atts, size_t n)
+{
+    for (size_t i = 0; atts && i < n; i++)
+        casenet_attachment_clear(&atts[i]);
+    free(atts);
+}
+
+int attach_upload(casenet_client *c, const struct seal_args *a)
+{
+    for (size_t i = 0; i < a->n_attach; i++) {
+        const casenet_attachment *t = &a->atts[i];
+        uint32_t sent = 0, more = 0;
+        int rc = casenet_attachment_upload(c, a->attach[i], t, 0, &sent);
+        /* A broker that went away (restarted, a timeout): resume from what
+         * it holds (BlobStatus), a few times. */
+        for (int tries = 0;
+             tries < UPLOAD_RETRIES && (rc == CASENET_ETIMEDOUT || rc == CASENET_EUNAVAIL);
+             tries++) {
+            fprintf(stderr, "casenet: send: %s: upload interrupted (%s); resuming\n", t->file_name,
+                    casenet_errname(rc));
+            rc = casenet_attachment_upload(c, a->attach[i], t, 0, &more);
+            sent += more;
+        }
+        if (rc == CASENET_ECONFLICT)
+            return cli_fail(CLI_LOCAL, rc, "send the message again once the file is final",
+                            "%s changed while it was being sent", a->attach[i]);
+        if (rc != CASENET_OK)
+            return net_fail(c, rc, "the attachment upload failed; nothing was submitted");
+        fprintf(stderr, "uploaded %s: %.1f MiB in %u chunks (%u sent now)\n", t->file_name,
+                (double)t->size / MIB, t->chunk_count, sent);
+    }
+    return CLI_OK;
+}
+
+int attach_save(casenet_client *c, const casenet_message_info *info, const casenet_buf *payload,
+                const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cli_fail(CLI_LOCAL, CASENET_EIO, "create it first",
+                        "--save-attachments: %s is not a directory", dir);
+    casenet_attachment *atts = NULL;
+    size_t n = 0;
+    int rc = casenet_payload_attachments(payload->data, payload->len, info, &atts, &n);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_VERIFY, rc, "ask the sender to send the message again",
+                        "the message's attachment manifest is malformed or does not match its "
+                        "header");
+    int ex = CLI_OK;
+    for (size_t i = 0; i < n && ex == CLI_OK; i++) {
+        char saved[4096];
+        rc = casenet_attachment_download(c, &atts[i], dir, saved, sizeof saved);
+        if (rc == CASENET_ECRYPTO || rc == CASENET_ECOMMIT)
+            ex = cli_fail(CLI_VERIFY, rc, "nothing was kept; ask the sender to send it again",
+                          "attachment %s does not match the signed manifest (altered or "
+                          "truncated at the broker)",
+                          atts[i].file_name);
+        else if (rc == CASENET_ECONFLICT)
+            ex = cli_fail(CLI_LOCAL, rc, "move it away or save into another directory",
+                          "%s/%s exists already", dir, atts[i].file_name);
+        else if (rc != CASENET_OK)
+            ex = net_fail(c, rc, "the attachment download failed");
+        else
+            fprintf(stderr, "saved %s (%s, %llu bytes, SHA-256 verified)\n", saved,
+                    atts[i].media_type, (unsigned long long)atts[i].size);
+    }
+    attach_free(atts, n);
+    return ex;
+}

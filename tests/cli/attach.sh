@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# attach.sh - attachments end to end through a real casenetd (issue 18):
+# a file of CASENET_ATTACH_MB MiB (default 20; the issue's 200 by hand) from
+# the hotline to the police arrives identical; a non-recipient cannot
+# download it; a chunk flipped at the broker is detected and nothing is
+# kept; the blob quota and max_message_size refuse with their errors; no
+# plaintext marker reaches the broker's data directory. Resumption is
+# tests/integration (the library's upload budget).
+# shellcheck source=tests/cli/lib.sh
+source "$(dirname "$0")/lib.sh"
+command -v sha256sum >/dev/null || fail "sha256sum is required (coreutils)"
+# shellcheck source=tests/cli/broker.sh
+source "$(dirname "$0")/broker.sh"
+MB=${CASENET_ATTACH_MB:-20}
+
+step "network and broker"
+# The quota leaves 8 MiB beside the evidence: the quota step's 10 MiB fails.
+broker_args=(--blob-quota "$((MB + 8))MB")
+broker_up "$T/net"
+write_referral "$T/referral.json"
+H=$N/home/vn.hotline111
+P=$N/home/vn.police.a05
+S=$N/home/vn.molisa.hanoi
+
+step "an evidence file of $MB MiB with a plaintext marker"
+marker="CASENET-ATTACH-MARKER-$RANDOM$RANDOM"
+{
+  echo "$marker"
+  head -c $((MB * 1024 * 1024)) /dev/urandom
+  echo "$marker"
+} >"$T/evidence.bin"
+printf 'chat export %s\n' "$marker" >"$T/chat.txt"
+want=$(sha256sum <"$T/evidence.bin" | cut -d' ' -f1)
+
+step "send --attach: uploaded, then submitted"
+expect_exit 0 "$CASENET" send --home "$H" --to vn.police.a05 --kind referral \
+  --attach "$T/evidence.bin" --attach "$T/chat.txt" --timeout 60 <"$T/referral.json"
+id=$(head -n 1 "$T/out")
+[[ $id =~ ^[0-9a-f]{32}$ ]] || fail "send printed '$id', not a message id"
+expect_contains "$T/err" "uploaded evidence.bin"
+expect_contains "$T/err" "uploaded chat.txt"
+
+step "read --save-attachments: identical files"
+mkdir "$T/saved"
+expect_exit 0 "$CASENET" read "$id" --home "$P" --json --save-attachments "$T/saved" --timeout 60
+expect_contains "$T/err" "SHA-256 verified"
+got=$(sha256sum <"$T/saved/evidence.bin" | cut -d' ' -f1)
+[ "$got" = "$want" ] || fail "the attachment arrived altered ($got, want $want)"
+cmp -s "$T/chat.txt" "$T/saved/chat.txt" || fail "chat.txt arrived altered"
+ls -A "$T/saved" | grep -q '^\.' && fail "a temporary file was left in the directory"
+
+step "saving again does not replace a file"
+expect_exit 1 "$CASENET" read "$id" --home "$P" --json --save-attachments "$T/saved"
+expect_contains "$T/err" "exists already"
+
+step "no plaintext marker in the broker's data directory"
+if grep -rqaF "$marker" "$N/data"; then fail "the marker is in the broker's data directory"; fi
+blob=$(find "$N/data/blobs" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+[ -n "$blob" ] && [ -f "$blob/0" ] || fail "no blob files under $N/data/blobs"
+
+step "a chunk flipped at the broker is detected, nothing is kept"
+mkdir "$T/saved2"
+for b in "$N"/data/blobs/*/; do
+  [ "$(stat -c %s "$b/0")" -gt 1000000 ] && flip_byte "$b/0" 1000
+done
+expect_exit 3 "$CASENET" read "$id" --home "$P" --json --save-attachments "$T/saved2" --timeout 60
+expect_contains "$T/err" "does not match the signed manifest"
+[ -z "$(ls -A "$T/saved2")" ] || fail "a file was kept after a failed check"
+
+step "blob quota: QUOTA_EXCEEDED before the upload"
+head -c $((10 * 1024 * 1024)) /dev/zero >"$T/big.bin"
+expect_exit 5 "$CASENET" send --home "$H" --to vn.police.a05 --kind referral \
+  --attach "$T/big.bin" --timeout 60 <"$T/referral.json"
+expect_contains "$T/err" "QUOTA_EXCEEDED"
+expect_contains "$T/err" "blob quota"
+[ -z "$(head -n 1 "$T/out")" ] || fail "send printed a message id after a refused upload"
