@@ -536,7 +536,16 @@ static int run(struct broker *b)
         return 1;
     if (!not_restored(cfg->data_dir))
         return BACKUP_EXIT_RESTORED;
-    if (!open_store(b, false) || choose_directory(b) != CASENET_OK)
+    if (!open_store(b, false))
+        return 1;
+    /* Several brokers on one PostgreSQL database: a standby waits here,
+     * bound to nothing, until it holds the lease (docs/operations.md "High
+     * availability"). */
+    if ((rc = store_wait_active(b->store, STORE_LEASE_TTL_MS, STORE_LEASE_POLL_MS)) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot become the active broker: %s\n", casenet_strerror(rc));
+        return 1;
+    }
+    if (choose_directory(b) != CASENET_OK)
         return 1;
     broker_warn_expiry(b->dir, false);
     /* Signals go to a signalfd polled by the loop. Blocked before the
