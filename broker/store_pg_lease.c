@@ -25,11 +25,12 @@ static struct pg_store *P(struct store *s)
     return (struct pg_store *)s;
 }
 
-/* Runs q with text parameters; *res as for pq_run. */
+/* Runs q with n text parameters (none: q may hold several statements);
+ * *res as for pq_run. */
 static int lease_exec(struct pg_store *s, const char *q, int n, const char *const *v,
                       PGresult **res, const char *what)
 {
-    PGresult *r = PQexecParams(s->conn, q, n, NULL, v, NULL, NULL, 0);
+    PGresult *r = n ? PQexecParams(s->conn, q, n, NULL, v, NULL, NULL, 0) : PQexec(s->conn, q);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         log_event(LOG_ERROR, "store_lease", "step", what, "msg", PQresultErrorMessage(r), NULL);
@@ -124,7 +125,7 @@ int pq_lease(struct store *b, uint32_t ttl_ms, bool *active)
         rc = lease_step(s, ttl, active, &old_pid);
     if (rc == CASENET_OK)
         rc = lease_exec(s, "COMMIT", 0, NULL, NULL, "commit");
-    else
+    else if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
     if (rc != CASENET_OK) {
         if (!s->lease_lost)

@@ -166,8 +166,8 @@ int cmd_init(int argc, char **argv)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!key_path || !auth_path || !dir_path)
         return cli_usage_error("--key, --authority and --directory are required");
-    if (strlen(broker) >= HOME_BROKER_MAX || (broker[0] && !cn_endpoint_valid(broker, false)))
-        return cli_usage_error("invalid --broker endpoint '%s': expected " CN_ENDPOINT_FORMS,
+    if (strlen(broker) >= HOME_BROKER_MAX || (broker[0] && !cn_endpoint_list_valid(broker)))
+        return cli_usage_error("invalid --broker endpoint '%s': expected " CN_ENDPOINT_LIST_FORMS,
                                broker);
 
     struct home h = {0};
