@@ -498,9 +498,9 @@ CASENET_NODISCARD int store_open(const char *spec, struct store **out);
 void store_close(struct store *s);
 
 /* Outside a transaction. Waits until this broker holds the store's lease
- * (store_lease, renewed for ttl_ms, tried every poll_ms), then, if it
- * waited, reloads the audit log's tree from the store: the active broker
- * before it may have grown the log. Returns at once on a backend without a
+ * (store_lease, renewed for ttl_ms, tried every poll_ms), then reloads the
+ * audit log's tree from the store: the active broker before it may have
+ * grown the log since store_open. Returns at once on a backend without a
  * lease. CASENET_ECONFLICT / CASENET_EUNAVAIL as store_lease (an unreachable
  * store is tried again until it answers). */
 int store_wait_active(struct store *s, uint32_t ttl_ms, uint32_t poll_ms);

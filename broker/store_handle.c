@@ -143,9 +143,11 @@ int store_wait_active(struct store *s, uint32_t ttl_ms, uint32_t poll_ms)
                               .tv_nsec = (long)(poll_ms % 1000u) * 1000000L};
         nanosleep(&ts, NULL);
     }
-    if (!waited)
+    if (!s->ops->admin->lease)
         return CASENET_OK;
-    /* The log grew under the broker that was active: load its tree again. */
+    /* The log may have grown under the broker that was active until the
+     * lease was taken (even one that expired just now, after store_open
+     * loaded the tree): load its tree again. */
     struct store_log *log = NULL;
     int rc = store_log_open(s, &log);
     if (rc != CASENET_OK)
