@@ -324,6 +324,8 @@ static bool target_empty(struct store *dst)
 
 static int copy_all(struct copy *c)
 {
+    if (!target_empty(c->dst))
+        return CASENET_ECONFLICT;
     struct seen s = {0};
     int rc = events_walk(c, &s);
     if (rc == CASENET_OK)
@@ -344,6 +346,15 @@ static int copy_all(struct copy *c)
     else
         store_rollback(c->dst);
     seen_free(&s);
+    return rc;
+}
+
+int migrate_copy(struct store *src, struct store *dst, struct migrate_counts *out)
+{
+    struct copy c = {.src = src, .dst = dst};
+    int rc = copy_all(&c);
+    if (out)
+        *out = (struct migrate_counts){c.messages, c.rows, c.receipts, c.events, c.heads};
     return rc;
 }
 
@@ -408,26 +419,27 @@ int migrate_main(int argc, char **argv)
     }
     if (casenet_init() != CASENET_OK)
         return 1;
-    struct copy c = {0};
-    int rc = store_open(from, &c.src);
-    if (rc == CASENET_OK && (rc = store_open(to, &c.dst)) == CASENET_OK && !target_empty(c.dst)) {
+    struct store *src = NULL, *dst = NULL;
+    struct migrate_counts n = {0};
+    int rc = store_open(from, &src);
+    if (rc == CASENET_OK && (rc = store_open(to, &dst)) == CASENET_OK && !target_empty(dst)) {
         fprintf(stderr,
                 "casenetd migrate: the target %s is not empty: migrate into a new, "
                 "empty database\n",
                 to);
         rc = CASENET_ECONFLICT;
     } else if (rc == CASENET_OK) {
-        rc = copy_all(&c);
+        rc = migrate_copy(src, dst, &n);
     }
-    store_close(c.dst);
+    store_close(dst);
     if (rc == CASENET_OK) {
         printf("copied %" PRIu64 " messages, %" PRIu64 " inbox rows, %" PRIu64 " receipts, %" PRIu64
                " audit events, %" PRIu64 " signed heads\n",
-               c.messages, c.rows, c.receipts, c.events, c.heads);
-        rc = compare_trees(c.src, to);
+               n.messages, n.rows, n.receipts, n.events, n.heads);
+        rc = compare_trees(src, to);
     } else if (rc != CASENET_ECONFLICT) {
         fprintf(stderr, "casenetd migrate: %s (see the log above)\n", casenet_strerror(rc));
     }
-    store_close(c.src);
+    store_close(src);
     return rc == CASENET_OK ? 0 : 1;
 }
