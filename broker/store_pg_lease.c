@@ -93,7 +93,8 @@ static void fence_expired(struct pg_store *s)
 {
     (void)lease_exec(s,
                      "SELECT pg_terminate_backend(pid::integer, 1000) FROM broker_lease"
-                     " WHERE expires_at < clock_timestamp() AND pid <> pg_backend_pid()",
+                     " WHERE expires_at < clock_timestamp() AND pid <> pg_backend_pid()"
+                     " AND pid IN (SELECT pid FROM pg_stat_activity)",
                      0, NULL, NULL, "fence_old");
 }
 
