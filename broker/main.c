@@ -11,6 +11,7 @@
 #include "casenet.pb-c.h"
 #include "directory_impl.h"
 #include "log.h"
+#include "migrate.h"
 #include "metrics.h"
 #include "notify.h"
 #include "restore.h"
@@ -41,6 +42,7 @@ static const char usage_head[] =
     "       casenetd verify-backup FILE --authority FILE\n"
     "       casenetd restore FILE --data DIR [--force]\n"
     "       casenetd restore --new-epoch|--replay EXPORT [--last-head FILE] --config FILE\n"
+    "       casenetd migrate --from SPEC --to SPEC\n"
     "       casenetd --help | --help-config | --version\n"
     "\n"
     "  --config FILE           INI file: [broker] and [limits] with a key for every option\n"
@@ -53,6 +55,9 @@ static const char usage_head[] =
     "  backup, verify-backup, restore: an online backup of the data directory, its check,\n"
     "                          and its restore; a restored store serves only after\n"
     "                          restore --replay or --new-epoch (docs/operations.md)\n"
+    "  migrate                 copy a stopped broker's store into an empty one of another\n"
+    "                          backend (sqlite:DIR to postgresql://...) and check its audit\n"
+    "                          tree (docs/operations.md \"PostgreSQL\")\n"
     "  --help                  print this help\n"
     "  --help-config[=FORMAT]  print the INI reference: markdown (the default,\n"
     "                          docs/configuration.md), scdoc (casenetd.conf(5)) or\n"
@@ -536,7 +541,16 @@ static int run(struct broker *b)
         return 1;
     if (!not_restored(cfg->data_dir))
         return BACKUP_EXIT_RESTORED;
-    if (!open_store(b, false) || choose_directory(b) != CASENET_OK)
+    if (!open_store(b, false))
+        return 1;
+    /* Several brokers on one PostgreSQL database: a standby waits here,
+     * bound to nothing, until it holds the lease (docs/operations.md "High
+     * availability"). */
+    if ((rc = store_wait_active(b->store, STORE_LEASE_TTL_MS, STORE_LEASE_POLL_MS)) != CASENET_OK) {
+        fprintf(stderr, "casenetd: cannot become the active broker: %s\n", casenet_strerror(rc));
+        return 1;
+    }
+    if (choose_directory(b) != CASENET_OK)
         return 1;
     broker_warn_expiry(b->dir, false);
     /* Signals go to a signalfd polled by the loop. Blocked before the
@@ -597,6 +611,8 @@ int main(int argc, char **argv)
     struct restore_choice choice = {0}, *restore = NULL;
     if (argc > 1 && strcmp(argv[1], "backup") == 0)
         return backup_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+        return migrate_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "verify-backup") == 0)
         return backup_verify_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "restore") == 0) {

@@ -509,6 +509,20 @@ static void batch_window(struct server *s)
     server_receive_ready(s);
 }
 
+/* Renews the store's lease (store_lease); true when another broker took it
+ * over: this one must stop without writing (its commits would fail). A store
+ * that cannot be reached keeps its lease until it expires: the commits'
+ * fencing check then refuses. */
+static bool renew_lease(struct server *s)
+{
+    bool active = false;
+    if (store_lease(s->b->store, STORE_LEASE_TTL_MS, &active) != CASENET_ECONFLICT)
+        return false;
+    s->stopping = true;
+    s->lease_lost = true;
+    return true;
+}
+
 int server_run(struct server *s)
 {
     struct broker *b = s->b;
@@ -562,6 +576,8 @@ int server_run(struct server *s)
             /* The periodic timer: tree heads, deadlines and retention will
              * hang here, each throttled to its own period. */
             next_tick = now + TICK_MS;
+            if (renew_lease(s))
+                break;
             zap_summarize(s->zap, now, false); /* written by the next batch */
             if (now >= next_head) {
                 next_head = now + AUDIT_HEAD_INTERVAL_MS;
@@ -591,6 +607,8 @@ int server_run(struct server *s)
         publish_metrics(s);
     }
     free(shares);
+    if (s->lease_lost)
+        return CASENET_EUNAVAIL; /* the active broker now records what happens */
     /* Stopping: requests still pending get no answer (their clients
      * resend to the next broker process). Record the stop. */
     struct store *st = b->store;

@@ -108,6 +108,7 @@ struct server {
     uint64_t accepted;
     char admit_why[160];
     bool stopping, reload;
+    bool lease_lost; /* another broker took the store's lease over: stop, write nothing */
     uint64_t served, batches;
     /* Commits that appended pages to the store's log, and those pages
      * (store_checkpoint's pending count before and after each commit): the

@@ -250,6 +250,18 @@ struct store_admin_ops {
      * The SQLite backend checkpoints only here (and, as a backstop, in a
      * commit when far too many pages wait), so its caller chooses when. */
     int (*checkpoint)(struct store *s, uint32_t min_frames, uint32_t *pending);
+    /* Optional: NULL for a backend only one broker uses (SQLite), whose
+     * broker is always active. Outside a transaction. Takes the lease that
+     * makes this broker the active one of those sharing the store, for
+     * ttl_ms, when it is free or expired, or renews it when this store holds
+     * it; *active tells whether it holds it now. Once taken, every commit
+     * checks inside its transaction that the lease is still this store's and
+     * unexpired, and otherwise rolls back and fails (CASENET_EUNAVAIL): a
+     * broker that lost the lease commits nothing. CASENET_ECONFLICT (logged)
+     * when this store held the lease and another broker took it over: the
+     * broker must stop (its tree and caches are stale). CASENET_EUNAVAIL
+     * when the store cannot be reached. */
+    int (*lease)(struct store *s, uint32_t ttl_ms, bool *active);
 };
 
 /* Messages, their receipts and what a sender stored. */
@@ -484,6 +496,19 @@ extern const struct store_ops store_sqlite_ops;
 CASENET_NODISCARD int store_open(const char *spec, struct store **out);
 /* Closes; a transaction still open is rolled back. Accepts NULL. */
 void store_close(struct store *s);
+
+/* Outside a transaction. Waits until this broker holds the store's lease
+ * (store_lease, renewed for ttl_ms, tried every poll_ms), then reloads the
+ * audit log's tree from the store: the active broker before it may have
+ * grown the log since store_open. Returns at once on a backend without a
+ * lease. CASENET_ECONFLICT / CASENET_EUNAVAIL as store_lease (an unreachable
+ * store is tried again until it answers). */
+int store_wait_active(struct store *s, uint32_t ttl_ms, uint32_t poll_ms);
+/* The lease casenetd takes: it lasts STORE_LEASE_TTL_MS, renewed every tick
+ * (1 s); a standby tries every STORE_LEASE_POLL_MS, so it takes over at most
+ * about TTL + POLL after the active broker's last renewal. */
+#define STORE_LEASE_TTL_MS  3000
+#define STORE_LEASE_POLL_MS 200
 
 /* The batch transaction (see the top of this file). commit fails with
  * CASENET_EUNAVAIL, nothing committed, when the backend fails or when the
@@ -759,6 +784,16 @@ static inline int store_member_bytes_add(struct store *s, const char *member, ui
 static inline int store_inbox_fetch_mark(struct store *s, uint64_t seq, int state, bool *first)
 {
     return s->ops->inbox->inbox_fetch_mark(s, seq, state, first);
+}
+
+/* The lease of store_admin_ops (always active on a backend without one). */
+static inline int store_lease(struct store *s, uint32_t ttl_ms, bool *active)
+{
+    if (!s->ops->admin->lease) {
+        *active = true;
+        return CASENET_OK;
+    }
+    return s->ops->admin->lease(s, ttl_ms, active);
 }
 
 static inline int store_checkpoint(struct store *s, uint32_t min_frames, uint32_t *pending)

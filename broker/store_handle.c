@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The backends of this build, by scheme. */
 static const struct store_backend store_backends[] = {
@@ -123,4 +124,35 @@ int store_release(struct store *s)
 void store_rollback_to(struct store *s)
 {
     store_log_rolled_back_to(s->log, s->ops->admin->rollback_to(s) == CASENET_OK);
+}
+
+int store_wait_active(struct store *s, uint32_t ttl_ms, uint32_t poll_ms)
+{
+    bool active = false, waited = false;
+    for (;;) {
+        int rc = store_lease(s, ttl_ms, &active);
+        if (rc == CASENET_ECONFLICT)
+            return rc;
+        if (rc == CASENET_OK && active)
+            break;
+        if (!waited)
+            log_event(LOG_INFO, "standby", "msg",
+                      "another broker holds the store's lease: waiting to take over", NULL);
+        waited = true;
+        struct timespec ts = {.tv_sec = poll_ms / 1000u,
+                              .tv_nsec = (long)(poll_ms % 1000u) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (!s->ops->admin->lease)
+        return CASENET_OK;
+    /* The log may have grown under the broker that was active until the
+     * lease was taken (even one that expired just now, after store_open
+     * loaded the tree): load its tree again. */
+    struct store_log *log = NULL;
+    int rc = store_log_open(s, &log);
+    if (rc != CASENET_OK)
+        return rc;
+    store_log_free(s->log);
+    s->log = log;
+    return CASENET_OK;
 }

@@ -283,6 +283,7 @@ static const struct store_admin_ops pg_admin = {
     .directory_save = pg_directory_save,
     .directory_latest = pg_directory_latest,
     .checkpoint = pq_checkpoint,
+    .lease = pq_lease,
 };
 
 static const struct store_message_ops pg_message = {

@@ -382,6 +382,10 @@ int pq_begin(struct store *b)
 int pq_commit(struct store *b)
 {
     struct pg_store *s = P(b);
+    if (pq_lease_fence(b) != CASENET_OK) {
+        pq_rollback(b);
+        return CASENET_EUNAVAIL;
+    }
     s->tx = false;
     PGresult *r = PQexec(s->conn, "COMMIT");
     /* COMMIT of a failed transaction answers ROLLBACK, not an error. */

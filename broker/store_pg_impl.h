@@ -45,7 +45,7 @@
 #define PQ_DEADLINE_NCOLS 7
 
 /* The schema version this build writes (store_pg_schema.c). */
-#define PQ_SCHEMA_VERSION 1
+#define PQ_SCHEMA_VERSION 2
 
 /* The prepared statements (store_pg_schema.c: pq_sql), named "cn<i>". */
 enum pq_stmt {
@@ -111,6 +111,9 @@ struct pg_store {
     bool tx;         /* begin ran, commit / rollback not yet */
     int64_t last_id; /* of the last message_insert */
     uint64_t changes;
+    int64_t lease_token; /* the lease this store holds (0: none taken) */
+    bool lease_lost;     /* it held one and another broker took it over */
+    char holder[96];     /* "host:pid", who holds the lease */
 };
 
 /* The store's connection (borrowed). */
@@ -140,6 +143,13 @@ int pq_rollback_to(struct store *s);
 bool pq_in_transaction(struct store *s);
 uint64_t pq_changes(struct store *s);
 int pq_checkpoint(struct store *s, uint32_t min_frames, uint32_t *pending);
+/* store_pg_lease.c: the lease operation of store.h, and the fencing check
+ * pq_commit runs inside the batch transaction before COMMIT: CASENET_OK when
+ * no lease was ever taken (a single broker) or this store's token is still
+ * the current, unexpired one; else CASENET_EUNAVAIL (logged, lease_lost set):
+ * the caller rolls back. */
+int pq_lease(struct store *s, uint32_t ttl_ms, bool *active);
+int pq_lease_fence(struct store *s);
 
 /* Parameters of one statement: integers and text travel as text, bytea as
  * binary; a NULL pointer is SQL NULL. Values are borrowed until the run. */

@@ -138,6 +138,15 @@ static const char *const migrations[] = {
     " RETURN NULL; END $$;"
     "CREATE TRIGGER member_bytes_purge AFTER DELETE OR UPDATE OF envelope ON messages"
     " FOR EACH ROW EXECUTE FUNCTION member_bytes_purge();",
+    /* 1 -> 2: the active broker's lease (store_pg_lease.c): one row, the
+     * holder, its fencing token (increasing with every takeover), its
+     * session's backend pid and when it expires (server time). */
+    "CREATE TABLE broker_lease ("
+    " one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),"
+    " holder TEXT NOT NULL,"
+    " token BIGINT NOT NULL,"
+    " pid BIGINT NOT NULL,"
+    " expires_at TIMESTAMPTZ NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == PQ_SCHEMA_VERSION,
                "PQ_SCHEMA_VERSION counts the migrations");

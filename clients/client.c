@@ -66,6 +66,7 @@
 #define CN_DEFAULT_TIMEOUT_MS   10000
 #define CN_DEFAULT_CLIENT_NAME  "libcasenet"
 #define CN_CLIENT_NAME_MAX      128
+#define CN_ENDPOINT_MAX         255 /* one endpoint of the comma-separated list */
 #define CN_MAX_INBOUND_BYTES    (16 * 1024 * 1024)
 #define CN_RECONNECT_IVL_MS     100
 #define CN_RECONNECT_IVL_MAX_MS 2000
@@ -514,6 +515,28 @@ static void resubscribe(casenet_client *c, int64_t deadline)
     c->stale_version = saved_stale;
 }
 
+/* Calls op (zmq_connect or zmq_disconnect) on every endpoint of the
+ * comma-separated list c->endpoint; true when each call succeeded (or, with
+ * gone_ok, found the endpoint not connected). */
+static bool endpoints_apply(casenet_client *c, int (*op)(void *, const char *), bool gone_ok)
+{
+    bool ok = true;
+    char one[CN_ENDPOINT_MAX + 1];
+    for (const char *p = c->endpoint; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len > 0 && len < sizeof one) {
+            memcpy(one, p, len);
+            one[len] = '\0';
+            if (op(c->sock, one) != 0 && !(gone_ok && zmq_errno() == ENOENT))
+                ok = false;
+        } else {
+            ok = false;
+        }
+        p += len + (p[len] == ',');
+    }
+    return ok;
+}
+
 /* Catches up on monitor events, reconnects after a ZAP refusal (the socket
  * gave up on the endpoint), re-subscribes after a reconnect, then clears the
  * error state for the call about to start. */
@@ -521,11 +544,9 @@ static void begin_call(casenet_client *c, int64_t deadline)
 {
     if (drain_monitor(c) == CASENET_OK && c->auth_failed && !c->connected) {
         /* Failure here leaves the flag set: the call then fails at once. */
-        if (zmq_disconnect(c->sock, c->endpoint) == 0 || zmq_errno() == ENOENT) {
-            if (zmq_connect(c->sock, c->endpoint) == 0) {
-                c->auth_failed = 0;
-                c->handshake_failures = 0;
-            }
+        if (endpoints_apply(c, zmq_disconnect, true) && endpoints_apply(c, zmq_connect, false)) {
+            c->auth_failed = 0;
+            c->handshake_failures = 0;
         }
     }
     if (c->resubscribe)
@@ -595,8 +616,12 @@ static int open_socket(casenet_client *c, const uint8_t server_key[CASENET_CURVE
         return rc;
     if (zmq_connect(c->mon, CN_MONITOR_ENDPOINT) != 0)
         return zmq_err(zmq_errno());
-    if (zmq_connect(c->sock, c->endpoint) != 0)
-        return zmq_err(zmq_errno());
+    /* Every broker of the list at once: with ZMQ_IMMEDIATE a request goes
+     * only to a broker whose handshake completed, and standbys do not bind,
+     * so the active broker gets it; when it goes, the resend after the
+     * disconnect reaches the one that took over (PROTOCOL.md §7). */
+    if (!endpoints_apply(c, zmq_connect, false))
+        return zmq_errno() ? zmq_err(zmq_errno()) : CASENET_EINVAL;
     return CASENET_OK;
 }
 

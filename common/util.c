@@ -230,3 +230,22 @@ bool cn_endpoint_valid(const char *ep, bool bind)
     }
     return port[0] != '\0' && v >= 1 && v <= 65535;
 }
+
+bool cn_endpoint_list_valid(const char *list)
+{
+    if (!list || !*list)
+        return false;
+    char one[256];
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof one)
+            return false;
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (!cn_endpoint_valid(one, false))
+            return false;
+        if (!p[len])
+            return true;
+        p += len + 1;
+    }
+}

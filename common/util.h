@@ -49,11 +49,17 @@ CASENET_NODISCARD int cn_strlcpy(char *dst, const char *src, size_t cap);
 
 /* The endpoint forms casenet takes, for messages about a bad one. */
 #define CN_ENDPOINT_FORMS "tcp://HOST:PORT (e.g. tcp://broker.example:7400) or ipc://PATH"
+/* The same for a client's broker endpoint list (cn_endpoint_list_valid). */
+#define CN_ENDPOINT_LIST_FORMS CN_ENDPOINT_FORMS ", or several separated by commas"
 
 /* True when ep is a ZeroMQ endpoint casenet can use: tcp://HOST:PORT with a
  * port 1..65535 (or '*' when bind: any free port) or ipc://PATH. Checked
  * where an endpoint is given (CLI options, the home, casenetd's config), so
  * that a mistake is named at once instead of as a later time-out. */
 bool cn_endpoint_valid(const char *ep, bool bind);
+/* True when list is one endpoint cn_endpoint_valid accepts (bind false), or
+ * several separated by commas (brokers sharing one store; the client library
+ * connects to all of them). */
+bool cn_endpoint_list_valid(const char *list);
 
 #endif

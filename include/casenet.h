@@ -599,7 +599,9 @@ CASENET_API void casenet_inbox_entries_free(casenet_inbox_entry *e, size_t n);
 typedef struct casenet_client casenet_client;
 
 typedef struct casenet_client_opts {
-    const char *endpoint;    /* e.g. "tcp://127.0.0.1:7400" */
+    const char *endpoint;    /* e.g. "tcp://127.0.0.1:7400"; or a comma-separated list of
+                              * brokers sharing one store, tried together (the active
+                              * one answers) */
     int timeout_ms;          /* per request, including retries; 0 = 10000 */
     const char *client_name; /* sent in Hello; NULL = "libcasenet" */
 } casenet_client_opts;

@@ -32,7 +32,8 @@ static const char init_usage[] =
     "  -k, --key FILE          the member's secret keyring (from 'casenet keygen')\n"
     "  -a, --authority FILE    the authority's public key (authority.pub)\n"
     "  -d, --directory FILE    a signed directory from the authority\n"
-    "  -b, --broker ENDPOINT   the broker, e.g. tcp://broker.example:7400\n"
+    "  -b, --broker ENDPOINT   the broker, e.g. tcp://broker.example:7400; brokers sharing\n"
+    "                          one store as a list: tcp://a:7400,tcp://b:7400\n"
     "  -f, --force             overwrite an existing home\n"
     "  -h, --help              this text\n"
     "\n"
@@ -166,8 +167,8 @@ int cmd_init(int argc, char **argv)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!key_path || !auth_path || !dir_path)
         return cli_usage_error("--key, --authority and --directory are required");
-    if (strlen(broker) >= HOME_BROKER_MAX || (broker[0] && !cn_endpoint_valid(broker, false)))
-        return cli_usage_error("invalid --broker endpoint '%s': expected " CN_ENDPOINT_FORMS,
+    if (strlen(broker) >= HOME_BROKER_MAX || (broker[0] && !cn_endpoint_list_valid(broker)))
+        return cli_usage_error("invalid --broker endpoint '%s': expected " CN_ENDPOINT_LIST_FORMS,
                                broker);
 
     struct home h = {0};

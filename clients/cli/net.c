@@ -64,9 +64,9 @@ int net_connect(struct home *h, const char *endpoint, int timeout_ms, casenet_cl
     if (!ep || !ep[0])
         return cli_usage_error("no broker endpoint: pass --broker ENDPOINT (or set it with "
                                "'casenet init --broker')");
-    if (!cn_endpoint_valid(ep, false))
-        return cli_usage_error("invalid broker endpoint '%s'%s: expected " CN_ENDPOINT_FORMS, ep,
-                               endpoint && endpoint[0] ? "" : " (in the home's state file)");
+    if (!cn_endpoint_list_valid(ep))
+        return cli_usage_error("invalid broker endpoint '%s'%s: expected " CN_ENDPOINT_LIST_FORMS,
+                               ep, endpoint && endpoint[0] ? "" : " (in the home's state file)");
     casenet_member broker;
     if (casenet_directory_broker(h->dir, &broker) != CASENET_OK)
         return cli_fail(CLI_LOCAL, CASENET_ENOTFOUND,

@@ -6,8 +6,8 @@
  * cursors and limits; the transaction (rollback, savepoints, the audit tree
  * after rollback_to); the refused pairs (an inbox row for a missing message,
  * duplicate ids, a deadline armed twice, a head of a size already signed);
- * the audit log's order and indexes; and a reopen that rebuilds the same
- * tree.
+ * the audit log's order and indexes; a reopen that rebuilds the same
+ * tree; and casenetd migrate's copy into a fresh store.
  */
 #include "conformance.h"
 #include "rows.h"
@@ -15,6 +15,7 @@
 
 #include "casenet.pb-c.h"
 #include "merkle.h"
+#include "migrate.h"
 #include "store.h"
 
 #include <setjmp.h>
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -837,6 +839,139 @@ static void test_reopen_keeps_rows(void **state)
     OK(store_checkpoint(f->s, 1, &pending));
 }
 
+/* ------------------------------------------------------------ migrate */
+
+/* Compares what two stores hold for member: its inbox rows (seq, state,
+ * id), each row's steps and deadlines, and for message rows the receipts. */
+static void same_inbox(struct store *a, struct store *b, const char *member, size_t want)
+{
+    struct store_inbox_row *ra = NULL, *rb = NULL;
+    size_t na = 0, nb = 0;
+    bool more = false;
+    OK(store_inbox_list(a, member, STORE_INBOX_ANY, 0, 100, &ra, &na, &more));
+    OK(store_inbox_list(b, member, STORE_INBOX_ANY, 0, 100, &rb, &nb, &more));
+    assert_int_equal(na, want);
+    assert_int_equal(nb, na);
+    for (size_t i = 0; i < na; i++) {
+        assert_int_equal(rb[i].seq, ra[i].seq);
+        assert_int_equal(rb[i].state, ra[i].state);
+        assert_int_equal(rb[i].kind, ra[i].kind);
+        assert_memory_equal(rb[i].message_id, ra[i].message_id, CASENET_MESSAGE_ID_BYTES);
+        struct store_step *sa = NULL, *sb = NULL;
+        size_t nsa = 0, nsb = 0;
+        OK(store_step_list(a, ra[i].seq, &sa, &nsa));
+        OK(store_step_list(b, ra[i].seq, &sb, &nsb));
+        assert_int_equal(nsb, nsa);
+        if (nsa)
+            assert_memory_equal(sb, sa, nsa * sizeof *sa);
+        free(sa);
+        free(sb);
+        struct store_deadline *da = NULL, *db = NULL;
+        OK(store_deadline_list(a, ra[i].seq, &da, &nsa));
+        OK(store_deadline_list(b, ra[i].seq, &db, &nsb));
+        assert_int_equal(nsb, nsa);
+        for (size_t j = 0; j < nsa; j++) {
+            assert_int_equal(db[j].kind, da[j].kind);
+            assert_int_equal(db[j].state, da[j].state);
+            assert_int_equal(db[j].due_ms, da[j].due_ms);
+            assert_int_equal(db[j].settled_at_ms, da[j].settled_at_ms);
+        }
+        free(da);
+        free(db);
+        struct store_receipt_rec *ca = NULL, *cb = NULL;
+        OK(store_receipt_list(a, ra[i].message_id, member, &ca, &nsa));
+        OK(store_receipt_list(b, ra[i].message_id, member, &cb, &nsb));
+        assert_int_equal(nsb, nsa);
+        for (size_t j = 0; j < nsa; j++)
+            assert_int_equal(cb[j].signed_receipt.len, ca[j].signed_receipt.len);
+        store_receipt_recs_free(ca, nsa);
+        store_receipt_recs_free(cb, nsb);
+    }
+    store_inbox_rows_free(ra, na);
+    store_inbox_rows_free(rb, nb);
+}
+
+/* casenetd migrate's copy (broker/migrate.c), through the store interface
+ * only, into a fresh store of the same backend: rows keep their numbers and
+ * history, the reopened copy has the same tree, heads, directory and byte
+ * counts, and a second copy into it is refused. */
+static void test_migrate_copy(void **state)
+{
+    struct fx *f = *state;
+    const char *to[] = {POLICE};
+    OK(store_begin(f->s));
+    uint64_t a = deliver(f->s, 0xd1, to, 1);
+    append(f->s, CASENET__V1__AUDIT_KIND__AUDIT_KIND_SUBMITTED, HOTLINE, 0xd1);
+    uint64_t b = deliver(f->s, 0xd2, to, 1);
+    append(f->s, CASENET__V1__AUDIT_KIND__AUDIT_KIND_SUBMITTED, HOTLINE, 0xd2);
+    struct store_inbox_row rr = row_for(HOTLINE, 0xd3, STORE_KIND_RECEIPT);
+    OK(store_inbox_insert(f->s, &rr));
+    OK(store_inbox_set_state(f->s, a, STORE_INBOX_FETCHED, 3000));
+    OK(store_inbox_set_state(f->s, a, STORE_INBOX_ACCEPTED, 3100));
+    OK(store_deadline_arm(f->s, a, STORE_DEADLINE_DELIVER, 6000));
+    OK(store_deadline_arm(f->s, b, STORE_DEADLINE_ACCEPT, 7000));
+    struct store_deadline *ds = NULL;
+    size_t n = 0;
+    OK(store_deadline_list(f->s, a, &ds, &n));
+    OK(store_deadline_settle(f->s, ds[0].id, STORE_DEADLINE_MET, 3000, NULL));
+    free(ds);
+    uint8_t signed_receipt[] = "signed receipt of d1";
+    struct store_receipt r = {.recipient = POLICE,
+                              .status = 4,
+                              .received_at_ms = 3100,
+                              .signed_receipt = signed_receipt,
+                              .signed_len = sizeof signed_receipt};
+    memset(r.message_id, 0xd1, sizeof r.message_id);
+    crypto_hash_sha256(r.receipt_hash, signed_receipt, sizeof signed_receipt);
+    r.audit_index = append(f->s, CASENET__V1__AUDIT_KIND__AUDIT_KIND_RECEIPT, POLICE, 0xd1);
+    OK(store_receipt_insert(f->s, &r));
+    struct store_head h = {.time_ms = 4000, .checkpoint = {(uint8_t *)"checkpoint", 10}};
+    tree(f->s, &h.size, h.root);
+    OK(store_head_save(f->s, &h));
+    OK(store_directory_save(f->s, 3, (const uint8_t *)"dir3", 4, 1000));
+    OK(store_member_bytes_add(f->s, HOTLINE, 6));
+    OK(store_commit(f->s));
+
+    char *spec = backend->fresh();
+    struct store *d = NULL;
+    OK(store_open(spec, &d));
+    struct migrate_counts c = {0};
+    OK(migrate_copy(f->s, d, &c));
+    assert_int_equal(c.messages, 2);
+    assert_int_equal(c.rows, 3);
+    assert_int_equal(c.events, 3);
+    assert_int_equal(c.heads, 1);
+    store_close(d);
+    OK(store_open(spec, &d));
+    uint64_t size = 0, size2 = 0;
+    uint8_t root[CASENET_HASH_BYTES], root2[CASENET_HASH_BYTES];
+    tree(f->s, &size, root);
+    tree(d, &size2, root2);
+    assert_int_equal(size2, size);
+    assert_memory_equal(root2, root, sizeof root);
+    same_inbox(f->s, d, POLICE, 2);
+    same_inbox(f->s, d, HOTLINE, 1);
+    struct store_head got = {0};
+    OK(store_head_latest(d, &got));
+    assert_int_equal(got.size, h.size);
+    assert_memory_equal(got.root, h.root, sizeof h.root);
+    store_head_clear(&got);
+    casenet_buf dir = {0};
+    uint64_t version = 0, bytes = 0;
+    OK(store_directory_latest(d, &dir, &version));
+    assert_int_equal(version, 3);
+    casenet_buf_free(&dir);
+    OK(store_member_bytes(d, HOTLINE, &bytes));
+    assert_int_equal(bytes, 6);
+    uint64_t idx = 0;
+    OK(store_receipt_find(d, r.receipt_hash, &idx));
+    assert_int_equal(idx, r.audit_index);
+    IS(migrate_copy(f->s, d, &c), CASENET_ECONFLICT);
+    store_close(d);
+    backend->discard(spec);
+    free(spec);
+}
+
 int conformance_run(const struct conformance_backend *b)
 {
     backend = b;
@@ -863,6 +998,7 @@ int conformance_run(const struct conformance_backend *b)
         T(test_heads),
         T(test_directories),
         T(test_reopen_keeps_rows),
+        T(test_migrate_copy),
     };
 #undef T
     return _cmocka_run_group_tests(b->name, tests, sizeof tests / sizeof tests[0], NULL, NULL);

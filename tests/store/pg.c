@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *script;
@@ -173,6 +174,103 @@ static void test_synchronous_commit(void **state)
     free(spec);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Polls until a lease of ttl_ms taken at `from` (mono_ms) has certainly
+ * expired on the server's clock too. */
+static void wait_expired(int64_t from, uint32_t ttl_ms)
+{
+    while (mono_ms() < from + ttl_ms + 50)
+        usleep(10000);
+}
+
+/* Two stores on one database: one holds the lease, the other waits; a
+ * holder whose lease expired commits nothing (the fencing check inside the
+ * batch), and once another took it over, it learns it lost the lease. A
+ * store that never took a lease (a single broker) commits as before. */
+static void test_lease_fencing(void **state)
+{
+    (void)state;
+    char *spec = fresh();
+    struct store *s1 = NULL, *s2 = NULL;
+    assert_int_equal(store_open(spec, &s1), CASENET_OK);
+    assert_int_equal(store_open(spec, &s2), CASENET_OK);
+    bool active = false;
+    int64_t t1 = mono_ms();
+    assert_int_equal(store_lease(s1, 300, &active), CASENET_OK);
+    assert_true(active);
+    assert_int_equal(store_lease(s2, 300, &active), CASENET_OK);
+    assert_false(active);
+    /* Renewed while held; a batch within the lease commits. */
+    assert_int_equal(store_lease(s1, 300, &active), CASENET_OK);
+    assert_true(active);
+    t1 = mono_ms();
+    struct store_message a = store_test_message(0x51, "vn.hotline"), b = a, got = {0};
+    memset(b.message_id, 0x52, sizeof b.message_id);
+    assert_int_equal(store_begin(s1), CASENET_OK);
+    assert_int_equal(store_message_insert(s1, &a), CASENET_OK);
+    assert_int_equal(store_commit(s1), CASENET_OK);
+    /* Expired (a paused broker): its batch rolls back at commit. */
+    assert_int_equal(store_begin(s1), CASENET_OK);
+    assert_int_equal(store_message_insert(s1, &b), CASENET_OK);
+    wait_expired(t1, 300);
+    assert_int_equal(store_commit(s1), CASENET_EUNAVAIL);
+    assert_int_equal(store_message_get(s2, b.message_id, false, &got), CASENET_ENOTFOUND);
+    assert_int_equal(store_lease(s1, 300, &active), CASENET_ECONFLICT);
+    assert_false(active);
+    /* The standby takes the expired lease over and commits. */
+    assert_int_equal(store_lease(s2, 300, &active), CASENET_OK);
+    assert_true(active);
+    assert_int_equal(store_begin(s2), CASENET_OK);
+    assert_int_equal(store_message_insert(s2, &b), CASENET_OK);
+    assert_int_equal(store_commit(s2), CASENET_OK);
+    assert_int_equal(store_message_get(s2, a.message_id, false, &got), CASENET_OK);
+    store_message_clear(&got);
+    store_close(s1);
+    store_close(s2);
+    discard(spec);
+    free(spec);
+}
+
+/* A holder paused in the middle of a batch past its lease: the broker that
+ * takes over ends its session, so the batch's row locks do not stall the new
+ * holder, and the old batch commits nothing. */
+static void test_lease_takeover_ends_batch(void **state)
+{
+    (void)state;
+    char *spec = fresh();
+    struct store *s1 = NULL, *s2 = NULL;
+    assert_int_equal(store_open(spec, &s1), CASENET_OK);
+    assert_int_equal(store_open(spec, &s2), CASENET_OK);
+    bool active = false;
+    int64_t t1 = mono_ms();
+    assert_int_equal(store_lease(s1, 200, &active), CASENET_OK);
+    assert_true(active);
+    struct store_message a = store_test_message(0x61, "vn.hotline"), got = {0};
+    assert_int_equal(store_begin(s1), CASENET_OK);
+    assert_int_equal(store_message_insert(s1, &a), CASENET_OK);
+    wait_expired(t1, 200);
+    assert_int_equal(store_lease(s2, 200, &active), CASENET_OK);
+    assert_true(active);
+    /* The same message id: without the old session ended, this would wait
+     * for its uncommitted row. */
+    assert_int_equal(store_begin(s2), CASENET_OK);
+    assert_int_equal(store_message_insert(s2, &a), CASENET_OK);
+    assert_int_equal(store_commit(s2), CASENET_OK);
+    assert_int_equal(store_commit(s1), CASENET_EUNAVAIL);
+    assert_int_equal(store_message_get(s2, a.message_id, false, &got), CASENET_OK);
+    store_message_clear(&got);
+    store_close(s1);
+    store_close(s2);
+    discard(spec);
+    free(spec);
+}
+
 int main(int argc, char **argv)
 {
     const char *bin = getenv("PG_BIN") ? getenv("PG_BIN") : "/usr/lib/postgresql/15/bin";
@@ -195,6 +293,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_connection_lost),
         cmocka_unit_test(test_synchronous_commit),
+        cmocka_unit_test(test_lease_fencing),
+        cmocka_unit_test(test_lease_takeover_ends_batch),
     };
     return failed | cmocka_run_group_tests_name("postgresql_backend", own, NULL, NULL);
 }
