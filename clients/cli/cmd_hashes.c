@@ -364,6 +364,35 @@ static const char stats_usage[] =
     "The bank's figures: live entries by category, retracted, contributors,\n"
     "messages applied, feedback received, last update.\n";
 
+/* The figures of s, as "name  value" lines or one JSON object. */
+static void print_stats(const struct hashbank_stats *s, const char *when, bool json)
+{
+    const struct {
+        const char *key, *label;
+        uint64_t v;
+    } rows[] = {
+        {"live", "entries", s->live},
+        {"baseline", "  baseline", s->by_category[1]},
+        {"nationally_illegal", "  nationally-illegal", s->by_category[2]},
+        {"not_illegal", "  not-illegal", s->by_category[3]},
+        {"retracted", "retracted", s->retracted},
+        {"contributors", "contributors", s->contributors},
+        {"messages", "messages applied", s->messages},
+        {"matches", "matches reported", s->matches},
+        {"false_positives", "false positives", s->false_positives},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (json)
+            printf("%s\"%s\":%llu", i ? "," : "{", rows[i].key, (unsigned long long)rows[i].v);
+        else
+            printf("%-20s %llu\n", rows[i].label, (unsigned long long)rows[i].v);
+    }
+    if (json)
+        printf(",\"last_update\":\"%s\"}\n", when);
+    else
+        printf("%-20s %s\n", "last update", when);
+}
+
 static int hashes_stats(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -396,27 +425,7 @@ static int hashes_stats(int argc, char **argv)
         char when[64] = "never";
         if (s.last_update_ms)
             cli_format_time(s.last_update_ms, false, when, sizeof when);
-        if (json)
-            printf("{\"live\":%llu,\"baseline\":%llu,\"nationally_illegal\":%llu,"
-                   "\"not_illegal\":%llu,\"retracted\":%llu,\"contributors\":%llu,"
-                   "\"messages\":%llu,\"matches\":%llu,\"false_positives\":%llu,"
-                   "\"last_update\":\"%s\"}\n",
-                   (unsigned long long)s.live, (unsigned long long)s.by_category[1],
-                   (unsigned long long)s.by_category[2], (unsigned long long)s.by_category[3],
-                   (unsigned long long)s.retracted, (unsigned long long)s.contributors,
-                   (unsigned long long)s.messages, (unsigned long long)s.matches,
-                   (unsigned long long)s.false_positives, when);
-        else
-            printf("entries            %llu\n  baseline         %llu\n"
-                   "  nationally-illegal %llu\n  not-illegal      %llu\n"
-                   "retracted          %llu\ncontributors       %llu\n"
-                   "messages applied   %llu\nmatches reported   %llu\n"
-                   "false positives    %llu\nlast update        %s\n",
-                   (unsigned long long)s.live, (unsigned long long)s.by_category[1],
-                   (unsigned long long)s.by_category[2], (unsigned long long)s.by_category[3],
-                   (unsigned long long)s.retracted, (unsigned long long)s.contributors,
-                   (unsigned long long)s.messages, (unsigned long long)s.matches,
-                   (unsigned long long)s.false_positives, when);
+        print_stats(&s, when, json);
     }
     hashes_ctx_close(&x);
     return ex;
