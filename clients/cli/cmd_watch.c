@@ -45,6 +45,8 @@ static const char watch_usage[] =
     "hands it to the agency and only then sends a signed 'delivered' receipt.\n"
     "Forwarded receipts and broker notices (escalation, dead-letter) are handed\n"
     "over too; a forwarded receipt gets no receipt back.\n"
+    "A hash-share is applied to the member's hash bank (casenet hashes) and\n"
+    "handed over too.\n"
     "\n"
     "What is handed over is one JSON object per message:\n"
     "  {\"message\": {\"id\", \"seq\", \"from\", \"kind\", \"urgency\", \"status\",\n"

@@ -140,4 +140,14 @@ expect_exit 0 "$CASENET" hashes contribute --home "$N/home/vn.police.a05" --to v
 expect_exit 0 "$CASENET" hashes import --home "$PLAT"
 expect_exit 0 "$CASENET" hashes stats --home "$PLAT" --json
 jq -e '.contributors == 2' "$T/out" >/dev/null || fail "second contributor: $(cat "$T/out")"
+step "casenet watch applies a hash share it receives, then hands it over"
+printf 'md5,0123456789abcdef0123456789abcdef,baseline\n' >"$T/one.csv"
+expect_exit 0 "$CASENET" hashes contribute --home "$HOT" --to vn.platform.x --csv "$T/one.csv"
+id=$(cat "$T/out")
+mkdir "$T/spool"
+expect_exit 0 "$CASENET" watch --home "$PLAT" --spool "$T/spool" --once
+[ -f "$T/spool/$id.json" ] || fail "watch did not hand the hash share over"
+expect_contains "$T/err" "hash share $id from vn.hotline111: 1 added"
+expect_exit 0 "$CASENET" hashes list --home "$PLAT"
+expect_contains "$T/out" "0123456789abcdef0123456789abcdef"
 echo "hashes: all passed"
