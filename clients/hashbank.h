@@ -89,7 +89,7 @@ CASENET_NODISCARD int hashbank_stats(hashbank *b, struct hashbank_stats *s);
 
 /* ------------------------------------------------------------ text forms */
 
-/* "md5" ... "vendor:NAME" into *type and, for a vendor type, *vendor
+/* "md5" ... "vendor:NAME" (the four names in any case) into *type and, for a vendor type, *vendor
  * (pointing into text); CASENET_EINVAL when it is none. */
 CASENET_NODISCARD int hashbank_type_parse(const char *text, int *type, const char **vendor);
 /* The text of a type (vendor: "vendor:" + vendor) into buf. */

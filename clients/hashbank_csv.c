@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const type_names[] = {NULL, "md5", "sha1", "sha256", "pdq"};
 
@@ -16,7 +17,7 @@ int hashbank_type_parse(const char *text, int *type, const char **vendor)
 {
     *vendor = NULL;
     for (int t = 1; t <= CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ; t++) {
-        if (strcmp(text, type_names[t]) == 0) {
+        if (strcasecmp(text, type_names[t]) == 0) {
             *type = t;
             return CASENET_OK;
         }
