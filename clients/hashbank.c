@@ -16,12 +16,13 @@
 
 struct hashbank {
     sqlite3 *db;
-    sqlite3_stmt *get, *put, *feedback;
+    sqlite3_stmt *get, *put, *feedback, *lookup;
 };
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
+    "PRAGMA cache_size=-65536;" /* 64 MiB: a million random keys without thrashing */
     "CREATE TABLE IF NOT EXISTS applied(message_id BLOB PRIMARY KEY, sender TEXT NOT NULL,"
     " created_ms INTEGER NOT NULL, applied_ms INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS entries(signal_type TEXT NOT NULL, value TEXT NOT NULL,"
@@ -58,7 +59,11 @@ int hashbank_open(const char *path, hashbank **out)
         prepare(b, "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &b->put) != CASENET_OK ||
         prepare(b, "INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                &b->feedback) != CASENET_OK)
+                &b->feedback) != CASENET_OK ||
+        prepare(b,
+                "SELECT count(*) FROM entries WHERE signal_type = ? AND value = ?"
+                " AND retracted = 0",
+                &b->lookup) != CASENET_OK)
         goto cleanup;
     *out = b;
     return CASENET_OK;
@@ -74,6 +79,7 @@ void hashbank_free(hashbank *b)
     sqlite3_finalize(b->get);
     sqlite3_finalize(b->put);
     sqlite3_finalize(b->feedback);
+    sqlite3_finalize(b->lookup);
     sqlite3_close(b->db);
     free(b);
 }
@@ -309,21 +315,15 @@ int hashbank_each(hashbank *b, int category, int (*fn)(const struct hashbank_ent
 
 int hashbank_lookup(hashbank *b, const char *signal_type, const char *value, size_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    if (prepare(b,
-                "SELECT count(*) FROM entries WHERE signal_type = ? AND value = ?"
-                " AND retracted = 0",
-                &st) != CASENET_OK)
-        return CASENET_EIO;
+    sqlite3_stmt *st = b->lookup;
+    sqlite3_reset(st);
     sqlite3_bind_text(st, 1, signal_type, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    int rc = CASENET_EIO;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *n = (size_t)sqlite3_column_int64(st, 0);
-        rc = CASENET_OK;
-    }
-    sqlite3_finalize(st);
-    return rc;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return CASENET_EIO;
+    *n = (size_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return CASENET_OK;
 }
 
 int hashbank_each_feedback(hashbank *b, int (*fn)(const struct hashbank_feedback *, void *),
