@@ -75,7 +75,13 @@ static const char import_usage[] =
     "Fetches the HASH_SHARE messages of the inbox not yet in the bank, verifies\n"
     "and opens them, applies them in the order they were sealed (adds,\n"
     "retractions, category changes; each message once) and acknowledges each as\n"
-    "delivered. Contributions from members that may not contribute are ignored.\n";
+    "delivered. Contributions from members that may not contribute are ignored.\n"
+    "\n"
+    "options:\n"
+    "  -H, --home DIR           the member home\n"
+    "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
+    "  -t, --timeout SECONDS    per request (1..3600, default 10)\n"
+    "  -h, --help               this text\n";
 
 /* One fetched and opened message waiting to be applied. */
 struct opened {
@@ -210,7 +216,14 @@ static const char list_usage[] =
     "\n"
     "Lists the bank's live entries (TYPE, VALUE, CATEGORY, CONTRIBUTOR, FIRST SEEN,\n"
     "REFERENCE), or with --feedback the feedback received on this member's\n"
-    "contributions. CATEGORY: baseline, nationally-illegal, not-illegal.\n";
+    "contributions. CATEGORY: baseline, nationally-illegal, not-illegal.\n"
+    "\n"
+    "options:\n"
+    "  -c, --category CATEGORY  only the entries of this category\n"
+    "  -j, --json               one JSON object per line\n"
+    "  -f, --feedback           the feedback received instead of the entries\n"
+    "  -H, --home DIR           the member home\n"
+    "  -h, --help               this text\n";
 
 static const char export_usage[] =
     "usage: casenet hashes export [--format csv|jsonl] [--category CATEGORY] [--home DIR]\n"
@@ -219,7 +232,13 @@ static const char export_usage[] =
     "signal_type,signal_value,category (the common exchange format), or JSON Lines\n"
     "with the contributor, first-seen time, reference and PDQ quality too. An\n"
     "entry held from several contributors is written once per contributor in\n"
-    "JSON Lines, once in CSV.\n";
+    "JSON Lines, once in CSV.\n"
+    "\n"
+    "options:\n"
+    "  -F, --format FORMAT      csv (the default) or jsonl\n"
+    "  -c, --category CATEGORY  only the entries of this category\n"
+    "  -H, --home DIR           the member home\n"
+    "  -h, --help               this text\n";
 
 enum out_form { OUT_TABLE, OUT_JSON, OUT_CSV };
 
@@ -295,10 +314,13 @@ static int print_feedback(const struct hashbank_feedback *f, void *ctx)
 /* list and export: options, then every entry (or feedback) through p. */
 static int list_or_export(int argc, char **argv, bool export)
 {
-    static const struct option opts[] = {
+    static const struct option list_opts[] = {
+        {"category", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+        {"feedback", no_argument, NULL, 'f'},       {"home", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    static const struct option export_opts[] = {
         {"category", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {"feedback", no_argument, NULL, 'f'},
         {"format", required_argument, NULL, 'F'},
         {"home", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
@@ -308,7 +330,8 @@ static int list_or_export(int argc, char **argv, bool export)
     struct printer p = {.form = export ? OUT_CSV : OUT_TABLE};
     int category = 0, c;
     bool feedback = false;
-    while ((c = cli_getopt(argc, argv, "c:jfF:H:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, export ? "c:F:H:h" : "c:jfH:h",
+                           export ? export_opts : list_opts)) != -1) {
         if (c == 'h')
             return cli_help(export ? export_usage : list_usage);
         if (c == 'c' && hashbank_category_parse(optarg, &category) != CASENET_OK)
@@ -362,7 +385,12 @@ static const char stats_usage[] =
     "usage: casenet hashes stats [--json] [--home DIR]\n"
     "\n"
     "The bank's figures: live entries by category, retracted, contributors,\n"
-    "messages applied, feedback received, last update.\n";
+    "messages applied, feedback received, last update.\n"
+    "\n"
+    "options:\n"
+    "  -j, --json               one JSON object\n"
+    "  -H, --home DIR           the member home\n"
+    "  -h, --help               this text\n";
 
 /* The figures of s, as "name  value" lines or one JSON object. */
 static void print_stats(const struct hashbank_stats *s, const char *when, bool json)

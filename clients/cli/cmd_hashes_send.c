@@ -278,7 +278,18 @@ static const char contribute_usage[] =
     "(a header line is skipped; --category fills rows without one). With --retract\n"
     "the same hashes are withdrawn from the recipients' banks. CATEGORY: baseline,\n"
     "nationally-illegal, not-illegal. Only the hotline (intake), the police\n"
-    "(responder) and gateways may contribute. Prints each message id.\n";
+    "(responder) and gateways may contribute. Prints each message id.\n"
+    "\n"
+    "options:\n"
+    "  -T, --to RECIPIENTS      member ids or @group, comma-separated\n"
+    "  -c, --category CATEGORY  of the files' hashes, or of CSV rows without one\n"
+    "  -r, --reference REF      your reference for the entries (<= 128 bytes)\n"
+    "  -C, --csv FILE           a list signal_type,signal_value,category (- = stdin)\n"
+    "  -R, --retract            withdraw these hashes instead\n"
+    "  -H, --home DIR           the member home\n"
+    "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
+    "  -t, --timeout SECONDS    per request (1..3600, default 10)\n"
+    "  -h, --help               this text\n";
 
 int hashes_contribute(int argc, char **argv)
 {
@@ -350,7 +361,18 @@ static const char feedback_usage[] =
     "\n"
     "Tells the member that contributed a hash that it matched N times (no content\n"
     "is sent) or that it matched something that is not abuse material (--note\n"
-    "says what, e.g. 'a stock logo'). TYPE: md5, sha1, sha256, pdq, vendor:NAME.\n";
+    "says what, e.g. 'a stock logo'). TYPE: md5, sha1, sha256, pdq, vendor:NAME.\n"
+    "\n"
+    "options:\n"
+    "  -T, --to CONTRIBUTOR     the member that contributed the hash\n"
+    "  -m, --match TYPE:VALUE   the hash matched\n"
+    "  -n, --count N            how many times (default 1)\n"
+    "  -f, --false-positive TYPE:VALUE  it matched something that is not abuse\n"
+    "  -N, --note TEXT          what the false positive was\n"
+    "  -H, --home DIR           the member home\n"
+    "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
+    "  -t, --timeout SECONDS    per request (1..3600, default 10)\n"
+    "  -h, --help               this text\n";
 
 int hashes_feedback(int argc, char **argv)
 {
