@@ -118,4 +118,35 @@ bool hashbank_csv_header(const char *line, size_t len);
 CASENET_NODISCARD int hashbank_signal_arg(const char *arg, struct hashbank_row *row, char *err,
                                           size_t errlen);
 
+/* ------------------------------------------------------------ PDQ matching */
+
+/* The largest Hamming distance hashbank_pdq_match takes (of 256 bits). */
+#define HASHBANK_PDQ_MAX_DISTANCE 31
+/* The default distance and quality of `casenet hashes match`: ThreatExchange's. */
+#define HASHBANK_PDQ_DISTANCE    31
+#define HASHBANK_PDQ_MIN_QUALITY 50
+
+/* An in-memory index of PDQ hashes (hashbank_pdq.c): multi-index hashing
+ * over 16 chunks of 16 bits. Not thread-safe (a query marks what it saw). */
+typedef struct hashbank_pdq_index hashbank_pdq_index;
+struct hashbank_pdq_hit {
+    uint64_t bits[4];
+    unsigned distance;
+};
+/* 64 hex digits into 4 words (most significant first); CASENET_EINVAL. */
+CASENET_NODISCARD int hashbank_pdq_parse(const char *hex, uint64_t out[4]);
+/* An empty index: hashbank_pdq_add each hash, then hashbank_pdq_build once. */
+CASENET_NODISCARD int hashbank_pdq_new(hashbank_pdq_index **out);
+CASENET_NODISCARD int hashbank_pdq_add(hashbank_pdq_index *ix, const uint64_t bits[4]);
+CASENET_NODISCARD int hashbank_pdq_build(hashbank_pdq_index *ix);
+/* An index of b's live pdq entries whose quality is not stated or at least
+ * min_quality, built. *out is the caller's (hashbank_pdq_free). */
+CASENET_NODISCARD int hashbank_pdq_load(hashbank *b, unsigned min_quality,
+                                        hashbank_pdq_index **out);
+/* The number of indexed hashes within max_distance (<= 31) of q; the first
+ * max_hits of them into hits. 0 before hashbank_pdq_build. */
+size_t hashbank_pdq_match(hashbank_pdq_index *ix, const uint64_t q[4], unsigned max_distance,
+                          struct hashbank_pdq_hit *hits, size_t max_hits);
+void hashbank_pdq_free(hashbank_pdq_index *ix);
+
 #endif

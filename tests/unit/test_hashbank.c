@@ -217,13 +217,96 @@ static void test_digests(void **state)
     CN_ERR(hashbank_digest_file(path, &d), CASENET_EIO);
 }
 
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* q with the bits of positions [0, flips) of a spread permutation flipped. */
+static void flipped(const uint64_t q[4], unsigned flips, uint64_t out[4])
+{
+    memcpy(out, q, 4 * sizeof *q);
+    for (unsigned i = 0; i < flips; i++) {
+        unsigned bit = (i * 97) % 256; /* 97 is odd: 256 distinct positions */
+        out[bit / 64] ^= 1ull << (bit % 64);
+    }
+}
+
+/* Distance 31 matches, 32 does not, wherever the flipped bits fall; the
+ * index finds exactly what a scan of every hash finds. */
+static void test_pdq(void **state)
+{
+    (void)state;
+    uint64_t q[4], near[4], far[4], none[4];
+    CN_OK(
+        hashbank_pdq_parse("f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22", q));
+    assert_true(q[0] == 0xf8f8f0cee0f4a84full && q[3] == 0x33e6b39c4e9c9b22ull);
+    CN_ERR(hashbank_pdq_parse("F8f8", q), CASENET_EINVAL);
+    CN_OK(
+        hashbank_pdq_parse("f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22", q));
+    hashbank_pdq_index *ix = NULL;
+    struct hashbank_pdq_hit hits[8];
+    CN_OK(hashbank_pdq_new(&ix));
+    assert_int_equal(hashbank_pdq_match(ix, q, 31, hits, 8), 0); /* not built */
+    flipped(q, 31, near);
+    flipped(q, 32, far);
+    CN_OK(hashbank_pdq_add(ix, near));
+    CN_OK(hashbank_pdq_add(ix, far));
+    enum { RANDOM = 20000 };
+    static uint64_t all[RANDOM][4];
+    for (int i = 0; i < RANDOM; i++) {
+        for (int w = 0; w < 4; w++)
+            all[i][w] = rnd();
+        if (i % 100 == 0) /* some near the query, at distances 0..40 */
+            flipped(q, (unsigned)(i / 100) % 41, all[i]);
+        CN_OK(hashbank_pdq_add(ix, all[i]));
+    }
+    CN_OK(hashbank_pdq_build(ix));
+    CN_ERR(hashbank_pdq_add(ix, q), CASENET_EINVAL);
+    /* near alone at 31 would be 1; the random ones near q add theirs */
+    size_t brute = 0;
+    for (int i = 0; i < RANDOM; i++) {
+        unsigned d = 0;
+        for (int w = 0; w < 4; w++)
+            d += (unsigned)__builtin_popcountll(all[i][w] ^ q[w]);
+        brute += d <= 31;
+    }
+    size_t n = hashbank_pdq_match(ix, q, 31, hits, 8);
+    assert_int_equal(n, brute + 1);
+    for (int w = 0; w < 4; w++)
+        none[w] = ~q[w]; /* 256 from q, far from everything indexed */
+    assert_int_equal(hashbank_pdq_match(ix, none, 31, hits, 8), 0);
+    /* hits beyond max_hits are counted, not written */
+    assert_int_equal(hashbank_pdq_match(ix, q, 31, hits, 1), brute + 1);
+    /* far is 32 from q, near 31: from q at 31, near counts and far does not */
+    uint64_t lone[4];
+    hashbank_pdq_index *two = NULL;
+    CN_OK(hashbank_pdq_new(&two));
+    CN_OK(hashbank_pdq_add(two, near));
+    CN_OK(hashbank_pdq_add(two, far));
+    CN_OK(hashbank_pdq_build(two));
+    assert_int_equal(hashbank_pdq_match(two, q, 31, hits, 8), 1);
+    assert_int_equal(hits[0].distance, 31);
+    assert_int_equal(hashbank_pdq_match(two, q, 32, hits, 8), 0); /* beyond the bound */
+    for (unsigned d = 0; d <= 31; d++) {                          /* every distance up to 31 */
+        flipped(q, d, lone);
+        assert_int_equal(hashbank_pdq_match(two, lone, 31 - d, hits, 8), 1);
+    }
+    hashbank_pdq_free(two);
+    hashbank_pdq_free(ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order),
-        cmocka_unit_test(test_feedback),
-        cmocka_unit_test(test_text_forms),
-        cmocka_unit_test(test_digests),
+        cmocka_unit_test(test_order),      cmocka_unit_test(test_feedback),
+        cmocka_unit_test(test_text_forms), cmocka_unit_test(test_digests),
+        cmocka_unit_test(test_pdq),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
