@@ -466,6 +466,7 @@ static const struct cli_cmd hashes_cmds[] = {
     {"export", hashes_export, "write the bank as CSV or JSON Lines"},
     {"contribute", hashes_contribute, "send hashes of files or a CSV list (or --retract them)"},
     {"feedback", hashes_feedback, "tell a contributor of a match or a false positive"},
+    {"match", hashes_match, "look files or hashes up (pdq by distance); exit 1 if none"},
 };
 
 int cmd_hashes(int argc, char **argv)

@@ -46,6 +46,8 @@ int hashes_bank_open(const struct home *h, hashbank **out);
 /* cmd_hashes_send.c */
 int hashes_contribute(int argc, char **argv);
 int hashes_feedback(int argc, char **argv);
+/* cmd_hashes_match.c */
+int hashes_match(int argc, char **argv);
 
 /* For `casenet watch`: applies an opened HASH_SHARE message to h's bank
  * (after casenet_hash_share_check), reporting on stderr what it did or why

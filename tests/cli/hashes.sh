@@ -73,6 +73,25 @@ jq -e -s 'map(select(.signal_type == "pdq")) | .[0].signal_value
   == "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"' "$T/out" >/dev/null \
   || fail "no pdq entry in JSON Lines"
 
+step "the platform matches: files exactly, pdq by distance (31 matches, 32 does not)"
+expect_exit 0 "$CASENET" hashes match --home "$PLAT" "$T/abc.bin"
+expect_contains "$T/out" "abc.bin: sha1:a9993e364706816aba3e25717850c26c9cd0d89d (1 contributor)"
+printf 'something else' >"$T/other.bin"
+expect_exit 1 "$CASENET" hashes match --home "$PLAT" "$T/other.bin"
+[ ! -s "$T/out" ] || fail "a non-match printed: $(cat "$T/out")"
+PDQ=f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
+# flip N: the pdq value with its first N bits inverted
+flip() { python3 -c 'import sys; v=int(sys.argv[1],16); n=int(sys.argv[2]); print("%064x" % (v ^ (((1<<n)-1) << (256-n))))' "$PDQ" "$1"; }
+expect_exit 0 "$CASENET" hashes match --home "$PLAT" --hash "pdq:$(flip 31)"
+expect_contains "$T/out" "pdq:$PDQ distance 31"
+expect_exit 1 "$CASENET" hashes match --home "$PLAT" --hash "pdq:$(flip 32)"
+expect_exit 1 "$CASENET" hashes match --home "$PLAT" --hash "pdq:$(flip 20)" --max-distance 19
+expect_exit 0 "$CASENET" hashes match --home "$PLAT" --hash "vendor:photodna:AAECAwQFBgc=" \
+  --hash "pdq:$(flip 5)"
+[ "$(wc -l <"$T/out")" = 2 ] || fail "two matches expected: $(cat "$T/out")"
+expect_exit 2 "$CASENET" hashes match --home "$PLAT" --hash "pdq:$PDQ" --max-distance 32
+expect_contains "$T/err" "--max-distance wants 0..31"
+
 step "a retraction removes the entry; importing again changes nothing"
 expect_exit 0 "$CASENET" hashes contribute --home "$HOT" --to vn.platform.x --retract "$T/empty.bin"
 expect_contains "$T/err" "retracted 3 hashes"
