@@ -3,8 +3,11 @@
  * scale: N sha256 entries (default 1,000,000) sent as HASH_SHARE payloads
  * of 20,000 items, each checked (casenet_payload_check) and applied to a
  * bank file; then L exact lookups (default 1,000,000, half of them hits)
- * and the bank's size on disk. Not a test; run it by hand:
- *     build/tests/bench_hashbank [entries] [lookups]
+ * and the bank's size on disk. With "pdq" the entries are PDQ hashes: the
+ * bank's pdq index is loaded (timed) and the lookups are Hamming-distance
+ * matches within 31, half of them near an entry (distance 1..31), half
+ * random. Not a test; run it by hand:
+ *     build/tests/bench_hashbank [entries] [lookups] [sha256|pdq]
  */
 #include "casenet.pb-c.h"
 #include "hashbank.h"
@@ -37,6 +40,8 @@ static void value(uint64_t i, char out[65])
 }
 
 /* Payload of entries [from, from + n): packed into *out (malloc'd). */
+static int type = CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_SHA256;
+
 static size_t build(uint64_t from, size_t n, uint8_t **out)
 {
     Casenet__V1__HashSignal *sig = calloc(n, sizeof *sig);
@@ -47,7 +52,7 @@ static size_t build(uint64_t from, size_t n, uint8_t **out)
     for (size_t i = 0; i < n; i++) {
         value(from + i, vals[i]);
         casenet__v1__hash_signal__init(&sig[i]);
-        sig[i].signal_type = CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_SHA256;
+        sig[i].signal_type = (Casenet__V1__HashSignalType)type;
         sig[i].value = vals[i];
         casenet__v1__hash_entry__init(&ent[i]);
         ent[i].signal = &sig[i];
@@ -69,10 +74,57 @@ static size_t build(uint64_t from, size_t n, uint8_t **out)
     return len;
 }
 
+static void exact_lookups(hashbank *b, uint64_t entries, uint64_t lookups)
+{
+    double t0 = now_s();
+    uint64_t hits = 0;
+    for (uint64_t i = 0; i < lookups; i++) {
+        char v[65];
+        value(i % 2 ? (i * 7919) % entries : entries + i, v);
+        size_t n = 0;
+        if (hashbank_lookup(b, "sha256", v, &n) != CASENET_OK)
+            exit(1);
+        hits += n;
+    }
+    double dt = now_s() - t0;
+    printf("lookup: %llu exact lookups (%llu hits) in %.2f s: %.0f lookups/s\n",
+           (unsigned long long)lookups, (unsigned long long)hits, dt, (double)lookups / dt);
+}
+
+static void pdq_lookups(hashbank *b, uint64_t entries, uint64_t lookups)
+{
+    double t0 = now_s();
+    hashbank_pdq_index *ix = NULL;
+    if (hashbank_pdq_load(b, 50, &ix) != CASENET_OK)
+        exit(1);
+    printf("pdq index: %llu entries loaded and indexed in %.2f s\n", (unsigned long long)entries,
+           now_s() - t0);
+    t0 = now_s();
+    uint64_t hits = 0;
+    struct hashbank_pdq_hit h[4];
+    for (uint64_t i = 0; i < lookups; i++) {
+        char v[65];
+        uint64_t q[4];
+        value(i % 2 ? (i * 7919) % entries : entries + i, v);
+        if (hashbank_pdq_parse(v, q) != CASENET_OK)
+            exit(1);
+        if (i % 2) /* near: flip 1..31 bits spread over the hash */
+            for (unsigned f = 0; f < 1 + i % 31; f++)
+                q[(f * 97 % 256) / 64] ^= 1ull << (f * 97 % 64);
+        hits += hashbank_pdq_match(ix, q, 31, h, 4) > 0;
+    }
+    double dt = now_s() - t0;
+    printf("lookup: %llu pdq matches within 31 (%llu found) in %.2f s: %.0f lookups/s\n",
+           (unsigned long long)lookups, (unsigned long long)hits, dt, (double)lookups / dt);
+    hashbank_pdq_free(ix);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t entries = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
     uint64_t lookups = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000000;
+    if (argc > 3 && strcmp(argv[3], "pdq") == 0)
+        type = CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ;
     char *dir = tl_tmpdir(), path[4096];
     snprintf(path, sizeof path, "%s/bank.sqlite", dir);
     hashbank *b = NULL;
@@ -100,19 +152,10 @@ int main(int argc, char **argv)
     printf("import: %llu entries in %.2f s (checks %.2f s, applying %.2f s): %.0f entries/s\n",
            (unsigned long long)entries, check + apply, check, apply,
            (double)entries / (check + apply));
-    double t0 = now_s();
-    uint64_t hits = 0;
-    for (uint64_t i = 0; i < lookups; i++) {
-        char v[65];
-        value(i % 2 ? (i * 7919) % entries : entries + i, v);
-        size_t n = 0;
-        if (hashbank_lookup(b, "sha256", v, &n) != CASENET_OK)
-            return 1;
-        hits += n;
-    }
-    double dt = now_s() - t0;
-    printf("lookup: %llu exact lookups (%llu hits) in %.2f s: %.0f lookups/s\n",
-           (unsigned long long)lookups, (unsigned long long)hits, dt, (double)lookups / dt);
+    if (type == CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ)
+        pdq_lookups(b, entries, lookups);
+    else
+        exact_lookups(b, entries, lookups);
     hashbank_free(b);
     struct stat st;
     char wal[4200];
