@@ -127,7 +127,7 @@ CASENET_NODISCARD int hashbank_signal_arg(const char *arg, struct hashbank_row *
 #define HASHBANK_PDQ_MIN_QUALITY 50
 
 /* An in-memory index of PDQ hashes (hashbank_pdq.c): multi-index hashing
- * over 16 chunks of 16 bits. Not thread-safe (a query marks what it saw). */
+ * over 16 chunks of 16 bits, about 340 bytes per hash. Queries only read it. */
 typedef struct hashbank_pdq_index hashbank_pdq_index;
 struct hashbank_pdq_hit {
     uint64_t bits[4];
@@ -145,7 +145,7 @@ CASENET_NODISCARD int hashbank_pdq_load(hashbank *b, unsigned min_quality,
                                         hashbank_pdq_index **out);
 /* The number of indexed hashes within max_distance (<= 31) of q; the first
  * max_hits of them into hits. 0 before hashbank_pdq_build. */
-size_t hashbank_pdq_match(hashbank_pdq_index *ix, const uint64_t q[4], unsigned max_distance,
+size_t hashbank_pdq_match(const hashbank_pdq_index *ix, const uint64_t q[4], unsigned max_distance,
                           struct hashbank_pdq_hit *hits, size_t max_hits);
 void hashbank_pdq_free(hashbank_pdq_index *ix);
 
