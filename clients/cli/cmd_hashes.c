@@ -247,6 +247,18 @@ struct printer {
     char last_type[HASHBANK_TYPE_MAX], last_value[HASHBANK_VALUE_MAX];
 };
 
+/* Prints o on one line and releases it. */
+static int print_json(json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s)
+        return CASENET_ENOMEM;
+    printf("%s\n", s);
+    free(s);
+    return CASENET_OK;
+}
+
 static int print_entry(const struct hashbank_entry *e, void *ctx)
 {
     struct printer *p = ctx;
@@ -272,13 +284,7 @@ static int print_entry(const struct hashbank_entry *e, void *ctx)
                   e->contributor, "first_seen", when, "reference", e->reference);
     if (o && e->pdq_quality)
         json_object_set_new(o, "pdq_quality", json_integer(e->pdq_quality));
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!s)
-        return CASENET_ENOMEM;
-    printf("%s\n", s);
-    free(s);
-    return CASENET_OK;
+    return print_json(o);
 }
 
 static int print_feedback(const struct hashbank_feedback *f, void *ctx)
@@ -302,13 +308,7 @@ static int print_feedback(const struct hashbank_feedback *f, void *ctx)
     if (o)
         json_object_set_new(o, fp ? "note" : "match_count",
                             fp ? json_string(f->note) : json_integer(f->match_count));
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!s)
-        return CASENET_ENOMEM;
-    printf("%s\n", s);
-    free(s);
-    return CASENET_OK;
+    return print_json(o);
 }
 
 /* list and export: options, then every entry (or feedback) through p. */
