@@ -71,6 +71,8 @@ int cn_payload_case_for_kind(int kind)
     case CASENET_KIND_ESCALATION:
     case CASENET_KIND_DEAD_LETTER:
         return CASENET__V1__PAYLOAD__BODY_NOTICE;
+    case CASENET_KIND_HASH_SHARE:
+        return CASENET__V1__PAYLOAD__BODY_HASH_SHARE;
     default:
         return 0;
     }
@@ -319,6 +321,9 @@ int casenet_seal(const casenet_keys *sender, const casenet_directory *dir,
         memcmp(dir_pk, own_pk, CASENET_SIGN_PK_BYTES) != 0)
         return CASENET_EUNAUTH;
     if (broker_kind(opts->kind) && !casenet_member_has_role(&me, CN_ROLE_BROKER))
+        return CASENET_EFORBIDDEN;
+    if (opts->kind == CASENET_KIND_HASH_SHARE &&
+        casenet_hash_share_check(dir, id, payload, payload_len, NULL, 0) != CASENET_OK)
         return CASENET_EFORBIDDEN;
 
     /* Secrets on the stack (sodium_malloc costs a few mmap/mprotect calls per

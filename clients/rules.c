@@ -137,6 +137,8 @@ static void need_notice(struct missing *m, const Casenet__V1__BrokerNotice *n)
         miss(m, "urgency");
 }
 
+static void need_hash_share(struct missing *m, const Casenet__V1__HashShare *h);
+
 /* Fills m with the required fields p lacks; returns the oneof's JSON name. */
 static const char *payload_missing(const Casenet__V1__Payload *p, struct missing *m)
 {
@@ -182,6 +184,9 @@ static const char *payload_missing(const Casenet__V1__Payload *p, struct missing
     case CASENET__V1__PAYLOAD__BODY_NOTICE:
         need_notice(m, p->notice);
         return "notice";
+    case CASENET__V1__PAYLOAD__BODY_HASH_SHARE:
+        need_hash_share(m, p->hash_share);
+        return "hashShare";
     default:
         return "payload";
     }
@@ -213,6 +218,171 @@ __attribute__((format(printf, 3, 4))) static void say(char *err, size_t errlen, 
     va_end(ap);
 }
 
+/* ------------------------------------------------------------ hash shares */
+
+/* PROTOCOL.md §6.2: at most this many entries, retractions and feedback in
+ * one HASH_SHARE, and these lengths of its texts. */
+enum {
+    HS_MAX_ITEMS = 20000,
+    HS_MAX_VENDOR_TYPE = 64,
+    HS_MAX_VENDOR_VALUE = 256,
+    HS_MAX_REFERENCE = 128,
+    HS_MAX_NOTE = 1024,
+};
+
+static void need_signal(struct missing *m, const char *what, size_t i,
+                        const Casenet__V1__HashSignal *s)
+{
+    if (!s || s->signal_type == CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_UNSPECIFIED)
+        miss(m, "%s[%zu].signal.signalType", what, i);
+    if (!s || !set(s->value))
+        miss(m, "%s[%zu].signal.value", what, i);
+    if (s && s->signal_type == CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_VENDOR &&
+        !set(s->vendor_type))
+        miss(m, "%s[%zu].signal.vendorType", what, i);
+}
+
+static void need_hash_share(struct missing *m, const Casenet__V1__HashShare *h)
+{
+    if (h->n_entries + h->n_retractions + h->n_feedback == 0)
+        miss(m, "entries (or retractions, or feedback)");
+    for (size_t i = 0; i < h->n_entries; i++) {
+        const Casenet__V1__HashEntry *e = h->entries[i];
+        need_signal(m, "entries", i, e->signal);
+        if (e->category == CASENET__V1__HASH_CATEGORY__HASH_CATEGORY_UNSPECIFIED)
+            miss(m, "entries[%zu].category", i);
+        if (e->first_seen_ms <= 0)
+            miss(m, "entries[%zu].firstSeenMs", i);
+    }
+    for (size_t i = 0; i < h->n_retractions; i++)
+        need_signal(m, "retractions", i, h->retractions[i]->signal);
+    for (size_t i = 0; i < h->n_feedback; i++) {
+        const Casenet__V1__HashFeedback *f = h->feedback[i];
+        need_signal(m, "feedback", i, f->signal);
+        if (f->kind == CASENET__V1__HASH_FEEDBACK_KIND__HASH_FEEDBACK_KIND_UNSPECIFIED)
+            miss(m, "feedback[%zu].kind", i);
+        else if (f->kind == CASENET__V1__HASH_FEEDBACK_KIND__HASH_FEEDBACK_KIND_MATCH &&
+                 f->match_count == 0)
+            miss(m, "feedback[%zu].matchCount", i);
+        else if (f->kind == CASENET__V1__HASH_FEEDBACK_KIND__HASH_FEEDBACK_KIND_FALSE_POSITIVE &&
+                 !set(f->note))
+            miss(m, "feedback[%zu].note", i);
+    }
+}
+
+static bool lower_hex(const char *s, size_t want)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return false;
+    }
+    return n == want;
+}
+
+static bool vendor_type_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HS_MAX_VENDOR_TYPE)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool vendor_value_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HS_MAX_VENDOR_VALUE)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] <= 0x20 || s[i] > 0x7e || s[i] == ',' || s[i] == '"')
+            return false;
+    }
+    return true;
+}
+
+/* Why signal s is malformed, or NULL when it is well formed. */
+static const char *signal_bad(const Casenet__V1__HashSignal *s)
+{
+    if (s->signal_type != CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_VENDOR &&
+        set(s->vendor_type))
+        return "only a vendor signal names a vendorType";
+    switch (s->signal_type) {
+    case CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_MD5:
+        return lower_hex(s->value, 32) ? NULL : "an md5 value is 32 lowercase hex digits";
+    case CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_SHA1:
+        return lower_hex(s->value, 40) ? NULL : "a sha1 value is 40 lowercase hex digits";
+    case CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_SHA256:
+        return lower_hex(s->value, 64) ? NULL : "a sha256 value is 64 lowercase hex digits";
+    case CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ:
+        return lower_hex(s->value, 64) ? NULL : "a pdq value is 64 lowercase hex digits";
+    case CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_VENDOR:
+        if (!vendor_type_ok(s->vendor_type))
+            return "a vendor type is 1 to 64 of a-z, 0-9, '.', '_', '-'";
+        return vendor_value_ok(s->value)
+                   ? NULL
+                   : "a vendor value is 1 to 256 printable ASCII characters, no space, ',' or '\"'";
+    default:
+        return "the signal type is none of md5, sha1, sha256, pdq, vendor";
+    }
+}
+
+/* The first malformed item of h, said into err; CASENET_OK when none. */
+static int hash_share_bad(const Casenet__V1__HashShare *h, char *err, size_t errlen)
+{
+    size_t total = h->n_entries + h->n_retractions + h->n_feedback;
+    if (total > HS_MAX_ITEMS) {
+        say(err, errlen, "the hashShare holds %zu items; at most %d fit in one message", total,
+            HS_MAX_ITEMS);
+        return CASENET_EBADREQ;
+    }
+    if (h->n_feedback && (h->n_entries || h->n_retractions)) {
+        say(err, errlen,
+            "the hashShare mixes feedback with entries or retractions; "
+            "send them as two messages");
+        return CASENET_EBADREQ;
+    }
+    const char *why = NULL, *what = "";
+    size_t at = 0;
+    for (size_t i = 0; !why && i < h->n_entries; i++) {
+        const Casenet__V1__HashEntry *e = h->entries[i];
+        what = "entries", at = i;
+        why = signal_bad(e->signal);
+        if (!why && e->category > CASENET__V1__HASH_CATEGORY__HASH_CATEGORY_NOT_ILLEGAL)
+            why = "the category is none of baseline, nationally-illegal, not-illegal";
+        if (!why && e->pdq_quality &&
+            e->signal->signal_type != CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ)
+            why = "only a pdq entry states a pdqQuality";
+        if (!why && e->pdq_quality > 100)
+            why = "pdqQuality is 1 to 100";
+        if (!why && strlen(e->reference) > HS_MAX_REFERENCE)
+            why = "the reference is longer than 128 bytes";
+    }
+    for (size_t i = 0; !why && i < h->n_retractions; i++) {
+        what = "retractions", at = i;
+        why = signal_bad(h->retractions[i]->signal);
+        if (!why && strlen(h->retractions[i]->reason) > HS_MAX_NOTE)
+            why = "the reason is longer than 1024 bytes";
+    }
+    for (size_t i = 0; !why && i < h->n_feedback; i++) {
+        const Casenet__V1__HashFeedback *f = h->feedback[i];
+        what = "feedback", at = i;
+        why = signal_bad(f->signal);
+        if (!why && f->kind > CASENET__V1__HASH_FEEDBACK_KIND__HASH_FEEDBACK_KIND_FALSE_POSITIVE)
+            why = "the kind is none of match, false-positive";
+        if (!why && strlen(f->note) > HS_MAX_NOTE)
+            why = "the note is longer than 1024 bytes";
+    }
+    if (!why)
+        return CASENET_OK;
+    say(err, errlen, "hashShare %s[%zu] is refused: %s", what, at, why);
+    return CASENET_EBADREQ;
+}
+
 int casenet_payload_check(const uint8_t *payload, size_t len, casenet_kind kind,
                           casenet_urgency urgency, char *err, size_t errlen)
 {
@@ -239,6 +409,9 @@ int casenet_payload_check(const uint8_t *payload, size_t len, casenet_kind kind,
         say(err, errlen, "the %s lacks %s", what, m.text);
         goto cleanup;
     }
+    if (p->body_case == CASENET__V1__PAYLOAD__BODY_HASH_SHARE &&
+        hash_share_bad(p->hash_share, err, errlen) != CASENET_OK)
+        goto cleanup;
     int stated = stated_urgency(p);
     int header = urgency ? (int)urgency : CASENET_URGENCY_STANDARD;
     if (stated < 0 || stated > CASENET_URGENCY_INFO) {
@@ -287,6 +460,9 @@ enum {
     /* Any member at all, even one without roles: the broker's notices reach
      * a message's sender whatever the directory now says of its roles. */
     R_ANYONE = 1u << 7,
+    /* Who may add hashes to the bank (PROTOCOL.md §6.2): the hotline
+     * (intake), the police (responder), and gateways for foreign lists. */
+    R_CONTRIBUTORS = R_INTAKE | R_RESPONDER | R_GATEWAY,
 };
 
 static const char *const role_names[] = {"intake",      "responder",         "takedown-requester",
@@ -308,6 +484,9 @@ static const struct {
     {CASENET_KIND_CORRECTION, R_PARTIES, R_PARTIES},
     {CASENET_KIND_WITHDRAW, R_PARTIES, R_PARTIES},
     {CASENET_KIND_ERASE, R_PARTIES, R_PARTIES},
+    /* Contributing needs R_CONTRIBUTORS too (casenet_hash_share_check);
+     * the other parties send feedback only. */
+    {CASENET_KIND_HASH_SHARE, R_CONTRIBUTORS | R_PLATFORM, R_CONTRIBUTORS | R_PLATFORM},
     {CASENET_KIND_ESCALATION, R_BROKER, R_ANYONE},
     {CASENET_KIND_DEAD_LETTER, R_BROKER, R_ANYONE},
 };
@@ -408,4 +587,35 @@ int casenet_role_check(const casenet_directory *dir, const char *sender, int kin
         return CASENET_EFORBIDDEN;
     }
     return CASENET_OK;
+}
+
+int casenet_hash_share_check(const casenet_directory *dir, const char *sender,
+                             const uint8_t *payload, size_t len, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!dir || !sender || (!payload && len))
+        return CASENET_EINVAL;
+    Casenet__V1__Payload *p = casenet__v1__payload__unpack(&cn_wiping_allocator, len,
+                                                           payload ? payload : (const uint8_t *)"");
+    if (!p || p->body_case != CASENET__V1__PAYLOAD__BODY_HASH_SHARE) {
+        if (p)
+            casenet__v1__payload__free_unpacked(p, &cn_wiping_allocator);
+        say(err, errlen, "the payload is not a hash-share payload");
+        return CASENET_EBADREQ;
+    }
+    bool contributes = p->hash_share->n_entries + p->hash_share->n_retractions > 0;
+    casenet__v1__payload__free_unpacked(p, &cn_wiping_allocator);
+    casenet_member s;
+    if (casenet_directory_find(dir, sender, &s) != CASENET_OK) {
+        say(err, errlen, "%s is not in the directory", sender);
+        return CASENET_EUNAUTH;
+    }
+    if (!contributes || (role_mask(&s) & R_CONTRIBUTORS))
+        return CASENET_OK;
+    char have[128], want[128];
+    say(err, errlen, "%s (%s) may not contribute hashes: only %s may; it may send feedback", sender,
+        mask_names(role_mask(&s), have, sizeof have),
+        mask_names(R_CONTRIBUTORS, want, sizeof want));
+    return CASENET_EFORBIDDEN;
 }

@@ -401,7 +401,8 @@ CASENET_API void casenet_message_info_clear(casenet_message_info *info);
  * first for the message); when opts->urgency is 0 the header takes the
  * urgency the payload states (standard when it states none). The sender's
  * roles must allow kind to every recipient (casenet_role_check,
- * CASENET_EFORBIDDEN).
+ * CASENET_EFORBIDDEN), and a HASH_SHARE contribution needs a contributor
+ * (casenet_hash_share_check, CASENET_EFORBIDDEN).
  * On success *envelope holds the serialised Envelope and message_id (when not
  * NULL) its id. */
 CASENET_API CASENET_NODISCARD int
@@ -484,6 +485,17 @@ CASENET_API CASENET_NODISCARD int casenet_role_check(const casenet_directory *di
                                                      const char *sender, int kind,
                                                      const char *const *recipients, size_t n,
                                                      char *err, size_t errlen);
+/* The hash bank's rule beyond the matrix (PROTOCOL.md §6.2): a HASH_SHARE
+ * payload carrying entries or retractions may come only from a contributor
+ * (role intake, responder or gateway); feedback from any party the matrix
+ * allows. CASENET_EFORBIDDEN with err naming the roles, CASENET_EUNAUTH for
+ * a sender the directory does not list, CASENET_EBADREQ for a payload that
+ * is not a hash share. casenet_seal applies it; importers apply it to what
+ * they receive. */
+CASENET_API CASENET_NODISCARD int casenet_hash_share_check(const casenet_directory *dir,
+                                                           const char *sender,
+                                                           const uint8_t *payload, size_t len,
+                                                           char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ receipts */
 

@@ -6,6 +6,7 @@
  * receipt. The journal in the home (watch.h) makes each hand-over happen
  * once across crashes of watch or of the broker. */
 #include "cli.h"
+#include "cmd_hashes.h"
 #include "commands.h"
 #include "home.h"
 #include "log.h"
@@ -44,6 +45,8 @@ static const char watch_usage[] =
     "hands it to the agency and only then sends a signed 'delivered' receipt.\n"
     "Forwarded receipts and broker notices (escalation, dead-letter) are handed\n"
     "over too; a forwarded receipt gets no receipt back.\n"
+    "A hash-share is applied to the member's hash bank (casenet hashes) and\n"
+    "handed over too.\n"
     "\n"
     "What is handed over is one JSON object per message:\n"
     "  {\"message\": {\"id\", \"seq\", \"from\", \"kind\", \"urgency\", \"status\",\n"
@@ -484,6 +487,8 @@ static enum outcome handle_message_row(struct watch *w, const casenet_inbox_entr
     if (cn_strlcpy(row->sender, info.sender, sizeof row->sender) != CASENET_OK)
         row->sender[0] = '\0';
     row->kind = info.kind;
+    if (info.kind == CASENET_KIND_HASH_SHARE)
+        hashes_apply_opened(w->h, &info, &payload); /* then handed over as any message */
     rc = casenet_payload_to_json(payload.data, payload.len, &pjson);
     if (rc == CASENET_OK)
         rc = watch_message_json(e, &info, &pjson, &json, &len);

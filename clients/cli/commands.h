@@ -31,6 +31,7 @@ int cmd_overdue(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_console(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_hashes(int argc, char **argv);
 
 /* cmd_admin.c: prints the directory file at path (see `admin show`),
  * verified with authority_pk and min_version unless authority_pk is NULL.

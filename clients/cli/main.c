@@ -28,6 +28,7 @@ static const struct cli_cmd commands[] = {
     {"watch", cmd_watch, "unattended agent: hand each new message to the agency, then ack"},
     {"console", cmd_console, "the agency's web console and its staff accounts"},
     {"report", cmd_report, "coordinators: a month's figures from the verified audit log"},
+    {"hashes", cmd_hashes, "the local hash bank: import, list, stats, export, contribute"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1190,7 +1190,8 @@ static void test_role_matrix(void **state)
     assert_true(casenet_role_may_send(&broker, CASENET_KIND_DEAD_LETTER, &hot));
     assert_false(casenet_role_may_send(&broker, CASENET_KIND_REFERRAL, &a05));
     assert_false(casenet_role_may_send(&hot, CASENET_KIND_ESCALATION, &coord));
-    assert_false(casenet_role_may_send(&hot, CASENET_KIND_HASH_SHARE, &a05));
+    assert_true(casenet_role_may_send(&hot, CASENET_KIND_HASH_SHARE, &plat));
+    assert_false(casenet_role_may_send(&coord, CASENET_KIND_HASH_SHARE, &plat));
     const char *to[] = {"vn.police.a05", "vn.platform.x"};
     char err[256];
     CN_ERR(casenet_role_check(net->dir, "vn.hotline111", CASENET_KIND_REFERRAL, to, 2, err,

@@ -519,8 +519,8 @@ static void test_error_oneof_and_kind(void **state)
                  "referral: does not match the message kind, which needs status");
     expect_error("{\"notice\": {}}", CASENET_KIND_REFERRAL, CASENET_EINVAL,
                  "notice: does not match the message kind, which needs referral");
-    expect_error("{\"referral\": {}}", CASENET_KIND_HASH_SHARE, CASENET_EINVAL,
-                 "kind 10 carries no payload");
+    expect_error("{\"referral\": {}}", CASENET_KIND_RECEIPT, CASENET_EINVAL,
+                 "kind 20 carries no payload");
     expect_error("{}", 0, CASENET_EINVAL, "empty payload");
     expect_error("{\"referral\": null}", 0, CASENET_EINVAL, "empty payload");
 }

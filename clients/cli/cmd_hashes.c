@@ -1,0 +1,476 @@
+/* cmd_hashes.c - `casenet hashes ...`: the member's local hash bank
+ * (docs/hashbank.md, clients/hashbank.h): import of received HASH_SHARE
+ * messages, list, stats, export; contribute and feedback are in
+ * cmd_hashes_send.c. `casenet watch` applies what it receives through
+ * hashes_apply_opened. */
+#include "cli.h"
+#include "cmd_hashes.h"
+#include "commands.h"
+#include "hashbank.h"
+#include "util.h"
+
+#include "casenet.pb-c.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int hashes_bank_open(const struct home *h, hashbank **out)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", h->path, HASHBANK_FILE);
+    int rc = hashbank_open(path, out);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, "check the home's permissions and free space",
+                        "cannot open the hash bank %s", path);
+    return CLI_OK;
+}
+
+/* Applies one opened message to b after the contributor rule; a line on
+ * stderr says what happened. Returns a casenet code. */
+static int apply_opened(const struct home *h, hashbank *b, const casenet_message_info *info,
+                        const casenet_buf *payload, struct hashbank_result *res)
+{
+    char err[256], hex[33];
+    cli_id16_hex(info->message_id, hex);
+    int rc = casenet_hash_share_check(h->dir, info->sender, payload->data, payload->len, err,
+                                      sizeof err);
+    if (rc != CASENET_OK) {
+        cli_warn("hash share %s ignored: %s", hex, err);
+        return rc;
+    }
+    rc = hashbank_apply(b, info->message_id, info->sender, info->created_at_ms, payload->data,
+                        payload->len, res);
+    if (rc != CASENET_OK) {
+        cli_warn("hash share %s not applied: %s", hex, casenet_strerror(rc));
+        return rc;
+    }
+    if (res->already)
+        fprintf(stderr, "hash share %s from %s: applied before\n", hex, info->sender);
+    else
+        fprintf(stderr,
+                "hash share %s from %s: %zu added, %zu retracted, %zu older ignored, "
+                "%zu feedback\n",
+                hex, info->sender, res->added, res->retracted, res->ignored, res->feedback);
+    return CASENET_OK;
+}
+
+void hashes_apply_opened(const struct home *h, const casenet_message_info *info,
+                         const casenet_buf *payload)
+{
+    hashbank *b = NULL;
+    struct hashbank_result res;
+    if (hashes_bank_open(h, &b) == CLI_OK)
+        (void)apply_opened(h, b, info, payload, &res);
+    hashbank_free(b);
+}
+
+/* ------------------------------------------------------------ import */
+
+static const char import_usage[] =
+    "usage: casenet hashes import [--home DIR] [--broker ENDPOINT] [--timeout SECONDS]\n"
+    "\n"
+    "Fetches the HASH_SHARE messages of the inbox not yet in the bank, verifies\n"
+    "and opens them, applies them in the order they were sealed (adds,\n"
+    "retractions, category changes; each message once) and acknowledges each as\n"
+    "delivered. Contributions from members that may not contribute are ignored.\n"
+    "\n"
+    "options:\n"
+    "  -H, --home DIR           the member home\n"
+    "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
+    "  -t, --timeout SECONDS    per request (1..3600, default 10)\n"
+    "  -h, --help               this text\n";
+
+/* One fetched and opened message waiting to be applied. */
+struct opened {
+    casenet_message_info info;
+    casenet_buf env, payload;
+    casenet_inbox_state state;
+};
+
+static int by_created(const void *a, const void *b)
+{
+    const struct opened *x = a, *y = b;
+    if (x->info.created_at_ms != y->info.created_at_ms)
+        return x->info.created_at_ms < y->info.created_at_ms ? -1 : 1;
+    return memcmp(x->info.message_id, y->info.message_id, CASENET_MESSAGE_ID_BYTES);
+}
+
+/* Adds the inbox's HASH_SHARE rows not yet applied to *list, fetched and
+ * opened; a message that does not open is reported and skipped. */
+static int collect(struct home *h, casenet_client *cl, hashbank *b, struct opened **list, size_t *n)
+{
+    uint64_t cursor = 0;
+    bool more = true;
+    while (more) {
+        casenet_inbox_entry *rows = NULL;
+        size_t k = 0;
+        uint64_t next = cursor;
+        int rc = casenet_client_list(cl, CASENET_INBOX_ANY, cursor, 500, &rows, &k, &next, &more);
+        if (rc != CASENET_OK)
+            return net_fail(cl, rc, "ListInbox failed");
+        for (size_t i = 0; i < k; i++) {
+            if (rows[i].kind != CASENET_KIND_HASH_SHARE || hashbank_applied(b, rows[i].message_id))
+                continue;
+            struct opened *grown = realloc(*list, (*n + 1) * sizeof **list);
+            if (!grown) {
+                casenet_inbox_entries_free(rows, k);
+                return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
+            }
+            *list = grown;
+            struct opened *o = &(*list)[*n];
+            memset(o, 0, sizeof *o);
+            o->state = rows[i].state;
+            rc = casenet_client_fetch(cl, rows[i].message_id, &o->env);
+            if (rc == CASENET_OK)
+                rc = casenet_open(h->keys, h->dir, o->env.data, o->env.len, &o->info, &o->payload);
+            if (rc != CASENET_OK) {
+                char hex[33];
+                cli_id16_hex(rows[i].message_id, hex);
+                cli_warn("message %s skipped: %s", hex, casenet_strerror(rc));
+                casenet_message_info_clear(&o->info);
+                casenet_buf_free(&o->env);
+                casenet_buf_free(&o->payload);
+                continue;
+            }
+            (*n)++;
+        }
+        casenet_inbox_entries_free(rows, k);
+        if (k == 0 || next <= cursor)
+            break;
+        cursor = next;
+    }
+    return CLI_OK;
+}
+
+/* Sends a DELIVERED receipt for o (once: only from queued or fetched). */
+static void ack_delivered(struct home *h, casenet_client *cl, const struct opened *o)
+{
+    if (o->state != CASENET_INBOX_QUEUED && o->state != CASENET_INBOX_FETCHED)
+        return;
+    casenet_receipt r = {0};
+    casenet_buf signed_receipt = {0};
+    memcpy(r.message_id, o->info.message_id, sizeof r.message_id);
+    memcpy(r.envelope_hash, o->info.envelope_hash, sizeof r.envelope_hash);
+    r.status = CASENET_RECEIPT_DELIVERED;
+    r.signed_at_ms = cn_now_ms();
+    uint64_t index = 0;
+    int rc = cn_strlcpy(r.sender, o->info.sender, sizeof r.sender);
+    if (rc == CASENET_OK)
+        rc = cn_strlcpy(r.recipient, h->member, sizeof r.recipient);
+    if (rc == CASENET_OK)
+        rc = casenet_receipt_sign(h->keys, &r, &signed_receipt);
+    if (rc == CASENET_OK)
+        rc = casenet_client_send_receipt(cl, signed_receipt.data, signed_receipt.len, &index);
+    if (rc != CASENET_OK)
+        cli_warn("no delivered receipt sent: %s", casenet_strerror(rc));
+    casenet_buf_free(&signed_receipt);
+}
+
+static int hashes_import(int argc, char **argv)
+{
+    struct hashes_net o = {.timeout_ms = 10000};
+    int ex = hashes_parse_net(argc, argv, import_usage, &o);
+    if (ex >= 0)
+        return ex;
+    if (optind != argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    struct hashes_ctx x;
+    struct opened *list = NULL;
+    size_t n = 0, applied = 0;
+    ex = hashes_ctx_open(&o, true, &x);
+    if (ex == CLI_OK)
+        ex = collect(x.h, x.c, x.bank, &list, &n);
+    if (ex == CLI_OK) {
+        qsort(list, n, sizeof *list, by_created);
+        for (size_t i = 0; i < n; i++) {
+            struct hashbank_result res;
+            int rc = apply_opened(x.h, x.bank, &list[i].info, &list[i].payload, &res);
+            if (rc == CASENET_EIO) {
+                ex = cli_fail(CLI_LOCAL, rc, NULL, "the hash bank could not be written");
+                break;
+            }
+            applied += rc == CASENET_OK && !res.already;
+            ack_delivered(x.h, x.c, &list[i]);
+        }
+    }
+    if (ex == CLI_OK)
+        printf("%zu hash share message%s applied\n", applied, applied == 1 ? "" : "s");
+    for (size_t i = 0; i < n; i++) {
+        casenet_message_info_clear(&list[i].info);
+        casenet_buf_free(&list[i].env);
+        casenet_buf_free(&list[i].payload);
+    }
+    free(list);
+    hashes_ctx_close(&x);
+    return ex;
+}
+
+/* ------------------------------------------------------------ list, export */
+
+static const char list_usage[] =
+    "usage: casenet hashes list [--category CATEGORY] [--json] [--home DIR]\n"
+    "       casenet hashes list --feedback [--json] [--home DIR]\n"
+    "\n"
+    "Lists the bank's live entries (TYPE, VALUE, CATEGORY, CONTRIBUTOR, FIRST SEEN,\n"
+    "REFERENCE), or with --feedback the feedback received on this member's\n"
+    "contributions. CATEGORY: baseline, nationally-illegal, not-illegal.\n"
+    "\n"
+    "options:\n"
+    "  -c, --category CATEGORY  only the entries of this category\n"
+    "  -j, --json               one JSON object per line\n"
+    "  -f, --feedback           the feedback received instead of the entries\n"
+    "  -H, --home DIR           the member home\n"
+    "  -h, --help               this text\n";
+
+static const char export_usage[] =
+    "usage: casenet hashes export [--format csv|jsonl] [--category CATEGORY] [--home DIR]\n"
+    "\n"
+    "Writes the bank's live entries on stdout: CSV with the header\n"
+    "signal_type,signal_value,category (the common exchange format), or JSON Lines\n"
+    "with the contributor, first-seen time, reference and PDQ quality too. An\n"
+    "entry held from several contributors is written once per contributor in\n"
+    "JSON Lines, once in CSV.\n"
+    "\n"
+    "options:\n"
+    "  -F, --format FORMAT      csv (the default) or jsonl\n"
+    "  -c, --category CATEGORY  only the entries of this category\n"
+    "  -H, --home DIR           the member home\n"
+    "  -h, --help               this text\n";
+
+enum out_form { OUT_TABLE, OUT_JSON, OUT_CSV };
+
+struct printer {
+    enum out_form form;
+    char last_type[HASHBANK_TYPE_MAX], last_value[HASHBANK_VALUE_MAX];
+};
+
+/* Prints o on one line and releases it. */
+static int print_json(json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s)
+        return CASENET_ENOMEM;
+    printf("%s\n", s);
+    free(s);
+    return CASENET_OK;
+}
+
+static int print_entry(const struct hashbank_entry *e, void *ctx)
+{
+    struct printer *p = ctx;
+    char when[64];
+    if (p->form == OUT_CSV) {
+        if (strcmp(p->last_type, e->signal_type) == 0 && strcmp(p->last_value, e->value) == 0)
+            return CASENET_OK;
+        snprintf(p->last_type, sizeof p->last_type, "%s", e->signal_type);
+        snprintf(p->last_value, sizeof p->last_value, "%s", e->value);
+        printf("%s,%s,%s\n", e->signal_type, e->value, hashbank_category_name(e->category));
+        return CASENET_OK;
+    }
+    cli_format_time(e->first_seen_ms, false, when, sizeof when);
+    if (p->form == OUT_TABLE) {
+        printf("%-8s %s %-18s %-16s %s %s\n", e->signal_type, e->value,
+               hashbank_category_name(e->category), e->contributor, when,
+               e->reference[0] ? e->reference : "-");
+        return CASENET_OK;
+    }
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "signal_type", e->signal_type, "signal_value",
+                  e->value, "category", hashbank_category_name(e->category), "contributor",
+                  e->contributor, "first_seen", when, "reference", e->reference);
+    if (o && e->pdq_quality)
+        json_object_set_new(o, "pdq_quality", json_integer(e->pdq_quality));
+    return print_json(o);
+}
+
+static int print_feedback(const struct hashbank_feedback *f, void *ctx)
+{
+    const struct printer *p = ctx;
+    char when[64];
+    cli_format_time(f->created_ms, false, when, sizeof when);
+    bool fp = f->kind == CASENET__V1__HASH_FEEDBACK_KIND__HASH_FEEDBACK_KIND_FALSE_POSITIVE;
+    if (p->form == OUT_TABLE) {
+        if (fp)
+            printf("%s %-16s false-positive %s:%s  %s\n", when, f->sender, f->signal_type, f->value,
+                   f->note);
+        else
+            printf("%s %-16s match x%u %s:%s\n", when, f->sender, f->match_count, f->signal_type,
+                   f->value);
+        return CASENET_OK;
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "time", when, "from", f->sender, "kind",
+                          fp ? "false-positive" : "match", "signal_type", f->signal_type,
+                          "signal_value", f->value);
+    if (o)
+        json_object_set_new(o, fp ? "note" : "match_count",
+                            fp ? json_string(f->note) : json_integer(f->match_count));
+    return print_json(o);
+}
+
+/* list and export: options, then every entry (or feedback) through p. */
+static int list_or_export(int argc, char **argv, bool export)
+{
+    static const struct option list_opts[] = {
+        {"category", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+        {"feedback", no_argument, NULL, 'f'},       {"home", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    static const struct option export_opts[] = {
+        {"category", required_argument, NULL, 'c'},
+        {"format", required_argument, NULL, 'F'},
+        {"home", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct hashes_net o = {0};
+    struct printer p = {.form = export ? OUT_CSV : OUT_TABLE};
+    int category = 0, c;
+    bool feedback = false;
+    while ((c = cli_getopt(argc, argv, export ? "c:F:H:h" : "c:jfH:h",
+                           export ? export_opts : list_opts)) != -1) {
+        if (c == 'h')
+            return cli_help(export ? export_usage : list_usage);
+        if (c == 'c' && hashbank_category_parse(optarg, &category) != CASENET_OK)
+            return cli_usage_error("unknown --category '%s': baseline, nationally-illegal, "
+                                   "not-illegal",
+                                   optarg);
+        if (c == 'j' && !export)
+            p.form = OUT_JSON;
+        else if (c == 'f' && !export)
+            feedback = true;
+        else if (c == 'F' && export && strcmp(optarg, "csv") == 0)
+            p.form = OUT_CSV;
+        else if (c == 'F' && export && strcmp(optarg, "jsonl") == 0)
+            p.form = OUT_JSON;
+        else if (c == 'F')
+            return cli_usage_error("unknown --format '%s': csv or jsonl", optarg);
+        else if (c == 'H')
+            o.home = optarg;
+        else if (c != 'c')
+            return CLI_EUSAGE;
+    }
+    if (optind != argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    struct hashes_ctx x;
+    int ex = hashes_ctx_open(&o, false, &x);
+    if (ex == CLI_OK) {
+        if (p.form == OUT_CSV)
+            printf("signal_type,signal_value,category\n");
+        int rc = feedback ? hashbank_each_feedback(x.bank, print_feedback, &p)
+                          : hashbank_each(x.bank, category, print_entry, &p);
+        if (rc != CASENET_OK || fflush(stdout) != 0)
+            ex = cli_fail(CLI_LOCAL, rc ? rc : CASENET_EIO, NULL, "cannot list the hash bank");
+    }
+    hashes_ctx_close(&x);
+    return ex;
+}
+
+static int hashes_list(int argc, char **argv)
+{
+    return list_or_export(argc, argv, false);
+}
+
+static int hashes_export(int argc, char **argv)
+{
+    return list_or_export(argc, argv, true);
+}
+
+/* ------------------------------------------------------------ stats */
+
+static const char stats_usage[] =
+    "usage: casenet hashes stats [--json] [--home DIR]\n"
+    "\n"
+    "The bank's figures: live entries by category, retracted, contributors,\n"
+    "messages applied, feedback received, last update.\n"
+    "\n"
+    "options:\n"
+    "  -j, --json               one JSON object\n"
+    "  -H, --home DIR           the member home\n"
+    "  -h, --help               this text\n";
+
+/* The figures of s, as "name  value" lines or one JSON object. */
+static void print_stats(const struct hashbank_stats *s, const char *when, bool json)
+{
+    const struct {
+        const char *key, *label;
+        uint64_t v;
+    } rows[] = {
+        {"live", "entries", s->live},
+        {"baseline", "  baseline", s->by_category[1]},
+        {"nationally_illegal", "  nationally-illegal", s->by_category[2]},
+        {"not_illegal", "  not-illegal", s->by_category[3]},
+        {"retracted", "retracted", s->retracted},
+        {"contributors", "contributors", s->contributors},
+        {"messages", "messages applied", s->messages},
+        {"matches", "matches reported", s->matches},
+        {"false_positives", "false positives", s->false_positives},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (json)
+            printf("%s\"%s\":%llu", i ? "," : "{", rows[i].key, (unsigned long long)rows[i].v);
+        else
+            printf("%-20s %llu\n", rows[i].label, (unsigned long long)rows[i].v);
+    }
+    if (json)
+        printf(",\"last_update\":\"%s\"}\n", when);
+    else
+        printf("%-20s %s\n", "last update", when);
+}
+
+static int hashes_stats(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"home", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct hashes_net o = {0};
+    bool json = false;
+    int c;
+    while ((c = cli_getopt(argc, argv, "jH:h", opts)) != -1) {
+        if (c == 'h')
+            return cli_help(stats_usage);
+        if (c == 'j')
+            json = true;
+        else if (c == 'H')
+            o.home = optarg;
+        else
+            return CLI_EUSAGE;
+    }
+    if (optind != argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    struct hashes_ctx x;
+    struct hashbank_stats s;
+    int ex = hashes_ctx_open(&o, false, &x);
+    if (ex == CLI_OK && hashbank_stats(x.bank, &s) != CASENET_OK)
+        ex = cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read the hash bank");
+    if (ex == CLI_OK) {
+        char when[64] = "never";
+        if (s.last_update_ms)
+            cli_format_time(s.last_update_ms, false, when, sizeof when);
+        print_stats(&s, when, json);
+    }
+    hashes_ctx_close(&x);
+    return ex;
+}
+
+static const struct cli_cmd hashes_cmds[] = {
+    {"import", hashes_import, "apply the HASH_SHARE messages of the inbox to the bank"},
+    {"list", hashes_list, "list the bank's entries, or --feedback received"},
+    {"stats", hashes_stats, "the bank's figures by category"},
+    {"export", hashes_export, "write the bank as CSV or JSON Lines"},
+    {"contribute", hashes_contribute, "send hashes of files or a CSV list (or --retract them)"},
+    {"feedback", hashes_feedback, "tell a contributor of a match or a false positive"},
+    {"match", hashes_match, "look files or hashes up (pdq by distance); exit 1 if none"},
+};
+
+int cmd_hashes(int argc, char **argv)
+{
+    return cli_dispatch("hashes", hashes_cmds, sizeof hashes_cmds / sizeof hashes_cmds[0], argc,
+                        argv);
+}

@@ -1,0 +1,153 @@
+/* cmd_hashes_match.c - `casenet hashes match`: is a file or a hash in the
+ * bank? Exact lookups for md5, sha1, sha256 and vendor types; PDQ by
+ * Hamming distance (hashbank_pdq.c). Exit 0 when something matches, 1 when
+ * nothing does, as grep does. */
+#include "cli.h"
+#include "cmd_hashes.h"
+#include "hashbank_digest.h"
+
+#include "casenet.pb-c.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char match_usage[] =
+    "usage: casenet hashes match [--max-distance N] [--min-quality Q] [--home DIR]\n"
+    "                            (FILE... | --hash TYPE:VALUE...)\n"
+    "\n"
+    "Looks files (their md5, sha1 and sha256, computed here) or given hashes up\n"
+    "in the bank's live entries: exact for md5, sha1, sha256 and vendor types;\n"
+    "for pdq every entry within Hamming distance N (default 31, at most 31) whose\n"
+    "quality is Q or more (default 50; entries that state none count). Prints one\n"
+    "line per match: what was looked up, the entry and, for pdq, the distance.\n"
+    "Exit 0 when something matched, 1 when nothing did (or on an error).\n"
+    "\n"
+    "options:\n"
+    "  -x, --hash TYPE:VALUE    a hash to look up (repeatable)\n"
+    "  -d, --max-distance N     pdq: the largest Hamming distance (0..31)\n"
+    "  -q, --min-quality Q      pdq: the lowest entry quality (0..100)\n"
+    "  -H, --home DIR           the member home\n"
+    "  -h, --help               this text\n";
+
+struct matcher {
+    struct hashes_ctx x;
+    hashbank_pdq_index *pdq;
+    unsigned distance, quality;
+    size_t matched;
+};
+
+static int exact(struct matcher *m, const char *what, const char *type, const char *value)
+{
+    size_t n = 0;
+    if (hashbank_lookup(m->x.bank, type, value, &n) != CASENET_OK)
+        return cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read the hash bank");
+    if (n) {
+        printf("%s: %s:%s (%zu contributor%s)\n", what, type, value, n, n == 1 ? "" : "s");
+        m->matched++;
+    }
+    return CLI_OK;
+}
+
+static int pdq(struct matcher *m, const char *what, const char *value)
+{
+    uint64_t q[4];
+    struct hashbank_pdq_hit hits[16];
+    if (hashbank_pdq_parse(value, q) != CASENET_OK)
+        return cli_usage_error("not a pdq value: %s", value);
+    if (!m->pdq && hashbank_pdq_load(m->x.bank, m->quality, &m->pdq) != CASENET_OK)
+        return cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot load the bank's pdq entries");
+    size_t n = hashbank_pdq_match(m->pdq, q, m->distance, hits, 16);
+    for (size_t i = 0; i < n && i < 16; i++) {
+        printf("%s: pdq:", what);
+        for (int w = 0; w < 4; w++)
+            printf("%016llx", (unsigned long long)hits[i].bits[w]);
+        printf(" distance %u\n", hits[i].distance);
+    }
+    if (n > 16)
+        printf("%s: and %zu more within distance %u\n", what, n - 16, m->distance);
+    m->matched += n > 0;
+    return CLI_OK;
+}
+
+static int one_hash(struct matcher *m, const char *arg)
+{
+    struct hashbank_row row;
+    char err[256], type[HASHBANK_TYPE_MAX];
+    if (hashbank_signal_arg(arg, &row, err, sizeof err) != CASENET_OK)
+        return cli_usage_error("--hash %s: %s", arg, err);
+    if (row.type == CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ)
+        return pdq(m, arg, row.value);
+    return exact(m, arg, hashbank_type_text(row.type, row.vendor, type), row.value);
+}
+
+static int one_file(struct matcher *m, const char *path)
+{
+    struct hashbank_digests d;
+    if (hashbank_digest_file(path, &d) != CASENET_OK)
+        return cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read %s: %s", path, strerror(errno));
+    int ex = exact(m, path, "md5", d.md5);
+    if (ex == CLI_OK)
+        ex = exact(m, path, "sha1", d.sha1);
+    if (ex == CLI_OK)
+        ex = exact(m, path, "sha256", d.sha256);
+    return ex;
+}
+
+int hashes_match(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"hash", required_argument, NULL, 'x'},
+        {"max-distance", required_argument, NULL, 'd'},
+        {"min-quality", required_argument, NULL, 'q'},
+        {"home", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct matcher m = {.distance = HASHBANK_PDQ_DISTANCE, .quality = HASHBANK_PDQ_MIN_QUALITY};
+    struct hashes_net o = {0};
+    const char **hashes = calloc((size_t)argc, sizeof *hashes);
+    size_t n_hashes = 0;
+    uint64_t v;
+    int c, ex = CLI_OK;
+    if (!hashes)
+        return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
+    while (ex == CLI_OK && (c = cli_getopt(argc, argv, "x:d:q:H:h", opts)) != -1) {
+        if (c == 'h') {
+            free(hashes);
+            return cli_help(match_usage);
+        }
+        if (c == 'x')
+            hashes[n_hashes++] = optarg;
+        else if (c == 'd' && cli_parse_uint(optarg, 0, HASHBANK_PDQ_MAX_DISTANCE, &v))
+            m.distance = (unsigned)v;
+        else if (c == 'q' && cli_parse_uint(optarg, 0, 100, &v))
+            m.quality = (unsigned)v;
+        else if (c == 'H')
+            o.home = optarg;
+        else
+            ex = c == 'd' || c == 'q'
+                     ? cli_usage_error("--%s wants 0..%d, not '%s'",
+                                       c == 'd' ? "max-distance" : "min-quality",
+                                       c == 'd' ? HASHBANK_PDQ_MAX_DISTANCE : 100, optarg)
+                     : CLI_EUSAGE;
+    }
+    if (ex == CLI_OK && (n_hashes == 0) == (optind == argc))
+        ex = cli_usage_error("give FILE... or --hash TYPE:VALUE (one of them)");
+    if (ex == CLI_OK)
+        ex = hashes_ctx_open(&o, false, &m.x);
+    for (size_t i = 0; ex == CLI_OK && i < n_hashes; i++)
+        ex = one_hash(&m, hashes[i]);
+    for (int i = optind; ex == CLI_OK && n_hashes == 0 && i < argc; i++)
+        ex = one_file(&m, argv[i]);
+    if (ex == CLI_OK && fflush(stdout) != 0)
+        ex = cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot write to stdout");
+    if (ex == CLI_OK && m.matched == 0)
+        ex = CLI_EFAIL; /* nothing matched: grep's 1, silently */
+    hashbank_pdq_free(m.pdq);
+    hashes_ctx_close(&m.x);
+    free(hashes);
+    return ex;
+}

@@ -1,0 +1,402 @@
+/* hashbank.c - the local hash bank in SQLite (see hashbank.h): applying
+ * HASH_SHARE messages as PROTOCOL.md §6.2 says, and reading the bank back.
+ * Entries are keyed (signal_type, value, contributor), so a lookup is a
+ * prefix of the primary key; a retraction leaves a tombstone (retracted = 1)
+ * so that an older add arriving later cannot bring the entry back. */
+#include "hashbank.h"
+
+#include "casenet.pb-c.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct hashbank {
+    sqlite3 *db;
+    sqlite3_stmt *get, *put, *feedback, *lookup;
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "PRAGMA cache_size=-65536;" /* 64 MiB: a million random keys without thrashing */
+    "CREATE TABLE IF NOT EXISTS applied(message_id BLOB PRIMARY KEY, sender TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, applied_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS entries(signal_type TEXT NOT NULL, value TEXT NOT NULL,"
+    " contributor TEXT NOT NULL, category INTEGER NOT NULL, pdq_quality INTEGER NOT NULL,"
+    " first_seen_ms INTEGER NOT NULL, reference TEXT NOT NULL, updated_ms INTEGER NOT NULL,"
+    " retracted INTEGER NOT NULL, message_id BLOB NOT NULL,"
+    " PRIMARY KEY(signal_type, value, contributor)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS feedback(message_id BLOB NOT NULL, item INTEGER NOT NULL,"
+    " sender TEXT NOT NULL, created_ms INTEGER NOT NULL, kind INTEGER NOT NULL,"
+    " signal_type TEXT NOT NULL, value TEXT NOT NULL, match_count INTEGER NOT NULL,"
+    " note TEXT NOT NULL, PRIMARY KEY(message_id, item));";
+
+static int prepare(hashbank *b, const char *sql, sqlite3_stmt **st)
+{
+    return sqlite3_prepare_v2(b->db, sql, -1, st, NULL) == SQLITE_OK ? CASENET_OK : CASENET_EIO;
+}
+
+int hashbank_open(const char *path, hashbank **out)
+{
+    hashbank *b = calloc(1, sizeof *b);
+    if (!b)
+        return CASENET_ENOMEM;
+    int rc = CASENET_EIO;
+    mode_t old = umask(077);
+    int src = sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    umask(old);
+    if (src != SQLITE_OK || sqlite3_exec(b->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+        goto cleanup;
+    sqlite3_busy_timeout(b->db, 5000);
+    if (prepare(b,
+                "SELECT updated_ms, retracted, category FROM entries"
+                " WHERE signal_type = ? AND value = ? AND contributor = ?",
+                &b->get) != CASENET_OK ||
+        prepare(b, "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                &b->put) != CASENET_OK ||
+        prepare(b, "INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                &b->feedback) != CASENET_OK ||
+        prepare(b,
+                "SELECT count(*) FROM entries WHERE signal_type = ? AND value = ?"
+                " AND retracted = 0",
+                &b->lookup) != CASENET_OK)
+        goto cleanup;
+    *out = b;
+    return CASENET_OK;
+cleanup:
+    hashbank_free(b);
+    return rc;
+}
+
+void hashbank_free(hashbank *b)
+{
+    if (!b)
+        return;
+    sqlite3_finalize(b->get);
+    sqlite3_finalize(b->put);
+    sqlite3_finalize(b->feedback);
+    sqlite3_finalize(b->lookup);
+    sqlite3_close(b->db);
+    free(b);
+}
+
+bool hashbank_applied(hashbank *b, const uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    if (prepare(b, "SELECT 1 FROM applied WHERE message_id = ?", &st) == CASENET_OK &&
+        sqlite3_bind_blob(st, 1, id, CASENET_MESSAGE_ID_BYTES, SQLITE_STATIC) == SQLITE_OK)
+        found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* What the bank holds for one signal of one contributor. */
+struct held {
+    bool exists, retracted;
+    int64_t updated_ms;
+    int category;
+};
+
+static int get(hashbank *b, const char *type, const char *value, const char *who, struct held *h)
+{
+    sqlite3_stmt *st = b->get;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, who, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    memset(h, 0, sizeof *h);
+    if (src == SQLITE_ROW) {
+        h->exists = true;
+        h->updated_ms = sqlite3_column_int64(st, 0);
+        h->retracted = sqlite3_column_int(st, 1) != 0;
+        h->category = sqlite3_column_int(st, 2);
+        return CASENET_OK;
+    }
+    return src == SQLITE_DONE ? CASENET_OK : CASENET_EIO;
+}
+
+/* The event one entry or retraction applies. */
+struct event {
+    const char *type, *value, *who, *reference;
+    int category;
+    unsigned quality;
+    int64_t first_seen_ms, at_ms;
+    bool retract;
+    const uint8_t *id;
+};
+
+static int put(hashbank *b, const struct event *e)
+{
+    sqlite3_stmt *st = b->put;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, e->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, e->value, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->who, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, e->category);
+    sqlite3_bind_int(st, 5, (int)e->quality);
+    sqlite3_bind_int64(st, 6, e->first_seen_ms);
+    sqlite3_bind_text(st, 7, e->reference ? e->reference : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, e->at_ms);
+    sqlite3_bind_int(st, 9, e->retract);
+    sqlite3_bind_blob(st, 10, e->id, CASENET_MESSAGE_ID_BYTES, SQLITE_STATIC);
+    return sqlite3_step(st) == SQLITE_DONE ? CASENET_OK : CASENET_EIO;
+}
+
+/* Applies one event unless the bank holds a newer one for its signal: an add
+ * loses to a retraction as new as itself, a retraction to a newer add only. */
+static int apply_event(hashbank *b, struct event *e, struct hashbank_result *res)
+{
+    struct held h;
+    int rc = get(b, e->type, e->value, e->who, &h);
+    if (rc != CASENET_OK)
+        return rc;
+    bool newer = h.exists && (h.updated_ms > e->at_ms ||
+                              (h.updated_ms == e->at_ms && h.retracted && !e->retract));
+    if (newer) {
+        res->ignored++;
+        return CASENET_OK;
+    }
+    if (e->retract) {
+        e->category = h.category;
+        res->retracted++;
+    } else {
+        res->added++;
+    }
+    return put(b, e);
+}
+
+static void signal_text(const Casenet__V1__HashSignal *s, char type[HASHBANK_TYPE_MAX])
+{
+    hashbank_type_text((int)s->signal_type, s->vendor_type, type);
+}
+
+static int apply_feedback(hashbank *b, const uint8_t *id, const char *sender, int64_t at,
+                          const Casenet__V1__HashShare *hs, struct hashbank_result *res)
+{
+    for (size_t i = 0; i < hs->n_feedback; i++) {
+        const Casenet__V1__HashFeedback *f = hs->feedback[i];
+        char type[HASHBANK_TYPE_MAX];
+        signal_text(f->signal, type);
+        sqlite3_stmt *st = b->feedback;
+        sqlite3_reset(st);
+        sqlite3_bind_blob(st, 1, id, CASENET_MESSAGE_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+        sqlite3_bind_text(st, 3, sender, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, at);
+        sqlite3_bind_int(st, 5, (int)f->kind);
+        sqlite3_bind_text(st, 6, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, f->signal->value, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, f->match_count);
+        sqlite3_bind_text(st, 9, f->note, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return CASENET_EIO;
+        res->feedback++;
+    }
+    return CASENET_OK;
+}
+
+static int apply_share(hashbank *b, const uint8_t *id, const char *sender, int64_t at,
+                       const Casenet__V1__HashShare *hs, struct hashbank_result *res)
+{
+    int rc = CASENET_OK;
+    for (size_t i = 0; rc == CASENET_OK && i < hs->n_entries; i++) {
+        const Casenet__V1__HashEntry *en = hs->entries[i];
+        char type[HASHBANK_TYPE_MAX];
+        signal_text(en->signal, type);
+        struct event e = {.type = type,
+                          .value = en->signal->value,
+                          .who = sender,
+                          .reference = en->reference,
+                          .category = (int)en->category,
+                          .quality = en->pdq_quality,
+                          .first_seen_ms = en->first_seen_ms,
+                          .at_ms = at,
+                          .id = id};
+        rc = apply_event(b, &e, res);
+    }
+    for (size_t i = 0; rc == CASENET_OK && i < hs->n_retractions; i++) {
+        const Casenet__V1__HashSignal *s = hs->retractions[i]->signal;
+        char type[HASHBANK_TYPE_MAX];
+        signal_text(s, type);
+        struct event e = {
+            .type = type, .value = s->value, .who = sender, .at_ms = at, .retract = true, .id = id};
+        rc = apply_event(b, &e, res);
+    }
+    return rc == CASENET_OK ? apply_feedback(b, id, sender, at, hs, res) : rc;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int hashbank_apply(hashbank *b, const uint8_t id[CASENET_MESSAGE_ID_BYTES], const char *sender,
+                   int64_t created_ms, const uint8_t *payload, size_t len,
+                   struct hashbank_result *res)
+{
+    memset(res, 0, sizeof *res);
+    Casenet__V1__Payload *p =
+        casenet__v1__payload__unpack(NULL, len, payload ? payload : (const uint8_t *)"");
+    if (!p || p->body_case != CASENET__V1__PAYLOAD__BODY_HASH_SHARE) {
+        casenet__v1__payload__free_unpacked(p, NULL);
+        return CASENET_EBADREQ;
+    }
+    int rc = CASENET_EIO;
+    if (sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto cleanup;
+    if (hashbank_applied(b, id)) {
+        res->already = true;
+        rc = CASENET_OK;
+        goto rollback;
+    }
+    sqlite3_stmt *st = NULL;
+    if (prepare(b, "INSERT INTO applied VALUES (?, ?, ?, ?)", &st) != CASENET_OK)
+        goto rollback;
+    sqlite3_bind_blob(st, 1, id, CASENET_MESSAGE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, created_ms);
+    sqlite3_bind_int64(st, 4, now_ms());
+    int src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE ||
+        apply_share(b, id, sender, created_ms, p->hash_share, res) != CASENET_OK)
+        goto rollback;
+    if (sqlite3_exec(b->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto rollback;
+    rc = CASENET_OK;
+    goto cleanup;
+rollback:
+    sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc != CASENET_OK)
+        memset(res, 0, sizeof *res);
+cleanup:
+    casenet__v1__payload__free_unpacked(p, NULL);
+    return rc;
+}
+
+int hashbank_each(hashbank *b, int category, int (*fn)(const struct hashbank_entry *, void *),
+                  void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(b,
+                "SELECT contributor, signal_type, value, reference, category, pdq_quality,"
+                " first_seen_ms, updated_ms FROM entries WHERE retracted = 0"
+                " AND (?1 = 0 OR category = ?1) ORDER BY signal_type, value, contributor",
+                &st) != CASENET_OK)
+        return CASENET_EIO;
+    sqlite3_bind_int(st, 1, category);
+    int rc = CASENET_OK, src = SQLITE_DONE;
+    while (rc == CASENET_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct hashbank_entry e = {
+            .contributor = (const char *)sqlite3_column_text(st, 0),
+            .signal_type = (const char *)sqlite3_column_text(st, 1),
+            .value = (const char *)sqlite3_column_text(st, 2),
+            .reference = (const char *)sqlite3_column_text(st, 3),
+            .category = sqlite3_column_int(st, 4),
+            .pdq_quality = (unsigned)sqlite3_column_int(st, 5),
+            .first_seen_ms = sqlite3_column_int64(st, 6),
+            .updated_ms = sqlite3_column_int64(st, 7),
+        };
+        rc = fn(&e, ctx);
+    }
+    if (rc == CASENET_OK && src != SQLITE_DONE)
+        rc = CASENET_EIO;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hashbank_lookup(hashbank *b, const char *signal_type, const char *value, size_t *n)
+{
+    sqlite3_stmt *st = b->lookup;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, signal_type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return CASENET_EIO;
+    *n = (size_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return CASENET_OK;
+}
+
+int hashbank_each_feedback(hashbank *b, int (*fn)(const struct hashbank_feedback *, void *),
+                           void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(b,
+                "SELECT sender, signal_type, value, note, kind, match_count, created_ms"
+                " FROM feedback ORDER BY created_ms, message_id, item",
+                &st) != CASENET_OK)
+        return CASENET_EIO;
+    int rc = CASENET_OK, src = SQLITE_DONE;
+    while (rc == CASENET_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct hashbank_feedback f = {
+            .sender = (const char *)sqlite3_column_text(st, 0),
+            .signal_type = (const char *)sqlite3_column_text(st, 1),
+            .value = (const char *)sqlite3_column_text(st, 2),
+            .note = (const char *)sqlite3_column_text(st, 3),
+            .kind = sqlite3_column_int(st, 4),
+            .match_count = (uint32_t)sqlite3_column_int64(st, 5),
+            .created_ms = sqlite3_column_int64(st, 6),
+        };
+        rc = fn(&f, ctx);
+    }
+    if (rc == CASENET_OK && src != SQLITE_DONE)
+        rc = CASENET_EIO;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int count(hashbank *b, const char *sql, uint64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(b, sql, &st) != CASENET_OK)
+        return CASENET_EIO;
+    int rc = CASENET_EIO;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = CASENET_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hashbank_stats(hashbank *b, struct hashbank_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    static const char *const by_cat[] = {
+        NULL,
+        "SELECT count(*) FROM entries WHERE retracted = 0 AND category = 1",
+        "SELECT count(*) FROM entries WHERE retracted = 0 AND category = 2",
+        "SELECT count(*) FROM entries WHERE retracted = 0 AND category = 3",
+    };
+    int rc = CASENET_OK;
+    for (int c = 1; rc == CASENET_OK && c <= 3; c++)
+        rc = count(b, by_cat[c], &s->by_category[c]);
+    uint64_t last = 0;
+    if (rc == CASENET_OK)
+        rc = count(b, "SELECT count(*) FROM entries WHERE retracted = 0", &s->live);
+    if (rc == CASENET_OK)
+        rc = count(b, "SELECT count(*) FROM entries WHERE retracted = 1", &s->retracted);
+    if (rc == CASENET_OK)
+        rc = count(b, "SELECT count(*) FROM applied", &s->messages);
+    if (rc == CASENET_OK)
+        rc = count(b, "SELECT count(DISTINCT contributor) FROM entries WHERE retracted = 0",
+                   &s->contributors);
+    if (rc == CASENET_OK)
+        rc = count(b, "SELECT coalesce(sum(match_count), 0) FROM feedback WHERE kind = 1",
+                   &s->matches);
+    if (rc == CASENET_OK)
+        rc = count(b, "SELECT count(*) FROM feedback WHERE kind = 2", &s->false_positives);
+    if (rc == CASENET_OK)
+        rc = count(b, "SELECT coalesce(max(created_ms), 0) FROM applied", &last);
+    s->last_update_ms = (int64_t)last;
+    return rc;
+}
