@@ -74,3 +74,24 @@ expect_exit 5 "$CASENET" send --home "$H" --to vn.police.a05 --kind referral \
 expect_contains "$T/err" "QUOTA_EXCEEDED"
 expect_contains "$T/err" "blob quota"
 [ -z "$(head -n 1 "$T/out")" ] || fail "send printed a message id after a refused upload"
+
+step "never abusive media: images and videos only from members the policy permits"
+printf 'not really a jpeg %s\n' "$RANDOM" >"$T/photo.jpg"
+expect_exit 3 "$CASENET" send --home "$H" --to vn.police.a05 --kind referral \
+  --attach "$T/photo.jpg" --timeout 60 <"$T/referral.json"
+expect_contains "$T/err" "photo.jpg is image/jpeg"
+expect_contains "$T/err" "client policy"
+[ -z "$(head -n 1 "$T/out")" ] || fail "send printed a message id after the media policy refused"
+
+step "never abusive media: a file whose hash is in the member's hash bank is refused"
+expect_exit 0 "$CASENET" hashes contribute --home "$H" --to vn.police.a05 \
+  --category baseline "$T/photo.jpg"
+expect_exit 0 "$CASENET" hashes import --home "$P"
+cp "$T/photo.jpg" "$T/renamed.bin"
+for f in photo.jpg renamed.bin; do
+  expect_exit 3 "$CASENET" send --home "$P" --to vn.hotline111 --kind referral \
+    --attach "$T/$f" --timeout 60 <"$T/referral.json"
+  expect_contains "$T/err" "$f matches md5:"
+  expect_contains "$T/err" "in the hash bank"
+done
+[ -z "$(head -n 1 "$T/out")" ] || fail "send printed a message id after the hash bank refused"
