@@ -95,3 +95,19 @@ for f in photo.jpg renamed.bin; do
   expect_contains "$T/err" "in the hash bank"
 done
 [ -z "$(head -n 1 "$T/out")" ] || fail "send printed a message id after the hash bank refused"
+
+step "watch saves attachments next to the spool file and hands their paths to --exec"
+expect_exit 0 "$CASENET" send --home "$H" --to vn.molisa.hanoi --kind referral \
+  --attach "$T/chat.txt" --timeout 60 <"$T/referral.json"
+wid=$(head -n 1 "$T/out")
+cat >"$T/take.sh" <<'SH'
+#!/bin/sh
+{ echo "dir=$CASENET_ATTACHMENT_DIR"; printf '%s' "$CASENET_ATTACHMENTS"; } >"$TAKE_OUT"
+SH
+chmod +x "$T/take.sh"
+TAKE_OUT=$T/taken.txt expect_exit 0 "$CASENET" watch --home "$S" --spool "$T/wspool" \
+  --exec "$T/take.sh" --once --timeout 60
+[ -f "$T/wspool/$wid.json" ] || fail "no spool file for $wid"
+cmp -s "$T/chat.txt" "$T/wspool/$wid.attachments/chat.txt" || fail "watch did not save chat.txt"
+expect_contains "$T/taken.txt" "dir=$T/wspool/$wid.attachments"
+expect_contains "$T/taken.txt" "$T/wspool/$wid.attachments/chat.txt"
