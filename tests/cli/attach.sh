@@ -111,3 +111,19 @@ TAKE_OUT=$T/taken.txt expect_exit 0 "$CASENET" watch --home "$S" --spool "$T/wsp
 cmp -s "$T/chat.txt" "$T/wspool/$wid.attachments/chat.txt" || fail "watch did not save chat.txt"
 expect_contains "$T/taken.txt" "dir=$T/wspool/$wid.attachments"
 expect_contains "$T/taken.txt" "$T/wspool/$wid.attachments/chat.txt"
+
+step "blob retention: deleted once every recipient has completed, in the broker's idle time"
+blobs_of() { grep -l "^$1\$" "$N"/data/blobs/*/msgs 2>/dev/null | wc -l; }
+[ "$(blobs_of "$id")" = 2 ] || fail "the broker does not hold the 2 blobs of $id"
+[ "$(blobs_of "$wid")" = 1 ] || fail "the broker does not hold the blob of $wid"
+for st in delivered accepted; do
+  expect_exit 0 "$CASENET" ack "$id" --home "$P" --status "$st"
+done
+[ "$(blobs_of "$id")" = 2 ] || fail "the blobs of $id were deleted before it was completed"
+expect_exit 0 "$CASENET" ack "$id" --home "$P" --status completed --outcome resolved
+for _ in $(seq 1 300); do
+  [ "$(blobs_of "$id")" = 0 ] && break
+  sleep 0.1
+done
+[ "$(blobs_of "$id")" = 0 ] || fail "the blobs of $id outlived its completion by 30 s"
+[ "$(blobs_of "$wid")" = 1 ] || fail "the blob of $wid (delivered, not completed) was deleted"
