@@ -297,35 +297,6 @@ static bool entry_id(const char *name, uint8_t id[CASENET_BLOB_ID_BYTES])
     return true;
 }
 
-int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_before_ms,
-                uint64_t *owned)
-{
-    char top[PATH_LEN], dir[PATH_LEN];
-    *owned = 0;
-    if (snprintf(top, sizeof top, "%s/%s", data_dir, BLOBS_DIR) >= (int)sizeof top)
-        return CASENET_EIO;
-    DIR *d = opendir(top);
-    if (!d)
-        return errno == ENOENT ? CASENET_OK : CASENET_EIO;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        uint8_t id[CASENET_BLOB_ID_BYTES];
-        struct blob_meta m;
-        if (!entry_id(e->d_name, id) || blobs_meta_read(data_dir, id, &m) != CASENET_OK)
-            continue;
-        if (unreferenced_before_ms && m.created_ms < unreferenced_before_ms &&
-            !blobs_referenced(data_dir, id)) {
-            if (blob_path(data_dir, id, NULL, dir) == CASENET_OK)
-                (void)blob_remove(dir);
-            continue;
-        }
-        if (owner && strcmp(m.owner, owner) == 0)
-            *owned += m.total_size;
-    }
-    closedir(d);
-    return CASENET_OK;
-}
-
 /* True when the blob's "msgs" names at least one message and finished is
  * true for each. */
 static bool msgs_finished(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
@@ -348,10 +319,15 @@ static bool msgs_finished(const char *data_dir, const uint8_t id[CASENET_BLOB_ID
     return any && all;
 }
 
-int blobs_retire(const char *data_dir, int64_t unreferenced_before_ms, blobs_finished_fn finished,
-                 void *ctx, size_t *removed)
+/* Walks every blob: deletes those no message references created before
+ * unreferenced_before_ms (0 = none) and, when finished is not NULL, those
+ * msgs_finished says are done; sums in *owned the total_size of the rest
+ * that owner (may be NULL) owns, and counts the deleted in *removed. */
+static int walk(const char *data_dir, int64_t unreferenced_before_ms, blobs_finished_fn finished,
+                void *ctx, const char *owner, uint64_t *owned, size_t *removed)
 {
     char top[PATH_LEN], dir[PATH_LEN];
+    *owned = 0;
     *removed = 0;
     if (snprintf(top, sizeof top, "%s/%s", data_dir, BLOBS_DIR) >= (int)sizeof top)
         return CASENET_EIO;
@@ -365,12 +341,30 @@ int blobs_retire(const char *data_dir, int64_t unreferenced_before_ms, blobs_fin
         if (!entry_id(e->d_name, id) || blobs_meta_read(data_dir, id, &m) != CASENET_OK)
             continue;
         bool gone = blobs_referenced(data_dir, id)
-                        ? msgs_finished(data_dir, id, finished, ctx)
+                        ? finished && msgs_finished(data_dir, id, finished, ctx)
                         : unreferenced_before_ms && m.created_ms < unreferenced_before_ms;
-        if (gone && blob_path(data_dir, id, NULL, dir) == CASENET_OK &&
-            blob_remove(dir) == CASENET_OK)
-            (*removed)++;
+        if (gone) {
+            if (blob_path(data_dir, id, NULL, dir) == CASENET_OK && blob_remove(dir) == CASENET_OK)
+                (*removed)++;
+            continue;
+        }
+        if (owner && strcmp(m.owner, owner) == 0)
+            *owned += m.total_size;
     }
     closedir(d);
     return CASENET_OK;
+}
+
+int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_before_ms,
+                uint64_t *owned)
+{
+    size_t removed;
+    return walk(data_dir, unreferenced_before_ms, NULL, NULL, owner, owned, &removed);
+}
+
+int blobs_retire(const char *data_dir, int64_t unreferenced_before_ms, blobs_finished_fn finished,
+                 void *ctx, size_t *removed)
+{
+    uint64_t owned;
+    return walk(data_dir, unreferenced_before_ms, finished, ctx, NULL, &owned, removed);
 }
