@@ -300,7 +300,7 @@ static bool entry_id(const char *name, uint8_t id[CASENET_BLOB_ID_BYTES])
 /* True when the blob's "msgs" names at least one message and finished is
  * true for each. */
 static bool msgs_finished(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
-                          blobs_finished_fn finished, void *ctx)
+                          int64_t created_ms, blobs_finished_fn finished, void *ctx)
 {
     char path[PATH_LEN], line[80];
     if (blob_path(data_dir, id, "msgs", path) != CASENET_OK)
@@ -312,7 +312,7 @@ static bool msgs_finished(const char *data_dir, const uint8_t id[CASENET_BLOB_ID
     while (all && fgets(line, sizeof line, f)) {
         uint8_t msg[CASENET_MESSAGE_ID_BYTES];
         line[strcspn(line, "\n")] = '\0';
-        all = entry_id(line, msg) && finished(msg, ctx);
+        all = entry_id(line, msg) && finished(msg, created_ms, ctx);
         any = true;
     }
     fclose(f);
@@ -341,7 +341,7 @@ static int walk(const char *data_dir, int64_t unreferenced_before_ms, blobs_fini
         if (!entry_id(e->d_name, id) || blobs_meta_read(data_dir, id, &m) != CASENET_OK)
             continue;
         bool gone = blobs_referenced(data_dir, id)
-                        ? finished && msgs_finished(data_dir, id, finished, ctx)
+                        ? finished && msgs_finished(data_dir, id, m.created_ms, finished, ctx)
                         : unreferenced_before_ms && m.created_ms < unreferenced_before_ms;
         if (gone) {
             if (blob_path(data_dir, id, NULL, dir) == CASENET_OK && blob_remove(dir) == CASENET_OK)

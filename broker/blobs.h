@@ -67,8 +67,10 @@ bool blobs_referenced(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYT
 CASENET_NODISCARD int blobs_reference(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
                                       const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
                                       char *const *members, size_t n);
-/* True when the message that referenced a blob no longer needs it. */
-typedef bool (*blobs_finished_fn)(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES], void *ctx);
+/* True when message msg_id, which referenced a blob created at
+ * blob_created_ms, no longer needs it. */
+typedef bool (*blobs_finished_fn)(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
+                                  int64_t blob_created_ms, void *ctx);
 /* Walks every blob and deletes it when no message references it and it was
  * created before unreferenced_before_ms (0 = none of those), or when
  * finished is true for every message its "msgs" names (a blob referenced

@@ -258,12 +258,16 @@ int handlers_blob_submit_reference(struct req *r)
 
 struct retire_ctx {
     struct store *s;
-    int64_t now_ms;
+    int64_t now_ms, unreferenced_before_ms;
 };
 
 /* blobs_finished_fn: every recipient's row completed or dead, the message
- * expired, or the message gone (purged). False when the store fails. */
-static bool message_finished(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES], void *ctx)
+ * expired, or the message not stored: purged, or its Submit's batch rolled
+ * back after the blob recorded it (the sender may submit it again), so only
+ * once the blob is as old as an unreferenced one may be. False when the
+ * store fails. */
+static bool message_finished(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
+                             int64_t blob_created_ms, void *ctx)
 {
     struct retire_ctx *x = ctx;
     struct store_inbox_row *rows = NULL;
@@ -279,8 +283,10 @@ static bool message_finished(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES], voi
     struct store_message m;
     memset(&m, 0, sizeof m);
     int rc = store_message_get(x->s, msg_id, false, &m);
-    done = rc == CASENET_ENOTFOUND ||
-           (rc == CASENET_OK && m.expires_at_ms > 0 && m.expires_at_ms <= x->now_ms);
+    if (rc == CASENET_ENOTFOUND)
+        done = x->unreferenced_before_ms && blob_created_ms < x->unreferenced_before_ms;
+    else
+        done = rc == CASENET_OK && m.expires_at_ms > 0 && m.expires_at_ms <= x->now_ms;
     store_message_clear(&m);
     return done;
 }
@@ -293,9 +299,10 @@ void handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
     next_ms = now_mono_ms + BLOB_RETIRE_MS;
     struct retire_ctx x = {.s = b->store, .now_ms = cn_now_ms()};
     uint32_t keep_s = b->cfg->limits.blob_unreferenced_s;
-    int64_t before = keep_s ? x.now_ms - (int64_t)keep_s * 1000 : 0;
+    x.unreferenced_before_ms = keep_s ? x.now_ms - (int64_t)keep_s * 1000 : 0;
     size_t removed = 0;
-    if (blobs_retire(b->cfg->data_dir, before, message_finished, &x, &removed) != CASENET_OK)
+    if (blobs_retire(b->cfg->data_dir, x.unreferenced_before_ms, message_finished, &x, &removed) !=
+        CASENET_OK)
         log_event(LOG_WARN, "blobs_retire", "error", "cannot read the blobs directory", NULL);
     else if (removed > 0)
         log_event(LOG_INFO, "blobs_deleted", "count", log_u64(removed), NULL);

@@ -68,8 +68,10 @@ static bool held(uint8_t n)
 }
 
 /* blobs_finished_fn: the messages whose id bytes are in the set ctx. */
-static bool finished_in(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES], void *ctx)
+static bool finished_in(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES], int64_t blob_created_ms,
+                        void *ctx)
 {
+    assert_int_equal(blob_created_ms, OLD_MS); /* every referenced blob here is old */
     return strchr((const char *)ctx, (char)msg_id[0]) != NULL;
 }
 
