@@ -84,8 +84,8 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
     if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB)
         return req_fail(r, CASENET_EQUOTA,
                         "this blob would pass your blob quota at the broker (%u MiB, %llu bytes "
-                        "held); wait until older attachments are delivered and deleted, or ask "
-                        "the operator",
+                        "held); wait until the recipients complete your older messages with "
+                        "attachments (their blobs are then deleted), or ask the operator",
                         lim->blob_quota_mb, (unsigned long long)owned);
     memset(m, 0, sizeof *m);
     snprintf(m->owner, sizeof m->owner, "%s", r->member);
