@@ -127,3 +127,12 @@ for _ in $(seq 1 300); do
 done
 [ "$(blobs_of "$id")" = 0 ] || fail "the blobs of $id outlived its completion by 30 s"
 [ "$(blobs_of "$wid")" = 1 ] || fail "the blob of $wid (delivered, not completed) was deleted"
+
+step "watch without --spool saves attachments in the home"
+expect_exit 0 "$CASENET" send --home "$H" --to vn.molisa.hanoi --kind referral \
+  --attach "$T/chat.txt" --timeout 60 <"$T/referral.json"
+xid=$(head -n 1 "$T/out")
+TAKE_OUT=$T/taken2.txt expect_exit 0 "$CASENET" watch --home "$S" --exec "$T/take.sh" --once \
+  --timeout 60
+cmp -s "$T/chat.txt" "$S/attachments/$xid/chat.txt" || fail "watch did not save chat.txt in the home"
+expect_contains "$T/taken2.txt" "dir=$S/attachments/$xid"
