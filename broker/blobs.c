@@ -231,18 +231,19 @@ bool blobs_referenced(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYT
     return blob_path(data_dir, id, "refs", path) == CASENET_OK && stat(path, &st) == 0;
 }
 
-int blobs_reference(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
-                    char *const *members, size_t n)
+/* Appends each of lines and a newline to the blob's file name (fsync'd). */
+static int append_lines(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                        const char *name, const char *const *lines, size_t n)
 {
     char path[PATH_LEN];
-    if (blob_path(data_dir, id, "refs", path) != CASENET_OK)
+    if (blob_path(data_dir, id, name, path) != CASENET_OK)
         return CASENET_EIO;
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return CASENET_EIO;
     int rc = CASENET_OK;
     for (size_t i = 0; i < n && rc == CASENET_OK; i++) {
-        rc = write_all(fd, (const uint8_t *)members[i], strlen(members[i]));
+        rc = write_all(fd, (const uint8_t *)lines[i], strlen(lines[i]));
         if (rc == CASENET_OK)
             rc = write_all(fd, (const uint8_t *)"\n", 1);
     }
@@ -251,6 +252,17 @@ int blobs_reference(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES
     if (close(fd) != 0)
         rc = CASENET_EIO;
     return rc;
+}
+
+int blobs_reference(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                    const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES], char *const *members, size_t n)
+{
+    char hex[2 * CASENET_MESSAGE_ID_BYTES + 1];
+    cn_hex(msg_id, CASENET_MESSAGE_ID_BYTES, hex);
+    const char *line = hex;
+    int rc = append_lines(data_dir, id, "msgs", &line, 1);
+    return rc == CASENET_OK ? append_lines(data_dir, id, "refs", (const char *const *)members, n)
+                            : rc;
 }
 
 /* Removes the blob's directory and every file in it. */
@@ -285,11 +297,38 @@ static bool entry_id(const char *name, uint8_t id[CASENET_BLOB_ID_BYTES])
     return true;
 }
 
-int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_before_ms,
-                uint64_t *owned)
+/* True when the blob's "msgs" names at least one message and finished is
+ * true for each. */
+static bool msgs_finished(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                          int64_t created_ms, blobs_finished_fn finished, void *ctx)
+{
+    char path[PATH_LEN], line[80];
+    if (blob_path(data_dir, id, "msgs", path) != CASENET_OK)
+        return false;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool any = false, all = true;
+    while (all && fgets(line, sizeof line, f)) {
+        uint8_t msg[CASENET_MESSAGE_ID_BYTES];
+        line[strcspn(line, "\n")] = '\0';
+        all = entry_id(line, msg) && finished(msg, created_ms, ctx);
+        any = true;
+    }
+    fclose(f);
+    return any && all;
+}
+
+/* Walks every blob: deletes those no message references created before
+ * unreferenced_before_ms (0 = none) and, when finished is not NULL, those
+ * msgs_finished says are done; sums in *owned the total_size of the rest
+ * that owner (may be NULL) owns, and counts the deleted in *removed. */
+static int walk(const char *data_dir, int64_t unreferenced_before_ms, blobs_finished_fn finished,
+                void *ctx, const char *owner, uint64_t *owned, size_t *removed)
 {
     char top[PATH_LEN], dir[PATH_LEN];
     *owned = 0;
+    *removed = 0;
     if (snprintf(top, sizeof top, "%s/%s", data_dir, BLOBS_DIR) >= (int)sizeof top)
         return CASENET_EIO;
     DIR *d = opendir(top);
@@ -301,10 +340,12 @@ int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_be
         struct blob_meta m;
         if (!entry_id(e->d_name, id) || blobs_meta_read(data_dir, id, &m) != CASENET_OK)
             continue;
-        if (unreferenced_before_ms && m.created_ms < unreferenced_before_ms &&
-            !blobs_referenced(data_dir, id)) {
-            if (blob_path(data_dir, id, NULL, dir) == CASENET_OK)
-                (void)blob_remove(dir);
+        bool gone = blobs_referenced(data_dir, id)
+                        ? finished && msgs_finished(data_dir, id, m.created_ms, finished, ctx)
+                        : unreferenced_before_ms && m.created_ms < unreferenced_before_ms;
+        if (gone) {
+            if (blob_path(data_dir, id, NULL, dir) == CASENET_OK && blob_remove(dir) == CASENET_OK)
+                (*removed)++;
             continue;
         }
         if (owner && strcmp(m.owner, owner) == 0)
@@ -312,4 +353,18 @@ int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_be
     }
     closedir(d);
     return CASENET_OK;
+}
+
+int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_before_ms,
+                uint64_t *owned)
+{
+    size_t removed;
+    return walk(data_dir, unreferenced_before_ms, NULL, NULL, owner, owned, &removed);
+}
+
+int blobs_retire(const char *data_dir, int64_t unreferenced_before_ms, blobs_finished_fn finished,
+                 void *ctx, size_t *removed)
+{
+    uint64_t owned;
+    return walk(data_dir, unreferenced_before_ms, finished, ctx, NULL, &owned, removed);
 }

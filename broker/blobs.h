@@ -2,14 +2,13 @@
  * blobs.h - attachment blobs on disk (PROTOCOL.md §8.2): the ciphertext
  * chunks members upload before a Submit that references them, kept as files
  * under DATA/blobs/<32 hex>/: "meta" (owner, chunk count, size, creation
- * time), one file per chunk named by its decimal index, and "refs" (the
+ * time), one file per chunk named by its decimal index, "refs" (the
  * members a stored message addressed while referencing the blob, one a
- * line). Files, not store rows: a chunk is written and read without ever
- * holding a whole blob in memory, and the store's transaction stays small.
- * Every write is fsync'd (file and directory) before the function returns.
- * Errors: CASENET_ENOTFOUND (no such blob or chunk), CASENET_ECONFLICT (a
- * chunk already held with other bytes, a meta that disagrees),
- * CASENET_EIO (the file system), CASENET_ENOMEM.
+ * line) and "msgs" (the ids of those messages, in hex, one a line). Files, not store rows: a chunk
+ * is written and read without ever holding a whole blob in memory, and the store's transaction
+ * stays small. Every write is fsync'd (file and directory) before the function returns. Errors:
+ * CASENET_ENOTFOUND (no such blob or chunk), CASENET_ECONFLICT (a chunk already held with other
+ * bytes, a meta that disagrees), CASENET_EIO (the file system), CASENET_ENOMEM.
  */
 #ifndef BROKER_BLOBS_H
 #define BROKER_BLOBS_H
@@ -63,9 +62,21 @@ bool blobs_may_read(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES
                     const struct blob_meta *m, const char *member);
 /* True when some stored message references the blob (it has refs). */
 bool blobs_referenced(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES]);
-/* Appends members to the blob's refs (fsync'd). */
+/* Appends members to the blob's refs and msg_id (hex, a line) to its
+ * "msgs", the messages that reference it (both fsync'd). */
 CASENET_NODISCARD int blobs_reference(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                                      const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
                                       char *const *members, size_t n);
+/* True when message msg_id, which referenced a blob created at
+ * blob_created_ms, no longer needs it. */
+typedef bool (*blobs_finished_fn)(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
+                                  int64_t blob_created_ms, void *ctx);
+/* Walks every blob and deletes it when no message references it and it was
+ * created before unreferenced_before_ms (0 = none of those), or when
+ * finished is true for every message its "msgs" names (a blob referenced
+ * before "msgs" was kept stays). *removed = the number deleted. */
+CASENET_NODISCARD int blobs_retire(const char *data_dir, int64_t unreferenced_before_ms,
+                                   blobs_finished_fn finished, void *ctx, size_t *removed);
 /* Walks every blob: deletes those no message references that were created
  * before unreferenced_before_ms (0 = delete none), and sums in *owned the
  * total_size of the rest that owner owns. */

@@ -136,7 +136,7 @@ const struct config_option config_options[] = {
     {"limits", "blob_unreferenced", "blob-unreferenced", "DURATION", CONFIG_DURATION,
      LIM(blob_unreferenced_s), "24h", NULL, 0, 365u * 86400u, 0, false,
      "an uploaded blob no Submit references is deleted after this long (0 = never; swept when "
-     "a member starts a new blob)"},
+     "a member starts a new blob and in the broker's idle time)"},
 };
 
 #define N_OPTIONS (sizeof config_options / sizeof config_options[0])

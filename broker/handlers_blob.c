@@ -7,6 +7,7 @@
 #include "hex.h"
 #include "inbox_row.h"
 #include "log.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #define AUDIT_BLOB_STORED  CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_STORED
 #define AUDIT_BLOB_FETCHED CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_FETCHED
 #define MIB                (1024ull * 1024ull)
+#define BLOB_RETIRE_MS     5000 /* how often the idle sweep runs */
 
 static const char *data_dir(const struct req *r)
 {
@@ -82,8 +84,8 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
     if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB)
         return req_fail(r, CASENET_EQUOTA,
                         "this blob would pass your blob quota at the broker (%u MiB, %llu bytes "
-                        "held); wait until older attachments are delivered and deleted, or ask "
-                        "the operator",
+                        "held); wait until the recipients complete your older messages with "
+                        "attachments (their blobs are then deleted), or ask the operator",
                         lim->blob_quota_mb, (unsigned long long)owned);
     memset(m, 0, sizeof *m);
     snprintf(m->owner, sizeof m->owner, "%s", r->member);
@@ -247,9 +249,61 @@ int handlers_blob_submit_reference(struct req *r)
 {
     const casenet_message_info *info = &r->info;
     for (size_t i = 0; i < info->n_blob_ids; i++) {
-        if (blobs_reference(data_dir(r), info->blob_ids[i], info->recipients, info->n_recipients) !=
-            CASENET_OK)
+        if (blobs_reference(data_dir(r), info->blob_ids[i], info->message_id, info->recipients,
+                            info->n_recipients) != CASENET_OK)
             return req_fail(r, CASENET_EUNAVAIL, "the broker could not record a blob; retry later");
     }
     return CASENET_OK;
+}
+
+struct retire_ctx {
+    struct store *s;
+    int64_t now_ms, unreferenced_before_ms;
+};
+
+/* blobs_finished_fn: every recipient's row completed or dead, the message
+ * expired, or the message not stored: purged, or its Submit's batch rolled
+ * back after the blob recorded it (the sender may submit it again), so only
+ * once the blob is as old as an unreferenced one may be. False when the
+ * store fails. */
+static bool message_finished(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
+                             int64_t blob_created_ms, void *ctx)
+{
+    struct retire_ctx *x = ctx;
+    struct store_inbox_row *rows = NULL;
+    size_t n = 0;
+    if (store_inbox_of_message(x->s, msg_id, &rows, &n) != CASENET_OK)
+        return false;
+    bool done = true;
+    for (size_t i = 0; i < n && done; i++)
+        done = rows[i].state == STORE_INBOX_COMPLETED || rows[i].state == STORE_INBOX_DEAD;
+    store_inbox_rows_free(rows, n);
+    if (done)
+        return true;
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    int rc = store_message_get(x->s, msg_id, false, &m);
+    if (rc == CASENET_ENOTFOUND)
+        done = x->unreferenced_before_ms && blob_created_ms < x->unreferenced_before_ms;
+    else
+        done = rc == CASENET_OK && m.expires_at_ms > 0 && m.expires_at_ms <= x->now_ms;
+    store_message_clear(&m);
+    return done;
+}
+
+void handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
+{
+    static int64_t next_ms; /* the loop's thread only */
+    if (now_mono_ms < next_ms)
+        return;
+    next_ms = now_mono_ms + BLOB_RETIRE_MS;
+    struct retire_ctx x = {.s = b->store, .now_ms = cn_now_ms()};
+    uint32_t keep_s = b->cfg->limits.blob_unreferenced_s;
+    x.unreferenced_before_ms = keep_s ? x.now_ms - (int64_t)keep_s * 1000 : 0;
+    size_t removed = 0;
+    if (blobs_retire(b->cfg->data_dir, x.unreferenced_before_ms, message_finished, &x, &removed) !=
+        CASENET_OK)
+        log_event(LOG_WARN, "blobs_retire", "error", "cannot read the blobs directory", NULL);
+    else if (removed > 0)
+        log_event(LOG_INFO, "blobs_deleted", "count", log_u64(removed), NULL);
 }

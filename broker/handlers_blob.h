@@ -34,4 +34,11 @@ int handlers_blob_submit_check(struct req *r, size_t envelope_len);
  * blob it references (UNAVAILABLE when the disk fails). */
 int handlers_blob_submit_reference(struct req *r);
 
+/* In the broker's idle time (the timer, when no request waits): at most
+ * every BLOB_RETIRE_MS deletes the blobs no message references that are
+ * older than blob_unreferenced, and those whose every referencing message
+ * is finished: every recipient's row completed or dead, the message expired,
+ * or purged. Logs what it deleted; failures are logged and retried. */
+void handlers_blob_idle(struct broker *b, int64_t now_mono_ms);
+
 #endif

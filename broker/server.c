@@ -8,6 +8,7 @@
 #include "deadlines.h"
 #include "directory_impl.h"
 #include "handlers.h"
+#include "handlers_blob.h"
 #include "keys_impl.h"
 #include "log.h"
 #include "metrics.h"
@@ -585,6 +586,8 @@ int server_run(struct server *s)
             }
             if (run_deadlines(s))
                 next_tick = now; /* a full pass: go on after the next batch */
+            if (s->n_pending == 0)
+                handlers_blob_idle(b, now); /* finished and stale blobs deleted */
             if (now >= next_expiry) {
                 next_expiry = now + EXPIRY_CHECK_MS;
                 broker_warn_expiry(b->dir, false);

@@ -3,7 +3,8 @@
 # builds it, and runs a demo network on this machine: the authority admits a
 # broker, the child helpline 111, the cyber police, provincial social services
 # and a coordinator; casenetd starts on loopback; the hotline sends an
-# emergency referral to the police, who read it and acknowledge it with signed
+# emergency referral with an exported chat attached to the police, who read it,
+# save the attachment (its SHA-256 checked) and acknowledge it with signed
 # receipts that reach the hotline; social services run `casenet watch`, which
 # takes a second referral into their spool and acknowledges it unattended;
 # the inbox states and the audit trail are printed. Every case detail is
@@ -75,26 +76,33 @@ step "A counsellor at 111 writes an emergency referral (fictitious: no real pers
 write_referral referral.json
 sed 's/^/     /' referral.json
 
-step "The hotline sends it to the cyber police: signed, encrypted for them, receipted by the broker"
-show send --home home/vn.hotline111 --to vn.police.a05 --kind referral
+# The evidence travels with it: a (fictitious) exported chat, sealed end to end.
+printf '[21:02] unknown: send me the photos or I post the video\n[21:03] child: please stop\n' \
+  > chat-export.txt
+step "The hotline sends it to the cyber police with the exported chat attached: signed, encrypted for them, receipted by the broker"
+show send --home home/vn.hotline111 --to vn.police.a05 --kind referral --attach chat-export.txt
 printf '       < referral.json   (the urgency, emergency, comes from the payload)\n'
 "$CASENET" send --home home/vn.hotline111 --to vn.police.a05 --kind referral \
-  < referral.json > send.out 2> send.err
+  --attach chat-export.txt < referral.json > send.out 2> send.err
 sed 's/^/     /' send.out send.err
 id=$(head -n 1 send.out)
 
 step "The broker stored ciphertext only: the case text is nowhere in its data directory"
-if grep -rqa "publication of images" data; then
+if grep -rqa -e "publication of images" -e "send me the photos" data; then
   echo "demo: plaintext found in the broker's data directory" >&2
   exit 1
 fi
-echo "     grep -r 'publication of images' data/  ->  nothing found"
+echo "     grep -r -e 'publication of images' -e 'send me the photos' data/  ->  nothing found"
 
 step "The police see it in their inbox"
 run inbox --home home/vn.police.a05
 
-step "The police read it: verified against the hotline's directory key, then decrypted"
-run read "$id" --home home/vn.police.a05
+step "The police read it and save the attachment: verified against the hotline's directory key, then decrypted"
+mkdir -p evidence
+run read "$id" --home home/vn.police.a05 --save-attachments evidence
+cmp -s chat-export.txt evidence/chat-export.txt ||
+  { echo "demo: the attachment did not arrive identical" >&2; exit 1; }
+echo "     evidence/chat-export.txt is identical to what the hotline attached (SHA-256 checked)"
 
 step "Social services were not addressed: the broker does not hand it to them"
 show read "$id" --home home/vn.molisa.hanoi

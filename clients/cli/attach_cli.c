@@ -3,16 +3,96 @@
  * (download, decrypt, check, rename into place): see commands.h. */
 #include "cli.h"
 #include "commands.h"
+#include "hashbank.h"
+#include "hashbank_digest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MIB            (1024.0 * 1024.0)
 #define UPLOAD_RETRIES 3
+/* Who may attach image and video media types when $CASENET_ATTACH_MEDIA_ROLES is unset. */
+#define ATTACH_MEDIA_ROLES "police"
 
-int attach_prepare(const struct seal_args *a, casenet_attachment **out)
+/* True when the comma-separated list (a role or group name each) names one
+ * of m's roles or groups. */
+static bool media_allowed(const casenet_member *m, const char *list)
+{
+    char name[CASENET_MEMBER_ID_MAX + 1];
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof name) {
+            memcpy(name, p, n);
+            name[n] = '\0';
+            if (casenet_member_has_role(m, name) || casenet_member_in_group(m, name))
+                return true;
+        }
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
+/* The media policy (docs/cli.md, "Never abusive media"): image and video media types
+ * only from a member with a role or group in $CASENET_ATTACH_MEDIA_ROLES
+ * (default "police"). An exit code. */
+static int media_check(const struct home *h, const char *path, const casenet_attachment *t)
+{
+    if (strncmp(t->media_type, "image/", 6) != 0 && strncmp(t->media_type, "video/", 6) != 0)
+        return CLI_OK;
+    const char *list = getenv("CASENET_ATTACH_MEDIA_ROLES");
+    if (!list)
+        list = ATTACH_MEDIA_ROLES;
+    casenet_member m;
+    if (casenet_directory_find(h->dir, h->member, &m) == CASENET_OK && media_allowed(&m, list))
+        return CLI_OK;
+    return cli_fail(CLI_LOCAL, CASENET_EPERM,
+                    "attach evidence documents (chat exports, reports, recordings) instead; "
+                    "abusive images and videos travel as hashes only (casenet hashes contribute)",
+                    "%s is %s: images and videos may be attached only by members with role or "
+                    "group %s (client policy)",
+                    path, t->media_type, list);
+}
+
+/* Refuses a file whose md5, sha1 or sha256 is in h's hash bank. An exit code. */
+static int bank_check(const struct home *h, const char *path)
+{
+    char bank_path[4096];
+    snprintf(bank_path, sizeof bank_path, "%s/%s", h->path, HASHBANK_FILE);
+    if (access(bank_path, F_OK) != 0)
+        return CLI_OK; /* no bank yet: nothing to match */
+    struct hashbank_digests d;
+    int rc = hashbank_digest_file(path, &d);
+    if (rc != CASENET_OK)
+        return cli_file_fail(rc, path, "the file to attach");
+    hashbank *b = NULL;
+    rc = hashbank_open(bank_path, &b);
+    if (rc != CASENET_OK)
+        return cli_fail(CLI_LOCAL, rc, "check the home's permissions",
+                        "cannot open the hash bank %s to check %s", bank_path, path);
+    const char *types[] = {"md5", "sha1", "sha256"};
+    const char *values[] = {d.md5, d.sha1, d.sha256};
+    int ex = CLI_OK;
+    for (size_t i = 0; i < 3 && ex == CLI_OK; i++) {
+        size_t n = 0;
+        rc = hashbank_lookup(b, types[i], values[i], &n);
+        if (rc != CASENET_OK)
+            ex = cli_fail(CLI_LOCAL, rc, "check the home's permissions and free space",
+                          "cannot search the hash bank for %s", path);
+        else if (n > 0)
+            ex = cli_fail(CLI_LOCAL, CASENET_EPERM,
+                          "abusive media never travels through casenet: report it with its "
+                          "hashes (casenet hashes contribute / feedback), not the file",
+                          "%s matches %s:%s in the hash bank (%zu entr%s): refused", path, types[i],
+                          values[i], n, n == 1 ? "y" : "ies");
+    }
+    hashbank_free(b);
+    return ex;
+}
+
+int attach_prepare(const struct home *h, const struct seal_args *a, casenet_attachment **out)
 {
     *out = NULL;
     if (a->n_attach == 0)
@@ -29,6 +109,13 @@ int attach_prepare(const struct seal_args *a, casenet_attachment **out)
             return cli_fail(CLI_LOCAL, rc,
                             "attach a regular file whose name does not start with '.'",
                             "cannot attach %s", a->attach[i]);
+        }
+        int ex = media_check(h, a->attach[i], &atts[i]);
+        if (ex == CLI_OK)
+            ex = bank_check(h, a->attach[i]);
+        if (ex != CLI_OK) {
+            attach_free(atts, a->n_attach);
+            return ex;
         }
     }
     *out = atts;

@@ -53,7 +53,9 @@ static const char send_usage[] =
     "Each --attach FILE is encrypted with its own key, uploaded in 1 MiB chunks\n"
     "(resuming from what the broker holds if it goes away meanwhile) and named,\n"
     "with its SHA-256 and key, in the sealed payload; the message is submitted\n"
-    "once every file is up.\n"
+    "once every file is up. A file whose md5/sha1/sha256 is in the home's hash\n"
+    "bank, or an image or video from a member without a role or group in\n"
+    "$CASENET_ATTACH_MEDIA_ROLES (default police), is refused first (exit 3).\n"
     "\n"
     "options:\n"
     "  -T, --to ID|@GROUP       recipients: member ids or @group (but you);\n"
@@ -116,7 +118,7 @@ int cmd_send(int argc, char **argv)
     a.json = &json;
     casenet_attachment *atts = NULL;
     ex = home_open(path, &h);
-    if (ex != CLI_OK || (ex = attach_prepare(&a, &atts)) != CLI_OK)
+    if (ex != CLI_OK || (ex = attach_prepare(h, &a, &atts)) != CLI_OK)
         goto cleanup;
     a.atts = atts;
     ex = seal_stdin(h, &a, &env, id);

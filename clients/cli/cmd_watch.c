@@ -67,6 +67,9 @@ static const char watch_usage[] =
     "  both           the spool file is in place AND CMD exited 0 (CMD runs\n"
     "                 after the file is in place; CASENET_SPOOL_FILE names it).\n"
     "CMD also gets CASENET_MESSAGE_ID, CASENET_MESSAGE_KIND, CASENET_MESSAGE_FROM.\n"
+    "Attachments are saved first, each checked against the signed manifest, into\n"
+    "DIR/<id>.attachments/ (without --spool: HOME/attachments/<id>/); CMD then gets\n"
+    "CASENET_ATTACHMENT_DIR and CASENET_ATTACHMENTS (their paths, one per line).\n"
     "A CMD that fails (non-zero exit, killed, or over --exec-timeout) has not\n"
     "taken the message: no receipt; it is retried after 1 s, 2 s, 4 s ... up to\n"
     "5 min. If watch itself is killed while CMD runs, CMD runs again for that\n"
@@ -348,7 +351,8 @@ static bool directory_may_help(struct watch *w, int rc)
 /* Hands json over as configured, advancing row. H_OK with row->state ==
  * WJ_HANDED when taken; H_OK with the row deferred otherwise. */
 static enum outcome hand_over(struct watch *w, const uint8_t id[CASENET_MESSAGE_ID_BYTES],
-                              struct wj_row *row, const char *json, size_t len)
+                              struct wj_row *row, const char *json, size_t len,
+                              const char *attach_dir, const char *attach_paths)
 {
     char *spool_file = NULL;
     if (w->spool) {
@@ -373,7 +377,7 @@ static enum outcome hand_over(struct watch *w, const uint8_t id[CASENET_MESSAGE_
         cli_id16_hex(id, hex);
         struct wh_exec_result res;
         int rc = wh_exec(w->exec_cmd, json, len, hex, casenet_kind_name(row->kind), row->sender,
-                         spool_file, w->exec_timeout_ms, &res);
+                         spool_file, attach_dir, attach_paths, w->exec_timeout_ms, &res);
         free(spool_file);
         spool_file = NULL;
         if (rc != CASENET_OK)
@@ -391,6 +395,39 @@ static enum outcome hand_over(struct watch *w, const uint8_t id[CASENET_MESSAGE_
     }
     free(spool_file);
     row->state = WJ_HANDED;
+    return H_OK;
+}
+
+/* Saves the attachments of an opened message before it is handed over
+ * (wh_save_attachments): *dir and *paths are malloc'd, both NULL for a
+ * message without attachments. *go is false when the row was deferred,
+ * rejected or must wait for the broker: the outcome is then the row's. */
+static enum outcome save_attachments(struct watch *w, struct wj_row *row,
+                                     const casenet_message_info *info, const casenet_buf *payload,
+                                     char **dir, char **paths, bool *go)
+{
+    *go = false;
+    *paths = NULL;
+    *dir = wh_attachments_dir(w->spool, w->h->path, info->message_id);
+    if (!*dir)
+        return defer(w, info->message_id, row, "attachments-failed", "error", "out of memory");
+    char err[512];
+    size_t n = 0;
+    int rc = wh_save_attachments(w->c, info, payload, *dir, paths, &n, err, sizeof err);
+    if (rc == CASENET_ECRYPTO || rc == CASENET_ECOMMIT || rc == CASENET_EBADREQ)
+        return reject(w, info->message_id, row, rc, err);
+    if (rc != CASENET_OK && transient(rc)) {
+        log_event(LOG_WARN, "attachments", "msg", log_hex(info->message_id, 16), "error",
+                  casenet_errname(rc), NULL);
+        return H_RETRY;
+    }
+    if (rc != CASENET_OK)
+        return defer(w, info->message_id, row, "attachments-failed", "error", err);
+    if (n == 0) {
+        free(*dir);
+        *dir = NULL;
+    }
+    *go = true;
     return H_OK;
 }
 
@@ -431,7 +468,7 @@ static enum outcome handle_receipt_row(struct watch *w, const casenet_inbox_entr
     rc = receipt_json(e, &r, &json, &len);
     if (rc != CASENET_OK)
         return defer(w, e->message_id, row, "json-failed", "error", casenet_errname(rc));
-    enum outcome out = hand_over(w, e->message_id, row, json, len);
+    enum outcome out = hand_over(w, e->message_id, row, json, len, NULL, NULL);
     free(json);
     if (out != H_OK || row->state != WJ_HANDED)
         return out;
@@ -452,7 +489,7 @@ static enum outcome handle_message_row(struct watch *w, const casenet_inbox_entr
 {
     casenet_buf env = {0}, payload = {0}, pjson = {0}, signed_receipt = {0};
     casenet_message_info info = {0};
-    char *json = NULL;
+    char *json = NULL, *attach_dir = NULL, *attach_paths = NULL;
     size_t len = 0;
     enum outcome out = H_OK;
     int rc = casenet_client_fetch(w->c, e->message_id, &env);
@@ -500,8 +537,11 @@ static enum outcome handle_message_row(struct watch *w, const casenet_inbox_entr
         out = defer(w, e->message_id, row, "json-failed", "error", casenet_errname(rc));
         goto cleanup;
     }
-    out = hand_over(w, e->message_id, row, json, len);
-    if (out != H_OK || row->state != WJ_HANDED)
+    bool go = false;
+    out = save_attachments(w, row, &info, &payload, &attach_dir, &attach_paths, &go);
+    if (go)
+        out = hand_over(w, e->message_id, row, json, len, attach_dir, attach_paths);
+    if (!go || out != H_OK || row->state != WJ_HANDED)
         goto cleanup;
 
     /* Taken: sign the receipt and record it with HANDED in one commit, so
@@ -534,6 +574,8 @@ static enum outcome handle_message_row(struct watch *w, const casenet_inbox_entr
     out = send_receipt(w, e->message_id, row, false);
 cleanup:
     free(json);
+    free(attach_dir);
+    free(attach_paths);
     casenet_message_info_clear(&info);
     casenet_buf_free(&signed_receipt);
     casenet_buf_free(&pjson);

@@ -94,9 +94,12 @@ int seal_parse(int argc, char **argv, const char *usage, bool net, struct seal_a
  * are set on success. */
 int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *envelope,
                uint8_t message_id[CASENET_MESSAGE_ID_BYTES]);
-/* attach_cli.c: the manifests of a->attach (read once each) into *out
- * (attach_free), NULL when none. An exit code. */
-int attach_prepare(const struct seal_args *a, casenet_attachment **out);
+/* attach_cli.c: the manifests of a->attach into *out (attach_free), NULL
+ * when none, after h's checks (docs/cli.md, "Never abusive media"): a file
+ * whose md5, sha1 or sha256 is in h's hash bank, or an image or video from a
+ * member the media policy does not permit, is refused (exit 3). An exit
+ * code. */
+int attach_prepare(const struct home *h, const struct seal_args *a, casenet_attachment **out);
 void attach_free(casenet_attachment *atts, size_t n);
 /* Uploads a->attach with their manifests a->atts (resuming what the broker
  * holds already). An exit code. */

@@ -110,17 +110,39 @@ struct wh_exec_result {
     bool timedout; /* killed by watch after timeout_ms */
 };
 
+/* Saves the attachments of an opened message (payload, info) into dir
+ * (created when missing; nothing is created for a message without any),
+ * each checked against the signed manifest before it is renamed into place
+ * (casenet_attachment_download). A file already there under its name counts
+ * as saved: only watch writes into dir, and only checked files get a name,
+ * so a resumed hand-over does not download it again. *paths (malloc'd, NULL
+ * when none) is the saved paths, one per line; *n their number. On failure
+ * err receives the file name and why: CASENET_ECRYPTO/ECOMMIT when a file
+ * does not match its manifest, CASENET_EBADREQ for a bad manifest, the
+ * client's error (transient ones included) for a failed download. */
+CASENET_NODISCARD int wh_save_attachments(casenet_client *c, const casenet_message_info *info,
+                                          const casenet_buf *payload, const char *dir, char **paths,
+                                          size_t *n, char *err, size_t errlen);
+
+/* The attachments directory of message id: SPOOL/<idhex>.attachments with
+ * a spool, else HOME/attachments/<idhex>. malloc'd, NULL on out of memory. */
+char *wh_attachments_dir(const char *spool, const char *home,
+                         const uint8_t id[CASENET_MESSAGE_ID_BYTES]);
+
 /* Runs `/bin/sh -c cmd` in its own process group with json on its stdin (a
  * sealed in-memory file, so a command that does not read it cannot block
  * watch), stdout and stderr inherited, and in its environment
- * CASENET_MESSAGE_ID, CASENET_MESSAGE_KIND, CASENET_MESSAGE_FROM and, when
- * spool_file is not NULL, CASENET_SPOOL_FILE. Waits for it up to timeout_ms
+ * CASENET_MESSAGE_ID, CASENET_MESSAGE_KIND, CASENET_MESSAGE_FROM, when
+ * spool_file is not NULL, CASENET_SPOOL_FILE and, when attach_dir is not
+ * NULL, CASENET_ATTACHMENT_DIR and CASENET_ATTACHMENTS (attach_paths: the
+ * saved files' paths, one per line). Waits for it up to timeout_ms
  * (then kills its process group). While it runs, wh_exec_child holds its
  * pid (for a signal handler that must kill it). CASENET_OK with *res filled
  * whenever the command could be started; CASENET_EIO/ENOMEM otherwise. */
 CASENET_NODISCARD int wh_exec(const char *cmd, const char *json, size_t len, const char *id_hex,
                               const char *kind, const char *from, const char *spool_file,
-                              int timeout_ms, struct wh_exec_result *res);
+                              const char *attach_dir, const char *attach_paths, int timeout_ms,
+                              struct wh_exec_result *res);
 
 /* The process group of the running command, 0 when none. */
 extern volatile sig_atomic_t wh_exec_child;

@@ -23,7 +23,7 @@
 #define WH_WAIT_MIN_US   1000
 #define WH_WAIT_MAX_US   5000
 #define WH_POLL_MAX_MS   1000
-#define WH_ENV_EXTRA     4
+#define WH_ENV_EXTRA     6
 #define WH_ENV_VALUE_MAX (CASENET_MEMBER_ID_MAX + 64)
 
 extern char **environ;
@@ -252,12 +252,13 @@ static int wait_child(pid_t pid, int64_t deadline, struct wh_exec_result *res)
 }
 
 int wh_exec(const char *cmd, const char *json, size_t len, const char *id_hex, const char *kind,
-            const char *from, const char *spool_file, int timeout_ms, struct wh_exec_result *res)
+            const char *from, const char *spool_file, const char *attach_dir,
+            const char *attach_paths, int timeout_ms, struct wh_exec_result *res)
 {
     memset(res, 0, sizeof *res);
     res->status = -1;
     char v_id[WH_ENV_VALUE_MAX], v_kind[WH_ENV_VALUE_MAX], v_from[WH_ENV_VALUE_MAX];
-    char *v_spool = NULL;
+    char *v_spool = NULL, *v_adir = NULL, *v_apaths = NULL;
     snprintf(v_id, sizeof v_id, "CASENET_MESSAGE_ID=%s", id_hex);
     snprintf(v_kind, sizeof v_kind, "CASENET_MESSAGE_KIND=%s", kind);
     snprintf(v_from, sizeof v_from, "CASENET_MESSAGE_FROM=%s", from);
@@ -274,6 +275,18 @@ int wh_exec(const char *cmd, const char *json, size_t len, const char *id_hex, c
             goto cleanup;
         }
         extra[n_extra++] = v_spool;
+    }
+    if (attach_dir) {
+        if (asprintf(&v_adir, "CASENET_ATTACHMENT_DIR=%s", attach_dir) < 0) {
+            v_adir = NULL;
+            goto cleanup;
+        }
+        extra[n_extra++] = v_adir;
+        if (asprintf(&v_apaths, "CASENET_ATTACHMENTS=%s", attach_paths ? attach_paths : "") < 0) {
+            v_apaths = NULL;
+            goto cleanup;
+        }
+        extra[n_extra++] = v_apaths;
     }
     env = build_env(extra, n_extra);
     if (!env)
@@ -331,5 +344,84 @@ cleanup:
         close(fd);
     free(env);
     free(v_spool);
+    free(v_adir);
+    free(v_apaths);
+    return rc;
+}
+
+/* ------------------------------------------------------------ attachments */
+
+char *wh_attachments_dir(const char *spool, const char *home,
+                         const uint8_t id[CASENET_MESSAGE_ID_BYTES])
+{
+    char hex[33], name[64];
+    cli_id16_hex(id, hex);
+    if (spool) {
+        snprintf(name, sizeof name, "%s.attachments", hex);
+        return cli_path(spool, name);
+    }
+    snprintf(name, sizeof name, "attachments/%s", hex);
+    return cli_path(home, name);
+}
+
+/* Appends path and a newline to the list *out of *len bytes. */
+static int list_add(char **out, size_t *len, const char *path)
+{
+    size_t n = strlen(path);
+    char *grown = realloc(*out, *len + n + 2);
+    if (!grown)
+        return CASENET_ENOMEM;
+    memcpy(grown + *len, path, n);
+    grown[*len + n] = '\n';
+    grown[*len + n + 1] = '\0';
+    *out = grown;
+    *len += n + 1;
+    return CASENET_OK;
+}
+
+int wh_save_attachments(casenet_client *c, const casenet_message_info *info,
+                        const casenet_buf *payload, const char *dir, char **paths, size_t *n,
+                        char *err, size_t errlen)
+{
+    *paths = NULL;
+    *n = 0;
+    casenet_attachment *atts = NULL;
+    size_t count = 0, len = 0;
+    int rc = casenet_payload_attachments(payload->data, payload->len, info, &atts, &count);
+    if (rc != CASENET_OK) {
+        snprintf(err, errlen, "the attachment manifest is malformed or does not match the header");
+        return rc;
+    }
+    if (count > 0) {
+        rc = cli_mkdir(dir);
+        if (rc != CASENET_OK)
+            snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+    }
+    for (size_t i = 0; i < count && rc == CASENET_OK; i++) {
+        char saved[4096];
+        rc = casenet_attachment_download(c, &atts[i], dir, saved, sizeof saved);
+        if (rc == CASENET_ECONFLICT) { /* saved, checked, by an earlier attempt */
+            snprintf(saved, sizeof saved, "%s/%s", dir, atts[i].file_name);
+            rc = CASENET_OK;
+        }
+        if (rc == CASENET_OK)
+            rc = list_add(paths, &len, saved);
+        else
+            snprintf(err, errlen, "attachment %s: %s", atts[i].file_name,
+                     rc == CASENET_ECRYPTO || rc == CASENET_ECOMMIT
+                         ? "does not match the signed manifest (altered or truncated at the "
+                           "broker)"
+                         : casenet_errname(rc));
+        if (rc == CASENET_OK)
+            (*n)++;
+    }
+    for (size_t i = 0; i < count; i++)
+        casenet_attachment_clear(&atts[i]);
+    free(atts);
+    if (rc != CASENET_OK) {
+        free(*paths);
+        *paths = NULL;
+        *n = 0;
+    }
     return rc;
 }

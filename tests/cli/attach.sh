@@ -74,3 +74,65 @@ expect_exit 5 "$CASENET" send --home "$H" --to vn.police.a05 --kind referral \
 expect_contains "$T/err" "QUOTA_EXCEEDED"
 expect_contains "$T/err" "blob quota"
 [ -z "$(head -n 1 "$T/out")" ] || fail "send printed a message id after a refused upload"
+
+step "never abusive media: images and videos only from members the policy permits"
+printf 'not really a jpeg %s\n' "$RANDOM" >"$T/photo.jpg"
+expect_exit 3 "$CASENET" send --home "$H" --to vn.police.a05 --kind referral \
+  --attach "$T/photo.jpg" --timeout 60 <"$T/referral.json"
+expect_contains "$T/err" "photo.jpg is image/jpeg"
+expect_contains "$T/err" "client policy"
+[ -z "$(head -n 1 "$T/out")" ] || fail "send printed a message id after the media policy refused"
+
+step "never abusive media: a file whose hash is in the member's hash bank is refused"
+expect_exit 0 "$CASENET" hashes contribute --home "$H" --to vn.police.a05 \
+  --category baseline "$T/photo.jpg"
+expect_exit 0 "$CASENET" hashes import --home "$P"
+cp "$T/photo.jpg" "$T/renamed.bin"
+for f in photo.jpg renamed.bin; do
+  expect_exit 3 "$CASENET" send --home "$P" --to vn.hotline111 --kind referral \
+    --attach "$T/$f" --timeout 60 <"$T/referral.json"
+  expect_contains "$T/err" "$f matches md5:"
+  expect_contains "$T/err" "in the hash bank"
+done
+[ -z "$(head -n 1 "$T/out")" ] || fail "send printed a message id after the hash bank refused"
+
+step "watch saves attachments next to the spool file and hands their paths to --exec"
+expect_exit 0 "$CASENET" send --home "$H" --to vn.molisa.hanoi --kind referral \
+  --attach "$T/chat.txt" --timeout 60 <"$T/referral.json"
+wid=$(head -n 1 "$T/out")
+cat >"$T/take.sh" <<'SH'
+#!/bin/sh
+{ echo "dir=$CASENET_ATTACHMENT_DIR"; printf '%s' "$CASENET_ATTACHMENTS"; } >"$TAKE_OUT"
+SH
+chmod +x "$T/take.sh"
+TAKE_OUT=$T/taken.txt expect_exit 0 "$CASENET" watch --home "$S" --spool "$T/wspool" \
+  --exec "$T/take.sh" --once --timeout 60
+[ -f "$T/wspool/$wid.json" ] || fail "no spool file for $wid"
+cmp -s "$T/chat.txt" "$T/wspool/$wid.attachments/chat.txt" || fail "watch did not save chat.txt"
+expect_contains "$T/taken.txt" "dir=$T/wspool/$wid.attachments"
+expect_contains "$T/taken.txt" "$T/wspool/$wid.attachments/chat.txt"
+
+step "blob retention: deleted once every recipient has completed, in the broker's idle time"
+blobs_of() { grep -l "^$1\$" "$N"/data/blobs/*/msgs 2>/dev/null | wc -l; }
+[ "$(blobs_of "$id")" = 2 ] || fail "the broker does not hold the 2 blobs of $id"
+[ "$(blobs_of "$wid")" = 1 ] || fail "the broker does not hold the blob of $wid"
+for st in delivered accepted; do
+  expect_exit 0 "$CASENET" ack "$id" --home "$P" --status "$st"
+done
+[ "$(blobs_of "$id")" = 2 ] || fail "the blobs of $id were deleted before it was completed"
+expect_exit 0 "$CASENET" ack "$id" --home "$P" --status completed --outcome resolved
+for _ in $(seq 1 300); do
+  [ "$(blobs_of "$id")" = 0 ] && break
+  sleep 0.1
+done
+[ "$(blobs_of "$id")" = 0 ] || fail "the blobs of $id outlived its completion by 30 s"
+[ "$(blobs_of "$wid")" = 1 ] || fail "the blob of $wid (delivered, not completed) was deleted"
+
+step "watch without --spool saves attachments in the home"
+expect_exit 0 "$CASENET" send --home "$H" --to vn.molisa.hanoi --kind referral \
+  --attach "$T/chat.txt" --timeout 60 <"$T/referral.json"
+xid=$(head -n 1 "$T/out")
+TAKE_OUT=$T/taken2.txt expect_exit 0 "$CASENET" watch --home "$S" --exec "$T/take.sh" --once \
+  --timeout 60
+cmp -s "$T/chat.txt" "$S/attachments/$xid/chat.txt" || fail "watch did not save chat.txt in the home"
+expect_contains "$T/taken2.txt" "dir=$S/attachments/$xid"
