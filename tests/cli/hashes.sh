@@ -169,6 +169,19 @@ expect_exit 0 "$CASENET" watch --home "$PLAT" --spool "$T/spool" --once
 expect_contains "$T/err" "hash share $id from vn.hotline111: 1 added"
 expect_exit 0 "$CASENET" hashes list --home "$PLAT"
 expect_contains "$T/out" "0123456789abcdef0123456789abcdef"
+step "match --stdin answers one query per line in one process"
+printf 'pdq:%s\nsha1:a9993e364706816aba3e25717850c26c9cd0d89d\n\nmd5:00000000000000000000000000000000\nbogus\n' \
+  "$(flip 5)" >"$T/queries"
+"$CASENET" hashes match --home "$PLAT" --stdin <"$T/queries" >"$T/out" 2>"$T/err" \
+  || fail "match --stdin: $(cat "$T/err")"
+expect_contains "$T/out" "pdq:$(flip 5): pdq:$PDQ distance 5"
+# two entries each: the hotline's and the police's (the exported list)
+expect_contains "$T/out" "pdq:$(flip 5): 2 matched"
+expect_contains "$T/out" "sha1:a9993e364706816aba3e25717850c26c9cd0d89d: 2 matched"
+expect_contains "$T/out" "md5:00000000000000000000000000000000: no match"
+expect_contains "$T/out" "bogus: error:"
+[ "$(wc -l <"$T/out")" = 7 ] || fail "match --stdin: $(cat "$T/out")"
+
 step "a foreign list: imported with its source, not redistributed unless allowed"
 cat >"$T/ncmec.csv" <<CSV
 signal_type,signal_value,category
