@@ -33,7 +33,16 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS feedback(message_id BLOB NOT NULL, item INTEGER NOT NULL,"
     " sender TEXT NOT NULL, created_ms INTEGER NOT NULL, kind INTEGER NOT NULL,"
     " signal_type TEXT NOT NULL, value TEXT NOT NULL, match_count INTEGER NOT NULL,"
-    " note TEXT NOT NULL, PRIMARY KEY(message_id, item));";
+    " note TEXT NOT NULL, PRIMARY KEY(message_id, item));"
+    "CREATE TABLE IF NOT EXISTS sources(name TEXT PRIMARY KEY, imported_ms INTEGER NOT NULL,"
+    " redistribute TEXT NOT NULL);";
+
+/* Banks made before provenance lack entries.imported_ms: added (0 = unknown). */
+static void migrate(sqlite3 *db)
+{
+    sqlite3_exec(db, "ALTER TABLE entries ADD COLUMN imported_ms INTEGER NOT NULL DEFAULT 0", NULL,
+                 NULL, NULL); /* fails harmlessly when the column is there */
+}
 
 static int prepare(hashbank *b, const char *sql, sqlite3_stmt **st)
 {
@@ -51,12 +60,16 @@ int hashbank_open(const char *path, hashbank **out)
     umask(old);
     if (src != SQLITE_OK || sqlite3_exec(b->db, schema, NULL, NULL, NULL) != SQLITE_OK)
         goto cleanup;
+    migrate(b->db);
     sqlite3_busy_timeout(b->db, 5000);
     if (prepare(b,
                 "SELECT updated_ms, retracted, category FROM entries"
                 " WHERE signal_type = ? AND value = ? AND contributor = ?",
                 &b->get) != CASENET_OK ||
-        prepare(b, "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        prepare(b,
+                "INSERT OR REPLACE INTO entries(signal_type, value, contributor, category,"
+                " pdq_quality, first_seen_ms, reference, updated_ms, retracted, message_id,"
+                " imported_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &b->put) != CASENET_OK ||
         prepare(b, "INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &b->feedback) != CASENET_OK ||
@@ -126,7 +139,7 @@ struct event {
     const char *type, *value, *who, *reference;
     int category;
     unsigned quality;
-    int64_t first_seen_ms, at_ms;
+    int64_t first_seen_ms, at_ms, imported_ms;
     bool retract;
     const uint8_t *id;
 };
@@ -145,6 +158,7 @@ static int put(hashbank *b, const struct event *e)
     sqlite3_bind_int64(st, 8, e->at_ms);
     sqlite3_bind_int(st, 9, e->retract);
     sqlite3_bind_blob(st, 10, e->id, CASENET_MESSAGE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 11, e->imported_ms);
     return sqlite3_step(st) == SQLITE_DONE ? CASENET_OK : CASENET_EIO;
 }
 
@@ -201,10 +215,13 @@ static int apply_feedback(hashbank *b, const uint8_t *id, const char *sender, in
     return CASENET_OK;
 }
 
+static int64_t now_ms(void);
+
 static int apply_share(hashbank *b, const uint8_t *id, const char *sender, int64_t at,
                        const Casenet__V1__HashShare *hs, struct hashbank_result *res)
 {
     int rc = CASENET_OK;
+    int64_t now = now_ms();
     for (size_t i = 0; rc == CASENET_OK && i < hs->n_entries; i++) {
         const Casenet__V1__HashEntry *en = hs->entries[i];
         char type[HASHBANK_TYPE_MAX];
@@ -217,6 +234,7 @@ static int apply_share(hashbank *b, const uint8_t *id, const char *sender, int64
                           .quality = en->pdq_quality,
                           .first_seen_ms = en->first_seen_ms,
                           .at_ms = at,
+                          .imported_ms = now,
                           .id = id};
         rc = apply_event(b, &e, res);
     }
@@ -224,8 +242,13 @@ static int apply_share(hashbank *b, const uint8_t *id, const char *sender, int64
         const Casenet__V1__HashSignal *s = hs->retractions[i]->signal;
         char type[HASHBANK_TYPE_MAX];
         signal_text(s, type);
-        struct event e = {
-            .type = type, .value = s->value, .who = sender, .at_ms = at, .retract = true, .id = id};
+        struct event e = {.type = type,
+                          .value = s->value,
+                          .who = sender,
+                          .at_ms = at,
+                          .imported_ms = now,
+                          .retract = true,
+                          .id = id};
         rc = apply_event(b, &e, res);
     }
     return rc == CASENET_OK ? apply_feedback(b, id, sender, at, hs, res) : rc;
@@ -288,7 +311,7 @@ int hashbank_each(hashbank *b, int category, int (*fn)(const struct hashbank_ent
     sqlite3_stmt *st = NULL;
     if (prepare(b,
                 "SELECT contributor, signal_type, value, reference, category, pdq_quality,"
-                " first_seen_ms, updated_ms FROM entries WHERE retracted = 0"
+                " first_seen_ms, updated_ms, imported_ms FROM entries WHERE retracted = 0"
                 " AND (?1 = 0 OR category = ?1) ORDER BY signal_type, value, contributor",
                 &st) != CASENET_OK)
         return CASENET_EIO;
@@ -304,6 +327,7 @@ int hashbank_each(hashbank *b, int category, int (*fn)(const struct hashbank_ent
             .pdq_quality = (unsigned)sqlite3_column_int(st, 5),
             .first_seen_ms = sqlite3_column_int64(st, 6),
             .updated_ms = sqlite3_column_int64(st, 7),
+            .imported_ms = sqlite3_column_int64(st, 8),
         };
         rc = fn(&e, ctx);
     }
@@ -398,5 +422,72 @@ int hashbank_stats(hashbank *b, struct hashbank_stats *s)
     if (rc == CASENET_OK)
         rc = count(b, "SELECT coalesce(max(created_ms), 0) FROM applied", &last);
     s->last_update_ms = (int64_t)last;
+    return rc;
+}
+
+/* ------------------------------------------------------------ imported lists */
+
+int hashbank_import_list(hashbank *b, const char *name, const char *redistribute,
+                         const struct hashbank_row *rows, size_t n, int category,
+                         struct hashbank_result *res)
+{
+    memset(res, 0, sizeof *res);
+    char who[HASHBANK_SOURCE_MAX + 8];
+    if (!name[0] || strlen(name) > HASHBANK_SOURCE_MAX || strpbrk(name, ":, \t\n"))
+        return CASENET_EINVAL;
+    snprintf(who, sizeof who, "list:%s", name);
+    if (sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return CASENET_EIO;
+    int64_t now = now_ms();
+    uint8_t id[CASENET_MESSAGE_ID_BYTES] = {0}; /* no message: a local import */
+    int rc = CASENET_OK;
+    for (size_t i = 0; rc == CASENET_OK && i < n; i++) {
+        char type[HASHBANK_TYPE_MAX];
+        hashbank_type_text(rows[i].type, rows[i].vendor, type);
+        struct event e = {.type = type,
+                          .value = rows[i].value,
+                          .who = who,
+                          .category = rows[i].category ? rows[i].category : category,
+                          .first_seen_ms = now,
+                          .at_ms = now,
+                          .imported_ms = now,
+                          .id = id};
+        rc = e.category ? apply_event(b, &e, res) : CASENET_EINVAL;
+    }
+    sqlite3_stmt *st = NULL;
+    if (rc == CASENET_OK &&
+        (rc = prepare(b, "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)", &st)) == CASENET_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_text(st, 3, redistribute ? redistribute : "", -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? CASENET_OK : CASENET_EIO;
+    }
+    sqlite3_finalize(st);
+    if (rc == CASENET_OK && sqlite3_exec(b->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return CASENET_OK;
+    sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+    memset(res, 0, sizeof *res);
+    return rc == CASENET_OK ? CASENET_EIO : rc;
+}
+
+int hashbank_source_allows(hashbank *b, const char *name, const char *recipient, bool *allowed)
+{
+    *allowed = false;
+    sqlite3_stmt *st = NULL;
+    if (prepare(b, "SELECT redistribute FROM sources WHERE name = ?", &st) != CASENET_OK)
+        return CASENET_EIO;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st), rc = CASENET_OK;
+    if (src == SQLITE_ROW) {
+        const char *list = (const char *)sqlite3_column_text(st, 0);
+        size_t len = strlen(recipient);
+        for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+            if (strncmp(p, recipient, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+                *allowed = true;
+        }
+    } else {
+        rc = src == SQLITE_DONE ? CASENET_ENOTFOUND : CASENET_EIO;
+    }
+    sqlite3_finalize(st);
     return rc;
 }

@@ -60,6 +60,7 @@ struct hashbank_entry {
     int category; /* CASENET__V1__HASH_CATEGORY__* */
     unsigned pdq_quality;
     int64_t first_seen_ms, updated_ms;
+    int64_t imported_ms; /* when this bank took it in (0: before banks recorded it) */
 };
 /* Calls fn for every live entry, by signal type and value; category 0 =
  * every category. Stops at fn's first non-zero return, which it returns. */
@@ -117,6 +118,28 @@ bool hashbank_csv_header(const char *line, size_t len);
 /* Parses "TYPE:VALUE" (e.g. sha256:e3b0...), checked as a CSV row is. */
 CASENET_NODISCARD int hashbank_signal_arg(const char *arg, struct hashbank_row *row, char *err,
                                           size_t errlen);
+
+/* ------------------------------------------------------------ imported lists */
+
+/* The longest name of an imported list (its source). */
+#define HASHBANK_SOURCE_MAX 64
+
+/* Imports the n rows of a foreign list (e.g. a CSV from NCMEC or
+ * ThreatExchange) as the entries of source name, in one transaction: their
+ * contributor is "list:" + name, first seen and imported now; a row without
+ * a category takes category. redistribute is the comma-separated recipients
+ * (member ids or @groups) the list may be contributed to ("" or NULL: none),
+ * replacing what an earlier import of the same name said. CASENET_EINVAL for
+ * a name that is empty, longer than HASHBANK_SOURCE_MAX or holds ':', ',' or
+ * a space, or a row without category when category is 0; CASENET_EIO on a
+ * database failure (nothing imported). */
+CASENET_NODISCARD int hashbank_import_list(hashbank *b, const char *name, const char *redistribute,
+                                           const struct hashbank_row *rows, size_t n, int category,
+                                           struct hashbank_result *res);
+/* *allowed = whether the imported list name may be contributed to recipient
+ * (exactly as written at import). CASENET_ENOTFOUND when no list has that name. */
+CASENET_NODISCARD int hashbank_source_allows(hashbank *b, const char *name, const char *recipient,
+                                             bool *allowed);
 
 /* ------------------------------------------------------------ PDQ matching */
 

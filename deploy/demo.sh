@@ -7,6 +7,8 @@
 # save the attachment (its SHA-256 checked) and acknowledge it with signed
 # receipts that reach the hotline; social services run `casenet watch`, which
 # takes a second referral into their spool and acknowledges it unattended;
+# the hotline shares the hashes of a known file with a platform, which
+# matches an upload against its bank and reports the match back;
 # the inbox states and the audit trail are printed. Every case detail is
 # fictitious. Everything lives in ./demo-run. On a terminal it then starts
 # the hotline's and the police's web consoles (deploy/demo-console.sh) and
@@ -44,6 +46,9 @@ stop_watch() {
 trap 'stop_watch; stop_broker' EXIT
 
 make_network
+# A platform that receives the hotline's hashes (the hash bank step below).
+"$CASENET" keygen vn.platform.x --out keys >/dev/null
+admit vn.platform.x --role platform --group platforms --name "Example platform (fictitious)"
 ENDPOINT=tcp://127.0.0.1:${DEMO_PORT:-$(free_port)}
 
 step "The operator starts the broker (CURVE on loopback; log in demo-run/broker.log)"
@@ -178,6 +183,31 @@ run inbox --home home/vn.mps.coord
 run read "$escalation" --home home/vn.mps.coord
 run overdue --home home/vn.mps.coord
 run status "$id3" --home home/vn.hotline111
+
+step "The hotline shares the hashes of known abuse material with the platforms: hashes only, never the file"
+printf 'fictitious stand-in for an image the hotline classified\n' > known.jpg
+echo "     (known.jpg: a stand-in file; its md5, sha1 and sha256 are computed here)"
+run init --home home/vn.platform.x --key keys/vn.platform.x.key --authority authority/authority.pub \
+  --directory directory --broker "$ENDPOINT"
+run hashes contribute --home home/vn.hotline111 --to @platforms --category baseline \
+  --reference HN-2026-0001 known.jpg
+
+step "The platform imports them into its own bank and checks two uploads (exit 0: match, 1: none)"
+run hashes import --home home/vn.platform.x
+run hashes list --home home/vn.platform.x
+cp known.jpg upload-1.jpg
+printf 'a holiday photo (fictitious)\n' > upload-2.jpg
+run hashes match --home home/vn.platform.x upload-1.jpg
+show hashes match --home home/vn.platform.x upload-2.jpg
+rc=0
+"$CASENET" hashes match --home home/vn.platform.x upload-2.jpg > run.out 2>&1 || rc=$?
+[ "$rc" = 1 ] || { cat run.out >&2; echo "demo: upload-2.jpg matched (exit $rc)" >&2; exit 1; }
+echo "     (nothing printed, exit 1: upload-2.jpg is not in the bank)"
+sha=$(sha256sum known.jpg | cut -d' ' -f1)
+run hashes feedback --home home/vn.platform.x --to vn.hotline111 --match "sha256:$sha" --count 1
+echo "     the hotline learns that its entry matched (a count, no content):"
+run hashes import --home home/vn.hotline111
+run hashes list --home home/vn.hotline111 --feedback
 
 step "The coordinator reviews the audit trail: who sent what to whom, when (never content)"
 run audit log --home home/vn.mps.coord

@@ -71,13 +71,25 @@ void hashes_apply_opened(const struct home *h, const casenet_message_info *info,
 
 static const char import_usage[] =
     "usage: casenet hashes import [--home DIR] [--broker ENDPOINT] [--timeout SECONDS]\n"
+    "       casenet hashes import --csv LIST.csv --source NAME [--category CATEGORY]\n"
+    "                             [--redistribute-to RECIPIENTS] [--home DIR]\n"
     "\n"
     "Fetches the HASH_SHARE messages of the inbox not yet in the bank, verifies\n"
     "and opens them, applies them in the order they were sealed (adds,\n"
     "retractions, category changes; each message once) and acknowledges each as\n"
     "delivered. Contributions from members that may not contribute are ignored.\n"
     "\n"
+    "With --csv, imports a foreign list (signal_type,signal_value,category, e.g.\n"
+    "from NCMEC or ThreatExchange; docs/hashbank.md maps their fields) into the\n"
+    "bank as the entries of source NAME, recording when. It is not\n"
+    "redistributed ('contribute --source NAME') except to the members or @groups\n"
+    "of --redistribute-to, as the list's terms allow.\n"
+    "\n"
     "options:\n"
+    "  -C, --csv FILE           a list to import (- = stdin)\n"
+    "  -S, --source NAME        the list's name (letters, digits, . _ -)\n"
+    "  -c, --category CATEGORY  for rows without one\n"
+    "  -r, --redistribute-to RECIPIENTS  member ids or @groups, comma-separated\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
     "  -t, --timeout SECONDS    per request (1..3600, default 10)\n"
@@ -169,14 +181,66 @@ static void ack_delivered(struct home *h, casenet_client *cl, const struct opene
     casenet_buf_free(&signed_receipt);
 }
 
+/* import --csv: a foreign list into the bank, as source name. */
+static int import_list(const struct hashes_net *o, const char *csv, const char *name, int category,
+                       const char *redistribute)
+{
+    struct hashes_rows rows = {0};
+    struct hashes_ctx x = {0};
+    struct hashbank_result res;
+    int ex = hashes_read_csv(csv, !category, &rows);
+    if (ex == CLI_OK)
+        ex = hashes_ctx_open(o, false, &x);
+    int rc = ex == CLI_OK ? hashbank_import_list(x.bank, name, redistribute, rows.rows, rows.n,
+                                                 category, &res)
+                          : CASENET_OK;
+    if (rc == CASENET_EINVAL)
+        ex = cli_usage_error("--source wants 1..%d characters without ':', ',' or spaces",
+                             HASHBANK_SOURCE_MAX);
+    else if (rc != CASENET_OK)
+        ex = cli_fail(CLI_LOCAL, rc, NULL, "the hash bank could not be written");
+    if (ex == CLI_OK)
+        printf("%zu entr%s imported from %s as list:%s (%zu unchanged); redistributed to: %s\n",
+               res.added, res.added == 1 ? "y" : "ies", csv, name, res.ignored,
+               redistribute && redistribute[0] ? redistribute : "nobody");
+    hashes_ctx_close(&x);
+    free(rows.rows);
+    return ex;
+}
+
 static int hashes_import(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"csv", required_argument, NULL, 'C'},
+        {"source", required_argument, NULL, 'S'},
+        {"category", required_argument, NULL, 'c'},
+        {"redistribute-to", required_argument, NULL, 'r'},
+        HASHES_NET_OPTS,
+        {NULL, 0, NULL, 0},
+    };
     struct hashes_net o = {.timeout_ms = 10000};
-    int ex = hashes_parse_net(argc, argv, import_usage, &o);
-    if (ex >= 0)
-        return ex;
+    const char *csv = NULL, *source = NULL, *redistribute = NULL;
+    int c, ex, category = 0;
+    while ((c = cli_getopt(argc, argv, "C:S:c:r:H:b:t:h", opts)) != -1) {
+        if (c == 'h')
+            return cli_help(import_usage);
+        if (c == 'c' && hashbank_category_parse(optarg, &category) != CASENET_OK)
+            return cli_usage_error("unknown --category '%s': baseline, nationally-illegal, "
+                                   "not-illegal",
+                                   optarg);
+        csv = c == 'C' ? optarg : csv;
+        source = c == 'S' ? optarg : source;
+        redistribute = c == 'r' ? optarg : redistribute;
+        if (!strchr("CScr", c) && (ex = hashes_net_option(c, optarg, &o)) != CLI_OK)
+            return ex;
+    }
+    if (!csv != !source || (!csv && (category || redistribute)))
+        return cli_usage_error("--csv and --source go together (--category and "
+                               "--redistribute-to with them)");
     if (optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (csv)
+        return import_list(&o, csv, source, category, redistribute);
     struct hashes_ctx x;
     struct opened *list = NULL;
     size_t n = 0, applied = 0;
@@ -284,6 +348,10 @@ static int print_entry(const struct hashbank_entry *e, void *ctx)
                   e->contributor, "first_seen", when, "reference", e->reference);
     if (o && e->pdq_quality)
         json_object_set_new(o, "pdq_quality", json_integer(e->pdq_quality));
+    if (o && e->imported_ms) {
+        cli_format_time(e->imported_ms, false, when, sizeof when);
+        json_object_set_new(o, "imported", json_string(when));
+    }
     return print_json(o);
 }
 

@@ -43,6 +43,17 @@ void hashes_ctx_close(struct hashes_ctx *x);
 /* Opens the bank of home h (HASHBANK_FILE in it). Returns an exit code. */
 int hashes_bank_open(const struct home *h, hashbank **out);
 
+/* Rows read from a CSV list or the bank, grown as needed (free rows). */
+struct hashes_rows {
+    struct hashbank_row *rows;
+    size_t n, cap;
+};
+/* Appends row to b. Returns an exit code (reported). */
+int hashes_rows_add(struct hashes_rows *b, const struct hashbank_row *row);
+/* Reads the CSV list at path ("-": stdin) into b; a row without a category is
+ * an error when need_category. The first bad line is the (reported) error. */
+int hashes_read_csv(const char *path, bool need_category, struct hashes_rows *b);
+
 /* cmd_hashes_send.c */
 int hashes_contribute(int argc, char **argv);
 int hashes_feedback(int argc, char **argv);

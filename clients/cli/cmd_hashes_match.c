@@ -16,7 +16,7 @@
 
 static const char match_usage[] =
     "usage: casenet hashes match [--max-distance N] [--min-quality Q] [--home DIR]\n"
-    "                            (FILE... | --hash TYPE:VALUE...)\n"
+    "                            (FILE... | --hash TYPE:VALUE... | --stdin)\n"
     "\n"
     "Looks files (their md5, sha1 and sha256, computed here) or given hashes up\n"
     "in the bank's live entries: exact for md5, sha1, sha256 and vendor types;\n"
@@ -24,9 +24,14 @@ static const char match_usage[] =
     "quality is Q or more (default 50; entries that state none count). Prints one\n"
     "line per match: what was looked up, the entry and, for pdq, the distance.\n"
     "Exit 0 when something matched, 1 when nothing did (or on an error).\n"
+    "With --stdin it answers TYPE:VALUE lines as they come (an upload path keeps\n"
+    "one process, so the pdq index is built once): each answer ends with a line\n"
+    "'TYPE:VALUE: N matched' (N entries: one per contributor) or 'TYPE:VALUE: no\n"
+    "match' ('...: error: WHY' for a bad line), flushed.\n"
     "\n"
     "options:\n"
     "  -x, --hash TYPE:VALUE    a hash to look up (repeatable)\n"
+    "  -s, --stdin              answer TYPE:VALUE lines from stdin until its end\n"
     "  -d, --max-distance N     pdq: the largest Hamming distance (0..31)\n"
     "  -q, --min-quality Q      pdq: the lowest entry quality (0..100)\n"
     "  -H, --home DIR           the member home\n"
@@ -39,7 +44,8 @@ struct matcher {
     size_t matched;
 };
 
-static int exact(struct matcher *m, const char *what, const char *type, const char *value)
+static int exact(struct matcher *m, const char *what, const char *type, const char *value,
+                 size_t *found)
 {
     size_t n = 0;
     if (hashbank_lookup(m->x.bank, type, value, &n) != CASENET_OK)
@@ -48,10 +54,11 @@ static int exact(struct matcher *m, const char *what, const char *type, const ch
         printf("%s: %s:%s (%zu contributor%s)\n", what, type, value, n, n == 1 ? "" : "s");
         m->matched++;
     }
+    *found = n;
     return CLI_OK;
 }
 
-static int pdq(struct matcher *m, const char *what, const char *value)
+static int pdq(struct matcher *m, const char *what, const char *value, size_t *found)
 {
     uint64_t q[4];
     struct hashbank_pdq_hit hits[16];
@@ -69,6 +76,7 @@ static int pdq(struct matcher *m, const char *what, const char *value)
     if (n > 16)
         printf("%s: and %zu more within distance %u\n", what, n - 16, m->distance);
     m->matched += n > 0;
+    *found = n;
     return CLI_OK;
 }
 
@@ -78,9 +86,10 @@ static int one_hash(struct matcher *m, const char *arg)
     char err[256], type[HASHBANK_TYPE_MAX];
     if (hashbank_signal_arg(arg, &row, err, sizeof err) != CASENET_OK)
         return cli_usage_error("--hash %s: %s", arg, err);
+    size_t n = 0;
     if (row.type == CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ)
-        return pdq(m, arg, row.value);
-    return exact(m, arg, hashbank_type_text(row.type, row.vendor, type), row.value);
+        return pdq(m, arg, row.value, &n);
+    return exact(m, arg, hashbank_type_text(row.type, row.vendor, type), row.value, &n);
 }
 
 static int one_file(struct matcher *m, const char *path)
@@ -88,11 +97,46 @@ static int one_file(struct matcher *m, const char *path)
     struct hashbank_digests d;
     if (hashbank_digest_file(path, &d) != CASENET_OK)
         return cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read %s: %s", path, strerror(errno));
-    int ex = exact(m, path, "md5", d.md5);
+    size_t n = 0;
+    int ex = exact(m, path, "md5", d.md5, &n);
     if (ex == CLI_OK)
-        ex = exact(m, path, "sha1", d.sha1);
+        ex = exact(m, path, "sha1", d.sha1, &n);
     if (ex == CLI_OK)
-        ex = exact(m, path, "sha256", d.sha256);
+        ex = exact(m, path, "sha256", d.sha256, &n);
+    return ex;
+}
+
+/* --stdin: one query per line, each answer closed by a summary line. */
+static int stream(struct matcher *m)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int ex = CLI_OK;
+    while (ex == CLI_OK && (len = getline(&line, &cap, stdin)) >= 0) {
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        struct hashbank_row row;
+        char err[256], type[HASHBANK_TYPE_MAX];
+        size_t n = 0;
+        if (hashbank_signal_arg(line, &row, err, sizeof err) != CASENET_OK) {
+            printf("%s: error: %s\n", line, err);
+        } else {
+            bool is_pdq = row.type == CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ;
+            ex = is_pdq ? pdq(m, line, row.value, &n)
+                        : exact(m, line, hashbank_type_text(row.type, row.vendor, type), row.value,
+                                &n);
+            if (ex == CLI_OK && n)
+                printf("%s: %zu matched\n", line, n);
+            else if (ex == CLI_OK)
+                printf("%s: no match\n", line);
+        }
+        if (ex == CLI_OK && fflush(stdout) != 0)
+            ex = cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot write to stdout");
+    }
+    free(line);
     return ex;
 }
 
@@ -100,6 +144,7 @@ int hashes_match(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"hash", required_argument, NULL, 'x'},
+        {"stdin", no_argument, NULL, 's'},
         {"max-distance", required_argument, NULL, 'd'},
         {"min-quality", required_argument, NULL, 'q'},
         {"home", required_argument, NULL, 'H'},
@@ -110,17 +155,20 @@ int hashes_match(int argc, char **argv)
     struct hashes_net o = {0};
     const char **hashes = calloc((size_t)argc, sizeof *hashes);
     size_t n_hashes = 0;
+    bool from_stdin = false;
     uint64_t v;
     int c, ex = CLI_OK;
     if (!hashes)
         return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
-    while (ex == CLI_OK && (c = cli_getopt(argc, argv, "x:d:q:H:h", opts)) != -1) {
+    while (ex == CLI_OK && (c = cli_getopt(argc, argv, "x:sd:q:H:h", opts)) != -1) {
         if (c == 'h') {
             free(hashes);
             return cli_help(match_usage);
         }
         if (c == 'x')
             hashes[n_hashes++] = optarg;
+        else if (c == 's')
+            from_stdin = true;
         else if (c == 'd' && cli_parse_uint(optarg, 0, HASHBANK_PDQ_MAX_DISTANCE, &v))
             m.distance = (unsigned)v;
         else if (c == 'q' && cli_parse_uint(optarg, 0, 100, &v))
@@ -134,10 +182,12 @@ int hashes_match(int argc, char **argv)
                                        c == 'd' ? HASHBANK_PDQ_MAX_DISTANCE : 100, optarg)
                      : CLI_EUSAGE;
     }
-    if (ex == CLI_OK && (n_hashes == 0) == (optind == argc))
-        ex = cli_usage_error("give FILE... or --hash TYPE:VALUE (one of them)");
+    if (ex == CLI_OK && (n_hashes != 0) + (optind != argc) + from_stdin != 1)
+        ex = cli_usage_error("give FILE..., --hash TYPE:VALUE or --stdin (one of them)");
     if (ex == CLI_OK)
         ex = hashes_ctx_open(&o, false, &m.x);
+    if (ex == CLI_OK && from_stdin)
+        ex = stream(&m);
     for (size_t i = 0; ex == CLI_OK && i < n_hashes; i++)
         ex = one_hash(&m, hashes[i]);
     for (int i = optind; ex == CLI_OK && n_hashes == 0 && i < argc; i++)

@@ -141,13 +141,7 @@ cleanup:
     return ex;
 }
 
-/* The items of one contribution, sent in batches of HASHES_BATCH. */
-struct batch {
-    struct hashbank_row *rows;
-    size_t n, cap;
-};
-
-static int batch_add(struct batch *b, const struct hashbank_row *row)
+int hashes_rows_add(struct hashes_rows *b, const struct hashbank_row *row)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 256;
@@ -167,7 +161,7 @@ struct contribution {
 };
 
 /* Sends rows [from, to) of b as one message. */
-static int send_rows(struct hashes_ctx *x, const struct recipients *r, const struct batch *b,
+static int send_rows(struct hashes_ctx *x, const struct recipients *r, const struct hashes_rows *b,
                      size_t from, size_t to, const struct contribution *k)
 {
     size_t n = to - from;
@@ -210,8 +204,7 @@ cleanup:
     return ex;
 }
 
-/* Reads the CSV list at path into b; the first bad line is the error. */
-static int read_csv(const char *path, const struct contribution *k, struct batch *b)
+int hashes_read_csv(const char *path, bool need_category, struct hashes_rows *b)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f)
@@ -232,11 +225,11 @@ static int read_csv(const char *path, const struct contribution *k, struct batch
         if (hashbank_csv_row(line, (size_t)len, &row, err, sizeof err) != CASENET_OK)
             ex = cli_fail(CLI_LOCAL, CASENET_EINVAL, "nothing was sent", "%s:%zu: %s", path, lineno,
                           err);
-        else if (!row.category && !k->category && !k->retract)
+        else if (!row.category && need_category)
             ex = cli_fail(CLI_LOCAL, CASENET_EINVAL, "add the category or pass --category",
                           "%s:%zu: no category", path, lineno);
         else
-            ex = batch_add(b, &row);
+            ex = hashes_rows_add(b, &row);
     }
     if (ex == CLI_OK && ferror(f))
         ex = cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read %s", path);
@@ -247,7 +240,7 @@ static int read_csv(const char *path, const struct contribution *k, struct batch
 }
 
 /* Adds the md5, sha1 and sha256 of the file at path to b. */
-static int add_file(const char *path, struct batch *b)
+static int add_file(const char *path, struct hashes_rows *b)
 {
     struct hashbank_digests d;
     if (hashbank_digest_file(path, &d) != CASENET_OK)
@@ -260,15 +253,64 @@ static int add_file(const char *path, struct batch *b)
     for (int i = 0; ex == CLI_OK && i < 3; i++) {
         struct hashbank_row row = {.type = types[i]};
         snprintf(row.value, sizeof row.value, "%s", values[i]);
-        ex = batch_add(b, &row);
+        ex = hashes_rows_add(b, &row);
     }
     return ex;
+}
+
+/* Collects the live entries of imported list name (contributor "list:NAME"). */
+struct from_source {
+    char who[HASHBANK_SOURCE_MAX + 8];
+    struct hashes_rows *b;
+};
+
+static int source_row(const struct hashbank_entry *e, void *ctx)
+{
+    const struct from_source *fs = ctx;
+    struct hashbank_row row = {.category = e->category};
+    const char *vendor = NULL;
+    if (strcmp(e->contributor, fs->who) != 0 ||
+        hashbank_type_parse(e->signal_type, &row.type, &vendor) != CASENET_OK)
+        return CASENET_OK;
+    snprintf(row.vendor, sizeof row.vendor, "%s", vendor ? vendor : "");
+    snprintf(row.value, sizeof row.value, "%s", e->value);
+    return hashes_rows_add(fs->b, &row) == CLI_OK ? CASENET_OK : CASENET_ENOMEM;
+}
+
+/* Checks that the imported list name may go to every recipient of r (the
+ * policy recorded at import) and collects its entries into b. */
+static int source_rows(struct hashes_ctx *x, const char *name, const struct recipients *r,
+                       struct hashes_rows *b)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        bool ok = false;
+        int rc = hashbank_source_allows(x->bank, name, r->to[i], &ok);
+        if (rc == CASENET_ENOTFOUND)
+            return cli_fail(CLI_LOCAL, rc, "see 'casenet hashes stats' for the imported lists",
+                            "no imported list is called '%s'", name);
+        if (rc != CASENET_OK)
+            return cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read the hash bank");
+        if (!ok)
+            return cli_fail(
+                CLI_LOCAL, CASENET_EFORBIDDEN,
+                "import it again with --redistribute-to naming them, if its terms allow",
+                "the list '%s' may not be redistributed to %s", name, r->to[i]);
+    }
+    struct from_source fs = {.b = b};
+    snprintf(fs.who, sizeof fs.who, "list:%s", name);
+    if (hashbank_each(x->bank, 0, source_row, &fs) != CASENET_OK)
+        return cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read the hash bank");
+    if (b->n == 0)
+        return cli_fail(CLI_LOCAL, CASENET_EINVAL, NULL, "the list '%s' holds no live entries",
+                        name);
+    return CLI_OK;
 }
 
 static const char contribute_usage[] =
     "usage: casenet hashes contribute --to MEMBER[,MEMBER|@GROUP] --category CATEGORY\n"
     "                                 [--reference REF] FILE...\n"
     "       casenet hashes contribute --to ... [--category CATEGORY] --csv LIST.csv\n"
+    "       casenet hashes contribute --to ... --source NAME\n"
     "       casenet hashes contribute --to ... --retract (FILE... | --csv LIST.csv)\n"
     "                                 [--home DIR] [--broker ENDPOINT] [--timeout SECONDS]\n"
     "\n"
@@ -278,13 +320,17 @@ static const char contribute_usage[] =
     "(a header line is skipped; --category fills rows without one). With --retract\n"
     "the same hashes are withdrawn from the recipients' banks. CATEGORY: baseline,\n"
     "nationally-illegal, not-illegal. Only the hotline (intake), the police\n"
-    "(responder) and gateways may contribute. Prints each message id.\n"
+    "(responder) and gateways may contribute. --source sends the entries of a list\n"
+    "imported with 'casenet hashes import --csv FILE --source NAME', only to the\n"
+    "recipients that import named in --redistribute-to (none by default).\n"
+    "Prints each message id.\n"
     "\n"
     "options:\n"
     "  -T, --to RECIPIENTS      member ids or @group, comma-separated\n"
     "  -c, --category CATEGORY  of the files' hashes, or of CSV rows without one\n"
     "  -r, --reference REF      your reference for the entries (<= 128 bytes)\n"
     "  -C, --csv FILE           a list signal_type,signal_value,category (- = stdin)\n"
+    "  -S, --source NAME        the entries of the imported list NAME\n"
     "  -R, --retract            withdraw these hashes instead\n"
     "  -H, --home DIR           the member home\n"
     "  -b, --broker ENDPOINT    override the home's broker endpoint\n"
@@ -299,15 +345,16 @@ int hashes_contribute(int argc, char **argv)
         {"reference", required_argument, NULL, 'r'},
         {"csv", required_argument, NULL, 'C'},
         {"retract", no_argument, NULL, 'R'},
+        {"source", required_argument, NULL, 'S'},
         HASHES_NET_OPTS,
         {NULL, 0, NULL, 0},
     };
     struct hashes_net o = {0};
     struct recipients r = {.n = 0};
     struct contribution k = {0};
-    const char *csv = NULL;
+    const char *csv = NULL, *source = NULL;
     int c, ex;
-    while ((c = cli_getopt(argc, argv, "T:c:r:C:RH:b:t:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "T:c:r:C:RS:H:b:t:h", opts)) != -1) {
         if (c == 'h')
             return cli_help(contribute_usage);
         if (c == 'T' && (ex = parse_to(optarg, &r)) != CLI_OK)
@@ -320,27 +367,36 @@ int hashes_contribute(int argc, char **argv)
             return cli_usage_error("--reference is at most 128 bytes");
         k.reference = c == 'r' ? optarg : k.reference;
         csv = c == 'C' ? optarg : csv;
+        source = c == 'S' ? optarg : source;
         k.retract = k.retract || c == 'R';
-        if (!strchr("TcrCR", c) && (ex = hashes_net_option(c, optarg, &o)) != CLI_OK)
+        if (!strchr("TcrCRS", c) && (ex = hashes_net_option(c, optarg, &o)) != CLI_OK)
             return ex;
     }
     if (r.n == 0)
         return cli_usage_error("--to is required: the members (or @group) to share with");
-    if (!csv == (optind == argc))
-        return cli_usage_error("give FILE... or --csv LIST.csv (one of them)");
-    if (!csv && !k.retract && !k.category)
+    if ((csv != NULL) + (source != NULL) + (optind != argc) != 1 || (source && k.retract))
+        return cli_usage_error("give FILE..., --csv LIST.csv or --source NAME (one of them)");
+    if (!csv && !source && !k.retract && !k.category)
         return cli_usage_error("--category is required with files");
-    struct batch b = {0};
+    struct hashes_rows b = {0};
     ex = CLI_OK;
     for (int i = optind; ex == CLI_OK && i < argc; i++)
         ex = add_file(argv[i], &b);
     if (ex == CLI_OK && csv)
-        ex = read_csv(csv, &k, &b);
-    if (ex == CLI_OK && b.n == 0)
+        ex = hashes_read_csv(csv, !k.category && !k.retract, &b);
+    if (ex == CLI_OK && b.n == 0 && !source)
         ex = cli_fail(CLI_LOCAL, CASENET_EINVAL, NULL, "%s holds no hashes", csv);
     struct hashes_ctx x = {0};
     if (ex == CLI_OK)
-        ex = hashes_ctx_open(&o, true, &x);
+        ex = hashes_ctx_open(&o, false, &x);
+    char ref[HASHBANK_SOURCE_MAX + 8];
+    if (ex == CLI_OK && source) {
+        ex = source_rows(&x, source, &r, &b);
+        snprintf(ref, sizeof ref, "list:%s", source);
+        k.reference = k.reference ? k.reference : ref; /* the list's name travels along */
+    }
+    if (ex == CLI_OK)
+        ex = net_connect(x.h, o.broker, o.timeout_ms ? o.timeout_ms : 10000, &x.c);
     for (size_t at = 0; ex == CLI_OK && at < b.n; at += HASHES_BATCH)
         ex = send_rows(&x, &r, &b, at, at + HASHES_BATCH < b.n ? at + HASHES_BATCH : b.n, &k);
     if (ex == CLI_OK)

@@ -169,4 +169,46 @@ expect_exit 0 "$CASENET" watch --home "$PLAT" --spool "$T/spool" --once
 expect_contains "$T/err" "hash share $id from vn.hotline111: 1 added"
 expect_exit 0 "$CASENET" hashes list --home "$PLAT"
 expect_contains "$T/out" "0123456789abcdef0123456789abcdef"
+step "match --stdin answers one query per line in one process"
+printf 'pdq:%s\nsha1:a9993e364706816aba3e25717850c26c9cd0d89d\n\nmd5:00000000000000000000000000000000\nbogus\n' \
+  "$(flip 5)" >"$T/queries"
+"$CASENET" hashes match --home "$PLAT" --stdin <"$T/queries" >"$T/out" 2>"$T/err" \
+  || fail "match --stdin: $(cat "$T/err")"
+expect_contains "$T/out" "pdq:$(flip 5): pdq:$PDQ distance 5"
+# two entries each: the hotline's and the police's (the exported list)
+expect_contains "$T/out" "pdq:$(flip 5): 2 matched"
+expect_contains "$T/out" "sha1:a9993e364706816aba3e25717850c26c9cd0d89d: 2 matched"
+expect_contains "$T/out" "md5:00000000000000000000000000000000: no match"
+expect_contains "$T/out" "bogus: error:"
+[ "$(wc -l <"$T/out")" = 7 ] || fail "match --stdin: $(cat "$T/out")"
+
+step "a foreign list: imported with its source, not redistributed unless allowed"
+cat >"$T/ncmec.csv" <<CSV
+signal_type,signal_value,category
+md5,00112233445566778899aabbccddeeff,baseline
+sha1,00112233445566778899aabbccddeeff00112233
+CSV
+expect_exit 0 "$CASENET" hashes import --home "$HOT" --csv "$T/ncmec.csv" --source ncmec-2026-12 \
+  --category nationally-illegal
+expect_contains "$T/out" "2 entries imported from $T/ncmec.csv as list:ncmec-2026-12 (0 unchanged); redistributed to: nobody"
+expect_exit 0 "$CASENET" hashes export --home "$HOT" --format jsonl
+jq -e -s 'map(select(.contributor == "list:ncmec-2026-12")) | length == 2 and
+  all(.[]; .imported != null) and (map(.category) | sort == ["baseline", "nationally-illegal"])' \
+  "$T/out" >/dev/null || fail "provenance: $(cat "$T/out")"
+expect_exit 1 "$CASENET" hashes contribute --home "$HOT" --to @platforms --source ncmec-2026-12
+expect_contains "$T/err" "the list 'ncmec-2026-12' may not be redistributed to @platforms"
+expect_exit 1 "$CASENET" hashes contribute --home "$HOT" --to @platforms --source nothing
+expect_contains "$T/err" "no imported list is called 'nothing'"
+expect_exit 2 "$CASENET" hashes import --home "$HOT" --csv "$T/ncmec.csv" --source "a:b" --category baseline
+expect_contains "$T/err" "--source wants 1..64 characters"
+expect_exit 0 "$CASENET" hashes import --home "$HOT" --csv "$T/ncmec.csv" --source ncmec-2026-12 \
+  --category nationally-illegal --redistribute-to @platforms
+expect_contains "$T/out" "redistributed to: @platforms"
+expect_exit 1 "$CASENET" hashes contribute --home "$HOT" --to vn.platform.x --source ncmec-2026-12
+expect_exit 0 "$CASENET" hashes contribute --home "$HOT" --to @platforms --source ncmec-2026-12
+expect_contains "$T/err" "contributed 2 hashes to 1 recipient"
+expect_exit 0 "$CASENET" hashes import --home "$PLAT"
+expect_exit 0 "$CASENET" hashes list --home "$PLAT"
+expect_contains "$T/out" "00112233445566778899aabbccddeeff00112233 nationally-illegal vn.hotline111"
+expect_contains "$T/out" "list:ncmec-2026-12"
 echo "hashes: all passed"

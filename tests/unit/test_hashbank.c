@@ -301,12 +301,64 @@ static void test_pdq(void **state)
     hashbank_pdq_free(ix);
 }
 
+/* A foreign list: its entries under "list:NAME", imported now, a row's own
+ * category kept; the redistribution policy as recorded at import. */
+static int count_list(const struct hashbank_entry *e, void *ctx)
+{
+    size_t *n = ctx;
+    if (strcmp(e->contributor, "list:ncmec") == 0) {
+        assert_true(e->imported_ms > 0);
+        assert_int_equal(e->first_seen_ms, e->imported_ms);
+        (*n)++;
+    }
+    return CASENET_OK;
+}
+
+static void test_import_list(void **state)
+{
+    (void)state;
+    char path[4096];
+    hashbank *b = fresh(path, sizeof path);
+    struct hashbank_row rows[2];
+    char err[256];
+    CN_OK(hashbank_signal_arg("sha256:" V1, &rows[0], err, sizeof err));
+    CN_OK(hashbank_signal_arg("md5:00112233445566778899aabbccddeeff", &rows[1], err, sizeof err));
+    rows[1].category = CASENET__V1__HASH_CATEGORY__HASH_CATEGORY_NOT_ILLEGAL;
+    struct hashbank_result r;
+    CN_ERR(hashbank_import_list(b, "ncmec", NULL, rows, 2, 0, &r),
+           CASENET_EINVAL); /* no category */
+    CN_ERR(hashbank_import_list(b, "a:b", NULL, rows, 2, 1, &r), CASENET_EINVAL);
+    assert_int_equal(live(b), 0);
+    CN_OK(hashbank_import_list(b, "ncmec", NULL, rows, 2,
+                               CASENET__V1__HASH_CATEGORY__HASH_CATEGORY_BASELINE, &r));
+    assert_int_equal(r.added, 2);
+    assert_int_equal(live(b), 1);
+    size_t n = 0;
+    CN_OK(hashbank_each(b, CASENET__V1__HASH_CATEGORY__HASH_CATEGORY_NOT_ILLEGAL, count_list, &n));
+    assert_int_equal(n, 1);
+    n = 0;
+    CN_OK(hashbank_each(b, 0, count_list, &n));
+    assert_int_equal(n, 2);
+    bool ok = true;
+    CN_OK(hashbank_source_allows(b, "ncmec", "@platforms", &ok));
+    assert_false(ok);
+    CN_ERR(hashbank_source_allows(b, "other", "@platforms", &ok), CASENET_ENOTFOUND);
+    CN_OK(hashbank_import_list(b, "ncmec", "vn.police.a05,@platforms", rows, 2, 1, &r));
+    CN_OK(hashbank_source_allows(b, "ncmec", "@platforms", &ok));
+    assert_true(ok);
+    CN_OK(hashbank_source_allows(b, "ncmec", "@platform", &ok));
+    assert_false(ok);
+    CN_OK(hashbank_source_allows(b, "ncmec", "vn.police.a05", &ok));
+    assert_true(ok);
+    hashbank_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),      cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_text_forms), cmocka_unit_test(test_digests),
-        cmocka_unit_test(test_pdq),
+        cmocka_unit_test(test_pdq),        cmocka_unit_test(test_import_list),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
