@@ -106,10 +106,12 @@ int hashbank_pdq_build(hashbank_pdq_index *ix)
 
 /* The matcher's inner loops are popcounts: on x86-64 the query is compiled
  * twice, with the popcnt instruction and without (the baseline lacks it),
- * and the loader picks one for the CPU (GCC's and Clang's target_clones);
- * with the instruction it runs several times faster. The helpers are
- * inlined into each clone. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+ * and the loader picks one for the CPU (GCC's target_clones); with the
+ * instruction it runs several times faster. The helpers are inlined into
+ * each clone. Clang 14 leaves the clones' resolver undefined for a function
+ * with external linkage, so its builds (the sanitizer and fuzz builds) keep
+ * the one baseline version. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
 #else
 #define POPCNT_CLONES

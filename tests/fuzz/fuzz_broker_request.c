@@ -314,6 +314,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         .max_inbox_backlog = LIMITS_DEFAULT_INBOX_BACKLOG,
         .fair_share = LIMITS_DEFAULT_FAIR_SHARE,
         .min_free_mb = 0,
+        .max_message_mb = 256, /* max_message_size and blob_quota as the table defaults them */
+        .blob_quota_mb = 1024,
     };
     F.b.cfg = &F.cfg;
     policy_defaults(&F.b.policy);
@@ -325,7 +327,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                      F.net->authority_pk, cn_now_ms(), 0, &F.b.dir);
     if (rc != CASENET_OK)
         die("directory", rc);
-    if ((rc = store_sqlite_ops.open(F.dir, &F.b.store)) != CASENET_OK)
+    if ((rc = store_open(F.dir, &F.b.store)) != CASENET_OK)
         die("store", rc);
     atexit(cleanup);
     /* The referral is in the recipient's inbox from the start, so that
