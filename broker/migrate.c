@@ -187,7 +187,8 @@ static int rows_collect(struct copy *c, const struct seen *s, struct store_inbox
                 store_inbox_rows_free(rows, n);
                 return rc;
             }
-            memcpy(*all + *n_all, rows, n * sizeof *rows); /* the rows' buffers move */
+            if (n) /* the rows' buffers move */
+                memcpy(*all + *n_all, rows, n * sizeof *rows);
             *n_all += n;
             if (n)
                 cursor = rows[n - 1].seq;

@@ -248,7 +248,8 @@ static int hashes_import(int argc, char **argv)
     if (ex == CLI_OK)
         ex = collect(x.h, x.c, x.bank, &list, &n);
     if (ex == CLI_OK) {
-        qsort(list, n, sizeof *list, by_created);
+        if (n > 1)
+            qsort(list, n, sizeof *list, by_created);
         for (size_t i = 0; i < n; i++) {
             struct hashbank_result res;
             int rc = apply_opened(x.h, x.bank, &list[i].info, &list[i].payload, &res);
