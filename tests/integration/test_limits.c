@@ -39,9 +39,9 @@
  * rounds' p99 are compared. */
 #define FAIR_ROUNDS  5
 #define FAIR_SAMPLES 100
-#define FAIR_PACE_US                                                                               \
-    12000                    /* between the victim's submits: at most 83/s, under its              \
-                              * 100/s even when a submit takes no time */
+/* between the victim's submits: at most 83/s, under its 100/s even when a
+ * submit takes no time */
+#define FAIR_PACE_US     12000
 #define FAIR_FLOOD_POOL  600 /* distinct envelopes; then duplicates */
 #define FAIR_FLOOD_INFLY 64  /* the flooder's requests in flight */
 /* A second measurement only when the first was quick: on a disk slowed
