@@ -637,7 +637,8 @@ static int derive_defaults(struct config *c)
             v->limits.verify_threads = cores > 5 ? 4u : cores > 1 ? (uint32_t)(cores - 1) : 0u;
             c->source[i] = CONFIG_DEFAULT;
         }
-        /* A burst left out beside a rate given: one minute's worth. */
+        /* A burst left out beside a rate given: one minute's worth, within
+         * the burst's own bounds (a rate given per second can pass them). */
         for (int cls = 0; cls < LIMITS_BUCKETS_N; cls++) {
             if (o->offset != BURST(cls))
                 continue;
@@ -647,7 +648,8 @@ static int derive_defaults(struct config *c)
             if (c->source[rate - config_options] == CONFIG_UNSET ||
                 v->limits.rate[cls].per_min == 0)
                 break;
-            v->limits.rate[cls].burst = v->limits.rate[cls].per_min;
+            uint64_t minute = v->limits.rate[cls].per_min;
+            v->limits.rate[cls].burst = (uint32_t)(minute > o->max ? o->max : minute);
             c->source[i] = CONFIG_DEFAULT;
         }
     }

@@ -277,7 +277,8 @@ static void test_file_values(void **state)
     config_init(&c);
     const char *text = "; comment\n[broker]\ndata = /srv/casenet ; inline comment\n"
                        "store = sqlite:/srv/db\n[limits]\nbatch_max = 3\nfetch_rate = 2/s\n"
-                       "clock_skew_s = 5m\nmax_envelope_bytes = 64KB\naudit_rate = 0\n";
+                       "clock_skew_s = 5m\nmax_envelope_bytes = 64KB\naudit_rate = 0\n"
+                       "receipt_rate = 200000/s\n";
     CN_OK(load(&c, text, err, sizeof err));
     set_required(&c); /* data from the flag replaces the file's */
     CN_OK(config_finish(&c, err, sizeof err));
@@ -290,6 +291,9 @@ static void test_file_values(void **state)
     assert_int_equal(c.values.limits.rate[LIMITS_FETCH].per_min, 120);
     assert_int_equal(c.values.limits.rate[LIMITS_FETCH].burst, 120);
     assert_int_equal(c.values.limits.rate[LIMITS_SUBMIT].burst, LIMITS_DEFAULT_SUBMIT_BURST);
+    /* ... within the burst's bounds: 12,000,000 a minute is more than a
+     * burst may be (found by fuzz_config: the listing did not parse back) */
+    assert_int_equal(c.values.limits.rate[LIMITS_RECEIPT].burst, 10000000);
     /* a rate of 0 (no bucket) leaves its burst at the default, which parses */
     assert_int_equal(c.values.limits.rate[LIMITS_AUDIT].per_min, 0);
     assert_int_equal(c.values.limits.rate[LIMITS_AUDIT].burst, LIMITS_DEFAULT_AUDIT_BURST);
