@@ -58,6 +58,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -154,6 +155,17 @@ uint32_t client_page_limit(uint32_t limit)
     if (limit == 0)
         return CN_LIST_DEFAULT_LIMIT;
     return limit > CN_LIST_MAX_LIMIT ? CN_LIST_MAX_LIMIT : limit;
+}
+
+bool client_page_ok(casenet_client *c, const char *what, size_t n, uint32_t limit, bool more,
+                    uint64_t next_cursor, uint64_t cursor)
+{
+    if (n <= limit && !(more && next_cursor <= cursor))
+        return true;
+    char msg[96];
+    snprintf(msg, sizeof msg, "malformed %s page from the broker", what);
+    client_set_error(c, msg);
+    return false;
 }
 
 /* ------------------------------------------------------------------ notices */

@@ -81,6 +81,12 @@ void client_set_error(casenet_client *c, const char *msg);
  * most CN_LIST_MAX_LIMIT. */
 uint32_t client_page_limit(uint32_t limit);
 
+/* True when a cursor-paged answer is well formed: at most limit entries, and
+ * a cursor that moves forward when there is more. Otherwise sets
+ * "malformed WHAT page from the broker" as c's error and returns false. */
+bool client_page_ok(casenet_client *c, const char *what, size_t n, uint32_t limit, bool more,
+                    uint64_t next_cursor, uint64_t cursor);
+
 /* True when b is exactly want bytes, or empty and optional. */
 bool client_id_bytes_ok(const ProtobufCBinaryData *b, size_t want, bool optional);
 /* True for a kind a message or an inbox row may have. */

@@ -203,10 +203,8 @@ int casenet_client_list_sent(casenet_client *c, bool open_only, casenet_kind kin
     casenet_message_status *arr = NULL;
     size_t i = 0;
     rc = CASENET_EBADREQ;
-    if (page->n_messages > limit || (page->more && page->next_cursor <= cursor)) {
-        client_set_error(c, "malformed sent page from the broker");
+    if (!client_page_ok(c, "sent", page->n_messages, limit, page->more, page->next_cursor, cursor))
         goto cleanup;
-    }
     arr = calloc(page->n_messages ? page->n_messages : 1, sizeof *arr);
     if (!arr) {
         rc = CASENET_ENOMEM;
@@ -249,8 +247,9 @@ int casenet_client_list_overdue(casenet_client *c, uint64_t cursor, uint32_t lim
     const Casenet__V1__OverduePage *page = resp->overdue;
     casenet_overdue *arr = NULL;
     rc = CASENET_EBADREQ;
-    if (page->n_entries > limit || (page->more && page->next_cursor <= cursor))
-        goto malformed;
+    if (!client_page_ok(c, "overdue", page->n_entries, limit, page->more, page->next_cursor,
+                        cursor))
+        goto cleanup;
     arr = calloc(page->n_entries ? page->n_entries : 1, sizeof *arr);
     if (!arr) {
         rc = CASENET_ENOMEM;

@@ -163,10 +163,8 @@ int casenet_client_list(casenet_client *c, casenet_inbox_state state, uint64_t c
     casenet_inbox_entry *arr = NULL;
     size_t i = 0;
     rc = CASENET_EBADREQ;
-    if (page->n_entries > limit || (page->more && page->next_cursor <= cursor)) {
-        client_set_error(c, "malformed inbox page from the broker");
+    if (!client_page_ok(c, "inbox", page->n_entries, limit, page->more, page->next_cursor, cursor))
         goto cleanup;
-    }
     arr = calloc(page->n_entries ? page->n_entries : 1, sizeof *arr);
     if (!arr) {
         rc = CASENET_ENOMEM;
