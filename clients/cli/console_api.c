@@ -431,8 +431,11 @@ static void api_status(struct console *c, const uint8_t id[16], struct console_r
     if (rc != CASENET_OK)
         broker_fail(out, c, rc, "cannot get the message's status");
     pthread_mutex_unlock(&c->net_lock);
+    json_t *o = rc == CASENET_OK ? status_json(c, &s) : NULL;
+    if (o)
+        console_attach_sent_view(c, id, o);
     if (rc == CASENET_OK)
-        ok_json(out, status_json(c, &s));
+        ok_json(out, o);
     casenet_message_status_clear(&s);
 }
 
@@ -770,9 +773,9 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
         goto cleanup;
     }
     pthread_mutex_unlock(&c->net_lock);
-    console_attach_sent(c, &ap);
     char idhex[33];
     cli_id16_hex(mid, idhex);
+    console_attach_sent(c, &ap, idhex);
     if (console_ledger_add(c->db, r->who->user, "send", idhex, sp.case_hex) != CASENET_OK)
         fprintf(stderr, "console: warning: ledger entry for sent %s not written\n", idhex);
     fprintf(stderr, "console: %s sent %s %s\n", r->who->user, casenet_kind_name(sp.so.kind), idhex);

@@ -350,8 +350,61 @@ bool console_attach_seal(struct console *c, const struct console_req *r, struct 
     return ok;
 }
 
-void console_attach_sent(struct console *c, struct console_attach_pending *p)
+#define SENT_DIR "console-sent"
+
+/* The list the case view shows: name, type, size and SHA-256 of each. */
+static json_t *list_json(const casenet_attachment *a, size_t n)
 {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        char sha[65];
+        cn_hex(a[i].sha256, sizeof a[i].sha256, sha);
+        json_array_append_new(arr,
+                              json_pack("{s:I, s:s, s:s, s:I, s:s}", "index", (json_int_t)i,
+                                        "file_name", a[i].file_name, "media_type", a[i].media_type,
+                                        "size", (json_int_t)a[i].size, "sha256", sha));
+    }
+    return arr;
+}
+
+/* Keeps the list of what was attached to sent message mid_hex in
+ * HOME/console-sent/ID.json (0600): the sender cannot open its own message
+ * later. A failure is only reported: the message is sent. */
+static void keep_sent_list(const struct console *c, const struct console_attach_pending *p,
+                           const char *mid_hex)
+{
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/%s", c->home->path, SENT_DIR);
+    snprintf(path, sizeof path, "%s/%s.json", dir, mid_hex);
+    json_t *arr = list_json(p->atts, p->n);
+    char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    int fd = (mkdir(dir, 0700) == 0 || errno == EEXIST)
+                 ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
+                 : -1;
+    bool ok = fd >= 0 && close(fd) == 0 && text &&
+              write_at(path, 0, (const uint8_t *)text, strlen(text)) == CASENET_OK;
+    if (!ok)
+        fprintf(stderr, "console: warning: the attachment list of sent %s not kept\n", mid_hex);
+    free(text);
+    json_decref(arr);
+}
+
+void console_attach_sent_view(struct console *c, const uint8_t id[16], json_t *o)
+{
+    char hex[33], path[4200];
+    cli_id16_hex(id, hex);
+    snprintf(path, sizeof path, "%s/%s/%s.json", c->home->path, SENT_DIR, hex);
+    json_t *arr = json_load_file(path, 0, NULL);
+    if (json_is_array(arr))
+        json_object_set_new(o, "attachments", arr);
+    else
+        json_decref(arr);
+}
+
+void console_attach_sent(struct console *c, struct console_attach_pending *p, const char *mid_hex)
+{
+    if (p->n)
+        keep_sent_list(c, p, mid_hex);
     pthread_mutex_lock(&area.lock);
     for (size_t i = 0; i < p->n; i++) {
         for (size_t k = 0; k < CONSOLE_UPLOADS; k++)
@@ -377,21 +430,12 @@ void console_attach_view(json_t *o, const casenet_buf *payload, const casenet_me
         json_object_del(pj, "attachments"); /* the manifests hold the keys */
     casenet_attachment *a = NULL;
     size_t n = 0;
-    json_t *arr = json_array();
     if (casenet_payload_attachments(payload->data, payload->len, info, &a, &n) != CASENET_OK) {
         json_object_set_new(o, "attachments_invalid", json_true());
         n = 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        char sha[65];
-        cn_hex(a[i].sha256, sizeof a[i].sha256, sha);
-        json_array_append_new(arr,
-                              json_pack("{s:I, s:s, s:s, s:I, s:s}", "index", (json_int_t)i,
-                                        "file_name", a[i].file_name, "media_type", a[i].media_type,
-                                        "size", (json_int_t)a[i].size, "sha256", sha));
-    }
+    json_object_set_new(o, "attachments", list_json(a, n));
     attach_free(a, n);
-    json_object_set_new(o, "attachments", arr);
 }
 
 /* Fetches and opens message id, its attachment n into *a. Under net_lock.

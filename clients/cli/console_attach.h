@@ -105,8 +105,13 @@ struct console_attach_pending {
  * false with out set. */
 bool console_attach_seal(struct console *c, const struct console_req *r, struct console_send *s,
                          struct console_attach_pending *p, struct console_resp *out);
-/* After the broker accepted the message: deletes its uploads. */
-void console_attach_sent(struct console *c, struct console_attach_pending *p);
+/* After the broker accepted message mid_hex: keeps the list of its
+ * attachments (name, type, size, SHA-256) in HOME/console-sent/ID.json for
+ * the sent view, and deletes its uploads. */
+void console_attach_sent(struct console *c, struct console_attach_pending *p, const char *mid_hex);
+/* The sent view (GET /messages/{id}/status): adds "attachments" to o when
+ * this console sent message id with some. */
+void console_attach_sent_view(struct console *c, const uint8_t id[16], json_t *o);
 /* Wipes p's manifests (their keys). */
 void console_attach_pending_clear(struct console_attach_pending *p);
 

@@ -3,7 +3,8 @@
 HTTP against a real casenetd and two running consoles (hotline, police):
 
   1. the hotline's caseworker uploads two files in chunks (one with a hostile
-     name), sends a referral with them; the uploads are gone afterwards;
+     name), sends a referral with them; the uploads are gone afterwards, and
+     its sent view lists them;
   2. the police's case view lists them (name, type, size, SHA-256) and never
      the manifests' keys; each download is byte-identical, served as
      application/octet-stream with nosniff and a safe Content-Disposition,
@@ -99,6 +100,12 @@ class Attachments(unittest.TestCase):
         self.assertEqual(status, 404, js)
         area = os.path.join(self.net.home(HOTLINE), "console-uploads")
         self.assertEqual([n for n in os.listdir(area) if not n.startswith("dl-")], [])
+
+        # the sender's view of its sent message lists them too (kept at sending)
+        status, st, _ = self.hot.call("GET", f"/messages/{mid}/status")
+        self.assertEqual(status, 200, st)
+        self.assertEqual([a["file_name"] for a in st["attachments"]],
+                         ["evidence.bin", HOSTILE_SAFE])
 
         status, msg, _ = self.pol.call("GET", f"/messages/{mid}")
         self.assertEqual(status, 200, msg)
