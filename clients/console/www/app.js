@@ -501,7 +501,7 @@ async function messagePage(id) {
   const openSent = n && n.sender === S.session.member && n.messageId
     ? el("p", {}, el("a", { href: "#/sent/" + b64hex(n.messageId), id: "notice-open" }, t("notice.open"))) : null;
   const files = attachmentList({ t, el, errorText }, m.attachments, m.id);
-  setMain(back, el("h1", {}, t("msg.title")), meta, status, actions, noteBox, openSent, ...body, files,
+  setMain(back, el("h1", {}, t("msg.title")), meta, files, status, actions, noteBox, openSent, ...body,
     m.recipients_status ? [el("h2", {}, t("msg.timeline")), ...timeline(m.recipients_status)] : null);
 }
 
