@@ -83,7 +83,7 @@ struct seal_args {
     const char *attach[CASENET_MAX_BLOBS]; /* send only: --attach files */
     size_t n_attach;
     const casenet_attachment *atts; /* send only: their manifests, sealed into the payload */
-    bool quiet; /* send only: no upload progress bar */
+    bool quiet;                     /* send only: no upload progress bar */
 };
 /* Parses the options of seal (net false) or send (net true, which also takes
  * --broker and --timeout). Returns -1 to go on, else the exit code (0 after
