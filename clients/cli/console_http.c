@@ -92,6 +92,8 @@ static enum MHD_Result send_file(struct MHD_Connection *conn, struct console_res
         close(resp->file_fd);
     free(resp->body);
     if (!r || !resp->disposition) {
+        if (r)
+            MHD_destroy_response(r); /* closes the file */
         free(resp->disposition);
         return MHD_NO;
     }

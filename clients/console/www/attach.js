@@ -5,10 +5,13 @@
 
 const CHUNK = 512 * 1024; // bytes per upload request (the console's limit)
 
+// 12,5 MiB in Vietnamese, 12.5 MiB in English
 function sizeText(t, n) {
+  const one = (x) => x.toLocaleString(document.documentElement.lang || "vi",
+    { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   if (n < 1024) return t("att.bytes", { n });
-  if (n < 1024 * 1024) return t("att.kib", { n: (n / 1024).toFixed(1) });
-  return t("att.mib", { n: (n / 1048576).toFixed(1) });
+  if (n < 1024 * 1024) return t("att.kib", { n: one(n / 1024) });
+  return t("att.mib", { n: one(n / 1048576) });
 }
 
 // Fetches attachment a of message id through the console (which downloads,
