@@ -181,6 +181,13 @@ static int held_flags(casenet_client *c, const casenet_attachment *a, bool **fla
 int casenet_attachment_upload(casenet_client *c, const char *path, const casenet_attachment *a,
                               uint32_t max_chunks, uint32_t *sent)
 {
+    return casenet_attachment_upload_progress(c, path, a, max_chunks, sent, NULL, NULL);
+}
+
+int casenet_attachment_upload_progress(casenet_client *c, const char *path,
+                                       const casenet_attachment *a, uint32_t max_chunks,
+                                       uint32_t *sent, casenet_progress_fn fn, void *ctx)
+{
     if (!c || !path || !a || a->chunk_count == 0)
         return CASENET_EINVAL;
     uint32_t count = 0;
@@ -212,8 +219,11 @@ int casenet_attachment_upload(casenet_client *c, const char *path, const casenet
         unsigned long long clen = 0;
         crypto_secretstream_xchacha20poly1305_push(&st, ct, &clen, pt, (size_t)r, NULL, 0,
                                                    last ? SS_TAG_FINAL : SS_TAG_MESSAGE);
-        if (held[i])
+        if (held[i]) {
+            if (fn)
+                fn(ctx, seen, a->size);
             continue;
+        }
         if (max_chunks && count == max_chunks) {
             rc = CASENET_OK; /* the budget is spent: a later call resumes */
             goto cleanup;
@@ -223,6 +233,8 @@ int casenet_attachment_upload(casenet_client *c, const char *path, const casenet
         if (rc != CASENET_OK)
             goto cleanup;
         count++;
+        if (fn)
+            fn(ctx, seen, a->size);
     }
     uint8_t digest[CASENET_HASH_BYTES], extra;
     crypto_hash_sha256_final(&h, digest);

@@ -1147,6 +1147,16 @@ CASENET_API CASENET_NODISCARD int casenet_attachment_upload(casenet_client *c, c
                                                             const casenet_attachment *a,
                                                             uint32_t max_chunks, uint32_t *sent);
 
+/* Progress of an upload: called after each chunk is encrypted (sent, or
+ * found already held by the broker) with the plaintext bytes done so far
+ * and a->size; ctx is the caller's. */
+typedef void (*casenet_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+/* casenet_attachment_upload reporting its progress to fn (may be NULL). */
+CASENET_API CASENET_NODISCARD int
+casenet_attachment_upload_progress(casenet_client *c, const char *path, const casenet_attachment *a,
+                                   uint32_t max_chunks, uint32_t *sent, casenet_progress_fn fn,
+                                   void *ctx);
+
 /* Downloads and decrypts a into directory dir chunk by chunk through a
  * temporary file there, checks the stream (order, truncation: the last
  * chunk must be tagged FINAL), the size and the SHA-256 against the

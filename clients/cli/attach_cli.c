@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "hashbank.h"
 #include "hashbank_digest.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,61 +36,98 @@ static bool media_allowed(const casenet_member *m, const char *list)
     return false;
 }
 
+#define HINT_MEDIA                                                                                 \
+    "attach evidence documents (chat exports, reports, recordings) instead; abusive images "       \
+    "and videos travel as hashes only (casenet hashes contribute)"
+#define HINT_BANK                                                                                  \
+    "abusive media never travels through casenet: report it with its hashes (casenet hashes "      \
+    "contribute / feedback), not the file"
+
 /* The media policy (docs/cli.md, "Never abusive media"): image and video media types
  * only from a member with a role or group in $CASENET_ATTACH_MEDIA_ROLES
- * (default "police"). An exit code. */
-static int media_check(const struct home *h, const char *path, const casenet_attachment *t)
+ * (default "police"). */
+static int media_check(const struct home *h, const char *label, const casenet_attachment *t,
+                       struct attach_refusal *r)
 {
     if (strncmp(t->media_type, "image/", 6) != 0 && strncmp(t->media_type, "video/", 6) != 0)
-        return CLI_OK;
+        return CASENET_OK;
     const char *list = getenv("CASENET_ATTACH_MEDIA_ROLES");
     if (!list)
         list = ATTACH_MEDIA_ROLES;
     casenet_member m;
     if (casenet_directory_find(h->dir, h->member, &m) == CASENET_OK && media_allowed(&m, list))
-        return CLI_OK;
-    return cli_fail(CLI_LOCAL, CASENET_EPERM,
-                    "attach evidence documents (chat exports, reports, recordings) instead; "
-                    "abusive images and videos travel as hashes only (casenet hashes contribute)",
-                    "%s is %s: images and videos may be attached only by members with role or "
-                    "group %s (client policy)",
-                    path, t->media_type, list);
+        return CASENET_OK;
+    r->what = "media_policy";
+    r->hint = HINT_MEDIA;
+    snprintf(r->why, sizeof r->why,
+             "%s is %s: images and videos may be attached only by members with role or group %s "
+             "(client policy)",
+             label, t->media_type, list);
+    return CASENET_EPERM;
 }
 
-/* Refuses a file whose md5, sha1 or sha256 is in h's hash bank. An exit code. */
-static int bank_check(const struct home *h, const char *path)
+/* Refuses a file whose md5, sha1 or sha256 is in h's hash bank. */
+static int bank_check(const struct home *h, const char *path, const char *label,
+                      struct attach_refusal *r)
 {
     char bank_path[4096];
     snprintf(bank_path, sizeof bank_path, "%s/%s", h->path, HASHBANK_FILE);
     if (access(bank_path, F_OK) != 0)
-        return CLI_OK; /* no bank yet: nothing to match */
+        return CASENET_OK; /* no bank yet: nothing to match */
     struct hashbank_digests d;
     int rc = hashbank_digest_file(path, &d);
-    if (rc != CASENET_OK)
-        return cli_file_fail(rc, path, "the file to attach");
+    if (rc != CASENET_OK) {
+        r->hint = "check that the file exists and is readable";
+        snprintf(r->why, sizeof r->why, "cannot read %s to check it against the hash bank", label);
+        return rc;
+    }
     hashbank *b = NULL;
     rc = hashbank_open(bank_path, &b);
-    if (rc != CASENET_OK)
-        return cli_fail(CLI_LOCAL, rc, "check the home's permissions",
-                        "cannot open the hash bank %s to check %s", bank_path, path);
+    if (rc != CASENET_OK) {
+        r->hint = "check the home's permissions";
+        snprintf(r->why, sizeof r->why,
+                 "cannot open the hash bank " HASHBANK_FILE " in the home to check %s", label);
+        return rc;
+    }
     const char *types[] = {"md5", "sha1", "sha256"};
     const char *values[] = {d.md5, d.sha1, d.sha256};
-    int ex = CLI_OK;
-    for (size_t i = 0; i < 3 && ex == CLI_OK; i++) {
+    for (size_t i = 0; i < 3 && rc == CASENET_OK; i++) {
         size_t n = 0;
         rc = hashbank_lookup(b, types[i], values[i], &n);
-        if (rc != CASENET_OK)
-            ex = cli_fail(CLI_LOCAL, rc, "check the home's permissions and free space",
-                          "cannot search the hash bank for %s", path);
-        else if (n > 0)
-            ex = cli_fail(CLI_LOCAL, CASENET_EPERM,
-                          "abusive media never travels through casenet: report it with its "
-                          "hashes (casenet hashes contribute / feedback), not the file",
-                          "%s matches %s:%s in the hash bank (%zu entr%s): refused", path, types[i],
-                          values[i], n, n == 1 ? "y" : "ies");
+        if (rc != CASENET_OK) {
+            r->hint = "check the home's permissions and free space";
+            snprintf(r->why, sizeof r->why, "cannot search the hash bank for %s", label);
+        } else if (n > 0) {
+            rc = CASENET_EPERM;
+            r->what = "hash_bank";
+            r->hint = HINT_BANK;
+            snprintf(r->why, sizeof r->why,
+                     "%s matches %s:%s in the hash bank (%zu entr%s): refused", label, types[i],
+                     values[i], n, n == 1 ? "y" : "ies");
+        }
     }
     hashbank_free(b);
-    return ex;
+    return rc;
+}
+
+int attach_check(const struct home *h, const char *path, const char *label,
+                 const casenet_attachment *t, struct attach_refusal *r)
+{
+    memset(r, 0, sizeof *r);
+    int rc = media_check(h, label, t, r);
+    return rc == CASENET_OK ? bank_check(h, path, label, r) : rc;
+}
+
+/* name for a terminal line: control bytes as '?', cut to fit n - 1 bytes
+ * (on a UTF-8 boundary). */
+static void progress_name(const char *in, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; in[k] && k + 1 < n; k++)
+        out[k] = (unsigned char)in[k] < 0x20 || in[k] == 0x7f ? '?' : in[k];
+    while (k > 0 && in[k] && ((unsigned char)in[k] & 0xc0) == 0x80)
+        k--; /* do not cut a character in two */
+    out[k] = '\0';
 }
 
 int attach_prepare(const struct home *h, const struct seal_args *a, casenet_attachment **out)
@@ -110,12 +148,11 @@ int attach_prepare(const struct home *h, const struct seal_args *a, casenet_atta
                             "attach a regular file whose name does not start with '.'",
                             "cannot attach %s", a->attach[i]);
         }
-        int ex = media_check(h, a->attach[i], &atts[i]);
-        if (ex == CLI_OK)
-            ex = bank_check(h, a->attach[i]);
-        if (ex != CLI_OK) {
+        struct attach_refusal why;
+        rc = attach_check(h, a->attach[i], a->attach[i], &atts[i], &why);
+        if (rc != CASENET_OK) {
             attach_free(atts, a->n_attach);
-            return ex;
+            return cli_fail(CLI_LOCAL, rc, why.hint, "%s", why.why);
         }
     }
     *out = atts;
@@ -129,12 +166,48 @@ void attach_free(casenet_attachment *atts, size_t n)
     free(atts);
 }
 
+/* The progress bar of one file's upload on a terminal's stderr: one line
+ * redrawn (\r) at most every PROGRESS_MS, and once at the end. */
+#define PROGRESS_MS 100
+struct progress {
+    const char *name;
+    int64_t start_ms, drawn_ms;
+    uint64_t start_done; /* bytes done before this run (held by the broker) */
+    bool started;
+};
+
+static void progress_draw(void *ctx, uint64_t done, uint64_t total)
+{
+    struct progress *p = ctx;
+    int64_t now = cn_now_ms();
+    if (!p->started) {
+        p->started = true;
+        p->start_ms = now;
+        p->start_done = done;
+    }
+    if (done < total && now - p->drawn_ms < PROGRESS_MS)
+        return;
+    p->drawn_ms = now;
+    double secs = (double)(now - p->start_ms) / 1000.0;
+    double rate = secs > 0 ? (double)(done - p->start_done) / 1e6 / secs : 0;
+    char name[41];
+    progress_name(p->name, name, sizeof name);
+    fprintf(stderr, "\r%-40s %8.1f / %.1f MiB %3u%% %7.1f MB/s", name, (double)done / MIB,
+            (double)total / MIB, total ? (unsigned)(done * 100 / total) : 100u, rate);
+    fflush(stderr);
+}
+
 int attach_upload(casenet_client *c, const struct seal_args *a)
 {
+    bool bar = !a->quiet && isatty(STDERR_FILENO);
     for (size_t i = 0; i < a->n_attach; i++) {
         const casenet_attachment *t = &a->atts[i];
         uint32_t sent = 0, more = 0;
-        int rc = casenet_attachment_upload(c, a->attach[i], t, 0, &sent);
+        struct progress pr = {.name = t->file_name};
+        casenet_progress_fn fn = bar ? progress_draw : NULL;
+        int rc = casenet_attachment_upload_progress(c, a->attach[i], t, 0, &sent, fn, &pr);
+        if (bar && pr.started)
+            fputc('\n', stderr);
         /* A broker that went away (restarted, a timeout): resume from what
          * it holds (BlobStatus), a few times. */
         for (int tries = 0;
@@ -142,7 +215,10 @@ int attach_upload(casenet_client *c, const struct seal_args *a)
              tries++) {
             fprintf(stderr, "casenet: send: %s: upload interrupted (%s); resuming\n", t->file_name,
                     casenet_errname(rc));
-            rc = casenet_attachment_upload(c, a->attach[i], t, 0, &more);
+            pr.started = false;
+            rc = casenet_attachment_upload_progress(c, a->attach[i], t, 0, &more, fn, &pr);
+            if (bar && pr.started)
+                fputc('\n', stderr);
             sent += more;
         }
         if (rc == CASENET_ECONFLICT)

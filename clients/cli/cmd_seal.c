@@ -30,26 +30,20 @@ static bool add_recipients(char *s, struct seal_args *a)
 int seal_parse(int argc, char **argv, const char *usage, bool net, struct seal_args *a)
 {
     static const struct option opts[] = {
-        {"home", required_argument, NULL, 'H'},
-        {"to", required_argument, NULL, 'T'},
-        {"kind", required_argument, NULL, 'k'},
-        {"urgency", required_argument, NULL, 'u'},
-        {"status", required_argument, NULL, 's'},
-        {"case", required_argument, NULL, 'c'},
-        {"reply-to", required_argument, NULL, 'r'},
-        {"expires-in", required_argument, NULL, 'e'},
-        {"broker", required_argument, NULL, 'b'},
-        {"timeout", required_argument, NULL, 't'},
-        {"attach", required_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"home", required_argument, NULL, 'H'},     {"to", required_argument, NULL, 'T'},
+        {"kind", required_argument, NULL, 'k'},     {"urgency", required_argument, NULL, 'u'},
+        {"status", required_argument, NULL, 's'},   {"case", required_argument, NULL, 'c'},
+        {"reply-to", required_argument, NULL, 'r'}, {"expires-in", required_argument, NULL, 'e'},
+        {"broker", required_argument, NULL, 'b'},   {"timeout", required_argument, NULL, 't'},
+        {"attach", required_argument, NULL, 'A'},   {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
     a->status = CASENET_MSG_ACTUAL;
     a->timeout_ms = 10000;
     bool have_kind = false;
     int c;
-    while ((c = cli_getopt(argc, argv, "H:T:k:u:s:c:r:e:b:t:A:h", opts)) != -1) {
+    while ((c = cli_getopt(argc, argv, "H:T:k:u:s:c:r:e:b:t:A:qh", opts)) != -1) {
         switch (c) {
         case 'H':
             a->home = optarg;
@@ -110,6 +104,11 @@ int seal_parse(int argc, char **argv, const char *usage, bool net, struct seal_a
             if (a->n_attach == CASENET_MAX_BLOBS)
                 return cli_usage_error("too many --attach (at most %d)", CASENET_MAX_BLOBS);
             a->attach[a->n_attach++] = optarg;
+            break;
+        case 'q':
+            if (!net)
+                return cli_usage_error("--quiet is for 'casenet send'");
+            a->quiet = true;
             break;
         case 'h':
             return cli_help(usage);

@@ -83,6 +83,7 @@ struct seal_args {
     const char *attach[CASENET_MAX_BLOBS]; /* send only: --attach files */
     size_t n_attach;
     const casenet_attachment *atts; /* send only: their manifests, sealed into the payload */
+    bool quiet;                     /* send only: no upload progress bar */
 };
 /* Parses the options of seal (net false) or send (net true, which also takes
  * --broker and --timeout). Returns -1 to go on, else the exit code (0 after
@@ -101,6 +102,21 @@ int seal_stdin(const struct home *h, const struct seal_args *a, casenet_buf *env
  * code. */
 int attach_prepare(const struct home *h, const struct seal_args *a, casenet_attachment **out);
 void attach_free(casenet_attachment *atts, size_t n);
+/* Why attach_check refused a file: what is "hash_bank" or "media_policy"
+ * for a refusal by policy (CASENET_EPERM), NULL for a file or bank that
+ * cannot be read; why a sentence naming the file, hint what to do. */
+struct attach_refusal {
+    const char *what;
+    const char *hint;
+    char why[512];
+};
+/* The checks of one file to attach (docs/cli.md, "Never abusive media"):
+ * t (prepared from path) is an image or video the media policy does not
+ * permit h's member, or the file's md5, sha1 or sha256 is in h's hash bank
+ * (CASENET_EPERM); another code when the file or the bank cannot be read.
+ * label names the file in r->why. CASENET_OK when it may be attached. */
+int attach_check(const struct home *h, const char *path, const char *label,
+                 const casenet_attachment *t, struct attach_refusal *r);
 /* Uploads a->attach with their manifests a->atts (resuming what the broker
  * holds already). An exit code. */
 int attach_upload(casenet_client *c, const struct seal_args *a);

@@ -196,6 +196,13 @@ struct console_resp {
     unsigned status;
     char *body;
     const char *type; /* NULL: JSON; else a static Content-Type (CSV, HTML) */
+    /* file: a download instead of body: file_size bytes of file_fd (closed
+     * by the server), named by the Content-Disposition disposition
+     * (malloc'd), served as application/octet-stream */
+    bool file;
+    int file_fd;
+    uint64_t file_size;
+    char *disposition;
 };
 
 /* ------------------------------------------------------------ requests (console_req.c) */

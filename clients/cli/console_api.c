@@ -7,6 +7,7 @@
 #include "console.h"
 
 #include "cli.h"
+#include "console_attach.h"
 #include "console_coord.h"
 #include "util.h"
 
@@ -132,6 +133,14 @@ static void broker_fail(struct console_resp *out, struct console *c, int err, co
 {
     fail(out, c, err, CLI_BROKER, what);
     after_error(c, err);
+}
+
+void console_fail(struct console_resp *out, struct console *c, int err, enum cli_origin origin,
+                  const char *what)
+{
+    fail(out, c, err, origin, what);
+    if (origin == CLI_BROKER)
+        after_error(c, err);
 }
 
 static bool need_role(struct console_resp *out, const struct console_req *r, enum console_role min)
@@ -422,8 +431,11 @@ static void api_status(struct console *c, const uint8_t id[16], struct console_r
     if (rc != CASENET_OK)
         broker_fail(out, c, rc, "cannot get the message's status");
     pthread_mutex_unlock(&c->net_lock);
+    json_t *o = rc == CASENET_OK ? status_json(c, &s) : NULL;
+    if (o)
+        console_attach_sent_view(c, id, o);
     if (rc == CASENET_OK)
-        ok_json(out, status_json(c, &s));
+        ok_json(out, o);
     casenet_message_status_clear(&s);
 }
 
@@ -562,6 +574,8 @@ static void api_message(struct console *c, const struct console_req *r, const ui
     if (o && have_status) {
         json_object_set_new(o, "recipients_status", recipients_json(c, &st));
     }
+    if (o)
+        console_attach_view(o, &payload, &info);
     ok_json(out, o);
 cleanup:
     casenet_message_status_clear(&st);
@@ -700,6 +714,7 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
     if (!need_role(out, r, ROLE_CASEWORKER))
         return;
     struct console_send sp;
+    struct console_attach_pending ap = {0};
     casenet_buf env = {0};
     if (!console_parse_send(r->body, r->body_len, &sp, out))
         return;
@@ -710,6 +725,9 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
     if (d) {
         memcpy(mid, d->message_id, sizeof mid);
         rc = CASENET_OK;
+    } else if (!console_attach_seal(c, r, &sp, &ap, out)) {
+        pthread_mutex_unlock(&c->net_lock);
+        goto cleanup;
     } else {
         rc = casenet_seal(c->home->keys, c->home->dir, &sp.so, sp.payload.data, sp.payload.len,
                           &env, mid);
@@ -757,6 +775,7 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
     pthread_mutex_unlock(&c->net_lock);
     char idhex[33];
     cli_id16_hex(mid, idhex);
+    console_attach_sent(c, &ap, idhex);
     if (console_ledger_add(c->db, r->who->user, "send", idhex, sp.case_hex) != CASENET_OK)
         fprintf(stderr, "console: warning: ledger entry for sent %s not written\n", idhex);
     fprintf(stderr, "console: %s sent %s %s\n", r->who->user, casenet_kind_name(sp.so.kind), idhex);
@@ -765,6 +784,7 @@ static void api_send(struct console *c, const struct console_req *r, struct cons
                            (json_int_t)rcpt.accepted_at_ms, "audit_index",
                            (json_int_t)rcpt.audit_index));
 cleanup:
+    console_attach_pending_clear(&ap);
     casenet_buf_free(&env);
     console_send_clear(&sp);
 }
@@ -881,6 +901,8 @@ void console_api(struct console *c, const struct console_req *r, struct console_
         return api_send(c, r, out);
     if (strncmp(p, "/coord/", 7) == 0)
         return console_coord_api(c, r, out);
+    if (strncmp(p, "/uploads", 8) == 0)
+        return console_attach_uploads(c, r, out);
     if (strncmp(p, "/messages/", 10) == 0 && strlen(p) >= 42) {
         char hex[33];
         memcpy(hex, p + 10, 32);
@@ -896,6 +918,10 @@ void console_api(struct console *c, const struct console_req *r, struct console_
                 return api_receipt(c, r, id, out);
             if (post && strcmp(rest, "/reveal") == 0)
                 return api_reveal(c, r, id, out);
+            uint64_t k = 0;
+            if (get && strncmp(rest, "/attachments/", 13) == 0 &&
+                cli_parse_uint(rest + 13, 0, CASENET_MAX_BLOBS - 1, &k))
+                return console_attach_download(c, r, id, (unsigned)k, out);
         }
     }
     console_error(out, MHD_HTTP_NOT_FOUND, "NOT_FOUND", "no such API endpoint", NULL);

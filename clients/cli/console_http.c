@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define STATIC_MAX  (2u * 1024u * 1024u)
 #define SESSION_MAX 4096u /* the login body */
@@ -80,6 +81,29 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, struct console_res
     return send_body(conn, resp->status,
                      resp->type ? resp->type : "application/json; charset=utf-8", b,
                      b ? strlen(b) : 0, set_cookie, retry_after_s);
+}
+
+/* A download (console_resp.file): the file as application/octet-stream,
+ * never rendered by the browser. */
+static enum MHD_Result send_file(struct MHD_Connection *conn, struct console_resp *resp)
+{
+    struct MHD_Response *r = MHD_create_response_from_fd64(resp->file_size, resp->file_fd);
+    if (!r)
+        close(resp->file_fd);
+    free(resp->body);
+    if (!r || !resp->disposition) {
+        if (r)
+            MHD_destroy_response(r); /* closes the file */
+        free(resp->disposition);
+        return MHD_NO;
+    }
+    add_security_headers(r);
+    MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+    MHD_add_response_header(r, "Content-Disposition", resp->disposition);
+    free(resp->disposition);
+    enum MHD_Result ok = MHD_queue_response(conn, resp->status, r);
+    MHD_destroy_response(r);
+    return ok;
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *name,
@@ -411,6 +435,8 @@ static enum MHD_Result route(struct console *c, struct MHD_Connection *conn, con
     pthread_rwlock_rdlock(&c->dir_lock);
     console_api(c, &req, &resp);
     pthread_rwlock_unlock(&c->dir_lock);
+    if (resp.file)
+        return send_file(conn, &resp);
     return send_json(conn, &resp, NULL, 0);
 }
 

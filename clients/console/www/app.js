@@ -5,6 +5,7 @@
 // fetched or linked.
 import { referralForm, takedownForm, collectForm, keepDraft, markServerError } from "./form.js";
 import { COORD_PAGES, coordPage, coordEvent } from "./coord.js";
+import { attachmentList, uploadAttachments, attachRefusal } from "./attach.js";
 
 const S = { lang: "vi", cat: {}, session: null, es: null, unseen: 0, dir: null };
 
@@ -499,7 +500,8 @@ async function messagePage(id) {
   const n = m.payload && m.payload.notice;
   const openSent = n && n.sender === S.session.member && n.messageId
     ? el("p", {}, el("a", { href: "#/sent/" + b64hex(n.messageId), id: "notice-open" }, t("notice.open"))) : null;
-  setMain(back, el("h1", {}, t("msg.title")), meta, status, actions, noteBox, openSent, ...body,
+  const files = attachmentList({ t, el, errorText }, m.attachments, m.id);
+  setMain(back, el("h1", {}, t("msg.title")), meta, files, status, actions, noteBox, openSent, ...body,
     m.recipients_status ? [el("h2", {}, t("msg.timeline")), ...timeline(m.recipients_status)] : null);
 }
 
@@ -524,10 +526,13 @@ async function newPage(kind) {
     const btn = form.querySelector("#send");
     btn.disabled = true;
     btn.textContent = t("new.sending");
-    const r = await api("POST", "/messages", out.request);
+    const up = await uploadAttachments(form, api, t, (p) => { btn.textContent = p; });
+    if (up.ok && up.ids.length) out.request.attachments = up.ids;
+    const r = up.ok ? await api("POST", "/messages", out.request) : up.r;
     btn.disabled = false;
     btn.textContent = t("new.send");
     if (!r.ok) {
+      attachRefusal(form, t, r.data);
       box.className = "notice bad";
       const ids = markServerError(form, r.data);
       box.replaceChildren(el("p", { role: "alert" }, ids.length
@@ -578,7 +583,8 @@ async function sentDetail(id) {
   const m = r.data;
   setMain(back, el("h1", {}, t("kind." + m.kind), " ", urgencyBadge(m.urgency)),
     el("p", {}, when(m.created_at), " ", m.broker_receipt_verified ? badge("ok", t("sent.broker")) : badge("bad", t("receipt.bad"))),
-    el("div", { id: "status-detail" }, timeline(m.recipients)));
+    el("div", { id: "status-detail" }, timeline(m.recipients)),
+    attachmentList({ t, el, errorText }, m.attachments, null));
 }
 
 // ---------------------------------------------------------------- ledger

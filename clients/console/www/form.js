@@ -4,6 +4,7 @@
 // chosen once; the server writes it into both the header and the payload.
 // A draft id is drawn when the form opens: a double click or a resubmitted
 // form sends the same message id.
+import { attachField } from "./attach.js";
 
 const URGENCIES = ["emergency", "urgent-takedown", "standard", "info"];
 const HARMS = ["SEXUAL_EXPLOITATION_MATERIAL", "LIVESTREAMED_ABUSE", "GROOMING", "SEXTORTION",
@@ -128,6 +129,7 @@ export function referralForm({ t, el, dir, self }) {
     text("caseId", { req: true }),
     legalBasis("VITAL_INTEREST"),
     text("summary", { req: true, area: true }),
+    attachField(t, el),
     el("details", {},
       el("summary", {}, t("f.optional")),
       choice("intakeChannel", CHANNELS, "channel.", "PHONE"),
@@ -202,6 +204,7 @@ const FIELDS = {
   urgency: ["u-emergency", "e-urgency"], "legalBasis.kind": ["f-legalKind", "e-legalKind"],
   "legalBasis.consentedBy": ["f-consentedBy", "e-consentedBy"], items: ["f-urls", "e-urls"],
   url: ["f-urls", "e-urls"], itemId: ["f-urls", "e-urls"], category: ["f-category", "e-category"],
+  attachments: ["f-attachments", "e-attachments"],
 };
 
 // Ties a refusal of the console (its "fields" or "field", e.g. the library's
@@ -264,6 +267,7 @@ export function keepDraft(form) {
     form.dataset.draft = saved.draft;
     for (const [name, val] of Object.entries(saved.fields || {})) {
       for (const e of form.querySelectorAll(`[name="${CSS.escape(name)}"]`)) {
+        if (e.type === "file") continue; // files are chosen again after a reload
         if (e.type === "checkbox" || e.type === "radio") e.checked = Array.isArray(val) ? val.includes(e.value) : e.value === val;
         else e.value = String(val);
       }
@@ -274,7 +278,7 @@ export function keepDraft(form) {
   const save = () => {
     const fields = {};
     for (const e of form.elements) {
-      if (!e.name) continue;
+      if (!e.name || e.type === "file") continue;
       if (e.type === "checkbox") {
         fields[e.name] = fields[e.name] || [];
         if (e.checked) fields[e.name].push(e.value);
