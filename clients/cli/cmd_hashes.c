@@ -22,6 +22,9 @@ int hashes_bank_open(const struct home *h, hashbank **out)
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", h->path, HASHBANK_FILE);
     int rc = hashbank_open(path, out);
+    if (rc == CASENET_EINVAL)
+        return cli_fail(CLI_LOCAL, rc, "upgrade casenet to read it",
+                        "the hash bank %s was made by a newer casenet", path);
     if (rc != CASENET_OK)
         return cli_fail(CLI_LOCAL, rc, "check the home's permissions and free space",
                         "cannot open the hash bank %s", path);
@@ -364,11 +367,11 @@ static int print_feedback(const struct hashbank_feedback *f, void *ctx)
     bool fp = f->kind == CASENET__V1__HASH_FEEDBACK_KIND__HASH_FEEDBACK_KIND_FALSE_POSITIVE;
     if (p->form == OUT_TABLE) {
         if (fp)
-            printf("%s %-16s false-positive %s:%s  %s\n", when, f->sender, f->signal_type, f->value,
-                   f->note);
+            printf("%s %-16s false-positive %s:%s  %s\n", when, cli_safe(f->sender), f->signal_type,
+                   cli_safe(f->value), cli_safe(f->note));
         else
-            printf("%s %-16s match x%u %s:%s\n", when, f->sender, f->match_count, f->signal_type,
-                   f->value);
+            printf("%s %-16s match x%u %s:%s\n", when, cli_safe(f->sender), f->match_count,
+                   f->signal_type, cli_safe(f->value));
         return CASENET_OK;
     }
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "time", when, "from", f->sender, "kind",
@@ -454,15 +457,17 @@ static const char stats_usage[] =
     "usage: casenet hashes stats [--json] [--home DIR]\n"
     "\n"
     "The bank's figures: live entries by category, retracted, contributors,\n"
-    "messages applied, feedback received, last update.\n"
+    "messages applied, feedback received, last update; then per source (a\n"
+    "contributing member, or list:NAME for an imported list) its live entries\n"
+    "by category, retracted entries and last update.\n"
     "\n"
     "options:\n"
-    "  -j, --json               one JSON object\n"
+    "  -j, --json               one JSON object (the sources in \"sources\")\n"
     "  -H, --home DIR           the member home\n"
     "  -h, --help               this text\n";
 
-/* The figures of s, as "name  value" lines or one JSON object. */
-static void print_stats(const struct hashbank_stats *s, const char *when, bool json)
+/* The figures of s as "name  value" lines, or into the JSON object o. */
+static void print_stats(const struct hashbank_stats *s, const char *when, json_t *o)
 {
     const struct {
         const char *key, *label;
@@ -479,15 +484,37 @@ static void print_stats(const struct hashbank_stats *s, const char *when, bool j
         {"false_positives", "false positives", s->false_positives},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        if (json)
-            printf("%s\"%s\":%llu", i ? "," : "{", rows[i].key, (unsigned long long)rows[i].v);
+        if (o)
+            json_object_set_new(o, rows[i].key, json_integer((json_int_t)rows[i].v));
         else
             printf("%-20s %llu\n", rows[i].label, (unsigned long long)rows[i].v);
     }
-    if (json)
-        printf(",\"last_update\":\"%s\"}\n", when);
+    if (o)
+        json_object_set_new(o, "last_update", json_string(when));
     else
         printf("%-20s %s\n", "last update", when);
+}
+
+/* One source: a table row, or an object appended to the JSON array ctx. */
+static int print_source(const struct hashbank_source *src, void *ctx)
+{
+    json_t *arr = ctx;
+    char when[64] = "never";
+    if (src->updated_ms)
+        cli_format_time(src->updated_ms, false, when, sizeof when);
+    if (!arr) {
+        printf("%-24s %8llu %8llu %8llu %8llu %9llu  %s\n", cli_safe(src->source),
+               (unsigned long long)src->live_total, (unsigned long long)src->live[1],
+               (unsigned long long)src->live[2], (unsigned long long)src->live[3],
+               (unsigned long long)src->retracted, when);
+        return CASENET_OK;
+    }
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "source", src->source, "live",
+                          (json_int_t)src->live_total, "baseline", (json_int_t)src->live[1],
+                          "nationally_illegal", (json_int_t)src->live[2], "not_illegal",
+                          (json_int_t)src->live[3], "retracted", (json_int_t)src->retracted,
+                          "last_update", when);
+    return o && json_array_append_new(arr, o) == 0 ? CASENET_OK : CASENET_ENOMEM;
 }
 
 static int hashes_stats(int argc, char **argv)
@@ -515,15 +542,32 @@ static int hashes_stats(int argc, char **argv)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     struct hashes_ctx x;
     struct hashbank_stats s;
+    json_t *obj = json ? json_object() : NULL, *sources = json ? json_array() : NULL;
     int ex = hashes_ctx_open(&o, false, &x);
     if (ex == CLI_OK && hashbank_stats(x.bank, &s) != CASENET_OK)
         ex = cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read the hash bank");
+    if (ex == CLI_OK && json && (!obj || !sources))
+        ex = cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
     if (ex == CLI_OK) {
         char when[64] = "never";
         if (s.last_update_ms)
             cli_format_time(s.last_update_ms, false, when, sizeof when);
-        print_stats(&s, when, json);
+        print_stats(&s, when, obj);
+        if (!json)
+            printf("\n%-24s %8s %8s %8s %8s %9s  %s\n", "SOURCE", "LIVE", "BASELINE", "NATIONAL",
+                   "NOT-ILL.", "RETRACTED", "LAST UPDATE");
+        int rc = hashbank_each_source(x.bank, print_source, sources);
+        if (rc != CASENET_OK)
+            ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot read the hash bank's sources");
     }
+    if (ex == CLI_OK && json) {
+        json_object_set(obj, "sources", sources);
+        ex = print_json(json_incref(obj)) == CASENET_OK
+                 ? CLI_OK
+                 : cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
+    }
+    json_decref(sources);
+    json_decref(obj);
     hashes_ctx_close(&x);
     return ex;
 }

@@ -1,0 +1,24 @@
+/*
+ * hashbank_impl.h - what the files of the hash bank share inside it
+ * (hashbank.c: schema and applying shares; hashbank_log.c: per-source
+ * figures, recorded matches and feedback, read back by page). Not for the
+ * CLI: it uses hashbank.h.
+ */
+#ifndef CASENET_HASHBANK_IMPL_H
+#define CASENET_HASHBANK_IMPL_H
+
+#include "hashbank.h"
+
+#include <sqlite3.h>
+
+struct hashbank {
+    sqlite3 *db;
+    sqlite3_stmt *get, *put, *feedback, *lookup;
+};
+
+/* Prepares sql on b's database: CASENET_OK or CASENET_EIO. */
+int hashbank_prepare(hashbank *b, const char *sql, sqlite3_stmt **st);
+/* The wall clock in milliseconds. */
+int64_t hashbank_now_ms(void);
+
+#endif
