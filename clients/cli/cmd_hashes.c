@@ -113,9 +113,38 @@ static int by_created(const void *a, const void *b)
     return memcmp(x->info.message_id, y->info.message_id, CASENET_MESSAGE_ID_BYTES);
 }
 
+/* Fetches message id over cl and opens it into o (o->state from row
+ * state); a message that does not open is reported and o left empty. */
+static int fetch_open(const struct home *h, casenet_client *cl, const uint8_t id[16],
+                      casenet_inbox_state state, struct opened *o)
+{
+    memset(o, 0, sizeof *o);
+    o->state = state;
+    int rc = casenet_client_fetch(cl, id, &o->env);
+    if (rc == CASENET_OK)
+        rc = casenet_open(h->keys, h->dir, o->env.data, o->env.len, &o->info, &o->payload);
+    if (rc != CASENET_OK) {
+        char hex[33];
+        cli_id16_hex(id, hex);
+        cli_warn("message %s skipped: %s", hex, casenet_strerror(rc));
+        casenet_message_info_clear(&o->info);
+        casenet_buf_free(&o->env);
+        casenet_buf_free(&o->payload);
+    }
+    return rc;
+}
+
+static void opened_clear(struct opened *o)
+{
+    casenet_message_info_clear(&o->info);
+    casenet_buf_free(&o->env);
+    casenet_buf_free(&o->payload);
+}
+
 /* Adds the inbox's HASH_SHARE rows not yet applied to *list, fetched and
  * opened; a message that does not open is reported and skipped. */
-static int collect(struct home *h, casenet_client *cl, hashbank *b, struct opened **list, size_t *n)
+static int collect(const struct home *h, casenet_client *cl, hashbank *b, struct opened **list,
+                   size_t *n)
 {
     uint64_t cursor = 0;
     bool more = true;
@@ -135,22 +164,8 @@ static int collect(struct home *h, casenet_client *cl, hashbank *b, struct opene
                 return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
             }
             *list = grown;
-            struct opened *o = &(*list)[*n];
-            memset(o, 0, sizeof *o);
-            o->state = rows[i].state;
-            rc = casenet_client_fetch(cl, rows[i].message_id, &o->env);
-            if (rc == CASENET_OK)
-                rc = casenet_open(h->keys, h->dir, o->env.data, o->env.len, &o->info, &o->payload);
-            if (rc != CASENET_OK) {
-                char hex[33];
-                cli_id16_hex(rows[i].message_id, hex);
-                cli_warn("message %s skipped: %s", hex, casenet_strerror(rc));
-                casenet_message_info_clear(&o->info);
-                casenet_buf_free(&o->env);
-                casenet_buf_free(&o->payload);
-                continue;
-            }
-            (*n)++;
+            if (fetch_open(h, cl, rows[i].message_id, rows[i].state, &(*list)[*n]) == CASENET_OK)
+                (*n)++;
         }
         casenet_inbox_entries_free(rows, k);
         if (k == 0 || next <= cursor)
@@ -161,7 +176,7 @@ static int collect(struct home *h, casenet_client *cl, hashbank *b, struct opene
 }
 
 /* Sends a DELIVERED receipt for o (once: only from queued or fetched). */
-static void ack_delivered(struct home *h, casenet_client *cl, const struct opened *o)
+static void ack_delivered(const struct home *h, casenet_client *cl, const struct opened *o)
 {
     if (o->state != CASENET_INBOX_QUEUED && o->state != CASENET_INBOX_FETCHED)
         return;
@@ -245,35 +260,54 @@ static int hashes_import(int argc, char **argv)
     if (csv)
         return import_list(&o, csv, source, category, redistribute);
     struct hashes_ctx x;
-    struct opened *list = NULL;
-    size_t n = 0, applied = 0;
+    size_t applied = 0;
     ex = hashes_ctx_open(&o, true, &x);
     if (ex == CLI_OK)
-        ex = collect(x.h, x.c, x.bank, &list, &n);
-    if (ex == CLI_OK) {
-        if (n > 1)
-            qsort(list, n, sizeof *list, by_created);
-        for (size_t i = 0; i < n; i++) {
-            struct hashbank_result res;
-            int rc = apply_opened(x.h, x.bank, &list[i].info, &list[i].payload, &res);
-            if (rc == CASENET_EIO) {
-                ex = cli_fail(CLI_LOCAL, rc, NULL, "the hash bank could not be written");
-                break;
-            }
-            applied += rc == CASENET_OK && !res.already;
-            ack_delivered(x.h, x.c, &list[i]);
-        }
-    }
+        ex = hashes_import_pending(x.h, x.c, x.bank, &applied);
     if (ex == CLI_OK)
         printf("%zu hash share message%s applied\n", applied, applied == 1 ? "" : "s");
-    for (size_t i = 0; i < n; i++) {
-        casenet_message_info_clear(&list[i].info);
-        casenet_buf_free(&list[i].env);
-        casenet_buf_free(&list[i].payload);
-    }
-    free(list);
     hashes_ctx_close(&x);
     return ex;
+}
+
+int hashes_import_pending(const struct home *h, casenet_client *cl, hashbank *b, size_t *applied)
+{
+    struct opened *list = NULL;
+    size_t n = 0;
+    *applied = 0;
+    int ex = collect(h, cl, b, &list, &n);
+    if (ex == CLI_OK && n > 1)
+        qsort(list, n, sizeof *list, by_created);
+    for (size_t i = 0; ex == CLI_OK && i < n; i++) {
+        struct hashbank_result res;
+        int rc = apply_opened(h, b, &list[i].info, &list[i].payload, &res);
+        if (rc == CASENET_EIO) {
+            ex = cli_fail(CLI_LOCAL, rc, NULL, "the hash bank could not be written");
+            break;
+        }
+        *applied += rc == CASENET_OK && !res.already;
+        ack_delivered(h, cl, &list[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        opened_clear(&list[i]);
+    free(list);
+    return ex;
+}
+
+int hashes_import_one(const struct home *h, casenet_client *cl, hashbank *b,
+                      const casenet_inbox_entry *row)
+{
+    if (row->kind != CASENET_KIND_HASH_SHARE || hashbank_applied(b, row->message_id))
+        return CASENET_OK;
+    struct opened o;
+    struct hashbank_result res;
+    int rc = fetch_open(h, cl, row->message_id, row->state, &o);
+    if (rc == CASENET_OK)
+        rc = apply_opened(h, b, &o.info, &o.payload, &res);
+    if (rc == CASENET_OK || (rc != CASENET_EIO && o.env.len))
+        ack_delivered(h, cl, &o); /* applied, or ignored for good (not a contributor) */
+    opened_clear(&o);
+    return rc;
 }
 
 /* ------------------------------------------------------------ list, export */
