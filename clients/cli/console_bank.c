@@ -62,11 +62,13 @@ void console_bank_notice(struct console *c, casenet_client *cl, const casenet_in
 
 /* ------------------------------------------------------------ GET /bank */
 
-static size_t qsize(const struct console_req *r, const char *name, size_t dflt, size_t max)
+/* The query argument name within [min, max]; dflt when absent or out of range. */
+static size_t qsize(const struct console_req *r, const char *name, size_t dflt, size_t min,
+                    size_t max)
 {
     const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
     uint64_t n = 0;
-    if (!v || !v[0] || !cli_parse_uint(v, 0, max, &n))
+    if (!v || !v[0] || !cli_parse_uint(v, min, max, &n))
         return dflt;
     return (size_t)n;
 }
@@ -175,12 +177,11 @@ static int bank_json(const struct console *c, const struct console_req *r, hashb
     json_decref(sources.rows);
     if (rc == CASENET_OK && !o)
         rc = CASENET_ENOMEM;
-    size_t limit = qsize(r, "limit", CONSOLE_BANK_PAGE, CONSOLE_BANK_PAGE_MAX);
+    size_t limit = qsize(r, "limit", CONSOLE_BANK_PAGE, 1, CONSOLE_BANK_PAGE_MAX);
     static const char *const lists[] = {"matches", "feedback_received", "feedback_sent"};
     static const char *const offsets[] = {"matches_offset", "received_offset", "sent_offset"};
     for (int i = 0; detail && rc == CASENET_OK && i < 3; i++) {
-        json_t *pg =
-            page(c, b, i, qsize(r, offsets[i], 0, HASHBANK_MATCHES_KEPT * 100), limit, &rc);
+        json_t *pg = page(c, b, i, qsize(r, offsets[i], 0, 0, INT32_MAX), limit, &rc);
         if (pg)
             json_object_set_new(o, lists[i], pg);
     }
