@@ -109,7 +109,8 @@ struct hashbank_source {
  * Stops at fn's first non-zero return, which it returns; CASENET_EIO. */
 int hashbank_each_source(hashbank *b, int (*fn)(const struct hashbank_source *, void *), void *ctx);
 
-/* How many recorded matches a bank keeps (the oldest go first). */
+/* How many recorded matches a bank keeps (the oldest go first; pruned once
+ * in 256 inserts, so up to 255 more for a while). */
 #define HASHBANK_MATCHES_KEPT 10000
 /* The longest label recorded with a match (a file name the user asked for). */
 #define HASHBANK_LABEL_MAX 256

@@ -77,8 +77,9 @@ int hashbank_record_match(hashbank *b, const char *signal_type, const char *valu
         *n = rc == CASENET_OK ? (size_t)sqlite3_changes(b->db) : 0;
     }
     sqlite3_finalize(st);
-    /* keep the newest HASHBANK_MATCHES_KEPT (rowids only grow) */
-    if (rc == CASENET_OK &&
+    /* keep the newest HASHBANK_MATCHES_KEPT (rowids only grow), pruned
+     * once in 256 inserts: a bank holds at most 255 rows over for a while */
+    if (rc == CASENET_OK && *n && sqlite3_last_insert_rowid(b->db) % 256 < (sqlite3_int64)*n &&
         sqlite3_exec(b->db,
                      "DELETE FROM matches WHERE rowid <= (SELECT max(rowid) FROM matches) - 10000",
                      NULL, NULL, NULL) != SQLITE_OK)

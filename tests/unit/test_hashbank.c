@@ -463,13 +463,18 @@ static void test_sources_matches(void **state)
     assert_string_equal(s.first, "vn.police.a05|<b>logo</b>");
     CN_OK(hashbank_feedback_page(b, false, 0, 10, see_feedback, &s, &total));
     assert_int_equal(total, 0);
-    /* only the newest HASHBANK_MATCHES_KEPT matches are kept */
+    /* only the newest HASHBANK_MATCHES_KEPT matches are kept (pruned once
+     * in 256 inserts), newest first */
     apply(b, 3, 400, &add, &r);
-    for (int i = 0; i < HASHBANK_MATCHES_KEPT + 5; i++)
-        CN_OK(hashbank_record_match(b, "sha256", V1, 0, NULL, &n));
+    for (int i = 0; i < HASHBANK_MATCHES_KEPT + 300; i++)
+        CN_OK(hashbank_record_match(b, "sha256", V1, 0,
+                                    i == HASHBANK_MATCHES_KEPT + 299 ? "last" : NULL, &n));
     memset(&s, 0, sizeof s);
-    CN_OK(hashbank_each_match(b, HASHBANK_MATCHES_KEPT - 2, 10, see_match, &s, &total));
-    assert_int_equal(total, HASHBANK_MATCHES_KEPT);
+    CN_OK(hashbank_each_match(b, 0, 1, see_match, &s, &total));
+    assert_true(total >= HASHBANK_MATCHES_KEPT && total < HASHBANK_MATCHES_KEPT + 256);
+    assert_string_equal(s.first, "vn.hotline111 sha256 last");
+    memset(&s, 0, sizeof s);
+    CN_OK(hashbank_each_match(b, (size_t)total - 2, 10, see_match, &s, &total));
     assert_int_equal(s.n, 2);
     hashbank_free(b);
     casenet_buf_free(&add);
