@@ -49,10 +49,28 @@ static const char schema[] =
  * HASHBANK_SCHEMA_VERSION in one transaction: the missing column (0 =
  * unknown), and the per-source counts computed once from the entries.
  * CASENET_EINVAL for a bank a newer casenet made. */
+static int schema_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return version;
+}
+
 static int migrate(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
-    int version = -1, has_imported = 0, rc = CASENET_EIO;
+    int version = schema_version(db), has_imported = 0, rc = CASENET_EIO;
+    /* the usual case reads only: no write lock, so a long import elsewhere
+     * does not hold up a lookup or a page that opens the bank */
+    if (version == HASHBANK_SCHEMA_VERSION)
+        return CASENET_OK;
+    if (version > HASHBANK_SCHEMA_VERSION)
+        return CASENET_EINVAL;
+    version = -1;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return CASENET_EIO;
     if (sqlite3_prepare_v2(db,
@@ -73,7 +91,7 @@ static int migrate(sqlite3 *db)
     }
     if (version == HASHBANK_SCHEMA_VERSION) {
         rc = CASENET_OK;
-        goto rollback; /* nothing to do: end the read transaction */
+        goto rollback; /* migrated by another process meanwhile */
     }
     if ((!has_imported && sqlite3_exec(db,
                                        "ALTER TABLE entries ADD COLUMN imported_ms INTEGER"
