@@ -130,7 +130,7 @@ int hashbank_open(const char *path, hashbank **out)
     umask(old);
     if (src != SQLITE_OK)
         goto cleanup;
-    sqlite3_busy_timeout(b->db, 5000);
+    sqlite3_busy_timeout(b->db, HASHBANK_BUSY_MS);
     if (sqlite3_exec(b->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
         (rc = migrate(b->db)) != CASENET_OK)
         goto cleanup;

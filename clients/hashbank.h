@@ -119,7 +119,9 @@ int hashbank_each_source(hashbank *b, int (*fn)(const struct hashbank_source *, 
  * contributor, with its category), at distance (0 for exact types), now.
  * label is what the user asked to record with it (e.g. the file name), ""
  * or NULL for nothing; it is cut at HASHBANK_LABEL_MAX bytes. No file
- * content is ever recorded. *n = the rows recorded. CASENET_EIO. */
+ * content is ever recorded. *n = the rows recorded. CASENET_ETIMEDOUT
+ * (nothing recorded) when another process holds the bank's write lock for
+ * more than 50 ms (e.g. a long import), CASENET_EIO. */
 CASENET_NODISCARD int hashbank_record_match(hashbank *b, const char *signal_type, const char *value,
                                             unsigned distance, const char *label, size_t *n);
 

@@ -11,6 +11,11 @@
 
 #include <sqlite3.h>
 
+/* How long a statement waits for another process's write lock, and how
+ * long recording a match does (a lookup must not stall behind an import). */
+#define HASHBANK_BUSY_MS        5000
+#define HASHBANK_RECORD_WAIT_MS 50
+
 struct hashbank {
     sqlite3 *db;
     sqlite3_stmt *get, *put, *feedback, *lookup;

@@ -60,8 +60,12 @@ int hashbank_record_match(hashbank *b, const char *signal_type, const char *valu
     char cut[HASHBANK_LABEL_MAX + 1];
     snprintf(cut, sizeof cut, "%s", label ? label : "");
     sqlite3_stmt *st = NULL;
-    if (sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return CASENET_EIO;
+    /* a lookup must not wait for a long import holding the write lock */
+    sqlite3_busy_timeout(b->db, HASHBANK_RECORD_WAIT_MS);
+    int began = sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    sqlite3_busy_timeout(b->db, HASHBANK_BUSY_MS);
+    if (began != SQLITE_OK)
+        return CASENET_ETIMEDOUT;
     int rc = hashbank_prepare(b,
                               "INSERT INTO matches SELECT ?, signal_type, value, category,"
                               " contributor, ?, ? FROM entries WHERE signal_type = ?"

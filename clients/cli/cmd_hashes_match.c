@@ -31,7 +31,9 @@ static const char match_usage[] =
     "match' ('...: error: WHY' for a bad line), flushed.\n"
     "Each match is recorded in the bank (time, the entry hit, its category and\n"
     "source; never the file or its name unless --record-name), for `casenet\n"
-    "hashes stats` and the console's bank page; the newest 10,000 are kept.\n"
+    "hashes stats` and the console's bank page; the newest 10,000 are kept. A\n"
+    "match that cannot be recorded (the bank busy with an import) is still\n"
+    "answered, with a warning.\n"
     "\n"
     "options:\n"
     "  -x, --hash TYPE:VALUE    a hash to look up (repeatable)\n"
@@ -48,7 +50,7 @@ struct matcher {
     hashbank_pdq_index *pdq;
     unsigned distance, quality;
     size_t matched;
-    bool record, record_name;
+    bool record, record_name, record_failed;
 };
 
 /* Records a match of what (a FILE, --hash or stdin line) in the bank. */
@@ -58,10 +60,14 @@ static int record(struct matcher *m, const char *what, bool is_file, const char 
     size_t n = 0;
     if (!m->record)
         return CLI_OK;
-    if (hashbank_record_match(m->x.bank, type, value, distance,
-                              is_file && m->record_name ? what : NULL, &n) != CASENET_OK)
-        return cli_fail(CLI_LOCAL, CASENET_EIO, "or match with --no-record",
-                        "cannot record the match in the hash bank");
+    int rc = hashbank_record_match(m->x.bank, type, value, distance,
+                                   is_file && m->record_name ? what : NULL, &n);
+    /* the answer matters more than its record: warn (once) and go on */
+    if (rc != CASENET_OK && !m->record_failed)
+        cli_warn("a match was not recorded in the hash bank (%s); the lookups go on",
+                 rc == CASENET_ETIMEDOUT ? "it is busy: an import is running"
+                                         : casenet_strerror(rc));
+    m->record_failed = m->record_failed || rc != CASENET_OK;
     return CLI_OK;
 }
 

@@ -438,6 +438,13 @@ static void test_sources_matches(void **state)
     assert_int_equal(n, 1);
     CN_OK(hashbank_record_match(b, "md5", "00112233445566778899aabbccddeeff", 0, NULL, &n));
     assert_int_equal(n, 0); /* not in the bank: nothing recorded */
+    /* another process holding the write lock (an import): not recorded, at once */
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    CN_ERR(hashbank_record_match(b, "sha256", V1, 0, NULL, &n), CASENET_ETIMEDOUT);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
     uint64_t total = 0;
     memset(&s, 0, sizeof s);
     CN_OK(hashbank_each_match(b, 0, 10, see_match, &s, &total));
