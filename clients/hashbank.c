@@ -4,20 +4,15 @@
  * prefix of the primary key; a retraction leaves a tombstone (retracted = 1)
  * so that an older add arriving later cannot bring the entry back. */
 #include "hashbank.h"
+#include "hashbank_impl.h"
 
 #include "casenet.pb-c.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-struct hashbank {
-    sqlite3 *db;
-    sqlite3_stmt *get, *put, *feedback, *lookup;
-};
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -35,19 +30,94 @@ static const char schema[] =
     " signal_type TEXT NOT NULL, value TEXT NOT NULL, match_count INTEGER NOT NULL,"
     " note TEXT NOT NULL, PRIMARY KEY(message_id, item));"
     "CREATE TABLE IF NOT EXISTS sources(name TEXT PRIMARY KEY, imported_ms INTEGER NOT NULL,"
-    " redistribute TEXT NOT NULL);";
+    " redistribute TEXT NOT NULL);"
+    /* version 2: the figures per source and category (kept by every apply),
+     * the matches `casenet hashes match` found and the feedback sent */
+    "CREATE TABLE IF NOT EXISTS counts(contributor TEXT NOT NULL, category INTEGER NOT NULL,"
+    " live INTEGER NOT NULL, retracted INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(contributor, category)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS matches(at_ms INTEGER NOT NULL, signal_type TEXT NOT NULL,"
+    " value TEXT NOT NULL, category INTEGER NOT NULL, contributor TEXT NOT NULL,"
+    " distance INTEGER NOT NULL, label TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS feedback_sent(message_id BLOB NOT NULL, item INTEGER NOT NULL,"
+    " recipient TEXT NOT NULL, created_ms INTEGER NOT NULL, kind INTEGER NOT NULL,"
+    " signal_type TEXT NOT NULL, value TEXT NOT NULL, match_count INTEGER NOT NULL,"
+    " note TEXT NOT NULL, PRIMARY KEY(message_id, item));";
 
-/* Banks made before provenance lack entries.imported_ms: added (0 = unknown). */
-static void migrate(sqlite3 *db)
+/* Brings a bank of an older version (user_version 0: the banks made before
+ * versions were recorded, with or without entries.imported_ms) to
+ * HASHBANK_SCHEMA_VERSION in one transaction: the missing column (0 =
+ * unknown), and the per-source counts computed once from the entries.
+ * CASENET_EINVAL for a bank a newer casenet made. */
+static int schema_version(sqlite3 *db)
 {
-    sqlite3_exec(db, "ALTER TABLE entries ADD COLUMN imported_ms INTEGER NOT NULL DEFAULT 0", NULL,
-                 NULL, NULL); /* fails harmlessly when the column is there */
+    sqlite3_stmt *st = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return version;
 }
 
-static int prepare(hashbank *b, const char *sql, sqlite3_stmt **st)
+static int migrate(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int version = schema_version(db), has_imported = 0, rc = CASENET_EIO;
+    /* the usual case reads only: no write lock, so a long import elsewhere
+     * does not hold up a lookup or a page that opens the bank */
+    if (version == HASHBANK_SCHEMA_VERSION)
+        return CASENET_OK;
+    if (version > HASHBANK_SCHEMA_VERSION)
+        return CASENET_EINVAL;
+    version = -1;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return CASENET_EIO;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT (SELECT user_version FROM pragma_user_version),"
+                           " (SELECT count(*) FROM pragma_table_info('entries')"
+                           " WHERE name = 'imported_ms')",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        version = sqlite3_column_int(st, 0);
+        has_imported = sqlite3_column_int(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (version < 0)
+        goto rollback;
+    if (version > HASHBANK_SCHEMA_VERSION) {
+        rc = CASENET_EINVAL;
+        goto rollback;
+    }
+    if (version == HASHBANK_SCHEMA_VERSION) {
+        rc = CASENET_OK;
+        goto rollback; /* migrated by another process meanwhile */
+    }
+    if ((!has_imported && sqlite3_exec(db,
+                                       "ALTER TABLE entries ADD COLUMN imported_ms INTEGER"
+                                       " NOT NULL DEFAULT 0",
+                                       NULL, NULL, NULL) != SQLITE_OK) ||
+        sqlite3_exec(db,
+                     "DELETE FROM counts;"
+                     "INSERT INTO counts SELECT contributor, category, sum(retracted = 0),"
+                     " sum(retracted != 0), max(updated_ms) FROM entries"
+                     " GROUP BY contributor, category;"
+                     "PRAGMA user_version = 2;",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto rollback;
+    return CASENET_OK;
+rollback:
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+_Static_assert(HASHBANK_SCHEMA_VERSION == 2, "migrate() sets user_version = 2");
+
+int hashbank_prepare(hashbank *b, const char *sql, sqlite3_stmt **st)
 {
     return sqlite3_prepare_v2(b->db, sql, -1, st, NULL) == SQLITE_OK ? CASENET_OK : CASENET_EIO;
 }
+#define prepare hashbank_prepare
 
 int hashbank_open(const char *path, hashbank **out)
 {
@@ -58,10 +128,13 @@ int hashbank_open(const char *path, hashbank **out)
     mode_t old = umask(077);
     int src = sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     umask(old);
-    if (src != SQLITE_OK || sqlite3_exec(b->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+    if (src != SQLITE_OK)
         goto cleanup;
-    migrate(b->db);
-    sqlite3_busy_timeout(b->db, 5000);
+    sqlite3_busy_timeout(b->db, HASHBANK_BUSY_MS);
+    if (sqlite3_exec(b->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        (rc = migrate(b->db)) != CASENET_OK)
+        goto cleanup;
+    rc = CASENET_EIO;
     if (prepare(b,
                 "SELECT updated_ms, retracted, category FROM entries"
                 " WHERE signal_type = ? AND value = ? AND contributor = ?",
@@ -162,9 +235,54 @@ static int put(hashbank *b, const struct event *e)
     return sqlite3_step(st) == SQLITE_DONE ? CASENET_OK : CASENET_EIO;
 }
 
+/* What one message (or list import) changed in the counts of its one
+ * contributor, by category (0: a retraction that came before its add):
+ * written to the counts table once, at the end (flush_tally). */
+struct tally {
+    int64_t live[4], retracted[4], last_ms[4];
+    bool touched[4];
+};
+
+static void tally_add(struct tally *t, int category, bool retracted, int d, int64_t at)
+{
+    if (category < 0 || category > 3)
+        category = 0; /* unreachable: the payload check bounds categories */
+    (retracted ? t->retracted : t->live)[category] += d;
+    t->touched[category] = true;
+    if (d > 0 && at > t->last_ms[category])
+        t->last_ms[category] = at;
+}
+
+static int flush_tally(hashbank *b, const char *who, const struct tally *t)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(b,
+                "INSERT INTO counts VALUES (?, ?, ?, ?, ?) ON CONFLICT(contributor, category)"
+                " DO UPDATE SET live = live + excluded.live,"
+                " retracted = retracted + excluded.retracted,"
+                " updated_ms = max(updated_ms, excluded.updated_ms)",
+                &st) != CASENET_OK)
+        return CASENET_EIO;
+    int rc = CASENET_OK;
+    for (int c = 0; rc == CASENET_OK && c < 4; c++) {
+        if (!t->touched[c])
+            continue;
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, who, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, c);
+        sqlite3_bind_int64(st, 3, t->live[c]);
+        sqlite3_bind_int64(st, 4, t->retracted[c]);
+        sqlite3_bind_int64(st, 5, t->last_ms[c]);
+        rc = sqlite3_step(st) == SQLITE_DONE ? CASENET_OK : CASENET_EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* Applies one event unless the bank holds a newer one for its signal: an add
- * loses to a retraction as new as itself, a retraction to a newer add only. */
-static int apply_event(hashbank *b, struct event *e, struct hashbank_result *res)
+ * loses to a retraction as new as itself, a retraction to a newer add only.
+ * What it changed goes to t. */
+static int apply_event(hashbank *b, struct event *e, struct hashbank_result *res, struct tally *t)
 {
     struct held h;
     int rc = get(b, e->type, e->value, e->who, &h);
@@ -182,7 +300,12 @@ static int apply_event(hashbank *b, struct event *e, struct hashbank_result *res
     } else {
         res->added++;
     }
-    return put(b, e);
+    rc = put(b, e);
+    if (rc == CASENET_OK && h.exists)
+        tally_add(t, h.category, h.retracted, -1, 0);
+    if (rc == CASENET_OK)
+        tally_add(t, e->category, e->retract, +1, e->at_ms);
+    return rc;
 }
 
 static void signal_text(const Casenet__V1__HashSignal *s, char type[HASHBANK_TYPE_MAX])
@@ -215,13 +338,14 @@ static int apply_feedback(hashbank *b, const uint8_t *id, const char *sender, in
     return CASENET_OK;
 }
 
-static int64_t now_ms(void);
+#define now_ms hashbank_now_ms
 
 static int apply_share(hashbank *b, const uint8_t *id, const char *sender, int64_t at,
                        const Casenet__V1__HashShare *hs, struct hashbank_result *res)
 {
     int rc = CASENET_OK;
     int64_t now = now_ms();
+    struct tally t = {0};
     for (size_t i = 0; rc == CASENET_OK && i < hs->n_entries; i++) {
         const Casenet__V1__HashEntry *en = hs->entries[i];
         char type[HASHBANK_TYPE_MAX];
@@ -236,7 +360,7 @@ static int apply_share(hashbank *b, const uint8_t *id, const char *sender, int64
                           .at_ms = at,
                           .imported_ms = now,
                           .id = id};
-        rc = apply_event(b, &e, res);
+        rc = apply_event(b, &e, res, &t);
     }
     for (size_t i = 0; rc == CASENET_OK && i < hs->n_retractions; i++) {
         const Casenet__V1__HashSignal *s = hs->retractions[i]->signal;
@@ -249,12 +373,14 @@ static int apply_share(hashbank *b, const uint8_t *id, const char *sender, int64
                           .imported_ms = now,
                           .retract = true,
                           .id = id};
-        rc = apply_event(b, &e, res);
+        rc = apply_event(b, &e, res, &t);
     }
+    if (rc == CASENET_OK)
+        rc = flush_tally(b, sender, &t);
     return rc == CASENET_OK ? apply_feedback(b, id, sender, at, hs, res) : rc;
 }
 
-static int64_t now_ms(void)
+int64_t hashbank_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -397,22 +523,22 @@ int hashbank_stats(hashbank *b, struct hashbank_stats *s)
     memset(s, 0, sizeof *s);
     static const char *const by_cat[] = {
         NULL,
-        "SELECT count(*) FROM entries WHERE retracted = 0 AND category = 1",
-        "SELECT count(*) FROM entries WHERE retracted = 0 AND category = 2",
-        "SELECT count(*) FROM entries WHERE retracted = 0 AND category = 3",
+        "SELECT coalesce(sum(live), 0) FROM counts WHERE category = 1",
+        "SELECT coalesce(sum(live), 0) FROM counts WHERE category = 2",
+        "SELECT coalesce(sum(live), 0) FROM counts WHERE category = 3",
     };
     int rc = CASENET_OK;
     for (int c = 1; rc == CASENET_OK && c <= 3; c++)
         rc = count(b, by_cat[c], &s->by_category[c]);
     uint64_t last = 0;
     if (rc == CASENET_OK)
-        rc = count(b, "SELECT count(*) FROM entries WHERE retracted = 0", &s->live);
+        rc = count(b, "SELECT coalesce(sum(live), 0) FROM counts", &s->live);
     if (rc == CASENET_OK)
-        rc = count(b, "SELECT count(*) FROM entries WHERE retracted = 1", &s->retracted);
+        rc = count(b, "SELECT coalesce(sum(retracted), 0) FROM counts", &s->retracted);
     if (rc == CASENET_OK)
         rc = count(b, "SELECT count(*) FROM applied", &s->messages);
     if (rc == CASENET_OK)
-        rc = count(b, "SELECT count(DISTINCT contributor) FROM entries WHERE retracted = 0",
+        rc = count(b, "SELECT count(DISTINCT contributor) FROM counts WHERE live > 0",
                    &s->contributors);
     if (rc == CASENET_OK)
         rc = count(b, "SELECT coalesce(sum(match_count), 0) FROM feedback WHERE kind = 1",
@@ -420,7 +546,10 @@ int hashbank_stats(hashbank *b, struct hashbank_stats *s)
     if (rc == CASENET_OK)
         rc = count(b, "SELECT count(*) FROM feedback WHERE kind = 2", &s->false_positives);
     if (rc == CASENET_OK)
-        rc = count(b, "SELECT coalesce(max(created_ms), 0) FROM applied", &last);
+        rc = count(b,
+                   "SELECT max((SELECT coalesce(max(created_ms), 0) FROM applied),"
+                   " (SELECT coalesce(max(updated_ms), 0) FROM counts))",
+                   &last);
     s->last_update_ms = (int64_t)last;
     return rc;
 }
@@ -441,6 +570,7 @@ int hashbank_import_list(hashbank *b, const char *name, const char *redistribute
     int64_t now = now_ms();
     uint8_t id[CASENET_MESSAGE_ID_BYTES] = {0}; /* no message: a local import */
     int rc = CASENET_OK;
+    struct tally t = {0};
     for (size_t i = 0; rc == CASENET_OK && i < n; i++) {
         char type[HASHBANK_TYPE_MAX];
         hashbank_type_text(rows[i].type, rows[i].vendor, type);
@@ -452,8 +582,10 @@ int hashbank_import_list(hashbank *b, const char *name, const char *redistribute
                           .at_ms = now,
                           .imported_ms = now,
                           .id = id};
-        rc = e.category ? apply_event(b, &e, res) : CASENET_EINVAL;
+        rc = e.category ? apply_event(b, &e, res, &t) : CASENET_EINVAL;
     }
+    if (rc == CASENET_OK)
+        rc = flush_tally(b, who, &t);
     sqlite3_stmt *st = NULL;
     if (rc == CASENET_OK &&
         (rc = prepare(b, "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)", &st)) == CASENET_OK) {

@@ -22,11 +22,16 @@
 #define HASHBANK_FILE      "hashbank.sqlite"
 #define HASHBANK_TYPE_MAX  80  /* "vendor:" + 64 + NUL fits */
 #define HASHBANK_VALUE_MAX 257 /* the longest value + NUL */
+/* The bank file's schema (SQLite user_version); hashbank_open migrates an
+ * older file: 0 = the banks made before versions were recorded, 2 = adds the
+ * per-source counts, the recorded matches and the feedback sent. */
+#define HASHBANK_SCHEMA_VERSION 2
 
 typedef struct hashbank hashbank;
 
-/* Opens (creating when missing, mode 0600) the bank at path. *out is the
- * caller's (hashbank_free). CASENET_EIO when SQLite cannot open it. */
+/* Opens (creating when missing, mode 0600) the bank at path, migrating an
+ * older schema first. *out is the caller's (hashbank_free). CASENET_EIO when
+ * SQLite cannot open it, CASENET_EINVAL when a newer casenet made it. */
 CASENET_NODISCARD int hashbank_open(const char *path, hashbank **out);
 void hashbank_free(hashbank *b);
 
@@ -70,9 +75,12 @@ int hashbank_each(hashbank *b, int category, int (*fn)(const struct hashbank_ent
 CASENET_NODISCARD int hashbank_lookup(hashbank *b, const char *signal_type, const char *value,
                                       size_t *n);
 
-/* One feedback item received (strings valid during the callback only). */
+/* One feedback item received, or sent (strings valid during the callback
+ * only). The note is the other member's text: hostile, shown as text only. */
 struct hashbank_feedback {
-    const char *sender, *signal_type, *value, *note;
+    const char *sender;    /* received: who sent it (NULL for sent feedback) */
+    const char *recipient; /* sent: to whom, comma-separated (NULL for received) */
+    const char *signal_type, *value, *note;
     int kind; /* CASENET__V1__HASH_FEEDBACK_KIND__* */
     uint32_t match_count;
     int64_t created_ms;
@@ -87,6 +95,62 @@ struct hashbank_stats {
     int64_t last_update_ms;            /* the newest applied message's created_ms */
 };
 CASENET_NODISCARD int hashbank_stats(hashbank *b, struct hashbank_stats *s);
+
+/* ------------------------------------------------------------ the bank's log (hashbank_log.c) */
+
+/* The figures of one source: a contributing member, or "list:NAME". */
+struct hashbank_source {
+    const char *source; /* valid during the callback only */
+    uint64_t live[4];   /* live entries, index = category (0 unused) */
+    uint64_t live_total, retracted;
+    int64_t updated_ms; /* its newest applied add or retraction (sealed or imported) */
+};
+/* Calls fn for every source that added or retracted an entry, by name.
+ * Stops at fn's first non-zero return, which it returns; CASENET_EIO. */
+int hashbank_each_source(hashbank *b, int (*fn)(const struct hashbank_source *, void *), void *ctx);
+
+/* How many recorded matches a bank keeps (the oldest go first; pruned once
+ * in 256 inserts, so up to 255 more for a while). */
+#define HASHBANK_MATCHES_KEPT 10000
+/* The longest label recorded with a match (a file name the user asked for). */
+#define HASHBANK_LABEL_MAX 256
+
+/* Records that a lookup matched the live entries of signal (one row per
+ * contributor, with its category), at distance (0 for exact types), now.
+ * label is what the user asked to record with it (e.g. the file name), ""
+ * or NULL for nothing; it is cut at HASHBANK_LABEL_MAX bytes. No file
+ * content is ever recorded. *n = the rows recorded. CASENET_ETIMEDOUT
+ * (nothing recorded) when another process holds the bank's write lock for
+ * more than 50 ms (e.g. a long import), CASENET_EIO. */
+CASENET_NODISCARD int hashbank_record_match(hashbank *b, const char *signal_type, const char *value,
+                                            unsigned distance, const char *label, size_t *n);
+
+/* One recorded match (strings valid during the callback only). */
+struct hashbank_match {
+    int64_t at_ms;
+    const char *signal_type, *value, *contributor, *label; /* label "" when none */
+    int category;
+    unsigned distance;
+};
+/* Calls fn for the recorded matches newest first, skipping offset and at
+ * most limit; *total = how many are kept. CASENET_EIO, or fn's non-zero. */
+int hashbank_each_match(hashbank *b, size_t offset, size_t limit,
+                        int (*fn)(const struct hashbank_match *, void *), void *ctx,
+                        uint64_t *total);
+
+/* Records feedback this member sent in message id to recipients (as the
+ * --to list was written): kind, the signal, match_count, note. CASENET_EIO. */
+CASENET_NODISCARD int hashbank_record_sent_feedback(hashbank *b,
+                                                    const uint8_t id[CASENET_MESSAGE_ID_BYTES],
+                                                    const char *recipients, int64_t created_ms,
+                                                    int kind, const char *signal_type,
+                                                    const char *value, uint32_t match_count,
+                                                    const char *note);
+/* Calls fn for the feedback received (sent = false) or sent, newest first,
+ * skipping offset and at most limit; *total = how many there are. */
+int hashbank_feedback_page(hashbank *b, bool sent, size_t offset, size_t limit,
+                           int (*fn)(const struct hashbank_feedback *, void *), void *ctx,
+                           uint64_t *total);
 
 /* ------------------------------------------------------------ text forms */
 

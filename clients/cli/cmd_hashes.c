@@ -22,6 +22,9 @@ int hashes_bank_open(const struct home *h, hashbank **out)
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", h->path, HASHBANK_FILE);
     int rc = hashbank_open(path, out);
+    if (rc == CASENET_EINVAL)
+        return cli_fail(CLI_LOCAL, rc, "upgrade casenet to read it",
+                        "the hash bank %s was made by a newer casenet", path);
     if (rc != CASENET_OK)
         return cli_fail(CLI_LOCAL, rc, "check the home's permissions and free space",
                         "cannot open the hash bank %s", path);
@@ -110,9 +113,38 @@ static int by_created(const void *a, const void *b)
     return memcmp(x->info.message_id, y->info.message_id, CASENET_MESSAGE_ID_BYTES);
 }
 
+/* Fetches message id over cl and opens it into o (o->state from row
+ * state); a message that does not open is reported and o left empty. */
+static int fetch_open(const struct home *h, casenet_client *cl, const uint8_t id[16],
+                      casenet_inbox_state state, struct opened *o)
+{
+    memset(o, 0, sizeof *o);
+    o->state = state;
+    int rc = casenet_client_fetch(cl, id, &o->env);
+    if (rc == CASENET_OK)
+        rc = casenet_open(h->keys, h->dir, o->env.data, o->env.len, &o->info, &o->payload);
+    if (rc != CASENET_OK) {
+        char hex[33];
+        cli_id16_hex(id, hex);
+        cli_warn("message %s skipped: %s", hex, casenet_strerror(rc));
+        casenet_message_info_clear(&o->info);
+        casenet_buf_free(&o->env);
+        casenet_buf_free(&o->payload);
+    }
+    return rc;
+}
+
+static void opened_clear(struct opened *o)
+{
+    casenet_message_info_clear(&o->info);
+    casenet_buf_free(&o->env);
+    casenet_buf_free(&o->payload);
+}
+
 /* Adds the inbox's HASH_SHARE rows not yet applied to *list, fetched and
  * opened; a message that does not open is reported and skipped. */
-static int collect(struct home *h, casenet_client *cl, hashbank *b, struct opened **list, size_t *n)
+static int collect(const struct home *h, casenet_client *cl, hashbank *b, struct opened **list,
+                   size_t *n)
 {
     uint64_t cursor = 0;
     bool more = true;
@@ -132,22 +164,8 @@ static int collect(struct home *h, casenet_client *cl, hashbank *b, struct opene
                 return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
             }
             *list = grown;
-            struct opened *o = &(*list)[*n];
-            memset(o, 0, sizeof *o);
-            o->state = rows[i].state;
-            rc = casenet_client_fetch(cl, rows[i].message_id, &o->env);
-            if (rc == CASENET_OK)
-                rc = casenet_open(h->keys, h->dir, o->env.data, o->env.len, &o->info, &o->payload);
-            if (rc != CASENET_OK) {
-                char hex[33];
-                cli_id16_hex(rows[i].message_id, hex);
-                cli_warn("message %s skipped: %s", hex, casenet_strerror(rc));
-                casenet_message_info_clear(&o->info);
-                casenet_buf_free(&o->env);
-                casenet_buf_free(&o->payload);
-                continue;
-            }
-            (*n)++;
+            if (fetch_open(h, cl, rows[i].message_id, rows[i].state, &(*list)[*n]) == CASENET_OK)
+                (*n)++;
         }
         casenet_inbox_entries_free(rows, k);
         if (k == 0 || next <= cursor)
@@ -158,7 +176,7 @@ static int collect(struct home *h, casenet_client *cl, hashbank *b, struct opene
 }
 
 /* Sends a DELIVERED receipt for o (once: only from queued or fetched). */
-static void ack_delivered(struct home *h, casenet_client *cl, const struct opened *o)
+static void ack_delivered(const struct home *h, casenet_client *cl, const struct opened *o)
 {
     if (o->state != CASENET_INBOX_QUEUED && o->state != CASENET_INBOX_FETCHED)
         return;
@@ -242,35 +260,54 @@ static int hashes_import(int argc, char **argv)
     if (csv)
         return import_list(&o, csv, source, category, redistribute);
     struct hashes_ctx x;
-    struct opened *list = NULL;
-    size_t n = 0, applied = 0;
+    size_t applied = 0;
     ex = hashes_ctx_open(&o, true, &x);
     if (ex == CLI_OK)
-        ex = collect(x.h, x.c, x.bank, &list, &n);
-    if (ex == CLI_OK) {
-        if (n > 1)
-            qsort(list, n, sizeof *list, by_created);
-        for (size_t i = 0; i < n; i++) {
-            struct hashbank_result res;
-            int rc = apply_opened(x.h, x.bank, &list[i].info, &list[i].payload, &res);
-            if (rc == CASENET_EIO) {
-                ex = cli_fail(CLI_LOCAL, rc, NULL, "the hash bank could not be written");
-                break;
-            }
-            applied += rc == CASENET_OK && !res.already;
-            ack_delivered(x.h, x.c, &list[i]);
-        }
-    }
+        ex = hashes_import_pending(x.h, x.c, x.bank, &applied);
     if (ex == CLI_OK)
         printf("%zu hash share message%s applied\n", applied, applied == 1 ? "" : "s");
-    for (size_t i = 0; i < n; i++) {
-        casenet_message_info_clear(&list[i].info);
-        casenet_buf_free(&list[i].env);
-        casenet_buf_free(&list[i].payload);
-    }
-    free(list);
     hashes_ctx_close(&x);
     return ex;
+}
+
+int hashes_import_pending(const struct home *h, casenet_client *cl, hashbank *b, size_t *applied)
+{
+    struct opened *list = NULL;
+    size_t n = 0;
+    *applied = 0;
+    int ex = collect(h, cl, b, &list, &n);
+    if (ex == CLI_OK && n > 1)
+        qsort(list, n, sizeof *list, by_created);
+    for (size_t i = 0; ex == CLI_OK && i < n; i++) {
+        struct hashbank_result res;
+        int rc = apply_opened(h, b, &list[i].info, &list[i].payload, &res);
+        if (rc == CASENET_EIO) {
+            ex = cli_fail(CLI_LOCAL, rc, NULL, "the hash bank could not be written");
+            break;
+        }
+        *applied += rc == CASENET_OK && !res.already;
+        ack_delivered(h, cl, &list[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        opened_clear(&list[i]);
+    free(list);
+    return ex;
+}
+
+int hashes_import_one(const struct home *h, casenet_client *cl, hashbank *b,
+                      const casenet_inbox_entry *row)
+{
+    if (row->kind != CASENET_KIND_HASH_SHARE || hashbank_applied(b, row->message_id))
+        return CASENET_OK;
+    struct opened o;
+    struct hashbank_result res;
+    int rc = fetch_open(h, cl, row->message_id, row->state, &o);
+    if (rc == CASENET_OK)
+        rc = apply_opened(h, b, &o.info, &o.payload, &res);
+    if (rc == CASENET_OK || (rc != CASENET_EIO && o.env.len))
+        ack_delivered(h, cl, &o); /* applied, or ignored for good (not a contributor) */
+    opened_clear(&o);
+    return rc;
 }
 
 /* ------------------------------------------------------------ list, export */
@@ -364,11 +401,11 @@ static int print_feedback(const struct hashbank_feedback *f, void *ctx)
     bool fp = f->kind == CASENET__V1__HASH_FEEDBACK_KIND__HASH_FEEDBACK_KIND_FALSE_POSITIVE;
     if (p->form == OUT_TABLE) {
         if (fp)
-            printf("%s %-16s false-positive %s:%s  %s\n", when, f->sender, f->signal_type, f->value,
-                   f->note);
+            printf("%s %-16s false-positive %s:%s  %s\n", when, cli_safe(f->sender), f->signal_type,
+                   cli_safe(f->value), cli_safe(f->note));
         else
-            printf("%s %-16s match x%u %s:%s\n", when, f->sender, f->match_count, f->signal_type,
-                   f->value);
+            printf("%s %-16s match x%u %s:%s\n", when, cli_safe(f->sender), f->match_count,
+                   f->signal_type, cli_safe(f->value));
         return CASENET_OK;
     }
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "time", when, "from", f->sender, "kind",
@@ -454,15 +491,17 @@ static const char stats_usage[] =
     "usage: casenet hashes stats [--json] [--home DIR]\n"
     "\n"
     "The bank's figures: live entries by category, retracted, contributors,\n"
-    "messages applied, feedback received, last update.\n"
+    "messages applied, feedback received, last update; then per source (a\n"
+    "contributing member, or list:NAME for an imported list) its live entries\n"
+    "by category, retracted entries and last update.\n"
     "\n"
     "options:\n"
-    "  -j, --json               one JSON object\n"
+    "  -j, --json               one JSON object (the sources in \"sources\")\n"
     "  -H, --home DIR           the member home\n"
     "  -h, --help               this text\n";
 
-/* The figures of s, as "name  value" lines or one JSON object. */
-static void print_stats(const struct hashbank_stats *s, const char *when, bool json)
+/* The figures of s as "name  value" lines, or into the JSON object o. */
+static void print_stats(const struct hashbank_stats *s, const char *when, json_t *o)
 {
     const struct {
         const char *key, *label;
@@ -479,15 +518,37 @@ static void print_stats(const struct hashbank_stats *s, const char *when, bool j
         {"false_positives", "false positives", s->false_positives},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        if (json)
-            printf("%s\"%s\":%llu", i ? "," : "{", rows[i].key, (unsigned long long)rows[i].v);
+        if (o)
+            json_object_set_new(o, rows[i].key, json_integer((json_int_t)rows[i].v));
         else
             printf("%-20s %llu\n", rows[i].label, (unsigned long long)rows[i].v);
     }
-    if (json)
-        printf(",\"last_update\":\"%s\"}\n", when);
+    if (o)
+        json_object_set_new(o, "last_update", json_string(when));
     else
         printf("%-20s %s\n", "last update", when);
+}
+
+/* One source: a table row, or an object appended to the JSON array ctx. */
+static int print_source(const struct hashbank_source *src, void *ctx)
+{
+    json_t *arr = ctx;
+    char when[64] = "never";
+    if (src->updated_ms)
+        cli_format_time(src->updated_ms, false, when, sizeof when);
+    if (!arr) {
+        printf("%-24s %8llu %8llu %8llu %8llu %9llu  %s\n", cli_safe(src->source),
+               (unsigned long long)src->live_total, (unsigned long long)src->live[1],
+               (unsigned long long)src->live[2], (unsigned long long)src->live[3],
+               (unsigned long long)src->retracted, when);
+        return CASENET_OK;
+    }
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "source", src->source, "live",
+                          (json_int_t)src->live_total, "baseline", (json_int_t)src->live[1],
+                          "nationally_illegal", (json_int_t)src->live[2], "not_illegal",
+                          (json_int_t)src->live[3], "retracted", (json_int_t)src->retracted,
+                          "last_update", when);
+    return o && json_array_append_new(arr, o) == 0 ? CASENET_OK : CASENET_ENOMEM;
 }
 
 static int hashes_stats(int argc, char **argv)
@@ -515,15 +576,32 @@ static int hashes_stats(int argc, char **argv)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     struct hashes_ctx x;
     struct hashbank_stats s;
+    json_t *obj = json ? json_object() : NULL, *sources = json ? json_array() : NULL;
     int ex = hashes_ctx_open(&o, false, &x);
     if (ex == CLI_OK && hashbank_stats(x.bank, &s) != CASENET_OK)
         ex = cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read the hash bank");
+    if (ex == CLI_OK && json && (!obj || !sources))
+        ex = cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
     if (ex == CLI_OK) {
         char when[64] = "never";
         if (s.last_update_ms)
             cli_format_time(s.last_update_ms, false, when, sizeof when);
-        print_stats(&s, when, json);
+        print_stats(&s, when, obj);
+        if (!json)
+            printf("\n%-24s %8s %8s %8s %8s %9s  %s\n", "SOURCE", "LIVE", "BASELINE", "NATIONAL",
+                   "NOT-ILL.", "RETRACTED", "LAST UPDATE");
+        int rc = hashbank_each_source(x.bank, print_source, sources);
+        if (rc != CASENET_OK)
+            ex = cli_fail(CLI_LOCAL, rc, NULL, "cannot read the hash bank's sources");
     }
+    if (ex == CLI_OK && json) {
+        json_object_set(obj, "sources", sources);
+        ex = print_json(json_incref(obj)) == CASENET_OK
+                 ? CLI_OK
+                 : cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
+    }
+    json_decref(sources);
+    json_decref(obj);
     hashes_ctx_close(&x);
     return ex;
 }

@@ -66,4 +66,15 @@ int hashes_match(int argc, char **argv);
 void hashes_apply_opened(const struct home *h, const casenet_message_info *info,
                          const casenet_buf *payload);
 
+/* `casenet hashes import` and the console (console_bank.c): fetches over cl
+ * the inbox's HASH_SHARE messages b has not applied, opens them with h's
+ * keys, applies them in the order they were sealed (as hashes_apply_opened
+ * does, after casenet_hash_share_check) and acknowledges each as delivered.
+ * *applied = how many changed the bank. Returns an exit code (reported). */
+int hashes_import_pending(const struct home *h, casenet_client *cl, hashbank *b, size_t *applied);
+/* The same for one inbox row (a push notice): nothing unless it is a
+ * HASH_SHARE b has not applied. Returns a casenet code (reported on stderr). */
+int hashes_import_one(const struct home *h, casenet_client *cl, hashbank *b,
+                      const casenet_inbox_entry *row);
+
 #endif

@@ -16,6 +16,7 @@
 
 static const char match_usage[] =
     "usage: casenet hashes match [--max-distance N] [--min-quality Q] [--home DIR]\n"
+    "                            [--no-record | --record-name]\n"
     "                            (FILE... | --hash TYPE:VALUE... | --stdin)\n"
     "\n"
     "Looks files (their md5, sha1 and sha256, computed here) or given hashes up\n"
@@ -28,12 +29,19 @@ static const char match_usage[] =
     "one process, so the pdq index is built once): each answer ends with a line\n"
     "'TYPE:VALUE: N matched' (N entries: one per contributor) or 'TYPE:VALUE: no\n"
     "match' ('...: error: WHY' for a bad line), flushed.\n"
+    "Each match is recorded in the bank (time, the entry hit, its category and\n"
+    "source; never the file or its name unless --record-name), for `casenet\n"
+    "hashes stats` and the console's bank page; the newest 10,000 are kept. A\n"
+    "match that cannot be recorded (the bank busy with an import) is still\n"
+    "answered, with a warning.\n"
     "\n"
     "options:\n"
     "  -x, --hash TYPE:VALUE    a hash to look up (repeatable)\n"
     "  -s, --stdin              answer TYPE:VALUE lines from stdin until its end\n"
     "  -d, --max-distance N     pdq: the largest Hamming distance (0..31)\n"
     "  -q, --min-quality Q      pdq: the lowest entry quality (0..100)\n"
+    "  -n, --no-record          record nothing in the bank\n"
+    "  -N, --record-name        record each matching FILE's name with its match\n"
     "  -H, --home DIR           the member home\n"
     "  -h, --help               this text\n";
 
@@ -42,10 +50,29 @@ struct matcher {
     hashbank_pdq_index *pdq;
     unsigned distance, quality;
     size_t matched;
+    bool record, record_name, record_failed;
 };
 
-static int exact(struct matcher *m, const char *what, const char *type, const char *value,
-                 size_t *found)
+/* Records a match of what (a FILE, --hash or stdin line) in the bank. */
+static int record(struct matcher *m, const char *what, bool is_file, const char *type,
+                  const char *value, unsigned distance)
+{
+    size_t n = 0;
+    if (!m->record)
+        return CLI_OK;
+    int rc = hashbank_record_match(m->x.bank, type, value, distance,
+                                   is_file && m->record_name ? what : NULL, &n);
+    /* the answer matters more than its record: warn (once) and go on */
+    if (rc != CASENET_OK && !m->record_failed)
+        cli_warn("a match was not recorded in the hash bank (%s); the lookups go on",
+                 rc == CASENET_ETIMEDOUT ? "it is busy: an import is running"
+                                         : casenet_strerror(rc));
+    m->record_failed = m->record_failed || rc != CASENET_OK;
+    return CLI_OK;
+}
+
+static int exact(struct matcher *m, const char *what, bool is_file, const char *type,
+                 const char *value, size_t *found)
 {
     size_t n = 0;
     if (hashbank_lookup(m->x.bank, type, value, &n) != CASENET_OK)
@@ -55,7 +82,7 @@ static int exact(struct matcher *m, const char *what, const char *type, const ch
         m->matched++;
     }
     *found = n;
-    return CLI_OK;
+    return n ? record(m, what, is_file, type, value, 0) : CLI_OK;
 }
 
 static int pdq(struct matcher *m, const char *what, const char *value, size_t *found)
@@ -67,17 +94,20 @@ static int pdq(struct matcher *m, const char *what, const char *value, size_t *f
     if (!m->pdq && hashbank_pdq_load(m->x.bank, m->quality, &m->pdq) != CASENET_OK)
         return cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot load the bank's pdq entries");
     size_t n = hashbank_pdq_match(m->pdq, q, m->distance, hits, 16);
+    int ex = CLI_OK;
     for (size_t i = 0; i < n && i < 16; i++) {
-        printf("%s: pdq:", what);
+        char hex[65];
         for (int w = 0; w < 4; w++)
-            printf("%016llx", (unsigned long long)hits[i].bits[w]);
-        printf(" distance %u\n", hits[i].distance);
+            snprintf(hex + 16 * w, 17, "%016llx", (unsigned long long)hits[i].bits[w]);
+        printf("%s: pdq:%s distance %u\n", what, hex, hits[i].distance);
+        if (ex == CLI_OK)
+            ex = record(m, what, false, "pdq", hex, hits[i].distance);
     }
     if (n > 16)
         printf("%s: and %zu more within distance %u\n", what, n - 16, m->distance);
     m->matched += n > 0;
     *found = n;
-    return CLI_OK;
+    return ex;
 }
 
 static int one_hash(struct matcher *m, const char *arg)
@@ -89,7 +119,7 @@ static int one_hash(struct matcher *m, const char *arg)
     size_t n = 0;
     if (row.type == CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ)
         return pdq(m, arg, row.value, &n);
-    return exact(m, arg, hashbank_type_text(row.type, row.vendor, type), row.value, &n);
+    return exact(m, arg, false, hashbank_type_text(row.type, row.vendor, type), row.value, &n);
 }
 
 static int one_file(struct matcher *m, const char *path)
@@ -98,11 +128,11 @@ static int one_file(struct matcher *m, const char *path)
     if (hashbank_digest_file(path, &d) != CASENET_OK)
         return cli_fail(CLI_LOCAL, CASENET_EIO, NULL, "cannot read %s: %s", path, strerror(errno));
     size_t n = 0;
-    int ex = exact(m, path, "md5", d.md5, &n);
+    int ex = exact(m, path, true, "md5", d.md5, &n);
     if (ex == CLI_OK)
-        ex = exact(m, path, "sha1", d.sha1, &n);
+        ex = exact(m, path, true, "sha1", d.sha1, &n);
     if (ex == CLI_OK)
-        ex = exact(m, path, "sha256", d.sha256, &n);
+        ex = exact(m, path, true, "sha256", d.sha256, &n);
     return ex;
 }
 
@@ -126,8 +156,8 @@ static int stream(struct matcher *m)
         } else {
             bool is_pdq = row.type == CASENET__V1__HASH_SIGNAL_TYPE__HASH_SIGNAL_TYPE_PDQ;
             ex = is_pdq ? pdq(m, line, row.value, &n)
-                        : exact(m, line, hashbank_type_text(row.type, row.vendor, type), row.value,
-                                &n);
+                        : exact(m, line, false, hashbank_type_text(row.type, row.vendor, type),
+                                row.value, &n);
             if (ex == CLI_OK && n)
                 printf("%s: %zu matched\n", line, n);
             else if (ex == CLI_OK)
@@ -147,11 +177,14 @@ int hashes_match(int argc, char **argv)
         {"stdin", no_argument, NULL, 's'},
         {"max-distance", required_argument, NULL, 'd'},
         {"min-quality", required_argument, NULL, 'q'},
+        {"no-record", no_argument, NULL, 'n'},
+        {"record-name", no_argument, NULL, 'N'},
         {"home", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct matcher m = {.distance = HASHBANK_PDQ_DISTANCE, .quality = HASHBANK_PDQ_MIN_QUALITY};
+    struct matcher m = {
+        .distance = HASHBANK_PDQ_DISTANCE, .quality = HASHBANK_PDQ_MIN_QUALITY, .record = true};
     struct hashes_net o = {0};
     const char **hashes = calloc((size_t)argc, sizeof *hashes);
     size_t n_hashes = 0;
@@ -160,7 +193,7 @@ int hashes_match(int argc, char **argv)
     int c, ex = CLI_OK;
     if (!hashes)
         return cli_fail(CLI_LOCAL, CASENET_ENOMEM, NULL, "out of memory");
-    while (ex == CLI_OK && (c = cli_getopt(argc, argv, "x:sd:q:H:h", opts)) != -1) {
+    while (ex == CLI_OK && (c = cli_getopt(argc, argv, "x:sd:q:nNH:h", opts)) != -1) {
         if (c == 'h') {
             free(hashes);
             return cli_help(match_usage);
@@ -169,6 +202,10 @@ int hashes_match(int argc, char **argv)
             hashes[n_hashes++] = optarg;
         else if (c == 's')
             from_stdin = true;
+        else if (c == 'n')
+            m.record = false;
+        else if (c == 'N')
+            m.record_name = true;
         else if (c == 'd' && cli_parse_uint(optarg, 0, HASHBANK_PDQ_MAX_DISTANCE, &v))
             m.distance = (unsigned)v;
         else if (c == 'q' && cli_parse_uint(optarg, 0, 100, &v))
@@ -184,6 +221,8 @@ int hashes_match(int argc, char **argv)
     }
     if (ex == CLI_OK && (n_hashes != 0) + (optind != argc) + from_stdin != 1)
         ex = cli_usage_error("give FILE..., --hash TYPE:VALUE or --stdin (one of them)");
+    if (ex == CLI_OK && !m.record && m.record_name)
+        ex = cli_usage_error("--record-name records with the match: drop --no-record");
     if (ex == CLI_OK)
         ex = hashes_ctx_open(&o, false, &m.x);
     if (ex == CLI_OK && from_stdin)

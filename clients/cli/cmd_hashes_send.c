@@ -88,8 +88,10 @@ static int parse_to(char *arg, struct recipients *r)
     return r->n ? CLI_OK : cli_usage_error("--to wants a member id or @group");
 }
 
-/* Checks, seals and submits payload p to r; prints the message id. */
-static int send_share(struct hashes_ctx *x, const struct recipients *r, Casenet__V1__Payload *p)
+/* Checks, seals and submits payload p to r; prints the message id (and
+ * copies it into id_out when not NULL). */
+static int send_share(struct hashes_ctx *x, const struct recipients *r, Casenet__V1__Payload *p,
+                      uint8_t *id_out)
 {
     casenet_buf payload = {0}, env = {0};
     size_t len = casenet__v1__payload__get_packed_size(p);
@@ -135,6 +137,8 @@ static int send_share(struct hashes_ctx *x, const struct recipients *r, Casenet_
     char hex[33];
     cli_id16_hex(id, hex);
     printf("%s\n", hex);
+    if (id_out)
+        memcpy(id_out, id, sizeof id);
 cleanup:
     casenet_buf_free(&payload);
     casenet_buf_free(&env);
@@ -198,7 +202,7 @@ static int send_rows(struct hashes_ctx *x, const struct recipients *r, const str
     Casenet__V1__Payload p = CASENET__V1__PAYLOAD__INIT;
     p.body_case = CASENET__V1__PAYLOAD__BODY_HASH_SHARE;
     p.hash_share = &hs;
-    ex = send_share(x, r, &p);
+    ex = send_share(x, r, &p, NULL);
 cleanup:
     free(sig), free(ent), free(pe), free(ret), free(pr);
     return ex;
@@ -489,9 +493,20 @@ int hashes_feedback(int argc, char **argv)
     p.body_case = CASENET__V1__PAYLOAD__BODY_HASH_SHARE;
     p.hash_share = &hs;
     struct hashes_ctx x;
+    uint8_t id[CASENET_MESSAGE_ID_BYTES];
     ex = hashes_ctx_open(&o, true, &x);
     if (ex == CLI_OK)
-        ex = send_share(&x, &r, &p);
+        ex = send_share(&x, &r, &p, id);
+    if (ex == CLI_OK) {
+        /* sent: kept in the bank for the bank page (a failure only warns) */
+        char type[HASHBANK_TYPE_MAX], to[CASENET_MAX_RECIPIENTS * (CASENET_MEMBER_ID_MAX + 2)] = "";
+        for (size_t i = 0; i < r.n; i++)
+            snprintf(to + strlen(to), sizeof to - strlen(to), "%s%s", i ? "," : "", r.to[i]);
+        if (hashbank_record_sent_feedback(x.bank, id, to, cn_now_ms(), (int)f.kind,
+                                          hashbank_type_text(row.type, row.vendor, type), row.value,
+                                          f.match_count, f.note) != CASENET_OK)
+            cli_warn("the feedback was sent but not recorded in the hash bank");
+    }
     hashes_ctx_close(&x);
     return ex;
 }

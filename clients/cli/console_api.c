@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "console_attach.h"
+#include "console_bank.h"
 #include "console_coord.h"
 #include "util.h"
 
@@ -903,6 +904,8 @@ void console_api(struct console *c, const struct console_req *r, struct console_
         return console_coord_api(c, r, out);
     if (strncmp(p, "/uploads", 8) == 0)
         return console_attach_uploads(c, r, out);
+    if (strcmp(p, "/bank") == 0)
+        return console_bank_api(c, r, out);
     if (strncmp(p, "/messages/", 10) == 0 && strlen(p) >= 42) {
         char hex[33];
         memcpy(hex, p + 10, 32);

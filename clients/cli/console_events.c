@@ -5,6 +5,7 @@
 #include "console.h"
 
 #include "cli.h"
+#include "console_bank.h"
 #include "console_coord.h"
 #include "util.h"
 
@@ -125,6 +126,7 @@ static void *events_main(void *arg)
             push_broker_state(c, true);
             refresh_directory(c, cl);
             dir_checked = cn_mono_ms();
+            console_bank_notice(c, cl, NULL); /* hash shares that came while away */
         }
         if (cn_mono_ms() - dir_checked > DIRECTORY_EVERY_MS) {
             refresh_directory(c, cl);
@@ -134,6 +136,8 @@ static void *events_main(void *arg)
         int rc = casenet_client_wait_notice(cl, 1000, &e);
         if (rc == CASENET_OK)
             push_entry(c, &e);
+        if (rc == CASENET_OK)
+            console_bank_notice(c, cl, &e);
         casenet_inbox_entry_clear(&e);
         if (rc == CASENET_OK || rc == CASENET_ETIMEDOUT)
             console_coord_tick(c, cl);
@@ -142,6 +146,7 @@ static void *events_main(void *arg)
             /* notices are not resent after a reconnect: the pages reload */
             drops = now_drops;
             console_events_push(c, "{\"type\":\"resync\"}");
+            console_bank_notice(c, cl, NULL);
         }
         if (rc != CASENET_OK && rc != CASENET_ETIMEDOUT) {
             casenet_client_free(cl);

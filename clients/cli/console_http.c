@@ -5,6 +5,7 @@
  * token on every state-changing request, serves the static pages and routes
  * /api/v1/. */
 #include "console.h"
+#include "console_bank.h"
 
 #include "cli.h"
 #include "util.h"
@@ -167,6 +168,8 @@ static json_t *session_json(struct console *c, const struct console_session *s)
                           console_role_name(s->role), "csrf", s->machine ? "" : s->csrf, "member",
                           c->home->member, "member_name", display, "idle_timeout_s",
                           (json_int_t)(CONSOLE_IDLE_MS / 1000), "coordinator", c->coord != NULL);
+    if (o)
+        json_object_set_new(o, "bank", json_boolean(console_bank_held(c)));
     pthread_rwlock_unlock(&c->dir_lock);
     return o;
 }

@@ -211,4 +211,34 @@ expect_exit 0 "$CASENET" hashes import --home "$PLAT"
 expect_exit 0 "$CASENET" hashes list --home "$PLAT"
 expect_contains "$T/out" "00112233445566778899aabbccddeeff00112233 nationally-illegal vn.hotline111"
 expect_contains "$T/out" "list:ncmec-2026-12"
+
+step "stats per source: each contributor and imported list by category, with its last update"
+expect_exit 0 "$CASENET" hashes stats --home "$HOT" --json
+jq -e '(.sources | map(select(.source == "list:ncmec-2026-12")) | .[0]
+    | .live == 2 and .baseline == 1 and .nationally_illegal == 1 and .retracted == 0
+      and (.last_update | test("UTC")))' "$T/out" >/dev/null \
+  || fail "the hotline's sources: $(cat "$T/out")"
+expect_exit 0 "$CASENET" hashes stats --home "$PLAT" --json
+jq -e '(.sources | map(.source) | sort) == ["vn.hotline111", "vn.police.a05"]
+  and (.sources | map(select(.source == "vn.hotline111")) | .[0] | .retracted == 3)
+  and ([.sources[].live] | add) == .live' "$T/out" >/dev/null \
+  || fail "the platform's sources: $(cat "$T/out")"
+expect_exit 0 "$CASENET" hashes stats --home "$PLAT"
+expect_contains "$T/out" "SOURCE"
+grep -q '^vn.police.a05 ' "$T/out" || fail "no police row: $(cat "$T/out")"
+
+step "a match is recorded (the entry, not the file name unless asked); feedback sent too"
+expect_exit 0 "$CASENET" hashes match --home "$PLAT" --record-name "$T/abc.bin"
+expect_exit 0 "$CASENET" hashes match --home "$PLAT" --no-record --hash "pdq:$(flip 3)"
+expect_exit 2 "$CASENET" hashes match --home "$PLAT" --no-record --record-name "$T/abc.bin"
+# one row per entry hit (md5, sha1, sha256 of abc.bin; each contributor's)
+[ "$(sqlite3 "$PLAT/hashbank.sqlite" "SELECT count(*) FROM matches
+  WHERE label = '$T/abc.bin' AND contributor = 'vn.police.a05' AND signal_type = 'sha1'")" = 1 ] \
+  || fail "the match was not recorded with its name"
+# earlier matches (abc.bin without --record-name, pdq, --stdin) record no name
+[ "$(sqlite3 "$PLAT/hashbank.sqlite" "SELECT count(*) FROM matches WHERE label != ''
+  AND label != '$T/abc.bin'")" = 0 ] || fail "a name was recorded unasked"
+[ "$(sqlite3 "$PLAT/hashbank.sqlite" "SELECT count(*) FROM feedback_sent")" = 2 ] \
+  || fail "the platform's feedback sent is not recorded"
+[ "$(sqlite3 "$PLAT/hashbank.sqlite" "PRAGMA user_version")" = 2 ] || fail "schema version"
 echo "hashes: all passed"

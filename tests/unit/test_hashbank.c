@@ -1,6 +1,8 @@
 /* test_hashbank.c - the local hash bank (clients/hashbank*.c): applying
  * shares in and out of order, idempotence, the retraction rule, feedback,
- * the CSV and TYPE:VALUE forms, and the file digests' known answers. */
+ * the CSV and TYPE:VALUE forms, the file digests' known answers, the
+ * per-source counts (always equal to a scan of the entries), recorded
+ * matches and feedback sent, and the migration of a version-0 bank file. */
 #include "casenet.pb-c.h"
 #include "hashbank.h"
 #include "hashbank_digest.h"
@@ -11,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <sqlite3.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +76,27 @@ static size_t live(hashbank *b)
     return n;
 }
 
+/* The counts table the bank keeps equals a scan of its entries. */
+static void check_counts(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM (SELECT contributor, category,"
+                           " sum(retracted = 0) AS l, sum(retracted != 0) AS r FROM entries"
+                           " GROUP BY 1, 2) AS e FULL JOIN (SELECT * FROM counts"
+                           " WHERE live > 0 OR retracted > 0) AS c USING (contributor, category)"
+                           " WHERE e.l IS NOT c.live OR e.r IS NOT c.retracted",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static void apply(hashbank *b, uint8_t idbyte, int64_t at, const casenet_buf *p,
                   struct hashbank_result *r)
 {
@@ -107,6 +132,7 @@ static void test_order(void **state)
     apply(b, 6, 250, &del, &r); /* a retraction older than that add loses */
     assert_int_equal(r.ignored, 1);
     assert_int_equal(live(b), 1);
+    check_counts(path);
     hashbank_free(b);
 
     b = fresh(path, sizeof path); /* a retraction first, then its older add */
@@ -118,6 +144,7 @@ static void test_order(void **state)
     assert_int_equal(s.live, 0);
     assert_int_equal(s.retracted, 1);
     assert_int_equal(s.messages, 2);
+    check_counts(path);
     hashbank_free(b);
     casenet_buf_free(&add);
     casenet_buf_free(&del);
@@ -350,15 +377,191 @@ static void test_import_list(void **state)
     assert_false(ok);
     CN_OK(hashbank_source_allows(b, "ncmec", "vn.police.a05", &ok));
     assert_true(ok);
+    check_counts(path);
     hashbank_free(b);
+}
+
+/* ------------------------------------------------------------ the bank's log */
+
+struct seen {
+    size_t n;
+    char first[128];
+    uint64_t live, retracted, baseline;
+};
+
+static int see_source(const struct hashbank_source *src, void *ctx)
+{
+    struct seen *s = ctx;
+    if (s->n++ == 0)
+        snprintf(s->first, sizeof s->first, "%s", src->source);
+    s->live += src->live_total;
+    s->retracted += src->retracted;
+    s->baseline += src->live[CASENET__V1__HASH_CATEGORY__HASH_CATEGORY_BASELINE];
+    assert_true(src->updated_ms > 0);
+    return CASENET_OK;
+}
+
+static int see_match(const struct hashbank_match *m, void *ctx)
+{
+    struct seen *s = ctx;
+    if (s->n++ == 0)
+        snprintf(s->first, sizeof s->first, "%s %s %s", m->contributor, m->signal_type, m->label);
+    assert_int_equal(m->category, CASENET__V1__HASH_CATEGORY__HASH_CATEGORY_BASELINE);
+    return CASENET_OK;
+}
+
+static int see_feedback(const struct hashbank_feedback *f, void *ctx)
+{
+    struct seen *s = ctx;
+    if (s->n++ == 0)
+        snprintf(s->first, sizeof s->first, "%s|%s", f->recipient ? f->recipient : "-", f->note);
+    return CASENET_OK;
+}
+
+static void test_sources_matches(void **state)
+{
+    (void)state;
+    char path[512];
+    hashbank *b = fresh(path, sizeof path);
+    casenet_buf add = share(add_json), del = share(retract_json);
+    struct hashbank_result r;
+    apply(b, 1, 100, &add, &r);
+    struct seen s = {0};
+    CN_OK(hashbank_each_source(b, see_source, &s));
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.first, "vn.hotline111");
+    assert_int_equal(s.live, 1);
+    assert_int_equal(s.baseline, 1);
+    /* a match records the entry hit, its source and category, the label asked */
+    size_t n = 0;
+    CN_OK(hashbank_record_match(b, "sha256", V1, 0, "upload-17.jpg", &n));
+    assert_int_equal(n, 1);
+    CN_OK(hashbank_record_match(b, "md5", "00112233445566778899aabbccddeeff", 0, NULL, &n));
+    assert_int_equal(n, 0); /* not in the bank: nothing recorded */
+    /* another process holding the write lock (an import): not recorded, at once */
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    CN_ERR(hashbank_record_match(b, "sha256", V1, 0, NULL, &n), CASENET_ETIMEDOUT);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    uint64_t total = 0;
+    memset(&s, 0, sizeof s);
+    CN_OK(hashbank_each_match(b, 0, 10, see_match, &s, &total));
+    assert_int_equal(total, 1);
+    assert_string_equal(s.first, "vn.hotline111 sha256 upload-17.jpg");
+    /* a retraction moves the entry from live to retracted */
+    apply(b, 2, 200, &del, &r);
+    memset(&s, 0, sizeof s);
+    CN_OK(hashbank_each_source(b, see_source, &s));
+    assert_int_equal(s.live, 0);
+    assert_int_equal(s.retracted, 1);
+    check_counts(path);
+    /* feedback sent is kept apart from feedback received */
+    uint8_t id[CASENET_MESSAGE_ID_BYTES];
+    memset(id, 9, sizeof id);
+    CN_OK(hashbank_record_sent_feedback(
+        b, id, "vn.police.a05", 300,
+        CASENET__V1__HASH_FEEDBACK_KIND__HASH_FEEDBACK_KIND_FALSE_POSITIVE, "sha256", V1, 0,
+        "<b>logo</b>"));
+    memset(&s, 0, sizeof s);
+    CN_OK(hashbank_feedback_page(b, true, 0, 10, see_feedback, &s, &total));
+    assert_int_equal(total, 1);
+    assert_string_equal(s.first, "vn.police.a05|<b>logo</b>");
+    CN_OK(hashbank_feedback_page(b, false, 0, 10, see_feedback, &s, &total));
+    assert_int_equal(total, 0);
+    /* only the newest HASHBANK_MATCHES_KEPT matches are kept (pruned once
+     * in 256 inserts), newest first */
+    apply(b, 3, 400, &add, &r);
+    for (int i = 0; i < HASHBANK_MATCHES_KEPT + 300; i++)
+        CN_OK(hashbank_record_match(b, "sha256", V1, 0,
+                                    i == HASHBANK_MATCHES_KEPT + 299 ? "last" : NULL, &n));
+    memset(&s, 0, sizeof s);
+    CN_OK(hashbank_each_match(b, 0, 1, see_match, &s, &total));
+    assert_true(total >= HASHBANK_MATCHES_KEPT && total < HASHBANK_MATCHES_KEPT + 256);
+    assert_string_equal(s.first, "vn.hotline111 sha256 last");
+    memset(&s, 0, sizeof s);
+    CN_OK(hashbank_each_match(b, (size_t)total - 2, 10, see_match, &s, &total));
+    assert_int_equal(s.n, 2);
+    hashbank_free(b);
+    casenet_buf_free(&add);
+    casenet_buf_free(&del);
+}
+
+/* A bank file as casenet made it before schema versions (user_version 0,
+ * without entries.imported_ms): opened, it is migrated in place, its counts
+ * computed from its entries; a bank from a newer casenet is refused. */
+static void test_migrate(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/old.sqlite", dir);
+    unlink(path);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "CREATE TABLE applied(message_id BLOB PRIMARY KEY, sender TEXT NOT NULL,"
+            " created_ms INTEGER NOT NULL, applied_ms INTEGER NOT NULL);"
+            "CREATE TABLE entries(signal_type TEXT NOT NULL, value TEXT NOT NULL,"
+            " contributor TEXT NOT NULL, category INTEGER NOT NULL, pdq_quality INTEGER NOT NULL,"
+            " first_seen_ms INTEGER NOT NULL, reference TEXT NOT NULL, updated_ms INTEGER NOT NULL,"
+            " retracted INTEGER NOT NULL, message_id BLOB NOT NULL,"
+            " PRIMARY KEY(signal_type, value, contributor)) WITHOUT ROWID;"
+            "CREATE TABLE feedback(message_id BLOB NOT NULL, item INTEGER NOT NULL,"
+            " sender TEXT NOT NULL, created_ms INTEGER NOT NULL, kind INTEGER NOT NULL,"
+            " signal_type TEXT NOT NULL, value TEXT NOT NULL, match_count INTEGER NOT NULL,"
+            " note TEXT NOT NULL, PRIMARY KEY(message_id, item));"
+            "INSERT INTO applied VALUES (x'01', 'vn.hotline111', 100, 100);"
+            "INSERT INTO entries VALUES ('sha256', 'aa', 'vn.hotline111', 1, 0, 1, '', 100, 0,"
+            " x'01'), ('sha256', 'bb', 'vn.hotline111', 1, 0, 1, '', 100, 0, x'01'),"
+            " ('md5', 'cc', 'vn.hotline111', 2, 0, 1, '', 100, 1, x'01'),"
+            " ('pdq', 'dd', 'vn.police.a05', 3, 90, 1, 'ref', 150, 0, x'02');",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    hashbank *b = NULL;
+    CN_OK(hashbank_open(path, &b));
+    struct hashbank_stats st;
+    CN_OK(hashbank_stats(b, &st));
+    assert_int_equal(st.live, 3);
+    assert_int_equal(st.retracted, 1);
+    assert_int_equal(st.by_category[1], 2);
+    assert_int_equal(st.contributors, 2);
+    struct seen s = {0};
+    CN_OK(hashbank_each_source(b, see_source, &s));
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.first, "vn.hotline111");
+    size_t n = 0;
+    CN_OK(hashbank_record_match(b, "pdq", "dd", 3, NULL, &n));
+    assert_int_equal(n, 1);
+    hashbank_free(b);
+    check_counts(path);
+    CN_OK(hashbank_open(path, &b)); /* once migrated, opens as it is */
+    hashbank_free(b);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), HASHBANK_SCHEMA_VERSION);
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CN_ERR(hashbank_open(path, &b), CASENET_EINVAL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order),      cmocka_unit_test(test_feedback),
-        cmocka_unit_test(test_text_forms), cmocka_unit_test(test_digests),
-        cmocka_unit_test(test_pdq),        cmocka_unit_test(test_import_list),
+        cmocka_unit_test(test_order),
+        cmocka_unit_test(test_feedback),
+        cmocka_unit_test(test_text_forms),
+        cmocka_unit_test(test_digests),
+        cmocka_unit_test(test_pdq),
+        cmocka_unit_test(test_import_list),
+        cmocka_unit_test(test_sources_matches),
+        cmocka_unit_test(test_migrate),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

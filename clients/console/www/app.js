@@ -6,6 +6,7 @@
 import { referralForm, takedownForm, collectForm, keepDraft, markServerError } from "./form.js";
 import { COORD_PAGES, coordPage, coordEvent } from "./coord.js";
 import { attachmentList, uploadAttachments, attachRefusal } from "./attach.js";
+import { bankPage, bankEvent } from "./bank.js";
 
 const S = { lang: "vi", cat: {}, session: null, es: null, unseen: 0, dir: null };
 
@@ -151,6 +152,7 @@ function chrome() {
     ["#/notices", "nav.notices"]];
   if (S.session.role === "supervisor") links.push(["#/ledger", "nav.ledger"]);
   if (S.session.coordinator) for (const p of COORD_PAGES) links.push(["#/" + p, "nav." + p]);
+  if (S.session.bank) links.push(["#/bank", "nav.bank"]);
   const here = location.hash.split("/").slice(0, 2).join("/");
   nav.replaceChildren(...links.map(([h, k]) =>
     el("a", { href: h, "aria-current": here === h ? "page" : null, id: "nav-" + h.slice(2) }, t(k))));
@@ -179,6 +181,7 @@ function startEvents() {
     const n = JSON.parse(ev.data);
     if (n.type === "broker") return connState(n.up);
     if (coordEvent(n)) return;
+    if (bankEvent(n)) return;
     if (n.type === "inbox" && n.kind !== "receipt" && !location.hash.startsWith("#/inbox")) S.unseen++;
     if (n.type === "inbox" && n.urgency === "emergency" && n.kind === "referral") beep();
     refreshLive();
@@ -616,6 +619,7 @@ async function route() {
   if (parts[0] === "notices") return inboxPage(params, { notices: true });
   if (parts[0] === "ledger") return ledgerPage();
   if (S.session.coordinator && COORD_PAGES.includes(parts[0])) return coordPage(parts[0], params);
+  if (S.session.bank && parts[0] === "bank") return bankPage(params);
   return inboxPage(params);
 }
 
