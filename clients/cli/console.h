@@ -274,6 +274,11 @@ json_t *console_hex16(const uint8_t id[16]);
  * clean-up after a failed call on it. Both under net_lock. */
 CASENET_NODISCARD int console_client(struct console *c);
 void console_client_failed(struct console *c, int err);
+/* Fetches message id's envelope into *env through the shared connection
+ * (connected when needed); on failure sets out ("cannot fetch the
+ * message: reason") and returns the error. Under net_lock. */
+CASENET_NODISCARD int console_fetch(struct console *c, const uint8_t id[16], casenet_buf *env,
+                                    struct console_resp *out);
 /* Sets out to {"error": name, "message": msg, "field": field?}. */
 void console_error(struct console_resp *out, unsigned status, const char *name, const char *msg,
                    const char *field);

@@ -62,11 +62,8 @@ void console_api_receipt(struct console *c, const struct console_req *r, const u
     char idhex[33], cref[33], action[48];
     cli_id16_hex(id, idhex);
     pthread_mutex_lock(&c->net_lock);
-    int rc = console_client(c);
-    if (rc == CASENET_OK)
-        rc = casenet_client_fetch(c->client, id, &env);
+    int rc = console_fetch(c, id, &env, out);
     if (rc != CASENET_OK) {
-        console_fail(out, c, rc, CLI_BROKER, "cannot fetch the message");
         goto unlock;
     }
     rc = casenet_envelope_verify(c->home->dir, env.data, env.len, &info);

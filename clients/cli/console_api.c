@@ -93,6 +93,17 @@ int console_client(struct console *c)
     return casenet_client_connect(c->home->keys, c->home->dir, &o, &c->client);
 }
 
+int console_fetch(struct console *c, const uint8_t id[16], casenet_buf *env,
+                  struct console_resp *out)
+{
+    int rc = console_client(c);
+    if (rc == CASENET_OK)
+        rc = casenet_client_fetch(c->client, id, env);
+    if (rc != CASENET_OK)
+        console_fail(out, c, rc, CLI_BROKER, "cannot fetch the message");
+    return rc;
+}
+
 void console_client_failed(struct console *c, int err)
 {
     if (err == CASENET_ETIMEDOUT) {
@@ -508,11 +519,8 @@ static void api_message(struct console *c, const struct console_req *r, const ui
     casenet_message_status st = {0};
     bool have_status = false;
     pthread_mutex_lock(&c->net_lock);
-    int rc = console_client(c);
-    if (rc == CASENET_OK)
-        rc = casenet_client_fetch(c->client, id, &env);
+    int rc = console_fetch(c, id, &env, out);
     if (rc != CASENET_OK) {
-        console_fail(out, c, rc, CLI_BROKER, "cannot fetch the message");
     } else {
         have_status = casenet_client_status(c->client, id, &st) == CASENET_OK;
     }

@@ -439,11 +439,8 @@ static bool manifest_of(struct console *c, const uint8_t id[16], unsigned n, cas
     casenet_attachment *atts = NULL;
     size_t k = 0;
     bool ok = false;
-    int rc = console_client(c);
-    if (rc == CASENET_OK)
-        rc = casenet_client_fetch(c->client, id, &env);
+    int rc = console_fetch(c, id, &env, out);
     if (rc != CASENET_OK) {
-        console_fail(out, c, rc, CLI_BROKER, "cannot fetch the message");
         goto cleanup;
     }
     rc = casenet_open(c->home->keys, c->home->dir, env.data, env.len, &info, &payload);
