@@ -19,6 +19,7 @@
 #define CASENET_CLI_CONSOLE_H
 
 #include "casenet.h"
+#include "cli.h"
 #include "home.h"
 
 #include <jansson.h>
@@ -244,10 +245,40 @@ bool console_parse_receipt(const char *body, size_t len, casenet_receipt *rec, c
 void console_api(struct console *c, const struct console_req *r, struct console_resp *out);
 /* Sets out to 200 with o (consumed) as its body; 500 NOMEM when o is NULL. */
 void console_ok(struct console_resp *out, json_t *o);
+/* Sets out to the error err from origin: "WHAT: reason" (the broker's own
+ * reason when it gave one) with the HTTP status of err's class; after a
+ * broker error also does console_client_failed. */
+void console_fail(struct console_resp *out, struct console *c, int err, enum cli_origin origin,
+                  const char *what);
+/* console_actions.c: POST /messages (a referral or takedown request from
+ * the forms, with uploaded attachments), POST /messages/{id}/receipts (a
+ * signed receipt, its note sealed to the sender first) and POST
+ * /messages/{id}/reveal (opens a sealed note). Caseworkers and up; each a
+ * ledger entry before it happens. */
+void console_api_send(struct console *c, const struct console_req *r, struct console_resp *out);
+void console_api_receipt(struct console *c, const struct console_req *r, const uint8_t id[16],
+                         struct console_resp *out);
+void console_api_reveal(struct console *c, const struct console_req *r, const uint8_t id[16],
+                        struct console_resp *out);
+/* The HTTP status of a casenet error from origin (by the CLI's exit
+ * classes). */
+unsigned console_http_status(int err, enum cli_origin origin);
+/* True when r's user has at least role min; else a 403 in out. */
+bool console_need_role(struct console_resp *out, const struct console_req *r,
+                       enum console_role min);
+/* The query argument name of r, or NULL. */
+const char *console_arg(const struct console_req *r, const char *name);
+/* id as 32 lowercase hex digits (a new JSON string; NULL on no memory). */
+json_t *console_hex16(const uint8_t id[16]);
 /* The shared broker connection, connected when needed (CASENET_OK), and the
  * clean-up after a failed call on it. Both under net_lock. */
 CASENET_NODISCARD int console_client(struct console *c);
 void console_client_failed(struct console *c, int err);
+/* Fetches message id's envelope into *env through the shared connection
+ * (connected when needed); on failure sets out ("cannot fetch the
+ * message: reason") and returns the error. Under net_lock. */
+CASENET_NODISCARD int console_fetch(struct console *c, const uint8_t id[16], casenet_buf *env,
+                                    struct console_resp *out);
 /* Sets out to {"error": name, "message": msg, "field": field?}. */
 void console_error(struct console_resp *out, unsigned status, const char *name, const char *msg,
                    const char *field);

@@ -1,6 +1,7 @@
 /* console_api.c - the console's JSON API under /api/v1/ (the same API its
  * pages use): inbox, message (fetched, verified and decrypted here, next to
- * the keys), send, receipts, sent, a message's status, directory, ledger.
+ * the keys), sent, a message's status, directory, ledger, and the routing of
+ * every API path (send, receipts and reveal are in console_actions.c).
  * One broker connection, used under net_lock. Every read of content by a
  * person and every receipt signed goes to the disclosure ledger first: when
  * the ledger cannot be written, nothing is disclosed or signed. */
@@ -23,7 +24,7 @@
 /* The HTTP status of a casenet error, by the CLI's exit classes: usage and
  * local input 400, verification 502, file I/O 500, refused by the broker
  * 403/404/409/413/422, unreachable 503 (rate limited 429). */
-static unsigned http_status(int err, enum cli_origin origin)
+unsigned console_http_status(int err, enum cli_origin origin)
 {
     switch (cli_exit_code(err, origin)) {
     case CLI_ESECURITY:
@@ -51,17 +52,7 @@ static unsigned http_status(int err, enum cli_origin origin)
     }
 }
 
-static void fail(struct console_resp *out, struct console *c, int err, enum cli_origin origin,
-                 const char *what)
-{
-    char msg[512];
-    const char *detail =
-        (origin == CLI_BROKER && c->client) ? casenet_client_last_error(c->client) : "";
-    snprintf(msg, sizeof msg, "%s: %s", what, detail[0] ? detail : casenet_strerror(err));
-    console_error(out, http_status(err, origin), casenet_errname(err), msg, NULL);
-}
-
-static void ok_json(struct console_resp *out, json_t *o)
+void console_ok(struct console_resp *out, json_t *o)
 {
     out->status = MHD_HTTP_OK;
     out->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -70,12 +61,12 @@ static void ok_json(struct console_resp *out, json_t *o)
     json_decref(o);
 }
 
-static const char *arg(const struct console_req *r, const char *name)
+const char *console_arg(const struct console_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static json_t *hex16(const uint8_t id[16])
+json_t *console_hex16(const uint8_t id[16])
 {
     char h[33];
     cli_id16_hex(id, h);
@@ -90,8 +81,7 @@ static const char *display_name(struct console *c, const char *id)
     return id;
 }
 
-/* Connects the shared client when needed. Under net_lock. */
-static int ensure_client(struct console *c)
+int console_client(struct console *c)
 {
     if (c->client)
         return CASENET_OK;
@@ -103,19 +93,18 @@ static int ensure_client(struct console *c)
     return casenet_client_connect(c->home->keys, c->home->dir, &o, &c->client);
 }
 
-void console_ok(struct console_resp *out, json_t *o)
+int console_fetch(struct console *c, const uint8_t id[16], casenet_buf *env,
+                  struct console_resp *out)
 {
-    ok_json(out, o);
+    int rc = console_client(c);
+    if (rc == CASENET_OK)
+        rc = casenet_client_fetch(c->client, id, env);
+    if (rc != CASENET_OK)
+        console_fail(out, c, rc, CLI_BROKER, "cannot fetch the message");
+    return rc;
 }
 
-int console_client(struct console *c)
-{
-    return ensure_client(c);
-}
-
-/* After a failed call: drop a connection that timed out, so the next request
- * reconnects. Under net_lock. */
-static void after_error(struct console *c, int err)
+void console_client_failed(struct console *c, int err)
 {
     if (err == CASENET_ETIMEDOUT) {
         casenet_client_free(c->client);
@@ -123,28 +112,19 @@ static void after_error(struct console *c, int err)
     }
 }
 
-/* A request to the broker failed with err: answers "WHAT: the broker's
- * reason", then drops the connection if it timed out. */
-void console_client_failed(struct console *c, int err)
-{
-    after_error(c, err);
-}
-
-static void broker_fail(struct console_resp *out, struct console *c, int err, const char *what)
-{
-    fail(out, c, err, CLI_BROKER, what);
-    after_error(c, err);
-}
-
 void console_fail(struct console_resp *out, struct console *c, int err, enum cli_origin origin,
                   const char *what)
 {
-    fail(out, c, err, origin, what);
+    char msg[512];
+    const char *detail =
+        (origin == CLI_BROKER && c->client) ? casenet_client_last_error(c->client) : "";
+    snprintf(msg, sizeof msg, "%s: %s", what, detail[0] ? detail : casenet_strerror(err));
+    console_error(out, console_http_status(err, origin), casenet_errname(err), msg, NULL);
     if (origin == CLI_BROKER)
-        after_error(c, err);
+        console_client_failed(c, err);
 }
 
-static bool need_role(struct console_resp *out, const struct console_req *r, enum console_role min)
+bool console_need_role(struct console_resp *out, const struct console_req *r, enum console_role min)
 {
     if (r->who->role >= min)
         return true;
@@ -174,9 +154,9 @@ static json_t *receipt_json(struct console *c, const casenet_buf *signed_receipt
     if (o && rc.outcome != CASENET_OUTCOME_NONE)
         json_object_set_new(o, "outcome", json_string(casenet_outcome_name((int)rc.outcome)));
     if (o && rc.has_note)
-        json_object_set_new(o, "note_id", hex16(rc.note_id));
+        json_object_set_new(o, "note_id", console_hex16(rc.note_id));
     if (o)
-        json_object_set_new(o, "message_id", hex16(rc.message_id));
+        json_object_set_new(o, "message_id", console_hex16(rc.message_id));
     return o;
 }
 
@@ -184,9 +164,9 @@ static json_t *entry_json(struct console *c, const casenet_inbox_entry *e)
 {
     json_t *o =
         json_pack("{s:o, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id",
-                  hex16(e->message_id), "seq", (json_int_t)e->seq, "from", e->sender, "from_name",
-                  display_name(c, e->sender), "kind", casenet_kind_name(e->kind), "urgency",
-                  e->urgency ? casenet_urgency_name(e->urgency) : "standard", "state",
+                  console_hex16(e->message_id), "seq", (json_int_t)e->seq, "from", e->sender,
+                  "from_name", display_name(c, e->sender), "kind", casenet_kind_name(e->kind),
+                  "urgency", e->urgency ? casenet_urgency_name(e->urgency) : "standard", "state",
                   casenet_inbox_state_name(e->state), "message_status",
                   casenet_msg_status_name(e->status ? (int)e->status : CASENET_MSG_ACTUAL),
                   "received_at", (json_int_t)e->received_at_ms, "created_at",
@@ -194,9 +174,9 @@ static json_t *entry_json(struct console *c, const casenet_inbox_entry *e)
     if (!o)
         return NULL;
     if (e->has_case_ref)
-        json_object_set_new(o, "case", hex16(e->case_ref));
+        json_object_set_new(o, "case", console_hex16(e->case_ref));
     if (e->has_in_reply_to)
-        json_object_set_new(o, "in_reply_to", hex16(e->in_reply_to));
+        json_object_set_new(o, "in_reply_to", console_hex16(e->in_reply_to));
     if (e->kind == CASENET_KIND_RECEIPT) {
         json_t *r = receipt_json(c, &e->receipt);
         if (r)
@@ -224,18 +204,18 @@ static void add_deadlines(struct console *c, json_t *rows);
 
 static void api_inbox(struct console *c, const struct console_req *r, struct console_resp *out)
 {
-    const char *f_state = arg(r, "state"), *f_kind = arg(r, "kind");
-    const char *f_urg = arg(r, "urgency"), *f_case = arg(r, "case");
+    const char *f_state = console_arg(r, "state"), *f_kind = console_arg(r, "kind");
+    const char *f_urg = console_arg(r, "urgency"), *f_case = console_arg(r, "case");
     uint64_t limit = 50, offset = 0;
-    const char *a = arg(r, "limit");
+    const char *a = console_arg(r, "limit");
     if (a && !cli_parse_uint(a, 1, 1000, &limit))
         return console_error(out, 400, "BAD_REQUEST", "limit is 1..1000", "limit");
-    a = arg(r, "offset");
+    a = console_arg(r, "offset");
     if (a && !cli_parse_uint(a, 0, LIST_CAP, &offset))
         return console_error(out, 400, "BAD_REQUEST", "offset is 0..20000", "offset");
     json_t *all = json_array();
     pthread_mutex_lock(&c->net_lock);
-    int rc = ensure_client(c);
+    int rc = console_client(c);
     uint64_t cursor = 0;
     bool more = rc == CASENET_OK;
     size_t seen = 0;
@@ -262,7 +242,7 @@ static void api_inbox(struct console *c, const struct console_req *r, struct con
         cursor = next;
     }
     if (rc != CASENET_OK) {
-        broker_fail(out, c, rc, "cannot list the inbox");
+        console_fail(out, c, rc, CLI_BROKER, "cannot list the inbox");
         pthread_mutex_unlock(&c->net_lock);
         json_decref(all);
         return;
@@ -275,7 +255,7 @@ static void api_inbox(struct console *c, const struct console_req *r, struct con
         json_array_append(page, json_array_get(all, total - 1 - i));
     json_decref(all);
     add_deadlines(c, page);
-    ok_json(out, json_pack("{s:o, s:I}", "rows", page, "total", (json_int_t)total));
+    console_ok(out, json_pack("{s:o, s:I}", "rows", page, "total", (json_int_t)total));
 }
 
 /* ------------------------------------------------------------ status, deadlines */
@@ -324,7 +304,7 @@ static void add_deadlines(struct console *c, json_t *rows)
         if (state && kind && strcmp(kind, "receipt") == 0 && strcmp(state, "queued") == 0 &&
             cli_parse_id16(json_string_value(json_object_get(row, "id")), id)) {
             if (settle_receipt(c, row, id) == CASENET_ETIMEDOUT) {
-                after_error(c, CASENET_ETIMEDOUT);
+                console_client_failed(c, CASENET_ETIMEDOUT);
                 break;
             }
             continue;
@@ -343,7 +323,7 @@ static void add_deadlines(struct console *c, json_t *rows)
                 deadlines_json(st.recipients[0].deadlines, st.recipients[0].n_deadlines));
         casenet_message_status_clear(&st);
         if (rc == CASENET_ETIMEDOUT) {
-            after_error(c, rc);
+            console_client_failed(c, rc);
             break;
         }
     }
@@ -407,16 +387,16 @@ static json_t *status_json(struct console *c, const casenet_message_status *s)
                  casenet_submit_receipt_verify(c->home->dir, s->broker_receipt.data,
                                                s->broker_receipt.len, &br) == CASENET_OK &&
                  memcmp(br.message_id, s->message_id, 16) == 0;
-    json_t *o =
-        json_pack("{s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:o}", "id", hex16(s->message_id),
-                  "sender", s->sender, "kind", casenet_kind_name(s->kind), "urgency",
-                  s->urgency ? casenet_urgency_name(s->urgency) : "standard", "message_status",
-                  casenet_msg_status_name(s->status ? (int)s->status : CASENET_MSG_ACTUAL),
-                  "created_at", (json_int_t)s->created_at_ms, "received_at",
-                  (json_int_t)s->received_at_ms, "broker_receipt_verified", br_ok, "overdue",
-                  overdue(s, cn_now_ms()), "recipients", recipients_json(c, s));
+    json_t *o = json_pack(
+        "{s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:o}", "id", console_hex16(s->message_id),
+        "sender", s->sender, "kind", casenet_kind_name(s->kind), "urgency",
+        s->urgency ? casenet_urgency_name(s->urgency) : "standard", "message_status",
+        casenet_msg_status_name(s->status ? (int)s->status : CASENET_MSG_ACTUAL), "created_at",
+        (json_int_t)s->created_at_ms, "received_at", (json_int_t)s->received_at_ms,
+        "broker_receipt_verified", br_ok, "overdue", overdue(s, cn_now_ms()), "recipients",
+        recipients_json(c, s));
     if (o && s->has_case_ref)
-        json_object_set_new(o, "case", hex16(s->case_ref));
+        json_object_set_new(o, "case", console_hex16(s->case_ref));
     if (o && br_ok)
         json_object_set_new(o, "audit_index", json_integer((json_int_t)br.audit_index));
     return o;
@@ -426,17 +406,17 @@ static void api_status(struct console *c, const uint8_t id[16], struct console_r
 {
     casenet_message_status s = {0};
     pthread_mutex_lock(&c->net_lock);
-    int rc = ensure_client(c);
+    int rc = console_client(c);
     if (rc == CASENET_OK)
         rc = casenet_client_status(c->client, id, &s);
     if (rc != CASENET_OK)
-        broker_fail(out, c, rc, "cannot get the message's status");
+        console_fail(out, c, rc, CLI_BROKER, "cannot get the message's status");
     pthread_mutex_unlock(&c->net_lock);
     json_t *o = rc == CASENET_OK ? status_json(c, &s) : NULL;
     if (o)
         console_attach_sent_view(c, id, o);
     if (rc == CASENET_OK)
-        ok_json(out, o);
+        console_ok(out, o);
     casenet_message_status_clear(&s);
 }
 
@@ -456,11 +436,11 @@ static int cmp_sent(const void *a, const void *b)
 
 static void api_sent(struct console *c, const struct console_req *r, struct console_resp *out)
 {
-    bool open_only = arg(r, "open") && strcmp(arg(r, "open"), "1") == 0;
+    bool open_only = console_arg(r, "open") && strcmp(console_arg(r, "open"), "1") == 0;
     size_t cap = 0, n_all = 0;
     json_t **all = NULL;
     pthread_mutex_lock(&c->net_lock);
-    int rc = ensure_client(c);
+    int rc = console_client(c);
     uint64_t cursor = 0;
     bool more = rc == CASENET_OK;
     while (rc == CASENET_OK && more && n_all < LIST_CAP) {
@@ -488,7 +468,7 @@ static void api_sent(struct console *c, const struct console_req *r, struct cons
         cursor = next;
     }
     if (rc != CASENET_OK)
-        broker_fail(out, c, rc, "cannot list the sent messages");
+        console_fail(out, c, rc, CLI_BROKER, "cannot list the sent messages");
     pthread_mutex_unlock(&c->net_lock);
     if (rc == CASENET_OK) {
         if (n_all > 1)
@@ -496,7 +476,7 @@ static void api_sent(struct console *c, const struct console_req *r, struct cons
         json_t *arr = json_array();
         for (size_t i = 0; i < n_all && i < 500; i++)
             json_array_append(arr, all[i]);
-        ok_json(out, json_pack("{s:o, s:I}", "rows", arr, "total", (json_int_t)n_all));
+        console_ok(out, json_pack("{s:o, s:I}", "rows", arr, "total", (json_int_t)n_all));
     }
     for (size_t i = 0; i < n_all; i++)
         json_decref(all[i]);
@@ -515,35 +495,32 @@ static json_t *info_json(struct console *c, const casenet_message_info *info)
     cn_hex(info->envelope_hash, sizeof info->envelope_hash, hash);
     json_t *o = json_pack(
         "{s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:s}", "id",
-        hex16(info->message_id), "from", info->sender, "from_name", display_name(c, info->sender),
-        "sign_key_id", info->sign_key_id, "signature", "verified", "kind",
-        casenet_kind_name(info->kind), "urgency",
+        console_hex16(info->message_id), "from", info->sender, "from_name",
+        display_name(c, info->sender), "sign_key_id", info->sign_key_id, "signature", "verified",
+        "kind", casenet_kind_name(info->kind), "urgency",
         info->urgency ? casenet_urgency_name(info->urgency) : "standard", "message_status",
         casenet_msg_status_name(info->status ? (int)info->status : CASENET_MSG_ACTUAL),
         "created_at", (json_int_t)info->created_at_ms, "expires_at",
         (json_int_t)info->expires_at_ms, "recipients", rcpts, "envelope_hash", hash);
     if (o && info->has_case_ref)
-        json_object_set_new(o, "case", hex16(info->case_ref));
+        json_object_set_new(o, "case", console_hex16(info->case_ref));
     if (o && info->has_in_reply_to)
-        json_object_set_new(o, "in_reply_to", hex16(info->in_reply_to));
+        json_object_set_new(o, "in_reply_to", console_hex16(info->in_reply_to));
     return o;
 }
 
 static void api_message(struct console *c, const struct console_req *r, const uint8_t id[16],
                         struct console_resp *out)
 {
-    if (!need_role(out, r, ROLE_CASEWORKER))
+    if (!console_need_role(out, r, ROLE_CASEWORKER))
         return;
     casenet_buf env = {0}, payload = {0}, pj = {0};
     casenet_message_info info = {0};
     casenet_message_status st = {0};
     bool have_status = false;
     pthread_mutex_lock(&c->net_lock);
-    int rc = ensure_client(c);
-    if (rc == CASENET_OK)
-        rc = casenet_client_fetch(c->client, id, &env);
+    int rc = console_fetch(c, id, &env, out);
     if (rc != CASENET_OK) {
-        broker_fail(out, c, rc, "cannot fetch the message");
     } else {
         have_status = casenet_client_status(c->client, id, &st) == CASENET_OK;
     }
@@ -554,7 +531,7 @@ static void api_message(struct console *c, const struct console_req *r, const ui
     if (rc == CASENET_OK)
         rc = casenet_payload_to_json(payload.data, payload.len, &pj);
     if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_VERIFY, "the message does not verify or cannot be opened");
+        console_fail(out, c, rc, CLI_VERIFY, "the message does not verify or cannot be opened");
         goto cleanup;
     }
     char idhex[33], cref[33];
@@ -577,247 +554,13 @@ static void api_message(struct console *c, const struct console_req *r, const ui
     }
     if (o)
         console_attach_view(o, &payload, &info);
-    ok_json(out, o);
+    console_ok(out, o);
 cleanup:
     casenet_message_status_clear(&st);
     casenet_message_info_clear(&info);
     casenet_buf_free(&pj);
     casenet_buf_free(&payload);
     casenet_buf_free(&env);
-}
-
-/* ------------------------------------------------------------ receipts */
-
-/* Seals note as the STATUS note that explains rec (cli_note_seal) for the
- * message in env and submits it; rec names it. The ledger records the send.
- * Under net_lock. false with out set. */
-static bool receipt_note(struct console *c, const struct console_req *r, const casenet_buf *env,
-                         const casenet_message_info *info, casenet_receipt *rec, const char *note,
-                         struct console_resp *out)
-{
-    casenet_buf sealed = {0};
-    enum cli_origin origin;
-    char why[256], msg[320], hex[33];
-    int rc = cli_note_seal(c->home->keys, c->home->dir, env, info, rec, note, &sealed, rec->note_id,
-                           &origin, why, sizeof why);
-    if (rc != CASENET_OK) {
-        snprintf(msg, sizeof msg, "cannot build the note: %s; no receipt was sent", why);
-        console_error(out, http_status(rc, origin), casenet_errname(rc), msg, "note");
-        return false;
-    }
-    casenet_submit_receipt sr;
-    rc = casenet_client_submit(c->client, sealed.data, sealed.len, &sr, NULL);
-    casenet_buf_free(&sealed);
-    if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_BROKER, "the broker did not accept the note; no receipt was sent");
-        return false;
-    }
-    rec->has_note = true;
-    cli_id16_hex(rec->note_id, hex);
-    if (console_ledger_add(c->db, r->who->user, "send", hex, NULL) != CASENET_OK)
-        fprintf(stderr, "console: warning: ledger entry for sent note %s not written\n", hex);
-    return true;
-}
-
-static void api_receipt(struct console *c, const struct console_req *r, const uint8_t id[16],
-                        struct console_resp *out)
-{
-    if (!need_role(out, r, ROLE_CASEWORKER))
-        return;
-    casenet_receipt rec = {0};
-    char *note = NULL;
-    if (!console_parse_receipt(r->body, r->body_len, &rec, &note, out))
-        return;
-    const char *status = casenet_receipt_status_name(rec.status);
-    casenet_buf env = {0}, signed_receipt = {0};
-    casenet_message_info info = {0};
-    char idhex[33], cref[33], action[48];
-    cli_id16_hex(id, idhex);
-    pthread_mutex_lock(&c->net_lock);
-    int rc = ensure_client(c);
-    if (rc == CASENET_OK)
-        rc = casenet_client_fetch(c->client, id, &env);
-    if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_BROKER, "cannot fetch the message");
-        goto unlock;
-    }
-    rc = casenet_envelope_verify(c->home->dir, env.data, env.len, &info);
-    if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_VERIFY, "the message does not verify");
-        goto unlock;
-    }
-    memcpy(rec.message_id, info.message_id, sizeof rec.message_id);
-    memcpy(rec.envelope_hash, info.envelope_hash, sizeof rec.envelope_hash);
-    rc = cn_strlcpy(rec.sender, info.sender, sizeof rec.sender);
-    if (rc == CASENET_OK)
-        rc = cn_strlcpy(rec.recipient, c->home->member, sizeof rec.recipient);
-    if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_LOCAL, "cannot sign the receipt");
-        goto unlock;
-    }
-    cli_id16_hex(info.case_ref, cref);
-    snprintf(action, sizeof action, "receipt:%s", status);
-    if (console_ledger_add(c->db, r->who->user, action, idhex, info.has_case_ref ? cref : NULL) !=
-        CASENET_OK) {
-        console_error(out, 500, "IO", "the disclosure ledger cannot be written: nothing signed",
-                      NULL);
-        goto unlock;
-    }
-    /* the words first, sealed to the sender: the receipt names them */
-    if (note && !receipt_note(c, r, &env, &info, &rec, note, out)) {
-        rc = CASENET_EINVAL; /* out is set */
-        goto unlock;
-    }
-    rec.signed_at_ms = cn_now_ms();
-    rc = casenet_receipt_sign(c->home->keys, &rec, &signed_receipt);
-    if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_LOCAL, "cannot sign the receipt");
-        goto unlock;
-    }
-    uint64_t audit_index = 0;
-    rc = casenet_client_send_receipt(c->client, signed_receipt.data, signed_receipt.len,
-                                     &audit_index);
-    if (rc != CASENET_OK) {
-        fail(out, c, rc, CLI_BROKER, "the broker did not accept the receipt");
-        goto unlock;
-    }
-    fprintf(stderr, "console: %s signed '%s' for %s\n", r->who->user, status, idhex);
-    json_t *o = json_pack("{s:s, s:s, s:I}", "id", idhex, "status", status, "audit_index",
-                          (json_int_t)audit_index);
-    if (o && rec.outcome != CASENET_OUTCOME_NONE)
-        json_object_set_new(o, "outcome", json_string(casenet_outcome_name((int)rec.outcome)));
-    if (o && rec.has_note)
-        json_object_set_new(o, "note_id", hex16(rec.note_id));
-    ok_json(out, o);
-unlock:
-    after_error(c, rc);
-    pthread_mutex_unlock(&c->net_lock);
-    free(note);
-    casenet_message_info_clear(&info);
-    casenet_buf_free(&signed_receipt);
-    casenet_buf_free(&env);
-}
-
-/* ------------------------------------------------------------ send */
-
-/* The remembered send of draft id, or NULL. Under net_lock. */
-static struct console_draft *find_draft(struct console *c, const uint8_t draft[16])
-{
-    for (size_t i = 0; i < CONSOLE_DRAFTS; i++) {
-        if (c->drafts[i].envelope.len && memcmp(c->drafts[i].draft, draft, 16) == 0)
-            return &c->drafts[i];
-    }
-    return NULL;
-}
-
-static void api_send(struct console *c, const struct console_req *r, struct console_resp *out)
-{
-    if (!need_role(out, r, ROLE_CASEWORKER))
-        return;
-    struct console_send sp;
-    struct console_attach_pending ap = {0};
-    casenet_buf env = {0};
-    if (!console_parse_send(r->body, r->body_len, &sp, out))
-        return;
-    int rc;
-    pthread_mutex_lock(&c->net_lock);
-    struct console_draft *d = sp.has_draft ? find_draft(c, sp.draft) : NULL;
-    uint8_t mid[CASENET_MESSAGE_ID_BYTES];
-    if (d) {
-        memcpy(mid, d->message_id, sizeof mid);
-        rc = CASENET_OK;
-    } else if (!console_attach_seal(c, r, &sp, &ap, out)) {
-        pthread_mutex_unlock(&c->net_lock);
-        goto cleanup;
-    } else {
-        rc = casenet_seal(c->home->keys, c->home->dir, &sp.so, sp.payload.data, sp.payload.len,
-                          &env, mid);
-        if (rc == CASENET_OK && sp.has_draft) {
-            d = &c->drafts[c->next_draft++ % CONSOLE_DRAFTS];
-            casenet_buf_free(&d->envelope);
-            memcpy(d->draft, sp.draft, 16);
-            memcpy(d->message_id, mid, sizeof mid);
-            d->envelope = env;
-            env = (casenet_buf){0};
-        }
-    }
-    if (rc != CASENET_OK) {
-        pthread_mutex_unlock(&c->net_lock);
-        char why[256] = "", msg[320];
-        bool self = false;
-        for (size_t i = 0; i < sp.so.n_to; i++)
-            self = self || strcmp(sp.so.to[i], c->home->member) == 0;
-        if (rc == CASENET_EFORBIDDEN && self) {
-            console_error(out, MHD_HTTP_FORBIDDEN, "FORBIDDEN",
-                          "nobody addresses a message to itself: choose another member", "to");
-        } else if (rc == CASENET_EFORBIDDEN &&
-                   casenet_role_check(c->home->dir, c->home->member, (int)sp.so.kind, sp.so.to,
-                                      sp.so.n_to, why, sizeof why) != CASENET_OK &&
-                   why[0]) {
-            /* the role matrix (PROTOCOL.md section 6.1), named for the person */
-            snprintf(msg, sizeof msg, "cannot send this to them: %s", why);
-            console_error(out, MHD_HTTP_FORBIDDEN, "FORBIDDEN", msg, "to");
-        } else {
-            fail(out, c, rc, CLI_LOCAL, "cannot seal the message");
-        }
-        goto cleanup;
-    }
-    const casenet_buf *bytes = d ? &d->envelope : &env;
-    casenet_submit_receipt rcpt;
-    bool dup = false;
-    rc = ensure_client(c);
-    if (rc == CASENET_OK)
-        rc = casenet_client_submit(c->client, bytes->data, bytes->len, &rcpt, &dup);
-    if (rc != CASENET_OK) {
-        broker_fail(out, c, rc, "the broker did not accept the message");
-        pthread_mutex_unlock(&c->net_lock);
-        goto cleanup;
-    }
-    pthread_mutex_unlock(&c->net_lock);
-    char idhex[33];
-    cli_id16_hex(mid, idhex);
-    console_attach_sent(c, &ap, idhex);
-    if (console_ledger_add(c->db, r->who->user, "send", idhex, sp.case_hex) != CASENET_OK)
-        fprintf(stderr, "console: warning: ledger entry for sent %s not written\n", idhex);
-    fprintf(stderr, "console: %s sent %s %s\n", r->who->user, casenet_kind_name(sp.so.kind), idhex);
-    ok_json(out, json_pack("{s:s, s:b, s:{s:b, s:s, s:I, s:I}}", "id", idhex, "duplicate", dup,
-                           "receipt", "verified", 1, "broker", rcpt.broker_id, "accepted_at",
-                           (json_int_t)rcpt.accepted_at_ms, "audit_index",
-                           (json_int_t)rcpt.audit_index));
-cleanup:
-    console_attach_pending_clear(&ap);
-    casenet_buf_free(&env);
-    console_send_clear(&sp);
-}
-
-/* ------------------------------------------------------------ reveal */
-
-/* A person asked to see an identifying field (a child's name, a reporter's
- * contact) of a message already read: the page shows it only after this
- * ledger entry is written. */
-static void api_reveal(struct console *c, const struct console_req *r, const uint8_t id[16],
-                       struct console_resp *out)
-{
-    if (!need_role(out, r, ROLE_CASEWORKER))
-        return;
-    json_t *in = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
-    const char *field = NULL;
-    bool ok = in && json_unpack(in, "{s:s}", "field", &field) == 0 && field[0] &&
-              strlen(field) <= 64 &&
-              strspn(field, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                            "0123456789_.[]") == strlen(field);
-    char action[96], idhex[33];
-    if (ok) {
-        snprintf(action, sizeof action, "reveal:%s", field);
-        cli_id16_hex(id, idhex);
-    }
-    json_decref(in);
-    if (!ok)
-        return console_error(out, 400, "BAD_REQUEST", "send {\"field\": \"children[0].name\"}",
-                             "field");
-    if (console_ledger_add(c->db, r->who->user, action, idhex, NULL) != CASENET_OK)
-        return console_error(out, 500, "IO", "the disclosure ledger cannot be written", NULL);
-    ok_json(out, json_pack("{s:b}", "ok", 1));
 }
 
 /* ------------------------------------------------------------ directory, ledger */
@@ -867,21 +610,22 @@ static void api_directory(struct console *c, struct console_resp *out)
                                              "roles", roles, "groups", groups, "may_send",
                                              may_send_json(c, &self, have_self, &m)));
     }
-    ok_json(out, json_pack("{s:s, s:I, s:I, s:o}", "self", c->home->member, "version",
-                           (json_int_t)casenet_directory_version(c->home->dir), "expires_at",
-                           (json_int_t)casenet_directory_expires_at(c->home->dir), "members", arr));
+    console_ok(out,
+               json_pack("{s:s, s:I, s:I, s:o}", "self", c->home->member, "version",
+                         (json_int_t)casenet_directory_version(c->home->dir), "expires_at",
+                         (json_int_t)casenet_directory_expires_at(c->home->dir), "members", arr));
 }
 
 static void api_ledger(struct console *c, const struct console_req *r, struct console_resp *out)
 {
-    if (!need_role(out, r, ROLE_SUPERVISOR))
+    if (!console_need_role(out, r, ROLE_SUPERVISOR))
         return;
     char *rows = console_ledger_json(c->db, 10000);
     json_t *arr = rows ? json_loads(rows, 0, NULL) : NULL;
     free(rows);
     if (!arr)
         return console_error(out, 500, "IO", "cannot read the ledger", NULL);
-    ok_json(out, json_pack("{s:o}", "rows", arr));
+    console_ok(out, json_pack("{s:o}", "rows", arr));
 }
 
 /* ------------------------------------------------------------ routing */
@@ -899,7 +643,7 @@ void console_api(struct console *c, const struct console_req *r, struct console_
     if (get && strcmp(p, "/ledger") == 0)
         return api_ledger(c, r, out);
     if (post && strcmp(p, "/messages") == 0)
-        return api_send(c, r, out);
+        return console_api_send(c, r, out);
     if (strncmp(p, "/coord/", 7) == 0)
         return console_coord_api(c, r, out);
     if (strncmp(p, "/uploads", 8) == 0)
@@ -918,9 +662,9 @@ void console_api(struct console *c, const struct console_req *r, struct console_
             if (get && strcmp(rest, "/status") == 0)
                 return api_status(c, id, out);
             if (post && strcmp(rest, "/receipts") == 0)
-                return api_receipt(c, r, id, out);
+                return console_api_receipt(c, r, id, out);
             if (post && strcmp(rest, "/reveal") == 0)
-                return api_reveal(c, r, id, out);
+                return console_api_reveal(c, r, id, out);
             uint64_t k = 0;
             if (get && strncmp(rest, "/attachments/", 13) == 0 &&
                 cli_parse_uint(rest + 13, 0, CASENET_MAX_BLOBS - 1, &k))

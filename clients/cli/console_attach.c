@@ -99,15 +99,6 @@ static struct upload *find(const uint8_t id[16], const char *user)
     return NULL;
 }
 
-static bool caseworker(const struct console_req *r, struct console_resp *out)
-{
-    if (r->who->role >= ROLE_CASEWORKER)
-        return true;
-    console_error(out, MHD_HTTP_FORBIDDEN, "FORBIDDEN",
-                  "viewers may not read content, send or sign", NULL);
-    return false;
-}
-
 static void upload_new(struct console *c, const struct console_req *r, struct console_resp *out)
 {
     char name[CASENET_ATTACH_NAME_MAX + 1], p[4096], hex[33];
@@ -217,7 +208,7 @@ static void upload_chunk(struct console *c, const struct console_req *r, const u
 void console_attach_uploads(struct console *c, const struct console_req *r,
                             struct console_resp *out)
 {
-    if (!caseworker(r, out))
+    if (!console_need_role(out, r, ROLE_CASEWORKER))
         return;
     const char *p = r->path + strlen("/uploads");
     bool post = strcmp(r->method, "POST") == 0;
@@ -448,11 +439,8 @@ static bool manifest_of(struct console *c, const uint8_t id[16], unsigned n, cas
     casenet_attachment *atts = NULL;
     size_t k = 0;
     bool ok = false;
-    int rc = console_client(c);
-    if (rc == CASENET_OK)
-        rc = casenet_client_fetch(c->client, id, &env);
+    int rc = console_fetch(c, id, &env, out);
     if (rc != CASENET_OK) {
-        console_fail(out, c, rc, CLI_BROKER, "cannot fetch the message");
         goto cleanup;
     }
     rc = casenet_open(c->home->keys, c->home->dir, env.data, env.len, &info, &payload);
@@ -515,7 +503,7 @@ static int fetch_checked(struct console *c, const casenet_attachment *a, struct 
 void console_attach_download(struct console *c, const struct console_req *r, const uint8_t id[16],
                              unsigned n, struct console_resp *out)
 {
-    if (!caseworker(r, out))
+    if (!console_need_role(out, r, ROLE_CASEWORKER))
         return;
     casenet_attachment a;
     char case_hex[33], idhex[33], action[48], disp[CONSOLE_DISPOSITION_MAX];

@@ -64,11 +64,6 @@ void console_disposition(const char *name, char out[CONSOLE_DISPOSITION_MAX]);
 
 /* ------------------------------------------------ API (console_attach.c) */
 
-/* console_api.c: answers "WHAT: reason" for err by its origin's HTTP
- * status; after a broker error, drops a connection that timed out. */
-void console_fail(struct console_resp *out, struct console *c, int err, enum cli_origin origin,
-                  const char *what);
-
 /* POST /uploads, POST|DELETE /uploads/{id} (caseworker): the upload area,
  * HOME/console-uploads/ID/NAME, each upload its user's only; emptied when
  * the console first uses it, an upload deleted after sending or after
