@@ -171,11 +171,15 @@ static void pause_ms(int ms)
 
 enum cond { BROKER_ANSWERS, BROKER_STANDBY, TAKEOVER_RECEIPT };
 
-/* Polls the condition every 5 ms, WAIT_MS at most, while b runs. */
-static bool wait_for(tn_network *tn, struct broker *b, enum cond what)
+/* Polls the condition every 5 ms, WAIT_MS at most, while b runs. When
+ * lease_at is not NULL, *lease_at gets the time b's lease_taken line was
+ * first seen (0 if not seen). */
+static bool wait_for(tn_network *tn, struct broker *b, enum cond what, int64_t *lease_at)
 {
     int64_t until = cn_mono_ms() + WAIT_MS;
     while (cn_mono_ms() < until && running(b)) {
+        if (lease_at && !*lease_at && logged(b, "event=lease_taken"))
+            *lease_at = cn_mono_ms();
         if ((what == BROKER_ANSWERS && answers(tn, b)) ||
             (what == BROKER_STANDBY && logged(b, "event=standby")) ||
             (what == TAKEOVER_RECEIPT && crash_watch_seen() != 0))
@@ -210,10 +214,12 @@ static int64_t percentile(const int64_t *sorted, int n, int p)
     return n ? sorted[rank > 0 ? rank - 1 : 0] : 0;
 }
 
-/* The kill cycles; *takeover gets each takeover time (ms). Returns the
- * cycles done (fewer when a takeover did not come). */
+/* The kill cycles; takeover[c] gets the time (ms) from kill c to the first
+ * receipt signed by the other broker, lease[c] to its lease_taken log line
+ * (written before it serves, so seen before or with that receipt). Returns
+ * the cycles done (fewer when a takeover did not come). */
 static int kill_cycles(tn_network *tn, struct broker br[2], const char *uri, int cycles,
-                       unsigned *seed, int64_t *takeover)
+                       unsigned *seed, int64_t *takeover, int64_t *lease)
 {
     int active = 0;
     for (int c = 0; c < cycles; c++) {
@@ -228,14 +234,16 @@ static int kill_cycles(tn_network *tn, struct broker br[2], const char *uri, int
         waitpid(victim->pid, NULL, 0);
         victim->pid = 0;
         crash_watch_arm(cn_now_ms());
-        if (!wait_for(tn, other, TAKEOVER_RECEIPT)) {
+        int64_t lease_at = 0;
+        if (!wait_for(tn, other, TAKEOVER_RECEIPT, &lease_at)) {
             crash_fail("broker %c did not take over within %d s of kill %d (see %s)", other->name,
                        WAIT_MS / 1000, c + 1, other->log);
             return c;
         }
         takeover[c] = crash_watch_seen() - t0;
+        lease[c] = (lease_at ? lease_at : cn_mono_ms()) - t0;
         spawn(tn, victim, uri);
-        if (!wait_for(tn, victim, BROKER_STANDBY)) {
+        if (!wait_for(tn, victim, BROKER_STANDBY, NULL)) {
             crash_fail("broker %c did not come back as the standby (see %s)", victim->name,
                        victim->log);
             return c + 1;
@@ -248,10 +256,18 @@ static int kill_cycles(tn_network *tn, struct broker br[2], const char *uri, int
     return cycles;
 }
 
-static void report(int cycles, int k, int64_t elapsed, const struct crash_load *l,
-                   const struct crash_figures *f, int64_t *takeover, int done, int64_t token)
+/* Prints p50, p99 and max of the n times in t (sorts them). */
+static void print_times(const char *what, int64_t *t, int n)
 {
-    qsort(takeover, (size_t)done, sizeof *takeover, cmp_i64);
+    qsort(t, (size_t)n, sizeof *t, cmp_i64);
+    printf("crash_test: %s over %d kills: p50 %lld ms, p99 %lld ms, max %lld ms\n", what, n,
+           (long long)percentile(t, n, 50), (long long)percentile(t, n, 99),
+           (long long)(n ? t[n - 1] : 0));
+}
+
+static void report(int cycles, int k, int64_t elapsed, const struct crash_load *l,
+                   const struct crash_figures *f, int64_t token)
+{
     printf("crash_test: postgresql, cycles %d, senders %d, %.1f s: messages attempted %zu, "
            "receipts %llu, stored %llu, losses %llu; submit timeouts %llu, other errors %llu; "
            "audit events %llu (broker starts %lld, lease token %lld)\n",
@@ -259,10 +275,6 @@ static void report(int cycles, int k, int64_t elapsed, const struct crash_load *
            (unsigned long long)f->stored, (unsigned long long)f->losses,
            (unsigned long long)l->timeouts, (unsigned long long)l->errors,
            (unsigned long long)f->events, (long long)f->starts, (long long)token);
-    printf("crash_test: takeover ms (kill -> first receipt from the other broker) over %d "
-           "kills: p50 %lld, p99 %lld, max %lld\n",
-           done, (long long)percentile(takeover, done, 50),
-           (long long)percentile(takeover, done, 99), (long long)(done ? takeover[done - 1] : 0));
 }
 
 int crash_pg_run(const char *pg_server, int cycles, int k, unsigned seed)
@@ -295,7 +307,7 @@ int crash_pg_run(const char *pg_server, int cycles, int k, unsigned seed)
     for (int i = 0; i < 2; i++) {
         if (i == 1)
             spawn(tn, &br[1], uri);
-        if (!wait_for(tn, &br[i], i == 0 ? BROKER_ANSWERS : BROKER_STANDBY)) {
+        if (!wait_for(tn, &br[i], i == 0 ? BROKER_ANSWERS : BROKER_STANDBY, NULL)) {
             fprintf(stderr, "crash_test: see %s\n", br[i].log);
             crash_die(i == 0 ? "broker a did not come up on PostgreSQL"
                              : "broker b did not wait as the standby");
@@ -305,9 +317,10 @@ int crash_pg_run(const char *pg_server, int cycles, int k, unsigned seed)
     crash_senders_start(tn, list, k, seed);
     int64_t t0 = cn_mono_ms();
     int64_t *takeover = calloc((size_t)cycles + 1, sizeof *takeover);
-    if (!takeover)
+    int64_t *lease = calloc((size_t)cycles + 1, sizeof *lease);
+    if (!takeover || !lease)
         crash_die("out of memory");
-    int done = kill_cycles(tn, br, uri, cycles, &seed, takeover);
+    int done = kill_cycles(tn, br, uri, cycles, &seed, takeover, lease);
     struct crash_load load;
     crash_senders_stop(&load);
     int64_t elapsed = cn_mono_ms() - t0;
@@ -321,7 +334,9 @@ int crash_pg_run(const char *pg_server, int cycles, int k, unsigned seed)
     crash_check(&db, tn, &load, &f);
     int64_t token = db.scalar(db.h, "SELECT COALESCE(max(token), 0) FROM broker_lease");
     db.close(db.h);
-    report(cycles, k, elapsed, &load, &f, takeover, done, token);
+    report(cycles, k, elapsed, &load, &f, token);
+    print_times("takeover (kill -> first receipt from the other broker)", takeover, done);
+    print_times("lease (kill -> the other broker's lease_taken line)", lease, done);
     if (load.receipts == 0)
         crash_fail("no message got a receipt: the test proved nothing");
     if (crash_failures()) {
@@ -330,6 +345,7 @@ int crash_pg_run(const char *pg_server, int cycles, int k, unsigned seed)
                 crash_failures(), tn->root);
     }
     free(takeover);
+    free(lease);
     free(load.all);
     for (int i = 0; i < 2; i++) {
         free(br[i].data);
