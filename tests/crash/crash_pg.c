@@ -229,6 +229,18 @@ static int kill_cycles(tn_network *tn, struct broker br[2], const char *uri, int
         if (!running(&br[active])) /* lost its lease to the standby (a stall) */
             active = 1 - active;
         struct broker *victim = &br[active], *other = &br[1 - active];
+        if (!running(victim)) {
+            crash_fail("no broker runs before kill %d (see %s, %s)", c + 1, br[0].log, br[1].log);
+            return c;
+        }
+        if (!running(other)) { /* it lost its lease: back as the standby */
+            spawn(tn, other, uri);
+            if (!wait_for(tn, other, BROKER_STANDBY, NULL)) {
+                crash_fail("broker %c did not come back as the standby (see %s)", other->name,
+                           other->log);
+                return c;
+            }
+        }
         int64_t t0 = cn_mono_ms();
         kill(victim->pid, SIGKILL);
         waitpid(victim->pid, NULL, 0);
