@@ -7,6 +7,7 @@
 #include "hex.h"
 #include "inbox_row.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -16,7 +17,8 @@
 #define AUDIT_BLOB_STORED  CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_STORED
 #define AUDIT_BLOB_FETCHED CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_FETCHED
 #define MIB                (1024ull * 1024ull)
-#define BLOB_RETIRE_MS     5000 /* how often the idle sweep runs */
+#define BLOB_RETIRE_MS     5000 /* how often the idle sweep starts a pass */
+#define BLOB_SWEEP_STEP    128  /* blobs one step of the pass visits */
 
 static const char *data_dir(const struct req *r)
 {
@@ -81,12 +83,14 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
     uint64_t owned = 0;
     if (blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read its blobs; retry later");
-    if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB)
+    if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB) {
+        metrics_blob_quota_refused();
         return req_fail(r, CASENET_EQUOTA,
                         "this blob would pass your blob quota at the broker (%u MiB, %llu bytes "
                         "held); wait until the recipients complete your older messages with "
                         "attachments (their blobs are then deleted), or ask the operator",
                         lim->blob_quota_mb, (unsigned long long)owned);
+    }
     memset(m, 0, sizeof *m);
     snprintf(m->owner, sizeof m->owner, "%s", r->member);
     m->total_chunks = p->total_chunks;
@@ -129,6 +133,8 @@ int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
                         p->chunk_index);
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the chunk; retry later");
+    if (fresh)
+        metrics_blob_chunk_uploaded(p->chunk.len);
     struct blob_held h;
     if (blobs_held(data_dir(r), p->blob_id.data, &m, NULL, &h) != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
@@ -209,6 +215,8 @@ int handlers_blob_get(struct req *r, const Casenet__V1__Request *q)
     r->resp.body_case = CASENET__V1__RESPONSE__BODY_BLOB_GET;
     r->resp.blob_get = &out;
     rc = req_reply(r);
+    if (rc == CASENET_OK)
+        metrics_blob_chunk_downloaded(chunk.len);
     casenet_buf_free(&chunk);
     return rc;
 }
@@ -291,19 +299,34 @@ static bool message_finished(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
     return done;
 }
 
-void handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
+bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
 {
-    static int64_t next_ms; /* the loop's thread only */
-    if (now_mono_ms < next_ms)
-        return;
-    next_ms = now_mono_ms + BLOB_RETIRE_MS;
+    static struct blobs_pass pass; /* the loop's thread only */
+    static int64_t next_ms;
+    if (!pass.dir && now_mono_ms < next_ms)
+        return false;
     struct retire_ctx x = {.s = b->store, .now_ms = cn_now_ms()};
     uint32_t keep_s = b->cfg->limits.blob_unreferenced_s;
     x.unreferenced_before_ms = keep_s ? x.now_ms - (int64_t)keep_s * 1000 : 0;
     size_t removed = 0;
-    if (blobs_retire(b->cfg->data_dir, x.unreferenced_before_ms, message_finished, &x, &removed) !=
-        CASENET_OK)
+    bool done = false;
+    if (blobs_retire_step(b->cfg->data_dir, &pass, BLOB_SWEEP_STEP, x.unreferenced_before_ms,
+                          message_finished, &x, &removed, &done) != CASENET_OK) {
         log_event(LOG_WARN, "blobs_retire", "error", "cannot read the blobs directory", NULL);
-    else if (removed > 0)
-        log_event(LOG_INFO, "blobs_deleted", "count", log_u64(removed), NULL);
+        blobs_pass_end(&pass);
+        next_ms = now_mono_ms + BLOB_RETIRE_MS;
+        return false;
+    }
+    metrics_blobs_deleted(removed);
+    if (!done) {
+        log_event(LOG_INFO, "blobs_sweep_step", "step", log_u64(pass.steps), "visited",
+                  log_u64(pass.kept + pass.removed), "removed", log_u64(removed), NULL);
+        return true;
+    }
+    next_ms = now_mono_ms + BLOB_RETIRE_MS;
+    metrics_blobs_stored(pass.kept, pass.kept_bytes);
+    if (pass.removed > 0)
+        log_event(LOG_INFO, "blobs_deleted", "count", log_u64(pass.removed), "steps",
+                  log_u64(pass.steps), "kept", log_u64(pass.kept), NULL);
+    return false;
 }

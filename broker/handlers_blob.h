@@ -13,7 +13,9 @@
 
 #include "request.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* BlobPut: shape and max_message_size, disk reserve; a new blob sweeps
  * unreferenced old ones and checks the owner's blob quota (QUOTA_EXCEEDED);
@@ -34,11 +36,18 @@ int handlers_blob_submit_check(struct req *r, size_t envelope_len);
  * blob it references (UNAVAILABLE when the disk fails). */
 int handlers_blob_submit_reference(struct req *r);
 
-/* In the broker's idle time (the timer, when no request waits): at most
- * every BLOB_RETIRE_MS deletes the blobs no message references that are
- * older than blob_unreferenced, and those whose every referencing message
- * is finished: every recipient's row completed or dead, the message expired,
- * or purged. Logs what it deleted; failures are logged and retried. */
-void handlers_blob_idle(struct broker *b, int64_t now_mono_ms);
+/* In the broker's idle time (the timer, when no request waits): one step
+ * of the retirement pass (blobs.h, blobs_retire_step), which visits at most
+ * BLOB_SWEEP_STEP (128) blobs, so that a sweep over many blobs never holds
+ * the loop for long; a pass goes on at the next call and a new one starts
+ * at most every BLOB_RETIRE_MS (5 s) after the last one ended. It deletes
+ * the blobs no message references that are older than blob_unreferenced,
+ * and those whose every referencing message is finished: every recipient's
+ * row completed or dead, the message expired, or purged. A pass's end
+ * publishes the blobs kept and their bytes (metrics.h). Logs each step of a
+ * pass that takes more than one, and what a pass deleted; failures are
+ * logged and retried. True when a pass is under way (its next step is due at
+ * the next call). */
+bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms);
 
 #endif
