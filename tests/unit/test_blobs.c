@@ -1,7 +1,9 @@
 /* test_blobs.c - the broker's blob files (broker/blobs.c) alone: which blobs
  * the idle retirement deletes (unreferenced and old; referenced and every
  * referencing message finished) and which it keeps, and that the quota
- * sweep still sums what an owner holds and keeps referenced blobs. */
+ * sweep still sums what an owner holds and keeps referenced blobs; a pass
+ * cut into steps of at most N blobs resumes where it stopped and counts
+ * what it kept; nothing is deleted while a backup holds the blobs lock. */
 #include "testlib.h"
 
 #include "blobs.h"
@@ -141,12 +143,97 @@ static void test_sweep_keeps_referenced(void **state)
     assert_false(held(7));
 }
 
+/* Blob ids 0x00 0x00 ... 0x00 n_hi n_lo: n up to 65535. */
+static void make_many(unsigned n, int64_t created_ms)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t id[CASENET_BLOB_ID_BYTES] = {0};
+        id[14] = (uint8_t)(i >> 8);
+        id[15] = (uint8_t)i;
+        struct blob_meta m = {.total_chunks = 1, .total_size = 10, .created_ms = created_ms};
+        snprintf(m.owner, sizeof m.owner, "vn.hotline111");
+        CN_OK(blobs_meta_create(dir, id, &m));
+    }
+}
+
+static void test_pass_in_steps(void **state)
+{
+    (void)state;
+    make_many(300, NOW_MS); /* kept: new, unreferenced */
+    struct blobs_pass p = {0};
+    size_t removed = 9;
+    bool done = true;
+    char none[] = "";
+    CN_OK(blobs_retire_step(dir, &p, 128, NOW_MS, finished_in, none, &removed, &done));
+    assert_false(done);
+    assert_int_equal(p.kept, 128);
+    CN_OK(blobs_retire_step(dir, &p, 128, NOW_MS, finished_in, none, &removed, &done));
+    assert_false(done);
+    assert_int_equal(p.kept, 256);
+    CN_OK(blobs_retire_step(dir, &p, 128, NOW_MS, finished_in, none, &removed, &done));
+    assert_true(done);
+    assert_int_equal(p.steps, 3);
+    assert_int_equal(p.kept, 300);
+    assert_int_equal(p.kept_bytes, 3000);
+    assert_int_equal(p.removed, 0);
+    assert_null(p.dir);
+    /* The next step starts a new pass. */
+    CN_OK(blobs_retire_step(dir, &p, 1000, NOW_MS, finished_in, none, &removed, &done));
+    assert_true(done);
+    assert_int_equal(p.steps, 1);
+    assert_int_equal(p.kept, 300);
+    blobs_pass_end(&p);
+}
+
+static void test_pass_deletes_across_steps(void **state)
+{
+    (void)state;
+    make_many(200, OLD_MS); /* unreferenced and old: all go */
+    struct blobs_pass p = {0};
+    size_t removed = 0, total = 0;
+    bool done = false;
+    char none[] = "";
+    while (!done) {
+        CN_OK(blobs_retire_step(dir, &p, 64, NOW_MS, finished_in, none, &removed, &done));
+        assert_true(removed <= 64);
+        total += removed;
+    }
+    assert_int_equal(total, 200);
+    assert_int_equal(p.removed, 200);
+    assert_int_equal(p.kept, 0);
+    assert_int_equal(p.steps, 4); /* 64 + 64 + 64 + 8 */
+}
+
+static void test_backup_lock_defers_deletion(void **state)
+{
+    (void)state;
+    make_blob(1, "vn.hotline111", OLD_MS); /* unreferenced, old */
+    int fd = blobs_lock(dir, false, true); /* casenetd backup's hold */
+    assert_true(fd >= 0);
+    assert_int_equal(blobs_lock(dir, true, false), -1); /* the broker cannot take it */
+    size_t removed = 9;
+    char none[] = "";
+    CN_OK(blobs_retire(dir, NOW_MS, finished_in, none, &removed));
+    assert_int_equal(removed, 0);
+    assert_true(held(1));
+    uint64_t owned = 0;
+    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, &owned));
+    assert_true(held(1));
+    close(fd);
+    CN_OK(blobs_retire(dir, NOW_MS, finished_in, none, &removed));
+    assert_int_equal(removed, 1);
+    assert_false(held(1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_referenced_without_msgs_stays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_keeps_referenced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pass_in_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pass_deletes_across_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_lock_defers_deletion, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
