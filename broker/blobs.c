@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PATH_LEN 4096
@@ -422,10 +423,18 @@ int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_be
     return CASENET_OK;
 }
 
-int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max,
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max, int64_t budget_us,
                       int64_t unreferenced_before_ms, blobs_finished_fn finished, void *ctx,
                       size_t *removed, bool *done)
 {
+    int64_t until = budget_us > 0 ? mono_us() + budget_us : INT64_MAX;
     *removed = 0;
     *done = false;
     if (!p->dir) {
@@ -446,7 +455,7 @@ int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max,
     int lock = blobs_lock(data_dir, true, false);
     v.may_delete = lock >= 0;
     size_t seen = 0;
-    while (seen < max) {
+    while (seen < max && (seen == 0 || mono_us() < until)) {
         struct dirent *e = readdir(p->dir);
         if (!e) {
             *done = true;
@@ -482,7 +491,7 @@ int blobs_retire(const char *data_dir, int64_t unreferenced_before_ms, blobs_fin
     *removed = 0;
     while (!done) {
         size_t n = 0;
-        int rc = blobs_retire_step(data_dir, &p, SIZE_MAX, unreferenced_before_ms, finished, ctx,
+        int rc = blobs_retire_step(data_dir, &p, SIZE_MAX, 0, unreferenced_before_ms, finished, ctx,
                                    &n, &done);
         if (rc != CASENET_OK) {
             blobs_pass_end(&p);

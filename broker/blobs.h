@@ -95,15 +95,16 @@ struct blobs_pass {
     uint64_t steps;      /* steps the pass took */
 };
 /* One step of blobs_retire's pass: visits at most max blobs from where the
- * last step stopped (a step after the end starts a new pass) and deletes as
- * blobs_retire does. *done tells the pass reached the end: its figures are
- * then whole (a blob created during the pass may or may not be counted),
- * and the next step starts over. While casenetd backup holds the blobs lock
- * (blobs_lock) nothing is deleted: those blobs count as kept. *removed = the
- * number this step deleted. */
+ * last step stopped (a step after the end starts a new pass), and no more
+ * once budget_us microseconds went by (0: no time bound; the blob in hand
+ * is finished), and deletes as blobs_retire does. *done tells the pass reached the end: its figures
+ * are then whole (a blob created during the pass may or may not be counted), and the next step
+ * starts over. While casenetd backup holds the blobs lock (blobs_lock) nothing is deleted: those
+ * blobs count as kept. *removed = the number this step deleted. */
 CASENET_NODISCARD int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max,
-                                        int64_t unreferenced_before_ms, blobs_finished_fn finished,
-                                        void *ctx, size_t *removed, bool *done);
+                                        int64_t budget_us, int64_t unreferenced_before_ms,
+                                        blobs_finished_fn finished, void *ctx, size_t *removed,
+                                        bool *done);
 /* Closes the pass's directory stream (figures kept). Accepts a zeroed pass. */
 void blobs_pass_end(struct blobs_pass *p);
 

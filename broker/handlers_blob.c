@@ -17,8 +17,9 @@
 #define AUDIT_BLOB_STORED  CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_STORED
 #define AUDIT_BLOB_FETCHED CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_FETCHED
 #define MIB                (1024ull * 1024ull)
-#define BLOB_RETIRE_MS     5000 /* how often the idle sweep starts a pass */
-#define BLOB_SWEEP_STEP    128  /* blobs one step of the pass visits */
+#define BLOB_RETIRE_MS     5000  /* how often the idle sweep starts a pass */
+#define BLOB_SWEEP_STEP    128   /* blobs one step of the pass visits at most */
+#define BLOB_SWEEP_STEP_US 20000 /* and the time after which it stops */
 
 static const char *data_dir(const struct req *r)
 {
@@ -310,23 +311,28 @@ bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
     x.unreferenced_before_ms = keep_s ? x.now_ms - (int64_t)keep_s * 1000 : 0;
     size_t removed = 0;
     bool done = false;
-    if (blobs_retire_step(b->cfg->data_dir, &pass, BLOB_SWEEP_STEP, x.unreferenced_before_ms,
-                          message_finished, &x, &removed, &done) != CASENET_OK) {
+    int64_t t0 = metrics_now_us();
+    if (blobs_retire_step(b->cfg->data_dir, &pass, BLOB_SWEEP_STEP, BLOB_SWEEP_STEP_US,
+                          x.unreferenced_before_ms, message_finished, &x, &removed,
+                          &done) != CASENET_OK) {
         log_event(LOG_WARN, "blobs_retire", "error", "cannot read the blobs directory", NULL);
         blobs_pass_end(&pass);
         next_ms = now_mono_ms + BLOB_RETIRE_MS;
         return false;
     }
     metrics_blobs_deleted(removed);
+    uint64_t took_us = (uint64_t)(metrics_now_us() - t0);
     if (!done) {
         log_event(LOG_INFO, "blobs_sweep_step", "step", log_u64(pass.steps), "visited",
-                  log_u64(pass.kept + pass.removed), "removed", log_u64(removed), NULL);
+                  log_u64(pass.kept + pass.removed), "removed", log_u64(removed), "took_us",
+                  log_u64(took_us), NULL);
         return true;
     }
     next_ms = now_mono_ms + BLOB_RETIRE_MS;
     metrics_blobs_stored(pass.kept, pass.kept_bytes);
     if (pass.removed > 0)
         log_event(LOG_INFO, "blobs_deleted", "count", log_u64(pass.removed), "steps",
-                  log_u64(pass.steps), "kept", log_u64(pass.kept), NULL);
+                  log_u64(pass.steps), "kept", log_u64(pass.kept), "last_step_us", log_u64(took_us),
+                  NULL);
     return false;
 }

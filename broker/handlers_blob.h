@@ -38,8 +38,8 @@ int handlers_blob_submit_reference(struct req *r);
 
 /* In the broker's idle time (the timer, when no request waits): one step
  * of the retirement pass (blobs.h, blobs_retire_step), which visits at most
- * BLOB_SWEEP_STEP (128) blobs, so that a sweep over many blobs never holds
- * the loop for long; a pass goes on at the next call and a new one starts
+ * 128 blobs and stops after 20 ms (the blob in hand finished), so that a
+ * sweep over many blobs never holds the loop for long; a pass goes on at the next call and a new one starts
  * at most every BLOB_RETIRE_MS (5 s) after the last one ended. It deletes
  * the blobs no message references that are older than blob_unreferenced,
  * and those whose every referencing message is finished: every recipient's

@@ -164,13 +164,13 @@ static void test_pass_in_steps(void **state)
     size_t removed = 9;
     bool done = true;
     char none[] = "";
-    CN_OK(blobs_retire_step(dir, &p, 128, NOW_MS, finished_in, none, &removed, &done));
+    CN_OK(blobs_retire_step(dir, &p, 128, 0, NOW_MS, finished_in, none, &removed, &done));
     assert_false(done);
     assert_int_equal(p.kept, 128);
-    CN_OK(blobs_retire_step(dir, &p, 128, NOW_MS, finished_in, none, &removed, &done));
+    CN_OK(blobs_retire_step(dir, &p, 128, 0, NOW_MS, finished_in, none, &removed, &done));
     assert_false(done);
     assert_int_equal(p.kept, 256);
-    CN_OK(blobs_retire_step(dir, &p, 128, NOW_MS, finished_in, none, &removed, &done));
+    CN_OK(blobs_retire_step(dir, &p, 128, 0, NOW_MS, finished_in, none, &removed, &done));
     assert_true(done);
     assert_int_equal(p.steps, 3);
     assert_int_equal(p.kept, 300);
@@ -178,7 +178,7 @@ static void test_pass_in_steps(void **state)
     assert_int_equal(p.removed, 0);
     assert_null(p.dir);
     /* The next step starts a new pass. */
-    CN_OK(blobs_retire_step(dir, &p, 1000, NOW_MS, finished_in, none, &removed, &done));
+    CN_OK(blobs_retire_step(dir, &p, 1000, 0, NOW_MS, finished_in, none, &removed, &done));
     assert_true(done);
     assert_int_equal(p.steps, 1);
     assert_int_equal(p.kept, 300);
@@ -194,7 +194,7 @@ static void test_pass_deletes_across_steps(void **state)
     bool done = false;
     char none[] = "";
     while (!done) {
-        CN_OK(blobs_retire_step(dir, &p, 64, NOW_MS, finished_in, none, &removed, &done));
+        CN_OK(blobs_retire_step(dir, &p, 64, 0, NOW_MS, finished_in, none, &removed, &done));
         assert_true(removed <= 64);
         total += removed;
     }
