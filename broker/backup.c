@@ -62,16 +62,6 @@ static sqlite3 *db_open(const char *path, int flags)
     return db;
 }
 
-static bool db_exec(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK)
-        return true;
-    fprintf(stderr, "casenetd: %s: %s\n", sql, err ? err : sqlite3_errmsg(db));
-    sqlite3_free(err);
-    return false;
-}
-
 /* One integer from sql (its first column), or -1. */
 static int64_t db_int(sqlite3 *db, const char *sql)
 {
@@ -168,13 +158,13 @@ static bool add_meta(sqlite3 *dst, const char *data_dir, int64_t created_ms)
     char when[24];
     snprintf(when, sizeof when, "%" PRId64, created_ms);
     bool have_dir = dirfile && cn_read_file(dirfile, DIRECTORY_MAX, &dir) == CASENET_OK;
-    bool ok = db_exec(dst, "PRAGMA journal_mode = DELETE") &&
-              db_exec(dst, "BEGIN; CREATE TABLE casenet_backup (name TEXT PRIMARY KEY, "
-                           "data BLOB NOT NULL)") &&
+    bool ok = backup_sql_exec(dst, "PRAGMA journal_mode = DELETE") &&
+              backup_sql_exec(dst, "BEGIN; CREATE TABLE casenet_backup (name TEXT PRIMARY KEY, "
+                                   "data BLOB NOT NULL)") &&
               meta_put(dst, "format", BACKUP_FORMAT, strlen(BACKUP_FORMAT)) &&
               meta_put(dst, "created_ms", when, strlen(when)) &&
               (!have_dir || meta_put(dst, BROKER_DIRECTORY_FILE, dir.data, dir.len)) &&
-              db_exec(dst, "COMMIT");
+              backup_sql_exec(dst, "COMMIT");
     if (!have_dir)
         fprintf(stderr,
                 "casenetd: warning: %s is missing: the backup holds the store's newest "
@@ -214,12 +204,12 @@ static bool take_backup(const char *data_dir, const char *out, uint64_t blobs[2]
     }
     /* One read snapshot for the whole copy: in WAL mode it blocks no writer
      * and the broker's commits do not restart the copy. */
-    if (!db_exec(src, "BEGIN") || db_int(src, "SELECT count(*) FROM sqlite_master") < 0)
+    if (!backup_sql_exec(src, "BEGIN") || db_int(src, "SELECT count(*) FROM sqlite_master") < 0)
         goto cleanup;
     int64_t created_ms = cn_now_ms();
     sync_fd = open(out, O_WRONLY | O_CLOEXEC);
     ok = copy_pages(src, dst, sync_fd);
-    db_exec(src, "COMMIT");
+    backup_sql_exec(src, "COMMIT");
     ok = ok && add_meta(dst, data_dir, created_ms) &&
          backup_blobs_copy(dst, data_dir, &blobs[0], &blobs[1]);
 cleanup:
@@ -509,8 +499,8 @@ static bool mark_restored(sqlite3 *db)
              "INSERT INTO restore_marker VALUES (1, (SELECT count(*) FROM audit), %" PRId64 ");"
              "COMMIT",
              cn_now_ms());
-    return db_exec(db, sql) && (!had_blobs || db_exec(db, "VACUUM")) &&
-           db_exec(db, "PRAGMA journal_mode = WAL");
+    return backup_sql_exec(db, sql) && (!had_blobs || backup_sql_exec(db, "VACUUM")) &&
+           backup_sql_exec(db, "PRAGMA journal_mode = WAL");
 }
 
 /* Writes the backup's directory file into dir (0600, O_EXCL). */
@@ -630,7 +620,7 @@ int backup_marker_clear(const char *data_dir)
 {
     char *dbpath = path_join(data_dir, DB_NAME);
     sqlite3 *db = dbpath ? db_open(dbpath, SQLITE_OPEN_READWRITE) : NULL;
-    bool ok = db && db_exec(db, "DROP TABLE IF EXISTS restore_marker");
+    bool ok = db && backup_sql_exec(db, "DROP TABLE IF EXISTS restore_marker");
     sqlite3_close(db);
     free(dbpath);
     return ok ? CASENET_OK : CASENET_EUNAVAIL;

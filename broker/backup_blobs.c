@@ -23,7 +23,7 @@
 #define REPORT_MAX   20 /* problems printed by the check */
 #define HEX_ID_CHARS (2 * CASENET_BLOB_ID_BYTES)
 
-static bool exec(sqlite3 *db, const char *sql)
+bool backup_sql_exec(sqlite3 *db, const char *sql)
 {
     char *err = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK)
@@ -131,11 +131,12 @@ bool backup_blobs_copy(sqlite3 *dst, const char *data_dir, uint64_t *n, uint64_t
         return false;
     }
     sqlite3_stmt *in_snapshot = NULL, *ins = NULL;
-    bool ok = exec(dst, "BEGIN; CREATE TABLE " BACKUP_BLOBS_TABLE " (blob TEXT NOT NULL, "
-                        "name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (blob, name))") &&
-              prepare(dst, "SELECT 1 FROM messages WHERE message_id = ?", &in_snapshot) &&
-              prepare(dst, "INSERT INTO " BACKUP_BLOBS_TABLE " (blob, name, data) VALUES (?, ?, ?)",
-                      &ins);
+    bool ok =
+        backup_sql_exec(dst, "BEGIN; CREATE TABLE " BACKUP_BLOBS_TABLE " (blob TEXT NOT NULL, "
+                             "name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (blob, name))") &&
+        prepare(dst, "SELECT 1 FROM messages WHERE message_id = ?", &in_snapshot) &&
+        prepare(dst, "INSERT INTO " BACKUP_BLOBS_TABLE " (blob, name, data) VALUES (?, ?, ?)",
+                &ins);
     struct dirent *e;
     while (ok && d && (e = readdir(d)) != NULL) {
         uint8_t id[CASENET_BLOB_ID_BYTES];
@@ -150,7 +151,7 @@ bool backup_blobs_copy(sqlite3 *dst, const char *data_dir, uint64_t *n, uint64_t
     sqlite3_finalize(ins);
     if (d)
         closedir(d);
-    return ok && exec(dst, "COMMIT");
+    return ok && backup_sql_exec(dst, "COMMIT");
 }
 
 /* ------------------------------------------------------------ check */

@@ -26,6 +26,10 @@
 
 #define BACKUP_BLOBS_TABLE "casenet_backup_blobs"
 
+/* Runs sql on db; prints the error and returns false when it fails (the
+ * one SQL helper of backup.c and this file). */
+bool backup_sql_exec(sqlite3 *db, const char *sql);
+
 /* Copies into dst (the backup being written: the snapshot's copy, so its
  * messages table is the snapshot's) the blobs of data_dir its messages
  * reference. The caller holds the blobs lock shared from before the
