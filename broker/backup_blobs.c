@@ -265,14 +265,19 @@ static Casenet__V1__Header *envelope_header(const uint8_t *env, size_t len)
     return h;
 }
 
-/* Every blob a message still needs is in the table (has its meta). */
+/* Every blob a message still needs is in the table (has its meta): a
+ * message not purged, not expired when the snapshot was taken (the broker
+ * may delete the blobs of an expired message) and with a row neither
+ * completed nor dead. */
 static bool check_needed(sqlite3 *db, struct check *c, bool have_table)
 {
     sqlite3_stmt *msgs = NULL, *has = NULL;
     bool ok =
         prepare(db,
                 "SELECT m.message_id, m.envelope FROM messages m WHERE m.envelope IS NOT "
-                "NULL AND EXISTS (SELECT 1 FROM inbox i WHERE i.msg = m.id AND i.state "
+                "NULL AND (m.expires_at_ms <= 0 OR m.expires_at_ms > (SELECT CAST(CAST(data AS "
+                "TEXT) AS INTEGER) FROM casenet_backup WHERE name = 'created_ms')) AND EXISTS "
+                "(SELECT 1 FROM inbox i WHERE i.msg = m.id AND i.state "
                 "NOT IN (" STORE_SQL(STORE_INBOX_COMPLETED) ", " STORE_SQL(STORE_INBOX_DEAD) "))",
                 &msgs) &&
         (!have_table ||

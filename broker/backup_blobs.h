@@ -39,7 +39,8 @@ bool backup_blobs_copy(sqlite3 *dst, const char *data_dir, uint64_t *n, uint64_t
 /* Checks the backup's blobs: each has its meta, its chunk count and sizes
  * agree with it (chunks are ciphertext: their contents cannot be checked
  * without the recipients' keys), and every blob a message still needs
- * (not purged, a recipient's row neither completed nor dead) is present.
+ * (not purged, not expired at the snapshot, a recipient's row neither
+ * completed nor dead) is present.
  * A backup without the table has no blobs. Prints each problem (up to 20)
  * and a summary line; false when any. */
 bool backup_blobs_verify(sqlite3 *db, const char *file);

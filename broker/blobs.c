@@ -307,9 +307,12 @@ int blobs_lock(const char *data_dir, bool exclusive, bool wait)
         errno = ENAMETOOLONG;
         return -1;
     }
-    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         return -1;
+    /* Empty, and readable by all: whoever created it (casenetd backup run
+     * as root), the broker can still open it to lock. */
+    (void)fchmod(fd, 0644);
     int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB), r;
     while ((r = flock(fd, op)) != 0 && errno == EINTR)
         ;
@@ -454,6 +457,8 @@ int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max, in
         .unreferenced_before_ms = unreferenced_before_ms, .finished = finished, .ctx = ctx};
     int lock = blobs_lock(data_dir, true, false);
     v.may_delete = lock >= 0;
+    if (lock < 0 && errno != EWOULDBLOCK && errno != EAGAIN)
+        p->lock_errno = errno;
     size_t seen = 0;
     while (seen < max && (seen == 0 || mono_us() < until)) {
         struct dirent *e = readdir(p->dir);

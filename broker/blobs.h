@@ -93,6 +93,8 @@ struct blobs_pass {
     uint64_t kept_bytes; /* their total_size */
     uint64_t removed;    /* blobs the pass deleted */
     uint64_t steps;      /* steps the pass took */
+    int lock_errno;      /* why a step could not take the blobs lock (not
+                          * because casenetd backup held it), else 0 */
 };
 /* One step of blobs_retire's pass: visits at most max blobs from where the
  * last step stopped (a step after the end starts a new pass), and no more

@@ -330,6 +330,11 @@ bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
     }
     next_ms = now_mono_ms + BLOB_RETIRE_MS;
     metrics_blobs_stored(pass.kept, pass.kept_bytes);
+    if (pass.lock_errno)
+        log_event(LOG_WARN, "blobs_lock", "error", strerror(pass.lock_errno), "fix",
+                  "casenetd cannot open DATA/blobs/.lock, so it deletes no blob: give it to the "
+                  "broker's user",
+                  NULL);
     if (pass.removed > 0)
         log_event(LOG_INFO, "blobs_deleted", "count", log_u64(pass.removed), "steps",
                   log_u64(pass.steps), "kept", log_u64(pass.kept), "last_step_us", log_u64(took_us),

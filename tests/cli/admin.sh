@@ -88,13 +88,13 @@ expect_exit 0 "$CASENET" read "$att" --home "$N/home/vn.police.a05" --save-attac
 "$CASENET" send --home "$N/home/vn.hotline111" --to vn.police.a05 --kind referral \
   --attach "$T/second.bin" <"$T/referral.json" >"$T/out" 2>"$T/err" && fail "the quota let it in"
 expect_contains "$T/err" "QUOTA_EXCEEDED"
-for _ in $(seq 1 100); do # the gauges: after the next sweep pass (every 5 s when idle)
-  "$PY" "$PROBE" scrape "$URL" >"$T/scrape"
-  [ -n "$(value casenet_blobs_stored '')" ] && break
+# exact values from the text itself (the parser's output rounds to 6 digits);
+# the gauges change at the end of the next sweep pass (one every 5 s when idle)
+for _ in $(seq 1 150); do
+  "$PY" "$PROBE" status "$URL" /metrics >"$T/metrics.txt"
+  grep -qx "casenet_blobs_stored 1" "$T/metrics.txt" && break
   sleep 0.1
 done
-# exact values from the text itself (the parser's output rounds to 6 digits)
-"$PY" "$PROBE" status "$URL" /metrics >"$T/metrics.txt"
 for want in "casenet_blob_chunks_uploaded_total 3" "casenet_blob_uploaded_bytes_total 2500051" \
   "casenet_blob_chunks_downloaded_total 3" "casenet_blob_downloaded_bytes_total 2500051" \
   "casenet_blob_quota_refusals_total 1" "casenet_blobs_stored 1" \
