@@ -365,7 +365,9 @@ struct visit {
     blobs_finished_fn finished; /* NULL: referenced blobs stay */
     void *ctx;
     const char *owner; /* NULL: none */
-    bool may_delete;   /* the blobs lock is held exclusive */
+    void (*kept_fn)(const uint8_t *id, const struct blob_meta *m, void *ctx);
+    void *kept_ctx;
+    bool may_delete; /* the blobs lock is held exclusive */
     uint64_t owned, kept, kept_bytes;
     size_t removed;
 };
@@ -389,6 +391,8 @@ static bool visit(const char *data_dir, const char *name, struct visit *v)
     }
     v->kept++;
     v->kept_bytes += m.total_size;
+    if (v->kept_fn)
+        v->kept_fn(id, &m, v->kept_ctx);
     if (v->owner && strcmp(m.owner, v->owner) == 0)
         v->owned += m.total_size;
     return true;
@@ -445,16 +449,25 @@ int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max, in
         int rc = open_top(data_dir, &d);
         if (rc != CASENET_OK)
             return rc;
+        void (*fn)(const uint8_t *, const struct blob_meta *, void *) = p->kept_fn;
+        void *ctx_kept = p->kept_ctx;
         memset(p, 0, sizeof *p);
         p->dir = d;
+        p->kept_fn = fn;
+        p->kept_ctx = ctx_kept;
+        if (fn)
+            fn(NULL, NULL, ctx_kept);
     }
     p->steps++;
     if (!p->dir) { /* no blobs directory: an empty pass */
         *done = true;
         return CASENET_OK;
     }
-    struct visit v = {
-        .unreferenced_before_ms = unreferenced_before_ms, .finished = finished, .ctx = ctx};
+    struct visit v = {.unreferenced_before_ms = unreferenced_before_ms,
+                      .finished = finished,
+                      .ctx = ctx,
+                      .kept_fn = p->kept_fn,
+                      .kept_ctx = p->kept_ctx};
     int lock = blobs_lock(data_dir, true, false);
     v.may_delete = lock >= 0;
     if (lock < 0 && errno != EWOULDBLOCK && errno != EAGAIN)

@@ -95,6 +95,11 @@ struct blobs_pass {
     uint64_t steps;      /* steps the pass took */
     int lock_errno;      /* why a step could not take the blobs lock (not
                           * because casenetd backup held it), else 0 */
+    /* Called for each blob the pass visits and keeps, and at the start of
+     * each pass with id and m NULL; set before the first step, kept across
+     * passes. NULL: none. */
+    void (*kept_fn)(const uint8_t *id, const struct blob_meta *m, void *ctx);
+    void *kept_ctx;
 };
 /* One step of blobs_retire's pass: visits at most max blobs from where the
  * last step stopped (a step after the end starts a new pass), and no more

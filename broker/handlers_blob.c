@@ -3,6 +3,7 @@
 #include "handlers_blob.h"
 
 #include "audit.h"
+#include "blob_tally.h"
 #include "blobs.h"
 #include "hex.h"
 #include "inbox_row.h"
@@ -20,6 +21,13 @@
 #define BLOB_RETIRE_MS     5000  /* how often the idle sweep starts a pass */
 #define BLOB_SWEEP_STEP    128   /* blobs one step of the pass visits at most */
 #define BLOB_SWEEP_STEP_US 20000 /* and the time after which it stops */
+
+/* The idle sweep's pass and what it counted (the loop's thread only). */
+static struct {
+    struct blobs_pass pass;
+    struct blob_tally tally;
+    int64_t next_ms;
+} S;
 
 static const char *data_dir(const struct req *r)
 {
@@ -74,15 +82,17 @@ static int put_shape(struct req *r, const Casenet__V1__BlobPut *p)
     return CASENET_OK;
 }
 
-/* The first chunk of a new blob: sweeps unreferenced old blobs, checks the
- * member's quota, creates the meta. */
+/* The first chunk of a new blob: checks the member's quota against the
+ * tally (until the first sweep pass ended: against every blob's meta,
+ * sweeping unreferenced old blobs), creates the meta. */
 static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_meta *m)
 {
     const struct broker_limits *lim = &r->b->cfg->limits;
     int64_t before =
         lim->blob_unreferenced_s ? r->now_ms - (int64_t)lim->blob_unreferenced_s * 1000 : 0;
     uint64_t owned = 0;
-    if (blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
+    if (!blob_tally_owned(&S.tally, r->member, &owned) &&
+        blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read its blobs; retry later");
     if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB) {
         metrics_blob_quota_refused();
@@ -102,6 +112,7 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
         return req_fail(r, rc, "the blob id is taken; prepare the attachment again");
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the blob; retry later");
+    blob_tally_created(&S.tally, p->blob_id.data, m->owner, m->total_size);
     return CASENET_OK;
 }
 
@@ -302,42 +313,44 @@ static bool message_finished(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
 
 bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
 {
-    static struct blobs_pass pass; /* the loop's thread only */
-    static int64_t next_ms;
-    if (!pass.dir && now_mono_ms < next_ms)
+    struct blobs_pass *pass = &S.pass;
+    if (!pass->dir && now_mono_ms < S.next_ms)
         return false;
+    pass->kept_fn = blob_tally_on_kept;
+    pass->kept_ctx = &S.tally;
     struct retire_ctx x = {.s = b->store, .now_ms = cn_now_ms()};
     uint32_t keep_s = b->cfg->limits.blob_unreferenced_s;
     x.unreferenced_before_ms = keep_s ? x.now_ms - (int64_t)keep_s * 1000 : 0;
     size_t removed = 0;
     bool done = false;
     int64_t t0 = metrics_now_us();
-    if (blobs_retire_step(b->cfg->data_dir, &pass, BLOB_SWEEP_STEP, BLOB_SWEEP_STEP_US,
+    if (blobs_retire_step(b->cfg->data_dir, pass, BLOB_SWEEP_STEP, BLOB_SWEEP_STEP_US,
                           x.unreferenced_before_ms, message_finished, &x, &removed,
                           &done) != CASENET_OK) {
         log_event(LOG_WARN, "blobs_retire", "error", "cannot read the blobs directory", NULL);
-        blobs_pass_end(&pass);
-        next_ms = now_mono_ms + BLOB_RETIRE_MS;
+        blobs_pass_end(pass);
+        S.next_ms = now_mono_ms + BLOB_RETIRE_MS;
         return false;
     }
     metrics_blobs_deleted(removed);
     uint64_t took_us = (uint64_t)(metrics_now_us() - t0);
     if (!done) {
-        log_event(LOG_INFO, "blobs_sweep_step", "step", log_u64(pass.steps), "visited",
-                  log_u64(pass.kept + pass.removed), "removed", log_u64(removed), "took_us",
+        log_event(LOG_INFO, "blobs_sweep_step", "step", log_u64(pass->steps), "visited",
+                  log_u64(pass->kept + pass->removed), "removed", log_u64(removed), "took_us",
                   log_u64(took_us), NULL);
         return true;
     }
-    next_ms = now_mono_ms + BLOB_RETIRE_MS;
-    metrics_blobs_stored(pass.kept, pass.kept_bytes);
-    if (pass.lock_errno)
-        log_event(LOG_WARN, "blobs_lock", "error", strerror(pass.lock_errno), "fix",
+    S.next_ms = now_mono_ms + BLOB_RETIRE_MS;
+    blob_tally_pass_end(&S.tally);
+    metrics_blobs_stored(pass->kept, pass->kept_bytes);
+    if (pass->lock_errno)
+        log_event(LOG_WARN, "blobs_lock", "error", strerror(pass->lock_errno), "fix",
                   "casenetd cannot open DATA/blobs/.lock, so it deletes no blob: give it to the "
                   "broker's user",
                   NULL);
-    if (pass.removed > 0)
-        log_event(LOG_INFO, "blobs_deleted", "count", log_u64(pass.removed), "steps",
-                  log_u64(pass.steps), "kept", log_u64(pass.kept), "last_step_us", log_u64(took_us),
-                  NULL);
+    if (pass->removed > 0)
+        log_event(LOG_INFO, "blobs_deleted", "count", log_u64(pass->removed), "steps",
+                  log_u64(pass->steps), "kept", log_u64(pass->kept), "last_step_us",
+                  log_u64(took_us), NULL);
     return false;
 }

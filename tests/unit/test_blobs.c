@@ -3,9 +3,12 @@
  * referencing message finished) and which it keeps, and that the quota
  * sweep still sums what an owner holds and keeps referenced blobs; a pass
  * cut into steps of at most N blobs resumes where it stopped and counts
- * what it kept; nothing is deleted while a backup holds the blobs lock. */
+ * what it kept; nothing is deleted while a backup holds the blobs lock; the
+ * quota tally counts each owner's blobs once whether or not the pass under
+ * way saw a blob created during it. */
 #include "testlib.h"
 
+#include "blob_tally.h"
 #include "blobs.h"
 #include "casenet.h"
 
@@ -225,6 +228,62 @@ static void test_backup_lock_defers_deletion(void **state)
     assert_false(held(1));
 }
 
+/* A blob of 10 bytes made and told to the tally. */
+static void make_told(struct blob_tally *t, uint8_t n, const char *owner, int64_t created_ms)
+{
+    uint8_t id[CASENET_BLOB_ID_BYTES];
+    memset(id, n, sizeof id);
+    make_blob(n, owner, created_ms);
+    blob_tally_created(t, id, owner, 10);
+}
+
+/* Runs the pass to its end in steps of one blob, calling between(t) after
+ * the first step. */
+static void tally_pass(struct blob_tally *t, int64_t before_ms,
+                       void (*between)(struct blob_tally *))
+{
+    struct blobs_pass p = {.kept_fn = blob_tally_on_kept, .kept_ctx = t};
+    size_t removed = 0;
+    bool done = false;
+    char none[] = "";
+    for (int i = 0; !done; i++) {
+        CN_OK(blobs_retire_step(dir, &p, 1, 0, before_ms, finished_in, none, &removed, &done));
+        if (i == 0 && between)
+            between(t);
+    }
+    blob_tally_pass_end(t);
+}
+
+static void made_during_pass(struct blob_tally *t)
+{
+    make_told(t, 3, "vn.hotline111", NOW_MS);
+}
+
+static void test_tally(void **state)
+{
+    (void)state;
+    struct blob_tally t = {0};
+    uint64_t bytes = 9;
+    make_told(&t, 1, "vn.hotline111", OLD_MS); /* unreferenced, old */
+    make_told(&t, 2, "vn.police.a05", NOW_MS);
+    assert_false(blob_tally_owned(&t, "vn.hotline111", &bytes)); /* no pass ended yet */
+    tally_pass(&t, 0, made_during_pass);
+    assert_true(blob_tally_owned(&t, "vn.hotline111", &bytes));
+    assert_int_equal(bytes, 20); /* blobs 1 and 3, once each */
+    assert_true(blob_tally_owned(&t, "vn.police.a05", &bytes));
+    assert_int_equal(bytes, 10);
+    assert_true(blob_tally_owned(&t, "vn.coord", &bytes));
+    assert_int_equal(bytes, 0);
+    make_told(&t, 4, "vn.hotline111", NOW_MS); /* between passes: counted at once */
+    assert_true(blob_tally_owned(&t, "vn.hotline111", &bytes));
+    assert_int_equal(bytes, 30);
+    tally_pass(&t, NOW_MS, NULL); /* deletes blob 1 */
+    assert_false(held(1));
+    assert_true(blob_tally_owned(&t, "vn.hotline111", &bytes));
+    assert_int_equal(bytes, 20);
+    blob_tally_clear(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +293,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pass_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_deletes_across_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_lock_defers_deletion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tally, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
