@@ -2,6 +2,8 @@
 #include "backup.h"
 
 #include "auditlog.h"
+#include "backup_blobs.h"
+#include "blobs.h"
 #include "broker.h"
 #include "checkpoint.h"
 #include "directory_impl.h"
@@ -58,16 +60,6 @@ static sqlite3 *db_open(const char *path, int flags)
     }
     sqlite3_busy_timeout(db, 5000);
     return db;
-}
-
-static bool db_exec(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK)
-        return true;
-    fprintf(stderr, "casenetd: %s: %s\n", sql, err ? err : sqlite3_errmsg(db));
-    sqlite3_free(err);
-    return false;
 }
 
 /* One integer from sql (its first column), or -1. */
@@ -166,13 +158,13 @@ static bool add_meta(sqlite3 *dst, const char *data_dir, int64_t created_ms)
     char when[24];
     snprintf(when, sizeof when, "%" PRId64, created_ms);
     bool have_dir = dirfile && cn_read_file(dirfile, DIRECTORY_MAX, &dir) == CASENET_OK;
-    bool ok = db_exec(dst, "PRAGMA journal_mode = DELETE") &&
-              db_exec(dst, "BEGIN; CREATE TABLE casenet_backup (name TEXT PRIMARY KEY, "
-                           "data BLOB NOT NULL)") &&
+    bool ok = backup_sql_exec(dst, "PRAGMA journal_mode = DELETE") &&
+              backup_sql_exec(dst, "BEGIN; CREATE TABLE casenet_backup (name TEXT PRIMARY KEY, "
+                                   "data BLOB NOT NULL)") &&
               meta_put(dst, "format", BACKUP_FORMAT, strlen(BACKUP_FORMAT)) &&
               meta_put(dst, "created_ms", when, strlen(when)) &&
               (!have_dir || meta_put(dst, BROKER_DIRECTORY_FILE, dir.data, dir.len)) &&
-              db_exec(dst, "COMMIT");
+              backup_sql_exec(dst, "COMMIT");
     if (!have_dir)
         fprintf(stderr,
                 "casenetd: warning: %s is missing: the backup holds the store's newest "
@@ -183,13 +175,14 @@ static bool add_meta(sqlite3 *dst, const char *data_dir, int64_t created_ms)
     return ok;
 }
 
-/* Writes the backup of data_dir's store to out (created here). */
-static bool take_backup(const char *data_dir, const char *out)
+/* Writes the backup of data_dir's store and blobs to out (created here);
+ * blobs[0], blobs[1]: the blobs copied and their chunk bytes. */
+static bool take_backup(const char *data_dir, const char *out, uint64_t blobs[2])
 {
     char *dbpath = path_join(data_dir, DB_NAME);
     sqlite3 *src = NULL, *dst = NULL;
     bool ok = false, created = false;
-    int sync_fd = -1;
+    int sync_fd = -1, lock = -1;
     if (!dbpath)
         return false;
     if (access(dbpath, F_OK) != 0) {
@@ -202,16 +195,26 @@ static bool take_backup(const char *data_dir, const char *out)
     if (!(src = db_open(dbpath, SQLITE_OPEN_READONLY)) || !(created = create_private(out)) ||
         !(dst = db_open(out, SQLITE_OPEN_READWRITE)))
         goto cleanup;
+    /* Before the snapshot, until the blobs are copied: the broker deletes
+     * none of the blobs the snapshot's messages reference. */
+    if ((lock = blobs_lock(data_dir, false, true)) < 0 && errno != ENOENT) {
+        fprintf(stderr, "casenetd: cannot lock %s/%s/%s: %s; run the backup as the broker's user\n",
+                data_dir, BLOBS_DIR, BLOBS_LOCK, strerror(errno));
+        goto cleanup;
+    }
     /* One read snapshot for the whole copy: in WAL mode it blocks no writer
      * and the broker's commits do not restart the copy. */
-    if (!db_exec(src, "BEGIN") || db_int(src, "SELECT count(*) FROM sqlite_master") < 0)
+    if (!backup_sql_exec(src, "BEGIN") || db_int(src, "SELECT count(*) FROM sqlite_master") < 0)
         goto cleanup;
     int64_t created_ms = cn_now_ms();
     sync_fd = open(out, O_WRONLY | O_CLOEXEC);
     ok = copy_pages(src, dst, sync_fd);
-    db_exec(src, "COMMIT");
-    ok = ok && add_meta(dst, data_dir, created_ms);
+    backup_sql_exec(src, "COMMIT");
+    ok = ok && add_meta(dst, data_dir, created_ms) &&
+         backup_blobs_copy(dst, data_dir, &blobs[0], &blobs[1]);
 cleanup:
+    if (lock >= 0)
+        close(lock);
     sqlite3_close(src);
     if (dst && sqlite3_close(dst) != SQLITE_OK)
         ok = false;
@@ -243,14 +246,16 @@ int backup_main(int argc, char **argv)
         return 2;
     }
     int64_t t0 = cn_mono_ms();
-    if (!take_backup(data, out))
+    uint64_t blobs[2] = {0};
+    if (!take_backup(data, out, blobs))
         return 1;
     struct stat st;
     if (stat(out, &st) != 0)
         return 1;
-    printf("casenetd: backup of %s written to %s (%lld bytes, %.1f s); check it with "
-           "casenetd verify-backup %s --authority FILE\n",
-           data, out, (long long)st.st_size, (double)(cn_mono_ms() - t0) / 1000.0, out);
+    printf("casenetd: backup of %s written to %s (%lld bytes, %" PRIu64 " attachment blobs of "
+           "%" PRIu64 " bytes, %.1f s); check it with casenetd verify-backup %s --authority FILE\n",
+           data, out, (long long)st.st_size, blobs[0], blobs[1],
+           (double)(cn_mono_ms() - t0) / 1000.0, out);
     return 0;
 }
 
@@ -421,7 +426,7 @@ int backup_verify_main(int argc, char **argv)
                 casenet_strerror(rc));
         goto cleanup;
     }
-    if (!check_log(db, file, d))
+    if (!check_log(db, file, d) || !backup_blobs_verify(db, file))
         goto cleanup;
     printf("casenetd: %s is a good backup (schema version %lld, directory version %llu)\n", file,
            (long long)db_int(db, "PRAGMA user_version"),
@@ -461,7 +466,7 @@ static bool prepare_dir(const char *dir, bool force)
     if (!force) {
         fprintf(stderr,
                 "casenetd: %s is not empty: stop the broker and restore into a new "
-                "directory, or add --force to replace its store and directory.pb\n",
+                "directory, or add --force to replace its store, directory.pb and blobs\n",
                 dir);
         return false;
     }
@@ -476,21 +481,26 @@ static bool prepare_dir(const char *dir, bool force)
         }
         free(p);
     }
-    return true;
+    return backup_blobs_remove(dir);
 }
 
-/* The restored store: marked, the backup's table dropped, WAL mode. */
+/* The restored store: marked, the backup's tables dropped (and the space
+ * the blobs took given back), WAL mode. */
 static bool mark_restored(sqlite3 *db)
 {
     char sql[400];
+    bool had_blobs =
+        db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = '" BACKUP_BLOBS_TABLE "'") > 0;
     snprintf(sql, sizeof sql,
-             "BEGIN; DROP TABLE casenet_backup; CREATE TABLE restore_marker ("
+             "BEGIN; DROP TABLE casenet_backup; DROP TABLE IF EXISTS " BACKUP_BLOBS_TABLE ";"
+             "CREATE TABLE restore_marker ("
              " id INTEGER PRIMARY KEY CHECK (id = 1), restored_size INTEGER NOT NULL,"
              " restored_at_ms INTEGER NOT NULL);"
              "INSERT INTO restore_marker VALUES (1, (SELECT count(*) FROM audit), %" PRId64 ");"
              "COMMIT",
              cn_now_ms());
-    return db_exec(db, sql) && db_exec(db, "PRAGMA journal_mode = WAL");
+    return backup_sql_exec(db, sql) && (!had_blobs || backup_sql_exec(db, "VACUUM")) &&
+           backup_sql_exec(db, "PRAGMA journal_mode = WAL");
 }
 
 /* Writes the backup's directory file into dir (0600, O_EXCL). */
@@ -545,7 +555,9 @@ int backup_restore_main(int argc, char **argv)
     if (!dbpath || !src || !check_file(src, file, true) || !prepare_dir(data, force) ||
         !(created = create_private(dbpath)) || !(dst = db_open(dbpath, SQLITE_OPEN_READWRITE)))
         goto cleanup;
-    ok = copy_pages(src, dst, -1) && mark_restored(dst) && restore_directory(src, data);
+    uint64_t n_blobs = 0;
+    ok = copy_pages(src, dst, -1) && mark_restored(dst) && restore_directory(src, data) &&
+         backup_blobs_restore(src, data, &n_blobs);
     struct backup_marker m = {0};
     if (ok) {
         m.restored_size = (uint64_t)db_int(dst, "SELECT restored_size FROM restore_marker");
@@ -555,8 +567,9 @@ int backup_restore_main(int argc, char **argv)
         ok = false;
     dst = NULL;
     if (ok) {
-        printf("casenetd: %s restored into %s (audit log of %" PRIu64 " events)\n", file, data,
-               m.restored_size);
+        printf("casenetd: %s restored into %s (audit log of %" PRIu64 " events, %" PRIu64
+               " attachment blobs)\n",
+               file, data, m.restored_size, n_blobs);
         backup_marker_explain(data, &m);
     }
 cleanup:
@@ -607,7 +620,7 @@ int backup_marker_clear(const char *data_dir)
 {
     char *dbpath = path_join(data_dir, DB_NAME);
     sqlite3 *db = dbpath ? db_open(dbpath, SQLITE_OPEN_READWRITE) : NULL;
-    bool ok = db && db_exec(db, "DROP TABLE IF EXISTS restore_marker");
+    bool ok = db && backup_sql_exec(db, "DROP TABLE IF EXISTS restore_marker");
     sqlite3_close(db);
     free(dbpath);
     return ok ? CASENET_OK : CASENET_EUNAVAIL;

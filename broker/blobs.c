@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PATH_LEN 4096
@@ -283,8 +286,7 @@ static int blob_remove(const char *dir)
     return rmdir(dir) == 0 ? CASENET_OK : CASENET_EIO;
 }
 
-/* The blob id a directory entry names, or false. */
-static bool entry_id(const char *name, uint8_t id[CASENET_BLOB_ID_BYTES])
+bool blobs_parse_id(const char *name, uint8_t id[CASENET_BLOB_ID_BYTES])
 {
     if (strlen(name) != 2 * CASENET_BLOB_ID_BYTES)
         return false;
@@ -295,6 +297,44 @@ static bool entry_id(const char *name, uint8_t id[CASENET_BLOB_ID_BYTES])
         id[i] = (uint8_t)(hi << 4 | lo);
     }
     return true;
+}
+
+int blobs_lock(const char *data_dir, bool exclusive, bool wait)
+{
+    char top[PATH_LEN], path[PATH_LEN];
+    if (snprintf(top, sizeof top, "%s/%s", data_dir, BLOBS_DIR) >= (int)sizeof top ||
+        snprintf(path, sizeof path, "%s/%s", top, BLOBS_LOCK) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -1;
+    /* Empty, and readable by all: whoever created it (casenetd backup run
+     * as root), the broker can still open it to lock. */
+    (void)fchmod(fd, 0644);
+    int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB), r;
+    while ((r = flock(fd, op)) != 0 && errno == EINTR)
+        ;
+    if (r != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int blobs_file_put(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES], const char *name,
+                   const uint8_t *data, size_t len)
+{
+    char top[PATH_LEN], dir[PATH_LEN];
+    if (snprintf(top, sizeof top, "%s/%s", data_dir, BLOBS_DIR) >= (int)sizeof top ||
+        blob_path(data_dir, id, NULL, dir) != CASENET_OK)
+        return CASENET_EIO;
+    if ((mkdir(top, 0700) != 0 && errno != EEXIST) || (mkdir(dir, 0700) != 0 && errno != EEXIST))
+        return CASENET_EIO;
+    return write_durable(dir, name, data, len);
 }
 
 /* True when the blob's "msgs" names at least one message and finished is
@@ -312,59 +352,170 @@ static bool msgs_finished(const char *data_dir, const uint8_t id[CASENET_BLOB_ID
     while (all && fgets(line, sizeof line, f)) {
         uint8_t msg[CASENET_MESSAGE_ID_BYTES];
         line[strcspn(line, "\n")] = '\0';
-        all = entry_id(line, msg) && finished(msg, created_ms, ctx);
+        all = blobs_parse_id(line, msg) && finished(msg, created_ms, ctx);
         any = true;
     }
     fclose(f);
     return any && all;
 }
 
-/* Walks every blob: deletes those no message references created before
- * unreferenced_before_ms (0 = none) and, when finished is not NULL, those
- * msgs_finished says are done; sums in *owned the total_size of the rest
- * that owner (may be NULL) owns, and counts the deleted in *removed. */
-static int walk(const char *data_dir, int64_t unreferenced_before_ms, blobs_finished_fn finished,
-                void *ctx, const char *owner, uint64_t *owned, size_t *removed)
+/* What a walk decides and counts. */
+struct visit {
+    int64_t unreferenced_before_ms;
+    blobs_finished_fn finished; /* NULL: referenced blobs stay */
+    void *ctx;
+    const char *owner; /* NULL: none */
+    void (*kept_fn)(const uint8_t *id, const struct blob_meta *m, void *ctx);
+    void *kept_ctx;
+    bool may_delete; /* the blobs lock is held exclusive */
+    uint64_t owned, kept, kept_bytes;
+    size_t removed;
+};
+
+/* One entry of DATA/blobs: deletes the blob when it is to go (and v allows
+ * it), else counts it. False when the entry is not a readable blob. */
+static bool visit(const char *data_dir, const char *name, struct visit *v)
 {
-    char top[PATH_LEN], dir[PATH_LEN];
-    *owned = 0;
-    *removed = 0;
+    uint8_t id[CASENET_BLOB_ID_BYTES];
+    struct blob_meta m;
+    char dir[PATH_LEN];
+    if (!blobs_parse_id(name, id) || blobs_meta_read(data_dir, id, &m) != CASENET_OK)
+        return false;
+    bool gone = blobs_referenced(data_dir, id)
+                    ? v->finished && msgs_finished(data_dir, id, m.created_ms, v->finished, v->ctx)
+                    : v->unreferenced_before_ms && m.created_ms < v->unreferenced_before_ms;
+    if (gone && v->may_delete && blob_path(data_dir, id, NULL, dir) == CASENET_OK &&
+        blob_remove(dir) == CASENET_OK) {
+        v->removed++;
+        return true;
+    }
+    v->kept++;
+    v->kept_bytes += m.total_size;
+    if (v->kept_fn)
+        v->kept_fn(id, &m, v->kept_ctx);
+    if (v->owner && strcmp(m.owner, v->owner) == 0)
+        v->owned += m.total_size;
+    return true;
+}
+
+/* Opens DATA/blobs; *d NULL when it does not exist. */
+static int open_top(const char *data_dir, DIR **d)
+{
+    char top[PATH_LEN];
+    *d = NULL;
     if (snprintf(top, sizeof top, "%s/%s", data_dir, BLOBS_DIR) >= (int)sizeof top)
         return CASENET_EIO;
-    DIR *d = opendir(top);
-    if (!d)
-        return errno == ENOENT ? CASENET_OK : CASENET_EIO;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        uint8_t id[CASENET_BLOB_ID_BYTES];
-        struct blob_meta m;
-        if (!entry_id(e->d_name, id) || blobs_meta_read(data_dir, id, &m) != CASENET_OK)
-            continue;
-        bool gone = blobs_referenced(data_dir, id)
-                        ? finished && msgs_finished(data_dir, id, m.created_ms, finished, ctx)
-                        : unreferenced_before_ms && m.created_ms < unreferenced_before_ms;
-        if (gone) {
-            if (blob_path(data_dir, id, NULL, dir) == CASENET_OK && blob_remove(dir) == CASENET_OK)
-                (*removed)++;
-            continue;
-        }
-        if (owner && strcmp(m.owner, owner) == 0)
-            *owned += m.total_size;
-    }
-    closedir(d);
-    return CASENET_OK;
+    *d = opendir(top);
+    return *d || errno == ENOENT ? CASENET_OK : CASENET_EIO;
 }
 
 int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_before_ms,
                 uint64_t *owned)
 {
-    size_t removed;
-    return walk(data_dir, unreferenced_before_ms, NULL, NULL, owner, owned, &removed);
+    DIR *d = NULL;
+    struct visit v = {.unreferenced_before_ms = unreferenced_before_ms, .owner = owner};
+    *owned = 0;
+    int rc = open_top(data_dir, &d);
+    if (rc != CASENET_OK || !d)
+        return rc;
+    int lock = blobs_lock(data_dir, true, false);
+    v.may_delete = lock >= 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        (void)visit(data_dir, e->d_name, &v);
+    if (lock >= 0)
+        close(lock);
+    closedir(d);
+    *owned = v.owned;
+    return CASENET_OK;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max, int64_t budget_us,
+                      int64_t unreferenced_before_ms, blobs_finished_fn finished, void *ctx,
+                      size_t *removed, bool *done)
+{
+    int64_t until = budget_us > 0 ? mono_us() + budget_us : INT64_MAX;
+    *removed = 0;
+    *done = false;
+    if (!p->dir) {
+        DIR *d = NULL;
+        int rc = open_top(data_dir, &d);
+        if (rc != CASENET_OK)
+            return rc;
+        void (*fn)(const uint8_t *, const struct blob_meta *, void *) = p->kept_fn;
+        void *ctx_kept = p->kept_ctx;
+        memset(p, 0, sizeof *p);
+        p->dir = d;
+        p->kept_fn = fn;
+        p->kept_ctx = ctx_kept;
+        if (fn)
+            fn(NULL, NULL, ctx_kept);
+    }
+    p->steps++;
+    if (!p->dir) { /* no blobs directory: an empty pass */
+        *done = true;
+        return CASENET_OK;
+    }
+    struct visit v = {.unreferenced_before_ms = unreferenced_before_ms,
+                      .finished = finished,
+                      .ctx = ctx,
+                      .kept_fn = p->kept_fn,
+                      .kept_ctx = p->kept_ctx};
+    int lock = blobs_lock(data_dir, true, false);
+    v.may_delete = lock >= 0;
+    if (lock < 0 && errno != EWOULDBLOCK && errno != EAGAIN)
+        p->lock_errno = errno;
+    size_t seen = 0;
+    while (seen < max && (seen == 0 || mono_us() < until)) {
+        struct dirent *e = readdir(p->dir);
+        if (!e) {
+            *done = true;
+            break;
+        }
+        seen += visit(data_dir, e->d_name, &v);
+    }
+    if (lock >= 0)
+        close(lock);
+    p->kept += v.kept;
+    p->kept_bytes += v.kept_bytes;
+    p->removed += v.removed;
+    *removed = v.removed;
+    if (*done) {
+        closedir(p->dir);
+        p->dir = NULL;
+    }
+    return CASENET_OK;
+}
+
+void blobs_pass_end(struct blobs_pass *p)
+{
+    if (p->dir)
+        closedir(p->dir);
+    p->dir = NULL;
 }
 
 int blobs_retire(const char *data_dir, int64_t unreferenced_before_ms, blobs_finished_fn finished,
                  void *ctx, size_t *removed)
 {
-    uint64_t owned;
-    return walk(data_dir, unreferenced_before_ms, finished, ctx, NULL, &owned, removed);
+    struct blobs_pass p = {0};
+    bool done = false;
+    *removed = 0;
+    while (!done) {
+        size_t n = 0;
+        int rc = blobs_retire_step(data_dir, &p, SIZE_MAX, 0, unreferenced_before_ms, finished, ctx,
+                                   &n, &done);
+        if (rc != CASENET_OK) {
+            blobs_pass_end(&p);
+            return rc;
+        }
+        *removed += n;
+    }
+    return CASENET_OK;
 }

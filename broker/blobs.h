@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #define BLOBS_DIR       "blobs" /* under the data directory */
+#define BLOBS_LOCK      ".lock" /* in BLOBS_DIR: see blobs_lock */
 #define BLOBS_CHUNK_MAX (CASENET_ATTACH_CHUNK_BYTES + CASENET_ATTACH_ABYTES)
 
 struct blob_meta {
@@ -82,5 +83,51 @@ CASENET_NODISCARD int blobs_retire(const char *data_dir, int64_t unreferenced_be
  * total_size of the rest that owner owns. */
 CASENET_NODISCARD int blobs_sweep(const char *data_dir, const char *owner,
                                   int64_t unreferenced_before_ms, uint64_t *owned);
+
+/* A retirement pass cut into steps (the loop's idle sweep): the open
+ * directory stream of DATA/blobs and the figures of the blobs the pass kept.
+ * Zero it before the first step; blobs_pass_end closes it. */
+struct blobs_pass {
+    void *dir;           /* DIR *, NULL between passes */
+    uint64_t kept;       /* blobs the pass visited and kept */
+    uint64_t kept_bytes; /* their total_size */
+    uint64_t removed;    /* blobs the pass deleted */
+    uint64_t steps;      /* steps the pass took */
+    int lock_errno;      /* why a step could not take the blobs lock (not
+                          * because casenetd backup held it), else 0 */
+    /* Called for each blob the pass visits and keeps, and at the start of
+     * each pass with id and m NULL; set before the first step, kept across
+     * passes. NULL: none. */
+    void (*kept_fn)(const uint8_t *id, const struct blob_meta *m, void *ctx);
+    void *kept_ctx;
+};
+/* One step of blobs_retire's pass: visits at most max blobs from where the
+ * last step stopped (a step after the end starts a new pass), and no more
+ * once budget_us microseconds went by (0: no time bound; the blob in hand
+ * is finished), and deletes as blobs_retire does. *done tells the pass reached the end: its figures
+ * are then whole (a blob created during the pass may or may not be counted), and the next step
+ * starts over. While casenetd backup holds the blobs lock (blobs_lock) nothing is deleted: those
+ * blobs count as kept. *removed = the number this step deleted. */
+CASENET_NODISCARD int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max,
+                                        int64_t budget_us, int64_t unreferenced_before_ms,
+                                        blobs_finished_fn finished, void *ctx, size_t *removed,
+                                        bool *done);
+/* Closes the pass's directory stream (figures kept). Accepts a zeroed pass. */
+void blobs_pass_end(struct blobs_pass *p);
+
+/* The blobs lock, DATA/blobs/.lock (created when absent; DATA/blobs is
+ * not: -1 with ENOENT, there are no blobs): casenetd backup holds it shared while it copies blobs,
+ * so that the broker deletes none of the blobs its snapshot references meanwhile; the broker's
+ * sweeps take it exclusive without waiting before deleting (wait false) and delete nothing when
+ * they cannot. Returns the descriptor holding it (close it to release), or -1 (errno set;
+ * EWOULDBLOCK: held). */
+int blobs_lock(const char *data_dir, bool exclusive, bool wait);
+/* The blob id a directory name (32 hex digits) gives, or false. */
+bool blobs_parse_id(const char *name, uint8_t id[CASENET_BLOB_ID_BYTES]);
+/* Writes file name ("meta", "refs", "msgs" or a chunk's index) of blob id
+ * durably, creating DATA/blobs and the blob's directory when absent (the
+ * restore of a backup). */
+CASENET_NODISCARD int blobs_file_put(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                                     const char *name, const uint8_t *data, size_t len);
 
 #endif

@@ -3,10 +3,12 @@
 #include "handlers_blob.h"
 
 #include "audit.h"
+#include "blob_tally.h"
 #include "blobs.h"
 #include "hex.h"
 #include "inbox_row.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -16,7 +18,16 @@
 #define AUDIT_BLOB_STORED  CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_STORED
 #define AUDIT_BLOB_FETCHED CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_FETCHED
 #define MIB                (1024ull * 1024ull)
-#define BLOB_RETIRE_MS     5000 /* how often the idle sweep runs */
+#define BLOB_RETIRE_MS     5000  /* how often the idle sweep starts a pass */
+#define BLOB_SWEEP_STEP    128   /* blobs one step of the pass visits at most */
+#define BLOB_SWEEP_STEP_US 20000 /* and the time after which it stops */
+
+/* The idle sweep's pass and what it counted (the loop's thread only). */
+static struct {
+    struct blobs_pass pass;
+    struct blob_tally tally;
+    int64_t next_ms;
+} S;
 
 static const char *data_dir(const struct req *r)
 {
@@ -71,22 +82,26 @@ static int put_shape(struct req *r, const Casenet__V1__BlobPut *p)
     return CASENET_OK;
 }
 
-/* The first chunk of a new blob: sweeps unreferenced old blobs, checks the
- * member's quota, creates the meta. */
+/* The first chunk of a new blob: checks the member's quota against the
+ * tally (until the first sweep pass ended: against every blob's meta,
+ * sweeping unreferenced old blobs), creates the meta. */
 static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_meta *m)
 {
     const struct broker_limits *lim = &r->b->cfg->limits;
     int64_t before =
         lim->blob_unreferenced_s ? r->now_ms - (int64_t)lim->blob_unreferenced_s * 1000 : 0;
     uint64_t owned = 0;
-    if (blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
+    if (!blob_tally_owned(&S.tally, r->member, &owned) &&
+        blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read its blobs; retry later");
-    if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB)
+    if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB) {
+        metrics_blob_quota_refused();
         return req_fail(r, CASENET_EQUOTA,
                         "this blob would pass your blob quota at the broker (%u MiB, %llu bytes "
                         "held); wait until the recipients complete your older messages with "
                         "attachments (their blobs are then deleted), or ask the operator",
                         lim->blob_quota_mb, (unsigned long long)owned);
+    }
     memset(m, 0, sizeof *m);
     snprintf(m->owner, sizeof m->owner, "%s", r->member);
     m->total_chunks = p->total_chunks;
@@ -97,6 +112,7 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
         return req_fail(r, rc, "the blob id is taken; prepare the attachment again");
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the blob; retry later");
+    blob_tally_created(&S.tally, p->blob_id.data, m->owner, m->total_size);
     return CASENET_OK;
 }
 
@@ -129,6 +145,8 @@ int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
                         p->chunk_index);
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the chunk; retry later");
+    if (fresh)
+        metrics_blob_chunk_uploaded(p->chunk.len);
     struct blob_held h;
     if (blobs_held(data_dir(r), p->blob_id.data, &m, NULL, &h) != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
@@ -209,6 +227,8 @@ int handlers_blob_get(struct req *r, const Casenet__V1__Request *q)
     r->resp.body_case = CASENET__V1__RESPONSE__BODY_BLOB_GET;
     r->resp.blob_get = &out;
     rc = req_reply(r);
+    if (rc == CASENET_OK)
+        metrics_blob_chunk_downloaded(chunk.len);
     casenet_buf_free(&chunk);
     return rc;
 }
@@ -291,19 +311,46 @@ static bool message_finished(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
     return done;
 }
 
-void handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
+bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
 {
-    static int64_t next_ms; /* the loop's thread only */
-    if (now_mono_ms < next_ms)
-        return;
-    next_ms = now_mono_ms + BLOB_RETIRE_MS;
+    struct blobs_pass *pass = &S.pass;
+    if (!pass->dir && now_mono_ms < S.next_ms)
+        return false;
+    pass->kept_fn = blob_tally_on_kept;
+    pass->kept_ctx = &S.tally;
     struct retire_ctx x = {.s = b->store, .now_ms = cn_now_ms()};
     uint32_t keep_s = b->cfg->limits.blob_unreferenced_s;
     x.unreferenced_before_ms = keep_s ? x.now_ms - (int64_t)keep_s * 1000 : 0;
     size_t removed = 0;
-    if (blobs_retire(b->cfg->data_dir, x.unreferenced_before_ms, message_finished, &x, &removed) !=
-        CASENET_OK)
+    bool done = false;
+    int64_t t0 = metrics_now_us();
+    if (blobs_retire_step(b->cfg->data_dir, pass, BLOB_SWEEP_STEP, BLOB_SWEEP_STEP_US,
+                          x.unreferenced_before_ms, message_finished, &x, &removed,
+                          &done) != CASENET_OK) {
         log_event(LOG_WARN, "blobs_retire", "error", "cannot read the blobs directory", NULL);
-    else if (removed > 0)
-        log_event(LOG_INFO, "blobs_deleted", "count", log_u64(removed), NULL);
+        blobs_pass_end(pass);
+        S.next_ms = now_mono_ms + BLOB_RETIRE_MS;
+        return false;
+    }
+    metrics_blobs_deleted(removed);
+    uint64_t took_us = (uint64_t)(metrics_now_us() - t0);
+    if (!done) {
+        log_event(LOG_INFO, "blobs_sweep_step", "step", log_u64(pass->steps), "visited",
+                  log_u64(pass->kept + pass->removed), "removed", log_u64(removed), "took_us",
+                  log_u64(took_us), NULL);
+        return true;
+    }
+    S.next_ms = now_mono_ms + BLOB_RETIRE_MS;
+    blob_tally_pass_end(&S.tally);
+    metrics_blobs_stored(pass->kept, pass->kept_bytes);
+    if (pass->lock_errno)
+        log_event(LOG_WARN, "blobs_lock", "error", strerror(pass->lock_errno), "fix",
+                  "casenetd cannot open DATA/blobs/.lock, so it deletes no blob: give it to the "
+                  "broker's user",
+                  NULL);
+    if (pass->removed > 0)
+        log_event(LOG_INFO, "blobs_deleted", "count", log_u64(pass->removed), "steps",
+                  log_u64(pass->steps), "kept", log_u64(pass->kept), "last_step_us",
+                  log_u64(took_us), NULL);
+    return false;
 }

@@ -13,10 +13,14 @@
 
 #include "request.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-/* BlobPut: shape and max_message_size, disk reserve; a new blob sweeps
- * unreferenced old ones and checks the owner's blob quota (QUOTA_EXCEEDED);
+/* BlobPut: shape and max_message_size, disk reserve; a new blob checks the
+ * owner's blob quota (QUOTA_EXCEEDED) against the sweep's tally
+ * (blob_tally.h; before the first pass ended, against every blob, sweeping
+ * unreferenced old ones);
  * the chunk is written durably (idempotent); the put that completes the
  * blob appends BLOB_STORED. */
 int handlers_blob_put(struct req *r, const Casenet__V1__Request *q);
@@ -34,11 +38,17 @@ int handlers_blob_submit_check(struct req *r, size_t envelope_len);
  * blob it references (UNAVAILABLE when the disk fails). */
 int handlers_blob_submit_reference(struct req *r);
 
-/* In the broker's idle time (the timer, when no request waits): at most
- * every BLOB_RETIRE_MS deletes the blobs no message references that are
- * older than blob_unreferenced, and those whose every referencing message
- * is finished: every recipient's row completed or dead, the message expired,
- * or purged. Logs what it deleted; failures are logged and retried. */
-void handlers_blob_idle(struct broker *b, int64_t now_mono_ms);
+/* In the broker's idle time (the timer, when no request waits): one step
+ * of the retirement pass (blobs.h, blobs_retire_step), which visits at most
+ * 128 blobs and stops after 20 ms (the blob in hand finished), so that a
+ * sweep over many blobs never holds the loop for long; a pass goes on at the next call and a new
+ * one starts at most every BLOB_RETIRE_MS (5 s) after the last one ended. It deletes the blobs no
+ * message references that are older than blob_unreferenced, and those whose every referencing
+ * message is finished: every recipient's row completed or dead, the message expired, or purged. A
+ * pass's end publishes the blobs kept and their bytes (metrics.h) and hands the per-owner counts to
+ * the quota tally. Logs each step of a pass that takes more than one, and what a pass deleted;
+ * failures are logged and retried. True when a pass is under way (its next step is due at the next
+ * call). */
+bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms);
 
 #endif

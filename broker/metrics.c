@@ -173,6 +173,35 @@ void metrics_escalated_if(bool sent)
     M.live.escalations += sent;
 }
 
+void metrics_blob_chunk_uploaded(size_t len)
+{
+    M.live.blob_chunks_up++;
+    M.live.blob_bytes_up += len;
+}
+
+void metrics_blob_chunk_downloaded(size_t len)
+{
+    M.live.blob_chunks_down++;
+    M.live.blob_bytes_down += len;
+}
+
+void metrics_blob_quota_refused(void)
+{
+    M.live.blob_quota_refused++;
+}
+
+void metrics_blobs_deleted(size_t n)
+{
+    M.live.blobs_deleted += n;
+}
+
+void metrics_blobs_stored(uint64_t n, uint64_t bytes)
+{
+    M.live.blobs_stored = n;
+    M.live.blob_bytes_stored = bytes;
+    M.live.blobs_valid = true;
+}
+
 void metrics_request_begin(int64_t recv_us)
 {
     M.cur_recv_us = recv_us;

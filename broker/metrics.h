@@ -56,6 +56,14 @@ struct metrics_hot {
     uint64_t escalations;  /* escalation notices sealed and queued */
     uint64_t batches, batches_failed;
     struct metrics_hist hist[METRICS_H_N];
+    /* Attachment blobs (handlers_blob.c): chunks stored fresh by BlobPut and
+     * sent by BlobGet, with their bytes; BlobPuts refused QUOTA_EXCEEDED;
+     * blobs the sweeps deleted; and, as of the last whole sweep pass
+     * (blobs_valid), the blobs held and their total_size. */
+    uint64_t blob_chunks_up, blob_bytes_up, blob_chunks_down, blob_bytes_down;
+    uint64_t blob_quota_refused, blobs_deleted;
+    uint64_t blobs_stored, blob_bytes_stored;
+    bool blobs_valid;
     int64_t turned_mono_ms; /* when the loop last published */
     bool store_ok;          /* the last commit succeeded */
 };
@@ -98,6 +106,16 @@ void metrics_rate_limited(void);
 void metrics_auth_denied(void);
 /* Loop: one escalation notice queued, when sent. */
 void metrics_escalated_if(bool sent);
+/* Loop: one BlobPut stored a new chunk of len bytes. */
+void metrics_blob_chunk_uploaded(size_t len);
+/* Loop: one BlobGet answered a chunk of len bytes. */
+void metrics_blob_chunk_downloaded(size_t len);
+/* Loop: one BlobPut refused QUOTA_EXCEEDED. */
+void metrics_blob_quota_refused(void);
+/* Loop: a sweep step deleted n blobs. */
+void metrics_blobs_deleted(size_t n);
+/* Loop: a whole sweep pass kept n blobs of bytes total_size. */
+void metrics_blobs_stored(uint64_t n, uint64_t bytes);
 /* Loop: the request about to be dispatched was received at recv_us
  * (metrics_now_us); a Submit's latency is observed from it at the commit. */
 void metrics_request_begin(int64_t recv_us);

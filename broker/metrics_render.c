@@ -67,6 +67,30 @@ static void histogram(FILE *f, const char *name, const char *help, const struct 
             (unsigned long long)h->count, name, h->sum, name, (unsigned long long)h->count);
 }
 
+static void render_blobs(FILE *f, const struct metrics_hot *h)
+{
+    counter(f, "casenet_blob_chunks_uploaded_total",
+            "Attachment chunks stored by BlobPut (a chunk sent again is not counted).",
+            h->blob_chunks_up);
+    counter(f, "casenet_blob_uploaded_bytes_total", "Bytes of the chunks stored by BlobPut.",
+            h->blob_bytes_up);
+    counter(f, "casenet_blob_chunks_downloaded_total", "Attachment chunks sent by BlobGet.",
+            h->blob_chunks_down);
+    counter(f, "casenet_blob_downloaded_bytes_total", "Bytes of the chunks sent by BlobGet.",
+            h->blob_bytes_down);
+    counter(f, "casenet_blob_quota_refusals_total",
+            "BlobPuts refused QUOTA_EXCEEDED (a member's blob_quota).", h->blob_quota_refused);
+    counter(f, "casenet_blobs_deleted_total",
+            "Blobs the sweeps deleted (finished, or unreferenced and stale).", h->blobs_deleted);
+    if (!h->blobs_valid)
+        return;
+    gauge(f, "casenet_blobs_stored", "Blobs held, complete or not, as of the last sweep pass.",
+          (double)h->blobs_stored);
+    gauge(f, "casenet_blob_stored_bytes",
+          "Total size of the blobs held (as their uploads declared), as of the last sweep pass.",
+          (double)h->blob_bytes_stored);
+}
+
 static void render_hot(FILE *f, const struct metrics_hot *h)
 {
     family(f, "casenet_requests_total", "counter",
@@ -94,6 +118,7 @@ static void render_hot(FILE *f, const struct metrics_hot *h)
     histogram(f, "casenet_checkpoint_duration_seconds",
               "Time each WAL checkpoint the loop ran took.", h, METRICS_H_CHECKPOINT);
     gauge(f, "casenet_store_ok", "1 when the last commit succeeded, else 0.", h->store_ok);
+    render_blobs(f, h);
 }
 
 static void render_members(FILE *f, const struct metrics_slow *s, const char *name,

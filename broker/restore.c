@@ -72,22 +72,108 @@ static bool load_head(struct broker *b, const char *path, struct prev_head *p)
     return true;
 }
 
-/* Settles pending deliver/accept deadlines due at or before cutoff_ms as
- * breached, without a notice (new epoch). Expiry deadlines stay: their
- * dead-lettering changes the rows. In batch. */
-static int settle_before(struct store *s, int64_t cutoff_ms, int64_t now_ms, size_t *settled)
+/* The dead letter of inbox row seq, as the broker made it before the
+ * backup was lost: a queued or fetched row goes dead at at_ms, its pending
+ * expiry deadline is settled as breached with notice (NULL: none) and its
+ * other pending deadlines void; any other row's pending expiry deadline is
+ * met (void when dead), as the deadline pass would settle it. Writes no
+ * event and seals no notice. *n counts the rows gone dead. In batch. */
+static int settle_dead(struct store *s, uint64_t seq, int64_t at_ms, const uint8_t *notice,
+                       size_t *n)
+{
+    struct store_inbox_row row = {0};
+    struct store_deadline *ds = NULL;
+    size_t nd = 0;
+    int rc = store_inbox_get_seq(s, seq, &row);
+    if (rc == CASENET_ENOTFOUND)
+        return CASENET_OK;
+    bool dies =
+        rc == CASENET_OK && (row.state == STORE_INBOX_QUEUED || row.state == STORE_INBOX_FETCHED);
+    int other = row.state == STORE_INBOX_DEAD ? STORE_DEADLINE_VOID : STORE_DEADLINE_MET;
+    store_inbox_row_clear(&row);
+    if (rc == CASENET_OK && dies)
+        rc = store_inbox_set_state(s, seq, STORE_INBOX_DEAD, at_ms);
+    *n += rc == CASENET_OK && dies;
+    if (rc == CASENET_OK)
+        rc = store_deadline_list(s, seq, &ds, &nd);
+    for (size_t j = 0; rc == CASENET_OK && j < nd; j++) {
+        if (ds[j].state != STORE_DEADLINE_PENDING || (!dies && ds[j].kind != STORE_DEADLINE_EXPIRE))
+            continue;
+        int state = ds[j].kind != STORE_DEADLINE_EXPIRE ? STORE_DEADLINE_VOID
+                    : dies                              ? STORE_DEADLINE_BREACHED
+                                                        : other;
+        rc = store_deadline_settle(s, ds[j].id, state, at_ms,
+                                   state == STORE_DEADLINE_BREACHED ? notice : NULL);
+        if (rc == CASENET_ENOTFOUND)
+            rc = CASENET_OK;
+    }
+    free(ds);
+    return rc;
+}
+
+/* Settles pending deadlines due at or before cutoff_ms without a notice
+ * (new epoch): deliver/accept ones as breached, expiry ones by the dead
+ * letter settle_dead makes (the broker made it, and its notice went out,
+ * while it ran after the backup). In batch. */
+static int settle_before(struct store *s, int64_t cutoff_ms, int64_t now_ms, size_t *settled,
+                         size_t *expired)
 {
     struct store_deadline *ds = NULL;
     size_t n = 0;
     int rc = store_deadline_due(s, cutoff_ms, DEADLINES_AT_ONCE, &ds, &n);
     for (size_t i = 0; rc == CASENET_OK && i < n; i++) {
-        if (ds[i].kind == STORE_DEADLINE_EXPIRE)
+        if (ds[i].kind == STORE_DEADLINE_EXPIRE) {
+            rc = settle_dead(s, ds[i].seq, now_ms, NULL, expired);
             continue;
+        }
         rc = store_deadline_settle(s, ds[i].id, STORE_DEADLINE_BREACHED, now_ms, NULL);
         if (rc == CASENET_OK)
             (*settled)++;
+        else if (rc == CASENET_ENOTFOUND)
+            rc = CASENET_OK; /* voided by its row's dead letter above */
     }
     free(ds);
+    return rc;
+}
+
+/* The notice id an event's detail names after "notice=" (32 hex digits),
+ * or false ("-": none). */
+static bool detail_notice(const char *detail, uint8_t nid[CASENET_MESSAGE_ID_BYTES])
+{
+    const char *p = strstr(detail, "notice=");
+    if (!p || strlen(p + 7) < 2 * CASENET_MESSAGE_ID_BYTES)
+        return false;
+    for (size_t i = 0; i < CASENET_MESSAGE_ID_BYTES; i++)
+        if (sscanf(p + 7 + 2 * i, "%2hhx", &nid[i]) != 1)
+            return false;
+    return true;
+}
+
+/* A replayed DEAD_LETTERED event: the rows of its message addressed to the
+ * recipients it lists go dead as they did, their expiry deadlines settled
+ * with its notice (never sent again). In batch. */
+static int settle_dead_lettered(struct store *s, const Casenet__V1__AuditEvent *e, size_t *settled)
+{
+    const char *list = strstr(e->detail, "recipients=");
+    if (e->message_id.len != CASENET_MESSAGE_ID_BYTES || !list)
+        return CASENET_OK;
+    list += strlen("recipients=");
+    size_t list_len = strcspn(list, " ");
+    uint8_t nid[CASENET_MESSAGE_ID_BYTES];
+    bool has_notice = detail_notice(e->detail, nid);
+    struct store_inbox_row *rows = NULL;
+    size_t n = 0;
+    int rc = store_inbox_of_message(s, e->message_id.data, &rows, &n);
+    for (size_t i = 0; rc == CASENET_OK && i < n; i++) {
+        size_t len = strlen(rows[i].recipient);
+        bool listed = false;
+        for (const char *p = list; p < list + list_len && !listed; p += strcspn(p, ",") + 1)
+            listed = strncmp(p, rows[i].recipient, len) == 0 &&
+                     (p[len] == ',' || p[len] == ' ' || p[len] == '\0');
+        if (listed)
+            rc = settle_dead(s, rows[i].seq, e->time_ms, has_notice ? nid : NULL, settled);
+    }
+    store_inbox_rows_free(rows, n);
     return rc;
 }
 
@@ -149,6 +235,8 @@ static int append_event(struct store *s, const casenet_buf *ev, uint64_t index, 
                                 e->n_parties, ev->data, ev->len);
     if (rc == CASENET_OK && e->kind == CASENET__V1__AUDIT_KIND__AUDIT_KIND_ESCALATED)
         rc = settle_escalated(s, e, settled);
+    if (rc == CASENET_OK && e->kind == CASENET__V1__AUDIT_KIND__AUDIT_KIND_DEAD_LETTERED)
+        rc = settle_dead_lettered(s, e, settled);
     casenet__v1__audit_event__free_unpacked(e, NULL);
     return rc;
 }
@@ -228,7 +316,8 @@ static int replay(struct broker *b, const char *path, uint64_t n, const struct p
     if (rc != CASENET_OK)
         return 1;
     printf("casenetd: replayed events %" PRIu64 "..%" PRIu64 " from %s: the log is again at the "
-           "head of size %" PRIu64 " (same root); %zu escalations in them are settled\n",
+           "head of size %" PRIu64 " (same root); %zu escalations and dead letters in them are "
+           "settled\n",
            n, p->h.size - 1, path, p->h.size, settled);
     return 0;
 }
@@ -238,7 +327,7 @@ static int new_epoch(struct broker *b, uint64_t n, const struct prev_head *p)
 {
     struct store *s = b->store;
     int64_t now = cn_now_ms();
-    size_t settled = 0;
+    size_t settled = 0, expired = 0;
     char detail[200];
     if (p->have)
         snprintf(detail, sizeof detail,
@@ -249,7 +338,7 @@ static int new_epoch(struct broker *b, uint64_t n, const struct prev_head *p)
                  "log restored from backup at size %" PRIu64 ", previous head unknown", n);
     int rc = store_begin(s);
     if (rc == CASENET_OK)
-        rc = settle_before(s, p->have ? p->h.time_ms : now, now, &settled);
+        rc = settle_before(s, p->have ? p->h.time_ms : now, now, &settled, &expired);
     if (rc == CASENET_OK)
         rc = audit_log_restored(s, now, casenet_directory_version(b->dir), p->have ? p->h.size : 0,
                                 p->h.root, p->h.time_ms, detail, NULL);
@@ -265,9 +354,10 @@ static int new_epoch(struct broker *b, uint64_t n, const struct prev_head *p)
     }
     log_event(LOG_WARN, "log_restored", "restored_size", log_u64(n), "previous_size",
               log_u64(p->have ? p->h.size : 0), NULL);
-    printf("casenetd: new epoch: %s; %zu deadlines settled without a new notice. Tell the "
-           "coordinators: 'casenet audit verify --full' reports the events lost.\n",
-           detail, settled);
+    printf("casenetd: new epoch: %s; %zu deadlines settled and %zu rows dead-lettered "
+           "without a new notice. Tell the coordinators: 'casenet audit verify "
+           "--full' reports the events lost.\n",
+           detail, settled, expired);
     return 0;
 }
 

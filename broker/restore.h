@@ -12,12 +12,15 @@
  *   - --replay EXPORT: the events N..M-1 of a coordinator's export file are
  *     re-appended byte for byte; the root at M must equal the head's, which
  *     is then stored; every deliver/accept deadline whose ESCALATED event is
- *     in that tail is settled as breached with its notice (never sent
- *     again). No epoch;
- *   - --new-epoch: every pending deliver/accept deadline due at or before
- *     the previous head's time (without --last-head: now) is settled as
- *     breached without a new notice (its escalation may have gone out after
- *     the backup), then a LOG_RESTORED event at index N names the previous
+ *     in that tail is settled as breached with its notice, and every row a
+ *     DEAD_LETTERED event of the tail names goes dead with its expiry
+ *     deadline settled with that notice (neither is sent again). No epoch;
+ *   - --new-epoch: every pending deadline due at or before the previous
+ *     head's time (without --last-head: now) is settled without a new
+ *     notice (its escalation or dead letter may have gone out after the
+ *     backup): deliver/accept ones as breached; expiry ones by the dead
+ *     letter, the row dead and the deadline breached, or met when the row
+ *     was taken. Then a LOG_RESTORED event at index N names the previous
  *     head (size, root, time; none without --last-head) and a head is
  *     signed over it.
  * Each path clears the restore marker last; a path whose events committed

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # admin.sh - the admin listener (--admin): /metrics parsed by
 # prometheus_client's text parser while Submits run, counters moving by
-# exactly what the test did; /healthz, /readyz (a directory about to
+# exactly what the test did (the blob counters and gauges too); /healthz, /readyz (a directory about to
 # expire, the disk reserve crossed), 404/405; a non-loopback address
 # refused; sd_notify READY/WATCHDOG/STOPPING against a socket the test
 # listens on (tests/cli/admin_probe.py).
@@ -40,7 +40,7 @@ expect_exit 1 "$CASENETD" --data "$N/data" --listen tcp://127.0.0.1:1 --key "$N/
 expect_contains "$T/err" "expected HOST:PORT"
 
 step "metrics scraped during Submits: the Submit OK counter moves by exactly N"
-broker_args=(--admin "$ADMIN")
+broker_args=(--admin "$ADMIN" --blob-quota 4MB)
 start_broker
 wait_ready 200
 "$PY" "$PROBE" scrape "$URL" >"$T/scrape"
@@ -76,6 +76,31 @@ done
 [ "$(value casenet_member_inbox_backlog_messages 'member="vn.police.a05"')" = "$n" ] ||
   fail "backlog of vn.police.a05 is not $n"
 expect_not_contains "$T/scrape" "message_id"
+
+step "blob metrics: chunks and bytes up and down, a quota refusal, the blobs held"
+head -c 2500000 /dev/urandom >"$T/evidence.bin" # 3 chunks: 2,500,051 bytes sealed
+head -c 2000000 /dev/urandom >"$T/second.bin"   # passes the 4 MiB quota beside it
+expect_exit 0 "$CASENET" send --home "$N/home/vn.hotline111" --to vn.police.a05 --kind referral \
+  --attach "$T/evidence.bin" <"$T/referral.json"
+att=$(head -n 1 "$T/out")
+mkdir "$T/saved"
+expect_exit 0 "$CASENET" read "$att" --home "$N/home/vn.police.a05" --save-attachments "$T/saved"
+"$CASENET" send --home "$N/home/vn.hotline111" --to vn.police.a05 --kind referral \
+  --attach "$T/second.bin" <"$T/referral.json" >"$T/out" 2>"$T/err" && fail "the quota let it in"
+expect_contains "$T/err" "QUOTA_EXCEEDED"
+# exact values from the text itself (the parser's output rounds to 6 digits);
+# the gauges change at the end of the next sweep pass (one every 5 s when idle)
+for _ in $(seq 1 150); do
+  "$PY" "$PROBE" status "$URL" /metrics >"$T/metrics.txt"
+  grep -qx "casenet_blobs_stored 1" "$T/metrics.txt" && break
+  sleep 0.1
+done
+for want in "casenet_blob_chunks_uploaded_total 3" "casenet_blob_uploaded_bytes_total 2500051" \
+  "casenet_blob_chunks_downloaded_total 3" "casenet_blob_downloaded_bytes_total 2500051" \
+  "casenet_blob_quota_refusals_total 1" "casenet_blobs_stored 1" \
+  "casenet_blob_stored_bytes 2500051"; do
+  grep -qx "$want" "$T/metrics.txt" || fail "no line '$want' in /metrics"
+done
 
 step "health: 200 with JSON; other paths 404, other methods 405"
 expect_exit 0 "$PY" "$PROBE" status "$URL" /healthz

@@ -3,7 +3,8 @@
  * the admin thread reads, a reader racing the loop always sees a whole
  * snapshot, the text is exposition format 0.0.4 (cumulative buckets ending
  * in +Inf, escaped label values), /healthz fails on a stalled loop and
- * /readyz names each failing check; only loopback admin addresses pass. */
+ * /readyz names each failing check; only loopback admin addresses pass;
+ * the blob counters, and the blob gauges only once a sweep pass ended. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,6 +63,40 @@ static void counters_reach_snapshot(void **state)
     assert_non_null(strstr(text, "casenet_batch_size_bucket{le=\"2\"} 0\n"));
     assert_non_null(strstr(text, "casenet_batch_size_bucket{le=\"+Inf\"} 1\n"));
     assert_non_null(strstr(text, "casenet_batch_size_count 1\n"));
+    free(text);
+    metrics_shutdown();
+}
+
+static void blob_figures(void **state)
+{
+    (void)state;
+    struct metrics_hot hot;
+    struct metrics_slow slow;
+    assert_int_equal(metrics_init(), CASENET_OK);
+    metrics_blob_chunk_uploaded(1000);
+    metrics_blob_chunk_uploaded(17);
+    metrics_blob_chunk_downloaded(1000);
+    metrics_blob_quota_refused();
+    metrics_blobs_deleted(2);
+    metrics_publish();
+    metrics_read(&hot, &slow);
+    char *text = metrics_render(&hot, &slow, cn_now_ms());
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\ncasenet_blob_chunks_uploaded_total 2\n"));
+    assert_non_null(strstr(text, "\ncasenet_blob_uploaded_bytes_total 1017\n"));
+    assert_non_null(strstr(text, "\ncasenet_blob_chunks_downloaded_total 1\n"));
+    assert_non_null(strstr(text, "\ncasenet_blob_downloaded_bytes_total 1000\n"));
+    assert_non_null(strstr(text, "\ncasenet_blob_quota_refusals_total 1\n"));
+    assert_non_null(strstr(text, "\ncasenet_blobs_deleted_total 2\n"));
+    assert_null(strstr(text, "casenet_blobs_stored")); /* no pass ended yet */
+    free(text);
+    metrics_blobs_stored(3, 3000);
+    metrics_publish();
+    metrics_read(&hot, &slow);
+    text = metrics_render(&hot, &slow, cn_now_ms());
+    assert_non_null(text);
+    assert_non_null(strstr(text, "# TYPE casenet_blobs_stored gauge\ncasenet_blobs_stored 3\n"));
+    assert_non_null(strstr(text, "\ncasenet_blob_stored_bytes 3000\n"));
     free(text);
     metrics_shutdown();
 }
@@ -174,7 +209,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(counters_reach_snapshot), cmocka_unit_test(reader_sees_whole_snapshots),
         cmocka_unit_test(labels_escaped),          cmocka_unit_test(health_and_readiness),
-        cmocka_unit_test(admin_addresses),
+        cmocka_unit_test(admin_addresses),         cmocka_unit_test(blob_figures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
