@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -91,6 +92,10 @@ static int open_store(struct bench_opts *o, const struct bench_net *net)
     }
     o->sqlite_dir = o->store + strlen("sqlite:");
     o->broker_store = o->store;
+    if (mkdir(o->sqlite_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "casenet-bench: cannot create %s: %s\n", o->sqlite_dir, strerror(errno));
+        return CASENET_EIO;
+    }
     char *db = NULL;
     if (asprintf(&db, "%s/casenet.db", o->sqlite_dir) < 0)
         return CASENET_ENOMEM;

@@ -456,7 +456,7 @@ int bench_broker_start(const struct bench_net *net, const char *casenetd,
             return CASENET_OK;
         }
         int st = 0;
-        if (waitpid(pid, &st, WNOHANG) != pid) {
+        if (waitpid(pid, &st, WNOHANG) == 0) { /* still running (wait_hello reaps an exit) */
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
             fprintf(stderr, "casenet-bench: casenetd did not answer in time; see %s\n",
