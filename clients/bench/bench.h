@@ -152,6 +152,11 @@ struct pg_sample {
     bool have_io;
 };
 bool bench_pg_sample(struct bench_pg *pg, struct pg_sample *out);
+/* After a run: CHECKPOINT, and the write_bytes of the server's processes
+ * meanwhile (the data pages the run dirtied, written to their files). False
+ * when not measured (processes not readable, or no right to CHECKPOINT:
+ * superuser or pg_checkpoint). */
+bool bench_pg_checkpoint(struct bench_pg *pg, uint64_t *bytes);
 /* Drops the run's database (keep: says its name instead) and frees pg.
  * Accepts NULL. */
 void bench_pg_close(struct bench_pg *pg, bool keep);

@@ -73,6 +73,8 @@ struct report {
     double loadavg[3];
     long nproc;
     uint32_t page_size; /* of the broker's database, 0 = unknown */
+    bool have_ckpt;     /* PostgreSQL: the checkpoint after the run, measured */
+    uint64_t ckpt_bytes;
 };
 
 /* The store of the casenetd this run starts (o->store): the SQLite
@@ -195,13 +197,13 @@ static struct writes writes_of(const struct report *r)
 /* On PostgreSQL: what the server wrote per receipt (its WAL; its processes'
  * write_bytes) and its CPU per receipt; -1 when not measured. */
 struct server_writes {
-    double wal_bytes_per_msg, write_bytes_per_msg, cpu_us_per_msg;
+    double wal_bytes_per_msg, write_bytes_per_msg, cpu_us_per_msg, ckpt_bytes_per_msg;
 };
 
 static struct server_writes server_writes_of(const struct report *r)
 {
     const struct load_result *l = &r->load;
-    struct server_writes w = {-1, -1, -1};
+    struct server_writes w = {-1, -1, -1, -1};
     double n = (double)l->window_receipts;
     if (l->have_pg && n > 0)
         w.wal_bytes_per_msg = (double)l->pg_wal_bytes / n;
@@ -209,6 +211,8 @@ static struct server_writes server_writes_of(const struct report *r)
         w.write_bytes_per_msg = (double)l->pg_write_bytes / n;
         w.cpu_us_per_msg = l->pg_cpu_s * 1e6 / n;
     }
+    if (r->have_ckpt && l->receipts) /* of every page the run dirtied: warm-up too */
+        w.ckpt_bytes_per_msg = (double)r->ckpt_bytes / (double)l->receipts;
     return w;
 }
 
@@ -227,6 +231,11 @@ static void print_server_writes(const struct report *r)
     else
         printf("server       writes and cpu not measured (its processes are not on this machine "
                "or not readable)\n");
+    if (w.ckpt_bytes_per_msg >= 0)
+        printf(
+            "checkpoint   %.1f KB per receipt of the run (CHECKPOINT after it: the data pages it "
+            "dirtied)\n",
+            w.ckpt_bytes_per_msg / 1024);
 }
 
 static void print_writes(const struct report *r)
@@ -378,6 +387,7 @@ static void print_json(const struct report *r)
     json_num("pg_wal_bytes_per_msg", sw.wal_bytes_per_msg, 0);
     json_num("pg_write_bytes_per_msg", sw.write_bytes_per_msg, 0);
     json_num("pg_cpu_us_per_msg", sw.cpu_us_per_msg, 0);
+    json_num("pg_checkpoint_bytes_per_msg", sw.ckpt_bytes_per_msg, 0);
     if (r->have_scale) {
         const struct scale_result *s = &r->scale;
         printf(",\"scale\":{\"stored\":%llu,\"fill_s\":%.1f,\"db_bytes\":%llu,"
@@ -661,6 +671,8 @@ int main(int argc, char **argv)
         r.load.have_stats =
             bench_broker_stats(net->log_path, r.load.wall_t0_ms, r.load.wall_t1_ms, &r.load.stats);
         r.page_size = o.sqlite_dir ? bench_db_page_size(o.sqlite_dir) : 0;
+        if (o.pg)
+            r.have_ckpt = bench_pg_checkpoint(o.pg, &r.ckpt_bytes);
     }
     if (broker.pid && bench_broker_stop(&broker) != 0) {
         fprintf(stderr, "casenet-bench: casenetd exited with an error; see %s\n", net->log_path);

@@ -153,6 +153,10 @@ int bench_pg_open(const char *uri, struct bench_pg **out)
         goto cleanup;
     }
     pg->postmaster = find_postmaster(pg);
+    /* The pages CREATE DATABASE dirtied go now, not in the run's checkpoint
+     * (bench_pg_checkpoint); refused without the right: it then measures
+     * nothing. */
+    PQclear(PQexec(pg->conn, "CHECKPOINT"));
     *out = pg;
     pg = NULL;
     rc = CASENET_OK;
@@ -214,6 +218,17 @@ bool bench_pg_sample(struct bench_pg *pg, struct pg_sample *out)
         return false;
     out->wal_lsn = strtoull(lsn, NULL, 10);
     out->have_io = pg->postmaster > 0 && server_io(pg->postmaster, out);
+    return true;
+}
+
+bool bench_pg_checkpoint(struct bench_pg *pg, uint64_t *bytes)
+{
+    struct pg_sample a = {0}, b = {0};
+    if (!pg->postmaster || !server_io(pg->postmaster, &a) ||
+        !query1(pg, "CHECKPOINT", NULL, 0, "CHECKPOINT") || !server_io(pg->postmaster, &b) ||
+        b.write_bytes < a.write_bytes)
+        return false;
+    *bytes = b.write_bytes - a.write_bytes;
     return true;
 }
 

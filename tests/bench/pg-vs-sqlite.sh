@@ -82,9 +82,10 @@ row("256 in flight: p50 ms"; "256"; .p50_ms),
 row("256 in flight: p99 ms"; "256"; .p99_ms),
 row("256 in flight: WAL KB per message (SQLite: log pages; PostgreSQL: LSN)"; "256";
     if .store == "sqlite" then .log_bytes_per_msg else .pg_wal_bytes_per_msg end | if . == null then null else . / 1024 end),
-row("256 in flight: KB written to storage per message (broker + server)"; "256";
+row("256 in flight: KB written to storage per message (broker + server + checkpoint)"; "256";
     if .broker_write_bytes_per_msg == null then null
-    else .broker_write_bytes_per_msg + (.pg_write_bytes_per_msg // 0) end | . / 1024),
+    else .broker_write_bytes_per_msg + (.pg_write_bytes_per_msg // 0)
+      + (.pg_checkpoint_bytes_per_msg // 0) end | if . == null then null else . / 1024 end),
 row("256 in flight: CPU µs per message (broker + server)"; "256";
     if .receipts == 0 then null
     else .broker_cpu_s * 1e6 / .receipts + (.pg_cpu_us_per_msg // 0) end),
@@ -95,9 +96,10 @@ row("--rate 1000: notice p99 ms"; "rate1000"; .notice_p99_ms),
 row("--rate 1000: generator p99 behind schedule ms"; "rate1000"; .send_late_p99_ms),
 row("--rate 1000: WAL KB per message"; "rate1000";
     if .store == "sqlite" then .log_bytes_per_msg else .pg_wal_bytes_per_msg end | if . == null then null else . / 1024 end),
-row("--rate 1000: KB written to storage per message (broker + server)"; "rate1000";
+row("--rate 1000: KB written to storage per message (broker + server + checkpoint)"; "rate1000";
     if .broker_write_bytes_per_msg == null then null
-    else .broker_write_bytes_per_msg + (.pg_write_bytes_per_msg // 0) end | . / 1024),
+    else .broker_write_bytes_per_msg + (.pg_write_bytes_per_msg // 0)
+      + (.pg_checkpoint_bytes_per_msg // 0) end | if . == null then null else . / 1024 end),
 "",
 "load average during the runs: \([$r[].machine.loadavg[0]] | min)–\([$r[].machine.loadavg[0]] | max)"
 JQ
