@@ -24,29 +24,33 @@
 
 /* Everything the command line sets. */
 struct bench_opts {
-    size_t members;           /* N */
-    size_t size;              /* S: target envelope bytes */
-    size_t connections;       /* C */
-    size_t inflight;          /* requests in flight per connection (fast mode) */
-    double rate;              /* msg/s offered in total; 0 = as fast as confirmed */
-    double duration;          /* measured seconds */
-    double warmup;            /* seconds of load before measuring */
-    size_t recipients;        /* per message */
-    size_t pool;              /* envelopes to pre-build; 0 = estimated */
-    const char *broker;       /* endpoint of a running broker, or NULL to start one */
-    const char *network_dir;  /* where the network files are (created if absent) */
-    const char *casenetd;     /* path of casenetd, or NULL to search */
-    const char *workdir;      /* base for the temporary directory */
-    const char *store;        /* --store: sqlite:DIR or postgresql://...; NULL: DIR/data */
-    const char *broker_store; /* the --store casenetd gets (PostgreSQL: the run's database) */
-    const char *sqlite_dir;   /* the SQLite store's directory; NULL on PostgreSQL */
-    struct bench_pg *pg;      /* with --store postgresql://...: the run's database */
-    size_t batch_max;         /* casenetd [limits] batch_max; 0 = its default */
-    const char *limits[16];   /* more "key = value" lines for casenetd's [limits] */
+    size_t members;          /* N */
+    size_t size;             /* S: target envelope bytes */
+    size_t connections;      /* C */
+    size_t inflight;         /* requests in flight per connection (fast mode) */
+    double rate;             /* msg/s offered in total; 0 = as fast as confirmed */
+    double duration;         /* measured seconds */
+    double warmup;           /* seconds of load before measuring */
+    size_t recipients;       /* per message */
+    size_t pool;             /* envelopes to pre-build; 0 = estimated */
+    const char *broker;      /* endpoint of a running broker, or NULL to start one */
+    const char *network_dir; /* where the network files are (created if absent) */
+    const char *casenetd;    /* path of casenetd, or NULL to search */
+    const char *workdir;     /* base for the temporary directory */
+    size_t batch_max;        /* casenetd [limits] batch_max; 0 = its default */
+    const char *limits[16];  /* more "key = value" lines for casenetd's [limits] */
     size_t n_limits;
     pid_t broker_pid; /* with --broker: the process to sample (RSS, CPU) */
     uint64_t scale;   /* scale mode: messages to store before starting */
     bool json, keep, verbose, no_load, no_ceilings;
+
+    const char *store; /* --store: sqlite:DIR or postgresql://...; NULL: the data directory */
+    /* Set from store by main: the --store casenetd gets (NULL: none; on
+     * PostgreSQL the run's database), the SQLite store's directory (NULL on
+     * PostgreSQL) and the run's PostgreSQL database. */
+    const char *broker_store;
+    const char *sqlite_dir;
+    struct bench_pg *pg;
 };
 
 /* ------------------------------------------------------------ network */
