@@ -55,10 +55,11 @@ run() { # STORE(sqlite|postgresql) MODE(256|rateR)
   jq -c --arg s "$1" --arg m "$2" '{store: $s, run: $m} + .' <<<"$out" >>"$RESULTS"
 }
 
+read -r -a rates <<<"$RATES"
 for round in $(seq 1 "$ROUNDS"); do
   order=(sqlite postgresql)
   [ $((round % 2)) = 0 ] && order=(postgresql sqlite)
-  for mode in 256 $(printf 'rate%s ' $RATES); do
+  for mode in 256 "${rates[@]/#/rate}"; do
     for store in "${order[@]}"; do
       echo "pg-vs-sqlite: round $round/$ROUNDS, $store, $mode..." >&2
       run "$store" "$mode"
