@@ -640,7 +640,7 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto cleanup;
     }
-    if (!o.broker && open_store(&o, net) != CASENET_OK)
+    if (open_store(&o, net) != CASENET_OK) /* with --broker: no --store, the network's data */
         goto cleanup;
     machine(&r, dir);
     if (!o.no_ceilings) {
