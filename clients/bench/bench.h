@@ -43,6 +43,14 @@ struct bench_opts {
     pid_t broker_pid; /* with --broker: the process to sample (RSS, CPU) */
     uint64_t scale;   /* scale mode: messages to store before starting */
     bool json, keep, verbose, no_load, no_ceilings;
+
+    const char *store; /* --store: sqlite:DIR or postgresql://...; NULL: the data directory */
+    /* Set from store by main: the --store casenetd gets (NULL: none; on
+     * PostgreSQL the run's database), the SQLite store's directory (NULL on
+     * PostgreSQL) and the run's PostgreSQL database. */
+    const char *broker_store;
+    const char *sqlite_dir;
+    struct bench_pg *pg;
 };
 
 /* ------------------------------------------------------------ network */
@@ -75,8 +83,8 @@ struct bench_broker {
  * tree), then PATH. Returns a malloc'd path or NULL. */
 char *bench_find_casenetd(const char *given);
 /* Writes net->config_path for this casenetd (batch_max and --limit lines;
- * per-member limits off when the broker knows them) and starts it on a free loopback port;
- * waits for a Hello answer. */
+ * per-member limits off when the broker knows them) and starts it on a free loopback port
+ * (with --store o->broker_store when set); waits for a Hello answer. */
 int bench_broker_start(const struct bench_net *net, const char *casenetd,
                        const struct bench_opts *o, struct bench_broker *out);
 /* SIGTERM and wait. Returns the exit status (-1 when killed). */
@@ -121,6 +129,42 @@ bool bench_broker_stats(const char *log_path, int64_t t0_ms, int64_t t1_ms,
 /* The page size of the SQLite database in data_dir (its header), or 0. */
 uint32_t bench_db_page_size(const char *data_dir);
 
+/* ------------------------------------------------------------ PostgreSQL */
+
+/* True when spec names a PostgreSQL store (postgresql:// or postgres://). */
+bool bench_store_is_pg(const char *spec);
+
+/* A run on PostgreSQL: connects to the server uri names (through the URI's
+ * own database) and creates the run's database there, empty, named
+ * casenet_bench_PID_TIME (the URI's user needs CREATEDB). */
+struct bench_pg;
+int bench_pg_open(const char *uri, struct bench_pg **out);
+/* The URI casenetd gets: uri with dbname= the run's database. */
+const char *bench_pg_spec(const struct bench_pg *pg);
+const char *bench_pg_database(const struct bench_pg *pg);
+
+/* The run's database's size in bytes (0 when unknown). */
+uint64_t bench_pg_size(struct bench_pg *pg);
+
+/* The server's WAL position (bytes since 0/0) and, when its processes run on
+ * this machine and /proc/PID/io is readable for them (same user, or root),
+ * the write_bytes and CPU time of the postmaster and its children (have_io).
+ * False when the position cannot be read. */
+struct pg_sample {
+    uint64_t wal_lsn, write_bytes;
+    double cpu_s;
+    bool have_io;
+};
+bool bench_pg_sample(struct bench_pg *pg, struct pg_sample *out);
+/* After a run: CHECKPOINT, and the write_bytes of the server's processes
+ * meanwhile (the data pages the run dirtied, written to their files). False
+ * when not measured (processes not readable, or no right to CHECKPOINT:
+ * superuser or pg_checkpoint). */
+bool bench_pg_checkpoint(struct bench_pg *pg, uint64_t *bytes);
+/* Drops the run's database (keep: says its name instead) and frees pg.
+ * Accepts NULL. */
+void bench_pg_close(struct bench_pg *pg, bool keep);
+
 /* Sorted-copy percentiles of n values (q in 0..1). */
 double bench_percentile(double *sorted, size_t n, double q);
 void bench_sort(double *v, size_t n);
@@ -156,6 +200,11 @@ struct load_result {
     bool have_io, have_stats;
     struct proc_io io;
     struct broker_stats stats;
+    /* On PostgreSQL: the server's WAL bytes (have_pg) and its processes'
+     * write_bytes (have_pg_io) over the same window. */
+    bool have_pg, have_pg_io;
+    uint64_t pg_wal_bytes, pg_write_bytes;
+    double pg_cpu_s;
     uint64_t window_receipts;       /* receipts that arrived inside the window */
     int64_t wall_t0_ms, wall_t1_ms; /* the window, wall clock */
 };
@@ -176,10 +225,11 @@ struct scale_result {
     uint64_t db_bytes;
 };
 
-/* Fills net's store with n synthetic messages queued for the first member
- * (through the broker's store operations, in transactions of many rows),
- * then measures store-level listing. */
-int bench_fill(const struct bench_net *net, uint64_t n, size_t size, struct scale_result *out);
+/* Fills the store (o->broker_store, or net's data directory) with n synthetic messages queued for
+ * the first member (through the broker's store operations, in transactions of many rows), then
+ * measures store-level listing. */
+int bench_fill(const struct bench_opts *o, const struct bench_net *net, uint64_t n, size_t size,
+               struct scale_result *out);
 /* With the store filled: measures casenetd start-up (three times) and
  * ListInbox pages of 100 over the wire, first page and deep in the backlog.
  * Leaves casenetd running in *b for the load that may follow. */

@@ -386,24 +386,47 @@ static void series_add(struct series *s, uint64_t v)
                                (unsigned long long)v);
 }
 
-/* The broker's /proc io counts at one edge of the measured window (start:
- * kept in *at; end: the difference goes to res), with the wall clock. */
-static void window_edge(pid_t pid, bool start, struct proc_io *at, struct load_result *res)
+/* What the broker (and on PostgreSQL its server) had written at the
+ * start of the measured window. */
+struct window_at {
+    struct proc_io io;
+    struct pg_sample pg;
+};
+
+/* The broker's /proc io counts (and the server's WAL position and writes on
+ * PostgreSQL) at one edge of the measured window (start: kept in *at; end:
+ * the difference goes to res), with the wall clock. */
+static void window_edge(struct bench_pg *pg, pid_t pid, bool start, struct window_at *at,
+                        struct load_result *res)
 {
     struct proc_io now = {0};
+    struct pg_sample pnow = {0};
     bool ok = pid > 0 && bench_proc_io(pid, &now);
+    bool pg_ok = pg && bench_pg_sample(pg, &pnow);
     if (start) {
         res->wall_t0_ms = cn_now_ms();
         res->have_io = ok;
-        *at = now;
+        res->have_pg = pg_ok;
+        res->have_pg_io = pg_ok && pnow.have_io;
+        at->io = now;
+        at->pg = pnow;
         return;
     }
     res->wall_t1_ms = cn_now_ms();
     res->have_io =
-        res->have_io && ok && now.write_bytes >= at->write_bytes && now.wchar >= at->wchar;
+        res->have_io && ok && now.write_bytes >= at->io.write_bytes && now.wchar >= at->io.wchar;
     if (res->have_io) {
-        res->io.write_bytes = now.write_bytes - at->write_bytes;
-        res->io.wchar = now.wchar - at->wchar;
+        res->io.write_bytes = now.write_bytes - at->io.write_bytes;
+        res->io.wchar = now.wchar - at->io.wchar;
+    }
+    res->have_pg = res->have_pg && pg_ok && pnow.wal_lsn >= at->pg.wal_lsn;
+    res->have_pg_io = res->have_pg && res->have_pg_io && pnow.have_io &&
+                      pnow.write_bytes >= at->pg.write_bytes && pnow.cpu_s >= at->pg.cpu_s;
+    if (res->have_pg)
+        res->pg_wal_bytes = pnow.wal_lsn - at->pg.wal_lsn;
+    if (res->have_pg_io) {
+        res->pg_write_bytes = pnow.write_bytes - at->pg.write_bytes;
+        res->pg_cpu_s = pnow.cpu_s - at->pg.cpu_s;
     }
 }
 
@@ -577,18 +600,18 @@ int bench_load(const struct bench_opts *o, const struct bench_net *net, const ch
     bool sending = true;
     int window = 0; /* 0: before the measured window, 1: in it, 2: after it */
     double drain_until = 0;
-    struct proc_io io0 = {0};
+    struct window_at at0 = {0};
     for (;;) {
         double now = mono_s();
         if (window == 0 && now >= t0) {
             window = 1;
-            window_edge(broker_pid, true, &io0, res);
+            window_edge(o->pg, broker_pid, true, &at0, res);
         }
         if (sending && now >= t1) {
             sending = false;
             drain_until = now + DRAIN_SECONDS;
             if (window == 1)
-                window_edge(broker_pid, false, &io0, res);
+                window_edge(o->pg, broker_pid, false, &at0, res);
             window = 2;
         }
         if (sending) {
@@ -635,7 +658,7 @@ int bench_load(const struct bench_opts *o, const struct bench_net *net, const ch
                     if (t1 < t0)
                         t0 = start;
                     if (window == 1) /* else unmeasured: the pool ran out in the warm-up */
-                        window_edge(broker_pid, false, &io0, res);
+                        window_edge(o->pg, broker_pid, false, &at0, res);
                     window = 2;
                 }
             }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -23,8 +24,9 @@ static const char usage[] =
     "creates N members, pre-seals envelopes of S bytes to random recipients and\n"
     "offers them from C connections; measures submit->receipt and submit->notice\n"
     "latency, receipts per second, what casenetd writes per receipt (bytes; commits\n"
-    "and log pages per commit, from its --verbose stats lines), and the machine's\n"
-    "Ed25519 and fsync ceilings.\n"
+    "and log pages per commit, from its --verbose stats lines; on PostgreSQL the\n"
+    "server's WAL bytes, writes and CPU), and the machine's Ed25519 and fsync\n"
+    "ceilings.\n"
     "\n"
     "  --duration SEC      measured seconds (default 10)\n"
     "  --warmup SEC        load before measuring (default 1)\n"
@@ -50,9 +52,14 @@ static const char usage[] =
     "  --broker ENDPOINT   use a running casenetd of the --network DIR network\n"
     "  --broker-pid PID    with --broker: sample this process (RSS, CPU, bytes written;\n"
     "                      commits when it runs with --verbose 2>>DIR/casenetd.log)\n"
+    "  --store SPEC        the store of the casenetd it starts: sqlite:DIR (a directory\n"
+    "                      without a store yet; default: the data directory) or\n"
+    "                      postgresql://... (a server where the URI's user may create\n"
+    "                      databases: each run creates its own empty database\n"
+    "                      casenet_bench_PID_TIME and drops it at the end)\n"
     "  --casenetd PATH     casenetd to start (default: beside this program, or PATH)\n"
     "  --workdir DIR       where the temporary directory goes (default $TMPDIR or /tmp)\n"
-    "  --keep              keep the temporary directory\n"
+    "  --keep              keep the temporary directory (and the run's database)\n"
     "  --json              print one JSON object on the last line\n"
     "  --help\n";
 
@@ -67,7 +74,45 @@ struct report {
     double loadavg[3];
     long nproc;
     uint32_t page_size; /* of the broker's database, 0 = unknown */
+    bool have_ckpt;     /* PostgreSQL: the checkpoint after the run, measured */
+    uint64_t ckpt_bytes;
 };
+
+/* The store of the casenetd this run starts (o->store): the SQLite
+ * directory, which must hold no store yet, or the run's own PostgreSQL
+ * database, created here (bench_pg_open). */
+static int open_store(struct bench_opts *o, const struct bench_net *net)
+{
+    if (!o->store) {
+        o->sqlite_dir = net->data_dir;
+        return CASENET_OK;
+    }
+    if (bench_store_is_pg(o->store)) {
+        int rc = bench_pg_open(o->store, &o->pg);
+        if (rc == CASENET_OK)
+            o->broker_store = bench_pg_spec(o->pg);
+        return rc;
+    }
+    o->sqlite_dir = o->store + strlen("sqlite:");
+    o->broker_store = o->store;
+    if (mkdir(o->sqlite_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "casenet-bench: cannot create %s: %s\n", o->sqlite_dir, strerror(errno));
+        return CASENET_EIO;
+    }
+    char *db = NULL;
+    if (asprintf(&db, "%s/casenet.db", o->sqlite_dir) < 0)
+        return CASENET_ENOMEM;
+    bool exists = access(db, F_OK) == 0;
+    free(db);
+    if (exists) {
+        fprintf(stderr,
+                "casenet-bench: %s holds a store already (casenet.db); a run starts from an "
+                "empty one: choose another directory or remove that store\n",
+                o->sqlite_dir);
+        return CASENET_EINVAL;
+    }
+    return CASENET_OK;
+}
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
 {
@@ -150,9 +195,61 @@ static struct writes writes_of(const struct report *r)
     return w;
 }
 
+/* On PostgreSQL: what the server wrote per receipt (its WAL; its processes'
+ * write_bytes) and its CPU per receipt; -1 when not measured. */
+struct server_writes {
+    double wal_bytes_per_msg, write_bytes_per_msg, cpu_us_per_msg, ckpt_bytes_per_msg;
+};
+
+static struct server_writes server_writes_of(const struct report *r)
+{
+    const struct load_result *l = &r->load;
+    struct server_writes w = {-1, -1, -1, -1};
+    double n = (double)l->window_receipts;
+    if (l->have_pg && n > 0)
+        w.wal_bytes_per_msg = (double)l->pg_wal_bytes / n;
+    if (l->have_pg_io && n > 0) {
+        w.write_bytes_per_msg = (double)l->pg_write_bytes / n;
+        w.cpu_us_per_msg = l->pg_cpu_s * 1e6 / n;
+    }
+    if (r->have_ckpt && l->receipts) /* of every page the run dirtied: warm-up too */
+        w.ckpt_bytes_per_msg = (double)r->ckpt_bytes / (double)l->receipts;
+    return w;
+}
+
+static void print_server_writes(const struct report *r)
+{
+    struct server_writes w = server_writes_of(r);
+    if (w.wal_bytes_per_msg >= 0)
+        printf("server WAL   %.1f KB per receipt (pg_current_wal_lsn over the window)\n",
+               w.wal_bytes_per_msg / 1024);
+    else
+        printf("server WAL   not measured\n");
+    if (w.write_bytes_per_msg >= 0)
+        printf("server       %.1f KB per receipt to storage (write_bytes of its processes), cpu "
+               "%.0f us/receipt\n",
+               w.write_bytes_per_msg / 1024, w.cpu_us_per_msg);
+    else
+        printf("server       writes and cpu not measured (its processes are not on this machine "
+               "or not readable)\n");
+    if (w.ckpt_bytes_per_msg >= 0)
+        printf(
+            "checkpoint   %.1f KB per receipt of the run (CHECKPOINT after it: the data pages it "
+            "dirtied)\n",
+            w.ckpt_bytes_per_msg / 1024);
+}
+
 static void print_writes(const struct report *r)
 {
     struct writes w = writes_of(r);
+    if (r->o->pg) {
+        if (w.write_bytes_per_msg >= 0)
+            printf("writes       casenetd %.1f KB per receipt (its log lines; the store's writes "
+                   "are the server's)\n",
+                   w.write_bytes_per_msg / 1024);
+        print_server_writes(r);
+        return;
+    }
     if (w.write_bytes_per_msg >= 0)
         printf("writes       %.1f KB per receipt to storage (write_bytes), %.1f KB passed to "
                "write (wchar)\n",
@@ -182,6 +279,10 @@ static void print_table(const struct report *r)
     const struct bench_opts *o = r->o;
     printf("machine      %ld cpu, %s, %s, load average %.2f %.2f %.2f\n", r->nproc, r->cpu, r->fs,
            r->loadavg[0], r->loadavg[1], r->loadavg[2]);
+    if (r->o->pg)
+        printf("store        PostgreSQL, the run's database %s\n", bench_pg_database(r->o->pg));
+    else if (r->o->sqlite_dir)
+        printf("store        SQLite in %s\n", r->o->sqlite_dir);
     if (r->have_ceil)
         printf("ceilings     Ed25519 verify %.0f/s, sign %.0f/s (one core); fdatasync %.0f/s\n",
                r->ceil.verify_per_s, r->ceil.sign_per_s, r->ceil.fsync_per_s);
@@ -282,7 +383,12 @@ static void print_json(const struct report *r)
     json_num("pages_per_commit", w.pages_per_commit, 2);
     json_num("msgs_per_commit", w.msgs_per_commit, 2);
     json_num("log_bytes_per_msg", w.log_bytes_per_msg, 0);
-    printf(",\"page_size\":%u", r->page_size);
+    printf(",\"page_size\":%u,\"store\":\"%s\"", r->page_size, o->pg ? "postgresql" : "sqlite");
+    struct server_writes sw = server_writes_of(r);
+    json_num("pg_wal_bytes_per_msg", sw.wal_bytes_per_msg, 0);
+    json_num("pg_write_bytes_per_msg", sw.write_bytes_per_msg, 0);
+    json_num("pg_cpu_us_per_msg", sw.cpu_us_per_msg, 0);
+    json_num("pg_checkpoint_bytes_per_msg", sw.ckpt_bytes_per_msg, 0);
     if (r->have_scale) {
         const struct scale_result *s = &r->scale;
         printf(",\"scale\":{\"stored\":%llu,\"fill_s\":%.1f,\"db_bytes\":%llu,"
@@ -356,6 +462,7 @@ int main(int argc, char **argv)
         O_BROKER,
         O_BROKER_PID,
         O_CASENETD,
+        O_STORE,
         O_WORKDIR,
         O_KEEP,
         O_JSON,
@@ -381,6 +488,7 @@ int main(int argc, char **argv)
         {"broker", required_argument, NULL, O_BROKER},
         {"broker-pid", required_argument, NULL, O_BROKER_PID},
         {"casenetd", required_argument, NULL, O_CASENETD},
+        {"store", required_argument, NULL, O_STORE},
         {"workdir", required_argument, NULL, O_WORKDIR},
         {"keep", no_argument, NULL, O_KEEP},
         {"json", no_argument, NULL, O_JSON},
@@ -456,6 +564,10 @@ int main(int argc, char **argv)
         case O_CASENETD:
             o.casenetd = optarg;
             break;
+        case O_STORE:
+            o.store = optarg;
+            ok = bench_store_is_pg(optarg) || (strncmp(optarg, "sqlite:", 7) == 0 && optarg[7]);
+            break;
         case O_WORKDIR:
             o.workdir = optarg;
             break;
@@ -479,9 +591,11 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc || (o.broker && !o.network_dir) || (init_only && !o.network_dir) ||
-        (o.broker && o.scale)) {
+        (o.broker && o.scale) || (o.store && (o.broker || init_only))) {
         fprintf(stderr, "casenet-bench: %s; see 'casenet-bench --help'\n",
                 optind < argc ? "unexpected argument"
+                : o.store     ? "--store is the store of the casenetd casenet-bench starts: drop "
+                                "--broker and --init (or give that casenetd its store)"
                 : o.scale     ? "--scale starts its own casenetd: drop --broker"
                               : "--broker and --init need --network DIR");
         return 2;
@@ -526,6 +640,8 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto cleanup;
     }
+    if (open_store(&o, net) != CASENET_OK) /* with --broker: no --store, the network's data */
+        goto cleanup;
     machine(&r, dir);
     if (!o.no_ceilings) {
         if (bench_ceilings(dir, &r.ceil) != CASENET_OK)
@@ -536,10 +652,12 @@ int main(int argc, char **argv)
         if (!o.json)
             fprintf(stderr, "casenet-bench: storing %llu messages...\n",
                     (unsigned long long)o.scale);
-        if (bench_fill(net, o.scale, o.size, &r.scale) != CASENET_OK ||
+        if (bench_fill(&o, net, o.scale, o.size, &r.scale) != CASENET_OK ||
             bench_scale_wire(&o, net, casenetd, &broker, &r.scale) != CASENET_OK)
             goto cleanup;
         r.have_scale = true;
+        if (o.pg)
+            r.scale.db_bytes = bench_pg_size(o.pg);
     } else if (!o.broker) {
         if (bench_broker_start(net, casenetd, &o, &broker) != CASENET_OK)
             goto cleanup;
@@ -553,7 +671,9 @@ int main(int argc, char **argv)
         /* casenetd logs its stats every second: read after the window. */
         r.load.have_stats =
             bench_broker_stats(net->log_path, r.load.wall_t0_ms, r.load.wall_t1_ms, &r.load.stats);
-        r.page_size = bench_db_page_size(net->data_dir);
+        r.page_size = o.sqlite_dir ? bench_db_page_size(o.sqlite_dir) : 0;
+        if (o.pg)
+            r.have_ckpt = bench_pg_checkpoint(o.pg, &r.ckpt_bytes);
     }
     if (broker.pid && bench_broker_stop(&broker) != 0) {
         fprintf(stderr, "casenet-bench: casenetd exited with an error; see %s\n", net->log_path);
@@ -567,6 +687,7 @@ int main(int argc, char **argv)
 cleanup:
     if (broker.pid)
         (void)bench_broker_stop(&broker);
+    bench_pg_close(o.pg, o.keep || exit_code != 0);
     if (exit_code != 0 && net)
         fprintf(stderr, "casenet-bench: files kept in %s (casenetd.log)\n", dir);
     else if (tmpdir && !o.keep)

@@ -349,7 +349,8 @@ static int free_port(void)
     return port;
 }
 
-static pid_t spawn(const struct bench_net *net, const char *casenetd, const char *endpoint)
+static pid_t spawn(const struct bench_net *net, const char *casenetd, const char *endpoint,
+                   const char *store)
 {
     const char *argv[] = {casenetd,
                           "--data",
@@ -365,9 +366,16 @@ static pid_t spawn(const struct bench_net *net, const char *casenetd, const char
                           "--config",
                           net->config_path,
                           NULL, /* --verbose: the stats lines (bench_broker_stats) */
+                          NULL, /* --store SPEC */
+                          NULL,
                           NULL};
+    size_t at = sizeof argv / sizeof *argv - 4;
     if (casenetd_knows(casenetd, "--verbose"))
-        argv[sizeof argv / sizeof *argv - 2] = "--verbose";
+        argv[at++] = "--verbose";
+    if (store) {
+        argv[at++] = "--store";
+        argv[at] = store;
+    }
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open(net->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -439,7 +447,7 @@ int bench_broker_start(const struct bench_net *net, const char *casenetd,
             return CASENET_EIO;
         snprintf(out->endpoint, sizeof out->endpoint, "tcp://127.0.0.1:%d", port);
         double t0 = mono_s(), t1 = 0;
-        pid_t pid = spawn(net, casenetd, out->endpoint);
+        pid_t pid = spawn(net, casenetd, out->endpoint, o->broker_store);
         if (pid < 0)
             return CASENET_EIO;
         if (wait_hello(net, out->endpoint, pid, t0, &t1)) {
@@ -448,7 +456,7 @@ int bench_broker_start(const struct bench_net *net, const char *casenetd,
             return CASENET_OK;
         }
         int st = 0;
-        if (waitpid(pid, &st, WNOHANG) != pid) {
+        if (waitpid(pid, &st, WNOHANG) == 0) { /* still running (wait_hello reaps an exit) */
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
             fprintf(stderr, "casenet-bench: casenetd did not answer in time; see %s\n",

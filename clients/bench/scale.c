@@ -122,8 +122,10 @@ static int time_store_list(struct store *s, const char *recipient, int state, ui
     return CASENET_OK;
 }
 
-int bench_fill(const struct bench_net *net, uint64_t n, size_t size, struct scale_result *out)
+int bench_fill(const struct bench_opts *o, const struct bench_net *net, uint64_t n, size_t size,
+               struct scale_result *out)
 {
+    const char *spec = o->broker_store ? o->broker_store : net->data_dir;
     struct store *s = NULL;
     uint8_t *filler = malloc(size ? size : 1);
     uint8_t receipt[RECEIPT_FILLER];
@@ -132,13 +134,13 @@ int bench_fill(const struct bench_net *net, uint64_t n, size_t size, struct scal
         return rc;
     randombytes_buf(filler, size);
     randombytes_buf(receipt, sizeof receipt);
-    if (mkdir(net->data_dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "casenet-bench: cannot create %s: %s\n", net->data_dir, strerror(errno));
+    if (o->sqlite_dir && mkdir(o->sqlite_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "casenet-bench: cannot create %s: %s\n", o->sqlite_dir, strerror(errno));
         free(filler);
         return CASENET_EIO;
     }
-    if ((rc = store_open(net->data_dir, &s)) != CASENET_OK) {
-        fprintf(stderr, "casenet-bench: cannot open the store in %s: %s\n", net->data_dir,
+    if ((rc = store_open(spec, &s)) != CASENET_OK) {
+        fprintf(stderr, "casenet-bench: cannot open the store %s: %s\n", spec,
                 casenet_strerror(rc));
         free(filler);
         return rc;
@@ -172,8 +174,9 @@ int bench_fill(const struct bench_net *net, uint64_t n, size_t size, struct scal
     }
     store_close(s);
     free(filler);
-    out->db_bytes =
-        file_size(net->data_dir, "casenet.db") + file_size(net->data_dir, "casenet.db-wal");
+    if (o->sqlite_dir) /* PostgreSQL: the database's size, measured by main */
+        out->db_bytes =
+            file_size(o->sqlite_dir, "casenet.db") + file_size(o->sqlite_dir, "casenet.db-wal");
     if (rc != CASENET_OK)
         fprintf(stderr, "casenet-bench: filling the store failed after %llu messages: %s\n",
                 (unsigned long long)done, casenet_strerror(rc));
