@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define HOTLINE "vn.hotline"
 #define POLICE  "vn.police"
@@ -795,6 +796,45 @@ static void test_deadlines_migrate_to_their_key(void **state)
     free(dl);
 }
 
+/* ------------------------------------------------------------ page size */
+
+/* A new store is made of 4 KiB pages (a commit writes whole pages: the
+ * smaller, the fewer bytes per message); a store created with 8 KiB pages,
+ * as every store before, keeps its own size when opened and migrated, and
+ * is written to as before. */
+static void test_page_size_new_and_kept(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(count_rows_sql(sq_db(f->s), "PRAGMA page_size"), 4096);
+    store_close(f->s);
+    f->s = NULL;
+
+    char *old = tl_path(f->dir, "old");
+    assert_int_equal(mkdir(old, 0700), 0);
+    char *path = tl_path(old, "casenet.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    exec_sql(db, "PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; CREATE TABLE t (x);"
+                 " DROP TABLE t;");
+    sqlite3_close(db);
+    free(path);
+    assert_int_equal(store_open(old, &f->s), CASENET_OK);
+    db = sq_db(f->s);
+    assert_int_equal(count_rows_sql(db, "PRAGMA page_size"), 8192);
+    assert_int_equal(count_rows_sql(db, "PRAGMA user_version"), SQ_SCHEMA_VERSION);
+    assert_int_equal(store_begin(f->s), CASENET_OK);
+    assert_int_equal(store_directory_save(f->s, 1, (const uint8_t *)"d", 1, 5), CASENET_OK);
+    assert_int_equal(store_commit(f->s), CASENET_OK);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM pragma_integrity_check"
+                                        " WHERE integrity_check <> 'ok'"),
+                     0);
+    store_close(f->s);
+    f->s = NULL;
+    tl_rmrf(old);
+    free(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -804,6 +844,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inbox_pairs_unique_given_msg_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_store_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines_migrate_to_their_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_size_new_and_kept, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
