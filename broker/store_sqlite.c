@@ -31,10 +31,9 @@
  * touches durability (synchronous stays FULL). temp_store = MEMORY keeps the
  * sub-journal of the per-request savepoints in memory: on a file it cost a
  * pwrite per page touched by every request. The page cache is bounded (the
- * broker's memory must stay flat whatever the store holds). The WAL keeps
- * SQLite's checkpoint interval (1000 pages, 8 MiB: a longer one made each
- * checkpoint, which runs inside a commit, a longer stall) and is cut back to
- * 64 MiB after a checkpoint. The loop, not SQLite, checkpoints: after a
+ * broker's memory must stay flat whatever the store holds). The WAL is
+ * checkpointed every 8 MiB or so at most (server_impl.h: CKPT_BUSY_FRAMES)
+ * and cut back to 64 MiB after a checkpoint. The loop, not SQLite, checkpoints: after a
  * batch's replies went out (store_sqlite_wal.c). */
 #define TUNING_PRAGMAS                                                                             \
     "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;"                                      \
