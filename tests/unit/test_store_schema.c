@@ -7,7 +7,9 @@
  * or by its row (Submit), and inbox_receipt_row finds receipt rows only; a database written before
  * the schema step that reshaped the indexes (found by its SQL, not by number) migrates forward and
  * answers every lookup, its audit tree included; and deadlines written before they were keyed by
- * (seq, kind) keep every row and state, and page through the overdue list once each. */
+ * (seq, kind) keep every row and state, and page through the overdue list once each; a store
+ * from before the index on the audit log's kind went answers queries by kind, paged by what a
+ * call may examine. */
 #include "testlib.h"
 
 #include "casenet.pb-c.h"
@@ -65,7 +67,6 @@ static const struct {
     {"WHERE a.msg_key = (SELECT audit_index", "audit_msg_key"},
     {"WHERE a.msg_key IS NULL AND a.message_id = ?2", "audit_message_unkeyed"},
     {"WHERE a.case_ref = ?2", "audit_case_ref"},
-    {"WHERE a.kind = ?2", "audit_kind"},
     {"FROM messages WHERE sender = ?1 AND id > ?2", "messages_sender"},
     {"FROM messages WHERE message_id = ?1", "sqlite_autoindex_messages_1"},
     {"FROM deadlines WHERE state = 1 AND due_ms <= ?1", "deadlines_pending"},
@@ -481,12 +482,19 @@ static int old_put_node(void *ctx, unsigned level, uint64_t index, const uint8_t
     return CASENET_OK;
 }
 
+static int no_node(void *ctx, unsigned level, uint64_t index, const uint8_t hash[32])
+{
+    (void)ctx, (void)level, (void)index, (void)hash;
+    return CASENET_OK;
+}
+
 /* Writes what a broker of the previous schema would have: messages 0xA1
  * (audit 0) and 0xB2 (audit 2) for POLICE, a receipt row 0xC3 in
  * HOTLINE's inbox, a deadline, and events SUBMITTED(A1), REJECTED(D4, never
- * stored), SUBMITTED(B2), FETCHED(A1) with their subtrees. Returns the
- * root of those 4 events. */
-static void write_old_store(const char *dir, uint8_t root[32])
+ * stored), SUBMITTED(B2), FETCHED(A1) with their subtrees when old_nodes
+ * (the rows alone suit the later schemas too, whose store rebuilds the
+ * subtrees at open). Returns the root of those 4 events. */
+static void write_old_store(const char *dir, uint8_t root[32], bool old_nodes)
 {
     char *path = tl_path(dir, "casenet.db");
     sqlite3 *db = NULL;
@@ -538,7 +546,8 @@ static void write_old_store(const char *dir, uint8_t root[32])
         exec_sql(db, q);
         uint8_t leaf[32];
         merkle_leaf_hash(b.data, b.len, leaf);
-        assert_int_equal(merkle_stack_push(&tree, leaf, old_put_node, db), CASENET_OK);
+        assert_int_equal(merkle_stack_push(&tree, leaf, old_nodes ? old_put_node : no_node, db),
+                         CASENET_OK);
         free(b.data);
     }
     merkle_stack_root(&tree, root);
@@ -569,7 +578,7 @@ static void test_old_store_migrates(void **state)
     int64_t before = reshape_step();
     assert_int_equal(sq_create_at(f->dir, before), CASENET_OK);
     uint8_t root[32];
-    write_old_store(f->dir, root);
+    write_old_store(f->dir, root, true);
     assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     struct store *s = f->s;
 
@@ -668,6 +677,72 @@ static void test_old_store_migrates(void **state)
 /* ------------------------------------------------------------ deadlines */
 
 /* The migration step that made (seq, kind) the deadlines' key. */
+/* The step that dropped the index on the audit log's kind. */
+static int64_t kind_index_step(void)
+{
+    for (size_t i = 0; sq_migration_sql(i); i++)
+        if (strstr(sq_migration_sql(i), "DROP INDEX audit_kind"))
+            return (int64_t)i;
+    fail_msg("no migration drops audit_kind");
+    return -1;
+}
+
+/* Events of one kind, in index order, examining at most max rows a call;
+ * the calls' cursors chained until the log is read. */
+static void assert_kind(struct store *s, int kind, uint32_t max, const uint64_t *want,
+                        size_t n_want)
+{
+    struct store_audit_filter flt = {.kind = kind};
+    size_t got = 0;
+    uint64_t cursor = 0;
+    bool more = true;
+    for (int calls = 0; more; calls++) {
+        assert_true(calls < 16);
+        struct store_audit_row *rows = NULL;
+        size_t n = 0;
+        assert_int_equal(store_audit_query(s, &flt, cursor, 10, max, &rows, &n, &cursor, &more),
+                         CASENET_OK);
+        assert_true(n <= max);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(got < n_want);
+            assert_int_equal(rows[i].index, want[got++]);
+        }
+        store_audit_rows_free(rows, n);
+    }
+    assert_int_equal(got, n_want);
+}
+
+/* A store at the schema before audit_kind went keeps its events, its tree
+ * and its other indexes; queries by kind find the same events, a call
+ * examining no more than it is allowed. */
+static void test_kind_index_dropped(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(sq_create_at(f->dir, kind_index_step()), CASENET_OK);
+    uint8_t root[32];
+    write_old_store(f->dir, root, false);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
+    sqlite3 *db = sq_db(f->s);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM sqlite_schema"
+                                        " WHERE name = 'audit_kind'"),
+                     0);
+    assert_int_equal(count_rows_sql(db, "PRAGMA user_version"), SQ_SCHEMA_VERSION);
+    assert_int_equal(count_bad_plans(db), 0);
+    uint64_t size = 0;
+    uint8_t now[32];
+    assert_int_equal(store_audit_tree(f->s, &size, now), CASENET_OK);
+    assert_int_equal(size, 4);
+    assert_memory_equal(now, root, 32);
+    const uint64_t submitted[] = {0, 2}, second[] = {1}, third[] = {3};
+    assert_kind(f->s, 1, 100, submitted, 2);
+    assert_kind(f->s, 1, 1, submitted, 2);
+    assert_kind(f->s, 2, 100, second, 1);
+    assert_kind(f->s, 3, 2, third, 1);
+    assert_kind(f->s, 9, 3, NULL, 0);
+    const uint64_t a1[] = {0, 3};
+    assert_events(f->s, 0xa1, a1, 2);
+}
+
 static int64_t deadline_key_step(void)
 {
     for (size_t i = 0; sq_migration_sql(i); i++)
@@ -845,6 +920,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_store_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines_migrate_to_their_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_size_new_and_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kind_index_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
