@@ -8,8 +8,8 @@
  * the schema step that reshaped the indexes (found by its SQL, not by number) migrates forward and
  * answers every lookup, its audit tree included; and deadlines written before they were keyed by
  * (seq, kind) keep every row and state, and page through the overdue list once each; a store
- * from before the index on the audit log's kind went answers queries by kind, paged by what a
- * call may examine. */
+ * from before schema 8 answers queries by kind, paged by what a call may examine, and numbers
+ * new inbox rows after its highest without AUTOINCREMENT. */
 #include "testlib.h"
 
 #include "casenet.pb-c.h"
@@ -677,7 +677,7 @@ static void test_old_store_migrates(void **state)
 /* ------------------------------------------------------------ deadlines */
 
 /* The migration step that made (seq, kind) the deadlines' key. */
-/* The step that dropped the index on the audit log's kind. */
+/* The step that dropped the index on the audit log's kind (schema 8). */
 static int64_t kind_index_step(void)
 {
     for (size_t i = 0; sq_migration_sql(i); i++)
@@ -712,10 +712,11 @@ static void assert_kind(struct store *s, int kind, uint32_t max, const uint64_t 
     assert_int_equal(got, n_want);
 }
 
-/* A store at the schema before audit_kind went keeps its events, its tree
- * and its other indexes; queries by kind find the same events, a call
- * examining no more than it is allowed. */
-static void test_kind_index_dropped(void **state)
+/* A store at the schema before audit_kind and the inbox's AUTOINCREMENT
+ * went keeps its events, its tree and its other indexes; queries by kind
+ * find the same events, a call examining no more than it is allowed; inbox
+ * rows keep their seq and new ones follow the highest. */
+static void test_schema8_migrates(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(sq_create_at(f->dir, kind_index_step()), CASENET_OK);
@@ -741,6 +742,22 @@ static void test_kind_index_dropped(void **state)
     assert_kind(f->s, 9, 3, NULL, 0);
     const uint64_t a1[] = {0, 3};
     assert_events(f->s, 0xa1, a1, 2);
+
+    /* inbox without AUTOINCREMENT: its rows intact, the next seq after the
+     * highest, sqlite_sequence no longer written. */
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'inbox'"
+                                        " AND sql LIKE '%AUTOINCREMENT%'"),
+                     0);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM sqlite_sequence"), 0);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM pragma_integrity_check"
+                                        " WHERE integrity_check <> 'ok'"),
+                     0);
+    exec_sql(db, "INSERT INTO inbox (recipient, message_id, sender, kind, urgency, msg_status,"
+                 " state, received_at_ms, created_at_ms, updated_at_ms, size) VALUES ('" COORD "',"
+                 " x'e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5', '" POLICE "', 20, 2, 1, 1, 1, 1, 1, 1)");
+    assert_int_equal(sqlite3_last_insert_rowid(db), 4);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM sqlite_sequence"), 0);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM inbox"), 4);
 }
 
 static int64_t deadline_key_step(void)
@@ -920,7 +937,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_store_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines_migrate_to_their_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_size_new_and_kept, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kind_index_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema8_migrates, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
