@@ -1,6 +1,6 @@
 /*
  * store_sqlite.c - the SQLite backend of the broker store (see store.h):
- * one connection, WAL, synchronous=FULL, foreign keys on, 8 KiB pages, schema
+ * one connection, WAL, synchronous=FULL, foreign keys on, 4 KiB pages, schema
  * version in user_version with forward migrations, statements prepared once
  * for the life of the process. This file holds the connection, the
  * transaction, messages, receipts, directories and the statement table; the
@@ -19,15 +19,21 @@
 
 #define DB_FILE         "casenet.db"
 #define BUSY_TIMEOUT_MS 5000
-#define PAGE_SIZE       8192
+/* The page size of a new store. A commit writes every page it dirties,
+ * about one per B-tree a Submit touches (~20), whole, to the WAL: at 4 KiB
+ * a message at one in flight wrote 137-139 KB against 223-235 KB at 8 KiB,
+ * at saturation 11.7-12.8 KB of log against 14.5-15.8 (casenet-bench, 2 KB
+ * messages, 3 runs each). A 2 KB envelope still fits a page's row. A store
+ * created with another size keeps it: SQLite ignores page_size once the
+ * database has a table, and cannot change it in WAL mode. */
+#define PAGE_SIZE 4096
 /* Tuning measured with casenet-bench (README "Performance"); none of it
  * touches durability (synchronous stays FULL). temp_store = MEMORY keeps the
  * sub-journal of the per-request savepoints in memory: on a file it cost a
  * pwrite per page touched by every request. The page cache is bounded (the
- * broker's memory must stay flat whatever the store holds). The WAL keeps
- * SQLite's checkpoint interval (1000 pages, 8 MiB: a longer one made each
- * checkpoint, which runs inside a commit, a longer stall) and is cut back to
- * 64 MiB after a checkpoint. The loop, not SQLite, checkpoints: after a
+ * broker's memory must stay flat whatever the store holds). The WAL is
+ * checkpointed every 8 MiB or so at most (server_impl.h: CKPT_BUSY_FRAMES)
+ * and cut back to 64 MiB after a checkpoint. The loop, not SQLite, checkpoints: after a
  * batch's replies went out (store_sqlite_wal.c). */
 #define TUNING_PRAGMAS                                                                             \
     "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;"                                      \
@@ -130,7 +136,9 @@ static const char *const sql[ST_COUNT] = {
     [ST_NODE_LEAVES] = "SELECT COALESCE(MAX(last) + 1, 0) FROM audit_nodes",
     [ST_AUDIT_SET_KEYS] = "UPDATE audit SET message_id = ?2, case_ref = ?3 WHERE idx = ?1",
     /* Audit queries: one driving index per statement (the most selective
-     * filter set), the other filters are checked row by row. */
+     * filter set), the other filters are checked row by row. A query by
+     * kind alone reads the log in index order (ST_AQ_ALL), max_examined
+     * rows a call: no index on kind (schema 8). */
     [ST_AQ_ALL] = "SELECT " AQ_COLS " FROM audit a WHERE a.idx >= ?1 ORDER BY a.idx",
     /* Events keyed by the stored message's audit_index, and events about
      * the id that were not keyed (none was stored then, or older schema),
@@ -143,8 +151,6 @@ static const char *const sql[ST_COUNT] = {
                       " WHERE a.msg_key IS NULL AND a.message_id = ?2 AND a.idx >= ?1"
                       " ORDER BY 1",
     [ST_AQ_CASE] = "SELECT " AQ_COLS " FROM audit a WHERE a.case_ref = ?2 AND a.idx >= ?1"
-                   " ORDER BY a.idx",
-    [ST_AQ_KIND] = "SELECT " AQ_COLS " FROM audit a WHERE a.kind = ?2 AND a.idx >= ?1"
                    " ORDER BY a.idx",
     [ST_AQ_MEMBER] = "SELECT " AQ_COLS " FROM audit_parties p JOIN audit a ON a.idx = p.idx"
                      " WHERE p.member = ?2 AND p.idx >= ?1 ORDER BY p.idx",

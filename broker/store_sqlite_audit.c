@@ -203,7 +203,6 @@ static int sq_audit_query(struct store *s, const struct store_audit_filter *f, u
                          : f->message_id             ? ST_AQ_MESSAGE
                          : f->case_ref               ? ST_AQ_CASE
                          : f->member                 ? ST_AQ_MEMBER
-                         : f->kind                   ? ST_AQ_KIND
                                                      : ST_AQ_ALL;
     struct store_audit_row *out = NULL;
     size_t count = 0;
@@ -220,8 +219,6 @@ static int sq_audit_query(struct store *s, const struct store_audit_filter *f, u
         sq_bind_blob(st, 2, f->case_ref, CASENET_CASE_REF_BYTES);
     else if (which == ST_AQ_MEMBER)
         sq_bind_text(st, 2, f->member);
-    else if (which == ST_AQ_KIND)
-        sqlite3_bind_int(st, 2, f->kind);
     uint32_t examined = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -43,7 +43,7 @@
 #define SQ_MESSAGE_NCOLS 15
 
 /* The schema version this build writes (store_sqlite_schema.c). */
-#define SQ_SCHEMA_VERSION 7
+#define SQ_SCHEMA_VERSION 8
 
 /* The statements of store_sqlite.c (its table sql[]), prepared at open. */
 enum sq_stmt {
@@ -80,7 +80,6 @@ enum sq_stmt {
     ST_AQ_ALL,
     ST_AQ_MESSAGE,
     ST_AQ_CASE,
-    ST_AQ_KIND,
     ST_AQ_MEMBER,
     ST_AUDIT_VISIBLE,
     ST_AUDIT_RANGE,

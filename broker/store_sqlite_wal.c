@@ -17,7 +17,8 @@
 
 #include <stdio.h>
 
-/* 8192 pages of 8 KiB: 64 MiB, journal_size_limit. */
+/* 8192 pages: 32 MiB at 4 KiB, 64 MiB (journal_size_limit) in a store
+ * created with 8 KiB pages. */
 #define SQ_WAL_HARD_FRAMES 8192u
 
 static uint32_t wal_pending(const struct sq_wal *w)

@@ -7,7 +7,9 @@
  * or by its row (Submit), and inbox_receipt_row finds receipt rows only; a database written before
  * the schema step that reshaped the indexes (found by its SQL, not by number) migrates forward and
  * answers every lookup, its audit tree included; and deadlines written before they were keyed by
- * (seq, kind) keep every row and state, and page through the overdue list once each. */
+ * (seq, kind) keep every row and state, and page through the overdue list once each; a store
+ * from before schema 8 answers queries by kind, paged by what a call may examine, and numbers
+ * new inbox rows after its highest without AUTOINCREMENT. */
 #include "testlib.h"
 
 #include "casenet.pb-c.h"
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define HOTLINE "vn.hotline"
 #define POLICE  "vn.police"
@@ -64,7 +67,6 @@ static const struct {
     {"WHERE a.msg_key = (SELECT audit_index", "audit_msg_key"},
     {"WHERE a.msg_key IS NULL AND a.message_id = ?2", "audit_message_unkeyed"},
     {"WHERE a.case_ref = ?2", "audit_case_ref"},
-    {"WHERE a.kind = ?2", "audit_kind"},
     {"FROM messages WHERE sender = ?1 AND id > ?2", "messages_sender"},
     {"FROM messages WHERE message_id = ?1", "sqlite_autoindex_messages_1"},
     {"FROM deadlines WHERE state = 1 AND due_ms <= ?1", "deadlines_pending"},
@@ -480,12 +482,19 @@ static int old_put_node(void *ctx, unsigned level, uint64_t index, const uint8_t
     return CASENET_OK;
 }
 
+static int no_node(void *ctx, unsigned level, uint64_t index, const uint8_t hash[32])
+{
+    (void)ctx, (void)level, (void)index, (void)hash;
+    return CASENET_OK;
+}
+
 /* Writes what a broker of the previous schema would have: messages 0xA1
  * (audit 0) and 0xB2 (audit 2) for POLICE, a receipt row 0xC3 in
  * HOTLINE's inbox, a deadline, and events SUBMITTED(A1), REJECTED(D4, never
- * stored), SUBMITTED(B2), FETCHED(A1) with their subtrees. Returns the
- * root of those 4 events. */
-static void write_old_store(const char *dir, uint8_t root[32])
+ * stored), SUBMITTED(B2), FETCHED(A1) with their subtrees when old_nodes
+ * (the rows alone suit the later schemas too, whose store rebuilds the
+ * subtrees at open). Returns the root of those 4 events. */
+static void write_old_store(const char *dir, uint8_t root[32], bool old_nodes)
 {
     char *path = tl_path(dir, "casenet.db");
     sqlite3 *db = NULL;
@@ -537,7 +546,8 @@ static void write_old_store(const char *dir, uint8_t root[32])
         exec_sql(db, q);
         uint8_t leaf[32];
         merkle_leaf_hash(b.data, b.len, leaf);
-        assert_int_equal(merkle_stack_push(&tree, leaf, old_put_node, db), CASENET_OK);
+        assert_int_equal(merkle_stack_push(&tree, leaf, old_nodes ? old_put_node : no_node, db),
+                         CASENET_OK);
         free(b.data);
     }
     merkle_stack_root(&tree, root);
@@ -568,7 +578,7 @@ static void test_old_store_migrates(void **state)
     int64_t before = reshape_step();
     assert_int_equal(sq_create_at(f->dir, before), CASENET_OK);
     uint8_t root[32];
-    write_old_store(f->dir, root);
+    write_old_store(f->dir, root, true);
     assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
     struct store *s = f->s;
 
@@ -667,6 +677,89 @@ static void test_old_store_migrates(void **state)
 /* ------------------------------------------------------------ deadlines */
 
 /* The migration step that made (seq, kind) the deadlines' key. */
+/* The step that dropped the index on the audit log's kind (schema 8). */
+static int64_t kind_index_step(void)
+{
+    for (size_t i = 0; sq_migration_sql(i); i++)
+        if (strstr(sq_migration_sql(i), "DROP INDEX audit_kind"))
+            return (int64_t)i;
+    fail_msg("no migration drops audit_kind");
+    return -1;
+}
+
+/* Events of one kind, in index order, examining at most max rows a call;
+ * the calls' cursors chained until the log is read. */
+static void assert_kind(struct store *s, int kind, uint32_t max, const uint64_t *want,
+                        size_t n_want)
+{
+    struct store_audit_filter flt = {.kind = kind};
+    size_t got = 0;
+    uint64_t cursor = 0;
+    bool more = true;
+    for (int calls = 0; more; calls++) {
+        assert_true(calls < 16);
+        struct store_audit_row *rows = NULL;
+        size_t n = 0;
+        assert_int_equal(store_audit_query(s, &flt, cursor, 10, max, &rows, &n, &cursor, &more),
+                         CASENET_OK);
+        assert_true(n <= max);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(got < n_want);
+            assert_int_equal(rows[i].index, want[got++]);
+        }
+        store_audit_rows_free(rows, n);
+    }
+    assert_int_equal(got, n_want);
+}
+
+/* A store at the schema before audit_kind and the inbox's AUTOINCREMENT
+ * went keeps its events, its tree and its other indexes; queries by kind
+ * find the same events, a call examining no more than it is allowed; inbox
+ * rows keep their seq and new ones follow the highest. */
+static void test_schema8_migrates(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(sq_create_at(f->dir, kind_index_step()), CASENET_OK);
+    uint8_t root[32];
+    write_old_store(f->dir, root, false);
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
+    sqlite3 *db = sq_db(f->s);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM sqlite_schema"
+                                        " WHERE name = 'audit_kind'"),
+                     0);
+    assert_int_equal(count_rows_sql(db, "PRAGMA user_version"), SQ_SCHEMA_VERSION);
+    assert_int_equal(count_bad_plans(db), 0);
+    uint64_t size = 0;
+    uint8_t now[32];
+    assert_int_equal(store_audit_tree(f->s, &size, now), CASENET_OK);
+    assert_int_equal(size, 4);
+    assert_memory_equal(now, root, 32);
+    const uint64_t submitted[] = {0, 2}, second[] = {1}, third[] = {3};
+    assert_kind(f->s, 1, 100, submitted, 2);
+    assert_kind(f->s, 1, 1, submitted, 2);
+    assert_kind(f->s, 2, 100, second, 1);
+    assert_kind(f->s, 3, 2, third, 1);
+    assert_kind(f->s, 9, 3, NULL, 0);
+    const uint64_t a1[] = {0, 3};
+    assert_events(f->s, 0xa1, a1, 2);
+
+    /* inbox without AUTOINCREMENT: its rows intact, the next seq after the
+     * highest, sqlite_sequence no longer written. */
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'inbox'"
+                                        " AND sql LIKE '%AUTOINCREMENT%'"),
+                     0);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM sqlite_sequence"), 0);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM pragma_integrity_check"
+                                        " WHERE integrity_check <> 'ok'"),
+                     0);
+    exec_sql(db, "INSERT INTO inbox (recipient, message_id, sender, kind, urgency, msg_status,"
+                 " state, received_at_ms, created_at_ms, updated_at_ms, size) VALUES ('" COORD "',"
+                 " x'e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5', '" POLICE "', 20, 2, 1, 1, 1, 1, 1, 1)");
+    assert_int_equal(sqlite3_last_insert_rowid(db), 4);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM sqlite_sequence"), 0);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM inbox"), 4);
+}
+
 static int64_t deadline_key_step(void)
 {
     for (size_t i = 0; sq_migration_sql(i); i++)
@@ -795,6 +888,45 @@ static void test_deadlines_migrate_to_their_key(void **state)
     free(dl);
 }
 
+/* ------------------------------------------------------------ page size */
+
+/* A new store is made of 4 KiB pages (a commit writes whole pages: the
+ * smaller, the fewer bytes per message); a store created with 8 KiB pages,
+ * as every store before, keeps its own size when opened and migrated, and
+ * is written to as before. */
+static void test_page_size_new_and_kept(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(store_open(f->dir, &f->s), CASENET_OK);
+    assert_int_equal(count_rows_sql(sq_db(f->s), "PRAGMA page_size"), 4096);
+    store_close(f->s);
+    f->s = NULL;
+
+    char *old = tl_path(f->dir, "old");
+    assert_int_equal(mkdir(old, 0700), 0);
+    char *path = tl_path(old, "casenet.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    exec_sql(db, "PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; CREATE TABLE t (x);"
+                 " DROP TABLE t;");
+    sqlite3_close(db);
+    free(path);
+    assert_int_equal(store_open(old, &f->s), CASENET_OK);
+    db = sq_db(f->s);
+    assert_int_equal(count_rows_sql(db, "PRAGMA page_size"), 8192);
+    assert_int_equal(count_rows_sql(db, "PRAGMA user_version"), SQ_SCHEMA_VERSION);
+    assert_int_equal(store_begin(f->s), CASENET_OK);
+    assert_int_equal(store_directory_save(f->s, 1, (const uint8_t *)"d", 1, 5), CASENET_OK);
+    assert_int_equal(store_commit(f->s), CASENET_OK);
+    assert_int_equal(count_rows_sql(db, "SELECT count(*) FROM pragma_integrity_check"
+                                        " WHERE integrity_check <> 'ok'"),
+                     0);
+    store_close(f->s);
+    f->s = NULL;
+    tl_rmrf(old);
+    free(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -804,6 +936,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inbox_pairs_unique_given_msg_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_store_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines_migrate_to_their_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_size_new_and_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema8_migrates, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
