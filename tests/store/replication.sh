@@ -86,6 +86,11 @@ start_broker() {
 answers() {
   "$CASENET" directory pull --home "$N/home/vn.coord" --timeout 1 >/dev/null 2>&1
 }
+# started: the broker answers; fails at once, with its log, if it exited.
+started() {
+  kill -0 "$broker" 2>/dev/null || fail "casenetd exited at start: $(tail -n 5 "$S/broker.log")"
+  answers
+}
 
 # coord_head: the coordinator's audit verify; prints the remembered size.
 coord_head() {
@@ -153,11 +158,13 @@ scenario() {
   store="postgresql://casenet@127.0.0.1:$(port_of "$primary"),127.0.0.1:$(port_of "$standby")/postgres?target_session_attrs=read-write&connect_timeout=2$sync"
 
   step "$name: a broker on both servers, $senders senders"
-  port=$((20000 + RANDOM % 30000))
+  # Below Linux's ephemeral range (32768-60999): no outgoing connection
+  # holds it.
+  port=$((10000 + RANDOM % 20000))
   BROKER_ENDPOINT=tcp://127.0.0.1:$port make_network "$N"
   for i in $(seq 1 "$senders"); do cp -a "$N/home/vn.hotline111" "$N/home/sender$i"; done
   start_broker
-  wait_for "the broker answering" 30 answers
+  wait_for "the broker answering" 30 started
   if [ -n "$sync" ]; then
     logged 'synchronous_commit=remote_apply' || fail "the broker's session is not remote_apply"
   fi
@@ -198,7 +205,9 @@ scenario() {
   # The broker reconnects through the same spec, finds its lease's session
   # gone, stops; started again (systemd: Restart=always) it takes the lease.
   wait_for "the broker stopping on its lost lease" 30 exited
-  wait "$broker" 2>/dev/null || true
+  local rc=0
+  wait "$broker" || rc=$?
+  [ "$rc" = 1 ] || fail "the broker that lost its lease exited $rc, not 1"
   logged 'event=lease_lost' || fail "the broker stopped without event=lease_lost"
   start_broker
   wait_for "5 receipts after the promotion" 60 receipts_after "$t_promote" 5
@@ -243,6 +252,15 @@ scenario() {
     verified() { expect_exit 0 "$CASENET" audit verify --home "$N/home/vn.coord"; }
     wait_for "audit verify passing after the failover" 30 verified
     echo "the coordinator's head ($remembered) is within the promoted log: verify passes"
+  fi
+  if [ "$lost" -gt 0 ]; then
+    # What the sender of a lost message hears when it asks after it.
+    local f
+    id=$(head -n 1 "$S/lost")
+    f=$(grep -l "$id" "$S"/receipted.*)
+    expect_exit 5 "$CASENET" status --home "$N/home/sender${f##*.}" "$id"
+    expect_contains "$T/err" NOT_FOUND
+    echo "the sender of lost message $id: $(cat "$T/err")"
   fi
   case $name in
   sync) [ "$lost" = 0 ] || fail "remote_apply lost $lost receipted messages: $(cat "$S/lost")" ;;
