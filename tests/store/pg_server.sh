@@ -115,7 +115,9 @@ standby)
   ;;
 crash)
   pm=$(sed -n 1p "$dir/data/postmaster.pid")
-  # The postmaster's children by pid; SIGKILL to all of them at once.
+  # Stopped first, so that it starts no process between the listing of its
+  # children and the SIGKILL to all of them.
+  kill -STOP "$pm"
   # shellcheck disable=SC2046 # one pid per word
   kill -KILL "$pm" $(ps -o pid= --ppid "$pm") 2>/dev/null || true
   # Gone, or a zombie nobody reaps (a container's init may not).

@@ -7,7 +7,7 @@
 # primary killed with SIGKILL (process and children) under load, the standby
 # promoted, and the broker following it: the one that loses its database
 # session stops (event=lease_lost, exit 1) and is started again, as
-# systemd's Restart=always does, on the same store spec. Then:
+# systemd's Restart=on-failure does, on the same store spec. Then:
 #   sync   synchronous_commit=remote_apply, the standby synchronous; its
 #          walsender is held (SIGSTOP) until a commit waits for it, then the
 #          crash: every receipted message is in its recipient's inbox on the
@@ -203,7 +203,8 @@ scenario() {
   promoted_size=$(sql "$standby" "SELECT count(*) FROM audit")
   remembered=$(cat "$S/head")
   # The broker reconnects through the same spec, finds its lease's session
-  # gone, stops; started again (systemd: Restart=always) it takes the lease.
+  # gone, stops; started again (systemd: Restart=on-failure) it takes the lease
+  # once expired.
   wait_for "the broker stopping on its lost lease" 30 exited
   local rc=0
   wait "$broker" || rc=$?
