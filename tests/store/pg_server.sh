@@ -73,13 +73,13 @@ stop)
   rm -rf "$dir"
   ;;
 standby)
-  primary=$(cd "$dir" && pwd)/data
-  dir=${3:-}
-  name=${4:-standby1}
-  if [ -z "$dir" ] || [ ! -f "$primary/postmaster.pid" ]; then
+  if [ -z "${3:-}" ] || [ ! -f "$dir/data/postmaster.pid" ]; then
     echo "pg_server.sh standby: PRIMARY_DIR must hold a running server (pg_server.sh start)" >&2
     exit 2
   fi
+  primary=$(cd "$dir" && pwd)/data
+  dir=$3
+  name=${4:-standby1}
   pport=$(sed -n 4p "$primary/postmaster.pid")
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
