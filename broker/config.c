@@ -487,9 +487,32 @@ struct ini_src {
     FILE *f;
     const char *s; /* with f NULL: the rest of the text */
     unsigned line, next;
-    bool indented; /* the line read last starts with a blank: inih continues
-                    * the key above with it */
+    bool indented;     /* the line read last starts with a blank: inih continues
+                        * the key above with it */
+    unsigned too_long; /* the first line longer than inih's buffer, 0 = none */
+    int max_line;      /* the longest line inih takes, in characters */
 };
+
+/* True when the line just read into str (num bytes of buffer, no newline in
+ * it) goes on in the source: inih would read its rest as another line. A
+ * newline right after a full buffer is taken here, so the line counts. */
+static bool ini_cut(struct ini_src *src, const char *str, int num)
+{
+    if (strchr(str, '\n') || strlen(str) < (size_t)num - 1)
+        return false;
+    if (src->f) {
+        int ch = fgetc(src->f);
+        if (ch == EOF || ch == '\n')
+            return false;
+        ungetc(ch, src->f);
+        return true;
+    }
+    if (*src->s == '\n') {
+        src->s++;
+        return false;
+    }
+    return *src->s != '\0';
+}
 
 static char *ini_read(char *str, int num, void *stream)
 {
@@ -513,7 +536,13 @@ static char *ini_read(char *str, int num, void *stream)
     }
     src->line = src->next;
     src->indented = str[0] == ' ' || str[0] == '\t';
-    if (strchr(str, '\n'))
+    src->max_line = num - 1;
+    bool ended = strchr(str, '\n') != NULL;
+    if (!ended && ini_cut(src, str, num)) {
+        src->too_long = src->line;
+        return NULL; /* load() reports it; nothing after it is read */
+    }
+    if (ended || strlen(str) == (size_t)num - 1)
         src->next++;
     return str;
 }
@@ -583,6 +612,13 @@ static int load(struct config *c, struct ini_src *src, const char *origin, char 
     struct ini_state st = {.c = c, .src = src};
     src->next = 1;
     int line = ini_parse_stream(ini_read, src, on_ini, &st);
+    if (src->too_long && (line == 0 || (unsigned)line >= src->too_long)) {
+        snprintf(err, errlen,
+                 "%s:%u: the line is longer than the %d characters a line may hold: shorten it "
+                 "(a long store URI: leave out options that have their default)",
+                 origin, src->too_long, src->max_line);
+        return CASENET_EINVAL;
+    }
     if (line == 0)
         return CASENET_OK;
     if (line < 0) {

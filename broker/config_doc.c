@@ -132,7 +132,7 @@ static const char md_intro[] =
     "command line; a flag wins over the file. Every option below has both. A key the broker\n"
     "does not know, a key given twice, a value out of its range or a line that is not\n"
     "`[section]`, `key = value` or a `;` comment stops the start with the file, the line and\n"
-    "what is allowed. `casenetd --check-config` checks a configuration without side effects\n"
+    "what is allowed. A line holds at most 199 characters (a value is one line). `casenetd --check-config` checks a configuration without side effects\n"
     "(it creates no directory or database, writes no audit event and does not bind) and lists\n"
     "every option in effect with where it comes from (default, file or command line).\n"
     "An example: [deploy/casenetd.conf](../deploy/casenetd.conf).\n";

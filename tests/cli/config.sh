@@ -70,6 +70,15 @@ expect_contains "$T/err" "bad.conf:2: unknown key [limits] batch_size"
 printf '[limits]\nbatch_max = 10\nbatch_max = 20\n' >bad.conf
 expect_exit 1 "$CASENETD" --config bad.conf --data empty "${paths[@]}" --check-config
 expect_contains "$T/err" "bad.conf:3: [limits] batch_max is given twice (first on line 2)"
+# a line longer than a line may hold is named as such, not as a syntax
+# error on the line after it; 199 characters still fit
+long=$(printf '%0180d' 0)
+printf '[broker]\nstore = sqlite:/tmp/%s\nbogus = 1\n' "${long:1}" >bad.conf
+expect_exit 1 "$CASENETD" --config bad.conf --data empty "${paths[@]}" --check-config
+expect_contains "$T/err" "bad.conf:3: unknown key [broker] bogus"
+printf '[broker]\nstore = sqlite:/tmp/%s\nbogus = 1\n' "$long" >bad.conf
+expect_exit 1 "$CASENETD" --config bad.conf --data empty "${paths[@]}" --check-config
+expect_contains "$T/err" "bad.conf:2: the line is longer than the 199 characters a line may hold"
 expect_exit 1 "$CASENETD" --data empty "${paths[@]}" --listen tcp://127.0.0.1:1 \
   --clock-skew 2d --check-config
 expect_contains "$T/err" "--clock-skew = 2d is out of range: expected a duration from 1s to 1d"
