@@ -1,0 +1,537 @@
+#!/usr/bin/env python3
+"""second_client.py - a second casenet client, in Python, written from
+proto/PROTOCOL.md, proto/casenet.proto, docs/*.md and `--help` alone, run
+against a real casenetd and the C CLI (tests/protocol/second_client.sh sets
+them up: make_network homes in $N, the broker at $BROKER_ENDPOINT).
+
+  0. the worked examples of §4.8, §4.9 and §10.3, recomputed
+  1. Hello; a referral sealed and signed here, its broker receipt verified;
+     the C recipient (`casenet read`) opens it
+  2. a message the C CLI sent, opened here; receipts signed here that the C
+     sender's `casenet status` verifies; the C recipient's receipt verified
+  3. an attachment uploaded here that `read --save-attachments` saves, and
+     one the C CLI sent, downloaded and decrypted here
+  4. a signed tree head and inclusion / consistency proofs of our message
+  5. every refusal of §8/§9 a member can provoke, with its exact code
+
+Exit 0 when all pass, 1 on the first failure."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import zmq  # noqa: E402
+
+import nacl.bindings as nb  # noqa: E402
+from wire import (BOX, CURVE, E, E_NAME, SIGN, Directory, Keyring, Msg, ProtoError,  # noqa: E402
+                  authority_key, build_header, decrypt_chunks, enc, encrypt_file,
+                  key_id, leaf_hash, manifest, varint, now_ms, open_envelope, pae, referral,
+                  seal, seal_box_fixed, sign_receipt, verify_checkpoint, verify_consistency,
+                  verify_inclusion, verify_receipt, consistency_len)
+
+N = os.environ.get("N", "")
+ENDPOINT = os.environ.get("BROKER_ENDPOINT", "")
+CASENET = os.environ.get("CASENET", "")
+TMP = os.environ.get("T", "/tmp")
+KIND_REFERRAL, KIND_STATUS, KIND_TAKEDOWN_REQUEST, KIND_ESCALATION, KIND_RECEIPT = 1, 2, 5, 11, 20
+passed = []
+
+
+def step(msg):
+    print("== " + msg, flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        print("FAIL: " + what, file=sys.stderr, flush=True)
+        sys.exit(1)
+    passed.append(what)
+
+
+def cli(*args, want=0, stdin=None):
+    r = subprocess.run([CASENET] + list(args), input=stdin, capture_output=True, timeout=120)
+    if r.returncode != want:
+        print("FAIL: casenet %s exited %d, want %d\n--- stdout:\n%s\n--- stderr:\n%s" % (
+            " ".join(args), r.returncode, want, r.stdout.decode(errors="replace")[:3000],
+            r.stderr.decode(errors="replace")[:3000]), file=sys.stderr)
+        sys.exit(1)
+    return r.stdout.decode(), r.stderr.decode()
+
+
+# ---- 0. the document's worked examples ------------------------------------------
+
+
+def check_examples():
+    step("0. worked examples (§4.8, §4.9, §10.3)")
+    spk, ssk = nb.crypto_sign_seed_keypair(bytes(range(32)))
+    rsk = bytes(range(0x20, 0x40))
+    rpk = nb.crypto_scalarmult_base(rsk)
+    check(key_id(spk) == "56475aa75463474c" and key_id(rpk) == "a0289810032eb417", "§4.8 key ids")
+
+    class Stub:
+        member = "vn.hotline111"
+        members = {"vn.police.a05": None}
+
+        def current(self, use):
+            return (SIGN, key_id(spk), spk, ssk, 0)
+
+        def current_key(self, r, use):
+            return {"key_id": key_id(rpk), "key": rpk}
+
+    payload = referral("HN-2026-0001", "Example only.")
+    check(payload.hex() == "0a280a0c484e2d323032362d303030312a0103300182010208019a010d4578616d706c65206f6e6c792e",
+          "§4.8 payload bytes")
+    fixed = dict(K=bytes(range(0x60, 0x80)), nonce=bytes(range(0x80, 0x98)),
+                 message_id=bytes(range(0xa0, 0xb0)), esk=bytes(range(0x40, 0x60)))
+    env, h = seal(Stub(), Stub(), ["vn.police.a05"], KIND_REFERRAL, payload, urgency=1, status=2,
+                  fixed=fixed, created_at_ms=1767225600000, expires_at_ms=1767830400000)
+    check(hashlib.sha256(env).hexdigest() == "315850b94d8126aee5dcb45193544fb85a19a4190fbb389085d36451c53361f0",
+          "§4.8 envelope hash (whole envelope reproduced, sealed box included)")
+
+    class RK:
+        member = "vn.police.a05"
+
+        def box_secret(self, kid):
+            return (rpk, rsk)
+
+    class RD:
+        def key_by_id(self, m, use, kid, t):
+            return spk
+
+    hh, p, pt = open_envelope(RD(), RK(), env)
+    check(pt == payload, "§4.8 envelope opens")
+
+    # §4.9: encrypted through init_pull with the fixed key and header
+    data = b"A" * 1048576 + b"Example only.\n"
+    m, chunks = encrypt_file(data, key=bytes(range(32)), header=bytes(range(0x20, 0x38)))
+    check(m["sha256"].hex() == "3278b180ac5559c72bbe890c50cef32e047d8581f999460c84beb77537c33c04"
+          and hashlib.sha256(chunks[0]).hexdigest() == "13368a2aae975376ba2586902628231bb4b6e2a4a4ee335a7eab940a11c8ef22"
+          and chunks[1].hex() == "e61f9af6c930e7f4c27b2d09b19ed09ddf56244d43afddc428a48d5cb30c0f",
+          "§4.9 chunks (encrypted after init_pull, as the document says a resuming sender may)")
+    man = enc((20, [manifest("chat.txt", "text/plain", m, bytes(range(0xa0, 0xb0)))]))
+    check(man.hex().startswith("a20190010a08636861742e747874") and len(man) == 148 and
+          man.hex().endswith("4a10a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"), "§4.9 manifest bytes")
+    check(decrypt_chunks(Msg(Msg(man).bytes(20)), lambda i: chunks[i]) == data, "§4.9 chunks decrypt")
+
+    # §10.3 checkpoint example
+    bpk = nb.crypto_sign_seed_keypair(b"\x42" * 32)[0]
+    cp = ("casenet.audit/vn.cop\n10\nv++IWtcuo3oDeCvboW8CBjOqjs5mSsGTnNLi3oXLDyQ=\ntime 1764000000009\n\n"
+          "\u2014 vn.broker aNlSNdBLMqEC7YZBW28k0IoRofV08me+4iSZ2pyOmbSU0mATR8hKsxid4erqATIMg4ckczoTDSMwnS8F/2YYmi9U0Qs=\n").encode()
+    check(verify_checkpoint(cp, "casenet.audit/vn.cop", "vn.broker", bpk)[0] == 10, "§10.3 example head")
+    bad = bytearray(cp)
+    bad[30] ^= 1
+    try:
+        verify_checkpoint(bytes(bad), "casenet.audit/vn.cop", "vn.broker", bpk)
+        check(False, "§10.3 a flipped head fails")
+    except (ProtoError, ValueError):
+        passed.append("§10.3 a flipped head fails")
+
+
+# ---- the connection (§7, §8) ----------------------------------------------------------
+
+
+class Conn:
+    def __init__(self, ctx, member, endpoint=None):
+        home = os.path.join(N, "home", member)
+        self.kr = Keyring(os.path.join(home, "member.key"))
+        self.apk = authority_key(os.path.join(home, "authority.pub"))
+        self.dir = Directory(open(os.path.join(home, "directory"), "rb").read(), self.apk)
+        self.member = member
+        curve = self.kr.current(CURVE)
+        self.s = ctx.socket(zmq.DEALER)
+        self.s.curve_serverkey = self.dir.current_key(self.dir.broker, CURVE)["key"]
+        self.s.curve_publickey = curve[2]
+        self.s.curve_secretkey = curve[3]
+        self.s.setsockopt(zmq.LINGER, 0)
+        self.s.setsockopt(zmq.HEARTBEAT_IVL, 10000)
+        self.s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 30000)
+        self.s.setsockopt(zmq.HEARTBEAT_TTL, 60000)
+        self.s.setsockopt(zmq.MAXMSGSIZE, -1)
+        self.s.connect(endpoint or ENDPOINT)
+        self.rid = 0
+
+    def send_raw(self, frames):
+        self.s.send_multipart(frames)
+
+    def recv(self, want_id, timeout=15.0):
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            if left <= 0 or not self.s.poll(int(left * 1000)):
+                raise TimeoutError("no answer")
+            frames = self.s.recv_multipart()
+            check(len(frames) == 1, "a Response is one frame")
+            r = Msg(frames[0])
+            check(r.int(1) == 1, "Response.protocol_version is 1")
+            if r.int(2) == want_id:
+                return r
+            # a push (request_id 0) or another answer: skip
+
+    def call(self, field, body, want=None):
+        """Sends Request{1, id, field=body}; returns the body Msg on success,
+        or the Error Msg when want (an error name) is given; with want "any",
+        the Response."""
+        self.rid += 1
+        self.s.send(self.request(field, body))
+        r = self.recv(self.rid)
+        if want == "any":
+            return r
+        if r.has(3):
+            err = r.msg(3)
+            if want is None:
+                raise ProtoError("%s: %s" % (E_NAME.get(err.int(1)), err.str(2)))
+            return err
+        if want is not None:
+            raise ProtoError("wanted %s, got success" % want)
+        check(r.has(field), "the answer's body is the request's field %d" % field)
+        return r.msg(field)
+
+    def request(self, field, body):
+        # an empty sub-message must still be present: write the tag and a zero length
+        return enc((1, 1), (2, self.rid)) + varint(field << 3 | 2) + varint(len(body)) + body
+
+    def expect(self, field, body, code, what):
+        r = self.call(field, body, want="any")
+        check(r.has(3), "%s: %s (got success)" % (what, code))
+        err = r.msg(3)
+        got = E_NAME.get(err.int(1), err.int(1))
+        check(got == code, "%s: %s (got %s: %s)" % (what, code, got, err.str(2)))
+        return err
+
+    def close(self):
+        self.s.close(0)
+
+
+def submit(c, env):
+    r = c.call(13, enc((1, env)))
+    rc = r.bytes(1)
+    b = verify_receipt(c.dir, rc, "casenet.submit-receipt.v1")
+    check(b.bytes(1) == Msg(Msg(env).bytes(1)).bytes(2) and b.bytes(2) == hashlib.sha256(env).digest(),
+          "the broker receipt names our message id and envelope hash")
+    return b, rc, r.int(2)
+
+
+def find_inbox(c, mid, tries=100):
+    for _ in range(tries):
+        page = c.call(14, enc((3, 1000)))
+        for e in page.rep_msg(1):
+            if e.bytes(2) == mid or e.bytes(10) == mid and e.int(4) == KIND_RECEIPT:
+                return e
+        time.sleep(0.1)
+    return None
+
+
+def head(c, min_size):
+    """GetTreeHead until a verified head of at least min_size (the broker signs
+    every 2 s when the log grew, §10.3; NOT_FOUND before the first)."""
+    origin = "casenet.audit/" + (c.dir.network or c.dir.broker)
+    bpk = c.dir.current_key(c.dir.broker, SIGN)["key"]
+    for _ in range(150):
+        r = c.call(20, b"", want="any")
+        if r.has(3):
+            check(r.msg(3).int(1) == E["NOT_FOUND"], "GetTreeHead before the first head: NOT_FOUND")
+        else:
+            got = verify_checkpoint(r.msg(20).bytes(1), origin, c.dir.broker, bpk)
+            if got[0] >= min_size:
+                return got
+        time.sleep(0.1)
+    check(False, "a signed tree head of size >= %d within 15 s" % min_size)
+
+
+# ---- 1..5 ------------------------------------------------------------------------------
+
+
+def main():
+    check_examples()
+    if not N:
+        print("offline examples passed (%d checks); set N, BROKER_ENDPOINT, CASENET for the rest" % len(passed))
+        return
+    ctx = zmq.Context()
+    hot = Conn(ctx, "vn.hotline111")
+    pol = Conn(ctx, "vn.police.a05")
+    soc = Conn(ctx, "vn.molisa.hanoi")
+    coord = Conn(ctx, "vn.coord")
+    H, P, S = (os.path.join(N, "home", m) for m in ("vn.hotline111", "vn.police.a05", "vn.molisa.hanoi"))
+
+    step("1. Hello, a referral sealed here, the broker's receipt, read by the C CLI")
+    hello = hot.call(10, enc((1, "second-client/py")))
+    check(hello.str(1) == "vn.hotline111", "Hello.member_id is the CURVE-authenticated member")
+    check(hello.str(5) == hot.dir.broker and hello.int(4) > 0, "Hello names the broker and max_envelope_bytes")
+    max_env = hello.int(4)
+    got = Directory(hot.call(11, b"").bytes(1), hot.apk)
+    check(got.version >= hot.dir.version, "GetDirectory verifies with the pinned authority key")
+    env, h = seal(hot.dir, hot.kr, ["vn.police.a05"], KIND_REFERRAL,
+                  referral("PY-2026-0001", "Second client referral (fictitious)."), urgency=1)
+    mid1 = h["message_id"]
+    rb, rc1, dup = submit(hot, env)
+    check(not dup, "first Submit is not a duplicate")
+    audit_index = rb.int(4)
+    rb2, rc2, dup = submit(hot, env)
+    check(dup and rc2 == rc1, "a resend of the same bytes gets the original receipt, duplicate = true")
+    out, err = cli("read", mid1.hex(), "--home", P, "--json")
+    check(json.loads(out)["referral"]["caseId"] == "PY-2026-0001", "C `read` opens our referral")
+    check("vn.hotline111" in err, "C `read` names the verified sender")
+
+    step("2. a message from the C CLI opened here; receipts both ways")
+    refjson = json.dumps({"referral": {"caseId": "C-2026-0002", "urgency": "URGENCY_STANDARD",
+                                       "harmCategories": ["HARM_CATEGORY_GROOMING"],
+                                       "legalBasis": {"kind": "LEGAL_BASIS_KIND_VITAL_INTEREST"},
+                                       "summary": "From the C CLI (fictitious)."}}).encode()
+    out, err = cli("send", "--home", H, "--to", "vn.molisa.hanoi", "--kind", "referral", stdin=refjson)
+    mid2 = bytes.fromhex(out.split()[0])
+    row = find_inbox(soc, mid2)
+    check(row is not None and row.int(7) == 1, "the C message is queued in our inbox")
+    f = soc.call(15, enc((1, mid2)))
+    env2 = f.bytes(1)
+    h2, p2, _ = open_envelope(soc.dir, soc.kr, env2)
+    check(h2["sender"] == "vn.hotline111" and p2.msg(1).str(1) == "C-2026-0002",
+          "the C CLI's envelope verifies and decrypts here")
+    ehash2 = hashlib.sha256(env2).digest()
+    for st in (1, 2):
+        rr = soc.call(16, enc((1, sign_receipt(soc.kr, mid2, ehash2, "vn.hotline111", st))))
+        check(rr.int(2) == (3 if st == 1 else 4), "our %s receipt moves the row" % ("DELIVERED", "ACCEPTED")[st - 1])
+    out, err = cli("status", mid2.hex(), "--home", H, "--json")
+    js = json.loads(out)
+    steps = js["recipients"][0]["steps"]
+    check([s["state"] for s in steps][-2:] == ["delivered", "accepted"] and
+          all(s.get("receipt_verified") for s in steps[-2:]), "C `status` verifies our receipts")
+    # the C recipient acknowledges our message; its forwarded receipt verifies here
+    cli("ack", mid1.hex(), "--home", P, "--status", "accepted")
+    row = find_inbox(hot, mid1)
+    check(row is not None and row.int(4) == KIND_RECEIPT, "a forwarded receipt row reaches the sender")
+    rbody = verify_receipt(hot.dir, row.bytes(12))
+    check(rbody.bytes(1) == mid1 and rbody.bytes(2) == hashlib.sha256(env).digest() and rbody.int(6) == 2
+          and rbody.str(4) == "vn.police.a05", "the C recipient's receipt verifies here")
+    check(row.bytes(2) == hashlib.sha256(row.bytes(12)).digest()[:16], "the receipt row's id is SHA-256(receipt)[:16]")
+    st = hot.call(24, enc((1, mid1)))
+    br = st.msg(1).bytes(12)
+    check(br == rc1, "GetStatus carries the original broker receipt")
+
+    step("3. attachments both ways")
+    data = os.urandom(1048576 + 4321)
+    m, chunks = encrypt_file(data)
+    blob = os.urandom(16)
+    total = sum(len(c) for c in chunks)
+    check(total == len(data) + 17 * len(chunks), "blob size = size + 17 x chunks")
+    r = hot.call(40, enc((1, blob), (2, 0), (3, chunks[0]), (4, len(chunks)), (5, total)))
+    check(r.int(1) == 1 and not r.int(2), "BlobPut of chunk 0: one held, incomplete")
+    r = hot.call(41, enc((1, blob)))
+    check(r.rep_int(3) == [0] and r.int(1) == 2 and r.int(2) == total, "BlobStatus lists the held chunk")
+    r = hot.call(40, enc((1, blob), (2, 0), (3, chunks[0]), (4, len(chunks)), (5, total)))
+    check(r.int(1) == 1, "the same chunk again is OK (idempotent)")
+    r = hot.call(40, enc((1, blob), (2, 1), (3, chunks[1]), (4, len(chunks)), (5, total)))
+    check(r.int(1) == 2 and r.int(2) == 1, "the last chunk completes the blob")
+    att = manifest("evidence.bin", "application/octet-stream", m, blob)
+    env3, h3 = seal(hot.dir, hot.kr, ["vn.police.a05"], KIND_REFERRAL,
+                    referral("PY-2026-0003", "With an attachment.", attachments=[att]), urgency=1,
+                    blob_ids=[blob])
+    submit(hot, env3)
+    sv = os.path.join(TMP, "saved")
+    os.mkdir(sv)
+    cli("read", h3["message_id"].hex(), "--home", P, "--json", "--save-attachments", sv)
+    check(open(os.path.join(sv, "evidence.bin"), "rb").read() == data,
+          "C `read --save-attachments` saves our attachment byte for byte")
+    src = os.path.join(TMP, "from-c.txt")
+    cdata = os.urandom(2 * 1048576 + 99)
+    open(src, "wb").write(cdata)
+    out, err = cli("send", "--home", H, "--to", "vn.molisa.hanoi", "--kind", "referral",
+                   "--attach", src, "--timeout", "60", stdin=refjson)
+    mid4 = bytes.fromhex(out.split()[0])
+    f = soc.call(15, enc((1, mid4)))
+    h4, p4, _ = open_envelope(soc.dir, soc.kr, f.bytes(1))
+    atts = p4.rep_msg(20)
+    check(len(atts) == 1 and sorted(h4["blob_ids"]) == [atts[0].bytes(9)], "header blob_ids = manifest blob ids")
+    a = atts[0]
+    got = decrypt_chunks(a, lambda i: soc.call(42, enc((1, a.bytes(9)), (2, i))).bytes(1))
+    check(got == cdata and a.str(1) == "from-c.txt", "the C CLI's attachment downloads and decrypts here")
+
+    step("4. the audit log: tree head, inclusion and consistency proofs")
+    origin = "casenet.audit/" + (hot.dir.network or hot.dir.broker)
+    bpk = hot.dir.current_key(hot.dir.broker, SIGN)["key"]
+    size, root, t = head(hot, audit_index + 1)
+    check(size > audit_index, "a signed tree head covers our SUBMITTED event")
+    page = hot.call(21, enc((2, mid1)))
+    recs = [r for r in page.rep_msg(1) if r.int(1) == audit_index]
+    check(len(recs) == 1, "AuditQuery by message id returns our SUBMITTED event")
+    ev = Msg(recs[0].bytes(2))
+    check(ev.int(1) == audit_index and ev.int(3) == 1 and ev.bytes(6) == mid1 and
+          ev.bytes(11) == hashlib.sha256(env).digest(), "the event is SUBMITTED with our id and hash")
+    pr = hot.call(22, enc((1, enc((1, audit_index), (2, size)))))
+    check(verify_inclusion(leaf_hash(recs[0].bytes(2)), audit_index, size, pr.rep(1), root),
+          "the inclusion proof verifies against the head's root (§10.2)")
+    if pr.bytes(2):
+        check(verify_checkpoint(pr.bytes(2), origin, hot.dir.broker, bpk)[1] == root,
+              "ProofReply.checkpoint is the head of that size")
+    # a later head is consistent with this one
+    cli("ack", mid1.hex(), "--home", P, "--status", "completed", "--outcome", "resolved")
+    size2, root2, _ = head(hot, size + 1)
+    check(size2 > size, "the head grows")
+    pr = hot.call(22, enc((2, enc((1, size), (2, size2)))))
+    check(len(pr.rep(1)) == consistency_len(size, size2) and
+          verify_consistency(size, size2, pr.rep(1), root, root2), "the consistency proof verifies")
+
+    step("5. refusals, each with its documented code")
+    refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env)
+    for c in (hot, pol, soc, coord):
+        c.close()
+    ctx.term()
+
+
+def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
+    d, kr = hot.dir, hot.kr
+    ref = referral("PY-2026-0009", "Refusal probe.")
+
+    def sub(what, code, c=hot, **kw):
+        recipients = kw.pop("to", ["vn.police.a05"])
+        kind = kw.pop("kind", KIND_REFERRAL)
+        payload = kw.pop("payload", ref)
+        e, _ = seal(c.dir, c.kr, recipients, kind, payload, urgency=kw.pop("urgency", 1), **kw)
+        return c.expect(13, enc((1, e)), code, "Submit " + what)
+
+    def badsig(h):
+        h["signature"] = bytes(64)
+    sub("with a zero signature", "BAD_SIGNATURE", tamper=badsig)
+
+    def flip_ct(h):
+        h["ciphertext"] = h["ciphertext"][:-1] + bytes([h["ciphertext"][-1] ^ 1])
+    sub("whose ciphertext is not the hashed one", "BAD_REQUEST", tamper=flip_ct)
+    sub("to an unknown member", "UNKNOWN_RECIPIENT", to=["vn.nobody.x"])
+    sub("to itself", "FORBIDDEN", to=["vn.police.a05", "vn.hotline111"])
+    sub("to a coordinator (role matrix)", "FORBIDDEN", to=["vn.coord"])
+    sub("to the broker", "FORBIDDEN", to=[d.broker])
+    sub("of a takedown request by an intake point", "FORBIDDEN", kind=KIND_TAKEDOWN_REQUEST,
+        payload=enc((5, enc((1, "x")))), urgency=2)
+    sub("of kind ESCALATION by a member", "FORBIDDEN", kind=KIND_ESCALATION, payload=enc((10, b"")))
+
+    def v2(h):
+        h["version"] = 2
+    sub("of envelope version 2", "VERSION", tamper=v2)
+
+    def short_nonce(h):
+        h["nonce"] = h["nonce"][:23]
+    sub("with a 23-byte nonce", "BAD_REQUEST", tamper=short_nonce)
+
+    def dup_rcpt(h):
+        h["recipients"] = ["vn.police.a05", "vn.police.a05"]
+        h["wrapped_keys"] = h["wrapped_keys"] * 2
+    sub("with a duplicate recipient", "BAD_REQUEST", tamper=dup_rcpt)
+    sub("created 20 minutes ahead", "CLOCK_SKEW", created_at_ms=now_ms() + 20 * 60000)
+    sub("created 20 minutes ago, before the key's validity", "UNAUTHENTICATED",
+        created_at_ms=now_ms() - 20 * 60000)
+    sub("already expired", "BAD_REQUEST", expires_at_ms=now_ms() - 1000)
+    sub("naming a blob never uploaded", "NOT_FOUND", blob_ids=[os.urandom(16)])
+    e_other, _ = seal(d, kr, ["vn.police.a05"], KIND_REFERRAL, ref, urgency=1)
+    soc.expect(13, enc((1, e_other)), "FORBIDDEN", "Submit of the hotline's envelope on molisa's connection")
+    # same message id, other bytes
+    e_same, _ = seal(d, kr, ["vn.police.a05"], KIND_REFERRAL, ref, urgency=1,
+                     fixed=dict(message_id=mid1))
+    hot.expect(13, enc((1, e_same)), "CONFLICT", "Submit reusing a message id with other bytes")
+    # oversize: an envelope above max_envelope_bytes, within the frame limit
+    big = referral("PY-2026-0010", "x" * (max_env + 1000))
+    e_big, _ = seal(d, kr, ["vn.police.a05"], KIND_REFERRAL, big, urgency=1)
+    hot.expect(13, enc((1, e_big)), "TOO_LARGE", "Submit above max_envelope_bytes")
+
+    # frames
+    hot.send_raw([enc((1, 1), (2, 77)) + bytes([0x52, 0]), b"x"])
+    r = hot.recv(0)
+    check(r.msg(3).int(1) == E["BAD_REQUEST"], "a two-frame message: BAD_REQUEST, request_id 0")
+    hot.send_raw([b"\xff\xff\xff"])
+    r = hot.recv(0)
+    check(r.msg(3).int(1) == E["BAD_REQUEST"], "an unparsable frame: BAD_REQUEST, request_id 0")
+    hot.send_raw([b""])
+    r = hot.recv(0)
+    check(r.msg(3).int(1) == E["VERSION"], "an empty frame: VERSION, request_id 0")
+    hot.send_raw([enc((1, 2), (2, 78)) + bytes([0x52, 0])])
+    r = hot.recv(78)
+    check(r.msg(3).int(1) == E["VERSION"], "protocol_version 2: VERSION")
+
+    # fetch and status
+    soc.expect(15, enc((1, mid1)), "NOT_FOUND", "Fetch of a message addressed to others")
+    soc.expect(15, enc((1, os.urandom(16))), "NOT_FOUND", "Fetch of an unknown id")
+    soc.expect(15, enc((1, b"short")), "BAD_REQUEST", "Fetch with a 5-byte id")
+    soc.expect(24, enc((1, mid1)), "NOT_FOUND", "GetStatus by a non-party")
+    soc.expect(24, enc((1, b"short")), "BAD_REQUEST", "GetStatus with a 5-byte id")
+    hot.expect(14, enc((1, 99)), "BAD_REQUEST", "ListInbox with an unknown state")
+    hot.expect(26, b"", "FORBIDDEN", "ListOverdue by a non-coordinator")
+
+    # receipts (mid2 is in soc's inbox, accepted)
+    sr = soc.kr
+
+    def rcpt(what, code, c=soc, **kw):
+        args = dict(message_id=mid2, env_hash=ehash2, sender="vn.hotline111", status=4, outcome=1)
+        args.update(kw)
+        signer = args.pop("signer", sr)
+        body = sign_receipt(signer, args["message_id"], args["env_hash"], args["sender"], args["status"],
+                            reason=args.get("reason", ""), outcome=args.get("outcome", 0),
+                            key=args.get("key"))
+        c.expect(16, enc((1, body)), code, "SendReceipt " + what)
+    rcpt("with a signature by another key", "BAD_SIGNATURE", key=hot.kr.current(SIGN)[3])
+    rcpt("signed by another member (police) on molisa's connection", "FORBIDDEN", signer=pol.kr)
+    rcpt("for a message not in the inbox", "NOT_FOUND", message_id=mid1,
+         env_hash=hashlib.sha256(env1).digest())
+    rcpt("with another envelope hash", "CONFLICT", env_hash=os.urandom(32))
+    rcpt("naming another sender", "BAD_REQUEST", sender="vn.police.a05")
+    rcpt("DECLINED without a reason", "BAD_REQUEST", status=3, outcome=0)
+    rcpt("COMPLETED without an outcome", "BAD_REQUEST", outcome=0)
+    rcpt("DELIVERED after ACCEPTED (a backward transition)", "CONFLICT", status=1, outcome=0)
+    ctrl = sign_receipt(sr, mid2, ehash2, "vn.hotline111", 3, reason="dup\x01licate")
+    soc.expect(16, enc((1, ctrl)), "BAD_REQUEST", "SendReceipt whose reason holds a control character")
+
+    # blobs
+    soc.expect(41, enc((1, blob)), "NOT_FOUND", "BlobStatus by a non-recipient")
+    soc.expect(42, enc((1, blob), (2, 0)), "NOT_FOUND", "BlobGet by a non-recipient")
+    hot.expect(42, enc((1, os.urandom(16)), (2, 0)), "NOT_FOUND", "BlobGet of an unknown blob")
+    hot.expect(42, enc((1, blob), (2, 5)), "NOT_FOUND", "BlobGet of a chunk not held")
+    hot.expect(40, enc((1, b"short"), (2, 0), (3, bytes(40)), (4, 1), (5, 40)), "BAD_REQUEST",
+               "BlobPut with a 5-byte blob id")
+    hot.expect(40, enc((1, os.urandom(16)), (2, 0), (3, bytes(10)), (4, 1), (5, 10)), "BAD_REQUEST",
+               "BlobPut of a chunk under 17 bytes")
+    hot.expect(40, enc((1, os.urandom(16)), (2, 1), (3, bytes(40)), (4, 1), (5, 40)), "BAD_REQUEST",
+               "BlobPut with chunk_index >= total_chunks")
+    hot.expect(40, enc((1, os.urandom(16)), (2, 0), (3, bytes(40)), (4, 1), (5, 300 << 20)), "BAD_REQUEST",
+               "BlobPut with total_size above (1 MiB + 17) x total_chunks")
+    hot.expect(40, enc((1, os.urandom(16)), (2, 0), (3, bytes(40)), (4, 300), (5, 300 << 20)), "TOO_LARGE",
+               "BlobPut of a blob above max_message_size")
+    nb2 = os.urandom(16)
+    hot.call(40, enc((1, nb2), (2, 0), (3, bytes(40)), (4, 2), (5, 80)))
+    hot.expect(40, enc((1, nb2), (2, 0), (3, bytes([1]) * 40), (4, 2), (5, 80)), "CONFLICT",
+               "BlobPut of a held chunk with other bytes")
+    hot.expect(40, enc((1, nb2), (2, 1), (3, bytes(40)), (4, 3), (5, 120)), "CONFLICT",
+               "BlobPut with other totals")
+    soc.expect(40, enc((1, nb2), (2, 1), (3, bytes(40)), (4, 2), (5, 80)), "CONFLICT",
+               "BlobPut into another member's blob")
+    sub("naming an incomplete blob", "NOT_FOUND", blob_ids=[nb2])
+
+    # audit
+    hot.expect(23, b"", "FORBIDDEN", "AuditExport by a non-coordinator")
+    hot.expect(21, enc((1, "vn.police.a05")), "FORBIDDEN", "AuditQuery naming another member")
+    hot.expect(21, enc((2, b"short")), "BAD_REQUEST", "AuditQuery with a 5-byte message id")
+    size = head(hot, 1)[0]
+    hot.expect(22, enc((1, enc((1, size), (2, size)))), "BAD_REQUEST", "inclusion proof with index >= tree_size")
+    hot.expect(22, enc((1, enc((1, 0), (2, size + 1000)))), "NOT_FOUND", "inclusion proof beyond the log")
+    hot.expect(22, enc((2, enc((1, 0), (2, size)))), "BAD_REQUEST", "consistency proof from size 0")
+    hot.expect(22, b"", "BAD_REQUEST", "AuditProof with neither proof set")
+    # an event the hotline is not party to: molisa's receipt events for the C message are the
+    # hotline's too (sender); the coordinator's own AUDIT_QUERIED event is not.
+    cpage = coord.call(21, enc((1, "vn.coord"), (6, 9)))
+    idx = [r.int(1) for r in cpage.rep_msg(1)]
+    if not idx:
+        coord.call(21, enc((1, "vn.coord")))
+        idx = [r.int(1) for r in coord.call(21, enc((1, "vn.coord"), (6, 9))).rep_msg(1)]
+    check(bool(idx), "the coordinator's AUDIT_QUERIED event exists")
+    size = head(hot, idx[0] + 1)[0]
+    hot.expect(22, enc((1, enc((1, idx[0]), (2, size)))), "FORBIDDEN",
+               "inclusion proof of an event the member is not party to")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ProtoError, TimeoutError, ValueError) as e:
+        print("FAIL: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        sys.exit(1)
+    print("second client: %d checks passed" % len(passed))
