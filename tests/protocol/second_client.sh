@@ -5,7 +5,8 @@
 # Debian's python3-zmq (with CURVE) and python3-nacl.
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/../cli/lib.sh"
-PY=${CASENET_PYTHON3:-python3}
+PY=${CASENET_PYTHON3:-/usr/bin/python3}
+[ -x "$PY" ] || PY=python3
 if ! "$PY" -c 'import zmq, nacl.bindings, sys; sys.exit(0 if zmq.has("curve") else 1)' 2>/dev/null; then
   echo "SKIP: python3-zmq (with CURVE) and python3-nacl are needed (deploy/setup-debian.sh)"
   exit 77
