@@ -29,7 +29,7 @@ import zmq  # noqa: E402
 import nacl.bindings as nb  # noqa: E402
 from wire import (BOX, CURVE, E, E_NAME, SIGN, Directory, Keyring, Msg, ProtoError,  # noqa: E402
                   authority_key, build_header, decrypt_chunks, enc, encrypt_file,
-                  key_id, leaf_hash, manifest, varint, now_ms, open_envelope, pae, referral,
+                  key_id, leaf_hash, manifest, varint, mth, ed_sign, now_ms, open_envelope, pae, referral,
                   seal, seal_box_fixed, sign_receipt, verify_checkpoint, verify_consistency,
                   verify_inclusion, verify_receipt, consistency_len)
 
@@ -192,6 +192,8 @@ class Conn:
 
     def request(self, field, body):
         # an empty sub-message must still be present: write the tag and a zero length
+        if body is None:
+            return enc((1, 1), (2, self.rid))
         return enc((1, 1), (2, self.rid)) + varint(field << 3 | 2) + varint(len(body)) + body
 
     def expect(self, field, body, code, what):
@@ -311,6 +313,24 @@ def main():
     br = st.msg(1).bytes(12)
     check(br == rc1, "GetStatus carries the original broker receipt")
 
+    step("2b. push after Subscribe; a stranger's CURVE key gets no answer")
+    soc.call(17, b"")
+    envp, hp = seal(hot.dir, hot.kr, ["vn.molisa.hanoi"], KIND_REFERRAL,
+                    referral("PY-2026-0004", "Pushed."), urgency=1)
+    submit(hot, envp)
+    push = soc.recv(0)
+    check(push.has(30) and push.msg(30).msg(1).bytes(2) == hp["message_id"],
+          "a Notice (request_id 0) announces the new inbox row")
+    stranger = ctx.socket(zmq.DEALER)
+    spub, ssec = zmq.curve_keypair()
+    stranger.curve_serverkey = hot.dir.current_key(hot.dir.broker, CURVE)["key"]
+    stranger.curve_publickey, stranger.curve_secretkey = spub, ssec
+    stranger.setsockopt(zmq.LINGER, 0)
+    stranger.connect(ENDPOINT)
+    stranger.send(enc((1, 1), (2, 1)) + bytes([0x52, 0]))
+    check(not stranger.poll(2000), "a handshake with an unknown CURVE key is silent (no answer, §7)")
+    stranger.close(0)
+
     step("3. attachments both ways")
     data = os.urandom(1048576 + 4321)
     m, chunks = encrypt_file(data)
@@ -374,6 +394,32 @@ def main():
     check(len(pr.rep(1)) == consistency_len(size, size2) and
           verify_consistency(size, size2, pr.rep(1), root, root2), "the consistency proof verifies")
 
+    # the coordinator's export: every event, every head recomputed from the leaves (§10.4)
+    events, heads, frm = [], [], 0
+    while True:
+        pg = coord.call(23, enc((1, frm)))
+        heads += [verify_checkpoint(c, origin, hot.dir.broker, bpk) for c in pg.rep(2)]
+        events += pg.rep(1)
+        frm = pg.int(3)
+        if not pg.int(4):
+            break
+    check(all(Msg(e).int(1) == i for i, e in enumerate(events)), "exported events carry their own index")
+    check(heads and all(mth(events[:hs]) == hr for hs, hr, _ in heads),
+          "every exported head's root is MTH of the exported leaves (%d heads)" % len(heads))
+    # least visibility: the hotline's query only returns its own events
+    mine = hot.call(21, enc((8, 1000))).rep_msg(1)
+    check(mine and all(Msg(r.bytes(2)).str(4) == "vn.hotline111" or
+                       "vn.hotline111" in Msg(r.bytes(2)).rep_str(5) for r in mine),
+          "AuditQuery by a member returns only events it is actor or party of")
+    # GetStatus: every recipient receipt in the steps verifies
+    rec = hot.call(24, enc((1, mid2))).msg(1)
+    rs = rec.rep_msg(13)[0]
+    signed = [stp for stp in rs.rep_msg(3) if stp.bytes(4)]
+    check(len(signed) == 2 and all(verify_receipt(hot.dir, stp.bytes(4)).bytes(1) == mid2 for stp in signed),
+          "GetStatus steps carry our two receipts, verified")
+    sent = hot.call(25, enc((4, 1000)))
+    check(any(m.bytes(1) == mid1 for m in sent.rep_msg(1)), "ListSent lists our referral")
+
     step("5. refusals, each with its documented code")
     refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env)
     for c in (hot, pol, soc, coord):
@@ -419,6 +465,38 @@ def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
         h["recipients"] = ["vn.police.a05", "vn.police.a05"]
         h["wrapped_keys"] = h["wrapped_keys"] * 2
     sub("with a duplicate recipient", "BAD_REQUEST", tamper=dup_rcpt)
+    def no_key(h):
+        h["sign_key_id"] = "0123456789abcdef"
+    sub("whose sign_key_id names no key", "UNAUTHENTICATED", tamper=no_key)
+
+    def wrong_box(h):
+        h["wrapped_keys"][0]["box_key_id"] = "0123456789abcdef"
+    sub("wrapped to a box key id the recipient does not have", "BAD_REQUEST", tamper=wrong_box)
+
+    def other_wrapped(h):
+        h["wrapped_keys"][0]["recipient"] = "vn.molisa.hanoi"
+    sub("whose wrapped keys name another recipient", "BAD_REQUEST", tamper=other_wrapped)
+
+    def many(h):
+        w = h["wrapped_keys"][0]
+        h["recipients"] = ["vn.r%03d" % i for i in range(257)]
+        h["wrapped_keys"] = [dict(w, recipient=r) for r in h["recipients"]]
+    sub("to 257 recipients", "TOO_LARGE", tamper=many)
+
+    def blobs65(h):
+        h["blob_ids"] = [os.urandom(16) for _ in range(65)]
+    sub("naming 65 blobs", "TOO_LARGE", tamper=blobs65)
+
+    def blobs_dup(h):
+        b = os.urandom(16)
+        h["blob_ids"] = [b, b]
+    sub("naming one blob twice", "BAD_REQUEST", tamper=blobs_dup)
+
+    def bad_utf8(h):
+        h["recipients"] = ["vn.police.a05"]
+        h["wrapped_keys"][0]["box_key_id"] = h["wrapped_keys"][0]["box_key_id"][:15].encode() + b"\xff"
+    sub("with a header string that is not UTF-8", "BAD_REQUEST", tamper=bad_utf8)
+    hot.expect(10, enc((1, b"py\xc0\xafclient")), "BAD_REQUEST", "Hello whose client is not UTF-8 (overlong)")
     sub("created 20 minutes ahead", "CLOCK_SKEW", created_at_ms=now_ms() + 20 * 60000)
     sub("created 20 minutes ago, before the key's validity", "UNAUTHENTICATED",
         created_at_ms=now_ms() - 20 * 60000)
@@ -449,6 +527,22 @@ def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
     r = hot.recv(78)
     check(r.msg(3).int(1) == E["VERSION"], "protocol_version 2: VERSION")
 
+    # directories (any member may relay one, §8)
+    hot.expect(12, enc((1, b"\x0a\x03abc")), "BAD_SIGNATURE", "PublishDirectory with no valid signature")
+    hot.expect(12, enc((1, b"\xff\xff")), "BAD_REQUEST", "PublishDirectory that does not parse")
+    hot.expect(12, enc((1, d.bytes)), "CONFLICT", "PublishDirectory of the directory served")
+
+    hot.expect(0, None, "BAD_REQUEST", "a Request with no body")
+    hot.expect(99, b"", "BAD_REQUEST", "a Request with an unknown body (field 99)")
+    hot.expect(21, enc((3, b"short")), "BAD_REQUEST", "AuditQuery with a 5-byte case_ref")
+    hot.expect(21, enc((4, -5)), "BAD_REQUEST", "AuditQuery with a negative time")
+    hot.expect(21, enc((1, "Not A Member!")), "BAD_REQUEST", "AuditQuery with an invalid member id")
+    hot.expect(21, enc((6, 77)), "BAD_REQUEST", "AuditQuery with an unknown kind")
+    hsize = head(hot, 1)[0]
+    hot.expect(22, enc((2, enc((1, 3), (2, 2)))), "BAD_REQUEST", "consistency proof with size1 > size2")
+    hot.expect(22, enc((2, enc((1, 1), (2, hsize + 1000)))), "NOT_FOUND", "consistency proof beyond the log")
+    coord.expect(23, enc((1, hsize + 1000)), "NOT_FOUND", "AuditExport from beyond the log")
+
     # fetch and status
     soc.expect(15, enc((1, mid1)), "NOT_FOUND", "Fetch of a message addressed to others")
     soc.expect(15, enc((1, os.urandom(16))), "NOT_FOUND", "Fetch of an unknown id")
@@ -478,6 +572,25 @@ def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
     rcpt("DECLINED without a reason", "BAD_REQUEST", status=3, outcome=0)
     rcpt("COMPLETED without an outcome", "BAD_REQUEST", outcome=0)
     rcpt("DELIVERED after ACCEPTED (a backward transition)", "CONFLICT", status=1, outcome=0)
+    def rsig(body):
+        return ed_sign(sr.current(SIGN)[3], pae("casenet.receipt.v1", body))
+
+    rcpt("ACCEPTED with a reason", "BAD_REQUEST", status=2, outcome=0, reason="duplicate")
+    rcpt("ACCEPTED with an outcome", "BAD_REQUEST", status=2, outcome=1)
+    rcpt("of status 5", "BAD_REQUEST", status=5, outcome=0)
+    rcpt("DECLINED with an unknown reason", "BAD_REQUEST", status=3, outcome=0, reason="busy")
+    body = sign_receipt(sr, mid2, ehash2, "vn.hotline111", 4, outcome=1, signed_at_ms=now_ms() - 86400000)
+    soc.expect(16, enc((1, body)), "UNAUTHENTICATED", "SendReceipt signed_at before the key's validity (§5.1)")
+    sb = Msg(sign_receipt(sr, mid2, ehash2, "vn.hotline111", 4, outcome=1))
+    bb = Msg(sb.bytes(1))
+    body = enc((1, bb.bytes(1)), (2, bb.bytes(2)), (3, bb.str(3)), (4, bb.str(4)), (5, "0123456789abcdef"),
+               (6, 4), (9, bb.int(9)), (10, 1))
+    soc.expect(16, enc((1, enc((1, body), (2, rsig(body))))),
+               "UNAUTHENTICATED", "SendReceipt whose sign_key_id names no key (§5.1)")
+    body = enc((1, mid2), (2, ehash2), (3, "vn.hotline111"), (4, "vn.molisa.hanoi"),
+               (5, sr.current(SIGN)[1]), (6, 4), (9, now_ms()), (10, 1), (11, b"short"))
+    soc.expect(16, enc((1, enc((1, body), (2, rsig(body))))),
+               "BAD_REQUEST", "SendReceipt with a 5-byte note_id")
     ctrl = sign_receipt(sr, mid2, ehash2, "vn.hotline111", 3, reason="dup\x01licate")
     soc.expect(16, enc((1, ctrl)), "BAD_REQUEST", "SendReceipt whose reason holds a control character")
 
@@ -505,6 +618,18 @@ def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
     soc.expect(40, enc((1, nb2), (2, 1), (3, bytes(40)), (4, 2), (5, 80)), "CONFLICT",
                "BlobPut into another member's blob")
     sub("naming an incomplete blob", "NOT_FOUND", blob_ids=[nb2])
+
+    # the Submit rate: burst 120 by default (§7); the coordinator's refused referrals use tokens
+    eco, _ = seal(coord.dir, coord.kr, ["vn.police.a05"], KIND_REFERRAL, ref, urgency=1)
+    codes = []
+    for _ in range(130):
+        err = coord.call(13, enc((1, eco)), want="any").msg(3)
+        codes.append(E_NAME.get(err.int(1)))
+        if codes[-1] == "RATE_LIMITED":
+            check(err.int(3) > 0, "RATE_LIMITED carries retry_after_ms")
+            break
+    check(codes[0] == "FORBIDDEN" and codes[-1] == "RATE_LIMITED" and len(codes) == 121,
+          "Submit beyond the burst of 120: RATE_LIMITED (got %s after %d)" % (codes[-1], len(codes)))
 
     # audit
     hot.expect(23, b"", "FORBIDDEN", "AuditExport by a non-coordinator")
