@@ -278,6 +278,14 @@ def main():
     check(json.loads(out)["referral"]["caseId"] == "PY-2026-0001", "C `read` opens our referral")
     check("vn.hotline111" in err, "C `read` names the verified sender")
 
+    # offline: `casenet open` verifies our signature (one flipped bit: refused, exit 3)
+    cli("open", "--home", P, stdin=env)
+    bad, _ = seal(hot.dir, hot.kr, ["vn.police.a05"], KIND_REFERRAL,
+                  referral("PY-2026-0005", "Tampered."), urgency=1,
+                  tamper=lambda hh: hh.update(signature=bytes([hh["sign_sk"][0] ^ 1]) * 64))
+    cli("open", "--home", P, stdin=bad, want=3)
+    passed.append("C `open` refuses our envelope with a bad signature (exit 3)")
+
     step("2. a message from the C CLI opened here; receipts both ways")
     refjson = json.dumps({"referral": {"caseId": "C-2026-0002", "urgency": "URGENCY_STANDARD",
                                        "harmCategories": ["HARM_CATEGORY_GROOMING"],
@@ -527,6 +535,21 @@ def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
     r = hot.recv(78)
     check(r.msg(3).int(1) == E["VERSION"], "protocol_version 2: VERSION")
 
+    # the order of the checks: the first failure is the answer (§4.6, §8 Submit)
+    sub("ESCALATION with a bad signature (step 8 before 10)", "FORBIDDEN", kind=KIND_ESCALATION,
+        payload=enc((10, b"")), tamper=badsig)
+    sub("to an unknown member with a bad signature (step 9 before 10)", "UNKNOWN_RECIPIENT",
+        to=["vn.nobody.x"], tamper=badsig)
+    e_bs, _ = seal(d, kr, ["vn.police.a05"], KIND_REFERRAL, ref, urgency=1, tamper=badsig)
+    soc.expect(13, enc((1, e_bs)), "BAD_SIGNATURE",
+               "Submit of another sender's badly signed envelope (signature before the connection check)")
+    sub("to a coordinator, 20 minutes ahead (matrix before clock)", "FORBIDDEN", to=["vn.coord"],
+        created_at_ms=now_ms() + 20 * 60000)
+    sub("20 minutes ahead and already expired (clock before expiry)", "CLOCK_SKEW",
+        created_at_ms=now_ms() + 20 * 60000, expires_at_ms=now_ms() - 1000)
+    big_bad = enc((1, b"\x08\x02"), (2, bytes(64)), (3, bytes(max_env + 100)))
+    hot.expect(13, enc((1, big_bad)), "TOO_LARGE", "an oversize malformed envelope (size first)")
+
     # directories (any member may relay one, §8)
     hot.expect(12, enc((1, b"\x0a\x03abc")), "BAD_SIGNATURE", "PublishDirectory with no valid signature")
     hot.expect(12, enc((1, b"\xff\xff")), "BAD_REQUEST", "PublishDirectory that does not parse")
@@ -575,6 +598,8 @@ def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
     def rsig(body):
         return ed_sign(sr.current(SIGN)[3], pae("casenet.receipt.v1", body))
 
+    rcpt("signed as police with a wrong key on molisa's connection (signature before signer)",
+         "BAD_SIGNATURE", signer=pol.kr, key=hot.kr.current(SIGN)[3])
     rcpt("ACCEPTED with a reason", "BAD_REQUEST", status=2, outcome=0, reason="duplicate")
     rcpt("ACCEPTED with an outcome", "BAD_REQUEST", status=2, outcome=1)
     rcpt("of status 5", "BAD_REQUEST", status=5, outcome=0)
