@@ -430,6 +430,10 @@ def main():
 
     step("5. refusals, each with its documented code")
     refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env)
+    step("5b. per-member limits (the test's broker: pair backlog 10, quotas 1 MiB / 16 MiB, 4 connections)")
+    limits(ctx, hot, pol, soc, coord, max_env)
+    step("5c. directories signed here with the authority key: refusals, STALE_DIRECTORY, DIRECTORY_EXPIRED")
+    directories(hot, soc)
     for c in (hot, pol, soc, coord):
         c.close()
     ctx.term()
@@ -676,6 +680,121 @@ def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
     size = head(hot, idx[0] + 1)[0]
     hot.expect(22, enc((1, enc((1, idx[0]), (2, size)))), "FORBIDDEN",
                "inclusion proof of an event the member is not party to")
+
+
+def limits(ctx, hot, pol, soc, coord, max_env):
+    d, kr = pol.dir, pol.kr
+    codes = []
+    for i in range(10):
+        e, _ = seal(d, kr, ["vn.molisa.hanoi"], KIND_REFERRAL, referral("PY-B-%d" % i, "Backlog."), urgency=3)
+        r = pol.call(13, enc((1, e)), want="any")
+        codes.append(E_NAME[r.msg(3).int(1)] if r.has(3) else "OK")
+        if r.has(3):
+            check(r.msg(3).int(3) == 60000, "a full pair backlog answers retry_after_ms 60000")
+    check(codes == ["OK"] * 9 + ["UNAVAILABLE"],
+          "a standard Submit beyond 90%% of max_pair_backlog (9 of 10): UNAVAILABLE (got %s)" % codes)
+    e, _ = seal(d, kr, ["vn.molisa.hanoi"], KIND_REFERRAL, referral("PY-B-E", "Emergency."), urgency=1)
+    submit(pol, e)
+    passed.append("an EMERGENCY Submit takes the reserved 10%")
+    e, _ = seal(d, kr, ["vn.molisa.hanoi"], KIND_REFERRAL, referral("PY-B-E2", "Emergency."), urgency=1)
+    pol.expect(13, enc((1, e)), "UNAVAILABLE", "an EMERGENCY Submit at the full pair cap")
+    # the byte quota: 1 MiB of envelopes stored as a sender
+    pad = "x" * (max_env - 70000)
+    e, _ = seal(d, kr, ["vn.hotline111"], KIND_REFERRAL, referral("PY-Q-1", pad[:600000]), urgency=1)
+    submit(pol, e)
+    e, _ = seal(d, kr, ["vn.hotline111"], KIND_REFERRAL, referral("PY-Q-2", pad[:600000]), urgency=1)
+    err = pol.expect(13, enc((1, e)), "QUOTA_EXCEEDED", "a Submit past member_quota_mb")
+    check(err.int(3) == 0, "QUOTA_EXCEEDED has no retry_after_ms")
+    # the blob quota: a new blob of 17 MiB against 16 MiB
+    pol.expect(40, enc((1, os.urandom(16)), (2, 0), (3, bytes(40)), (4, 17), (5, 17 << 20)), "QUOTA_EXCEEDED",
+               "a BlobPut starting a blob past blob_quota")
+    # connections: coord holds one; three more fill max_connections 4, the fifth is silent
+    extra, answered = [], []
+    for _ in range(4):  # one at a time: each handshake settles before the next
+        c = Conn(ctx, "vn.coord")
+        extra.append(c)
+        c.rid += 1
+        c.s.send(c.request(10, b""))
+        try:
+            c.recv(c.rid, timeout=3)
+            answered.append(True)
+        except TimeoutError:
+            answered.append(False)
+    answered = sum(answered) if answered == [True, True, True, False] else answered
+    check(answered == 3, "max_connections 4: the fifth connection gets no answer (answered: %s)" % answered)
+    for c in extra:
+        c.close()
+
+
+def authority_signer():
+    from wire import Keyring as _K
+    kr = _K(os.path.join(N, "authority", "authority.key"))
+    return kr.current(SIGN)
+
+
+def directories(hot, soc):
+    auth = authority_signer()
+    served = Directory(hot.call(11, b"").bytes(1), hot.apk)
+    body = Msg(Msg(served.bytes).bytes(1))
+    members = body.rep(5)
+
+    def signed(version, expires, network=None, mems=None, key=None):
+        b = enc((1, version), (2, now_ms()), (3, expires), (4, served.network if network is None else network),
+                (5, list(members if mems is None else mems)))
+        sig = ed_sign(key or auth[3], pae("casenet.directory.v1", b))
+        return enc((1, b), (2, sig), (3, key_id(auth[2])))
+
+    v = served.version
+    day = 86400000
+    hot.expect(12, enc((1, signed(v + 1, now_ms() - 1000))), "BAD_REQUEST", "PublishDirectory of an expired directory")
+    rnd = nb.crypto_sign_seed_keypair(os.urandom(32))[1]
+    hot.expect(12, enc((1, signed(v + 1, now_ms() + day, key=rnd))), "BAD_SIGNATURE",
+               "PublishDirectory signed by another key")
+    hot.expect(12, enc((1, signed(v, now_ms() + day))), "CONFLICT", "PublishDirectory of the served version")
+    hot.expect(12, enc((1, signed(v + 1, now_ms() + day, network="other.net"))), "CONFLICT",
+               "PublishDirectory changing the audit network")
+    # the broker listed but suspended (removing it would change a nameless network: CONFLICT first)
+    sus = [m if "broker" not in Msg(m).rep_str(3) else m + enc((5, 2)) for m in members]
+    hot.expect(12, enc((1, signed(v + 1, now_ms() + day, mems=sus))), "BAD_REQUEST",
+               "PublishDirectory listing the broker suspended")
+    # molisa's box key closed now, a new one open: a sender holding the old directory is stale
+    t = now_ms() - 1
+    mem2 = []
+    for raw in members:
+        m = Msg(raw)
+        if m.str(1) == "vn.molisa.hanoi":
+            keys = []
+            for k in m.rep_msg(6):
+                if k.int(1) == BOX:
+                    keys.append(enc((1, BOX), (2, k.str(2)), (3, k.bytes(3)), (4, k.int(4, True)), (5, t)))
+                else:
+                    keys.append(enc((1, k.int(1)), (2, k.str(2)), (3, k.bytes(3)), (4, k.int(4, True)),
+                                    (5, k.int(5, True))))
+            npk = nb.crypto_scalarmult_base(os.urandom(32))
+            keys.append(enc((1, BOX), (2, key_id(npk)), (3, npk), (4, t)))
+            raw = enc((1, m.str(1)), (2, m.str(2)), (3, m.rep_str(3)), (4, m.rep_str(4)), (5, m.int(5)),
+                      (6, keys))
+        mem2.append(raw)
+    r = hot.call(12, enc((1, signed(v + 1, now_ms() + day, mems=mem2))))
+    check(r.int(1) == v + 1, "PublishDirectory of a directory signed here: accepted as version %d" % (v + 1))
+    e, _ = seal(hot.dir, hot.kr, ["vn.molisa.hanoi"], KIND_REFERRAL, referral("PY-S-1", "Stale."), urgency=1)
+    err = hot.expect(13, enc((1, e)), "STALE_DIRECTORY", "a Submit sealed to a box key closed since")
+    check(err.int(4) == v + 1, "STALE_DIRECTORY names the broker's directory version")
+    e, _ = seal(hot.dir, hot.kr, ["vn.molisa.hanoi"], KIND_REFERRAL, referral("PY-S-2", "Stale."), urgency=1,
+                tamper=lambda h: h.update(signature=bytes(64)))
+    hot.expect(13, enc((1, e)), "BAD_SIGNATURE", "a stale envelope with a bad signature is BAD_SIGNATURE")
+    # a directory that expires in 2 s: new Submits are refused once it has
+    r = hot.call(12, enc((1, signed(v + 2, now_ms() + 2000, mems=mem2))))
+    check(r.int(1) == v + 2, "a short-lived directory is accepted")
+    new = Directory(hot.call(11, b"").bytes(1), hot.apk)
+    for _ in range(60):
+        if now_ms() > new.expires_at_ms + 50:
+            break
+        time.sleep(0.1)
+    hot.dir = new if False else hot.dir
+    e, _ = seal(hot.dir, hot.kr, ["vn.police.a05"], KIND_REFERRAL, referral("PY-X-1", "Expired."), urgency=1)
+    err = hot.expect(13, enc((1, e)), "DIRECTORY_EXPIRED", "a new Submit under an expired directory")
+    check(hot.call(10, b"").str(1) == "vn.hotline111", "reads go on under an expired directory (Hello)")
 
 
 if __name__ == "__main__":

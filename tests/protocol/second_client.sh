@@ -13,6 +13,8 @@ if ! "$PY" -c 'import zmq, nacl.bindings, sys; sys.exit(0 if zmq.has("curve") el
 fi
 # shellcheck source=tests/cli/broker.sh
 source "$(dirname "$0")/../cli/broker.sh"
+# tight limits, so that each refusal of §7 can be provoked in a few requests
+broker_args=(--max-pair-backlog 10 --member-quota 1MB --blob-quota 16MB --max-connections 4)
 broker_up "$T/net"
 export N BROKER_ENDPOINT CASENET T
 "$PY" "$(dirname "$0")/second_client.py" || {
