@@ -28,9 +28,9 @@ import zmq  # noqa: E402
 
 import nacl.bindings as nb  # noqa: E402
 from wire import (BOX, CURVE, E, E_NAME, SIGN, Directory, Keyring, Msg, ProtoError,  # noqa: E402
-                  authority_key, build_header, decrypt_chunks, enc, encrypt_file,
+                  authority_key, decrypt_chunks, enc, encrypt_file,
                   key_id, leaf_hash, manifest, varint, mth, ed_sign, now_ms, open_envelope, pae, referral,
-                  seal, seal_box_fixed, sign_receipt, verify_checkpoint, verify_consistency,
+                  seal, sign_receipt, verify_checkpoint, verify_consistency,
                   verify_inclusion, verify_receipt, consistency_len)
 
 N = os.environ.get("N", "")
@@ -274,6 +274,9 @@ def main():
     audit_index = rb.int(4)
     rb2, rc2, dup = submit(hot, env)
     check(dup and rc2 == rc1, "a resend of the same bytes gets the original receipt, duplicate = true")
+    out, err = cli("inbox", "--home", P, "--json")
+    check(any(json.loads(ln)["id"] == mid1.hex() and json.loads(ln)["from"] == "vn.hotline111"
+              for ln in out.splitlines()), "C `inbox` lists our referral")
     out, err = cli("read", mid1.hex(), "--home", P, "--json")
     check(json.loads(out)["referral"]["caseId"] == "PY-2026-0001", "C `read` opens our referral")
     check("vn.hotline111" in err, "C `read` names the verified sender")
@@ -309,6 +312,10 @@ def main():
     steps = js["recipients"][0]["steps"]
     check([s["state"] for s in steps][-2:] == ["delivered", "accepted"] and
           all(s.get("receipt_verified") for s in steps[-2:]), "C `status` verifies our receipts")
+    out, err = cli("inbox", "--home", H, "--json", "--state", "any")
+    rows = [json.loads(ln) for ln in out.splitlines()]
+    ours = [r for r in rows if r["kind"] == "receipt" and r["in_reply_to"] == mid2.hex()]
+    check(len(ours) == 2 and all(r["receipt_verified"] for r in ours), "C `inbox` verifies our two forwarded receipts")
     # the C recipient acknowledges our message; its forwarded receipt verifies here
     cli("ack", mid1.hex(), "--home", P, "--status", "accepted")
     row = find_inbox(hot, mid1)
@@ -317,6 +324,9 @@ def main():
     check(rbody.bytes(1) == mid1 and rbody.bytes(2) == hashlib.sha256(env).digest() and rbody.int(6) == 2
           and rbody.str(4) == "vn.police.a05", "the C recipient's receipt verifies here")
     check(row.bytes(2) == hashlib.sha256(row.bytes(12)).digest()[:16], "the receipt row's id is SHA-256(receipt)[:16]")
+    fr = hot.call(15, enc((1, row.bytes(2))))
+    check(fr.bytes(1) == b"" and fr.msg(2).int(4) == KIND_RECEIPT and fr.msg(2).int(7) == 2 and
+          fr.msg(2).bytes(12) == row.bytes(12), "Fetch of a receipt row: no envelope, the row fetched")
     st = hot.call(24, enc((1, mid1)))
     br = st.msg(1).bytes(12)
     check(br == rc1, "GetStatus carries the original broker receipt")
@@ -472,6 +482,20 @@ def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
     def short_nonce(h):
         h["nonce"] = h["nonce"][:23]
     sub("with a 23-byte nonce", "BAD_REQUEST", tamper=short_nonce)
+
+    def short_sealed(h):
+        h["wrapped_keys"][0]["sealed_key"] = h["wrapped_keys"][0]["sealed_key"][:79]
+    for what, fn in (("a 79-byte sealed key", short_sealed),
+                     ("a 5-byte case_ref", lambda h: h.update(case_ref=b"short")),
+                     ("a 5-byte in_reply_to", lambda h: h.update(in_reply_to=b"short")),
+                     ("kind 13", lambda h: h.update(kind=13)),
+                     ("kind RECEIPT (20)", lambda h: h.update(kind=20)),
+                     ("urgency 5", lambda h: h.update(urgency=5)),
+                     ("status 4", lambda h: h.update(status=4)),
+                     ("an invalid sender id", lambda h: h.update(sender="Not Valid")),
+                     ("a 15-character sign_key_id", lambda h: h.update(sign_key_id=h["sign_key_id"][:15])),
+                     ("a 15-byte ciphertext", lambda h: h.update(ciphertext=h["ciphertext"][:15]))):
+        sub("with " + what, "BAD_REQUEST", tamper=fn)
 
     def dup_rcpt(h):
         h["recipients"] = ["vn.police.a05", "vn.police.a05"]
@@ -791,7 +815,6 @@ def directories(hot, soc):
         if now_ms() > new.expires_at_ms + 50:
             break
         time.sleep(0.1)
-    hot.dir = new if False else hot.dir
     e, _ = seal(hot.dir, hot.kr, ["vn.police.a05"], KIND_REFERRAL, referral("PY-X-1", "Expired."), urgency=1)
     err = hot.expect(13, enc((1, e)), "DIRECTORY_EXPIRED", "a new Submit under an expired directory")
     check(hot.call(10, b"").str(1) == "vn.hotline111", "reads go on under an expired directory (Hello)")
