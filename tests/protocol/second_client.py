@@ -734,7 +734,11 @@ def limits(ctx, hot, pol, soc, coord, max_env):
                "a BlobPut starting a blob past blob_quota")
     # connections: coord holds one; three more fill max_connections 4, the fifth is silent
     extra, answered = [], []
-    for _ in range(4):  # one at a time: each handshake settles before the next
+    # One at a time: each handshake settles before the next. Opened at once from one
+    # address, ZAP may tie a member to another handshaking connection's descriptor
+    # (broker/server_conn.c server_admit_connection), a request then tags its own too,
+    # and the member is refused as holding max_connections while it holds fewer.
+    for _ in range(4):
         c = Conn(ctx, "vn.coord")
         extra.append(c)
         c.rid += 1
