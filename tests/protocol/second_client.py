@@ -681,7 +681,8 @@ def refusals(hot, pol, soc, coord, max_env, mid1, mid2, ehash2, blob, env1):
         if codes[-1] == "RATE_LIMITED":
             check(err.int(3) > 0, "RATE_LIMITED carries retry_after_ms")
             break
-    check(codes[0] == "FORBIDDEN" and codes[-1] == "RATE_LIMITED" and len(codes) == 121,
+    # 120 tokens, plus the one a second refills while the loop runs (60/min)
+    check(set(codes[:-1]) == {"FORBIDDEN"} and codes[-1] == "RATE_LIMITED" and 121 <= len(codes) <= 130,
           "Submit beyond the burst of 120: RATE_LIMITED (got %s after %d)" % (codes[-1], len(codes)))
 
     # audit
