@@ -9,6 +9,7 @@ packages=(
   jq valgrind procps libmicrohttpd-dev libsystemd-dev python3-prometheus-client
   libpq-dev postgresql-15
   chromium chromium-driver python3-selenium
+  python3-zmq python3-nacl python3-protobuf
   scdoc dpkg-dev file lintian debootstrap
 )
 sudo=()
