@@ -116,6 +116,22 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
     return CASENET_OK;
 }
 
+/* True when chunk p, not yet held (h->n < the blob's chunks), leaves each
+ * other chunk not held its 17 bytes within total_size, so that the bytes
+ * held never pass the size the quota counted; or when it is held already
+ * (a resend, which blobs_chunk_write answers). */
+static bool chunk_fits(struct req *r, const Casenet__V1__BlobPut *p, const struct blob_meta *m,
+                       const struct blob_held *h)
+{
+    uint64_t rest = (uint64_t)(m->total_chunks - h->n - 1) * CASENET_ATTACH_ABYTES;
+    if (h->bytes + p->chunk.len + rest <= m->total_size)
+        return true;
+    casenet_buf old = {0};
+    bool held = blobs_chunk_read(data_dir(r), p->blob_id.data, p->chunk_index, &old) == CASENET_OK;
+    casenet_buf_free(&old);
+    return held;
+}
+
 int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
 {
     const Casenet__V1__BlobPut *p = q->blob_put;
@@ -137,6 +153,14 @@ int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
     if (m.total_chunks != p->total_chunks || m.total_size != p->total_size)
         return req_fail(r, CASENET_ECONFLICT,
                         "total_chunks or total_size differ from the blob's first chunk");
+    struct blob_held h;
+    if (blobs_held(data_dir(r), p->blob_id.data, &m, NULL, &h) != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
+    if (h.n < m.total_chunks && !chunk_fits(r, p, &m, &h))
+        return req_fail(r, CASENET_ECONFLICT,
+                        "chunk %u (%zu bytes) would take the blob past its total_size; send "
+                        "the chunks of the file the first chunk described",
+                        p->chunk_index, p->chunk.len);
     bool fresh = false;
     rc = blobs_chunk_write(data_dir(r), p->blob_id.data, p->chunk_index, p->chunk.data,
                            p->chunk.len, &fresh);
@@ -145,11 +169,12 @@ int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
                         p->chunk_index);
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the chunk; retry later");
-    if (fresh)
+    if (fresh) {
         metrics_blob_chunk_uploaded(p->chunk.len);
-    struct blob_held h;
-    if (blobs_held(data_dir(r), p->blob_id.data, &m, NULL, &h) != CASENET_OK)
-        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
+        h.n++;
+        h.bytes += p->chunk.len;
+        h.complete = h.n == m.total_chunks && h.bytes == m.total_size;
+    }
     if (fresh && h.complete) {
         rc = audit_blob(r->b->store, r->now_ms, AUDIT_BLOB_STORED, r->member, m.owner,
                         p->blob_id.data, m.total_size);
