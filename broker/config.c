@@ -107,7 +107,8 @@ const struct config_option config_options[] = {
     {"limits", "fair_share", "fair-share", "N", CONFIG_U32, LIM(fair_share), "16", NULL, 1, 65536,
      0, false,
      "work of one member per batch while others wait, in cost units: 1 per request, more for "
-     "ListSent, ListInbox and AuditQuery by the rows they may read"},
+     "ListSent, ListInbox and AuditQuery by the rows they may read, BlobPut and BlobStatus by "
+     "the chunks they look at"},
     {"limits", "min_free_mb", "min-free", "SIZE", CONFIG_SIZE, LIM(min_free_mb), "64", NULL, 0,
      1024u * 1024u, MIB, false,
      "MiB kept free on the data disk (0 = no reserve): below it Submit answers UNAVAILABLE; "

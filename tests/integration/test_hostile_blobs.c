@@ -432,6 +432,70 @@ static void test_submit_blob_refusals(void **state)
     stop(tn);
 }
 
+/* Sends n BlobStatus of id as c without waiting for the answers. */
+static void status_flood(tn_conn *c, const uint8_t id[16], int n)
+{
+    for (int i = 0; i < n; i++) {
+        Casenet__V1__Request req = CASENET__V1__REQUEST__INIT;
+        Casenet__V1__BlobStatus st = CASENET__V1__BLOB_STATUS__INIT;
+        st.blob_id.data = (uint8_t *)id;
+        st.blob_id.len = 16;
+        req.body_case = CASENET__V1__REQUEST__BODY_BLOB_STATUS;
+        req.blob_status = &st;
+        req.protocol_version = 1;
+        req.request_id = 1000u + (uint64_t)i;
+        size_t len = casenet__v1__request__get_packed_size(&req);
+        uint8_t *buf = malloc(len);
+        assert_non_null(buf);
+        casenet__v1__request__pack(&req, buf);
+        const void *frames[1] = {buf};
+        tn_send_frames(c, frames, &len, 1);
+        free(buf);
+    }
+}
+
+/* One member's blob requests cannot hold another's for long: a BlobStatus
+ * or BlobPut on a blob of 65536 chunks looks at every chunk (tens of ms
+ * each), so it weighs that much in the fair batches. With 30 of them
+ * queued, a Hello from another member is answered after at most a few of
+ * them (at a weight of 1 each, after fair_share = 16). Counted in answers,
+ * not time. */
+static void test_blob_flood_fair(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with(NULL);
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
+    uint8_t id[16], chunk[17] = {0};
+    randombytes_buf(id, sizeof id);
+    CN_OK(put_code(h, id, 16, 0, chunk, sizeof chunk, 65536, 65536ull * 17));
+    Casenet__V1__Response *r = tn_hello(p);
+    CN_OK(tn_code(r));
+    rfree(r);
+    enum { FLOOD = 30 };
+    status_flood(h, id, FLOOD);
+    /* The Hello goes right behind the flood (sent first, the broker has it
+     * long before it has answered a few). */
+    r = tn_hello(p);
+    CN_OK(tn_code(r));
+    rfree(r);
+    casenet_buf in = {0};
+    int before = 0;
+    while (tn_recv(h, 0, &in)) {
+        casenet_buf_free(&in);
+        before++;
+    }
+    printf("blob statuses answered before the other member's Hello: %d of %d\n", before, FLOOD);
+    assert_true(before <= 4);
+    for (int n = before; n < FLOOD; n++) {
+        assert_true(tn_recv(h, 20000, &in));
+        casenet_buf_free(&in);
+    }
+    tn_close(p);
+    tn_close(h);
+    stop(tn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_quota_per_member_and_reserve),
         cmocka_unit_test(test_status_get_visibility),
         cmocka_unit_test(test_submit_blob_refusals),
+        cmocka_unit_test(test_blob_flood_fair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
