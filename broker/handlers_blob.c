@@ -236,6 +236,12 @@ int handlers_blob_get(struct req *r, const Casenet__V1__Request *q)
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the chunk; retry later");
     if (p->chunk_index + 1 == m.total_chunks && strcmp(r->member, m.owner) != 0) {
+        /* Its event is an audited fetch: the Fetch bucket and reserve. */
+        if ((rc = req_limits(r, LIMITS_FETCH)) != CASENET_OK ||
+            (rc = req_disk_check(r, LIMITS_FETCH)) != CASENET_OK) {
+            casenet_buf_free(&chunk);
+            return rc;
+        }
         rc = audit_blob(r->b->store, r->now_ms, AUDIT_BLOB_FETCHED, r->member, m.owner,
                         p->blob_id.data, m.total_size);
         if (rc != CASENET_OK) {

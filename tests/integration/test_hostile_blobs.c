@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +433,60 @@ static void test_submit_blob_refusals(void **state)
     stop(tn);
 }
 
+static int audit_count(tn_network *tn, int kind)
+{
+    char *path = tl_path(tn->data_dir, "casenet.db");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM audit WHERE kind = ?1", -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int(st, 1, kind);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return n;
+}
+
+/* Each recipient's fetch of a blob's last chunk appends a BLOB_FETCHED
+ * event: it takes a token of the member's Fetch bucket, so that a
+ * recipient cannot grow the audit log (and fill the broker's disk) at the
+ * loop's speed. The other chunks, and the owner's fetches, take none. */
+static void test_blob_fetch_events_rate_limited(void **state)
+{
+    (void)state;
+    tn_network *tn = start_with("[limits]\nfetch_rate = 1/min\nfetch_burst = 2\n");
+    tn_conn *h = tn_connect(tn, tn_keys(tn, HOTLINE));
+    tn_conn *p = tn_connect(tn, tn_keys(tn, POLICE));
+    uint8_t id[16];
+    randombytes_buf(id, sizeof id);
+    put_blob(h, id, 3, 100);
+    const uint8_t(*ids)[CASENET_BLOB_ID_BYTES] = &id;
+    casenet_buf env = seal_naming(tn, HOTLINE, POLICE, ids, 1);
+    Casenet__V1__Response *r = tn_submit(h, env.data, env.len);
+    CN_OK(tn_code(r));
+    rfree(r);
+    for (int i = 0; i < 5; i++) {
+        CN_OK(get_code(p, id, 16, 0));
+        CN_OK(get_code(h, id, 16, 2));
+    }
+    CN_OK(get_code(p, id, 16, 2));
+    CN_OK(get_code(p, id, 16, 2));
+    r = get(p, id, 16, 2);
+    CN_ERR(tn_code(r), CASENET_ERATELIMIT);
+    assert_true(r->error->retry_after_ms > 0);
+    rfree(r);
+    CN_OK(get_code(p, id, 16, 1));
+    assert_int_equal(audit_count(tn, CASENET__V1__AUDIT_KIND__AUDIT_KIND_BLOB_FETCHED), 2);
+    casenet_buf_free(&env);
+    tn_close(p);
+    tn_close(h);
+    stop(tn);
+}
+
 /* Sends n BlobStatus of id as c without waiting for the answers. */
 static void status_flood(tn_conn *c, const uint8_t id[16], int n)
 {
@@ -505,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_status_get_visibility),
         cmocka_unit_test(test_submit_blob_refusals),
         cmocka_unit_test(test_blob_flood_fair),
+        cmocka_unit_test(test_blob_fetch_events_rate_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
