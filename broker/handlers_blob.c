@@ -82,23 +82,35 @@ static int put_shape(struct req *r, const Casenet__V1__BlobPut *p)
     return CASENET_OK;
 }
 
+/* kept_fn of the idle sweep: the tally counts each blob at its charge. */
+static void tally_kept(const uint8_t *id, const struct blob_meta *m, void *ctx)
+{
+    struct blob_meta c;
+    if (m) {
+        c = *m;
+        c.total_size = blobs_charge(m->total_chunks, m->total_size);
+    }
+    blob_tally_on_kept(id, m ? &c : NULL, ctx);
+}
+
 /* The first chunk of a new blob: checks the member's quota against the
  * tally (until the first sweep pass ended: against every blob's meta,
- * sweeping unreferenced old blobs), creates the meta. */
+ * sweeping unreferenced old blobs), each blob at its blobs_charge;
+ * creates the meta. */
 static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_meta *m)
 {
     const struct broker_limits *lim = &r->b->cfg->limits;
     int64_t before =
         lim->blob_unreferenced_s ? r->now_ms - (int64_t)lim->blob_unreferenced_s * 1000 : 0;
-    uint64_t owned = 0;
+    uint64_t owned = 0, charge = blobs_charge(p->total_chunks, p->total_size);
     if (!blob_tally_owned(&S.tally, r->member, &owned) &&
         blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read its blobs; retry later");
-    if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB) {
+    if (lim->blob_quota_mb && owned + charge > (uint64_t)lim->blob_quota_mb * MIB) {
         metrics_blob_quota_refused();
         return req_fail(r, CASENET_EQUOTA,
                         "this blob would pass your blob quota at the broker (%u MiB, %llu bytes "
-                        "held); wait until the recipients complete your older messages with "
+                        "counted); wait until the recipients complete your older messages with "
                         "attachments (their blobs are then deleted), or ask the operator",
                         lim->blob_quota_mb, (unsigned long long)owned);
     }
@@ -112,7 +124,7 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
         return req_fail(r, rc, "the blob id is taken; prepare the attachment again");
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the blob; retry later");
-    blob_tally_created(&S.tally, p->blob_id.data, m->owner, m->total_size);
+    blob_tally_created(&S.tally, p->blob_id.data, m->owner, charge);
     return CASENET_OK;
 }
 
@@ -347,7 +359,7 @@ bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
     struct blobs_pass *pass = &S.pass;
     if (!pass->dir && now_mono_ms < S.next_ms)
         return false;
-    pass->kept_fn = blob_tally_on_kept;
+    pass->kept_fn = tally_kept;
     pass->kept_ctx = &S.tally;
     struct retire_ctx x = {.s = b->store, .now_ms = cn_now_ms()};
     uint32_t keep_s = b->cfg->limits.blob_unreferenced_s;
