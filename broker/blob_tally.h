@@ -51,10 +51,11 @@ struct blob_tally {
 void blob_tally_on_kept(const uint8_t *id, const struct blob_meta *m, void *ctx);
 /* The pass under way reached the end: its counts become the tally. */
 void blob_tally_pass_end(struct blob_tally *t);
-/* A blob was created (its meta written) with total_size size. */
+/* A blob was created (its meta written) counting size (handlers_blob.c: its
+ * blobs_charge, as its kept_fn counts the blobs a pass keeps). */
 void blob_tally_created(struct blob_tally *t, const uint8_t id[CASENET_BLOB_ID_BYTES],
                         const char *owner, uint64_t size);
-/* The bytes owner holds in blobs (their total_size): true and *bytes, or
+/* The bytes owner holds in blobs (as counted: see blob_tally_created): true and *bytes, or
  * false when the tally does not know yet. */
 bool blob_tally_owned(const struct blob_tally *t, const char *owner, uint64_t *bytes);
 /* Frees what t holds and zeroes it. */

@@ -173,6 +173,11 @@ int blobs_chunk_write(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYT
     return rc;
 }
 
+uint64_t blobs_charge(uint32_t total_chunks, uint64_t total_size)
+{
+    return total_size + BLOBS_FILE_CHARGE * ((uint64_t)total_chunks + 4);
+}
+
 int blobs_chunk_read(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES], uint32_t index,
                      casenet_buf *out)
 {
@@ -394,7 +399,7 @@ static bool visit(const char *data_dir, const char *name, struct visit *v)
     if (v->kept_fn)
         v->kept_fn(id, &m, v->kept_ctx);
     if (v->owner && strcmp(m.owner, v->owner) == 0)
-        v->owned += m.total_size;
+        v->owned += blobs_charge(m.total_chunks, m.total_size);
     return true;
 }
 

@@ -78,9 +78,15 @@ typedef bool (*blobs_finished_fn)(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES]
  * before "msgs" was kept stays). *removed = the number deleted. */
 CASENET_NODISCARD int blobs_retire(const char *data_dir, int64_t unreferenced_before_ms,
                                    blobs_finished_fn finished, void *ctx, size_t *removed);
+/* What a blob counts in its owner's blob_quota: its bytes and a block of
+ * BLOBS_FILE_CHARGE for each file it takes (one a chunk; its directory,
+ * meta, refs and msgs), so that tiny blobs cannot fill the disk (or its
+ * inodes) far below the quota. */
+#define BLOBS_FILE_CHARGE 4096u
+uint64_t blobs_charge(uint32_t total_chunks, uint64_t total_size);
 /* Walks every blob: deletes those no message references that were created
  * before unreferenced_before_ms (0 = delete none), and sums in *owned the
- * total_size of the rest that owner owns. */
+ * blobs_charge of the rest that owner owns. */
 CASENET_NODISCARD int blobs_sweep(const char *data_dir, const char *owner,
                                   int64_t unreferenced_before_ms, uint64_t *owned);
 

@@ -75,7 +75,8 @@ const struct config_option config_options[] = {
      "120; one minute's worth when submit_rate is given alone", 1, 10000000, 0, false,
      "most Submit tokens one member's bucket holds"},
     {"limits", "fetch_rate", "fetch-rate", "RATE", CONFIG_RATE, RATE(LIMITS_FETCH), "600/min", NULL,
-     0, MAX_RATE_PER_MIN, 0, false, "Fetches one member may make (0 = no limit)"},
+     0, MAX_RATE_PER_MIN, 0, false,
+     "Fetches, and downloads of a blob's last chunk, one member may make (0 = no limit)"},
     {"limits", "fetch_burst", "fetch-burst", "N", CONFIG_U32, BURST(LIMITS_FETCH), "600",
      "600; one minute's worth when fetch_rate is given alone", 1, 10000000, 0, false,
      "most Fetch tokens one member's bucket holds"},
@@ -107,7 +108,8 @@ const struct config_option config_options[] = {
     {"limits", "fair_share", "fair-share", "N", CONFIG_U32, LIM(fair_share), "16", NULL, 1, 65536,
      0, false,
      "work of one member per batch while others wait, in cost units: 1 per request, more for "
-     "ListSent, ListInbox and AuditQuery by the rows they may read"},
+     "ListSent, ListInbox and AuditQuery by the rows they may read, BlobPut and BlobStatus by "
+     "the chunks they look at"},
     {"limits", "min_free_mb", "min-free", "SIZE", CONFIG_SIZE, LIM(min_free_mb), "64", NULL, 0,
      1024u * 1024u, MIB, false,
      "MiB kept free on the data disk (0 = no reserve): below it Submit answers UNAVAILABLE; "

@@ -82,23 +82,35 @@ static int put_shape(struct req *r, const Casenet__V1__BlobPut *p)
     return CASENET_OK;
 }
 
+/* kept_fn of the idle sweep: the tally counts each blob at its charge. */
+static void tally_kept(const uint8_t *id, const struct blob_meta *m, void *ctx)
+{
+    struct blob_meta c;
+    if (m) {
+        c = *m;
+        c.total_size = blobs_charge(m->total_chunks, m->total_size);
+    }
+    blob_tally_on_kept(id, m ? &c : NULL, ctx);
+}
+
 /* The first chunk of a new blob: checks the member's quota against the
  * tally (until the first sweep pass ended: against every blob's meta,
- * sweeping unreferenced old blobs), creates the meta. */
+ * sweeping unreferenced old blobs), each blob at its blobs_charge;
+ * creates the meta. */
 static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_meta *m)
 {
     const struct broker_limits *lim = &r->b->cfg->limits;
     int64_t before =
         lim->blob_unreferenced_s ? r->now_ms - (int64_t)lim->blob_unreferenced_s * 1000 : 0;
-    uint64_t owned = 0;
+    uint64_t owned = 0, charge = blobs_charge(p->total_chunks, p->total_size);
     if (!blob_tally_owned(&S.tally, r->member, &owned) &&
         blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read its blobs; retry later");
-    if (lim->blob_quota_mb && owned + p->total_size > (uint64_t)lim->blob_quota_mb * MIB) {
+    if (lim->blob_quota_mb && owned + charge > (uint64_t)lim->blob_quota_mb * MIB) {
         metrics_blob_quota_refused();
         return req_fail(r, CASENET_EQUOTA,
                         "this blob would pass your blob quota at the broker (%u MiB, %llu bytes "
-                        "held); wait until the recipients complete your older messages with "
+                        "counted); wait until the recipients complete your older messages with "
                         "attachments (their blobs are then deleted), or ask the operator",
                         lim->blob_quota_mb, (unsigned long long)owned);
     }
@@ -112,8 +124,24 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
         return req_fail(r, rc, "the blob id is taken; prepare the attachment again");
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the blob; retry later");
-    blob_tally_created(&S.tally, p->blob_id.data, m->owner, m->total_size);
+    blob_tally_created(&S.tally, p->blob_id.data, m->owner, charge);
     return CASENET_OK;
+}
+
+/* True when chunk p, not yet held (h->n < the blob's chunks), leaves each
+ * other chunk not held its 17 bytes within total_size, so that the bytes
+ * held never pass the size the quota counted; or when it is held already
+ * (a resend, which blobs_chunk_write answers). */
+static bool chunk_fits(struct req *r, const Casenet__V1__BlobPut *p, const struct blob_meta *m,
+                       const struct blob_held *h)
+{
+    uint64_t rest = (uint64_t)(m->total_chunks - h->n - 1) * CASENET_ATTACH_ABYTES;
+    if (h->bytes + p->chunk.len + rest <= m->total_size)
+        return true;
+    casenet_buf old = {0};
+    bool held = blobs_chunk_read(data_dir(r), p->blob_id.data, p->chunk_index, &old) == CASENET_OK;
+    casenet_buf_free(&old);
+    return held;
 }
 
 int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
@@ -137,6 +165,14 @@ int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
     if (m.total_chunks != p->total_chunks || m.total_size != p->total_size)
         return req_fail(r, CASENET_ECONFLICT,
                         "total_chunks or total_size differ from the blob's first chunk");
+    struct blob_held h;
+    if (blobs_held(data_dir(r), p->blob_id.data, &m, NULL, &h) != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
+    if (h.n < m.total_chunks && !chunk_fits(r, p, &m, &h))
+        return req_fail(r, CASENET_ECONFLICT,
+                        "chunk %u (%zu bytes) would take the blob past its total_size; send "
+                        "the chunks of the file the first chunk described",
+                        p->chunk_index, p->chunk.len);
     bool fresh = false;
     rc = blobs_chunk_write(data_dir(r), p->blob_id.data, p->chunk_index, p->chunk.data,
                            p->chunk.len, &fresh);
@@ -145,11 +181,12 @@ int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
                         p->chunk_index);
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the chunk; retry later");
-    if (fresh)
+    if (fresh) {
         metrics_blob_chunk_uploaded(p->chunk.len);
-    struct blob_held h;
-    if (blobs_held(data_dir(r), p->blob_id.data, &m, NULL, &h) != CASENET_OK)
-        return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the blob; retry later");
+        h.n++;
+        h.bytes += p->chunk.len;
+        h.complete = h.n == m.total_chunks && h.bytes == m.total_size;
+    }
     if (fresh && h.complete) {
         rc = audit_blob(r->b->store, r->now_ms, AUDIT_BLOB_STORED, r->member, m.owner,
                         p->blob_id.data, m.total_size);
@@ -211,6 +248,12 @@ int handlers_blob_get(struct req *r, const Casenet__V1__Request *q)
     if (rc != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read the chunk; retry later");
     if (p->chunk_index + 1 == m.total_chunks && strcmp(r->member, m.owner) != 0) {
+        /* Its event is an audited fetch: the Fetch bucket and reserve. */
+        if ((rc = req_limits(r, LIMITS_FETCH)) != CASENET_OK ||
+            (rc = req_disk_check(r, LIMITS_FETCH)) != CASENET_OK) {
+            casenet_buf_free(&chunk);
+            return rc;
+        }
         rc = audit_blob(r->b->store, r->now_ms, AUDIT_BLOB_FETCHED, r->member, m.owner,
                         p->blob_id.data, m.total_size);
         if (rc != CASENET_OK) {
@@ -316,7 +359,7 @@ bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
     struct blobs_pass *pass = &S.pass;
     if (!pass->dir && now_mono_ms < S.next_ms)
         return false;
-    pass->kept_fn = blob_tally_on_kept;
+    pass->kept_fn = tally_kept;
     pass->kept_ctx = &S.tally;
     struct retire_ctx x = {.s = b->store, .now_ms = cn_now_ms()};
     uint32_t keep_s = b->cfg->limits.blob_unreferenced_s;

@@ -350,6 +350,12 @@ void limits_request_peek(const uint8_t *frame, size_t len, uint32_t *cost, uint6
     case 26: /* ListOverdue{cursor, limit = 2} */
         rows = page(v[2], 100, 1000);
         break;
+    case 40: /* BlobPut{..., total_chunks = 4}: looks at each chunk's file */
+        rows = v[4] < CASENET_ATTACH_MAX_CHUNKS ? v[4] : CASENET_ATTACH_MAX_CHUNKS;
+        break;
+    case 41: /* BlobStatus: the same, its chunk count unknown until the meta */
+        rows = CASENET_ATTACH_MAX_CHUNKS;
+        break;
     default:
         break;
     }

@@ -115,7 +115,8 @@ int limits_escalation_periods(struct limits *l, int64_t now_ms,
 uint32_t limits_pending(struct limits *l, const char *member, int delta);
 
 /* Fair batches weigh requests by cost (server_queue.c): 1 unit for each
- * request, plus one per LIMITS_COST_ROWS rows it may read. A member's share of a
+ * request, plus one per LIMITS_COST_ROWS rows it may read
+ * (or chunk files a BlobPut or BlobStatus looks at). A member's share of a
  * batch is fair_share units; a batch holds at most batch_max units (a
  * request dearer than that goes alone). */
 #define LIMITS_COST_ROWS 25u

@@ -348,12 +348,12 @@ static json_t *list_json(const casenet_attachment *a, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
-        char sha[65];
+        char sha[65], name[CASENET_ATTACH_NAME_MAX + 1];
         cn_hex(a[i].sha256, sizeof a[i].sha256, sha);
-        json_array_append_new(arr,
-                              json_pack("{s:I, s:s, s:s, s:I, s:s}", "index", (json_int_t)i,
-                                        "file_name", a[i].file_name, "media_type", a[i].media_type,
-                                        "size", (json_int_t)a[i].size, "sha256", sha));
+        console_attach_name(a[i].file_name, name); /* the name a download saves */
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:I, s:s}", "index", (json_int_t)i,
+                                             "file_name", name, "media_type", a[i].media_type,
+                                             "size", (json_int_t)a[i].size, "sha256", sha));
     }
     return arr;
 }

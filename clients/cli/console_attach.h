@@ -29,8 +29,10 @@
 
 /* ------------------------------------------------ requests (console_attach_req.c) */
 
-/* name made safe to store and to name a download: '/', '\\' and control
- * characters (and bytes that are not UTF-8) become '_', a leading '.' too,
+/* name made safe to store and to name a download: '/', '\\', control
+ * characters (C1 too), bidirectional marks, embeddings, overrides and
+ * isolates, line and paragraph separators (and bytes that are not UTF-8)
+ * become '_', a leading '.' too,
  * cut to CASENET_ATTACH_NAME_MAX bytes on a character boundary; empty
  * becomes "attachment". out has CASENET_ATTACH_NAME_MAX + 1 bytes. */
 void console_attach_name(const char *name, char out[CASENET_ATTACH_NAME_MAX + 1]);

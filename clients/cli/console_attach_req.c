@@ -30,6 +30,19 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return k;
 }
 
+/* True for the k-byte UTF-8 character at s that would make a name shown or
+ * saved lie about itself: C1 controls, bidirectional marks, embeddings,
+ * overrides and isolates (U+202E turns "cv<RLO>fdp.exe" into "cvexe.pdf"),
+ * line and paragraph separators. */
+static bool deceptive(const unsigned char *s, size_t k)
+{
+    unsigned cp = k == 2   ? (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu)
+                  : k == 3 ? (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu)
+                           : 0;
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || cp == 0x200e || cp == 0x200f ||
+           (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 void console_attach_name(const char *name, char out[CASENET_ATTACH_NAME_MAX + 1])
 {
     const unsigned char *s = (const unsigned char *)name;
@@ -40,7 +53,7 @@ void console_attach_name(const char *name, char out[CASENET_ATTACH_NAME_MAX + 1]
             break;
         if (k == 1 && (s[i] < 0x20 || s[i] == 0x7f || s[i] == '/' || s[i] == '\\'))
             out[o++] = '_';
-        else if (k == 0)
+        else if (k == 0 || deceptive(s + i, k))
             out[o++] = '_';
         else
             for (size_t j = 0; j < k; j++)

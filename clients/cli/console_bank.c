@@ -11,6 +11,7 @@
 #include "cmd_hashes.h"
 #include "console.h"
 #include "hashbank.h"
+#include "text.h"
 
 #include "casenet.pb-c.h"
 
@@ -104,15 +105,31 @@ static int source_row(const struct hashbank_source *s, void *ctx)
                          (json_int_t)s->retracted, "last_update", (json_int_t)s->updated_ms));
 }
 
+/* label as text. It is a file name (hashes match --record-name): bytes,
+ * not UTF-8 when made elsewhere or cut at HASHBANK_LABEL_MAX inside a
+ * character, and jansson packs no such string: then each byte of 0x80 and
+ * up shows as '_', rather than the whole page failing. */
+static const char *label_text(const char *label, char out[HASHBANK_LABEL_MAX + 1])
+{
+    if (cn_utf8_valid(label, strlen(label)))
+        return label;
+    size_t i = 0;
+    for (; label[i] && i < HASHBANK_LABEL_MAX; i++)
+        out[i] = (unsigned char)label[i] >= 0x80 ? '_' : label[i];
+    out[i] = '\0';
+    return out;
+}
+
 static int match_row(const struct hashbank_match *m, void *ctx)
 {
     struct page_ctx *p = ctx;
+    char label[HASHBANK_LABEL_MAX + 1];
     return add(p->rows,
                json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "at", (json_int_t)m->at_ms,
                          "signal_type", m->signal_type, "value", m->value, "category",
                          hashbank_category_name(m->category), "source", m->contributor, "name",
                          source_name(p->c, m->contributor), "distance", (int)m->distance, "label",
-                         m->label));
+                         label_text(m->label, label)));
 }
 
 static int feedback_row(const struct hashbank_feedback *f, void *ctx)
