@@ -69,6 +69,11 @@ struct batch {
     size_t n_sigs, cap_sigs;
     struct batch_bytes *bytes; /* per member, for the byte quota */
     size_t n_bytes, cap_bytes;
+    /* The blob writer (blob_io.h), or NULL: a BlobPut then writes its
+     * chunk itself. With it, a BlobPut leaves its chunk here, unanswered,
+     * and the loop hands it over at once (handlers_blob.h). */
+    struct blob_io *blob_io;
+    struct blob_job *blob_job;
 };
 
 /* Queues a notice for member (takes a copy of the packed response).

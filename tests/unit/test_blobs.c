@@ -140,7 +140,7 @@ static void test_sweep_keeps_referenced(void **state)
     make_blob(7, "vn.hotline111", OLD_MS);
     make_blob(8, "vn.police.a05", NOW_MS);
     uint64_t owned = 0;
-    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, &owned));
+    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, NULL, NULL, &owned));
     assert_int_equal(owned, 10); /* blob 6; blob 7 swept */
     assert_true(held(6) && held(8));
     assert_false(held(7));
@@ -220,7 +220,7 @@ static void test_backup_lock_defers_deletion(void **state)
     assert_int_equal(removed, 0);
     assert_true(held(1));
     uint64_t owned = 0;
-    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, &owned));
+    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, NULL, NULL, &owned));
     assert_true(held(1));
     close(fd);
     CN_OK(blobs_retire(dir, NOW_MS, finished_in, none, &removed));
