@@ -19,6 +19,7 @@ struct blob_io {
     pthread_t thread;
     int efd; /* eventfd: written jobs wait */
     bool stop;
+    uint64_t written; /* jobs written so far: each done job's order */
     char *data_dir;
     struct blob_job *head, *tail; /* every job held, in submission order; under mu */
 };
@@ -98,6 +99,7 @@ static void *writer(void *arg)
         pthread_mutex_lock(&io->mu);
         j->writing = false;
         j->done = true;
+        j->done_seq = ++io->written;
         wake(io);
     }
     pthread_mutex_unlock(&io->mu);
@@ -181,11 +183,12 @@ struct blob_job *blob_io_take(struct blob_io *io)
     while (read(io->efd, &n, sizeof n) < 0 && errno == EINTR)
         ;
     pthread_mutex_lock(&io->mu);
-    struct blob_job *prev = NULL, *j = io->head;
-    while (j && !j->done) {
-        prev = j;
-        j = j->next;
-    }
+    struct blob_job *prev = NULL, *j = NULL;
+    for (struct blob_job *p = NULL, *k = io->head; k; p = k, k = k->next)
+        if (k->done && (!j || k->done_seq < j->done_seq)) {
+            prev = p;
+            j = k;
+        }
     if (j) {
         if (prev)
             prev->next = j->next;

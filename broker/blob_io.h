@@ -49,6 +49,7 @@ struct blob_job {
     /* The writer's. */
     unsigned round; /* jobs of its member ahead of it when submitted */
     bool writing, done;
+    uint64_t done_seq; /* when written (1, 2, ...) */
     struct blob_job *next;
 };
 
