@@ -198,7 +198,8 @@ int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
                         "total_chunks or total_size differ from the blob's first chunk");
     /* A new chunk is written by the writer; one held already is only
      * compared, here (a resumed upload sends none of those). */
-    if (r->bt->blob_io && !blobs_chunk_exists(data_dir(r), p->blob_id.data, p->chunk_index))
+    if (r->bt->blob_io && r->bt->blob_room &&
+        !blobs_chunk_exists(data_dir(r), p->blob_id.data, p->chunk_index))
         return put_hand_over(r, p, &m);
     bool fresh = false;
     struct blob_held h = {0};

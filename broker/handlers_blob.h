@@ -23,7 +23,8 @@
  * (blob_tally.h; before the first pass ended, against every blob, sweeping
  * unreferenced old ones) and its meta is created; the chunk is written
  * durably (idempotent); the put that completes the blob appends
- * BLOB_STORED. A chunk not held yet, with a writer (r->bt->blob_io), is not
+ * BLOB_STORED. A chunk not held yet, with a writer that has room
+ * (r->bt->blob_io, r->bt->blob_room), is not
  * written here: every check above made, it is left in r->bt->blob_job with
  * no reply (CASENET_OK), for the loop to hand to the writer and to answer
  * with handlers_blob_put_done once written. A chunk held already is

@@ -380,6 +380,9 @@ static void process_batch(struct server *s)
             bt.pre = &it->job->result;
         }
         metrics_request_begin(it->recv_us);
+        /* Room is kept for the BlobPuts in the batch (server_fair_fill); a
+         * frame that hid its kind from the peek is written inline. */
+        bt.blob_room = s->n_writing < BLOB_WRITES_MAX;
         if (req_dispatch(b, &bt, it->member, it->request.data, it->request.len, &it->reply,
                          &it->subscribe) != CASENET_OK &&
             !it->reply.data)
