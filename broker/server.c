@@ -178,7 +178,9 @@ void server_close(struct server *s)
 static uint64_t item_request_id(const struct item *it)
 {
     uint64_t id = 0;
-    if (it->reply.data) {
+    if (it->blob) {
+        id = it->blob->request_id;
+    } else if (it->reply.data) {
         Casenet__V1__Response *r =
             casenet__v1__response__unpack(NULL, it->reply.len, it->reply.data);
         if (r) {
@@ -370,8 +372,6 @@ static void process_batch(struct server *s)
                 !it->reply.data)
                 (void)req_error_reply(it->blob->request_id, CASENET_EUNAVAIL,
                                       "out of memory; retry later", 0, 0, &it->reply);
-            blob_job_free(it->blob);
-            it->blob = NULL;
             continue;
         }
         /* Its envelope check, done by a worker meanwhile (or now). */
@@ -450,6 +450,8 @@ static void process_batch(struct server *s)
         }
         casenet_buf_free(&it->reply);
         casenet_buf_free(&it->request);
+        blob_job_free(it->blob);
+        it->blob = NULL;
     }
     server_push_notices(s, &bt);
     s->served += s->n_items;

@@ -210,8 +210,8 @@ static bool bucket_will_refuse(struct server *s, const char *member)
  * verifies inline, as it would anyway. */
 static void verify_ahead(struct server *s, struct item *it)
 {
-    if (it->answered || s->n_job_free == 0 || verify_pool_threads(s->vpool) == 0)
-        return;
+    if (it->answered || it->blob_put || s->n_job_free == 0 || verify_pool_threads(s->vpool) == 0)
+        return; /* a BlobPut is no Submit: not unpacked (and its chunk copied) for nothing */
     struct verify_job *j = s->job_free[--s->n_job_free];
     if (!verify_job_prepare(j, it->request.data, it->request.len,
                             s->b->cfg->limits.max_envelope_bytes) ||
