@@ -10,12 +10,12 @@
  * RSS, and the other member's Submit->receipt p50/p99 without an upload
  * (a baseline of BASELINE seconds), during the upload and during the
  * download; beside them a fourth member asks for the directory 50 times a
- * second, a request that writes nothing: its round trip is the loop's own
- * latency, without the commit's fsync that a Submit's receipt waits for
- * (and that shares the disk with the chunks' writes). Built with the tests, not registered with
- * ctest: build/tests/bench_attach [MIB] [--rate N] [--baseline SECONDS] Everything runs on this
- * machine, so the CLI processes, the broker and the submitting member share its CPUs and disk: the
- * figures are of one machine, not of a network. */
+ * second, a request that writes nothing (answered after the commit of the
+ * batch it joins): closer to the loop's own latency than a Submit's
+ * receipt, whose commit fsync shares the disk with the chunks' writes. Built with the tests, not
+ * registered with ctest: build/tests/bench_attach [MIB] [--rate N] [--baseline SECONDS] Everything
+ * runs on this machine, so the CLI processes, the broker and the submitting member share its CPUs
+ * and disk: the figures are of one machine, not of a network. */
 #include "network.h"
 #include "testlib.h"
 #include "util.h"
