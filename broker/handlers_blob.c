@@ -218,7 +218,6 @@ int handlers_blob_put_done(struct broker *b, struct batch *bt, const struct blob
                     .member = j->member,
                     .now_ms = cn_now_ms(),
                     .request_id = j->request_id,
-                    .kind = req_kind_for(CASENET__V1__REQUEST__BODY_BLOB_PUT),
                     .resp = CASENET__V1__RESPONSE__INIT};
     r.resp.protocol_version = BROKER_PROTOCOL_VERSION;
     r.resp.request_id = j->request_id;
@@ -228,7 +227,7 @@ int handlers_blob_put_done(struct broker *b, struct batch *bt, const struct blob
         return CASENET_OK;
     }
     casenet_buf_free(&r.out);
-    log_event(LOG_INFO, "rejected", "member", r.member, "request", r.kind->name, "error",
+    log_event(LOG_INFO, "rejected", "member", r.member, "request", "blob_put", "error",
               casenet_errname(req_wire_code(rc)), "detail", r.msg, NULL);
     return req_error_reply(j->request_id, rc, r.msg, r.retry_after_ms, 0, reply);
 }
