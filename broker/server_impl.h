@@ -37,6 +37,14 @@
 /* broker_warn_expiry runs hourly. */
 #define EXPIRY_CHECK_MS  (3600 * 1000)
 #define PENDING_RETRY_MS 100 /* retry-after of a request beyond max_pending */
+/* BlobPut chunks with the blob writer (blob_io.h) or in the batch on their
+ * way to it: at most BLOB_WRITES_MAX in all (each holds its chunk, up to
+ * 1 MiB) and BLOB_WRITES_PER_MEMBER of one member (one being written, one
+ * waiting: the writer never idles for a member uploading alone). A member's
+ * further BlobPuts wait in pending, in order, counted in its max_pending,
+ * while the loop serves everyone else. */
+#define BLOB_WRITES_MAX        32
+#define BLOB_WRITES_PER_MEMBER 2
 /* When the loop checkpoints the store's log (store_ops.checkpoint), always
  * after a batch's replies and pushes went out, never inside a commit: as
  * soon as the loop finds nothing ready once CKPT_IDLE_FRAMES pages wait;
@@ -46,14 +54,6 @@
 #define CKPT_IDLE_FRAMES 64
 #define CKPT_QUIET_MS    50
 #define CKPT_BUSY_FRAMES 1000
-/* BlobPut chunks with the blob writer (blob_io.h) or in the batch on their
- * way to it: at most BLOB_WRITES_MAX in all (each holds its chunk, up to
- * 1 MiB) and BLOB_WRITES_PER_MEMBER of one member (one being written, one
- * waiting: the writer never idles for a member uploading alone). A member's
- * further BlobPuts wait in pending, in order, counted in its max_pending,
- * while the loop serves everyone else. */
-#define BLOB_WRITES_MAX        32
-#define BLOB_WRITES_PER_MEMBER 2
 
 struct item {
     uint8_t rid[ROUTING_ID_MAX];
