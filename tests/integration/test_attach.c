@@ -37,11 +37,15 @@ static const char *const members[] = {
     MOLISA ":responder",
 };
 
+/* The broker's chunk writes wait while this file exists (blob_io.h). */
+static char *gate_dir, *gate;
+
 struct fx {
     tn_network *tn;
     char *dir;  /* scratch: the evidence file and the download directories */
     char *file; /* dir/evidence.bin */
     uint8_t *data;
+    tn_conn *conns[2]; /* closed by teardown: a failed test leaves none open */
 };
 
 static int setup(void **state)
@@ -62,6 +66,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    for (size_t i = 0; i < 2; i++)
+        if (f->conns[i])
+            tn_close(f->conns[i]);
+    (void)unlink(gate);
     assert_int_equal(tn_stop(f->tn), 0);
     tn_free(f->tn);
     tl_rmrf(f->dir);
@@ -333,9 +341,6 @@ static void test_manifest_must_match_header(void **state)
     casenet_attachment_clear(&a);
 }
 
-/* The broker's chunk writes wait while this file exists (blob_io.h). */
-static char *gate_dir, *gate;
-
 /* Sends BlobPut chunk index of blob id (3 chunks of 64 bytes) as request
  * index + 1, without waiting for the answer. */
 static void send_put(tn_conn *c, const uint8_t id[16], uint32_t index)
@@ -365,7 +370,7 @@ static void test_submits_answered_while_chunk_written(void **state)
 {
     struct fx *f = *state;
     tl_write_file(gate, "", 0, 0600);
-    tn_conn *up = tn_connect(f->tn, tn_keys(f->tn, POLICE));
+    tn_conn *up = f->conns[0] = tn_connect(f->tn, tn_keys(f->tn, POLICE));
     uint8_t id[16];
     randombytes_buf(id, sizeof id);
     /* Three chunks: two go to the writer (its bound per member), the third
@@ -381,7 +386,7 @@ static void test_submits_answered_while_chunk_written(void **state)
         assert_false(tn_recv(up, 20, &none));
     }
     /* Another member's Submits are answered meanwhile, again and again. */
-    tn_conn *other = tn_connect(f->tn, tn_keys(f->tn, HOTLINE));
+    tn_conn *other = f->conns[1] = tn_connect(f->tn, tn_keys(f->tn, HOTLINE));
     const char *to[] = {POLICE};
     for (int k = 0; k < 3; k++) {
         casenet_buf env = tn_seal(f->tn, HOTLINE, to, 1, "a referral meanwhile", NULL);
@@ -417,8 +422,6 @@ static void test_submits_answered_while_chunk_written(void **state)
         free(p);
     }
     free(meta);
-    tn_close(other);
-    tn_close(up);
 }
 
 int main(void)
