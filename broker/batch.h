@@ -69,6 +69,13 @@ struct batch {
     size_t n_sigs, cap_sigs;
     struct batch_bytes *bytes; /* per member, for the byte quota */
     size_t n_bytes, cap_bytes;
+    /* The blob writer (blob_io.h), or NULL. While it has room (set by the
+     * loop before each request) a BlobPut leaves its chunk here,
+     * unanswered, and the loop hands it over at once (handlers_blob.h);
+     * else the handler writes the chunk itself. */
+    struct blob_io *blob_io;
+    bool blob_room;
+    struct blob_job *blob_job;
 };
 
 /* Queues a notice for member (takes a copy of the packed response).

@@ -178,6 +178,15 @@ uint64_t blobs_charge(uint32_t total_chunks, uint64_t total_size)
     return total_size + BLOBS_FILE_CHARGE * ((uint64_t)total_chunks + 4);
 }
 
+bool blobs_chunk_exists(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                        uint32_t index)
+{
+    char path[PATH_LEN], name[16];
+    struct stat st;
+    snprintf(name, sizeof name, "%" PRIu32, index);
+    return blob_path(data_dir, id, name, path) == CASENET_OK && stat(path, &st) == 0;
+}
+
 int blobs_chunk_read(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES], uint32_t index,
                      casenet_buf *out)
 {
@@ -372,6 +381,8 @@ struct visit {
     const char *owner; /* NULL: none */
     void (*kept_fn)(const uint8_t *id, const struct blob_meta *m, void *ctx);
     void *kept_ctx;
+    blobs_busy_fn busy; /* NULL: none */
+    void *busy_ctx;
     bool may_delete; /* the blobs lock is held exclusive */
     uint64_t owned, kept, kept_bytes;
     size_t removed;
@@ -389,6 +400,8 @@ static bool visit(const char *data_dir, const char *name, struct visit *v)
     bool gone = blobs_referenced(data_dir, id)
                     ? v->finished && msgs_finished(data_dir, id, m.created_ms, v->finished, v->ctx)
                     : v->unreferenced_before_ms && m.created_ms < v->unreferenced_before_ms;
+    if (gone && v->busy && v->busy(id, v->busy_ctx))
+        gone = false; /* a chunk is being written into it */
     if (gone && v->may_delete && blob_path(data_dir, id, NULL, dir) == CASENET_OK &&
         blob_remove(dir) == CASENET_OK) {
         v->removed++;
@@ -415,10 +428,13 @@ static int open_top(const char *data_dir, DIR **d)
 }
 
 int blobs_sweep(const char *data_dir, const char *owner, int64_t unreferenced_before_ms,
-                uint64_t *owned)
+                blobs_busy_fn busy, void *busy_ctx, uint64_t *owned)
 {
     DIR *d = NULL;
-    struct visit v = {.unreferenced_before_ms = unreferenced_before_ms, .owner = owner};
+    struct visit v = {.unreferenced_before_ms = unreferenced_before_ms,
+                      .owner = owner,
+                      .busy = busy,
+                      .busy_ctx = busy_ctx};
     *owned = 0;
     int rc = open_top(data_dir, &d);
     if (rc != CASENET_OK || !d)
@@ -456,10 +472,14 @@ int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max, in
             return rc;
         void (*fn)(const uint8_t *, const struct blob_meta *, void *) = p->kept_fn;
         void *ctx_kept = p->kept_ctx;
+        blobs_busy_fn busy = p->busy_fn;
+        void *ctx_busy = p->busy_ctx;
         memset(p, 0, sizeof *p);
         p->dir = d;
         p->kept_fn = fn;
         p->kept_ctx = ctx_kept;
+        p->busy_fn = busy;
+        p->busy_ctx = ctx_busy;
         if (fn)
             fn(NULL, NULL, ctx_kept);
     }
@@ -472,7 +492,9 @@ int blobs_retire_step(const char *data_dir, struct blobs_pass *p, size_t max, in
                       .finished = finished,
                       .ctx = ctx,
                       .kept_fn = p->kept_fn,
-                      .kept_ctx = p->kept_ctx};
+                      .kept_ctx = p->kept_ctx,
+                      .busy = p->busy_fn,
+                      .busy_ctx = p->busy_ctx};
     int lock = blobs_lock(data_dir, true, false);
     v.may_delete = lock >= 0;
     if (lock < 0 && errno != EWOULDBLOCK && errno != EAGAIN)

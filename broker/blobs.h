@@ -50,6 +50,9 @@ CASENET_NODISCARD int blobs_meta_create(const char *data_dir,
 CASENET_NODISCARD int blobs_chunk_write(const char *data_dir,
                                         const uint8_t id[CASENET_BLOB_ID_BYTES], uint32_t index,
                                         const uint8_t *data, size_t len, bool *fresh);
+/* True when chunk index of the blob is held (its file exists). */
+bool blobs_chunk_exists(const char *data_dir, const uint8_t id[CASENET_BLOB_ID_BYTES],
+                        uint32_t index);
 /* Reads chunk index into *out (malloc'd, at most BLOBS_CHUNK_MAX bytes). */
 CASENET_NODISCARD int blobs_chunk_read(const char *data_dir,
                                        const uint8_t id[CASENET_BLOB_ID_BYTES], uint32_t index,
@@ -84,11 +87,15 @@ CASENET_NODISCARD int blobs_retire(const char *data_dir, int64_t unreferenced_be
  * inodes) far below the quota. */
 #define BLOBS_FILE_CHARGE 4096u
 uint64_t blobs_charge(uint32_t total_chunks, uint64_t total_size);
+/* True when a chunk is being written into blob id (blob_io.h): the sweeps
+ * keep it, whatever else they would decide. */
+typedef bool (*blobs_busy_fn)(const uint8_t id[CASENET_BLOB_ID_BYTES], void *ctx);
 /* Walks every blob: deletes those no message references that were created
- * before unreferenced_before_ms (0 = delete none), and sums in *owned the
- * blobs_charge of the rest that owner owns. */
+ * before unreferenced_before_ms (0 = delete none) and busy (NULL: none) does
+ * not name, and sums in *owned the blobs_charge of the rest that owner owns. */
 CASENET_NODISCARD int blobs_sweep(const char *data_dir, const char *owner,
-                                  int64_t unreferenced_before_ms, uint64_t *owned);
+                                  int64_t unreferenced_before_ms, blobs_busy_fn busy,
+                                  void *busy_ctx, uint64_t *owned);
 
 /* A retirement pass cut into steps (the loop's idle sweep): the open
  * directory stream of DATA/blobs and the figures of the blobs the pass kept.
@@ -106,6 +113,9 @@ struct blobs_pass {
      * passes. NULL: none. */
     void (*kept_fn)(const uint8_t *id, const struct blob_meta *m, void *ctx);
     void *kept_ctx;
+    /* Blobs being written into, kept (set like kept_fn). NULL: none. */
+    blobs_busy_fn busy_fn;
+    void *busy_ctx;
 };
 /* One step of blobs_retire's pass: visits at most max blobs from where the
  * last step stopped (a step after the end starts a new pass), and no more

@@ -3,6 +3,7 @@
 #include "handlers_blob.h"
 
 #include "audit.h"
+#include "blob_io.h"
 #include "blob_tally.h"
 #include "blobs.h"
 #include "hex.h"
@@ -93,6 +94,12 @@ static void tally_kept(const uint8_t *id, const struct blob_meta *m, void *ctx)
     blob_tally_on_kept(id, m ? &c : NULL, ctx);
 }
 
+/* blobs_busy_fn: a chunk of blob id is with the writer (ctx). */
+static bool being_written(const uint8_t id[CASENET_BLOB_ID_BYTES], void *ctx)
+{
+    return blob_io_busy(ctx, id);
+}
+
 /* The first chunk of a new blob: checks the member's quota against the
  * tally (until the first sweep pass ended: against every blob's meta,
  * sweeping unreferenced old blobs), each blob at its blobs_charge;
@@ -104,7 +111,8 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
         lim->blob_unreferenced_s ? r->now_ms - (int64_t)lim->blob_unreferenced_s * 1000 : 0;
     uint64_t owned = 0, charge = blobs_charge(p->total_chunks, p->total_size);
     if (!blob_tally_owned(&S.tally, r->member, &owned) &&
-        blobs_sweep(data_dir(r), r->member, before, &owned) != CASENET_OK)
+        blobs_sweep(data_dir(r), r->member, before, r->bt->blob_io ? being_written : NULL,
+                    r->bt->blob_io, &owned) != CASENET_OK)
         return req_fail(r, CASENET_EUNAVAIL, "the broker could not read its blobs; retry later");
     if (lim->blob_quota_mb && owned + charge > (uint64_t)lim->blob_quota_mb * MIB) {
         metrics_blob_quota_refused();
@@ -130,25 +138,86 @@ static int put_create(struct req *r, const Casenet__V1__BlobPut *p, struct blob_
 
 /* True when chunk p, not yet held (h->n < the blob's chunks), leaves each
  * other chunk not held its 17 bytes within total_size, so that the bytes
- * held never pass the size the quota counted; or when it is held already
- * (a resend, which blobs_chunk_write answers). */
+ * held never pass the size the quota counted; or when it is held already or
+ * with the writer (a resend, which blobs_chunk_write answers). The chunks
+ * with the writer count as held: h is read from disk first, the writer's
+ * jobs after, so a job finishing meanwhile is missed rather than counted
+ * twice (a legitimate upload is never refused). */
 static bool chunk_fits(struct req *r, const Casenet__V1__BlobPut *p, const struct blob_meta *m,
                        const struct blob_held *h)
 {
-    uint64_t rest = (uint64_t)(m->total_chunks - h->n - 1) * CASENET_ATTACH_ABYTES;
-    if (h->bytes + p->chunk.len + rest <= m->total_size)
+    uint32_t n = h->n;
+    uint64_t bytes = h->bytes;
+    if (r->bt->blob_io &&
+        blob_io_pending(r->bt->blob_io, p->blob_id.data, p->chunk_index, &n, &bytes))
         return true;
+    if (n < m->total_chunks) {
+        uint64_t rest = (uint64_t)(m->total_chunks - n - 1) * CASENET_ATTACH_ABYTES;
+        if (bytes + p->chunk.len + rest <= m->total_size)
+            return true;
+    }
     casenet_buf old = {0};
     bool held = blobs_chunk_read(data_dir(r), p->blob_id.data, p->chunk_index, &old) == CASENET_OK;
     casenet_buf_free(&old);
     return held;
 }
 
+/* Answers a BlobPut whose chunk write returned rc (*fresh: it wrote the
+ * chunk) with what the blob then holds (h, with rc OK): the write that
+ * completed the blob appends BLOB_STORED. */
+static int put_answer(struct req *r, const uint8_t id[CASENET_BLOB_ID_BYTES], uint32_t index,
+                      const struct blob_meta *m, size_t len, int rc, bool fresh,
+                      const struct blob_held *h)
+{
+    char hex[33];
+    if (rc == CASENET_ECONFLICT)
+        return req_fail(r, rc, "chunk %u is held with other bytes; chunks cannot be replaced",
+                        index);
+    if (rc != CASENET_OK)
+        return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the chunk; retry later");
+    if (fresh)
+        metrics_blob_chunk_uploaded(len);
+    if (fresh && h->complete) {
+        rc = audit_blob(r->b->store, r->now_ms, AUDIT_BLOB_STORED, r->member, m->owner, id,
+                        m->total_size);
+        if (rc != CASENET_OK)
+            return req_store_fail(r, rc, "audit the blob");
+        log_event(LOG_INFO, "blob_stored", "member", r->member, "blob", hex_id(id, hex), "size",
+                  log_u64(m->total_size), NULL);
+    }
+    Casenet__V1__BlobPutReply out = CASENET__V1__BLOB_PUT_REPLY__INIT;
+    out.chunks_held = h->n;
+    out.complete = h->complete;
+    r->resp.body_case = CASENET__V1__RESPONSE__BODY_BLOB_PUT;
+    r->resp.blob_put = &out;
+    return req_reply(r);
+}
+
+/* Leaves the chunk for the blob writer (r->bt->blob_job), unanswered: the
+ * loop hands it over and answers once it is durable
+ * (handlers_blob_put_done). */
+static int put_hand_over(struct req *r, const Casenet__V1__BlobPut *p, const struct blob_meta *m)
+{
+    struct blob_job *j = calloc(1, sizeof *j);
+    if (!j || !(j->chunk.data = malloc(p->chunk.len))) {
+        free(j);
+        return req_fail(r, CASENET_EUNAVAIL, "out of memory; retry later");
+    }
+    memcpy(j->chunk.data, p->chunk.data, p->chunk.len);
+    j->chunk.len = j->chunk_len = p->chunk.len;
+    memcpy(j->id, p->blob_id.data, CASENET_BLOB_ID_BYTES);
+    j->index = p->chunk_index;
+    j->meta = *m;
+    snprintf(j->member, sizeof j->member, "%s", r->member);
+    j->request_id = r->request_id;
+    r->bt->blob_job = j;
+    return CASENET_OK;
+}
+
 int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
 {
     const Casenet__V1__BlobPut *p = q->blob_put;
     struct blob_meta m;
-    char hex[33];
     int rc;
     if ((rc = put_shape(r, p)) != CASENET_OK ||
         (rc = req_disk_check(r, LIMITS_SUBMIT)) != CASENET_OK)
@@ -173,34 +242,39 @@ int handlers_blob_put(struct req *r, const Casenet__V1__Request *q)
                         "chunk %u (%zu bytes) would take the blob past its total_size; send "
                         "the chunks of the file the first chunk described",
                         p->chunk_index, p->chunk.len);
+    /* A new chunk is written by the writer; one held already is only
+     * compared, here (a resumed upload sends none of those). */
+    if (r->bt->blob_io && r->bt->blob_room &&
+        !blobs_chunk_exists(data_dir(r), p->blob_id.data, p->chunk_index))
+        return put_hand_over(r, p, &m);
     bool fresh = false;
     rc = blobs_chunk_write(data_dir(r), p->blob_id.data, p->chunk_index, p->chunk.data,
                            p->chunk.len, &fresh);
-    if (rc == CASENET_ECONFLICT)
-        return req_fail(r, rc, "chunk %u is held with other bytes; chunks cannot be replaced",
-                        p->chunk_index);
-    if (rc != CASENET_OK)
-        return req_fail(r, CASENET_EUNAVAIL, "the broker could not store the chunk; retry later");
-    if (fresh) {
-        metrics_blob_chunk_uploaded(p->chunk.len);
-        h.n++;
-        h.bytes += p->chunk.len;
-        h.complete = h.n == m.total_chunks && h.bytes == m.total_size;
+    if (rc == CASENET_OK && blobs_held(data_dir(r), p->blob_id.data, &m, NULL, &h) != CASENET_OK)
+        rc = CASENET_EIO;
+    return put_answer(r, p->blob_id.data, p->chunk_index, &m, p->chunk.len, rc, fresh, &h);
+}
+
+int handlers_blob_put_done(struct broker *b, struct batch *bt, const struct blob_job *j,
+                           casenet_buf *reply)
+{
+    struct req r = {.b = b,
+                    .bt = bt,
+                    .member = j->member,
+                    .now_ms = cn_now_ms(),
+                    .request_id = j->request_id,
+                    .resp = CASENET__V1__RESPONSE__INIT};
+    r.resp.protocol_version = BROKER_PROTOCOL_VERSION;
+    r.resp.request_id = j->request_id;
+    int rc = put_answer(&r, j->id, j->index, &j->meta, j->chunk_len, j->rc, j->fresh, &j->held);
+    if (rc == CASENET_OK) {
+        *reply = r.out;
+        return CASENET_OK;
     }
-    if (fresh && h.complete) {
-        rc = audit_blob(r->b->store, r->now_ms, AUDIT_BLOB_STORED, r->member, m.owner,
-                        p->blob_id.data, m.total_size);
-        if (rc != CASENET_OK)
-            return req_store_fail(r, rc, "audit the blob");
-        log_event(LOG_INFO, "blob_stored", "member", r->member, "blob",
-                  hex_id(p->blob_id.data, hex), "size", log_u64(m.total_size), NULL);
-    }
-    Casenet__V1__BlobPutReply out = CASENET__V1__BLOB_PUT_REPLY__INIT;
-    out.chunks_held = h.n;
-    out.complete = h.complete;
-    r->resp.body_case = CASENET__V1__RESPONSE__BODY_BLOB_PUT;
-    r->resp.blob_put = &out;
-    return req_reply(r);
+    casenet_buf_free(&r.out);
+    log_event(LOG_INFO, "rejected", "member", r.member, "request", "blob_put", "error",
+              casenet_errname(req_wire_code(rc)), "detail", r.msg, NULL);
+    return req_error_reply(j->request_id, rc, r.msg, r.retry_after_ms, 0, reply);
 }
 
 int handlers_blob_status(struct req *r, const Casenet__V1__Request *q)
@@ -354,13 +428,15 @@ static bool message_finished(const uint8_t msg_id[CASENET_MESSAGE_ID_BYTES],
     return done;
 }
 
-bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms)
+bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms, struct blob_io *io)
 {
     struct blobs_pass *pass = &S.pass;
     if (!pass->dir && now_mono_ms < S.next_ms)
         return false;
     pass->kept_fn = tally_kept;
     pass->kept_ctx = &S.tally;
+    pass->busy_fn = io ? being_written : NULL;
+    pass->busy_ctx = io;
     struct retire_ctx x = {.s = b->store, .now_ms = cn_now_ms()};
     uint32_t keep_s = b->cfg->limits.blob_unreferenced_s;
     x.unreferenced_before_ms = keep_s ? x.now_ms - (int64_t)keep_s * 1000 : 0;

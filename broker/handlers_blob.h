@@ -11,6 +11,7 @@
 #ifndef BROKER_HANDLERS_BLOB_H
 #define BROKER_HANDLERS_BLOB_H
 
+#include "blob_io.h"
 #include "request.h"
 
 #include <stdbool.h>
@@ -20,10 +21,23 @@
 /* BlobPut: shape and max_message_size, disk reserve; a new blob checks the
  * owner's blob quota (QUOTA_EXCEEDED) against the sweep's tally
  * (blob_tally.h; before the first pass ended, against every blob, sweeping
- * unreferenced old ones);
- * the chunk is written durably (idempotent); the put that completes the
- * blob appends BLOB_STORED. */
+ * unreferenced old ones) and its meta is created; the chunk is written
+ * durably (idempotent); the put that completes the blob appends
+ * BLOB_STORED. A chunk not held yet, with a writer that has room
+ * (r->bt->blob_io, r->bt->blob_room), is not
+ * written here: every check above made, it is left in r->bt->blob_job with
+ * no reply (CASENET_OK), for the loop to hand to the writer and to answer
+ * with handlers_blob_put_done once written. A chunk held already is
+ * compared and answered here. */
 int handlers_blob_put(struct req *r, const Casenet__V1__Request *q);
+/* The answer to a BlobPut whose chunk the writer wrote (j taken from it,
+ * blob_io.h), inside a batch's transaction: as handlers_blob_put would have
+ * answered (BLOB_STORED appended by the write that completed the blob; an
+ * audit the store fails sets bt->store_failed). Produces *reply (owned by
+ * the caller) unless CASENET_ENOMEM. The request was counted (broker.h
+ * on_done) when handed over, as answered OK. */
+int handlers_blob_put_done(struct broker *b, struct batch *bt, const struct blob_job *j,
+                           casenet_buf *reply);
 /* BlobStatus: the chunks held, for the owner and referenced recipients. */
 int handlers_blob_status(struct req *r, const Casenet__V1__Request *q);
 /* BlobGet: one chunk, for the owner and referenced recipients; a
@@ -48,7 +62,7 @@ int handlers_blob_submit_reference(struct req *r);
  * pass's end publishes the blobs kept and their bytes (metrics.h) and hands the per-owner counts to
  * the quota tally. Logs each step of a pass that takes more than one, and what a pass deleted;
  * failures are logged and retried. True when a pass is under way (its next step is due at the next
- * call). */
-bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms);
+ * call). A blob the writer io (NULL: none) holds a chunk of is kept. */
+bool handlers_blob_idle(struct broker *b, int64_t now_mono_ms, struct blob_io *io);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "audit.h"
 #include "audit_tree.h"
+#include "blob_io.h"
 #include "blobs.h"
 #include "casenet.pb-c.h"
 #include "deadlines.h"
@@ -72,6 +73,10 @@ int server_open(struct broker *b, int sigfd, struct server **out)
         s->job_free[s->n_job_free++] = &s->job_slots[n_slots - 1 - i];
     if ((rc = verify_pool_new(b->cfg->limits.verify_threads, &s->vpool)) != CASENET_OK) {
         log_event(LOG_ERROR, "verify_pool", "error", casenet_errname(rc), NULL);
+        goto cleanup;
+    }
+    if ((rc = blob_io_new(b->cfg->data_dir, &s->bio)) != CASENET_OK) {
+        log_event(LOG_ERROR, "blob_writer", "error", casenet_errname(rc), NULL);
         goto cleanup;
     }
     /* libzmq numbers the routing ids it generates from rand(): seeded at
@@ -144,10 +149,12 @@ void server_close(struct server *s)
         zmq_ctx_term(s->ctx);
     /* The workers first: then no job is in use. */
     verify_pool_free(s->vpool);
+    blob_io_free(s->bio);
     for (size_t i = 0; i < s->n_items; i++) {
         casenet_buf_free(&s->items[i].reply);
         casenet_buf_free(&s->items[i].request);
         verify_job_clear(s->items[i].job);
+        blob_job_free(s->items[i].blob);
     }
     free(s->items);
     for (size_t i = 0; i < s->n_pending; i++) {
@@ -171,7 +178,9 @@ void server_close(struct server *s)
 static uint64_t item_request_id(const struct item *it)
 {
     uint64_t id = 0;
-    if (it->reply.data) {
+    if (it->blob) {
+        id = it->blob->request_id;
+    } else if (it->reply.data) {
         Casenet__V1__Response *r =
             casenet__v1__response__unpack(NULL, it->reply.len, it->reply.data);
         if (r) {
@@ -343,6 +352,7 @@ static void process_batch(struct server *s)
      * without room the handlers sign inline. */
     if (s->n_items && (bt.sigs = calloc(s->n_items, sizeof *bt.sigs)))
         bt.cap_sigs = s->n_items;
+    bt.blob_io = s->bio;
     struct sign_ctx sc = {.bt = &bt, .sk = cn_keys_sign_sk(b->keys, NULL)};
     verify_pool_for_begin(s->vpool, sign_one, &sc);
     bool ok = store_begin(st) == CASENET_OK;
@@ -357,12 +367,22 @@ static void process_batch(struct server *s)
         struct item *it = &s->items[i];
         if (it->answered)
             continue;
+        if (it->blob) { /* a BlobPut whose chunk is written now */
+            if (handlers_blob_put_done(b, &bt, it->blob, &it->reply) != CASENET_OK &&
+                !it->reply.data)
+                (void)req_error_reply(it->blob->request_id, CASENET_EUNAVAIL,
+                                      "out of memory; retry later", 0, 0, &it->reply);
+            continue;
+        }
         /* Its envelope check, done by a worker meanwhile (or now). */
         if (it->job) {
             verify_pool_wait(s->vpool, it->job);
             bt.pre = &it->job->result;
         }
         metrics_request_begin(it->recv_us);
+        /* Room is kept for the BlobPuts in the batch (server_fair_fill); a
+         * frame that hid its kind from the peek is written inline. */
+        bt.blob_room = s->n_writing < BLOB_WRITES_MAX;
         if (req_dispatch(b, &bt, it->member, it->request.data, it->request.len, &it->reply,
                          &it->subscribe) != CASENET_OK &&
             !it->reply.data)
@@ -370,6 +390,8 @@ static void process_batch(struct server *s)
                                   &it->reply);
         bt.pre = NULL;
         casenet_buf_free(&it->request);
+        if (bt.blob_job)
+            server_blob_hand_over(s, it, &bt); /* answered once written */
         verify_pool_for_grow(s->vpool, bt.n_sigs);
     }
     /* Every receipt signed before the commit that stores it. */
@@ -428,6 +450,8 @@ static void process_batch(struct server *s)
         }
         casenet_buf_free(&it->reply);
         casenet_buf_free(&it->request);
+        blob_job_free(it->blob);
+        it->blob = NULL;
     }
     server_push_notices(s, &bt);
     s->served += s->n_items;
@@ -537,15 +561,18 @@ int server_run(struct server *s)
     log_event(LOG_INFO, "listening", "endpoint", b->cfg->listen, "broker", b->broker_id,
               "directory_version", log_u64(casenet_directory_version(b->dir)), NULL);
     while (!s->stopping) {
-        zmq_pollitem_t items[4] = {
+        zmq_pollitem_t items[5] = {
             {.socket = s->router, .events = ZMQ_POLLIN},
             {.socket = zap_socket(s->zap), .events = ZMQ_POLLIN},
             {.socket = s->monitor, .events = ZMQ_POLLIN},
+            {.fd = blob_io_fd(s->bio), .events = ZMQ_POLLIN},
             {.fd = s->sigfd, .events = ZMQ_POLLIN},
         };
-        int n_items = s->sigfd >= 0 ? 4 : 3;
+        int n_items = s->sigfd >= 0 ? 5 : 4;
         int64_t until_tick = next_tick - cn_mono_ms();
-        long wait = until_tick < 0 || s->n_pending > 0 ? 0 : (long)until_tick;
+        /* Pending BlobPuts held for the writer's room wait for it (its
+         * descriptor), not in a busy loop. */
+        long wait = until_tick < 0 || s->n_pending > s->n_held ? 0 : (long)until_tick;
         bool quiet = checkpoint_when_idle(s, items, n_items, &wait);
         int ready = zmq_poll(items, n_items, wait);
         if (ready < 0) {
@@ -561,7 +588,7 @@ int server_run(struct server *s)
             server_drain_monitor(s);
         if (items[1].revents & ZMQ_POLLIN)
             (void)zap_handle(s->zap, b->dir, server_admit_connection, s);
-        if (n_items == 4 && (items[3].revents & ZMQ_POLLIN))
+        if (n_items == 5 && (items[4].revents & ZMQ_POLLIN))
             read_signals(s);
         /* Drain every ready request into pending (bounded), then take a
          * fair batch from it. */
@@ -569,6 +596,7 @@ int server_run(struct server *s)
         server_receive_ready(s);
         if (idle && s->n_pending > 0)
             batch_window(s);
+        server_blob_collect(s); /* answered first: their chunks are durable */
         server_fair_fill(s, shares);
         if (s->n_items > 0 || zap_has_pending(s->zap) || s->reload)
             process_batch(s);
@@ -587,7 +615,7 @@ int server_run(struct server *s)
             if (run_deadlines(s))
                 next_tick = now; /* a full pass: go on after the next batch */
             if (s->n_pending == 0)
-                handlers_blob_idle(b, now); /* finished and stale blobs deleted */
+                handlers_blob_idle(b, now, s->bio); /* finished and stale blobs deleted */
             if (now >= next_expiry) {
                 next_expiry = now + EXPIRY_CHECK_MS;
                 broker_warn_expiry(b->dir, false);

@@ -2,7 +2,8 @@
  * server_impl.h - the loop's private state, shared by its files: server.c
  * (open, close, the batch and the loop), server_conn.c (connections,
  * subscriptions, receiving, sending, pushing notices) and server_queue.c
- * (the pending queue: fair batches, Submits verified ahead, max_pending).
+ * (the pending queue: fair batches, Submits verified ahead, max_pending,
+ * BlobPut chunks handed to the blob writer).
  * server_conn.c calls nothing of the other two, server_queue.c only
  * server_conn.c.
  */
@@ -36,6 +37,14 @@
 /* broker_warn_expiry runs hourly. */
 #define EXPIRY_CHECK_MS  (3600 * 1000)
 #define PENDING_RETRY_MS 100 /* retry-after of a request beyond max_pending */
+/* BlobPut chunks with the blob writer (blob_io.h) or in the batch on their
+ * way to it: at most BLOB_WRITES_MAX in all (each holds its chunk, up to
+ * 1 MiB) and BLOB_WRITES_PER_MEMBER of one member (one being written, one
+ * waiting: the writer never idles for a member uploading alone). A member's
+ * further BlobPuts wait in pending, in order, counted in its max_pending,
+ * while the loop serves everyone else. */
+#define BLOB_WRITES_MAX        32
+#define BLOB_WRITES_PER_MEMBER 2
 /* When the loop checkpoints the store's log (store_ops.checkpoint), always
  * after a batch's replies and pushes went out, never inside a commit: as
  * soon as the loop finds nothing ready once CKPT_IDLE_FRAMES pages wait;
@@ -61,6 +70,8 @@ struct item {
     struct verify_job *job; /* its Submit's envelope check, or NULL (verify_ahead) */
     uint32_t cost;          /* for fair batches (limits_request_peek) */
     int64_t recv_us;        /* when received (metrics_now_us) */
+    bool blob_put;          /* a BlobPut: bounded by BLOB_WRITES_* (server_fair_fill) */
+    struct blob_job *blob;  /* its chunk written: answered by handlers_blob_put_done */
 };
 
 /* A subscribed connection. The routing id is chosen by the broker (zap.h)
@@ -104,6 +115,13 @@ struct server {
     size_t n_job_free;
     struct item *pending; /* received, not yet in a batch (fair_queue) */
     size_t n_pending, cap_pending;
+    size_t n_held; /* of pending, BlobPuts the last fill left for the writer's room */
+    /* The blob writer, and the BlobPuts whose chunk it holds, by slot
+     * (blob_job.slot), until their answers go into a batch. */
+    struct blob_io *bio;
+    struct item writing[BLOB_WRITES_MAX];
+    bool writing_used[BLOB_WRITES_MAX];
+    size_t n_writing;
     struct sub *subs;
     size_t n_subs, cap_subs;
     struct conn *conns; /* indexed by descriptor */
@@ -159,5 +177,12 @@ void server_receive_ready(struct server *s);
 void server_fair_fill(struct server *s, struct share *sh);
 /* Ends an item's envelope check and frees its slot. */
 void server_verify_done(struct server *s, struct item *it);
+/* Hands the chunk the BlobPut it just dispatched left in bt (bt->blob_job)
+ * to the writer: it keeps the request's return address until the chunk is
+ * written, and the batch does not answer it (it->answered). */
+void server_blob_hand_over(struct server *s, struct item *it, struct batch *bt);
+/* Moves the BlobPuts whose chunks the writer wrote into the batch (room
+ * permitting), to be answered in it. */
+void server_blob_collect(struct server *s);
 
 #endif

@@ -2,6 +2,7 @@
  * ahead, and the max_pending refusal (see server_impl.h). */
 #include "server_impl.h"
 
+#include "blob_io.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -38,6 +39,99 @@ static void share_add(struct share *sh, size_t *n_sh, const char *member, const 
     (*n_sh)++;
 }
 
+/* ------------------------------------------------------------ blob writes */
+
+/* True when frame is a Request whose body is a BlobPut (field 40), read
+ * from the wire as limits_request_peek does: its chunk is not copied. */
+static bool peek_blob_put(const uint8_t *p, size_t len)
+{
+    const uint8_t *end = p + len;
+    while (p && p < end) {
+        uint64_t key = 0, n = 0;
+        for (unsigned sh = 0; p < end && sh < 64; sh += 7) {
+            key |= (uint64_t)(*p & 0x7f) << sh;
+            if (!(*p++ & 0x80))
+                break;
+        }
+        unsigned wt = (unsigned)(key & 7);
+        if (wt == 2 && key >> 3 == 40)
+            return true;
+        if (wt == 0 || wt == 2) {
+            for (unsigned sh = 0; p < end && sh < 64; sh += 7) {
+                n |= (uint64_t)(*p & 0x7f) << sh;
+                if (!(*p++ & 0x80))
+                    break;
+            }
+            if (wt == 2 && n > (uint64_t)(end - p))
+                return false;
+            p += wt == 2 ? n : 0;
+        } else if ((wt == 1 || wt == 5) && (size_t)(end - p) >= (wt == 1 ? 8u : 4u)) {
+            p += wt == 1 ? 8 : 4;
+        } else {
+            return false;
+        }
+    }
+    return false;
+}
+
+/* True when one more BlobPut of member may go to the writer: counts those
+ * with it and those in the batch on their way to it. */
+static bool blob_room(const struct server *s, const char *member)
+{
+    size_t all = s->n_writing, mine = 0;
+    for (size_t i = 0; i < BLOB_WRITES_MAX; i++)
+        mine += s->writing_used[i] && strcmp(s->writing[i].member, member) == 0;
+    for (size_t i = 0; i < s->n_items; i++) {
+        const struct item *it = &s->items[i];
+        if (!it->blob_put)
+            continue;
+        all++;
+        mine += strcmp(it->member, member) == 0;
+    }
+    return all < BLOB_WRITES_MAX && mine < BLOB_WRITES_PER_MEMBER;
+}
+
+void server_blob_hand_over(struct server *s, struct item *it, struct batch *bt)
+{
+    struct blob_job *j = bt->blob_job;
+    bt->blob_job = NULL;
+    size_t slot = 0;
+    while (slot < BLOB_WRITES_MAX && s->writing_used[slot])
+        slot++;
+    if (slot == BLOB_WRITES_MAX)
+        abort(); /* server_fair_fill keeps BlobPuts within BLOB_WRITES_MAX */
+    struct item *w = &s->writing[slot];
+    *w = *it;
+    w->request = (casenet_buf){0};
+    w->reply = (casenet_buf){0};
+    w->job = NULL;
+    s->writing_used[slot] = true;
+    s->n_writing++;
+    it->answered = true; /* answered when written */
+    /* It waits again, for its writing: counted in its member's max_pending. */
+    (void)limits_pending(s->b->limits, it->member, 1);
+    j->slot = slot;
+    blob_io_submit(s->bio, j);
+}
+
+void server_blob_collect(struct server *s)
+{
+    while (s->n_items < s->b->cfg->limits.batch_max) {
+        struct blob_job *j = blob_io_take(s->bio);
+        if (!j)
+            return;
+        struct item *it = &s->items[s->n_items++];
+        *it = s->writing[j->slot];
+        it->blob_put = false;
+        it->blob = j;
+        s->writing_used[j->slot] = false;
+        s->n_writing--;
+        (void)limits_pending(s->b->limits, it->member, -1);
+    }
+}
+
+/* ------------------------------------------------------------ fair batches */
+
 /* Moves requests from pending into the batch, in arrival order, weighed by
  * cost (limits_request_peek): each member gets fair_share units of the
  * batch, so that a member flooding the broker, with cheap requests or dear
@@ -53,10 +147,13 @@ void server_fair_fill(struct server *s, struct share *sh)
     const struct broker_limits *lim = &s->b->cfg->limits;
     size_t n_sh = 0, keep = 0;
     uint64_t total = 0;
+    s->n_held = 0;
     for (size_t i = 0; i < s->n_pending; i++) {
         struct item *it = &s->pending[i];
         uint32_t used = share_cost(sh, n_sh, it->member);
-        bool take = s->n_items < lim->batch_max &&
+        bool room = !it->blob_put || blob_room(s, it->member);
+        s->n_held += !room;
+        bool take = room && s->n_items < lim->batch_max &&
                     (used + it->cost <= lim->fair_share ||
                      (used == 0 && (total == 0 || total + it->cost <= lim->batch_max)));
         if (take) {
@@ -77,7 +174,8 @@ void server_fair_fill(struct server *s, struct share *sh)
         size_t k = 0;
         for (size_t i = 0; i < s->n_pending; i++) {
             if (k == 0 && s->n_items < lim->batch_max &&
-                total + s->pending[i].cost <= lim->batch_max) {
+                total + s->pending[i].cost <= lim->batch_max &&
+                (!s->pending[i].blob_put || blob_room(s, s->pending[i].member))) {
                 total += s->pending[i].cost;
                 (void)limits_pending(s->b->limits, s->pending[i].member, -1);
                 s->items[s->n_items++] = s->pending[i];
@@ -112,8 +210,8 @@ static bool bucket_will_refuse(struct server *s, const char *member)
  * verifies inline, as it would anyway. */
 static void verify_ahead(struct server *s, struct item *it)
 {
-    if (it->answered || s->n_job_free == 0 || verify_pool_threads(s->vpool) == 0)
-        return;
+    if (it->answered || it->blob_put || s->n_job_free == 0 || verify_pool_threads(s->vpool) == 0)
+        return; /* a BlobPut is no Submit: not unpacked (and its chunk copied) for nothing */
     struct verify_job *j = s->job_free[--s->n_job_free];
     if (!verify_job_prepare(j, it->request.data, it->request.len,
                             s->b->cfg->limits.max_envelope_bytes) ||
@@ -180,8 +278,10 @@ void server_receive_ready(struct server *s)
         uint64_t request_id = 0;
         it->cost = 1;
         it->recv_us = metrics_now_us();
-        if (!it->answered)
+        if (!it->answered) {
             limits_request_peek(it->request.data, it->request.len, &it->cost, &request_id);
+            it->blob_put = peek_blob_put(it->request.data, it->request.len);
+        }
         if (!it->answered &&
             limits_pending(s->b->limits, it->member, 0) >= s->b->cfg->limits.max_pending) {
             refuse_pending(s, it, request_id);

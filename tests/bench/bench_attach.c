@@ -9,11 +9,13 @@
  * (getrusage of the children), the broker's CPU seconds per phase and its
  * RSS, and the other member's Submit->receipt p50/p99 without an upload
  * (a baseline of BASELINE seconds), during the upload and during the
- * download. Built with the tests, not registered with ctest:
- *   build/tests/bench_attach [MIB] [--rate N] [--baseline SECONDS]
- * Everything runs on this machine, so the CLI processes, the broker and the
- * submitting member share its CPUs and disk: the figures are of one machine,
- * not of a network. */
+ * download; beside them a fourth member asks for the directory 50 times a
+ * second, a request that writes nothing (answered after the commit of the
+ * batch it joins): closer to the loop's own latency than a Submit's
+ * receipt, whose commit fsync shares the disk with the chunks' writes. Built with the tests, not
+ * registered with ctest: build/tests/bench_attach [MIB] [--rate N] [--baseline SECONDS] Everything
+ * runs on this machine, so the CLI processes, the broker and the submitting member share its CPUs
+ * and disk: the figures are of one machine, not of a network. */
 #include "network.h"
 #include "testlib.h"
 #include "util.h"
@@ -39,6 +41,7 @@
 #define B_TIMEOUT_S "900"
 #define B_PHASES    4 /* idle, baseline, upload, download */
 #define MIB         (1024.0 * 1024.0)
+#define PROBE_RATE  50 /* GetDirectory round trips a second */
 
 enum phase { P_IDLE, P_BASELINE, P_UPLOAD, P_DOWNLOAD };
 static const char *const phase_names[B_PHASES] = {"", "no transfer", "during the upload",
@@ -77,8 +80,9 @@ static struct {
     double rate;
     atomic_int phase; /* enum phase; P_IDLE ends the thread */
     atomic_bool stop;
-    struct samples lat[B_PHASES]; /* the thread's own until joined */
-    size_t failed;
+    struct samples lat[B_PHASES];   /* the thread's own until joined */
+    struct samples probe[B_PHASES]; /* the prober's own until joined */
+    size_t failed, probe_failed;
 } O;
 
 static void add_sample(struct samples *s, double v)
@@ -125,6 +129,39 @@ static void *other_member(void *arg)
         }
         if (ph == atomic_load(&O.phase)) /* a sample that straddles phases is dropped */
             add_sample(&O.lat[ph], t);
+    }
+    casenet_client_free(c);
+    return NULL;
+}
+
+/* Asks for the directory (nothing written) PROBE_RATE times a second as
+ * another member, timing each round trip into the current phase. */
+static void *prober(void *arg)
+{
+    (void)arg;
+    casenet_client_opts o = {.endpoint = O.tn->endpoint, .timeout_ms = 30000};
+    casenet_client *c = NULL;
+    check(casenet_client_connect(tn_keys(O.tn, B_AGENCY), O.tn->net->dir, &o, &c), "connect");
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    while (!atomic_load(&O.stop)) {
+        next.tv_nsec += 1000000000L / PROBE_RATE;
+        while (next.tv_nsec >= 1000000000L) {
+            next.tv_nsec -= 1000000000L;
+            next.tv_sec++;
+        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+            ;
+        int ph = atomic_load(&O.phase);
+        double t0 = now_s();
+        casenet_buf dir = {0};
+        int rc = casenet_client_get_directory(c, &dir);
+        double t = now_s() - t0;
+        casenet_buf_free(&dir);
+        if (rc != CASENET_OK)
+            O.probe_failed++;
+        else if (ph == atomic_load(&O.phase))
+            add_sample(&O.probe[ph], t);
     }
     casenet_client_free(c);
     return NULL;
@@ -253,21 +290,30 @@ static void init_home(tn_network *tn, struct paths *p, const char *id, char *hom
     free(key);
 }
 
-static void report_latency(void)
+/* One line of percentiles per phase of samples all, each named what. */
+static void report_phases(struct samples *all, const char *what, const char *unit)
 {
     for (int ph = P_BASELINE; ph < B_PHASES; ph++) {
-        struct samples *s = &O.lat[ph];
+        struct samples *s = &all[ph];
         if (s->n == 0) {
-            printf("  Submit->receipt %-20s: no sample\n", phase_names[ph]);
+            printf("  %s %-20s: no sample\n", what, phase_names[ph]);
             continue;
         }
         qsort(s->v, s->n, sizeof *s->v, cmp_double);
-        printf("  Submit->receipt %-20s: p50 %6.2f ms  p99 %7.2f ms  max %7.2f ms  (%zu Submits)\n",
+        printf("  %s %-20s: p50 %6.2f ms  p99 %7.2f ms  max %7.2f ms  (%zu %s)\n", what,
                phase_names[ph], s->v[s->n / 2] * 1e3, s->v[(s->n * 99) / 100] * 1e3,
-               s->v[s->n - 1] * 1e3, s->n);
+               s->v[s->n - 1] * 1e3, s->n, unit);
     }
+}
+
+static void report_latency(void)
+{
+    report_phases(O.lat, "Submit->receipt", "Submits");
+    report_phases(O.probe, "GetDirectory   ", "requests");
     if (O.failed)
         printf("  Submits that failed: %zu\n", O.failed);
+    if (O.probe_failed)
+        printf("  GetDirectory requests that failed: %zu\n", O.probe_failed);
 }
 
 /* Sleeps for s seconds (the baseline phase: time is what it measures). */
@@ -323,9 +369,10 @@ int main(int argc, char **argv)
     make_file(p.file, mib);
     long rss0 = broker_kb(tn->pid, "VmRSS");
 
-    pthread_t th;
+    pthread_t th, th_probe;
     atomic_store(&O.phase, P_BASELINE);
-    if (pthread_create(&th, NULL, other_member, NULL) != 0)
+    if (pthread_create(&th, NULL, other_member, NULL) != 0 ||
+        pthread_create(&th_probe, NULL, prober, NULL) != 0)
         check(CASENET_ENOMEM, "pthread_create");
     hold(baseline);
 
@@ -351,6 +398,7 @@ int main(int argc, char **argv)
     double cpu2 = broker_cpu_s(tn->pid);
     atomic_store(&O.stop, true);
     pthread_join(th, NULL);
+    pthread_join(th_probe, NULL);
 
     double mb = (double)mib * MIB / 1e6;
     printf("attachment of %zu MiB (%.1f MB) from %s to %s, the other member at %.0f Submits/s:\n",
@@ -368,8 +416,10 @@ int main(int argc, char **argv)
            (double)broker_kb(tn->pid, "VmHWM") / 1024.0);
     report_latency();
 
-    for (int ph = 0; ph < B_PHASES; ph++)
+    for (int ph = 0; ph < B_PHASES; ph++) {
         free(O.lat[ph].v);
+        free(O.probe[ph].v);
+    }
     free(p.casenet);
     free(p.file);
     free(p.json);

@@ -5,9 +5,12 @@
  * the blob, nor reference another member's; chunks are idempotent but never
  * replaced; a chunk duplicated, swapped or dropped at the broker is
  * detected and nothing is kept; a manifest that disagrees with the header
- * is refused. */
+ * is refused; while a member's chunk is being written (slowly: the broker's
+ * write gate, a test hook), another member's Submits are answered, and the
+ * chunks are answered once written, each once. */
 #include "network.h"
 #include "testlib.h"
+#include "util.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,11 +37,15 @@ static const char *const members[] = {
     MOLISA ":responder",
 };
 
+/* The broker's chunk writes wait while this file exists (blob_io.h). */
+static char *gate_dir, *gate;
+
 struct fx {
     tn_network *tn;
     char *dir;  /* scratch: the evidence file and the download directories */
     char *file; /* dir/evidence.bin */
     uint8_t *data;
+    tn_conn *conns[2]; /* closed by teardown: a failed test leaves none open */
 };
 
 static int setup(void **state)
@@ -59,6 +66,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    for (size_t i = 0; i < 2; i++)
+        if (f->conns[i])
+            tn_close(f->conns[i]);
+    (void)unlink(gate);
     assert_int_equal(tn_stop(f->tn), 0);
     tn_free(f->tn);
     tl_rmrf(f->dir);
@@ -330,13 +341,152 @@ static void test_manifest_must_match_header(void **state)
     casenet_attachment_clear(&a);
 }
 
+/* Sends BlobPut chunk index of blob id (3 chunks of 64 bytes) as request
+ * index + 1, without waiting for the answer. */
+/* Sends chunk index (len bytes) of blob id, declared total_chunks and
+ * total_size, without waiting for the answer (its request id is index + 1). */
+static void send_put_sized(tn_conn *c, const uint8_t id[16], uint32_t index, size_t len,
+                           uint32_t total_chunks, uint64_t total_size)
+{
+    uint8_t *chunk = malloc(len);
+    assert_non_null(chunk);
+    memset(chunk, (int)index + 1, len);
+    Casenet__V1__Request q = CASENET__V1__REQUEST__INIT;
+    Casenet__V1__BlobPut p = CASENET__V1__BLOB_PUT__INIT;
+    p.blob_id = (ProtobufCBinaryData){16, (uint8_t *)id};
+    p.chunk_index = index;
+    p.chunk = (ProtobufCBinaryData){len, chunk};
+    p.total_chunks = total_chunks;
+    p.total_size = total_size;
+    q.protocol_version = 1;
+    q.request_id = index + 1;
+    q.body_case = CASENET__V1__REQUEST__BODY_BLOB_PUT;
+    q.blob_put = &p;
+    size_t n = casenet__v1__request__get_packed_size(&q);
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    casenet__v1__request__pack(&q, buf);
+    const void *frames[1] = {buf};
+    tn_send_frames(c, frames, &n, 1);
+    free(buf);
+    free(chunk);
+}
+
+static void send_put(tn_conn *c, const uint8_t id[16], uint32_t index)
+{
+    send_put_sized(c, id, index, 64, 3, 3 * 64);
+}
+
+static void test_submits_answered_while_chunk_written(void **state)
+{
+    struct fx *f = *state;
+    tl_write_file(gate, "", 0, 0600);
+    tn_conn *up = f->conns[0] = tn_connect(f->tn, tn_keys(f->tn, POLICE));
+    uint8_t id[16];
+    randombytes_buf(id, sizeof id);
+    /* Three chunks: two go to the writer (its bound per member), the third
+     * waits in the broker's queue. */
+    for (uint32_t i = 0; i < 3; i++)
+        send_put(up, id, i);
+    char hex[33], *meta = NULL;
+    tl_hex(id, 16, hex);
+    assert_true(asprintf(&meta, "%s/blobs/%s/meta", f->tn->data_dir, hex) > 0);
+    for (int64_t until = cn_mono_ms() + 20000; access(meta, F_OK) != 0;) {
+        assert_true(cn_mono_ms() < until); /* the first put reached its handler */
+        casenet_buf none = {0};
+        assert_false(tn_recv(up, 20, &none));
+    }
+    /* Another member's Submits are answered meanwhile, again and again. */
+    tn_conn *other = f->conns[1] = tn_connect(f->tn, tn_keys(f->tn, HOTLINE));
+    const char *to[] = {POLICE};
+    for (int k = 0; k < 3; k++) {
+        casenet_buf env = tn_seal(f->tn, HOTLINE, to, 1, "a referral meanwhile", NULL);
+        Casenet__V1__Response *r = tn_submit(other, env.data, env.len);
+        assert_non_null(r);
+        assert_int_equal(tn_code(r), 0);
+        casenet__v1__response__free_unpacked(r, NULL);
+        casenet_buf_free(&env);
+    }
+    /* No chunk is answered before it is written. */
+    casenet_buf early = {0};
+    assert_false(tn_recv(up, 0, &early));
+    assert_int_equal(unlink(gate), 0);
+    bool seen[3] = {false};
+    unsigned complete = 0;
+    for (int n = 0; n < 3; n++) {
+        casenet_buf in = {0};
+        assert_true(tn_recv(up, 20000, &in));
+        Casenet__V1__Response *r = casenet__v1__response__unpack(NULL, in.len, in.data);
+        assert_non_null(r);
+        assert_int_equal(tn_code(r), 0);
+        assert_true(r->request_id >= 1 && r->request_id <= 3 && !seen[r->request_id - 1]);
+        seen[r->request_id - 1] = true;
+        assert_int_equal(r->body_case, CASENET__V1__RESPONSE__BODY_BLOB_PUT);
+        complete += r->blob_put->complete;
+        casenet__v1__response__free_unpacked(r, NULL);
+        casenet_buf_free(&in);
+    }
+    assert_int_equal(complete, 1); /* only the write that completed the blob */
+    for (unsigned i = 0; i < 3; i++) {
+        char *p = chunk_path(f->tn, id, i);
+        assert_int_equal(access(p, F_OK), 0);
+        free(p);
+    }
+    free(meta);
+}
+
+/* A chunk with the writer counts as held: two chunks of 1 MiB + 17 sent
+ * back to back for a blob declared 1 MiB + 34 bytes cannot both be stored,
+ * though neither is on disk when the second is checked. */
+static void test_chunks_in_flight_count(void **state)
+{
+    struct fx *f = *state;
+    const size_t big = 1048576 + 17;
+    tl_write_file(gate, "", 0, 0600);
+    tn_conn *up = f->conns[0] = tn_connect(f->tn, tn_keys(f->tn, POLICE));
+    uint8_t id[16];
+    randombytes_buf(id, sizeof id);
+    send_put_sized(up, id, 0, big, 2, big + 17);
+    send_put_sized(up, id, 1, big, 2, big + 17);
+    /* The second is refused while the first still waits for the writer. */
+    casenet_buf in = {0};
+    assert_true(tn_recv(up, 20000, &in));
+    Casenet__V1__Response *r = casenet__v1__response__unpack(NULL, in.len, in.data);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 2);
+    assert_int_equal(tn_code(r), CASENET_ECONFLICT);
+    casenet__v1__response__free_unpacked(r, NULL);
+    casenet_buf_free(&in);
+    assert_int_equal(unlink(gate), 0);
+    assert_true(tn_recv(up, 20000, &in));
+    r = casenet__v1__response__unpack(NULL, in.len, in.data);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 1);
+    assert_int_equal(tn_code(r), 0);
+    assert_false(r->blob_put->complete);
+    casenet__v1__response__free_unpacked(r, NULL);
+    casenet_buf_free(&in);
+    char *p = chunk_path(f->tn, id, 1);
+    assert_int_equal(access(p, F_OK), -1);
+    free(p);
+}
+
 int main(void)
 {
+    gate_dir = tl_tmpdir();
+    gate = tl_path(gate_dir, "gate");
+    setenv("CASENETD_TEST_BLOB_WRITE_GATE", gate, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_resume_and_deliver, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_never_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_must_match_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submits_answered_while_chunk_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_in_flight_count, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    tl_rmrf(gate_dir);
+    free(gate_dir);
+    free(gate);
+    return rc;
 }

@@ -5,9 +5,12 @@
  * cut into steps of at most N blobs resumes where it stopped and counts
  * what it kept; nothing is deleted while a backup holds the blobs lock; the
  * quota tally counts each owner's blobs once whether or not the pass under
- * way saw a blob created during it. */
+ * way saw a blob created during it; a blob a chunk is being written into is
+ * never deleted; the blob writer takes the member with fewest chunks queued
+ * first, and its write that completes a blob is the one that says so. */
 #include "testlib.h"
 
+#include "blob_io.h"
 #include "blob_tally.h"
 #include "blobs.h"
 #include "casenet.h"
@@ -17,6 +20,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -140,7 +144,7 @@ static void test_sweep_keeps_referenced(void **state)
     make_blob(7, "vn.hotline111", OLD_MS);
     make_blob(8, "vn.police.a05", NOW_MS);
     uint64_t owned = 0;
-    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, &owned));
+    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, NULL, NULL, &owned));
     assert_int_equal(owned, blobs_charge(1, 10)); /* blob 6; blob 7 swept */
     assert_true(held(6) && held(8));
     assert_false(held(7));
@@ -220,7 +224,7 @@ static void test_backup_lock_defers_deletion(void **state)
     assert_int_equal(removed, 0);
     assert_true(held(1));
     uint64_t owned = 0;
-    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, &owned));
+    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, NULL, NULL, &owned));
     assert_true(held(1));
     close(fd);
     CN_OK(blobs_retire(dir, NOW_MS, finished_in, none, &removed));
@@ -284,6 +288,116 @@ static void test_tally(void **state)
     blob_tally_clear(&t);
 }
 
+/* blobs_busy_fn: the blob whose id bytes are n (ctx) is being written. */
+static bool busy_n(const uint8_t id[CASENET_BLOB_ID_BYTES], void *ctx)
+{
+    return id[0] == *(const uint8_t *)ctx;
+}
+
+static void test_busy_blob_kept(void **state)
+{
+    (void)state;
+    uint8_t busy = 9;
+    make_blob(9, "vn.hotline111", OLD_MS); /* unreferenced, old, being written */
+    make_blob(10, "vn.hotline111", OLD_MS);
+    uint64_t owned = 0;
+    CN_OK(blobs_sweep(dir, "vn.hotline111", NOW_MS, busy_n, &busy, &owned));
+    assert_int_equal(owned, blobs_charge(1, 10));
+    assert_true(held(9));
+    assert_false(held(10));
+    /* Referenced, its message finished, but being written: kept by a pass. */
+    make_blob(11, "vn.hotline111", OLD_MS);
+    reference(11, 'f');
+    busy = 11;
+    struct blobs_pass p = {.busy_fn = busy_n, .busy_ctx = &busy};
+    size_t removed = 0;
+    bool done = false;
+    while (!done)
+        CN_OK(blobs_retire_step(dir, &p, 100, 0, NOW_MS, finished_in, "f", &removed, &done));
+    assert_true(held(11));
+    assert_false(held(9)); /* no longer busy: gone */
+    busy = 0;
+    CN_OK(blobs_retire(dir, NOW_MS, finished_in, "f", &removed));
+    assert_false(held(11));
+}
+
+/* A job writing chunk index of blob n (of chunks chunks of 10 bytes) for
+ * member. */
+static struct blob_job *job(uint8_t n, uint32_t index, uint32_t chunks, const char *member)
+{
+    struct blob_job *j = calloc(1, sizeof *j);
+    memset(j->id, n, sizeof j->id);
+    j->index = index;
+    j->meta = (struct blob_meta){.total_chunks = chunks, .total_size = 10u * chunks};
+    snprintf(j->meta.owner, sizeof j->meta.owner, "%s", member);
+    snprintf(j->member, sizeof j->member, "%s", member);
+    j->chunk.data = malloc(10);
+    memset(j->chunk.data, (int)index, 10);
+    j->chunk.len = j->chunk_len = 10;
+    return j;
+}
+
+/* The next job the writer wrote (waiting on its descriptor). */
+static struct blob_job *take(struct blob_io *io)
+{
+    for (;;) {
+        struct blob_job *j = blob_io_take(io);
+        if (j)
+            return j;
+        struct pollfd pf = {.fd = blob_io_fd(io), .events = POLLIN};
+        assert_true(poll(&pf, 1, 10000) == 1);
+    }
+}
+
+static void test_writer_fair_and_durable(void **state)
+{
+    (void)state;
+    char *gate = tl_path(dir, "gate");
+    tl_write_file(gate, "", 0, 0600);
+    assert_int_equal(setenv("CASENETD_TEST_BLOB_WRITE_GATE", gate, 1), 0);
+    make_blob(1, "vn.a", OLD_MS);
+    make_blob(2, "vn.b", OLD_MS);
+    struct blob_io *io = NULL;
+    CN_OK(blob_io_new(dir, &io));
+    /* Member a queues its blob's three chunks, then b its one: the gate
+     * holds the writer on a's first. */
+    struct blob_job *js[4] = {job(1, 0, 3, "vn.a"), job(1, 1, 3, "vn.a"), job(1, 2, 3, "vn.a"),
+                              job(2, 0, 1, "vn.b")};
+    for (size_t i = 0; i < 4; i++)
+        blob_io_submit(io, js[i]);
+    uint8_t id1[16], id2[16], id3[16];
+    memset(id1, 1, sizeof id1);
+    memset(id2, 2, sizeof id2);
+    memset(id3, 3, sizeof id3);
+    assert_true(blob_io_busy(io, id1) && blob_io_busy(io, id2));
+    assert_false(blob_io_busy(io, id3));
+    assert_null(blob_io_take(io));
+    assert_int_equal(unlink(gate), 0);
+    /* b's chunk goes before a's second: fewest queued first. */
+    const struct blob_job *want[4] = {js[0], js[3], js[1], js[2]};
+    for (size_t i = 0; i < 4; i++) {
+        struct blob_job *j = take(io);
+        assert_ptr_equal(j, want[i]);
+        CN_OK(j->rc);
+        assert_true(j->fresh);
+        assert_null(j->chunk.data); /* freed once written */
+        /* Only the write that completed a blob finds it complete. */
+        assert_int_equal(j->held.complete, i == 1 || i == 3);
+        blob_job_free(j);
+    }
+    assert_false(blob_io_busy(io, id1) || blob_io_busy(io, id2));
+    for (uint32_t i = 0; i < 3; i++) {
+        casenet_buf c = {0};
+        CN_OK(blobs_chunk_read(dir, id1, i, &c));
+        assert_int_equal(c.len, 10);
+        assert_int_equal(c.data[0], i);
+        casenet_buf_free(&c);
+    }
+    blob_io_free(io);
+    unsetenv("CASENETD_TEST_BLOB_WRITE_GATE");
+    free(gate);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +408,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pass_deletes_across_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_lock_defers_deletion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tally, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_blob_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_fair_and_durable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
