@@ -72,7 +72,8 @@ static int64_t pg_message_last_rowid(struct store *b)
     return P(b)->last_id;
 }
 
-static int pg_message_receipt_sigs(struct store *b, const struct store_receipt_sig *rows, size_t n)
+/* One statement per row. */
+static int receipt_sigs_each(struct store *b, const struct store_receipt_sig *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct pq_args a = {0};
@@ -89,6 +90,39 @@ static int pg_message_receipt_sigs(struct store *b, const struct store_receipt_s
             return CASENET_EUNAVAIL;
     }
     return CASENET_OK;
+}
+
+/* A batch's signatures in one statement (one round trip, not one each):
+ * the ids as a bigint[] literal, the signatures end to end. */
+static int pg_message_receipt_sigs(struct store *b, const struct store_receipt_sig *rows, size_t n)
+{
+    if (n <= 1 || n > INT32_MAX / CASENET_SIGNATURE_BYTES)
+        return receipt_sigs_each(b, rows, n);
+    char *ids = malloc(n * 22 + 3);
+    uint8_t *sigs = malloc(n * CASENET_SIGNATURE_BYTES);
+    int rc = ids && sigs ? CASENET_OK : CASENET_ENOMEM;
+    if (rc == CASENET_OK) {
+        char *p = ids;
+        *p++ = '{';
+        for (size_t i = 0; i < n; i++) {
+            p += sprintf(p, "%s%lld", i ? "," : "", (long long)rows[i].rowid);
+            memcpy(sigs + i * CASENET_SIGNATURE_BYTES, rows[i].sig, CASENET_SIGNATURE_BYTES);
+        }
+        strcpy(p, "}");
+        struct pq_args a = {0};
+        pq_text(&a, ids);
+        pq_blob(&a, sigs, n * CASENET_SIGNATURE_BYTES);
+        uint64_t touched = 0;
+        rc = pq_write(b, PQ_MSG_SIGS, &a, &touched, "message_receipt_sigs");
+        if (rc == CASENET_OK && touched != n) {
+            log_event(LOG_ERROR, "store_corrupt", "table", "messages", "rows", log_u64(n), "signed",
+                      log_u64(touched), "msg", "a receipt to sign is missing", NULL);
+            rc = CASENET_EUNAVAIL;
+        }
+    }
+    free(ids);
+    free(sigs);
+    return rc == CASENET_OK ? CASENET_OK : CASENET_EUNAVAIL;
 }
 
 /* Reads a PQ_MESSAGE_COLS row into *m (zeroed first; envelope left empty). */

@@ -168,8 +168,12 @@ static int pg_inbox_insert(struct store *s, struct store_inbox_row *row)
     if (rc != CASENET_OK)
         return rc;
     rc = PQntuples(r) == 1 ? CASENET_OK : CASENET_ECONFLICT;
-    if (rc == CASENET_OK)
+    if (rc == CASENET_OK) {
         row->seq = (uint64_t)pq_col_i64(r, 0, 0);
+        struct pg_store *p = (struct pg_store *)s;
+        p->fresh_seq = (int64_t)row->seq; /* no deadline yet (pg_deadline_arm) */
+        p->fresh_kinds = 0;
+    }
     PQclear(r);
     return rc;
 }
@@ -244,7 +248,8 @@ static int pg_inbox_set_state(struct store *s, uint64_t seq, int state, int64_t 
         return rc;
     if (touched == 0)
         return CASENET_ENOTFOUND;
-    return pq_write(s, PQ_STEP_INSERT, &a, &touched, "step_insert"); /* the same (seq, state, at) */
+    /* the same (seq, state, at) */
+    return pq_defer(s, PQ_STEP_INSERT, NULL, &a, PQ_EXPECT_DONE, "step_insert");
 }
 
 static int pg_step_list(struct store *s, uint64_t seq, struct store_step **rows, size_t *n)
@@ -310,8 +315,7 @@ int pq_member_bytes_add(struct store *s, const char *member, uint64_t bytes)
     struct pq_args a = {0};
     pq_text(&a, member);
     pq_u64(&a, bytes);
-    uint64_t touched = 0;
-    return pq_write(s, PQ_MEMBER_BYTES_ADD, &a, &touched, "member_bytes_add");
+    return pq_defer(s, PQ_MEMBER_BYTES_ADD, NULL, &a, PQ_EXPECT_DONE, "member_bytes_add");
 }
 
 static int pg_inbox_fetch_mark(struct store *s, uint64_t seq, int state, bool *first)
@@ -327,12 +331,21 @@ static int pg_inbox_fetch_mark(struct store *s, uint64_t seq, int state, bool *f
 
 /* ------------------------------------------------------------ deadlines */
 
+/* On the inbox row this batch inserted last, a kind not armed on it yet
+ * cannot conflict: sent without waiting (store_pg_pipe.c). */
 static int pg_deadline_arm(struct store *s, uint64_t seq, int kind, int64_t due_ms)
 {
+    struct pg_store *p = (struct pg_store *)s;
     struct pq_args a = {0};
     pq_u64(&a, seq);
     pq_i64(&a, kind);
     pq_i64(&a, due_ms);
+    unsigned bit = kind >= 0 && kind < 32 ? 1u << kind : 0;
+    if (p->pipe && p->fresh_seq != 0 && (uint64_t)p->fresh_seq == seq && bit &&
+        !(p->fresh_kinds & bit)) {
+        p->fresh_kinds |= bit;
+        return pq_defer(s, PQ_DL_ARM, NULL, &a, PQ_EXPECT_ONE, "deadline_arm");
+    }
     uint64_t touched = 0;
     int rc = pq_write(s, PQ_DL_ARM, &a, &touched, "deadline_arm");
     return rc == CASENET_OK && touched == 0 ? CASENET_ECONFLICT : rc;

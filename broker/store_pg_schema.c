@@ -180,6 +180,13 @@ static const char *const sql[PQ_STMT_COUNT] = {
     /* The last 64 bytes of the receipt, in place of its placeholder. */
     [PQ_MSG_SIG] = "UPDATE messages SET receipt = overlay(receipt PLACING $2::bytea"
                    " FROM length(receipt) - 63) WHERE id = $1 AND length(receipt) >= 64",
+    /* The same for many rows in one statement: $1 their ids (bigint[]),
+     * $2 their signatures end to end, 64 bytes each, in the same order. */
+    [PQ_MSG_SIGS] = "UPDATE messages m SET receipt = overlay(m.receipt PLACING"
+                    " substring($2::bytea FROM (v.i::integer - 1) * 64 + 1 FOR 64)"
+                    " FROM length(m.receipt) - 63)"
+                    " FROM unnest($1::bigint[]) WITH ORDINALITY AS v(id, i)"
+                    " WHERE m.id = v.id AND length(m.receipt) >= 64",
     [PQ_MSG_ROW] = "SELECT id FROM messages WHERE message_id = $1",
     [PQ_RECEIPT_INSERT] =
         "INSERT INTO receipts (receipt_hash, message_id, recipient, status,"

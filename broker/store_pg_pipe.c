@@ -1,0 +1,239 @@
+/*
+ * store_pg_pipe.c - the PostgreSQL store's batch in libpq's pipeline mode
+ * (store_pg_impl.h): the round trips a batch costs. Every statement of the
+ * batch transaction is sent in pipeline mode; one whose answer the caller
+ * needs now (a read, an insert that returns its row's number or answers a
+ * conflict) is followed by a sync and waited for, together with every
+ * statement sent before it; writes whose only failure is the store's
+ * (savepoints, the audit log's rows and subtrees, receipt signatures, byte
+ * counts, steps, deadlines of a row this batch inserted) are sent without
+ * waiting (pq_defer) and checked at the next sync. So the loop and the
+ * server work at the same time, and a batch's writes after its last read
+ * (its signatures, its counts, the fencing check and COMMIT) cost one round
+ * trip. A deferred statement that fails aborts the rest of its segment (the
+ * server skips the statements up to the sync); pipe_failed then makes the
+ * commit fail and roll back, as a failure answered at once would have.
+ */
+#include "store.h"
+
+#include "log.h"
+#include "store_pg_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFERRED_MAX ((int)(sizeof((struct pg_store *)0)->deferred / sizeof(struct pq_deferred)))
+
+static struct pg_store *P(struct store *s)
+{
+    return (struct pg_store *)s;
+}
+
+/* Sends prepared statement which, or the text q (which == PQ_STMT_COUNT),
+ * and hands it to the server now. */
+static int send_one(struct pg_store *s, enum pq_stmt which, const char *q, const struct pq_args *a,
+                    const char *what)
+{
+    int ok;
+    if (which == PQ_STMT_COUNT) {
+        ok = a ? PQsendQueryParams(s->conn, q, a->n, NULL, a->v, a->len, a->fmt, 1)
+               : PQsendQueryParams(s->conn, q, 0, NULL, NULL, NULL, NULL, 1);
+    } else {
+        char name[16];
+        snprintf(name, sizeof name, "cn%d", (int)which);
+        ok = a ? PQsendQueryPrepared(s->conn, name, a->n, a->v, a->len, a->fmt, 1)
+               : PQsendQueryPrepared(s->conn, name, 0, NULL, NULL, NULL, 1);
+    }
+    if (ok && PQflush(s->conn) == 0)
+        return CASENET_OK;
+    s->pipe_failed = true;
+    return pq_map_failure(&s->base, NULL, what);
+}
+
+/* The next statement's result, and the end of it (NULL: the connection
+ * broke). */
+static PGresult *next_result(struct pg_store *s)
+{
+    PGresult *r = PQgetResult(s->conn);
+    if (!r)
+        return NULL;
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_PIPELINE_SYNC) {
+        PGresult *end = PQgetResult(s->conn);
+        if (end) { /* not one statement's result: out of step */
+            PQclear(end);
+            PQclear(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+/* Whether deferred result r answers as d expects; a failure is logged (a
+ * statement the server skipped after it is not). */
+static bool deferred_ok(struct pg_store *s, const PGresult *r, const struct pq_deferred *d)
+{
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_PIPELINE_ABORTED)
+        return false;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (d->expect == PQ_EXPECT_FENCE && state && strcmp(state, PQ_FENCE_SQLSTATE) == 0)
+            pq_lease_fence_failed(&s->base);
+        else if (pq_map_failure(&s->base, r, d->what) == CASENET_ECONFLICT)
+            log_event(LOG_ERROR, "store_error", "op", d->what, "msg", PQresultErrorMessage(r),
+                      NULL); /* not logged by the mapping, and not expected */
+        return false;
+    }
+    bool ok = true;
+    if (d->expect == PQ_EXPECT_ONE)
+        ok = strcmp(PQcmdTuples((PGresult *)r), "1") == 0;
+    else if (d->expect == PQ_EXPECT_COUNT)
+        ok = PQntuples(r) > 0 && pq_col_i64(r, 0, 0) > 0;
+    if (!ok)
+        log_event(LOG_ERROR, "store_error", "op", d->what, "msg",
+                  "a write of the batch did not touch the row it was sent for", NULL);
+    return ok;
+}
+
+/* Sends a sync and reads every deferred result, then (want) the last
+ * statement's into *want, then the sync's. CASENET_EUNAVAIL when a deferred
+ * statement failed or the connection broke. */
+static int sync_read(struct pg_store *s, PGresult **want, const char *what)
+{
+    if (!PQpipelineSync(s->conn)) {
+        s->pipe_failed = true;
+        return pq_map_failure(&s->base, NULL, what);
+    }
+    bool broken = false;
+    for (int i = 0; i < s->n_deferred && !broken; i++) {
+        PGresult *r = next_result(s);
+        broken = !r;
+        if (r && !deferred_ok(s, r, &s->deferred[i]))
+            s->pipe_failed = true;
+        PQclear(r);
+    }
+    s->n_deferred = 0;
+    if (!broken && want)
+        broken = !(*want = next_result(s));
+    PGresult *r = broken ? NULL : next_result(s);
+    broken = broken || !r || PQresultStatus(r) != PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (broken) {
+        s->pipe_failed = true;
+        log_event(LOG_ERROR, "store_connection_lost", "op", what, "msg", PQerrorMessage(s->conn),
+                  "hint", "check that PostgreSQL is up; the broker reconnects between batches",
+                  NULL);
+    }
+    return s->pipe_failed ? CASENET_EUNAVAIL : CASENET_OK;
+}
+
+int pq_pipe_run(struct store *b, enum pq_stmt which, const char *q, const struct pq_args *a,
+                PGresult **res, const char *what)
+{
+    struct pg_store *s = P(b);
+    *res = NULL;
+    if (s->pipe_failed)
+        return CASENET_EUNAVAIL; /* logged when it failed */
+    int rc = send_one(s, which, q, a, what);
+    if (rc == CASENET_OK)
+        rc = sync_read(s, res, what);
+    return rc;
+}
+
+int pq_defer(struct store *b, enum pq_stmt which, const char *q, const struct pq_args *a,
+             enum pq_expect expect, const char *what)
+{
+    struct pg_store *s = P(b);
+    if (!s->pipe) {
+        if (which == PQ_STMT_COUNT && a)
+            abort(); /* text with parameters: only the fence, in pipeline mode */
+        PGresult *r = NULL;
+        int rc = which == PQ_STMT_COUNT ? pq_exec(b, q, what) : pq_run(b, which, a, &r, what);
+        struct pq_deferred d = {.what = what, .expect = expect};
+        if (rc == CASENET_OK && r && !deferred_ok(s, r, &d))
+            rc = CASENET_EUNAVAIL;
+        PQclear(r);
+        return rc == CASENET_ECONFLICT ? CASENET_EUNAVAIL : rc;
+    }
+    if (s->pipe_failed)
+        return CASENET_EUNAVAIL;
+    /* A bounded count: their results wait in the server's socket while it
+     * reads ours. */
+    if (s->n_deferred == DEFERRED_MAX && sync_read(s, NULL, what) != CASENET_OK)
+        return CASENET_EUNAVAIL;
+    int rc = send_one(s, which, q, a, what);
+    if (rc != CASENET_OK)
+        return CASENET_EUNAVAIL;
+    s->deferred[s->n_deferred++] = (struct pq_deferred){.what = what, .expect = expect};
+    s->changes++;
+    return CASENET_OK;
+}
+
+int pq_pipe_begin(struct store *b)
+{
+    struct pg_store *s = P(b);
+    s->pipe_failed = false;
+    s->n_deferred = 0;
+    s->fresh_seq = 0;
+    s->fresh_kinds = 0;
+    if (!PQenterPipelineMode(s->conn))
+        return pq_map_failure(b, NULL, "begin");
+    s->pipe = true;
+    int rc = pq_defer(b, PQ_STMT_COUNT, "BEGIN", NULL, PQ_EXPECT_DONE, "begin");
+    if (rc != CASENET_OK)
+        pq_pipe_rollback(b);
+    return rc;
+}
+
+/* Reads what is still pending, leaves pipeline mode; false when the
+ * connection cannot (broken: the next begin reconnects). */
+static bool pipe_leave(struct pg_store *s)
+{
+    if (s->n_deferred > 0 && PQstatus(s->conn) == CONNECTION_OK)
+        (void)sync_read(s, NULL, "rollback");
+    s->n_deferred = 0;
+    s->pipe = false;
+    s->fresh_seq = 0;
+    return PQstatus(s->conn) == CONNECTION_OK && PQexitPipelineMode(s->conn) == 1;
+}
+
+int pq_pipe_commit(struct store *b)
+{
+    struct pg_store *s = P(b);
+    if (!s->pipe)
+        abort(); /* commit without begin: a bug */
+    int rc = CASENET_OK;
+    if (s->lease_token != 0) {
+        struct pq_args a = {0};
+        pq_i64(&a, s->lease_token);
+        rc = pq_defer(b, PQ_STMT_COUNT, pq_lease_fence_sql, &a, PQ_EXPECT_FENCE, "fence");
+    }
+    PGresult *r = NULL;
+    if (rc == CASENET_OK)
+        rc = pq_pipe_run(b, PQ_STMT_COUNT, "COMMIT", NULL, &r, "commit");
+    /* COMMIT of a failed transaction answers ROLLBACK, not an error. */
+    bool ok = rc == CASENET_OK && PQresultStatus(r) == PGRES_COMMAND_OK &&
+              strcmp(PQcmdStatus(r), "COMMIT") == 0;
+    if (rc == CASENET_OK && !ok)
+        (void)pq_map_failure(b, r, "commit");
+    PQclear(r);
+    if (!pipe_leave(s) || ok)
+        return ok ? CASENET_OK : CASENET_EUNAVAIL;
+    if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+    return CASENET_EUNAVAIL;
+}
+
+void pq_pipe_rollback(struct store *b)
+{
+    struct pg_store *s = P(b);
+    if (!s->pipe && PQstatus(s->conn) == CONNECTION_OK &&
+        PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+        return;
+    if (s->pipe && !pipe_leave(s))
+        return; /* broken: the next begin reconnects, the server rolls back */
+    if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        (void)pq_exec(b, "ROLLBACK", "rollback");
+}
