@@ -56,14 +56,31 @@ static int pg_message_insert(struct store *b, const struct store_message *m)
     pq_u64(&a, m->audit_index);
     pq_blob(&a, m->envelope.data, m->envelope.len);
     pq_blob(&a, m->receipt.data, m->receipt.len);
-    PGresult *r = NULL;
-    int rc = pq_run(b, PQ_MSG_INSERT, &a, &r, "message_insert");
-    if (rc != CASENET_OK)
-        return rc;
-    rc = PQntuples(r) == 1 ? CASENET_OK : CASENET_ECONFLICT;
-    if (rc == CASENET_OK)
-        P(b)->last_id = pq_col_i64(r, 0, 0);
-    PQclear(r);
+    struct pg_store *s = P(b);
+    int rc;
+    if (s->pipe && s->absent && memcmp(s->absent_id, m->message_id, sizeof m->message_id) == 0) {
+        /* message_get found no such id in this batch: no conflict, no wait */
+        int64_t id = 0;
+        s->absent = false;
+        if ((rc = pq_reserve(b, &s->msg_ids, PQ_MSG_IDS, &id)) != CASENET_OK)
+            return rc;
+        pq_i64(&a, id);
+        if ((rc = pq_defer(b, PQ_MSG_INSERT_ID, NULL, &a, PQ_EXPECT_ONE, "message_insert")) ==
+            CASENET_OK)
+            s->last_id = id;
+    } else {
+        PGresult *r = NULL;
+        if ((rc = pq_run(b, PQ_MSG_INSERT, &a, &r, "message_insert")) != CASENET_OK)
+            return rc;
+        rc = PQntuples(r) == 1 ? CASENET_OK : CASENET_ECONFLICT;
+        if (rc == CASENET_OK)
+            s->last_id = pq_col_i64(r, 0, 0);
+        PQclear(r);
+    }
+    if (rc == CASENET_OK && s->pipe) {
+        s->fresh_msg = s->last_id; /* no inbox row links to it yet */
+        memcpy(s->fresh_msg_id, m->message_id, sizeof m->message_id);
+    }
     return rc;
 }
 
@@ -162,6 +179,9 @@ static int pg_message_get(struct store *b, const uint8_t id[CASENET_MESSAGE_ID_B
         return rc;
     struct store_message m = {0};
     if (PQntuples(r) == 0) {
+        struct pg_store *s = P(b);
+        s->absent = s->pipe; /* for message_insert, until the batch's end */
+        memcpy(s->absent_id, id, CASENET_MESSAGE_ID_BYTES);
         rc = CASENET_ENOTFOUND;
         goto cleanup;
     }

@@ -442,8 +442,7 @@ int pq_release(struct store *b)
 /* Sent too: a failure fails the batch, whose rollback undoes the rows. */
 int pq_rollback_to(struct store *b)
 {
-    struct pg_store *s = P(b);
-    s->fresh_seq = 0; /* the row may be gone */
+    pq_pipe_forget(b); /* the rows may be gone */
     int rc = pq_defer(b, PQ_STMT_COUNT, "ROLLBACK TO SAVEPOINT request", NULL, PQ_EXPECT_DONE,
                       "rollback_to");
     if (rc == CASENET_OK)

@@ -50,6 +50,11 @@
 /* The prepared statements (store_pg_schema.c: pq_sql), named "cn<i>". */
 enum pq_stmt {
     PQ_MSG_INSERT,
+    PQ_MSG_INSERT_ID,
+    PQ_MSG_IDS,
+    PQ_INBOX_SEQS,
+    PQ_INBOX_INSERT_SEQ,
+    PQ_DL_ARM_NEW,
     PQ_MSG_GET,
     PQ_MSG_SIG,
     PQ_MSG_SIGS,
@@ -122,11 +127,30 @@ struct pg_store {
         const char *what;
         int expect; /* enum pq_expect */
     } deferred[256];
+    /* What the batch knows cannot conflict, so that its inserts need not
+     * wait (store_pg_pipe.c, pq_pipe_forget): */
     int64_t fresh_seq;    /* the inbox row this batch inserted last (0: none) */
     unsigned fresh_kinds; /* the deadline kinds this batch armed on it */
-    int64_t lease_token;  /* the lease this store holds (0: none taken) */
-    bool lease_lost;      /* it held one and another broker took it over */
-    char holder[96];      /* "host:pid", who holds the lease */
+    int64_t fresh_msg;    /* the message row this batch inserted last (0: none) */
+    uint8_t fresh_msg_id[CASENET_MESSAGE_ID_BYTES];
+    bool absent; /* message_get found no message absent_id in this batch */
+    uint8_t absent_id[CASENET_MESSAGE_ID_BYTES];
+    /* inbox_receipt_row found no receipt row (recipient, id), before message
+     * row `before` was inserted (the fresh_msg then) */
+    int n_free;
+    struct pq_free {
+        char recipient[CASENET_MEMBER_ID_MAX + 1];
+        uint8_t id[CASENET_MESSAGE_ID_BYTES];
+        int64_t before;
+    } free_rows[32];
+    /* Row numbers reserved for this batch (pq_reserve), used in order. */
+    struct pq_ids {
+        int n, next;
+        int64_t v[128];
+    } msg_ids, inbox_ids;
+    int64_t lease_token; /* the lease this store holds (0: none taken) */
+    bool lease_lost;     /* it held one and another broker took it over */
+    char holder[96];     /* "host:pid", who holds the lease */
 };
 
 /* The store's connection (borrowed). */
@@ -199,6 +223,19 @@ void pq_blob(struct pq_args *a, const void *p, size_t n);
 int pq_pipe_begin(struct store *s);
 int pq_pipe_commit(struct store *s);
 void pq_pipe_rollback(struct store *s);
+/* Forgets what the batch knew cannot conflict (the fresh_* fields, absent,
+ * free_rows): at begin and its end, and when a request's rows are rolled
+ * back. The reserved numbers are dropped at the batch's end only (a later
+ * batch's rows must number above this one's). */
+void pq_pipe_forget(struct store *s);
+/* In batch: the next number reserved from ids (its statement which, a
+ * sync read of up to 128 when none is left). */
+int pq_reserve(struct store *s, struct pq_ids *ids, enum pq_stmt which, int64_t *out);
+/* In batch: records that no receipt row holds (recipient, id) (pq_free_add,
+ * not past 32); pq_free_take answers whether a linked row (recipient, id)
+ * of message row msg, the fresh one, cannot conflict, and forgets it. */
+void pq_free_add(struct store *s, const char *recipient, const uint8_t *id);
+bool pq_free_take(struct store *s, const char *recipient, const uint8_t *id, int64_t msg);
 int pq_pipe_run(struct store *s, enum pq_stmt which, const char *q, const struct pq_args *a,
                 PGresult **res, const char *what);
 /* What a deferred write must answer: command done; exactly one row

@@ -162,6 +162,22 @@ static int pg_inbox_insert(struct store *s, struct store_inbox_row *row)
     pq_blob(&a, row->has_case_ref ? row->case_ref : NULL, sizeof row->case_ref);
     pq_i64(&a, row->receipt_status);
     pq_blob(&a, row->receipt.data, row->receipt.len);
+    struct pg_store *p = (struct pg_store *)s;
+    if (receipt_row) {
+        p->n_free = 0; /* it may take a pair found free */
+    } else if (pq_free_take(s, row->recipient, row->message_id, msg_row)) {
+        int64_t seq = 0; /* cannot conflict: sent without waiting */
+        if ((rc = pq_reserve(s, &p->inbox_ids, PQ_INBOX_SEQS, &seq)) != CASENET_OK)
+            return rc;
+        pq_i64(&a, seq);
+        if ((rc = pq_defer(s, PQ_INBOX_INSERT_SEQ, NULL, &a, PQ_EXPECT_ONE, "inbox_insert")) ==
+            CASENET_OK) {
+            row->seq = (uint64_t)seq;
+            p->fresh_seq = seq;
+            p->fresh_kinds = 0;
+        }
+        return rc;
+    }
     PGresult *r = NULL;
     rc = pq_run(s, receipt_row ? PQ_INBOX_INSERT_RECEIPT : PQ_INBOX_INSERT_LINKED, &a, &r,
                 "inbox_insert");
@@ -170,7 +186,6 @@ static int pg_inbox_insert(struct store *s, struct store_inbox_row *row)
     rc = PQntuples(r) == 1 ? CASENET_OK : CASENET_ECONFLICT;
     if (rc == CASENET_OK) {
         row->seq = (uint64_t)pq_col_i64(r, 0, 0);
-        struct pg_store *p = (struct pg_store *)s;
         p->fresh_seq = (int64_t)row->seq; /* no deadline yet (pg_deadline_arm) */
         p->fresh_kinds = 0;
     }
@@ -200,7 +215,10 @@ static int pg_inbox_receipt_row(struct store *s, const char *recipient,
     struct pq_args a = {0};
     pq_text(&a, recipient);
     pq_blob(&a, id, CASENET_MESSAGE_ID_BYTES);
-    return query_bool(s, PQ_INBOX_RECEIPT_ROW, &a, taken, "inbox_receipt_row");
+    int rc = query_bool(s, PQ_INBOX_RECEIPT_ROW, &a, taken, "inbox_receipt_row");
+    if (rc == CASENET_OK && !*taken)
+        pq_free_add(s, recipient, id); /* for inbox_insert */
+    return rc;
 }
 
 static int pg_inbox_list(struct store *s, const char *recipient, int state, uint64_t cursor,
@@ -344,7 +362,7 @@ static int pg_deadline_arm(struct store *s, uint64_t seq, int kind, int64_t due_
     if (p->pipe && p->fresh_seq != 0 && (uint64_t)p->fresh_seq == seq && bit &&
         !(p->fresh_kinds & bit)) {
         p->fresh_kinds |= bit;
-        return pq_defer(s, PQ_DL_ARM, NULL, &a, PQ_EXPECT_ONE, "deadline_arm");
+        return pq_defer(s, PQ_DL_ARM_NEW, NULL, &a, PQ_EXPECT_ONE, "deadline_arm");
     }
     uint64_t touched = 0;
     int rc = pq_write(s, PQ_DL_ARM, &a, &touched, "deadline_arm");

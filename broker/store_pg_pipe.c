@@ -176,8 +176,9 @@ int pq_pipe_begin(struct store *b)
     struct pg_store *s = P(b);
     s->pipe_failed = false;
     s->n_deferred = 0;
-    s->fresh_seq = 0;
-    s->fresh_kinds = 0;
+    pq_pipe_forget(b);
+    s->msg_ids.n = s->msg_ids.next = 0;
+    s->inbox_ids.n = s->inbox_ids.next = 0;
     if (!PQenterPipelineMode(s->conn))
         return pq_map_failure(b, NULL, "begin");
     s->pipe = true;
@@ -195,7 +196,9 @@ static bool pipe_leave(struct pg_store *s)
         (void)sync_read(s, NULL, "rollback");
     s->n_deferred = 0;
     s->pipe = false;
-    s->fresh_seq = 0;
+    pq_pipe_forget(&s->base);
+    s->msg_ids.n = s->msg_ids.next = 0;
+    s->inbox_ids.n = s->inbox_ids.next = 0;
     return PQstatus(s->conn) == CONNECTION_OK && PQexitPipelineMode(s->conn) == 1;
 }
 
@@ -236,4 +239,73 @@ void pq_pipe_rollback(struct store *b)
         return; /* broken: the next begin reconnects, the server rolls back */
     if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         (void)pq_exec(b, "ROLLBACK", "rollback");
+}
+
+/* ------------------------------------------------------------ knowledge */
+
+void pq_pipe_forget(struct store *b)
+{
+    struct pg_store *s = P(b);
+    s->fresh_seq = 0;
+    s->fresh_kinds = 0;
+    s->fresh_msg = 0;
+    s->absent = false;
+    s->n_free = 0;
+}
+
+int pq_reserve(struct store *b, struct pq_ids *ids, enum pq_stmt which, int64_t *out)
+{
+    if (ids->next == ids->n) {
+        struct pq_args a = {0};
+        pq_i64(&a, (int64_t)(sizeof ids->v / sizeof ids->v[0]));
+        PGresult *r = NULL;
+        int rc = pq_run(b, which, &a, &r, "reserve");
+        if (rc != CASENET_OK)
+            return rc == CASENET_ECONFLICT ? CASENET_EUNAVAIL : rc;
+        int n = PQntuples(r);
+        ids->n = ids->next = 0;
+        for (int i = 0; i < n && i < (int)(sizeof ids->v / sizeof ids->v[0]); i++)
+            ids->v[ids->n++] = pq_col_i64(r, i, 0);
+        PQclear(r);
+        if (ids->n == 0)
+            return CASENET_EUNAVAIL;
+    }
+    *out = ids->v[ids->next++];
+    return CASENET_OK;
+}
+
+void pq_free_add(struct store *b, const char *recipient, const uint8_t *id)
+{
+    struct pg_store *s = P(b);
+    size_t len = strlen(recipient);
+    if (!s->pipe || s->n_free == (int)(sizeof s->free_rows / sizeof s->free_rows[0]) ||
+        len >= sizeof s->free_rows[0].recipient)
+        return;
+    for (int i = 0; i < s->n_free; i++)
+        if (strcmp(s->free_rows[i].recipient, recipient) == 0 &&
+            memcmp(s->free_rows[i].id, id, CASENET_MESSAGE_ID_BYTES) == 0)
+            return;
+    struct pq_free *f = &s->free_rows[s->n_free++];
+    memcpy(f->recipient, recipient, len + 1);
+    memcpy(f->id, id, CASENET_MESSAGE_ID_BYTES);
+    f->before = s->fresh_msg;
+}
+
+/* Only for the fresh message row (no linked row but this batch's), with an
+ * entry recorded before it was inserted (no linked row for the pair then). */
+bool pq_free_take(struct store *b, const char *recipient, const uint8_t *id, int64_t msg)
+{
+    struct pg_store *s = P(b);
+    if (!s->pipe || msg == 0 || msg != s->fresh_msg ||
+        memcmp(s->fresh_msg_id, id, CASENET_MESSAGE_ID_BYTES) != 0)
+        return false;
+    for (int i = 0; i < s->n_free; i++) {
+        struct pq_free *f = &s->free_rows[i];
+        if (f->before != msg && strcmp(f->recipient, recipient) == 0 &&
+            memcmp(f->id, id, CASENET_MESSAGE_ID_BYTES) == 0) {
+            *f = s->free_rows[--s->n_free];
+            return true;
+        }
+    }
+    return false;
 }
