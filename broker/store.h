@@ -511,7 +511,8 @@ void store_close(struct store *s);
 int store_wait_active(struct store *s, uint32_t ttl_ms, uint32_t poll_ms);
 /* The lease casenetd takes: it lasts STORE_LEASE_TTL_MS, renewed every tick
  * (1 s); a standby tries every STORE_LEASE_POLL_MS, so it takes over at most
- * about TTL + POLL after the active broker's last renewal. */
+ * about TTL + POLL after the active broker's last renewal, or within POLL
+ * once the active broker stopped cleanly (store_close hands it back). */
 #define STORE_LEASE_TTL_MS  3000
 #define STORE_LEASE_POLL_MS 200
 

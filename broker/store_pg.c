@@ -62,7 +62,7 @@ static int pg_message_insert(struct store *b, const struct store_message *m)
         /* message_get found no such id in this batch: no conflict, no wait */
         int64_t id = 0;
         s->absent = false;
-        if ((rc = pq_reserve(b, &s->msg_ids, PQ_MSG_IDS, &id)) != CASENET_OK)
+        if ((rc = pq_reserve(b, false, &id)) != CASENET_OK)
             return rc;
         pq_i64(&a, id);
         if ((rc = pq_defer(b, PQ_MSG_INSERT_ID, NULL, &a, PQ_EXPECT_ONE, "message_insert")) ==

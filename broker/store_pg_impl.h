@@ -51,8 +51,7 @@
 enum pq_stmt {
     PQ_MSG_INSERT,
     PQ_MSG_INSERT_ID,
-    PQ_MSG_IDS,
-    PQ_INBOX_SEQS,
+    PQ_RESERVE,
     PQ_INBOX_INSERT_SEQ,
     PQ_DL_ARM_NEW,
     PQ_MSG_GET,
@@ -228,9 +227,9 @@ void pq_pipe_rollback(struct store *s);
  * back. The reserved numbers are dropped at the batch's end only (a later
  * batch's rows must number above this one's). */
 void pq_pipe_forget(struct store *s);
-/* In batch: the next number reserved from ids (its statement which, a
- * sync read of up to 128 when none is left). */
-int pq_reserve(struct store *s, struct pq_ids *ids, enum pq_stmt which, int64_t *out);
+/* In batch: the next number reserved for a message row, or (inbox) an
+ * inbox row; when none is left, a sync read reserves 128 of each anew. */
+int pq_reserve(struct store *s, bool inbox, int64_t *out);
 /* In batch: records that no receipt row holds (recipient, id) (pq_free_add,
  * not past 32); pq_free_take answers whether a linked row (recipient, id)
  * of message row msg, the fresh one, cannot conflict, and forgets it. */

@@ -167,7 +167,7 @@ static int pg_inbox_insert(struct store *s, struct store_inbox_row *row)
         p->n_free = 0; /* it may take a pair found free */
     } else if (pq_free_take(s, row->recipient, row->message_id, msg_row)) {
         int64_t seq = 0; /* cannot conflict: sent without waiting */
-        if ((rc = pq_reserve(s, &p->inbox_ids, PQ_INBOX_SEQS, &seq)) != CASENET_OK)
+        if ((rc = pq_reserve(s, true, &seq)) != CASENET_OK)
             return rc;
         pq_i64(&a, seq);
         if ((rc = pq_defer(s, PQ_INBOX_INSERT_SEQ, NULL, &a, PQ_EXPECT_ONE, "inbox_insert")) ==

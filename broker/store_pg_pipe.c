@@ -2,17 +2,20 @@
  * store_pg_pipe.c - the PostgreSQL store's batch in libpq's pipeline mode
  * (store_pg_impl.h): the round trips a batch costs. Every statement of the
  * batch transaction is sent in pipeline mode; one whose answer the caller
- * needs now (a read, an insert that returns its row's number or answers a
- * conflict) is followed by a sync and waited for, together with every
- * statement sent before it; writes whose only failure is the store's
- * (savepoints, the audit log's rows and subtrees, receipt signatures, byte
- * counts, steps, deadlines of a row this batch inserted) are sent without
- * waiting (pq_defer) and checked at the next sync. So the loop and the
- * server work at the same time, and a batch's writes after its last read
- * (its signatures, its counts, the fencing check and COMMIT) cost one round
- * trip. A deferred statement that fails aborts the rest of its segment (the
- * server skips the statements up to the sync); pipe_failed then makes the
- * commit fail and roll back, as a failure answered at once would have.
+ * needs now (a read, an insert that may conflict) is followed by a sync and
+ * waited for, together with every statement sent before it. Writes whose
+ * only failure is the store's are sent without waiting (pq_defer) and
+ * checked at the next sync: savepoints, the audit log's rows and subtrees,
+ * byte counts, steps, and the inserts that what the batch has just read
+ * tells cannot conflict (a message id message_get did not find, that
+ * message's inbox rows for pairs inbox_receipt_row found free, deadlines of
+ * the row just inserted), numbered from identities reserved per batch
+ * (pq_reserve). So the loop and the server work at the same time, and a
+ * Submit waits only for its reads. A deferred statement that fails raises
+ * an error (their SQL is written so, store_pg_schema.c), and the server
+ * skips the rest of the pipeline up to its sync, COMMIT included;
+ * pipe_failed then makes the commit fail and roll back, as a failure
+ * answered at once would have.
  */
 #include "store.h"
 
@@ -171,14 +174,20 @@ int pq_defer(struct store *b, enum pq_stmt which, const char *q, const struct pq
     return CASENET_OK;
 }
 
+/* What a batch knows, and its reserved numbers: at its start and end. */
+static void batch_forget(struct pg_store *s)
+{
+    pq_pipe_forget(&s->base);
+    s->msg_ids.n = s->msg_ids.next = 0;
+    s->inbox_ids.n = s->inbox_ids.next = 0;
+}
+
 int pq_pipe_begin(struct store *b)
 {
     struct pg_store *s = P(b);
     s->pipe_failed = false;
     s->n_deferred = 0;
-    pq_pipe_forget(b);
-    s->msg_ids.n = s->msg_ids.next = 0;
-    s->inbox_ids.n = s->inbox_ids.next = 0;
+    batch_forget(s);
     if (!PQenterPipelineMode(s->conn))
         return pq_map_failure(b, NULL, "begin");
     s->pipe = true;
@@ -189,17 +198,19 @@ int pq_pipe_begin(struct store *b)
 }
 
 /* Reads what is still pending, leaves pipeline mode; false when the
- * connection cannot (broken: the next begin reconnects). */
+ * connection cannot (broken, or out of step: the next operation
+ * reconnects). */
 static bool pipe_leave(struct pg_store *s)
 {
     if (s->n_deferred > 0 && PQstatus(s->conn) == CONNECTION_OK)
         (void)sync_read(s, NULL, "rollback");
     s->n_deferred = 0;
     s->pipe = false;
-    pq_pipe_forget(&s->base);
-    s->msg_ids.n = s->msg_ids.next = 0;
-    s->inbox_ids.n = s->inbox_ids.next = 0;
-    return PQstatus(s->conn) == CONNECTION_OK && PQexitPipelineMode(s->conn) == 1;
+    batch_forget(s);
+    if (PQstatus(s->conn) == CONNECTION_OK && PQexitPipelineMode(s->conn) == 1)
+        return true;
+    s->prepared = false; /* pq_reconnect */
+    return false;
 }
 
 int pq_pipe_commit(struct store *b)
@@ -253,21 +264,27 @@ void pq_pipe_forget(struct store *b)
     s->n_free = 0;
 }
 
-int pq_reserve(struct store *b, struct pq_ids *ids, enum pq_stmt which, int64_t *out)
+int pq_reserve(struct store *b, bool inbox, int64_t *out)
 {
-    if (ids->next == ids->n) {
+    struct pg_store *s = P(b);
+    struct pq_ids *ids = inbox ? &s->inbox_ids : &s->msg_ids;
+    if (ids->next == ids->n) { /* both anew: one round trip, not two */
+        enum { COUNT = sizeof ids->v / sizeof ids->v[0] };
         struct pq_args a = {0};
-        pq_i64(&a, (int64_t)(sizeof ids->v / sizeof ids->v[0]));
+        pq_i64(&a, COUNT);
         PGresult *r = NULL;
-        int rc = pq_run(b, which, &a, &r, "reserve");
+        int rc = pq_run(b, PQ_RESERVE, &a, &r, "reserve");
         if (rc != CASENET_OK)
             return rc == CASENET_ECONFLICT ? CASENET_EUNAVAIL : rc;
-        int n = PQntuples(r);
-        ids->n = ids->next = 0;
-        for (int i = 0; i < n && i < (int)(sizeof ids->v / sizeof ids->v[0]); i++)
-            ids->v[ids->n++] = pq_col_i64(r, i, 0);
+        int n = PQntuples(r) < COUNT ? PQntuples(r) : COUNT;
+        for (int i = 0; i < n; i++) {
+            s->msg_ids.v[i] = pq_col_i64(r, i, 0);
+            s->inbox_ids.v[i] = pq_col_i64(r, i, 1);
+        }
         PQclear(r);
-        if (ids->n == 0)
+        s->msg_ids.n = s->inbox_ids.n = n;
+        s->msg_ids.next = s->inbox_ids.next = 0;
+        if (n == 0)
             return CASENET_EUNAVAIL;
     }
     *out = ids->v[ids->next++];

@@ -168,10 +168,6 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == PQ_SCHEMA_VERSION,
     " $14::bigint, $15::bytea WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE msg IS NULL"             \
     " AND recipient = $1 AND message_id = $2)"
 #define INBOX_RETURNING " ON CONFLICT DO NOTHING RETURNING seq"
-/* Numbers reserved for the rows a batch inserts without waiting. */
-#define RESERVE(table, col)                                                                        \
-    "SELECT nextval(pg_get_serial_sequence('" table "', '" col "'))"                               \
-    " FROM generate_series(1, $1::integer)"
 
 static const char *const sql[PQ_STMT_COUNT] = {
     [PQ_MSG_INSERT] = "INSERT INTO messages (message_id, sender, kind, urgency, msg_status,"
@@ -182,15 +178,17 @@ static const char *const sql[PQ_STMT_COUNT] = {
     /* The statements a batch sends without waiting (store_pg_pipe.c) raise
      * an error where their twins would touch no row, so that the COMMIT
      * sent after them is skipped. PQ_MSG_INSERT with the row's id ($16)
-     * reserved by PQ_MSG_IDS: */
+     * reserved by PQ_RESERVE: */
     [PQ_MSG_INSERT_ID] = "INSERT INTO messages (message_id, sender, kind, urgency, msg_status,"
                          " created_at_ms, expires_at_ms, received_at_ms, in_reply_to, case_ref,"
                          " envelope_hash, size, audit_index, envelope, receipt, id)"
                          " OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                          " $10, $11, $12, $13, $14, $15, $16)",
-    [PQ_MSG_IDS] = RESERVE("messages", "id"),
-    [PQ_INBOX_SEQS] = RESERVE("inbox", "seq"),
-    /* A linked row with its seq ($16) reserved by PQ_INBOX_SEQS, of a
+    /* $1 numbers for each: message rows, inbox rows. */
+    [PQ_RESERVE] = "SELECT nextval(pg_get_serial_sequence('messages', 'id')),"
+                   " nextval(pg_get_serial_sequence('inbox', 'seq'))"
+                   " FROM generate_series(1, $1::integer)",
+    /* A linked row with its seq ($16) reserved by PQ_RESERVE, of a
      * message this batch inserted, for a pair no receipt row holds. */
     [PQ_INBOX_INSERT_SEQ] =
         "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
