@@ -142,6 +142,18 @@ struct pg_store {
         uint8_t id[CASENET_MESSAGE_ID_BYTES];
         int64_t before;
     } free_rows[32];
+    /* Counts read in this batch, kept while no statement that may change
+     * them runs (pq_cache_*, store_pg_pipe.c). */
+    int n_bytes, n_backlog;
+    struct pq_bytes {
+        char member[CASENET_MEMBER_ID_MAX + 1];
+        uint64_t bytes;
+    } bytes[16];
+    struct pq_backlog {
+        char recipient[CASENET_MEMBER_ID_MAX + 1];
+        char sender[CASENET_MEMBER_ID_MAX + 1];
+        uint64_t queued, from_sender;
+    } backlog[16];
     /* Row numbers reserved for this batch (pq_reserve), used in order. */
     struct pq_ids {
         int n, next;
@@ -235,6 +247,18 @@ int pq_reserve(struct store *s, bool inbox, int64_t *out);
  * of message row msg, the fresh one, cannot conflict, and forgets it. */
 void pq_free_add(struct store *s, const char *recipient, const uint8_t *id);
 bool pq_free_take(struct store *s, const char *recipient, const uint8_t *id, int64_t msg);
+/* In batch: the member_bytes and inbox_backlog answers read in this batch,
+ * answered again without a read until a statement that may change them
+ * runs (any but those store_pg_pipe.c lists as keeping them; an inbox row
+ * inserted is added to the backlogs by pq_cache_inbox_added). get: false
+ * when not known; put: records an answer just read. */
+bool pq_cache_bytes_get(struct store *s, const char *member, uint64_t *bytes);
+void pq_cache_bytes_put(struct store *s, const char *member, uint64_t bytes);
+bool pq_cache_backlog_get(struct store *s, const char *recipient, const char *sender,
+                          uint64_t *queued, uint64_t *from_sender);
+void pq_cache_backlog_put(struct store *s, const char *recipient, const char *sender,
+                          uint64_t queued, uint64_t from_sender);
+void pq_cache_inbox_added(struct store *s, const struct store_inbox_row *row);
 int pq_pipe_run(struct store *s, enum pq_stmt which, const char *q, const struct pq_args *a,
                 PGresult **res, const char *what);
 /* What a deferred write must answer: command done; exactly one row

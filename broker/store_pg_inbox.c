@@ -175,6 +175,7 @@ static int pg_inbox_insert(struct store *s, struct store_inbox_row *row)
             row->seq = (uint64_t)seq;
             p->fresh_seq = seq;
             p->fresh_kinds = 0;
+            pq_cache_inbox_added(s, row);
         }
         return rc;
     }
@@ -188,6 +189,7 @@ static int pg_inbox_insert(struct store *s, struct store_inbox_row *row)
         row->seq = (uint64_t)pq_col_i64(r, 0, 0);
         p->fresh_seq = (int64_t)row->seq; /* no deadline yet (pg_deadline_arm) */
         p->fresh_kinds = 0;
+        pq_cache_inbox_added(s, row);
     }
     PQclear(r);
     return rc;
@@ -299,6 +301,8 @@ static int pg_step_list(struct store *s, uint64_t seq, struct store_step **rows,
 static int pg_inbox_backlog(struct store *s, const char *recipient, const char *sender,
                             uint64_t *queued, uint64_t *from_sender)
 {
+    if (pq_cache_backlog_get(s, recipient, sender, queued, from_sender))
+        return CASENET_OK; /* read earlier in this batch */
     struct pq_args a = {0};
     pq_text(&a, recipient);
     pq_text(&a, sender);
@@ -311,11 +315,14 @@ static int pg_inbox_backlog(struct store *s, const char *recipient, const char *
     *queued = q > 0 ? (uint64_t)q : 0;
     *from_sender = f > 0 ? (uint64_t)f : 0;
     PQclear(r);
+    pq_cache_backlog_put(s, recipient, sender, *queued, *from_sender);
     return CASENET_OK;
 }
 
 int pq_member_bytes(struct store *s, const char *member, uint64_t *bytes)
 {
+    if (pq_cache_bytes_get(s, member, bytes))
+        return CASENET_OK; /* read earlier in this batch */
     struct pq_args a = {0};
     pq_text(&a, member);
     PGresult *r = NULL;
@@ -325,6 +332,7 @@ int pq_member_bytes(struct store *s, const char *member, uint64_t *bytes)
     int64_t v = PQntuples(r) ? pq_col_i64(r, 0, 0) : 0;
     *bytes = v > 0 ? (uint64_t)v : 0;
     PQclear(r);
+    pq_cache_bytes_put(s, member, *bytes);
     return CASENET_OK;
 }
 

@@ -33,11 +33,72 @@ static struct pg_store *P(struct store *s)
     return (struct pg_store *)s;
 }
 
+/* The statements that change neither member_bytes nor inbox_pair_backlog
+ * (the inbox inserts change the backlogs as pq_cache_inbox_added tells);
+ * any other clears the counts read in the batch. */
+static const bool keeps_counts[PQ_STMT_COUNT] = {
+    [PQ_MSG_INSERT] = true,
+    [PQ_MSG_INSERT_ID] = true,
+    [PQ_RESERVE] = true,
+    [PQ_INBOX_INSERT_SEQ] = true,
+    [PQ_DL_ARM_NEW] = true,
+    [PQ_MSG_GET] = true,
+    [PQ_MSG_SIG] = true,
+    [PQ_MSG_SIGS] = true,
+    [PQ_MSG_ROW] = true,
+    [PQ_RECEIPT_INSERT] = true,
+    [PQ_RECEIPT_FIND] = true,
+    [PQ_RECEIPTS] = true,
+    [PQ_SENT] = true,
+    [PQ_SENT_ROWS] = true,
+    [PQ_SENT_DEADLINES] = true,
+    [PQ_MEMBER_BYTES] = true,
+    [PQ_DIR_SAVE] = true,
+    [PQ_DIR_LATEST] = true,
+    [PQ_INBOX_INSERT_LINKED] = true,
+    [PQ_INBOX_INSERT_RECEIPT] = true,
+    [PQ_INBOX_GET] = true,
+    [PQ_INBOX_RECEIPT_ROW] = true,
+    [PQ_INBOX_LIST_ANY] = true,
+    [PQ_INBOX_LIST_STATE] = true,
+    [PQ_INBOX_SEQ] = true,
+    [PQ_INBOX_MSG] = true,
+    [PQ_STEP_INSERT] = true,
+    [PQ_STEPS] = true,
+    [PQ_INBOX_BACKLOG] = true,
+    [PQ_INBOX_FETCH_MARK] = true, /* fetch_state: not the trigger's state */
+    [PQ_DL_ARM] = true,
+    [PQ_DL_DUE] = true,
+    [PQ_DL_SETTLE] = true,
+    [PQ_DL_LIST] = true,
+    [PQ_OVERDUE] = true,
+    [PQ_AUDIT_COUNT] = true,
+    [PQ_AUDIT_INSERT] = true,
+    [PQ_AUDIT_SET_KEYS] = true,
+    [PQ_NODE_PUT] = true,
+    [PQ_NODE_GET] = true,
+    [PQ_NODE_LEAVES] = true,
+    [PQ_AQ_ALL] = true,
+    [PQ_AQ_MESSAGE] = true,
+    [PQ_AQ_CASE] = true,
+    [PQ_AQ_KIND] = true,
+    [PQ_AQ_MEMBER] = true,
+    [PQ_AUDIT_VISIBLE] = true,
+    [PQ_AUDIT_RANGE] = true,
+    [PQ_HEAD_SAVE] = true,
+    [PQ_HEAD_GET] = true,
+    [PQ_HEAD_LATEST] = true,
+    [PQ_HEAD_LIST] = true,
+};
+
 /* Sends prepared statement which, or the text q (which == PQ_STMT_COUNT),
  * and hands it to the server now. */
 static int send_one(struct pg_store *s, enum pq_stmt which, const char *q, const struct pq_args *a,
                     const char *what)
 {
+    /* Text: BEGIN, savepoints (a rollback to one forgets), the fence, COMMIT. */
+    if (which != PQ_STMT_COUNT && !keeps_counts[which])
+        s->n_bytes = s->n_backlog = 0;
     int ok;
     if (which == PQ_STMT_COUNT) {
         ok = a ? PQsendQueryParams(s->conn, q, a->n, NULL, a->v, a->len, a->fmt, 1)
@@ -257,6 +318,7 @@ void pq_pipe_rollback(struct store *b)
 void pq_pipe_forget(struct store *b)
 {
     struct pg_store *s = P(b);
+    s->n_bytes = s->n_backlog = 0;
     s->fresh_seq = 0;
     s->fresh_kinds = 0;
     s->fresh_msg = 0;
@@ -325,4 +387,76 @@ bool pq_free_take(struct store *b, const char *recipient, const uint8_t *id, int
         }
     }
     return false;
+}
+
+/* ------------------------------------------------------------ counts */
+
+#define COUNT_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+bool pq_cache_bytes_get(struct store *b, const char *member, uint64_t *bytes)
+{
+    struct pg_store *s = P(b);
+    for (int i = 0; s->pipe && i < s->n_bytes; i++)
+        if (strcmp(s->bytes[i].member, member) == 0) {
+            *bytes = s->bytes[i].bytes;
+            return true;
+        }
+    return false;
+}
+
+void pq_cache_bytes_put(struct store *b, const char *member, uint64_t bytes)
+{
+    struct pg_store *s = P(b);
+    if (!s->pipe || s->n_bytes == COUNT_OF(s->bytes) || strlen(member) >= sizeof s->bytes[0].member)
+        return;
+    struct pq_bytes *e = &s->bytes[s->n_bytes++];
+    strcpy(e->member, member);
+    e->bytes = bytes;
+}
+
+bool pq_cache_backlog_get(struct store *b, const char *recipient, const char *sender,
+                          uint64_t *queued, uint64_t *from_sender)
+{
+    struct pg_store *s = P(b);
+    for (int i = 0; s->pipe && i < s->n_backlog; i++) {
+        const struct pq_backlog *e = &s->backlog[i];
+        if (strcmp(e->recipient, recipient) == 0 && strcmp(e->sender, sender) == 0) {
+            *queued = e->queued;
+            *from_sender = e->from_sender;
+            return true;
+        }
+    }
+    return false;
+}
+
+void pq_cache_backlog_put(struct store *b, const char *recipient, const char *sender,
+                          uint64_t queued, uint64_t from_sender)
+{
+    struct pg_store *s = P(b);
+    if (!s->pipe || s->n_backlog == COUNT_OF(s->backlog) ||
+        strlen(recipient) >= sizeof s->backlog[0].recipient ||
+        strlen(sender) >= sizeof s->backlog[0].sender)
+        return;
+    struct pq_backlog *e = &s->backlog[s->n_backlog++];
+    strcpy(e->recipient, recipient);
+    strcpy(e->sender, sender);
+    e->queued = queued;
+    e->from_sender = from_sender;
+}
+
+/* As the trigger inbox_pair_backlog_keep counts (store_pg_schema.c): a
+ * QUEUED row that is not a receipt adds one to its (recipient, sender). */
+void pq_cache_inbox_added(struct store *b, const struct store_inbox_row *row)
+{
+    struct pg_store *s = P(b);
+    if (row->state != STORE_INBOX_QUEUED || row->kind == STORE_KIND_RECEIPT)
+        return;
+    for (int i = 0; i < s->n_backlog; i++) {
+        struct pq_backlog *e = &s->backlog[i];
+        if (strcmp(e->recipient, row->recipient) != 0)
+            continue;
+        e->queued++;
+        if (strcmp(e->sender, row->sender) == 0)
+            e->from_sender++;
+    }
 }
