@@ -11,11 +11,12 @@
  * message's inbox rows for pairs inbox_receipt_row found free, deadlines of
  * the row just inserted), numbered from identities reserved per batch
  * (pq_reserve). So the loop and the server work at the same time, and a
- * Submit waits only for its reads. A deferred statement that fails raises
- * an error (their SQL is written so, store_pg_schema.c), and the server
- * skips the rest of the pipeline up to its sync, COMMIT included;
- * pipe_failed then makes the commit fail and roll back, as a failure
- * answered at once would have.
+ * Submit waits only for its reads, some of which the batch answers from
+ * what it read before (the counts behind the limits, pq_cache_*). A
+ * deferred statement that fails raises an error (their SQL is written so,
+ * store_pg_schema.c), and the server skips the rest of the pipeline up to
+ * its sync, COMMIT included; pipe_failed then makes the commit fail and
+ * roll back, as a failure answered at once would have.
  */
 #include "store.h"
 
