@@ -208,7 +208,8 @@ struct store_admin_ops {
      * schema forward. CASENET_EUNAVAIL when it cannot, with the cause logged;
      * CASENET_EVERSION when the schema is newer than this program. */
     int (*open)(const char *data_dir, struct store **out);
-    /* Closes; a transaction still open is rolled back. Accepts NULL. */
+    /* Closes; a transaction still open is rolled back, and a lease this
+     * store still holds is handed back (see lease). Accepts NULL. */
     void (*close)(struct store *s);
 
     /* The batch transaction, as the backend runs it. commit failing leaves
@@ -494,7 +495,11 @@ extern const struct store_ops store_sqlite_ops;
  * CASENET_EINVAL (logged, with the schemes this build serves) for a scheme
  * that no backend of this build serves; else the backend's open errors. */
 CASENET_NODISCARD int store_open(const char *spec, struct store **out);
-/* Closes; a transaction still open is rolled back. Accepts NULL. */
+/* Closes; a transaction still open is rolled back. A lease this store still
+ * holds is handed back (expired at once, only if still this store's): a
+ * standby takes over at its next try (STORE_LEASE_POLL_MS), not after the
+ * TTL. casenetd closes its store when it stops cleanly (SIGTERM, SIGINT).
+ * Accepts NULL. */
 void store_close(struct store *s);
 
 /* Outside a transaction. Waits until this broker holds the store's lease
@@ -506,7 +511,8 @@ void store_close(struct store *s);
 int store_wait_active(struct store *s, uint32_t ttl_ms, uint32_t poll_ms);
 /* The lease casenetd takes: it lasts STORE_LEASE_TTL_MS, renewed every tick
  * (1 s); a standby tries every STORE_LEASE_POLL_MS, so it takes over at most
- * about TTL + POLL after the active broker's last renewal. */
+ * about TTL + POLL after the active broker's last renewal, or within POLL
+ * once the active broker stopped cleanly (store_close hands it back). */
 #define STORE_LEASE_TTL_MS  3000
 #define STORE_LEASE_POLL_MS 200
 

@@ -56,14 +56,31 @@ static int pg_message_insert(struct store *b, const struct store_message *m)
     pq_u64(&a, m->audit_index);
     pq_blob(&a, m->envelope.data, m->envelope.len);
     pq_blob(&a, m->receipt.data, m->receipt.len);
-    PGresult *r = NULL;
-    int rc = pq_run(b, PQ_MSG_INSERT, &a, &r, "message_insert");
-    if (rc != CASENET_OK)
-        return rc;
-    rc = PQntuples(r) == 1 ? CASENET_OK : CASENET_ECONFLICT;
-    if (rc == CASENET_OK)
-        P(b)->last_id = pq_col_i64(r, 0, 0);
-    PQclear(r);
+    struct pg_store *s = P(b);
+    int rc;
+    if (s->pipe && s->absent && memcmp(s->absent_id, m->message_id, sizeof m->message_id) == 0) {
+        /* message_get found no such id in this batch: no conflict, no wait */
+        int64_t id = 0;
+        s->absent = false;
+        if ((rc = pq_reserve(b, false, &id)) != CASENET_OK)
+            return rc;
+        pq_i64(&a, id);
+        if ((rc = pq_defer(b, PQ_MSG_INSERT_ID, NULL, &a, PQ_EXPECT_ONE, "message_insert")) ==
+            CASENET_OK)
+            s->last_id = id;
+    } else {
+        PGresult *r = NULL;
+        if ((rc = pq_run(b, PQ_MSG_INSERT, &a, &r, "message_insert")) != CASENET_OK)
+            return rc;
+        rc = PQntuples(r) == 1 ? CASENET_OK : CASENET_ECONFLICT;
+        if (rc == CASENET_OK)
+            s->last_id = pq_col_i64(r, 0, 0);
+        PQclear(r);
+    }
+    if (rc == CASENET_OK && s->pipe) {
+        s->fresh_msg = s->last_id; /* no inbox row links to it yet */
+        memcpy(s->fresh_msg_id, m->message_id, sizeof m->message_id);
+    }
     return rc;
 }
 
@@ -72,7 +89,8 @@ static int64_t pg_message_last_rowid(struct store *b)
     return P(b)->last_id;
 }
 
-static int pg_message_receipt_sigs(struct store *b, const struct store_receipt_sig *rows, size_t n)
+/* One statement per row. */
+static int receipt_sigs_each(struct store *b, const struct store_receipt_sig *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct pq_args a = {0};
@@ -89,6 +107,39 @@ static int pg_message_receipt_sigs(struct store *b, const struct store_receipt_s
             return CASENET_EUNAVAIL;
     }
     return CASENET_OK;
+}
+
+/* A batch's signatures in one statement (one round trip, not one each):
+ * the ids as a bigint[] literal, the signatures end to end. */
+static int pg_message_receipt_sigs(struct store *b, const struct store_receipt_sig *rows, size_t n)
+{
+    if (n <= 1 || n > INT32_MAX / CASENET_SIGNATURE_BYTES)
+        return receipt_sigs_each(b, rows, n);
+    char *ids = malloc(n * 22 + 3);
+    uint8_t *sigs = malloc(n * CASENET_SIGNATURE_BYTES);
+    int rc = ids && sigs ? CASENET_OK : CASENET_ENOMEM;
+    if (rc == CASENET_OK) {
+        char *p = ids;
+        *p++ = '{';
+        for (size_t i = 0; i < n; i++) {
+            p += sprintf(p, "%s%lld", i ? "," : "", (long long)rows[i].rowid);
+            memcpy(sigs + i * CASENET_SIGNATURE_BYTES, rows[i].sig, CASENET_SIGNATURE_BYTES);
+        }
+        strcpy(p, "}");
+        struct pq_args a = {0};
+        pq_text(&a, ids);
+        pq_blob(&a, sigs, n * CASENET_SIGNATURE_BYTES);
+        uint64_t touched = 0;
+        rc = pq_write(b, PQ_MSG_SIGS, &a, &touched, "message_receipt_sigs");
+        if (rc == CASENET_OK && touched != n) {
+            log_event(LOG_ERROR, "store_corrupt", "table", "messages", "rows", log_u64(n), "signed",
+                      log_u64(touched), "msg", "a receipt to sign is missing", NULL);
+            rc = CASENET_EUNAVAIL;
+        }
+    }
+    free(ids);
+    free(sigs);
+    return rc == CASENET_OK ? CASENET_OK : CASENET_EUNAVAIL;
 }
 
 /* Reads a PQ_MESSAGE_COLS row into *m (zeroed first; envelope left empty). */
@@ -128,6 +179,9 @@ static int pg_message_get(struct store *b, const uint8_t id[CASENET_MESSAGE_ID_B
         return rc;
     struct store_message m = {0};
     if (PQntuples(r) == 0) {
+        struct pg_store *s = P(b);
+        s->absent = s->pipe; /* for message_insert, until the batch's end */
+        memcpy(s->absent_id, id, CASENET_MESSAGE_ID_BYTES);
         rc = CASENET_ENOTFOUND;
         goto cleanup;
     }

@@ -2,8 +2,9 @@
  * store_pg_conn.c - the PostgreSQL store's connection (store_pg_impl.h):
  * the spec, the session (synchronous_commit, migrations, prepared
  * statements), running statements and mapping their failures, parameters
- * and result columns, and the transaction. Below every other store_pg file:
- * it calls none of them (the statements' SQL is data, store_pg_schema.c).
+ * and result columns, and the transaction. Below every other store_pg file
+ * but store_pg_pipe.c, which runs the batch's statements in pipeline mode
+ * (the statements' SQL is data, store_pg_schema.c).
  */
 #include "store.h"
 
@@ -129,10 +130,24 @@ static int map_failure(struct pg_store *s, const PGresult *r, const char *what)
     return CASENET_EUNAVAIL;
 }
 
+int pq_map_failure(struct store *s, const PGresult *r, const char *what)
+{
+    return map_failure(P(s), r, what);
+}
+
 int pq_exec(struct store *b, const char *q, const char *what)
 {
     struct pg_store *s = P(b);
-    PGresult *r = PQexec(s->conn, q);
+    PGresult *r = NULL;
+    if (s->pipe) {
+        int rc = pq_pipe_run(b, PQ_STMT_COUNT, q, NULL, &r, what);
+        if (rc != CASENET_OK) {
+            PQclear(r);
+            return rc;
+        }
+    } else {
+        r = PQexec(s->conn, q);
+    }
     ExecStatusType st = PQresultStatus(r);
     int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? CASENET_OK : map_failure(s, r, what);
     PQclear(r);
@@ -228,15 +243,27 @@ static int pq_migrate(struct store *s)
     return CASENET_OK;
 }
 
-/* Connects (or reconnects) and sets the session up: synchronous_commit and
- * the prepared statements. migrate: run the migrations first (open). */
-static int session(struct pg_store *s, bool migrate)
+void pq_reconnect(struct store *b)
 {
+    struct pg_store *s = P(b);
     s->prepared = false;
+    s->pipe = false;
+    s->n_deferred = 0;
+    if (s->conn && PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF) {
+        PQfinish(s->conn); /* PQreset keeps the mode; a fresh one has none */
+        s->conn = NULL;
+    }
     if (s->conn)
         PQreset(s->conn);
     else
         s->conn = PQconnectdb(s->conninfo);
+}
+
+/* Connects (or reconnects) and sets the session up: synchronous_commit and
+ * the prepared statements. migrate: run the migrations first (open). */
+static int session(struct pg_store *s, bool migrate)
+{
+    pq_reconnect(&s->base);
     if (!s->conn)
         return CASENET_ENOMEM;
     if (PQstatus(s->conn) != CONNECTION_OK) {
@@ -266,10 +293,19 @@ int pq_run(struct store *b, enum pq_stmt which, const struct pq_args *a, PGresul
         if (rc != CASENET_OK)
             return rc;
     }
-    char name[16];
-    snprintf(name, sizeof name, "cn%d", (int)which);
-    PGresult *r = a ? PQexecPrepared(s->conn, name, a->n, a->v, a->len, a->fmt, 1)
-                    : PQexecPrepared(s->conn, name, 0, NULL, NULL, NULL, 1);
+    PGresult *r = NULL;
+    if (s->pipe) {
+        int rc = pq_pipe_run(b, which, NULL, a, &r, what);
+        if (rc != CASENET_OK) {
+            PQclear(r);
+            return rc;
+        }
+    } else {
+        char name[16];
+        snprintf(name, sizeof name, "cn%d", (int)which);
+        r = a ? PQexecPrepared(s->conn, name, a->n, a->v, a->len, a->fmt, 1)
+              : PQexecPrepared(s->conn, name, 0, NULL, NULL, NULL, 1);
+    }
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         int rc = map_failure(s, r, what);
@@ -305,8 +341,9 @@ void pq_close(struct store *b)
     if (!b)
         return;
     struct pg_store *s = P(b);
-    if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-        PQclear(PQexec(s->conn, "ROLLBACK"));
+    if (s->pipe || (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE))
+        pq_rollback(b);
+    pq_lease_release(b);
     PQfinish(s->conn);
     free(s->conninfo);
     free(s);
@@ -374,54 +411,43 @@ int pq_begin(struct store *b)
         if (rc != CASENET_OK)
             return rc;
     }
-    int rc = pq_exec(b, "BEGIN", "begin");
+    int rc = pq_pipe_begin(b);
     s->tx = rc == CASENET_OK;
     return rc;
 }
 
 int pq_commit(struct store *b)
 {
-    struct pg_store *s = P(b);
-    if (pq_lease_fence(b) != CASENET_OK) {
-        pq_rollback(b);
-        return CASENET_EUNAVAIL;
-    }
-    s->tx = false;
-    PGresult *r = PQexec(s->conn, "COMMIT");
-    /* COMMIT of a failed transaction answers ROLLBACK, not an error. */
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
-    if (!ok) {
-        (void)map_failure(s, r, "commit");
-        if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-            PQclear(PQexec(s->conn, "ROLLBACK"));
-    }
-    PQclear(r);
-    return ok ? CASENET_OK : CASENET_EUNAVAIL;
+    P(b)->tx = false;
+    return pq_pipe_commit(b);
 }
 
 void pq_rollback(struct store *b)
 {
-    struct pg_store *s = P(b);
-    s->tx = false;
-    if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-        (void)pq_exec(b, "ROLLBACK", "rollback");
+    P(b)->tx = false;
+    pq_pipe_rollback(b);
 }
 
+/* A request's savepoint and its release: sent, answered at the next sync. */
 int pq_savepoint(struct store *b)
 {
-    return pq_exec(b, "SAVEPOINT request", "savepoint");
+    return pq_defer(b, PQ_STMT_COUNT, "SAVEPOINT request", NULL, PQ_EXPECT_DONE, "savepoint");
 }
 
 int pq_release(struct store *b)
 {
-    return pq_exec(b, "RELEASE SAVEPOINT request", "release");
+    return pq_defer(b, PQ_STMT_COUNT, "RELEASE SAVEPOINT request", NULL, PQ_EXPECT_DONE, "release");
 }
 
+/* Sent too: a failure fails the batch, whose rollback undoes the rows. */
 int pq_rollback_to(struct store *b)
 {
-    int rc = pq_exec(b, "ROLLBACK TO SAVEPOINT request", "rollback_to");
+    pq_pipe_forget(b); /* the rows may be gone */
+    int rc = pq_defer(b, PQ_STMT_COUNT, "ROLLBACK TO SAVEPOINT request", NULL, PQ_EXPECT_DONE,
+                      "rollback_to");
     if (rc == CASENET_OK)
-        (void)pq_exec(b, "RELEASE SAVEPOINT request", "release");
+        (void)pq_defer(b, PQ_STMT_COUNT, "RELEASE SAVEPOINT request", NULL, PQ_EXPECT_DONE,
+                       "release");
     return rc;
 }
 

@@ -50,8 +50,13 @@
 /* The prepared statements (store_pg_schema.c: pq_sql), named "cn<i>". */
 enum pq_stmt {
     PQ_MSG_INSERT,
+    PQ_MSG_INSERT_ID,
+    PQ_RESERVE,
+    PQ_INBOX_INSERT_SEQ,
+    PQ_DL_ARM_NEW,
     PQ_MSG_GET,
     PQ_MSG_SIG,
+    PQ_MSG_SIGS,
     PQ_MSG_ROW,
     PQ_RECEIPT_INSERT,
     PQ_RECEIPT_FIND,
@@ -111,6 +116,49 @@ struct pg_store {
     bool tx;         /* begin ran, commit / rollback not yet */
     int64_t last_id; /* of the last message_insert */
     uint64_t changes;
+    /* The batch's pipeline (store_pg_pipe.c): in a batch transaction the
+     * connection is in libpq's pipeline mode; writes whose answer nobody
+     * waits for are sent and their results checked at the next sync. */
+    bool pipe;        /* in pipeline mode (begin to commit / rollback) */
+    bool pipe_failed; /* a deferred statement failed: the batch cannot commit */
+    int n_deferred;   /* results still to read, in deferred[] */
+    struct pq_deferred {
+        const char *what;
+        int expect; /* enum pq_expect */
+    } deferred[256];
+    /* What the batch knows cannot conflict, so that its inserts need not
+     * wait (store_pg_pipe.c, pq_pipe_forget): */
+    int64_t fresh_seq;    /* the inbox row this batch inserted last (0: none) */
+    unsigned fresh_kinds; /* the deadline kinds this batch armed on it */
+    int64_t fresh_msg;    /* the message row this batch inserted last (0: none) */
+    uint8_t fresh_msg_id[CASENET_MESSAGE_ID_BYTES];
+    bool absent; /* message_get found no message absent_id in this batch */
+    uint8_t absent_id[CASENET_MESSAGE_ID_BYTES];
+    /* inbox_receipt_row found no receipt row (recipient, id), before message
+     * row `before` was inserted (the fresh_msg then) */
+    int n_free;
+    struct pq_free {
+        char recipient[CASENET_MEMBER_ID_MAX + 1];
+        uint8_t id[CASENET_MESSAGE_ID_BYTES];
+        int64_t before;
+    } free_rows[32];
+    /* Counts read in this batch, kept while no statement that may change
+     * them runs (pq_cache_*, store_pg_pipe.c). */
+    int n_bytes, n_backlog;
+    struct pq_bytes {
+        char member[CASENET_MEMBER_ID_MAX + 1];
+        uint64_t bytes;
+    } bytes[16];
+    struct pq_backlog {
+        char recipient[CASENET_MEMBER_ID_MAX + 1];
+        char sender[CASENET_MEMBER_ID_MAX + 1];
+        uint64_t queued, from_sender;
+    } backlog[16];
+    /* Row numbers reserved for this batch (pq_reserve), used in order. */
+    struct pq_ids {
+        int n, next;
+        int64_t v[128];
+    } msg_ids, inbox_ids;
     int64_t lease_token; /* the lease this store holds (0: none taken) */
     bool lease_lost;     /* it held one and another broker took it over */
     char holder[96];     /* "host:pid", who holds the lease */
@@ -143,13 +191,21 @@ int pq_rollback_to(struct store *s);
 bool pq_in_transaction(struct store *s);
 uint64_t pq_changes(struct store *s);
 int pq_checkpoint(struct store *s, uint32_t min_frames, uint32_t *pending);
-/* store_pg_lease.c: the lease operation of store.h, and the fencing check
- * pq_commit runs inside the batch transaction before COMMIT: CASENET_OK when
- * no lease was ever taken (a single broker) or this store's token is still
- * the current, unexpired one; else CASENET_EUNAVAIL (logged, lease_lost set):
- * the caller rolls back. */
+/* store_pg_lease.c: the lease operation of store.h. pq_lease_fence_sql is
+ * the fencing check pq_commit sends inside the batch transaction, in the
+ * pipeline just before COMMIT, with the token as $1 (only once a lease was
+ * taken): it fails with SQLSTATE PQ_FENCE_SQLSTATE (division by zero) unless
+ * the token is still the current, unexpired one held by this session, and
+ * locks the row against a takeover until the commit. pq_lease_fence_failed
+ * records and logs that the lease was lost (the batch is rolled back).
+ * pq_lease_release, at close, hands a lease this store still holds back
+ * (fenced by its token and session: expired now), so that a standby takes
+ * over at its next try rather than after the TTL. */
 int pq_lease(struct store *s, uint32_t ttl_ms, bool *active);
-int pq_lease_fence(struct store *s);
+extern const char pq_lease_fence_sql[];
+#define PQ_FENCE_SQLSTATE "22012"
+void pq_lease_fence_failed(struct store *s);
+void pq_lease_release(struct store *s);
 
 /* Parameters of one statement: integers and text travel as text, bytea as
  * binary; a NULL pointer is SQL NULL. Values are borrowed until the run. */
@@ -166,6 +222,63 @@ void pq_i64(struct pq_args *a, int64_t x);
 void pq_u64(struct pq_args *a, uint64_t x);
 void pq_text(struct pq_args *a, const char *t);
 void pq_blob(struct pq_args *a, const void *p, size_t n);
+
+/* store_pg_pipe.c: the batch in libpq's pipeline mode. pq_pipe_begin enters
+ * it and sends BEGIN; pq_pipe_commit sends the fencing check and COMMIT and
+ * reads every result (CASENET_EUNAVAIL, rolled back, when any statement of
+ * the batch failed); pq_pipe_rollback reads what is pending, leaves pipeline
+ * mode and rolls back. pq_pipe_run sends statement which (or the SQL text q
+ * when which is PQ_STMT_COUNT) and a sync and reads every pending result
+ * and then its own into *res (unchecked; NULL when the connection broke),
+ * CASENET_EUNAVAIL when a deferred one failed. */
+int pq_pipe_begin(struct store *s);
+int pq_pipe_commit(struct store *s);
+void pq_pipe_rollback(struct store *s);
+/* Forgets what the batch knew cannot conflict (the fresh_* fields, absent,
+ * free_rows): at begin and its end, and when a request's rows are rolled
+ * back. The reserved numbers are dropped at the batch's end only (a later
+ * batch's rows must number above this one's). */
+void pq_pipe_forget(struct store *s);
+/* In batch: the next number reserved for a message row, or (inbox) an
+ * inbox row; when none is left, a sync read reserves 128 of each anew. */
+int pq_reserve(struct store *s, bool inbox, int64_t *out);
+/* In batch: records that no receipt row holds (recipient, id) (pq_free_add,
+ * not past 32); pq_free_take answers whether a linked row (recipient, id)
+ * of message row msg, the fresh one, cannot conflict, and forgets it. */
+void pq_free_add(struct store *s, const char *recipient, const uint8_t *id);
+bool pq_free_take(struct store *s, const char *recipient, const uint8_t *id, int64_t msg);
+/* In batch: the member_bytes and inbox_backlog answers read in this batch,
+ * answered again without a read until a statement that may change them
+ * runs (any but those store_pg_pipe.c lists as keeping them; an inbox row
+ * inserted is added to the backlogs by pq_cache_inbox_added). get: false
+ * when not known; put: records an answer just read. */
+bool pq_cache_bytes_get(struct store *s, const char *member, uint64_t *bytes);
+void pq_cache_bytes_put(struct store *s, const char *member, uint64_t bytes);
+bool pq_cache_backlog_get(struct store *s, const char *recipient, const char *sender,
+                          uint64_t *queued, uint64_t *from_sender);
+void pq_cache_backlog_put(struct store *s, const char *recipient, const char *sender,
+                          uint64_t queued, uint64_t from_sender);
+void pq_cache_inbox_added(struct store *s, const struct store_inbox_row *row);
+int pq_pipe_run(struct store *s, enum pq_stmt which, const char *q, const struct pq_args *a,
+                PGresult **res, const char *what);
+/* What a deferred write must answer: command done; exactly one row
+ * touched; a first column (the rows a SELECT wrote) above 0; the fencing
+ * check passed (pq_lease_fence_failed otherwise). */
+enum pq_expect { PQ_EXPECT_DONE, PQ_EXPECT_ONE, PQ_EXPECT_COUNT, PQ_EXPECT_FENCE };
+/* In batch: sends write which (or the SQL text q, with parameters a in
+ * pipeline mode only, when which is PQ_STMT_COUNT) without waiting for its answer, checked against
+ * expect at the next sync (the next statement that answers, or the commit): a failure then fails
+ * the batch (logged; nothing commits). Counted as one change at once. Outside pipeline mode it runs
+ * at once and is checked. Use it only where the caller would treat any failure as CASENET_EUNAVAIL.
+ */
+int pq_defer(struct store *s, enum pq_stmt which, const char *q, const struct pq_args *a,
+             enum pq_expect expect, const char *what);
+/* store_pg_conn.c: logs a failed result (or connection) and maps it as
+ * pq_run does. */
+int pq_map_failure(struct store *s, const PGresult *r, const char *what);
+/* store_pg_conn.c: a fresh connection in place of a broken one (or one left
+ * in pipeline mode by a lost connection); statements to prepare again. */
+void pq_reconnect(struct store *s);
 
 /* Runs prepared statement which with args (NULL: none). On CASENET_OK, *res
  * (may be NULL: then cleared here) is the result, PQclear'd by the caller,

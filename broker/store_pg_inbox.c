@@ -162,14 +162,35 @@ static int pg_inbox_insert(struct store *s, struct store_inbox_row *row)
     pq_blob(&a, row->has_case_ref ? row->case_ref : NULL, sizeof row->case_ref);
     pq_i64(&a, row->receipt_status);
     pq_blob(&a, row->receipt.data, row->receipt.len);
+    struct pg_store *p = (struct pg_store *)s;
+    if (receipt_row) {
+        p->n_free = 0; /* it may take a pair found free */
+    } else if (pq_free_take(s, row->recipient, row->message_id, msg_row)) {
+        int64_t seq = 0; /* cannot conflict: sent without waiting */
+        if ((rc = pq_reserve(s, true, &seq)) != CASENET_OK)
+            return rc;
+        pq_i64(&a, seq);
+        if ((rc = pq_defer(s, PQ_INBOX_INSERT_SEQ, NULL, &a, PQ_EXPECT_ONE, "inbox_insert")) ==
+            CASENET_OK) {
+            row->seq = (uint64_t)seq;
+            p->fresh_seq = seq;
+            p->fresh_kinds = 0;
+            pq_cache_inbox_added(s, row);
+        }
+        return rc;
+    }
     PGresult *r = NULL;
     rc = pq_run(s, receipt_row ? PQ_INBOX_INSERT_RECEIPT : PQ_INBOX_INSERT_LINKED, &a, &r,
                 "inbox_insert");
     if (rc != CASENET_OK)
         return rc;
     rc = PQntuples(r) == 1 ? CASENET_OK : CASENET_ECONFLICT;
-    if (rc == CASENET_OK)
+    if (rc == CASENET_OK) {
         row->seq = (uint64_t)pq_col_i64(r, 0, 0);
+        p->fresh_seq = (int64_t)row->seq; /* no deadline yet (pg_deadline_arm) */
+        p->fresh_kinds = 0;
+        pq_cache_inbox_added(s, row);
+    }
     PQclear(r);
     return rc;
 }
@@ -196,7 +217,10 @@ static int pg_inbox_receipt_row(struct store *s, const char *recipient,
     struct pq_args a = {0};
     pq_text(&a, recipient);
     pq_blob(&a, id, CASENET_MESSAGE_ID_BYTES);
-    return query_bool(s, PQ_INBOX_RECEIPT_ROW, &a, taken, "inbox_receipt_row");
+    int rc = query_bool(s, PQ_INBOX_RECEIPT_ROW, &a, taken, "inbox_receipt_row");
+    if (rc == CASENET_OK && !*taken)
+        pq_free_add(s, recipient, id); /* for inbox_insert */
+    return rc;
 }
 
 static int pg_inbox_list(struct store *s, const char *recipient, int state, uint64_t cursor,
@@ -244,7 +268,8 @@ static int pg_inbox_set_state(struct store *s, uint64_t seq, int state, int64_t 
         return rc;
     if (touched == 0)
         return CASENET_ENOTFOUND;
-    return pq_write(s, PQ_STEP_INSERT, &a, &touched, "step_insert"); /* the same (seq, state, at) */
+    /* the same (seq, state, at) */
+    return pq_defer(s, PQ_STEP_INSERT, NULL, &a, PQ_EXPECT_DONE, "step_insert");
 }
 
 static int pg_step_list(struct store *s, uint64_t seq, struct store_step **rows, size_t *n)
@@ -276,6 +301,8 @@ static int pg_step_list(struct store *s, uint64_t seq, struct store_step **rows,
 static int pg_inbox_backlog(struct store *s, const char *recipient, const char *sender,
                             uint64_t *queued, uint64_t *from_sender)
 {
+    if (pq_cache_backlog_get(s, recipient, sender, queued, from_sender))
+        return CASENET_OK; /* read earlier in this batch */
     struct pq_args a = {0};
     pq_text(&a, recipient);
     pq_text(&a, sender);
@@ -288,11 +315,14 @@ static int pg_inbox_backlog(struct store *s, const char *recipient, const char *
     *queued = q > 0 ? (uint64_t)q : 0;
     *from_sender = f > 0 ? (uint64_t)f : 0;
     PQclear(r);
+    pq_cache_backlog_put(s, recipient, sender, *queued, *from_sender);
     return CASENET_OK;
 }
 
 int pq_member_bytes(struct store *s, const char *member, uint64_t *bytes)
 {
+    if (pq_cache_bytes_get(s, member, bytes))
+        return CASENET_OK; /* read earlier in this batch */
     struct pq_args a = {0};
     pq_text(&a, member);
     PGresult *r = NULL;
@@ -302,6 +332,7 @@ int pq_member_bytes(struct store *s, const char *member, uint64_t *bytes)
     int64_t v = PQntuples(r) ? pq_col_i64(r, 0, 0) : 0;
     *bytes = v > 0 ? (uint64_t)v : 0;
     PQclear(r);
+    pq_cache_bytes_put(s, member, *bytes);
     return CASENET_OK;
 }
 
@@ -310,8 +341,7 @@ int pq_member_bytes_add(struct store *s, const char *member, uint64_t bytes)
     struct pq_args a = {0};
     pq_text(&a, member);
     pq_u64(&a, bytes);
-    uint64_t touched = 0;
-    return pq_write(s, PQ_MEMBER_BYTES_ADD, &a, &touched, "member_bytes_add");
+    return pq_defer(s, PQ_MEMBER_BYTES_ADD, NULL, &a, PQ_EXPECT_DONE, "member_bytes_add");
 }
 
 static int pg_inbox_fetch_mark(struct store *s, uint64_t seq, int state, bool *first)
@@ -327,12 +357,21 @@ static int pg_inbox_fetch_mark(struct store *s, uint64_t seq, int state, bool *f
 
 /* ------------------------------------------------------------ deadlines */
 
+/* On the inbox row this batch inserted last, a kind not armed on it yet
+ * cannot conflict: sent without waiting (store_pg_pipe.c). */
 static int pg_deadline_arm(struct store *s, uint64_t seq, int kind, int64_t due_ms)
 {
+    struct pg_store *p = (struct pg_store *)s;
     struct pq_args a = {0};
     pq_u64(&a, seq);
     pq_i64(&a, kind);
     pq_i64(&a, due_ms);
+    unsigned bit = kind >= 0 && kind < 32 ? 1u << kind : 0;
+    if (p->pipe && p->fresh_seq != 0 && (uint64_t)p->fresh_seq == seq && bit &&
+        !(p->fresh_kinds & bit)) {
+        p->fresh_kinds |= bit;
+        return pq_defer(s, PQ_DL_ARM_NEW, NULL, &a, PQ_EXPECT_ONE, "deadline_arm");
+    }
     uint64_t touched = 0;
     int rc = pq_write(s, PQ_DL_ARM, &a, &touched, "deadline_arm");
     return rc == CASENET_OK && touched == 0 ? CASENET_ECONFLICT : rc;

@@ -7,8 +7,10 @@
  * with the next token, and terminates the old holder's session, which rolls
  * back whatever batch that session still had open. Every batch of a store
  * that took a lease checks, inside its transaction and just before COMMIT,
- * that its token is still the current unexpired one (pq_lease_fence): a
- * broker that was paused past its lease commits nothing.
+ * that its token is still the current unexpired one (pq_lease_fence_sql): a
+ * broker that was paused past its lease commits nothing. A broker that
+ * stops cleanly hands the lease back (pq_lease_release): the standby takes
+ * over at its next try, not after the TTL.
  */
 #include "store.h"
 
@@ -110,8 +112,7 @@ int pq_lease(struct store *b, uint32_t ttl_ms, bool *active)
         snprintf(s->holder, sizeof s->holder, "%s:%ld", host, (long)getpid());
     }
     if (PQstatus(s->conn) != CONNECTION_OK) {
-        PQreset(s->conn);
-        s->prepared = false;
+        pq_reconnect(b);
         if (PQstatus(s->conn) != CONNECTION_OK)
             return CASENET_EUNAVAIL;
     }
@@ -147,29 +148,44 @@ int pq_lease(struct store *b, uint32_t ttl_ms, bool *active)
     return CASENET_OK;
 }
 
-int pq_lease_fence(struct store *b)
+/* One row (1) while the token is this session's and unexpired, locked
+ * until the commit so that no standby takes the lease over meanwhile; else
+ * 1 / 0: an error, which aborts the batch's transaction before its COMMIT
+ * (sent in the same pipeline, it is then skipped). */
+const char pq_lease_fence_sql[] =
+    "SELECT 1 / count(*)::integer FROM (SELECT 1 FROM broker_lease WHERE token = $1::bigint"
+    " AND pid = pg_backend_pid() AND expires_at > clock_timestamp() FOR SHARE) held";
+
+void pq_lease_fence_failed(struct store *b)
 {
     struct pg_store *s = P(b);
-    if (s->lease_token == 0)
-        return CASENET_OK;
     char tok[24];
     snprintf(tok, sizeof tok, "%lld", (long long)s->lease_token);
-    const char *v[1] = {tok};
-    PGresult *r = NULL;
-    int rc = lease_exec(s,
-                        "SELECT 1 FROM broker_lease WHERE token = $1::bigint"
-                        " AND pid = pg_backend_pid() AND expires_at > clock_timestamp() FOR SHARE",
-                        1, v, &r, "fence");
-    if (rc != CASENET_OK)
-        return rc;
-    bool held = PQntuples(r) == 1;
-    PQclear(r);
-    if (held)
-        return CASENET_OK;
     s->lease_lost = true;
     log_event(LOG_ERROR, "lease_lost", "holder", s->holder, "token", tok, "msg",
               "the lease expired or another broker took it over: the batch is rolled back and"
               " this broker stops",
               NULL);
-    return CASENET_EUNAVAIL;
+}
+
+void pq_lease_release(struct store *b)
+{
+    struct pg_store *s = P(b);
+    if (s->lease_token == 0 || s->lease_lost || PQstatus(s->conn) != CONNECTION_OK ||
+        PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF)
+        return;
+    char tok[24];
+    snprintf(tok, sizeof tok, "%lld", (long long)s->lease_token);
+    const char *v[1] = {tok};
+    PGresult *r = NULL;
+    if (lease_exec(s,
+                   "UPDATE broker_lease SET expires_at = clock_timestamp()"
+                   " WHERE token = $1::bigint AND pid = pg_backend_pid()",
+                   1, v, &r, "release") != CASENET_OK)
+        return;
+    bool released = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    if (released)
+        log_event(LOG_INFO, "lease_released", "holder", s->holder, "token", tok, NULL);
+    s->lease_token = 0;
 }

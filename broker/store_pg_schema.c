@@ -175,11 +175,40 @@ static const char *const sql[PQ_STMT_COUNT] = {
                       " envelope_hash, size, audit_index, envelope, receipt)"
                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                       " ON CONFLICT DO NOTHING RETURNING id",
+    /* The statements a batch sends without waiting (store_pg_pipe.c) raise
+     * an error where their twins would touch no row, so that the COMMIT
+     * sent after them is skipped. PQ_MSG_INSERT with the row's id ($16)
+     * reserved by PQ_RESERVE: */
+    [PQ_MSG_INSERT_ID] = "INSERT INTO messages (message_id, sender, kind, urgency, msg_status,"
+                         " created_at_ms, expires_at_ms, received_at_ms, in_reply_to, case_ref,"
+                         " envelope_hash, size, audit_index, envelope, receipt, id)"
+                         " OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                         " $10, $11, $12, $13, $14, $15, $16)",
+    /* $1 numbers for each: message rows, inbox rows. */
+    [PQ_RESERVE] = "SELECT nextval(pg_get_serial_sequence('messages', 'id')),"
+                   " nextval(pg_get_serial_sequence('inbox', 'seq'))"
+                   " FROM generate_series(1, $1::integer)",
+    /* A linked row with its seq ($16) reserved by PQ_RESERVE, of a
+     * message this batch inserted, for a pair no receipt row holds. */
+    [PQ_INBOX_INSERT_SEQ] =
+        "INSERT INTO inbox (recipient, message_id, msg, sender, kind, urgency, msg_status, state,"
+        " received_at_ms, created_at_ms, updated_at_ms, size, in_reply_to, case_ref,"
+        " receipt_status, receipt, seq) OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6,"
+        " $7, $8, $9, $10, $9, $11, $12, $13, $14, $15, $16)",
+    /* A deadline on a row this batch inserted, not armed yet. */
+    [PQ_DL_ARM_NEW] = "INSERT INTO deadlines (seq, kind, due_ms) VALUES ($1, $2, $3)",
     [PQ_MSG_GET] = "SELECT " PQ_MESSAGE_COLS ", CASE WHEN $2::boolean THEN envelope END"
                    " FROM messages WHERE message_id = $1",
     /* The last 64 bytes of the receipt, in place of its placeholder. */
     [PQ_MSG_SIG] = "UPDATE messages SET receipt = overlay(receipt PLACING $2::bytea"
                    " FROM length(receipt) - 63) WHERE id = $1 AND length(receipt) >= 64",
+    /* The same for many rows in one statement: $1 their ids (bigint[]),
+     * $2 their signatures end to end, 64 bytes each, in the same order. */
+    [PQ_MSG_SIGS] = "UPDATE messages m SET receipt = overlay(m.receipt PLACING"
+                    " substring($2::bytea FROM (v.i::integer - 1) * 64 + 1 FOR 64)"
+                    " FROM length(m.receipt) - 63)"
+                    " FROM unnest($1::bigint[]) WITH ORDINALITY AS v(id, i)"
+                    " WHERE m.id = v.id AND length(m.receipt) >= 64",
     [PQ_MSG_ROW] = "SELECT id FROM messages WHERE message_id = $1",
     [PQ_RECEIPT_INSERT] =
         "INSERT INTO receipts (receipt_hash, message_id, recipient, status,"
@@ -266,8 +295,10 @@ static const char *const sql[PQ_STMT_COUNT] = {
      * neither. It answers how many events it wrote (0: index taken). The
      * parties' key to audit is checked at the statement's end, when the
      * event row is there. */
+    /* Sent without waiting (store_pg_pipe.c): an index taken raises an
+     * error. */
     [PQ_AUDIT_INSERT] = "WITH e AS (INSERT INTO audit (idx, time_ms, kind, event, message_id,"
-                        " case_ref) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+                        " case_ref) VALUES ($1, $2, $3, $4, $5, $6)"
                         " RETURNING idx), p AS (INSERT INTO audit_parties (member, idx)"
                         " SELECT DISTINCT m, e.idx FROM e, unnest($7::text[]) m WHERE m <> ''"
                         " ON CONFLICT DO NOTHING) SELECT count(*) FROM e",

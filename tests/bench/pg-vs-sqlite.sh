@@ -4,8 +4,8 @@
 # fsync on (tests/store/pg_server.sh, CASENET_PG_FSYNC=on) and SQLite, both
 # on the same file system (TMPDIR), runs alternating (the first store of
 # each round alternates too): 2 KB messages at 256 in flight (8 connections
-# x 32) and at fixed rates (--rate 1000, and 300, which PostgreSQL sustains
-# on a small machine). Prints one markdown table: receipts/s, p50/p99
+# x 32) and at fixed rates (--rate 1000, and 300, a rate below what the store
+# must sustain). Prints one markdown table: receipts/s, p50/p99
 # submit->receipt, notice p99, bytes written and CPU per message, as the
 # median and the min-max of the rounds.
 #

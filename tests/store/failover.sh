@@ -2,8 +2,10 @@
 # failover.sh - two casenetd on one PostgreSQL database (pg_server.sh), the
 # members' homes listing both (--broker tcp://a,tcp://b). A sender submits
 # while the active broker is killed with SIGKILL, FAILOVERS times (default 2),
-# each time restarted as the standby; then a paused (SIGSTOP) active broker
-# loses the lease and, after SIGCONT, commits nothing and stops (fencing).
+# each time restarted as the standby; then the active broker is stopped
+# cleanly (SIGTERM): it hands the lease back and the standby takes over well
+# within the lease's TTL; then a paused (SIGSTOP) active broker loses the
+# lease and, after SIGCONT, commits nothing and stops (fencing).
 # Checks that every receipted message reaches its recipient exactly once and
 # that the coordinator's `casenet audit verify` passes from the head it
 # remembered before the first failover. Prints each takeover time: from the
@@ -153,6 +155,28 @@ verified_newer() {
   ! cmp -s "$T/head.before" "$N/home/vn.coord/audit.state"
 }
 wait_for "audit verify up to a head signed after the failovers" 30 verified_newer
+
+step "a clean stop (SIGTERM) hands the lease back: the standby takes over within the TTL"
+# STORE_LEASE_TTL_MS (broker/store.h): without the hand-back the standby
+# waits for the lease to expire, TTL minus at most one renewal tick (1 s)
+# after the stop.
+ttl_ms=3000
+t0=$(now_ms)
+kill -TERM "${pid[$active]}"
+rc=0
+wait "${pid[$active]}" || rc=$?
+[ "$rc" = 0 ] || fail "broker $active exited $rc on SIGTERM"
+logged "$active" 'event=lease_released' || fail "broker $active did not hand its lease back"
+wait_for "broker $standby taking over after the clean stop" 30 answers "$standby"
+took=$(($(now_ms) - t0))
+echo "clean stop: $standby took over in $took ms (lease TTL $ttl_ms ms)"
+[ "$took" -lt "$ttl_ms" ] || fail "the takeover after SIGTERM took $took ms, not under the TTL"
+: >"$T/broker-$active.log"
+start "$active"
+wait_for "broker $active waiting as the standby" 10 logged "$active" 'event=standby'
+tmp=$active active=$standby standby=$tmp
+expect_exit 0 "$CASENET" send --home "$N/home/vn.hotline111" --to vn.police.a05 \
+  --kind referral --urgency emergency --timeout 30 <"$T/referral.json"
 
 step "fencing: a paused active broker loses the lease and commits nothing"
 psql=("$pgbin/psql" "$PG" -qAt)

@@ -154,6 +154,85 @@ static void test_connection_lost(void **state)
     free(spec);
 }
 
+/* One Submit's rows the way the broker writes them in a batch: the reads
+ * first (duplicate, receipt row, backlog), then the inserts, which that
+ * batch's pipeline sends without waiting (store_pg_pipe.c). */
+static uint64_t submit_rows(struct store *s, uint8_t id_byte, int64_t *rowid)
+{
+    struct store_message m = store_test_message(id_byte, "vn.hotline"), got = {0};
+    struct store_inbox_row row = store_test_row("vn.police", id_byte, 1, "vn.hotline");
+    bool taken = true;
+    uint64_t queued = 0, mine = 0;
+    assert_int_equal(store_message_get(s, m.message_id, false, &got), CASENET_ENOTFOUND);
+    assert_int_equal(store_inbox_receipt_row(s, "vn.police", m.message_id, &taken), CASENET_OK);
+    assert_false(taken);
+    assert_int_equal(store_inbox_backlog(s, "vn.police", "vn.hotline", &queued, &mine), CASENET_OK);
+    assert_int_equal(store_message_insert(s, &m), CASENET_OK);
+    row.msg_row = *rowid = store_message_last_rowid(s);
+    assert_int_equal(store_inbox_insert(s, &row), CASENET_OK);
+    assert_int_equal(store_deadline_arm(s, row.seq, STORE_DEADLINE_DELIVER, 5000), CASENET_OK);
+    assert_int_equal(store_deadline_arm(s, row.seq, STORE_DEADLINE_DELIVER, 6000),
+                     CASENET_ECONFLICT);
+    return queued;
+}
+
+/* A batch of Submits in the pipeline: rows numbered from reserved ids, the
+ * backlog counted within the batch, the receipts signed in one statement;
+ * an insert sent without waiting that fails fails the whole commit. */
+static void test_pipelined_batch(void **state)
+{
+    (void)state;
+    char *spec = fresh();
+    struct store *s = NULL, *other = NULL;
+    assert_int_equal(store_open(spec, &s), CASENET_OK);
+    assert_int_equal(store_open(spec, &other), CASENET_OK);
+    int64_t rows[3];
+    uint8_t sigs[3][CASENET_SIGNATURE_BYTES];
+    struct store_receipt_sig rs[3];
+    assert_int_equal(store_begin(s), CASENET_OK);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(submit_rows(s, (uint8_t)(0x61 + k), &rows[k]), (uint64_t)k);
+        memset(sigs[k], 0x30 + k, sizeof sigs[k]);
+        rs[k] = (struct store_receipt_sig){rows[k], sigs[k]};
+    }
+    assert_int_equal(store_message_receipt_sigs(s, rs, 3), CASENET_OK);
+    assert_int_equal(store_commit(s), CASENET_OK);
+    for (int k = 0; k < 3; k++) {
+        struct store_message got = {0};
+        uint8_t id[CASENET_MESSAGE_ID_BYTES];
+        memset(id, 0x61 + k, sizeof id);
+        assert_int_equal(store_message_get(s, id, false, &got), CASENET_OK);
+        assert_int_equal(got.row, (uint64_t)rows[k]);
+        assert_memory_equal(got.receipt.data + got.receipt.len - CASENET_SIGNATURE_BYTES, sigs[k],
+                            CASENET_SIGNATURE_BYTES);
+        store_message_clear(&got);
+    }
+    /* A missing row among several: UNAVAILABLE at once. */
+    rs[1].rowid = rows[2] + 1000;
+    assert_int_equal(store_begin(s), CASENET_OK);
+    assert_int_equal(store_message_receipt_sigs(s, rs, 3), CASENET_EUNAVAIL);
+    store_rollback(s);
+    /* Another session takes the id between the read and the insert: the
+     * commit fails and nothing of the batch is stored. */
+    struct store_message late = store_test_message(0x71, "vn.hotline"), got = {0};
+    int64_t row = 0;
+    assert_int_equal(store_begin(s), CASENET_OK);
+    (void)submit_rows(s, 0x70, &row);
+    assert_int_equal(store_message_get(s, late.message_id, false, &got), CASENET_ENOTFOUND);
+    assert_int_equal(store_begin(other), CASENET_OK);
+    assert_int_equal(store_message_insert(other, &late), CASENET_OK);
+    assert_int_equal(store_commit(other), CASENET_OK);
+    late.size = 4;
+    assert_int_equal(store_message_insert(s, &late), CASENET_OK); /* not waited for */
+    assert_int_equal(store_commit(s), CASENET_EUNAVAIL);
+    memset(late.message_id, 0x70, sizeof late.message_id);
+    assert_int_equal(store_message_get(s, late.message_id, false, &got), CASENET_ENOTFOUND);
+    store_close(other);
+    store_close(s);
+    discard(spec);
+    free(spec);
+}
+
 /* A spec's synchronous_commit: the three durable values, nothing weaker. */
 static void test_synchronous_commit(void **state)
 {
@@ -291,10 +370,9 @@ int main(int argc, char **argv)
     static const struct conformance_backend pg = {"postgresql", fresh, discard};
     int failed = conformance_run(&pg);
     const struct CMUnitTest own[] = {
-        cmocka_unit_test(test_connection_lost),
-        cmocka_unit_test(test_synchronous_commit),
-        cmocka_unit_test(test_lease_fencing),
-        cmocka_unit_test(test_lease_takeover_ends_batch),
+        cmocka_unit_test(test_connection_lost), cmocka_unit_test(test_synchronous_commit),
+        cmocka_unit_test(test_lease_fencing),   cmocka_unit_test(test_lease_takeover_ends_batch),
+        cmocka_unit_test(test_pipelined_batch),
     };
     return failed | cmocka_run_group_tests_name("postgresql_backend", own, NULL, NULL);
 }
