@@ -371,8 +371,9 @@ int main(int argc, char **argv)
 
     pthread_t th, th_probe;
     atomic_store(&O.phase, P_BASELINE);
-    if (pthread_create(&th, NULL, other_member, NULL) != 0 ||
-        pthread_create(&th_probe, NULL, prober, NULL) != 0)
+    if (pthread_create(&th, NULL, other_member, NULL) != 0)
+        check(CASENET_ENOMEM, "pthread_create");
+    if (pthread_create(&th_probe, NULL, prober, NULL) != 0)
         check(CASENET_ENOMEM, "pthread_create");
     hold(baseline);
 
