@@ -313,8 +313,10 @@ static void test_status_get_visibility(void **state)
     put_blob(h, id, 2, 1000);
     CN_OK(put_code(h, part, 16, 0, chunk, sizeof chunk, 3, 3 * 64));
 
+    uint8_t id17[17] = {0};
+    memcpy(id17, id, sizeof id);
     CN_ERR(status_code(h, id, 15), CASENET_EBADREQ);
-    CN_ERR(get_code(h, id, 17, 0), CASENET_EBADREQ);
+    CN_ERR(get_code(h, id17, sizeof id17, 0), CASENET_EBADREQ);
     /* The owner: a chunk not held, a chunk past the end. */
     CN_ERR(get_code(h, part, 16, 1), CASENET_ENOTFOUND);
     CN_ERR(get_code(h, part, 16, 3), CASENET_ENOTFOUND);
