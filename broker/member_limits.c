@@ -361,6 +361,8 @@ void limits_request_peek(const uint8_t *frame, size_t len, uint32_t *cost, uint6
     }
     *cost = 1 + (uint32_t)(rows / LIMITS_COST_ROWS);
 }
+_Static_assert(LIMITS_AUDIT_QUERY_ROWS <= CASENET_ATTACH_MAX_CHUNKS,
+               "LIMITS_COST_MAX is a BlobStatus's cost");
 
 uint64_t limits_disk_avail_kb(const char *dir)
 {

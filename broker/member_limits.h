@@ -123,6 +123,9 @@ uint32_t limits_pending(struct limits *l, const char *member, int delta);
 #define LIMITS_AUDIT_QUERY_ROWS                                                                    \
     10000u /* an AuditQuery page examines up to this many                                          \
             * (audit_tree.c QUERY_EXAMINE_MAX) */
+/* The dearest request's cost: a BlobStatus, or a BlobPut of a blob of
+ * CASENET_ATTACH_MAX_CHUNKS chunks (more than an AuditQuery examines). */
+#define LIMITS_COST_MAX (1u + CASENET_ATTACH_MAX_CHUNKS / LIMITS_COST_ROWS)
 
 /* What the loop reads of a request frame before its batch, from the wire
  * bytes alone (no unpacking: a Submit's envelope is not copied): its cost

@@ -381,7 +381,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t cost = 0;
     uint64_t peeked_id = 0;
     limits_request_peek(frame, len, &cost, &peeked_id);
-    if (cost < 1 || cost > 1 + LIMITS_AUDIT_QUERY_ROWS / LIMITS_COST_ROWS) {
+    if (cost < 1 || cost > LIMITS_COST_MAX) {
         fprintf(stderr, "request cost %u out of range\n", (unsigned)cost);
         abort();
     }
